@@ -1,0 +1,5 @@
+import sys
+
+from haipvs.cli import main
+
+sys.exit(main())
