@@ -1,0 +1,263 @@
+"""The keepalived.conf reader: syntax only, with file:line kept for every statement."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from pathlib import Path
+
+import pytest
+
+from haipvs.importer.parser import (
+    FilesystemSource,
+    KeepalivedSyntaxError,
+    Location,
+    Statement,
+    parse_file,
+    parse_text,
+)
+
+
+class DictSource:
+    """Files held in a dict; glob patterns match with fnmatch, sorted like glob(3)."""
+
+    def __init__(self, files: dict[str, str]) -> None:
+        self.files = files
+        self.reads: list[str] = []
+
+    def read(self, path: str) -> str:
+        self.reads.append(path)
+        if path not in self.files:
+            raise FileNotFoundError(2, "No such file or directory", path)
+        return self.files[path]
+
+    def expand(self, pattern: str) -> list[str]:
+        return sorted(p for p in self.files if fnmatch.fnmatchcase(p, pattern))
+
+
+def words(statements: tuple[Statement, ...]) -> list[tuple[str, ...]]:
+    return [s.words for s in statements]
+
+
+def test_blocks_nest_and_keep_line_numbers() -> None:
+    text = """\
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_ipaddress {
+        192.0.2.10/24
+        192.0.2.11 dev eth1
+    }
+}
+"""
+    parsed = parse_text(text, "k.conf")
+    (instance,) = parsed.statements
+    assert instance.words == ("vrrp_instance", "VI_1")
+    assert instance.location == Location("k.conf", 1)
+    assert words(instance.block or ()) == [("interface", "eth0"), ("virtual_ipaddress",)]
+    vips = instance.child("virtual_ipaddress")
+    assert vips is not None
+    assert words(vips.block or ()) == [("192.0.2.10/24",), ("192.0.2.11", "dev", "eth1")]
+    assert [s.location.line for s in vips.block or ()] == [4, 5]
+    assert str(vips.block[1].location) == "k.conf:5"  # type: ignore[index]
+
+
+def test_comments_hash_and_bang_anywhere_outside_quotes() -> None:
+    text = """\
+! a whole-line comment
+# another
+real_server 10.0.0.1 80 {   # trailing comment
+    inhibit_on_failure        ! set weight to 0
+    helo_name "mail # not a comment ! either"
+    misc_path /bin/check\\#1
+}
+"""
+    (rs,) = parse_text(text).statements
+    assert rs.words == ("real_server", "10.0.0.1", "80")
+    assert words(rs.block or ()) == [
+        ("inhibit_on_failure",),
+        ("helo_name", "mail # not a comment ! either"),
+        ("misc_path", "/bin/check#1"),
+    ]
+
+
+def test_quoted_string_is_one_word_without_quotes() -> None:
+    (script,) = parse_text('vrrp_script chk {\n script "killall -0 sshd"\n}\n').statements
+    inner = script.child("script")
+    assert inner is not None
+    assert inner.args == ("killall -0 sshd",)
+
+
+def test_brace_on_next_line_and_one_line_blocks() -> None:
+    text = """\
+vrrp_instance VI_1
+{
+    track_script { chk_a chk_b }
+    notification_email { ops@example.org }
+}
+virtual_server fwmark 1 {
+}
+"""
+    first, second = parse_text(text).statements
+    assert first.words == ("vrrp_instance", "VI_1")
+    track = first.child("track_script")
+    assert track is not None
+    assert words(track.block or ()) == [("chk_a", "chk_b")]
+    assert second.words == ("virtual_server", "fwmark", "1")
+    assert second.block == ()
+
+
+def test_statement_without_block_has_none() -> None:
+    (stmt,) = parse_text("nopreempt\n").statements
+    assert stmt.block is None
+
+
+def test_child_returns_last_value_like_keepalived_override() -> None:
+    (block,) = parse_text("x {\n priority 100\n priority 150\n}\n").statements
+    last = block.child("priority")
+    assert last is not None and last.args == ("150",)
+    assert len(block.children("priority")) == 2
+    assert block.child("missing") is None
+
+
+def test_unclosed_block_names_the_opening_line() -> None:
+    with pytest.raises(KeepalivedSyntaxError) as err:
+        parse_text("global_defs {\n router_id a\nvrrp_instance X {\n}\n", "bad.conf")
+    assert err.value.location == Location("bad.conf", 1)
+    assert "global_defs" in str(err.value)
+
+
+def test_extra_closing_brace_is_an_error_with_location() -> None:
+    with pytest.raises(KeepalivedSyntaxError) as err:
+        parse_text("a {\n}\n}\n", "bad.conf")
+    assert str(err.value).startswith("bad.conf:3:")
+
+
+def test_unterminated_quote_is_an_error() -> None:
+    with pytest.raises(KeepalivedSyntaxError, match="unterminated quote"):
+        parse_text('script "oops\n', "bad.conf")
+
+
+def test_include_is_relative_to_the_including_file_and_sorted() -> None:
+    source = DictSource(
+        {
+            "/etc/keepalived/keepalived.conf": "global_defs {\n}\ninclude conf.d/*.conf\n",
+            "/etc/keepalived/conf.d/20-web.conf": "virtual_server 192.0.2.1 80 {\n}\n",
+            "/etc/keepalived/conf.d/10-vrrp.conf": "vrrp_instance V {\n}\n",
+            "/etc/keepalived/conf.d/README": "not matched\n",
+        }
+    )
+    parsed = parse_file("/etc/keepalived/keepalived.conf", source=source)
+    assert [s.keyword for s in parsed.statements] == [
+        "global_defs",
+        "vrrp_instance",
+        "virtual_server",
+    ]
+    assert parsed.statements[1].location == Location("/etc/keepalived/conf.d/10-vrrp.conf", 1)
+    assert parsed.files == (
+        "/etc/keepalived/keepalived.conf",
+        "/etc/keepalived/conf.d/10-vrrp.conf",
+        "/etc/keepalived/conf.d/20-web.conf",
+    )
+
+
+def test_include_inside_a_block_splices_its_statements() -> None:
+    source = DictSource(
+        {
+            "/k/main.conf": (
+                "virtual_server 192.0.2.1 80 {\n  include servers.inc\n  lb_algo rr\n}\n"
+            ),
+            "/k/servers.inc": "real_server 10.0.0.1 80 {\n weight 2\n}\n",
+        }
+    )
+    (vs,) = parse_file("/k/main.conf", source=source).statements
+    assert [s.keyword for s in vs.block or ()] == ["real_server", "lb_algo"]
+    assert vs.block[0].location == Location("/k/servers.inc", 1)  # type: ignore[index]
+
+
+def test_nested_include_resolves_against_its_own_directory() -> None:
+    source = DictSource(
+        {
+            "/k/main.conf": "include sub/a.conf\n",
+            "/k/sub/a.conf": "include b.conf\n",
+            "/k/sub/b.conf": "vrrp_instance deep {\n}\n",
+        }
+    )
+    (stmt,) = parse_file("/k/main.conf", source=source).statements
+    assert stmt.location.file == "/k/sub/b.conf"
+
+
+def test_include_without_match_is_reported_not_fatal() -> None:
+    source = DictSource({"/k/main.conf": "include missing/*.conf\nglobal_defs {\n}\n"})
+    parsed = parse_file("/k/main.conf", source=source)
+    assert [s.keyword for s in parsed.statements] == ["global_defs"]
+    (skipped,) = parsed.skipped
+    assert skipped.location == Location("/k/main.conf", 1)
+    assert skipped.reason == "include matched no files"
+
+
+def test_include_cycle_is_refused() -> None:
+    source = DictSource({"/k/a.conf": "include b.conf\n", "/k/b.conf": "include a.conf\n"})
+    with pytest.raises(KeepalivedSyntaxError, match="nested deeper"):
+        parse_file("/k/a.conf", source=source)
+
+
+def test_include_with_extra_words_is_a_plain_statement() -> None:
+    # keepalived only treats exactly two words as an include (check_include()).
+    (stmt,) = parse_text("include a b\n", source=DictSource({})).statements
+    assert stmt.words == ("include", "a", "b")
+
+
+def test_unreadable_top_file_is_a_syntax_error_with_its_name() -> None:
+    with pytest.raises(KeepalivedSyntaxError, match="cannot read /nope"):
+        parse_file("/nope", source=DictSource({}))
+
+
+def test_conditional_lines_follow_config_id() -> None:
+    text = "x {\n@high priority 170\n@low\tpriority 85\n@^high weight 1\n}\n"
+    (none_block,) = parse_text(text).statements
+    assert words(none_block.block or ()) == [("weight", "1")]
+    (high,) = parse_text(text, config_id="high").statements
+    assert words(high.block or ()) == [("priority", "170")]
+    (low,) = parse_text(text, config_id="low").statements
+    assert words(low.block or ()) == [("priority", "85"), ("weight", "1")]
+
+
+def test_dropped_conditional_lines_are_reported_with_location() -> None:
+    parsed = parse_text("@high priority 170\n", "c.conf")
+    assert parsed.statements == ()
+    (skipped,) = parsed.skipped
+    assert skipped.location == Location("c.conf", 1)
+    assert "'high'" in skipped.reason
+
+
+def test_definitions_are_substituted() -> None:
+    text = "$VIP=192.0.2.10\n$PORT = 80\nvirtual_server $VIP ${PORT} {\n}\n"
+    (vs,) = parse_text(text).statements
+    assert vs.words == ("virtual_server", "192.0.2.10", "80")
+
+
+def test_unknown_reference_is_left_alone() -> None:
+    (stmt,) = parse_text("$A=1\nscript $HOME/x\n").statements
+    assert stmt.args == ("$HOME/x",)
+
+
+def test_seq_and_multiline_definitions_are_refused() -> None:
+    with pytest.raises(KeepalivedSyntaxError, match="~SEQ"):
+        parse_text("~SEQ(i, 1, 3) real_server 10.0.0.$i 80 {\n}\n")
+    with pytest.raises(KeepalivedSyntaxError, match="multi-line"):
+        parse_text("$RS=real_server \\\n")
+
+
+def test_filesystem_source_skips_executables_and_directories(tmp_path: Path) -> None:
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "a.conf").write_text("vrrp_instance A {\n}\n")
+    (tmp_path / "conf.d" / "b.conf").write_text("vrrp_instance B {\n}\n")
+    (tmp_path / "conf.d" / "sub.conf").mkdir()
+    script = tmp_path / "conf.d" / "c.conf"
+    script.write_text("vrrp_instance C {\n}\n")
+    os.chmod(script, 0o755)
+    main = tmp_path / "keepalived.conf"
+    main.write_text("include conf.d/*.conf\n")
+    parsed = parse_file(str(main))
+    assert [s.args[0] for s in parsed.statements] == ["A", "B"]
+    assert FilesystemSource().expand(str(tmp_path / "nothing*")) == []
