@@ -1,0 +1,73 @@
+"""haipvs.ipvs: keep the kernel IPVS table equal to the config and the health checks.
+
+Public API (other packages import only from here). See model.py for the values, kernel.py for
+the kernel port, errors.py for the error kinds.
+"""
+
+from haipvs.ipvs.errors import EBUSY, EEXIST, EINVAL, ENOENT, ESRCH, IpvsError, KernelError
+from haipvs.ipvs.kernel import IpvsKernel
+from haipvs.ipvs.model import (
+    SCHEDULERS,
+    ActualTable,
+    AddDest,
+    AddService,
+    DeleteDest,
+    DeleteService,
+    Dest,
+    DestKey,
+    DestStats,
+    Family,
+    Forwarding,
+    IpvsTable,
+    IpvsTimeouts,
+    Op,
+    OpReason,
+    Protocol,
+    SchedFlags,
+    Service,
+    ServiceEntry,
+    ServiceKey,
+    TunFlags,
+    TunType,
+    UpdateDest,
+    UpdateService,
+    op_name,
+    op_target,
+)
+
+__all__ = [
+    "EBUSY",
+    "EEXIST",
+    "EINVAL",
+    "ENOENT",
+    "ESRCH",
+    "SCHEDULERS",
+    "ActualTable",
+    "AddDest",
+    "AddService",
+    "DeleteDest",
+    "DeleteService",
+    "Dest",
+    "DestKey",
+    "DestStats",
+    "Family",
+    "Forwarding",
+    "IpvsError",
+    "IpvsKernel",
+    "IpvsTable",
+    "IpvsTimeouts",
+    "KernelError",
+    "Op",
+    "OpReason",
+    "Protocol",
+    "SchedFlags",
+    "Service",
+    "ServiceEntry",
+    "ServiceKey",
+    "TunFlags",
+    "TunType",
+    "UpdateDest",
+    "UpdateService",
+    "op_name",
+    "op_target",
+]

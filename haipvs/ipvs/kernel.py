@@ -1,0 +1,48 @@
+"""The kernel port of the IPVS programmer: the few verbs it needs from an IPVS table.
+
+Declarations only (design.md §3.4). ``haipvs.ipvs.netlink.NetlinkIpvsKernel`` implements it on
+generic netlink; ``haipvs.ipvs.fake.FakeIpvsKernel`` implements it in memory and fails exactly as
+the kernel does. ``tests/contract/test_ipvs_kernel.py`` runs one suite against both.
+
+Contract every implementation keeps:
+
+* ``dump()`` returns every service of the table (owned or not) with its dests and their
+  connection counters, values normalised as ``model`` builds them.
+* ``apply(op)`` performs exactly one kernel request (UpdateService / UpdateDest are
+  IPVS_CMD_SET_*, never pyroute2's 'update', which deletes) and raises ``KernelError`` with the
+  kernel's errno: add of an existing service or dest -> EEXIST; delete/update of a missing
+  service or add of a dest to a missing service -> ESRCH; delete/update of a missing dest ->
+  ENOENT; unknown scheduler -> ENOENT. A failed op leaves the table unchanged.
+* ``set_timeouts(tcp, tcpfin, udp)`` (seconds; 0 leaves that one unchanged, as ipvsadm --set)
+  and ``get_timeouts()``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from haipvs.ipvs.errors import KernelError
+from haipvs.ipvs.model import ActualTable, IpvsTimeouts, Op
+
+__all__ = ["IpvsKernel", "KernelError"]
+
+
+@runtime_checkable
+class IpvsKernel(Protocol):
+    """The IPVS table of one network namespace."""
+
+    async def dump(self) -> ActualTable:
+        """The whole table with per-dest statistics."""
+        ...
+
+    async def apply(self, op: Op) -> None:
+        """Perform one op; raise KernelError(op_name, target, errno) when the kernel refuses."""
+        ...
+
+    async def set_timeouts(self, tcp: int, tcpfin: int, udp: int) -> None:
+        """Set connection timeouts in seconds (0 = leave unchanged)."""
+        ...
+
+    async def get_timeouts(self) -> IpvsTimeouts:
+        """Current connection timeouts in seconds."""
+        ...
