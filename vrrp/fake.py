@@ -1,0 +1,315 @@
+"""Strict, observable in-memory fakes of the VRRP ports (``vrrp/ports.py``).
+
+Shipped in the package (httpcore's ``MockBackend``, k8s ``FakeIPVS``) so the
+daemon can run a dry run and other packages can test against them.
+
+Rules kept here:
+
+1. No sockets, no netlink, no clock: the only asyncio used is futures and queues
+   to wake a waiting ``receive()``; time, when recorded, comes from an injected
+   ``clock``.
+2. Fail the way the kernel fails: an unknown interface is ENODEV, a closed link
+   is EBADF, a link that is down is ENETDOWN, and addresses are idempotent
+   exactly as ``LinuxVipAddresses`` is (EEXIST on add / EADDRNOTAVAIL on delete
+   are success there, so they are silent here).
+3. Everything is inspectable: what was sent, what each node holds, every
+   announcement, and switches to lose, partition, stall and fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import random
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
+
+from vrrp.ports import IPAddress, LinkEvent, ReceivedAdvert, Vip, VrrpIoError
+
+__all__ = [
+    "Announcement",
+    "FakeAdvertLink",
+    "FakeLinkMonitor",
+    "FakeSegment",
+    "FakeVipAddresses",
+    "RecordingAnnouncer",
+    "SentAdvert",
+]
+
+_GROUPS: frozenset[IPAddress] = frozenset({IPv4Address("224.0.0.18"), IPv6Address("ff02::12")})
+
+
+@dataclass(frozen=True, slots=True)
+class SentAdvert:
+    """One advert put on the segment (whether or not anybody received it)."""
+
+    at: float | None
+    source: IPAddress
+    destination: IPAddress
+    payload: bytes
+
+
+class FakeSegment:
+    """A shared L2 segment: every link attached to it hears multicast adverts.
+
+    ``partition(...)`` splits it into groups that cannot hear each other,
+    ``set_loss(rate, rng)`` drops a share of deliveries (seeded ``Random``),
+    and ``inject(...)`` puts arbitrary bytes on the wire (the peer's garbage).
+    """
+
+    def __init__(self, *, clock: Callable[[], float] | None = None) -> None:
+        self._links: list[FakeAdvertLink] = []
+        self._clock = clock
+        self._groups: tuple[frozenset[IPAddress], ...] | None = None
+        self._loss = 0.0
+        self._rng: random.Random | None = None
+        self.sent: list[SentAdvert] = []
+        self.lost = 0
+
+    def attach(self, address: IPAddress) -> FakeAdvertLink:
+        if any(link.local_address == address for link in self._links):
+            raise ValueError(f"{address} is already attached to this segment")
+        link = FakeAdvertLink(self, address)
+        self._links.append(link)
+        return link
+
+    @property
+    def links(self) -> tuple[FakeAdvertLink, ...]:
+        return tuple(self._links)
+
+    def partition(self, *groups: Iterable[IPAddress]) -> None:
+        """Only links in the same group hear each other until ``heal()``."""
+        self._groups = tuple(frozenset(group) for group in groups)
+
+    def heal(self) -> None:
+        self._groups = None
+
+    def set_loss(self, rate: float, rng: random.Random) -> None:
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"loss rate {rate} outside 0..1")
+        self._loss = rate
+        self._rng = rng
+
+    def sent_by(self, source: IPAddress) -> list[SentAdvert]:
+        return [advert for advert in self.sent if advert.source == source]
+
+    def inject(
+        self, payload: bytes, source: IPAddress, destination: IPAddress, *, ttl: int = 255
+    ) -> None:
+        """Deliver bytes from a node that is not attached (a stranger, garbage)."""
+        for link in self._links:
+            if link.local_address != source and self._addressed_to(link, destination):
+                link.deliver(ReceivedAdvert(payload, source, destination, ttl))
+
+    def _hears(self, sender: IPAddress, receiver: IPAddress) -> bool:
+        if self._groups is None:
+            return True
+        return any(sender in group and receiver in group for group in self._groups)
+
+    @staticmethod
+    def _addressed_to(link: FakeAdvertLink, destination: IPAddress) -> bool:
+        return destination in _GROUPS or destination == link.local_address
+
+    def _carry(self, sender: FakeAdvertLink, payload: bytes, destination: IPAddress) -> None:
+        at = self._clock() if self._clock is not None else None
+        self.sent.append(SentAdvert(at, sender.local_address, destination, payload))
+        for link in self._links:
+            if link is sender or not self._addressed_to(link, destination):
+                continue
+            if not self._hears(sender.local_address, link.local_address):
+                continue
+            if self._loss and self._rng is not None and self._rng.random() < self._loss:
+                self.lost += 1
+                continue
+            # The wire keeps the TTL at 255: one L2 segment, no router.
+            link.deliver(ReceivedAdvert(payload, sender.local_address, destination, 255))
+
+
+class FakeAdvertLink:
+    """One node's socket on a :class:`FakeSegment` (``AdvertLink``)."""
+
+    def __init__(self, segment: FakeSegment, address: IPAddress) -> None:
+        self._segment = segment
+        self._address = address
+        self._inbox: deque[ReceivedAdvert] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
+        self.up = True
+        self.stalled = False
+        self.received = 0
+
+    @property
+    def local_address(self) -> IPAddress:
+        return self._address
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def deliver(self, advert: ReceivedAdvert) -> None:
+        """The segment hands a datagram to this node's socket buffer."""
+        if self._closed or not self.up:
+            return
+        self._inbox.append(advert)
+        if not self.stalled:
+            self._wake()
+
+    def stall(self, on: bool) -> None:
+        """While stalled, datagrams wait in the socket and ``receive()`` is not
+        woken: the picture of an event loop too busy to poll its socket."""
+        self.stalled = on
+        if not on and self._inbox:
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _check_open(self, op: str) -> None:
+        if self._closed:
+            raise VrrpIoError(op, errno.EBADF, f"link {self._address} is closed")
+
+    async def send(self, payload: bytes, destination: IPAddress) -> None:
+        self._check_open("send")
+        if not self.up:
+            raise VrrpIoError("send", errno.ENETDOWN, f"link {self._address} is down")
+        self._segment._carry(self, payload, destination)
+
+    def pending(self) -> list[ReceivedAdvert]:
+        self._check_open("receive")
+        waiting = list(self._inbox)
+        self._inbox.clear()
+        self.received += len(waiting)
+        return waiting
+
+    async def receive(self) -> ReceivedAdvert:
+        while True:
+            self._check_open("receive")
+            if self._inbox and not self.stalled:
+                self.received += 1
+                return self._inbox.popleft()
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._inbox.clear()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(
+                VrrpIoError("receive", errno.EBADF, f"link {self._address} closed")
+            )
+
+
+class FakeVipAddresses:
+    """The addresses of one node, per interface (``VipAddresses``).
+
+    ``ops`` logs every successful change as ``(op, interface, vip)`` so tests can
+    assert which changes ran; ``fail_next(op, errno)`` makes the next such
+    operation fail as the kernel would.
+    """
+
+    def __init__(self, interfaces: Iterable[str]) -> None:
+        self._addresses: dict[str, list[Vip]] = {name: [] for name in interfaces}
+        self._failures: dict[str, deque[int]] = {}
+        self.ops: list[tuple[str, str, Vip]] = []
+
+    def fail_next(self, op: str, code: int) -> None:
+        if op not in ("add", "remove", "list"):
+            raise ValueError(f"unknown op {op!r}")
+        self._failures.setdefault(op, deque()).append(code)
+
+    def held(self, interface: str | None = None) -> tuple[Vip, ...]:
+        """What the node holds now (on one interface, or everywhere)."""
+        if interface is not None:
+            return tuple(self._addresses[interface])
+        return tuple(vip for vips in self._addresses.values() for vip in vips)
+
+    def _enter(self, op: str, interface: str, vip: Vip | None) -> list[Vip]:
+        failures = self._failures.get(op)
+        if failures:
+            code = failures.popleft()
+            raise VrrpIoError(f"addr {op} {vip or ''} dev {interface}".strip(), code, "injected")
+        if interface not in self._addresses:
+            raise VrrpIoError(f"addr {op} dev {interface}", errno.ENODEV, "no such interface")
+        return self._addresses[interface]
+
+    async def add(self, interface: str, vip: Vip) -> None:
+        present = self._enter("add", interface, vip)
+        if vip not in present:
+            present.append(vip)
+            self.ops.append(("add", interface, vip))
+
+    async def remove(self, interface: str, vip: Vip) -> None:
+        present = self._enter("remove", interface, vip)
+        if vip in present:
+            present.remove(vip)
+            self.ops.append(("remove", interface, vip))
+
+    async def list(self, interface: str) -> tuple[Vip, ...]:
+        return tuple(self._enter("list", interface, None))
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    at: float | None
+    interface: str
+    vips: tuple[Vip, ...]
+
+
+class RecordingAnnouncer:
+    """Records every GARP / unsolicited NA burst (``Announcer``)."""
+
+    def __init__(self, *, clock: Callable[[], float] | None = None) -> None:
+        self._clock = clock
+        self._failures: deque[int] = deque()
+        self.announcements: list[Announcement] = []
+
+    def fail_next(self, code: int) -> None:
+        self._failures.append(code)
+
+    async def announce(self, interface: str, vips: Sequence[Vip]) -> None:
+        if self._failures:
+            raise VrrpIoError(f"announce {interface}", self._failures.popleft(), "injected")
+        at = self._clock() if self._clock is not None else None
+        self.announcements.append(Announcement(at, interface, tuple(vips)))
+
+
+class FakeLinkMonitor:
+    """Interface oper states under the test's control (``LinkMonitor``)."""
+
+    def __init__(self, states: dict[str, bool] | None = None) -> None:
+        self._states: dict[str, bool] = dict(states or {})
+        self._subscribers: list[asyncio.Queue[LinkEvent | None]] = []
+
+    def set_link(self, interface: str, up: bool) -> None:
+        """Change an interface's state; subscribers see only real changes."""
+        if self._states.get(interface) is up:
+            return
+        self._states[interface] = up
+        for queue in self._subscribers:
+            queue.put_nowait(LinkEvent(interface, up))
+
+    async def is_up(self, interface: str) -> bool:
+        # An interface the monitor never heard of is down, as NetlinkLinkMonitor
+        # reports a missing device (ENODEV).
+        return self._states.get(interface, False)
+
+    async def events(self) -> AsyncIterator[LinkEvent]:
+        queue: asyncio.Queue[LinkEvent | None] = asyncio.Queue()
+        self._subscribers.append(queue)
+        try:
+            while (event := await queue.get()) is not None:
+                yield event
+        finally:
+            self._subscribers.remove(queue)
+
+    def close(self) -> None:
+        for queue in self._subscribers:
+            queue.put_nowait(None)

@@ -1,0 +1,541 @@
+"""Linux implementations of the VRRP ports (``vrrp/ports.py``): the only module of
+``vrrp`` that touches sockets and netlink.
+
+Rules kept here:
+
+1. Thin: no protocol decision is taken here. Adverts go out and come in as bytes;
+   the TTL/hop-limit check (RFC 5798 §7.1) and decoding happen in the runner with
+   ``vrrp.packet``, so the fake link is held to exactly the same rules.
+2. Every ``OSError`` / pyroute2 ``NetlinkError`` leaves as :class:`VrrpIoError`
+   (op, errno), httpcore's ``map_exceptions`` idea.
+3. Idempotent addresses: EEXIST on add and EADDRNOTAVAIL on delete are success,
+   because after a restart or a split brain the kernel may already be in the
+   state we ask for (keepalived ignores the same two errors in
+   ``vrrp_ipaddress.c``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import struct
+from collections.abc import AsyncIterator, Iterator, Sequence
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_interface
+
+from pyroute2 import AsyncIPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl import RTMGRP_LINK
+
+from vrrp.packet import MalformedAdvert, parse_ipv4_packet
+from vrrp.ports import IPAddress, LinkEvent, ReceivedAdvert, Vip, VrrpIoError
+
+__all__ = [
+    "IPPROTO_VRRP",
+    "VRRP_GROUP_V4",
+    "VRRP_GROUP_V6",
+    "LinuxAdvertLink",
+    "LinuxAnnouncer",
+    "LinuxVipAddresses",
+    "NetlinkLinkMonitor",
+    "open_advert_link",
+    "primary_address",
+]
+
+IPPROTO_VRRP = 112
+# RFC 5798 §5.1.1.2 / §5.1.2.2: the IANA groups for VRRP.
+VRRP_GROUP_V4 = IPv4Address("224.0.0.18")
+VRRP_GROUP_V6 = IPv6Address("ff02::12")
+ALL_NODES_V6 = IPv6Address("ff02::1")
+
+# Linux socket options the stdlib does not name (include/uapi/linux/in.h, in6.h).
+_IP_MULTICAST_ALL = 49
+_IPV6_MULTICAST_ALL = 29
+_IPV6_HOPLIMIT = 52
+_IPV6_PKTINFO = 50
+_ETH_P_ARP = 0x0806
+_ETH_P_IP = 0x0800
+_IFF_UP = 0x1
+_IFF_RUNNING = 0x40
+_IFA_F_NODAD = 0x02
+_BROADCAST_MAC = b"\xff" * 6
+_MAX_DATAGRAM = 65535
+
+
+def _io_error(op: str, exc: BaseException) -> VrrpIoError:
+    """Map the kernel's error onto ours (op + errno), keeping the message."""
+    if isinstance(exc, NetlinkError):
+        return VrrpIoError(op, int(exc.code), str(exc))
+    if isinstance(exc, OSError):
+        return VrrpIoError(op, exc.errno or errno.EIO, exc.strerror or str(exc))
+    return VrrpIoError(op, errno.EIO, repr(exc))
+
+
+def _ifindex(interface: str) -> int:
+    try:
+        return socket.if_nametoindex(interface)
+    except OSError as exc:
+        raise _io_error(f"ifindex {interface}", exc) from exc
+
+
+async def primary_address(interface: str, version: int) -> IPAddress:
+    """The address adverts leave from on ``interface``.
+
+    IPv4: the interface's primary (first, non-secondary) address, RFC 5798
+    §5.1.1.1. IPv6: its link-local address, RFC 5798 §5.1.2.1 ("the IPv6
+    link-local address of the interface over which the packet is transmitted").
+    """
+    index = _ifindex(interface)
+    family = socket.AF_INET6 if version == 6 else socket.AF_INET
+    ipr = AsyncIPRoute()
+    try:
+        async for msg in await ipr.addr("dump", index=index, family=family):
+            if msg["index"] != index:
+                continue
+            address = ip_address(msg.get("IFA_ADDRESS"))
+            if family == socket.AF_INET6 and not address.is_link_local:
+                continue
+            # IFA_F_SECONDARY (0x01): keepalived skips secondaries too.
+            if family == socket.AF_INET and msg["flags"] & 0x01:
+                continue
+            return address
+    except (NetlinkError, OSError) as exc:
+        raise _io_error(f"addr dump {interface}", exc) from exc
+    finally:
+        ipr.close()
+    raise VrrpIoError(f"primary address of {interface}", errno.EADDRNOTAVAIL)
+
+
+class LinuxAdvertLink:
+    """A raw IPPROTO_VRRP socket bound to one interface and one family.
+
+    Multicast mode joins 224.0.0.18 / ff02::12 on that interface only; unicast
+    mode (keepalived ``unicast_peer``) sends one copy to each peer; adverts from
+    strangers are delivered so the runner can count them (``not_a_peer``). Our
+    own adverts are never delivered back: multicast loop is off and the source
+    is filtered.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        interface: str,
+        local_address: IPAddress,
+        unicast_peers: Sequence[IPAddress] = (),
+    ) -> None:
+        self._sock = sock
+        self._interface = interface
+        self._ifindex = _ifindex(interface)
+        self._local = local_address
+        self._peers = frozenset(unicast_peers)
+        self._v6 = sock.family == socket.AF_INET6
+
+    @property
+    def local_address(self) -> IPAddress:
+        return self._local
+
+    @property
+    def interface(self) -> str:
+        return self._interface
+
+    @property
+    def unicast_peers(self) -> frozenset[IPAddress]:
+        return self._peers
+
+    def default_destinations(self) -> tuple[IPAddress, ...]:
+        """Where an advert goes: every unicast peer, else the VRRP group."""
+        if self._peers:
+            return tuple(sorted(self._peers, key=str))
+        return (VRRP_GROUP_V6 if self._v6 else VRRP_GROUP_V4,)
+
+    async def send(self, payload: bytes, destination: IPAddress) -> None:
+        address: tuple[str, int] | tuple[str, int, int, int]
+        address = (str(destination), 0, 0, self._ifindex) if self._v6 else (str(destination), 0)
+        try:
+            # Raw sockets do not queue behind a full buffer for long: a
+            # non-blocking send that would block is reported, not awaited, so a
+            # stuck interface becomes a fault instead of a stalled runner.
+            self._sock.sendto(payload, address)
+        except OSError as exc:
+            raise _io_error(f"send {self._interface} {destination}", exc) from exc
+
+    def _read_one(self) -> ReceivedAdvert | None:
+        """One datagram from the socket, or None when it is empty.
+
+        Our own echoes and (in unicast mode) strangers are skipped here: they
+        are not adverts for this instance at all.
+        """
+        while True:
+            try:
+                if self._v6:
+                    data, ancdata, _flags, addr = self._sock.recvmsg(
+                        _MAX_DATAGRAM, socket.CMSG_SPACE(20) + socket.CMSG_SPACE(4)
+                    )
+                else:
+                    data, addr = self._sock.recvfrom(_MAX_DATAGRAM)
+                    ancdata = []
+            except (BlockingIOError, InterruptedError):
+                return None
+            except OSError as exc:
+                raise _io_error(f"receive {self._interface}", exc) from exc
+            received = self._convert(data, ancdata, addr)
+            if received.source == self._local:
+                # Our own advert (another socket of ours on the segment, or a
+                # unicast peer list that names us): never an input.
+                continue
+            return received
+
+    def _convert(
+        self, data: bytes, ancdata: list[tuple[int, int, bytes]], addr: tuple[object, ...]
+    ) -> ReceivedAdvert:
+        if not self._v6:
+            sender = IPv4Address(str(addr[0]))
+            try:
+                source, destination, ttl, payload = parse_ipv4_packet(data)
+            except MalformedAdvert as exc:
+                return ReceivedAdvert(
+                    payload=b"",
+                    source=sender,
+                    destination=VRRP_GROUP_V4,
+                    ttl=0,
+                    header_error=str(exc),
+                )
+            return ReceivedAdvert(payload, source, destination, ttl)
+        # IPv6 raw sockets deliver the payload only; the hop limit and the
+        # destination come as ancillary data (RFC 3542 §6), asked for with
+        # IPV6_RECVHOPLIMIT and IPV6_RECVPKTINFO at open.
+        hop_limit = 0
+        destination6: IPv6Address = VRRP_GROUP_V6
+        for level, kind, value in ancdata:
+            if level != socket.IPPROTO_IPV6:
+                continue
+            if kind == _IPV6_HOPLIMIT and len(value) >= 4:
+                hop_limit = struct.unpack("@i", value[:4])[0]
+            elif kind == _IPV6_PKTINFO and len(value) >= 16:
+                destination6 = IPv6Address(value[:16])
+        source6 = IPv6Address(str(addr[0]).split("%", 1)[0])
+        return ReceivedAdvert(bytes(data), source6, destination6, hop_limit)
+
+    def pending(self) -> list[ReceivedAdvert]:
+        waiting: list[ReceivedAdvert] = []
+        while (received := self._read_one()) is not None:
+            waiting.append(received)
+        return waiting
+
+    async def receive(self) -> ReceivedAdvert:
+        loop = asyncio.get_running_loop()
+        while True:
+            # Read in this task, not in a reader callback: a datagram stays in
+            # the socket until someone consumes it, so pending() (called by the
+            # runner before a timer) always sees it.
+            received = self._read_one()
+            if received is not None:
+                return received
+            readable: asyncio.Future[None] = loop.create_future()
+            fd = self._sock.fileno()
+            loop.add_reader(fd, _resolve, readable)
+            try:
+                await readable
+            finally:
+                loop.remove_reader(fd)
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _open_socket_v4(
+    interface: str, ifindex: int, local: IPv4Address, multicast: bool
+) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_VRRP)
+    try:
+        sock.setblocking(False)
+        # Only this interface's adverts: two instances with one VRID on two
+        # interfaces must not hear each other (keepalived binds the same way).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
+        # RFC 5798 §5.1.1.3: TTL MUST be 255, for multicast and unicast alike.
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 255)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+        # IP_MULTICAST_ALL off: only the groups joined on this socket.
+        sock.setsockopt(socket.IPPROTO_IP, _IP_MULTICAST_ALL, 0)
+        # Bind the source so adverts leave from the primary address even when
+        # the VIP sits on the same interface (RFC 5798 §5.1.1.1).
+        sock.bind((str(local), 0))
+        if multicast:
+            mreqn = struct.pack("=4s4si", VRRP_GROUP_V4.packed, local.packed, ifindex)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _open_socket_v6(
+    interface: str, ifindex: int, local: IPv6Address, multicast: bool
+) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_VRRP)
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
+        # RFC 5798 §5.1.2.3: hop limit MUST be 255.
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 255)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
+        sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_MULTICAST_ALL, 0)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+        # No IPV6_CHECKSUM: the codec computes the RFC 5798 §5.2.8 checksum over
+        # the pseudo-header itself, so the kernel must leave the bytes alone.
+        sock.bind((str(local), 0, 0, ifindex))
+        if multicast:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
+            mreq = struct.pack("=16sI", VRRP_GROUP_V6.packed, ifindex)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+async def open_advert_link(
+    interface: str,
+    version: int,
+    *,
+    unicast_peers: Sequence[IPAddress] = (),
+    unicast_source: IPAddress | None = None,
+) -> LinuxAdvertLink:
+    """Open the raw VRRP socket for one instance (``version`` is the IP family, 4 or 6).
+
+    ``unicast_source`` overrides the source (keepalived ``unicast_src_ip``);
+    otherwise the interface's primary (IPv4) or link-local (IPv6) address.
+    """
+    ifindex = _ifindex(interface)
+    local = unicast_source or await primary_address(interface, version)
+    multicast = not unicast_peers
+    try:
+        if version == 6:
+            if not isinstance(local, IPv6Address):
+                raise ValueError(f"IPv6 instance with IPv4 source {local}")
+            sock = _open_socket_v6(interface, ifindex, local, multicast)
+        else:
+            if not isinstance(local, IPv4Address):
+                raise ValueError(f"IPv4 instance with IPv6 source {local}")
+            sock = _open_socket_v4(interface, ifindex, local, multicast)
+    except OSError as exc:
+        raise _io_error(f"open vrrp socket {interface}", exc) from exc
+    return LinuxAdvertLink(
+        sock, interface=interface, local_address=local, unicast_peers=unicast_peers
+    )
+
+
+class LinuxVipAddresses:
+    """VIPs through rtnetlink (pyroute2 ``AsyncIPRoute``), one socket reused."""
+
+    def __init__(self) -> None:
+        self._ipr: AsyncIPRoute | None = None
+
+    def _route(self) -> AsyncIPRoute:
+        if self._ipr is None:
+            self._ipr = AsyncIPRoute()
+        return self._ipr
+
+    async def add(self, interface: str, vip: Vip) -> None:
+        index = _ifindex(interface)
+        extra: dict[str, int] = {}
+        if vip.version == 6:
+            # keepalived adds IPv6 VIPs with IFA_F_NODAD: the address must work
+            # at once at takeover, DAD would hold it tentative for ~1 s.
+            extra["flags"] = _IFA_F_NODAD
+        try:
+            await self._route().addr(
+                "add", index=index, address=str(vip.ip), prefixlen=vip.network.prefixlen, **extra
+            )
+        except NetlinkError as exc:
+            if exc.code == errno.EEXIST:
+                return
+            raise _io_error(f"addr add {vip} dev {interface}", exc) from exc
+        except OSError as exc:
+            raise _io_error(f"addr add {vip} dev {interface}", exc) from exc
+
+    async def remove(self, interface: str, vip: Vip) -> None:
+        index = _ifindex(interface)
+        try:
+            await self._route().addr(
+                "del", index=index, address=str(vip.ip), prefixlen=vip.network.prefixlen
+            )
+        except NetlinkError as exc:
+            if exc.code == errno.EADDRNOTAVAIL:
+                return
+            raise _io_error(f"addr del {vip} dev {interface}", exc) from exc
+        except OSError as exc:
+            raise _io_error(f"addr del {vip} dev {interface}", exc) from exc
+
+    async def list(self, interface: str) -> tuple[Vip, ...]:
+        index = _ifindex(interface)
+        found: list[Vip] = []
+        try:
+            async for msg in await self._route().addr("dump", index=index):
+                if msg["index"] != index:
+                    continue
+                found.append(ip_interface(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}"))
+        except (NetlinkError, OSError) as exc:
+            raise _io_error(f"addr dump {interface}", exc) from exc
+        return tuple(found)
+
+    def close(self) -> None:
+        if self._ipr is not None:
+            self._ipr.close()
+            self._ipr = None
+
+
+def arp_announcement(mac: bytes, vip: IPv4Address) -> bytes:
+    """A gratuitous ARP request frame: sender = target = VIP, to broadcast.
+
+    RFC 5798 §6.4.2 asks for a gratuitous ARP per VIP at takeover; the request
+    form (op 1) is what keepalived sends (``vrrp_arp.c``) and what RFC 5227 §3
+    calls an ARP announcement. The target hardware address is zero (RFC 5227).
+    """
+    ethernet = _BROADCAST_MAC + mac + struct.pack("!H", _ETH_P_ARP)
+    arp = struct.pack("!HHBBH", 1, _ETH_P_IP, 6, 4, 1) + mac + vip.packed + b"\x00" * 6 + vip.packed
+    return ethernet + arp
+
+
+def unsolicited_na(mac: bytes, vip: IPv6Address) -> bytes:
+    """An unsolicited neighbour advertisement for ``vip`` (RFC 4861 §7.2.6).
+
+    Override flag set so neighbours replace their cache entry (the VIP moved),
+    solicited flag clear, with a target link-layer address option (§4.6.1).
+    The kernel fills the ICMPv6 checksum of a raw ICMPv6 socket (RFC 3542 §3.1).
+    """
+    flags = 0x20000000  # O (override)
+    header = struct.pack("!BBHI", 136, 0, 0, flags)
+    option = struct.pack("!BB", 2, 1) + mac
+    return header + vip.packed + option
+
+
+def _mac_address(interface: str) -> bytes:
+    try:
+        with open(f"/sys/class/net/{interface}/address", encoding="ascii") as handle:
+            return bytes.fromhex(handle.read().strip().replace(":", ""))
+    except (OSError, ValueError) as exc:
+        raise VrrpIoError(f"mac address {interface}", errno.ENODEV, str(exc)) from exc
+
+
+class LinuxAnnouncer:
+    """Gratuitous ARP over AF_PACKET, unsolicited NA over a raw ICMPv6 socket."""
+
+    async def announce(self, interface: str, vips: Sequence[Vip]) -> None:
+        v4 = [vip.ip for vip in vips if isinstance(vip.ip, IPv4Address)]
+        v6 = [vip.ip for vip in vips if isinstance(vip.ip, IPv6Address)]
+        if not v4 and not v6:
+            return
+        mac = _mac_address(interface)
+        if v4:
+            self._send_arp(interface, mac, v4)
+        if v6:
+            self._send_na(interface, mac, v6)
+
+    @staticmethod
+    def _send_arp(interface: str, mac: bytes, vips: Sequence[IPv4Address]) -> None:
+        try:
+            with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_ARP)) as sock:
+                sock.bind((interface, _ETH_P_ARP))
+                for vip in vips:
+                    sock.send(arp_announcement(mac, vip))
+        except OSError as exc:
+            raise _io_error(f"garp {interface}", exc) from exc
+
+    @staticmethod
+    def _send_na(interface: str, mac: bytes, vips: Sequence[IPv6Address]) -> None:
+        ifindex = _ifindex(interface)
+        try:
+            with socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
+                # RFC 4861 §7.1.2: a receiver drops an NA whose hop limit is not 255.
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
+                for vip in vips:
+                    sock.sendto(unsolicited_na(mac, vip), (str(ALL_NODES_V6), 0, 0, ifindex))
+        except OSError as exc:
+            raise _io_error(f"unsolicited na {interface}", exc) from exc
+
+
+def _link_is_up(flags: int) -> bool:
+    # keepalived's IF_ISUP: administratively up and carrier (IFF_RUNNING).
+    return bool(flags & _IFF_UP) and bool(flags & _IFF_RUNNING)
+
+
+class NetlinkLinkMonitor:
+    """Oper state of interfaces from RTM_NEWLINK/RTM_DELLINK on RTMGRP_LINK."""
+
+    def __init__(self) -> None:
+        self._events_ipr: AsyncIPRoute | None = None
+
+    async def is_up(self, interface: str) -> bool:
+        ipr = AsyncIPRoute()
+        try:
+            for msg in await ipr.link("get", ifname=interface):
+                return _link_is_up(int(msg["flags"]))
+        except NetlinkError as exc:
+            if exc.code == errno.ENODEV:
+                return False
+            raise _io_error(f"link get {interface}", exc) from exc
+        except OSError as exc:
+            raise _io_error(f"link get {interface}", exc) from exc
+        finally:
+            ipr.close()
+        return False
+
+    async def events(self) -> AsyncIterator[LinkEvent]:
+        ipr = AsyncIPRoute()
+        self._events_ipr = ipr
+        try:
+            await ipr.bind(groups=RTMGRP_LINK)
+            last: dict[str, bool] = {}
+            while True:
+                # Each get() returns the next batch of broadcast messages.
+                async for msg in ipr.get():
+                    for event in _link_events(msg, last):
+                        yield event
+        except (NetlinkError, OSError) as exc:
+            raise _io_error("link monitor", exc) from exc
+        finally:
+            ipr.close()
+            self._events_ipr = None
+
+    def close(self) -> None:
+        if self._events_ipr is not None:
+            self._events_ipr.close()
+            self._events_ipr = None
+
+
+def _link_events(msg: object, last: dict[str, bool]) -> Iterator[LinkEvent]:
+    """Turn one rtnetlink message into at most one change of oper state.
+
+    The kernel repeats RTM_NEWLINK for many attribute changes (MTU, address,
+    statistics); only a change of up/down is an event for the tracker.
+    """
+    get = getattr(msg, "get", None)
+    if get is None:
+        return
+    kind = get("event")
+    name = get("ifname")
+    if not isinstance(name, str):
+        return
+    if kind == "RTM_DELLINK":
+        up = False
+    elif kind == "RTM_NEWLINK":
+        up = _link_is_up(int(get("flags") or 0))
+    else:
+        return
+    if last.get(name) is not up:
+        last[name] = up
+        yield LinkEvent(name, up)
+

@@ -1,0 +1,140 @@
+"""The kernel behind narrow Protocols: what the VRRP runner needs from the host.
+
+Rules kept here (design.md §3.4):
+
+1. Interface declarations and the value types they exchange, nothing else: no IO.
+   The real implementations live in ``vrrp/linux.py`` and the strict in-memory
+   fakes in ``vrrp/fake.py``; the runner only ever sees these Protocols.
+2. Values are our own (``ipaddress`` objects, bytes, enums), never pyroute2
+   messages or socket tuples.
+3. Every kernel failure surfaces as :class:`VrrpIoError` carrying the operation and
+   the errno, so the runner can turn it into ``set_fault(...)`` (IO failures are
+   inputs to the core, adapters never decide policy).
+"""
+
+from __future__ import annotations
+
+import errno as errno_module
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
+from typing import Protocol, runtime_checkable
+
+from vrrp.errors import VrrpError
+
+__all__ = [
+    "AdvertLink",
+    "Announcer",
+    "IPAddress",
+    "LinkEvent",
+    "LinkMonitor",
+    "ReceivedAdvert",
+    "Vip",
+    "VipAddresses",
+    "VrrpIoError",
+]
+
+IPAddress = IPv4Address | IPv6Address
+Vip = IPv4Interface | IPv6Interface
+
+
+class VrrpIoError(VrrpError):
+    """A kernel operation failed: ``op`` names it, ``errno`` is the kernel's code.
+
+    The same error kinds come out of the real ports and the fakes, so a test that
+    passes against the fake sees what the kernel would have said.
+    """
+
+    def __init__(self, op: str, errno: int, detail: str = "") -> None:
+        self.op = op
+        self.errno = errno
+        self.detail = detail
+        name = errno_module.errorcode.get(errno, str(errno))
+        super().__init__(f"{op}: {name}" + (f" ({detail})" if detail else ""))
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedAdvert:
+    """One protocol-112 datagram as it came off the wire, before any decoding.
+
+    ``payload`` is the VRRP message only (the IPv4 header already stripped by
+    the link); ``ttl`` is the IPv4 TTL or the IPv6 hop limit, which the runner
+    checks against 255 (RFC 5798 §7.1, RFC 3768 §7.1) so that the fake and the
+    real link are held to the same rule. ``header_error`` is set when the link
+    could not even read the IP header: the runner counts it as a drop.
+    """
+
+    payload: bytes
+    source: IPAddress
+    destination: IPAddress
+    ttl: int
+    header_error: str = ""
+
+
+class AdvertLink(Protocol):
+    """Send and receive VRRP payloads on one interface for one address family."""
+
+    @property
+    def local_address(self) -> IPAddress:
+        """The primary address adverts leave from (RFC 5798 §5.1.1.1 / §5.1.2.1)."""
+        ...
+
+    async def send(self, payload: bytes, destination: IPAddress) -> None:
+        """Send one VRRP payload; the link adds the IP header (TTL/hop limit 255)."""
+        ...
+
+    async def receive(self) -> ReceivedAdvert:
+        """Wait for the next advert; never returns our own multicast echo."""
+        ...
+
+    def pending(self) -> list[ReceivedAdvert]:
+        """Every advert already waiting in the socket, without blocking.
+
+        The runner calls this before acting on a timer: an advert that arrived
+        while the loop was busy must count before the master is declared dead.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release the socket; idempotent."""
+        ...
+
+
+class VipAddresses(Protocol):
+    """The addresses the master owns. Idempotent like ``ip addr`` with ``replace``:
+    adding a present address or removing an absent one succeeds."""
+
+    async def add(self, interface: str, vip: Vip) -> None: ...
+
+    async def remove(self, interface: str, vip: Vip) -> None: ...
+
+    async def list(self, interface: str) -> tuple[Vip, ...]: ...
+
+
+class Announcer(Protocol):
+    """Tell the segment where the VIPs now live: gratuitous ARP for IPv4
+    (RFC 5798 §6.4.2, keepalived ``garp_master_*``), unsolicited neighbour
+    advertisements with the override flag for IPv6 (RFC 4861 §7.2.6)."""
+
+    async def announce(self, interface: str, vips: Sequence[Vip]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LinkEvent:
+    """A tracked interface changed its operational state."""
+
+    interface: str
+    up: bool
+
+
+@runtime_checkable
+class LinkMonitor(Protocol):
+    """Operational state of interfaces (keepalived ``track_interface``)."""
+
+    async def is_up(self, interface: str) -> bool: ...
+
+    def events(self) -> AsyncIterator[LinkEvent]:
+        """Each change of oper state, in order, for every interface."""
+        ...
+
+    def close(self) -> None: ...
