@@ -1,0 +1,291 @@
+"""Settings of one VRRP instance: frozen values, validated once, at construction.
+
+This module owns the ``vrrp`` package's own configuration types (seesaw's
+``ha.NodeConfig`` idea): ``haipvs.config.compile`` translates the YAML model into
+them, and nothing here knows about YAML or pydantic. Every invariant the
+protocol relies on is checked in ``__post_init__`` and raises ``ValueError``
+naming the field, so a machine never runs with settings the RFCs forbid.
+
+Names follow keepalived's ``vrrp_instance`` keywords where one exists
+(``virtual_router_id`` -> ``vrid``, ``advert_int`` -> ``advert_interval``,
+``nopreempt`` -> ``preempt=False``, ``garp_master_repeat`` -> ``garp_repeat``,
+``garp_master_refresh``, ``unicast_peer``, ``unicast_src_ip``, ``track_interface``,
+``track_script``, ``notify_*``, ``accept``, ``authentication { auth_pass }``).
+
+Pure module: no IO, no clock, no logging.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
+
+__all__ = [
+    "MAX_TRACK_WEIGHT",
+    "PRIORITY_OWNER",
+    "InstanceKey",
+    "InstanceSettings",
+    "NotifySettings",
+    "TrackInterface",
+    "TrackScript",
+    "VipSpec",
+    "v3_centiseconds",
+]
+
+#: RFC 5798 §5.2.4: priority 255 is reserved for the router that owns the addresses.
+PRIORITY_OWNER = 255
+#: keepalived accepts track weights in -253..253 (so one weight can move 1 <-> 254).
+MAX_TRACK_WEIGHT = 253
+#: keepalived's ``preempt_delay`` range is 0..1000 seconds.
+MAX_PREEMPT_DELAY = 1000.0
+
+IPAddress = IPv4Address | IPv6Address
+IPInterface = IPv4Interface | IPv6Interface
+#: Identity of an instance across reloads: (interface, vrid, family).
+InstanceKey = tuple[str, int, int]
+
+
+def v3_centiseconds(advert_interval: float) -> int:
+    """Return the VRRPv3 interval in centiseconds, or raise if it is not a whole number of them.
+
+    RFC 5798 §5.2.7: Max Adver Int is a 12-bit count of centiseconds (0.01..40.95 s).
+    """
+    centis = round(advert_interval * 100)
+    if not math.isclose(centis, advert_interval * 100, abs_tol=1e-6):
+        raise ValueError(
+            f"advert_interval: {advert_interval} is not a whole number of centiseconds (VRRPv3)"
+        )
+    if not 1 <= centis <= 4095:
+        raise ValueError(f"advert_interval: {advert_interval} outside 0.01..40.95 s (VRRPv3)")
+    return centis
+
+
+def _family(address: IPAddress | IPInterface) -> int:
+    return address.version
+
+
+@dataclass(frozen=True, slots=True)
+class VipSpec:
+    """One virtual address (keepalived ``virtual_ipaddress`` entry).
+
+    ``interface`` None means the instance's own interface; another name puts the
+    address elsewhere (the NAT case: the real servers' floating gateway on eth1).
+    """
+
+    address: IPv4Interface | IPv6Interface
+    interface: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.address, IPv4Interface | IPv6Interface):
+            raise ValueError(f"address: expected an IPv4/IPv6 interface, got {self.address!r}")
+        if self.interface is not None and not self.interface:
+            raise ValueError("interface: must be a non-empty name or None")
+
+    @property
+    def ip(self) -> IPv4Address | IPv6Address:
+        """The bare address, as carried in advertisements."""
+        return self.address.ip
+
+
+@dataclass(frozen=True, slots=True)
+class TrackInterface:
+    """A tracked interface (keepalived ``track_interface { eth1 weight -60 }``).
+
+    ``weight`` 0 means the instance goes to FAULT while the interface is down;
+    otherwise ``weight`` is added to the priority while it is down (keepalived:
+    a negative weight lowers the priority when the interface fails).
+    """
+
+    name: str
+    weight: int
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("name: must not be empty")
+        if not -MAX_TRACK_WEIGHT <= self.weight <= MAX_TRACK_WEIGHT:
+            raise ValueError(f"weight: {self.weight} outside -253..253")
+
+
+@dataclass(frozen=True, slots=True)
+class TrackScript:
+    """A tracked script (keepalived ``vrrp_script``): argv run without a shell.
+
+    ``weight`` 0 means FAULT while the script is failing. keepalived's sign
+    convention: a positive weight is added while the script *succeeds*, a
+    negative weight is added while it *fails*.
+    """
+
+    command: tuple[str, ...]
+    interval: float
+    timeout: float
+    rise: int
+    fall: int
+    weight: int
+
+    def __post_init__(self) -> None:
+        if not self.command or not all(self.command):
+            raise ValueError("command: must be a non-empty argv of non-empty strings")
+        if not self.interval > 0:
+            raise ValueError(f"interval: {self.interval} must be > 0")
+        if not self.timeout > 0:
+            raise ValueError(f"timeout: {self.timeout} must be > 0")
+        if self.rise < 1:
+            raise ValueError(f"rise: {self.rise} must be >= 1")
+        if self.fall < 1:
+            raise ValueError(f"fall: {self.fall} must be >= 1")
+        if not -MAX_TRACK_WEIGHT <= self.weight <= MAX_TRACK_WEIGHT:
+            raise ValueError(f"weight: {self.weight} outside -253..253")
+
+
+@dataclass(frozen=True, slots=True)
+class NotifySettings:
+    """Notify hooks (keepalived ``notify_master`` etc.): argv lists, no shell, with a timeout."""
+
+    master: tuple[str, ...] | None = None
+    backup: tuple[str, ...] | None = None
+    fault: tuple[str, ...] | None = None
+    stop: tuple[str, ...] | None = None
+    timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        for field_name in ("master", "backup", "fault", "stop"):
+            argv = getattr(self, field_name)
+            if argv is not None and (not argv or not all(argv)):
+                raise ValueError(f"{field_name}: must be None or a non-empty argv")
+        if not self.timeout > 0:
+            raise ValueError(f"timeout: {self.timeout} must be > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceSettings:
+    """One VRRP instance (keepalived ``vrrp_instance``). See the module docstring for names.
+
+    Invariants (each violation raises ``ValueError`` naming the field):
+    vrid 1..255 and priority 1..255 (RFC 5798 §5.2.3-5.2.4); version 2 or 3;
+    v2 interval a whole number of seconds 1..255 (RFC 3768 §5.3.7); v3 interval
+    0.01..40.95 s in centiseconds (RFC 5798 §5.2.7); at least one VIP, all of one
+    family; VRRPv2 is IPv4 only (RFC 3768); unicast peers and source of that
+    family; auth_pass only with v2 (RFC 5798 removed authentication).
+    """
+
+    name: str
+    interface: str
+    vrid: int
+    priority: int
+    version: int
+    advert_interval: float
+    preempt: bool
+    preempt_delay: float
+    vips: tuple[VipSpec, ...]
+    unicast_peers: tuple[IPv4Address | IPv6Address, ...] = ()
+    unicast_source: IPv4Address | IPv6Address | None = None
+    garp_repeat: int = 5
+    garp_interval: float = 0.0
+    garp_master_refresh: float | None = None
+    track_interfaces: tuple[TrackInterface, ...] = ()
+    track_scripts: tuple[TrackScript, ...] = ()
+    notify: NotifySettings | None = None
+    accept: bool = True
+    sync_group: str | None = None
+    #: keepalived ``authentication { auth_type PASS; auth_pass ... }`` (VRRPv2 only,
+    #: RFC 3768 §5.3.6 type 1: up to 8 octets, zero-padded on the wire).
+    auth_pass: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("name: must not be empty")
+        if not self.interface:
+            raise ValueError("interface: must not be empty")
+        if not 1 <= self.vrid <= 255:
+            raise ValueError(f"vrid: {self.vrid} outside 1..255")
+        if not 1 <= self.priority <= PRIORITY_OWNER:
+            raise ValueError(f"priority: {self.priority} outside 1..255")
+        if self.version not in (2, 3):
+            raise ValueError(f"version: {self.version} must be 2 or 3")
+        self._check_interval()
+        if not 0 <= self.preempt_delay <= MAX_PREEMPT_DELAY:
+            raise ValueError(f"preempt_delay: {self.preempt_delay} outside 0..1000 s")
+        self._check_vips()
+        family = self.vips[0].address.version
+        for peer in self.unicast_peers:
+            if _family(peer) != family:
+                raise ValueError(f"unicast_peers: {peer} is not IPv{family} like the VIPs")
+        if len(set(self.unicast_peers)) != len(self.unicast_peers):
+            raise ValueError("unicast_peers: duplicate address")
+        if self.unicast_source is not None and _family(self.unicast_source) != family:
+            raise ValueError(f"unicast_source: {self.unicast_source} is not IPv{family}")
+        if self.garp_repeat < 0:
+            raise ValueError(f"garp_repeat: {self.garp_repeat} must be >= 0")
+        if self.garp_interval < 0:
+            raise ValueError(f"garp_interval: {self.garp_interval} must be >= 0")
+        if self.garp_master_refresh is not None and not self.garp_master_refresh > 0:
+            raise ValueError(f"garp_master_refresh: {self.garp_master_refresh} must be > 0")
+        if self.auth_pass is not None:
+            if self.version != 2:
+                raise ValueError("auth_pass: authentication exists only in VRRPv2 (RFC 5798 §9)")
+            encoded = self.auth_pass.encode("utf-8")
+            if not 1 <= len(encoded) <= 8 or b"\0" in encoded:
+                raise ValueError("auth_pass: must be 1..8 octets without NUL (RFC 3768 §5.3.10)")
+        if self.sync_group is not None and not self.sync_group:
+            raise ValueError("sync_group: must be a non-empty name or None")
+
+    def _check_interval(self) -> None:
+        if self.version == 2:
+            # RFC 3768 §5.3.7: Adver Int is an 8-bit count of whole seconds.
+            if not (float(self.advert_interval).is_integer() and 1 <= self.advert_interval <= 255):
+                raise ValueError(
+                    f"advert_interval: {self.advert_interval} must be whole seconds 1..255 (VRRPv2)"
+                )
+        else:
+            v3_centiseconds(self.advert_interval)
+
+    def _check_vips(self) -> None:
+        if not self.vips:
+            raise ValueError("vips: at least one virtual address is required")
+        if len(self.vips) > 255:
+            raise ValueError("vips: at most 255 addresses fit the Count IPvX Addr field")
+        families = {vip.address.version for vip in self.vips}
+        if len(families) != 1:
+            raise ValueError("vips: all virtual addresses of one instance must be of one family")
+        if self.version == 2 and families != {4}:
+            raise ValueError("vips: VRRPv2 carries IPv4 addresses only (RFC 3768)")
+        ips = [vip.ip for vip in self.vips]
+        if len(set(ips)) != len(ips):
+            raise ValueError("vips: duplicate address")
+
+    @property
+    def family(self) -> int:
+        """4 or 6: the address family of the instance (from its first VIP)."""
+        return self.vips[0].address.version
+
+    @property
+    def key(self) -> InstanceKey:
+        """Identity for reload diffs: (interface, vrid, family); VRID spaces are per family."""
+        return (self.interface, self.vrid, self.family)
+
+    @property
+    def is_owner(self) -> bool:
+        """True for the address owner (priority 255, RFC 5798 §5.2.4)."""
+        return self.priority == PRIORITY_OWNER
+
+    @property
+    def vip_addresses(self) -> tuple[IPv4Address | IPv6Address, ...]:
+        """The bare VIP addresses in configured order, as carried in our adverts."""
+        return tuple(vip.ip for vip in self.vips)
+
+    @property
+    def auth_data(self) -> bytes:
+        """The VRRPv2 password octets, unpadded (``b""`` without authentication).
+
+        The codec pads them with zeros to 8 octets on the wire and strips the
+        padding when decoding, so this compares equal to a decoded advert's field.
+        """
+        if self.auth_pass is None:
+            return b""
+        return self.auth_pass.encode("utf-8")
+
+    @property
+    def auth_type(self) -> int:
+        """RFC 3768 §5.3.6: 0 no authentication, 1 simple text password (keepalived PASS)."""
+        return 0 if self.auth_pass is None else 1
