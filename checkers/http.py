@@ -1,0 +1,426 @@
+"""HTTP and HTTPS probe: keepalived's HTTP_GET / SSL_GET, HAProxy's `option httpchk`.
+
+This module owns one request/response exchange with a real server: connect
+(checkers/tcp.py), optionally a TLS handshake (SNI, verification against a CA
+file), one HTTP/1.0 request with `Connection: close`, and the checks on the
+answer: status in the expected ranges, then optionally a body regex or an MD5
+digest of the body (keepalived's HTTP_GET `digest`).
+
+Rules kept here:
+- The peer's behaviour is never an exception: slow, silent, refusing, truncated
+  or malformed answers become ProbeResult(ok=False) with a short detail
+  ("status 503 not in 200-299", "body does not match /ok/",
+  "tls: certificate verify failed ...", "response timeout after 1.0s").
+- The whole exchange, TLS handshake included, ends by start + timeout.
+- A response counts only when it is complete: all Content-Length bytes, or up to
+  the server's close. A server that sends headers and then stalls or hangs up
+  mid-body is failing (keepalived also reads to the end before it decides).
+- Cheap on purpose. HTTP/1.0 keeps servers from answering chunked (RFC 9112
+  §7.1: chunked is for HTTP/1.1 recipients), so the parser stays small. Plain HTTP
+  runs on the connected socket with one reader registration, one future and one
+  timer, no transport; TLS goes through asyncio's SSL transport, which is where
+  the handshake cost lies anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import re
+import ssl
+from socket import socket
+
+from checkers.probe import ProbeResult
+from checkers.tcp import ConnectError, connect, describe_timeout
+
+__all__ = ["ResponseReader", "check_http", "format_status_ranges"]
+
+# Bodies beyond this are not kept for the regex or digest (a health page is
+# small; a misconfigured path pointing at a large file must not eat memory).
+MAX_BODY = 1 << 20
+MAX_HEADER = 64 * 1024
+_RECV_SIZE = 65536
+_USER_AGENT = "haipvs-check"
+
+
+class ResponseReader:
+    """Incremental HTTP/1.x response reader: feed bytes, learn when it is complete.
+
+    Pure: no IO, no clock. `feed()` and `feed_eof()` return True once the
+    response is complete (or broken beyond repair: `error` is then set).
+    """
+
+    __slots__ = (
+        "_head",
+        "body",
+        "body_seen",
+        "content_length",
+        "done",
+        "error",
+        "headers_done",
+        "keep_body",
+        "no_body",
+        "status",
+    )
+
+    def __init__(self, *, keep_body: bool, no_body: bool = False) -> None:
+        self._head = bytearray()
+        self.body = bytearray()
+        self.body_seen = 0
+        self.content_length: int | None = None
+        self.done = False
+        self.error: str | None = None
+        self.headers_done = False
+        self.keep_body = keep_body
+        self.no_body = no_body  # HEAD requests: the answer ends with its headers
+        self.status = 0
+
+    def feed(self, data: bytes) -> bool:
+        if self.done:
+            return True
+        if not self.headers_done:
+            self._head += data
+            end = self._head.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self._head) > MAX_HEADER:
+                    return self._fail("response headers too large")
+                return False
+            rest = bytes(self._head[end + 4 :])
+            if not self._parse_head(bytes(self._head[:end])):
+                return True
+            self.headers_done = True
+            self._head = bytearray()
+            if self.no_body or self.status in (204, 304) or 100 <= self.status < 200:
+                self.done = True
+                return True
+            data = rest
+        self.body_seen += len(data)
+        if self.keep_body and len(self.body) < MAX_BODY:
+            self.body += data[: MAX_BODY - len(self.body)]
+        if self.content_length is not None and self.body_seen >= self.content_length:
+            self.done = True
+        return self.done
+
+    def feed_eof(self) -> bool:
+        """The server closed its side; decide whether what came is a whole answer."""
+        if self.done:
+            return True
+        if not self.headers_done:
+            if self._head:
+                return self._fail("connection closed in the response headers")
+            return self._fail("connection closed without a response")
+        if self.content_length is not None and self.body_seen < self.content_length:
+            return self._fail(
+                f"connection closed mid-body after {self.body_seen} of {self.content_length} bytes"
+            )
+        self.done = True
+        return True
+
+    def describe_stall(self, timeout: float) -> str:
+        """What the deadline interrupted, for the failure detail."""
+        after = describe_timeout(timeout)
+        if not self.headers_done:
+            if self._head:
+                return f"timeout after {after} in the response headers"
+            return f"response timeout after {after}"
+        if self.content_length is not None:
+            return (
+                f"timeout after {after} in the body, {self.body_seen} of"
+                f" {self.content_length} bytes"
+            )
+        return f"timeout after {after} in the body, {self.body_seen} bytes"
+
+    def _fail(self, error: str) -> bool:
+        self.error = error
+        self.done = True
+        return True
+
+    def _parse_head(self, head: bytes) -> bool:
+        lines = head.split(b"\r\n")
+        status_line = lines[0].split(None, 2)
+        if (
+            len(status_line) < 2
+            or not status_line[0].startswith(b"HTTP/")
+            or len(status_line[1]) != 3
+            or not status_line[1].isdigit()
+        ):
+            return self._fail(f"malformed status line {lines[0][:40]!r}")
+        self.status = int(status_line[1])
+        for line in lines[1:]:
+            name, sep, value = line.partition(b":")
+            if not sep:
+                continue
+            name = name.strip().lower()
+            if name == b"content-length":
+                text = value.strip()
+                if not text.isdigit():
+                    return self._fail(f"malformed content-length {text[:20]!r}")
+                self.content_length = int(text)
+            elif name == b"transfer-encoding" and b"chunked" in value.lower():
+                # Not allowed in an answer to HTTP/1.0; read to the close and
+                # let the body checks see the chunk framing rather than guess.
+                self.content_length = None
+        return True
+
+
+def format_status_ranges(ranges: tuple[tuple[int, int], ...]) -> str:
+    """((200, 299), (302, 302)) -> "200-299,302"."""
+    return ",".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in ranges)
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(body_regex: str) -> re.Pattern[bytes]:
+    return re.compile(body_regex.encode())
+
+
+@functools.lru_cache(maxsize=64)
+def _tls_context(verify: bool, check_hostname: bool, ca_file: str | None) -> ssl.SSLContext:
+    """One SSLContext per distinct setting: loading a CA bundle costs milliseconds."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if verify:
+        context.check_hostname = check_hostname
+        context.verify_mode = ssl.CERT_REQUIRED
+        if ca_file is not None:
+            context.load_verify_locations(cafile=ca_file)
+        else:
+            context.load_default_certs()
+    else:
+        # keepalived's SSL_GET checks nothing about the certificate unless told.
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+@functools.lru_cache(maxsize=4096)
+def _request(method: str, path: str, host_header: str) -> bytes:
+    return (
+        f"{method} {path} HTTP/1.0\r\nHost: {host_header}\r\n"
+        f"User-Agent: {_USER_AGENT}\r\nConnection: close\r\n\r\n"
+    ).encode("latin-1")
+
+
+def _host_header(address: str, port: int, tls: bool, host: str | None) -> str:
+    if host is not None:
+        return host
+    literal = f"[{address}]" if ":" in address else address
+    return literal if port == (443 if tls else 80) else f"{literal}:{port}"
+
+
+async def _exchange_plain(
+    loop: asyncio.AbstractEventLoop,
+    sock: socket,
+    request: bytes,
+    reader: ResponseReader,
+    deadline: float,
+) -> str | None:
+    """Send the request and read the response on the bare socket.
+
+    Returns None when the reader is done, or a failure detail ("timeout" when
+    the deadline passed first).
+    """
+    try:
+        sent = sock.send(request)
+    except OSError as exc:
+        return f"send failed: {exc.strerror or exc}".lower()
+    if sent < len(request):  # a fresh socket's buffer takes a request; be correct anyway
+        try:
+            async with asyncio.timeout_at(deadline):
+                await loop.sock_sendall(sock, request[sent:])
+        except TimeoutError:
+            return "timeout"
+        except OSError as exc:
+            return f"send failed: {exc.strerror or exc}".lower()
+
+    fut: asyncio.Future[str | None] = loop.create_future()
+    fd = sock.fileno()
+
+    def on_readable() -> None:
+        if fut.done():
+            return
+        try:
+            data = sock.recv(_RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except ConnectionResetError:
+            fut.set_result("connection reset")
+            return
+        except OSError as exc:
+            fut.set_result(f"receive failed: {exc.strerror or exc}".lower())
+            return
+        if reader.feed(data) if data else reader.feed_eof():
+            fut.set_result(None)
+
+    def on_deadline() -> None:
+        if not fut.done():
+            fut.set_result("timeout")
+
+    loop.add_reader(fd, on_readable)
+    timer = loop.call_at(deadline, on_deadline)
+    try:
+        return await fut
+    finally:
+        loop.remove_reader(fd)
+        timer.cancel()
+
+
+class _ResponseProtocol(asyncio.Protocol):
+    """Feeds a ResponseReader from an (SSL) transport; resolves `finished`."""
+
+    def __init__(self, reader: ResponseReader, finished: asyncio.Future[str | None]) -> None:
+        self.reader = reader
+        self.finished = finished
+
+    def data_received(self, data: bytes) -> None:
+        if self.reader.feed(data) and not self.finished.done():
+            self.finished.set_result(None)
+
+    def eof_received(self) -> bool:
+        if self.reader.feed_eof() and not self.finished.done():
+            self.finished.set_result(None)
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.finished.done():
+            return
+        if exc is None:
+            self.reader.feed_eof()
+            self.finished.set_result(None)
+        elif isinstance(exc, ConnectionResetError):
+            self.finished.set_result("connection reset")
+        else:
+            self.finished.set_result(f"connection lost: {exc}")
+
+
+def _describe_tls_error(exc: ssl.SSLError) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"tls: certificate verify failed ({exc.verify_message})"
+    return f"tls: {(exc.reason or str(exc)).lower().replace('_', ' ')}"
+
+
+async def _exchange_tls(
+    loop: asyncio.AbstractEventLoop,
+    sock: socket,
+    *,
+    request: bytes,
+    reader: ResponseReader,
+    deadline: float,
+    timeout: float,  # noqa: ASYNC109 - only for the failure detail; deadline rules
+    context: ssl.SSLContext,
+    server_hostname: str,
+) -> str | None:
+    finished: asyncio.Future[str | None] = loop.create_future()
+    transport: asyncio.Transport | None = None
+    handshake_done = False
+    try:
+        async with asyncio.timeout_at(deadline):
+            transport, _ = await loop.create_connection(
+                lambda: _ResponseProtocol(reader, finished),
+                sock=sock,
+                ssl=context,
+                server_hostname=server_hostname,
+                ssl_handshake_timeout=max(deadline - loop.time(), 0.001) + 1.0,
+            )
+            handshake_done = True
+            transport.write(request)
+            return await finished
+    except TimeoutError:
+        if not handshake_done:
+            return f"tls handshake timeout after {describe_timeout(timeout)}"
+        return "timeout"
+    except ssl.SSLError as exc:
+        return _describe_tls_error(exc)
+    except ConnectionResetError:
+        return "tls: connection reset in the handshake"
+    except OSError as exc:
+        return f"tls: {exc.strerror or exc}".lower()
+    finally:
+        if transport is not None:
+            transport.abort()
+
+
+async def check_http(
+    address: str,
+    port: int,
+    timeout: float,  # noqa: ASYNC109 - the probe enforces its own deadline (see header)
+    *,
+    tls: bool = False,
+    method: str = "GET",
+    path: str = "/",
+    host: str | None = None,
+    expect_status: tuple[tuple[int, int], ...] = ((200, 299),),
+    body_regex: str | None = None,
+    body_digest: str | None = None,
+    sni: str | None = None,
+    verify_tls: bool = False,
+    ca_file: str | None = None,
+    bind_address: str | None = None,
+) -> ProbeResult:
+    """Up when the server answers `method path` completely, within `timeout`,
+    with a status in `expect_status` and, if asked, a body matching
+    `body_regex` (re.search) or whose MD5 hex digest equals `body_digest`.
+
+    TLS: `sni` is sent as server name; with `verify_tls` the chain is verified
+    against `ca_file` (or the system store), and the name against `sni`, else
+    `host` (without either, only the chain is verified).
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    deadline = started + timeout
+    try:
+        sock = await connect(
+            address, port, started=started, timeout=timeout, bind_address=bind_address
+        )
+    except ConnectError as exc:
+        return ProbeResult(ok=False, detail=exc.detail, latency=loop.time() - started)
+
+    reader = ResponseReader(
+        keep_body=body_regex is not None or body_digest is not None,
+        no_body=method == "HEAD",
+    )
+    request = _request(method, path, _host_header(address, port, tls, host))
+    try:
+        if tls:
+            check_name = sni if sni is not None else host
+            context = _tls_context(verify_tls, verify_tls and check_name is not None, ca_file)
+            failure = await _exchange_tls(
+                loop,
+                sock,
+                request=request,
+                reader=reader,
+                deadline=deadline,
+                timeout=timeout,
+                context=context,
+                server_hostname=sni if sni is not None else (host if verify_tls and host else ""),
+            )
+        else:
+            failure = await _exchange_plain(loop, sock, request, reader, deadline)
+    finally:
+        sock.close()
+    latency = loop.time() - started
+
+    if failure == "timeout":
+        return ProbeResult(ok=False, detail=reader.describe_stall(timeout), latency=latency)
+    if failure is not None:
+        return ProbeResult(ok=False, detail=failure, latency=latency)
+    if reader.error is not None:
+        return ProbeResult(ok=False, detail=reader.error, latency=latency)
+    status = reader.status
+    if not any(lo <= status <= hi for lo, hi in expect_status):
+        return ProbeResult(
+            ok=False,
+            detail=f"status {status} not in {format_status_ranges(expect_status)}",
+            latency=latency,
+        )
+    body = bytes(reader.body)
+    if body_regex is not None and _compiled(body_regex).search(body) is None:
+        return ProbeResult(ok=False, detail=f"body does not match /{body_regex}/", latency=latency)
+    if body_digest is not None:
+        digest = hashlib.md5(body, usedforsecurity=False).hexdigest()
+        if digest != body_digest.lower():
+            return ProbeResult(
+                ok=False,
+                detail=f"body digest {digest} does not match {body_digest.lower()}",
+                latency=latency,
+            )
+    return ProbeResult(ok=True, detail=f"status {status}", latency=latency)
