@@ -412,6 +412,10 @@ class Dest:
             raise ValueError(f"weight must be 0..2147483647, got {self.weight}")
         _check_u32(self.u_thresh, "u_thresh")
         _check_u32(self.l_thresh, "l_thresh")
+        if self.l_thresh > self.u_thresh:
+            # The kernel refuses this with ERANGE (ip_vs_add_dest / ip_vs_edit_dest), even when
+            # u_thresh is 0 ("no limit"); keepalived's lthreshold has the same constraint.
+            raise ValueError(f"l_thresh {self.l_thresh} > u_thresh {self.u_thresh}")
         _check_port(self.tun_port, "tunnel")
         if self.forwarding is not Forwarding.TUNNEL and (
             self.tun_type is not TunType.IPIP or self.tun_port or self.tun_flags

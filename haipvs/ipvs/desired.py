@@ -1,0 +1,219 @@
+"""The desired IPVS table: what the config and the health checks say the kernel should hold.
+
+Rule 1: every rule that turns (service specs, health, drains) into rows lives here: quorum and
+the sorry server, inhibit_on_failure, slow-start weight scaling, drains at weight 0.
+Rule 2: pure. No clock, no IO, no logging: the result carries *notes* (why a row is what it is)
+that the planner turns into op reasons and the programmer into log lines.
+
+keepalived options matched: ``quorum`` (here a count of up real servers, ``min_up``),
+``sorry_server`` (only it while quorum is lost), ``inhibit_on_failure`` (a failed real server is
+kept at weight 0 instead of removed), ``alpha`` is the checker's business (it reports the server
+down until it has passed ``rise`` checks). A real server with no health entry is up, as in
+keepalived for a real server without a checker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from haipvs.ipvs.model import (
+    Dest,
+    DestKey,
+    IpvsTable,
+    OpReason,
+    Service,
+    ServiceEntry,
+    ServiceKey,
+)
+
+__all__ = [
+    "Desired",
+    "HealthKey",
+    "HealthView",
+    "Note",
+    "NoteKey",
+    "ServiceSpec",
+    "build_desired",
+    "desired_table",
+    "effective_weight",
+    "with_drains",
+]
+
+HealthKey = tuple[ServiceKey, DestKey]
+NoteKey = tuple[ServiceKey, DestKey | None]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    """One virtual server as the config compiler produces it.
+
+    ``real_servers`` carry the configured weight, forwarding, thresholds and tunnel settings.
+    ``min_up``: the quorum, the number of up real servers below which only ``sorry_server``
+    (if any) serves. ``drain_timeout``: seconds a leaving real server keeps weight 0 before it is
+    deleted even with open connections (0: deleted at once). UDP services never drain.
+    """
+
+    service: Service
+    real_servers: tuple[Dest, ...] = ()
+    min_up: int = 1
+    sorry_server: Dest | None = None
+    drain_timeout: float = 0.0
+    inhibit_on_failure: bool = False
+
+    def __post_init__(self) -> None:
+        keys = [dest.key for dest in self.real_servers]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"{self.service.key}: a real server appears twice")
+        if self.sorry_server is not None and self.sorry_server.key in set(keys):
+            raise ValueError(f"{self.service.key}: sorry_server is also a real server")
+        if self.min_up < 0:
+            raise ValueError(f"{self.service.key}: min_up must be >= 0")
+        if self.drain_timeout < 0:
+            raise ValueError(f"{self.service.key}: drain_timeout must be >= 0")
+
+    @property
+    def key(self) -> ServiceKey:
+        return self.service.key
+
+
+@dataclass(frozen=True, slots=True)
+class HealthView:
+    """What the checkers say about one real server of one service.
+
+    ``weight_factor`` in [0, 1] scales the configured weight (slow start / warmup); ``reason``
+    is the checker's words ("3 failures: connect refused"), carried into the log line.
+    """
+
+    up: bool
+    weight_factor: float = 1.0
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.weight_factor <= 1.0:
+            raise ValueError(f"weight_factor must be in [0, 1], got {self.weight_factor}")
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Why a row of the desired table is what it is (becomes an op's reason and detail)."""
+
+    reason: OpReason
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Desired:
+    """The desired table and the notes explaining its rows (key (service, dest|None))."""
+
+    table: IpvsTable
+    notes: Mapping[NoteKey, Note] = field(default_factory=dict)
+
+
+_UP = HealthView(up=True)
+
+
+def effective_weight(weight: int, factor: float) -> int:
+    """The configured weight scaled by a slow-start factor; never below 1 unless configured 0.
+
+    A configured weight 0 is the operator's own quiesce and stays 0; any other weight stays at
+    least 1 so that a warming server still receives some traffic.
+    """
+    if weight == 0 or factor >= 1.0:
+        return weight
+    return max(1, round(weight * factor))
+
+
+def _quorum_lost_detail(up: int, spec: ServiceSpec) -> str:
+    return f"{up} up < min_up {spec.min_up}"
+
+
+def build_desired(
+    specs: Mapping[ServiceKey, ServiceSpec] | tuple[ServiceSpec, ...] | list[ServiceSpec],
+    health: Mapping[HealthKey, HealthView],
+) -> Desired:
+    """The live desired table (no drains) and its notes. See ``with_drains`` for drains."""
+    items = specs.values() if isinstance(specs, Mapping) else specs
+    services: dict[ServiceKey, ServiceEntry] = {}
+    notes: dict[NoteKey, Note] = {}
+    for spec in items:
+        key = spec.service.key
+        if key in services:
+            raise ValueError(f"service {key} specified twice")
+        dests: dict[DestKey, Dest] = {}
+        down: list[tuple[Dest, HealthView]] = []
+        for dest in spec.real_servers:
+            view = health.get((key, dest.key), _UP)
+            if not view.up:
+                down.append((dest, view))
+                continue
+            weight = effective_weight(dest.weight, view.weight_factor)
+            if weight != dest.weight:
+                notes[(key, dest.key)] = Note(
+                    OpReason.SLOW_START, f"weight factor {view.weight_factor:g}"
+                )
+                dests[dest.key] = dataclasses.replace(dest, weight=weight)
+            else:
+                dests[dest.key] = dest
+        up_count = len(dests)
+        for dest, view in down:
+            notes[(key, dest.key)] = Note(OpReason.HEALTH_DOWN, view.reason)
+        if up_count < spec.min_up:
+            # keepalived quorum: below it the sorry server alone serves; real servers that are
+            # still up leave (graceful drain applies), or stay at weight 0 with inhibit.
+            detail = _quorum_lost_detail(up_count, spec)
+            lost: dict[DestKey, Dest] = {}
+            for dest in spec.real_servers:
+                if dest.key in dests:
+                    notes[(key, dest.key)] = Note(OpReason.QUORUM_LOST, detail)
+                if spec.inhibit_on_failure:
+                    lost[dest.key] = dataclasses.replace(dest, weight=0)
+            if spec.sorry_server is not None:
+                lost[spec.sorry_server.key] = spec.sorry_server
+                notes[(key, spec.sorry_server.key)] = Note(OpReason.QUORUM_LOST, detail)
+            services[key] = ServiceEntry(spec.service, lost)
+            continue
+        for dest, _view in down:
+            if spec.inhibit_on_failure:
+                # keepalived inhibit_on_failure: keep the dest, weight 0, connections survive.
+                dests[dest.key] = dataclasses.replace(dest, weight=0)
+        if spec.sorry_server is not None:
+            notes[(key, spec.sorry_server.key)] = Note(
+                OpReason.QUORUM_REGAINED, f"{up_count} up >= min_up {spec.min_up}"
+            )
+        services[key] = ServiceEntry(spec.service, dests)
+    return Desired(IpvsTable(services), notes)
+
+
+def with_drains(table: IpvsTable, drains: Mapping[HealthKey, Dest]) -> IpvsTable:
+    """``table`` plus the draining dests (weight 0) of services it still has.
+
+    A draining dest whose service left the table is dropped: deleting the service deletes its
+    dests, there is nothing left to drain into. A dest the table already has is not draining
+    (it came back) and the table's version wins.
+    """
+    if not drains:
+        return table
+    services = dict(table.services)
+    touched: dict[ServiceKey, dict[DestKey, Dest]] = {}
+    for (service, dest_key), dest in drains.items():
+        entry = services.get(service)
+        if entry is None or dest_key in entry.dests:
+            continue
+        dests = touched.get(service)
+        if dests is None:
+            dests = touched[service] = dict(entry.dests)
+        dests[dest_key] = dest if dest.weight == 0 else dataclasses.replace(dest, weight=0)
+    for service, dests in touched.items():
+        services[service] = ServiceEntry(services[service].service, dests)
+    return IpvsTable(services)
+
+
+def desired_table(
+    specs: Mapping[ServiceKey, ServiceSpec] | tuple[ServiceSpec, ...] | list[ServiceSpec],
+    health: Mapping[HealthKey, HealthView],
+    drains: Mapping[HealthKey, Dest] | None = None,
+) -> IpvsTable:
+    """The table the kernel should hold: live rows from specs + health, plus draining dests."""
+    return with_drains(build_desired(specs, health).table, drains or {})
