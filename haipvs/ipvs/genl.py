@@ -28,10 +28,31 @@ pyroute2's IPVS classes get wrong (notes §4):
 from __future__ import annotations
 
 import enum
-import socket
+import functools
+import ipaddress
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+
+from haipvs.ipvs.model import (
+    AddDest,
+    AddService,
+    DeleteDest,
+    DeleteService,
+    Dest,
+    DestKey,
+    DestStats,
+    Family,
+    Forwarding,
+    Op,
+    Protocol,
+    Service,
+    ServiceKey,
+    TunFlags,
+    TunType,
+    UpdateDest,
+    UpdateService,
+)
 
 __all__ = [
     "AF_INET",
@@ -60,24 +81,38 @@ __all__ = [
     "ServiceRecord",
     "StatsAttr",
     "SvcAttr",
+    "SyncState",
     "Timeouts",
     "decode_config",
     "decode_daemon",
     "decode_dest",
+    "decode_dest_value",
     "decode_family_id",
     "decode_info",
     "decode_service",
+    "decode_service_value",
+    "dest_key_attrs",
+    "encode_daemon_attrs",
     "encode_dest_attrs",
+    "encode_dump_dests",
+    "encode_dump_services",
     "encode_get_family",
+    "encode_op",
     "encode_request",
     "encode_service_attrs",
     "encode_service_key_attrs",
+    "encode_timeouts",
+    "iter_genl",
+    "netmask_bytes",
     "nla",
+    "op_attrs",
     "parse_messages",
+    "service_key_attrs",
 ]
 
-AF_INET = socket.AF_INET
-AF_INET6 = socket.AF_INET6
+# Linux's AF_INET / AF_INET6, kept literal: this module imports no socket (pure codec).
+AF_INET = 2
+AF_INET6 = 10
 
 IPVS_GENL_NAME = "IPVS"
 IPVS_GENL_VERSION = 1
@@ -853,3 +888,204 @@ def iter_genl(replies: list[Reply], family_id: int) -> Iterator[GenlMessage]:
     for reply in replies:
         if isinstance(reply, GenlMessage) and reply.msg_type == family_id:
             yield reply
+
+
+# --------------------------------------------------------------------------
+# The model layer: ops in, model values out (what the adapter uses).
+
+
+class SyncState(enum.Enum):
+    """Role of a connection-sync daemon (IP_VS_STATE_*; ipvsadm --start-daemon master|backup)."""
+
+    MASTER = 1
+    BACKUP = 2
+
+
+@functools.lru_cache(maxsize=65536)
+def service_key_attrs(key: ServiceKey) -> bytes:
+    """``encode_service_key_attrs`` for a model key; cached because every dest op of a
+    service repeats it (10 dests per service in the bench)."""
+    af = key.family.value
+    if key.fwmark:
+        return encode_service_key_attrs(af, 0, b"", 0, key.fwmark)
+    assert key.protocol is not None and key.address is not None  # ServiceKey guarantees it
+    return encode_service_key_attrs(af, key.protocol.value, _pack_address(key.address), key.port, 0)
+
+
+@functools.lru_cache(maxsize=65536)
+def dest_key_attrs(key: DestKey) -> bytes:
+    """``encode_dest_key_attrs`` for a model key (family follows the address)."""
+    af = AF_INET6 if ":" in key.address else AF_INET
+    return encode_dest_key_attrs(af, _pack_address(key.address), key.port)
+
+
+# Every flag bit user space may set: with mask ~0 the kernel stores exactly our bits, then
+# ORs HASHED back in itself (ip_vs_edit_service), as ipvsadm's libipvs does.
+_ALL_FLAGS = 0xFFFFFFFF
+
+
+def _service_attrs(service: Service) -> bytes:
+    return nla(
+        CmdAttr.SERVICE,
+        encode_service_attrs(
+            service_key_attrs(service.key),
+            af=service.key.family.value,
+            scheduler=service.scheduler,
+            flags=service.flag_bits(),
+            flags_mask=_ALL_FLAGS,
+            timeout=service.persistence_timeout,
+            netmask=service.prefix_length,
+        ),
+    )
+
+
+def _dest_attrs(dest: Dest) -> bytes:
+    # The tunnel attributes go out only for TUN dests: other methods ignore them, and
+    # kernels before 5.2 (no GUE/GRE) accept a TUN dest without them as ipip.
+    tunnel = dest.forwarding is Forwarding.TUNNEL
+    return nla(
+        CmdAttr.DEST,
+        encode_dest_attrs(
+            dest_key_attrs(dest.key),
+            forwarding=dest.forwarding.value,
+            weight=dest.weight,
+            u_thresh=dest.u_thresh,
+            l_thresh=dest.l_thresh,
+            tun_type=dest.tun_type.value if tunnel else None,
+            tun_port=dest.tun_port,
+            tun_flags=int(dest.tun_flags),
+        ),
+    )
+
+
+def op_attrs(op: Op) -> tuple[IpvsCmd, bytes]:
+    """The command and attributes of one op (UpdateX is SET_X, never pyroute2's 'update',
+    which maps to DEL_X: design.md §1.8)."""
+    if isinstance(op, AddDest | UpdateDest):
+        cmd = IpvsCmd.NEW_DEST if isinstance(op, AddDest) else IpvsCmd.SET_DEST
+        return cmd, nla(CmdAttr.SERVICE, service_key_attrs(op.service_key)) + _dest_attrs(op.dest)
+    if isinstance(op, DeleteDest):
+        return IpvsCmd.DEL_DEST, (
+            nla(CmdAttr.SERVICE, service_key_attrs(op.service_key))
+            + nla(CmdAttr.DEST, dest_key_attrs(op.dest_key))
+        )
+    if isinstance(op, AddService):
+        return IpvsCmd.NEW_SERVICE, _service_attrs(op.service)
+    if isinstance(op, UpdateService):
+        return IpvsCmd.SET_SERVICE, _service_attrs(op.service)
+    if isinstance(op, DeleteService):
+        return IpvsCmd.DEL_SERVICE, nla(CmdAttr.SERVICE, service_key_attrs(op.key))
+    raise TypeError(f"not an IPVS op: {op!r}")
+
+
+def encode_op(family_id: int, seq: int, op: Op, *, ack: bool = True) -> bytes:
+    """One request message for ``op``. Without ``ack`` the kernel answers only on error
+    (netlink_rcv_skb acks when NLM_F_ACK is set *or* the handler failed), which is what
+    lets a batch of thousands of ops be confirmed by one final ack."""
+    cmd, attrs = op_attrs(op)
+    flags = NLM_F_REQUEST | NLM_F_ACK if ack else NLM_F_REQUEST
+    return encode_request(family_id, cmd, flags, seq, attrs)
+
+
+def encode_dump_services(family_id: int, seq: int) -> bytes:
+    """GET_SERVICE as a dump: one NEW_SERVICE message per service, then NLMSG_DONE."""
+    return encode_request(family_id, IpvsCmd.GET_SERVICE, NLM_F_REQUEST | NLM_F_DUMP, seq)
+
+
+def encode_dump_dests(family_id: int, seq: int, key: ServiceKey) -> bytes:
+    """GET_DEST dump of one service. The kernel has no GET_DEST doit (EOPNOTSUPP), and a
+    dump of a missing service is empty, not ESRCH (notes Q6, Q10)."""
+    return encode_request(
+        family_id,
+        IpvsCmd.GET_DEST,
+        NLM_F_REQUEST | NLM_F_DUMP,
+        seq,
+        nla(CmdAttr.SERVICE, service_key_attrs(key)),
+    )
+
+
+@functools.lru_cache(maxsize=65536)
+def _pack_address(address: str) -> bytes:
+    return ipaddress.ip_address(address).packed
+
+
+@functools.lru_cache(maxsize=65536)
+def _text_address(raw: bytes) -> str:
+    # Cached: a dump repeats few distinct addresses (10 real servers behind 1,000 VIPs).
+    if len(raw) == 4:
+        return str(ipaddress.IPv4Address(raw))
+    return ipaddress.IPv6Address(raw).compressed
+
+
+_FAMILIES: dict[int, Family] = {int(AF_INET): Family.INET, int(AF_INET6): Family.INET6}
+_PROTOCOLS = {p.value: p for p in Protocol}
+_FORWARDING = {f.value: f for f in Forwarding}
+_TUN_TYPES = {t.value: t for t in TunType}
+
+
+def decode_service_value(msg: GenlMessage) -> Service:
+    """A GET_SERVICE dump reply as a model ``Service`` (normalised like the config's)."""
+    rec = decode_service(msg)
+    family = _FAMILIES.get(rec.af)
+    if family is None:
+        raise MalformedReplyError(f"service of address family {rec.af}")
+    try:
+        if rec.fwmark:
+            key = ServiceKey.for_fwmark(rec.fwmark, family)
+        else:
+            protocol = _PROTOCOLS.get(rec.protocol)
+            if protocol is None:
+                raise MalformedReplyError(f"service of IP protocol {rec.protocol}")
+            key = ServiceKey(protocol, _text_address(rec.address), rec.port)
+        return Service.from_kernel(
+            key,
+            scheduler=rec.scheduler,
+            flags=rec.flags,
+            timeout=rec.timeout,
+            netmask=rec.netmask,
+        )
+    except ValueError as exc:
+        if isinstance(exc, MalformedReplyError):
+            raise
+        raise MalformedReplyError(f"service the model refuses: {exc}") from exc
+
+
+def decode_dest_value(msg: GenlMessage, service_family: Family) -> tuple[Dest, DestStats]:
+    """A GET_DEST dump reply as a model ``Dest`` and its connection counters.
+
+    The tunnel fields are kept only where they mean something (TUN forwarding; the port
+    only for GUE): the kernel reports them for every dest and ignores them otherwise, so
+    the decoded value compares equal to the configured one.
+    """
+    rec = decode_dest(msg, service_family.value)
+    forwarding = _FORWARDING.get(rec.forwarding)
+    if forwarding is None:  # unreachable: masked with IP_VS_CONN_F_FWD_MASK (0..7)
+        raise MalformedReplyError(f"forwarding method {rec.forwarding}")
+    try:
+        if forwarding is Forwarding.TUNNEL:
+            tun_type = _TUN_TYPES.get(rec.tun_type)
+            if tun_type is None:
+                raise MalformedReplyError(f"tunnel type {rec.tun_type}")
+            dest = Dest(
+                DestKey(_text_address(rec.address), rec.port),
+                weight=rec.weight,
+                forwarding=forwarding,
+                u_thresh=rec.u_thresh,
+                l_thresh=rec.l_thresh,
+                tun_type=tun_type,
+                tun_port=rec.tun_port if tun_type is TunType.GUE else 0,
+                tun_flags=TunFlags(rec.tun_flags & 0x3),
+            )
+        else:
+            dest = Dest(
+                DestKey(_text_address(rec.address), rec.port),
+                weight=rec.weight,
+                forwarding=forwarding,
+                u_thresh=rec.u_thresh,
+                l_thresh=rec.l_thresh,
+            )
+    except ValueError as exc:
+        if isinstance(exc, MalformedReplyError):
+            raise
+        raise MalformedReplyError(f"real server the model refuses: {exc}") from exc
+    return dest, DestStats(rec.active_conns, rec.inactive_conns, rec.persist_conns)

@@ -9,6 +9,7 @@ bytes the kernel wants next to the pyroute2 hack that happens to produce them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import socket
 import struct
 from typing import Any
@@ -32,6 +33,25 @@ from haipvs.ipvs.genl import (
     GenlMessage,
     IpvsCmd,
     MalformedReplyError,
+)
+from haipvs.ipvs.model import (
+    AddDest,
+    AddService,
+    DeleteDest,
+    DeleteService,
+    Dest,
+    DestKey,
+    DestStats,
+    Family,
+    Forwarding,
+    Protocol,
+    SchedFlags,
+    Service,
+    ServiceKey,
+    TunFlags,
+    TunType,
+    UpdateDest,
+    UpdateService,
 )
 
 FAMILY = 0x1E  # any dynamic genl id; the adapter resolves the real one
@@ -701,3 +721,186 @@ def test_garbage_inside_a_valid_header_raises_only_malformed_reply(
             ):
                 with contextlib.suppress(MalformedReplyError):
                     decode(reply)
+
+
+# --------------------------------------------------------------------------
+# The model layer: ops encode to the right command; dumps decode to equal values
+
+
+WEB = ServiceKey.tcp("198.51.100.10", 80)
+RS1 = DestKey("10.0.0.11", 80)
+
+
+def as_reply(request: bytes) -> GenlMessage:
+    """The request's attributes seen as a dump reply (same nested layout)."""
+    return one(request)
+
+
+@pytest.mark.parametrize(
+    ("op", "cmd", "flags"),
+    [
+        (AddService(Service(WEB)), IpvsCmd.NEW_SERVICE, REQ_ACK),
+        (UpdateService(Service(WEB, scheduler="rr")), IpvsCmd.SET_SERVICE, REQ_ACK),
+        (DeleteService(WEB), IpvsCmd.DEL_SERVICE, REQ_ACK),
+        (AddDest(WEB, Dest(RS1)), IpvsCmd.NEW_DEST, REQ_ACK),
+        (UpdateDest(WEB, Dest(RS1, weight=0)), IpvsCmd.SET_DEST, REQ_ACK),
+        (DeleteDest(WEB, RS1), IpvsCmd.DEL_DEST, REQ_ACK),
+    ],
+)
+def test_each_op_maps_to_its_command_never_update_to_delete(
+    op: Any, cmd: IpvsCmd, flags: int
+) -> None:
+    data = genl.encode_op(FAMILY, 5, op)
+    length, msg_type, got_flags, seq, _ = struct.unpack_from("=IHHII", data)
+    assert (length, msg_type, got_flags, seq, data[16]) == (len(data), FAMILY, flags, 5, cmd)
+    assert genl.encode_op(FAMILY, 5, op, ack=False)[6:8] == struct.pack("=H", NLM_F_REQUEST)
+
+
+def test_delete_ops_send_only_keys() -> None:
+    delete = genl.encode_op(FAMILY, 1, DeleteDest(WEB, RS1))
+    decoded = pyroute2_decode(delete)
+    d = decoded.get_attr("IPVS_CMD_ATTR_DEST")
+    assert [name for name, _ in d["attrs"]] == [
+        "IPVS_DEST_ATTR_ADDR",
+        "IPVS_DEST_ATTR_PORT",
+        "IPVS_DEST_ATTR_ADDR_FAMILY",
+    ]
+    s = pyroute2_decode(genl.encode_op(FAMILY, 1, DeleteService(WEB))).get_attr(
+        "IPVS_CMD_ATTR_SERVICE"
+    )
+    assert [name for name, _ in s["attrs"]] == [
+        "IPVS_SVC_ATTR_AF",
+        "IPVS_SVC_ATTR_PROTOCOL",
+        "IPVS_SVC_ATTR_ADDR",
+        "IPVS_SVC_ATTR_PORT",
+    ]
+
+
+def test_persistent_service_sets_the_flag_and_pyroute2_agrees() -> None:
+    svc = Service(WEB, scheduler="wlc", persistence_timeout=300, persistence_netmask=24)
+    decoded = pyroute2_decode(genl.encode_op(FAMILY, 1, AddService(svc)))
+    s = decoded.get_attr("IPVS_CMD_ATTR_SERVICE")
+    assert s.get_attr("IPVS_SVC_ATTR_FLAGS")["flags"] == 0x1
+    assert s.get_attr("IPVS_SVC_ATTR_TIMEOUT") == 300
+    assert s.get_attr("IPVS_SVC_ATTR_NETMASK") == "255.255.255.0"
+
+
+def test_tunnel_attrs_only_for_tunnel_dests() -> None:
+    nat = pyroute2_decode(genl.encode_op(FAMILY, 1, AddDest(WEB, Dest(RS1))))
+    names = [n for n, _ in nat.get_attr("IPVS_CMD_ATTR_DEST")["attrs"]]
+    assert "IPVS_DEST_ATTR_TUN_TYPE" not in names
+    gue = Dest(
+        RS1,
+        forwarding=Forwarding.TUNNEL,
+        tun_type=TunType.GUE,
+        tun_port=6080,
+        tun_flags=TunFlags.CSUM,
+    )
+    tun = pyroute2_decode(genl.encode_op(FAMILY, 1, AddDest(WEB, gue)))
+    d = tun.get_attr("IPVS_CMD_ATTR_DEST")
+    assert d.get_attr("IPVS_DEST_ATTR_TUN_TYPE") == 1
+    assert socket.ntohs(d.get_attr("IPVS_DEST_ATTR_TUN_PORT")) == 6080
+    assert d.get_attr("IPVS_DEST_ATTR_TUN_FLAGS") == 1
+
+
+def test_dump_requests() -> None:
+    dump = genl.encode_dump_services(FAMILY, 3)
+    assert struct.unpack_from("=HH", dump, 4) == (FAMILY, NLM_F_REQUEST | NLM_F_DUMP)
+    dests = genl.encode_dump_dests(FAMILY, 4, ServiceKey.for_fwmark(9, Family.INET6))
+    s = pyroute2_decode(dests).get_attr("IPVS_CMD_ATTR_SERVICE")
+    assert (s.get_attr("IPVS_SVC_ATTR_AF"), s.get_attr("IPVS_SVC_ATTR_FWMARK")) == (AF_INET6, 9)
+    assert dests[16] == IpvsCmd.GET_DEST
+
+
+def test_decoded_service_ignores_timeout_without_persistent_flag() -> None:
+    # The kernel reports the timeout it stored even when PERSISTENT is off; only the
+    # flag makes a service persistent (notes Q10), so the model keeps 0.
+    data = kernel_service_reply(1, address=v4("198.51.100.10"), flags=0, timeout=360)
+    assert genl.decode_service_value(one(data)) == Service(WEB)
+
+
+def test_decoded_dest_drops_meaningless_tunnel_fields() -> None:
+    dkey = genl.encode_dest_key_attrs(AF_INET, v4("10.0.0.11"), 80)
+    attrs = genl.encode_dest_attrs(
+        dkey, forwarding=0, weight=2, u_thresh=0, l_thresh=0, tun_type=2, tun_port=9, tun_flags=1
+    )
+    data = genl.encode_request(FAMILY, IpvsCmd.NEW_DEST, NLM_F_MULTI, 1, genl.nla(2, attrs))
+    dest, stats = genl.decode_dest_value(one(data), Family.INET)
+    assert dest == Dest(RS1, weight=2)
+    assert stats == DestStats()
+
+
+def test_unknown_protocol_in_a_dump_is_malformed() -> None:
+    data = kernel_service_reply(1, address=v4("198.51.100.10"), protocol=47)
+    with pytest.raises(MalformedReplyError, match="protocol 47"):
+        genl.decode_service_value(one(data))
+
+
+ipv4_text = st.ip_addresses(v=4).map(str)
+ipv6_text = st.ip_addresses(v=6).map(str)
+
+
+@st.composite
+def model_services(draw: st.DrawFn) -> Service:
+    family = draw(st.sampled_from([Family.INET, Family.INET6]))
+    if draw(st.booleans()):
+        key = ServiceKey.for_fwmark(draw(st.integers(1, 2**32 - 1)), family)
+    else:
+        address = draw(ipv4_text if family is Family.INET else ipv6_text)
+        key = ServiceKey(
+            draw(st.sampled_from(list(Protocol))), address, draw(st.integers(0, 65535))
+        )
+    scheduler = draw(schedulers)
+    flags = SchedFlags(one_packet=draw(st.booleans()))
+    if scheduler == "sh":
+        flags = SchedFlags(sh_fallback=draw(st.booleans()), sh_port=draw(st.booleans()))
+    elif scheduler == "mh":
+        flags = SchedFlags(mh_fallback=draw(st.booleans()), mh_port=draw(st.booleans()))
+    full = 32 if key.family is Family.INET else 128
+    return Service(
+        key,
+        scheduler=scheduler,
+        flags=flags,
+        persistence_timeout=draw(st.integers(0, 2**32 - 1)),
+        persistence_netmask=draw(st.integers(0 if full == 32 else 1, full)),
+    )
+
+
+@st.composite
+def model_dests(draw: st.DrawFn) -> Dest:
+    address = draw(st.one_of(ipv4_text, ipv6_text))
+    key = DestKey(address, draw(st.integers(0, 65535)))
+    forwarding = draw(st.sampled_from(list(Forwarding)))
+    u_thresh = draw(st.integers(0, 2**32 - 1))
+    base = Dest(
+        key,
+        weight=draw(st.integers(0, 2**31 - 1)),
+        forwarding=forwarding,
+        u_thresh=u_thresh,
+        l_thresh=draw(st.integers(0, u_thresh)),
+    )
+    if forwarding is not Forwarding.TUNNEL:
+        return base
+    tun_type = draw(st.sampled_from(list(TunType)))
+    return dataclasses.replace(
+        base,
+        tun_type=tun_type,
+        tun_port=draw(st.integers(1, 65535)) if tun_type is TunType.GUE else 0,
+        tun_flags=TunFlags(draw(st.integers(0, 3))),
+    )
+
+
+@given(model_services())
+def test_model_service_round_trip(service: Service) -> None:
+    for op in (AddService(service), UpdateService(service)):
+        assert genl.decode_service_value(as_reply(genl.encode_op(FAMILY, 1, op))) == service
+
+
+@given(model_services(), model_dests())
+def test_model_dest_round_trip(service: Service, dest: Dest) -> None:
+    for op in (AddDest(service.key, dest), UpdateDest(service.key, dest)):
+        decoded, stats = genl.decode_dest_value(
+            as_reply(genl.encode_op(FAMILY, 1, op)), service.key.family
+        )
+        assert decoded == dest
+        assert stats == DestStats()
