@@ -1,0 +1,418 @@
+"""Reading a config file: YAML with the line of every node, every error at once.
+
+Rule 1: a file is accepted whole or refused whole. Refusal lists *every* problem found in
+one pass (exabgp's error collector), each as ``FILE:LINE: key.path: message``; warnings use
+the same form with a ``warning:`` marker. Nothing is printed or logged here: the caller
+(check-config, the supervisor's reload) decides where the lines go.
+
+Rule 2: the line of a problem is the line of the YAML node it is about. The file is
+composed into a node tree (``yaml.SafeLoader``, so no arbitrary tags), the tree is walked to
+build plain data and a map from key path to line, and duplicate keys are refused there
+(PyYAML silently keeps the last one, which is how a typo'd second ``port:`` goes unseen).
+
+Rule 3: each section item (a VRRP instance, a virtual server...) is validated on its own, and
+the cross-field rules of :mod:`haipvs.config.model` run over every item that validated, so a
+typo in one virtual server does not hide a broken rule in another.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from haipvs.config.model import (
+    CHECK_TYPES,
+    Config,
+    Director,
+    Finding,
+    IpvsSettings,
+    KeyPath,
+    Severity,
+    SyncGroup,
+    VirtualServer,
+    VrrpInstance,
+    find_rule_violations,
+    format_key_path,
+)
+
+__all__ = [
+    "ConfigError",
+    "ConfigInvalid",
+    "ConfigWarning",
+    "LoadedConfig",
+    "dump_config",
+    "load_config",
+    "load_config_text",
+]
+
+_M = TypeVar("_M", bound=BaseModel)
+
+# Pseudo key paths for problems that are not about one key.
+SYNTAX_PATH = "yaml"
+FILE_PATH = "(file)"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigError:
+    """One reason a file is refused: ``FILE:LINE: key.path: message``."""
+
+    file: str
+    line: int
+    key_path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.key_path}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigWarning:
+    """Legal but probably not meant: ``FILE:LINE: warning: key.path: message``."""
+
+    file: str
+    line: int
+    key_path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: warning: {self.key_path}: {self.message}"
+
+
+_P = TypeVar("_P", ConfigError, ConfigWarning)
+
+
+class ConfigInvalid(Exception):  # noqa: N818 - the name of the contract (issue 3)
+    """The file is refused; ``errors`` holds every reason, in file order."""
+
+    def __init__(
+        self, errors: Iterable[ConfigError], warnings: Iterable[ConfigWarning] = ()
+    ) -> None:
+        self.errors = tuple(errors)
+        self.warnings = tuple(warnings)
+        super().__init__("\n".join(str(error) for error in self.errors))
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedConfig:
+    config: Config
+    warnings: tuple[ConfigWarning, ...]
+
+
+def load_config(path: str | os.PathLike[str]) -> LoadedConfig:
+    """Read and validate ``path``; raise :class:`ConfigInvalid` with every error."""
+    file = os.fspath(path)
+    try:
+        with open(file, encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigInvalid([ConfigError(file, 1, FILE_PATH, f"cannot read: {reason}")]) from None
+    return load_config_text(text, file)
+
+
+def load_config_text(text: str, file: str = "<string>") -> LoadedConfig:
+    """Validate YAML ``text`` as if read from ``file`` (the name used in messages)."""
+    tree = _Tree(file)
+    data = tree.build(text)
+    findings: list[Finding] = []
+    if tree.complete:
+        # Duplicate keys keep their first value, so the rest of the file is still checked;
+        # values the tree could not read are skipped rather than blamed twice.
+        findings = [
+            finding
+            for finding in _validate(data)
+            if not any(finding.key_path[: len(bad)] == bad for bad in tree.unreadable)
+        ]
+    errors = list(tree.errors)
+    warnings: list[ConfigWarning] = []
+    for finding in findings:
+        line = tree.line_of(finding.key_path)
+        path = format_key_path(finding.key_path) or FILE_PATH
+        if finding.severity is Severity.ERROR:
+            errors.append(ConfigError(file, line, path, finding.message))
+        else:
+            warnings.append(ConfigWarning(file, line, path, finding.message))
+    errors = _ordered(errors)
+    warnings = _ordered(warnings)
+    if errors:
+        raise ConfigInvalid(errors, warnings)
+    # Every section validated on its own and no rule is broken: the whole validates too.
+    return LoadedConfig(Config.model_validate(data), tuple(warnings))
+
+
+def dump_config(config: Config) -> str:
+    """YAML text that loads back to an equal ``Config`` (defaults left out)."""
+    data = config.model_dump(mode="json", exclude_defaults=True)
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def _ordered(items: Iterable[_P]) -> list[_P]:
+    unique = dict.fromkeys(items)
+    return sorted(unique, key=lambda item: (item.line, item.key_path, item.message))
+
+
+# --------------------------------------------------------------------------------------------
+# YAML -> plain data + lines
+
+
+@dataclass(frozen=True, slots=True)
+class _Mark:
+    key_line: int  # the line of `key:` (or of the `- ` item)
+    value_line: int  # where the value starts
+    scalar: bool
+
+
+_STANDARD_COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+
+
+class _Tree:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.errors: list[ConfigError] = []
+        self.marks: dict[KeyPath, _Mark] = {}
+        self.unreadable: list[KeyPath] = []
+        self.complete = False
+        self._loader: yaml.SafeLoader | None = None
+
+    def build(self, text: str) -> Any:
+        loader = yaml.SafeLoader(text)
+        self._loader = loader
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                self._error(1, FILE_PATH, "the file is empty")
+                return None
+            data = self._walk(node, (), node.start_mark.line + 1)
+            self.complete = True
+            return data
+        except yaml.MarkedYAMLError as exc:
+            self._syntax_error(exc)
+            return None
+        except yaml.YAMLError as exc:
+            self._error(1, SYNTAX_PATH, str(exc))
+            return None
+        finally:
+            loader.dispose()
+
+    def line_of(self, path: KeyPath) -> int:
+        exact = path in self.marks
+        while path and path not in self.marks:
+            path = path[:-1]
+        mark = self.marks.get(path)
+        if mark is None:
+            return 1
+        return mark.value_line if exact and mark.scalar else mark.key_line
+
+    def _error(self, line: int, path: str, message: str) -> None:
+        self.errors.append(ConfigError(self.file, line, path, message))
+
+    def _syntax_error(self, exc: yaml.MarkedYAMLError) -> None:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        problem = exc.problem or "not valid YAML"
+        if exc.context:
+            problem = f"{problem} ({exc.context})"
+        self._error(line, SYNTAX_PATH, problem)
+
+    def _walk(self, node: yaml.Node, path: KeyPath, key_line: int) -> Any:
+        loader = self._loader
+        assert loader is not None
+        value_line = node.start_mark.line + 1
+        self.marks[path] = _Mark(key_line, value_line, isinstance(node, yaml.ScalarNode))
+        where = format_key_path(path) or FILE_PATH
+        if isinstance(node, yaml.MappingNode):
+            if node.tag not in _STANDARD_COLLECTION_TAGS:
+                self._error(value_line, where, f"unsupported YAML tag {node.tag}")
+                self.unreadable.append(path)
+                return None
+            own_keys = {id(key_node) for key_node, _ in node.value}
+            loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
+            result: dict[str, Any] = {}
+            first_line: dict[str, int] = {}
+            merged: set[str] = set()
+            for key_node, value_node in node.value:
+                line = key_node.start_mark.line + 1
+                key = (
+                    loader.construct_object(key_node)
+                    if isinstance(key_node, yaml.ScalarNode)
+                    else None
+                )
+                if not isinstance(key, str):
+                    self._error(line, where, f"keys must be names, not {key_node.value!r}")
+                    continue
+                is_own = id(key_node) in own_keys
+                if key in merged and is_own:
+                    # YAML merge keys: the mapping's own key overrides the merged one.
+                    merged.discard(key)
+                elif key in first_line and not is_own:
+                    continue  # an earlier merged mapping takes precedence
+                elif key in first_line:
+                    self._error(
+                        line,
+                        format_key_path((*path, key)),
+                        f"duplicate key (first at line {first_line[key]})",
+                    )
+                    continue
+                elif not is_own:
+                    merged.add(key)
+                first_line[key] = line
+                result[key] = self._walk(value_node, (*path, key), line)
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag not in _STANDARD_COLLECTION_TAGS:
+                self._error(value_line, where, f"unsupported YAML tag {node.tag}")
+                self.unreadable.append(path)
+                return None
+            return [
+                self._walk(item, (*path, index), item.start_mark.line + 1)
+                for index, item in enumerate(node.value)
+            ]
+        try:
+            return loader.construct_object(node, deep=True)
+        except yaml.MarkedYAMLError as exc:
+            self._error(value_line, where, exc.problem or "cannot read this value")
+            self.unreadable.append(path)
+            return None
+
+
+# --------------------------------------------------------------------------------------------
+# Plain data -> findings
+
+_SECTIONS = ("director", "vrrp", "sync_groups", "virtual_servers", "ipvs")
+_LIST_SECTIONS: dict[str, type[BaseModel]] = {
+    "vrrp": VrrpInstance,
+    "sync_groups": SyncGroup,
+    "virtual_servers": VirtualServer,
+}
+
+
+def _all_field_names(model: type[BaseModel], seen: set[type[BaseModel]]) -> set[str]:
+    names: set[str] = set()
+    if model in seen:
+        return names
+    seen.add(model)
+    for name, info in model.model_fields.items():
+        names.add(name)
+        for inner in _model_types(info.annotation):
+            names |= _all_field_names(inner, seen)
+    return names
+
+
+def _model_types(annotation: Any) -> Iterable[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        yield from _model_types(arg)
+    origin = getattr(annotation, "__origin__", None)
+    if origin is not None and origin is not annotation:
+        yield from _model_types(origin)
+
+
+_VOCABULARY = sorted(_all_field_names(Config, set()))
+
+
+def _validate(data: Any) -> list[Finding]:
+    if not isinstance(data, dict):
+        return [Finding((), "must be a mapping of sections: " + ", ".join(_SECTIONS))]
+    findings: list[Finding] = []
+    for key in data:
+        if key not in _SECTIONS:
+            findings.append(_unknown_key((key,), _SECTIONS))
+
+    director = _validate_one(Director, data.get("director", {}), ("director",), findings)
+    ipvs = _validate_one(IpvsSettings, data.get("ipvs", {}), ("ipvs",), findings)
+    valid: dict[str, list[tuple[int, Any]]] = {}
+    all_valid: dict[str, bool] = {}
+    for section, model in _LIST_SECTIONS.items():
+        raw = data.get(section, [])
+        valid[section] = []
+        all_valid[section] = isinstance(raw, list)
+        if not isinstance(raw, list):
+            findings.append(Finding((section,), "must be a list"))
+            continue
+        for index, item in enumerate(raw):
+            parsed = _validate_one(model, item, (section, index), findings)
+            if parsed is None:
+                all_valid[section] = False
+            else:
+                valid[section].append((index, parsed))
+
+    findings += find_rule_violations(
+        director=director,
+        vrrp=valid["vrrp"],
+        sync_groups=valid["sync_groups"],
+        virtual_servers=valid["virtual_servers"],
+        ipvs=ipvs,
+        all_vrrp_valid=all_valid["vrrp"],
+    )
+    return findings
+
+
+def _validate_one(model: type[_M], raw: Any, prefix: KeyPath, findings: list[Finding]) -> _M | None:
+    if raw is None:
+        findings.append(Finding(prefix, "must be a mapping, not empty"))
+        return None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        for error in exc.errors():
+            findings.append(_finding_from(error, prefix))
+        return None
+
+
+def _clean_loc(loc: Iterable[int | str]) -> KeyPath:
+    # pydantic puts the discriminator's tag in the location of a tagged-union error
+    # (`check.http.path`); the YAML has no such key.
+    cleaned: list[str | int] = []
+    for part in loc:
+        if isinstance(part, str) and part in CHECK_TYPES and cleaned and cleaned[-1] == "check":
+            continue
+        cleaned.append(part)
+    return tuple(cleaned)
+
+
+_TYPE_MESSAGES: Mapping[str, str] = {
+    "missing": "is required",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "float_type": "must be a number",
+    "bool_type": "must be true or false",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "tuple_type": "must be a list",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+    "dict_type": "must be a mapping",
+}
+
+
+def _finding_from(error: ErrorDetails, prefix: KeyPath) -> Finding:
+    path = (*prefix, *_clean_loc(error["loc"]))
+    kind = error["type"]
+    context = error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return _unknown_key(path, _VOCABULARY)
+    if kind == "union_tag_invalid":
+        expected = str(context.get("expected_tags", "")).replace("'", "")
+        return Finding((*path, "type"), f"must be one of: {expected}")
+    if kind == "union_tag_not_found":
+        return Finding((*path, "type"), "is required (one of: " + ", ".join(CHECK_TYPES) + ")")
+    if kind == "literal_error":
+        expected = str(context.get("expected", "")).replace("'", "")
+        return Finding(path, f"must be {expected}")
+    message = _TYPE_MESSAGES.get(kind, error["msg"])
+    return Finding(path, message)
+
+
+def _unknown_key(path: KeyPath, vocabulary: Iterable[str]) -> Finding:
+    key = str(path[-1])
+    close = difflib.get_close_matches(key, list(vocabulary), n=1, cutoff=0.75)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return Finding(path, f"unknown key{hint}")

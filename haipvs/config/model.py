@@ -1,0 +1,1255 @@
+"""The config model: every key of the YAML contract (design.md §4.1), typed and defaulted.
+
+Rule 1: this module owns the *shape* of a config file: which keys exist, their types, their
+ranges and their defaults. Each model is strict (no silent coercion: ``"80"`` is not a port,
+``1`` is not ``true``), frozen and forbids unknown keys, so a typo is an error, never ignored.
+
+Rule 2: rules that relate several keys (vrid unique per interface, dr cannot map ports, a VIP
+no VRRP instance carries...) live in :func:`find_rule_violations`, not in validators. They
+take the items that validated on their own, with their original list indices, so a file with
+a typo in one virtual server still gets every rule checked in the others, and every finding
+carries the exact key path it is about.
+
+Messages are written for the operator reading ``haipvs check-config`` at night: short, they
+say what is allowed (``must be 1..65535``), and the names are the YAML keys.
+
+Pure: no IO, no clock, no logging. Names follow keepalived.conf where one exists, and each
+field's docstring-comment names the keepalived option it matches (docs/config.md has the table).
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+)
+from pydantic_core import PydanticCustomError
+
+__all__ = [
+    "Address",
+    "Check",
+    "CheckTiming",
+    "Config",
+    "Director",
+    "DnsCheck",
+    "Drain",
+    "ExecCheck",
+    "FailOpen",
+    "Family",
+    "Finding",
+    "FlapDamping",
+    "Forwarding",
+    "HttpCheck",
+    "HttpMethod",
+    "HttpsCheck",
+    "IpvsSettings",
+    "IpvsTimeouts",
+    "KeyPath",
+    "LogFormat",
+    "LogLevel",
+    "Notify",
+    "Persistence",
+    "ProgrammerSettings",
+    "Protocol",
+    "Quorum",
+    "RealServer",
+    "Scheduler",
+    "SchedulerFlag",
+    "Severity",
+    "SorryServer",
+    "SyncDaemon",
+    "SyncGroup",
+    "TcpCheck",
+    "Track",
+    "TrackInterface",
+    "TrackScript",
+    "Tunnel",
+    "TunnelChecksum",
+    "TunnelType",
+    "UdpCheck",
+    "Vip",
+    "VirtualServer",
+    "VrrpInstance",
+    "address_family",
+    "find_rule_violations",
+    "format_key_path",
+]
+
+T = TypeVar("T")
+E = TypeVar("E", bound=enum.Enum)
+
+# --------------------------------------------------------------------------------------------
+# Enumerations of the operator's vocabulary. The YAML spells them as their values.
+
+
+class Family(enum.Enum):
+    IPV4 = "ipv4"
+    IPV6 = "ipv6"
+
+
+class Protocol(enum.Enum):
+    TCP = "tcp"
+    UDP = "udp"
+    SCTP = "sctp"
+
+
+class Forwarding(enum.Enum):
+    """ipvsadm -m / -g / -i; keepalived ``lb_kind NAT|DR|TUN``."""
+
+    NAT = "nat"
+    DR = "dr"
+    TUN = "tun"
+
+
+class Scheduler(enum.Enum):
+    """The schedulers the Linux kernel ships (net/netfilter/ipvs/ip_vs_<name>.c)."""
+
+    RR = "rr"
+    WRR = "wrr"
+    LC = "lc"
+    WLC = "wlc"
+    LBLC = "lblc"
+    LBLCR = "lblcr"
+    DH = "dh"
+    SH = "sh"
+    SED = "sed"
+    NQ = "nq"
+    MH = "mh"
+    FO = "fo"
+    OVF = "ovf"
+    TWOS = "twos"
+
+
+class SchedulerFlag(enum.Enum):
+    """ipvsadm -b / keepalived ``lvs_sched_flags``: IP_VS_SVC_F_SCHED1 / SCHED2 for sh and mh."""
+
+    SH_FALLBACK = "sh-fallback"
+    SH_PORT = "sh-port"
+    MH_FALLBACK = "mh-fallback"
+    MH_PORT = "mh-port"
+
+
+class TunnelType(enum.Enum):
+    """ipvsadm --tun-type; keepalived ``tun_type``."""
+
+    IPIP = "ipip"
+    GUE = "gue"
+    GRE = "gre"
+
+
+class TunnelChecksum(enum.Enum):
+    """ipvsadm --tun-nocsum / --tun-csum / --tun-remcsum; keepalived ``tun_flags``."""
+
+    NONE = "none"
+    CSUM = "csum"
+    REMCSUM = "remcsum"
+
+
+class LogFormat(enum.Enum):
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class LogLevel(enum.Enum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class HttpMethod(enum.Enum):
+    GET = "GET"
+    HEAD = "HEAD"
+
+
+class Severity(enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+# --------------------------------------------------------------------------------------------
+# Field types: each parses the YAML scalar itself, so the message is ours and exact.
+
+
+def _as_tuple(value: Any) -> Any:
+    # YAML gives lists; frozen models keep tuples (hashable, so configs can be keys and diffed).
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, tuple):
+        return value
+    raise PydanticCustomError("list_type", "must be a list")
+
+
+ListOf = Annotated[tuple[T, ...], BeforeValidator(_as_tuple)]
+
+
+def _enum_parser(enum_type: type[E]) -> Callable[[Any], E]:
+    choices = ", ".join(str(member.value) for member in enum_type)
+
+    def parse(value: Any) -> E:
+        if isinstance(value, enum_type):
+            return value
+        for member in enum_type:
+            # bool is an int: `true` must not match a value 1.
+            if type(value) is type(member.value) and value == member.value:
+                return member
+        raise PydanticCustomError("choice", "must be one of: {choices}", {"choices": choices})
+
+    return parse
+
+
+def _enum_value(member: enum.Enum) -> Any:
+    return member.value
+
+
+def _int_in(low: int, high: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if type(value) is not int:
+            raise PydanticCustomError("int_type", "must be an integer")
+        if not low <= value <= high:
+            raise PydanticCustomError("range", "must be {low}..{high}", {"low": low, "high": high})
+        return value
+
+    return parse
+
+
+def _number_in(low: float, high: float) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        if type(value) not in (int, float):
+            raise PydanticCustomError("float_type", "must be a number")
+        number = float(value)
+        if not low <= number <= high:
+            raise PydanticCustomError(
+                "range", "must be {low}..{high}", {"low": f"{low:g}", "high": f"{high:g}"}
+            )
+        return number
+
+    return parse
+
+
+def _parse_address(value: Any) -> IPv4Address | IPv6Address:
+    if isinstance(value, IPv4Address | IPv6Address):
+        return value
+    if not isinstance(value, str):
+        raise PydanticCustomError("address_type", "must be an IP address")
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        raise PydanticCustomError(
+            "address", "not an IP address: {value}", {"value": repr(value)}
+        ) from None
+
+
+def _parse_interface(value: Any) -> IPv4Interface | IPv6Interface:
+    if isinstance(value, IPv4Interface | IPv6Interface):
+        return value
+    if not isinstance(value, str):
+        raise PydanticCustomError("address_type", "must be an IP address with a /prefix")
+    try:
+        # A bare address is a host route (/32, /128), as keepalived's virtual_ipaddress.
+        return ipaddress.ip_interface(value)
+    except ValueError:
+        raise PydanticCustomError(
+            "address", "not an IP address or address/prefix: {value}", {"value": repr(value)}
+        ) from None
+
+
+def _to_str(value: Any) -> str:
+    return str(value)
+
+
+Address = Annotated[
+    IPv4Address | IPv6Address, BeforeValidator(_parse_address), PlainSerializer(_to_str)
+]
+InterfaceAddress = Annotated[
+    IPv4Interface | IPv6Interface, BeforeValidator(_parse_interface), PlainSerializer(_to_str)
+]
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:@-]*$")
+# Linux IFNAMSIZ is 16 with the NUL; `ip link` refuses '/', whitespace and ':' is an alias.
+_IFNAME = re.compile(r"^[^/\s:]{1,15}$")
+
+
+def _parse_name(value: Any) -> str:
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "must be a string")
+    if not _NAME.match(value) or len(value) > 64:
+        raise PydanticCustomError(
+            "name",
+            "must be 1..64 characters of letters, digits and _ . : @ - (got {value})",
+            {"value": repr(value)},
+        )
+    return value
+
+
+def _parse_ifname(value: Any) -> str:
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "must be a string")
+    if not _IFNAME.match(value):
+        raise PydanticCustomError(
+            "ifname",
+            "not an interface name: {value} (1..15 characters, no '/', ':' or spaces)",
+            {"value": repr(value)},
+        )
+    return value
+
+
+def _parse_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "must be a string")
+    if not value:
+        raise PydanticCustomError("empty", "must not be empty")
+    return value
+
+
+def _parse_command(value: Any) -> tuple[str, ...]:
+    # argv lists, run without a shell (design.md §4.1 notify): a string would need a shell
+    # to split, and that is exactly what we refuse.
+    if isinstance(value, str):
+        raise PydanticCustomError(
+            "command_type", "must be an argv list, e.g. [/usr/local/bin/notify, master]"
+        )
+    if not isinstance(value, list | tuple):
+        raise PydanticCustomError("list_type", "must be a list")
+    if not value:
+        raise PydanticCustomError("empty", "must not be empty")
+    for arg in value:
+        if not isinstance(arg, str):
+            raise PydanticCustomError("command_arg", "every argument must be a string")
+    if not value[0].startswith("/"):
+        raise PydanticCustomError(
+            "command_path",
+            "the program must be an absolute path (got {value})",
+            {"value": repr(value[0])},
+        )
+    return tuple(value)
+
+
+Name = Annotated[str, BeforeValidator(_parse_name)]
+InterfaceName = Annotated[str, BeforeValidator(_parse_ifname)]
+Text = Annotated[str, BeforeValidator(_parse_text)]
+Command = Annotated[tuple[str, ...], BeforeValidator(_parse_command)]
+TrackWeight = Annotated[int, BeforeValidator(_int_in(-253, 253))]
+SyncId = Annotated[int, BeforeValidator(_int_in(0, 255))]
+PersistenceTimeout = Annotated[int, BeforeValidator(_int_in(0, 2678400))]
+Uint16 = Annotated[int, BeforeValidator(_int_in(0, 65535))]
+Count = Annotated[int, BeforeValidator(_int_in(1, 100))]
+OneTo255 = Annotated[int, BeforeValidator(_int_in(1, 255))]
+KernelTimeout = Annotated[int, BeforeValidator(_int_in(1, 2678400))]
+Fwmark = Annotated[int, BeforeValidator(_int_in(1, 4294967295))]
+SyncMaxlen = Annotated[int, BeforeValidator(_int_in(1, 65507))]
+PositiveUint16 = Annotated[int, BeforeValidator(_int_in(1, 65535))]
+HttpStatus = Annotated[int, BeforeValidator(_int_in(100, 599))]
+VrrpVersion = Annotated[int, BeforeValidator(_int_in(2, 3))]
+GarpInterval = Annotated[float, BeforeValidator(_number_in(0, 1))]
+PreemptDelay = Annotated[float, BeforeValidator(_number_in(0, 1000))]
+GarpDelay = Annotated[float, BeforeValidator(_number_in(0, 255))]
+MinInterval = Annotated[float, BeforeValidator(_number_in(0, 3600))]
+SlowStart = Annotated[float, BeforeValidator(_number_in(0, 600))]
+DaySeconds = Annotated[float, BeforeValidator(_number_in(0, 86400))]
+Ratio = Annotated[float, BeforeValidator(_number_in(0.01, 1))]
+AdvertInterval = Annotated[float, BeforeValidator(_number_in(0.01, 255))]
+ScriptSeconds = Annotated[float, BeforeValidator(_number_in(0.01, 3600))]
+CheckSeconds = Annotated[float, BeforeValidator(_number_in(0.01, 86400))]
+ShortSeconds = Annotated[float, BeforeValidator(_number_in(0.1, 3600))]
+Penalty = Annotated[float, BeforeValidator(_number_in(1, 1_000_000))]
+LongSeconds = Annotated[float, BeforeValidator(_number_in(1, 86400))]
+FamilyValue = Annotated[Family, BeforeValidator(_enum_parser(Family)), PlainSerializer(_enum_value)]
+ForwardingValue = Annotated[
+    Forwarding, BeforeValidator(_enum_parser(Forwarding)), PlainSerializer(_enum_value)
+]
+HttpMethodValue = Annotated[
+    HttpMethod, BeforeValidator(_enum_parser(HttpMethod)), PlainSerializer(_enum_value)
+]
+LogFormatValue = Annotated[
+    LogFormat, BeforeValidator(_enum_parser(LogFormat)), PlainSerializer(_enum_value)
+]
+LogLevelValue = Annotated[
+    LogLevel, BeforeValidator(_enum_parser(LogLevel)), PlainSerializer(_enum_value)
+]
+ProtocolValue = Annotated[
+    Protocol, BeforeValidator(_enum_parser(Protocol)), PlainSerializer(_enum_value)
+]
+SchedulerValue = Annotated[
+    Scheduler, BeforeValidator(_enum_parser(Scheduler)), PlainSerializer(_enum_value)
+]
+SchedulerFlagValue = Annotated[
+    SchedulerFlag, BeforeValidator(_enum_parser(SchedulerFlag)), PlainSerializer(_enum_value)
+]
+TunnelChecksumValue = Annotated[
+    TunnelChecksum, BeforeValidator(_enum_parser(TunnelChecksum)), PlainSerializer(_enum_value)
+]
+TunnelTypeValue = Annotated[
+    TunnelType, BeforeValidator(_enum_parser(TunnelType)), PlainSerializer(_enum_value)
+]
+Port = Uint16
+NonZeroPort = PositiveUint16
+
+
+def _parse_vip(value: Any) -> Any:
+    # `- 198.51.100.10/24` is shorthand for `- {address: 198.51.100.10/24}`.
+    if isinstance(value, str):
+        return {"address": value}
+    return value
+
+
+def _parse_host_port(value: Any) -> Any:
+    # `sorry_server: 10.0.0.250:80` / `[2001:db8::250]:80` / a bare address.
+    if not isinstance(value, str):
+        return value
+    match = re.fullmatch(r"\[([^\]]+)\]:(\d+)|([^:\[\]]+):(\d+)", value)
+    if match is None:
+        return {"address": value}
+    host = match.group(1) or match.group(3)
+    port = match.group(2) or match.group(4)
+    return {"address": host, "port": int(port)}
+
+
+def _parse_netmask(value: Any) -> Any:
+    # keepalived persistence_granularity takes a dotted IPv4 mask; a prefix length works for
+    # both families and is what the kernel stores for IPv6.
+    if isinstance(value, str):
+        try:
+            return ipaddress.IPv4Network(f"0.0.0.0/{value}").prefixlen
+        except ValueError:
+            raise PydanticCustomError(
+                "netmask",
+                "not a netmask: {value} (a prefix length or a dotted IPv4 mask)",
+                {"value": repr(value)},
+            ) from None
+    return _int_in(0, 128)(value)
+
+
+_HOST_PORT = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<v4>[^:\[\]]+)):(?P<port>\d{1,5})$")
+
+
+def _parse_listen(value: Any) -> str:
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "must be a string HOST:PORT")
+    match = _HOST_PORT.match(value)
+    if match is None:
+        raise PydanticCustomError(
+            "listen",
+            "must be HOST:PORT, e.g. 127.0.0.1:9797 or [::1]:9797 (got {value})",
+            {"value": repr(value)},
+        )
+    host = match.group("v6") or match.group("v4") or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise PydanticCustomError(
+            "listen", "HOST must be an IP address (got {value})", {"value": repr(host)}
+        ) from None
+    if not 1 <= int(match.group("port")) <= 65535:
+        raise PydanticCustomError("listen", "PORT must be 1..65535")
+    return value
+
+
+def address_family(address: IPv4Address | IPv6Address | IPv4Interface | IPv6Interface) -> Family:
+    return Family.IPV4 if address.version == 4 else Family.IPV6
+
+
+# --------------------------------------------------------------------------------------------
+# Models
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class Director(_Model):
+    # keepalived global_defs router_id; None: the host name, filled in at start-up.
+    name: Name | None = None
+    api: Annotated[str, BeforeValidator(_parse_listen)] = "127.0.0.1:9797"
+    # Required by clients when the API listens beyond loopback (see the warning rule).
+    api_token: Text | None = None
+    # None: console on a TTY, json otherwise (design.md §4.1).
+    log_format: LogFormatValue | None = None
+    log_level: LogLevelValue = LogLevel.INFO
+
+    @property
+    def api_host(self) -> str:
+        host, _, _ = self.api.rpartition(":")
+        return host.strip("[]")
+
+    @property
+    def api_port(self) -> int:
+        return int(self.api.rpartition(":")[2])
+
+
+class Vip(_Model):
+    address: InterfaceAddress  # keepalived virtual_ipaddress entry
+    interface: InterfaceName | None = None  # keepalived `dev IFACE`; None: the instance's
+
+
+class TrackInterface(_Model):
+    name: InterfaceName  # keepalived track_interface
+    # 0: the instance goes FAULT when the interface is down (keepalived's default);
+    # otherwise the priority moves by weight while it is down.
+    weight: TrackWeight = 0
+
+
+class TrackScript(_Model):
+    # keepalived vrrp_script / track_script
+    name: Name | None = None
+    command: Command
+    interval: ScriptSeconds = 1.0
+    timeout: ScriptSeconds | None = None  # None: the interval
+    weight: TrackWeight = 0
+    rise: Count = 1
+    fall: Count = 1
+
+    @property
+    def effective_timeout(self) -> float:
+        return self.interval if self.timeout is None else self.timeout
+
+
+class Track(_Model):
+    interfaces: ListOf[TrackInterface] = ()
+    scripts: ListOf[TrackScript] = ()
+
+
+class Notify(_Model):
+    # keepalived notify_master / notify_backup / notify_fault / notify_stop; argv lists.
+    master: Command | None = None
+    backup: Command | None = None
+    fault: Command | None = None
+    stop: Command | None = None
+    timeout: ShortSeconds = 10.0
+
+
+class VrrpInstance(_Model):
+    name: Name  # keepalived vrrp_instance NAME
+    interface: InterfaceName
+    vrid: OneTo255  # keepalived virtual_router_id
+    priority: OneTo255 = 100  # keepalived default 100
+    # RFC 5798 §5.2.4: the router that owns the VIP as a real interface address uses 255.
+    address_owner: bool = False
+    version: VrrpVersion = 3  # keepalived vrrp_version (its default is 2)
+    advert_interval: AdvertInterval = 1.0  # keepalived advert_int
+    preempt: bool = True  # keepalived preempts unless `nopreempt`
+    preempt_delay: PreemptDelay = 0.0  # keepalived preempt_delay (0..1000 s)
+    unicast_source: Address | None = None  # keepalived unicast_src_ip
+    unicast_peers: ListOf[Address] = ()  # keepalived unicast_peer; empty: multicast
+    vips: ListOf[Annotated[Vip, BeforeValidator(_parse_vip)]]  # keepalived virtual_ipaddress
+    track: Track = Track()
+    notify: Notify = Notify()
+    garp_repeat: OneTo255 = 5  # keepalived garp_master_repeat
+    garp_interval: GarpInterval = 0.0  # keepalived garp_interval (between packets)
+    garp_master_delay: GarpDelay = 5.0  # keepalived garp_master_delay (second burst)
+    garp_master_refresh: DaySeconds = 0.0  # keepalived garp_master_refresh (0: off)
+
+    @property
+    def family(self) -> Family:
+        # RFC 5798 §1: an IPv4 and an IPv6 virtual router are separate; the first VIP decides.
+        return address_family(self.vips[0].address) if self.vips else Family.IPV4
+
+
+class SyncGroup(_Model):
+    name: Name  # keepalived vrrp_sync_group NAME
+    instances: ListOf[Name]  # keepalived group { ... }
+
+
+class Persistence(_Model):
+    # keepalived persistence_timeout; 0: no persistence.
+    timeout: PersistenceTimeout = 0
+    # keepalived persistence_granularity: a prefix length (or a dotted IPv4 mask).
+    netmask: Annotated[int, BeforeValidator(_parse_netmask)] | None = None
+
+
+class Quorum(_Model):
+    # keepalived quorum / hysteresis (counted here in healthy real servers, not weights).
+    min_up: Uint16 = 1
+    hysteresis: Uint16 = 0
+
+
+class SorryServer(_Model):
+    address: Address  # keepalived sorry_server IP PORT
+    port: Port | None = None  # None: the service port
+
+
+class Drain(_Model):
+    # Removal sets weight 0 and waits for connections to end, at most this long.
+    timeout: DaySeconds = 30.0
+
+
+class FailOpen(_Model):
+    # If more than this share of the real servers fail together, suspect the check, not the
+    # servers, and keep the last good set (Envoy's panic threshold).
+    ratio: Ratio = 0.5
+    window: ShortSeconds = 10.0
+    min_real_servers: PositiveUint16 = 2
+
+
+class FlapDamping(_Model):
+    # RFC 2439 route flap damping, applied to a real server's verdict.
+    penalty_per_flap: Penalty = 1000.0
+    half_life: LongSeconds = 60.0
+    suppress_threshold: Penalty = 2000.0
+    reuse_threshold: Penalty = 750.0
+    max_suppress: LongSeconds = 300.0
+
+
+class CheckTiming(_Model):
+    """Fields every check type has (keepalived checker common options)."""
+
+    interval: CheckSeconds = 5.0  # keepalived delay_loop
+    timeout: CheckSeconds = 3.0  # keepalived connect_timeout
+    rise: Count = 2
+    fall: Count = 2  # keepalived retry
+    fast_interval: CheckSeconds | None = None  # keepalived delay_before_retry
+    down_interval: CheckSeconds | None = None  # while down; None: interval
+    warmup: DaySeconds = 0.0  # keepalived warmup: random delay before the first
+    slow_start: SlowStart = 0.0  # keepalived slow_start: weight ramp after up
+    alpha: bool = False  # keepalived alpha: start down until rise successes
+    flap_damping: FlapDamping | None = None
+
+
+class TcpCheck(CheckTiming):
+    type: Literal["tcp"]  # keepalived TCP_CHECK
+    port: NonZeroPort | None = None  # keepalived connect_port; None: the real server's
+
+
+class HttpCheck(CheckTiming):
+    type: Literal["http"]  # keepalived HTTP_GET
+    port: NonZeroPort | None = None
+    path: Text = "/"
+    method: HttpMethodValue = HttpMethod.GET
+    host: Text | None = None  # keepalived virtualhost
+    expect_status: ListOf[HttpStatus] = (200,)  # keepalived status_code
+    expect_body: Text | None = None  # a substring the body must contain
+
+
+class HttpsCheck(CheckTiming):
+    type: Literal["https"]  # keepalived SSL_GET
+    port: NonZeroPort | None = None
+    path: Text = "/"
+    method: HttpMethodValue = HttpMethod.GET
+    host: Text | None = None
+    expect_status: ListOf[HttpStatus] = (200,)
+    expect_body: Text | None = None
+    verify_tls: bool = False  # keepalived SSL_GET does not verify either
+    server_name: Text | None = None  # keepalived enable_sni / virtualhost
+
+
+class ExecCheck(CheckTiming):
+    type: Literal["exec"]  # keepalived MISC_CHECK misc_path (argv, no shell)
+    command: Command
+    dynamic: bool = False  # keepalived misc_dynamic: exit code 2..255 sets weight-2
+
+
+class DnsCheck(CheckTiming):
+    type: Literal["dns"]  # keepalived DNS_CHECK
+    port: NonZeroPort = 53
+    name: Text  # keepalived DNS_CHECK name
+    record_type: Annotated[str, BeforeValidator(_parse_text)] = "A"  # keepalived type
+    expect: ListOf[Address] = ()  # addresses the answer must contain; empty: any answer
+
+
+class UdpCheck(CheckTiming):
+    type: Literal["udp"]  # keepalived UDP_CHECK
+    port: NonZeroPort | None = None
+    payload: Text | None = None  # keepalived payload
+    expect: Text | None = None  # keepalived require_reply
+
+
+Check = Annotated[
+    TcpCheck | HttpCheck | HttpsCheck | ExecCheck | DnsCheck | UdpCheck,
+    Field(discriminator="type"),
+]
+CHECK_TYPES = ("tcp", "http", "https", "exec", "dns", "udp")
+
+
+class Tunnel(_Model):
+    type: TunnelTypeValue = TunnelType.IPIP
+    port: NonZeroPort | None = None  # keepalived tun_port (gue only)
+    csum: TunnelChecksumValue = TunnelChecksum.NONE  # keepalived tun_flags
+
+
+class RealServer(_Model):
+    name: Name | None = None
+    address: Address  # keepalived real_server IP
+    port: Port | None = None  # keepalived real_server IP PORT; None: the service port
+    weight: Uint16 = 1  # keepalived weight
+    u_thresh: Uint16 = 0  # keepalived uthreshold; 0: no limit
+    l_thresh: Uint16 = 0  # keepalived lthreshold
+    forwarding: ForwardingValue | None = None  # keepalived lb_kind per real server
+    tun: Tunnel | None = None
+    check: Check | None = None  # replaces the service's check for this real server
+
+
+class VirtualServer(_Model):
+    name: Name | None = None
+    vip: Address | None = None  # keepalived virtual_server IP PORT
+    port: Port | None = None
+    protocol: ProtocolValue = Protocol.TCP  # keepalived protocol
+    fwmark: Fwmark | None = None  # keepalived virtual_server fwmark N
+    family: FamilyValue | None = None  # fwmark only (keepalived `ip_family`); default ipv4
+    scheduler: SchedulerValue = Scheduler.WLC  # keepalived lb_algo (ipvsadm's default)
+    scheduler_flags: ListOf[SchedulerFlagValue] = ()  # keepalived sh-port, mh-fallback...
+    one_packet: bool = False  # keepalived ops; ipvsadm -o (UDP only)
+    forwarding: ForwardingValue = Forwarding.NAT  # keepalived lb_kind
+    persistence: Persistence = Persistence()
+    quorum: Quorum = Quorum()
+    sorry_server: Annotated[SorryServer, BeforeValidator(_parse_host_port)] | None = None
+    drain: Drain = Drain()
+    inhibit_on_failure: bool = False  # keepalived inhibit_on_failure: down = weight 0
+    fail_open: FailOpen | None = None
+    check: Check | None = None  # the default for every real server; None: always up
+    real_servers: ListOf[RealServer] = ()
+
+    @property
+    def service_family(self) -> Family:
+        if self.vip is not None:
+            return address_family(self.vip)
+        return self.family or Family.IPV4
+
+    @property
+    def label(self) -> str:
+        """The ``vs`` log key of design.md §3.6: ``tcp/198.51.100.10:80``, ``fwmark/10``."""
+        if self.fwmark is not None:
+            suffix = "/ipv6" if self.service_family is Family.IPV6 else ""
+            return f"fwmark/{self.fwmark}{suffix}"
+        host = f"[{self.vip}]" if self.service_family is Family.IPV6 else str(self.vip)
+        return f"{self.protocol.value}/{host}:{self.port}"
+
+    def real_server_port(self, real_server: RealServer) -> int:
+        if real_server.port is not None:
+            return real_server.port
+        return self.port or 0
+
+    def real_server_forwarding(self, real_server: RealServer) -> Forwarding:
+        return real_server.forwarding or self.forwarding
+
+    def real_server_check(self, real_server: RealServer) -> Check | None:
+        return real_server.check if real_server.check is not None else self.check
+
+
+class IpvsTimeouts(_Model):
+    # ipvsadm --set tcp tcpfin udp; keepalived lvs_timeouts. None: leave the kernel's value.
+    tcp: KernelTimeout | None = None
+    tcpfin: KernelTimeout | None = None
+    udp: KernelTimeout | None = None
+
+
+class SyncDaemon(_Model):
+    # keepalived lvs_sync_daemon IFACE INSTANCE [id N] [maxlen N] [group ADDR] [port N] [ttl N]
+    interface: InterfaceName
+    instance: Name | None = None  # the VRRP instance whose MASTER/BACKUP state it follows
+    syncid: SyncId = 0
+    maxlen: SyncMaxlen | None = None
+    group: Address | None = None
+    port: NonZeroPort = 8848
+    ttl: OneTo255 = 1
+
+
+class ProgrammerSettings(_Model):
+    # Reconcile runs at least min_interval apart and at most max_interval apart (drift repair),
+    # after k8s BoundedFrequencyRunner.
+    min_interval: MinInterval = 1.0
+    max_interval: LongSeconds = 60.0
+
+
+class IpvsSettings(_Model):
+    timeouts: IpvsTimeouts = IpvsTimeouts()
+    sync_daemon: SyncDaemon | None = None
+    programmer: ProgrammerSettings = ProgrammerSettings()
+
+
+class Config(_Model):
+    director: Director = Director()
+    vrrp: ListOf[VrrpInstance] = ()
+    sync_groups: ListOf[SyncGroup] = ()
+    virtual_servers: ListOf[VirtualServer] = ()
+    ipvs: IpvsSettings = IpvsSettings()
+
+
+# --------------------------------------------------------------------------------------------
+# Cross-field rules
+
+KeyPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One broken rule: where (a key path into the YAML), what, and how bad."""
+
+    key_path: KeyPath
+    message: str
+    severity: Severity = Severity.ERROR
+
+
+def format_key_path(path: KeyPath) -> str:
+    """``("virtual_servers", 0, "port")`` -> ``virtual_servers[0].port``."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else part
+    return text
+
+
+Indexed = Sequence[tuple[int, T]]
+
+
+def find_rule_violations(
+    *,
+    director: Director | None,
+    vrrp: Indexed[VrrpInstance],
+    sync_groups: Indexed[SyncGroup],
+    virtual_servers: Indexed[VirtualServer],
+    ipvs: IpvsSettings | None,
+    all_vrrp_valid: bool = True,
+) -> list[Finding]:
+    """Every cross-field rule, over the items that validated, with their file indices.
+
+    ``all_vrrp_valid`` is False when some VRRP instance failed validation on its own: rules
+    that would otherwise report a missing instance (sync groups, the VIP warning) stay quiet
+    rather than blame the wrong key.
+    """
+    findings: list[Finding] = []
+    if director is not None:
+        findings += _director_rules(director)
+    findings += _vrrp_rules(vrrp)
+    findings += _sync_group_rules(sync_groups, vrrp, all_vrrp_valid)
+    for index, virtual_server in virtual_servers:
+        findings += _virtual_server_rules(index, virtual_server)
+    findings += _service_uniqueness_rules(virtual_servers)
+    if all_vrrp_valid:
+        findings += _vip_coverage_rules(virtual_servers, vrrp)
+    if ipvs is not None:
+        findings += _ipvs_rules(ipvs, vrrp, virtual_servers, all_vrrp_valid)
+    return findings
+
+
+def _error(path: KeyPath, message: str) -> Finding:
+    return Finding(path, message, Severity.ERROR)
+
+
+def _warning(path: KeyPath, message: str) -> Finding:
+    return Finding(path, message, Severity.WARNING)
+
+
+def _director_rules(director: Director) -> Iterable[Finding]:
+    if director.api_token is None and not ipaddress.ip_address(director.api_host).is_loopback:
+        yield _warning(
+            ("director", "api"),
+            f"{director.api} is reachable beyond this host and director.api_token is not set",
+        )
+
+
+def _is_whole(value: float, step: float) -> bool:
+    units = value / step
+    return abs(units - round(units)) < 1e-6
+
+
+def _vrrp_rules(instances: Indexed[VrrpInstance]) -> Iterable[Finding]:
+    names: dict[str, int] = {}
+    vrids: dict[tuple[str, int, Family], int] = {}
+    vip_owner: dict[IPv4Address | IPv6Address, tuple[int, int]] = {}
+    for index, inst in instances:
+        base: KeyPath = ("vrrp", index)
+        if inst.name in names:
+            yield _error(
+                (*base, "name"),
+                f"instance name {inst.name!r} is already used by vrrp[{names[inst.name]}]",
+            )
+        else:
+            names[inst.name] = index
+
+        if not inst.vips:
+            yield _error((*base, "vips"), "must list at least one address")
+        family = inst.family
+        key = (inst.interface, inst.vrid, family)
+        if key in vrids:
+            yield _error(
+                (*base, "vrid"),
+                f"vrid {inst.vrid} is already used on {inst.interface} ({family.value}) "
+                f"by vrrp[{vrids[key]}]",
+            )
+        else:
+            vrids[key] = index
+
+        # RFC 5798 §5.2.4: 255 is reserved for the owner of the addresses, and the owner must
+        # use it; keepalived treats 255 as "owner" implicitly, we ask the operator to say so.
+        if inst.address_owner and inst.priority != 255:
+            yield _error(
+                (*base, "priority"),
+                "must be 255 for an address owner (RFC 5798 §5.2.4)",
+            )
+        elif inst.priority == 255 and not inst.address_owner:
+            yield _error(
+                (*base, "priority"),
+                "255 is reserved for the address owner: set address_owner: true "
+                "or use 1..254 (RFC 5798 §5.2.4)",
+            )
+
+        # RFC 3768 §5.3.7: v2 Adver Int is whole seconds in 8 bits; RFC 5798 §5.2.7: v3 is
+        # 12 bits of centiseconds, so 0.01..40.95.
+        interval = inst.advert_interval
+        if inst.version == 2:
+            if not (1 <= interval <= 255 and _is_whole(interval, 1.0)):
+                yield _error(
+                    (*base, "advert_interval"),
+                    "VRRPv2 needs whole seconds 1..255 (RFC 3768 §5.3.7)",
+                )
+        elif not (0.01 <= interval <= 40.95 and _is_whole(interval, 0.01)):
+            yield _error(
+                (*base, "advert_interval"),
+                "VRRPv3 needs 0.01..40.95 seconds in 0.01 steps (RFC 5798 §5.2.7)",
+            )
+
+        seen_vips: dict[IPv4Interface | IPv6Interface, int] = {}
+        for vip_index, vip in enumerate(inst.vips):
+            path: KeyPath = (*base, "vips", vip_index, "address")
+            if inst.version == 2 and vip.address.version == 6:
+                yield _error(path, "VRRPv2 carries IPv4 only (RFC 3768); use version: 3 for IPv6")
+            elif address_family(vip.address) is not family:
+                yield _error(
+                    path,
+                    f"must be {family.value} like the instance's first vip: an instance is "
+                    "either IPv4 or IPv6 (RFC 5798 §1)",
+                )
+            if vip.address in seen_vips:
+                yield _error(path, f"duplicate vip (also vips[{seen_vips[vip.address]}])")
+                continue
+            seen_vips[vip.address] = vip_index
+            owner = vip_owner.get(vip.address.ip)
+            if owner is not None and owner[0] != index:
+                yield _error(
+                    path,
+                    f"{vip.address.ip} is already a vip of vrrp[{owner[0]}] (vips[{owner[1]}])",
+                )
+            else:
+                vip_owner[vip.address.ip] = (index, vip_index)
+
+        seen_peers: set[IPv4Address | IPv6Address] = set()
+        for peer_index, peer in enumerate(inst.unicast_peers):
+            path = (*base, "unicast_peers", peer_index)
+            if address_family(peer) is not family:
+                yield _error(path, f"must be {family.value} like the instance's vips")
+            if peer in seen_peers:
+                yield _error(path, f"duplicate peer {peer}")
+            seen_peers.add(peer)
+        if inst.unicast_source is not None:
+            path = (*base, "unicast_source")
+            if address_family(inst.unicast_source) is not family:
+                yield _error(path, f"must be {family.value} like the instance's vips")
+            elif not inst.unicast_peers:
+                yield _error(path, "needs unicast_peers (without peers adverts are multicast)")
+            elif inst.unicast_source in seen_peers:
+                yield _error(path, "must not also be a unicast peer")
+
+        seen_tracked: dict[str, int] = {}
+        for track_index, tracked in enumerate(inst.track.interfaces):
+            if tracked.name in seen_tracked:
+                yield _error(
+                    (*base, "track", "interfaces", track_index, "name"),
+                    f"{tracked.name} is already tracked "
+                    f"(track.interfaces[{seen_tracked[tracked.name]}])",
+                )
+            seen_tracked.setdefault(tracked.name, track_index)
+        for script_index, script in enumerate(inst.track.scripts):
+            if script.timeout is not None and script.timeout > script.interval:
+                yield _error(
+                    (*base, "track", "scripts", script_index, "timeout"),
+                    f"must not exceed interval ({script.interval:g} s)",
+                )
+
+
+def _sync_group_rules(
+    groups: Indexed[SyncGroup], instances: Indexed[VrrpInstance], all_vrrp_valid: bool
+) -> Iterable[Finding]:
+    known = {inst.name for _, inst in instances}
+    group_names: dict[str, int] = {}
+    member_of: dict[str, int] = {}
+    for index, group in groups:
+        base: KeyPath = ("sync_groups", index)
+        if group.name in group_names:
+            yield _error(
+                (*base, "name"),
+                f"group name {group.name!r} is already used by "
+                f"sync_groups[{group_names[group.name]}]",
+            )
+        group_names.setdefault(group.name, index)
+        if not group.instances:
+            yield _error((*base, "instances"), "must list at least one vrrp instance")
+        elif len(group.instances) == 1:
+            # keepalived drops a sync group of one instance with a warning, as do we (it syncs
+            # nothing).
+            yield _warning((*base, "instances"), "a sync group of one instance syncs nothing")
+        for member_index, member in enumerate(group.instances):
+            path: KeyPath = (*base, "instances", member_index)
+            if all_vrrp_valid and member not in known:
+                yield _error(path, f"no vrrp instance is named {member!r}")
+            elif member in member_of and member_of[member] != index:
+                yield _error(
+                    path,
+                    f"{member!r} is already in sync_groups[{member_of[member]}]: "
+                    "an instance belongs to one group",
+                )
+            elif member in member_of:
+                yield _error(path, f"{member!r} is listed twice")
+            else:
+                member_of[member] = index
+
+
+def _virtual_server_rules(index: int, vs: VirtualServer) -> Iterable[Finding]:
+    base: KeyPath = ("virtual_servers", index)
+    if vs.vip is None and vs.fwmark is None:
+        yield _error((*base, "vip"), "a virtual server needs a vip (with port) or a fwmark")
+        return
+    if vs.vip is not None and vs.fwmark is not None:
+        yield _error((*base, "fwmark"), "a virtual server has a vip or a fwmark, not both")
+        return
+    if vs.vip is not None:
+        if vs.port is None:
+            yield _error((*base, "port"), "required with vip")
+        elif vs.port == 0 and vs.persistence.timeout == 0:
+            # The kernel refuses a port-0 ("all ports") service that is not persistent.
+            yield _error((*base, "port"), "port 0 (all ports) needs persistence.timeout above 0")
+        if vs.family is not None and vs.family is not address_family(vs.vip):
+            yield _error((*base, "family"), f"does not match the vip's family ({vs.vip})")
+    elif vs.port is not None:
+        yield _error((*base, "port"), "not with fwmark: a fwmark service matches every port")
+
+    family = vs.service_family
+    for flag_index, flag in enumerate(vs.scheduler_flags):
+        wanted = flag.value.split("-")[0]
+        if wanted != vs.scheduler.value:
+            yield _error(
+                (*base, "scheduler_flags", flag_index),
+                f"{flag.value} applies to the {wanted} scheduler, not {vs.scheduler.value}",
+            )
+    if len(set(vs.scheduler_flags)) != len(vs.scheduler_flags):
+        yield _error((*base, "scheduler_flags"), "a flag is listed twice")
+    if vs.one_packet and vs.protocol is not Protocol.UDP:
+        yield _error((*base, "one_packet"), "one-packet scheduling is for udp services only")
+
+    netmask = vs.persistence.netmask
+    if netmask is not None:
+        limit = 32 if family is Family.IPV4 else 128
+        if netmask > limit:
+            yield _error(
+                (*base, "persistence", "netmask"), f"must be 0..{limit} for {family.value}"
+            )
+        elif vs.persistence.timeout == 0:
+            yield _error((*base, "persistence", "netmask"), "needs persistence.timeout above 0")
+
+    yield from _check_rules((*base, "check"), vs.check, vs.port)
+
+    seen: dict[tuple[IPv4Address | IPv6Address, int], int] = {}
+    for rs_index, rs in enumerate(vs.real_servers):
+        yield from _real_server_rules(base, rs_index, rs, vs, family)
+        key = (rs.address, vs.real_server_port(rs))
+        if key in seen:
+            yield _error(
+                (*base, "real_servers", rs_index, "address"),
+                f"duplicate real server {_host_port(*key)} (also real_servers[{seen[key]}])",
+            )
+        else:
+            seen[key] = rs_index
+
+    if vs.sorry_server is not None:
+        sorry = vs.sorry_server
+        sorry_port = sorry.port if sorry.port is not None else (vs.port or 0)
+        path: KeyPath = (*base, "sorry_server")
+        if address_family(sorry.address) is not family and vs.forwarding is not Forwarding.TUN:
+            yield _error(path, f"must be {family.value} like the service ({vs.forwarding.value})")
+        if (sorry.address, sorry_port) in seen:
+            yield _error(
+                path,
+                f"{_host_port(sorry.address, sorry_port)} is also "
+                f"real_servers[{seen[(sorry.address, sorry_port)]}]",
+            )
+        if (
+            vs.forwarding in (Forwarding.DR, Forwarding.TUN)
+            and vs.fwmark is None
+            and sorry.port is not None
+            and sorry.port != vs.port
+        ):
+            yield _error(
+                (*base, "sorry_server", "port"),
+                f"{vs.forwarding.value} cannot map ports: must equal the service port {vs.port}",
+            )
+
+    if vs.real_servers and vs.quorum.min_up > len(vs.real_servers):
+        yield _warning(
+            (*base, "quorum", "min_up"),
+            f"{vs.quorum.min_up} is more than the {len(vs.real_servers)} real servers: "
+            "the service can never reach quorum",
+        )
+
+
+def _real_server_rules(
+    base: KeyPath, rs_index: int, rs: RealServer, vs: VirtualServer, family: Family
+) -> Iterable[Finding]:
+    path: KeyPath = (*base, "real_servers", rs_index)
+    forwarding = vs.real_server_forwarding(rs)
+    # Only TUN may mix families: the kernel refuses other mixed-family dests (EAFNOSUPPORT),
+    # since DR and NAT rewrite within one IP header.
+    if address_family(rs.address) is not family and forwarding is not Forwarding.TUN:
+        yield _error(
+            (*path, "address"),
+            f"must be {family.value} like the service ({forwarding.value} cannot mix families)",
+        )
+    # DR rewrites only the MAC and TUN wraps the packet unchanged: the real server sees the
+    # VIP's port, so the kernel cannot map ports (lvs-principles.md).
+    if (
+        forwarding in (Forwarding.DR, Forwarding.TUN)
+        and vs.fwmark is None
+        and rs.port is not None
+        and rs.port != vs.port
+    ):
+        yield _error(
+            (*path, "port"),
+            f"{forwarding.value} cannot map ports: must equal the service port {vs.port}",
+        )
+    if rs.u_thresh and rs.l_thresh > rs.u_thresh:
+        yield _error((*path, "l_thresh"), f"must not exceed u_thresh ({rs.u_thresh})")
+    if rs.tun is not None:
+        if forwarding is not Forwarding.TUN:
+            yield _error(
+                (*path, "tun"), f"only for tun forwarding (this one is {forwarding.value})"
+            )
+        elif rs.tun.type is TunnelType.GUE and rs.tun.port is None:
+            yield _error((*path, "tun", "port"), "required for a gue tunnel")
+        elif rs.tun.type is not TunnelType.GUE and rs.tun.port is not None:
+            yield _error((*path, "tun", "port"), "only for a gue tunnel")
+        if rs.tun.type is TunnelType.IPIP and rs.tun.csum is not TunnelChecksum.NONE:
+            yield _error((*path, "tun", "csum"), "ipip tunnels have no checksum option")
+    yield from _check_rules(
+        (*path, "check"),
+        vs.real_server_check(rs),
+        vs.real_server_port(rs) or None,
+        own=rs.check is not None,
+        inherited_from=(*base, "check"),
+    )
+
+
+def _check_rules(
+    path: KeyPath,
+    check: Check | None,
+    target_port: int | None,
+    *,
+    own: bool = True,
+    inherited_from: KeyPath | None = None,
+) -> Iterable[Finding]:
+    if check is None:
+        return
+    if own:
+        if check.timeout > check.interval:
+            yield _error((*path, "timeout"), f"must not exceed interval ({check.interval:g} s)")
+        if check.fast_interval is not None and check.fast_interval > check.interval:
+            yield _error(
+                (*path, "fast_interval"), f"must not exceed interval ({check.interval:g} s)"
+            )
+        damping = check.flap_damping
+        if damping is not None and damping.suppress_threshold <= damping.reuse_threshold:
+            yield _error(
+                (*path, "flap_damping", "suppress_threshold"),
+                f"must be above reuse_threshold ({damping.reuse_threshold:g})",
+            )
+    # A socket check needs a port: its own, the real server's or the service's.
+    needs_port = isinstance(check, TcpCheck | HttpCheck | HttpsCheck | UdpCheck)
+    has_port = getattr(check, "port", None) is not None or bool(target_port)
+    if needs_port and not has_port and inherited_from is not None:
+        where = path if own else inherited_from
+        yield _error(
+            (*where, "port"),
+            f"a {check.type} check needs a port: set check.port or the real server's port",
+        )
+
+
+def _host_port(address: IPv4Address | IPv6Address, port: int) -> str:
+    return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
+
+
+def _service_key(vs: VirtualServer) -> tuple[Any, ...]:
+    if vs.fwmark is not None:
+        return ("fwmark", vs.service_family, vs.fwmark)
+    return (vs.protocol, vs.vip, vs.port)
+
+
+def _service_uniqueness_rules(services: Indexed[VirtualServer]) -> Iterable[Finding]:
+    keys: dict[tuple[Any, ...], int] = {}
+    names: dict[str, int] = {}
+    for index, vs in services:
+        if (vs.vip is None) == (vs.fwmark is None):
+            continue  # already reported
+        key = _service_key(vs)
+        if key in keys:
+            field_name = "fwmark" if vs.fwmark is not None else "vip"
+            yield _error(
+                ("virtual_servers", index, field_name),
+                f"duplicate virtual server {vs.label} (also virtual_servers[{keys[key]}])",
+            )
+        else:
+            keys[key] = index
+        if vs.name is not None:
+            if vs.name in names:
+                yield _error(
+                    ("virtual_servers", index, "name"),
+                    f"name {vs.name!r} is already used by virtual_servers[{names[vs.name]}]",
+                )
+            else:
+                names[vs.name] = index
+
+
+def _vip_coverage_rules(
+    services: Indexed[VirtualServer], instances: Indexed[VrrpInstance]
+) -> Iterable[Finding]:
+    carried = {vip.address.ip for _, inst in instances for vip in inst.vips}
+    for index, vs in services:
+        if vs.vip is not None and vs.fwmark is None and vs.vip not in carried:
+            # A single director is legitimate, so this is a warning (issue 3).
+            yield _warning(
+                ("virtual_servers", index, "vip"),
+                f"{vs.vip} is not a vip of any vrrp instance: no failover for this service",
+            )
+
+
+def _ipvs_rules(
+    ipvs: IpvsSettings,
+    instances: Indexed[VrrpInstance],
+    services: Indexed[VirtualServer],
+    all_vrrp_valid: bool,
+) -> Iterable[Finding]:
+    programmer = ipvs.programmer
+    if programmer.min_interval > programmer.max_interval:
+        yield _error(
+            ("ipvs", "programmer", "min_interval"),
+            f"must not exceed max_interval ({programmer.max_interval:g} s)",
+        )
+    daemon = ipvs.sync_daemon
+    if daemon is None:
+        return
+    names = {inst.name for _, inst in instances}
+    if daemon.instance is not None and all_vrrp_valid and daemon.instance not in names:
+        yield _error(
+            ("ipvs", "sync_daemon", "instance"), f"no vrrp instance is named {daemon.instance!r}"
+        )
+    if daemon.group is not None and daemon.group.version == 6 and daemon.maxlen is None:
+        pass  # the kernel picks the IPv6 default size; nothing to check
+    # The kernel refuses to start the sync daemon while a mixed-family dest exists
+    # ("sync protocol is incompatible with mixed family services", EINVAL).
+    for index, vs in services:
+        for rs_index, rs in enumerate(vs.real_servers):
+            if address_family(rs.address) is not vs.service_family:
+                yield _error(
+                    ("virtual_servers", index, "real_servers", rs_index, "address"),
+                    "mixed-family real servers cannot be used with ipvs.sync_daemon "
+                    "(the kernel refuses to sync them)",
+                )
