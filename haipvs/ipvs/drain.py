@@ -106,6 +106,7 @@ class DrainTracker:
         ``build_desired``) say why a dest left, for the drain's cause.
         """
         events: list[DrainEvent] = []
+        ended: set[HealthKey] = set()  # finished now: deleted by this plan, not drained again
         current = actual.table.services
         for key, drain in list(self._drains.items()):
             service, dest_key = key
@@ -124,6 +125,8 @@ class DrainTracker:
                 events.append(DrainEvent(DrainEventKind.ABANDONED, drain, "gone from table"))
                 continue
             connections = actual.stats_of(service, dest_key).connections
+            if connections == 0 or now >= drain.deadline:
+                ended.add(key)
             if connections == 0:
                 del self._drains[key]
                 events.append(DrainEvent(DrainEventKind.FINISHED, drain, "connections 0"))
@@ -147,7 +150,8 @@ class DrainTracker:
                 # timeout is keepalived's immediate removal.
                 continue
             for dest_key, dest in actual_entry.dests.items():
-                if dest_key in live_entry.dests or (service, dest_key) in self._drains:
+                key = (service, dest_key)
+                if dest_key in live_entry.dests or key in self._drains or key in ended:
                     continue
                 connections = actual.stats_of(service, dest_key).connections
                 if connections == 0:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from haipvs.ipvs.desired import Note
+from haipvs.ipvs.desired import Note, NoteKey
 from haipvs.ipvs.fake import FakeIpvsKernel
 from haipvs.ipvs.model import (
     AddDest,
@@ -210,7 +210,9 @@ def test_planning_a_service_we_do_not_own_is_our_bug() -> None:
 def test_notes_give_the_reason() -> None:
     actual = table((Service(VS), [Dest(RS1), Dest(RS2)]))
     desired = table((Service(VS), [Dest(RS2)]))
-    notes = {(VS, RS1): Note(OpReason.HEALTH_DOWN, "3 failures: connect refused")}
+    notes: dict[NoteKey, Note] = {
+        (VS, RS1): Note(OpReason.HEALTH_DOWN, "3 failures: connect refused")
+    }
     assert plan_changes(desired, actual, {VS}, notes=notes) == (
         DeleteDest(VS, RS1, OpReason.HEALTH_DOWN, "3 failures: connect refused"),
     )
