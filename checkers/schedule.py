@@ -1,0 +1,57 @@
+"""When to probe next: interval, fast interval, down interval and warm-up spread.
+
+Rules kept here:
+
+1. The first probe of a check waits a random delay so that N checks created
+   at once (daemon start, a reload adding a service) do not fire together:
+   uniform in ``[0, warmup]`` (keepalived ``warmup``), or in ``[0, interval)``
+   when ``warmup`` is None (HAProxy spreads its first checks over ``inter``).
+   The randomness comes from an injected ``random.Random``.
+2. After a result, the next probe comes ``fast_interval`` later while the state
+   is in doubt (a rise or fall count is running: HAProxy ``fastinter``),
+   ``down_interval`` later while settled DOWN (HAProxy ``downinter``), and
+   ``interval`` later otherwise. Unset intervals fall back to ``interval``.
+3. Intervals count from the end of the previous probe (keepalived re-arms
+   ``delay_loop`` when a check completes), so a slow server is never probed
+   twice at once.
+4. One probe shared by several backends (same CheckKey) runs at the shortest
+   interval any of them asks for: every backend gets results at least as
+   often as it wants.
+
+Pure: time arrives as ``now``; deadlines are returned, never slept on.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+
+from checkers.spec import Timing
+
+__all__ = ["first_probe_at", "probe_interval", "shared_interval"]
+
+
+def first_probe_at(timing: Timing, now: float, rng: random.Random) -> float:
+    """Deadline of the very first probe of a check created at ``now`` (rule 1)."""
+    if timing.warmup is None:
+        return now + rng.random() * timing.interval
+    if timing.warmup == 0:
+        return now
+    return now + rng.uniform(0.0, timing.warmup)
+
+
+def probe_interval(timing: Timing, *, up: bool, in_doubt: bool) -> float:
+    """Seconds from the end of one probe to the start of the next (rule 2)."""
+    if in_doubt:
+        return timing.fast_interval if timing.fast_interval is not None else timing.interval
+    if not up:
+        return timing.down_interval if timing.down_interval is not None else timing.interval
+    return timing.interval
+
+
+def shared_interval(intervals: Iterable[float]) -> float:
+    """The interval of a probe shared by several backends (rule 4)."""
+    shortest = min(intervals, default=None)
+    if shortest is None:
+        raise ValueError("a shared probe needs at least one backend")
+    return shortest
