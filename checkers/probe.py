@@ -44,8 +44,8 @@ async def run_probe(spec: CheckSpec, target: Target) -> ProbeResult:
     """Run the probe `spec` describes against `target`; never raises but CancelledError."""
     # The probe modules import ProbeResult from here, so they are imported on
     # first use rather than at module top (a cached sys.modules lookup after that).
-    from checkers import http, tcp  # noqa: PLC0415
-    from checkers.spec import HttpCheck, TcpCheck  # noqa: PLC0415
+    from checkers import dns, exec_probe, http, tcp, udp  # noqa: PLC0415
+    from checkers.spec import DnsCheck, ExecCheck, HttpCheck, TcpCheck, UdpCheck  # noqa: PLC0415
 
     timeout = spec.timing.timeout
     address = str(target.address)
@@ -71,6 +71,32 @@ async def run_probe(spec: CheckSpec, target: Target) -> ProbeResult:
             sni=spec.sni,
             verify_tls=spec.verify_tls,
             ca_file=spec.ca_file,
+        )
+    if isinstance(spec, ExecCheck):
+        return await exec_probe.check_exec(
+            spec.command,
+            timeout,
+            dynamic_weight=spec.dynamic_weight,
+            address=address,
+            port=target.port,
+        )
+    if isinstance(spec, DnsCheck):
+        return await dns.check_dns(
+            address,
+            spec.connect_port if spec.connect_port is not None else target.port,
+            timeout,
+            query_name=spec.query_name,
+            query_type=spec.query_type,
+            expect_rcode=spec.expect_rcode,
+            expect_answer=spec.expect_answer,
+        )
+    if isinstance(spec, UdpCheck):
+        return await udp.check_udp(
+            address,
+            spec.connect_port if spec.connect_port is not None else target.port,
+            timeout,
+            payload=spec.payload,
+            expect=spec.expect,
         )
     # A spec type nobody taught us is our own bug, not the real server's.
     raise TypeError(f"no probe for check spec {type(spec).__name__}")

@@ -1,0 +1,108 @@
+"""Exec probe: keepalived's MISC_CHECK (misc_path, misc_timeout, misc_dynamic).
+
+This module owns running one check program to completion or to its deadline.
+
+Rules kept here:
+- argv only, never a shell: the command is a tuple of words from the config,
+  so nothing in it is interpreted (no injection through addresses or names).
+- A minimal, fixed environment: PATH, plus the real server's address and port
+  (HAProxy's external-check passes HAPROXY_SERVER_ADDR/PORT the same way), so a
+  check does not depend on whatever environment the daemon was started with.
+  stdin, stdout and stderr are /dev/null; the working directory is /.
+- The program runs in its own session, hence its own process group; at the
+  deadline the whole group gets SIGKILL (a shell script's children included,
+  as keepalived's misc_timeout kills the checker's process group), and the
+  program is reaped before the probe returns.
+- Exit status: 0 = up. With `dynamic_weight` (keepalived misc_dynamic):
+  1 = down, 2..255 = up with weight = status - 2; 0 = up with the configured
+  weight (ProbeResult.weight None). Without it any non-zero status is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+
+from checkers.probe import ProbeResult
+from checkers.tcp import describe_timeout
+
+__all__ = ["CHECK_PATH", "check_exec", "verdict_from_status"]
+
+CHECK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def verdict_from_status(status: int, *, dynamic_weight: bool) -> tuple[bool, str, int | None]:
+    """(ok, detail, weight) for an exit status; negative = killed by that signal.
+
+    Pure: keepalived misc_dynamic's table lives here so it can be tested alone.
+    """
+    if status < 0:
+        try:
+            name = signal.Signals(-status).name
+        except ValueError:
+            name = f"signal {-status}"
+        return False, f"killed by {name}", None
+    if status == 0:
+        return True, "exit 0", None
+    if dynamic_weight and status >= 2:
+        weight = status - 2
+        return True, f"exit {status}: weight {weight}", weight
+    return False, f"exit {status}", None
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the whole group is already gone
+        os.killpg(pid, signal.SIGKILL)
+
+
+async def check_exec(
+    command: tuple[str, ...],
+    timeout: float,  # noqa: ASYNC109 - the probe enforces its own deadline (see header)
+    *,
+    dynamic_weight: bool = False,
+    address: str | None = None,
+    port: int | None = None,
+) -> ProbeResult:
+    """Run `command` (argv, no shell); up on exit 0 (see the module header)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    env = {"PATH": CHECK_PATH}
+    if address is not None:
+        env["HAIPVS_RS_ADDRESS"] = address
+    if port is not None:
+        env["HAIPVS_RS_PORT"] = str(port)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            cwd="/",
+            start_new_session=True,
+        )
+    except OSError as exc:
+        detail = f"exec {command[0]} failed: {(exc.strerror or str(exc)).lower()}"
+        return ProbeResult(ok=False, detail=detail, latency=loop.time() - started)
+
+    try:
+        async with asyncio.timeout_at(started + timeout):
+            status = await process.wait()
+    except TimeoutError:
+        _kill_group(process.pid)
+        await process.wait()
+        return ProbeResult(
+            ok=False,
+            detail=f"killed after timeout {describe_timeout(timeout)}",
+            latency=loop.time() - started,
+        )
+    except asyncio.CancelledError:
+        # The pool stopped or the check was removed: leave no process behind.
+        _kill_group(process.pid)
+        await asyncio.shield(process.wait())
+        raise
+    ok, detail, weight = verdict_from_status(status, dynamic_weight=dynamic_weight)
+    return ProbeResult(ok=ok, detail=detail, latency=loop.time() - started, weight=weight)
