@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import difflib
 import os
+import types
+import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -31,11 +33,17 @@ from haipvs.config.model import (
     CHECK_TYPES,
     Config,
     Director,
+    DnsCheck,
+    ExecCheck,
     Finding,
+    HttpCheck,
+    HttpsCheck,
     IpvsSettings,
     KeyPath,
     Severity,
     SyncGroup,
+    TcpCheck,
+    UdpCheck,
     VirtualServer,
     VrrpInstance,
     find_rule_violations,
@@ -363,7 +371,7 @@ def _validate_one(model: type[_M], raw: Any, prefix: KeyPath, findings: list[Fin
         return model.model_validate(raw)
     except ValidationError as exc:
         for error in exc.errors():
-            findings.append(_finding_from(error, prefix))
+            findings.append(_finding_from(error, prefix, model))
         return None
 
 
@@ -393,12 +401,12 @@ _TYPE_MESSAGES: Mapping[str, str] = {
 }
 
 
-def _finding_from(error: ErrorDetails, prefix: KeyPath) -> Finding:
+def _finding_from(error: ErrorDetails, prefix: KeyPath, model: type[BaseModel]) -> Finding:
     path = (*prefix, *_clean_loc(error["loc"]))
     kind = error["type"]
     context = error.get("ctx") or {}
     if kind == "extra_forbidden":
-        return _unknown_key(path, _VOCABULARY)
+        return _unknown_key(path, _fields_at(model, error["loc"]) or _VOCABULARY)
     if kind == "union_tag_invalid":
         expected = str(context.get("expected_tags", "")).replace("'", "")
         return Finding((*path, "type"), f"must be one of: {expected}")
@@ -415,4 +423,63 @@ def _unknown_key(path: KeyPath, vocabulary: Iterable[str]) -> Finding:
     key = str(path[-1])
     close = difflib.get_close_matches(key, list(vocabulary), n=1, cutoff=0.75)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
+    if not close:
+        # `path:` on a tcp check: say which check types have it.
+        owners = [tag for tag, model in _CHECK_MODELS.items() if key in model.model_fields]
+        if owners and len(path) >= 2 and path[-2] == "check":
+            hint = f" (only {', '.join(owners)} checks have {key})"
     return Finding(path, f"unknown key{hint}")
+
+
+_CHECK_MODELS: Mapping[str, type[BaseModel]] = {
+    "tcp": TcpCheck,
+    "http": HttpCheck,
+    "https": HttpsCheck,
+    "exec": ExecCheck,
+    "dns": DnsCheck,
+    "udp": UdpCheck,
+}
+
+
+def _fields_at(root: type[BaseModel], loc: Iterable[int | str]) -> list[str]:
+    """The keys the model at ``loc`` (minus its last part) accepts; [] if unknown."""
+    annotation: Any = root
+    for part in list(loc)[:-1]:
+        annotation = _unwrap(annotation)
+        if isinstance(part, int):
+            args = typing.get_args(annotation)
+            annotation = args[0] if args else None
+        elif part in _CHECK_MODELS and _CHECK_MODELS[part] in _union_members(annotation):
+            annotation = _CHECK_MODELS[part]
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(part)
+            annotation = field.annotation if field is not None else None
+        else:
+            return []
+    model = _unwrap(annotation)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    # Annotated[X, ...] -> X; X | None -> X (when one member is left).
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    members = [m for m in _union_members(annotation) if m is not type(None)]
+    if len(members) == 1:
+        return _unwrap(members[0])
+    if typing.get_origin(annotation) in (types.UnionType, typing.Union) and members:
+        return annotation
+    return annotation
+
+
+def _union_members(annotation: Any) -> tuple[Any, ...]:
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if typing.get_origin(annotation) in (types.UnionType, typing.Union):
+        flat: list[Any] = []
+        for member in typing.get_args(annotation):
+            flat.extend(_union_members(member) or (member,))
+        return tuple(flat)
+    return ()
