@@ -56,11 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--remove-ipvs-on-exit",
         action="store_true",
-        help="delete the services haipvs owns at shutdown (default: keep them for a hitless restart)",
+        help="delete the services haipvs owns at shutdown "
+        "(default: keep them for a hitless restart)",
     )
     run.set_defaults(handler=_run_daemon)
 
-    check = commands.add_parser("check-config", help="validate a config file; never touches the kernel")
+    check = commands.add_parser(
+        "check-config", help="validate a config file; never touches the kernel"
+    )
     check.add_argument("file")
     check.set_defaults(handler=_run_check_config)
 

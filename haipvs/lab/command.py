@@ -1,0 +1,57 @@
+"""`haipvs lab ...`: the operator-facing side of the lab (run, setup, demo)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["add_lab_arguments", "lab_command"]
+
+DEFAULT_TIMEOUT = 600.0
+
+
+def add_lab_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="lab_command", required=True, metavar="LAB_COMMAND")
+    run = sub.add_parser(
+        "run",
+        help="run a command as root in a kernel with IPVS",
+        description=(
+            "Run CMD as root in a kernel that has IPVS: natively when this kernel has it, "
+            "otherwise in a QEMU guest that uses this machine's filesystem as its root. "
+            "Exits with CMD's exit status (124 when it outlived --timeout)."
+        ),
+    )
+    run.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds (default 600)")
+    run.add_argument(
+        "--backend", choices=("auto", "native", "qemu"), default=None,
+        help="where to run (default: $HAIPVS_LAB_BACKEND or auto)",
+    )
+    run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]")
+    sub.add_parser("setup", help="fetch and build the guest kernel and initramfs now")
+    demo = sub.add_parser(
+        "demo", help="two directors, three real servers and a client: failures and failover"
+    )
+    demo.add_argument("--timeout", type=float, default=300.0)
+
+
+def lab_command(args: argparse.Namespace) -> int:
+    from haipvs.lab.runner import LabSetupError, run_in_lab
+
+    try:
+        if args.lab_command == "setup":
+            from haipvs.lab.assets import prepare_guest_assets
+
+            assets = prepare_guest_assets()
+            print(f"haipvs lab: guest kernel {assets.kernel_version} ready")
+            return 0
+        if args.lab_command == "demo":
+            return run_in_lab(
+                [sys.executable, "-m", "haipvs.lab.demo"], timeout=args.timeout
+            ).exit_status
+        argv = list(args.argv)
+        if argv and argv[0] == "--":
+            argv = argv[1:]
+        return run_in_lab(argv, timeout=args.timeout, backend=args.backend).exit_status
+    except LabSetupError as error:
+        print(f"haipvs lab: {error}", file=sys.stderr)
+        return 2

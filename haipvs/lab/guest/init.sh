@@ -1,0 +1,40 @@
+#!/bin/sh
+# Second stage of the lab guest, PID 1 on this machine's own filesystem (over 9p).
+# It gives the guest its own /tmp, /run and /dev/shm, loads the kernel modules the
+# lab needs (IPVS and its schedulers, veth, bridge, netem, tunnels), runs the
+# command the host wrote to $HAIPVS_LAB_RUN/cmd.sh with its output on the virtio
+# console (the host streams it), writes the exit status next to it and powers off.
+# Powering off is not optional: PID 1 exiting panics the kernel.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+mkdir -p /run/netns /run/lock /run/user
+mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
+
+# The guest kernel's modules live in the lab cache, not in /lib/modules: point
+# modprobe (ours and the kernel's on-demand requests) at them.
+mkdir -p /tmp/.lab-modroot/lib/modules
+ln -s "$HAIPVS_LAB_MODULES" "/tmp/.lab-modroot/lib/modules/$(uname -r)"
+cat > /tmp/.lab-modprobe <<MODPROBE
+#!/bin/sh
+exec /sbin/modprobe -d /tmp/.lab-modroot "\$@"
+MODPROBE
+chmod 755 /tmp/.lab-modprobe
+echo /tmp/.lab-modprobe > /proc/sys/kernel/modprobe
+# One modprobe for all of them: every process start is expensive in an emulated guest.
+/tmp/.lab-modprobe -a $(echo "$HAIPVS_LAB_PRELOAD" | tr , " ") 2>/dev/console \
+    || echo "haipvs-lab: some modules did not load" >/dev/console
+
+ip link set lo up
+hostname haipvs-lab 2>/dev/null
+echo "haipvs-lab: init ready" >/dev/console
+cd "$HAIPVS_LAB_CWD" 2>/dev/null || cd /
+sh "$HAIPVS_LAB_RUN/cmd.sh" </dev/null >/dev/hvc0 2>&1
+echo $? > "$HAIPVS_LAB_RUN/rc"
+sync
+poweroff -f

@@ -1,0 +1,252 @@
+"""Run one command as root in a kernel that has IPVS: natively or in a QEMU guest.
+
+Backends, chosen by `HAIPVS_LAB_BACKEND` (auto by default):
+
+- native: this host's kernel has IPVS (or can load it) and we are root. The command
+  runs here, with HAIPVS_IN_LAB=1 in its environment.
+- qemu: Debian's kernel boots under QEMU with this machine's root filesystem over
+  9p (same paths, so the project's own virtualenv runs inside unchanged). KVM is
+  used when it works; the first run probes it once and remembers the answer,
+  because a nested /dev/kvm can open fine and then hang the boot. Without KVM the
+  guest is emulated (TCG): correct and timer-accurate, but its CPU is many times
+  slower, so compare CPU figures only with figures taken in the same boot.
+
+Debian's user-mode-linux 6.1, the lab's first design, cannot run on hosts whose CPU
+has AVX-512/AMX state (its ptrace FP save/restore fails with EFAULT), which is why
+the guest is a QEMU machine.
+
+The command's output is streamed; the kernel's console goes to a log file that is
+shown only when the guest dies before the command finishes.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from haipvs.lab.assets import (
+    GUEST_DIR,
+    PRELOAD_MODULES,
+    GuestAssets,
+    LabSetupError,
+    cache_root,
+    prepare_guest_assets,
+)
+
+__all__ = ["LabResult", "LabSetupError", "host_has_ipvs", "run_in_lab"]
+
+TIMEOUT_EXIT = 124
+GUEST_DIED_EXIT = 125
+
+# The guest's environment is the caller's, minus what only makes sense on the host.
+_ENV_DROP = frozenset({"PWD", "OLDPWD", "SHLVL", "_", "TERM_PROGRAM", "NOTIFY_SOCKET"})
+
+
+@dataclass(frozen=True, slots=True)
+class LabResult:
+    exit_status: int
+    backend: str
+    seconds: float
+
+
+def host_has_ipvs() -> bool:
+    """True when this kernel has IPVS loaded or can load it (and we may)."""
+    if os.geteuid() != 0:
+        return False
+    if Path("/proc/net/ip_vs").exists():
+        return True
+    if shutil.which("modprobe") is None:
+        return False
+    result = subprocess.run(["modprobe", "ip_vs"], capture_output=True, check=False)
+    return result.returncode == 0 and Path("/proc/net/ip_vs").exists()
+
+
+def run_in_lab(
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    backend: str | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+) -> LabResult:
+    """Run argv as root in a kernel with IPVS and return its exit status."""
+    if os.geteuid() != 0:
+        raise LabSetupError(
+            "the lab runs as root (it builds namespaces and programs IPVS): use sudo"
+        )
+    if not argv:
+        raise LabSetupError("nothing to run: give a command after `--`")
+    chosen = backend or os.environ.get("HAIPVS_LAB_BACKEND", "auto")
+    environment = dict(os.environ if env is None else env)
+    workdir = cwd or os.getcwd()
+    started = time.monotonic()
+    if chosen == "native" or (chosen == "auto" and host_has_ipvs()):
+        status = _run_native(argv, timeout=timeout, env=environment, cwd=workdir)
+        return LabResult(status, "native", time.monotonic() - started)
+    if chosen not in ("auto", "qemu"):
+        raise LabSetupError(f"unknown lab backend {chosen!r}: use auto, native or qemu")
+    status, accel = _run_qemu(argv, timeout=timeout, env=environment, cwd=workdir)
+    return LabResult(status, f"qemu-{accel}", time.monotonic() - started)
+
+
+def _run_native(argv: Sequence[str], *, timeout: float, env: dict[str, str], cwd: str) -> int:
+    env = {**env, "HAIPVS_IN_LAB": "1"}
+    process = subprocess.Popen(list(argv), env=env, cwd=cwd, start_new_session=True)
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        _say(f"timed out after {timeout:g} s: {shlex.join(argv)} was killed")
+        return TIMEOUT_EXIT
+
+
+def _qemu_binary() -> str:
+    binary = shutil.which("qemu-system-x86_64")
+    if binary is None:
+        raise LabSetupError(
+            "this kernel has no IPVS, so the lab boots a guest kernel and needs QEMU: "
+            "apt-get install qemu-system-x86 busybox-static"
+        )
+    return binary
+
+
+def _kvm_usable() -> bool:
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+def _choose_accel(assets: GuestAssets) -> str:
+    forced = os.environ.get("HAIPVS_LAB_ACCEL")
+    if forced in ("kvm", "tcg"):
+        return forced
+    if not _kvm_usable():
+        return "tcg"
+    remembered = cache_root() / "accel"
+    if remembered.exists():
+        return remembered.read_text().strip()
+    # A nested /dev/kvm may accept a VM and then never boot it: try once, briefly.
+    status = _boot(assets, ["true"], accel="kvm", timeout=30.0, env={}, cwd="/", quiet=True)
+    accel = "kvm" if status == 0 else "tcg"
+    remembered.write_text(accel + "\n")
+    return accel
+
+
+def _run_qemu(
+    argv: Sequence[str], *, timeout: float, env: dict[str, str], cwd: str
+) -> tuple[int, str]:
+    _qemu_binary()
+    assets = prepare_guest_assets()
+    accel = _choose_accel(assets)
+    return _boot(assets, argv, accel=accel, timeout=timeout, env=env, cwd=cwd, quiet=False), accel
+
+
+def _boot(
+    assets: GuestAssets,
+    argv: Sequence[str],
+    *,
+    accel: str,
+    timeout: float,
+    env: Mapping[str, str],
+    cwd: str,
+    quiet: bool,
+) -> int:
+    runs = cache_root() / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    rundir = Path(tempfile.mkdtemp(prefix="run-", dir=runs))
+    try:
+        (rundir / "cmd.sh").write_text(_command_script(argv, env, timeout))
+        console = rundir / "console.log"
+        params = {
+            "HAIPVS_LAB_INIT": str(GUEST_DIR / "init.sh"),
+            "HAIPVS_LAB_RUN": str(rundir),
+            "HAIPVS_LAB_CWD": cwd,
+            "HAIPVS_LAB_MODULES": str(assets.modules_dir),
+            "HAIPVS_LAB_PRELOAD": ",".join(PRELOAD_MODULES),  # no spaces on the kernel command line
+        }
+        for key, value in params.items():
+            if " " in value:
+                raise LabSetupError(f"lab paths cannot contain spaces: {key}={value}")
+        words = " ".join(f"{key}={value}" for key, value in params.items())
+        append = f"console=ttyS0 quiet panic=-1 {words}"
+        memory = os.environ.get("HAIPVS_LAB_MEM", "2048")
+        cpus = os.environ.get("HAIPVS_LAB_CPUS", "2")
+        command = [
+            _qemu_binary(),
+            *(["-accel", "kvm", "-cpu", "host"] if accel == "kvm"
+              else ["-accel", "tcg,thread=multi,tb-size=512", "-cpu", "max"]),
+            "-m", memory, "-smp", cpus,
+            "-nodefaults", "-no-reboot", "-display", "none",
+            "-kernel", str(assets.kernel_image),
+            "-initrd", str(assets.initramfs),
+            "-append", append,
+            "-virtfs",
+            "local,path=/,mount_tag=hostroot,security_model=passthrough,multidevs=remap",
+            "-serial", f"file:{console}",
+            "-device", "virtio-serial",
+            "-chardev", "stdio,id=out,signal=off",
+            "-device", "virtconsole,chardev=out",
+            "-device", "virtio-rng-pci",
+        ]
+        stdout = subprocess.DEVNULL if quiet else None
+        with open(rundir / "qemu.err", "wb") as qemu_err:
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=stdout, stderr=qemu_err,
+                start_new_session=True,
+            )
+            try:
+                # Boot and power-off are not the command's time: a backstop only.
+                process.wait(timeout=timeout + 60.0)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                if not quiet:
+                    _say(f"timed out after {timeout:g} s: {shlex.join(argv)}; guest stopped")
+                return TIMEOUT_EXIT
+        rc_file = rundir / "rc"
+        if not rc_file.exists():
+            if not quiet:
+                tail = console.read_text(errors="replace")[-3000:] if console.exists() else ""
+                err = (rundir / "qemu.err").read_text(errors="replace")[-1000:]
+                _say(
+                    "the guest stopped before the command finished "
+                    f"(qemu exit {process.returncode}); its console:"
+                )
+                sys.stderr.write(tail + "\n" + err + "\n")
+            return GUEST_DIED_EXIT
+        status = int(rc_file.read_text().strip() or GUEST_DIED_EXIT)
+        if status == TIMEOUT_EXIT and not quiet:
+            _say(f"timed out after {timeout:g} s: {shlex.join(argv)} was stopped")
+        return status
+    finally:
+        shutil.rmtree(rundir, ignore_errors=True)
+
+
+def _command_script(argv: Sequence[str], env: Mapping[str, str], timeout: float) -> str:
+    lines = ["# written by haipvs lab: the command and its environment"]
+    for key, value in sorted(env.items()):
+        if key in _ENV_DROP or not key.replace("_", "a").isalnum() or key[0].isdigit():
+            continue
+        lines.append(f"export {key}={shlex.quote(value)}")
+    lines.append("export HAIPVS_IN_LAB=1")
+    # timeout(1) inside the guest stops the command cleanly, so the guest still
+    # powers off and reports; the host's own deadline is only a backstop.
+    lines.append(f"exec timeout -k 5 {timeout:g} {shlex.join(argv)}")
+    return "\n".join(lines) + "\n"
+
+
+def _say(message: str) -> None:
+    print(f"haipvs lab: {message}", file=sys.stderr, flush=True)
