@@ -218,9 +218,9 @@ class _Lexer:
     files: list[str] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
 
-    def tokens_of_file(self, path: str, depth: int, included_from: Location | None) -> Iterator[
-        _Token
-    ]:
+    def tokens_of_file(
+        self, path: str, depth: int, included_from: Location | None
+    ) -> Iterator[_Token]:
         if depth > MAX_INCLUDE_DEPTH:
             where = included_from or Location(path, 0)
             raise KeepalivedSyntaxError(where, f"includes nested deeper than {MAX_INCLUDE_DEPTH}")
@@ -316,9 +316,7 @@ class _Lexer:
         matches = self.source.expand(pattern)
         if not matches:
             # keepalived logs "No config files matched" and carries on; so do we, loudly.
-            self.skipped.append(
-                Skipped(location, f"include {pattern}", "include matched no files")
-            )
+            self.skipped.append(Skipped(location, f"include {pattern}", "include matched no files"))
             return
         for path in matches:
             yield from self.tokens_of_file(path, depth + 1, location)

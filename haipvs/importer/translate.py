@@ -1,0 +1,1573 @@
+"""Translate a parsed keepalived.conf into the haipvs YAML config (design.md §4.1).
+
+This module owns the *meaning* of keepalived's keywords for the importer. Rules:
+
+1. Nothing is dropped silently (issue 8). Every keyword is either translated, or
+   recorded as a `Finding` with its file:line, which the renderer writes as a YAML
+   comment beside the item and the command prints on stderr.
+2. A finding's `Severity` answers the operator's question "what must I do?":
+   - NOTE: translated; the behaviour differs in a small, documented way.
+   - DROPPED: haipvs has no equivalent; the feature is lost (mail alerts, process
+     tuning, a weaker health check...). Read it; nothing else to do.
+   - UNSUPPORTED: cannot be expressed, and leaving it out would change which
+     director holds the VIPs or what the scripts around it do (virtual MACs,
+     routes that follow mastership, authentication the keepalived peer insists
+     on, quorum scripts, an unknown keyword...). The import fails (exit 1) with
+     the list, because the operator has to change something before migrating.
+3. Output is plain data (dicts, lists, str, int, float, bool) with the key names of
+   haipvs.config.model; validating it is the config package's job.
+
+Pure: no IO, no clock, no logging.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import re
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from haipvs.importer.parser import Location, ParsedConfig, Statement
+
+__all__ = [
+    "Finding",
+    "Severity",
+    "Translation",
+    "render_yaml",
+    "translate",
+]
+
+
+class Severity(enum.Enum):
+    NOTE = "note"
+    DROPPED = "dropped"
+    UNSUPPORTED = "unsupported"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One keepalived keyword the output does not carry exactly, and why."""
+
+    location: Location
+    keyword: str
+    severity: Severity
+    message: str
+    #: The output item it belongs to ("vrrp VI_1", "virtual_server tcp/10.0.0.1:80").
+    anchor: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.severity.value}: {self.keyword}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Translation:
+    """The YAML document as data, plus everything that did not translate exactly."""
+
+    config: Mapping[str, Any]
+    findings: tuple[Finding, ...]
+    source: str
+    #: Output item ("vrrp VI_1", "virtual_server tcp/...") -> the anchor of its findings.
+    anchors: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def unsupported(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity is Severity.UNSUPPORTED)
+
+    @property
+    def complete(self) -> bool:
+        """True when nothing the operator must act on was left out."""
+        return not self.unsupported
+
+
+# --- keyword tables -------------------------------------------------------------------
+# Keywords haipvs has no use for, with the reason shown to the operator.
+
+_MAIL = "e-mail alerts are not sent by haipvs; alert on the log events (design §3.6)"
+_PROCESS = "tuning of keepalived's child processes; the systemd unit sets haipvs's"
+_SNMP = "SNMP is not offered; use the Prometheus /metrics endpoint"
+_DBUS = "D-Bus is not offered; use the status API"
+_NETLINK = "haipvs follows interface state through netlink"
+_STRICT = "haipvs follows RFC 5798 as written (no iptables rules are added)"
+_SYNCD = "IPVS connection sync: see ipvs.sync_daemon"
+
+_GLOBAL_DROPPED: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "notification_email",
+            "notification_email_from",
+            "smtp_server",
+            "smtp_connect_timeout",
+            "smtp_helo_name",
+            "smtp_alert",
+            "smtp_alert_vrrp",
+            "smtp_alert_checker",
+            "email_faults",
+        ),
+        _MAIL,
+    ),
+    **dict.fromkeys(
+        (
+            "enable_snmp_vrrp",
+            "enable_snmp_keepalived",
+            "enable_snmp_checker",
+            "enable_snmp_rfc",
+            "enable_snmp_rfcv2",
+            "enable_snmp_rfcv3",
+            "enable_traps",
+            "snmp_socket",
+        ),
+        _SNMP,
+    ),
+    **dict.fromkeys(("enable_dbus", "enable_dbus_instance"), _DBUS),
+    **dict.fromkeys(
+        (
+            "vrrp_no_swap",
+            "checker_no_swap",
+            "bfd_no_swap",
+            "vrrp_priority",
+            "checker_priority",
+            "bfd_priority",
+            "vrrp_rt_priority",
+            "checker_rt_priority",
+            "bfd_rt_priority",
+            "vrrp_rlimit_rttime",
+            "checker_rlimit_rttime",
+            "bfd_rlimit_rttime",
+            "vrrp_cpu_affinity",
+            "checker_cpu_affinity",
+            "max_auto_priority",
+            "min_auto_priority_delay",
+            "process_names",
+            "process_name",
+            "vrrp_process_name",
+            "checker_process_name",
+            "vrrp_netlink_cmd_rcv_bufs",
+            "vrrp_netlink_cmd_rcv_bufs_force",
+            "vrrp_netlink_monitor_rcv_bufs",
+            "vrrp_netlink_monitor_rcv_bufs_force",
+            "lvs_netlink_cmd_rcv_bufs",
+            "lvs_netlink_cmd_rcv_bufs_force",
+            "lvs_netlink_monitor_rcv_bufs",
+            "lvs_netlink_monitor_rcv_bufs_force",
+            "vrrp_rx_bufs_policy",
+            "vrrp_rx_bufs_multiplier",
+            "checker_log_all_failures",
+            "reload_check_config",
+            "reload_time_file",
+            "config_save_dir",
+            "tmp_config_directory",
+            "umask",
+            "random_seed",
+            "child_wait_time",
+            "data_use_instance",
+            "state_dump_file",
+            "stats_dump_file",
+            "json_dump_file",
+        ),
+        _PROCESS,
+    ),
+    **dict.fromkeys(("linkbeat_use_polling", "dynamic_interfaces"), _NETLINK),
+    **dict.fromkeys(
+        (
+            "vrrp_strict",
+            "vrrp_iptables",
+            "vrrp_ipsets",
+            "nftables",
+            "nftables_priority",
+            "nftables_ifindex",
+            "nftables_counters",
+            "vrrp_skip_check_adv_addr",
+            "vrrp_lower_prio_no_advert",
+            "vrrp_higher_prio_send_advert",
+        ),
+        _STRICT,
+    ),
+    "enable_script_security": "haipvs runs every script as argv, without a shell",
+    "script_user": "scripts run as haipvs's user (set User= in the systemd unit if needed)",
+    "lvs_id": "legacy keepalived identifier",
+    "lvs_flush": "haipvs removes only the services it owns and never flushes the table",
+    "lvs_flush_onstop": "haipvs keeps its services at exit unless run with --remove-ipvs-on-exit",
+    "vrrp_check_unicast_src": "haipvs accepts unicast adverts only from the configured peers",
+    "vrrp_startup_delay": (
+        "haipvs starts as BACKUP and waits Master_Down_Interval (RFC 5798 §6.4.1)"
+    ),
+    "vrrp_gna_interval": "unsolicited NA are paced by garp_interval",
+    "vrrp_min_garp": "garp_repeat / garp_master_refresh are translated per instance",
+    "vrrp_garp_lower_prio_delay": "not offered (keepalived's reaction to lower-priority adverts)",
+    "vrrp_garp_lower_prio_repeat": "not offered (keepalived's reaction to lower-priority adverts)",
+    "vrrp_garp_master_refresh_repeat": "each refresh sends one burst of garp_repeat",
+    "instance": "the config id is chosen at import time (`@ID` lines)",
+    "net_namespace": "run haipvs inside the namespace (ip netns exec, or NetworkNamespacePath=)",
+    "namespace_with_ipsets": "haipvs adds no ipsets",
+}
+
+_VRRP_DROPPED: dict[str, str] = {
+    "smtp_alert": _MAIL,
+    "debug": "use director.log_level",
+    "strict_mode": _STRICT,
+    "skip_check_adv_addr": _STRICT,
+    "lower_prio_no_advert": _STRICT,
+    "higher_prio_send_advert": _STRICT,
+    "check_unicast_src": "haipvs accepts unicast adverts only from the configured peers",
+    "kernel_rx_buf_size": _PROCESS,
+    "garp_lower_prio_delay": "not offered (keepalived's reaction to lower-priority adverts)",
+    "garp_lower_prio_repeat": "not offered (keepalived's reaction to lower-priority adverts)",
+    "garp_master_refresh_repeat": "each refresh sends one burst of garp_repeat",
+    "gna_interval": "unsolicited NA are paced by garp_interval",
+    "dont_track_primary": "haipvs tracks only the interfaces listed in track.interfaces",
+    "native_ipv6": "IPv6 instances use VRRPv3 (RFC 5798)",
+    "notify_master_rx_lower_pri": "not offered; notify.master runs on becoming master",
+    "notify_deleted": "not offered",
+    "mcast_src_ip": "adverts go out from the interface's primary address",
+    "accept": "haipvs accepts packets to the VIPs while master (RFC 5798 §6.1 Accept_Mode)",
+    "no_accept": "haipvs accepts packets to the VIPs while master (RFC 5798 §6.1 Accept_Mode)",
+}
+
+_VS_DROPPED: dict[str, str] = {
+    "ha_suspend": "health checks always run, also on the backup director (hot standby)",
+    "omega": "no quorum scripts are offered, so none runs at shutdown",
+    "smtp_alert": _MAIL,
+    "sorry_server_inhibit": "the sorry server is added while below quorum and removed after",
+    "sorry_server_lvs_method": "the sorry server uses the service's forwarding method",
+    "virtualhost": "(used as the Host header of the HTTP checks)",
+}
+
+_RS_DROPPED: dict[str, str] = {
+    "notify_up": "scripts on real server changes are not offered; alert on check.up/check.down",
+    "notify_down": "scripts on real server changes are not offered; alert on check.up/check.down",
+    "smtp_alert": _MAIL,
+}
+
+_CHECK_DROPPED: dict[str, str] = {
+    "bindto": "probes leave from the director's route to the real server",
+    "bind_port": "the probe's source port is chosen by the kernel",
+    "bind_if": "probes follow the route",
+    "fwmark": "probes are not marked",
+    "log_all_failures": "every check.down is logged once, with its reason",
+    "enable_regex_debug": "no regex debugging",
+    "http_protocol": "probes speak HTTP/1.1",
+    "fast_recovery": "not offered",
+    "ssl_verify": "TLS certificates are not verified, as keepalived's SSL_GET",
+    "tls_verify": "TLS certificates are not verified, as keepalived's SSL_GET",
+}
+
+_SCHEDULERS = frozenset(
+    {"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos"}
+)
+_SCHEDULER_FLAGS = {
+    "sh-port": "sh-port",
+    "sh-fallback": "sh-fallback",
+    "mh-port": "mh-port",
+    "mh-fallback": "mh-fallback",
+}
+_FORWARDING = {"NAT": "nat", "DR": "dr", "TUN": "tun"}
+_PROTOCOLS = {"TCP": "tcp", "UDP": "udp", "SCTP": "sctp"}
+_SHELL_SYNTAX = re.compile(r"[<>|&;`$(){}*?~]")
+
+# keepalived's defaults (keepalived.conf(5), check_*.c); written out so the output does
+# not depend on haipvs's own defaults matching them.
+_DEFAULT_DELAY_LOOP = 60.0
+_DEFAULT_CONNECT_TIMEOUT = 5.0
+_DEFAULT_RETRY = 1
+_DEFAULT_PRIORITY = 100
+_DEFAULT_SCRIPT_INTERVAL = 1.0
+_DEFAULT_PERSISTENCE = 360
+_DEFAULT_VRRP_VERSION = 2
+_MAX_EFFECTIVE_PRIORITY = 254  # keepalived caps priority plus weights at 254
+_MAX_GROUP_RANGE = 256  # a virtual_server_group range expands to at most this many services
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:@-]{0,63}$")
+
+
+@dataclass(slots=True)
+class _Script:
+    name: str
+    command: list[str]
+    interval: float
+    timeout: float | None
+    rise: int
+    fall: int
+    weight: int
+    block: Statement
+
+
+def _number(text: str) -> int | float:
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
+def _safe_name(text: str) -> str:
+    """A name the config accepts (letters, digits and _ . : @ -)."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.:@-]", "_", text)[:64]
+    if not cleaned or not _NAME.match(cleaned):
+        cleaned = ("x" + cleaned)[:64]
+    return cleaned
+
+
+def _host_port(address: str, port: int | None) -> str:
+    ip = ipaddress.ip_address(address)
+    if port is None:
+        return str(ip)
+    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+
+
+def _service_label(endpoint: Mapping[str, Any], protocol: str) -> str:
+    """The `vs` key of design.md §3.6, which the config model also uses as the label."""
+    if "fwmark" in endpoint:
+        return f"fwmark/{endpoint['fwmark']}"
+    vip = ipaddress.ip_address(endpoint["vip"])
+    host = f"[{vip}]" if vip.version == 6 else str(vip)
+    return f"{protocol}/{host}:{endpoint['port']}"
+
+
+def _status_codes(args: Iterable[str]) -> list[int] | None:
+    """`200-299 400 503` -> every code, as the config lists codes (keepalived status_code)."""
+    codes: list[int] = []
+    for arg in args:
+        for part in arg.split(","):
+            if not part:
+                continue
+            low, dash, high = part.partition("-")
+            if not low.isdigit() or (dash and not high.isdigit()):
+                return None
+            first, last = int(low), int(high) if dash else int(low)
+            if not 100 <= first <= last <= 599:
+                return None
+            codes.extend(c for c in range(first, last + 1) if c not in codes)
+    return codes or None
+
+
+class _Translator:
+    def __init__(self) -> None:
+        self.findings: list[Finding] = []
+        self.scripts: dict[str, _Script] = {}
+        self.groups: dict[str, Statement] = {}
+        self.sync_groups: list[dict[str, Any]] = []
+        self.default_interface: str | None = None
+        self.vrrp_version = _DEFAULT_VRRP_VERSION
+        self.garp_defaults: dict[str, int | float] = {}
+        self.ipvs: dict[str, Any] = {}
+        self.anchors: dict[str, str] = {}
+        self.instance_names: set[str] = set()
+        self.used_groups: set[str] = set()
+        self.used_scripts: set[str] = set()
+
+    # -- findings ----------------------------------------------------------------------
+
+    def add(self, severity: Severity, stmt: Statement, message: str, anchor: str | None) -> None:
+        self.findings.append(Finding(stmt.location, stmt.keyword, severity, message, anchor))
+
+    def note(self, stmt: Statement, message: str, anchor: str | None = None) -> None:
+        self.add(Severity.NOTE, stmt, message, anchor)
+
+    def dropped(self, stmt: Statement, message: str, anchor: str | None = None) -> None:
+        self.add(Severity.DROPPED, stmt, message, anchor)
+
+    def unsupported(self, stmt: Statement, message: str, anchor: str | None = None) -> None:
+        self.add(Severity.UNSUPPORTED, stmt, message, anchor)
+
+    def unknown(self, stmt: Statement, where: str, anchor: str | None) -> None:
+        # An unknown keyword may change behaviour: refuse rather than guess (rule 2).
+        self.unsupported(stmt, f"not known to the importer in {where}", anchor)
+
+    # -- values ------------------------------------------------------------------------
+
+    def arg(self, stmt: Statement, anchor: str | None, index: int = 0) -> str | None:
+        if len(stmt.args) <= index:
+            self.unsupported(stmt, "is missing its value", anchor)
+            return None
+        return stmt.args[index]
+
+    def num(
+        self, stmt: Statement, anchor: str | None, *, low: float | None = None
+    ) -> int | float | None:
+        text = self.arg(stmt, anchor)
+        if text is None:
+            return None
+        try:
+            value = _number(text)
+        except ValueError:
+            self.unsupported(stmt, f"{text!r} is not a number", anchor)
+            return None
+        if low is not None and value < low:
+            self.unsupported(stmt, f"{text} is below {low:g}", anchor)
+            return None
+        return value
+
+    def integer(self, stmt: Statement, anchor: str | None) -> int | None:
+        text = self.arg(stmt, anchor)
+        if text is None:
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            self.unsupported(stmt, f"{text!r} is not an integer", anchor)
+            return None
+
+    def argv(self, stmt: Statement, anchor: str | None) -> list[str] | None:
+        """A command line as keepalived reads it: one quoted string, or several words."""
+        if not stmt.args:
+            self.unsupported(stmt, "is missing its command", anchor)
+            return None
+        if len(stmt.args) > 1:
+            words = list(stmt.args)
+        else:
+            raw = stmt.args[0]
+            if _SHELL_SYNTAX.search(raw):
+                # keepalived's own samples rely on a shell ("</dev/tcp/127.0.0.1/80");
+                # haipvs runs argv without one, so the shell is made explicit. /dev/tcp is
+                # a bash feature (the sample's comment says so).
+                shell = "/bin/bash" if re.search(r"/dev/(tcp|udp)/", raw) else "/bin/sh"
+                self.note(stmt, f"shell syntax in {raw!r}: run through {shell} -c", anchor)
+                return [shell, "-c", raw]
+            try:
+                words = shlex.split(raw)
+            except ValueError as exc:
+                self.unsupported(stmt, f"cannot split {raw!r}: {exc}", anchor)
+                return None
+        if not words or not words[0]:
+            self.unsupported(stmt, "is an empty command", anchor)
+            return None
+        if not words[0].startswith("/"):
+            # keepalived searches PATH for a bare program name; haipvs wants an absolute
+            # path, and env(1) keeps the PATH search.
+            self.note(stmt, f"{words[0]!r} is not an absolute path: run through /usr/bin/env")
+            return ["/usr/bin/env", *words]
+        return words
+
+    # -- top level ---------------------------------------------------------------------
+
+    def run(self, parsed: ParsedConfig) -> dict[str, Any]:
+        director: dict[str, Any] = {}
+        vrrp: list[dict[str, Any]] = []
+        services: list[dict[str, Any]] = []
+
+        for skipped in parsed.skipped:
+            self.findings.append(
+                Finding(skipped.location, skipped.text.split()[0], Severity.DROPPED, skipped.reason)
+            )
+
+        # Definitions others refer to may come anywhere in the file: read them first.
+        sync_blocks: list[Statement] = []
+        for stmt in parsed.statements:
+            if stmt.keyword == "global_defs":
+                self.global_defs(stmt, director)
+            elif stmt.keyword == "vrrp_script":
+                self.vrrp_script(stmt)
+            elif stmt.keyword == "virtual_server_group" and stmt.args:
+                self.groups[stmt.args[0]] = stmt
+            elif stmt.keyword == "vrrp_sync_group":
+                sync_blocks.append(stmt)
+
+        for stmt in parsed.statements:
+            kw = stmt.keyword
+            if kw == "vrrp_instance":
+                instance = self.vrrp_instance(stmt)
+                if instance is not None:
+                    vrrp.append(instance)
+            elif kw == "virtual_server":
+                services.extend(self.virtual_server(stmt))
+            elif kw in {"global_defs", "vrrp_script", "virtual_server_group", "vrrp_sync_group"}:
+                continue
+            elif kw in {"static_ipaddress", "static_routes", "static_rules"}:
+                self.dropped(
+                    stmt,
+                    "static addresses, routes and rules do not follow mastership: configure "
+                    "them with the system's network configuration",
+                )
+            elif kw in {"vrrp_track_process", "vrrp_track_file", "track_file", "bfd_instance"}:
+                self.unsupported(stmt, "this tracker is not offered (it changes failover)")
+            elif kw in {"linkbeat_interfaces", "garp_group"}:
+                self.dropped(stmt, "netlink and garp_interval are used instead")
+            else:
+                self.unknown(stmt, "the top level", None)
+
+        for block in sync_blocks:
+            self.vrrp_sync_group(block)
+        for name, group in self.groups.items():
+            if name not in self.used_groups:
+                self.note(group, f"virtual_server_group {name!r} is not used by any virtual_server")
+        for name, script in self.scripts.items():
+            if name not in self.used_scripts:
+                self.note(script.block, f"vrrp_script {name!r} is not tracked by any instance")
+
+        config: dict[str, Any] = {}
+        if director:
+            config["director"] = director
+        config["vrrp"] = vrrp
+        if self.sync_groups:
+            config["sync_groups"] = self.sync_groups
+        config["virtual_servers"] = services
+        if self.ipvs:
+            config["ipvs"] = self.ipvs
+        return config
+
+    # -- global_defs -------------------------------------------------------------------
+
+    def global_defs(self, block: Statement, director: dict[str, Any]) -> None:
+        for stmt in block.block or ():
+            kw = stmt.keyword
+            if kw == "router_id":
+                value = self.arg(stmt, None)
+                if value is not None:
+                    director["name"] = _safe_name(value)
+                    if director["name"] != value:
+                        self.note(stmt, f"{value!r} becomes {director['name']!r}")
+            elif kw == "default_interface":
+                self.default_interface = self.arg(stmt, None)
+            elif kw == "vrrp_version":
+                version = self.integer(stmt, None)
+                if version in (2, 3):
+                    self.vrrp_version = version
+                elif version is not None:
+                    self.unsupported(stmt, f"version {version} is not 2 or 3")
+            elif kw in {"vrrp_mcast_group4", "vrrp_mcast_group6"}:
+                default = "224.0.0.18" if kw.endswith("4") else "ff02::12"
+                if stmt.args and stmt.args[0].lower() != default:
+                    self.unsupported(
+                        stmt, f"haipvs sends adverts to {default} (RFC 5798 §5.1.1.2, §5.1.2.2)"
+                    )
+            elif kw in {
+                "vrrp_garp_master_delay",
+                "vrrp_garp_master_repeat",
+                "vrrp_garp_master_refresh",
+                "vrrp_garp_interval",
+            }:
+                seconds = self.num(stmt, None, low=0)
+                if seconds is not None:
+                    self.garp_defaults[kw.removeprefix("vrrp_")] = seconds
+            elif kw == "lvs_timeouts":
+                self.lvs_timeouts(stmt)
+            elif kw == "lvs_sync_daemon":
+                self.lvs_sync_daemon(stmt)
+            elif kw in _GLOBAL_DROPPED:
+                self.dropped(stmt, _GLOBAL_DROPPED[kw])
+            else:
+                self.unknown(stmt, "global_defs", None)
+
+    def lvs_timeouts(self, stmt: Statement) -> None:
+        timeouts: dict[str, int] = {}
+        args = list(stmt.args)
+        for i in range(0, len(args) - 1, 2):
+            key, value = args[i], args[i + 1]
+            if key in {"tcp", "tcpfin", "udp"} and value.isdigit():
+                timeouts[key] = int(value)
+            else:
+                self.unsupported(stmt, f"cannot read `{key} {value}`")
+        if len(args) % 2:
+            self.unsupported(stmt, f"`{args[-1]}` has no value")
+        if timeouts:
+            self.ipvs["timeouts"] = timeouts
+
+    def lvs_sync_daemon(self, stmt: Statement) -> None:
+        # lvs_sync_daemon IFACE [INSTANCE] [id N] [maxlen N] [port N] [ttl N] [group ADDR]
+        args = list(stmt.args)
+        if not args:
+            self.unsupported(stmt, "needs an interface")
+            return
+        daemon: dict[str, Any] = {"interface": args[0]}
+        rest = args[1:]
+        if rest and rest[0] not in {"id", "maxlen", "port", "ttl", "group"}:
+            daemon["instance"] = rest.pop(0)
+        keys = {"id": "syncid", "maxlen": "maxlen", "port": "port", "ttl": "ttl"}
+        while rest:
+            key = rest.pop(0)
+            value = rest.pop(0) if rest else None
+            if value is None:
+                self.unsupported(stmt, f"`{key}` has no value")
+            elif key in keys and value.isdigit():
+                daemon[keys[key]] = int(value)
+            elif key == "group":
+                daemon["group"] = value
+            else:
+                self.unsupported(stmt, f"cannot read `{key} {value}`")
+        self.ipvs["sync_daemon"] = daemon
+
+    # -- vrrp_script / vrrp_sync_group -------------------------------------------------
+
+    def vrrp_script(self, block: Statement) -> None:
+        if not block.args:
+            self.unsupported(block, "has no name")
+            return
+        name = block.args[0]
+        anchor = f"vrrp_script {name}"
+        script = _Script(name, [], _DEFAULT_SCRIPT_INTERVAL, None, 1, 1, 0, block)
+        for stmt in block.block or ():
+            kw = stmt.keyword
+            if kw == "script":
+                script.command = self.argv(stmt, anchor) or []
+            elif kw == "interval":
+                value = self.num(stmt, anchor, low=0.01)
+                if value is not None:
+                    script.interval = value
+            elif kw == "timeout":
+                value = self.num(stmt, anchor, low=0.01)
+                if value is not None:
+                    script.timeout = value
+            elif kw in {"rise", "fall"}:
+                count = self.integer(stmt, anchor)
+                if count is not None:
+                    setattr(script, kw, max(1, count))
+            elif kw == "weight":
+                weight = self.integer(stmt, anchor)
+                if weight is not None:
+                    script.weight = weight
+                if len(stmt.args) > 1 and stmt.args[1] == "reverse":
+                    self.unsupported(stmt, "`weight N reverse` is not offered", anchor)
+            elif kw == "user":
+                self.dropped(stmt, "scripts run as haipvs's own user", anchor)
+            elif kw == "init_fail":
+                self.note(stmt, "haipvs starts every tracked script as failing", anchor)
+            else:
+                self.unknown(stmt, "vrrp_script", anchor)
+        if script.timeout is not None and script.timeout > script.interval:
+            # haipvs refuses a timeout longer than the interval: the next run would start
+            # while the last one is still running.
+            self.note(block, f"timeout {script.timeout:g} s cut to the interval", anchor)
+            script.timeout = script.interval
+        if not script.command:
+            self.unsupported(block, "has no usable `script`", anchor)
+            return
+        self.scripts[name] = script
+
+    def vrrp_sync_group(self, block: Statement) -> None:
+        name = _safe_name(block.args[0]) if block.args else "sync_group"
+        members: list[str] = []
+        for stmt in block.block or ():
+            kw = stmt.keyword
+            if kw == "group":
+                for entry in stmt.block or ():
+                    members.extend(entry.words)
+            elif kw.startswith("notify"):
+                self.unsupported(
+                    stmt,
+                    "notify scripts of a sync group are not offered; move them to the "
+                    "instances (they then run once per instance)",
+                )
+            elif kw in {"smtp_alert"}:
+                self.dropped(stmt, _MAIL)
+            elif kw in {"global_tracking", "sync_group_tracking_weight"}:
+                self.note(stmt, "every member keeps its own tracking")
+            elif kw.startswith("track_"):
+                self.unsupported(stmt, "tracking on a sync group is not offered")
+            elif stmt.block is None and not stmt.args:
+                # keepalived 1.x syntax: members listed without a `group { }` block.
+                members.append(kw)
+            else:
+                self.unknown(stmt, "vrrp_sync_group", None)
+        known = [m for m in members if m in self.instance_names]
+        for missing in (m for m in members if m not in self.instance_names):
+            self.unsupported(block, f"member {missing!r} is not a translated vrrp_instance")
+        if len(known) < 2:
+            # keepalived drops a group of one instance too: it synchronises nothing.
+            self.note(block, "a sync group of fewer than two instances is left out")
+            return
+        self.sync_groups.append({"name": name, "instances": known})
+
+    # -- vrrp_instance -----------------------------------------------------------------
+
+    def vrrp_instance(self, block: Statement) -> dict[str, Any] | None:
+        if not block.args:
+            self.unsupported(block, "has no name")
+            return None
+        name = _safe_name(block.args[0])
+        anchor = f"vrrp {name}"
+        if name != block.args[0]:
+            self.note(block, f"{block.args[0]!r} becomes {name!r}", anchor)
+        out: dict[str, Any] = {"name": name}
+        interface: str | None = None
+        vrid: int | None = None
+        priority = _DEFAULT_PRIORITY
+        version = self.vrrp_version
+        advert_interval: int | float = 1
+        preempt = True
+        preempt_delay: int | float = 0
+        vip_stmts: list[tuple[Statement, bool]] = []
+        peers: list[str] = []
+        unicast_source: str | None = None
+        track_interfaces: list[dict[str, Any]] = []
+        track_scripts: list[dict[str, Any]] = []
+        notify: dict[str, list[str]] = {}
+        garp = dict(self.garp_defaults)
+
+        for stmt in block.block or ():
+            kw = stmt.keyword
+            if kw == "interface":
+                interface = self.arg(stmt, anchor)
+            elif kw == "virtual_router_id":
+                vrid = self.integer(stmt, anchor)
+            elif kw == "priority":
+                value_p = self.integer(stmt, anchor)
+                if value_p is not None:
+                    priority = value_p
+            elif kw == "advert_int":
+                value = self.num(stmt, anchor, low=0.01)
+                if value is not None:
+                    advert_interval = value
+            elif kw == "version":
+                value_v = self.integer(stmt, anchor)
+                if value_v in (2, 3):
+                    version = value_v
+                elif value_v is not None:
+                    self.unsupported(stmt, f"version {value_v} is not 2 or 3", anchor)
+            elif kw == "nopreempt":
+                preempt = False
+            elif kw == "preempt":
+                preempt = True
+            elif kw == "preempt_delay":
+                value = self.num(stmt, anchor, low=0)
+                if value is not None:
+                    preempt_delay = value
+            elif kw == "state":
+                self.note(
+                    stmt,
+                    "every instance starts as BACKUP and is elected by priority "
+                    "(RFC 5798 §6.4.1); `state` is not needed",
+                    anchor,
+                )
+            elif kw == "virtual_ipaddress":
+                vip_stmts.extend((entry, False) for entry in stmt.block or ())
+            elif kw == "virtual_ipaddress_excluded":
+                self.note(
+                    stmt,
+                    "excluded addresses become ordinary vips, so they are also carried in "
+                    "adverts (a keepalived peer logs an address-list mismatch)",
+                    anchor,
+                )
+                vip_stmts.extend((entry, True) for entry in stmt.block or ())
+            elif kw == "unicast_peer":
+                for entry in stmt.block or ():
+                    peers.append(entry.keyword)
+                    if entry.args:
+                        self.dropped(
+                            entry, f"peer options `{' '.join(entry.args)}` are not offered", anchor
+                        )
+            elif kw == "unicast_src_ip":
+                unicast_source = self.arg(stmt, anchor)
+            elif kw == "authentication":
+                self.authentication(stmt, anchor)
+            elif kw == "track_interface":
+                for entry in stmt.block or ():
+                    weight = self.track_weight(entry, 0, anchor)
+                    track_interfaces.append({"name": entry.keyword, "weight": weight})
+            elif kw == "track_script":
+                for entry in stmt.block or ():
+                    script = self.scripts.get(entry.keyword)
+                    self.used_scripts.add(entry.keyword)
+                    if script is None:
+                        self.unsupported(
+                            entry, f"vrrp_script {entry.keyword!r} is not usable", anchor
+                        )
+                        continue
+                    item: dict[str, Any] = {
+                        "name": _safe_name(script.name),
+                        "command": script.command,
+                        "interval": script.interval,
+                    }
+                    if script.timeout is not None:
+                        item["timeout"] = script.timeout
+                    item["weight"] = self.track_weight(entry, script.weight, anchor)
+                    item["rise"] = script.rise
+                    item["fall"] = script.fall
+                    track_scripts.append(item)
+            elif kw in {"notify_master", "notify_backup", "notify_fault", "notify_stop"}:
+                command = self.argv(stmt, anchor)
+                if command is not None:
+                    notify[kw.removeprefix("notify_")] = command
+            elif kw == "notify":
+                self.unsupported(
+                    stmt,
+                    "the generic notify script is not offered; use notify_master/backup/fault",
+                    anchor,
+                )
+            elif kw in {"garp_master_delay", "garp_master_repeat", "garp_master_refresh"}:
+                value = self.num(stmt, anchor, low=0)
+                if value is not None:
+                    garp[kw] = value
+            elif kw == "garp_interval":
+                value = self.num(stmt, anchor, low=0)
+                if value is not None:
+                    garp["garp_interval"] = value
+            elif kw == "lvs_sync_daemon_interface":
+                # keepalived 1.x: the sync daemon follows this instance's state.
+                self.ipvs["sync_daemon"] = {"interface": self.arg(stmt, anchor), "instance": name}
+            elif kw in {"use_vmac", "vmac_xmit_base"}:
+                self.unsupported(
+                    stmt,
+                    "virtual MAC interfaces are not offered: the VIPs answer with the "
+                    "interface's own MAC (switches and neighbours see a different MAC)",
+                    anchor,
+                )
+            elif kw in {"virtual_routes", "virtual_rules"}:
+                self.unsupported(
+                    stmt,
+                    "routes and rules that follow mastership are not offered: a failover "
+                    "would leave them behind",
+                    anchor,
+                )
+            elif kw in {"track_file", "track_process", "track_bfd", "track_src_ip"}:
+                self.unsupported(stmt, "this tracker is not offered (it changes failover)", anchor)
+            elif kw in _VRRP_DROPPED:
+                self.dropped(stmt, _VRRP_DROPPED[kw], anchor)
+            else:
+                self.unknown(stmt, "vrrp_instance", anchor)
+
+        interface = interface or self.default_interface
+        if interface is None:
+            self.unsupported(block, "has no `interface` (nor global default_interface)", anchor)
+            return None
+        if vrid is None:
+            self.unsupported(block, "has no `virtual_router_id`", anchor)
+            return None
+        vips: list[str | dict[str, str]] = []
+        seen: set[str] = set()
+        for entry, _ in vip_stmts:
+            vip = self.vip(entry, interface, anchor)
+            if vip is None:
+                continue
+            address = vip if isinstance(vip, str) else vip["address"]
+            if str(ipaddress.ip_interface(address).ip) in seen:
+                # keepalived adds an address once however often it is listed.
+                self.note(entry, f"{entry.keyword} is listed twice: kept once", anchor)
+                continue
+            seen.add(str(ipaddress.ip_interface(address).ip))
+            vips.append(vip)
+        if not vips:
+            self.unsupported(block, "has no virtual_ipaddress", anchor)
+            return None
+
+        priority = self.fold_positive_weights(
+            block, priority, track_interfaces, track_scripts, anchor
+        )
+        out["interface"] = interface
+        out["vrid"] = vrid
+        out["priority"] = priority
+        if priority == 255:
+            # keepalived treats 255 as the address owner implicitly (RFC 5798 §5.2.4).
+            out["address_owner"] = True
+        out["version"] = version
+        out["advert_interval"] = advert_interval
+        out["preempt"] = preempt
+        out["preempt_delay"] = preempt_delay
+        if unicast_source is not None:
+            out["unicast_source"] = unicast_source
+        if peers:
+            out["unicast_peers"] = peers
+        out["vips"] = vips
+        track: dict[str, Any] = {}
+        if track_interfaces:
+            track["interfaces"] = track_interfaces
+        if track_scripts:
+            track["scripts"] = track_scripts
+        if track:
+            out["track"] = track
+        if notify:
+            out["notify"] = notify
+        self.garp(block, garp, out, anchor)
+        self.instance_names.add(name)
+        return out
+
+    def garp(
+        self, block: Statement, garp: Mapping[str, int | float], out: dict[str, Any], anchor: str
+    ) -> None:
+        repeat = garp.get("garp_master_repeat")
+        if repeat is not None:
+            out["garp_repeat"] = max(1, int(repeat))
+        interval = garp.get("garp_interval")
+        if interval is not None:
+            if interval > 1:
+                self.note(block, f"garp_interval {interval:g} s cut to 1 s", anchor)
+            out["garp_interval"] = min(interval, 1)
+        delay = garp.get("garp_master_delay")
+        if delay is not None:
+            out["garp_master_delay"] = min(delay, 255)
+        refresh = garp.get("garp_master_refresh")
+        if refresh is not None:
+            out["garp_master_refresh"] = refresh
+
+    def vip(self, entry: Statement, interface: str, anchor: str) -> str | dict[str, str] | None:
+        text = entry.keyword
+        try:
+            net = ipaddress.ip_interface(text)
+        except ValueError:
+            self.unsupported(entry, f"{text!r} is not an address", anchor)
+            return None
+        # keepalived's default prefix is the host prefix (/32, /128), as is haipvs's.
+        address = str(net) if "/" in text else str(net.ip)
+        args = list(entry.args)
+        dev: str | None = None
+        i = 0
+        while i < len(args):
+            word = args[i]
+            has_value = i + 1 < len(args)
+            if word == "dev" and has_value:
+                dev = args[i + 1]
+                i += 2
+            elif word in {"label", "brd", "broadcast", "scope", "preferred_lft"} and has_value:
+                self.dropped(entry, f"`{word} {args[i + 1]}` is not set on the VIP", anchor)
+                i += 2
+            elif word in {"no_track", "home", "-nodad", "nodad", "noprefixroute", "autojoin"}:
+                self.dropped(entry, f"`{word}` is not set on the VIP", anchor)
+                i += 1
+            else:
+                self.unsupported(entry, f"VIP option {word!r} is not offered", anchor)
+                i += 1
+        if dev is not None and dev != interface:
+            return {"address": address, "interface": dev}
+        return address
+
+    def authentication(self, stmt: Statement, anchor: str) -> None:
+        auth_type = stmt.child("auth_type")
+        kind = auth_type.args[0].upper() if auth_type and auth_type.args else "PASS"
+        # A keepalived peer that expects authentication discards adverts without it
+        # (RFC 3768 §7.1), so a mixed pair would elect two masters.
+        self.unsupported(
+            stmt,
+            f"authentication (auth_type {kind}) is not offered (RFC 5798 removed it): remove "
+            "it from both keepalived directors first, then import",
+            anchor,
+        )
+
+    def track_weight(self, entry: Statement, default: int, anchor: str) -> int:
+        args = list(entry.args)
+        if len(args) >= 2 and args[0] == "weight":
+            try:
+                weight = int(args[1])
+            except ValueError:
+                self.unsupported(entry, f"weight {args[1]!r} is not an integer", anchor)
+                return default
+            if args[2:] == ["reverse"]:
+                self.unsupported(entry, "`weight N reverse` is not offered", anchor)
+            elif args[2:]:
+                self.unsupported(entry, f"option `{' '.join(args[2:])}` is not offered", anchor)
+            return weight
+        if args:
+            self.unsupported(entry, f"option `{' '.join(args)}` is not offered", anchor)
+        return default
+
+    def fold_positive_weights(
+        self,
+        block: Statement,
+        priority: int,
+        interfaces: list[dict[str, Any]],
+        scripts: list[dict[str, Any]],
+        anchor: str,
+    ) -> int:
+        """Write keepalived's positive track weights as a raised base and negative weights.
+
+        keepalived adds a positive weight while the interface is up or the script
+        succeeds. A base priority raised by that weight, minus the weight while down
+        or failing, gives the same effective priority in every state, in the one
+        convention every reader of the YAML understands.
+        """
+        raised = priority
+        for item in (*interfaces, *scripts):
+            if item["weight"] > 0:
+                raised += item["weight"]
+                item["weight"] = -item["weight"]
+        if priority in (raised, 255):
+            # keepalived's address owner ignores weights; nothing moves.
+            return priority
+        capped = min(raised, _MAX_EFFECTIVE_PRIORITY)
+        message = (
+            f"positive track weights folded into the priority: {priority} -> {capped}, "
+            "the same weights subtracted while down"
+        )
+        if capped != raised:
+            message += f" (keepalived caps {raised} at {_MAX_EFFECTIVE_PRIORITY} too)"
+        self.note(block, message, anchor)
+        return capped
+
+    # -- virtual_server ----------------------------------------------------------------
+
+    def virtual_server(self, block: Statement) -> list[dict[str, Any]]:
+        args = block.args
+        if len(args) >= 2 and args[0] == "group":
+            anchor = f"virtual_server group {args[1]}"
+            endpoints = self.group_endpoints(block, args[1], anchor)
+        elif len(args) >= 2 and args[0] == "fwmark":
+            anchor = f"virtual_server fwmark {args[1]}"
+            if not args[1].isdigit():
+                self.unsupported(block, f"fwmark {args[1]!r} is not a number", anchor)
+                return []
+            endpoints = [{"fwmark": int(args[1])}]
+        elif args:
+            anchor = f"virtual_server {' '.join(args)}"
+            try:
+                address = ipaddress.ip_address(args[0])
+            except ValueError:
+                self.unsupported(block, f"{args[0]!r} is not an address", anchor)
+                return []
+            port = int(args[1]) if len(args) >= 2 and args[1].isdigit() else 0
+            endpoints = [{"vip": str(address), "port": port}]
+        else:
+            self.unsupported(block, "has no address")
+            return []
+
+        common = self.service_settings(block, anchor)
+        real_servers = [
+            rs
+            for stmt in common.pop("real_server_stmts")
+            if (rs := self.real_server(stmt, common, anchor)) is not None
+        ]
+        services = []
+        for endpoint in endpoints:
+            service = self.build_service(endpoint, common, real_servers)
+            services.append(service)
+            label = _service_label(endpoint, service.get("protocol", "tcp"))
+            self.anchors[f"virtual_server {label}"] = anchor
+        return services
+
+    def group_endpoints(self, block: Statement, name: str, anchor: str) -> list[dict[str, Any]]:
+        group = self.groups.get(name)
+        self.used_groups.add(name)
+        if group is None:
+            self.unsupported(block, f"virtual_server_group {name!r} is not defined", anchor)
+            return []
+        endpoints: list[dict[str, Any]] = []
+        for entry in group.block or ():
+            if entry.keyword == "fwmark":
+                if entry.args and entry.args[0].isdigit():
+                    endpoints.append({"fwmark": int(entry.args[0])})
+                else:
+                    self.unsupported(entry, "fwmark needs a number", anchor)
+                continue
+            port = int(entry.args[0]) if entry.args and entry.args[0].isdigit() else 0
+            endpoints.extend({"vip": a, "port": port} for a in self.expand_range(entry, anchor))
+        if endpoints:
+            self.note(
+                group,
+                f"virtual_server_group {name!r} becomes {len(endpoints)} virtual servers with "
+                "the same real servers (identical probes run once and are shared)",
+                anchor,
+            )
+        return endpoints
+
+    def expand_range(self, entry: Statement, anchor: str) -> list[str]:
+        """`10.0.0.3-10`, `ae00::2-9`: keepalived ranges vary the last octet / hextet."""
+        text = entry.keyword
+        base, dash, last = text.rpartition("-")
+        if not dash:
+            try:
+                return [str(ipaddress.ip_address(text))]
+            except ValueError:
+                self.unsupported(entry, f"{text!r} is not an address", anchor)
+                return []
+        try:
+            first = ipaddress.ip_address(base)
+            end = int(last, 16) if first.version == 6 else int(last)
+        except ValueError:
+            self.unsupported(entry, f"{text!r} is not an address range", anchor)
+            return []
+        width = 16 if first.version == 6 else 8
+        start = int(first) & ((1 << width) - 1)
+        if end < start or end >= (1 << width) or end - start + 1 > _MAX_GROUP_RANGE:
+            self.unsupported(entry, f"range {text!r} is empty or too large", anchor)
+            return []
+        return [str(first + offset) for offset in range(end - start + 1)]
+
+    def service_settings(self, block: Statement, anchor: str) -> dict[str, Any]:
+        settings: dict[str, Any] = {
+            "protocol": "tcp",
+            "scheduler": "wlc",
+            "forwarding": "nat",
+            "delay_loop": _DEFAULT_DELAY_LOOP,
+            "real_server_stmts": [],
+        }
+        for stmt in block.block or ():
+            kw = stmt.keyword
+            if kw in {"lb_algo", "lvs_sched"}:
+                word = (self.arg(stmt, anchor) or "").lower()
+                if word in _SCHEDULERS:
+                    settings["scheduler"] = word
+                elif word:
+                    self.unsupported(stmt, f"{word!r} is not an IPVS scheduler", anchor)
+            elif kw in _SCHEDULER_FLAGS:
+                settings.setdefault("scheduler_flags", []).append(_SCHEDULER_FLAGS[kw])
+            elif kw in {"lb_kind", "lvs_method"}:
+                word = (self.arg(stmt, anchor) or "").upper()
+                if word in _FORWARDING:
+                    settings["forwarding"] = _FORWARDING[word]
+                elif word:
+                    self.unsupported(stmt, f"forwarding {word!r} is not NAT, DR or TUN", anchor)
+                if len(stmt.args) > 1:
+                    self.unsupported(
+                        stmt, f"tunnel options `{' '.join(stmt.args[1:])}` are not read", anchor
+                    )
+            elif kw == "protocol":
+                word = (self.arg(stmt, anchor) or "").upper()
+                if word in _PROTOCOLS:
+                    settings["protocol"] = _PROTOCOLS[word]
+                elif word:
+                    self.unsupported(stmt, f"protocol {word!r} is not offered", anchor)
+            elif kw == "ip_family":
+                word = (self.arg(stmt, anchor) or "").lower()
+                if word in {"inet", "inet6"}:
+                    settings["family"] = "ipv6" if word == "inet6" else "ipv4"
+                elif word:
+                    self.unsupported(stmt, f"family {word!r} is not inet or inet6", anchor)
+            elif kw == "delay_loop":
+                value = self.num(stmt, anchor, low=0.01)
+                if value is not None:
+                    settings["delay_loop"] = value
+            elif kw == "persistence_timeout":
+                value = self.num(stmt, anchor, low=0) if stmt.args else _DEFAULT_PERSISTENCE
+                if value is not None:
+                    settings.setdefault("persistence", {})["timeout"] = int(value)
+            elif kw == "persistence_granularity":
+                mask = self.arg(stmt, anchor)
+                if mask is not None:
+                    netmask: str | int = int(mask) if mask.isdigit() else mask
+                    settings.setdefault("persistence", {})["netmask"] = netmask
+            elif kw == "persistence_engine":
+                self.unsupported(stmt, "IPVS persistence engines (SIP) are not offered", anchor)
+            elif kw in {"quorum", "hysteresis"}:
+                count = self.integer(stmt, anchor)
+                if count is not None:
+                    key = "min_up" if kw == "quorum" else "hysteresis"
+                    settings.setdefault("quorum", {})[key] = count
+            elif kw in {"quorum_up", "quorum_down"}:
+                self.unsupported(
+                    stmt,
+                    "quorum scripts are not offered (they usually announce or withdraw the "
+                    "VIP); haipvs logs quorum changes instead",
+                    anchor,
+                )
+            elif kw == "sorry_server":
+                self.sorry_server(stmt, settings, anchor)
+            elif kw == "virtualhost":
+                settings["virtualhost"] = self.arg(stmt, anchor)
+            elif kw == "alpha":
+                settings["alpha"] = True
+            elif kw == "inhibit_on_failure":
+                settings["inhibit_on_failure"] = True
+            elif kw in {"ops", "one_packet"}:
+                settings["one_packet"] = True
+            elif kw in {"connect_timeout", "retry", "delay_before_retry", "warmup"}:
+                # keepalived 2.x: virtual_server level defaults for its checkers.
+                value = self.num(stmt, anchor, low=0)
+                if value is not None:
+                    settings.setdefault("check_defaults", {})[kw] = value
+            elif kw == "real_server":
+                settings["real_server_stmts"].append(stmt)
+            elif kw in _VS_DROPPED:
+                self.dropped(stmt, _VS_DROPPED[kw], anchor)
+            else:
+                self.unknown(stmt, "virtual_server", anchor)
+        if "quorum" in settings:
+            self.note(
+                block,
+                "keepalived compares the sum of live weights with quorum; haipvs counts live "
+                "real servers (equal when every weight is 1)",
+                anchor,
+            )
+        return settings
+
+    def sorry_server(self, stmt: Statement, settings: dict[str, Any], anchor: str) -> None:
+        address = self.arg(stmt, anchor)
+        if address is None:
+            return
+        try:
+            port = int(stmt.args[1]) if len(stmt.args) >= 2 else None
+            settings["sorry_server"] = _host_port(address, port)
+        except ValueError:
+            self.unsupported(stmt, f"cannot read `{' '.join(stmt.args)}`", anchor)
+
+    def build_service(
+        self,
+        endpoint: Mapping[str, Any],
+        common: Mapping[str, Any],
+        real_servers: Sequence[dict[str, Any]],
+    ) -> dict[str, Any]:
+        service: dict[str, Any] = dict(endpoint)
+        if "fwmark" in endpoint and "family" in common:
+            service["family"] = common["family"]
+        service["protocol"] = common["protocol"]
+        for key in ("scheduler", "scheduler_flags", "one_packet", "forwarding"):
+            if key in common:
+                service[key] = common[key]
+        for key in ("persistence", "quorum"):
+            if key in common:
+                service[key] = dict(common[key])
+        if "sorry_server" in common:
+            service["sorry_server"] = common["sorry_server"]
+        if common.get("inhibit_on_failure") or any(
+            rs.pop("inhibit_on_failure", False) for rs in real_servers
+        ):
+            service["inhibit_on_failure"] = True
+        checks = [rs.get("check") for rs in real_servers]
+        rs_items = [{k: v for k, v in rs.items() if k != "check"} for rs in real_servers]
+        if checks and checks[0] is not None and all(c == checks[0] for c in checks):
+            # One check for all: the service's default (design.md §4.1).
+            service["check"] = checks[0]
+        else:
+            for item, check in zip(rs_items, checks, strict=True):
+                if check is not None:
+                    item["check"] = check
+        if "fwmark" not in endpoint:
+            for item in rs_items:
+                if item.get("port") == endpoint["port"]:
+                    item.pop("port")  # the service port is the default
+        service["real_servers"] = rs_items
+        return service
+
+    def real_server(
+        self, block: Statement, common: Mapping[str, Any], anchor: str
+    ) -> dict[str, Any] | None:
+        if not block.args:
+            self.unsupported(block, "has no address", anchor)
+            return None
+        try:
+            address = ipaddress.ip_address(block.args[0])
+        except ValueError:
+            self.unsupported(block, f"{block.args[0]!r} is not an address", anchor)
+            return None
+        rs: dict[str, Any] = {"address": str(address)}
+        if len(block.args) >= 2 and block.args[1].isdigit():
+            rs["port"] = int(block.args[1])
+        rs["weight"] = 1
+        checks: list[Statement] = []
+        for stmt in block.block or ():
+            kw = stmt.keyword
+            if kw == "weight":
+                weight = self.integer(stmt, anchor)
+                if weight is not None:
+                    rs["weight"] = weight
+            elif kw.endswith("_CHECK") or kw in {"HTTP_GET", "SSL_GET"}:
+                checks.append(stmt)
+            elif kw == "uthreshold":
+                rs["u_thresh"] = self.integer(stmt, anchor)
+            elif kw == "lthreshold":
+                rs["l_thresh"] = self.integer(stmt, anchor)
+            elif kw in {"lvs_method", "lb_kind"}:
+                word = (self.arg(stmt, anchor) or "").upper()
+                if word in _FORWARDING:
+                    rs["forwarding"] = _FORWARDING[word]
+                if word not in _FORWARDING or len(stmt.args) > 1:
+                    self.unsupported(stmt, f"cannot read `{' '.join(stmt.args)}`", anchor)
+            elif kw == "inhibit_on_failure":
+                rs["inhibit_on_failure"] = True
+            elif kw in {"alpha", "delay_loop", "retry", "delay_before_retry", "warmup"}:
+                value = 1 if kw == "alpha" else self.num(stmt, anchor, low=0)
+                if value is not None:
+                    rs.setdefault("_check_defaults", {})[kw] = value
+            elif kw == "connect_timeout":
+                value = self.num(stmt, anchor, low=0.01)
+                if value is not None:
+                    rs.setdefault("_check_defaults", {})[kw] = value
+            elif kw in _RS_DROPPED:
+                self.dropped(stmt, _RS_DROPPED[kw], anchor)
+            else:
+                self.unknown(stmt, "real_server", anchor)
+        defaults = {**common.get("check_defaults", {}), **rs.pop("_check_defaults", {})}
+        translated = [self.check(stmt, rs, common, defaults, anchor) for stmt in checks]
+        if len(checks) > 1:
+            self.unsupported(
+                checks[1],
+                "several checkers on one real server (keepalived wants all to pass) are not "
+                "offered; keep one",
+                anchor,
+            )
+        if translated and translated[0] is not None:
+            rs["check"] = translated[0]
+        elif not checks:
+            self.note(block, "no checker: the real server is always up, as in keepalived", anchor)
+        return rs
+
+    def check(
+        self,
+        block: Statement,
+        rs: Mapping[str, Any],
+        common: Mapping[str, Any],
+        defaults: Mapping[str, int | float],
+        anchor: str,
+    ) -> dict[str, Any] | None:
+        kw = block.keyword
+        kinds = {
+            "TCP_CHECK": "tcp",
+            "HTTP_GET": "http",
+            "SSL_GET": "https",
+            "MISC_CHECK": "exec",
+            "DNS_CHECK": "dns",
+            "UDP_CHECK": "udp",
+            "SMTP_CHECK": "tcp",
+        }
+        if kw not in kinds:
+            self.unsupported(block, f"{kw} is not offered by haipvs's checkers", anchor)
+            return None
+        check: dict[str, Any] = {"type": kinds[kw]}
+        if kw == "SMTP_CHECK":
+            self.dropped(
+                block,
+                "SMTP_CHECK becomes a TCP connect check on the SMTP port: weaker, no "
+                "HELO/QUIT dialogue",
+                anchor,
+            )
+            check["port"] = 25
+        if check["type"] in {"http", "https"} and common.get("virtualhost"):
+            check["host"] = common["virtualhost"]
+
+        retry = int(defaults.get("retry", _DEFAULT_RETRY))
+        timeout = float(defaults.get("connect_timeout", _DEFAULT_CONNECT_TIMEOUT))
+        interval = float(defaults.get("delay_loop", common["delay_loop"]))
+        fast_interval: float | None = None
+        if "delay_before_retry" in defaults:
+            fast_interval = float(defaults["delay_before_retry"])
+        warmup = defaults.get("warmup")
+        urls: list[Statement] = []
+        timeout_given = "connect_timeout" in defaults
+        rs_port = rs.get("port")
+        for stmt in block.block or ():
+            key = stmt.keyword
+            if key == "connect_port":
+                port = self.integer(stmt, anchor)
+                if port is not None and port != rs_port:
+                    check["port"] = port
+            elif key in {"connect_timeout", "misc_timeout"}:
+                value = self.num(stmt, anchor, low=0.01)
+                if value is not None:
+                    timeout = float(value)
+                    timeout_given = True
+            elif key in {"retry", "nb_get_retry"}:
+                value_i = self.integer(stmt, anchor)
+                if value_i is not None:
+                    retry = max(0, value_i)
+            elif key == "delay_before_retry":
+                value = self.num(stmt, anchor, low=0.01)
+                if value is not None:
+                    fast_interval = float(value)
+            elif key == "delay_loop":
+                value = self.num(stmt, anchor, low=0.01)
+                if value is not None:
+                    interval = float(value)
+            elif key == "warmup":
+                warmup = self.num(stmt, anchor, low=0)
+            elif key == "connect_ip":
+                if stmt.args and stmt.args[0] != rs["address"]:
+                    self.unsupported(
+                        stmt,
+                        "probing an address other than the real server's is not offered",
+                        anchor,
+                    )
+            elif key == "host" and kw == "SMTP_CHECK":
+                self.smtp_host(stmt, rs, check, anchor)
+            elif key == "helo_name" and kw == "SMTP_CHECK":
+                continue  # reported with the SMTP_CHECK itself
+            elif key == "url" and check["type"] in {"http", "https"}:
+                urls.append(stmt)
+            elif key == "virtualhost" and check["type"] in {"http", "https"}:
+                check["host"] = self.arg(stmt, anchor)
+            elif key == "enable_sni" and check["type"] == "https":
+                check["sni"] = True
+            elif key == "misc_path" and check["type"] == "exec":
+                command = self.argv(stmt, anchor)
+                if command is not None:
+                    check["command"] = command
+            elif key == "misc_dynamic" and check["type"] == "exec":
+                check["dynamic"] = True
+            elif key == "user" and check["type"] == "exec":
+                self.dropped(stmt, "scripts run as haipvs's own user", anchor)
+            elif key == "type" and check["type"] == "dns":
+                check["record_type"] = (self.arg(stmt, anchor) or "A").upper()
+            elif key == "name" and check["type"] == "dns":
+                check["name"] = self.arg(stmt, anchor)
+            elif key in {"payload", "require_reply"} and check["type"] == "udp":
+                if stmt.args:
+                    self.unsupported(
+                        stmt, "hex payloads and replies of UDP_CHECK are not read", anchor
+                    )
+                else:
+                    self.note(stmt, "any reply (and no ICMP unreachable) is success", anchor)
+            elif key in _CHECK_DROPPED:
+                self.dropped(stmt, _CHECK_DROPPED[key], anchor)
+            else:
+                self.unknown(stmt, kw, anchor)
+
+        if check.pop("sni", False) and check.get("host"):
+            check["server_name"] = check["host"]
+        if check["type"] in {"http", "https"}:
+            self.http_urls(block, urls, check, anchor)
+        if check["type"] == "exec" and "command" not in check:
+            self.unsupported(block, "MISC_CHECK without misc_path", anchor)
+            return None
+        if check["type"] == "exec" and not timeout_given:
+            timeout = interval  # keepalived misc_timeout defaults to delay_loop
+        if check["type"] == "dns" and "name" not in check:
+            self.unsupported(block, "DNS_CHECK without a name to query", anchor)
+            return None
+        check["interval"] = interval
+        if timeout > interval:
+            self.note(block, f"timeout {timeout:g} s cut to the interval ({interval:g} s)", anchor)
+            timeout = interval
+        check["timeout"] = timeout
+        # keepalived marks a server up on the first success, and down after the first
+        # failure plus `retry` retries (check_*.c: retry_it < retry -> retry again).
+        check["rise"] = 1
+        check["fall"] = min(100, retry + 1)
+        if fast_interval is not None and retry:
+            check["fast_interval"] = min(fast_interval, interval)
+        if warmup:
+            check["warmup"] = warmup
+        if common.get("alpha") or defaults.get("alpha"):
+            check["alpha"] = True
+        return check
+
+    def smtp_host(
+        self, stmt: Statement, rs: Mapping[str, Any], check: dict[str, Any], anchor: str
+    ) -> None:
+        connect_ip = stmt.child("connect_ip")
+        connect_port = stmt.child("connect_port")
+        if connect_ip and connect_ip.args and connect_ip.args[0] != rs["address"]:
+            self.unsupported(
+                stmt,
+                f"probing {connect_ip.args[0]} (not the real server) is not offered",
+                anchor,
+            )
+            return
+        if connect_port and connect_port.args and connect_port.args[0].isdigit():
+            check["port"] = int(connect_port.args[0])
+
+    def http_urls(
+        self, block: Statement, urls: Sequence[Statement], check: dict[str, Any], anchor: str
+    ) -> None:
+        if not urls:
+            check["path"] = "/"
+            self.note(block, "no url block: GET / is checked", anchor)
+            codes = None
+        else:
+            url = urls[0]
+            for extra in urls[1:]:
+                self.dropped(
+                    extra,
+                    "only the first url is checked (keepalived wants every url to pass): the "
+                    "check is weaker",
+                    anchor,
+                )
+            codes = None
+            for stmt in url.block or ():
+                key = stmt.keyword
+                if key == "path":
+                    check["path"] = self.arg(stmt, anchor) or "/"
+                elif key == "digest":
+                    self.dropped(
+                        stmt,
+                        "the body's MD5 digest is not compared (expect_body takes a substring "
+                        "of the body): the check is weaker",
+                        anchor,
+                    )
+                elif key == "status_code":
+                    codes = _status_codes(stmt.args)
+                    if codes is None:
+                        self.unsupported(
+                            stmt, f"cannot read `{' '.join(stmt.args)}` as status codes", anchor
+                        )
+                elif key == "virtualhost":
+                    check["host"] = self.arg(stmt, anchor)
+                elif key == "regex":
+                    self.dropped(stmt, "regular expressions on the body are not offered", anchor)
+                else:
+                    self.unknown(stmt, "url", anchor)
+        if codes is not None:
+            check["expect_status"] = codes
+        else:
+            # keepalived accepts any 2xx when no status_code is given (check_http.c);
+            # listing 100 codes would bury the file, and health URLs answer 200.
+            self.note(
+                urls[0] if urls else block,
+                "keepalived accepts any 2xx here; haipvs expects 200 (list other codes in "
+                "expect_status if a server answers 204...)",
+                anchor,
+            )
+
+
+def translate(parsed: ParsedConfig, source: str = "keepalived.conf") -> Translation:
+    """Translate a parsed keepalived.conf; never raises for the operator's content."""
+    translator = _Translator()
+    config = translator.run(parsed)
+    # A group's real servers are read once for every member: report each finding once.
+    unique = dict.fromkeys(translator.findings)
+    findings = tuple(sorted(unique, key=lambda f: (f.location.file, f.location.line)))
+    return Translation(config, findings, source, dict(translator.anchors))
+
+
+# --- rendering ------------------------------------------------------------------------
+
+_SEVERITY_TITLES = {
+    Severity.UNSUPPORTED: "UNSUPPORTED (must be resolved before migrating; the import failed)",
+    Severity.DROPPED: "DROPPED (no haipvs equivalent: the feature is lost)",
+    Severity.NOTE: "NOTES (translated, with a small difference)",
+}
+_ORDER = (Severity.UNSUPPORTED, Severity.DROPPED, Severity.NOTE)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Lists of scalars (status codes, argv) in flow style, so the file stays short."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+    flow = all(not isinstance(item, dict | list) for item in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_Dumper.add_representer(list, _represent_list)
+
+
+def _dump(value: Any) -> str:
+    return yaml.dump(value, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+def _comment(finding: Finding) -> str:
+    return f"#   {finding.location}: {finding.severity.value}: {finding.keyword}: {finding.message}"
+
+
+def render_yaml(translation: Translation) -> str:
+    """The haipvs YAML with every finding as a comment beside the item it concerns."""
+    counts = {s: sum(1 for f in translation.findings if f.severity is s) for s in Severity}
+    lines = [
+        f"# haipvs configuration imported from {translation.source}",
+        "# by `haipvs import-keepalived`. Review every comment before use;",
+        "# docs/migrating-from-keepalived.md has the option-by-option mapping.",
+        "# findings: " + ", ".join(f"{counts[s]} {s.value}" for s in _ORDER),
+    ]
+    by_anchor: dict[str | None, list[Finding]] = {}
+    for finding in translation.findings:
+        by_anchor.setdefault(finding.anchor, []).append(finding)
+    for severity in _ORDER:
+        chosen = [f for f in by_anchor.get(None, []) if f.severity is severity]
+        if chosen:
+            lines += ["#", f"# {_SEVERITY_TITLES[severity]}:"]
+            lines.extend(_comment(f) for f in chosen)
+    lines.append("")
+
+    placed: set[str | None] = {None}
+    for key, value in translation.config.items():
+        if not isinstance(value, list) or not value:
+            lines.append(_dump({key: value}).rstrip("\n"))
+            continue
+        lines.append(f"{key}:")
+        for item in value:
+            item_key = _item_key(key, item)
+            anchor = translation.anchors.get(item_key, item_key)
+            if anchor in by_anchor and anchor not in placed:
+                placed.add(anchor)
+                lines.append(f"  # {anchor}:")
+                lines.extend("  " + _comment(f) for f in by_anchor[anchor])
+            body = _dump([item]).rstrip("\n")
+            lines.extend("  " + line for line in body.splitlines())
+    others = [a for a in by_anchor if a not in placed]
+    if others:
+        lines += ["", "# findings on keepalived blocks that are not items above:"]
+        for other in others:
+            lines.append(f"# {other}:")
+            lines.extend(_comment(f) for f in by_anchor[other])
+    return "\n".join(lines) + "\n"
+
+
+def _item_key(section: str, item: Mapping[str, Any]) -> str:
+    if section == "virtual_servers":
+        return f"virtual_server {_service_label(item, item.get('protocol', 'tcp'))}"
+    return f"{section} {item.get('name')}"
