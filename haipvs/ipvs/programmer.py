@@ -1,0 +1,476 @@
+"""IpvsProgrammer: keeps the kernel IPVS table equal to the config and the health checks.
+
+The adapter around the pure cores (design.md §0 rule 3, kube-proxy's level-triggered sync):
+every sync dumps the whole kernel table, builds the desired table (desired.py) with the drains
+(drain.py), plans the minimal ordered ops (plan.py) and applies them one by one, logging each as
+one line with its reason (design.md §3.6). Syncs are run by a Coalescer: on request (health
+change, reload) no more often than ``min_interval``, and at least every ``max_interval`` (the
+periodic compare that repairs drift, logged ``ipvs.drift.repaired``), and at drain deadlines.
+
+Rules kept:
+
+* a kernel error never stops the loop: the op is logged ``ipvs.op.failed`` with its errno,
+  counted, shown in ``status()``, and retried by the next sync (scheduled ``retry_interval``
+  later); dest ops of a service whose add just failed are skipped in that sync;
+* start-up adopts what the kernel has (no flush): a table that already matches costs zero ops;
+* ``stop()`` leaves the table as it is unless ``remove=True`` (keepalived removes its virtual
+  servers on exit; haipvs defaults to hot-standby friendliness: traffic keeps flowing while the
+  daemon restarts);
+* services outside ``owned`` are never touched (another tool may share the table). Owned are
+  the services of the current specs, those of previous specs until their deletion succeeded,
+  and any key passed in ``owned``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+
+import structlog
+
+from haipvs.ipvs.coalescer import Coalescer
+from haipvs.ipvs.desired import (
+    HealthKey,
+    HealthView,
+    Note,
+    NoteKey,
+    ServiceSpec,
+    build_desired,
+    with_drains,
+)
+from haipvs.ipvs.drain import DrainEvent, DrainEventKind, DrainTracker
+from haipvs.ipvs.errors import KernelError
+from haipvs.ipvs.kernel import IpvsKernel
+from haipvs.ipvs.model import (
+    AddDest,
+    AddService,
+    DeleteDest,
+    DeleteService,
+    DestKey,
+    IpvsTable,
+    IpvsTimeouts,
+    Op,
+    OpReason,
+    ServiceKey,
+    UpdateDest,
+    UpdateService,
+    op_dest_key,
+    op_name,
+)
+from haipvs.ipvs.plan import apply_ops, plan_changes
+
+__all__ = ["DrainStatus", "IpvsProgrammer", "ProgrammerEvent", "ProgrammerStatus", "event_name"]
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True, slots=True)
+class DrainStatus:
+    """One dest in drain, for status: since/deadline are loop-clock seconds."""
+
+    vs: str
+    rs: str
+    since: float
+    deadline: float
+    cause: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProgrammerStatus:
+    """What ``haipvs status`` and /status show about the IPVS programmer."""
+
+    syncs: int = 0
+    sync_failures: int = 0
+    last_sync_at: float | None = None  # wall clock (time.time()) of the last completed sync
+    last_sync_seconds: float | None = None  # how long it took
+    last_sync_ops: int = 0
+    in_sync: bool = False  # the last sync applied its whole plan
+    last_error: str | None = None
+    last_errno: int | None = None
+    ops_applied: Mapping[str, int] = field(default_factory=dict)  # by op name
+    ops_failed: int = 0
+    drift_repairs: int = 0
+    draining: tuple[DrainStatus, ...] = ()
+    owned_services: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProgrammerEvent:
+    """One logged change, for subscribers (metrics, status): the log event name and its op."""
+
+    event: str
+    op: Op | None = None
+    error: KernelError | None = None
+    reason: OpReason | None = None
+
+
+_OP_EVENTS: Mapping[type[object], str] = {
+    AddService: "ipvs.service.added",
+    UpdateService: "ipvs.service.updated",
+    DeleteService: "ipvs.service.deleted",
+    AddDest: "ipvs.dest.added",
+    UpdateDest: "ipvs.dest.updated",
+    DeleteDest: "ipvs.dest.deleted",
+}
+
+
+def event_name(op: Op) -> str:
+    """The log event of an applied op (design.md §3.6 names)."""
+    if op.reason.is_drift:
+        return "ipvs.drift.repaired"
+    if isinstance(op, UpdateDest) and op.reason is OpReason.DRAIN_STARTED:
+        return "ipvs.dest.drain.started"
+    if isinstance(op, DeleteDest) and op.reason is OpReason.DRAIN_FINISHED:
+        return "ipvs.dest.drain.finished"
+    return _OP_EVENTS[type(op)]
+
+
+def _op_fields(op: Op) -> dict[str, object]:
+    fields: dict[str, object] = {"vs": str(op.service_key)}
+    dest = op_dest_key(op)
+    if dest is not None:
+        fields["rs"] = str(dest)
+    if isinstance(op, AddDest | UpdateDest):
+        fields["weight"] = op.dest.weight
+    fields["reason"] = op.reason.value
+    if op.detail:
+        fields["detail"] = op.detail
+    return fields
+
+
+class IpvsProgrammer:
+    """See the module docstring. Drive it with ``run()`` in a task; feed it with ``set_*``."""
+
+    def __init__(
+        self,
+        kernel: IpvsKernel,
+        *,
+        clock: Callable[[], float] | None = None,
+        min_interval: float = 0.05,
+        max_interval: float = 10.0,
+        retry_interval: float = 1.0,
+        on_event: Callable[[ProgrammerEvent], None] | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._kernel = kernel
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._on_event = on_event
+        self._retry_interval = retry_interval
+        self._coalescer = Coalescer(
+            self._sync_job,
+            min_interval=min_interval,
+            max_interval=max_interval,
+            clock=clock,
+            on_error=self._job_crashed,
+        )
+        self._specs: dict[ServiceKey, ServiceSpec] = {}
+        self._extra_owned: frozenset[ServiceKey] = frozenset()
+        self._retiring: set[ServiceKey] = set()
+        self._health: dict[HealthKey, HealthView] = {}
+        self._pending_notes: dict[NoteKey, Note] = {}
+        self._drains = DrainTracker()
+        self._expected: IpvsTable | None = None
+        self._timeouts: IpvsTimeouts | None = None
+        self._timeouts_applied = False
+        self._lock = asyncio.Lock()
+        self._serving = False
+        # status counters
+        self._syncs = 0
+        self._sync_failures = 0
+        self._last_sync_at: float | None = None
+        self._last_sync_seconds: float | None = None
+        self._last_sync_ops = 0
+        self._in_sync = False
+        self._last_error: str | None = None
+        self._last_errno: int | None = None
+        self._ops_applied: dict[str, int] = {}
+        self._ops_failed = 0
+        self._drift_repairs = 0
+
+    # ------------------------------------------------------------------------ inputs
+
+    def set_specs(
+        self, specs: Iterable[ServiceSpec], owned: Collection[ServiceKey] | None = None
+    ) -> None:
+        """Replace the service specs (start-up or reload) and request a sync.
+
+        Services of the previous specs that are gone stay owned until their deletion
+        succeeded (design.md §3.5: owned = old + new for the reload's sync).
+        """
+        new = {}
+        for spec in specs:
+            if spec.key in new:
+                raise ValueError(f"service {spec.key} specified twice")
+            new[spec.key] = spec
+        self._retiring |= set(self._specs) - set(new)
+        self._retiring -= set(new)
+        self._specs = new
+        if owned is not None:
+            self._extra_owned = frozenset(owned)
+        # Health of real servers that left the config is dropped with them.
+        live_keys = {(k, d.key) for k, s in new.items() for d in s.real_servers}
+        self._health = {k: v for k, v in self._health.items() if k in live_keys}
+        self.request_sync("config")
+
+    def set_health(self, health: Mapping[HealthKey, HealthView]) -> None:
+        """Replace the whole health map and request a sync."""
+        for key, view in health.items():
+            self._note_health(key, self._health.get(key), view)
+        for key in self._health.keys() - health.keys():
+            self._note_health(key, self._health[key], None)
+        self._health = dict(health)
+        self.request_sync("health")
+
+    def update_health(self, service: ServiceKey, dest: DestKey, view: HealthView) -> None:
+        """Set one real server's health (a checker's HealthChanged) and request a sync."""
+        key = (service, dest)
+        self._note_health(key, self._health.get(key), view)
+        self._health[key] = view
+        self.request_sync("health")
+
+    def set_timeouts(self, tcp: int, tcpfin: int, udp: int) -> None:
+        """Wanted connection timeouts (ipvsadm --set); applied by the next sync."""
+        self._timeouts = IpvsTimeouts(tcp, tcpfin, udp)
+        self._timeouts_applied = False
+        self.request_sync("timeouts")
+
+    def request_sync(self, reason: str = "request") -> None:
+        """Ask for a sync; coalesced with others, no sooner than min_interval after the last."""
+        del reason  # kept in the signature for callers' readability; syncs log their ops
+        self._coalescer.request()
+
+    def _note_health(self, key: HealthKey, old: HealthView | None, new: HealthView | None) -> None:
+        was_up = old is None or old.up
+        is_up = new is None or new.up
+        if is_up and not was_up:
+            detail = new.reason if new is not None else ""
+            self._pending_notes[key] = Note(OpReason.HEALTH_UP, detail)
+        elif was_up and not is_up:
+            self._pending_notes.pop(key, None)  # desired.py notes the down with its reason
+
+    # ------------------------------------------------------------------------ running
+
+    @property
+    def owned(self) -> frozenset[ServiceKey]:
+        return frozenset(self._specs) | self._retiring | self._extra_owned
+
+    async def run(self) -> None:
+        """Sync now, then on requests, deadlines and every max_interval, until ``stop()``."""
+        self._serving = True
+        try:
+            await self._coalescer.serve()
+        finally:
+            self._serving = False
+
+    async def stop(self, remove: bool = False) -> None:
+        """Stop the loop; the table stays unless ``remove`` (then owned services are deleted)."""
+        self._coalescer.stop()
+        if not remove:
+            return
+        async with self._lock:
+            try:
+                actual = await self._kernel.dump()
+            except KernelError as error:
+                self._failed(None, error)
+                return
+            for key in actual.table.sorted_keys():
+                if key in self.owned:
+                    await self._apply(DeleteService(key, OpReason.SHUTDOWN, "stop(remove=True)"))
+
+    async def sync(self) -> tuple[Op, ...]:
+        """One full sync now (also what the loop runs); returns the ops applied."""
+        async with self._lock:
+            return await self._sync()
+
+    async def _sync_job(self) -> None:
+        await self.sync()
+
+    def _job_crashed(self, error: BaseException) -> None:
+        # A bug in a sync must not end the programmer: log it, count it, retry later.
+        self._sync_failures += 1
+        self._last_error = f"{type(error).__name__}: {error}"
+        self._last_errno = None
+        self._in_sync = False
+        log.error("ipvs.sync.crashed", error=self._last_error, exc_info=error)
+        self._coalescer.request_at(self._now() + self._retry_interval)
+
+    def _now(self) -> float:
+        return self._coalescer.now()
+
+    async def _sync(self) -> tuple[Op, ...]:
+        started = self._now()
+        first = self._expected is None
+        try:
+            actual = await self._kernel.dump()
+        except KernelError as error:
+            self._sync_failures += 1
+            self._in_sync = False
+            self._failed(None, error)
+            self._coalescer.request_at(started + self._retry_interval)
+            return ()
+        await self._sync_timeouts()
+
+        owned = self.owned
+        live = build_desired(self._specs, self._health)
+        timeouts = {key: spec.drain_timeout for key, spec in self._specs.items()}
+        events = self._drains.update(live.table, actual, timeouts, started, live.notes)
+        notes = self._notes(live.notes, events)
+        desired = with_drains(live.table, self._drains.draining_dests())
+        ops = plan_changes(desired, actual.table, owned, expected=self._expected, notes=notes)
+
+        applied: list[Op] = []
+        failed_services: set[ServiceKey] = set()
+        failures = 0
+        for op in ops:
+            if op.service_key in failed_services and not isinstance(op, AddService):
+                continue  # its AddService failed: the dest ops would only fail with ESRCH
+            if await self._apply(op):
+                applied.append(op)
+            else:
+                failures += 1
+                if isinstance(op, AddService):
+                    failed_services.add(op.service_key)
+        self._log_silent_drain_starts(events, applied)
+
+        self._expected = apply_ops(actual.table, applied)
+        present = self._expected.services
+        self._retiring = {key for key in self._retiring if key in present}
+        if failures == 0:
+            self._pending_notes.clear()
+        if first:
+            log.info(
+                "ipvs.table.adopted",
+                services=len(actual.table.restricted_to(owned)),
+                dests=actual.table.restricted_to(owned).dest_count(),
+                ops=len(applied),
+            )
+        self._syncs += 1
+        self._in_sync = failures == 0
+        self._last_sync_ops = len(applied)
+        self._last_sync_at = self._wall_clock()
+        self._last_sync_seconds = self._now() - started
+        if failures:
+            self._sync_failures += 1
+            self._coalescer.request_at(started + self._retry_interval)
+        deadline = self._drains.next_deadline()
+        if deadline is not None:
+            self._coalescer.request_at(deadline)
+        return tuple(applied)
+
+    def _notes(
+        self, desired_notes: Mapping[NoteKey, Note], events: tuple[DrainEvent, ...]
+    ) -> dict[NoteKey, Note]:
+        notes = dict(desired_notes)
+        notes.update(self._pending_notes)
+        for event in events:
+            if event.kind is DrainEventKind.CANCELLED and event.drain.key in notes:
+                continue  # "health_up" says more than "drain cancelled"
+            notes[event.drain.key] = event.note
+        return notes
+
+    def _log_silent_drain_starts(self, events: tuple[DrainEvent, ...], applied: list[Op]) -> None:
+        # A drain of a dest already at weight 0 needs no op; say it started all the same.
+        touched = {(op.service_key, op_dest_key(op)) for op in applied}
+        for event in events:
+            if event.kind is DrainEventKind.STARTED and event.drain.key not in touched:
+                note = event.note
+                log.info(
+                    "ipvs.dest.drain.started",
+                    vs=str(event.drain.service),
+                    rs=str(event.drain.dest.key),
+                    weight=0,
+                    reason=note.reason.value,
+                    detail=note.detail,
+                )
+                self._emit(ProgrammerEvent("ipvs.dest.drain.started", None, None, note.reason))
+
+    async def _sync_timeouts(self) -> None:
+        if self._timeouts is None or self._timeouts_applied:
+            return
+        wanted = self._timeouts
+        try:
+            current = await self._kernel.get_timeouts()
+            if (wanted.tcp or current.tcp, wanted.tcp_fin or current.tcp_fin,
+                    wanted.udp or current.udp) != (current.tcp, current.tcp_fin, current.udp):
+                await self._kernel.set_timeouts(wanted.tcp, wanted.tcp_fin, wanted.udp)
+                log.info("ipvs.timeouts.set", tcp=wanted.tcp, tcpfin=wanted.tcp_fin,
+                         udp=wanted.udp, reason="config")
+            self._timeouts_applied = True
+        except KernelError as error:
+            self._failed(None, error)
+
+    async def _apply(self, op: Op) -> bool:
+        try:
+            await self._kernel.apply(op)
+        except KernelError as error:
+            self._failed(op, error)
+            return False
+        name = op_name(op)
+        self._ops_applied[name] = self._ops_applied.get(name, 0) + 1
+        event = event_name(op)
+        if op.reason.is_drift:
+            self._drift_repairs += 1
+            log.info(event, op=name, **_op_fields(op))
+        else:
+            log.info(event, **_op_fields(op))
+        self._emit(ProgrammerEvent(event, op, None, op.reason))
+        return True
+
+    def _failed(self, op: Op | None, error: KernelError) -> None:
+        self._last_error = str(error)
+        self._last_errno = error.errno
+        if op is None:
+            log.warning("ipvs.sync.failed", op=error.op, errno=error.errno,
+                        error=error.errno_name, detail=error.message)
+            self._emit(ProgrammerEvent("ipvs.sync.failed", None, error, None))
+            return
+        self._ops_failed += 1
+        fields = _op_fields(op)
+        log.warning("ipvs.op.failed", op=op_name(op), errno=error.errno,
+                    error=error.errno_name, **fields)
+        self._emit(ProgrammerEvent("ipvs.op.failed", op, error, op.reason))
+
+    def _emit(self, event: ProgrammerEvent) -> None:
+        if self._on_event is not None:
+            self._on_event(event)
+
+    # ------------------------------------------------------------------------ queries
+
+    def status(self) -> ProgrammerStatus:
+        draining = tuple(
+            DrainStatus(
+                vs=str(d.service),
+                rs=str(d.dest.key),
+                since=d.started,
+                deadline=d.deadline,
+                cause=d.cause.value,
+            )
+            for d in self._drains.drains.values()
+        )
+        return ProgrammerStatus(
+            syncs=self._syncs,
+            sync_failures=self._sync_failures,
+            last_sync_at=self._last_sync_at,
+            last_sync_seconds=self._last_sync_seconds,
+            last_sync_ops=self._last_sync_ops,
+            in_sync=self._in_sync,
+            last_error=self._last_error,
+            last_errno=self._last_errno,
+            ops_applied=dict(self._ops_applied),
+            ops_failed=self._ops_failed,
+            drift_repairs=self._drift_repairs,
+            draining=draining,
+            owned_services=len(self.owned),
+        )
+
+    @property
+    def expected_table(self) -> IpvsTable | None:
+        """The table as the last sync left it (None before the first sync)."""
+        return self._expected
+
+    def is_draining(self, service: ServiceKey, dest: DestKey) -> bool:
+        return self._drains.is_draining(service, dest)
+

@@ -1,0 +1,368 @@
+"""IpvsProgrammer against the strict FakeIpvsKernel: ops, reasons, log lines, drift, errors.
+
+Loop tests run on looptime's virtual clock; log lines are asserted with capture_logs, as the
+operator reads them (design.md §3.6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from haipvs.ipvs.desired import HealthView, ServiceSpec
+from haipvs.ipvs.errors import EBUSY, ENOENT
+from haipvs.ipvs.fake import FakeIpvsKernel
+from haipvs.ipvs.model import (
+    AddDest,
+    AddService,
+    DeleteDest,
+    DeleteService,
+    Dest,
+    DestKey,
+    DestStats,
+    IpvsTable,
+    OpReason,
+    Service,
+    ServiceKey,
+    UpdateDest,
+)
+from haipvs.ipvs.programmer import IpvsProgrammer, ProgrammerEvent
+
+VS = ServiceKey.tcp("198.51.100.10", 80)
+VS2 = ServiceKey.tcp("198.51.100.11", 443)
+FOREIGN = ServiceKey.tcp("203.0.113.5", 443)
+RS1 = DestKey("10.0.0.11", 80)
+RS2 = DestKey("10.0.0.12", 80)
+DOWN = HealthView(False, reason="3 failures: connect refused")
+
+
+def web(weight2: int = 2, drain: float = 30.0) -> ServiceSpec:
+    return ServiceSpec(Service(VS, "wlc"), (Dest(RS1), Dest(RS2, weight=weight2)),
+                       drain_timeout=drain)
+
+
+def web_table(weight2: int = 2) -> IpvsTable:
+    return IpvsTable.build([(Service(VS, "wlc"), [Dest(RS1), Dest(RS2, weight=weight2)])])
+
+
+@pytest.fixture
+def logs() -> Iterator[list[MutableMapping[str, Any]]]:
+    with capture_logs() as captured:
+        yield captured
+
+
+def events(logs: list[MutableMapping[str, Any]], name: str) -> list[MutableMapping[str, Any]]:
+    return [entry for entry in logs if entry["event"] == name]
+
+
+async def test_first_sync_builds_the_table_with_one_line_per_op(
+    logs: list[MutableMapping[str, Any]],
+) -> None:
+    kernel = FakeIpvsKernel()
+    p = IpvsProgrammer(kernel)
+    p.set_specs([web()])
+    ops = await p.sync()
+    assert kernel.table == web_table()
+    assert [type(op) for op in ops] == [AddService, AddDest, AddDest]
+    assert events(logs, "ipvs.service.added") == [
+        {"event": "ipvs.service.added", "log_level": "info", "vs": "tcp/198.51.100.10:80",
+         "reason": "config_added"}
+    ]
+    added = events(logs, "ipvs.dest.added")
+    assert [(e["rs"], e["weight"], e["reason"]) for e in added] == [
+        ("10.0.0.11:80", 1, "config_added"),
+        ("10.0.0.12:80", 2, "config_added"),
+    ]
+    assert events(logs, "ipvs.table.adopted")[0]["ops"] == 3
+
+
+async def test_start_up_adopts_a_matching_table_with_zero_ops(
+    logs: list[MutableMapping[str, Any]],
+) -> None:
+    kernel = FakeIpvsKernel(web_table())
+    p = IpvsProgrammer(kernel)
+    p.set_specs([web()])
+    assert await p.sync() == ()
+    assert kernel.op_log == []
+    assert events(logs, "ipvs.table.adopted")[0] == {
+        "event": "ipvs.table.adopted", "log_level": "info", "services": 1, "dests": 2, "ops": 0
+    }
+    assert p.status().in_sync
+
+
+async def test_one_weight_change_is_one_kernel_op(logs: list[MutableMapping[str, Any]]) -> None:
+    kernel = FakeIpvsKernel(web_table())
+    p = IpvsProgrammer(kernel)
+    p.set_specs([web()])
+    await p.sync()
+    p.set_specs([web(weight2=5)])
+    await p.sync()
+    assert kernel.op_log == [UpdateDest(VS, Dest(RS2, weight=5), OpReason.WEIGHT_CHANGED,
+                                        "weight 2->5")]
+    (line,) = events(logs, "ipvs.dest.updated")
+    assert line["rs"] == "10.0.0.12:80" and line["weight"] == 5
+    assert line["reason"] == "weight_changed" and line["detail"] == "weight 2->5"
+
+
+async def test_health_down_then_up(logs: list[MutableMapping[str, Any]]) -> None:
+    kernel = FakeIpvsKernel(web_table())
+    p = IpvsProgrammer(kernel)
+    p.set_specs([web(drain=0.0)])
+    await p.sync()
+    p.update_health(VS, RS2, DOWN)
+    await p.sync()
+    assert kernel.op_log == [DeleteDest(VS, RS2, OpReason.HEALTH_DOWN,
+                                        "3 failures: connect refused")]
+    (line,) = events(logs, "ipvs.dest.deleted")
+    assert line["reason"] == "health_down" and line["detail"] == "3 failures: connect refused"
+    p.update_health(VS, RS2, HealthView(True, reason="2 successes"))
+    await p.sync()
+    (line,) = events(logs, "ipvs.dest.added")
+    assert (line["rs"], line["weight"], line["reason"]) == ("10.0.0.12:80", 2, "health_up")
+    assert kernel.table == web_table()
+
+
+async def test_drift_is_repaired_and_logged_as_such(logs: list[MutableMapping[str, Any]]) -> None:
+    kernel = FakeIpvsKernel()
+    p = IpvsProgrammer(kernel)
+    p.set_specs([web()])
+    await p.sync()
+    kernel.tamper_delete_dest(VS, RS1)  # ipvsadm -d behind our back
+    kernel.tamper_set_weight(VS, RS2, 9)  # ipvsadm -e -w 9
+    kernel.clear_log()
+    await p.sync()
+    assert kernel.table == web_table()
+    assert len(kernel.op_log) == 2
+    repaired = events(logs, "ipvs.drift.repaired")
+    assert [(e["op"], e["rs"], e["reason"], e.get("detail")) for e in repaired] == [
+        ("add_dest", "10.0.0.11:80", "drift_missing", "real server missing from kernel"),
+        ("update_dest", "10.0.0.12:80", "drift_changed", "weight 9->2"),
+    ]
+    assert p.status().drift_repairs == 2
+
+
+async def test_flush_behind_our_back_is_rebuilt(logs: list[MutableMapping[str, Any]]) -> None:
+    kernel = FakeIpvsKernel()
+    p = IpvsProgrammer(kernel)
+    p.set_specs([web()])
+    await p.sync()
+    kernel.tamper_clear()  # ipvsadm -C
+    await p.sync()
+    assert kernel.table == web_table()
+    assert [e["op"] for e in events(logs, "ipvs.drift.repaired")] == [
+        "add_service", "add_dest", "add_dest"]
+
+
+async def test_foreign_services_are_never_touched() -> None:
+    foreign = IpvsTable.build([(Service(FOREIGN, "rr"), [Dest(DestKey("10.9.9.9", 443))])])
+    kernel = FakeIpvsKernel(foreign)
+    p = IpvsProgrammer(kernel)
+    p.set_specs([web()])
+    await p.sync()
+    assert kernel.table[FOREIGN] == foreign[FOREIGN]
+    assert all(op.service_key == VS for op in kernel.op_log)
+
+
+async def test_reload_deletes_removed_services_once_then_stops_owning_them() -> None:
+    kernel = FakeIpvsKernel()
+    p = IpvsProgrammer(kernel)
+    p.set_specs([web(), ServiceSpec(Service(VS2, "rr"), (Dest(RS1),))])
+    await p.sync()
+    p.set_specs([web()])
+    assert VS2 in p.owned
+    await p.sync()
+    assert VS2 not in kernel.table
+    assert kernel.op_log[-1] == DeleteService(VS2)
+    assert VS2 not in p.owned
+    # Someone else adds that service later: no longer ours, left alone.
+    kernel.tamper(AddService(Service(VS2, "rr")))
+    assert await p.sync() == ()
+
+
+async def test_kernel_errors_are_logged_counted_and_retried(logs: list[MutableMapping[str, Any]]) -> None:
+    kernel = FakeIpvsKernel(web_table())
+    p = IpvsProgrammer(kernel)
+    p.set_specs([web()])
+    await p.sync()
+    kernel.fail_next(EBUSY)
+    p.set_specs([web(weight2=7)])
+    assert await p.sync() == ()
+    (line,) = events(logs, "ipvs.op.failed")
+    assert (line["op"], line["vs"], line["rs"], line["errno"], line["error"]) == (
+        "update_dest", "tcp/198.51.100.10:80", "10.0.0.12:80", EBUSY, "EBUSY")
+    status = p.status()
+    assert (status.ops_failed, status.last_errno, status.in_sync) == (1, EBUSY, False)
+    assert status.last_error is not None and "update_dest" in status.last_error
+    (op,) = await p.sync()
+    assert op.reason is OpReason.WEIGHT_CHANGED  # the retry is not mistaken for drift
+    assert p.status().in_sync
+    assert kernel.table == web_table(weight2=7)
+
+
+async def test_failed_service_add_skips_its_dest_ops(logs: list[MutableMapping[str, Any]]) -> None:
+    kernel = FakeIpvsKernel()
+    p = IpvsProgrammer(kernel)
+    p.set_specs([ServiceSpec(Service(VS, "nosuch"), (Dest(RS1),))])
+    assert await p.sync() == ()
+    (line,) = events(logs, "ipvs.op.failed")
+    assert line["op"] == "add_service" and line["errno"] == ENOENT
+    assert len(kernel.failed) == 1  # no ESRCH noise for its dests
+
+
+async def test_dump_failure_is_logged_and_the_sync_skipped(logs: list[MutableMapping[str, Any]]) -> None:
+    kernel = FakeIpvsKernel()
+    p = IpvsProgrammer(kernel)
+    p.set_specs([web()])
+    kernel.fail_dumps(EBUSY)
+    assert await p.sync() == ()
+    (line,) = events(logs, "ipvs.sync.failed")
+    assert line["op"] == "dump" and line["errno"] == EBUSY
+    assert p.status().sync_failures == 1
+    await p.sync()
+    assert kernel.table == web_table()
+
+
+async def test_drain_through_the_programmer(logs: list[MutableMapping[str, Any]]) -> None:
+    kernel = FakeIpvsKernel(web_table())
+    p = IpvsProgrammer(kernel)
+    p.set_specs([web()])
+    await p.sync()
+    kernel.set_stats(VS, RS2, DestStats(active_conns=3))
+    p.update_health(VS, RS2, DOWN)
+    await p.sync()
+    assert kernel.table.dest(VS, RS2) == Dest(RS2, weight=0)
+    (line,) = events(logs, "ipvs.dest.drain.started")
+    assert (line["rs"], line["weight"], line["reason"]) == ("10.0.0.12:80", 0, "drain_started")
+    assert line["detail"].startswith("health_down: 3 failures")
+    assert [d.rs for d in p.status().draining] == ["10.0.0.12:80"]
+    kernel.set_stats(VS, RS2, DestStats())
+    await p.sync()
+    assert kernel.table.dest(VS, RS2) is None
+    (line,) = events(logs, "ipvs.dest.drain.finished")
+    assert (line["rs"], line["reason"], line["detail"]) == (
+        "10.0.0.12:80", "drain_finished", "connections 0")
+    assert p.status().draining == ()
+
+
+async def test_a_draining_server_that_recovers_is_restored_not_re_added() -> None:
+    kernel = FakeIpvsKernel(web_table())
+    p = IpvsProgrammer(kernel)
+    p.set_specs([web()])
+    await p.sync()
+    kernel.set_stats(VS, RS2, DestStats(active_conns=3))
+    p.update_health(VS, RS2, DOWN)
+    await p.sync()
+    kernel.clear_log()
+    p.update_health(VS, RS2, HealthView(True))
+    await p.sync()
+    assert kernel.op_log == [UpdateDest(VS, Dest(RS2, weight=2), OpReason.HEALTH_UP,
+                                        "weight 0->2")]
+    assert kernel.snapshot().stats_of(VS, RS2).active_conns == 3  # connections kept
+
+
+async def test_stop_leaves_the_table_unless_asked_to_remove_owned_services() -> None:
+    foreign = IpvsTable.build([(Service(FOREIGN, "rr"), [])])
+    kernel = FakeIpvsKernel(foreign)
+    p = IpvsProgrammer(kernel)
+    p.set_specs([web()])
+    await p.sync()
+    await p.stop()
+    assert VS in kernel.table
+    await p.stop(remove=True)
+    assert VS not in kernel.table and FOREIGN in kernel.table
+    assert kernel.op_log[-1] == DeleteService(VS, OpReason.SHUTDOWN, "stop(remove=True)")
+
+
+async def test_timeouts_are_applied_once(logs: list[MutableMapping[str, Any]]) -> None:
+    kernel = FakeIpvsKernel()
+    p = IpvsProgrammer(kernel)
+    p.set_timeouts(7200, 0, 180)
+    await p.sync()
+    await p.sync()
+    t = await kernel.get_timeouts()
+    assert (t.tcp, t.tcp_fin, t.udp) == (7200, 120, 180)
+    assert len(events(logs, "ipvs.timeouts.set")) == 1
+
+
+async def test_on_event_receives_every_change() -> None:
+    seen: list[ProgrammerEvent] = []
+    kernel = FakeIpvsKernel()
+    p = IpvsProgrammer(kernel, on_event=seen.append)
+    p.set_specs([web()])
+    await p.sync()
+    assert [e.event for e in seen] == ["ipvs.service.added", "ipvs.dest.added",
+                                       "ipvs.dest.added"]
+
+
+# ------------------------------------------------------------------------ the loop itself
+
+
+@pytest.mark.looptime
+async def test_loop_repairs_drift_at_max_interval_and_survives_errors(
+    logs: list[MutableMapping[str, Any]],
+) -> None:
+    kernel = FakeIpvsKernel()
+    p = IpvsProgrammer(kernel, min_interval=0.05, max_interval=10.0, retry_interval=1.0)
+    p.set_specs([web()])
+    task = asyncio.create_task(p.run())
+    await asyncio.sleep(1.0)
+    assert kernel.table == web_table()
+    kernel.tamper_delete_dest(VS, RS1)
+    await asyncio.sleep(5.0)  # t=6: nothing asked, nothing repaired yet
+    assert kernel.table.dest(VS, RS1) is None
+    await asyncio.sleep(5.0)  # t=11: the periodic compare ran at t=10
+    assert kernel.table == web_table()
+    assert len(events(logs, "ipvs.drift.repaired")) == 1
+
+    kernel.fail_dumps(EBUSY, times=3)
+    kernel.fail_next(EBUSY, times=2)
+    p.set_specs([web(weight2=4)])
+    await asyncio.sleep(8.0)  # dumps fail three times, the update twice, all retried
+    assert kernel.table == web_table(weight2=4)
+    assert not task.done()
+    assert len(events(logs, "ipvs.sync.failed")) == 3
+    assert len(events(logs, "ipvs.op.failed")) == 2
+    await p.stop()
+    await task
+
+
+@pytest.mark.looptime
+async def test_loop_coalesces_a_burst_of_health_changes_into_one_sync() -> None:
+    kernel = FakeIpvsKernel()
+    p = IpvsProgrammer(kernel, min_interval=0.05, max_interval=100.0)
+    p.set_specs([web(drain=0.0)])
+    task = asyncio.create_task(p.run())
+    await asyncio.sleep(1.0)
+    dumps = kernel.dump_count
+    for _ in range(10):
+        p.update_health(VS, RS2, DOWN)
+        p.update_health(VS, RS2, HealthView(True))
+    p.update_health(VS, RS2, DOWN)
+    await asyncio.sleep(1.0)
+    assert kernel.dump_count == dumps + 1
+    assert kernel.table.dest(VS, RS2) is None
+    await p.stop()
+    await task
+
+
+@pytest.mark.looptime
+async def test_loop_deletes_a_draining_server_at_its_deadline() -> None:
+    kernel = FakeIpvsKernel(web_table())
+    p = IpvsProgrammer(kernel, min_interval=0.05, max_interval=100.0)
+    p.set_specs([web(drain=30.0)])
+    task = asyncio.create_task(p.run())
+    await asyncio.sleep(1.0)
+    kernel.set_stats(VS, RS2, DestStats(active_conns=1))
+    p.update_health(VS, RS2, DOWN)
+    await asyncio.sleep(1.0)
+    assert kernel.table.dest(VS, RS2) == Dest(RS2, weight=0)
+    await asyncio.sleep(25.0)  # t=27 < deadline 31
+    assert kernel.table.dest(VS, RS2) is not None
+    await asyncio.sleep(5.0)  # t=32: the drain deadline woke the loop (max_interval is 100)
+    assert kernel.table.dest(VS, RS2) is None
+    await p.stop()
+    await task
