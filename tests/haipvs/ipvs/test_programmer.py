@@ -38,6 +38,7 @@ FOREIGN = ServiceKey.tcp("203.0.113.5", 443)
 RS1 = DestKey("10.0.0.11", 80)
 RS2 = DestKey("10.0.0.12", 80)
 DOWN = HealthView(False, reason="3 failures: connect refused")
+Logs = list[MutableMapping[str, Any]]
 
 
 def web(weight2: int = 2, drain: float = 30.0) -> ServiceSpec:
@@ -50,17 +51,17 @@ def web_table(weight2: int = 2) -> IpvsTable:
 
 
 @pytest.fixture
-def logs() -> Iterator[list[MutableMapping[str, Any]]]:
+def logs() -> Iterator[Logs]:
     with capture_logs() as captured:
         yield captured
 
 
-def events(logs: list[MutableMapping[str, Any]], name: str) -> list[MutableMapping[str, Any]]:
+def events(logs: Logs, name: str) -> Logs:
     return [entry for entry in logs if entry["event"] == name]
 
 
 async def test_first_sync_builds_the_table_with_one_line_per_op(
-    logs: list[MutableMapping[str, Any]],
+    logs: Logs,
 ) -> None:
     kernel = FakeIpvsKernel()
     p = IpvsProgrammer(kernel)
@@ -81,7 +82,7 @@ async def test_first_sync_builds_the_table_with_one_line_per_op(
 
 
 async def test_start_up_adopts_a_matching_table_with_zero_ops(
-    logs: list[MutableMapping[str, Any]],
+    logs: Logs,
 ) -> None:
     kernel = FakeIpvsKernel(web_table())
     p = IpvsProgrammer(kernel)
@@ -94,7 +95,7 @@ async def test_start_up_adopts_a_matching_table_with_zero_ops(
     assert p.status().in_sync
 
 
-async def test_one_weight_change_is_one_kernel_op(logs: list[MutableMapping[str, Any]]) -> None:
+async def test_one_weight_change_is_one_kernel_op(logs: Logs) -> None:
     kernel = FakeIpvsKernel(web_table())
     p = IpvsProgrammer(kernel)
     p.set_specs([web()])
@@ -108,7 +109,7 @@ async def test_one_weight_change_is_one_kernel_op(logs: list[MutableMapping[str,
     assert line["reason"] == "weight_changed" and line["detail"] == "weight 2->5"
 
 
-async def test_health_down_then_up(logs: list[MutableMapping[str, Any]]) -> None:
+async def test_health_down_then_up(logs: Logs) -> None:
     kernel = FakeIpvsKernel(web_table())
     p = IpvsProgrammer(kernel)
     p.set_specs([web(drain=0.0)])
@@ -126,7 +127,7 @@ async def test_health_down_then_up(logs: list[MutableMapping[str, Any]]) -> None
     assert kernel.table == web_table()
 
 
-async def test_drift_is_repaired_and_logged_as_such(logs: list[MutableMapping[str, Any]]) -> None:
+async def test_drift_is_repaired_and_logged_as_such(logs: Logs) -> None:
     kernel = FakeIpvsKernel()
     p = IpvsProgrammer(kernel)
     p.set_specs([web()])
@@ -145,7 +146,7 @@ async def test_drift_is_repaired_and_logged_as_such(logs: list[MutableMapping[st
     assert p.status().drift_repairs == 2
 
 
-async def test_flush_behind_our_back_is_rebuilt(logs: list[MutableMapping[str, Any]]) -> None:
+async def test_flush_behind_our_back_is_rebuilt(logs: Logs) -> None:
     kernel = FakeIpvsKernel()
     p = IpvsProgrammer(kernel)
     p.set_specs([web()])
@@ -183,7 +184,7 @@ async def test_reload_deletes_removed_services_once_then_stops_owning_them() -> 
     assert await p.sync() == ()
 
 
-async def test_kernel_errors_are_logged_counted_and_retried(logs: list[MutableMapping[str, Any]]) -> None:
+async def test_kernel_errors_are_logged_counted_and_retried(logs: Logs) -> None:
     kernel = FakeIpvsKernel(web_table())
     p = IpvsProgrammer(kernel)
     p.set_specs([web()])
@@ -203,7 +204,7 @@ async def test_kernel_errors_are_logged_counted_and_retried(logs: list[MutableMa
     assert kernel.table == web_table(weight2=7)
 
 
-async def test_failed_service_add_skips_its_dest_ops(logs: list[MutableMapping[str, Any]]) -> None:
+async def test_failed_service_add_skips_its_dest_ops(logs: Logs) -> None:
     kernel = FakeIpvsKernel()
     p = IpvsProgrammer(kernel)
     p.set_specs([ServiceSpec(Service(VS, "nosuch"), (Dest(RS1),))])
@@ -213,7 +214,7 @@ async def test_failed_service_add_skips_its_dest_ops(logs: list[MutableMapping[s
     assert len(kernel.failed) == 1  # no ESRCH noise for its dests
 
 
-async def test_dump_failure_is_logged_and_the_sync_skipped(logs: list[MutableMapping[str, Any]]) -> None:
+async def test_dump_failure_is_logged_and_the_sync_skipped(logs: Logs) -> None:
     kernel = FakeIpvsKernel()
     p = IpvsProgrammer(kernel)
     p.set_specs([web()])
@@ -226,7 +227,7 @@ async def test_dump_failure_is_logged_and_the_sync_skipped(logs: list[MutableMap
     assert kernel.table == web_table()
 
 
-async def test_drain_through_the_programmer(logs: list[MutableMapping[str, Any]]) -> None:
+async def test_drain_through_the_programmer(logs: Logs) -> None:
     kernel = FakeIpvsKernel(web_table())
     p = IpvsProgrammer(kernel)
     p.set_specs([web()])
@@ -277,7 +278,7 @@ async def test_stop_leaves_the_table_unless_asked_to_remove_owned_services() -> 
     assert kernel.op_log[-1] == DeleteService(VS, OpReason.SHUTDOWN, "stop(remove=True)")
 
 
-async def test_timeouts_are_applied_once(logs: list[MutableMapping[str, Any]]) -> None:
+async def test_timeouts_are_applied_once(logs: Logs) -> None:
     kernel = FakeIpvsKernel()
     p = IpvsProgrammer(kernel)
     p.set_timeouts(7200, 0, 180)
@@ -303,7 +304,7 @@ async def test_on_event_receives_every_change() -> None:
 
 @pytest.mark.looptime
 async def test_loop_repairs_drift_at_max_interval_and_survives_errors(
-    logs: list[MutableMapping[str, Any]],
+    logs: Logs,
 ) -> None:
     kernel = FakeIpvsKernel()
     p = IpvsProgrammer(kernel, min_interval=0.05, max_interval=10.0, retry_interval=1.0)
