@@ -1,0 +1,849 @@
+"""The VRRP election machine: single machines driven by hand, and pairs on a fake segment.
+
+Times are literals. At 1 s VRRPv3 adverts the RFC 5798 §6.1 numbers are
+multiples of 1/256, exact in floating point:
+Master_Down_Interval(150) = 3 + 106/256 = 3.4140625, (100) = 3.609375,
+(90) = 3.6484375; Skew_Time(100) = 0.609375.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pair import Node, Segment, make_node, make_settings
+
+from vrrp.errors import DropReason, VrrpUsageError
+from vrrp.machine import (
+    TRANSITIONS,
+    AdvertDropped,
+    AdvertMismatch,
+    Announce,
+    InstallVips,
+    PriorityChanged,
+    RemoveVips,
+    SendAdvert,
+    State,
+    Transition,
+    TransitionReason,
+    VrrpMachine,
+    build_advert,
+)
+from vrrp.packet import Advertisement
+from vrrp.settings import InstanceSettings, NotifySettings, TrackInterface, TrackScript, VipSpec
+
+A = "192.0.2.1"
+B = "192.0.2.2"
+C = IPv4Address("192.0.2.3")
+VIP = IPv4Address("198.51.100.10")
+R = TransitionReason
+
+
+def advert(priority: int, *, version: int = 3, interval: float = 1.0, vrid: int = 51,
+           addresses: tuple[IPv4Address | IPv6Address, ...] = (VIP,), auth_type: int = 0,
+           auth_data: bytes = b"") -> Advertisement:
+    return Advertisement(version, vrid, priority, interval, addresses, auth_type, auth_data)
+
+
+def started(node: Node, now: float = 0.0) -> Node:
+    node.machine.start(now)
+    return node
+
+
+def transitions(actions: tuple[object, ...]) -> list[Transition]:
+    return [a for a in actions if isinstance(a, Transition)]
+
+
+# --- one machine, driven by hand ------------------------------------------------------------
+
+
+def test_backup_start_then_master_down_timer() -> None:
+    machine = make_node("b", B).machine
+    assert machine.start(0.0) == (
+        Transition(State.INIT, State.BACKUP, R.startup_backup, "priority=100"),
+        RemoveVips(),  # a crashed earlier run may have left them
+    )
+    assert machine.next_deadline() == 3.609375
+    assert machine.on_timer(3.6) == ()
+    assert machine.state is State.BACKUP
+    actions = machine.on_timer(3.609375)
+    assert [type(a) for a in actions] == [Transition, SendAdvert, InstallVips, Announce]
+    transition = actions[0]
+    assert isinstance(transition, Transition)
+    assert (transition.old, transition.new, transition.reason) == (
+        State.BACKUP,
+        State.MASTER,
+        R.master_down_timer,
+    )
+    assert actions[1] == SendAdvert(100)
+    assert machine.state.value == "MASTER"
+    assert machine.master_source == IPv4Address(B)
+    assert machine.next_deadline() == 4.609375
+    assert machine.last_transition == transition
+
+
+def test_priority_owner_is_master_at_once() -> None:
+    machine = make_node("a", A, priority=255).machine
+    actions = machine.start(7.0)
+    assert actions == (
+        Transition(State.INIT, State.MASTER, R.startup_priority_owner, "priority=255"),
+        SendAdvert(255),
+        InstallVips(),
+        Announce(),
+    )
+    assert machine.next_deadline() == 8.0
+    assert machine.on_timer(8.0) == (SendAdvert(255),)
+    assert machine.next_deadline() == 9.0
+
+
+def test_master_adverts_do_not_drift_and_recover_from_a_stall() -> None:
+    machine = make_node("a", A, priority=255).machine
+    machine.start(0.0)
+    assert machine.on_timer(1.25) == (SendAdvert(255),)
+    assert machine.next_deadline() == 2.0  # from the deadline, not from the late call
+    assert machine.on_timer(10.5) == (SendAdvert(255),)  # one advert, not eight
+    assert machine.next_deadline() == 11.5
+
+
+def test_garp_refresh_while_master() -> None:
+    machine = make_node("a", A, priority=255, garp_master_refresh=5.0).machine
+    announced = [0.0 for a in machine.start(0.0) if isinstance(a, Announce)]
+    adverts = 0
+    while (deadline := machine.next_deadline()) is not None and deadline <= 12.0:
+        for action in machine.on_timer(deadline):
+            if isinstance(action, Announce):
+                announced.append(deadline)
+            elif isinstance(action, SendAdvert):
+                adverts += 1
+    assert announced == [0.0, 5.0, 10.0]
+    assert adverts == 12
+
+
+def test_start_twice_is_our_bug() -> None:
+    machine = started(make_node("b", B)).machine
+    with pytest.raises(VrrpUsageError):
+        machine.start(1.0)
+    assert machine.state is State.BACKUP
+
+
+def test_inputs_before_start_do_nothing() -> None:
+    machine = make_node("b", B).machine
+    assert machine.on_advert(advert(150), IPv4Address(A), 0.0) == ()
+    assert machine.on_timer(100.0) == ()
+    assert machine.next_deadline() is None
+    assert machine.shutdown(0.0) == ()
+    assert machine.state is State.INIT
+
+
+def test_primary_address_family_must_match() -> None:
+    with pytest.raises(ValueError, match="primary_address"):
+        VrrpMachine(make_settings(), primary_address=IPv6Address("fe80::1"))
+
+
+# --- receiver checks (RFC 5798 §7.1 / RFC 3768 §7.1) ---------------------------------------
+
+
+def test_own_packets_are_ignored() -> None:
+    machine = started(make_node("b", B)).machine
+    (drop,) = machine.on_advert(advert(200), IPv4Address(B), 1.0)
+    assert drop == AdvertDropped(
+        DropReason.own_packet, IPv4Address(B), "source=192.0.2.2 is our own address"
+    )
+    assert machine.next_deadline() == 3.609375  # the timer was not reset
+
+
+def test_own_unicast_source_packets_are_ignored() -> None:
+    machine = started(make_node("b", B, unicast_source=IPv4Address("192.0.2.20"))).machine
+    (drop,) = machine.on_advert(advert(200), IPv4Address("192.0.2.20"), 1.0)
+    assert isinstance(drop, AdvertDropped)
+    assert drop.reason is DropReason.own_packet
+
+
+@pytest.mark.parametrize(
+    ("received", "reason"),
+    [
+        (advert(200, vrid=52), DropReason.wrong_vrid),
+        (advert(200, version=2), DropReason.bad_version),
+        (advert(200, addresses=(IPv6Address("2001:db8::1"),)), DropReason.family_mismatch),
+        (advert(200, interval=0.0), DropReason.interval_mismatch),
+    ],
+)
+def test_drops_leave_state_and_timer_alone(received: Advertisement, reason: DropReason) -> None:
+    machine = started(make_node("b", B)).machine
+    (drop,) = machine.on_advert(received, C, 1.0)
+    assert isinstance(drop, AdvertDropped)
+    assert (drop.reason, drop.source) == (reason, C)
+    assert drop.detail
+    assert machine.state is State.BACKUP
+    assert machine.next_deadline() == 3.609375
+    assert machine.master_source is None
+
+
+def test_v2_interval_mismatch_is_dropped() -> None:
+    # RFC 3768 §7.1: the Adver Interval must be the locally configured one.
+    machine = started(make_node("b", B, version=2)).machine
+    (drop,) = machine.on_advert(advert(200, version=2, interval=2.0), C, 1.0)
+    assert isinstance(drop, AdvertDropped)
+    assert drop.reason is DropReason.interval_mismatch
+    assert drop.detail == "advert_interval=2 instance_interval=1"
+    assert machine.next_deadline() == 3.609375
+    assert machine.on_advert(advert(200, version=2, interval=1.0), C, 1.0) == ()
+    assert machine.next_deadline() == 1.0 + 3.609375
+
+
+def test_v2_password_authentication() -> None:
+    machine = started(make_node("b", B, version=2, auth_pass="secret")).machine
+    for wrong in (
+        advert(200, version=2),  # no authentication
+        advert(200, version=2, auth_type=1, auth_data=b"guess"),
+        advert(200, version=2, auth_type=2, auth_data=b"secret"),  # IP AH: not supported
+    ):
+        (drop,) = machine.on_advert(wrong, C, 1.0)
+        assert isinstance(drop, AdvertDropped)
+        assert drop.reason is DropReason.auth_mismatch
+    assert machine.on_advert(advert(200, version=2, auth_type=1, auth_data=b"secret"), C, 1.0) == ()
+    assert machine.master_source == C
+    assert build_advert(machine.settings, 100).auth_data == b"secret"
+
+
+def test_unicast_accepts_only_configured_peers() -> None:
+    machine = started(make_node("b", B, unicast_peers=(IPv4Address(A),))).machine
+    (drop,) = machine.on_advert(advert(200), C, 1.0)
+    assert isinstance(drop, AdvertDropped)
+    assert drop.reason is DropReason.not_a_peer
+    assert machine.on_advert(advert(200), IPv4Address(A), 1.0) == ()
+    assert machine.master_source == IPv4Address(A)
+
+
+def test_vip_mismatch_is_accepted_and_reported_once_per_change() -> None:
+    machine = started(make_node("b", B)).machine
+    other = (IPv4Address("198.51.100.99"),)
+    first = machine.on_advert(advert(200, addresses=other), C, 1.0)
+    assert len(first) == 1 and isinstance(first[0], AdvertMismatch)
+    assert first[0].detail == "addresses=198.51.100.99 instance_vips=198.51.100.10"
+    assert machine.master_source == C  # accepted: keepalived logs and carries on
+    assert machine.next_deadline() == 1.0 + 3.609375
+    assert machine.on_advert(advert(200, addresses=other), C, 2.0) == ()
+    assert machine.on_advert(advert(200), C, 3.0) == ()
+    again = machine.on_advert(advert(200, addresses=other), C, 4.0)
+    assert len(again) == 1 and isinstance(again[0], AdvertMismatch)
+
+
+def test_adverts_are_ignored_in_fault() -> None:
+    node = started(make_node("b", B))
+    node.machine.set_fault(True, "eth1 down", 1.0)
+    assert node.machine.on_advert(advert(200), C, 2.0) == ()
+    assert node.machine.next_deadline() is None
+    assert node.machine.master_source is None
+
+
+# --- master receive rules (RFC 5798 §6.4.3) ---------------------------------------------------
+
+
+def master_at_zero(**overrides: object) -> VrrpMachine:
+    machine = make_node("b", B, **{"priority": 255, **overrides}).machine
+    machine.start(0.0)
+    return machine
+
+
+def test_master_answers_a_resigning_router_at_once() -> None:
+    machine = master_at_zero()
+    assert machine.on_advert(advert(0), C, 0.5) == (SendAdvert(255),)
+    assert machine.next_deadline() == 1.5  # Adver_Timer reset
+    assert machine.state is State.MASTER
+
+
+def test_master_answers_a_lower_priority_advert_at_once() -> None:
+    machine = make_node("b", B, priority=150).machine
+    machine.start(0.0)
+    machine.on_timer(3.4140625)
+    assert machine.on_advert(advert(100), C, 4.0) == (SendAdvert(150),)
+    assert machine.state is State.MASTER
+
+
+def test_master_steps_down_for_a_higher_priority_and_learns_its_interval() -> None:
+    machine = make_node("b", B, priority=150).machine
+    machine.start(0.0)
+    machine.on_timer(3.4140625)
+    actions = machine.on_advert(advert(200, interval=0.5), C, 4.0)
+    assert actions == (
+        Transition(
+            State.MASTER,
+            State.BACKUP,
+            R.higher_priority_advert,
+            "peer=192.0.2.3 peer_priority=200 priority=150",
+        ),
+        RemoveVips(),
+    )
+    assert machine.master_source == C
+    assert machine.master_priority == 200
+    assert machine.master_adver_interval == 0.5
+    assert machine.next_deadline() == 4.0 + 1.5 + 106 * 0.5 / 256
+
+
+def test_equal_priority_tie_break_by_address() -> None:
+    lower = make_node("b", B, priority=100).machine
+    lower.start(0.0)
+    lower.on_timer(3.609375)
+    # 192.0.2.3 > 192.0.2.2: we step down.
+    (transition, remove) = lower.on_advert(advert(100), C, 4.0)
+    assert isinstance(transition, Transition)
+    assert transition.reason is R.equal_priority_higher_address
+    assert remove == RemoveVips()
+    higher = make_node("b", "192.0.2.9", priority=100).machine
+    higher.start(0.0)
+    higher.on_timer(3.609375)
+    assert higher.on_advert(advert(100), C, 4.0) == (SendAdvert(100),)
+    assert higher.state is State.MASTER
+
+
+# --- tracking: effective priority -----------------------------------------------------------
+
+
+def test_effective_priority_clamps_like_keepalived() -> None:
+    machine = started(make_node("b", B)).machine
+    assert machine.set_priority(300, "script up", 1.0) == (PriorityChanged(100, 254, "script up"),)
+    assert machine.set_priority(-20, "eth1 down", 1.0) == (PriorityChanged(254, 1, "eth1 down"),)
+    assert machine.set_priority(0, "again", 1.0) == ()  # still 1: no change, no line
+    assert machine.effective_priority == 1
+
+
+def test_owner_priority_never_moves() -> None:
+    machine = master_at_zero()
+    assert machine.set_priority(100, "eth1 down", 1.0) == ()
+    assert machine.effective_priority == 255
+
+
+def test_rising_priority_shortens_the_running_master_down_timer() -> None:
+    machine = started(make_node("b", B)).machine
+    assert machine.next_deadline() == 3.609375
+    machine.set_priority(150, "script up", 1.0)
+    assert machine.next_deadline() == 3.4140625
+    machine.set_priority(90, "script down", 1.0)
+    assert machine.next_deadline() == 3.4140625  # lowering never postpones a takeover
+
+
+def test_master_adverts_carry_the_effective_priority() -> None:
+    machine = make_node("b", B, priority=200).machine
+    machine.start(0.0)
+    machine.on_timer(3.21875)  # 3 + 56/256: master
+    machine.set_priority(120, "eth1 down", 3.5)
+    assert machine.on_timer(4.21875) == (SendAdvert(120),)
+    assert machine.master_priority == 120
+
+
+# --- faults ---------------------------------------------------------------------------------
+
+
+def test_fault_before_start_starts_in_fault() -> None:
+    machine = make_node("b", B).machine
+    assert machine.set_fault(True, "eth1 down", 0.0) == ()
+    assert machine.start(0.0) == (
+        Transition(State.INIT, State.FAULT, R.fault_entered, "eth1 down"),
+        RemoveVips(),
+    )
+    assert machine.next_deadline() is None
+    assert machine.set_fault(False, "eth1 up", 5.0) == (
+        Transition(State.FAULT, State.BACKUP, R.fault_cleared, "eth1 up"),
+    )
+    assert machine.next_deadline() == 5.0 + 3.609375
+
+
+def test_backup_fault_sends_nothing() -> None:
+    machine = started(make_node("b", B)).machine
+    assert machine.set_fault(True, "eth1 down", 1.0) == (
+        Transition(State.BACKUP, State.FAULT, R.fault_entered, "eth1 down"),
+    )
+    assert machine.set_fault(True, "still down", 2.0) == ()
+
+
+def test_master_fault_resigns_with_priority_zero() -> None:
+    machine = master_at_zero()
+    assert machine.set_fault(True, "check-uplink failed", 2.0) == (
+        Transition(State.MASTER, State.FAULT, R.fault_entered, "check-uplink failed"),
+        SendAdvert(0),
+        RemoveVips(),
+    )
+    assert machine.master_source is None
+
+
+# --- shutdown -------------------------------------------------------------------------------
+
+
+def test_master_shutdown_resigns_then_releases() -> None:
+    machine = master_at_zero()
+    assert machine.shutdown(3.0) == (
+        SendAdvert(0),
+        RemoveVips(),
+        Transition(State.MASTER, State.INIT, R.shutdown, "priority=255"),
+    )
+    assert machine.next_deadline() is None
+    # A stopped instance can start again (reload).
+    assert transitions(machine.start(4.0))[0].new is State.MASTER
+
+
+def test_backup_shutdown_only_transitions() -> None:
+    machine = started(make_node("b", B)).machine
+    assert machine.shutdown(1.0) == (
+        Transition(State.BACKUP, State.INIT, R.shutdown, "priority=100"),
+    )
+
+
+# --- pairs on a fake segment ------------------------------------------------------------------
+
+
+def pair(**common: object) -> tuple[Segment, Node, Node]:
+    a = make_node("a", A, priority=150, **common)
+    b = make_node("b", B, priority=100, **common)
+    return Segment(a, b), a, b
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_election_the_higher_priority_wins(version: int) -> None:
+    segment, a, b = pair(version=version)
+    segment.start_all(0.0)
+    segment.run_until(60.0)
+    assert segment.masters() == [a]
+    assert segment.vip_holders() == [a]
+    assert [(t, tr.reason) for t, tr in a.transitions()] == [
+        (0.0, R.startup_backup),
+        (3.4140625, R.master_down_timer),
+    ]
+    assert [tr.new for _t, tr in b.transitions()] == [State.BACKUP]
+    assert b.machine.master_source == IPv4Address(A)
+    assert b.machine.master_priority == 150
+    assert len(a.sent) == 57  # 3.41, 4.41, ... 59.41
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_master_crash_backup_takes_over_after_master_down_interval(version: int) -> None:
+    segment, a, b = pair(version=version)
+    segment.start_all(0.0)
+    segment.run_until(10.0)
+    segment.crash(a)  # last advert went out at 9.4140625
+    segment.run_until(20.0)
+    assert segment.masters() == [b]
+    assert segment.vip_holders() == [b]
+    at, transition = b.transitions()[-1]
+    assert at == 9.4140625 + 3.609375
+    assert transition.reason is R.master_down_timer
+    assert transition.detail.startswith("peer=192.0.2.1 peer_priority=150")
+
+
+def test_v2_skew_does_not_scale_with_a_longer_interval() -> None:
+    segment, a, b = pair(version=2, advert_interval=3.0)
+    segment.start_all(0.0)
+    segment.run_until(20.0)  # a: master at 9.4140625, adverts at 12.41, 15.41, 18.41
+    segment.crash(a)
+    segment.run_until(40.0)
+    assert b.last_transition_at() == 18.4140625 + 9 + 0.609375
+
+
+def test_graceful_stop_backup_waits_only_skew_time() -> None:
+    segment, a, b = pair()
+    segment.start_all(0.0)
+    segment.run_until(10.0)
+    segment.shutdown(a)
+    assert a.actions[-3:] == [
+        (10.0, SendAdvert(0)),
+        (10.0, RemoveVips()),
+        (10.0, Transition(State.MASTER, State.INIT, R.shutdown, "priority=150")),
+    ]
+    segment.run_until(20.0)
+    at, transition = b.transitions()[-1]
+    assert at == 10.0 + 0.609375
+    assert transition.reason is R.priority_zero_advert
+    assert transition.detail.startswith("peer=192.0.2.1 peer_priority=0")
+    assert segment.vip_holders() == [b]
+
+
+def test_preemption_by_a_later_higher_priority_backup() -> None:
+    segment, a, b = pair()
+    segment.start(b, 0.0)  # b alone: master at 3.609375, adverts at 4.61, 5.61, ...
+    segment.start(a, 5.0)
+    segment.run_until(30.0)
+    assert segment.masters() == [a]
+    assert segment.vip_holders() == [a]
+    at, transition = a.transitions()[-1]
+    assert at == 5.0 + 3.4140625  # b's adverts were discarded, the timer ran out
+    assert transition == Transition(
+        State.BACKUP,
+        State.MASTER,
+        R.preempt_lower_priority_master,
+        "peer=192.0.2.2 peer_priority=100 priority=150",
+    )
+    at, transition = b.transitions()[-1]
+    assert at == 8.4140625
+    assert transition.reason is R.higher_priority_advert
+
+
+def test_nopreempt_keeps_the_lower_priority_master() -> None:
+    a = make_node("a", A, priority=150, preempt=False)
+    b = make_node("b", B, priority=100)
+    segment = Segment(a, b)
+    segment.start(b, 0.0)
+    segment.start(a, 5.0)
+    segment.run_until(60.0)
+    assert segment.masters() == [b]
+    assert segment.vip_holders() == [b]
+    assert [tr.new for _t, tr in a.transitions()] == [State.BACKUP]
+
+
+def test_preempt_delay_after_startup() -> None:
+    a = make_node("a", A, priority=150, preempt_delay=10.0)
+    b = make_node("b", B, priority=100)
+    segment = Segment(a, b)
+    segment.start(b, 0.0)
+    segment.start(a, 5.0)  # delay ends at 15.0
+    segment.run_until(18.0)
+    assert segment.masters() == [b]  # b's adverts up to 14.609375 were still accepted
+    segment.run_until(30.0)
+    assert segment.masters() == [a]
+    at, transition = a.transitions()[-1]
+    assert at == 14.609375 + 3.4140625
+    assert transition.reason is R.preempt_delay_elapsed
+
+
+def test_preempt_delay_restarts_when_a_lower_priority_master_is_first_seen() -> None:
+    a = make_node("a", A, priority=150, preempt_delay=4.0)
+    b = make_node("b", B, priority=200)
+    segment = Segment(a, b)
+    segment.start_all(0.0)  # b master at 3.21875, adverts at 4.21875, ...
+    segment.run_until(20.5)
+    assert segment.masters() == [b]
+    segment.set_priority(b, 100, "eth1 down")
+    # 21.21875: first lower advert, delay starts (ends 25.21875), accepted;
+    # 22..24.21875 accepted; 25.21875 on discarded; master down from 24.21875.
+    segment.run_until(40.0)
+    assert segment.masters() == [a]
+    at, transition = a.transitions()[-1]
+    assert at == 24.21875 + 3.4140625
+    assert transition.reason is R.preempt_delay_elapsed
+
+
+@pytest.mark.parametrize(("first", "second", "winner"), [(A, B, "b"), (B, A, "a")])
+def test_equal_priority_both_masters_the_higher_address_stays(
+    first: str, second: str, winner: str
+) -> None:
+    a = make_node("a", first, priority=100)
+    b = make_node("b", second, priority=100)
+    segment = Segment(a, b, latency=0.05)  # both time out before either hears the other
+    segment.start_all(0.0)
+    segment.run_until(3.609375)
+    assert len(segment.masters()) == 2
+    segment.run_until(30.0)
+    (master,) = segment.masters()
+    assert master.name == winner
+    assert segment.vip_holders() == [master]
+    loser = a if master is b else b
+    at, transition = loser.transitions()[-1]
+    assert at == 3.609375 + 0.05
+    assert transition.reason is R.equal_priority_higher_address
+
+
+def test_tracking_lowers_the_master_below_the_backup_and_back() -> None:
+    segment, a, b = pair()
+    segment.start_all(0.0)
+    segment.run_until(10.0)
+    segment.set_priority(a, 90, "eth1 down")
+    assert a.actions[-1] == (10.0, PriorityChanged(150, 90, "eth1 down"))
+    segment.run_until(20.0)
+    assert segment.masters() == [b]
+    at, transition = b.transitions()[-1]
+    assert at == 9.4140625 + 3.609375  # last advert b accepted, then lower ones discarded
+    assert transition.reason is R.preempt_lower_priority_master
+    assert transition.detail == "peer=192.0.2.1 peer_priority=90 priority=100"
+    assert a.transitions()[-1][1].reason is R.higher_priority_advert
+    segment.set_priority(a, 150, "eth1 up")
+    segment.run_until(40.0)
+    assert segment.masters() == [a]
+    # a accepted b's advert at 19.0234375 with priority 90 (down 3.6484375), then the
+    # rise to 150 at 20.0 pulled its timer in by (166 - 106) / 256 = 0.234375.
+    assert a.last_transition_at() == 19.0234375 + 3.6484375 - 0.234375
+    assert segment.vip_holders() == [a]
+
+
+def test_fault_hands_over_in_skew_time_and_recovery_preempts_back() -> None:
+    segment, a, b = pair()
+    segment.start_all(0.0)
+    segment.run_until(10.0)
+    segment.set_fault(a, True, "eth1 down")
+    assert a.actions[-3:] == [
+        (10.0, Transition(State.MASTER, State.FAULT, R.fault_entered, "eth1 down")),
+        (10.0, SendAdvert(0)),
+        (10.0, RemoveVips()),
+    ]
+    segment.run_until(20.0)
+    assert segment.masters() == [b]
+    assert b.last_transition_at() == 10.609375
+    assert a.state is State.FAULT
+    assert segment.vip_holders() == [b]
+    segment.set_fault(a, False, "eth1 up")
+    segment.run_until(40.0)
+    assert segment.masters() == [a]
+    assert [(t, tr.reason) for t, tr in a.transitions()[-2:]] == [
+        (20.0, R.fault_cleared),
+        (23.4140625, R.preempt_lower_priority_master),
+    ]
+    assert segment.vip_holders() == [a]
+
+
+def test_v3_backup_learns_the_master_interval() -> None:
+    a = make_node("a", A, priority=150, advert_interval=0.5)
+    b = make_node("b", B, priority=100, advert_interval=2.0)
+    segment = Segment(a, b)
+    segment.start_all(0.0)  # a master at 1.5 + 106*0.5/256 = 1.70703125
+    segment.run_until(10.0)  # a's last advert: 9.70703125
+    assert b.machine.master_adver_interval == 0.5
+    segment.crash(a)
+    segment.run_until(20.0)
+    assert b.last_transition_at() == 9.70703125 + 1.5 + 156 * 0.5 / 256
+    assert b.machine.master_adver_interval == 2.0  # as master it uses its own
+    assert b.sent[-1][1].advert_interval == 2.0
+
+
+def test_v3_priority_zero_skew_uses_the_learnt_interval() -> None:
+    a = make_node("a", A, priority=150, advert_interval=0.5)
+    b = make_node("b", B, priority=100, advert_interval=2.0)
+    segment = Segment(a, b)
+    segment.start_all(0.0)
+    segment.run_until(10.0)
+    segment.shutdown(a)
+    segment.run_until(20.0)
+    assert b.last_transition_at() == 10.0 + 156 * 0.5 / 256
+
+
+def test_v2_interval_mismatch_between_peers_is_a_split_brain_keepalived_also_has() -> None:
+    a = make_node("a", A, priority=150, version=2, advert_interval=2.0)
+    b = make_node("b", B, priority=100, version=2, advert_interval=1.0)
+    segment = Segment(a, b)
+    segment.start_all(0.0)
+    segment.run_until(20.0)
+    assert {DropReason.interval_mismatch} == {d.reason for d in a.drops() + b.drops()}
+    assert len(segment.masters()) == 2
+
+
+def test_unicast_pair() -> None:
+    a = make_node("a", A, priority=150, unicast_peers=(IPv4Address(B),))
+    b = make_node("b", B, priority=100, unicast_peers=(IPv4Address(A),))
+    segment = Segment(a, b)
+    segment.start_all(0.0)
+    segment.run_until(10.0)
+    assert segment.masters() == [a]
+    assert b.received  # really delivered to b's address
+    segment.crash(a)
+    segment.run_until(20.0)
+    assert b.last_transition_at() == 9.4140625 + 3.609375
+
+
+def test_ipv6_pair() -> None:
+    vips = (VipSpec(IPv6Interface("2001:db8::10/64")),)
+    a = make_node("a", "fe80::1", priority=150, vips=vips)
+    b = make_node("b", "fe80::2", priority=100, vips=vips)
+    segment = Segment(a, b)
+    segment.start_all(0.0)
+    segment.run_until(10.0)
+    assert segment.masters() == [a]
+    assert b.received[-1][1].addresses == (IPv6Address("2001:db8::10"),)
+    segment.shutdown(a)
+    segment.run_until(20.0)
+    assert b.last_transition_at() == 10.609375
+
+
+def test_v2_password_pair() -> None:
+    a = make_node("a", A, priority=150, version=2, auth_pass="s3cret")
+    b = make_node("b", B, priority=100, version=2, auth_pass="s3cret")
+    segment = Segment(a, b)
+    segment.start_all(0.0)
+    segment.run_until(10.0)
+    assert segment.masters() == [a]
+    assert not b.drops()
+
+
+# --- the table is the specification --------------------------------------------------------
+
+
+def test_every_reason_has_a_transition_and_every_state_is_reachable() -> None:
+    assert {reason for _state, reason in TRANSITIONS} == set(TransitionReason)
+    assert set(TRANSITIONS.values()) == set(State)
+
+
+def test_illegal_transition_raises_and_keeps_state() -> None:
+    machine = started(make_node("b", B)).machine
+    with pytest.raises(VrrpUsageError):
+        machine._move(R.startup_priority_owner, "")
+    assert machine.state is State.BACKUP
+
+
+# --- properties over random pairs and trios -----------------------------------------------
+
+ADDRESSES = [f"192.0.2.{i}" for i in range(1, 10)]
+
+
+@st.composite
+def segments(draw: st.DrawFn) -> tuple[Segment, list[float]]:
+    count = draw(st.integers(2, 3))
+    addresses = draw(st.lists(st.sampled_from(ADDRESSES), min_size=count, max_size=count,
+                              unique=True))
+    version = draw(st.sampled_from([2, 3]))
+    interval = 1.0 if version == 2 else draw(st.sampled_from([0.1, 0.5, 1.0]))
+    nodes = [
+        make_node(
+            f"n{i}",
+            address,
+            priority=draw(st.integers(1, 255)),
+            version=version,
+            advert_interval=interval,
+        )
+        for i, address in enumerate(addresses)
+    ]
+    latency = draw(st.sampled_from([0.0, 0.001, 0.05]))
+    starts = [draw(st.integers(0, 40)) / 8 for _ in nodes]
+    return Segment(*nodes, latency=latency), starts
+
+
+def check_invariants(segment: Segment) -> None:
+    for node in segment.nodes:
+        if node.alive:
+            assert node.vips_installed == (node.state is State.MASTER)
+        for _t, transition in node.transitions():
+            assert TRANSITIONS[(transition.old, transition.reason)] is transition.new
+
+
+@settings(max_examples=150, deadline=None)
+@given(segments())
+def test_converges_to_exactly_one_master_the_highest_priority(
+    case: tuple[Segment, list[float]],
+) -> None:
+    segment, starts = case
+    for at, node in sorted(zip(starts, segment.nodes, strict=True), key=lambda p: p[0]):
+        segment.start(node, at)
+    segment.run_until(30.0)
+    check_invariants(segment)
+    (master,) = segment.masters()
+    assert segment.vip_holders() == [master]
+    top = max(n.machine.effective_priority for n in segment.nodes)
+    assert master.machine.effective_priority == top
+    # Crash the master: the best of the rest takes over, once, within its
+    # Master_Down_Interval of the last advert it heard.
+    segment.crash(master)
+    segment.run_until(60.0)
+    check_invariants(segment)
+    (successor,) = segment.masters()
+    rest = [n for n in segment.nodes if n is not master]
+    assert successor.machine.effective_priority == max(n.machine.effective_priority for n in rest)
+    assert segment.vip_holders() == [successor]
+
+
+@settings(max_examples=100, deadline=None)
+@given(segments(), st.lists(st.tuples(st.integers(0, 2), st.sampled_from(
+    ["fault", "clear", "priority", "stop", "start"]), st.integers(1, 254)), max_size=8))
+def test_random_operations_keep_vips_with_masters_only(
+    case: tuple[Segment, list[float]], operations: list[tuple[int, str, int]]
+) -> None:
+    segment, _starts = case
+    segment.start_all(0.0)
+    now = 0.0
+    for index, operation, value in operations:
+        now += 2.5
+        segment.run_until(now)
+        node = segment.nodes[index % len(segment.nodes)]
+        if operation == "fault":
+            segment.set_fault(node, True)
+        elif operation == "clear":
+            segment.set_fault(node, False)
+        elif operation == "priority":
+            segment.set_priority(node, value)
+        elif operation == "stop":
+            segment.shutdown(node)
+        elif node.state is State.INIT:
+            segment.start(node)
+        check_invariants(segment)
+    # Whatever happened, once things settle there is at most one master, and one
+    # exactly when some node is running and not in fault.
+    segment.run_until(now + 30.0)
+    check_invariants(segment)
+    running = [n for n in segment.nodes if n.state in (State.BACKUP, State.MASTER)]
+    assert len(segment.masters()) == (1 if running else 0)
+
+
+# --- settings invariants (the machine relies on them) --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"vrid": 0}, "vrid"),
+        ({"vrid": 256}, "vrid"),
+        ({"priority": 0}, "priority"),
+        ({"priority": 256}, "priority"),
+        ({"version": 4}, "version"),
+        ({"version": 2, "advert_interval": 0.5}, "advert_interval"),
+        ({"version": 2, "advert_interval": 256}, "advert_interval"),
+        ({"version": 3, "advert_interval": 0.005}, "advert_interval"),
+        ({"version": 3, "advert_interval": 41.0}, "advert_interval"),
+        ({"version": 3, "advert_interval": 0.015}, "advert_interval"),
+        ({"vips": ()}, "vips"),
+        ({"vips": (VipSpec(IPv4Interface("198.51.100.10/24")),
+                   VipSpec(IPv6Interface("2001:db8::1/64")))}, "vips"),
+        ({"version": 2, "vips": (VipSpec(IPv6Interface("2001:db8::1/64")),)}, "vips"),
+        ({"vips": (VipSpec(IPv4Interface("198.51.100.10/24")),) * 2}, "vips"),
+        ({"unicast_peers": (IPv6Address("fe80::2"),)}, "unicast_peers"),
+        ({"unicast_source": IPv6Address("fe80::2")}, "unicast_source"),
+        ({"preempt_delay": -1.0}, "preempt_delay"),
+        ({"preempt_delay": 1001.0}, "preempt_delay"),
+        ({"garp_repeat": -1}, "garp_repeat"),
+        ({"garp_master_refresh": 0.0}, "garp_master_refresh"),
+        ({"auth_pass": "secret"}, "auth_pass"),  # version 3
+        ({"version": 2, "auth_pass": "123456789"}, "auth_pass"),
+        ({"name": ""}, "name"),
+        ({"interface": ""}, "interface"),
+    ],
+)
+def test_settings_reject_what_the_rfcs_forbid(overrides: dict[str, object], field: str) -> None:
+    with pytest.raises(ValueError, match=f"^{field}:"):
+        make_settings(**overrides)  # type: ignore[arg-type]
+
+
+def test_settings_accept_the_boundaries() -> None:
+    for overrides in (
+        {"version": 2, "advert_interval": 255},
+        {"version": 2, "advert_interval": 1.0},
+        {"version": 3, "advert_interval": 0.01},
+        {"version": 3, "advert_interval": 40.95},
+        {"version": 3, "advert_interval": 0.29},
+        {"vrid": 255, "priority": 255},
+    ):
+        make_settings(**overrides)
+
+
+def test_settings_family_and_key() -> None:
+    v6 = make_settings(vips=(VipSpec(IPv6Interface("2001:db8::1/64"), "eth1"),))
+    assert (v6.family, v6.key) == (6, ("eth0", 51, 6))
+    v4: InstanceSettings = make_settings()
+    assert (v4.family, v4.key) == (4, ("eth0", 51, 4))
+    assert v4.vip_addresses == (VIP,)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: TrackInterface("", -10),
+        lambda: TrackInterface("eth1", 254),
+        lambda: TrackScript((), 1.0, 1.0, 1, 1, 0),
+        lambda: TrackScript(("/bin/true",), 0.0, 1.0, 1, 1, 0),
+        lambda: TrackScript(("/bin/true",), 1.0, 0.0, 1, 1, 0),
+        lambda: TrackScript(("/bin/true",), 1.0, 1.0, 0, 1, 0),
+        lambda: TrackScript(("/bin/true",), 1.0, 1.0, 1, 0, 0),
+        lambda: TrackScript(("/bin/true",), 1.0, 1.0, 1, 1, -254),
+        lambda: NotifySettings(master=()),
+        lambda: NotifySettings(timeout=0.0),
+        lambda: VipSpec(IPv4Interface("198.51.100.10/24"), ""),
+    ],
+)
+def test_track_notify_and_vip_settings_validate(build: object) -> None:
+    assert callable(build)
+    with pytest.raises(ValueError):
+        build()

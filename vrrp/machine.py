@@ -1,0 +1,645 @@
+"""The VRRP election state machine of one instance (RFC 5798 §6.4, RFC 3768 §6.4), sans IO.
+
+Rule 1 (h11): every change of state lives in this file, and every one of them
+goes through :data:`TRANSITIONS`, the table that *is* the specification: a
+(state, reason) pair that is not in it raises and leaves the state unchanged.
+Rule 2: the machine does not know how packets travel or what time it is.
+Inputs carry ``now`` (monotonic seconds); outputs are :data:`Action` values the
+runner executes in order; the runner asks :meth:`VrrpMachine.next_deadline`
+when to call :meth:`VrrpMachine.on_timer` (aioquic's ``get_timer()``).
+
+Inputs, each returning ``tuple[Action, ...]`` in execution order:
+``start``, ``on_advert``, ``on_timer``, ``set_priority``, ``set_fault``, ``shutdown``.
+
+Behaviour matched, beyond the RFC text, to keepalived 2.x (``vrrp.c``,
+``vrrp_track.c``) because operators migrate from it one director at a time:
+
+- a master that hears a *lower* priority advert answers at once with its own
+  advert ("forcing new election"), so a split brain heals in one packet;
+- ``preempt_delay`` starts at startup and whenever a lower priority master is
+  first heard; a master of equal or higher priority cancels it;
+- track weights never move the address owner (priority 255); other instances
+  clamp their effective priority to 1..254;
+- a rising effective priority shortens a running master-down timer at once;
+- leaving MASTER for FAULT sends a priority-0 advert so the backup waits only
+  its skew time (RFC 5798 §6.4.3 for shutdown; keepalived does it for faults too);
+- an advert whose address list differs from ours is *accepted* and reported
+  once per change (keepalived logs it; RFC 5798 §7.1 makes the check a MAY).
+
+Pure module: no IO, no clock, no logging.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
+
+from vrrp.errors import DropReason, VrrpUsageError
+from vrrp.packet import Advertisement
+from vrrp.settings import PRIORITY_OWNER, InstanceSettings
+from vrrp.timing import master_down_interval, skew_time
+
+__all__ = [
+    "TRANSITIONS",
+    "Action",
+    "AdvertDropped",
+    "AdvertMismatch",
+    "Announce",
+    "InstallVips",
+    "PriorityChanged",
+    "RemoveVips",
+    "SendAdvert",
+    "State",
+    "Transition",
+    "TransitionReason",
+    "VrrpMachine",
+    "build_advert",
+]
+
+IPAddress = IPv4Address | IPv6Address
+
+#: RFC 5798 §5.2.4: a master resigning (shutdown) advertises priority 0.
+PRIORITY_STOP = 0
+
+
+class State(enum.Enum):
+    """RFC 5798 §6.4 states, plus FAULT (keepalived: a tracked resource failed)."""
+
+    INIT = "INIT"
+    BACKUP = "BACKUP"
+    MASTER = "MASTER"
+    FAULT = "FAULT"
+
+
+class TransitionReason(enum.Enum):
+    """Why the state changed (snake_case: the ``reason`` of ``vrrp.transition`` log lines)."""
+
+    #: RFC 5798 §6.4.1: priority 255 owns the addresses and becomes master at once.
+    startup_priority_owner = "startup_priority_owner"
+    #: RFC 5798 §6.4.1: any other priority starts as backup and listens.
+    startup_backup = "startup_backup"
+    #: RFC 5798 §6.4.2: no advert from a master for Master_Down_Interval.
+    master_down_timer = "master_down_timer"
+    #: RFC 5798 §6.4.2: the master resigned (priority 0); we waited only Skew_Time.
+    priority_zero_advert = "priority_zero_advert"
+    #: RFC 5798 §6.4.2: preempt on, the master's priority is lower; its adverts were discarded.
+    preempt_lower_priority_master = "preempt_lower_priority_master"
+    #: As above, after keepalived's ``preempt_delay`` ran out.
+    preempt_delay_elapsed = "preempt_delay_elapsed"
+    #: RFC 5798 §6.4.3: a master heard a higher priority advert and steps down.
+    higher_priority_advert = "higher_priority_advert"
+    #: RFC 5798 §6.4.3: equal priority, the peer's primary address is higher.
+    equal_priority_higher_address = "equal_priority_higher_address"
+    #: A tracked interface or script failed with weight 0 (keepalived FAULT state).
+    fault_entered = "fault_entered"
+    #: Every fault cleared; back to listening as backup.
+    fault_cleared = "fault_cleared"
+    #: The daemon stops this instance (RFC 5798 §6.4.2/§6.4.3 Shutdown event).
+    shutdown = "shutdown"
+
+
+#: The specification: (from state, reason) -> to state. Nothing else changes ``state``.
+TRANSITIONS: Mapping[tuple[State, TransitionReason], State] = {
+    (State.INIT, TransitionReason.startup_priority_owner): State.MASTER,
+    (State.INIT, TransitionReason.startup_backup): State.BACKUP,
+    (State.INIT, TransitionReason.fault_entered): State.FAULT,
+    (State.BACKUP, TransitionReason.master_down_timer): State.MASTER,
+    (State.BACKUP, TransitionReason.priority_zero_advert): State.MASTER,
+    (State.BACKUP, TransitionReason.preempt_lower_priority_master): State.MASTER,
+    (State.BACKUP, TransitionReason.preempt_delay_elapsed): State.MASTER,
+    (State.BACKUP, TransitionReason.fault_entered): State.FAULT,
+    (State.BACKUP, TransitionReason.shutdown): State.INIT,
+    (State.MASTER, TransitionReason.higher_priority_advert): State.BACKUP,
+    (State.MASTER, TransitionReason.equal_priority_higher_address): State.BACKUP,
+    (State.MASTER, TransitionReason.fault_entered): State.FAULT,
+    (State.MASTER, TransitionReason.shutdown): State.INIT,
+    (State.FAULT, TransitionReason.fault_cleared): State.BACKUP,
+    (State.FAULT, TransitionReason.shutdown): State.INIT,
+}
+
+
+# --- actions (outputs) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SendAdvert:
+    """Send one advertisement with ``priority`` (0 = we resign); see :func:`build_advert`."""
+
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class InstallVips:
+    """Add every VIP of the instance (idempotent on the IO side)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveVips:
+    """Remove every VIP of the instance (idempotent on the IO side)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Announce:
+    """Gratuitous ARP / unsolicited NA burst for the VIPs (garp_repeat x garp_interval)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """The state changed from ``old`` to ``new`` because of ``reason``; ``detail`` says more.
+
+    ``detail`` is ``key=value`` words, e.g. ``peer=10.0.0.2 peer_priority=150``.
+    """
+
+    old: State
+    new: State
+    reason: TransitionReason
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AdvertDropped:
+    """An advert was dropped without effect: count it under ``reason`` and log it (rate-limited)."""
+
+    reason: DropReason
+    source: IPv4Address | IPv6Address
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class AdvertMismatch:
+    """An advert was *accepted* but disagrees with our configuration (its VIP list).
+
+    keepalived logs this and carries on (RFC 5798 §7.1: the address check is a
+    MAY and must be logged). Reported once per (source, address list) change.
+    """
+
+    reason: DropReason
+    source: IPv4Address | IPv6Address
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class PriorityChanged:
+    """The effective priority changed (tracking); ``reason`` is the caller's text."""
+
+    old: int
+    new: int
+    reason: str
+
+
+Action = (
+    SendAdvert
+    | InstallVips
+    | RemoveVips
+    | Announce
+    | Transition
+    | AdvertDropped
+    | AdvertMismatch
+    | PriorityChanged
+)
+
+_ENTER_MASTER_SIDE_EFFECTS = (InstallVips(), Announce())
+
+
+def build_advert(settings: InstanceSettings, priority: int) -> Advertisement:
+    """The advertisement an instance sends with ``priority`` (our VIPs, interval and auth)."""
+    return Advertisement(
+        version=settings.version,
+        vrid=settings.vrid,
+        priority=priority,
+        advert_interval=settings.advert_interval,
+        addresses=settings.vip_addresses,
+        auth_type=settings.auth_type if settings.version == 2 else 0,
+        auth_data=settings.auth_data if settings.version == 2 else b"",
+    )
+
+
+class VrrpMachine:
+    """One VRRP instance's election (RFC 5798 §6.4 / RFC 3768 §6.4) as a pure state machine.
+
+    ``primary_address`` is our own address on the interface, the source of our
+    adverts: it breaks priority ties (RFC 5798 §6.4.3) and identifies our own
+    packets. When ``settings.unicast_source`` is set, that address is what peers
+    see and is used instead for the tie-break (keepalived ``unicast_src_ip``).
+    """
+
+    def __init__(
+        self, settings: InstanceSettings, *, primary_address: IPv4Address | IPv6Address
+    ) -> None:
+        if primary_address.version != settings.family:
+            raise ValueError(
+                f"primary_address: {primary_address} is not IPv{settings.family} like the VIPs"
+            )
+        self._settings = settings
+        self._primary = primary_address
+        self._source: IPAddress = settings.unicast_source or primary_address
+        self._own_addresses = frozenset({primary_address, self._source})
+        self._vip_set = frozenset(settings.vip_addresses)
+        self._state = State.INIT
+        self._effective = settings.priority
+        self._fault = False
+        self._fault_reason = ""
+        # RFC 5798 §6.1: Master_Adver_Interval, learnt from the master in VRRPv3.
+        self._master_adver_interval = settings.advert_interval
+        self._master_source: IPAddress | None = None
+        self._master_priority: int | None = None
+        # BACKUP: the master-down deadline, and what its expiry will mean.
+        self._down_at: float | None = None
+        self._down_reason = TransitionReason.master_down_timer
+        self._down_detail = ""
+        # MASTER: next advert, next gratuitous ARP refresh (keepalived garp_master_refresh).
+        self._advert_at: float | None = None
+        self._refresh_at: float | None = None
+        # keepalived preempt_delay: lower priority masters are tolerated until this time.
+        self._preempt_at: float | None = None
+        self._last_transition: Transition | None = None
+        self._last_mismatch: tuple[IPAddress, tuple[IPAddress, ...]] | None = None
+
+    # --- queries --------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> InstanceSettings:
+        return self._settings
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def effective_priority(self) -> int:
+        """The priority we advertise: configured priority moved by tracking weights."""
+        return self._effective
+
+    @property
+    def primary_address(self) -> IPv4Address | IPv6Address:
+        return self._primary
+
+    @property
+    def source_address(self) -> IPv4Address | IPv6Address:
+        """The address our adverts carry as source (unicast_source or primary_address)."""
+        return self._source
+
+    @property
+    def master_source(self) -> IPv4Address | IPv6Address | None:
+        """The current master's address (ours when MASTER), None when none is known."""
+        return self._master_source
+
+    @property
+    def master_priority(self) -> int | None:
+        return self._master_priority
+
+    @property
+    def master_adver_interval(self) -> float:
+        """RFC 5798 §6.1 Master_Adver_Interval (VRRPv3 backups learn it from the master)."""
+        return self._master_adver_interval
+
+    @property
+    def in_fault(self) -> bool:
+        """True while a fault is set (even before start)."""
+        return self._fault
+
+    @property
+    def last_transition(self) -> Transition | None:
+        return self._last_transition
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`on_timer` must be called next (absolute ``now`` units), or None."""
+        if self._state is State.BACKUP:
+            return self._down_at
+        if self._state is State.MASTER:
+            deadlines = [t for t in (self._advert_at, self._refresh_at) if t is not None]
+            return min(deadlines) if deadlines else None
+        return None
+
+    def build_advert(self, priority: int) -> Advertisement:
+        """The advert to send for a :class:`SendAdvert` action."""
+        return build_advert(self._settings, priority)
+
+    # --- inputs ---------------------------------------------------------------------------
+
+    def start(self, now: float) -> tuple[Action, ...]:
+        """RFC 5798 §6.4.1 Startup event. Raises :class:`VrrpUsageError` unless in INIT."""
+        if self._state is not State.INIT:
+            raise VrrpUsageError(f"start() in state {self._state.value}; shutdown() first")
+        if self._fault:
+            # Defensive: VIPs a crashed previous run left behind must not stay up.
+            transition = self._move(TransitionReason.fault_entered, self._fault_reason)
+            return (transition, RemoveVips())
+        if self._settings.is_owner:
+            return self._become_master(TransitionReason.startup_priority_owner, "priority=255", now)
+        transition = self._move(TransitionReason.startup_backup, f"priority={self._effective}")
+        self._arm_master_down(now, TransitionReason.master_down_timer, "no_master_heard=1")
+        if self._settings.preempt_delay > 0:
+            # keepalived: "seconds after startup ... until preemption".
+            self._preempt_at = now + self._settings.preempt_delay
+        return (transition, RemoveVips())
+
+    def on_advert(
+        self, advert: Advertisement, source: IPv4Address | IPv6Address, now: float
+    ) -> tuple[Action, ...]:
+        """A decoded advert arrived from ``source`` (TTL and checksum already checked)."""
+        dropped = self._check_advert(advert, source)
+        if dropped is not None:
+            return (dropped,)
+        if self._state in (State.INIT, State.FAULT):
+            # Not participating (keepalived ignores adverts in FAULT); nothing to learn.
+            return ()
+        actions: list[Action] = []
+        mismatch = self._check_addresses(advert, source)
+        if mismatch is not None:
+            actions.append(mismatch)
+        if self._state is State.BACKUP:
+            actions.extend(self._backup_receives(advert, source, now))
+        else:
+            actions.extend(self._master_receives(advert, source, now))
+        return tuple(actions)
+
+    def on_timer(self, now: float) -> tuple[Action, ...]:
+        """Deadlines at or before ``now`` fire (the runner passes max(deadline, clock()))."""
+        if self._state is State.BACKUP and self._down_at is not None and now >= self._down_at:
+            return self._become_master(self._down_reason, self._down_detail, now)
+        actions: list[Action] = []
+        if self._state is State.MASTER:
+            interval = self._settings.advert_interval
+            if self._advert_at is not None and now >= self._advert_at:
+                # RFC 5798 §6.4.3: Adver_Timer fired. Re-arm from the deadline so
+                # adverts do not drift, but never into the past after a stall.
+                actions.append(SendAdvert(self._effective))
+                self._advert_at = self._advert_at + interval
+                if self._advert_at <= now:
+                    self._advert_at = now + interval
+            refresh = self._settings.garp_master_refresh
+            if refresh is not None and self._refresh_at is not None and now >= self._refresh_at:
+                actions.append(Announce())
+                self._refresh_at = now + refresh
+        return tuple(actions)
+
+    def set_priority(self, effective: int, reason: str, now: float) -> tuple[Action, ...]:
+        """Tracking moved the priority to ``effective`` (base + weights, before clamping).
+
+        keepalived ``vrrp_set_effective_priority``: the owner never moves; others
+        clamp to 1..254. A backup whose priority rises shortens its running
+        master-down timer by the skew difference at once.
+        """
+        if self._settings.is_owner:
+            return ()
+        new = min(max(effective, 1), PRIORITY_OWNER - 1)
+        old = self._effective
+        if new == old:
+            return ()
+        self._effective = new
+        if self._state is State.BACKUP and self._down_at is not None and new > old:
+            version = self._settings.version
+            interval = self._master_adver_interval
+            self._down_at -= skew_time(old, interval, version) - skew_time(new, interval, version)
+        if self._state is State.MASTER:
+            self._master_priority = new
+        return (PriorityChanged(old, new, reason),)
+
+    def set_fault(self, on: bool, reason: str, now: float) -> tuple[Action, ...]:
+        """A fault (weight-0 tracked interface/script) was set or cleared.
+
+        The caller aggregates its faults: ``on=False`` means *no* fault remains.
+        MASTER -> FAULT sends priority 0 first so the backup waits only skew time.
+        """
+        if on == self._fault:
+            return ()
+        self._fault = on
+        self._fault_reason = reason
+        if self._state is State.INIT:
+            return ()  # remembered: start() goes straight to FAULT
+        if on:
+            was_master = self._state is State.MASTER
+            transition = self._move(TransitionReason.fault_entered, reason)
+            self._clear_timers()
+            self._master_source = None
+            self._master_priority = None
+            if was_master:
+                return (transition, SendAdvert(PRIORITY_STOP), RemoveVips())
+            return (transition,)
+        transition = self._move(TransitionReason.fault_cleared, reason)
+        # keepalived vrrp_state_leave_fault: listen afresh with our own interval.
+        self._master_adver_interval = self._settings.advert_interval
+        self._preempt_at = None
+        self._arm_master_down(now, TransitionReason.master_down_timer, "no_master_heard=1")
+        return (transition,)
+
+    def shutdown(self, now: float) -> tuple[Action, ...]:
+        """Stop the instance: a master resigns with priority 0 (RFC 5798 §6.4.3) and drops VIPs."""
+        if self._state is State.INIT:
+            return ()
+        was_master = self._state is State.MASTER
+        transition = self._move(TransitionReason.shutdown, f"priority={self._effective}")
+        self._clear_timers()
+        self._master_source = None
+        self._master_priority = None
+        self._master_adver_interval = self._settings.advert_interval
+        if was_master:
+            return (SendAdvert(PRIORITY_STOP), RemoveVips(), transition)
+        return (transition,)
+
+    # --- receive rules --------------------------------------------------------------------
+
+    def _check_advert(self, advert: Advertisement, source: IPAddress) -> AdvertDropped | None:
+        """RFC 5798 §7.1 / RFC 3768 §7.1 receiver checks that need the instance."""
+        settings = self._settings
+
+        def drop(reason: DropReason, detail: str) -> AdvertDropped:
+            return AdvertDropped(reason, source, detail)
+
+        if source in self._own_addresses:
+            return drop(DropReason.own_packet, f"source={source} is our own address")
+        if source.version != settings.family or (
+            advert.family is not None and advert.family != settings.family
+        ):
+            return drop(DropReason.family_mismatch, f"instance is IPv{settings.family}")
+        if advert.version != settings.version:
+            return drop(
+                DropReason.bad_version,
+                f"version={advert.version} instance_version={settings.version}",
+            )
+        if advert.vrid != settings.vrid:
+            return drop(DropReason.wrong_vrid, f"vrid={advert.vrid} instance_vrid={settings.vrid}")
+        if settings.unicast_peers and source not in settings.unicast_peers:
+            # keepalived vrrp_check_unicast_src: only configured peers may speak.
+            return drop(DropReason.not_a_peer, f"source={source} not in unicast_peers")
+        if settings.version == 2:
+            # RFC 3768 §7.1: the authentication type and data must match ours.
+            if advert.auth_type != settings.auth_type or (
+                settings.auth_type == 1 and advert.auth_data != settings.auth_data
+            ):
+                return drop(
+                    DropReason.auth_mismatch,
+                    f"auth_type={advert.auth_type} instance_auth_type={settings.auth_type}",
+                )
+            # RFC 3768 §7.1: the advert interval must equal ours, else drop and log.
+            if advert.advert_interval != settings.advert_interval:
+                return drop(
+                    DropReason.interval_mismatch,
+                    f"advert_interval={advert.advert_interval:g} "
+                    f"instance_interval={settings.advert_interval:g}",
+                )
+        elif advert.advert_interval <= 0 and advert.priority != PRIORITY_STOP:
+            # A zero Max Adver Int would make Master_Down_Interval zero: unusable.
+            return drop(DropReason.interval_mismatch, "advert_interval=0")
+        return None
+
+    def _check_addresses(self, advert: Advertisement, source: IPAddress) -> AdvertMismatch | None:
+        if frozenset(advert.addresses) == self._vip_set:
+            self._last_mismatch = None
+            return None
+        key = (source, advert.addresses)
+        if key == self._last_mismatch:
+            return None
+        self._last_mismatch = key
+        theirs = ",".join(str(a) for a in advert.addresses) or "-"
+        ours = ",".join(str(a) for a in self._settings.vip_addresses)
+        return AdvertMismatch(
+            DropReason.address_count_mismatch, source, f"addresses={theirs} instance_vips={ours}"
+        )
+
+    def _backup_receives(
+        self, advert: Advertisement, source: IPAddress, now: float
+    ) -> tuple[Action, ...]:
+        settings = self._settings
+        if advert.priority == PRIORITY_STOP:
+            # RFC 5798 §6.4.2: the master resigned; take over after Skew_Time only.
+            skew = skew_time(self._effective, self._master_adver_interval, settings.version)
+            self._down_at = now + skew
+            self._down_reason = TransitionReason.priority_zero_advert
+            self._down_detail = f"peer={source} peer_priority=0"
+            self._master_source = None
+            self._master_priority = None
+            return ()
+        lower = advert.priority < self._effective
+        if lower and settings.preempt and not self._preempt_delay_running(now):
+            # RFC 5798 §6.4.2 "Else: Discard the ADVERTISEMENT": the master-down
+            # timer keeps running and we preempt when it expires.
+            delayed = settings.preempt_delay > 0
+            self._down_reason = (
+                TransitionReason.preempt_delay_elapsed
+                if delayed
+                else TransitionReason.preempt_lower_priority_master
+            )
+            self._down_detail = (
+                f"peer={source} peer_priority={advert.priority} priority={self._effective}"
+            )
+            self._master_source = source
+            self._master_priority = advert.priority
+            return ()
+        # Accept (RFC 5798 §6.4.2): nopreempt, priority >= ours, or preempt_delay running.
+        if settings.version == 3:
+            self._master_adver_interval = advert.advert_interval
+        if settings.preempt_delay > 0:
+            if not lower:
+                self._preempt_at = None  # keepalived "stop preempt delay"
+            elif self._preempt_at is None:
+                self._preempt_at = now + settings.preempt_delay  # "start preempt delay"
+        self._master_source = source
+        self._master_priority = advert.priority
+        self._arm_master_down(
+            now,
+            TransitionReason.master_down_timer,
+            f"peer={source} peer_priority={advert.priority}",
+        )
+        return ()
+
+    def _preempt_delay_running(self, now: float) -> bool:
+        """keepalived: with preempt_delay, a lower master is tolerated until the delay ends.
+
+        The first lower-priority advert starts the delay when none is running.
+        """
+        if self._settings.preempt_delay <= 0:
+            return False
+        return self._preempt_at is None or now < self._preempt_at
+
+    def _master_receives(
+        self, advert: Advertisement, source: IPAddress, now: float
+    ) -> tuple[Action, ...]:
+        if advert.priority == PRIORITY_STOP:
+            # RFC 5798 §6.4.3: another router resigned; assert ourselves at once.
+            self._advert_at = now + self._settings.advert_interval
+            return (SendAdvert(self._effective),)
+        detail = f"peer={source} peer_priority={advert.priority} priority={self._effective}"
+        if advert.priority > self._effective:
+            return self._become_backup(
+                TransitionReason.higher_priority_advert, detail, advert, source, now
+            )
+        # Same family is guaranteed by _check_advert; compare as unsigned integers
+        # (RFC 5798 §6.4.3: "primary IPvX address ... greater than the local").
+        if advert.priority == self._effective and int(source) > int(self._source):
+            return self._become_backup(
+                TransitionReason.equal_priority_higher_address, detail, advert, source, now
+            )
+        # Lower priority (or equal with a lower address): RFC 5798 says discard;
+        # keepalived answers at once ("forcing new election") so the other side
+        # steps down now instead of after its own timers.
+        return (SendAdvert(self._effective),)
+
+    # --- state changes --------------------------------------------------------------------
+
+    def _move(self, reason: TransitionReason, detail: str) -> Transition:
+        """The only place ``self._state`` changes, and only along :data:`TRANSITIONS`."""
+        new = TRANSITIONS.get((self._state, reason))
+        if new is None:
+            raise VrrpUsageError(f"no transition from {self._state.value} on {reason.value}")
+        transition = Transition(self._state, new, reason, detail)
+        self._state = new
+        self._last_transition = transition
+        return transition
+
+    def _become_master(
+        self, reason: TransitionReason, detail: str, now: float
+    ) -> tuple[Action, ...]:
+        transition = self._move(reason, detail)
+        self._down_at = None
+        self._preempt_at = None
+        self._master_source = self._source
+        self._master_priority = self._effective
+        self._master_adver_interval = self._settings.advert_interval
+        self._advert_at = now + self._settings.advert_interval
+        refresh = self._settings.garp_master_refresh
+        self._refresh_at = None if refresh is None else now + refresh
+        # keepalived vrrp_state_master_tx: advert first, so the old master drops
+        # the VIPs before our gratuitous ARPs move the traffic.
+        return (transition, SendAdvert(self._effective), *_ENTER_MASTER_SIDE_EFFECTS)
+
+    def _become_backup(
+        self,
+        reason: TransitionReason,
+        detail: str,
+        advert: Advertisement,
+        source: IPAddress,
+        now: float,
+    ) -> tuple[Action, ...]:
+        transition = self._move(reason, detail)
+        self._advert_at = None
+        self._refresh_at = None
+        self._preempt_at = None  # keepalived vrrp_state_leave_master
+        if self._settings.version == 3:
+            # RFC 5798 §6.4.3: Set Master_Adver_Interval to the advert's interval.
+            self._master_adver_interval = advert.advert_interval
+        self._master_source = source
+        self._master_priority = advert.priority
+        self._arm_master_down(
+            now,
+            TransitionReason.master_down_timer,
+            f"peer={source} peer_priority={advert.priority}",
+        )
+        return (transition, RemoveVips())
+
+    def _arm_master_down(self, now: float, reason: TransitionReason, detail: str) -> None:
+        interval = master_down_interval(
+            self._effective, self._master_adver_interval, self._settings.version
+        )
+        self._down_at = now + interval
+        self._down_reason = reason
+        self._down_detail = f"{detail} master_down_interval={interval:g}"
+
+    def _clear_timers(self) -> None:
+        self._down_at = None
+        self._advert_at = None
+        self._refresh_at = None
+        self._preempt_at = None
