@@ -1,0 +1,611 @@
+"""keepalived.conf -> haipvs YAML: what each keyword becomes, and what is reported."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from haipvs.config import load_config_text
+from haipvs.importer import (
+    Finding,
+    Severity,
+    Translation,
+    parse_text,
+    render_yaml,
+    run_import,
+    translate,
+)
+
+
+def convert(text: str) -> Translation:
+    return translate(parse_text(text, "k.conf"), "k.conf")
+
+
+def findings(t: Translation, severity: Severity) -> list[tuple[int, str]]:
+    return [(f.location.line, f.keyword) for f in t.findings if f.severity is severity]
+
+
+def validated(t: Translation) -> Any:
+    """The rendered YAML must load with the config package, as check-config reads it."""
+    return load_config_text(render_yaml(t), "imported.yaml").config
+
+
+VRRP_PAIR = """\
+global_defs {
+    router_id lb1
+}
+vrrp_instance VI_WEB {
+    state MASTER
+    interface eth0
+    virtual_router_id 51
+    priority 150
+    advert_int 1
+    nopreempt
+    preempt_delay 5
+    virtual_ipaddress {
+        198.51.100.10/24
+        10.0.0.1/24 dev eth1
+    }
+    unicast_src_ip 192.0.2.1
+    unicast_peer {
+        192.0.2.2
+    }
+    notify_master "/usr/local/bin/notify master"
+    notify_backup /usr/local/bin/notify backup
+}
+"""
+
+
+def test_vrrp_instance_maps_onto_the_model() -> None:
+    t = convert(VRRP_PAIR)
+    assert t.complete
+    (instance,) = t.config["vrrp"]
+    assert instance == {
+        "name": "VI_WEB",
+        "interface": "eth0",
+        "vrid": 51,
+        "priority": 150,
+        "version": 2,  # keepalived's default, written out (haipvs defaults to 3)
+        "advert_interval": 1,
+        "preempt": False,
+        "preempt_delay": 5,
+        "unicast_source": "192.0.2.1",
+        "unicast_peers": ["192.0.2.2"],
+        "vips": ["198.51.100.10/24", {"address": "10.0.0.1/24", "interface": "eth1"}],
+        "notify": {
+            "master": ["/usr/local/bin/notify", "master"],
+            "backup": ["/usr/local/bin/notify", "backup"],
+        },
+    }
+    assert t.config["director"] == {"name": "lb1"}
+    assert findings(t, Severity.NOTE) == [(5, "state")]
+    config = validated(t)
+    assert config.vrrp[0].preempt is False
+    assert config.director.name == "lb1"
+
+
+def test_vrrp_version_and_default_interface_from_global_defs() -> None:
+    t = convert(
+        "global_defs {\n vrrp_version 3\n default_interface bond0\n}\n"
+        "vrrp_instance A {\n virtual_router_id 7\n advert_int 0.5\n"
+        " virtual_ipaddress {\n 2001:db8::10\n }\n}\n"
+    )
+    (instance,) = t.config["vrrp"]
+    assert (instance["interface"], instance["version"], instance["advert_interval"]) == (
+        "bond0",
+        3,
+        0.5,
+    )
+    assert instance["vips"] == ["2001:db8::10"]
+    validated(t)
+
+
+def test_priority_255_is_the_address_owner() -> None:
+    t = convert(
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n priority 255\n"
+        " virtual_ipaddress {\n 192.0.2.1\n }\n}\n"
+    )
+    assert t.config["vrrp"][0]["address_owner"] is True
+    validated(t)
+
+
+def test_positive_track_weights_are_folded_into_the_priority() -> None:
+    text = """\
+vrrp_script chk_proxy {
+    script "/usr/bin/pgrep haproxy"
+    interval 2
+    weight 10
+    rise 2
+    fall 3
+}
+vrrp_instance A {
+    interface eth0
+    virtual_router_id 9
+    priority 100
+    virtual_ipaddress {
+        192.0.2.1
+    }
+    track_interface {
+        eth1 weight 5
+        eth2 weight -20
+        eth3
+    }
+    track_script {
+        chk_proxy
+    }
+}
+"""
+    t = convert(text)
+    (instance,) = t.config["vrrp"]
+    # keepalived: 100 + 5 (eth1 up) + 10 (script ok) = 115 when all is well;
+    # haipvs: base 115, minus the same weights while down.
+    assert instance["priority"] == 115
+    assert instance["track"] == {
+        "interfaces": [
+            {"name": "eth1", "weight": -5},
+            {"name": "eth2", "weight": -20},
+            {"name": "eth3", "weight": 0},  # 0: FAULT while down, as keepalived
+        ],
+        "scripts": [
+            {
+                "name": "chk_proxy",
+                "command": ["/usr/bin/pgrep", "haproxy"],
+                "interval": 2,
+                "weight": -10,
+                "rise": 2,
+                "fall": 3,
+            }
+        ],
+    }
+    assert (8, "vrrp_instance") in findings(t, Severity.NOTE)
+    validated(t)
+
+
+def test_folded_priority_is_capped_at_254_like_keepalived() -> None:
+    t = convert(
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n priority 250\n"
+        " virtual_ipaddress {\n 192.0.2.1\n }\n track_interface {\n eth1 weight 10\n }\n}\n"
+    )
+    assert t.config["vrrp"][0]["priority"] == 254
+    (note,) = [f for f in t.findings if f.keyword == "vrrp_instance"]
+    assert "caps 260 at 254" in note.message
+
+
+def test_track_script_weight_override_and_shell_and_path_lookup() -> None:
+    text = """\
+vrrp_script chk_port {
+    script "</dev/tcp/127.0.0.1/80"
+    weight -2
+}
+vrrp_script chk_proc {
+    script "killall -0 sshd"
+    timeout 5
+    interval 2
+}
+vrrp_instance A {
+    interface eth0
+    virtual_router_id 1
+    virtual_ipaddress {
+        192.0.2.1
+    }
+    track_script {
+        chk_port weight -7
+        chk_proc
+    }
+}
+"""
+    t = convert(text)
+    scripts = t.config["vrrp"][0]["track"]["scripts"]
+    assert scripts[0]["command"] == ["/bin/bash", "-c", "</dev/tcp/127.0.0.1/80"]
+    assert scripts[0]["weight"] == -7
+    assert scripts[1]["command"] == ["/usr/bin/env", "killall", "-0", "sshd"]
+    assert scripts[1]["timeout"] == 2  # cut to the interval, which haipvs requires
+    assert findings(t, Severity.NOTE) == [(2, "script"), (5, "vrrp_script"), (6, "script")]
+    validated(t)
+
+
+def test_authentication_use_vmac_and_virtual_routes_fail_the_import() -> None:
+    text = """\
+vrrp_instance A {
+    interface eth0
+    virtual_router_id 1
+    use_vmac
+    authentication {
+        auth_type PASS
+        auth_pass secret
+    }
+    virtual_ipaddress {
+        192.0.2.1
+    }
+    virtual_routes {
+        10.1.0.0/16 via 192.0.2.254
+    }
+}
+"""
+    t = convert(text)
+    assert not t.complete
+    assert findings(t, Severity.UNSUPPORTED) == [
+        (4, "use_vmac"),
+        (5, "authentication"),
+        (12, "virtual_routes"),
+    ]
+    # The rest still translates and validates, with the reasons as comments beside it.
+    text_out = render_yaml(t)
+    assert "#   k.conf:4: unsupported: use_vmac:" in text_out
+    validated(t)
+
+
+def test_unknown_keyword_is_unsupported_never_ignored() -> None:
+    t = convert(
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n frobnicate yes\n"
+        " virtual_ipaddress {\n 192.0.2.1\n }\n}\nmystery_block {\n}\n"
+    )
+    assert findings(t, Severity.UNSUPPORTED) == [(4, "frobnicate"), (9, "mystery_block")]
+    assert "not known to the importer in vrrp_instance" in str(t.unsupported[0])
+
+
+def test_mail_and_process_tuning_are_dropped_with_reasons() -> None:
+    t = convert(
+        "global_defs {\n notification_email {\n ops@example.org\n }\n smtp_server 192.0.2.25\n"
+        " vrrp_strict\n script_user nobody\n}\n"
+    )
+    assert t.complete
+    assert findings(t, Severity.DROPPED) == [
+        (2, "notification_email"),
+        (5, "smtp_server"),
+        (6, "vrrp_strict"),
+        (7, "script_user"),
+    ]
+    assert "e-mail alerts" in t.findings[0].message
+
+
+def test_duplicate_vip_is_kept_once() -> None:
+    t = convert(
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n virtual_ipaddress {\n"
+        " 192.0.2.1\n 192.0.2.1 label eth0:1\n }\n}\n"
+    )
+    assert t.config["vrrp"][0]["vips"] == ["192.0.2.1"]
+    assert (6, "192.0.2.1") in findings(t, Severity.NOTE)
+    assert (6, "192.0.2.1") in findings(t, Severity.DROPPED)  # the label
+    validated(t)
+
+
+def test_sync_group_of_two_instances() -> None:
+    text = """\
+vrrp_sync_group G1 {
+    group {
+        VI_A
+        VI_B
+    }
+}
+vrrp_instance VI_A {
+    interface eth0
+    virtual_router_id 1
+    virtual_ipaddress {
+        192.0.2.1
+    }
+}
+vrrp_instance VI_B {
+    interface eth1
+    virtual_router_id 2
+    virtual_ipaddress {
+        10.0.0.1/24
+    }
+}
+"""
+    t = convert(text)
+    assert t.complete
+    assert t.config["sync_groups"] == [{"name": "G1", "instances": ["VI_A", "VI_B"]}]
+    assert validated(t).sync_groups[0].instances == ("VI_A", "VI_B")
+
+
+def test_sync_group_notify_scripts_are_unsupported() -> None:
+    t = convert(
+        "vrrp_sync_group G {\n group {\n A\n }\n notify_master /bin/true\n}\n"
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n"
+        " virtual_ipaddress {\n 192.0.2.1\n }\n}\n"
+    )
+    assert findings(t, Severity.UNSUPPORTED) == [(5, "notify_master")]
+    assert "sync_groups" not in t.config  # one member synchronises nothing
+    assert (1, "vrrp_sync_group") in findings(t, Severity.NOTE)
+
+
+VIRTUAL_SERVER = """\
+virtual_server 198.51.100.10 80 {
+    delay_loop 6
+    lb_algo wrr
+    lb_kind DR
+    persistence_timeout 300
+    persistence_granularity 255.255.255.0
+    protocol TCP
+    quorum 2
+    hysteresis 1
+    sorry_server 10.0.0.250 80
+    alpha
+    real_server 10.0.0.11 80 {
+        weight 2
+        inhibit_on_failure
+        HTTP_GET {
+            url {
+                path /healthz
+                status_code 200-202 204
+            }
+            connect_timeout 2
+            retry 2
+            delay_before_retry 1
+        }
+    }
+    real_server 10.0.0.12 80 {
+        weight 1
+        HTTP_GET {
+            url {
+                path /healthz
+                status_code 200-202 204
+            }
+            connect_timeout 2
+            retry 2
+            delay_before_retry 1
+        }
+    }
+}
+"""
+
+
+def test_virtual_server_with_a_shared_check() -> None:
+    t = convert(VIRTUAL_SERVER)
+    assert t.complete
+    (service,) = t.config["virtual_servers"]
+    assert service == {
+        "vip": "198.51.100.10",
+        "port": 80,
+        "protocol": "tcp",
+        "scheduler": "wrr",
+        "forwarding": "dr",
+        "persistence": {"timeout": 300, "netmask": "255.255.255.0"},
+        "quorum": {"min_up": 2, "hysteresis": 1},
+        "sorry_server": "10.0.0.250:80",
+        "inhibit_on_failure": True,
+        # identical checks on every real server become the service's default
+        "check": {
+            "type": "http",
+            "path": "/healthz",
+            "expect_status": [200, 201, 202, 204],
+            "interval": 6.0,
+            "timeout": 2.0,
+            "rise": 1,
+            "fall": 3,  # the first failure plus `retry 2` (keepalived check_http.c)
+            "fast_interval": 1.0,
+            "alpha": True,
+        },
+        "real_servers": [
+            {"address": "10.0.0.11", "weight": 2},
+            {"address": "10.0.0.12", "weight": 1},
+        ],
+    }
+    config = validated(t)
+    assert config.virtual_servers[0].persistence.netmask == 24
+
+
+def test_different_checks_stay_on_their_real_servers() -> None:
+    text = """\
+virtual_server fwmark 7 {
+    lb_algo rr
+    real_server 10.0.0.11 {
+        TCP_CHECK {
+            connect_port 8080
+            connect_timeout 3
+        }
+    }
+    real_server 10.0.0.12 9000 {
+        MISC_CHECK {
+            misc_path "/usr/local/bin/check 10.0.0.12"
+            misc_dynamic
+        }
+    }
+    real_server 10.0.0.13 9000 {
+    }
+}
+"""
+    t = convert(text)
+    assert t.complete
+    (service,) = t.config["virtual_servers"]
+    assert service["fwmark"] == 7
+    assert "check" not in service
+    first, second, third = service["real_servers"]
+    assert first["check"] == {
+        "type": "tcp",
+        "port": 8080,
+        "interval": 60.0,
+        "timeout": 3.0,
+        "rise": 1,
+        "fall": 2,
+    }
+    assert second["check"]["command"] == ["/usr/local/bin/check", "10.0.0.12"]
+    assert second["check"]["dynamic"] is True
+    assert second["check"]["timeout"] == 60.0  # misc_timeout defaults to delay_loop
+    assert "check" not in third  # no checker: always up, in keepalived and haipvs
+    assert (15, "real_server") in findings(t, Severity.NOTE)
+    validated(t)
+
+
+def test_virtual_server_group_expands_ranges_and_fwmarks() -> None:
+    text = """\
+virtual_server_group G {
+    192.0.2.3-5 80
+    2001:db8::a-b 80
+    fwmark 9
+}
+virtual_server group G {
+    lb_algo rr
+    protocol TCP
+    persistence_timeout 60
+    real_server 10.0.0.11 80 {
+        TCP_CHECK {
+        }
+    }
+}
+"""
+    t = convert(text)
+    services = t.config["virtual_servers"]
+    assert [(s.get("vip"), s.get("port"), s.get("fwmark")) for s in services] == [
+        ("192.0.2.3", 80, None),
+        ("192.0.2.4", 80, None),
+        ("192.0.2.5", 80, None),
+        ("2001:db8::a", 80, None),
+        ("2001:db8::b", 80, None),
+        (None, None, 9),
+    ]
+    assert (1, "virtual_server_group") in findings(t, Severity.NOTE)
+
+
+def test_group_ranges_that_are_too_large_or_backwards_are_unsupported() -> None:
+    t = convert(
+        "virtual_server_group G {\n 192.0.2.9-3 80\n 10.0.0.x 80\n}\n"
+        "virtual_server group G {\n}\nvirtual_server group H {\n}\n"
+    )
+    assert findings(t, Severity.UNSUPPORTED) == [
+        (2, "192.0.2.9-3"),
+        (3, "10.0.0.x"),
+        (7, "virtual_server"),
+    ]
+    assert t.config["virtual_servers"] == []
+
+
+def test_unused_group_and_script_are_noted() -> None:
+    t = convert(
+        "virtual_server_group G {\n 192.0.2.1 80\n}\nvrrp_script s {\n script /bin/true\n}\n"
+    )
+    assert findings(t, Severity.NOTE) == [(1, "virtual_server_group"), (4, "vrrp_script")]
+
+
+def test_http_without_status_code_notes_the_2xx_difference() -> None:
+    t = convert(
+        "virtual_server 192.0.2.1 443 {\n real_server 10.0.0.1 443 {\n SSL_GET {\n url {\n"
+        " path /\n digest 0123456789abcdef0123456789abcdef\n }\n url {\n path /b\n }\n }\n }\n}\n"
+    )
+    assert t.complete
+    check = t.config["virtual_servers"][0]["check"]
+    assert check["type"] == "https"
+    assert "expect_status" not in check
+    assert findings(t, Severity.DROPPED) == [(6, "digest"), (8, "url")]
+    assert findings(t, Severity.NOTE) == [(4, "url")]
+    validated(t)
+
+
+def test_smtp_check_becomes_tcp_and_other_hosts_are_unsupported() -> None:
+    t = convert(
+        "virtual_server 192.0.2.1 25 {\n real_server 10.0.0.1 25 {\n SMTP_CHECK {\n"
+        " helo_name x\n host {\n connect_ip 10.9.9.9\n }\n }\n }\n}\n"
+    )
+    assert t.config["virtual_servers"][0]["check"]["type"] == "tcp"
+    assert findings(t, Severity.DROPPED) == [(3, "SMTP_CHECK")]
+    assert findings(t, Severity.UNSUPPORTED) == [(5, "host")]
+
+
+def test_ping_check_and_two_checkers_are_unsupported() -> None:
+    t = convert(
+        "virtual_server 192.0.2.1 53 {\n protocol UDP\n real_server 10.0.0.1 53 {\n"
+        " PING_CHECK {\n }\n }\n real_server 10.0.0.2 53 {\n UDP_CHECK {\n }\n"
+        " DNS_CHECK {\n name example.org\n }\n }\n}\n"
+    )
+    assert findings(t, Severity.UNSUPPORTED) == [(4, "PING_CHECK"), (10, "DNS_CHECK")]
+    rs = t.config["virtual_servers"][0]["real_servers"]
+    assert "check" not in rs[0]
+    assert rs[1]["check"]["type"] == "udp"
+
+
+def test_quorum_scripts_and_global_ipvs_settings() -> None:
+    t = convert(
+        "global_defs {\n lvs_timeouts tcp 900 tcpfin 30 udp 60\n"
+        " lvs_sync_daemon eth1 VI_1 id 5\n}\n"
+        "virtual_server 192.0.2.1 80 {\n quorum_up /bin/up\n}\n"
+    )
+    assert t.config["ipvs"] == {
+        "timeouts": {"tcp": 900, "tcpfin": 30, "udp": 60},
+        "sync_daemon": {"interface": "eth1", "instance": "VI_1", "syncid": 5},
+    }
+    assert findings(t, Severity.UNSUPPORTED) == [(6, "quorum_up")]
+
+
+def test_render_puts_findings_beside_their_item_and_counts_them() -> None:
+    t = convert(VRRP_PAIR + "virtual_server 198.51.100.10 80 {\n real_server 10.0.0.1 80 {\n}\n}\n")
+    text = render_yaml(t)
+    assert "# findings: 0 unsupported, 0 dropped, 2 note" in text
+    lines = text.splitlines()
+    vrrp_comment = lines.index("  # vrrp VI_WEB:")
+    assert lines[vrrp_comment + 1].startswith("  #   k.conf:5: note: state:")
+    assert lines[vrrp_comment + 2] == "  - name: VI_WEB"
+    vs_comment = lines.index("  # virtual_server 198.51.100.10 80:")
+    assert "note: real_server: no checker" in lines[vs_comment + 1]
+
+
+def test_every_finding_string_has_file_line_severity_keyword() -> None:
+    t = convert("global_defs {\n smtp_server 192.0.2.25\n}\n")
+    (finding,) = t.findings
+    assert isinstance(finding, Finding)
+    assert str(finding).startswith("k.conf:2: dropped: smtp_server: ")
+
+
+# --- the command ----------------------------------------------------------------------
+
+
+def test_command_success_prints_yaml_and_warnings_apart(tmp_path: Path) -> None:
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text(VRRP_PAIR)
+    out, err = io.StringIO(), io.StringIO()
+    assert run_import(str(conf), out, err) == 0
+    assert out.getvalue().startswith(f"# haipvs configuration imported from {conf}")
+    assert f"{conf}:5: note: state:" in err.getvalue()
+    assert "0 unsupported, 0 dropped, 1 notes" in err.getvalue()
+    load_config_text(out.getvalue(), "x.yaml")
+
+
+def test_command_fails_with_the_list_of_unsupported_keywords(tmp_path: Path) -> None:
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text(VRRP_PAIR.replace("    nopreempt\n", "    use_vmac\n    nopreempt\n"))
+    out, err = io.StringIO(), io.StringIO()
+    assert run_import(str(conf), out, err) == 1
+    assert f"{conf}:10: unsupported: use_vmac:" in err.getvalue()
+    assert "resolve these keywords first: use_vmac" in err.getvalue()
+    assert "name: VI_WEB" in out.getvalue()  # still printed, for review
+
+
+def test_command_reports_syntax_errors_with_location(tmp_path: Path) -> None:
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text("vrrp_instance A {\n")
+    out, err = io.StringIO(), io.StringIO()
+    assert run_import(str(conf), out, err) == 1
+    assert out.getvalue() == ""
+    assert err.getvalue().startswith(f"{conf}:1: error: block 'vrrp_instance' is not closed")
+
+
+def test_command_refuses_output_that_does_not_validate(tmp_path: Path) -> None:
+    # An IPv6 VIP with a VRRPv2 instance translates word for word, and the config
+    # package refuses it (RFC 3768 is IPv4 only): the command must not exit 0.
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text(
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n version 2\n"
+        " virtual_ipaddress {\n 2001:db8::1\n }\n}\n"
+    )
+    out, err = io.StringIO(), io.StringIO()
+    assert run_import(str(conf), out, err) == 1
+    assert "does not validate" in err.getvalue()
+    assert "VRRPv2 carries IPv4 only" in err.getvalue()
+
+
+@pytest.mark.parametrize("config_id, priority", [(None, 100), ("high", 170)])
+def test_command_config_id_selects_conditional_lines(
+    tmp_path: Path, config_id: str | None, priority: int
+) -> None:
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text(
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n@high priority 170\n"
+        " virtual_ipaddress {\n 192.0.2.1\n }\n}\n"
+    )
+    out, err = io.StringIO(), io.StringIO()
+    assert run_import(str(conf), out, err, config_id=config_id) == 0
+    config = load_config_text(out.getvalue(), "x.yaml").config
+    assert config.vrrp[0].priority == priority
