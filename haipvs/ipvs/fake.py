@@ -15,7 +15,7 @@ No IO and no clock: the async methods never await anything, so tests stay determ
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from haipvs.ipvs.errors import EEXIST, EINVAL, ENOENT, ESRCH, KernelError
@@ -76,6 +76,7 @@ class FakeIpvsKernel:
         self.op_log: list[Op] = []
         self.failed: list[tuple[Op, KernelError]] = []
         self.dump_count = 0
+        self.batches: list[int] = []  # sizes of apply_many calls
         self.listeners: list[Callable[[Op], None]] = []
         if initial is not None:
             self.load(initial)
@@ -101,6 +102,19 @@ class FakeIpvsKernel:
         self.op_log.append(op)
         for listener in self.listeners:
             listener(op)
+
+    async def apply_many(self, ops: Sequence[Op]) -> list[KernelError | None]:
+        """Each op in order, as ``apply``; a refused op does not stop the following ones."""
+        self.batches.append(len(ops))
+        results: list[KernelError | None] = []
+        for op in ops:
+            try:
+                await self.apply(op)
+            except KernelError as error:
+                results.append(error)
+            else:
+                results.append(None)
+        return results
 
     async def set_timeouts(self, tcp: int, tcpfin: int, udp: int) -> None:
         for value in (tcp, tcpfin, udp):

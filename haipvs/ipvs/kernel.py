@@ -15,16 +15,21 @@ Contract every implementation keeps:
   ENOENT; unknown scheduler -> ENOENT. A failed op leaves the table unchanged.
 * ``set_timeouts(tcp, tcpfin, udp)`` (seconds; 0 leaves that one unchanged, as ipvsadm --set)
   and ``get_timeouts()``.
+
+``BatchIpvsKernel`` adds ``apply_many(ops)``: the same ops in order, sent in batches (one
+acknowledgement per batch instead of one per op), a failed op not stopping the following ones;
+the programmer uses it when the kernel offers it (a cold build of 10,000 dests).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from haipvs.ipvs.errors import KernelError
 from haipvs.ipvs.model import ActualTable, IpvsTimeouts, Op
 
-__all__ = ["IpvsKernel", "KernelError"]
+__all__ = ["BatchIpvsKernel", "IpvsKernel", "KernelError"]
 
 
 @runtime_checkable
@@ -45,4 +50,13 @@ class IpvsKernel(Protocol):
 
     async def get_timeouts(self) -> IpvsTimeouts:
         """Current connection timeouts in seconds."""
+        ...
+
+
+@runtime_checkable
+class BatchIpvsKernel(IpvsKernel, Protocol):
+    """An IpvsKernel that can also apply many ops per round trip."""
+
+    async def apply_many(self, ops: Sequence[Op]) -> list[KernelError | None]:
+        """Apply ``ops`` in order; per op None (done) or the KernelError that refused it."""
         ...

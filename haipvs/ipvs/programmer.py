@@ -42,7 +42,7 @@ from haipvs.ipvs.desired import (
 )
 from haipvs.ipvs.drain import DrainEvent, DrainEventKind, DrainTracker
 from haipvs.ipvs.errors import KernelError
-from haipvs.ipvs.kernel import IpvsKernel
+from haipvs.ipvs.kernel import BatchIpvsKernel, IpvsKernel
 from haipvs.ipvs.model import (
     AddDest,
     AddService,
@@ -321,18 +321,7 @@ class IpvsProgrammer:
         desired = with_drains(live.table, self._drains.draining_dests())
         ops = plan_changes(desired, actual.table, owned, expected=self._expected, notes=notes)
 
-        applied: list[Op] = []
-        failed_services: set[ServiceKey] = set()
-        failures = 0
-        for op in ops:
-            if op.service_key in failed_services and not isinstance(op, AddService):
-                continue  # its AddService failed: the dest ops would only fail with ESRCH
-            if await self._apply(op):
-                applied.append(op)
-            else:
-                failures += 1
-                if isinstance(op, AddService):
-                    failed_services.add(op.service_key)
+        applied, failures = await self._apply_plan(ops)
         self._log_silent_drain_starts(events, applied)
 
         self._expected = apply_ops(actual.table, applied)
@@ -402,10 +391,59 @@ class IpvsProgrammer:
         except KernelError as error:
             self._failed(None, error)
 
+    async def _apply_plan(self, ops: tuple[Op, ...]) -> tuple[list[Op], int]:
+        """Apply the plan in order; returns the applied ops and the number of failures.
+
+        Dest ops of a service whose AddService failed are skipped (they could only fail with
+        ESRCH). With a batching kernel the service adds go in one batch and the rest in a
+        second one, so a cold build of thousands of dests costs a few round trips.
+        """
+        applied: list[Op] = []
+        failures = 0
+        kernel = self._kernel
+        if len(ops) > 1 and isinstance(kernel, BatchIpvsKernel):
+            adds = [op for op in ops if isinstance(op, AddService)]
+            failed_services: set[ServiceKey] = set()
+            if adds:
+                for add, error in zip(adds, await kernel.apply_many(adds), strict=True):
+                    if self._record(add, error):
+                        applied.append(add)
+                    else:
+                        failures += 1
+                        failed_services.add(add.service_key)
+            rest = [
+                other for other in ops
+                if not isinstance(other, AddService) and other.service_key not in failed_services
+            ]
+            if rest:
+                for other, error in zip(rest, await kernel.apply_many(rest), strict=True):
+                    if self._record(other, error):
+                        applied.append(other)
+                    else:
+                        failures += 1
+            return applied, failures
+        failed: set[ServiceKey] = set()
+        for op in ops:
+            if op.service_key in failed and not isinstance(op, AddService):
+                continue
+            if await self._apply(op):
+                applied.append(op)
+            else:
+                failures += 1
+                if isinstance(op, AddService):
+                    failed.add(op.service_key)
+        return applied, failures
+
     async def _apply(self, op: Op) -> bool:
         try:
             await self._kernel.apply(op)
         except KernelError as error:
+            return self._record(op, error)
+        return self._record(op, None)
+
+    def _record(self, op: Op, error: KernelError | None) -> bool:
+        """Log and count one op's outcome; True when it was applied."""
+        if error is not None:
             self._failed(op, error)
             return False
         name = op_name(op)

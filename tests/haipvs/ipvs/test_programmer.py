@@ -16,7 +16,9 @@ from structlog.testing import capture_logs
 from haipvs.ipvs.desired import HealthView, ServiceSpec
 from haipvs.ipvs.errors import EBUSY, ENOENT
 from haipvs.ipvs.fake import FakeIpvsKernel
+from haipvs.ipvs.kernel import BatchIpvsKernel, IpvsKernel
 from haipvs.ipvs.model import (
+    ActualTable,
     AddDest,
     AddService,
     DeleteDest,
@@ -25,6 +27,8 @@ from haipvs.ipvs.model import (
     DestKey,
     DestStats,
     IpvsTable,
+    IpvsTimeouts,
+    Op,
     OpReason,
     Service,
     ServiceKey,
@@ -367,3 +371,60 @@ async def test_loop_deletes_a_draining_server_at_its_deadline() -> None:
     assert kernel.table.dest(VS, RS2) is None
     await p.stop()
     await task
+
+
+# ------------------------------------------------------------ batching and one-by-one kernels
+
+
+class OneByOne:
+    """A kernel with only the base port (no apply_many): the programmer applies op by op."""
+
+    def __init__(self, fake: FakeIpvsKernel) -> None:
+        self.fake = fake
+
+    async def dump(self) -> ActualTable:
+        return await self.fake.dump()
+
+    async def apply(self, op: Op) -> None:
+        await self.fake.apply(op)
+
+    async def set_timeouts(self, tcp: int, tcpfin: int, udp: int) -> None:
+        await self.fake.set_timeouts(tcp, tcpfin, udp)
+
+    async def get_timeouts(self) -> IpvsTimeouts:
+        return await self.fake.get_timeouts()
+
+
+async def test_batching_kernel_gets_service_adds_then_the_rest() -> None:
+    kernel = FakeIpvsKernel()
+    p = IpvsProgrammer(kernel)
+    p.set_specs([web(), ServiceSpec(Service(VS2, "rr"), (Dest(RS1),))])
+    await p.sync()
+    assert kernel.batches == [2, 3]
+    assert [type(op) for op in kernel.op_log] == [AddService, AddService, AddDest, AddDest,
+                                                  AddDest]
+
+
+@pytest.mark.parametrize("batching", [True, False])
+async def test_failed_service_add_skips_its_dests_in_both_modes(batching: bool) -> None:
+    fake = FakeIpvsKernel()
+    kernel: IpvsKernel = fake if batching else OneByOne(fake)
+    assert isinstance(kernel, BatchIpvsKernel) is batching
+    p = IpvsProgrammer(kernel)
+    p.set_specs([ServiceSpec(Service(VS, "nosuch"), (Dest(RS1),)),
+                 ServiceSpec(Service(VS2, "rr"), (Dest(RS2),))])
+    applied = await p.sync()
+    assert [type(op) for op in applied] == [AddService, AddDest]
+    assert [e.op for _, e in fake.failed] == ["add_service"]
+    assert fake.table == IpvsTable.build([(Service(VS2, "rr"), [Dest(RS2)])])
+    status = p.status()
+    assert (status.ops_failed, status.last_errno, status.in_sync) == (1, ENOENT, False)
+
+
+async def test_one_by_one_kernel_reaches_the_same_table() -> None:
+    fake = FakeIpvsKernel()
+    p = IpvsProgrammer(OneByOne(fake))
+    p.set_specs([web()])
+    await p.sync()
+    assert fake.table == web_table()
+    assert fake.batches == []
