@@ -30,15 +30,25 @@ Pure: time arrives as ``now``; no IO, no clock, no logging.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from checkers.damping import FlapDamping
 from checkers.hysteresis import Reason, RiseFall, State
 from checkers.schedule import probe_interval
 from checkers.slowstart import SlowStart
-from checkers.spec import Timing
+from checkers.spec import BackendId, Target, Timing
 
-__all__ = ["DEFAULT_HISTORY", "BackendHealth", "HealthEvent", "HistoryEntry"]
+__all__ = [
+    "DEFAULT_HISTORY",
+    "BackendHealth",
+    "BackendStatus",
+    "HealthChanged",
+    "HealthEvent",
+    "HistoryEntry",
+    "PoolSnapshot",
+    "ServiceStatus",
+]
 
 DEFAULT_HISTORY = 10
 
@@ -316,3 +326,77 @@ class BackendHealth:
             flipped=False,
             reweighted=False,
         )
+
+
+# -- values the pool publishes ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HealthChanged:
+    """A backend's membership or weight changed: what the IPVS programmer consumes.
+
+    ``healthy``: the real server should be in the service (checks up, or held
+    by fail-open). ``weight_factor``: scale the configured weight by it
+    (slow start; 0.0 when not healthy); see
+    :func:`checkers.slowstart.effective_weight`. ``weight``: a weight the
+    check itself reported (keepalived ``misc_dynamic``), which replaces the
+    configured weight when set. ``cause``: the reason as an enum.
+    """
+
+    backend: BackendId
+    healthy: bool
+    reason: str
+    weight_factor: float
+    weight: int | None = None
+    cause: Reason | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BackendStatus:
+    """One backend in a pool snapshot (times are monotonic loop time)."""
+
+    backend: BackendId
+    target: Target
+    check: str
+    healthy: bool
+    checked_up: bool
+    held_by_fail_open: bool
+    reason: str
+    cause: Reason
+    since: float
+    last_latency: float | None
+    history: tuple[HistoryEntry, ...]
+    weight_factor: float
+    weight: int | None
+    damped: bool
+    penalty: float
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceStatus:
+    """One service's fail-open state in a pool snapshot."""
+
+    service: str
+    real_servers: int
+    healthy: int
+    fail_open: bool
+    fail_open_since: float | None
+    fail_open_reason: str
+    held: tuple[BackendId, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSnapshot:
+    """Everything the status API shows about health checks.
+
+    ``taken_at`` is monotonic loop time and ``taken_at_wall`` the matching
+    ``time.time()``, so a consumer can turn any ``since``/``at`` into wall time.
+    """
+
+    taken_at: float
+    taken_at_wall: float
+    backends: Mapping[BackendId, BackendStatus]
+    services: Mapping[str, ServiceStatus]
+    probes: int
+    in_flight: int
+    waiting: int

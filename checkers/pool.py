@@ -1,0 +1,605 @@
+"""CheckerPool: runs the probes on time and turns results into HealthChanged.
+
+The asyncio adapter around the pure cores (design.md §1.2, §3.3, aioquic's
+``asyncio/protocol.py``). It owns the only timer and the probe tasks; every
+decision is made by :mod:`checkers.health` and :mod:`checkers.failopen`.
+
+Rules kept here:
+
+1. One scheduler: a heap of absolute deadlines (probe starts, and the
+   per-backend core deadlines for damping release and slow-start steps)
+   and ONE ``call_at`` timer re-armed at the earliest one (keepalived's
+   ``sands`` tree, aioquic's ``get_timer``). No task sleeps per backend: a
+   task exists only while a probe runs. When the timer fires, the cores see
+   ``max(deadline, clock())``, never a time before the deadline they asked for.
+2. Concurrency is bounded: at most ``max_concurrency`` probes run at once;
+   due probes beyond that wait in FIFO order (a counting semaphore without a
+   task parked per waiter).
+3. One probe per CheckKey: backends with identical checks on the same
+   target share the probe and each feeds its own health core with the result.
+4. ``update()`` is keepalived's reload compare/migrate: an unchanged backend
+   (same BackendId and same CheckKey) keeps its state and only takes the new
+   tuning; a backend whose check changed keeps its place if it was healthy
+   (it is treated as adopted, so the first result of the new check decides);
+   new backends start down (alpha) unless listed in ``adopted``; removed
+   backends stop at once (their running probe is cancelled).
+5. Fail-open is applied per service between the cores and ``on_change``.
+6. Every change is one log line (design.md §3.6): ``check.up``,
+   ``check.down``, ``check.damped``, ``check.failopen.entered``,
+   ``check.failopen.cleared``, with ``vs``, ``rs`` and ``reason``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import Final
+
+import structlog
+
+from checkers.failopen import FailOpenEvent, FailOpenGuard, FailOpenStep
+from checkers.health import (
+    DEFAULT_HISTORY,
+    BackendHealth,
+    BackendStatus,
+    HealthChanged,
+    HealthEvent,
+    PoolSnapshot,
+    ServiceStatus,
+)
+from checkers.hysteresis import Reason
+from checkers.probe import ProbeResult, run_probe
+from checkers.schedule import first_probe_at, shared_interval
+from checkers.spec import BackendId, CheckKey, CheckSpec, FailOpenSettings, Target, check_key
+
+__all__ = ["DEFAULT_MAX_CONCURRENCY", "CheckerPool", "Prober"]
+
+log = structlog.get_logger()
+
+Prober = Callable[[CheckSpec, Target], Awaitable[ProbeResult]]
+
+# Each probe holds a socket or a child process: stay well below the usual
+# 1024 open-files soft limit, leaving room for the rest of the daemon.
+DEFAULT_MAX_CONCURRENCY: Final = 512
+# Recent schedule-lateness samples kept for the bench and the status API.
+_LATENESS_SAMPLES: Final = 65536
+
+_DEFAULT_FAIL_OPEN = FailOpenSettings()
+
+
+class _Probe:
+    """One running check: a CheckKey and the backends that share its result."""
+
+    __slots__ = ("backends", "due", "key", "removed", "spec", "target", "task")
+
+    def __init__(self, key: CheckKey, spec: CheckSpec, target: Target) -> None:
+        self.key = key
+        self.spec = spec
+        self.target = target
+        self.backends: dict[BackendId, _Backend] = {}
+        self.due: float | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.removed = False
+
+
+class _Backend:
+    """One real server of one service, with its health core."""
+
+    __slots__ = ("health", "id", "key", "probe", "removed", "spec", "target", "timer_at")
+
+    def __init__(
+        self, backend: BackendId, target: Target, spec: CheckSpec, health: BackendHealth
+    ) -> None:
+        self.id = backend
+        self.target = target
+        self.spec = spec
+        self.key = check_key(spec, target)
+        self.health = health
+        self.probe: _Probe | None = None
+        self.timer_at: float | None = None
+        self.removed = False
+
+
+class _Service:
+    __slots__ = ("guard", "reason")
+
+    def __init__(self, settings: FailOpenSettings | None) -> None:
+        self.guard: FailOpenGuard[BackendId] = FailOpenGuard(settings)
+        self.reason = ""
+
+
+_HeapEntry = tuple[float, int, "_Probe | _Backend"]
+
+
+class CheckerPool:
+    """Runs health checks for many backends; reports changes through ``on_change``.
+
+    ``clock`` defaults to the running loop's ``time`` (monotonic); inject one
+    for tests without looptime. ``rng`` spreads the first probes (warm-up).
+    ``fail_open`` is the default guard for services that ``update`` does not
+    configure (None: no guard).
+    """
+
+    def __init__(
+        self,
+        prober: Prober = run_probe,
+        *,
+        clock: Callable[[], float] | None = None,
+        rng: random.Random | None = None,
+        on_change: Callable[[HealthChanged], None],
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        fail_open: FailOpenSettings | None = _DEFAULT_FAIL_OPEN,
+        history: int = DEFAULT_HISTORY,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
+        self._prober = prober
+        self._injected_clock = clock
+        self._rng = rng if rng is not None else random.Random()
+        self._on_change = on_change
+        self._max_concurrency = max_concurrency
+        self._default_fail_open = fail_open
+        self._history = history
+
+        self._backends: dict[BackendId, _Backend] = {}
+        self._probes: dict[CheckKey, _Probe] = {}
+        self._services: dict[str, _Service] = {}
+
+        self._heap: list[_HeapEntry] = []
+        self._seq = itertools.count()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._started = False
+        self._stopping = False
+
+        self._in_flight = 0
+        self._waiting: deque[tuple[_Probe, float]] = deque()
+        self._lateness: deque[float] = deque(maxlen=_LATENESS_SAMPLES)
+        self.probes_started = 0
+        self.probes_completed = 0
+
+    # -- clock and timer -----------------------------------------------------
+
+    def _clock(self) -> float:
+        if self._injected_clock is not None:
+            return self._injected_clock()
+        return asyncio.get_running_loop().time()
+
+    def _push(self, when: float, item: _Probe | _Backend) -> None:
+        heapq.heappush(self._heap, (when, next(self._seq), item))
+        if self._started and (self._timer_at is None or when < self._timer_at):
+            self._arm()
+
+    @staticmethod
+    def _valid(when: float, item: _Probe | _Backend) -> bool:
+        if isinstance(item, _Probe):
+            return not item.removed and item.due == when
+        return not item.removed and item.timer_at == when
+
+    def _arm(self) -> None:
+        """Re-arm the one timer at the earliest valid deadline (rule 1)."""
+        heap = self._heap
+        while heap and not self._valid(heap[0][0], heap[0][2]):
+            heapq.heappop(heap)
+        if not heap:
+            self._cancel_timer()
+            return
+        when = heap[0][0]
+        if self._timer is not None and self._timer_at == when:
+            return
+        self._cancel_timer()
+        loop = self._loop
+        assert loop is not None
+        self._timer_at = when
+        if self._injected_clock is None:
+            self._timer = loop.call_at(when, self._on_timer)
+        else:
+            self._timer = loop.call_later(max(0.0, when - self._clock()), self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._timer_at = None
+
+    def _on_timer(self) -> None:
+        deadline = self._timer_at if self._timer_at is not None else self._clock()
+        self._timer = None
+        self._timer_at = None
+        now = max(deadline, self._clock())
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            when, _, item = heapq.heappop(heap)
+            if not self._valid(when, item):
+                continue
+            if isinstance(item, _Probe):
+                item.due = None
+                self._launch(item, when)
+            else:
+                item.timer_at = None
+                self._handle(item, item.health.on_timer(now), now)
+                self._schedule_core_timer(item)
+        self._arm()
+
+    # -- probes --------------------------------------------------------------
+
+    def _launch(self, probe: _Probe, due: float) -> None:
+        if self._in_flight >= self._max_concurrency:
+            self._waiting.append((probe, due))
+            return
+        self._start_probe(probe, due)
+
+    def _start_probe(self, probe: _Probe, due: float) -> None:
+        loop = self._loop
+        assert loop is not None
+        self._in_flight += 1
+        self.probes_started += 1
+        self._lateness.append(self._clock() - due)
+        probe.task = loop.create_task(self._run(probe))
+
+    def _start_waiting(self) -> None:
+        while self._waiting and self._in_flight < self._max_concurrency and not self._stopping:
+            probe, due = self._waiting.popleft()
+            if not probe.removed:
+                self._start_probe(probe, due)
+
+    async def _run(self, probe: _Probe) -> None:
+        try:
+            try:
+                result = await self._prober(probe.spec, probe.target)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # run_probe never raises for the peer's behaviour: this is our
+                # bug. Keep the pool alive and count it as a failed check.
+                log.exception("check.probe.crashed", check=str(probe.key))
+                result = ProbeResult(False, f"probe crashed: {type(exc).__name__}", 0.0)
+        finally:
+            self._in_flight -= 1
+            probe.task = None
+            self._start_waiting()
+        self.probes_completed += 1
+        if not probe.removed:
+            self._on_result(probe, result)
+
+    def _on_result(self, probe: _Probe, result: ProbeResult) -> None:
+        now = self._clock()
+        for backend in list(probe.backends.values()):
+            events = backend.health.observe(
+                result.ok, result.detail, result.latency, now, result.weight
+            )
+            if events:
+                self._handle(backend, events, now)
+            self._schedule_core_timer(backend)
+        if probe.backends and not probe.removed:
+            interval = shared_interval(b.health.probe_interval() for b in probe.backends.values())
+            probe.due = now + interval
+            self._push(probe.due, probe)
+
+    def _schedule_core_timer(self, backend: _Backend) -> None:
+        deadline = backend.health.next_deadline()
+        if deadline == backend.timer_at:
+            return
+        backend.timer_at = deadline
+        if deadline is not None:
+            self._push(deadline, backend)
+
+    # -- events -> fail-open -> on_change --------------------------------------
+
+    def _handle(self, backend: _Backend, events: tuple[HealthEvent, ...], now: float) -> None:
+        service = self._services[backend.id.service]
+        guard = service.guard
+        for event in events:
+            if event.flipped:
+                step = guard.record(backend.id, event.healthy, now)
+                held = guard.is_held(backend.id)
+                log_event = "check.up" if event.healthy else "check.down"
+                if held:
+                    log.warning(
+                        log_event,
+                        vs=backend.id.service,
+                        rs=backend.id.rs,
+                        reason=event.text,
+                        fail_open_held=True,
+                    )
+                else:
+                    log.info(log_event, vs=backend.id.service, rs=backend.id.rs, reason=event.text)
+                self._apply_step(backend.id.service, step, source=backend.id, event=event)
+            elif event.reweighted:
+                if guard.is_up(backend.id) and backend.health.healthy:
+                    log.debug(
+                        "check.weight",
+                        vs=backend.id.service,
+                        rs=backend.id.rs,
+                        reason=event.text,
+                        weight_factor=event.weight_factor,
+                        weight=event.weight,
+                    )
+                    self._emit(
+                        HealthChanged(
+                            backend.id,
+                            True,
+                            event.text,
+                            event.weight_factor,
+                            event.weight,
+                            event.reason,
+                        )
+                    )
+            elif event.reason is Reason.DAMPED:
+                log.warning(
+                    "check.damped", vs=backend.id.service, rs=backend.id.rs, reason=event.text
+                )
+
+    def _apply_step(
+        self,
+        service_name: str,
+        step: FailOpenStep[BackendId],
+        *,
+        source: BackendId | None = None,
+        event: HealthEvent | None = None,
+    ) -> None:
+        service = self._services.get(service_name)
+        if step.event is FailOpenEvent.ENTERED:
+            log.warning("check.failopen.entered", vs=service_name, reason=step.reason)
+            if service is not None:
+                service.reason = step.reason
+        elif step.event is FailOpenEvent.CLEARED:
+            log.warning("check.failopen.cleared", vs=service_name, reason=step.reason)
+            if service is not None:
+                service.reason = step.reason
+        for backend_id, up in step.changes:
+            backend = self._backends.get(backend_id)
+            if backend is None:
+                continue
+            if backend_id == source and event is not None:
+                self._emit(
+                    HealthChanged(
+                        backend_id, up, event.text, event.weight_factor, event.weight, event.reason
+                    )
+                )
+            elif up and not backend.health.healthy:
+                # restored by fail-open: back at full weight, the last known-good state
+                self._emit(
+                    HealthChanged(
+                        backend_id,
+                        True,
+                        f"fail-open: {step.reason}",
+                        1.0,
+                        backend.health.dynamic_weight,
+                        Reason.FAIL_OPEN,
+                    )
+                )
+            else:
+                reason = (
+                    f"fail-open cleared: {backend.health.reason_text}"
+                    if step.event is FailOpenEvent.CLEARED
+                    else backend.health.reason_text
+                )
+                cause = (
+                    Reason.FAIL_OPEN_CLEARED
+                    if step.event is FailOpenEvent.CLEARED
+                    else backend.health.reason
+                )
+                factor = backend.health.weight_factor(self._clock()) if up else 0.0
+                self._emit(
+                    HealthChanged(
+                        backend_id, up, reason, factor, backend.health.dynamic_weight, cause
+                    )
+                )
+
+    def _emit(self, change: HealthChanged) -> None:
+        try:
+            self._on_change(change)
+        except Exception:
+            # The consumer's bug must not stop the health checks of every backend.
+            log.exception("check.on_change.failed", vs=change.backend.service, rs=change.backend.rs)
+
+    # -- configuration -------------------------------------------------------
+
+    def update(
+        self,
+        assignments: Mapping[BackendId, tuple[Target, CheckSpec]],
+        *,
+        adopted: Collection[BackendId] = (),
+        fail_open: Mapping[str, FailOpenSettings | None] | None = None,
+    ) -> None:
+        """Make the checked backends exactly ``assignments`` (rule 4).
+
+        ``adopted``: backends found in the kernel table at startup; they stay
+        up until their first result. ``fail_open``: per-service settings; a
+        service not listed keeps its current settings (new: the pool default).
+        """
+        now = self._clock()
+        for backend_id in [b for b in self._backends if b not in assignments]:
+            self._remove_backend(backend_id)
+        for backend_id, (target, spec) in assignments.items():
+            key = check_key(spec, target)
+            existing = self._backends.get(backend_id)
+            if existing is not None and existing.key == key:
+                existing.spec = spec
+                if existing.health.timing != spec.timing:
+                    events = existing.health.retune(spec.timing, now)
+                    if events:
+                        self._handle(existing, events, now)
+                    self._schedule_core_timer(existing)
+                continue
+            was_up: bool | None = None
+            if existing is not None:
+                # The check changed: keep the place of a healthy server and let
+                # the new check's first result decide (rule 4).
+                was_up = self._services[backend_id.service].guard.is_up(backend_id)
+                self._remove_backend(backend_id)
+            self._add_backend(
+                backend_id,
+                target,
+                spec,
+                adopted=backend_id in adopted or bool(was_up),
+                previously=was_up,
+                now=now,
+            )
+        for name, settings in (fail_open or {}).items():
+            service = self._services.get(name)
+            if service is not None and service.guard.settings != settings:
+                self._apply_step(name, service.guard.retune(settings))
+        if self._started:
+            self._arm()
+
+    def _add_backend(
+        self,
+        backend_id: BackendId,
+        target: Target,
+        spec: CheckSpec,
+        *,
+        adopted: bool,
+        previously: bool | None,
+        now: float,
+    ) -> None:
+        health = BackendHealth(spec.timing, now=now, adopted=adopted, history=self._history)
+        backend = _Backend(backend_id, target, spec, health)
+        self._backends[backend_id] = backend
+        service = self._services.get(backend_id.service)
+        if service is None:
+            service = _Service(self._default_fail_open)
+            self._services[backend_id.service] = service
+        service.guard.add(backend_id, health.healthy)
+        probe = self._probes.get(backend.key)
+        if probe is None:
+            probe = _Probe(backend.key, spec, target)
+            self._probes[backend.key] = probe
+            probe.due = first_probe_at(spec.timing, now, self._rng)
+            self._push(probe.due, probe)
+        probe.backends[backend_id] = backend
+        backend.probe = probe
+        log.debug(
+            "check.added",
+            vs=backend_id.service,
+            rs=backend_id.rs,
+            check=str(backend.key),
+            reason=health.reason_text,
+        )
+        if previously is None or previously != health.healthy:
+            self._emit(
+                HealthChanged(
+                    backend_id,
+                    health.healthy,
+                    health.reason_text,
+                    health.weight_factor(now),
+                    None,
+                    health.reason,
+                )
+            )
+
+    def _remove_backend(self, backend_id: BackendId) -> None:
+        backend = self._backends.pop(backend_id)
+        backend.removed = True
+        probe = backend.probe
+        if probe is not None:
+            del probe.backends[backend_id]
+            if not probe.backends:
+                probe.removed = True
+                del self._probes[probe.key]
+                if probe.task is not None:
+                    probe.task.cancel()
+        service = self._services[backend_id.service]
+        step = service.guard.remove(backend_id)
+        if not service.guard.members:
+            del self._services[backend_id.service]
+        else:
+            self._apply_step(backend_id.service, step)
+        log.debug("check.removed", vs=backend_id.service, rs=backend_id.rs)
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self) -> None:
+        """Start probing (call from the running loop)."""
+        if self._started:
+            raise RuntimeError("CheckerPool already started")
+        self._loop = asyncio.get_running_loop()
+        self._started = True
+        self._stopping = False
+        self._arm()
+
+    async def stop(self) -> None:
+        """Stop the timer and cancel running probes; the state is kept."""
+        self._stopping = True
+        self._started = False
+        self._cancel_timer()
+        self._waiting.clear()
+        tasks = [p.task for p in self._probes.values() if p.task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        # Probes that were cancelled while due must be probed again on restart.
+        now = self._clock()
+        for probe in self._probes.values():
+            if probe.due is None:
+                probe.due = now
+                heapq.heappush(self._heap, (now, next(self._seq), probe))
+
+    # -- queries -------------------------------------------------------------
+
+    def lateness(self) -> tuple[float, ...]:
+        """Recent schedule lateness samples: probe start minus its deadline, seconds."""
+        return tuple(self._lateness)
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def snapshot(self) -> PoolSnapshot:
+        """Per-backend health and per-service fail-open state (design.md §4.3)."""
+        now = self._clock()
+        backends: dict[BackendId, BackendStatus] = {}
+        for backend_id, backend in sorted(self._backends.items()):
+            health = backend.health
+            guard = self._services[backend_id.service].guard
+            held = guard.is_held(backend_id)
+            healthy = guard.is_up(backend_id)
+            # held by fail-open: the last known-good weight; else the ramp (0.0 when down)
+            factor = 1.0 if held else health.weight_factor(now)
+            backends[backend_id] = BackendStatus(
+                backend=backend_id,
+                target=backend.target,
+                check=str(backend.key),
+                healthy=healthy,
+                checked_up=health.healthy,
+                held_by_fail_open=held,
+                reason=health.reason_text,
+                cause=health.reason,
+                since=health.since,
+                last_latency=health.last_latency,
+                history=health.history,
+                weight_factor=factor,
+                weight=health.dynamic_weight,
+                damped=health.damped,
+                penalty=health.penalty(now),
+            )
+        services: dict[str, ServiceStatus] = {}
+        for name, service in sorted(self._services.items()):
+            guard = service.guard
+            members = guard.members
+            services[name] = ServiceStatus(
+                service=name,
+                real_servers=len(members),
+                healthy=sum(1 for b in members if guard.is_up(b)),
+                fail_open=guard.active,
+                fail_open_since=guard.since,
+                fail_open_reason=service.reason if guard.active else "",
+                held=tuple(sorted(b for b in guard.held if guard.is_held(b))),
+            )
+        return PoolSnapshot(
+            taken_at=now,
+            taken_at_wall=time.time(),
+            backends=backends,
+            services=services,
+            probes=len(self._probes),
+            in_flight=self._in_flight,
+            waiting=len(self._waiting),
+        )
