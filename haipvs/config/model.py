@@ -43,6 +43,7 @@ __all__ = [
     "Config",
     "Director",
     "DnsCheck",
+    "DnsRcode",
     "Drain",
     "ExecCheck",
     "FailOpen",
@@ -171,6 +172,22 @@ class LogLevel(enum.Enum):
 class HttpMethod(enum.Enum):
     GET = "GET"
     HEAD = "HEAD"
+
+
+class DnsRcode(enum.Enum):
+    """RFC 1035 §4.1.1 and RFC 6895 §2.3 rcode names."""
+
+    NOERROR = "NOERROR"
+    FORMERR = "FORMERR"
+    SERVFAIL = "SERVFAIL"
+    NXDOMAIN = "NXDOMAIN"
+    NOTIMP = "NOTIMP"
+    REFUSED = "REFUSED"
+    YXDOMAIN = "YXDOMAIN"
+    YXRRSET = "YXRRSET"
+    NXRRSET = "NXRRSET"
+    NOTAUTH = "NOTAUTH"
+    NOTZONE = "NOTZONE"
 
 
 class Severity(enum.Enum):
@@ -336,7 +353,53 @@ def _parse_command(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _parse_url_path(value: Any) -> str:
+    text = _parse_text(value)
+    if not text.startswith("/") or any(c in text for c in " \r\n"):
+        raise PydanticCustomError(
+            "url_path",
+            "must start with '/' and have no spaces (got {value})",
+            {"value": repr(text)},
+        )
+    return text
+
+
+def _parse_host_header(value: Any) -> str:
+    text = _parse_text(value)
+    if any(c in text for c in " \r\n/"):
+        raise PydanticCustomError("host_header", "not a host name: {value}", {"value": repr(text)})
+    return text
+
+
+def _parse_status(value: Any) -> int | str:
+    # keepalived status_code takes codes and LOW-HIGH ranges.
+    if type(value) is int:
+        return _int_in(100, 599)(value)
+    if isinstance(value, str):
+        match = re.fullmatch(r"(\d{3})-(\d{3})", value)
+        if match and 100 <= int(match.group(1)) <= int(match.group(2)) <= 599:
+            return value
+    raise PydanticCustomError("status", "must be a status code 100..599 or a range like 200-299")
+
+
+def _parse_md5(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{32}", value):
+        raise PydanticCustomError("md5", "must be 32 lowercase hex digits (an md5 digest)")
+    return value
+
+
+def _parse_record_type(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Z][A-Z0-9]*", value):
+        raise PydanticCustomError("record_type", "must be a record type such as A, AAAA, SOA")
+    return value
+
+
 Name = Annotated[str, BeforeValidator(_parse_name)]
+UrlPath = Annotated[str, BeforeValidator(_parse_url_path)]
+HostHeader = Annotated[str, BeforeValidator(_parse_host_header)]
+StatusCode = Annotated[int | str, BeforeValidator(_parse_status)]
+Md5 = Annotated[str, BeforeValidator(_parse_md5)]
+RecordType = Annotated[str, BeforeValidator(_parse_record_type)]
 InterfaceName = Annotated[str, BeforeValidator(_parse_ifname)]
 Text = Annotated[str, BeforeValidator(_parse_text)]
 Command = Annotated[tuple[str, ...], BeforeValidator(_parse_command)]
@@ -354,11 +417,10 @@ HttpStatus = Annotated[int, BeforeValidator(_int_in(100, 599))]
 VrrpVersion = Annotated[int, BeforeValidator(_int_in(2, 3))]
 GarpInterval = Annotated[float, BeforeValidator(_number_in(0, 1))]
 PreemptDelay = Annotated[float, BeforeValidator(_number_in(0, 1000))]
-GarpDelay = Annotated[float, BeforeValidator(_number_in(0, 255))]
 MinInterval = Annotated[float, BeforeValidator(_number_in(0, 3600))]
 SlowStart = Annotated[float, BeforeValidator(_number_in(0, 600))]
 DaySeconds = Annotated[float, BeforeValidator(_number_in(0, 86400))]
-Ratio = Annotated[float, BeforeValidator(_number_in(0.01, 1))]
+Ratio = Annotated[float, BeforeValidator(_number_in(0, 0.99))]
 AdvertInterval = Annotated[float, BeforeValidator(_number_in(0.01, 255))]
 ScriptSeconds = Annotated[float, BeforeValidator(_number_in(0.01, 3600))]
 CheckSeconds = Annotated[float, BeforeValidator(_number_in(0.01, 86400))]
@@ -389,6 +451,9 @@ SchedulerFlagValue = Annotated[
 ]
 TunnelChecksumValue = Annotated[
     TunnelChecksum, BeforeValidator(_enum_parser(TunnelChecksum)), PlainSerializer(_enum_value)
+]
+DnsRcodeValue = Annotated[
+    DnsRcode, BeforeValidator(_enum_parser(DnsRcode)), PlainSerializer(_enum_value)
 ]
 TunnelTypeValue = Annotated[
     TunnelType, BeforeValidator(_enum_parser(TunnelType)), PlainSerializer(_enum_value)
@@ -547,8 +612,12 @@ class VrrpInstance(_Model):
     notify: Notify = Notify()
     garp_repeat: OneTo255 = 5  # keepalived garp_master_repeat
     garp_interval: GarpInterval = 0.0  # keepalived garp_interval (between packets)
-    garp_master_delay: GarpDelay = 5.0  # keepalived garp_master_delay (second burst)
     garp_master_refresh: DaySeconds = 0.0  # keepalived garp_master_refresh (0: off)
+    # RFC 5798 §6.1 Accept_Mode: accept packets for the VIPs when not the owner
+    # (keepalived `accept`, its default outside vrrp_strict).
+    accept: bool = True
+    # VRRPv2 simple password (RFC 3768 §5.3.6 type 1; keepalived authentication auth_pass).
+    auth_pass: Text | None = None
 
     @property
     def family(self) -> Family:
@@ -569,9 +638,8 @@ class Persistence(_Model):
 
 
 class Quorum(_Model):
-    # keepalived quorum / hysteresis (counted here in healthy real servers, not weights).
+    # keepalived quorum (counted here in healthy real servers, not weights).
     min_up: Uint16 = 1
-    hysteresis: Uint16 = 0
 
 
 class SorryServer(_Model):
@@ -587,7 +655,7 @@ class Drain(_Model):
 class FailOpen(_Model):
     # If more than this share of the real servers fail together, suspect the check, not the
     # servers, and keep the last good set (Envoy's panic threshold).
-    ratio: Ratio = 0.5
+    ratio: Ratio = 0.5  # 0..0.99
     window: ShortSeconds = 10.0
     min_real_servers: PositiveUint16 = 2
 
@@ -610,37 +678,43 @@ class CheckTiming(_Model):
     fall: Count = 2  # keepalived retry
     fast_interval: CheckSeconds | None = None  # keepalived delay_before_retry
     down_interval: CheckSeconds | None = None  # while down; None: interval
-    warmup: DaySeconds = 0.0  # keepalived warmup: random delay before the first
+    # keepalived warmup: the first probe waits a random 0..warmup s; None: spread over one
+    # interval.
+    warmup: DaySeconds | None = None
     slow_start: SlowStart = 0.0  # keepalived slow_start: weight ramp after up
-    alpha: bool = False  # keepalived alpha: start down until rise successes
     flap_damping: FlapDamping | None = None
 
 
 class TcpCheck(CheckTiming):
     type: Literal["tcp"]  # keepalived TCP_CHECK
     port: NonZeroPort | None = None  # keepalived connect_port; None: the real server's
+    bind_to: Address | None = None  # keepalived bindto: the probe's source address
 
 
 class HttpCheck(CheckTiming):
     type: Literal["http"]  # keepalived HTTP_GET
     port: NonZeroPort | None = None
-    path: Text = "/"
+    path: UrlPath = "/"
     method: HttpMethodValue = HttpMethod.GET
-    host: Text | None = None  # keepalived virtualhost
-    expect_status: ListOf[HttpStatus] = (200,)  # keepalived status_code
+    host: HostHeader | None = None  # keepalived virtualhost
+    # keepalived status_code: codes or "LOW-HIGH" ranges; its default is any 2xx.
+    expect_status: ListOf[StatusCode] = ("200-299",)
     expect_body: Text | None = None  # a substring the body must contain
+    digest: Md5 | None = None  # keepalived digest: md5 of the body
 
 
 class HttpsCheck(CheckTiming):
     type: Literal["https"]  # keepalived SSL_GET
     port: NonZeroPort | None = None
-    path: Text = "/"
+    path: UrlPath = "/"
     method: HttpMethodValue = HttpMethod.GET
-    host: Text | None = None
-    expect_status: ListOf[HttpStatus] = (200,)
+    host: HostHeader | None = None
+    expect_status: ListOf[StatusCode] = ("200-299",)
     expect_body: Text | None = None
+    digest: Md5 | None = None
     verify_tls: bool = False  # keepalived SSL_GET does not verify either
-    server_name: Text | None = None  # keepalived enable_sni / virtualhost
+    ca_file: Text | None = None  # the CA bundle verify_tls uses; None: the system's
+    server_name: Text | None = None  # TLS SNI (keepalived enable_sni)
 
 
 class ExecCheck(CheckTiming):
@@ -653,8 +727,9 @@ class DnsCheck(CheckTiming):
     type: Literal["dns"]  # keepalived DNS_CHECK
     port: NonZeroPort = 53
     name: Text  # keepalived DNS_CHECK name
-    record_type: Annotated[str, BeforeValidator(_parse_text)] = "A"  # keepalived type
-    expect: ListOf[Address] = ()  # addresses the answer must contain; empty: any answer
+    record_type: RecordType = "A"  # keepalived DNS_CHECK type
+    expect_rcode: DnsRcodeValue = DnsRcode.NOERROR
+    expect_answer: Text | None = None  # text an answer record must contain; None: any
 
 
 class UdpCheck(CheckTiming):
@@ -911,6 +986,13 @@ def _vrrp_rules(instances: Indexed[VrrpInstance]) -> Iterable[Finding]:
                 "VRRPv3 needs 0.01..40.95 seconds in 0.01 steps (RFC 5798 §5.2.7)",
             )
 
+        if inst.auth_pass is not None:
+            # RFC 5798 §9 removed authentication; RFC 3768 §5.3.10: 8 octets at most.
+            if inst.version != 2:
+                yield _error((*base, "auth_pass"), "authentication exists only in VRRPv2")
+            elif len(inst.auth_pass.encode()) > 8:
+                yield _error((*base, "auth_pass"), "must be 1..8 octets (RFC 3768 §5.3.10)")
+
         seen_vips: dict[IPv4Interface | IPv6Interface, int] = {}
         for vip_index, vip in enumerate(inst.vips):
             path: KeyPath = (*base, "vips", vip_index, "address")
@@ -1117,7 +1199,8 @@ def _real_server_rules(
             (*path, "port"),
             f"{forwarding.value} cannot map ports: must equal the service port {vs.port}",
         )
-    if rs.u_thresh and rs.l_thresh > rs.u_thresh:
+    # The kernel refuses l_thresh above u_thresh with ERANGE, even when u_thresh is 0.
+    if rs.l_thresh > rs.u_thresh:
         yield _error((*path, "l_thresh"), f"must not exceed u_thresh ({rs.u_thresh})")
     if rs.tun is not None:
         if forwarding is not Forwarding.TUN:
@@ -1162,6 +1245,18 @@ def _check_rules(
                 (*path, "flap_damping", "suppress_threshold"),
                 f"must be above reuse_threshold ({damping.reuse_threshold:g})",
             )
+        elif damping is not None:
+            # RFC 2439 §4.2: the penalty never exceeds reuse * 2^(max_suppress / half_life);
+            # below suppress_threshold a server could never be suppressed.
+            ceiling = damping.reuse_threshold * 2 ** (damping.max_suppress / damping.half_life)
+            if ceiling <= damping.suppress_threshold:
+                yield _error(
+                    (*path, "flap_damping", "max_suppress"),
+                    "too short: the penalty could never reach suppress_threshold "
+                    "(RFC 2439 §4.2 ceiling)",
+                )
+        if isinstance(check, HttpsCheck) and check.ca_file is not None and not check.verify_tls:
+            yield _error((*path, "ca_file"), "needs verify_tls: true")
     # A socket check needs a port: its own, the real server's or the service's.
     needs_port = isinstance(check, TcpCheck | HttpCheck | HttpsCheck | UdpCheck)
     has_port = getattr(check, "port", None) is not None or bool(target_port)

@@ -196,10 +196,12 @@ def checks(draw: st.DrawFn) -> dict[str, Any]:
         "fall": draw(st.integers(1, 5)),
     }
     if draw(st.booleans()):
-        check["alpha"] = True
+        check["warmup"] = draw(st.sampled_from([0, 1.5]))
     if kind in ("http", "https"):
         check["path"] = draw(st.sampled_from(["/", "/healthz", "/status?full=1"]))
-        check["expect_status"] = draw(st.lists(st.integers(200, 399), min_size=1, max_size=3))
+        check["expect_status"] = draw(
+            st.lists(st.integers(200, 399) | st.just("200-299"), min_size=1, max_size=3)
+        )
     elif kind == "exec":
         check["command"] = ["/usr/local/bin/check", draw(st.text("abc-", min_size=1, max_size=5))]
     elif kind == "dns":

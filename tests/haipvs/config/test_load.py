@@ -112,7 +112,7 @@ def test_defaults_are_the_operators() -> None:
     instance = config.vrrp[0]
     assert (instance.priority, instance.version, instance.advert_interval) == (100, 3, 1.0)
     assert instance.preempt is True
-    assert instance.garp_repeat == 5 and instance.garp_master_delay == 5.0
+    assert instance.garp_repeat == 5 and instance.accept is True
     assert str(instance.vips[0].address) == "192.0.2.1/32"
     vs = config.virtual_servers[0]
     assert vs.scheduler is Scheduler.WLC and vs.forwarding is Forwarding.NAT
