@@ -186,15 +186,11 @@ class BackendHealth:
 
     def next_deadline(self) -> float | None:
         """The next time :meth:`on_timer` has work: damping release or a slow-start step."""
-        deadlines = [
-            d
-            for d in (
-                self._damping.reuse_at() if self._damping is not None else None,
-                self._slow_start.next_step_at(self._now) if self._healthy else None,
-            )
-            if d is not None
-        ]
-        return min(deadlines) if deadlines else None
+        release = self._damping.reuse_at() if self._damping is not None else None
+        step = self._slow_start.next_step_at(self._now) if self._healthy else None
+        if release is None:
+            return step
+        return release if step is None else min(release, step)
 
     # -- inputs ------------------------------------------------------------
 

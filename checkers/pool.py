@@ -54,7 +54,7 @@ from checkers.health import (
 )
 from checkers.hysteresis import Reason
 from checkers.probe import ProbeResult, run_probe
-from checkers.schedule import first_probe_at, shared_interval
+from checkers.schedule import first_probe_at, next_probe_at, shared_interval
 from checkers.spec import BackendId, CheckKey, CheckSpec, FailOpenSettings, Target, check_key
 
 __all__ = ["DEFAULT_MAX_CONCURRENCY", "CheckerPool", "Prober"]
@@ -75,14 +75,29 @@ _DEFAULT_FAIL_OPEN = FailOpenSettings()
 class _Probe:
     """One running check: a CheckKey and the backends that share its result."""
 
-    __slots__ = ("backends", "due", "key", "removed", "spec", "target", "task")
+    __slots__ = (
+        "backends",
+        "due",
+        "key",
+        "launched_due",
+        "removed",
+        "spec",
+        "target",
+        "task",
+        "warmup",
+    )
 
-    def __init__(self, key: CheckKey, spec: CheckSpec, target: Target) -> None:
+    def __init__(self, key: CheckKey, spec: CheckSpec, target: Target, warmup: float) -> None:
         self.key = key
         self.spec = spec
         self.target = target
         self.backends: dict[BackendId, _Backend] = {}
+        # next deadline while waiting in the heap; None while due/running
         self.due: float | None = None
+        # the deadline the running (or last) probe was launched for
+        self.launched_due: float | None = None
+        # offset of the first probe from the moment probing can start (warm-up)
+        self.warmup = warmup
         self.task: asyncio.Task[None] | None = None
         self.removed = False
 
@@ -93,12 +108,17 @@ class _Backend:
     __slots__ = ("health", "id", "key", "probe", "removed", "spec", "target", "timer_at")
 
     def __init__(
-        self, backend: BackendId, target: Target, spec: CheckSpec, health: BackendHealth
+        self,
+        backend: BackendId,
+        target: Target,
+        spec: CheckSpec,
+        key: CheckKey,
+        health: BackendHealth,
     ) -> None:
         self.id = backend
         self.target = target
         self.spec = spec
-        self.key = check_key(spec, target)
+        self.key = key
         self.health = health
         self.probe: _Probe | None = None
         self.timer_at: float | None = None
@@ -169,6 +189,8 @@ class CheckerPool:
     def _clock(self) -> float:
         if self._injected_clock is not None:
             return self._injected_clock()
+        if self._loop is not None:
+            return self._loop.time()
         return asyncio.get_running_loop().time()
 
     def _push(self, when: float, item: _Probe | _Backend) -> None:
@@ -220,6 +242,7 @@ class CheckerPool:
                 continue
             if isinstance(item, _Probe):
                 item.due = None
+                item.launched_due = when
                 self._launch(item, when)
             else:
                 item.timer_at = None
@@ -270,6 +293,7 @@ class CheckerPool:
 
     def _on_result(self, probe: _Probe, result: ProbeResult) -> None:
         now = self._clock()
+        backend: _Backend | None = None
         for backend in list(probe.backends.values()):
             events = backend.health.observe(
                 result.ok, result.detail, result.latency, now, result.weight
@@ -278,9 +302,16 @@ class CheckerPool:
                 self._handle(backend, events, now)
             self._schedule_core_timer(backend)
         if probe.backends and not probe.removed:
-            interval = shared_interval(b.health.probe_interval() for b in probe.backends.values())
-            probe.due = now + interval
-            self._push(probe.due, probe)
+            if len(probe.backends) == 1 and backend is not None:
+                interval = backend.health.probe_interval()
+            else:
+                interval = shared_interval(
+                    b.health.probe_interval() for b in probe.backends.values()
+                )
+            previous = probe.launched_due if probe.launched_due is not None else now
+            due = next_probe_at(previous, now, interval)
+            probe.due = due
+            self._push(due, probe)
 
     def _schedule_core_timer(self, backend: _Backend) -> None:
         deadline = backend.health.next_deadline()
@@ -416,11 +447,14 @@ class CheckerPool:
         service not listed keeps its current settings (new: the pool default).
         """
         now = self._clock()
+        new_probes: list[_Probe] = []
         for backend_id in [b for b in self._backends if b not in assignments]:
             self._remove_backend(backend_id)
         for backend_id, (target, spec) in assignments.items():
-            key = check_key(spec, target)
             existing = self._backends.get(backend_id)
+            if existing is not None and existing.spec is spec and existing.target == target:
+                continue  # the very same check: nothing to do (the common reload case)
+            key = check_key(spec, target)
             if existing is not None and existing.key == key:
                 existing.spec = spec
                 if existing.health.timing != spec.timing:
@@ -435,18 +469,30 @@ class CheckerPool:
                 # the new check's first result decide (rule 4).
                 was_up = self._services[backend_id.service].guard.is_up(backend_id)
                 self._remove_backend(backend_id)
-            self._add_backend(
+            probe = self._add_backend(
                 backend_id,
                 target,
                 spec,
+                key,
                 adopted=backend_id in adopted or bool(was_up),
                 previously=was_up,
                 now=now,
             )
+            if probe is not None:
+                new_probes.append(probe)
         for name, settings in (fail_open or {}).items():
             service = self._services.get(name)
             if service is not None and service.guard.settings != settings:
                 self._apply_step(name, service.guard.retune(settings))
+        # The warm-up spread counts from the end of this (possibly long)
+        # update, so the first probes are not already late when it returns.
+        self._schedule_first(new_probes, self._clock())
+
+    def _schedule_first(self, probes: list[_Probe], base: float) -> None:
+        for probe in probes:
+            if not probe.removed:
+                probe.due = base + probe.warmup
+                heapq.heappush(self._heap, (probe.due, next(self._seq), probe))
         if self._started:
             self._arm()
 
@@ -455,34 +501,28 @@ class CheckerPool:
         backend_id: BackendId,
         target: Target,
         spec: CheckSpec,
+        key: CheckKey,
         *,
         adopted: bool,
         previously: bool | None,
         now: float,
-    ) -> None:
+    ) -> _Probe | None:
+        """Add one backend; return its probe if the probe is new (to be scheduled)."""
         health = BackendHealth(spec.timing, now=now, adopted=adopted, history=self._history)
-        backend = _Backend(backend_id, target, spec, health)
+        backend = _Backend(backend_id, target, spec, key, health)
         self._backends[backend_id] = backend
         service = self._services.get(backend_id.service)
         if service is None:
             service = _Service(self._default_fail_open)
             self._services[backend_id.service] = service
         service.guard.add(backend_id, health.healthy)
-        probe = self._probes.get(backend.key)
+        probe = self._probes.get(key)
+        created = probe is None
         if probe is None:
-            probe = _Probe(backend.key, spec, target)
-            self._probes[backend.key] = probe
-            probe.due = first_probe_at(spec.timing, now, self._rng)
-            self._push(probe.due, probe)
+            probe = _Probe(key, spec, target, first_probe_at(spec.timing, 0.0, self._rng))
+            self._probes[key] = probe
         probe.backends[backend_id] = backend
         backend.probe = probe
-        log.debug(
-            "check.added",
-            vs=backend_id.service,
-            rs=backend_id.rs,
-            check=str(backend.key),
-            reason=health.reason_text,
-        )
         if previously is None or previously != health.healthy:
             self._emit(
                 HealthChanged(
@@ -494,6 +534,7 @@ class CheckerPool:
                     health.reason,
                 )
             )
+        return probe if created else None
 
     def _remove_backend(self, backend_id: BackendId) -> None:
         backend = self._backends.pop(backend_id)
@@ -512,7 +553,6 @@ class CheckerPool:
             del self._services[backend_id.service]
         else:
             self._apply_step(backend_id.service, step)
-        log.debug("check.removed", vs=backend_id.service, rs=backend_id.rs)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -523,7 +563,12 @@ class CheckerPool:
         self._loop = asyncio.get_running_loop()
         self._started = True
         self._stopping = False
-        self._arm()
+        now = self._clock()
+        # Probes added before start() have not run: their warm-up counts from now.
+        fresh = [p for p in self._probes.values() if p.launched_due is None and p.due is not None]
+        for probe in fresh:
+            probe.due = None
+        self._schedule_first(fresh, now)
 
     async def stop(self) -> None:
         """Stop the timer and cancel running probes; the state is kept."""
@@ -542,6 +587,7 @@ class CheckerPool:
             if probe.due is None:
                 probe.due = now
                 heapq.heappush(self._heap, (now, next(self._seq), probe))
+        self._loop = None
 
     # -- queries -------------------------------------------------------------
 

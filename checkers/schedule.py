@@ -11,9 +11,13 @@ Rules kept here:
    is in doubt (a rise or fall count is running: HAProxy ``fastinter``),
    ``down_interval`` later while settled DOWN (HAProxy ``downinter``), and
    ``interval`` later otherwise. Unset intervals fall back to ``interval``.
-3. Intervals count from the end of the previous probe (keepalived re-arms
-   ``delay_loop`` when a check completes), so a slow server is never probed
-   twice at once.
+3. Each probe keeps its own grid: the next deadline is the previous
+   *deadline* plus the interval, not the previous end. A stalled event loop
+   then delays one round only, and the warm-up spread is never lost (if the
+   next deadline counted from the end, every probe delayed by one stall
+   would stay bunched with the others forever). A probe that outlasts its
+   interval counts from its end instead (keepalived re-arms ``delay_loop``
+   when a check completes), so a slow server is never probed twice at once.
 4. One probe shared by several backends (same CheckKey) runs at the shortest
    interval any of them asks for: every backend gets results at least as
    often as it wants.
@@ -28,7 +32,7 @@ from collections.abc import Iterable
 
 from checkers.spec import Timing
 
-__all__ = ["first_probe_at", "probe_interval", "shared_interval"]
+__all__ = ["first_probe_at", "next_probe_at", "probe_interval", "shared_interval"]
 
 
 def first_probe_at(timing: Timing, now: float, rng: random.Random) -> float:
@@ -55,3 +59,11 @@ def shared_interval(intervals: Iterable[float]) -> float:
     if shortest is None:
         raise ValueError("a shared probe needs at least one backend")
     return shortest
+
+
+def next_probe_at(previous_due: float, finished: float, interval: float) -> float:
+    """Deadline of the next probe after one due at ``previous_due`` ended at ``finished``."""
+    due = previous_due + interval
+    if due < finished:
+        return finished + interval
+    return due

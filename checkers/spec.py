@@ -395,7 +395,14 @@ class CheckKey:
         return f"{self.kind}/{self.target}"
 
 
+_PARAM_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def check_key(spec: CheckSpec, target: Target) -> CheckKey:
     """The probe identity of ``spec`` on ``target`` (keepalived checker ``compare``)."""
-    params = tuple(getattr(spec, f.name) for f in dataclasses.fields(spec) if f.name != "timing")
+    names = _PARAM_FIELDS.get(type(spec))
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(spec) if f.name != "timing")
+        _PARAM_FIELDS[type(spec)] = names
+    params = tuple(getattr(spec, name) for name in names)
     return CheckKey(target=target, kind=spec.kind, timeout=spec.timing.timeout, params=params)

@@ -492,3 +492,25 @@ async def test_a_crashing_prober_counts_as_a_failed_check(recorder: Recorder) ->
         assert any(e["event"] == "check.probe.crashed" for e in logs)
     finally:
         await pool.stop()
+
+
+async def test_probes_stay_on_their_grid_and_slow_ones_count_from_their_end(
+    prober: ScriptedProber, recorder: Recorder
+) -> None:
+    pool = make_pool(prober, recorder)
+    quick, slow = backend("web", 11), backend("web", 12)
+    prober.always(rs(11), ok(latency=0.3))
+    prober.always(rs(12), ok(latency=3.0))
+    t0 = asyncio.get_running_loop().time()
+    pool.update({quick: (rs(11), TCP), slow: (rs(12), TCP)}, adopted=[quick, slow])
+    pool.start()
+    try:
+        await prober.wait_calls(9)
+        quick_starts = [round(c.at - t0, 6) for c in prober.calls if c.target == rs(11)]
+        slow_starts = [round(c.at - t0, 6) for c in prober.calls if c.target == rs(12)]
+        # 0.3 s probes every 2 s on the grid 0, 2, 4 (not 2.3, 4.6)
+        assert quick_starts[:4] == [0.0, 2.0, 4.0, 6.0]
+        # 3 s probes: end + 2 s
+        assert slow_starts[:3] == [0.0, 5.0, 10.0]
+    finally:
+        await pool.stop()

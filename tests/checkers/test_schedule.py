@@ -7,7 +7,7 @@ import random
 import pytest
 
 from checkers.health import BackendHealth
-from checkers.schedule import first_probe_at, probe_interval, shared_interval
+from checkers.schedule import first_probe_at, next_probe_at, probe_interval, shared_interval
 from checkers.spec import Timing
 
 TIMING = Timing(interval=2.0, timeout=1.0, rise=2, fall=3, fast_interval=0.5, down_interval=10.0)
@@ -85,3 +85,13 @@ def test_shared_probe_runs_at_the_shortest_interval() -> None:
     assert shared_interval([2.0, 0.5, 10.0]) == 0.5
     with pytest.raises(ValueError):
         shared_interval([])
+
+
+def test_next_probe_keeps_the_grid_of_deadlines() -> None:
+    # due at 10.0, started late at 10.3 (a stalled loop), ended at 10.35
+    assert next_probe_at(10.0, 10.35, 2.0) == 12.0
+
+
+def test_a_probe_slower_than_its_interval_counts_from_its_end() -> None:
+    # due at 10.0, timed out at 13.0 with a 2 s interval: never two at once
+    assert next_probe_at(10.0, 13.0, 2.0) == 15.0
