@@ -301,9 +301,12 @@ class FakeLinkMonitor:
         # reports a missing device (ENODEV).
         return self._states.get(interface, False)
 
-    async def events(self) -> AsyncIterator[LinkEvent]:
+    async def subscribe(self) -> AsyncIterator[LinkEvent]:
         queue: asyncio.Queue[LinkEvent | None] = asyncio.Queue()
         self._subscribers.append(queue)
+        return self._drain(queue)
+
+    async def _drain(self, queue: asyncio.Queue[LinkEvent | None]) -> AsyncIterator[LinkEvent]:
         try:
             while (event := await queue.get()) is not None:
                 yield event

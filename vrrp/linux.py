@@ -27,7 +27,8 @@ from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import RTMGRP_LINK
 
-from vrrp.packet import MalformedAdvert, parse_ipv4_packet
+from vrrp.errors import MalformedAdvert
+from vrrp.packet import parse_ipv4_packet
 from vrrp.ports import IPAddress, LinkEvent, ReceivedAdvert, Vip, VrrpIoError
 
 __all__ = [
@@ -476,7 +477,7 @@ class NetlinkLinkMonitor:
     """Oper state of interfaces from RTM_NEWLINK/RTM_DELLINK on RTMGRP_LINK."""
 
     def __init__(self) -> None:
-        self._events_ipr: AsyncIPRoute | None = None
+        self._subscriptions: list[AsyncIPRoute] = []
 
     async def is_up(self, interface: str) -> bool:
         ipr = AsyncIPRoute()
@@ -493,11 +494,18 @@ class NetlinkLinkMonitor:
             ipr.close()
         return False
 
-    async def events(self) -> AsyncIterator[LinkEvent]:
+    async def subscribe(self) -> AsyncIterator[LinkEvent]:
         ipr = AsyncIPRoute()
-        self._events_ipr = ipr
         try:
             await ipr.bind(groups=RTMGRP_LINK)
+        except (NetlinkError, OSError) as exc:
+            ipr.close()
+            raise _io_error("link monitor bind", exc) from exc
+        self._subscriptions.append(ipr)
+        return self._follow(ipr)
+
+    async def _follow(self, ipr: AsyncIPRoute) -> AsyncIterator[LinkEvent]:
+        try:
             last: dict[str, bool] = {}
             while True:
                 # Each get() returns the next batch of broadcast messages.
@@ -508,12 +516,13 @@ class NetlinkLinkMonitor:
             raise _io_error("link monitor", exc) from exc
         finally:
             ipr.close()
-            self._events_ipr = None
+            if ipr in self._subscriptions:
+                self._subscriptions.remove(ipr)
 
     def close(self) -> None:
-        if self._events_ipr is not None:
-            self._events_ipr.close()
-            self._events_ipr = None
+        for ipr in self._subscriptions:
+            ipr.close()
+        self._subscriptions.clear()
 
 
 def _link_events(msg: object, last: dict[str, bool]) -> Iterator[LinkEvent]:

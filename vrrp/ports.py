@@ -133,8 +133,10 @@ class LinkMonitor(Protocol):
 
     async def is_up(self, interface: str) -> bool: ...
 
-    def events(self) -> AsyncIterator[LinkEvent]:
-        """Each change of oper state, in order, for every interface."""
+    async def subscribe(self) -> AsyncIterator[LinkEvent]:
+        """Start listening now; the iterator yields each later change of oper
+        state, in order, for every interface. Subscribe before reading the
+        initial states with :meth:`is_up` so no change falls in between."""
         ...
 
     def close(self) -> None: ...
