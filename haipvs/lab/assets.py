@@ -22,7 +22,14 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["GuestAssets", "LabSetupError", "cache_root", "prepare_guest_assets"]
+__all__ = [
+    "GuestAssets",
+    "LabSetupError",
+    "UmlAssets",
+    "cache_root",
+    "prepare_guest_assets",
+    "prepare_uml_assets",
+]
 
 GUEST_DIR = Path(__file__).resolve().parent / "guest"
 
@@ -53,6 +60,39 @@ class GuestAssets:
     kernel_image: Path
     initramfs: Path
     modules_dir: Path
+
+
+@dataclass(frozen=True, slots=True)
+class UmlAssets:
+    linux: Path
+    modules_dir: Path
+    xstate_shim: Path
+
+
+UML_MODULES = Path("/usr/lib/uml/modules")
+
+
+def prepare_uml_assets() -> UmlAssets:
+    """Debian's user-mode-linux kernel, its modules and our FPU-state shim for it."""
+    linux = shutil.which("linux")
+    versions = sorted(UML_MODULES.iterdir()) if UML_MODULES.is_dir() else []
+    if linux is None or not versions:
+        raise LabSetupError(
+            "this kernel has no IPVS, so the lab boots a user-mode-linux guest: "
+            "apt-get install user-mode-linux"
+        )
+    source = GUEST_DIR / "uml_xstate_shim.c"
+    shim = cache_root() / "uml_xstate_shim.so"
+    if not shim.exists() or shim.stat().st_mtime < source.stat().st_mtime:
+        compiler = shutil.which("cc") or shutil.which("gcc")
+        if compiler is None:
+            raise LabSetupError("the UML lab builds a small shim: apt-get install gcc libc6-dev")
+        shim.parent.mkdir(parents=True, exist_ok=True)
+        _run(
+            [compiler, "-O2", "-shared", "-fPIC", "-o", str(shim), str(source), "-ldl"],
+            "build the UML FPU-state shim",
+        )
+    return UmlAssets(Path(linux), versions[-1], shim)
 
 
 def cache_root() -> Path:

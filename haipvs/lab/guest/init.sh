@@ -8,6 +8,9 @@
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
+# QEMU's first stage hands over its devtmpfs; a UML guest mounts its own here
+# (writing to the host's /dev through hostfs would create files on the host).
+grep -q " /dev devtmpfs " /proc/mounts || mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
@@ -34,7 +37,7 @@ ip link set lo up
 hostname haipvs-lab 2>/dev/null
 echo "haipvs-lab: init ready" >/dev/console
 cd "$HAIPVS_LAB_CWD" 2>/dev/null || cd /
-sh "$HAIPVS_LAB_RUN/cmd.sh" </dev/null >/dev/hvc0 2>&1
+sh "$HAIPVS_LAB_RUN/cmd.sh" </dev/null >"$HAIPVS_LAB_OUTPUT" 2>&1
 echo $? > "$HAIPVS_LAB_RUN/rc"
 sync
 poweroff -f

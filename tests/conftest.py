@@ -1,0 +1,27 @@
+"""Suite-wide rules: tests marked `lab` run only where the kernel has IPVS.
+
+The lab runner (`haipvs lab run`) sets HAIPVS_IN_LAB=1 inside the guest; on a host
+whose own kernel has IPVS, HAIPVS_LAB_NATIVE=1 says the same. Everywhere else a lab
+test is skipped with the command that runs it, never silently passed.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def _in_lab() -> bool:
+    return os.environ.get("HAIPVS_IN_LAB") == "1" or os.environ.get("HAIPVS_LAB_NATIVE") == "1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _in_lab():
+        return
+    skip = pytest.mark.skip(
+        reason="needs a kernel with IPVS: run with `haipvs lab run -- pytest -m lab`"
+    )
+    for item in items:
+        if "lab" in item.keywords:
+            item.add_marker(skip)
