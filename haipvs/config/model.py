@@ -416,6 +416,7 @@ PositiveUint16 = Annotated[int, BeforeValidator(_int_in(1, 65535))]
 HttpStatus = Annotated[int, BeforeValidator(_int_in(100, 599))]
 VrrpVersion = Annotated[int, BeforeValidator(_int_in(2, 3))]
 GarpInterval = Annotated[float, BeforeValidator(_number_in(0, 1))]
+GarpDelay = Annotated[float, BeforeValidator(_number_in(0, 255))]
 PreemptDelay = Annotated[float, BeforeValidator(_number_in(0, 1000))]
 MinInterval = Annotated[float, BeforeValidator(_number_in(0, 3600))]
 SlowStart = Annotated[float, BeforeValidator(_number_in(0, 600))]
@@ -612,6 +613,7 @@ class VrrpInstance(_Model):
     notify: Notify = Notify()
     garp_repeat: OneTo255 = 5  # keepalived garp_master_repeat
     garp_interval: GarpInterval = 0.0  # keepalived garp_interval (between packets)
+    garp_master_delay: GarpDelay = 5.0  # keepalived garp_master_delay (second burst)
     garp_master_refresh: DaySeconds = 0.0  # keepalived garp_master_refresh (0: off)
     # RFC 5798 §6.1 Accept_Mode: accept packets for the VIPs when not the owner
     # (keepalived `accept`, its default outside vrrp_strict).
@@ -638,8 +640,9 @@ class Persistence(_Model):
 
 
 class Quorum(_Model):
-    # keepalived quorum (counted here in healthy real servers, not weights).
+    # keepalived quorum / hysteresis (counted here in healthy real servers, not weights).
     min_up: Uint16 = 1
+    hysteresis: Uint16 = 0
 
 
 class SorryServer(_Model):
@@ -682,6 +685,10 @@ class CheckTiming(_Model):
     # interval.
     warmup: DaySeconds | None = None
     slow_start: SlowStart = 0.0  # keepalived slow_start: weight ramp after up
+    # keepalived alpha: at start-up a real server is down until `rise` good probes. Without
+    # it (keepalived's default) it counts as up until its first result. Real servers added
+    # by a reload always start down.
+    alpha: bool = False
     flap_damping: FlapDamping | None = None
 
 
