@@ -249,9 +249,11 @@ class VrrpMachine:
         self._down_at: float | None = None
         self._down_reason = TransitionReason.master_down_timer
         self._down_detail = ""
-        # MASTER: next advert, next gratuitous ARP refresh (keepalived garp_master_refresh).
+        # MASTER: next advert, next gratuitous ARP refresh (keepalived garp_master_refresh),
+        # the second burst after takeover (keepalived garp_master_delay).
         self._advert_at: float | None = None
         self._refresh_at: float | None = None
+        self._second_announce_at: float | None = None
         # keepalived preempt_delay: lower priority masters are tolerated until this time.
         self._preempt_at: float | None = None
         self._last_transition: Transition | None = None
@@ -309,7 +311,8 @@ class VrrpMachine:
         if self._state is State.BACKUP:
             return self._down_at
         if self._state is State.MASTER:
-            deadlines = [t for t in (self._advert_at, self._refresh_at) if t is not None]
+            timers = (self._advert_at, self._refresh_at, self._second_announce_at)
+            deadlines = [t for t in timers if t is not None]
             return min(deadlines) if deadlines else None
         return None
 
@@ -370,10 +373,16 @@ class VrrpMachine:
                 self._advert_at = self._advert_at + interval
                 if self._advert_at <= now:
                     self._advert_at = now + interval
+            announce = False
+            if self._second_announce_at is not None and now >= self._second_announce_at:
+                announce = True
+                self._second_announce_at = None
             refresh = self._settings.garp_master_refresh
             if refresh is not None and self._refresh_at is not None and now >= self._refresh_at:
-                actions.append(Announce())
+                announce = True
                 self._refresh_at = now + refresh
+            if announce:  # one burst even when both are due at once
+                actions.append(Announce())
         return tuple(actions)
 
     def set_priority(self, effective: int, reason: str, now: float) -> tuple[Action, ...]:
@@ -602,6 +611,8 @@ class VrrpMachine:
         self._advert_at = now + self._settings.advert_interval
         refresh = self._settings.garp_master_refresh
         self._refresh_at = None if refresh is None else now + refresh
+        delay = self._settings.garp_master_delay
+        self._second_announce_at = now + delay if delay else None
         # keepalived vrrp_state_master_tx: advert first, so the old master drops
         # the VIPs before our gratuitous ARPs move the traffic.
         return (transition, SendAdvert(self._effective), *_ENTER_MASTER_SIDE_EFFECTS)
@@ -617,6 +628,7 @@ class VrrpMachine:
         transition = self._move(reason, detail)
         self._advert_at = None
         self._refresh_at = None
+        self._second_announce_at = None
         self._preempt_at = None  # keepalived vrrp_state_leave_master
         if self._settings.version == 3:
             # RFC 5798 §6.4.3: Set Master_Adver_Interval to the advert's interval.
@@ -642,4 +654,5 @@ class VrrpMachine:
         self._down_at = None
         self._advert_at = None
         self._refresh_at = None
+        self._second_announce_at = None
         self._preempt_at = None

@@ -191,6 +191,9 @@ class InstanceSettings:
     #: keepalived ``authentication { auth_type PASS; auth_pass ... }`` (VRRPv2 only,
     #: RFC 3768 §5.3.6 type 1: up to 8 octets, zero-padded on the wire).
     auth_pass: str | None = None
+    #: keepalived ``garp_master_delay``: a second announcement burst this many seconds
+    #: after becoming master (keepalived's default is 5; None or 0 = no second burst).
+    garp_master_delay: float | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -221,6 +224,8 @@ class InstanceSettings:
             raise ValueError(f"garp_interval: {self.garp_interval} must be >= 0")
         if self.garp_master_refresh is not None and not self.garp_master_refresh > 0:
             raise ValueError(f"garp_master_refresh: {self.garp_master_refresh} must be > 0")
+        if self.garp_master_delay is not None and not self.garp_master_delay >= 0:
+            raise ValueError(f"garp_master_delay: {self.garp_master_delay} must be >= 0")
         if self.auth_pass is not None:
             if self.version != 2:
                 raise ValueError("auth_pass: authentication exists only in VRRPv2 (RFC 5798 §9)")

@@ -121,6 +121,31 @@ def test_garp_refresh_while_master() -> None:
     assert adverts == 12
 
 
+def test_second_announce_burst_after_garp_master_delay() -> None:
+    machine = make_node("b", B, garp_master_delay=5.0, garp_master_refresh=5.0).machine
+    machine.start(0.0)
+    assert machine.on_timer(3.609375)[-1] == Announce()
+    assert machine.next_deadline() == 4.609375
+    announced = []
+    while (deadline := machine.next_deadline()) is not None and deadline <= 20.0:
+        if Announce() in machine.on_timer(deadline):
+            announced.append(deadline)
+    # delay and refresh fall due together at 8.609375: one burst, not two
+    assert announced == [8.609375, 13.609375, 18.609375]
+    machine.on_advert(advert(200), C, 20.5)
+    assert machine.state is State.BACKUP
+    assert machine.next_deadline() == 20.5 + 3.609375  # no MASTER timer survives
+
+
+def test_no_second_burst_without_garp_master_delay() -> None:
+    machine = make_node("b", B, garp_master_delay=0.0).machine
+    machine.start(0.0)
+    machine.on_timer(3.609375)
+    actions = [a for t in (4.609375, 5.609375, 6.609375, 7.609375, 8.609375, 9.609375)
+               for a in machine.on_timer(t)]
+    assert actions == [SendAdvert(100)] * 6
+
+
 def test_start_twice_is_our_bug() -> None:
     machine = started(make_node("b", B)).machine
     with pytest.raises(VrrpUsageError):
@@ -796,6 +821,7 @@ def test_random_operations_keep_vips_with_masters_only(
         ({"preempt_delay": 1001.0}, "preempt_delay"),
         ({"garp_repeat": -1}, "garp_repeat"),
         ({"garp_master_refresh": 0.0}, "garp_master_refresh"),
+        ({"garp_master_delay": -1.0}, "garp_master_delay"),
         ({"auth_pass": "secret"}, "auth_pass"),  # version 3
         ({"version": 2, "auth_pass": "123456789"}, "auth_pass"),
         ({"name": ""}, "name"),
