@@ -70,6 +70,7 @@ class ScriptedProber:
         self.in_flight = 0
         self.max_in_flight = 0
         self._call_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._idle_waiters: list[asyncio.Future[None]] = []
 
     def script(self, target: Target, *results: ProbeResult | bool) -> None:
         """Append results for ``target`` (True/False are shorthands for ok()/fail())."""
@@ -99,6 +100,14 @@ class ScriptedProber:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._call_waiters.append((count, future))
+        await future
+
+    async def wait_idle(self) -> None:
+        """Return once no probe is running (e.g. after the pool cancelled them)."""
+        if self.in_flight == 0:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._idle_waiters.append(future)
         await future
 
     def _wake_call_waiters(self) -> None:
@@ -143,4 +152,9 @@ class ScriptedProber:
                 await asyncio.sleep(result.latency)
         finally:
             self.in_flight -= 1
+            if self.in_flight == 0:
+                for future in self._idle_waiters:
+                    if not future.done():
+                        future.set_result(None)
+                self._idle_waiters = []
         return result

@@ -514,3 +514,70 @@ async def test_probes_stay_on_their_grid_and_slow_ones_count_from_their_end(
         assert slow_starts[:3] == [0.0, 5.0, 10.0]
     finally:
         await pool.stop()
+
+
+async def test_removing_a_backend_cancels_its_running_probe(
+    prober: ScriptedProber, recorder: Recorder
+) -> None:
+    pool = make_pool(prober, recorder)
+    b = backend("web", 11)
+    prober.always(rs(11), ok())
+    prober.hold(rs(11))
+    pool.update({b: (rs(11), TCP)}, adopted=[b])
+    pool.start()
+    try:
+        await prober.wait_calls(1)
+        assert prober.in_flight == 1
+        before = len(recorder.changes)
+        pool.update({})
+        await prober.wait_idle()  # the cancellation reached the probe
+        assert prober.in_flight == 0
+        assert pool.in_flight == 0
+        assert pool.snapshot().backends == {}
+        assert pool.snapshot().services == {}
+        assert recorder.changes[before:] == []
+    finally:
+        await pool.stop()
+
+
+async def test_stop_then_start_resumes_probing(prober: ScriptedProber, recorder: Recorder) -> None:
+    pool = make_pool(prober, recorder)
+    b = backend("web", 11)
+    prober.always(rs(11), ok())
+    pool.update({b: (rs(11), TCP)})
+    pool.start()
+    await recorder.wait_for(lambda c: c.healthy)
+    await pool.stop()
+    calls = len(prober.calls)
+    pool.start()
+    try:
+        await prober.wait_calls(calls + 2)
+        assert pool.snapshot().backends[b].healthy  # the state survived the restart
+    finally:
+        await pool.stop()
+
+
+@pytest.mark.looptime(False)
+async def test_real_tcp_probes_on_loopback(recorder: Recorder) -> None:
+    """The pool with the real run_probe: a listening server rises, a closed one falls."""
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    target = Target(IPv4Address("127.0.0.1"), port)
+    b = BackendId("web", IPv4Address("127.0.0.1"), port)
+    timing = Timing(interval=0.05, timeout=1.0, rise=2, fall=2, warmup=0.0)
+    pool = CheckerPool(rng=random.Random(1), on_change=recorder)
+    pool.update({b: (target, TcpCheck(timing))})
+    pool.start()
+    try:
+        _, up = await recorder.wait_for(lambda c: c.healthy, within=10.0)
+        assert up.reason.startswith("2 successes")
+        server.close()
+        await server.wait_closed()
+        _, down = await recorder.wait_for(lambda c: not c.healthy, after=2, within=10.0)
+        assert down.reason == "2 failures: connect refused"
+        history = pool.snapshot().backends[b].history
+        assert history[-1].ok is False
+        assert history[-1].detail == "connect refused"
+    finally:
+        await pool.stop()
+        server.close()
