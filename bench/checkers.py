@@ -1,0 +1,494 @@
+"""Checker benchmark (issue 5): is checking thousands of real servers cheap and on time?
+
+Two parts, one final line `RESULT tcp_cpu_ratio=R http_cpu_ratio=R lateness_p99_ms=MS
+rss_mb=MB ...`:
+
+1. lab (`haipvs lab run`, a kernel with IPVS): 1,000 real servers (1,000 addresses on
+   one interface of a backend namespace, one server process answering them all),
+   checked every second, `tcp` then `http`. keepalived's checker process
+   (`keepalived -C`, TCP_CHECK / HTTP_GET) and haipvs's CheckerPool take turns on the
+   same backends in the same boot. CPU is utime+stime of the checker process from
+   /proc/PID/stat over a window; checks are counted by the backend namespace's kernel
+   (Tcp PassiveOpens in /proc/net/snmp), so neither side counts its own work. The
+   figures compare only with each other: the guest is emulated.
+2. native (loopback, no IPVS needed): 10,000 real servers on 127.1.x.y, one listener
+   each, checked every 2 s (5,000 checks/s) through the CheckerPool with `tcp`
+   checks: schedule lateness p99 (the pool's own samples: probe start minus its
+   deadline) and the process's peak RSS.
+
+Usage:
+    .venv/bin/python bench/checkers.py            # both parts (part 1 via `haipvs lab run`)
+    .venv/bin/python bench/checkers.py native     # part 2 only
+    .venv/bin/haipvs lab run -- .venv/bin/python bench/checkers.py lab   # part 1 only
+
+The real servers here are a lean selectors loop in their own process (accept, answer
+HTTP, close): the lab's asyncio-streams server (haipvs/lab/servers.py) costs about a
+millisecond of guest CPU per connection, too close to the rate under test, and its
+CPU would compete with the checkers on the guest's CPUs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import ipaddress
+import logging
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+# This file is named like the package it measures: keep bench/ off the import path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path.insert(0, str(ROOT))
+
+HTTP_ANSWER = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n"
+
+# keepalived's figures measured in this lab by the issue's author, for the report.
+KEEPALIVED_REFERENCE_MS = {"tcp": 0.46, "http": 0.70}
+
+
+def address_range(first: str, count: int) -> list[str]:
+    start = ipaddress.IPv4Address(first)
+    return [str(start + i) for i in range(count)]
+
+
+def package(name: str) -> ModuleType:
+    """Import the measured package by name.
+
+    This file is itself named checkers.py, so a static `from checkers import ...`
+    would make type checkers resolve this file instead of the package.
+    """
+    return importlib.import_module(name)
+
+
+def log_line(text: str) -> None:
+    print(f"bench: {text}", file=sys.stderr, flush=True)
+
+
+# -- real servers -------------------------------------------------------------
+
+
+def serve(addresses: Sequence[str], port: int) -> None:
+    """Accept on every address:port, answer one HTTP response to any request, close.
+
+    A TCP check that resets the connection before sending anything is simply
+    closed. Prints "ready" once every listener is bound.
+    """
+    selector = selectors.DefaultSelector()
+    for address in addresses:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((address, port))
+        listener.listen(1024)
+        listener.setblocking(False)
+        selector.register(listener, selectors.EVENT_READ, True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print("ready", flush=True)
+    while True:
+        for key, _ in selector.select():
+            sock = key.fileobj
+            assert isinstance(sock, socket.socket)
+            if key.data:
+                while True:
+                    try:
+                        conn, _ = sock.accept()
+                    except (BlockingIOError, ConnectionAbortedError):
+                        break
+                    conn.setblocking(False)
+                    selector.register(conn, selectors.EVENT_READ, False)
+                continue
+            try:
+                data = sock.recv(4096)
+                if b"\r\n\r\n" in data:
+                    sock.send(HTTP_ANSWER)
+                elif data:
+                    continue  # the rest of the request is on its way
+            except OSError:
+                pass
+            selector.unregister(sock)
+            sock.close()
+
+
+def start_server(
+    argv_prefix: Sequence[str], addresses_spec: Sequence[str]
+) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [*argv_prefix, sys.executable, __file__, "serve", *addresses_spec],
+        stdout=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    if process.stdout.readline().strip() != b"ready":
+        process.kill()
+        raise RuntimeError("real server did not start")
+    return process
+
+
+# -- the haipvs checker -------------------------------------------------------
+
+
+def quiet_logs() -> None:
+    import structlog
+
+    # 10,000 "check.up" lines at start would measure the terminal, not the checker.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
+def assignments_for(
+    kind: str, addresses: Sequence[str], port: int, interval: float
+) -> dict[Any, Any]:
+    checkers = package("checkers")
+    BackendId, HttpCheck, TcpCheck, Timing, Target = (  # noqa: N806 - the package's class names
+        checkers.BackendId,
+        checkers.HttpCheck,
+        checkers.TcpCheck,
+        checkers.Timing,
+        checkers.Target,
+    )
+
+    timing = Timing(interval=interval, timeout=1.0, rise=2, fall=2)
+    spec = TcpCheck(timing) if kind == "tcp" else HttpCheck(timing, tls=False, path="/")
+    result = {}
+    for address in addresses:
+        ip = ipaddress.IPv4Address(address)
+        result[BackendId("bench", ip, port)] = (Target(ip, port), spec)
+    return result
+
+
+async def run_checker(kind: str, addresses: Sequence[str], port: int, interval: float) -> None:
+    """The measured haipvs checker process of part 1: a CheckerPool until SIGTERM."""
+    CheckerPool = package("checkers.pool").CheckerPool  # noqa: N806
+
+    quiet_logs()
+    pool = CheckerPool(on_change=lambda change: None, fail_open=None)
+    pool.update(assignments_for(kind, addresses, port, interval))
+    pool.start()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    print("ready", flush=True)
+    await stop.wait()
+    await pool.stop()
+
+
+# -- measurements -------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (not its children), from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def passive_opens(netns: str) -> int:
+    """TCP connections the backend namespace's kernel accepted (RFC 1213 tcpPassiveOpens)."""
+    text = subprocess.run(
+        ["ip", "netns", "exec", netns, "cat", "/proc/net/snmp"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    tcp = [line.split() for line in text.splitlines() if line.startswith("Tcp:")]
+    return int(tcp[1][tcp[0].index("PassiveOpens")])
+
+
+def measure(pid: int, netns: str, window: float) -> tuple[float, int]:
+    cpu0, opens0 = cpu_seconds(pid), passive_opens(netns)
+    time.sleep(window)
+    cpu1, opens1 = cpu_seconds(pid), passive_opens(netns)
+    return cpu1 - cpu0, opens1 - opens0
+
+
+def rss_peak_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def percentile(samples: Sequence[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+# -- part 2: native -----------------------------------------------------------
+
+
+async def native_checks(
+    count: int, interval: float, warmup: float, window: float
+) -> dict[str, float]:
+    CheckerPool = package("checkers.pool").CheckerPool  # noqa: N806
+
+    quiet_logs()
+    addresses = address_range("127.1.0.1", count)
+    port = 18080
+    server = start_server((), [f"{addresses[0]}/{count}:{port}"])
+    changes: list[bool] = []
+    try:
+        pool = CheckerPool(on_change=lambda change: changes.append(change.healthy), fail_open=None)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        pool.update(assignments_for("tcp", addresses, port, interval))
+        setup = loop.time() - started
+        pool.start()
+        await asyncio.sleep(warmup)
+        cpu0, done0 = time.process_time(), pool.probes_completed
+        started0 = pool.probes_started
+        await asyncio.sleep(window)
+        cpu = time.process_time() - cpu0
+        done = pool.probes_completed - done0
+        in_window = pool.probes_started - started0
+        samples = pool.lateness()[-in_window:]
+        snapshot = pool.snapshot()
+        healthy = sum(1 for status in snapshot.backends.values() if status.healthy)
+        await pool.stop()
+    finally:
+        server.terminate()
+        server.wait()
+    return {
+        "native_real_servers": count,
+        "native_healthy": healthy,
+        "native_checks_per_s": done / window,
+        "native_cpu_us_per_check": cpu / max(done, 1) * 1e6,
+        "lateness_p50_ms": percentile(samples, 0.50) * 1000,
+        "lateness_p99_ms": percentile(samples, 0.99) * 1000,
+        "lateness_max_ms": max(samples) * 1000,
+        "rss_mb": rss_peak_mb(),
+        "native_setup_s": setup,
+    }
+
+
+def native_part(args: argparse.Namespace) -> dict[str, float]:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+    return asyncio.run(native_checks(args.count or 10_000, 2.0, args.warmup, args.window))
+
+
+# -- part 1: lab --------------------------------------------------------------
+
+KEEPALIVED_HEADER = """global_defs {
+    router_id haipvs_bench
+}
+virtual_server 10.9.0.1 80 {
+    delay_loop 1
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+"""
+
+KEEPALIVED_CHECKS = {
+    "tcp": "        TCP_CHECK {\n            connect_timeout 1\n        }\n",
+    "http": (
+        "        HTTP_GET {\n            url {\n                path /\n"
+        "                status_code 200\n            }\n            connect_timeout 1\n"
+        "        }\n"
+    ),
+}
+
+
+def keepalived_conf(kind: str, addresses: Sequence[str], port: int) -> str:
+    servers = "".join(
+        f"    real_server {address} {port} {{\n        weight 1\n{KEEPALIVED_CHECKS[kind]}    }}\n"
+        for address in addresses
+    )
+    return KEEPALIVED_HEADER + servers + "}\n"
+
+
+def wait_for_file(path: Path, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().strip():
+            return path.read_text().strip()
+        time.sleep(0.1)
+    raise RuntimeError(f"{path} did not appear")
+
+
+def lab_part(args: argparse.Namespace) -> dict[str, float]:
+    from haipvs.lab.topology import Endpoint, Host, Route, Topology, Veth, build
+
+    count = args.count or 1000
+    port = 80
+    addresses = address_range("10.1.0.1", count)
+    topology = Topology(
+        hosts=(Host("dir", routes=(Route("10.1.0.0/16", via="10.255.0.2"),)), Host("rs")),
+        links=(
+            Veth(
+                Endpoint("dir", "eth0", ("10.255.0.1/30",)),
+                Endpoint("rs", "eth0", ("10.255.0.2/30",)),
+            ),
+        ),
+    )
+    results: dict[str, float] = {"lab_real_servers": count}
+    work = Path("/run/haipvs-bench")
+    work.mkdir(parents=True, exist_ok=True)
+    with build(topology, prefix="cb-") as net:
+        rs_ns = net.ns("rs")
+        # Many addresses on one interface of the backend namespace (/32 each, the
+        # director routes the /16 through one next hop: one neighbour entry).
+        batch = "".join(f"address add {a}/32 dev eth0\n" for a in addresses)
+        subprocess.run(["ip", "-n", rs_ns, "-batch", "-"], input=batch, text=True, check=True)
+        server = start_server(net.command("rs", []), ["0.0.0.0/1:80"])
+        try:
+            for kind in args.kinds:
+                # keepalived's checker process on the backends.
+                conf = work / f"keepalived-{kind}.conf"
+                conf.write_text(keepalived_conf(kind, addresses, port))
+                checker_pid_file = work / f"checker-{kind}.pid"
+                with open(work / f"keepalived-{kind}.log", "wb") as keepalived_log:
+                    keepalived = net.popen(
+                        "dir",
+                        [
+                            "keepalived",
+                            "-n",
+                            "-l",
+                            "-C",
+                            "-f",
+                            str(conf),
+                            "-p",
+                            str(work / f"keepalived-{kind}.pid"),
+                            "-c",
+                            str(checker_pid_file),
+                        ],
+                        stdout=keepalived_log,
+                        stderr=subprocess.STDOUT,
+                    )
+                    try:
+                        checker_pid = int(wait_for_file(checker_pid_file, 60))
+                        time.sleep(args.warmup)
+                        cpu, checks = measure(checker_pid, rs_ns, args.window)
+                    finally:
+                        keepalived.terminate()
+                        keepalived.wait(timeout=60)
+                net.run("dir", ["ipvsadm", "-C"], check=False)
+                results[f"keepalived_{kind}_checks_per_s"] = checks / args.window
+                results[f"keepalived_{kind}_ms_per_check"] = cpu / max(checks, 1) * 1000
+                log_line(f"keepalived {kind}: {checks} checks, {cpu:.2f}s cpu")
+
+                # haipvs's CheckerPool on the same backends.
+                checker = net.popen(
+                    "dir",
+                    [sys.executable, __file__, "checker", kind, f"{addresses[0]}/{count}:{port}"],
+                    stdout=subprocess.PIPE,
+                )
+                try:
+                    assert checker.stdout is not None
+                    if checker.stdout.readline().strip() != b"ready":
+                        raise RuntimeError("haipvs checker did not start")
+                    time.sleep(args.warmup)
+                    cpu, checks = measure(checker.pid, rs_ns, args.window)
+                finally:
+                    checker.terminate()
+                    checker.wait(timeout=60)
+                results[f"haipvs_{kind}_checks_per_s"] = checks / args.window
+                results[f"haipvs_{kind}_ms_per_check"] = cpu / max(checks, 1) * 1000
+                log_line(f"haipvs {kind}: {checks} checks, {cpu:.2f}s cpu")
+                results[f"{kind}_cpu_ratio"] = (
+                    results[f"haipvs_{kind}_ms_per_check"]
+                    / results[f"keepalived_{kind}_ms_per_check"]
+                )
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    return results
+
+
+# -- orchestration ------------------------------------------------------------
+
+
+def parse_addresses(spec: str) -> tuple[list[str], int]:
+    """ "10.1.0.1/1000:80" -> (1000 addresses from 10.1.0.1, 80)."""
+    head, _, port = spec.rpartition(":")
+    first, _, count = head.partition("/")
+    return address_range(first, int(count or 1)), int(port)
+
+
+def format_part(name: str, values: dict[str, float]) -> str:
+    rendered = " ".join(
+        f"{key}={value:.3f}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in values.items()
+    )
+    return f"PART {name} {rendered}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "part", nargs="?", default="all", choices=("all", "native", "lab", "serve", "checker")
+    )
+    parser.add_argument("rest", nargs="*")
+    parser.add_argument(
+        "--count", type=int, default=0, help="real servers (default 10000 native, 1000 lab)"
+    )
+    parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--window", type=float, default=12.0)
+    parser.add_argument("--kinds", nargs="+", default=["tcp", "http"])
+    args = parser.parse_args(argv)
+
+    if args.part == "serve":
+        addresses: list[str] = []
+        port = 0
+        for spec in args.rest:
+            more, port = parse_addresses(spec)
+            addresses += more
+        serve(addresses, port)
+        return 0
+    if args.part == "checker":
+        kind, spec = args.rest
+        targets, port = parse_addresses(spec)
+        asyncio.run(run_checker(kind, targets, port, 1.0))
+        return 0
+    if args.part == "native":
+        print(format_part("native", native_part(args)), flush=True)
+        return 0
+    if args.part == "lab":
+        print(format_part("lab", lab_part(args)), flush=True)
+        return 0
+
+    values: dict[str, str] = {}
+    native = subprocess.run(
+        [sys.executable, __file__, "native"], capture_output=True, text=True, check=False
+    )
+    lab = subprocess.run(
+        [
+            str(ROOT / ".venv/bin/haipvs"),
+            "lab",
+            "run",
+            "--timeout",
+            "900",
+            "--",
+            sys.executable,
+            __file__,
+            "lab",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    for run in (native, lab):
+        sys.stderr.write(run.stderr)
+        for line in run.stdout.splitlines():
+            print(line)
+            if line.startswith("PART "):
+                for pair in line.split()[2:]:
+                    key, _, value = pair.partition("=")
+                    values[key] = value
+    wanted = ["tcp_cpu_ratio", "http_cpu_ratio", "lateness_p99_ms", "rss_mb"]
+    extra = [k for k in values if k not in wanted]
+    print("RESULT " + " ".join(f"{k}={values.get(k, 'missing')}" for k in wanted + extra))
+    return 0 if all(k in values for k in wanted) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
