@@ -7,10 +7,28 @@ Public API (other packages import only from here):
   ``FILE:LINE: key.path: message``.
 - ``load_config_text(text, file)``, ``dump_config(config) -> str`` (round-trips).
 - ``Config`` and the models it is made of (``VrrpInstance``, ``VirtualServer``...).
+- ``diff_configs(old, new) -> ConfigDelta``: per kind added / removed / changed / unchanged
+  by identity key (``instance_key``, ``service_key``, ``real_server_key``, ``check_key``).
+- ``check_config_command(path) -> int``: `haipvs check-config`.
 """
 
 from __future__ import annotations
 
+from haipvs.config.check import check_config_command, summarize
+from haipvs.config.diff import (
+    Changed,
+    CheckKey,
+    ConfigDelta,
+    InstanceKey,
+    KindDelta,
+    RealServerKey,
+    ServiceKey,
+    check_key,
+    diff_configs,
+    instance_key,
+    real_server_key,
+    service_key,
+)
 from haipvs.config.load import (
     ConfigError,
     ConfigInvalid,
@@ -65,9 +83,12 @@ from haipvs.config.model import (
 )
 
 __all__ = [
+    "Changed",
     "Check",
+    "CheckKey",
     "CheckTiming",
     "Config",
+    "ConfigDelta",
     "ConfigError",
     "ConfigInvalid",
     "ConfigWarning",
@@ -83,8 +104,10 @@ __all__ = [
     "HttpCheck",
     "HttpMethod",
     "HttpsCheck",
+    "InstanceKey",
     "IpvsSettings",
     "IpvsTimeouts",
+    "KindDelta",
     "LoadedConfig",
     "LogFormat",
     "LogLevel",
@@ -94,8 +117,10 @@ __all__ = [
     "Protocol",
     "Quorum",
     "RealServer",
+    "RealServerKey",
     "Scheduler",
     "SchedulerFlag",
+    "ServiceKey",
     "SorryServer",
     "SyncDaemon",
     "SyncGroup",
@@ -110,7 +135,14 @@ __all__ = [
     "Vip",
     "VirtualServer",
     "VrrpInstance",
+    "check_config_command",
+    "check_key",
+    "diff_configs",
     "dump_config",
+    "instance_key",
     "load_config",
     "load_config_text",
+    "real_server_key",
+    "service_key",
+    "summarize",
 ]

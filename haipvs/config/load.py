@@ -226,7 +226,8 @@ class _Tree:
         line = mark.line + 1 if mark is not None else 1
         problem = exc.problem or "not valid YAML"
         if exc.context:
-            problem = f"{problem} ({exc.context})"
+            # PyYAML's own reading order: "while parsing a flow mapping, expected ',' or '}'".
+            problem = f"{exc.context}, {problem}"
         self._error(line, SYNTAX_PATH, problem)
 
     def _walk(self, node: yaml.Node, path: KeyPath, key_line: int) -> Any:

@@ -467,12 +467,20 @@ def _parse_vip(value: Any) -> Any:
     # `- 198.51.100.10/24` is shorthand for `- {address: 198.51.100.10/24}`.
     if isinstance(value, str):
         return {"address": value}
+    if not isinstance(value, dict | Vip):
+        raise PydanticCustomError(
+            "vip_type", "must be an address/prefix or a mapping {address, interface}"
+        )
     return value
 
 
 def _parse_host_port(value: Any) -> Any:
     # `sorry_server: 10.0.0.250:80` / `[2001:db8::250]:80` / a bare address.
     if not isinstance(value, str):
+        if not isinstance(value, dict | SorryServer):
+            raise PydanticCustomError(
+                "host_port_type", "must be ADDRESS:PORT, an address or a mapping {address, port}"
+            )
         return value
     match = re.fullmatch(r"\[([^\]]+)\]:(\d+)|([^:\[\]]+):(\d+)", value)
     if match is None:

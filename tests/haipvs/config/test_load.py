@@ -180,8 +180,8 @@ def test_duplicate_keys_are_errors_and_the_rest_is_still_checked() -> None:
 def test_a_yaml_syntax_error_has_the_same_form() -> None:
     text = "vrrp:\n  - name: a\n   interface: eth0\n"
     assert errors_of(text) == [
-        "t.yaml:3: yaml: expected <block end>, but found '<block mapping start>' "
-        "(while parsing a block collection)"
+        "t.yaml:3: yaml: while parsing a block collection, "
+        "expected <block end>, but found '<block mapping start>'"
     ]
 
 
@@ -241,3 +241,45 @@ def test_a_dump_loads_back_equal() -> None:
     config = load_config_text(DESIGN_EXAMPLE).config
     assert load_config_text(dump_config(config)).config == config
     assert isinstance(config, Config)
+
+
+def test_yaml_that_is_not_plain_data_is_refused_where_it_is() -> None:
+    text = """\
+    director:
+      name: !!python/name:os.system
+      1: one
+    vrrp:
+      - name: a
+        interface: eth0
+        vrid: 1
+        vips: [42]
+    """
+    assert errors_of(text) == [
+        "t.yaml:2: director.name: could not determine a constructor for the tag "
+        "'tag:yaml.org,2002:python/name:os.system'",
+        "t.yaml:3: director: keys must be names, not '1'",
+        "t.yaml:8: vrrp[0].vips[0]: must be an address/prefix or a mapping {address, interface}",
+    ]
+
+
+def test_two_documents_in_one_file_are_refused() -> None:
+    assert errors_of("director: {}\n---\nvrrp: []\n") == [
+        "t.yaml:2: yaml: expected a single document in the stream, but found another document"
+    ]
+
+
+def test_a_missing_key_points_at_its_mapping() -> None:
+    text = """\
+    vrrp:
+      - name: a
+        vrid: 1
+        vips: [192.0.2.1]
+      -
+        name: b
+        interface: eth1
+        vips: [192.0.2.2]
+    """
+    assert errors_of(text) == [
+        "t.yaml:2: vrrp[0].interface: is required",
+        "t.yaml:6: vrrp[1].vrid: is required",
+    ]
