@@ -167,19 +167,27 @@ class ServiceKey:
     port: int = 0
     fwmark: int = 0
     family: Family = Family.INET
+    # Keys are hashed on every table lookup of a 10,000-dest compare: hash once.
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.fwmark:
             _check_u32(self.fwmark, "fwmark")
             if self.protocol is not None or self.address is not None or self.port:
                 raise ValueError("a fwmark service has no protocol, address or port")
-            return
-        if self.protocol is None or self.address is None:
-            raise ValueError("an address service needs protocol and address (or use a fwmark)")
-        _check_port(self.port, "service")
-        address, family = _normalise_address(self.address)
-        object.__setattr__(self, "address", address)
-        object.__setattr__(self, "family", family)
+        else:
+            if self.protocol is None or self.address is None:
+                raise ValueError("an address service needs protocol and address (or a fwmark)")
+            _check_port(self.port, "service")
+            address, family = _normalise_address(self.address)
+            object.__setattr__(self, "address", address)
+            object.__setattr__(self, "family", family)
+        object.__setattr__(
+            self, "_hash", hash((self.protocol, self.address, self.port, self.fwmark, self.family))
+        )
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @classmethod
     def tcp(cls, address: str, port: int) -> ServiceKey:
@@ -231,12 +239,17 @@ class DestKey:
 
     address: str
     port: int
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_port(self.port, "real server")
         address, _ = _normalise_address(self.address)
         if address != self.address:
             object.__setattr__(self, "address", address)
+        object.__setattr__(self, "_hash", hash((self.address, self.port)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def family(self) -> Family:
