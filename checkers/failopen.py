@@ -16,7 +16,8 @@ problem into an outage. Envoy's panic threshold routes to all hosts below
    rise join as usual; servers not held follow their checks.
 4. The guard CLEARS when the share of servers whose checks say down is back
    at or below ``fail_open_ratio``; held servers that are still down then
-   leave the service.
+   leave the service. The downs of the window are not forgotten: if the
+   failure is still spreading, the next down within the window enters again.
 5. Every entry and clearing is returned as a step with its reason, for the
    adapter to log loudly and export.
 
@@ -195,5 +196,7 @@ class FailOpenGuard(Generic[K]):
         self._active = False
         self._since = None
         self._held = set()
-        self._recent_downs.clear()
+        # The recent downs are kept: if the mass failure is still going on
+        # (a server that just recovered fails again within the window), the
+        # guard enters again instead of letting the service empty.
         return FailOpenStep(changes=released, event=FailOpenEvent.CLEARED, reason=reason)

@@ -152,9 +152,10 @@ class DampingSettings:
     "maximum hold down time").
 
     Defaults: one down/up cycle (2 flaps, penalty just below 2000) is
-    tolerated; the third flap within about a minute suppresses the backend,
-    which then stays down for at least ~80 s of quiet (3000 -> 750 is two
-    half-lives), never more than 300 s.
+    tolerated; a third flap within about a minute suppresses the backend,
+    which then stays down until the penalty decays to 750: about 95 s after
+    three flaps in one minute (2200..2700 -> 750 is 1.6..1.9 half-lives),
+    never more than 300 s after the last flap.
     """
 
     penalty_per_flap: float = 1000.0

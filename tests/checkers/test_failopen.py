@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from checkers.failopen import FailOpenEvent, FailOpenGuard
 from checkers.spec import FailOpenSettings
@@ -74,6 +76,26 @@ def test_clears_when_the_checks_recover() -> None:
     assert [guard.is_up(f"rs{i}") for i in range(6)] == [True, True, False, False, False, True]
 
 
+def test_a_mass_failure_still_spreading_after_clearing_enters_again() -> None:
+    guard = guard_with(2)
+    guard.record("rs0", False, now=0.0)
+    assert guard.record("rs1", False, now=1.0).event is FailOpenEvent.ENTERED
+    step = guard.record("rs0", True, now=2.0)
+    assert step.event is FailOpenEvent.CLEARED
+    assert step.changes == (("rs1", False),)
+    # rs0 fails again within the window: both went down within 10 s
+    step = guard.record("rs0", False, now=3.0)
+    assert step.event is FailOpenEvent.ENTERED
+    assert step.changes == (("rs1", True),)
+    assert guard.is_up("rs0") and guard.is_up("rs1")
+    # well after the window, a lone failure is just a failure
+    guard.record("rs0", True, now=4.0)
+    guard.record("rs1", True, now=5.0)
+    assert not guard.active
+    step = guard.record("rs0", False, now=60.0)
+    assert step.event is None and step.changes == (("rs0", False),)
+
+
 def test_a_server_not_held_follows_its_checks_while_open() -> None:
     guard = guard_with(3)
     guard.add("new", checked_up=False)
@@ -121,3 +143,38 @@ def test_misuse_raises() -> None:
         guard.record("ghost", False, now=0.0)
     with pytest.raises(ValueError):
         guard.remove("ghost")
+
+
+@given(
+    size=st.integers(2, 8),
+    steps=st.lists(st.tuples(st.integers(0, 7), st.booleans(), st.floats(0.0, 8.0)), max_size=60),
+)
+def test_fail_open_never_empties_a_service_all_at_once(
+    size: int, steps: list[tuple[int, bool, float]]
+) -> None:
+    guard = guard_with(size)
+    effective = {f"rs{i}": True for i in range(size)}
+    now = 0.0
+    downs: list[tuple[float, str]] = []
+    for index, up, dt in steps:
+        now += dt
+        name = f"rs{index % size}"
+        was_up = guard.members[name]
+        step = guard.record(name, up, now)
+        if was_up and not up:
+            downs.append((now, name))
+        # the returned changes are exactly the effective differences
+        for backend, value in step.changes:
+            assert effective[backend] != value
+            effective[backend] = value
+        assert effective == {b: guard.is_up(b) for b in effective}
+        checked = guard.members
+        if not guard.active:
+            assert effective == dict(checked)
+        else:
+            # a held server is one the checks call down
+            assert all(not checked[b] for b in effective if guard.is_held(b))
+        # more than half went down within the window -> something is still in service
+        recent = {b for t, b in downs if t >= now - SETTINGS.window}
+        if len(recent) > size / 2 and not any(checked.values()):
+            assert any(effective.values())

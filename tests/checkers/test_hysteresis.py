@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from checkers.health import BackendHealth
 from checkers.hysteresis import Reason, RiseFall, State, Verdict
 from checkers.spec import Timing
@@ -129,3 +132,39 @@ def test_dynamic_weight_from_misc_dynamic() -> None:
     assert change.reason is Reason.DYNAMIC_WEIGHT
     assert change.weight == 10
     assert change.text == "check reported weight 10"
+
+
+@given(
+    rise=st.integers(1, 4),
+    fall=st.integers(1, 4),
+    adopted=st.booleans(),
+    results=st.lists(st.booleans(), max_size=60),
+)
+def test_rise_fall_invariants(rise: int, fall: int, adopted: bool, results: list[bool]) -> None:
+    rise_fall = RiseFall(rise, fall, adopted=adopted)
+    state = rise_fall.state
+    for i, ok in enumerate(results):
+        verdict = rise_fall.observe(ok, "x")
+        if verdict is None:
+            assert rise_fall.state is state
+            continue
+        # a verdict is always a change, in the direction of the result
+        assert verdict.state is not state
+        assert verdict.state is (State.UP if ok else State.DOWN)
+        if verdict.reason is Reason.RISE:
+            assert verdict.count == rise
+            assert all(results[i - rise + 1 : i + 1])
+        elif verdict.reason is Reason.FALL:
+            assert verdict.count == fall
+            assert not any(results[i - fall + 1 : i + 1])
+        else:
+            # only an adopted server's first result can skip the count
+            assert verdict.reason is Reason.ADOPTED_FAILED and adopted and i == 0
+        state = verdict.state
+    # settled: the last `rise` results ok -> up, the last `fall` failed -> down
+    tail_ok = len(results) >= rise and all(results[-rise:])
+    tail_fail = len(results) >= fall and not any(results[-fall:])
+    if tail_ok and len(results) > rise:
+        assert rise_fall.state is State.UP
+    if tail_fail and len(results) > fall:
+        assert rise_fall.state is State.DOWN
