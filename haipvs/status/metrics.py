@@ -1,0 +1,143 @@
+"""Prometheus metrics, rendered from the status snapshot at scrape time.
+
+A custom collector reads one Snapshot per scrape, so the numbers in /metrics and
+/status can never disagree and no part of the daemon keeps a second set of books.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from haipvs.status.snapshot import Snapshot
+
+__all__ = ["SnapshotCollector", "render_metrics"]
+
+STATES = ("INIT", "BACKUP", "MASTER", "FAULT")
+
+
+class SnapshotCollector(Collector):
+    def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self._snapshot()
+        info = GaugeMetricFamily(
+            "haipvs_info", "The running director.", labels=["director", "version"]
+        )
+        info.add_metric([snap.director, snap.version], 1)
+        yield info
+        yield from _vrrp(snap)
+        yield from _services(snap)
+        yield from _programmer(snap)
+        reloads = CounterMetricFamily(
+            "haipvs_reloads", "Config reloads by result.", labels=["result"]
+        )
+        reloads.add_metric(["applied"], snap.reloads_applied)
+        reloads.add_metric(["rejected"], snap.reloads_rejected)
+        yield reloads
+        lag = GaugeMetricFamily(
+            "haipvs_event_loop_lag_seconds",
+            "How late the event loop ran a timer, last measurement.",
+            labels=["loop"],
+        )
+        lag.add_metric(["main"], snap.loop_lag_ms / 1000)
+        lag.add_metric(["vrrp"], snap.vrrp_loop_lag_ms / 1000)
+        yield lag
+
+
+def _vrrp(snap: Snapshot) -> Iterator[Metric]:
+    labels = ["instance", "vrid", "interface"]
+    state = GaugeMetricFamily(
+        "haipvs_vrrp_state", "1 for the instance's current VRRP state.", labels=[*labels, "state"]
+    )
+    priority = GaugeMetricFamily(
+        "haipvs_vrrp_effective_priority", "Priority after tracking weights.", labels=labels
+    )
+    transitions = CounterMetricFamily(
+        "haipvs_vrrp_transitions", "VRRP state transitions.", labels=labels
+    )
+    sent = CounterMetricFamily("haipvs_vrrp_adverts_sent", "Adverts sent.", labels=labels)
+    received = CounterMetricFamily(
+        "haipvs_vrrp_adverts_received", "Adverts received and accepted.", labels=labels
+    )
+    dropped = CounterMetricFamily(
+        "haipvs_vrrp_adverts_dropped", "Adverts dropped, by reason.", labels=[*labels, "reason"]
+    )
+    for inst in snap.instances:
+        values = [inst.name, str(inst.vrid), inst.interface]
+        for name in STATES:
+            state.add_metric([*values, name], 1 if inst.state == name else 0)
+        priority.add_metric(values, inst.effective_priority)
+        transitions.add_metric(values, inst.transitions)
+        sent.add_metric(values, inst.adverts_sent)
+        received.add_metric(values, inst.adverts_received)
+        for reason, count in sorted(inst.adverts_dropped.items()):
+            dropped.add_metric([*values, reason], count)
+    yield from (state, priority, transitions, sent, received, dropped)
+
+
+def _services(snap: Snapshot) -> Iterator[Metric]:
+    labels = ["vs", "rs"]
+    up = GaugeMetricFamily(
+        "haipvs_check_up", "1 when the real server's check is up.", labels=labels
+    )
+    latency = GaugeMetricFamily(
+        "haipvs_check_latency_seconds", "Latency of the last check.", labels=labels
+    )
+    weight = GaugeMetricFamily(
+        "haipvs_real_server_weight", "Weight in the kernel table (absent: not in it).",
+        labels=labels,
+    )
+    conns = GaugeMetricFamily(
+        "haipvs_real_server_connections", "IPVS connections.", labels=[*labels, "state"]
+    )
+    draining = GaugeMetricFamily(
+        "haipvs_real_server_draining", "1 while draining.", labels=labels
+    )
+    fail_open = GaugeMetricFamily(
+        "haipvs_service_fail_open",
+        "1 while the service keeps its last known-good set because too many checks failed.",
+        labels=["vs"],
+    )
+    for service in snap.services:
+        fail_open.add_metric([service.key], 1 if service.fail_open else 0)
+        for rs in service.real_servers:
+            values = [service.key, f"{rs.address}:{rs.port}"]
+            up.add_metric(values, 1 if rs.health == "up" else 0)
+            if rs.latency_ms is not None:
+                latency.add_metric(values, rs.latency_ms / 1000)
+            if rs.kernel_weight is not None:
+                weight.add_metric(values, rs.kernel_weight)
+            conns.add_metric([*values, "active"], rs.active_conns)
+            conns.add_metric([*values, "inactive"], rs.inactive_conns)
+            draining.add_metric(values, 1 if rs.drain is not None else 0)
+    yield from (up, latency, weight, conns, draining, fail_open)
+
+
+def _programmer(snap: Snapshot) -> Iterator[Metric]:
+    prog = snap.programmer
+    ops = CounterMetricFamily("haipvs_ipvs_ops", "IPVS operations applied.", labels=["op"])
+    for name, count in sorted(prog.ops_applied.items()):
+        ops.add_metric([name], count)
+    yield ops
+    yield CounterMetricFamily(
+        "haipvs_ipvs_op_failures", "IPVS operations the kernel refused.", value=prog.ops_failed
+    )
+    yield CounterMetricFamily(
+        "haipvs_ipvs_drift_repairs", "Kernel table drift repaired.", value=prog.drift_repairs
+    )
+    yield CounterMetricFamily("haipvs_ipvs_syncs", "Reconcile runs.", value=prog.syncs)
+    yield GaugeMetricFamily(
+        "haipvs_ipvs_in_sync", "1 when the last reconcile applied its whole plan.",
+        value=1 if prog.in_sync else 0,
+    )
+
+
+def render_metrics(snapshot: Callable[[], Snapshot]) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(snapshot))
+    return generate_latest(registry)

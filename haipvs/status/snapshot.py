@@ -1,0 +1,128 @@
+"""The status snapshot: everything `/status`, `/metrics` and `haipvs status` show.
+
+A pure value built by the supervisor from its parts (VRRP instances, checker pool,
+IPVS programmer, the kernel table); `to_json()` is the `/status` document, whose
+schema ships as docs/status.schema.json. Times are wall-clock seconds since the
+epoch (for people and dashboards), durations are seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = [
+    "DrainView",
+    "InstanceView",
+    "ProgrammerView",
+    "RealServerView",
+    "ReloadView",
+    "ServiceView",
+    "Snapshot",
+    "TransitionView",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionView:
+    from_state: str
+    to_state: str
+    reason: str
+    detail: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceView:
+    name: str
+    interface: str
+    vrid: int
+    version: int
+    state: str
+    priority: int  # configured
+    effective_priority: int  # after tracking
+    priority_reasons: tuple[str, ...]  # what lowered it ("eth1 down -60")
+    master: str | None
+    vips: tuple[str, ...]
+    last_transition: TransitionView | None
+    transitions: int = 0
+    adverts_sent: int = 0
+    adverts_received: int = 0
+    adverts_dropped: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DrainView:
+    since: float
+    deadline: float
+    cause: str
+
+
+@dataclass(frozen=True, slots=True)
+class RealServerView:
+    address: str
+    port: int
+    weight: int  # configured
+    kernel_weight: int | None  # None: not in the kernel table
+    forwarding: str
+    health: str  # "up" | "down" | "unknown"
+    reason: str
+    since: float | None
+    latency_ms: float | None
+    active_conns: int = 0
+    inactive_conns: int = 0
+    drain: DrainView | None = None
+    fail_open_held: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceView:
+    name: str
+    key: str  # tcp/198.51.100.10:80 or fwmark/10
+    scheduler: str
+    in_kernel: bool
+    real_servers: tuple[RealServerView, ...]
+    sorry_server: str | None = None
+    sorry_active: bool = False
+    fail_open: bool = False
+    quorum_min_up: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ProgrammerView:
+    in_sync: bool
+    syncs: int
+    last_sync_at: float | None
+    last_sync_seconds: float | None
+    last_error: str | None
+    last_errno: int | None
+    ops_applied: dict[str, int]
+    ops_failed: int
+    drift_repairs: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadView:
+    at: float
+    result: str  # "applied" | "rejected"
+    errors: tuple[str, ...] = ()
+    summary: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    director: str
+    version: str
+    started_at: float
+    config_file: str
+    instances: tuple[InstanceView, ...]
+    services: tuple[ServiceView, ...]
+    programmer: ProgrammerView
+    last_reload: ReloadView | None
+    reloads_applied: int = 0
+    reloads_rejected: int = 0
+    loop_lag_ms: float = 0.0
+    vrrp_loop_lag_ms: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
