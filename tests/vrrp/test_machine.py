@@ -8,12 +8,25 @@ Master_Down_Interval(150) = 3 + 106/256 = 3.4140625, (100) = 3.609375,
 
 from __future__ import annotations
 
+import contextlib
+import os
+import select
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pair import Node, Segment, make_node, make_settings
+from pyroute2 import netns
 
 from vrrp.errors import DropReason, VrrpUsageError
 from vrrp.machine import (
@@ -31,7 +44,14 @@ from vrrp.machine import (
     VrrpMachine,
     build_advert,
 )
-from vrrp.packet import Advertisement
+from vrrp.packet import (
+    VRRP_MULTICAST_V4,
+    Advertisement,
+    check_ttl,
+    decode_advert,
+    encode_advert,
+    parse_ipv4_packet,
+)
 from vrrp.settings import InstanceSettings, NotifySettings, TrackInterface, TrackScript, VipSpec
 
 A = "192.0.2.1"
@@ -873,3 +893,188 @@ def test_track_notify_and_vip_settings_validate(build: object) -> None:
     assert callable(build)
     with pytest.raises(ValueError):
         build()
+
+
+# --- lab: the machine elects against a live keepalived --------------------------------------
+#
+# The smallest possible runner (select on a raw socket, read before acting on the
+# timer, `ip addr` for VIPs) drives one VrrpMachine in a namespace next to a real
+# keepalived 2.2.7, so the election rules meet an implementation nobody here wrote:
+# we preempt keepalived, hand over to it with priority 0, follow it as backup and
+# learn its interval, and take over when it dies.
+
+LAB_VIP = "198.51.100.10"
+KA = IPv4Address("192.0.2.1")
+US = IPv4Address("192.0.2.2")
+
+
+class RawDriver:
+    """One machine on raw IPv4 sockets inside the namespace `ns` (test-only runner)."""
+
+    def __init__(self, net: Any, machine: VrrpMachine) -> None:
+        self.net = net
+        self.machine = machine
+        self.log: list[tuple[float, object]] = []
+        netns.pushns(net.ns("us"))
+        try:
+            ifindex = socket.if_nametoindex("eth0")
+            self.send = socket.socket(socket.AF_INET, socket.SOCK_RAW, 112)
+            self.send.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, US.packed)
+            self.send.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
+            self.send.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+            self.recv = socket.socket(socket.AF_INET, socket.SOCK_RAW, 112)
+            self.recv.setsockopt(
+                socket.IPPROTO_IP,
+                socket.IP_ADD_MEMBERSHIP,
+                struct.pack("4s4si", VRRP_MULTICAST_V4.packed, bytes(4), ifindex),
+            )
+            self.recv.setblocking(False)
+        finally:
+            netns.popns()
+
+    def close(self) -> None:
+        self.send.close()
+        self.recv.close()
+
+    def discard_queued(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                self.recv.recv(4096)
+
+    def execute(self, actions: tuple[object, ...]) -> None:
+        for action in actions:
+            self.log.append((time.monotonic(), action))
+            if isinstance(action, SendAdvert):
+                advert = self.machine.build_advert(action.priority)
+                payload = encode_advert(advert, US, VRRP_MULTICAST_V4)
+                self.send.sendto(payload, (str(VRRP_MULTICAST_V4), 0))
+            elif isinstance(action, InstallVips | RemoveVips):
+                verb = "add" if isinstance(action, InstallVips) else "del"
+                self.net.run("us", ["ip", "addr", verb, f"{LAB_VIP}/32", "dev", "eth0"],
+                             check=False)
+
+    def run(self, seconds: float, until: Callable[[], bool] = lambda: False) -> None:
+        end = time.monotonic() + seconds
+        while not until() and (now := time.monotonic()) < end:
+            deadline = self.machine.next_deadline()
+            wake = end if deadline is None else min(end, deadline)
+            select.select([self.recv], [], [], max(0.0, wake - now))
+            # Read before acting on the timer: a queued advert proves the master alive.
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    datagram = self.recv.recv(4096)
+                    source, destination, ttl, payload = parse_ipv4_packet(datagram)
+                    check_ttl(ttl)
+                    advert = decode_advert(payload, source, destination)
+                    self.execute(self.machine.on_advert(advert, source, time.monotonic()))
+            deadline = self.machine.next_deadline()
+            if deadline is not None and (now := time.monotonic()) >= deadline:
+                self.execute(self.machine.on_timer(max(deadline, now)))
+
+    def transitions(self) -> list[Transition]:
+        return [a for _t, a in self.log if isinstance(a, Transition)]
+
+    def drops(self) -> list[AdvertDropped]:
+        return [a for _t, a in self.log if isinstance(a, AdvertDropped)]
+
+
+def ka_has_vip(net: Any) -> bool:
+    return LAB_VIP in net.run("ka", ["ip", "-o", "addr", "show", "dev", "eth0"]).stdout
+
+
+def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if condition():
+            return True
+        threading.Event().wait(0.05)
+    return condition()
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize(("version", "interval"), [(3, 0.2), (2, 1.0)])
+def test_election_against_keepalived(tmp_path: Path, version: int, interval: float) -> None:
+    from haipvs.lab.topology import Endpoint, Host, Topology, Veth, build
+
+    topology = Topology(
+        hosts=(Host("ka"), Host("us")),
+        links=(Veth(Endpoint("ka", "eth0", (f"{KA}/24",)), Endpoint("us", "eth0", (f"{US}/24",))),),
+    )
+    states = tmp_path / "states"
+    notify_script = tmp_path / "notify.sh"
+    notify_script.write_text(f'#!/bin/sh\necho "$3" >> {states}\n')
+    notify_script.chmod(0o755)
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text(
+        "global_defs {\n    router_id ka\n    script_user root\n}\n"
+        "vrrp_instance VI {\n    state BACKUP\n    interface eth0\n    virtual_router_id 51\n"
+        f"    priority 100\n    advert_int {interval:g}\n    version {version}\n"
+        f"    virtual_ipaddress {{\n        {LAB_VIP}/32\n    }}\n"
+        f"    notify {notify_script}\n}}\n"
+    )
+
+    def ka_state() -> str:
+        lines = states.read_text().split() if states.exists() else []
+        return lines[-1] if lines else "NONE"
+
+    def machine(priority: int) -> VrrpMachine:
+        settings = make_settings(
+            priority=priority, version=version, advert_interval=interval,
+            vips=(VipSpec(IPv4Interface(f"{LAB_VIP}/32")),),
+        )
+        return VrrpMachine(settings, primary_address=US)
+
+    with build(topology, prefix=f"vrrp-elect{version}-") as net:
+        log = (tmp_path / "keepalived.log").open("wb")
+        keepalived = net.popen(
+            "ka",
+            ["keepalived", "-n", "-l", "-D", "-P", "-f", str(conf),
+             "-p", str(tmp_path / "ka.pid"), "-r", str(tmp_path / "ka-vrrp.pid")],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        driver = RawDriver(net, machine(150))
+        try:
+            assert wait_for(lambda: ka_state() == "MASTER", 30.0), "keepalived never master"
+            # 1. We start at 150 beside keepalived's 100: we preempt it (RFC 5798 §6.4.2).
+            driver.discard_queued()
+            driver.execute(driver.machine.start(time.monotonic()))
+            driver.run(20.0, until=lambda: driver.machine.state is State.MASTER)
+            (_startup, takeover) = driver.transitions()
+            assert takeover.reason is R.preempt_lower_priority_master
+            assert takeover.detail == "peer=192.0.2.1 peer_priority=100 priority=150"
+            driver.run(3 * interval + 1.0)
+            assert driver.machine.state is State.MASTER
+            assert wait_for(lambda: ka_state() == "BACKUP" and not ka_has_vip(net), 5.0)
+            # 2. Graceful stop: priority 0, keepalived takes over (RFC 5798 §6.4.2).
+            driver.execute(driver.machine.shutdown(time.monotonic()))
+            assert wait_for(lambda: ka_state() == "MASTER" and ka_has_vip(net), 5.0)
+            # 3. We come back at 50: backup, following keepalived and its interval.
+            driver.machine = machine(50)
+            driver.log.clear()
+            driver.discard_queued()
+            driver.execute(driver.machine.start(time.monotonic()))
+            driver.run(3 * interval + 2.0)
+            assert driver.machine.state is State.BACKUP
+            assert driver.machine.master_source == KA
+            assert driver.machine.master_priority == 100
+            assert driver.machine.master_adver_interval == interval
+            # 4. keepalived dies with its VIP: we take over on the master-down timer.
+            # SIGKILL the VRRP child first: killing only the parent lets the child
+            # shut down gracefully (priority 0), which is not a crash.
+            vrrp_child = int((tmp_path / "ka-vrrp.pid").read_text().split()[0])
+            os.kill(vrrp_child, signal.SIGKILL)
+            keepalived.kill()
+            keepalived.wait(timeout=10)
+            net.run("ka", ["ip", "addr", "del", f"{LAB_VIP}/32", "dev", "eth0"], check=False)
+            driver.run(20.0, until=lambda: driver.machine.state is State.MASTER)
+            last = driver.transitions()[-1]
+            assert (last.new, last.reason) == (State.MASTER, R.master_down_timer)
+            assert last.detail.startswith("peer=192.0.2.1 peer_priority=100")
+            assert LAB_VIP in net.run("us", ["ip", "-o", "addr", "show", "dev", "eth0"]).stdout
+            assert driver.drops() == []
+        finally:
+            if keepalived.poll() is None:
+                keepalived.terminate()
+                keepalived.wait(timeout=20)
+            log.close()
+            driver.close()
