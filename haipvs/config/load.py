@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -353,7 +354,22 @@ def _validate(data: Any) -> list[Finding]:
             else:
                 valid[section].append((index, parsed))
 
-    findings += find_rule_violations(
+    # A virtual server whose only broken parts are some of its real servers still gets its
+    # rules checked, over the real servers that are fine (rule 3 of the module docstring).
+    salvaged: dict[int, tuple[int, ...]] = {}
+    raw_services = data.get("virtual_servers")
+    if isinstance(raw_services, list):
+        done = {index for index, _ in valid["virtual_servers"]}
+        for index, item in enumerate(raw_services):
+            if index in done:
+                continue
+            rescue = _without_broken_real_servers(item)
+            if rescue is not None:
+                salvaged[index] = rescue[1]
+                valid["virtual_servers"].append((index, rescue[0]))
+        valid["virtual_servers"].sort(key=lambda pair: pair[0])
+
+    rules = find_rule_violations(
         director=director,
         vrrp=valid["vrrp"],
         sync_groups=valid["sync_groups"],
@@ -361,7 +377,53 @@ def _validate(data: Any) -> list[Finding]:
         ipvs=ipvs,
         all_vrrp_valid=all_valid["vrrp"],
     )
+    findings += [_renumbered(finding, salvaged) for finding in rules if _keep(finding, salvaged)]
     return findings
+
+
+def _without_broken_real_servers(raw: Any) -> tuple[VirtualServer, tuple[int, ...]] | None:
+    if not isinstance(raw, dict) or not isinstance(raw.get("real_servers"), list):
+        return None
+    try:
+        VirtualServer.model_validate(raw)
+    except ValidationError as exc:
+        broken: set[int] = set()
+        for error in exc.errors():
+            loc = error["loc"]
+            if len(loc) < 2 or loc[0] != "real_servers" or not isinstance(loc[1], int):
+                return None
+            broken.add(loc[1])
+    kept = tuple(i for i in range(len(raw["real_servers"])) if i not in broken)
+    trimmed = {**raw, "real_servers": [raw["real_servers"][i] for i in kept]}
+    try:
+        return VirtualServer.model_validate(trimmed), kept
+    except ValidationError:
+        return None
+
+
+def _keep(finding: Finding, salvaged: Mapping[int, tuple[int, ...]]) -> bool:
+    path = finding.key_path
+    if len(path) < 2 or path[0] != "virtual_servers" or path[1] not in salvaged:
+        return True
+    # Counting rules (quorum) would count only the real servers that validated.
+    return finding.severity is Severity.ERROR
+
+
+def _renumbered(finding: Finding, salvaged: Mapping[int, tuple[int, ...]]) -> Finding:
+    path = finding.key_path
+    if len(path) < 2 or path[0] != "virtual_servers" or path[1] not in salvaged:
+        return finding
+    kept = salvaged[int(path[1])]
+    if len(path) >= 4 and path[2] == "real_servers" and isinstance(path[3], int):
+        path = (*path[:3], kept[path[3]], *path[4:])
+    return Finding(path, _renumber_text(finding.message, kept), finding.severity)
+
+
+def _renumber_text(message: str, kept: tuple[int, ...]) -> str:
+    # "(also real_servers[0])" names a sibling by its index in the trimmed list.
+    return re.sub(
+        r"real_servers\[(\d+)\]", lambda m: f"real_servers[{kept[int(m.group(1))]}]", message
+    )
 
 
 def _validate_one(model: type[_M], raw: Any, prefix: KeyPath, findings: list[Finding]) -> _M | None:

@@ -180,3 +180,31 @@ def test_an_api_beyond_loopback_without_a_token_is_a_warning() -> None:
         "director.api_token is not set"
     ]
     assert load_config_text("director: {api: 0.0.0.0:9797, api_token: s3cret}\n").warnings == ()
+
+
+def test_a_broken_real_server_does_not_hide_the_rules_of_its_siblings() -> None:
+    assert refused(
+        """\
+        virtual_servers:
+          - vip: 192.0.2.1
+            port: 80
+            forwarding: dr
+            sorry_server: 10.0.0.13:80
+            real_servers:
+              - {address: 10.0.0.11, port: 81}
+              - {address: 10.0.0.300}
+              - {address: 10.0.0.12, weight: -1}
+              - {address: 10.0.0.13}
+              - {address: 10.0.0.11, port: 81}
+        """
+    ) == [
+        "t.yaml:5: virtual_servers[0].sorry_server: 10.0.0.13:80 is also real_servers[3]",
+        "t.yaml:7: virtual_servers[0].real_servers[0].port: "
+        "dr cannot map ports: must equal the service port 80",
+        "t.yaml:8: virtual_servers[0].real_servers[1].address: not an IP address: '10.0.0.300'",
+        "t.yaml:9: virtual_servers[0].real_servers[2].weight: must be 0..65535",
+        "t.yaml:11: virtual_servers[0].real_servers[4].address: "
+        "duplicate real server 10.0.0.11:81 (also real_servers[0])",
+        "t.yaml:11: virtual_servers[0].real_servers[4].port: "
+        "dr cannot map ports: must equal the service port 80",
+    ]
