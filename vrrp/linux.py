@@ -28,13 +28,10 @@ from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import RTMGRP_LINK
 
 from vrrp.errors import MalformedAdvert
-from vrrp.packet import parse_ipv4_packet
+from vrrp.packet import IPPROTO_VRRP, VRRP_MULTICAST_V4, VRRP_MULTICAST_V6, parse_ipv4_packet
 from vrrp.ports import IPAddress, LinkEvent, ReceivedAdvert, Vip, VrrpIoError
 
 __all__ = [
-    "IPPROTO_VRRP",
-    "VRRP_GROUP_V4",
-    "VRRP_GROUP_V6",
     "LinuxAdvertLink",
     "LinuxAnnouncer",
     "LinuxVipAddresses",
@@ -43,10 +40,6 @@ __all__ = [
     "primary_address",
 ]
 
-IPPROTO_VRRP = 112
-# RFC 5798 §5.1.1.2 / §5.1.2.2: the IANA groups for VRRP.
-VRRP_GROUP_V4 = IPv4Address("224.0.0.18")
-VRRP_GROUP_V6 = IPv6Address("ff02::12")
 ALL_NODES_V6 = IPv6Address("ff02::1")
 
 # Linux socket options the stdlib does not name (include/uapi/linux/in.h, in6.h).
@@ -148,7 +141,7 @@ class LinuxAdvertLink:
         """Where an advert goes: every unicast peer, else the VRRP group."""
         if self._peers:
             return tuple(sorted(self._peers, key=str))
-        return (VRRP_GROUP_V6 if self._v6 else VRRP_GROUP_V4,)
+        return (VRRP_MULTICAST_V6 if self._v6 else VRRP_MULTICAST_V4,)
 
     async def send(self, payload: bytes, destination: IPAddress) -> None:
         address: tuple[str, int] | tuple[str, int, int, int]
@@ -198,7 +191,7 @@ class LinuxAdvertLink:
                 return ReceivedAdvert(
                     payload=b"",
                     source=sender,
-                    destination=VRRP_GROUP_V4,
+                    destination=VRRP_MULTICAST_V4,
                     ttl=0,
                     header_error=str(exc),
                 )
@@ -207,7 +200,7 @@ class LinuxAdvertLink:
         # destination come as ancillary data (RFC 3542 §6), asked for with
         # IPV6_RECVHOPLIMIT and IPV6_RECVPKTINFO at open.
         hop_limit = 0
-        destination6: IPv6Address = VRRP_GROUP_V6
+        destination6: IPv6Address = VRRP_MULTICAST_V6
         for level, kind, value in ancdata:
             if level != socket.IPPROTO_IPV6:
                 continue
@@ -269,7 +262,7 @@ def _open_socket_v4(
         # the VIP sits on the same interface (RFC 5798 §5.1.1.1).
         sock.bind((str(local), 0))
         if multicast:
-            mreqn = struct.pack("=4s4si", VRRP_GROUP_V4.packed, local.packed, ifindex)
+            mreqn = struct.pack("=4s4si", VRRP_MULTICAST_V4.packed, local.packed, ifindex)
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
     except OSError:
@@ -297,7 +290,7 @@ def _open_socket_v6(
         sock.bind((str(local), 0, 0, ifindex))
         if multicast:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
-            mreq = struct.pack("=16sI", VRRP_GROUP_V6.packed, ifindex)
+            mreq = struct.pack("=16sI", VRRP_MULTICAST_V6.packed, ifindex)
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
     except OSError:
         sock.close()

@@ -1,0 +1,351 @@
+"""InstanceRunner against the fakes, in virtual loop time (looptime).
+
+Every test builds a FakeSegment with two or more nodes; the times asserted are
+the RFC 5798 formulas, exact, because the loop clock is virtual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, ip_interface
+
+import pytest
+from structlog.testing import capture_logs
+
+from vrrp.errors import DropReason
+from vrrp.fake import (
+    FakeAdvertLink,
+    FakeLinkMonitor,
+    FakeSegment,
+    FakeVipAddresses,
+    RecordingAnnouncer,
+)
+from vrrp.machine import State, Transition, TransitionReason, VrrpMachine, build_advert
+from vrrp.packet import VRRP_MULTICAST_V4, decode_advert, encode_advert
+from vrrp.runner import FaultSource, InstanceRunner
+from vrrp.settings import InstanceSettings, TrackInterface, VipSpec
+from vrrp.timing import master_down_interval, skew_time
+from vrrp.track import InstanceTracker
+
+pytestmark = pytest.mark.looptime
+
+VIP = ip_interface("198.51.100.10/24")
+A_ADDR = IPv4Address("198.51.100.1")
+B_ADDR = IPv4Address("198.51.100.2")
+
+
+def instance(priority: int, **overrides: object) -> InstanceSettings:
+    values: dict[str, object] = {
+        "name": "VI_WEB",
+        "interface": "eth0",
+        "vrid": 51,
+        "priority": priority,
+        "version": 3,
+        "advert_interval": 1.0,
+        "preempt": True,
+        "preempt_delay": 0.0,
+        "vips": (VipSpec(VIP),),
+        "garp_repeat": 3,
+        "garp_interval": 0.5,
+    }
+    values.update(overrides)
+    return InstanceSettings(**values)  # type: ignore[arg-type]
+
+
+@dataclass
+class Node:
+    """One director on the segment: its runner, its ports, what it saw."""
+
+    runner: InstanceRunner
+    link: FakeAdvertLink
+    addresses: FakeVipAddresses
+    announcer: RecordingAnnouncer
+    transitions: list[tuple[float, Transition]] = field(default_factory=list)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def state(self) -> State:
+        return self.runner.state
+
+    async def wait_for(self, state: State, within: float = 60.0) -> float:
+        """Virtual time at which the node reached ``state``."""
+        async with asyncio.timeout(within):
+            while self.state is not state:
+                self.changed.clear()
+                await self.changed.wait()
+        return self.transitions[-1][0]
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self.runner.run())
+
+    async def crash(self) -> None:
+        """The process dies: nothing sent, nothing removed (its VIPs stay)."""
+        assert self.task is not None
+        self.task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await self.task
+        self.link.close()
+
+
+def now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def make_node(segment: FakeSegment, address: IPv4Address, settings: InstanceSettings) -> Node:
+    link = segment.attach(address)
+    addresses = FakeVipAddresses(["eth0", "eth1"])
+    announcer = RecordingAnnouncer(clock=now)
+    runner = InstanceRunner(settings, link=link, addresses=addresses, announcer=announcer)
+    node = Node(runner, link, addresses, announcer)
+
+    def record(name: str, transition: Transition, machine: VrrpMachine) -> None:
+        node.transitions.append((now(), transition))
+        node.changed.set()
+
+    runner.add_transition_callback(record)
+    return node
+
+
+@pytest.fixture
+def segment() -> FakeSegment:
+    return FakeSegment(clock=now)
+
+
+def holders(*nodes: Node) -> list[Node]:
+    return [node for node in nodes if node.addresses.held("eth0")]
+
+
+async def test_lone_backup_becomes_master_after_master_down_interval(segment: FakeSegment) -> None:
+    node = make_node(segment, A_ADDR, instance(100))
+    t0 = now()
+    node.start()
+    at = await node.wait_for(State.MASTER)
+    assert at - t0 == master_down_interval(100, 1.0, 3) == 3.609375
+    assert node.transitions[-1][1].reason is TransitionReason.master_down_timer
+    assert node.addresses.held("eth0") == (VIP,)
+    # The first advert leaves at the takeover, then one per advert_interval.
+    await asyncio.sleep(2.5)
+    sent = [advert.at for advert in segment.sent_by(A_ADDR)]
+    assert [round(t - at, 9) for t in sent] == [0.0, 1.0, 2.0]
+    assert all(advert.destination == VRRP_MULTICAST_V4 for advert in segment.sent)
+    decoded = decode_advert(segment.sent[0].payload, A_ADDR, VRRP_MULTICAST_V4)
+    assert (decoded.vrid, decoded.priority, decoded.addresses) == (51, 100, (VIP.ip,))
+    # garp_repeat=3 rounds, garp_interval=0.5 apart, from the takeover.
+    assert [(round(a.at - at, 9), a.vips) for a in node.announcer.announcements] == [  # type: ignore[operator]
+        (0.0, (VIP,)),
+        (0.5, (VIP,)),
+        (1.0, (VIP,)),
+    ]
+    assert node.runner.counters.adverts_sent == 3
+    await node.runner.stop()
+
+
+async def test_higher_priority_wins_and_crash_fails_over_exactly(segment: FakeSegment) -> None:
+    a = make_node(segment, A_ADDR, instance(150))
+    b = make_node(segment, B_ADDR, instance(100))
+    a.start()
+    b.start()
+    await a.wait_for(State.MASTER)
+    await asyncio.sleep(5)
+    assert (a.state, b.state) == (State.MASTER, State.BACKUP)
+    assert holders(a, b) == [a]
+    await a.crash()
+    last_advert = segment.sent_by(A_ADDR)[-1].at
+    assert last_advert is not None
+    at = await b.wait_for(State.MASTER)
+    # RFC 5798 §6.4.2: Master_Down_Interval after the last advert heard.
+    assert at - last_advert == master_down_interval(100, 1.0, 3)
+    assert b.transitions[-1][1].reason is TransitionReason.master_down_timer
+    assert b.addresses.held("eth0") == (VIP,)
+    await b.runner.stop()
+
+
+async def test_graceful_stop_hands_over_after_skew_time(segment: FakeSegment) -> None:
+    a = make_node(segment, A_ADDR, instance(150))
+    b = make_node(segment, B_ADDR, instance(100))
+    a.start()
+    b.start()
+    await a.wait_for(State.MASTER)
+    await asyncio.sleep(2.3)
+    stopped_at = now()
+    await a.runner.stop()
+    # The resigning master sends priority 0 and drops its VIPs at once.
+    last = segment.sent_by(A_ADDR)[-1]
+    assert decode_advert(last.payload, A_ADDR, last.destination).priority == 0
+    assert a.addresses.held() == ()
+    at = await b.wait_for(State.MASTER)
+    assert at - stopped_at == skew_time(100, 1.0, 3)
+    assert b.transitions[-1][1].reason is TransitionReason.priority_zero_advert
+    assert holders(a, b) == [b]
+    await b.runner.stop()
+
+
+async def test_preempt_when_the_higher_priority_returns(segment: FakeSegment) -> None:
+    b = make_node(segment, B_ADDR, instance(100))
+    b.start()
+    await b.wait_for(State.MASTER)
+    a = make_node(segment, A_ADDR, instance(150))
+    a.start()
+    await a.wait_for(State.MASTER)
+    await b.wait_for(State.BACKUP)
+    assert b.transitions[-1][1].reason is TransitionReason.higher_priority_advert
+    await asyncio.sleep(3)
+    assert holders(a, b) == [a]
+    await a.runner.stop()
+    await b.runner.stop()
+
+
+async def test_adverts_waiting_in_the_socket_are_read_before_the_timer(
+    segment: FakeSegment,
+) -> None:
+    a = make_node(segment, A_ADDR, instance(150))
+    b = make_node(segment, B_ADDR, instance(100))
+    a.start()
+    b.start()
+    await a.wait_for(State.MASTER)
+    await asyncio.sleep(1.5)
+    received_before = b.runner.counters.adverts_received
+    # B's loop is "too busy" to poll its socket: adverts queue there unread.
+    b.link.stall(True)
+    await asyncio.sleep(10 * master_down_interval(100, 1.0, 3))
+    assert b.state is State.BACKUP
+    assert [t.new for _, t in b.transitions] == [State.BACKUP]
+    # They were read, by the timer path, and kept the master alive.
+    assert b.runner.counters.adverts_received > received_before + 30
+    b.link.stall(False)
+    await a.runner.stop()
+    await b.runner.stop()
+
+
+async def test_partition_gives_two_masters_and_healing_one(segment: FakeSegment) -> None:
+    a = make_node(segment, A_ADDR, instance(150))
+    b = make_node(segment, B_ADDR, instance(100))
+    a.start()
+    b.start()
+    await a.wait_for(State.MASTER)
+    segment.partition([A_ADDR], [B_ADDR])
+    await b.wait_for(State.MASTER)
+    assert len(holders(a, b)) == 2
+    segment.heal()
+    await b.wait_for(State.BACKUP)
+    assert holders(a, b) == [a]
+    await a.runner.stop()
+    await b.runner.stop()
+
+
+async def test_garbage_and_bad_ttl_are_counted_and_logged_once_per_interval(
+    segment: FakeSegment,
+) -> None:
+    a = make_node(segment, A_ADDR, instance(150))
+    a.start()
+    stranger = IPv4Address("198.51.100.66")
+    good = encode_advert(build_advert(instance(200), 200), stranger, VRRP_MULTICAST_V4)
+    with capture_logs() as logs:
+        for _ in range(5):
+            segment.inject(b"\x31\x33", stranger, VRRP_MULTICAST_V4)
+            segment.inject(good, stranger, VRRP_MULTICAST_V4, ttl=64)
+            await asyncio.sleep(1)
+        await asyncio.sleep(6)
+        segment.inject(b"\x31\x33", stranger, VRRP_MULTICAST_V4)
+        await asyncio.sleep(0.1)
+    counters = a.runner.counters
+    assert counters.dropped[DropReason.bad_ttl] == 5
+    assert counters.adverts_dropped == 11
+    lines = [entry for entry in logs if entry["event"] == "vrrp.advert.dropped"]
+    assert [(line["reason"], line["suppressed"]) for line in lines] == [
+        (lines[0]["reason"], 0),
+        ("bad_ttl", 0),
+        (lines[0]["reason"], 4),
+    ]
+    assert all(line["peer"] == "198.51.100.66" and line["vrid"] == 51 for line in lines)
+    # The priority-200 advert with TTL 64 did not count: A took over alone.
+    assert [t.new for _, t in a.transitions] == [State.BACKUP, State.MASTER]
+    await a.runner.stop()
+
+
+async def test_transition_log_line_says_why(segment: FakeSegment) -> None:
+    with capture_logs() as logs:
+        a = make_node(segment, A_ADDR, instance(150))
+        a.start()
+        await a.wait_for(State.MASTER)
+        await a.runner.stop()
+    lines = [entry for entry in logs if entry["event"] == "vrrp.transition"]
+    assert [(e["from_state"], e["to_state"], e["reason"]) for e in lines] == [
+        ("init", "backup", "startup_backup"),
+        ("backup", "master", "master_down_timer"),
+        ("master", "init", "shutdown"),
+    ]
+    assert all(e["vrid"] == 51 and e["iface"] == "eth0" for e in lines)
+
+
+async def test_vip_add_failure_becomes_fault_then_retries(segment: FakeSegment) -> None:
+    a = make_node(segment, A_ADDR, instance(150))
+    a.addresses.fail_next("add", errno.EPERM)
+    a.start()
+    await a.wait_for(State.FAULT)
+    fault_at = a.transitions[-1][0]
+    assert FaultSource.io in a.runner.faults
+    assert a.addresses.held() == ()
+    assert a.runner.counters.io_errors == 1
+    # After the hold time it listens again, and nobody else is there: master.
+    at = await a.wait_for(State.MASTER)
+    assert at > fault_at
+    assert a.addresses.held("eth0") == (VIP,)
+    assert [t.new for _, t in a.transitions] == [
+        State.BACKUP,
+        State.MASTER,
+        State.FAULT,
+        State.BACKUP,
+        State.MASTER,
+    ]
+    await a.runner.stop()
+
+
+async def test_tracked_interface_down_is_fault_and_backup_takes_over(segment: FakeSegment) -> None:
+    tracked = instance(150, track_interfaces=(TrackInterface("eth1", 0),))
+    a = make_node(segment, A_ADDR, tracked)
+    b = make_node(segment, B_ADDR, instance(100))
+    monitor = FakeLinkMonitor({"eth1": True})
+    tracker = InstanceTracker(tracked, a.runner, monitor=monitor)
+    track_task = asyncio.create_task(tracker.run())
+    a.start()
+    b.start()
+    await a.wait_for(State.MASTER)
+    await asyncio.sleep(1.2)
+    down_at = now()
+    monitor.set_link("eth1", False)
+    await a.wait_for(State.FAULT)
+    assert a.addresses.held() == ()
+    at = await b.wait_for(State.MASTER)
+    # FAULT from MASTER resigns with priority 0: the backup waits only skew time.
+    assert at - down_at == skew_time(100, 1.0, 3)
+    monitor.set_link("eth1", True)
+    await a.wait_for(State.MASTER)
+    await b.wait_for(State.BACKUP)
+    assert holders(a, b) == [a]
+    track_task.cancel()
+    await a.runner.stop()
+    await b.runner.stop()
+
+
+async def test_tracking_weight_lowers_priority_and_peer_preempts(segment: FakeSegment) -> None:
+    tracked = instance(150, track_interfaces=(TrackInterface("eth1", -60),))
+    a = make_node(segment, A_ADDR, tracked)
+    b = make_node(segment, B_ADDR, instance(100))
+    monitor = FakeLinkMonitor({"eth1": True})
+    track_task = asyncio.create_task(InstanceTracker(tracked, a.runner, monitor=monitor).run())
+    a.start()
+    b.start()
+    await a.wait_for(State.MASTER)
+    monitor.set_link("eth1", False)
+    await b.wait_for(State.MASTER)
+    await a.wait_for(State.BACKUP)
+    assert a.runner.machine.effective_priority == 90
+    assert holders(a, b) == [b]
+    track_task.cancel()
+    await a.runner.stop()
+    await b.runner.stop()
+

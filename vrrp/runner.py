@@ -1,0 +1,534 @@
+"""The asyncio adapter around :class:`~vrrp.machine.VrrpMachine` (design.md §3.3).
+
+aioquic's ``asyncio/protocol.py`` shape: on every input (an advert, the timer,
+a tracking verdict, a fault) call the machine with ``clock()``, execute the
+returned actions through the ports in order, then re-arm ONE ``loop.call_at``
+timer at ``next_deadline()``. A firing timer passes ``max(deadline, clock())``
+so the machine never sees a time earlier than the deadline it asked for.
+
+Rules kept here:
+
+1. No protocol decision: the machine decides, the runner executes. The only
+   policies here are IO ones: how to group VIPs per interface, how to space a
+   gratuitous-ARP burst, how long an IO fault is held before retrying.
+2. Read before the timer: before acting on a deadline, every advert already
+   waiting in the socket is fed first (``AdvertLink.pending()``), so a loop
+   that stalled past a master-down deadline never declares a live master dead.
+3. One input at a time: an ``asyncio.Lock`` serialises inputs, so actions of
+   one input are all executed before the next input reaches the machine.
+4. Port failures become inputs: a :class:`~vrrp.ports.VrrpIoError` while
+   executing sets an ``io`` fault (``set_fault``), cleared after a hold time.
+   The peer's garbage is counted per :class:`~vrrp.errors.DropReason` and
+   logged at most once per ``drop_log_interval`` per (source, reason).
+5. Every change is one log line saying why (design.md §3.6): ``vrrp.transition``
+   with vrid, iface, from_state, to_state, reason (+ detail words).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+from collections import Counter
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from vrrp.errors import DropReason, MalformedAdvert
+from vrrp.machine import (
+    Action,
+    AdvertDropped,
+    AdvertMismatch,
+    Announce,
+    InstallVips,
+    PriorityChanged,
+    RemoveVips,
+    SendAdvert,
+    State,
+    Transition,
+    VrrpMachine,
+)
+from vrrp.packet import (
+    VRRP_MULTICAST_V4,
+    VRRP_MULTICAST_V6,
+    check_ttl,
+    decode_advert,
+    encode_advert,
+)
+from vrrp.ports import (
+    AdvertLink,
+    Announcer,
+    IPAddress,
+    ReceivedAdvert,
+    Vip,
+    VipAddresses,
+    VrrpIoError,
+)
+from vrrp.settings import InstanceSettings
+from vrrp.track import TrackVerdict
+
+__all__ = [
+    "FaultSource",
+    "InstanceRunner",
+    "RunnerCounters",
+    "TransitionCallback",
+]
+
+log = structlog.get_logger()
+
+#: Called after each transition, in the runner's event loop.
+TransitionCallback = Callable[[str, Transition, VrrpMachine], None]
+
+
+class FaultSource(enum.Enum):
+    """Who holds a fault on the instance; the machine sees only "any fault"."""
+
+    track = "track"
+    io = "io"
+    sync_group = "sync_group"
+
+
+@dataclass(slots=True)
+class RunnerCounters:
+    """Per-instance counters for metrics (monotonic, never reset)."""
+
+    adverts_sent: int = 0
+    adverts_received: int = 0
+    send_errors: int = 0
+    io_errors: int = 0
+    announce_errors: int = 0
+    transitions: int = 0
+    address_mismatches: int = 0
+    dropped: Counter[DropReason] = field(default_factory=Counter)
+
+    @property
+    def adverts_dropped(self) -> int:
+        return sum(self.dropped.values())
+
+
+class InstanceRunner:
+    """Runs one VRRP instance: its machine, its link, its VIPs, one timer.
+
+    ``run()`` starts the machine and serves adverts until ``stop()`` (graceful:
+    priority-0 advert and VIPs removed, RFC 5798 §6.4.3) or cancellation
+    (a crash: nothing is sent, nothing removed, as when the process dies).
+    """
+
+    def __init__(
+        self,
+        settings: InstanceSettings,
+        *,
+        link: AdvertLink,
+        addresses: VipAddresses,
+        announcer: Announcer,
+        clock: Callable[[], float] | None = None,
+        on_transition: TransitionCallback | None = None,
+        drop_log_interval: float = 10.0,
+        io_fault_hold: float | None = None,
+    ) -> None:
+        self._settings = settings
+        self._link = link
+        self._addresses = addresses
+        self._announcer = announcer
+        self._clock = clock
+        self._callbacks: list[TransitionCallback] = []
+        if on_transition is not None:
+            self._callbacks.append(on_transition)
+        self._drop_log_interval = drop_log_interval
+        # How long an IO failure keeps the instance in FAULT before it listens
+        # again: one master-down interval, so a flapping port cannot make the
+        # instance flap faster than the protocol itself would.
+        self._io_fault_hold = (
+            io_fault_hold if io_fault_hold is not None else 3 * settings.advert_interval + 1.0
+        )
+        self.machine = VrrpMachine(settings, primary_address=link.local_address)
+        self.counters = RunnerCounters()
+        self._lock = asyncio.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._announce_task: asyncio.Task[None] | None = None
+        self._io_fault_timer: asyncio.TimerHandle | None = None
+        self._faults: dict[FaultSource, str] = {}
+        self._tracked_priority = settings.priority
+        self._tracked_reason = "configured"
+        self._sync_hold: str | None = None
+        self._drop_logged: dict[tuple[IPAddress, DropReason], tuple[float, int]] = {}
+        self._stopped = asyncio.Event()
+        self._started = False
+
+    # --- queries ------------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._settings.name
+
+    @property
+    def settings(self) -> InstanceSettings:
+        return self._settings
+
+    @property
+    def state(self) -> State:
+        return self.machine.state
+
+    @property
+    def faults(self) -> dict[FaultSource, str]:
+        return dict(self._faults)
+
+    def add_transition_callback(self, callback: TransitionCallback) -> None:
+        self._callbacks.append(callback)
+
+    def _now(self) -> float:
+        if self._clock is not None:
+            return self._clock()
+        return self._running_loop().time()
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Start the machine and serve adverts until :meth:`stop` or cancellation."""
+        if self._started:
+            raise RuntimeError(f"instance {self.name} already started")
+        self._started = True
+        self._running_loop()
+        await self._input(self.machine.start)
+        receiver = asyncio.create_task(self._receive_loop(), name=f"vrrp-rx-{self.name}")
+        stopped = asyncio.create_task(self._stopped.wait())
+        try:
+            await asyncio.wait({receiver, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if receiver.done():
+                receiver.result()  # a receive error ends run() loudly
+        finally:
+            receiver.cancel()
+            stopped.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await receiver
+            self._cancel_background()
+
+    async def stop(self) -> None:
+        """Graceful stop: the machine's Shutdown event (a master resigns with
+        priority 0 and removes its VIPs), then the link is closed."""
+        if self._stopped.is_set():
+            return
+        try:
+            if self._started:
+                await self._input(self.machine.shutdown)
+        finally:
+            self._stopped.set()
+            self._cancel_background()
+            self._link.close()
+
+    def _cancel_background(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._timer_at = None
+        if self._io_fault_timer is not None:
+            self._io_fault_timer.cancel()
+            self._io_fault_timer = None
+        for task in list(self._tasks):
+            task.cancel()
+
+    # --- inputs from outside --------------------------------------------------------------------
+
+    async def apply_tracking(self, verdict: TrackVerdict) -> None:
+        """A new tracking verdict (``vrrp.track.InstanceTracker`` target)."""
+        self._tracked_priority = verdict.priority
+        self._tracked_reason = verdict.reason
+        await self._input(self._priority_input)
+        await self.set_fault(FaultSource.track, verdict.fault, verdict.reason)
+
+    async def set_fault(self, source: FaultSource, on: bool, reason: str) -> None:
+        """Set or clear one source's fault; the machine sees the union."""
+        if on:
+            self._faults[source] = reason
+        else:
+            self._faults.pop(source, None)
+        if self._faults:
+            summary = "; ".join(f"{src.value}: {why}" for src, why in self._faults.items())
+        else:
+            summary = f"{source.value}: {reason}" if reason else source.value
+
+        def fault_input(now: float) -> tuple[Action, ...]:
+            return self.machine.set_fault(bool(self._faults), summary, now)
+
+        await self._input(fault_input)
+
+    async def hold_for_sync_group(self, reason: str | None) -> None:
+        """Sync group: advertise the lowest priority while a member is backup
+        (``reason`` set), or the tracked one again (None)."""
+        self._sync_hold = reason
+        await self._input(self._priority_input)
+
+    async def resign(self, reason: str) -> None:
+        """Leave MASTER now (sync group follows a member to BACKUP): a fault
+        pulse makes the machine send priority 0, drop the VIPs and listen again."""
+        if self.machine.state is not State.MASTER:
+            return
+        await self.set_fault(FaultSource.sync_group, True, reason)
+        await self.set_fault(FaultSource.sync_group, False, reason)
+
+    def _priority_input(self, now: float) -> tuple[Action, ...]:
+        if self._sync_hold is not None:
+            return self.machine.set_priority(1, self._sync_hold, now)
+        return self.machine.set_priority(self._tracked_priority, self._tracked_reason, now)
+
+    # --- the adapter loop -------------------------------------------------------------------------
+
+    async def _input(self, produce: Callable[[float], tuple[Action, ...]]) -> None:
+        async with self._lock:
+            if self._stopped.is_set():
+                return
+            await self._execute(produce(self._now()))
+            self._rearm()
+
+    async def _receive_loop(self) -> None:
+        while True:
+            received = await self._link.receive()
+            # Acquire without yielding when free (asyncio.Lock's fast path), and
+            # FIFO otherwise: an advert read before a timer fired is fed first.
+            async with self._lock:
+                if self._stopped.is_set():
+                    return
+                await self._feed(received)
+                self._rearm()
+
+    async def _feed(self, received: ReceivedAdvert) -> None:
+        self.counters.adverts_received += 1
+        now = self._now()
+        try:
+            if received.header_error:
+                raise MalformedAdvert(DropReason.truncated, received.header_error)
+            # RFC 5798 §7.1 / RFC 3768 §7.1: TTL / hop limit must be 255.
+            check_ttl(received.ttl)
+            advert = decode_advert(received.payload, received.source, received.destination)
+        except MalformedAdvert as exc:
+            self._dropped(exc.reason, received.source, exc.detail, now)
+            return
+        await self._execute(self.machine.on_advert(advert, received.source, now))
+
+    def _rearm(self) -> None:
+        deadline = self.machine.next_deadline()
+        if deadline == self._timer_at and (deadline is None or self._timer is not None):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            self._timer = self._running_loop().call_at(deadline, self._timer_fired, deadline)
+
+    def _timer_fired(self, deadline: float) -> None:
+        self._timer = None
+        self._timer_at = None
+        self._spawn(self._on_timer(deadline), "timer")
+
+    async def _on_timer(self, fired: float) -> None:
+        async with self._lock:
+            if self._stopped.is_set():
+                return
+            # Rule 2: adverts that waited in the socket while we were busy count
+            # first; they may push the master-down deadline into the future.
+            for received in self._link.pending():
+                await self._feed(received)
+            deadline = self.machine.next_deadline()
+            now = self._now()
+            if deadline is not None and deadline <= max(fired, now):
+                await self._execute(self.machine.on_timer(max(deadline, now)))
+            self._rearm()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
+        task = self._running_loop().create_task(coro, name=f"vrrp-{what}-{self.name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # --- executing actions ------------------------------------------------------------------------
+
+    async def _execute(self, actions: Sequence[Action]) -> None:
+        """Run the machine's actions in order; an IO failure becomes a fault.
+
+        The remaining actions after a failure are still attempted when they
+        release state (RemoveVips): leaving VIPs behind is worse than a second
+        error line.
+        """
+        failure: VrrpIoError | None = None
+        for action in actions:
+            if failure is not None and not isinstance(action, RemoveVips | Transition):
+                continue
+            try:
+                await self._execute_one(action)
+            except VrrpIoError as exc:
+                self.counters.io_errors += 1
+                if isinstance(action, SendAdvert):
+                    self.counters.send_errors += 1
+                log.error(
+                    "vrrp.io.failed",
+                    vrid=self._settings.vrid,
+                    iface=self._settings.interface,
+                    op=exc.op,
+                    errno=exc.errno,
+                    action=type(action).__name__,
+                )
+                failure = failure or exc
+        if failure is not None and FaultSource.io not in self._faults:
+            await self._enter_io_fault(failure)
+
+    async def _enter_io_fault(self, failure: VrrpIoError) -> None:
+        reason = f"{failure.op} errno={failure.errno}"
+        self._faults[FaultSource.io] = reason
+        summary = "; ".join(f"{src.value}: {why}" for src, why in self._faults.items())
+        # Inside the lock already: call the machine directly. Failures while
+        # releasing (priority-0 advert on a dead link) are logged, not re-faulted.
+        await self._execute(self.machine.set_fault(True, summary, self._now()))
+        loop = self._running_loop()
+        if self._io_fault_timer is not None:
+            self._io_fault_timer.cancel()
+        self._io_fault_timer = loop.call_at(
+            self._now() + self._io_fault_hold,
+            lambda: self._spawn(self.set_fault(FaultSource.io, False, "retry"), "io-retry"),
+        )
+
+    async def _execute_one(self, action: Action) -> None:
+        settings = self._settings
+        if isinstance(action, SendAdvert):
+            await self._send(action.priority)
+        elif isinstance(action, InstallVips):
+            for interface, vips in self._vips_by_interface():
+                for vip in vips:
+                    await self._addresses.add(interface, vip)
+        elif isinstance(action, RemoveVips):
+            await self._remove_vips()
+        elif isinstance(action, Announce):
+            self._start_announce()
+        elif isinstance(action, Transition):
+            self._transitioned(action)
+        elif isinstance(action, AdvertDropped):
+            self._dropped(action.reason, action.source, action.detail, self._now())
+        elif isinstance(action, AdvertMismatch):
+            self.counters.address_mismatches += 1
+            log.warning(
+                "vrrp.advert.mismatch",
+                vrid=settings.vrid,
+                iface=settings.interface,
+                reason=action.reason.value,
+                peer=str(action.source),
+                detail=action.detail,
+            )
+        elif isinstance(action, PriorityChanged):
+            log.info(
+                "vrrp.priority.changed",
+                vrid=settings.vrid,
+                iface=settings.interface,
+                from_priority=action.old,
+                to_priority=action.new,
+                reason=action.reason,
+            )
+        else:  # pragma: no cover - the Action union is closed
+            raise TypeError(f"unknown action {action!r}")
+
+    def _destinations(self) -> tuple[IPAddress, ...]:
+        if self._settings.unicast_peers:
+            return self._settings.unicast_peers
+        return (VRRP_MULTICAST_V6 if self._settings.family == 6 else VRRP_MULTICAST_V4,)
+
+    async def _send(self, priority: int) -> None:
+        advert = self.machine.build_advert(priority)
+        source = self.machine.source_address
+        for destination in self._destinations():
+            payload = encode_advert(advert, source, destination)
+            await self._link.send(payload, destination)
+            self.counters.adverts_sent += 1
+
+    def _vips_by_interface(self) -> list[tuple[str, list[Vip]]]:
+        grouped: dict[str, list[Vip]] = {}
+        for vip in self._settings.vips:
+            grouped.setdefault(vip.interface or self._settings.interface, []).append(vip.address)
+        return list(grouped.items())
+
+    async def _remove_vips(self) -> None:
+        first: VrrpIoError | None = None
+        for interface, vips in self._vips_by_interface():
+            for vip in vips:
+                try:
+                    await self._addresses.remove(interface, vip)
+                except VrrpIoError as exc:
+                    first = first or exc
+        if first is not None:
+            raise first
+
+    def _start_announce(self) -> None:
+        """A gratuitous ARP / NA burst: ``garp_repeat`` rounds ``garp_interval``
+        apart (keepalived ``garp_master_repeat`` / ``garp_interval``), in the
+        background so adverts keep their timing."""
+        if self._announce_task is not None:
+            self._announce_task.cancel()
+        self._announce_task = self._spawn(self._announce_burst(), "garp")
+
+    async def _announce_burst(self) -> None:
+        rounds = max(1, self._settings.garp_repeat)
+        for index in range(rounds):
+            if self.machine.state is not State.MASTER:
+                return
+            for interface, vips in self._vips_by_interface():
+                try:
+                    await self._announcer.announce(interface, vips)
+                except VrrpIoError as exc:
+                    # Not a fault: the VIPs are up and neighbours learn them by
+                    # ARP anyway; a failed GARP only slows the switch-over.
+                    self.counters.announce_errors += 1
+                    log.warning(
+                        "vrrp.announce.failed",
+                        vrid=self._settings.vrid,
+                        iface=interface,
+                        op=exc.op,
+                        errno=exc.errno,
+                    )
+            if index + 1 < rounds and self._settings.garp_interval > 0:
+                await asyncio.sleep(self._settings.garp_interval)
+
+    def _transitioned(self, transition: Transition) -> None:
+        settings = self._settings
+        self.counters.transitions += 1
+        if transition.new is not State.MASTER and self._announce_task is not None:
+            self._announce_task.cancel()
+            self._announce_task = None
+        log.info(
+            "vrrp.transition",
+            instance=settings.name,
+            vrid=settings.vrid,
+            iface=settings.interface,
+            from_state=transition.old.value.lower(),
+            to_state=transition.new.value.lower(),
+            reason=transition.reason.value,
+            detail=transition.detail,
+            priority=self.machine.effective_priority,
+        )
+        for callback in self._callbacks:
+            callback(settings.name, transition, self.machine)
+
+    def _dropped(self, reason: DropReason, source: IPAddress, detail: str, now: float) -> None:
+        self.counters.dropped[reason] += 1
+        key = (source, reason)
+        last, suppressed = self._drop_logged.get(key, (None, 0))
+        if last is not None and now - last < self._drop_log_interval:
+            self._drop_logged[key] = (last, suppressed + 1)
+            return
+        self._drop_logged[key] = (now, 0)
+        log.warning(
+            "vrrp.advert.dropped",
+            vrid=self._settings.vrid,
+            iface=self._settings.interface,
+            reason=reason.value,
+            peer=str(source),
+            detail=detail,
+            suppressed=suppressed,
+        )
