@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from haipvs.ipvs.desired import HealthKey, Note, NoteKey
@@ -99,11 +99,20 @@ class DrainTracker:
         drain_timeouts: Mapping[ServiceKey, float],
         now: float,
         notes: Mapping[NoteKey, Note] | None = None,
+        *,
+        stats_known: bool = True,
+        services: Collection[ServiceKey] | None = None,
     ) -> tuple[DrainEvent, ...]:
         """Advance the drains to ``now`` given the live desired table and the kernel's state.
 
         ``drain_timeouts`` is per service (ServiceSpec.drain_timeout); ``notes`` (from
         ``build_desired``) say why a dest left, for the drain's cause.
+
+        ``stats_known=False`` when ``actual`` is our own record of the table rather than a
+        fresh dump (the programmer's fast path): connection counts are then unknown, so a
+        leaving dest always starts a drain (never deleted on a guess of zero connections) and
+        drains end only at their deadline, until a dump brings real counts. ``services``
+        limits the search for newly leaving dests to these services (those that changed).
         """
         events: list[DrainEvent] = []
         ended: set[HealthKey] = set()  # finished now: deleted by this plan, not drained again
@@ -124,7 +133,7 @@ class DrainTracker:
                 del self._drains[key]
                 events.append(DrainEvent(DrainEventKind.ABANDONED, drain, "gone from table"))
                 continue
-            connections = actual.stats_of(service, dest_key).connections
+            connections = actual.stats_of(service, dest_key).connections if stats_known else -1
             if connections == 0 or now >= drain.deadline:
                 ended.add(key)
             if connections == 0:
@@ -133,14 +142,17 @@ class DrainTracker:
             elif now >= drain.deadline:
                 del self._drains[key]
                 waited = drain.deadline - drain.started
+                counted = f"connections {connections}" if stats_known else "connections unknown"
                 events.append(
                     DrainEvent(
-                        DrainEventKind.FINISHED,
-                        drain,
-                        f"drain timeout {waited:g}s, connections {connections}",
+                        DrainEventKind.FINISHED, drain, f"drain timeout {waited:g}s, {counted}"
                     )
                 )
-        for service, live_entry in live.services.items():
+        scan = live.services if services is None else services
+        for service in scan:
+            live_entry = live.services.get(service)
+            if live_entry is None:
+                continue
             actual_entry = current.get(service)
             if actual_entry is None or actual_entry.dests.keys() <= live_entry.dests.keys():
                 continue
@@ -153,9 +165,13 @@ class DrainTracker:
                 key = (service, dest_key)
                 if dest_key in live_entry.dests or key in self._drains or key in ended:
                     continue
-                connections = actual.stats_of(service, dest_key).connections
-                if connections == 0:
-                    continue  # nothing to wait for: the planner deletes it now
+                if stats_known:
+                    connections = actual.stats_of(service, dest_key).connections
+                    if connections == 0:
+                        continue  # nothing to wait for: the planner deletes it now
+                    counted = f"connections {connections}"
+                else:
+                    counted = "connections not yet counted"
                 note = (notes or {}).get((service, dest_key))
                 drain = Drain(
                     service=service,
@@ -166,7 +182,5 @@ class DrainTracker:
                     cause_detail=note.detail if note is not None else "",
                 )
                 self._drains[drain.key] = drain
-                events.append(
-                    DrainEvent(DrainEventKind.STARTED, drain, f"connections {connections}")
-                )
+                events.append(DrainEvent(DrainEventKind.STARTED, drain, counted))
         return tuple(events)

@@ -20,6 +20,7 @@ uses it to track ``expected``, the tests to check that a plan reaches the desire
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
@@ -76,6 +77,7 @@ def plan_changes(
     *,
     expected: IpvsTable | None = None,
     notes: Mapping[NoteKey, Note] | None = None,
+    only: Collection[ServiceKey] | None = None,
 ) -> tuple[Op, ...]:
     """The ops that make ``actual`` (restricted to ``owned``) equal to ``desired``.
 
@@ -83,15 +85,24 @@ def plan_changes(
     where ``actual`` differs from it, someone else changed the kernel and the op's reason is
     drift_missing / drift_changed / drift_unexpected. ``notes``: why desired rows are what
     they are (health_down, drain_started, quorum_lost...), keyed (service, dest) or
-    (service, None).
+    (service, None). ``only``: compare just these services (the programmer's fast path after
+    a health change: the cost follows the change, not the table).
     """
     table = actual.table if isinstance(actual, ActualTable) else actual
     owned_set = owned if isinstance(owned, set | frozenset) else frozenset(owned)
-    strangers = [key for key in desired.services if key not in owned_set]
+    wanted = desired.services
+    actual_services = table.services
+    if only is None:
+        keys: Iterable[ServiceKey] = itertools.chain(
+            wanted, (key for key in actual_services if key in owned_set and key not in wanted)
+        )
+        strangers = [key for key in wanted if key not in owned_set]
+    else:
+        keys = [key for key in only if key in owned_set or key in wanted]
+        strangers = [key for key in keys if key in wanted and key not in owned_set]
     if strangers:
         raise ValueError(f"desired services not owned: {', '.join(map(str, strangers[:5]))}")
     reasons = _Reasons(expected, notes if notes is not None else _NO_NOTES)
-    actual_services = table.services
 
     add_services: list[Op] = []
     add_dests: list[Op] = []
@@ -100,8 +111,13 @@ def plan_changes(
     delete_dests: list[Op] = []
     delete_services: list[Op] = []
 
-    for key, want in desired.services.items():
+    for key in keys:
+        want = wanted.get(key)
         have = actual_services.get(key)
+        if want is None:
+            if have is not None:
+                delete_services.append(_delete_service(key, reasons))
+            continue
         if have is None:
             add_services.append(_add_service(want, reasons))
             drift = add_services[-1].reason is OpReason.DRIFT_MISSING
@@ -125,10 +141,6 @@ def plan_changes(
         for dest_key in have_dests:
             if dest_key not in want_dests:
                 delete_dests.append(_delete_dest(key, dest_key, reasons))
-
-    for key in actual_services:
-        if key in owned_set and key not in desired.services:
-            delete_services.append(_delete_service(key, reasons))
 
     return (
         *_sorted(add_services),

@@ -153,3 +153,39 @@ def test_drain_note_for_start_names_cause() -> None:
     (event,) = s.events
     assert event.note == Note(OpReason.DRAIN_STARTED,
                               "health_down: connect refused; connections 5")
+
+
+def test_without_fresh_counts_a_leaving_server_always_drains_first() -> None:
+    tracker = DrainTracker()
+    live = build_desired(specs(), {(VS, RS2): DOWN})
+    timeouts = {VS: 30.0, UDP: 30.0}
+    # Our own record of the table (no dump): counts are unknown, never guessed as zero.
+    (event,) = tracker.update(live.table, ActualTable(FULL), timeouts, 100.0, live.notes,
+                              stats_known=False)
+    assert event.kind is DrainEventKind.STARTED
+    assert event.detail == "connections not yet counted"
+    assert tracker.update(live.table, ActualTable(FULL), timeouts, 110.0,
+                          stats_known=False) == ()
+    # The next real dump shows no connections: finished.
+    (event,) = tracker.update(live.table, actual(FULL, {}), timeouts, 111.0)
+    assert (event.kind, event.detail) == (DrainEventKind.FINISHED, "connections 0")
+
+
+def test_without_fresh_counts_a_drain_ends_only_at_its_deadline() -> None:
+    tracker = DrainTracker()
+    live = build_desired(specs(), {(VS, RS2): DOWN})
+    timeouts = {VS: 30.0}
+    tracker.update(live.table, ActualTable(FULL), timeouts, 100.0, stats_known=False)
+    (event,) = tracker.update(live.table, ActualTable(FULL), timeouts, 130.0,
+                              stats_known=False)
+    assert (event.kind, event.detail) == (
+        DrainEventKind.FINISHED, "drain timeout 30s, connections unknown")
+
+
+def test_search_for_leaving_servers_can_be_limited_to_changed_services() -> None:
+    tracker = DrainTracker()
+    live = build_desired(specs(), {(VS, RS2): DOWN})
+    kernel = actual(FULL, {(VS, RS2): 4})
+    assert tracker.update(live.table, kernel, {VS: 30.0}, 100.0, services=[UDP]) == ()
+    (event,) = tracker.update(live.table, kernel, {VS: 30.0}, 100.0, services=[VS])
+    assert event.kind is DrainEventKind.STARTED

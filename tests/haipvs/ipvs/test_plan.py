@@ -259,3 +259,16 @@ def test_apply_ops_refuses_what_the_kernel_refuses() -> None:
     # The input table is never mutated.
     apply_op(base, DeleteDest(VS, RS1))
     assert base == table((Service(VS), [Dest(RS1)]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(desired=tables(), actual=tables(), data=st.data())
+def test_plan_restricted_to_some_services_is_the_full_plan_filtered(
+    desired: IpvsTable, actual: IpvsTable, data: st.DataObject
+) -> None:
+    only = data.draw(st.sets(st.sampled_from(SERVICE_KEYS)))
+    owned = set(desired) | set(actual)
+    full = plan_changes(desired, actual, owned)
+    assert plan_changes(desired, actual, owned, only=only) == tuple(
+        op for op in full if op.service_key in only
+    )
