@@ -445,6 +445,11 @@ class CheckerPool:
         ``adopted``: backends found in the kernel table at startup; they stay
         up until their first result. ``fail_open``: per-service settings; a
         service not listed keeps its current settings (new: the pool default).
+
+        New backends are reported to ``on_change`` at once with their initial
+        state (down, or up when adopted), so the consumer's health map is
+        complete before the first probe; unchanged backends report nothing.
+        Call it from the event loop thread; it does not wait for any probe.
         """
         now = self._clock()
         new_probes: list[_Probe] = []
@@ -598,6 +603,34 @@ class CheckerPool:
     @property
     def in_flight(self) -> int:
         return self._in_flight
+
+    def current(self) -> dict[BackendId, HealthChanged]:
+        """The health of every backend now, as the last HealthChanged would say it.
+
+        Cheap (no history copies): for a consumer that rebuilds its health map,
+        e.g. the IPVS programmer after a reload.
+        """
+        now = self._clock()
+        result: dict[BackendId, HealthChanged] = {}
+        for backend_id, backend in self._backends.items():
+            health = backend.health
+            guard = self._services[backend_id.service].guard
+            if guard.is_held(backend_id):
+                reason = f"fail-open: {self._services[backend_id.service].reason}"
+                change = HealthChanged(
+                    backend_id, True, reason, 1.0, health.dynamic_weight, Reason.FAIL_OPEN
+                )
+            else:
+                change = HealthChanged(
+                    backend_id,
+                    health.healthy,
+                    health.reason_text,
+                    health.weight_factor(now),
+                    health.dynamic_weight,
+                    health.reason,
+                )
+            result[backend_id] = change
+        return result
 
     def snapshot(self) -> PoolSnapshot:
         """Per-backend health and per-service fail-open state (design.md §4.3)."""

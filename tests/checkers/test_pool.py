@@ -365,6 +365,9 @@ async def test_fail_open_keeps_the_service_when_most_servers_fail_at_once(
         assert snap.services["web"].fail_open
         assert all(snap.backends[b].healthy for b in members)
         assert all(not snap.backends[b].checked_up for b in members)
+        current = pool.current()
+        assert all(current[b].healthy and current[b].weight_factor == 1.0 for b in members)
+        assert all(current[b].cause is Reason.FAIL_OPEN for b in members)
         # the service never emptied: replay the changes and count members in it
         in_service = {b: True for b in members}
         for _, change in recorder.changes[before:]:
@@ -383,6 +386,7 @@ async def test_fail_open_keeps_the_service_when_most_servers_fail_at_once(
         snap = pool.snapshot()
         assert not snap.services["web"].fail_open
         assert all(snap.backends[b].checked_up for b in members)
+        assert all(c.healthy and c.cause is Reason.RISE for c in pool.current().values())
     finally:
         await pool.stop()
 
