@@ -333,7 +333,7 @@ class VrrpMachine:
         if self._settings.is_owner:
             return self._become_master(TransitionReason.startup_priority_owner, "priority=255", now)
         transition = self._move(TransitionReason.startup_backup, f"priority={self._effective}")
-        self._arm_master_down(now, TransitionReason.master_down_timer, "no_master_heard=1")
+        self._arm_master_down(now, TransitionReason.master_down_timer, "peer=none")
         if self._settings.preempt_delay > 0:
             # keepalived: "seconds after startup ... until preemption".
             self._preempt_at = now + self._settings.preempt_delay
@@ -432,7 +432,7 @@ class VrrpMachine:
         # keepalived vrrp_state_leave_fault: listen afresh with our own interval.
         self._master_adver_interval = self._settings.advert_interval
         self._preempt_at = None
-        self._arm_master_down(now, TransitionReason.master_down_timer, "no_master_heard=1")
+        self._arm_master_down(now, TransitionReason.master_down_timer, "peer=none")
         return (transition,)
 
     def shutdown(self, now: float) -> tuple[Action, ...]:
