@@ -24,6 +24,7 @@ Rules kept:
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from haipvs.ipvs.drain import DrainEvent, DrainEventKind, DrainTracker
 from haipvs.ipvs.errors import KernelError
 from haipvs.ipvs.kernel import BatchIpvsKernel, IpvsKernel
 from haipvs.ipvs.model import (
+    ActualTable,
     AddDest,
     AddService,
     DeleteDest,
@@ -53,6 +55,7 @@ from haipvs.ipvs.model import (
     IpvsTimeouts,
     Op,
     OpReason,
+    ServiceEntry,
     ServiceKey,
     UpdateDest,
     UpdateService,
@@ -151,10 +154,13 @@ class IpvsProgrammer:
         min_interval: float = 0.05,
         max_interval: float = 10.0,
         retry_interval: float = 1.0,
+        drain_check_interval: float = 2.0,
         on_event: Callable[[ProgrammerEvent], None] | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._kernel = kernel
+        self._max_interval = max_interval
+        self._drain_check_interval = drain_check_interval
         self._clock = clock
         self._wall_clock = wall_clock
         self._on_event = on_event
@@ -171,6 +177,15 @@ class IpvsProgrammer:
         self._retiring: set[ServiceKey] = set()
         self._health: dict[HealthKey, HealthView] = {}
         self._pending_notes: dict[NoteKey, Note] = {}
+        # The live desired rows (no drains), kept between syncs and rebuilt per service when
+        # its specs or health change: a health flip costs O(that service), not O(table).
+        self._live: dict[ServiceKey, ServiceEntry] = {}
+        self._live_notes: dict[ServiceKey, dict[NoteKey, Note]] = {}
+        self._live_valid = False
+        self._dirty: set[ServiceKey] = set()
+        self._drain_timeouts: dict[ServiceKey, float] = {}
+        self._full_requested = True
+        self._last_full = -math.inf
         self._drains = DrainTracker()
         self._expected: IpvsTable | None = None
         self._timeouts: IpvsTimeouts | None = None
@@ -208,6 +223,9 @@ class IpvsProgrammer:
         self._retiring |= set(self._specs) - set(new)
         self._retiring -= set(new)
         self._specs = new
+        self._drain_timeouts = {key: spec.drain_timeout for key, spec in new.items()}
+        self._live_valid = False
+        self._full_requested = True  # a reload is compared against a fresh dump
         if owned is not None:
             self._extra_owned = frozenset(owned)
         # Health of real servers that left the config is dropped with them.
@@ -218,17 +236,23 @@ class IpvsProgrammer:
     def set_health(self, health: Mapping[HealthKey, HealthView]) -> None:
         """Replace the whole health map and request a sync."""
         for key, view in health.items():
-            self._note_health(key, self._health.get(key), view)
+            if self._health.get(key) != view:
+                self._note_health(key, self._health.get(key), view)
+                self._dirty.add(key[0])
         for key in self._health.keys() - health.keys():
             self._note_health(key, self._health[key], None)
+            self._dirty.add(key[0])
         self._health = dict(health)
         self.request_sync("health")
 
     def update_health(self, service: ServiceKey, dest: DestKey, view: HealthView) -> None:
         """Set one real server's health (a checker's HealthChanged) and request a sync."""
         key = (service, dest)
+        if self._health.get(key) == view:
+            return
         self._note_health(key, self._health.get(key), view)
         self._health[key] = view
+        self._dirty.add(service)
         self.request_sync("health")
 
     def set_timeouts(self, tcp: int, tcpfin: int, udp: int) -> None:
@@ -237,9 +261,14 @@ class IpvsProgrammer:
         self._timeouts_applied = False
         self.request_sync("timeouts")
 
-    def request_sync(self, reason: str = "request") -> None:
-        """Ask for a sync; coalesced with others, no sooner than min_interval after the last."""
+    def request_sync(self, reason: str = "request", *, full: bool = False) -> None:
+        """Ask for a sync; coalesced with others, no sooner than min_interval after the last.
+
+        ``full=True`` asks for a compare against a fresh dump (what the periodic sync does).
+        """
         del reason  # kept in the signature for callers' readability; syncs log their ops
+        if full:
+            self._full_requested = True
         self._coalescer.request()
 
     def _note_health(self, key: HealthKey, old: HealthView | None, new: HealthView | None) -> None:
@@ -280,13 +309,30 @@ class IpvsProgrammer:
                 if key in self.owned:
                     await self._apply(DeleteService(key, OpReason.SHUTDOWN, "stop(remove=True)"))
 
-    async def sync(self) -> tuple[Op, ...]:
-        """One full sync now (also what the loop runs); returns the ops applied."""
+    async def sync(self, *, full: bool = True) -> tuple[Op, ...]:
+        """One sync now; returns the ops applied.
+
+        Full (the default, start-up, reload, periodic, after errors): dump the kernel, compare
+        every owned service, repair drift, read connection counts for drains. Fast (what the
+        loop runs after health changes): compare the changed services against the table as
+        the last sync left it, no dump; drift waits for the next full sync.
+        """
         async with self._lock:
-            return await self._sync()
+            if full or self._expected is None:
+                return await self._sync_full()
+            return await self._sync_fast()
 
     async def _sync_job(self) -> None:
-        await self.sync()
+        now = self._now()
+        full = self._full_requested or now >= self._next_full_at()
+        await self.sync(full=full)
+
+    def _next_full_at(self) -> float:
+        due = self._last_full + self._max_interval
+        if self._drains.drains:
+            # Drains end when their connections do: only a dump shows that.
+            due = min(due, self._last_full + self._drain_check_interval)
+        return due
 
     def _job_crashed(self, error: BaseException) -> None:
         # A bug in a sync must not end the programmer: log it, count it, retry later.
@@ -294,13 +340,47 @@ class IpvsProgrammer:
         self._last_error = f"{type(error).__name__}: {error}"
         self._last_errno = None
         self._in_sync = False
+        self._full_requested = True
+        self._live_valid = False
         log.error("ipvs.sync.crashed", error=self._last_error, exc_info=error)
         self._coalescer.request_at(self._now() + self._retry_interval)
 
     def _now(self) -> float:
         return self._coalescer.now()
 
-    async def _sync(self) -> tuple[Op, ...]:
+    def _refresh_live(self) -> set[ServiceKey] | None:
+        """Bring the live rows up to date; returns the services rebuilt (None: all)."""
+        if not self._live_valid:
+            built = build_desired(self._specs, self._health)
+            self._live = dict(built.table.services)
+            self._live_notes = {}
+            for note_key, note in built.notes.items():
+                self._live_notes.setdefault(note_key[0], {})[note_key] = note
+            self._live_valid = True
+            self._dirty.clear()
+            return None
+        dirty = {key for key in self._dirty if key in self._specs}
+        self._dirty.clear()
+        if dirty:
+            built = build_desired([self._specs[key] for key in dirty], self._health)
+            for key in dirty:
+                self._live[key] = built.table.services[key]
+                self._live_notes.pop(key, None)
+            for note_key, note in built.notes.items():
+                self._live_notes.setdefault(note_key[0], {})[note_key] = note
+        return dirty
+
+    def _flat_notes(self, services: Iterable[ServiceKey] | None) -> dict[NoteKey, Note]:
+        notes: dict[NoteKey, Note] = {}
+        if services is None:
+            for per_service in self._live_notes.values():
+                notes.update(per_service)
+        else:
+            for key in services:
+                notes.update(self._live_notes.get(key, {}))
+        return notes
+
+    async def _sync_full(self) -> tuple[Op, ...]:
         started = self._now()
         first = self._expected is None
         try:
@@ -308,34 +388,65 @@ class IpvsProgrammer:
         except KernelError as error:
             self._sync_failures += 1
             self._in_sync = False
+            self._full_requested = True
             self._failed(None, error)
             self._coalescer.request_at(started + self._retry_interval)
             return ()
         await self._sync_timeouts()
 
         owned = self.owned
-        live = build_desired(self._specs, self._health)
-        timeouts = {key: spec.drain_timeout for key, spec in self._specs.items()}
-        events = self._drains.update(live.table, actual, timeouts, started, live.notes)
-        notes = self._notes(live.notes, events)
-        desired = with_drains(live.table, self._drains.draining_dests())
+        self._live_valid = False
+        self._refresh_live()
+        live = IpvsTable(dict(self._live))
+        live_notes = self._flat_notes(None)
+        events = self._drains.update(live, actual, self._drain_timeouts, started, live_notes)
+        notes = self._notes(live_notes, events)
+        desired = with_drains(live, self._drains.draining_dests())
         ops = plan_changes(desired, actual.table, owned, expected=self._expected, notes=notes)
 
         applied, failures = await self._apply_plan(ops)
         self._log_silent_drain_starts(events, applied)
-
         self._expected = apply_ops(actual.table, applied)
         present = self._expected.services
         self._retiring = {key for key in self._retiring if key in present}
+        if first:
+            mine = actual.table.restricted_to(owned)
+            log.info("ipvs.table.adopted", services=len(mine), dests=mine.dest_count(),
+                     ops=len(applied))
+        self._last_full = started
+        self._full_requested = failures > 0
+        self._finish_sync(started, applied, failures)
+        return tuple(applied)
+
+    async def _sync_fast(self) -> tuple[Op, ...]:
+        started = self._now()
+        base = self._expected
+        assert base is not None
+        rebuilt = self._refresh_live()
+        live = IpvsTable(dict(self._live))
+        changed = set(live.services) if rebuilt is None else rebuilt
+        live_notes = self._flat_notes(changed)
+        events = self._drains.update(
+            live, ActualTable(base), self._drain_timeouts, started, live_notes,
+            stats_known=False, services=changed,
+        )
+        touched = changed | {event.drain.service for event in events}
+        notes = self._notes(live_notes, events)
+        desired = with_drains(live, self._drains.draining_dests())
+        ops = plan_changes(desired, base, self.owned, notes=notes, only=touched)
+
+        applied, failures = await self._apply_plan(ops)
+        self._log_silent_drain_starts(events, applied)
+        self._expected = apply_ops(base, applied)
+        if failures:
+            # Our record may be wrong (someone changed the kernel): compare with a dump.
+            self._full_requested = True
+        self._finish_sync(started, applied, failures)
+        return tuple(applied)
+
+    def _finish_sync(self, started: float, applied: list[Op], failures: int) -> None:
         if failures == 0:
             self._pending_notes.clear()
-        if first:
-            log.info(
-                "ipvs.table.adopted",
-                services=len(actual.table.restricted_to(owned)),
-                dests=actual.table.restricted_to(owned).dest_count(),
-                ops=len(applied),
-            )
         self._syncs += 1
         self._in_sync = failures == 0
         self._last_sync_ops = len(applied)
@@ -344,10 +455,10 @@ class IpvsProgrammer:
         if failures:
             self._sync_failures += 1
             self._coalescer.request_at(started + self._retry_interval)
+        self._coalescer.request_at(self._next_full_at())
         deadline = self._drains.next_deadline()
         if deadline is not None:
             self._coalescer.request_at(deadline)
-        return tuple(applied)
 
     def _notes(
         self, desired_notes: Mapping[NoteKey, Note], events: tuple[DrainEvent, ...]

@@ -342,14 +342,82 @@ async def test_loop_coalesces_a_burst_of_health_changes_into_one_sync() -> None:
     p.set_specs([web(drain=0.0)])
     task = asyncio.create_task(p.run())
     await asyncio.sleep(1.0)
-    dumps = kernel.dump_count
+    syncs = p.status().syncs
     for _ in range(10):
         p.update_health(VS, RS2, DOWN)
         p.update_health(VS, RS2, HealthView(True))
     p.update_health(VS, RS2, DOWN)
     await asyncio.sleep(1.0)
+    assert p.status().syncs == syncs + 1
+    assert kernel.table.dest(VS, RS2) is None
+    await p.stop()
+    await task
+
+
+@pytest.mark.looptime
+async def test_a_health_change_is_one_op_without_a_dump_at_once() -> None:
+    """The fast path: the change is compared with our record of the table, not a dump."""
+    kernel = FakeIpvsKernel()
+    big = [ServiceSpec(Service(ServiceKey.tcp(f"198.51.100.{i}", 80), "wlc"),
+                       tuple(Dest(DestKey(f"10.0.{i}.{d}", 80)) for d in range(1, 11)))
+           for i in range(1, 51)]
+    applied: list[tuple[float, ProgrammerEvent]] = []
+    loop = asyncio.get_running_loop()
+    p = IpvsProgrammer(kernel, min_interval=0.05, max_interval=100.0,
+                       on_event=lambda e: applied.append((loop.time(), e)))
+    p.set_specs(big)
+    task = asyncio.create_task(p.run())
+    await asyncio.sleep(1.0)
+    dumps, ops = kernel.dump_count, len(kernel.op_log)
+    asked = loop.time()
+    p.update_health(big[7].key, DestKey("10.0.8.3", 80), DOWN)
+    await asyncio.sleep(1.0)
+    assert kernel.dump_count == dumps
+    assert kernel.op_log[ops:] == [DeleteDest(big[7].key, DestKey("10.0.8.3", 80),
+                                              OpReason.HEALTH_DOWN, DOWN.reason)]
+    when, event = applied[-1]
+    assert event.event == "ipvs.dest.deleted"
+    assert when == asked  # at once: the last sync was long enough ago (virtual loop time)
+    await p.stop()
+    await task
+
+
+@pytest.mark.looptime
+async def test_fast_path_drains_first_and_a_dump_finishes_the_drain() -> None:
+    kernel = FakeIpvsKernel(web_table())
+    p = IpvsProgrammer(kernel, min_interval=0.05, max_interval=100.0,
+                       drain_check_interval=2.0)
+    p.set_specs([web(drain=30.0)])
+    task = asyncio.create_task(p.run())
+    await asyncio.sleep(1.0)
+    dumps = kernel.dump_count
+    p.update_health(VS, RS2, DOWN)  # no connections, but the fast path cannot know that
+    await asyncio.sleep(0.5)
+    assert kernel.dump_count == dumps
+    assert kernel.table.dest(VS, RS2) == Dest(RS2, weight=0)
+    await asyncio.sleep(2.0)  # the drain check dumped, saw 0 connections, deleted it
     assert kernel.dump_count == dumps + 1
     assert kernel.table.dest(VS, RS2) is None
+    await p.stop()
+    await task
+
+
+@pytest.mark.looptime
+async def test_fast_path_failure_falls_back_to_a_full_sync() -> None:
+    kernel = FakeIpvsKernel()
+    p = IpvsProgrammer(kernel, min_interval=0.05, max_interval=100.0, retry_interval=1.0)
+    p.set_specs([web(drain=0.0)])
+    task = asyncio.create_task(p.run())
+    await asyncio.sleep(1.0)
+    kernel.tamper_delete_dest(VS, RS2)  # our record is now wrong
+    p.update_health(VS, RS2, DOWN)  # fast path: DeleteDest -> ENOENT
+    await asyncio.sleep(0.5)
+    assert [e.errno for _, e in kernel.failed] == [ENOENT]
+    dumps = kernel.dump_count
+    p.update_health(VS, RS2, HealthView(True))
+    await asyncio.sleep(2.0)
+    assert kernel.dump_count > dumps  # the retry compared with a dump
+    assert kernel.table == web_table()
     await p.stop()
     await task
 
