@@ -24,8 +24,8 @@ import random
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address
 
+from vrrp.packet import VRRP_MULTICAST_V4, VRRP_MULTICAST_V6
 from vrrp.ports import IPAddress, LinkEvent, ReceivedAdvert, Vip, VrrpIoError
 
 __all__ = [
@@ -38,7 +38,7 @@ __all__ = [
     "SentAdvert",
 ]
 
-_GROUPS: frozenset[IPAddress] = frozenset({IPv4Address("224.0.0.18"), IPv6Address("ff02::12")})
+_GROUPS: frozenset[IPAddress] = frozenset({VRRP_MULTICAST_V4, VRRP_MULTICAST_V6})
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +69,9 @@ class FakeSegment:
         self.lost = 0
 
     def attach(self, address: IPAddress) -> FakeAdvertLink:
-        if any(link.local_address == address for link in self._links):
-            raise ValueError(f"{address} is already attached to this segment")
+        """A new socket of the node ``address``. Several instances of one
+        director share its address: their sockets never hear each other's
+        adverts (multicast loop is off on the real link)."""
         link = FakeAdvertLink(self, address)
         self._links.append(link)
         return link
@@ -116,7 +117,9 @@ class FakeSegment:
         at = self._clock() if self._clock is not None else None
         self.sent.append(SentAdvert(at, sender.local_address, destination, payload))
         for link in self._links:
-            if link is sender or not self._addressed_to(link, destination):
+            if link.local_address == sender.local_address:
+                continue
+            if not self._addressed_to(link, destination):
                 continue
             if not self._hears(sender.local_address, link.local_address):
                 continue

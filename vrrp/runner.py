@@ -532,3 +532,80 @@ class InstanceRunner:
             detail=detail,
             suppressed=suppressed,
         )
+
+
+class SyncGroup:
+    """keepalived ``vrrp_sync_group``: instances that move together.
+
+    - A member entering FAULT by its own cause (tracking, IO) puts every other
+      member in FAULT (source ``sync_group``) until no member has its own fault.
+    - A member that loses MASTER to a peer (MASTER -> BACKUP) makes the others
+      follow: they advertise the lowest priority (1) so they do not preempt
+      back, and a master among them resigns with priority 0, so the peer
+      director takes the whole group. The hold lifts when any member is MASTER
+      again (keepalived ``vrrp_sync_master``).
+
+    The callbacks run inside a member's input; the follow-ups are spawned as
+    tasks so one member's lock is never held while waiting for another's.
+    """
+
+    def __init__(self, name: str, members: Sequence[InstanceRunner]) -> None:
+        if len({member.name for member in members}) != len(members):
+            raise ValueError(f"sync group {name}: duplicate instance")
+        self.name = name
+        self._members = {member.name: member for member in members}
+        self._tasks: set[asyncio.Task[None]] = set()
+        for member in members:
+            member.add_transition_callback(self._on_transition)
+
+    @property
+    def members(self) -> tuple[InstanceRunner, ...]:
+        return tuple(self._members.values())
+
+    def _others(self, name: str) -> list[InstanceRunner]:
+        return [member for other, member in self._members.items() if other != name]
+
+    @staticmethod
+    def _own_fault(member: InstanceRunner) -> bool:
+        return any(source is not FaultSource.sync_group for source in member.faults)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=f"vrrp-sync-{self.name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_transition(self, instance: str, transition: Transition, machine: VrrpMachine) -> None:
+        member = self._members[instance]
+        if transition.new is State.FAULT and self._own_fault(member):
+            reason = f"sync_group={self.name} member={instance} in fault"
+            self._follow("fault", instance, reason)
+            for other in self._others(instance):
+                self._spawn(other.set_fault(FaultSource.sync_group, True, reason))
+        elif transition.old is State.FAULT and not any(
+            self._own_fault(m) for m in self._members.values()
+        ):
+            reason = f"sync_group={self.name} member={instance} fault cleared"
+            for other in self._others(instance):
+                if FaultSource.sync_group in other.faults:
+                    self._spawn(other.set_fault(FaultSource.sync_group, False, reason))
+        elif transition.old is State.MASTER and transition.new is State.BACKUP:
+            reason = f"sync_group={self.name} member={instance} backup"
+            self._follow("backup", instance, reason)
+            for other in self._others(instance):
+                self._spawn(self._demote(other, reason))
+        elif transition.new is State.MASTER:
+            for other in self._members.values():
+                self._spawn(other.hold_for_sync_group(None))
+
+    async def _demote(self, member: InstanceRunner, reason: str) -> None:
+        await member.hold_for_sync_group(reason)
+        await member.resign(reason)
+
+    def _follow(self, to_state: str, instance: str, reason: str) -> None:
+        log.info(
+            "vrrp.sync_group.follow",
+            sync_group=self.name,
+            instance=instance,
+            to_state=to_state,
+            reason=reason,
+        )

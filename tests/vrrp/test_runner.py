@@ -24,7 +24,7 @@ from vrrp.fake import (
 )
 from vrrp.machine import State, Transition, TransitionReason, VrrpMachine, build_advert
 from vrrp.packet import VRRP_MULTICAST_V4, decode_advert, encode_advert
-from vrrp.runner import FaultSource, InstanceRunner
+from vrrp.runner import FaultSource, InstanceRunner, SyncGroup
 from vrrp.settings import InstanceSettings, TrackInterface, VipSpec
 from vrrp.timing import master_down_interval, skew_time
 from vrrp.track import InstanceTracker
@@ -94,9 +94,14 @@ def now() -> float:
     return asyncio.get_running_loop().time()
 
 
-def make_node(segment: FakeSegment, address: IPv4Address, settings: InstanceSettings) -> Node:
+def make_node(
+    segment: FakeSegment,
+    address: IPv4Address,
+    settings: InstanceSettings,
+    addresses: FakeVipAddresses | None = None,
+) -> Node:
     link = segment.attach(address)
-    addresses = FakeVipAddresses(["eth0", "eth1"])
+    addresses = addresses or FakeVipAddresses(["eth0", "eth1"])
     announcer = RecordingAnnouncer(clock=now)
     runner = InstanceRunner(settings, link=link, addresses=addresses, announcer=announcer)
     node = Node(runner, link, addresses, announcer)
@@ -129,12 +134,13 @@ async def test_lone_backup_becomes_master_after_master_down_interval(segment: Fa
     # The first advert leaves at the takeover, then one per advert_interval.
     await asyncio.sleep(2.5)
     sent = [advert.at for advert in segment.sent_by(A_ADDR)]
-    assert [round(t - at, 9) for t in sent] == [0.0, 1.0, 2.0]
+    assert [round(t - at, 9) for t in sent if t is not None] == [0.0, 1.0, 2.0]
     assert all(advert.destination == VRRP_MULTICAST_V4 for advert in segment.sent)
     decoded = decode_advert(segment.sent[0].payload, A_ADDR, VRRP_MULTICAST_V4)
     assert (decoded.vrid, decoded.priority, decoded.addresses) == (51, 100, (VIP.ip,))
     # garp_repeat=3 rounds, garp_interval=0.5 apart, from the takeover.
-    assert [(round(a.at - at, 9), a.vips) for a in node.announcer.announcements] == [  # type: ignore[operator]
+    announced = [(a.at, a.vips) for a in node.announcer.announcements]
+    assert [(round(t - at, 9), vips) for t, vips in announced if t is not None] == [
         (0.0, (VIP,)),
         (0.5, (VIP,)),
         (1.0, (VIP,)),
@@ -349,3 +355,91 @@ async def test_tracking_weight_lowers_priority_and_peer_preempts(segment: FakeSe
     await a.runner.stop()
     await b.runner.stop()
 
+
+
+VIP2 = ip_interface("203.0.113.10/24")
+
+
+def group_instance(
+    name: str, vrid: int, vip: object, priority: int, **extra: object
+) -> InstanceSettings:
+    vips = (VipSpec(vip),)  # type: ignore[arg-type]
+    return instance(priority, name=name, vrid=vrid, vips=vips, sync_group="G", **extra)
+
+
+def start_tracker(node: Node, monitor: FakeLinkMonitor) -> asyncio.Task[None]:
+    tracker = InstanceTracker(node.runner.settings, node.runner, monitor=monitor)
+    return asyncio.create_task(tracker.run())
+
+
+def director(
+    segment: FakeSegment, address: IPv4Address, priority: int, track: TrackInterface | None
+) -> tuple[Node, Node, FakeVipAddresses]:
+    shared = FakeVipAddresses(["eth0", "eth1"])
+    tracking = {"track_interfaces": (track,)} if track else {}
+    first_settings = group_instance("VI_1", 51, VIP, priority, **tracking)
+    first = make_node(segment, address, first_settings, shared)
+    second = make_node(segment, address, group_instance("VI_2", 52, VIP2, priority), shared)
+    SyncGroup("G", [first.runner, second.runner])
+    return first, second, shared
+
+
+async def test_sync_group_follows_a_member_into_fault(segment: FakeSegment) -> None:
+    a1, a2, a_vips = director(segment, A_ADDR, 150, TrackInterface("eth1", 0))
+    b1, b2, b_vips = director(segment, B_ADDR, 100, None)
+    monitor = FakeLinkMonitor({"eth1": True})
+    track = start_tracker(a1, monitor)
+    for node in (a1, a2, b1, b2):
+        node.start()
+    await a1.wait_for(State.MASTER)
+    await a2.wait_for(State.MASTER)
+    assert set(a_vips.held("eth0")) == {VIP, VIP2} and b_vips.held() == ()
+    monitor.set_link("eth1", False)
+    await a2.wait_for(State.FAULT)
+    assert a2.runner.faults == {FaultSource.sync_group: "sync_group=G member=VI_1 in fault"}
+    await b1.wait_for(State.MASTER)
+    await b2.wait_for(State.MASTER)
+    assert a_vips.held() == () and set(b_vips.held("eth0")) == {VIP, VIP2}
+    monitor.set_link("eth1", True)
+    await a1.wait_for(State.MASTER)
+    await a2.wait_for(State.MASTER)
+    await b1.wait_for(State.BACKUP)
+    await b2.wait_for(State.BACKUP)
+    assert set(a_vips.held("eth0")) == {VIP, VIP2} and b_vips.held() == ()
+    track.cancel()
+    for node in (a1, a2, b1, b2):
+        await node.runner.stop()
+
+
+async def test_sync_group_follows_a_member_to_backup(segment: FakeSegment) -> None:
+    a1, a2, a_vips = director(segment, A_ADDR, 150, TrackInterface("eth1", -60))
+    b1, b2, b_vips = director(segment, B_ADDR, 100, None)
+    monitor = FakeLinkMonitor({"eth1": True})
+    track = start_tracker(a1, monitor)
+    for node in (a1, a2, b1, b2):
+        node.start()
+    await a1.wait_for(State.MASTER)
+    await a2.wait_for(State.MASTER)
+    # VI_1 on A drops to 90 < 100: B preempts VI_1, and A's VI_2 follows it out.
+    monitor.set_link("eth1", False)
+    await a1.wait_for(State.BACKUP)
+    await b2.wait_for(State.MASTER)
+    await asyncio.sleep(5)
+    assert (a1.state, a2.state, b1.state, b2.state) == (
+        State.BACKUP,
+        State.BACKUP,
+        State.MASTER,
+        State.MASTER,
+    )
+    assert a2.runner.machine.effective_priority == 1
+    assert a_vips.held() == () and set(b_vips.held("eth0")) == {VIP, VIP2}
+    # eth1 back: VI_1 preempts at 150, the hold lifts, VI_2 preempts too.
+    monitor.set_link("eth1", True)
+    await a1.wait_for(State.MASTER)
+    await a2.wait_for(State.MASTER)
+    await asyncio.sleep(5)
+    assert set(a_vips.held("eth0")) == {VIP, VIP2} and b_vips.held() == ()
+    assert a2.runner.machine.effective_priority == 150
+    track.cancel()
+    for node in (a1, a2, b1, b2):
+        await node.runner.stop()
