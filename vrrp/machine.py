@@ -9,7 +9,8 @@ runner executes in order; the runner asks :meth:`VrrpMachine.next_deadline`
 when to call :meth:`VrrpMachine.on_timer` (aioquic's ``get_timer()``).
 
 Inputs, each returning ``tuple[Action, ...]`` in execution order:
-``start``, ``on_advert``, ``on_timer``, ``set_priority``, ``set_fault``, ``shutdown``.
+``start``, ``on_advert``, ``on_timer``, ``set_priority``, ``set_fault``, ``shutdown``,
+and ``resign`` (sync groups).
 
 Behaviour matched, beyond the RFC text, to keepalived 2.x (``vrrp.c``,
 ``vrrp_track.c``) because operators migrate from it one director at a time:
@@ -98,6 +99,8 @@ class TransitionReason(enum.Enum):
     fault_cleared = "fault_cleared"
     #: The daemon stops this instance (RFC 5798 §6.4.2/§6.4.3 Shutdown event).
     shutdown = "shutdown"
+    #: keepalived ``vrrp_sync_group``: another member left MASTER, this one follows.
+    sync_group = "sync_group"
 
 
 #: The specification: (from state, reason) -> to state. Nothing else changes ``state``.
@@ -115,6 +118,7 @@ TRANSITIONS: Mapping[tuple[State, TransitionReason], State] = {
     (State.MASTER, TransitionReason.equal_priority_higher_address): State.BACKUP,
     (State.MASTER, TransitionReason.fault_entered): State.FAULT,
     (State.MASTER, TransitionReason.shutdown): State.INIT,
+    (State.MASTER, TransitionReason.sync_group): State.BACKUP,
     (State.FAULT, TransitionReason.fault_cleared): State.BACKUP,
     (State.FAULT, TransitionReason.shutdown): State.INIT,
 }
@@ -448,6 +452,30 @@ class VrrpMachine:
         if was_master:
             return (SendAdvert(PRIORITY_STOP), RemoveVips(), transition)
         return (transition,)
+
+    def resign(self, reason: str, now: float, *, send_stop: bool = True) -> tuple[Action, ...]:
+        """Leave MASTER for BACKUP on request (a sync group follows a member that left).
+
+        keepalived ``vrrp_sync_backup`` moves the other members to BACKUP (their
+        notify hooks run as BACKUP, not FAULT). With ``send_stop`` we resign with
+        priority 0 so the peer takes over after its skew time instead of a whole
+        Master_Down_Interval; keepalived itself leaves silently (``send_stop=False``).
+        A caller that must stop this instance from taking mastership back holds its
+        priority down with :meth:`set_priority`. Not MASTER: nothing to do.
+        """
+        if self._state is not State.MASTER:
+            return ()
+        transition = self._move(TransitionReason.sync_group, reason)
+        self._advert_at = None
+        self._refresh_at = None
+        self._second_announce_at = None
+        self._master_source = None
+        self._master_priority = None
+        self._master_adver_interval = self._settings.advert_interval
+        self._arm_master_down(now, TransitionReason.master_down_timer, "peer=none")
+        if send_stop:
+            return (transition, SendAdvert(PRIORITY_STOP), RemoveVips())
+        return (transition, RemoveVips())
 
     # --- receive rules --------------------------------------------------------------------
 

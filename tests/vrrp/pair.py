@@ -135,6 +135,9 @@ class Segment:
     def set_fault(self, node: Node, on: bool, reason: str = "test") -> None:
         self._execute(node, node.machine.set_fault(on, reason, self.now))
 
+    def resign(self, node: Node, reason: str = "test") -> None:
+        self._execute(node, node.machine.resign(reason, self.now))
+
     def shutdown(self, node: Node) -> None:
         self._execute(node, node.machine.shutdown(self.now))
 

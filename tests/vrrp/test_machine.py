@@ -436,6 +436,41 @@ def test_backup_shutdown_only_transitions() -> None:
     )
 
 
+# --- sync groups ------------------------------------------------------------------------------
+
+
+def test_resign_leaves_master_as_backup_not_fault() -> None:
+    machine = master_at_zero(priority=200)
+    machine.on_timer(3.21875)  # 3 + 56/256: master
+    assert machine.resign("VG1: VI_2 entered BACKUP", 5.0) == (
+        Transition(State.MASTER, State.BACKUP, R.sync_group, "VG1: VI_2 entered BACKUP"),
+        SendAdvert(0),
+        RemoveVips(),
+    )
+    assert machine.next_deadline() == 5.0 + 3.21875
+    assert machine.master_source is None
+    assert machine.resign("again", 6.0) == ()  # not master: nothing to do
+
+
+def test_silent_resign_like_keepalived() -> None:
+    machine = master_at_zero(priority=200)
+    machine.on_timer(3.21875)
+    actions = machine.resign("VG1", 5.0, send_stop=False)
+    assert actions[1:] == (RemoveVips(),)
+
+
+def test_resigned_member_hands_over_to_its_peer_in_skew_time() -> None:
+    segment, a, b = pair()
+    segment.start_all(0.0)
+    segment.run_until(10.0)
+    segment.resign(a, "VG1: VI_2 entered BACKUP")
+    segment.set_priority(a, 1, "VG1 hold")  # the group keeps it from preempting back
+    segment.run_until(30.0)
+    assert segment.masters() == [b]
+    assert b.last_transition_at() == 10.0 + 0.609375
+    assert segment.vip_holders() == [b]
+
+
 # --- pairs on a fake segment ------------------------------------------------------------------
 
 
