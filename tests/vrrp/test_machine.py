@@ -819,7 +819,8 @@ def test_converges_to_exactly_one_master_the_highest_priority(
 
 @settings(max_examples=100, deadline=None)
 @given(segments(), st.lists(st.tuples(st.integers(0, 2), st.sampled_from(
-    ["fault", "clear", "priority", "stop", "start"]), st.integers(1, 254)), max_size=8))
+    ["fault", "clear", "priority", "stop", "start", "resign"]), st.integers(1, 254)),
+    max_size=8))
 def test_random_operations_keep_vips_with_masters_only(
     case: tuple[Segment, list[float]], operations: list[tuple[int, str, int]]
 ) -> None:
@@ -838,6 +839,8 @@ def test_random_operations_keep_vips_with_masters_only(
             segment.set_priority(node, value)
         elif operation == "stop":
             segment.shutdown(node)
+        elif operation == "resign":
+            segment.resign(node)
         elif node.state is State.INIT:
             segment.start(node)
         check_invariants(segment)
