@@ -220,12 +220,14 @@ class IpvsProgrammer:
             if spec.key in new:
                 raise ValueError(f"service {spec.key} specified twice")
             new[spec.key] = spec
-        self._retiring |= set(self._specs) - set(new)
+        old = self._specs
+        self._retiring |= set(old) - set(new)
         self._retiring -= set(new)
+        # Only the services whose spec changed are recompared (keepalived's compare of old
+        # and new virtual servers); the periodic full compare still covers everything.
+        self._dirty |= {key for key in old.keys() | new.keys() if old.get(key) != new.get(key)}
         self._specs = new
         self._drain_timeouts = {key: spec.drain_timeout for key, spec in new.items()}
-        self._live_valid = False
-        self._full_requested = True  # a reload is compared against a fresh dump
         if owned is not None:
             self._extra_owned = frozenset(owned)
         # Health of real servers that left the config is dropped with them.
@@ -312,10 +314,11 @@ class IpvsProgrammer:
     async def sync(self, *, full: bool = True) -> tuple[Op, ...]:
         """One sync now; returns the ops applied.
 
-        Full (the default, start-up, reload, periodic, after errors): dump the kernel, compare
-        every owned service, repair drift, read connection counts for drains. Fast (what the
-        loop runs after health changes): compare the changed services against the table as
-        the last sync left it, no dump; drift waits for the next full sync.
+        Full (the default; start-up, periodic, drain checks, after errors): dump the kernel,
+        compare every owned service, repair drift, read connection counts for drains. Fast
+        (what the loop runs after health changes and reloads): compare only the services that
+        changed against the table as the last sync left it, no dump; drift waits for the next
+        full sync.
         """
         async with self._lock:
             if full or self._expected is None:
@@ -359,13 +362,19 @@ class IpvsProgrammer:
             self._live_valid = True
             self._dirty.clear()
             return None
-        dirty = {key for key in self._dirty if key in self._specs}
+        dirty = set(self._dirty)
         self._dirty.clear()
         if dirty:
-            built = build_desired([self._specs[key] for key in dirty], self._health)
+            built = build_desired(
+                [self._specs[key] for key in dirty if key in self._specs], self._health
+            )
             for key in dirty:
-                self._live[key] = built.table.services[key]
                 self._live_notes.pop(key, None)
+                entry = built.table.services.get(key)
+                if entry is None:
+                    self._live.pop(key, None)  # removed from the config
+                else:
+                    self._live[key] = entry
             for note_key, note in built.notes.items():
                 self._live_notes.setdefault(note_key[0], {})[note_key] = note
         return dirty
@@ -438,6 +447,8 @@ class IpvsProgrammer:
         applied, failures = await self._apply_plan(ops)
         self._log_silent_drain_starts(events, applied)
         self._expected = apply_ops(base, applied)
+        present = self._expected.services
+        self._retiring = {key for key in self._retiring if key in present}
         if failures:
             # Our record may be wrong (someone changed the kernel): compare with a dump.
             self._full_requested = True

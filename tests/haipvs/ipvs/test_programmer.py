@@ -496,3 +496,30 @@ async def test_one_by_one_kernel_reaches_the_same_table() -> None:
     await p.sync()
     assert fake.table == web_table()
     assert fake.batches == []
+
+
+async def test_reload_fast_path_touches_only_changed_services_without_a_dump() -> None:
+    kernel = FakeIpvsKernel()
+    p = IpvsProgrammer(kernel)
+    other = ServiceSpec(Service(VS2, "rr"), (Dest(RS1),))
+    p.set_specs([web(), other])
+    await p.sync()
+    dumps, ops = kernel.dump_count, len(kernel.op_log)
+    p.set_specs([web(weight2=6), other])
+    assert await p.sync(full=False) == (
+        UpdateDest(VS, Dest(RS2, weight=6), OpReason.WEIGHT_CHANGED, "weight 2->6"),)
+    p.set_specs([web(weight2=6)])
+    assert await p.sync(full=False) == (DeleteService(VS2),)
+    assert kernel.dump_count == dumps and len(kernel.op_log) == ops + 2
+    assert VS2 not in p.owned
+    assert kernel.table == web_table(weight2=6)
+    assert await p.sync(full=False) == ()
+    assert await p.sync() == ()  # and a full compare agrees
+
+
+async def test_fast_path_before_any_full_sync_does_a_full_one() -> None:
+    kernel = FakeIpvsKernel(web_table())
+    p = IpvsProgrammer(kernel)
+    p.set_specs([web()])
+    assert await p.sync(full=False) == ()
+    assert kernel.dump_count == 1
