@@ -10,7 +10,7 @@ when to call :meth:`VrrpMachine.on_timer` (aioquic's ``get_timer()``).
 
 Inputs, each returning ``tuple[Action, ...]`` in execution order:
 ``start``, ``on_advert``, ``on_timer``, ``set_priority``, ``set_fault``, ``shutdown``,
-and ``resign`` (sync groups).
+``resign`` (sync groups) and ``reconfigure`` (reload in place).
 
 Behaviour matched, beyond the RFC text, to keepalived 2.x (``vrrp.c``,
 ``vrrp_track.c``) because operators migrate from it one director at a time:
@@ -452,6 +452,47 @@ class VrrpMachine:
         if was_master:
             return (SendAdvert(PRIORITY_STOP), RemoveVips(), transition)
         return (transition,)
+
+    def reconfigure(self, settings: InstanceSettings, now: float) -> tuple[Action, ...]:
+        """Adopt changed tunables in place, keeping the state: a reload without a flap.
+
+        keepalived reloads keep each instance's state (``restore_vrrp_state``); a
+        restart here would resign with priority 0 and move the VIPs twice. What
+        cannot change in place raises :class:`VrrpUsageError` and the caller
+        restarts the instance: identity (interface, vrid, family), version, the
+        VIP set. A new base priority resets the effective one (returned as
+        :class:`PriorityChanged`); the caller then re-applies tracking weights.
+        """
+        old = self._settings
+        if settings.key != old.key or settings.version != old.version:
+            raise VrrpUsageError("reconfigure: identity or version changed; restart the instance")
+        if frozenset(settings.vip_addresses) != self._vip_set:
+            raise VrrpUsageError("reconfigure: the VIP set changed; restart the instance")
+        self._settings = settings
+        self._source = settings.unicast_source or self._primary
+        self._own_addresses = frozenset({self._primary, self._source})
+        actions: list[Action] = []
+        if settings.priority != old.priority:
+            before, self._effective = self._effective, settings.priority
+            if self._state is State.MASTER:
+                self._master_priority = self._effective
+            if before != self._effective:
+                actions.append(PriorityChanged(before, self._effective, "reconfigured"))
+        if settings.preempt_delay <= 0:
+            self._preempt_at = None
+        if self._state is State.MASTER:
+            if self._advert_at is not None:
+                # Next advert at the new cadence at the latest (RFC 5798 §6.4.3 Adver_Timer).
+                self._advert_at = min(self._advert_at, now + settings.advert_interval)
+            refresh = settings.garp_master_refresh
+            if refresh != old.garp_master_refresh:
+                self._refresh_at = None if refresh is None else now + refresh
+            self._master_adver_interval = settings.advert_interval
+        elif settings.version == 2 or self._master_source is None:
+            # VRRPv2 backups always use their own interval; a v3 backup keeps what it
+            # learnt from a live master (RFC 5798 §6.4.2).
+            self._master_adver_interval = settings.advert_interval
+        return tuple(actions)
 
     def resign(self, reason: str, now: float, *, send_stop: bool = True) -> tuple[Action, ...]:
         """Leave MASTER for BACKUP on request (a sync group follows a member that left).

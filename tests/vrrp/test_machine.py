@@ -436,6 +436,69 @@ def test_backup_shutdown_only_transitions() -> None:
     )
 
 
+# --- reload in place --------------------------------------------------------------------------
+
+
+def test_reconfigure_keeps_mastership_and_applies_new_tunables() -> None:
+    machine = make_node("b", B, priority=200).machine
+    machine.start(0.0)
+    machine.on_timer(3.21875)
+    new = make_settings(priority=180, advert_interval=0.5, garp_master_refresh=10.0)
+    assert machine.reconfigure(new, 3.5) == (PriorityChanged(200, 180, "reconfigured"),)
+    assert machine.state is State.MASTER
+    assert machine.settings is new
+    assert machine.next_deadline() == 4.0  # the new cadence, not 4.21875
+    assert machine.on_timer(4.0) == (SendAdvert(180),)
+    assert machine.next_deadline() == 4.5
+    times = []
+    while (deadline := machine.next_deadline()) is not None and deadline <= 14.0:
+        if Announce() in machine.on_timer(deadline):
+            times.append(deadline)
+    assert times == [13.5]
+
+
+def test_reconfigure_backup_adopts_a_new_v2_interval() -> None:
+    machine = started(make_node("b", B, version=2)).machine
+    assert machine.reconfigure(make_settings(version=2, advert_interval=3), 1.0) == ()
+    assert machine.master_adver_interval == 3
+    (drop,) = machine.on_advert(advert(200, version=2, interval=1.0), C, 2.0)
+    assert isinstance(drop, AdvertDropped) and drop.reason is DropReason.interval_mismatch
+    assert machine.on_advert(advert(200, version=2, interval=3.0), C, 2.0) == ()
+    assert machine.next_deadline() == 2.0 + 9 + 0.609375
+
+
+def test_reconfigure_v3_backup_keeps_the_interval_it_learnt() -> None:
+    machine = started(make_node("b", B)).machine
+    machine.on_advert(advert(200, interval=0.5), C, 1.0)
+    machine.reconfigure(make_settings(advert_interval=2.0), 1.5)
+    assert machine.master_adver_interval == 0.5
+
+
+def test_reconfigure_new_unicast_source_is_our_own_address() -> None:
+    machine = started(make_node("b", B)).machine
+    machine.reconfigure(make_settings(unicast_source=IPv4Address("192.0.2.20")), 1.0)
+    assert machine.source_address == IPv4Address("192.0.2.20")
+    (drop,) = machine.on_advert(advert(200), IPv4Address("192.0.2.20"), 2.0)
+    assert isinstance(drop, AdvertDropped) and drop.reason is DropReason.own_packet
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"vrid": 52},
+        {"interface": "eth1"},
+        {"version": 2},
+        {"vips": (VipSpec(IPv4Interface("198.51.100.99/24")),)},
+    ],
+)
+def test_reconfigure_refuses_what_needs_a_restart(overrides: dict[str, object]) -> None:
+    machine = started(make_node("b", B)).machine
+    with pytest.raises(VrrpUsageError):
+        machine.reconfigure(make_settings(**overrides), 1.0)  # type: ignore[arg-type]
+    assert machine.settings.vrid == 51
+    assert machine.state is State.BACKUP
+
+
 # --- sync groups ------------------------------------------------------------------------------
 
 
