@@ -7,6 +7,8 @@ operator reads them (design.md §3.6).
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
@@ -523,3 +525,64 @@ async def test_fast_path_before_any_full_sync_does_a_full_one() -> None:
     p.set_specs([web()])
     assert await p.sync(full=False) == ()
     assert kernel.dump_count == 1
+
+
+# ------------------------------------------------------------------ against the real kernel
+
+
+def _run(*args: str) -> str:
+    return subprocess.run(list(args), capture_output=True, text=True, check=True).stdout
+
+
+@pytest.fixture
+def lab_namespace() -> Iterator[str]:
+    """A fresh network namespace with the real servers' range routable; removed after."""
+    name = f"haipvs-prog-{os.getpid()}"
+    _run("ip", "netns", "add", name)
+    try:
+        ns = ("ip", "netns", "exec", name)
+        _run(*ns, "ip", "link", "set", "lo", "up")
+        _run(*ns, "ip", "link", "add", "rs0", "type", "dummy")
+        _run(*ns, "ip", "link", "set", "rs0", "up")
+        _run(*ns, "ip", "addr", "add", "10.0.0.1/24", "dev", "rs0")
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+
+
+@pytest.mark.lab
+async def test_programmer_on_the_real_kernel_adopts_repairs_and_drains(
+    logs: Logs, lab_namespace: str
+) -> None:
+    """In a fresh namespace of the lab kernel: build, adopt with zero ops after a restart,
+    repair `ipvsadm -d` / `-e` drift, take a health change through the fast path."""
+    netlink = pytest.importorskip("haipvs.ipvs.netlink")
+    name = lab_namespace
+    ns = ("ip", "netns", "exec", name)
+    specs = [web(drain=0.0),
+             ServiceSpec(Service(VS2, "sh", persistence_timeout=300, persistence_netmask=24),
+                         (Dest(RS1, weight=3), Dest(RS2, u_thresh=10, l_thresh=2)))]
+    async with netlink.NetlinkIpvsKernel(netns=name) as kernel:
+        p = IpvsProgrammer(kernel)
+        p.set_specs(specs)
+        assert len(await p.sync()) == 6
+        assert await p.sync() == ()
+    async with netlink.NetlinkIpvsKernel(netns=name) as kernel:
+        restarted = IpvsProgrammer(kernel)
+        restarted.set_specs(specs)
+        assert await restarted.sync() == ()  # adoption: zero ops on a matching table
+        _run(*ns, "ipvsadm", "-d", "-t", "198.51.100.10:80", "-r", "10.0.0.11:80")
+        _run(*ns, "ipvsadm", "-e", "-t", "198.51.100.11:443", "-r", "10.0.0.11:80",
+             "-m", "-w", "9")
+        repaired = await restarted.sync()
+        assert {op.reason for op in repaired} == {OpReason.DRIFT_MISSING,
+                                                   OpReason.DRIFT_CHANGED}
+        assert len(events(logs, "ipvs.drift.repaired")) == 2
+        restarted.update_health(VS, RS2, DOWN)
+        assert await restarted.sync(full=False) == (
+            DeleteDest(VS, RS2, OpReason.HEALTH_DOWN, DOWN.reason),)
+        rules = {" ".join(line.split()) for line in _run(*ns, "ipvsadm", "-Sn").splitlines()}
+        assert "-a -t 198.51.100.10:80 -r 10.0.0.11:80 -m -w 1" in rules
+        assert not any(rule.startswith("-a -t 198.51.100.10:80 -r 10.0.0.12:80")
+                       for rule in rules)
+        assert await restarted.sync() == ()
