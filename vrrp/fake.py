@@ -26,12 +26,14 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from vrrp.packet import VRRP_MULTICAST_V4, VRRP_MULTICAST_V6
-from vrrp.ports import IPAddress, LinkEvent, ReceivedAdvert, Vip, VrrpIoError
+from vrrp.ports import InstancePorts, IPAddress, LinkEvent, ReceivedAdvert, Vip, VrrpIoError
+from vrrp.settings import InstanceSettings
 
 __all__ = [
     "Announcement",
     "FakeAdvertLink",
     "FakeLinkMonitor",
+    "FakePorts",
     "FakeSegment",
     "FakeVipAddresses",
     "RecordingAnnouncer",
@@ -319,3 +321,38 @@ class FakeLinkMonitor:
     def close(self) -> None:
         for queue in self._subscribers:
             queue.put_nowait(None)
+
+
+class FakePorts:
+    """A ``PortsProvider`` for one director on a :class:`FakeSegment`: every
+    instance gets its own link from ``address``; VIPs, announcer and link
+    monitor are shared, as on one machine."""
+
+    def __init__(
+        self,
+        segment: FakeSegment,
+        address: IPAddress,
+        *,
+        addresses: FakeVipAddresses,
+        announcer: RecordingAnnouncer | None = None,
+        monitor: FakeLinkMonitor | None = None,
+    ) -> None:
+        self.segment = segment
+        self.address = address
+        self.addresses = addresses
+        self.announcer = announcer or RecordingAnnouncer()
+        self._monitor = monitor
+        self.links: dict[str, FakeAdvertLink] = {}
+
+    @property
+    def monitor(self) -> FakeLinkMonitor | None:
+        return self._monitor
+
+    async def __call__(self, settings: InstanceSettings) -> InstancePorts:
+        link = self.segment.attach(self.address)
+        self.links[settings.name] = link
+        return InstancePorts(link, self.addresses, self.announcer)
+
+    def close(self) -> None:
+        for link in self.links.values():
+            link.close()

@@ -29,11 +29,13 @@ from pyroute2.netlink.rtnl import RTMGRP_LINK
 
 from vrrp.errors import MalformedAdvert
 from vrrp.packet import IPPROTO_VRRP, VRRP_MULTICAST_V4, VRRP_MULTICAST_V6, parse_ipv4_packet
-from vrrp.ports import IPAddress, LinkEvent, ReceivedAdvert, Vip, VrrpIoError
+from vrrp.ports import InstancePorts, IPAddress, LinkEvent, ReceivedAdvert, Vip, VrrpIoError
+from vrrp.settings import InstanceSettings
 
 __all__ = [
     "LinuxAdvertLink",
     "LinuxAnnouncer",
+    "LinuxPorts",
     "LinuxVipAddresses",
     "NetlinkLinkMonitor",
     "open_advert_link",
@@ -541,3 +543,31 @@ def _link_events(msg: object, last: dict[str, bool]) -> Iterator[LinkEvent]:
         last[name] = up
         yield LinkEvent(name, up)
 
+
+
+class LinuxPorts:
+    """The real ports for a :class:`~vrrp.runner.VrrpService`: one raw socket
+    per instance, one shared rtnetlink socket for VIPs, one announcer, one link
+    monitor. Create and use it inside the loop that runs the instances."""
+
+    def __init__(self) -> None:
+        self.addresses = LinuxVipAddresses()
+        self.announcer = LinuxAnnouncer()
+        self._monitor = NetlinkLinkMonitor()
+
+    @property
+    def monitor(self) -> NetlinkLinkMonitor:
+        return self._monitor
+
+    async def __call__(self, settings: InstanceSettings) -> InstancePorts:
+        link = await open_advert_link(
+            settings.interface,
+            settings.family,
+            unicast_peers=settings.unicast_peers,
+            unicast_source=settings.unicast_source,
+        )
+        return InstancePorts(link, self.addresses, self.announcer)
+
+    def close(self) -> None:
+        self.addresses.close()
+        self._monitor.close()

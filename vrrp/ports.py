@@ -21,13 +21,16 @@ from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from typing import Protocol, runtime_checkable
 
 from vrrp.errors import VrrpError
+from vrrp.settings import InstanceSettings
 
 __all__ = [
     "AdvertLink",
     "Announcer",
     "IPAddress",
+    "InstancePorts",
     "LinkEvent",
     "LinkMonitor",
+    "PortsProvider",
     "ReceivedAdvert",
     "Vip",
     "VipAddresses",
@@ -138,5 +141,28 @@ class LinkMonitor(Protocol):
         state, in order, for every interface. Subscribe before reading the
         initial states with :meth:`is_up` so no change falls in between."""
         ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class InstancePorts:
+    """The ports one instance runs on (built per instance by a ports factory)."""
+
+    link: AdvertLink
+    addresses: VipAddresses
+    announcer: Announcer
+
+
+class PortsProvider(Protocol):
+    """Builds each instance's ports; one per :class:`~vrrp.runner.VrrpService`,
+    created inside the service's own event loop (sockets belong to a loop)."""
+
+    @property
+    def monitor(self) -> LinkMonitor | None:
+        """The link monitor for tracked interfaces (None: cannot track)."""
+        ...
+
+    async def __call__(self, settings: InstanceSettings) -> InstancePorts: ...
 
     def close(self) -> None: ...

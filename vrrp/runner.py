@@ -27,8 +27,10 @@ Rules kept here:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import enum
+import threading
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +52,7 @@ from vrrp.machine import (
     Transition,
     VrrpMachine,
 )
+from vrrp.notify import HookKind, Notifier
 from vrrp.packet import (
     VRRP_MULTICAST_V4,
     VRRP_MULTICAST_V6,
@@ -61,19 +64,25 @@ from vrrp.ports import (
     AdvertLink,
     Announcer,
     IPAddress,
+    PortsProvider,
     ReceivedAdvert,
     Vip,
     VipAddresses,
     VrrpIoError,
 )
 from vrrp.settings import InstanceSettings
-from vrrp.track import TrackVerdict
+from vrrp.track import InstanceTracker, TrackVerdict
 
 __all__ = [
     "FaultSource",
     "InstanceRunner",
+    "InstanceStatus",
+    "LoopLag",
     "RunnerCounters",
+    "ServiceCallback",
+    "SyncGroup",
     "TransitionCallback",
+    "VrrpService",
 ]
 
 log = structlog.get_logger()
@@ -204,8 +213,8 @@ class InstanceRunner:
         stopped = asyncio.create_task(self._stopped.wait())
         try:
             await asyncio.wait({receiver, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            if receiver.done():
-                receiver.result()  # a receive error ends run() loudly
+            if receiver.done() and not self._stopped.is_set():
+                receiver.result()  # a bug in the receive path ends run() loudly
         finally:
             receiver.cancel()
             stopped.cancel()
@@ -291,8 +300,29 @@ class InstanceRunner:
             self._rearm()
 
     async def _receive_loop(self) -> None:
-        while True:
-            received = await self._link.receive()
+        while not self._stopped.is_set():
+            try:
+                received = await self._link.receive()
+            except VrrpIoError as exc:
+                if self._stopped.is_set():
+                    return
+                # A socket that cannot be read is a fault like any IO failure;
+                # try again once the fault hold has passed.
+                async with self._lock:
+                    self.counters.io_errors += 1
+                    log.error(
+                        "vrrp.io.failed",
+                        vrid=self._settings.vrid,
+                        iface=self._settings.interface,
+                        op=exc.op,
+                        errno=exc.errno,
+                        action="receive",
+                    )
+                    if FaultSource.io not in self._faults:
+                        await self._enter_io_fault(exc)
+                    self._rearm()
+                await asyncio.sleep(self._io_fault_hold)
+                continue
             # Acquire without yielding when free (asyncio.Lock's fast path), and
             # FIFO otherwise: an advert read before a timer fired is fed first.
             async with self._lock:
@@ -609,3 +639,277 @@ class SyncGroup:
             to_state=to_state,
             reason=reason,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceStatus:
+    """A thread-safe snapshot of one instance, for status, metrics and callbacks."""
+
+    name: str
+    vrid: int
+    interface: str
+    state: State
+    effective_priority: int
+    master_source: IPAddress | None
+    master_priority: int | None
+    faults: tuple[str, ...]
+    adverts_sent: int
+    adverts_received: int
+    adverts_dropped: dict[str, int]
+    io_errors: int
+    transitions: int
+
+    @classmethod
+    def of(cls, runner: InstanceRunner) -> InstanceStatus:
+        machine, counters = runner.machine, runner.counters
+        return cls(
+            name=runner.name,
+            vrid=runner.settings.vrid,
+            interface=runner.settings.interface,
+            state=machine.state,
+            effective_priority=machine.effective_priority,
+            master_source=machine.master_source,
+            master_priority=machine.master_priority,
+            faults=tuple(f"{source.value}: {why}" for source, why in runner.faults.items()),
+            adverts_sent=counters.adverts_sent,
+            adverts_received=counters.adverts_received,
+            adverts_dropped={reason.value: n for reason, n in counters.dropped.items()},
+            io_errors=counters.io_errors,
+            transitions=counters.transitions,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LoopLag:
+    """How late the VRRP event loop ran a timer: the last and worst delay, in seconds."""
+
+    last: float
+    worst: float
+    samples: int
+
+
+#: Called in the caller's loop (or the VRRP thread without one) after each transition.
+ServiceCallback = Callable[[str, Transition, InstanceStatus], None]
+
+
+class VrrpService:
+    """Runs every VRRP instance in a dedicated thread with its own event loop.
+
+    VRRP timing then does not depend on how busy the caller's loop is (health
+    checks of thousands of real servers): the issue's "own thread if that is
+    what it takes". The thread's loop measures its own lag (a 100 ms ticker)
+    for metrics. Transitions are handed back to the caller's loop with
+    ``call_soon_threadsafe``; notify hooks and tracking run in the VRRP loop.
+
+    ``ports`` builds the :class:`~vrrp.ports.PortsProvider` inside the VRRP
+    loop (default: :class:`vrrp.linux.LinuxPorts`).
+    """
+
+    def __init__(
+        self,
+        instances: Sequence[InstanceSettings],
+        *,
+        ports: Callable[[], PortsProvider] | None = None,
+        on_transition: ServiceCallback | None = None,
+        callback_loop: asyncio.AbstractEventLoop | None = None,
+        notify: bool = True,
+        lag_interval: float = 0.1,
+    ) -> None:
+        names = [settings.name for settings in instances]
+        if len(set(names)) != len(names):
+            raise ValueError("instances: duplicate instance name")
+        keys = [settings.key for settings in instances]
+        if len(set(keys)) != len(keys):
+            raise ValueError("instances: two instances share interface, vrid and family")
+        self._instances = tuple(instances)
+        self._ports_factory = ports
+        self._on_transition = on_transition
+        self._callback_loop = callback_loop
+        self._notify = notify
+        self._lag_interval = lag_interval
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._runners: dict[str, InstanceRunner] = {}
+        self._sync_groups: dict[str, SyncGroup] = {}
+        self._lag = LoopLag(0.0, 0.0, 0)
+        self.notifier: Notifier | None = None
+
+    # --- caller side (any thread) ------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def loop_lag(self) -> LoopLag:
+        return self._lag
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the thread and every instance; raises what start-up raised."""
+        if self._thread is not None:
+            raise RuntimeError("VrrpService already started")
+        self._thread = threading.Thread(target=self._thread_main, name="haipvs-vrrp", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError(f"VRRP service not started within {timeout} s")
+        if self._startup_error is not None:
+            self._thread.join(timeout)
+            raise self._startup_error
+
+    async def start_async(self, wait_up_to: float = 30.0) -> None:
+        """:meth:`start` from a coroutine; transitions come back to this loop."""
+        if self._callback_loop is None:
+            self._callback_loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self.start, wait_up_to)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Graceful stop: masters resign (priority 0) and drop their VIPs,
+        stop hooks run, then the thread ends."""
+        thread, loop, event = self._thread, self._loop, self._stop_requested
+        if thread is None:
+            return
+        if loop is not None and event is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(event.set)
+        thread.join(timeout)
+        if thread.is_alive():
+            raise TimeoutError(f"VRRP service not stopped within {timeout} s")
+
+    async def stop_async(self, wait_up_to: float = 30.0) -> None:
+        await asyncio.to_thread(self.stop, wait_up_to)
+
+    def status(self, timeout: float = 5.0) -> tuple[InstanceStatus, ...]:
+        """Snapshots of every instance, taken inside the VRRP loop."""
+        loop = self._loop
+        if loop is None or not self.running:
+            return ()
+
+        async def snapshot() -> tuple[InstanceStatus, ...]:
+            return tuple(InstanceStatus.of(runner) for runner in self._runners.values())
+
+        return asyncio.run_coroutine_threadsafe(snapshot(), loop).result(timeout)
+
+    def call(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
+        """Run ``coro`` in the VRRP loop (reloads, tests)."""
+        if self._loop is None:
+            raise RuntimeError("VrrpService not started")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def runner(self, name: str) -> InstanceRunner:
+        """The runner of one instance; touch it only from the VRRP loop (:meth:`call`)."""
+        return self._runners[name]
+
+    # --- VRRP thread ---------------------------------------------------------------------------
+
+    def _thread_main(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._main())
+        except BaseException as exc:  # reported to start(), or logged after it
+            if not self._ready.is_set():
+                self._startup_error = exc
+            else:
+                log.error("vrrp.service.failed", error=repr(exc))
+        finally:
+            self._ready.set()
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def _main(self) -> None:
+        self._stop_requested = asyncio.Event()
+        provider = self._ports_factory() if self._ports_factory else _linux_provider()
+        try:
+            await self._serve(provider)
+        finally:
+            provider.close()
+
+    async def _serve(self, provider: PortsProvider) -> None:
+        assert self._stop_requested is not None
+        self.notifier = Notifier() if self._notify else None
+        trackers: list[InstanceTracker] = []
+        for settings in self._instances:
+            ports = await provider(settings)
+            runner = InstanceRunner(
+                settings, link=ports.link, addresses=ports.addresses, announcer=ports.announcer
+            )
+            runner.add_transition_callback(self._transitioned)
+            self._runners[settings.name] = runner
+            monitor = provider.monitor if settings.track_interfaces else None
+            trackers.append(InstanceTracker(settings, runner, monitor=monitor))
+        groups: dict[str, list[InstanceRunner]] = {}
+        for runner in self._runners.values():
+            if runner.settings.sync_group is not None:
+                groups.setdefault(runner.settings.sync_group, []).append(runner)
+        self._sync_groups = {name: SyncGroup(name, members) for name, members in groups.items()}
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(self._measure_lag())]
+            tasks += [group.create_task(tracker.run()) for tracker in trackers if tracker.active]
+            runs = [group.create_task(runner.run()) for runner in self._runners.values()]
+            self._ready.set()
+            await self._stop_requested.wait()
+            for task in tasks:
+                task.cancel()
+            # Graceful: each instance resigns (RFC 5798 §6.4.3) in turn.
+            for runner in self._runners.values():
+                await runner.stop()
+            for run in runs:
+                await run
+            if self.notifier is not None:
+                # Let the stop hooks run (each is bounded by its own timeout).
+                await self.notifier.join()
+                await self.notifier.close()
+
+    async def _measure_lag(self) -> None:
+        loop = asyncio.get_running_loop()
+        worst, samples = 0.0, 0
+        while True:
+            expected = loop.time() + self._lag_interval
+            await asyncio.sleep(self._lag_interval)
+            lag = max(0.0, loop.time() - expected)
+            samples += 1
+            worst = max(worst, lag)
+            self._lag = LoopLag(lag, worst, samples)
+
+    def _transitioned(self, name: str, transition: Transition, machine: VrrpMachine) -> None:
+        runner = self._runners[name]
+        status = InstanceStatus.of(runner)
+        if self.notifier is not None:
+            kind = _HOOK_FOR_STATE.get(transition.new)
+            if kind is not None:
+                self.notifier.notify(
+                    name,
+                    runner.settings.notify,
+                    kind,
+                    machine.effective_priority,
+                    vrid=runner.settings.vrid,
+                    iface=runner.settings.interface,
+                )
+        callback = self._on_transition
+        if callback is None:
+            return
+        if self._callback_loop is not None:
+            with contextlib.suppress(RuntimeError):  # the caller's loop already closed
+                self._callback_loop.call_soon_threadsafe(callback, name, transition, status)
+        else:
+            callback(name, transition, status)
+
+
+_HOOK_FOR_STATE = {
+    State.MASTER: HookKind.master,
+    State.BACKUP: HookKind.backup,
+    State.FAULT: HookKind.fault,
+    State.INIT: HookKind.stop,
+}
+
+
+def _linux_provider() -> PortsProvider:
+    # Imported here so that the runner (and its tests with fakes) never loads
+    # pyroute2 unless the real ports are asked for.
+    from vrrp.linux import LinuxPorts
+
+    return LinuxPorts()

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import threading
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, ip_interface
+from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
@@ -18,14 +20,16 @@ from vrrp.errors import DropReason
 from vrrp.fake import (
     FakeAdvertLink,
     FakeLinkMonitor,
+    FakePorts,
     FakeSegment,
     FakeVipAddresses,
     RecordingAnnouncer,
 )
 from vrrp.machine import State, Transition, TransitionReason, VrrpMachine, build_advert
 from vrrp.packet import VRRP_MULTICAST_V4, decode_advert, encode_advert
-from vrrp.runner import FaultSource, InstanceRunner, SyncGroup
-from vrrp.settings import InstanceSettings, TrackInterface, VipSpec
+from vrrp.ports import VrrpIoError
+from vrrp.runner import FaultSource, InstanceRunner, InstanceStatus, SyncGroup, VrrpService
+from vrrp.settings import InstanceSettings, NotifySettings, TrackInterface, VipSpec
 from vrrp.timing import master_down_interval, skew_time
 from vrrp.track import InstanceTracker
 
@@ -443,3 +447,78 @@ async def test_sync_group_follows_a_member_to_backup(segment: FakeSegment) -> No
     track.cancel()
     for node in (a1, a2, b1, b2):
         await node.runner.stop()
+
+
+# --- VrrpService: the instances in their own thread and event loop (real time) ---------------
+
+
+def fast_instance(priority: int, notify_file: Path | None = None) -> InstanceSettings:
+    notify = None
+    if notify_file is not None:
+        hook = ("/bin/sh", "-c", f'echo "$*" >> {notify_file}', "hook")
+        notify = NotifySettings(master=hook, stop=hook, timeout=10)
+    return instance(priority, advert_interval=0.05, garp_repeat=1, notify=notify)
+
+
+@pytest.mark.looptime(False)
+async def test_service_runs_instances_in_its_own_thread(tmp_path: Path) -> None:
+    segment = FakeSegment()
+    addresses = FakeVipAddresses(["eth0"])
+    notify_file = tmp_path / "hooks"
+    seen: list[tuple[str, State, str]] = []
+    mastered = asyncio.Event()
+
+    def on_transition(name: str, transition: Transition, status: InstanceStatus) -> None:
+        seen.append((name, transition.new, threading.current_thread().name))
+        if status.state is State.MASTER:
+            mastered.set()
+
+    service = VrrpService(
+        [fast_instance(100, notify_file)],
+        ports=lambda: FakePorts(segment, A_ADDR, addresses=addresses),
+        on_transition=on_transition,
+    )
+    await service.start_async()
+    try:
+        async with asyncio.timeout(10):
+            await mastered.wait()
+        (status,) = await asyncio.to_thread(service.status)
+        assert (status.name, status.state, status.vrid) == ("VI_WEB", State.MASTER, 51)
+        assert status.adverts_sent >= 1
+        assert addresses.held("eth0") == (VIP,)
+        assert service.running
+    finally:
+        await service.stop_async()
+    assert not service.running
+    # Transitions were delivered in the caller's loop, not in the VRRP thread.
+    main_thread = threading.current_thread().name
+    assert [(s[0], s[1], s[2]) for s in seen[:2]] == [
+        ("VI_WEB", State.BACKUP, main_thread),
+        ("VI_WEB", State.MASTER, main_thread),
+    ]
+    # Graceful stop: priority 0 last, VIPs gone, master then stop hooks in order.
+    last = segment.sent[-1]
+    assert decode_advert(last.payload, A_ADDR, last.destination).priority == 0
+    assert addresses.held() == ()
+    assert notify_file.read_text().splitlines() == [
+        "INSTANCE VI_WEB MASTER 100",
+        "INSTANCE VI_WEB STOP 100",
+    ]
+    assert service.loop_lag.samples >= 1
+
+
+@pytest.mark.looptime(False)
+def test_service_start_reports_a_failing_port() -> None:
+    def broken() -> FakePorts:
+        raise VrrpIoError("open vrrp socket eth0", errno.EPERM)
+
+    service = VrrpService([fast_instance(100)], ports=broken)  # type: ignore[arg-type]
+    with pytest.raises(VrrpIoError) as failure:
+        service.start()
+    assert failure.value.errno == errno.EPERM
+    assert not service.running
+
+
+def test_service_refuses_two_instances_with_one_identity() -> None:
+    with pytest.raises(ValueError, match="share interface, vrid and family"):
+        VrrpService([fast_instance(100), instance(100, name="OTHER")])
