@@ -6,17 +6,28 @@ Pure. One function, `compile_config`, returns a `Compiled` value with:
 - `checks`: checkers assignments (BackendId -> (Target, CheckSpec)) for real servers
   that have a check, `always_up` for those that have none (keepalived: a real server
   without a checker is always in the table), and `fail_open` per service;
+- `up_at_start`: the checked backends whose check has ``alpha: false``: at start-up they
+  count as up until their first result (pass them as CheckerPool ``adopted``);
 - `backends`: BackendId -> (ipvs ServiceKey, DestKey), how a health change reaches
   the IPVS programmer;
 - the IPVS timeouts, sync daemon and programmer intervals.
 
-(Written by the lead for the supervisor; the config engineer may extend it.)
+Rule: a config that loaded compiles. The settings types validate themselves and raise on
+misuse; if one refuses a value the config rules let through, `CompileError` names the key
+path, and the loader reports it as ``FILE:LINE: key.path: message`` (so `check-config`
+catches it before the daemon would).
+
+Not carried, because no settings type has a field for it yet: ``quorum.hysteresis`` (ipvs
+ServiceSpec) and the track script ``name`` (vrrp TrackScript).
+
+(First written by the lead for the supervisor; extended by the config engineer.)
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import checkers
@@ -37,19 +48,44 @@ from haipvs.ipvs import (
     TunType,
 )
 
-__all__ = ["Compiled", "SyncDaemonSettings", "compile_config", "ipvs_service_key"]
+__all__ = [
+    "CompileError",
+    "Compiled",
+    "SyncDaemonSettings",
+    "compile_config",
+    "ipvs_service_key",
+]
+
+
+class CompileError(ValueError):
+    """A settings type refused a value of a validated config (a gap in the config rules)."""
+
+    def __init__(self, key_path: m.KeyPath, message: str) -> None:
+        self.key_path = key_path
+        self.message = message
+        super().__init__(f"{m.format_key_path(key_path)}: {message}")
+
 
 _FORWARDING = {
     m.Forwarding.NAT: Forwarding.MASQ,
     m.Forwarding.DR: Forwarding.DROUTE,
     m.Forwarding.TUN: Forwarding.TUNNEL,
 }
-_TUN_TYPE = {m.TunnelType.IPIP: TunType.IPIP, m.TunnelType.GUE: TunType.GUE,
-             m.TunnelType.GRE: TunType.GRE}
-_TUN_FLAGS = {m.TunnelChecksum.NONE: TunFlags.NOCSUM, m.TunnelChecksum.CSUM: TunFlags.CSUM,
-              m.TunnelChecksum.REMCSUM: TunFlags.REMCSUM}
-_PROTOCOL = {m.Protocol.TCP: Protocol.TCP, m.Protocol.UDP: Protocol.UDP,
-             m.Protocol.SCTP: Protocol.SCTP}
+_TUN_TYPE = {
+    m.TunnelType.IPIP: TunType.IPIP,
+    m.TunnelType.GUE: TunType.GUE,
+    m.TunnelType.GRE: TunType.GRE,
+}
+_TUN_FLAGS = {
+    m.TunnelChecksum.NONE: TunFlags.NOCSUM,
+    m.TunnelChecksum.CSUM: TunFlags.CSUM,
+    m.TunnelChecksum.REMCSUM: TunFlags.REMCSUM,
+}
+_PROTOCOL = {
+    m.Protocol.TCP: Protocol.TCP,
+    m.Protocol.UDP: Protocol.UDP,
+    m.Protocol.SCTP: Protocol.SCTP,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +116,7 @@ class Compiled:
     min_interval: float
     max_interval: float
     warnings: tuple[str, ...] = field(default=())
+    up_at_start: frozenset[checkers.BackendId] = frozenset()
 
     @property
     def owned(self) -> frozenset[ServiceKey]:
@@ -95,68 +132,52 @@ def ipvs_service_key(vs: m.VirtualServer) -> ServiceKey:
 
 
 def compile_config(config: m.Config, *, hostname: str = "director") -> Compiled:
+    """Translate a validated config; raise `CompileError` if a settings type refuses it."""
     director = config.director.name or hostname
     groups = {name: group.name for group in config.sync_groups for name in group.instances}
-    instances = tuple(_instance(instance, groups.get(instance.name)) for instance in config.vrrp)
+    instances = []
+    for index, instance in enumerate(config.vrrp):
+        with _at(("vrrp", index)):
+            instances.append(_instance(instance, groups.get(instance.name)))
     services: list[ServiceSpec] = []
     names: dict[ServiceKey, str] = {}
     checks: dict[checkers.BackendId, tuple[checkers.Target, checkers.CheckSpec]] = {}
     always_up: set[checkers.BackendId] = set()
+    up_at_start: set[checkers.BackendId] = set()
     fail_open: dict[str, checkers.FailOpenSettings | None] = {}
     backends: dict[checkers.BackendId, tuple[ServiceKey, DestKey]] = {}
-    for vs in config.virtual_servers:
-        key = ipvs_service_key(vs)
+    for vs_index, vs in enumerate(config.virtual_servers):
+        base: m.KeyPath = ("virtual_servers", vs_index)
+        with _at(base):
+            key = ipvs_service_key(vs)
+        # The `vs` log key the checkers use: the operator's name, else tcp/198.51.100.10:80.
         label = vs.name or vs.label
         names[key] = label
         dests = []
-        for rs in vs.real_servers:
+        for rs_index, rs in enumerate(vs.real_servers):
+            path: m.KeyPath = (*base, "real_servers", rs_index)
             port = vs.real_server_port(rs)
-            dest = _dest(vs, rs, port)
+            with _at(path):
+                dest = _dest(vs, rs, port)
+                backend = checkers.BackendId(label, rs.address, port)
             dests.append(dest)
-            backend = checkers.BackendId(label, rs.address, port)
             backends[backend] = (key, dest.key)
             check = vs.real_server_check(rs)
             if check is None:
                 always_up.add(backend)
-            else:
+                continue
+            with _at((*path, "check") if rs.check is not None else (*base, "check")):
                 checks[backend] = (checkers.Target(rs.address, port), _check(check, vs))
-        fail_open[label] = (
-            None if vs.fail_open is None else checkers.FailOpenSettings(
-                fail_open_ratio=vs.fail_open.ratio,
-                window=vs.fail_open.window,
-                min_real_servers=vs.fail_open.min_real_servers,
-            )
-        )
-        sorry = None
-        if vs.sorry_server is not None:
-            sorry_port = vs.sorry_server.port or vs.port or 0
-            sorry = Dest(
-                DestKey(str(vs.sorry_server.address), sorry_port),
-                weight=1,
-                forwarding=_FORWARDING[vs.forwarding],
-            )
-        services.append(
-            ServiceSpec(
-                service=Service(
-                    key=key,
-                    scheduler=vs.scheduler.value,
-                    flags=SchedFlags(
-                        sh_fallback=m.SchedulerFlag.SH_FALLBACK in vs.scheduler_flags,
-                        sh_port=m.SchedulerFlag.SH_PORT in vs.scheduler_flags,
-                        mh_fallback=m.SchedulerFlag.MH_FALLBACK in vs.scheduler_flags,
-                        mh_port=m.SchedulerFlag.MH_PORT in vs.scheduler_flags,
-                        one_packet=vs.one_packet,
-                    ),
-                    persistence_timeout=vs.persistence.timeout,
-                    persistence_netmask=vs.persistence.netmask,
-                ),
-                real_servers=tuple(dests),
-                min_up=vs.quorum.min_up,
-                sorry_server=sorry,
-                drain_timeout=vs.drain.timeout,
-                inhibit_on_failure=vs.inhibit_on_failure,
-            )
-        )
+            if not check.alpha:
+                # keepalived without `alpha`: a real server is up until its checker says
+                # otherwise; the pool's `adopted` does exactly that at start-up.
+                up_at_start.add(backend)
+        with _at((*base, "fail_open")):
+            fail_open[label] = _fail_open(vs)
+        with _at((*base, "sorry_server")):
+            sorry = _sorry(vs)
+        with _at(base):
+            services.append(_service_spec(vs, key, dests, sorry))
     timeouts = config.ipvs.timeouts
     kernel_timeouts = None
     if timeouts.tcp is not None or timeouts.tcpfin is not None or timeouts.udp is not None:
@@ -169,7 +190,7 @@ def compile_config(config: m.Config, *, hostname: str = "director") -> Compiled:
     sync = config.ipvs.sync_daemon
     return Compiled(
         director=director,
-        instances=instances,
+        instances=tuple(instances),
         services=tuple(services),
         service_names=names,
         checks=checks,
@@ -177,13 +198,75 @@ def compile_config(config: m.Config, *, hostname: str = "director") -> Compiled:
         fail_open=fail_open,
         backends=backends,
         timeouts=kernel_timeouts,
-        sync_daemon=None if sync is None else SyncDaemonSettings(
-            interface=sync.interface, instance=sync.instance, syncid=sync.syncid,
-            maxlen=sync.maxlen, group=None if sync.group is None else str(sync.group),
-            port=sync.port, ttl=sync.ttl,
+        sync_daemon=None
+        if sync is None
+        else SyncDaemonSettings(
+            interface=sync.interface,
+            instance=sync.instance,
+            syncid=sync.syncid,
+            maxlen=sync.maxlen,
+            group=None if sync.group is None else str(sync.group),
+            port=sync.port,
+            ttl=sync.ttl,
         ),
         min_interval=config.ipvs.programmer.min_interval,
         max_interval=config.ipvs.programmer.max_interval,
+        up_at_start=frozenset(up_at_start),
+    )
+
+
+@contextmanager
+def _at(path: m.KeyPath) -> Iterator[None]:
+    # The settings types raise ValueError (checkers.SpecError is one) on a value they refuse.
+    try:
+        yield
+    except ValueError as exc:
+        raise CompileError(path, str(exc)) from exc
+
+
+def _fail_open(vs: m.VirtualServer) -> checkers.FailOpenSettings | None:
+    if vs.fail_open is None:
+        return None
+    return checkers.FailOpenSettings(
+        fail_open_ratio=vs.fail_open.ratio,
+        window=vs.fail_open.window,
+        min_real_servers=vs.fail_open.min_real_servers,
+    )
+
+
+def _sorry(vs: m.VirtualServer) -> Dest | None:
+    if vs.sorry_server is None:
+        return None
+    port = vs.sorry_server.port if vs.sorry_server.port is not None else (vs.port or 0)
+    return Dest(
+        DestKey(str(vs.sorry_server.address), port),
+        weight=1,
+        forwarding=_FORWARDING[vs.forwarding],
+    )
+
+
+def _service_spec(
+    vs: m.VirtualServer, key: ServiceKey, dests: list[Dest], sorry: Dest | None
+) -> ServiceSpec:
+    return ServiceSpec(
+        service=Service(
+            key=key,
+            scheduler=vs.scheduler.value,
+            flags=SchedFlags(
+                sh_fallback=m.SchedulerFlag.SH_FALLBACK in vs.scheduler_flags,
+                sh_port=m.SchedulerFlag.SH_PORT in vs.scheduler_flags,
+                mh_fallback=m.SchedulerFlag.MH_FALLBACK in vs.scheduler_flags,
+                mh_port=m.SchedulerFlag.MH_PORT in vs.scheduler_flags,
+                one_packet=vs.one_packet,
+            ),
+            persistence_timeout=vs.persistence.timeout,
+            persistence_netmask=vs.persistence.netmask,
+        ),
+        real_servers=tuple(dests),
+        min_up=vs.quorum.min_up,
+        sorry_server=sorry,
+        drain_timeout=vs.drain.timeout,
+        inhibit_on_failure=vs.inhibit_on_failure,
     )
 
 
@@ -220,9 +303,14 @@ def _instance(instance: m.VrrpInstance, group: str | None) -> vrrp.InstanceSetti
             for script in instance.track.scripts
         ),
         notify=vrrp.NotifySettings(
-            master=notify.master, backup=notify.backup, fault=notify.fault, stop=notify.stop,
+            master=notify.master,
+            backup=notify.backup,
+            fault=notify.fault,
+            stop=notify.stop,
             timeout=notify.timeout,
-        ) if has_notify else None,
+        )
+        if has_notify
+        else None,
         accept=instance.accept,
         sync_group=group,
         auth_pass=instance.auth_pass,
@@ -257,7 +345,9 @@ def _timing(check: m.CheckTiming) -> checkers.Timing:
         down_interval=check.down_interval,
         warmup=check.warmup,
         slow_start=check.slow_start,
-        flap_damping=None if damping is None else checkers.DampingSettings(
+        flap_damping=None
+        if damping is None
+        else checkers.DampingSettings(
             penalty_per_flap=damping.penalty_per_flap,
             half_life=damping.half_life,
             suppress_threshold=damping.suppress_threshold,

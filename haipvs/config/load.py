@@ -153,7 +153,20 @@ def load_config_text(text: str, file: str = "<string>") -> LoadedConfig:
     if errors:
         raise ConfigInvalid(errors, warnings)
     # Every section validated on its own and no rule is broken: the whole validates too.
-    return LoadedConfig(Config.model_validate(data), tuple(warnings))
+    config = Config.model_validate(data)
+    # A loaded config must compile (compile.py's rule): a settings type that refuses a value
+    # the rules let through is reported here, at its line, not when the daemon starts.
+    # Imported here: it pulls in vrrp, checkers and haipvs.ipvs.
+    from haipvs.config.compile import CompileError, compile_config
+
+    try:
+        compile_config(config)
+    except CompileError as exc:
+        error = ConfigError(
+            file, tree.line_of(exc.key_path), format_key_path(exc.key_path), exc.message
+        )
+        raise ConfigInvalid([error], warnings) from None
+    return LoadedConfig(config, tuple(warnings))
 
 
 def dump_config(config: Config) -> str:

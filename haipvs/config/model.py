@@ -342,8 +342,8 @@ def _parse_command(value: Any) -> tuple[str, ...]:
     if not value:
         raise PydanticCustomError("empty", "must not be empty")
     for arg in value:
-        if not isinstance(arg, str):
-            raise PydanticCustomError("command_arg", "every argument must be a string")
+        if not isinstance(arg, str) or not arg:
+            raise PydanticCustomError("command_arg", "every argument must be a non-empty string")
     if not value[0].startswith("/"):
         raise PydanticCustomError(
             "command_path",
