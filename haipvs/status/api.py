@@ -54,6 +54,7 @@ class StatusApi:
         snapshot: Callable[[], Snapshot],
         reload: Callable[[], Awaitable[ReloadOutcome]],
         token: str | None = None,
+        before: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.host, self.port = parse_listen(listen)
         if not is_loopback(self.host) and not token:
@@ -63,6 +64,7 @@ class StatusApi:
         self._snapshot = snapshot
         self._reload = reload
         self._token = token
+        self._before = before
         self._runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
@@ -96,12 +98,16 @@ class StatusApi:
         return await handler(request)
 
     async def _status(self, _request: web.Request) -> web.Response:
+        if self._before is not None:
+            await self._before()
         return web.Response(
             text=json.dumps(self._snapshot().to_json(), indent=1),
             content_type="application/json",
         )
 
     async def _metrics(self, _request: web.Request) -> web.Response:
+        if self._before is not None:
+            await self._before()
         body = render_metrics(self._snapshot)
         return web.Response(body=body, headers={"Content-Type": PROMETHEUS_CONTENT_TYPE})
 

@@ -1,0 +1,565 @@
+"""The composition root: `haipvs run -c FILE` (design.md §3.5).
+
+It builds the parts, wires them and owns the daemon's life:
+
+- the IPVS programmer (both directors keep a hot table: IPVS is programmed on the
+  master and the backup alike; only the VIPs follow VRRP mastership);
+- the checker pool, whose health changes reach the programmer;
+- the VRRP instances (their own thread and loop, so a busy checker pool cannot
+  delay an advert);
+- the status API, systemd notify and watchdog, an event-loop lag monitor.
+
+Signals only queue an action (exabgp's interrupt.py): SIGHUP -> reload, SIGTERM or
+SIGINT -> shutdown. Repeated SIGHUPs while a reload is pending collapse into one,
+and a reload reads the file when it runs, so the last file wins.
+
+Reload validates the new file to one side: a bad file is `config.reload.rejected`
+with every error and the running config stays. A good one is diffed by key and only
+what changed is touched: unchanged checks keep their state, unchanged VRRP instances
+keep their state and VIPs, and the kernel sees only the ops for the changed entries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import os
+import signal
+import socket
+import stat
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import structlog
+
+import checkers
+import vrrp
+from haipvs.config import (
+    ConfigDelta,
+    ConfigInvalid,
+    KindDelta,
+    LoadedConfig,
+    diff_configs,
+    load_config,
+)
+from haipvs.config.compile import Compiled, compile_config
+from haipvs.ipvs import (
+    ActualTable,
+    DestKey,
+    HealthView,
+    IpvsKernel,
+    IpvsProgrammer,
+    ProgrammerEvent,
+    ServiceKey,
+)
+from haipvs.logs import configure_logging
+from haipvs.sdnotify import SystemdNotifier
+from haipvs.status.api import ReloadOutcome, StatusApi
+from haipvs.status.snapshot import (
+    DrainView,
+    InstanceView,
+    ProgrammerView,
+    RealServerView,
+    ReloadView,
+    ServiceView,
+    Snapshot,
+)
+
+__all__ = ["Supervisor", "UnsafeConfigFileError", "VrrpPart", "run_command"]
+
+VERSION = "0.1.0"
+log = structlog.get_logger()
+
+
+class UnsafeConfigFileError(Exception):
+    """The config file may be changed by users other than root: refused."""
+
+
+class _Action(enum.Enum):
+    RELOAD = "reload"
+    SHUTDOWN = "shutdown"
+
+
+class VrrpPart(Protocol):
+    """What the supervisor needs from the VRRP side (vrrp.VrrpService adapts to it)."""
+
+    async def start(self) -> None: ...
+
+    async def update(self, instances: Sequence[vrrp.InstanceSettings]) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def views(self) -> tuple[InstanceView, ...]: ...
+
+    def loop_lag(self) -> float: ...
+
+
+VrrpFactory = Callable[
+    [Sequence[vrrp.InstanceSettings], Callable[[str, str, str, str, str], None]], VrrpPart
+]
+
+
+def check_file_safety(path: str) -> None:
+    """Refuse a file that users other than its owner (and root) may change."""
+    info = os.stat(path)
+    if info.st_mode & stat.S_IWOTH:
+        raise UnsafeConfigFileError(f"{path}: refused: the file is writable by other users")
+
+
+class Supervisor:
+    def __init__(
+        self,
+        config_path: str,
+        *,
+        kernel: IpvsKernel | None = None,
+        vrrp_factory: VrrpFactory | None = None,
+        prober: checkers.Prober | None = None,
+        remove_ipvs_on_exit: bool = False,
+        hostname: str | None = None,
+    ) -> None:
+        self._path = config_path
+        self._kernel = kernel
+        self._vrrp_factory = vrrp_factory
+        self._prober = prober
+        self._remove_on_exit = remove_ipvs_on_exit
+        self._hostname = hostname or socket.gethostname()
+        self._actions: asyncio.Queue[_Action] = asyncio.Queue()
+        self._reload_pending = False
+        self._reload_lock = asyncio.Lock()
+        self._notifier = SystemdNotifier()
+        self._started_at = time.time()
+        self._loaded: LoadedConfig | None = None
+        self._compiled: Compiled | None = None
+        self._programmer: IpvsProgrammer | None = None
+        self._pool: checkers.CheckerPool | None = None
+        self._vrrp: VrrpPart | None = None
+        self._api: StatusApi | None = None
+        self._actual: ActualTable | None = None
+        self._actual_at = 0.0
+        self._last_reload: ReloadView | None = None
+        self._reloads_applied = 0
+        self._reloads_rejected = 0
+        self._lag = 0.0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ----------------------------------------------------------------- start-up
+
+    async def run(self) -> int:
+        try:
+            check_file_safety(self._path)
+            loaded = load_config(self._path)
+        except ConfigInvalid as invalid:
+            for error in invalid.errors:
+                print(str(error), file=sys.stderr)
+            return 1
+        except (UnsafeConfigFileError, OSError) as error:
+            print(f"haipvs: {error}", file=sys.stderr)
+            return 1
+        config = loaded.config
+        compiled = compile_config(config, hostname=self._hostname)
+        configure_logging(
+            director=compiled.director,
+            log_format=None if config.director.log_format is None
+            else config.director.log_format.value,
+            level=config.director.log_level.value,
+        )
+        for warning in loaded.warnings:
+            log.warning("config.warning", detail=str(warning))
+        self._loaded, self._compiled = loaded, compiled
+        loop = asyncio.get_running_loop()
+        for signum, action in (
+            (signal.SIGHUP, _Action.RELOAD),
+            (signal.SIGTERM, _Action.SHUTDOWN),
+            (signal.SIGINT, _Action.SHUTDOWN),
+        ):
+            loop.add_signal_handler(signum, self._queue, action)
+        try:
+            await self._start(compiled, config.director.api, config.director.api_token)
+        except Exception as error:
+            log.error("director.start.failed", reason=str(error), error_type=type(error).__name__)
+            await self._shutdown()
+            return 1
+        log.info(
+            "director.started",
+            config=self._path,
+            vrrp_instances=len(compiled.instances),
+            virtual_servers=len(compiled.services),
+            real_servers=len(compiled.backends),
+        )
+        self._notifier.ready(f"{len(compiled.instances)} VRRP instances, "
+                             f"{len(compiled.services)} virtual servers")
+        while True:
+            action = await self._actions.get()
+            if action is _Action.SHUTDOWN:
+                break
+            self._reload_pending = False
+            await self.reload()
+        self._notifier.stopping()
+        log.info("director.stopping", reason="signal")
+        await self._shutdown()
+        log.info("director.stopped")
+        return 0
+
+    def request_reload(self) -> None:
+        """What SIGHUP does (also for embedding and tests)."""
+        self._queue(_Action.RELOAD)
+
+    def request_shutdown(self) -> None:
+        """What SIGTERM does."""
+        self._queue(_Action.SHUTDOWN)
+
+    @property
+    def programmer(self) -> IpvsProgrammer | None:
+        return self._programmer
+
+    def _queue(self, action: _Action) -> None:
+        # Signal context: record the action, nothing more (exabgp interrupt.py).
+        if action is _Action.RELOAD:
+            if self._reload_pending:
+                return
+            self._reload_pending = True
+        self._actions.put_nowait(action)
+
+    async def _start(self, compiled: Compiled, api: str, token: str | None) -> None:
+        kernel = self._kernel
+        if kernel is None:
+            from haipvs.ipvs.netlink import NetlinkIpvsKernel
+
+            kernel = NetlinkIpvsKernel()
+            self._kernel = kernel
+        programmer = IpvsProgrammer(
+            kernel,
+            min_interval=compiled.min_interval,
+            max_interval=compiled.max_interval,
+            on_event=self._programmer_event,
+        )
+        self._programmer = programmer
+        if compiled.timeouts is not None:
+            programmer.set_timeouts(
+                compiled.timeouts.tcp, compiled.timeouts.tcp_fin, compiled.timeouts.udp
+            )
+        # Adopt the existing table: real servers already in it keep their place until
+        # their first check result, so a restart does not churn the kernel.
+        actual = await kernel.dump()
+        self._actual, self._actual_at = actual, time.monotonic()
+        adopted = {
+            backend for backend, (svc, dest) in compiled.backends.items()
+            if svc in actual.table and dest in actual.table[svc].dests
+        }
+        pool = checkers.CheckerPool(
+            self._prober or checkers.run_probe, on_change=self._health_changed
+        )
+        self._pool = pool
+        pool.update(compiled.checks, adopted=adopted, fail_open=compiled.fail_open)
+        programmer.set_health(self._health_map(compiled))
+        programmer.set_specs(compiled.services)
+        pool.start()
+        self._tasks.append(asyncio.create_task(programmer.run(), name="ipvs-programmer"))
+        if compiled.instances:
+            factory = self._vrrp_factory or _default_vrrp_factory
+            self._vrrp = factory(compiled.instances, self._vrrp_transition)
+            await self._vrrp.start()
+        self._api = StatusApi(api, snapshot=self.snapshot, reload=self.reload, token=token,
+                              before=self._refresh_kernel_stats)
+        await self._api.start()
+        self._tasks.append(asyncio.create_task(self._lag_monitor(), name="loop-lag"))
+        if self._notifier.watchdog_interval is not None:
+            self._tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
+
+    def _health_map(self, compiled: Compiled) -> dict[tuple[ServiceKey, DestKey], HealthView]:
+        health: dict[tuple[ServiceKey, DestKey], HealthView] = {}
+        for backend in compiled.always_up:
+            health[compiled.backends[backend]] = HealthView(up=True, reason="no check")
+        assert self._pool is not None
+        for backend, status in self._pool.snapshot().backends.items():
+            key = compiled.backends.get(backend)
+            if key is not None:
+                health[key] = HealthView(
+                    up=status.healthy,
+                    weight_factor=status.weight_factor if status.healthy else 0.0,
+                    reason=status.reason,
+                )
+        return health
+
+    # ----------------------------------------------------------------- events
+
+    def _health_changed(self, change: checkers.HealthChanged) -> None:
+        compiled, programmer = self._compiled, self._programmer
+        if compiled is None or programmer is None:
+            return
+        key = compiled.backends.get(change.backend)
+        if key is None:
+            return
+        factor = min(1.0, max(0.0, change.weight_factor)) if change.healthy else 0.0
+        view = HealthView(up=change.healthy, weight_factor=factor, reason=change.reason)
+        programmer.update_health(key[0], key[1], view)
+
+    def _programmer_event(self, event: ProgrammerEvent) -> None:
+        pass  # the programmer logs each op itself; status reads its counters
+
+    def _vrrp_transition(
+        self, instance: str, from_state: str, to_state: str, reason: str, detail: str
+    ) -> None:
+        # The VRRP side logs `vrrp.transition` itself; here the director follows it.
+        compiled = self._compiled
+        if compiled is None or compiled.sync_daemon is None:
+            return
+        sync = compiled.sync_daemon
+        if sync.instance is not None and sync.instance != instance:
+            return
+        if to_state in ("MASTER", "BACKUP", "FAULT"):
+            task = asyncio.create_task(self._follow_sync_daemon(to_state))
+            self._tasks.append(task)
+
+    async def _follow_sync_daemon(self, vrrp_state: str) -> None:
+        """keepalived lvs_sync_daemon: the master sends connection state, the backup listens."""
+        compiled, kernel = self._compiled, self._kernel
+        if compiled is None or compiled.sync_daemon is None or kernel is None:
+            return
+        sync = compiled.sync_daemon
+        start = "master" if vrrp_state == "MASTER" else "backup"
+        stop = "backup" if start == "master" else "master"
+        set_daemon = getattr(kernel, "set_sync_daemon", None)
+        stop_daemon = getattr(kernel, "stop_sync_daemon", None)
+        if set_daemon is None or stop_daemon is None:
+            return
+        try:
+            with contextlib.suppress(Exception):
+                await stop_daemon(stop)
+            await set_daemon(start, sync.interface, sync.syncid)
+            log.info("ipvs.sync_daemon.started", state=start, iface=sync.interface,
+                     syncid=sync.syncid, reason=f"vrrp_{vrrp_state.lower()}")
+        except Exception as error:
+            log.error("ipvs.sync_daemon.failed", state=start, iface=sync.interface,
+                      reason=str(error))
+
+    # ----------------------------------------------------------------- reload
+
+    async def reload(self) -> ReloadOutcome:
+        async with self._reload_lock:
+            self._notifier.reloading()
+            try:
+                return await self._reload()
+            finally:
+                self._notifier.ready("reloaded")
+
+    async def _reload(self) -> ReloadOutcome:
+        old_loaded, old = self._loaded, self._compiled
+        assert old_loaded is not None and old is not None
+        try:
+            check_file_safety(self._path)
+            loaded = load_config(self._path)
+        except ConfigInvalid as invalid:
+            errors = tuple(str(error) for error in invalid.errors)
+            return self._rejected(errors)
+        except (UnsafeConfigFileError, OSError) as error:
+            return self._rejected((str(error),))
+        delta = diff_configs(old_loaded.config, loaded.config)
+        compiled = compile_config(loaded.config, hostname=self._hostname)
+        summary = _summarize(delta)
+        self._loaded, self._compiled = loaded, compiled
+        if not delta.is_empty:
+            assert self._pool is not None and self._programmer is not None
+            self._pool.update(compiled.checks, fail_open=compiled.fail_open)
+            self._programmer.set_health(self._health_map(compiled))
+            self._programmer.set_specs(compiled.services)
+            vrrp_changed = not (delta.vrrp_instances.is_empty and delta.sync_groups.is_empty)
+            if self._vrrp is not None and vrrp_changed:
+                await self._vrrp.update(compiled.instances)
+            elif self._vrrp is None and compiled.instances:
+                factory = self._vrrp_factory or _default_vrrp_factory
+                self._vrrp = factory(compiled.instances, self._vrrp_transition)
+                await self._vrrp.start()
+        self._reloads_applied += 1
+        self._last_reload = ReloadView(at=time.time(), result="applied", summary=summary)
+        log.info("config.reload.applied", config=self._path, changes=summary)
+        return ReloadOutcome(True, (), summary)
+
+    def _rejected(self, errors: tuple[str, ...]) -> ReloadOutcome:
+        self._reloads_rejected += 1
+        self._last_reload = ReloadView(at=time.time(), result="rejected", errors=errors)
+        log.error(
+            "config.reload.rejected",
+            config=self._path,
+            errors=list(errors),
+            reason=f"{len(errors)} error(s); the running config stays",
+        )
+        return ReloadOutcome(False, errors, "")
+
+    # ----------------------------------------------------------------- shutdown
+
+    async def _shutdown(self) -> None:
+        if self._vrrp is not None:
+            with contextlib.suppress(Exception):
+                await self._vrrp.stop()  # priority-0 advert, VIPs removed
+        if self._pool is not None:
+            await self._pool.stop()
+        if self._programmer is not None:
+            with contextlib.suppress(Exception):
+                await self._programmer.stop(remove=self._remove_on_exit)
+        if self._api is not None:
+            await self._api.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        close = getattr(self._kernel, "close", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                result = close()
+                if asyncio.iscoroutine(result):
+                    await result
+
+    # ----------------------------------------------------------------- upkeep
+
+    async def _lag_monitor(self, interval: float = 0.5) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            expected = loop.time() + interval
+            await asyncio.sleep(interval)
+            self._lag = max(0.0, loop.time() - expected)
+
+    async def _watchdog(self) -> None:
+        interval = self._notifier.watchdog_interval or 10.0
+        while True:
+            self._notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    async def _refresh_kernel_stats(self) -> None:
+        # /status and /metrics show connection counts; dump at most once a second.
+        if self._kernel is None or time.monotonic() - self._actual_at < 1.0:
+            return
+        with contextlib.suppress(Exception):
+            self._actual = await self._kernel.dump()
+            self._actual_at = time.monotonic()
+
+    # ----------------------------------------------------------------- status
+
+    def snapshot(self) -> Snapshot:
+        compiled, programmer, pool = self._compiled, self._programmer, self._pool
+        assert compiled is not None and programmer is not None and pool is not None
+        status = programmer.status()
+        pool_snap = pool.snapshot()
+        to_wall = pool_snap.taken_at_wall - pool_snap.taken_at
+        loop_to_wall = time.time() - asyncio.get_running_loop().time()
+        actual = self._actual
+        expected = programmer.expected_table
+        drains = {(d.vs, d.rs): d for d in status.draining}
+        by_key = {key: backend for backend, key in compiled.backends.items()}
+        services = []
+        for spec in compiled.services:
+            name = compiled.service_names[spec.key]
+            entry = actual.table.get(spec.key) if actual is not None else None
+            real_servers = []
+            for dest in spec.real_servers:
+                backend = by_key.get((spec.key, dest.key))
+                health = pool_snap.backends.get(backend) if backend is not None else None
+                in_kernel = entry.dests.get(dest.key) if entry is not None else None
+                stats = actual.stats_of(spec.key, dest.key) if actual is not None else None
+                drain = drains.get((str(spec.key), str(dest.key)))
+                real_servers.append(RealServerView(
+                    address=dest.key.address,
+                    port=dest.key.port,
+                    weight=dest.weight,
+                    kernel_weight=None if in_kernel is None else in_kernel.weight,
+                    forwarding=dest.forwarding.name.lower(),
+                    health="up" if health is None and backend in compiled.always_up
+                    else "unknown" if health is None
+                    else "up" if health.healthy else "down",
+                    reason="no check" if health is None else health.reason,
+                    since=None if health is None else health.since + to_wall,
+                    latency_ms=None if health is None or health.last_latency is None
+                    else health.last_latency * 1000,
+                    active_conns=0 if stats is None else stats.active_conns,
+                    inactive_conns=0 if stats is None else stats.inactive_conns,
+                    drain=None if drain is None else DrainView(
+                        since=drain.since + loop_to_wall,
+                        deadline=drain.deadline + loop_to_wall,
+                        cause=drain.cause,
+                    ),
+                    fail_open_held=health is not None and health.held_by_fail_open,
+                ))
+            service_status = pool_snap.services.get(name)
+            sorry = spec.sorry_server
+            services.append(ServiceView(
+                name=name,
+                key=str(spec.key),
+                scheduler=spec.service.scheduler,
+                in_kernel=entry is not None,
+                real_servers=tuple(real_servers),
+                sorry_server=None if sorry is None else str(sorry.key),
+                sorry_active=sorry is not None and expected is not None
+                and spec.key in expected and sorry.key in expected[spec.key].dests,
+                fail_open=service_status is not None and service_status.fail_open,
+                quorum_min_up=spec.min_up,
+            ))
+        return Snapshot(
+            director=compiled.director,
+            version=VERSION,
+            started_at=self._started_at,
+            config_file=self._path,
+            instances=self._vrrp.views() if self._vrrp is not None else (),
+            services=tuple(services),
+            programmer=ProgrammerView(
+                in_sync=status.in_sync,
+                syncs=status.syncs,
+                last_sync_at=status.last_sync_at,
+                last_sync_seconds=status.last_sync_seconds,
+                last_error=status.last_error,
+                last_errno=status.last_errno,
+                ops_applied=dict(status.ops_applied),
+                ops_failed=status.ops_failed,
+                drift_repairs=status.drift_repairs,
+            ),
+            last_reload=self._last_reload,
+            reloads_applied=self._reloads_applied,
+            reloads_rejected=self._reloads_rejected,
+            loop_lag_ms=self._lag * 1000,
+            vrrp_loop_lag_ms=self._vrrp.loop_lag() * 1000 if self._vrrp is not None else 0.0,
+        )
+
+
+def _summarize(delta: ConfigDelta) -> str:
+    """"real_servers: 1 changed; checks: 1 added" - what on-call reads in the log line."""
+    kinds: Mapping[str, KindDelta[Any, Any]] = {
+        "vrrp_instances": delta.vrrp_instances,
+        "sync_groups": delta.sync_groups,
+        "virtual_servers": delta.virtual_services,
+        "real_servers": delta.real_servers,
+        "checks": delta.checks,
+    }
+    parts = []
+    for name, kind in kinds.items():
+        counts = [
+            f"{len(items)} {bucket}"
+            for bucket, items in (
+                ("added", kind.added), ("removed", kind.removed), ("changed", kind.changed)
+            )
+            if items
+        ]
+        if counts:
+            parts.append(f"{name}: {', '.join(counts)}")
+    if delta.director is not None:
+        parts.append("director: changed")
+    if delta.ipvs is not None:
+        parts.append("ipvs: changed")
+    return "; ".join(parts) or "no changes"
+
+
+def _default_vrrp_factory(
+    instances: Sequence[vrrp.InstanceSettings],
+    on_transition: Callable[[str, str, str, str, str], None],
+) -> VrrpPart:
+    from haipvs.vrrp_part import LinuxVrrpPart
+
+    return LinuxVrrpPart(instances, on_transition)
+
+
+def run_command(args: object) -> int:
+    config = getattr(args, "config")  # noqa: B009 - argparse namespace
+    remove = bool(getattr(args, "remove_ipvs_on_exit", False))
+    return asyncio.run(Supervisor(config, remove_ipvs_on_exit=remove).run())

@@ -1,0 +1,221 @@
+"""The supervisor against the strict fake kernel, scripted probes and a fake VRRP part.
+
+Real config files, real reloads, real status API on loopback; only the kernel, the
+probes and the VRRP side are fakes, each of which has its own contract tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import Callable, Sequence
+from ipaddress import ip_address
+from pathlib import Path
+
+import aiohttp
+import jsonschema
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from structlog.testing import capture_logs
+
+import checkers
+import vrrp
+from haipvs.ipvs import FakeIpvsKernel, UpdateDest
+from haipvs.status.snapshot import InstanceView
+from haipvs.supervisor import Supervisor
+
+pytestmark = pytest.mark.asyncio
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_config(path: Path, port: int, *, weight2: int = 2, extra: str = "") -> None:
+    path.write_text(f"""
+director:
+  name: lb-test
+  api: 127.0.0.1:{port}
+  log_format: json
+ipvs:
+  programmer: {{min_interval: 0.01, max_interval: 5}}
+virtual_servers:
+  - name: web
+    vip: 198.51.100.10
+    port: 80
+    scheduler: wlc
+    drain: {{timeout: 0}}
+    check: {{type: tcp, interval: 0.05, timeout: 0.04, rise: 1, fall: 1}}
+    real_servers:
+      - {{address: 10.0.0.11, port: 80, weight: 1}}
+      - {{address: 10.0.0.12, port: 80, weight: {weight2}}}
+{extra}""")
+    path.chmod(0o644)
+
+
+class FakeVrrpPart:
+    def __init__(self, instances: Sequence[vrrp.InstanceSettings],
+                 on_transition: Callable[[str, str, str, str, str], None]) -> None:
+        self.instances = tuple(instances)
+        self.updates: list[tuple[vrrp.InstanceSettings, ...]] = []
+        self.started = self.stopped = False
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def update(self, instances: Sequence[vrrp.InstanceSettings]) -> None:
+        self.updates.append(tuple(instances))
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    def views(self) -> tuple[InstanceView, ...]:
+        return ()
+
+    def loop_lag(self) -> float:
+        return 0.0
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait for a condition the daemon reaches on its own (not a timing assertion)."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def prober() -> checkers.ScriptedProber:
+    return checkers.ScriptedProber(default=checkers.ProbeResult(True, "connected", 0.001))
+
+
+async def start(tmp_path: Path, kernel: FakeIpvsKernel, prober: checkers.ScriptedProber,
+                **kwargs: object) -> tuple[Supervisor, asyncio.Task[int], int]:
+    port = free_port()
+    write_config(tmp_path / "haipvs.yaml", port, **kwargs)  # type: ignore[arg-type]
+    supervisor = Supervisor(str(tmp_path / "haipvs.yaml"), kernel=kernel, prober=prober,
+                            vrrp_factory=FakeVrrpPart)
+    task = asyncio.create_task(supervisor.run())
+    await until(lambda: supervisor.programmer is not None)
+    return supervisor, task, port
+
+
+def dests(kernel: FakeIpvsKernel) -> dict[str, int]:
+    return {str(key): dest.weight for entry in kernel.table.values()
+            for key, dest in entry.dests.items()}
+
+
+async def test_healthy_backends_are_programmed_and_one_weight_reload_is_one_op(
+    tmp_path: Path, prober: checkers.ScriptedProber
+) -> None:
+    kernel = FakeIpvsKernel()
+    supervisor, task, port = await start(tmp_path, kernel, prober)
+    await until(lambda: dests(kernel) == {"10.0.0.11:80": 1, "10.0.0.12:80": 2})
+    kernel.clear_log()
+    write_config(tmp_path / "haipvs.yaml", port, weight2=5)
+    with capture_logs() as logs:
+        supervisor.request_reload()
+        await until(lambda: any(e["event"] == "config.reload.applied" for e in logs))
+        await until(lambda: dests(kernel)["10.0.0.12:80"] == 5)
+    assert [type(op) for op in kernel.op_log] == [UpdateDest]
+    applied = next(e for e in logs if e["event"] == "config.reload.applied")
+    assert applied["changes"] == "real_servers: 1 changed"
+    supervisor.request_shutdown()
+    assert await task == 0
+    assert dests(kernel) == {"10.0.0.11:80": 1, "10.0.0.12:80": 5}  # kept by default
+
+
+async def test_invalid_reload_changes_nothing_and_says_why(
+    tmp_path: Path, prober: checkers.ScriptedProber
+) -> None:
+    kernel = FakeIpvsKernel()
+    supervisor, task, _port = await start(tmp_path, kernel, prober)
+    await until(lambda: len(dests(kernel)) == 2)
+    kernel.clear_log()
+    config = tmp_path / "haipvs.yaml"
+    config.write_text(
+        config.read_text().replace("port: 80\n    scheduler", "port: 99999\n    scheduler")
+    )
+    with capture_logs() as logs:
+        supervisor.request_reload()
+        await until(lambda: any(e["event"] == "config.reload.rejected" for e in logs))
+    rejected = next(e for e in logs if e["event"] == "config.reload.rejected")
+    assert any("virtual_servers[0].port: must be 0..65535" in error for error in rejected["errors"])
+    assert kernel.op_log == []
+    snap = supervisor.snapshot()
+    assert snap.last_reload is not None and snap.last_reload.result == "rejected"
+    assert snap.reloads_rejected == 1
+    supervisor.request_shutdown()
+    assert await task == 0
+
+
+async def test_restart_adopts_the_existing_table_with_zero_ops(
+    tmp_path: Path, prober: checkers.ScriptedProber
+) -> None:
+    kernel = FakeIpvsKernel()
+    supervisor, task, _ = await start(tmp_path, kernel, prober)
+    await until(lambda: len(dests(kernel)) == 2)
+    supervisor.request_shutdown()
+    assert await task == 0
+    kernel.clear_log()
+    second = Supervisor(str(tmp_path / "haipvs.yaml"), kernel=kernel, prober=prober)
+    task = asyncio.create_task(second.run())
+    calls = len(prober.calls)
+    # Every adopted real server has been checked again, and a full compare has run since.
+    await until(lambda: second.programmer is not None and len(prober.calls) >= calls + 4)
+    assert second.programmer is not None
+    syncs = second.programmer.status().syncs
+    second.programmer.request_sync("test")
+    await until(lambda: second.programmer is not None and second.programmer.status().syncs > syncs)
+    assert kernel.op_log == []
+    second.request_shutdown()
+    assert await task == 0
+
+
+async def test_a_failing_backend_leaves_and_the_api_shows_it(
+    tmp_path: Path, prober: checkers.ScriptedProber
+) -> None:
+    kernel = FakeIpvsKernel()
+    supervisor, task, port = await start(tmp_path, kernel, prober)
+    await until(lambda: len(dests(kernel)) == 2)
+    prober.always(checkers.Target(ip_address("10.0.0.12"), 80),
+                  checkers.ProbeResult(False, "connect refused", 0.001))
+    await until(lambda: list(dests(kernel)) == ["10.0.0.11:80"])
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{port}/status") as response:
+            status = await response.json()
+        async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+            metrics = await response.text()
+        async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+            assert response.status == 200
+    schema = json.loads(Path("docs/status.schema.json").read_text())
+    jsonschema.validate(status, schema)
+    (web,) = status["services"]
+    health = {rs["address"]: (rs["health"], rs["reason"]) for rs in web["real_servers"]}
+    assert health["10.0.0.12"][0] == "down" and "connect refused" in health["10.0.0.12"][1]
+    families = {family.name: family for family in text_string_to_metric_families(metrics)}
+    up = {s.labels["rs"]: s.value for s in families["haipvs_check_up"].samples}
+    assert up == {"10.0.0.11:80": 1.0, "10.0.0.12:80": 0.0}
+    assert "haipvs_ipvs_ops" in families
+    supervisor.request_shutdown()
+    assert await task == 0
+
+
+async def test_many_reload_signals_collapse_and_the_last_file_wins(
+    tmp_path: Path, prober: checkers.ScriptedProber
+) -> None:
+    kernel = FakeIpvsKernel()
+    supervisor, task, port = await start(tmp_path, kernel, prober)
+    await until(lambda: len(dests(kernel)) == 2)
+    write_config(tmp_path / "haipvs.yaml", port, weight2=7)
+    with capture_logs() as logs:
+        for _ in range(100):
+            supervisor.request_reload()
+        await until(lambda: dests(kernel).get("10.0.0.12:80") == 7)
+        await asyncio.sleep(0)
+    applied = [e for e in logs if e["event"] == "config.reload.applied"]
+    assert len(applied) == 1
+    supervisor.request_shutdown()
+    assert await task == 0
