@@ -133,7 +133,9 @@ class _Service:
         self.reason = ""
 
 
-_HeapEntry = tuple[float, int, "_Probe | _Backend"]
+# (deadline, sequence number): atoms only, so CPython's GC stops tracking the
+# entries; the item lives in CheckerPool._heap_items under its sequence number.
+_HeapEntry = tuple[float, int]
 
 
 class CheckerPool:
@@ -171,6 +173,7 @@ class CheckerPool:
         self._services: dict[str, _Service] = {}
 
         self._heap: list[_HeapEntry] = []
+        self._heap_items: dict[int, _Probe | _Backend] = {}
         self._seq = itertools.count()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -194,9 +197,17 @@ class CheckerPool:
         return asyncio.get_running_loop().time()
 
     def _push(self, when: float, item: _Probe | _Backend) -> None:
-        heapq.heappush(self._heap, (when, next(self._seq), item))
+        seq = next(self._seq)
+        self._heap_items[seq] = item
+        heapq.heappush(self._heap, (when, seq))
         if self._started and (self._timer_at is None or when < self._timer_at):
             self._arm()
+
+    def _push_quiet(self, when: float, item: _Probe | _Backend) -> None:
+        """Push without re-arming the timer (the caller arms once for a batch)."""
+        seq = next(self._seq)
+        self._heap_items[seq] = item
+        heapq.heappush(self._heap, (when, seq))
 
     @staticmethod
     def _valid(when: float, item: _Probe | _Backend) -> bool:
@@ -207,8 +218,9 @@ class CheckerPool:
     def _arm(self) -> None:
         """Re-arm the one timer at the earliest valid deadline (rule 1)."""
         heap = self._heap
-        while heap and not self._valid(heap[0][0], heap[0][2]):
-            heapq.heappop(heap)
+        items = self._heap_items
+        while heap and not self._valid(heap[0][0], items[heap[0][1]]):
+            del items[heapq.heappop(heap)[1]]
         if not heap:
             self._cancel_timer()
             return
@@ -236,8 +248,10 @@ class CheckerPool:
         self._timer_at = None
         now = max(deadline, self._clock())
         heap = self._heap
+        items = self._heap_items
         while heap and heap[0][0] <= now:
-            when, _, item = heapq.heappop(heap)
+            when, seq = heapq.heappop(heap)
+            item = items.pop(seq)
             if not self._valid(when, item):
                 continue
             if isinstance(item, _Probe):
@@ -497,7 +511,7 @@ class CheckerPool:
         for probe in probes:
             if not probe.removed:
                 probe.due = base + probe.warmup
-                heapq.heappush(self._heap, (probe.due, next(self._seq), probe))
+                self._push_quiet(probe.due, probe)
         if self._started:
             self._arm()
 
@@ -591,7 +605,7 @@ class CheckerPool:
         for probe in self._probes.values():
             if probe.due is None:
                 probe.due = now
-                heapq.heappush(self._heap, (now, next(self._seq), probe))
+                self._push_quiet(now, probe)
         self._loop = None
 
     # -- queries -------------------------------------------------------------
