@@ -9,12 +9,21 @@ Public API (other packages import only from here):
 - ``Config`` and the models it is made of (``VrrpInstance``, ``VirtualServer``...).
 - ``diff_configs(old, new) -> ConfigDelta``: per kind added / removed / changed / unchanged
   by identity key (``instance_key``, ``service_key``, ``real_server_key``, ``check_key``).
+- ``compile_config(config, hostname=...) -> Compiled``: the settings of vrrp, checkers and
+  haipvs.ipvs; ``CompileError(key_path, message)`` if one refuses a value.
 - ``check_config_command(path) -> int``: `haipvs check-config`.
 """
 
 from __future__ import annotations
 
 from haipvs.config.check import check_config_command, summarize
+from haipvs.config.compile import (
+    Compiled,
+    CompileError,
+    SyncDaemonSettings,
+    compile_config,
+    ipvs_service_key,
+)
 from haipvs.config.diff import (
     Changed,
     CheckKey,
@@ -87,6 +96,8 @@ __all__ = [
     "Check",
     "CheckKey",
     "CheckTiming",
+    "CompileError",
+    "Compiled",
     "Config",
     "ConfigDelta",
     "ConfigError",
@@ -123,6 +134,7 @@ __all__ = [
     "ServiceKey",
     "SorryServer",
     "SyncDaemon",
+    "SyncDaemonSettings",
     "SyncGroup",
     "TcpCheck",
     "Track",
@@ -137,9 +149,11 @@ __all__ = [
     "VrrpInstance",
     "check_config_command",
     "check_key",
+    "compile_config",
     "diff_configs",
     "dump_config",
     "instance_key",
+    "ipvs_service_key",
     "load_config",
     "load_config_text",
     "real_server_key",
