@@ -228,8 +228,9 @@ class IpvsProgrammer:
         self._dirty |= {key for key in old.keys() | new.keys() if old.get(key) != new.get(key)}
         self._specs = new
         self._drain_timeouts = {key: spec.drain_timeout for key, spec in new.items()}
-        if owned is not None:
+        if owned is not None and frozenset(owned) != self._extra_owned:
             self._extra_owned = frozenset(owned)
+            self._full_requested = True  # services owned but not specified: compare all
         # Health of real servers that left the config is dropped with them.
         live_keys = {(k, d.key) for k, s in new.items() for d in s.real_servers}
         self._health = {k: v for k, v in self._health.items() if k in live_keys}

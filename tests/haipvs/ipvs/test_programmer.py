@@ -586,3 +586,16 @@ async def test_programmer_on_the_real_kernel_adopts_repairs_and_drains(
         assert not any(rule.startswith("-a -t 198.51.100.10:80 -r 10.0.0.12:80")
                        for rule in rules)
         assert await restarted.sync() == ()
+
+
+async def test_extra_owned_services_without_specs_are_removed() -> None:
+    stale = ServiceKey.tcp("198.51.100.99", 80)
+    kernel = FakeIpvsKernel(IpvsTable.build([(Service(stale), [Dest(RS1)])]))
+    p = IpvsProgrammer(kernel)
+    p.set_specs([web()])
+    await p.sync()
+    assert stale in kernel.table  # not ours: left alone
+    p.set_specs([web()], owned={stale})  # e.g. a VIP the config says haipvs manages
+    assert await p.sync(full=False) == ()  # our record cannot know: a full compare does
+    await p.sync()
+    assert stale not in kernel.table
