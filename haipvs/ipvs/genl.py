@@ -33,6 +33,7 @@ import ipaddress
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from haipvs.ipvs.model import (
     AddDest,
@@ -71,13 +72,16 @@ __all__ = [
     "DaemonAttr",
     "DaemonInfo",
     "DestAttr",
+    "DestMemo",
     "DestRecord",
     "Done",
+    "DumpPart",
     "GenlMessage",
     "IpvsCmd",
     "IpvsInfo",
     "IpvsStats",
     "MalformedReplyError",
+    "ServiceMemo",
     "ServiceRecord",
     "StatsAttr",
     "SvcAttr",
@@ -86,12 +90,15 @@ __all__ = [
     "decode_config",
     "decode_daemon",
     "decode_dest",
+    "decode_dest_dump",
     "decode_dest_value",
     "decode_family_id",
     "decode_info",
     "decode_service",
+    "decode_service_dump",
     "decode_service_value",
     "dest_key_attrs",
+    "dest_memo_key",
     "encode_daemon_attrs",
     "encode_dest_attrs",
     "encode_dump_dests",
@@ -1089,3 +1096,258 @@ def decode_dest_value(msg: GenlMessage, service_family: Family) -> tuple[Dest, D
             raise
         raise MalformedReplyError(f"real server the model refuses: {exc}") from exc
     return dest, DestStats(rec.active_conns, rec.inactive_conns, rec.persist_conns)
+
+
+# --------------------------------------------------------------------------
+# Dump fast path: whole datagrams straight to model values, with a memo of known rows.
+#
+# A no-op compare dumps every dest of the table and finds it unchanged. Decoding 10,000
+# dests attribute by attribute costs ~30 us each in CPython (0.3 s native, seconds in the
+# lab guest), against ~0.6 s for all of `ipvsadm -Ln`. The kernel fills a dest in a fixed
+# order (ip_vs_genl_fill_dest: ADDR, PORT, FWD_METHOD, WEIGHT, TUN_TYPE, TUN_PORT,
+# TUN_FLAGS, U_THRESH, L_THRESH, then the counters ACTIVE/INACT/PERSIST_CONNS, ADDR_FAMILY
+# and the STATS nests), so the first 84 bytes of the nest are the dest's whole
+# configuration, headers included. Those bytes key a memo of already-decoded Dest values:
+# an unchanged dest costs one slice, one dict lookup and one unpack of its counters. Bytes
+# the memo has not seen go through the full decoder above, so any other layout (an older or
+# newer kernel) is still decoded correctly, only without the shortcut.
+
+_DEST_CONFIG_SIZE = 84
+_DEST_CONFIG_LAYOUT = (
+    (20, DestAttr.ADDR),
+    (6, DestAttr.PORT),
+    (8, DestAttr.FWD_METHOD),
+    (8, DestAttr.WEIGHT),
+    (5, DestAttr.TUN_TYPE),
+    (6, DestAttr.TUN_PORT),
+    (6, DestAttr.TUN_FLAGS),
+    (8, DestAttr.U_THRESH),
+    (8, DestAttr.L_THRESH),
+)
+_DEST_COUNTERS = struct.Struct("=HHIHHIHHIHHH")  # ACTIVE, INACT, PERSIST conns; ADDR_FAMILY
+_DEST_COUNTER_HEADERS = (
+    8,
+    DestAttr.ACTIVE_CONNS,
+    8,
+    DestAttr.INACT_CONNS,
+    8,
+    DestAttr.PERSIST_CONNS,
+    6,
+    DestAttr.ADDR_FAMILY,
+)
+# nlmsghdr + genlmsghdr + the outer DEST header (24 bytes), then the nest
+_FAST_DEST_MIN = 24 + _DEST_CONFIG_SIZE + _DEST_COUNTERS.size
+
+DestMemo = dict[bytes, tuple[int, Dest]]
+ServiceMemo = dict[bytes, Service]
+
+
+RowT = TypeVar("RowT")
+
+
+@dataclass(frozen=True, slots=True)
+class DumpPart(Generic[RowT]):
+    """What one received datagram contributed to a dump with sequence number ``seq``.
+
+    ``done``: NLMSG_DONE arrived; ``errno``: the kernel ended the dump with an error;
+    ``malformed``: messages that did not decode (the peer's garbage, counted and dropped).
+    """
+
+    rows: list[RowT]
+    done: bool
+    errno: int
+    malformed: int
+
+
+def _has_dest_layout(data: bytes, start: int, end: int) -> bool:
+    if end - start < _DEST_CONFIG_SIZE:
+        return False
+    offset = start
+    for length, attr_type in _DEST_CONFIG_LAYOUT:
+        got_length, got_type = _NLA.unpack_from(data, offset)
+        if got_length != length or got_type & NLA_TYPE_MASK != attr_type:
+            return False
+        offset += (length + 3) & ~3
+    return offset - start == _DEST_CONFIG_SIZE
+
+
+def decode_dest_dump(
+    data: bytes, *, family_id: int, seq: int, service_family: Family, memo: DestMemo
+) -> DumpPart[tuple[Dest, DestStats | None]]:
+    """Decode one datagram of a GET_DEST dump into (Dest, DestStats or None) rows.
+
+    ``memo`` is owned by the caller and kept across dumps (the adapter bounds its size);
+    counters are None when all three are zero. Replies to other sequence numbers are ignored.
+    """
+    rows: list[tuple[Dest, DestStats | None]] = []
+    done = False
+    code = 0
+    malformed = 0
+    offset = 0
+    total = len(data)
+    unpack_head = _NLMSG.unpack_from
+    unpack_counters = _DEST_COUNTERS.unpack_from
+    memo_get = memo.get
+    while offset + 16 <= total:
+        length, msg_type, flags, msg_seq, _pid = unpack_head(data, offset)
+        if length < 16 or offset + length > total:
+            raise MalformedReplyError(f"netlink message length {length} at offset {offset}")
+        end = offset + length
+        if msg_seq == seq:
+            if msg_type == family_id:
+                start = offset + 24
+                if length >= _FAST_DEST_MIN and data[offset + 16] == IpvsCmd.NEW_DEST:
+                    hit = memo_get(data[start : start + _DEST_CONFIG_SIZE])
+                    if hit is not None:
+                        c = unpack_counters(data, start + _DEST_CONFIG_SIZE)
+                        if (c[0], c[1], c[3], c[4], c[6], c[7], c[9], c[10]) == (
+                            _DEST_COUNTER_HEADERS
+                        ) and c[11] == hit[0]:
+                            active, inactive, persist = c[2], c[5], c[8]
+                            rows.append(
+                                (
+                                    hit[1],
+                                    DestStats(active, inactive, persist)
+                                    if active or inactive or persist
+                                    else None,
+                                )
+                            )
+                            offset = (end + 3) & ~3
+                            continue
+                if length < 20:
+                    malformed += 1
+                else:
+                    msg = GenlMessage(
+                        msg_seq, msg_type, flags, data[offset + 16], data, offset + 20, end
+                    )
+                    try:
+                        dest, stats = decode_dest_value(msg, service_family)
+                    except MalformedReplyError:
+                        malformed += 1
+                    else:
+                        if _has_dest_layout(data, start, end):
+                            memo[data[start : start + _DEST_CONFIG_SIZE]] = (
+                                dest.key.family.value,
+                                dest,
+                            )
+                        has = stats.active_conns or stats.inactive_conns or stats.persist_conns
+                        rows.append((dest, stats if has else None))
+            elif msg_type == NLMSG_DONE:
+                done = True
+            elif msg_type == NLMSG_ERROR:
+                if length < 20:
+                    raise MalformedReplyError("NLMSG_ERROR without an error code")
+                code = -_ERR.unpack_from(data, offset + 16)[0]
+                done = True
+        offset = (end + 3) & ~3
+    return DumpPart(rows, done, code, malformed)
+
+
+def _service_config_end(data: bytes, start: int, end: int) -> int:
+    """Where the service's configuration ends: at its first STATS nest (the kernel puts the
+    counters last, ip_vs_genl_fill_service), or -1 when there is none."""
+    offset = start
+    while offset + 4 <= end:
+        length, attr_type = _NLA.unpack_from(data, offset)
+        if length < 4:
+            return -1
+        if attr_type & NLA_TYPE_MASK in (SvcAttr.STATS, SvcAttr.STATS64):
+            return offset
+        offset += (length + 3) & ~3
+    return -1
+
+
+def decode_service_dump(
+    data: bytes, *, family_id: int, seq: int, memo: ServiceMemo
+) -> DumpPart[Service]:
+    """Decode one datagram of a GET_SERVICE dump into Service rows (memo as for dests:
+    keyed by the service's attribute bytes before its STATS nest)."""
+    rows: list[Service] = []
+    done = False
+    code = 0
+    malformed = 0
+    offset = 0
+    total = len(data)
+    while offset + 16 <= total:
+        length, msg_type, flags, msg_seq, _pid = _NLMSG.unpack_from(data, offset)
+        if length < 16 or offset + length > total:
+            raise MalformedReplyError(f"netlink message length {length} at offset {offset}")
+        end = offset + length
+        if msg_seq == seq:
+            if msg_type == family_id:
+                if length < 24:
+                    malformed += 1
+                else:
+                    start = offset + 24
+                    cut = _service_config_end(data, start, end)
+                    key = data[start:cut] if cut > 0 else b""
+                    cached = memo.get(key) if key else None
+                    if cached is not None:
+                        rows.append(cached)
+                    else:
+                        msg = GenlMessage(
+                            msg_seq, msg_type, flags, data[offset + 16], data, offset + 20, end
+                        )
+                        try:
+                            service = decode_service_value(msg)
+                        except MalformedReplyError:
+                            malformed += 1
+                        else:
+                            if key:
+                                memo[key] = service
+                            rows.append(service)
+            elif msg_type == NLMSG_DONE:
+                done = True
+            elif msg_type == NLMSG_ERROR:
+                if length < 20:
+                    raise MalformedReplyError("NLMSG_ERROR without an error code")
+                code = -_ERR.unpack_from(data, offset + 16)[0]
+                done = True
+        offset = (end + 3) & ~3
+    return DumpPart(rows, done, code, malformed)
+
+
+# The first 84 bytes of a dest nest as ip_vs_genl_fill_dest writes them (see above):
+# ADDR (always 16 bytes), PORT (be16), FWD_METHOD, WEIGHT, TUN_TYPE (u8), TUN_PORT (be16),
+# TUN_FLAGS (u16), U_THRESH, L_THRESH, each with its header and padding.
+_DEST_CONFIG = struct.Struct("=HH16sHH2s2xHHIHHIHHB3xHH2s2xHHH2xHHIHHI")
+
+
+def dest_memo_key(dest: Dest) -> bytes:
+    """The configuration bytes the kernel will report for ``dest`` once it is programmed.
+
+    The adapter seeds the dump memo with them after a successful add/set, so the next
+    dump decodes the dest to the very value that was sent (and a plan compares it by
+    identity). Dests of other methods report zero tunnel fields: the kernel stores what
+    it was sent, and the tunnel attributes go out only for TUN dests.
+    """
+    tunnel = dest.forwarding is Forwarding.TUNNEL
+    return _DEST_CONFIG.pack(
+        20,
+        DestAttr.ADDR,
+        _pack_address(dest.key.address).ljust(16, b"\0"),
+        6,
+        DestAttr.PORT,
+        _BE16.pack(dest.key.port),
+        8,
+        DestAttr.FWD_METHOD,
+        dest.forwarding.value,
+        8,
+        DestAttr.WEIGHT,
+        dest.weight,
+        5,
+        DestAttr.TUN_TYPE,
+        dest.tun_type.value if tunnel else 0,
+        6,
+        DestAttr.TUN_PORT,
+        _BE16.pack(dest.tun_port if tunnel else 0),
+        6,
+        DestAttr.TUN_FLAGS,
+        int(dest.tun_flags) if tunnel else 0,
+        8,
+        DestAttr.U_THRESH,
+        dest.u_thresh,
+        8,
+        DestAttr.L_THRESH,
+        dest.l_thresh,
+    )

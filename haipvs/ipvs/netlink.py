@@ -30,8 +30,9 @@ import errno as errno_mod
 import os
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
+from typing import TypeVar
 
 import structlog
 
@@ -39,6 +40,7 @@ from haipvs.ipvs import genl
 from haipvs.ipvs.errors import KernelError
 from haipvs.ipvs.model import (
     ActualTable,
+    AddDest,
     Dest,
     DestKey,
     DestStats,
@@ -48,6 +50,7 @@ from haipvs.ipvs.model import (
     Service,
     ServiceEntry,
     ServiceKey,
+    UpdateDest,
     op_name,
     op_target,
 )
@@ -57,6 +60,8 @@ __all__ = ["NetlinkIpvsKernel", "SyncState"]
 SyncState = genl.SyncState
 
 log = structlog.get_logger()
+
+RowT = TypeVar("RowT")
 
 NETLINK_GENERIC = 16
 SOL_NETLINK = 270
@@ -69,6 +74,8 @@ RECV_SIZE = 65536
 # rmem): a batch in which every op fails must not overflow into ENOBUFS.
 SOCKET_BUFFER = 8 * 1024 * 1024
 DEFAULT_BATCH = 256
+# The dump memos are cleared when they outgrow 4x the table (old weights pile up).
+MEMO_MIN = 65536
 
 
 class NetlinkIpvsKernel:
@@ -89,6 +96,11 @@ class NetlinkIpvsKernel:
         self._sock: socket.socket | None = None
         self._lock = asyncio.Lock()
         self._seq = 0
+        # Decoded rows by their kernel bytes (genl.decode_*_dump): an unchanged table
+        # dumps without decoding a single attribute. Seeded with what we program.
+        self._dest_memo: genl.DestMemo = {}
+        self._service_memo: genl.ServiceMemo = {}
+        self._memo_limit = MEMO_MIN
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -165,9 +177,11 @@ class NetlinkIpvsKernel:
                 services = await self._dump_services(sock)
                 table: dict[ServiceKey, ServiceEntry] = {}
                 stats: dict[ServiceKey, dict[DestKey, DestStats]] = {}
+                dest_count = 0
                 for service in services:
                     dests, dest_stats = await self._dump_dests(sock, service)
                     table[service.key] = ServiceEntry(service, dests)
+                    dest_count += len(dests)
                     if dest_stats:
                         stats[service.key] = dest_stats
             except OSError as exc:
@@ -178,7 +192,15 @@ class NetlinkIpvsKernel:
                 # on this socket, so start over with a fresh one.
                 self._drop_socket()
                 raise
+            self._memo_limit = max(MEMO_MIN, 4 * dest_count, 4 * len(services))
+            self._trim_memos()
         return ActualTable(IpvsTable(table), stats)
+
+    def _trim_memos(self) -> None:
+        if len(self._dest_memo) > self._memo_limit:
+            self._dest_memo.clear()
+        if len(self._service_memo) > self._memo_limit:
+            self._service_memo.clear()
 
     async def set_timeouts(self, tcp: int, tcpfin: int, udp: int) -> None:
         """ipvsadm --set tcp tcpfin udp (seconds; 0 leaves that one unchanged)."""
@@ -401,45 +423,80 @@ class NetlinkIpvsKernel:
             except asyncio.CancelledError:
                 self._drop_socket()
                 raise
+            self._seed_memo(ops, results, offset)
+
+    def _seed_memo(self, ops: Sequence[Op], results: list[KernelError | None], offset: int) -> None:
+        memo = self._dest_memo
+        for index, op in enumerate(ops):
+            if results[offset + index] is None and isinstance(op, AddDest | UpdateDest):
+                dest = op.dest
+                memo[genl.dest_memo_key(dest)] = (dest.key.family.value, dest)
+        self._trim_memos()
 
     async def _dump_services(self, sock: socket.socket) -> list[Service]:
         seq = self._next_seq()
-        replies = await self._exchange(
-            sock, genl.encode_dump_services(self.family_id, seq), seq, "dump", ""
-        )
+        await self._send(sock, genl.encode_dump_services(self.family_id, seq))
         services: list[Service] = []
-        for msg in replies:
-            try:
-                services.append(genl.decode_service_value(msg))
-            except genl.MalformedReplyError as exc:
-                self.malformed_replies += 1
-                log.warning("ipvs.netlink.reply.dropped", reason="malformed", detail=str(exc))
-        return services
+        while True:
+            part = self._decode_part(
+                lambda data: genl.decode_service_dump(
+                    data, family_id=self.family_id, seq=seq, memo=self._service_memo
+                ),
+                await self._recv(sock),
+                "",
+            )
+            services.extend(part.rows)
+            if part.errno:
+                raise KernelError("dump", "", part.errno)
+            if part.done:
+                return services
 
     async def _dump_dests(
         self, sock: socket.socket, service: Service
     ) -> tuple[dict[DestKey, Dest], dict[DestKey, DestStats]]:
         key = service.key
+        family = key.family
         seq = self._next_seq()
-        replies = await self._exchange(
-            sock, genl.encode_dump_dests(self.family_id, seq, key), seq, "dump", str(key)
-        )
+        await self._send(sock, genl.encode_dump_dests(self.family_id, seq, key))
         dests: dict[DestKey, Dest] = {}
         stats: dict[DestKey, DestStats] = {}
-        family = key.family
-        for msg in replies:
-            try:
-                dest, dest_stats = genl.decode_dest_value(msg, family)
-            except genl.MalformedReplyError as exc:
-                self.malformed_replies += 1
-                log.warning(
-                    "ipvs.netlink.reply.dropped", reason="malformed", vs=str(key), detail=str(exc)
-                )
-                continue
-            dests[dest.key] = dest
-            if dest_stats.active_conns or dest_stats.inactive_conns or dest_stats.persist_conns:
-                stats[dest.key] = dest_stats
-        return dests, stats
+        while True:
+            part = self._decode_part(
+                lambda data: genl.decode_dest_dump(
+                    data,
+                    family_id=self.family_id,
+                    seq=seq,
+                    service_family=family,
+                    memo=self._dest_memo,
+                ),
+                await self._recv(sock),
+                str(key),
+            )
+            for dest, dest_stats in part.rows:
+                dests[dest.key] = dest
+                if dest_stats is not None:
+                    stats[dest.key] = dest_stats
+            if part.errno:
+                raise KernelError("dump", str(key), part.errno)
+            if part.done:
+                return dests, stats
+
+    def _decode_part(
+        self, decode: Callable[[bytes], genl.DumpPart[RowT]], data: bytes, vs: str
+    ) -> genl.DumpPart[RowT]:
+        try:
+            part = decode(data)
+        except genl.MalformedReplyError as exc:
+            # The datagram's framing is garbage: nothing in it can be trusted.
+            self.malformed_replies += 1
+            log.warning("ipvs.netlink.reply.dropped", reason="malformed", vs=vs, detail=str(exc))
+            return genl.DumpPart[RowT]([], False, 0, 1)
+        if part.malformed:
+            self.malformed_replies += part.malformed
+            log.warning(
+                "ipvs.netlink.reply.dropped", reason="malformed", vs=vs, count=part.malformed
+            )
+        return part
 
 
 def _make_socket() -> socket.socket:
