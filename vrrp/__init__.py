@@ -5,6 +5,15 @@ Other packages import only from here (design.md §2). The core modules
 """
 
 from vrrp.errors import DropReason, MalformedAdvert, VrrpError, VrrpUsageError
+from vrrp.fake import (
+    FakeAdvertLink,
+    FakeLinkMonitor,
+    FakePorts,
+    FakeSegment,
+    FakeVipAddresses,
+    RecordingAnnouncer,
+)
+from vrrp.linux import LinuxPorts
 from vrrp.machine import (
     TRANSITIONS,
     Action,
@@ -21,6 +30,7 @@ from vrrp.machine import (
     VrrpMachine,
     build_advert,
 )
+from vrrp.notify import HookKind, Notifier
 from vrrp.packet import (
     IPPROTO_VRRP,
     VRRP_MULTICAST_V4,
@@ -32,6 +42,26 @@ from vrrp.packet import (
     encode_advert,
     parse_ipv4_packet,
 )
+from vrrp.ports import (
+    AdvertLink,
+    Announcer,
+    InstancePorts,
+    LinkEvent,
+    LinkMonitor,
+    PortsProvider,
+    ReceivedAdvert,
+    VipAddresses,
+    VrrpIoError,
+)
+from vrrp.runner import (
+    FaultSource,
+    InstanceRunner,
+    InstanceStatus,
+    LoopLag,
+    RunnerCounters,
+    SyncGroup,
+    VrrpService,
+)
 from vrrp.settings import (
     PRIORITY_OWNER,
     InstanceKey,
@@ -42,13 +72,9 @@ from vrrp.settings import (
     VipSpec,
 )
 from vrrp.timing import master_down_interval, skew_time
-
-# --- IO side (vrrp IO engineer: ports, fake, linux, runner, track, notify) ---
-# The lead fills this section in; keep the core exports above unchanged.
-# --- end of IO side ---
+from vrrp.track import InstanceTracker, TrackVerdict
 
 __all__ = [
-    # core (vrrp core engineer)
     "IPPROTO_VRRP",
     "PRIORITY_OWNER",
     "TRANSITIONS",
@@ -57,26 +83,53 @@ __all__ = [
     "VRRP_TTL",
     "Action",
     "AdvertDropped",
+    "AdvertLink",
     "AdvertMismatch",
     "Advertisement",
     "Announce",
+    "Announcer",
     "DropReason",
+    "FakeAdvertLink",
+    "FakeLinkMonitor",
+    "FakePorts",
+    "FakeSegment",
+    "FakeVipAddresses",
+    "FaultSource",
+    "HookKind",
     "InstallVips",
     "InstanceKey",
+    "InstancePorts",
+    "InstanceRunner",
     "InstanceSettings",
+    "InstanceStatus",
+    "InstanceTracker",
+    "LinkEvent",
+    "LinkMonitor",
+    "LinuxPorts",
+    "LoopLag",
     "MalformedAdvert",
+    "Notifier",
     "NotifySettings",
+    "PortsProvider",
     "PriorityChanged",
+    "ReceivedAdvert",
+    "RecordingAnnouncer",
     "RemoveVips",
+    "RunnerCounters",
     "SendAdvert",
     "State",
+    "SyncGroup",
     "TrackInterface",
     "TrackScript",
+    "TrackVerdict",
     "Transition",
     "TransitionReason",
+    "VipAddresses",
     "VipSpec",
     "VrrpError",
+    "VrrpIoError",
     "VrrpMachine",
+    "VrrpService",
     "VrrpUsageError",
     "build_advert",
     "check_ttl",
@@ -85,5 +138,4 @@ __all__ = [
     "master_down_interval",
     "parse_ipv4_packet",
     "skew_time",
-    # IO side: the lead adds the names of the section above here.
 ]
