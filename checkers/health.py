@@ -272,7 +272,8 @@ class BackendHealth:
         self._text = text
         self._since = now
         if healthy:
-            # Rule 3: adopted servers never get here through a rise.
+            # Rule 3: an adopted server starts healthy without a flip, so it
+            # never ramps; every flip to healthy is a recovery and ramps.
             self._slow_start.begin(now)
         else:
             self._slow_start.stop()
