@@ -345,16 +345,24 @@ class CheckerPool:
                 step = guard.record(backend.id, event.healthy, now)
                 held = guard.is_held(backend.id)
                 log_event = "check.up" if event.healthy else "check.down"
+                # reason: the operator's text; cause: the enum, for grep and alerts
                 if held:
                     log.warning(
                         log_event,
                         vs=backend.id.service,
                         rs=backend.id.rs,
                         reason=event.text,
+                        cause=event.reason.value,
                         fail_open_held=True,
                     )
                 else:
-                    log.info(log_event, vs=backend.id.service, rs=backend.id.rs, reason=event.text)
+                    log.info(
+                        log_event,
+                        vs=backend.id.service,
+                        rs=backend.id.rs,
+                        reason=event.text,
+                        cause=event.reason.value,
+                    )
                 self._apply_step(backend.id.service, step, source=backend.id, event=event)
             elif event.reweighted:
                 if guard.is_up(backend.id) and backend.health.healthy:

@@ -161,6 +161,7 @@ async def test_fall_reason_and_intervals(prober: ScriptedProber, recorder: Recor
             "vs": "web",
             "rs": "10.0.0.11:80",
             "reason": "3 failures: connect refused",
+            "cause": "fall",
             "log_level": "info",
         } in logs
     finally:
