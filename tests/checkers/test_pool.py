@@ -362,6 +362,9 @@ async def test_fail_open_keeps_the_service_when_most_servers_fail_at_once(
         assert len(entered) == 1
         assert entered[0]["vs"] == "web"
         assert entered[0]["reason"].startswith("3 of 4 real servers went down within 10s")
+        # the failures themselves are still logged, marked as held
+        held_downs = [e for e in logs if e["event"] == "check.down" and e.get("fail_open_held")]
+        assert held_downs and all(e["log_level"] == "warning" for e in held_downs)
         snap = pool.snapshot()
         assert snap.services["web"].fail_open
         assert all(snap.backends[b].healthy for b in members)
