@@ -17,7 +17,9 @@ Rules kept here:
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import errno
+import fcntl
 import socket
 import struct
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -54,6 +56,8 @@ _ETH_P_IP = 0x0800
 _IFF_UP = 0x1
 _IFF_RUNNING = 0x40
 _IFA_F_NODAD = 0x02
+_SO_ATTACH_FILTER = 26
+_SIOCGIFHWADDR = 0x8927
 _BROADCAST_MAC = b"\xff" * 6
 _MAX_DATAGRAM = 65535
 
@@ -71,7 +75,8 @@ def _ifindex(interface: str) -> int:
     try:
         return socket.if_nametoindex(interface)
     except OSError as exc:
-        raise _io_error(f"ifindex {interface}", exc) from exc
+        # if_nametoindex() reports a missing device without an errno.
+        raise VrrpIoError(f"ifindex {interface}", exc.errno or errno.ENODEV, str(exc)) from exc
 
 
 async def primary_address(interface: str, version: int) -> IPAddress:
@@ -103,7 +108,8 @@ async def primary_address(interface: str, version: int) -> IPAddress:
 
 
 class LinuxAdvertLink:
-    """A raw IPPROTO_VRRP socket bound to one interface and one family.
+    """Raw IPPROTO_VRRP sockets (one to send, one to receive) on one interface
+    and one family.
 
     Multicast mode joins 224.0.0.18 / ff02::12 on that interface only; unicast
     mode (keepalived ``unicast_peer``) sends one copy to each peer; adverts from
@@ -114,18 +120,20 @@ class LinuxAdvertLink:
 
     def __init__(
         self,
-        sock: socket.socket,
+        send_socket: socket.socket,
+        receive_socket: socket.socket,
         *,
         interface: str,
         local_address: IPAddress,
         unicast_peers: Sequence[IPAddress] = (),
     ) -> None:
-        self._sock = sock
+        self._send_sock = send_socket
+        self._sock = receive_socket
         self._interface = interface
         self._ifindex = _ifindex(interface)
         self._local = local_address
         self._peers = frozenset(unicast_peers)
-        self._v6 = sock.family == socket.AF_INET6
+        self._v6 = receive_socket.family == socket.AF_INET6
 
     @property
     def local_address(self) -> IPAddress:
@@ -152,7 +160,7 @@ class LinuxAdvertLink:
             # Raw sockets do not queue behind a full buffer for long: a
             # non-blocking send that would block is reported, not awaited, so a
             # stuck interface becomes a fault instead of a stalled runner.
-            self._sock.sendto(payload, address)
+            self._send_sock.sendto(payload, address)
         except OSError as exc:
             raise _io_error(f"send {self._interface} {destination}", exc) from exc
 
@@ -237,6 +245,7 @@ class LinuxAdvertLink:
                 loop.remove_reader(fd)
 
     def close(self) -> None:
+        self._send_sock.close()
         self._sock.close()
 
 
@@ -245,59 +254,94 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-def _open_socket_v4(
-    interface: str, ifindex: int, local: IPv4Address, multicast: bool
-) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_VRRP)
+def _no_receive(sock: socket.socket) -> None:
+    """Attach a BPF program that accepts nothing (keepalived's
+    ``if_setsockopt_no_receive``): a raw socket hears every protocol-112
+    packet for its address, and the send socket must not queue them."""
+    reject_all = struct.pack("=HBBI", 0x06, 0, 0, 0)  # BPF_RET | BPF_K, 0
+    program = ctypes.create_string_buffer(reject_all)
+    fprog = struct.pack("@HP", 1, ctypes.addressof(program))  # struct sock_fprog
+    sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
+
+
+def _raw_socket(family: int, interface: str) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_RAW, IPPROTO_VRRP)
     try:
         sock.setblocking(False)
         # Only this interface's adverts: two instances with one VRID on two
         # interfaces must not hear each other (keepalived binds the same way).
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
-        # RFC 5798 §5.1.1.3: TTL MUST be 255, for multicast and unicast alike.
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 255)
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
-        # IP_MULTICAST_ALL off: only the groups joined on this socket.
-        sock.setsockopt(socket.IPPROTO_IP, _IP_MULTICAST_ALL, 0)
-        # Bind the source so adverts leave from the primary address even when
-        # the VIP sits on the same interface (RFC 5798 §5.1.1.1).
-        sock.bind((str(local), 0))
-        if multicast:
-            mreqn = struct.pack("=4s4si", VRRP_MULTICAST_V4.packed, local.packed, ifindex)
-            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)
-            sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
     except OSError:
         sock.close()
         raise
     return sock
 
 
-def _open_socket_v6(
-    interface: str, ifindex: int, local: IPv6Address, multicast: bool
-) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_VRRP)
+def _open_sockets_v4(
+    interface: str, ifindex: int, local: IPv4Address, multicast: bool
+) -> tuple[socket.socket, socket.socket]:
+    """(send, receive). Two sockets because a raw socket bound to an address
+    only receives packets *to* that address: the send socket is bound so
+    adverts leave from the primary address even when a VIP sits on the same
+    interface (RFC 5798 §5.1.1.1), the receive socket is not, so it also hears
+    224.0.0.18."""
+    send = _raw_socket(socket.AF_INET, interface)
     try:
-        sock.setblocking(False)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
+        # RFC 5798 §5.1.1.3: TTL MUST be 255, for multicast and unicast alike.
+        send.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 255)
+        send.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
+        send.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+        mreqn = struct.pack("=4s4si", VRRP_MULTICAST_V4.packed, local.packed, ifindex)
+        send.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)
+        send.bind((str(local), 0))
+        _no_receive(send)
+        receive = _raw_socket(socket.AF_INET, interface)
+    except OSError:
+        send.close()
+        raise
+    try:
+        # IP_MULTICAST_ALL off: only the groups joined on this socket.
+        receive.setsockopt(socket.IPPROTO_IP, _IP_MULTICAST_ALL, 0)
+        if multicast:
+            receive.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+    except OSError:
+        send.close()
+        receive.close()
+        raise
+    return send, receive
+
+
+def _open_sockets_v6(
+    interface: str, ifindex: int, local: IPv6Address, multicast: bool
+) -> tuple[socket.socket, socket.socket]:
+    """(send, receive), split for the same reason as IPv4."""
+    send = _raw_socket(socket.AF_INET6, interface)
+    try:
         # RFC 5798 §5.1.2.3: hop limit MUST be 255.
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 255)
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
-        sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_MULTICAST_ALL, 0)
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+        send.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 255)
+        send.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+        send.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
+        send.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
         # No IPV6_CHECKSUM: the codec computes the RFC 5798 §5.2.8 checksum over
         # the pseudo-header itself, so the kernel must leave the bytes alone.
-        sock.bind((str(local), 0, 0, ifindex))
-        if multicast:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
-            mreq = struct.pack("=16sI", VRRP_MULTICAST_V6.packed, ifindex)
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+        send.bind((str(local), 0, 0, ifindex))
+        _no_receive(send)
+        receive = _raw_socket(socket.AF_INET6, interface)
     except OSError:
-        sock.close()
+        send.close()
         raise
-    return sock
+    try:
+        receive.setsockopt(socket.IPPROTO_IPV6, _IPV6_MULTICAST_ALL, 0)
+        receive.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+        receive.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+        if multicast:
+            mreq = struct.pack("=16sI", VRRP_MULTICAST_V6.packed, ifindex)
+            receive.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+    except OSError:
+        send.close()
+        receive.close()
+        raise
+    return send, receive
 
 
 async def open_advert_link(
@@ -319,15 +363,15 @@ async def open_advert_link(
         if version == 6:
             if not isinstance(local, IPv6Address):
                 raise ValueError(f"IPv6 instance with IPv4 source {local}")
-            sock = _open_socket_v6(interface, ifindex, local, multicast)
+            send, receive = _open_sockets_v6(interface, ifindex, local, multicast)
         else:
             if not isinstance(local, IPv4Address):
                 raise ValueError(f"IPv4 instance with IPv6 source {local}")
-            sock = _open_socket_v4(interface, ifindex, local, multicast)
+            send, receive = _open_sockets_v4(interface, ifindex, local, multicast)
     except OSError as exc:
         raise _io_error(f"open vrrp socket {interface}", exc) from exc
     return LinuxAdvertLink(
-        sock, interface=interface, local_address=local, unicast_peers=unicast_peers
+        send, receive, interface=interface, local_address=local, unicast_peers=unicast_peers
     )
 
 
@@ -417,11 +461,16 @@ def unsolicited_na(mac: bytes, vip: IPv6Address) -> bytes:
 
 
 def _mac_address(interface: str) -> bytes:
+    """The interface's hardware address (SIOCGIFHWADDR), asked of the kernel
+    through a socket, so it is the current network namespace's device (sysfs
+    may still show another namespace's)."""
+    request = struct.pack("256s", interface.encode()[:15])
     try:
-        with open(f"/sys/class/net/{interface}/address", encoding="ascii") as handle:
-            return bytes.fromhex(handle.read().strip().replace(":", ""))
-    except (OSError, ValueError) as exc:
-        raise VrrpIoError(f"mac address {interface}", errno.ENODEV, str(exc)) from exc
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            reply = fcntl.ioctl(sock.fileno(), _SIOCGIFHWADDR, request)
+    except OSError as exc:
+        raise _io_error(f"mac address {interface}", exc) from exc
+    return bytes(reply[18:24])
 
 
 class LinuxAnnouncer:

@@ -512,7 +512,7 @@ def test_service_start_reports_a_failing_port() -> None:
     def broken() -> FakePorts:
         raise VrrpIoError("open vrrp socket eth0", errno.EPERM)
 
-    service = VrrpService([fast_instance(100)], ports=broken)  # type: ignore[arg-type]
+    service = VrrpService([fast_instance(100)], ports=broken)
     with pytest.raises(VrrpIoError) as failure:
         service.start()
     assert failure.value.errno == errno.EPERM
