@@ -265,6 +265,16 @@ class VrrpMachine:
 
     # --- queries --------------------------------------------------------------------------
 
+    def __repr__(self) -> str:
+        master = "-" if self._master_source is None else (
+            f"{self._master_source}/{self._master_priority}"
+        )
+        fault = " fault" if self._fault else ""
+        return (
+            f"<VrrpMachine {self._settings.name} vrid={self._settings.vrid} "
+            f"state={self._state.value} priority={self._effective} master={master}{fault}>"
+        )
+
     @property
     def settings(self) -> InstanceSettings:
         return self._settings

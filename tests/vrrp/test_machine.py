@@ -104,6 +104,20 @@ def test_backup_start_then_master_down_timer() -> None:
     assert machine.last_transition == transition
 
 
+def test_repr_reads_like_a_status_line() -> None:
+    machine = make_node("b", B).machine
+    assert repr(machine) == "<VrrpMachine VI_1 vrid=51 state=INIT priority=100 master=->"
+    machine.start(0.0)
+    machine.on_advert(advert(150), C, 1.0)
+    machine.set_fault(True, "eth1 down", 2.0)
+    assert repr(machine) == "<VrrpMachine VI_1 vrid=51 state=FAULT priority=100 master=- fault>"
+    machine.set_fault(False, "eth1 up", 3.0)
+    machine.on_advert(advert(150), C, 4.0)
+    assert repr(machine) == (
+        "<VrrpMachine VI_1 vrid=51 state=BACKUP priority=100 master=192.0.2.3/150>"
+    )
+
+
 def test_priority_owner_is_master_at_once() -> None:
     machine = make_node("a", A, priority=255).machine
     actions = machine.start(7.0)
