@@ -283,8 +283,8 @@ class _Lexer:
         if matches != negated:
             return body
         why = (
-            f"conditional line for config id {'not ' if negated else ''}{ident!r} "
-            f"(importing with config id {self.config_id!r})"
+            f"used only when keepalived runs with{'out' if negated else ''} -i {ident}; "
+            f"this import used config id {self.config_id!r}"
         )
         self.skipped.append(Skipped(location, line, why))
         return ""

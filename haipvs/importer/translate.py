@@ -202,7 +202,6 @@ _GLOBAL_DROPPED: dict[str, str] = {
     "vrrp_garp_lower_prio_repeat": "not offered (keepalived's reaction to lower-priority adverts)",
     "vrrp_garp_master_refresh_repeat": "each refresh sends one burst of garp_repeat",
     "instance": "the config id is chosen at import time (`@ID` lines)",
-    "net_namespace": "run haipvs inside the namespace (ip netns exec, or NetworkNamespacePath=)",
     "namespace_with_ipsets": "haipvs adds no ipsets",
 }
 
@@ -447,8 +446,11 @@ class _Translator:
         services: list[dict[str, Any]] = []
 
         for skipped in parsed.skipped:
+            words = skipped.text.split()
+            # "@high priority 170": the keyword is the word after the config id.
+            keyword = words[1] if words[0].startswith("@") and len(words) > 1 else words[0]
             self.findings.append(
-                Finding(skipped.location, skipped.text.split()[0], Severity.DROPPED, skipped.reason)
+                Finding(skipped.location, keyword, Severity.DROPPED, skipped.reason)
             )
 
         # Definitions others refer to may come anywhere in the file: read them first.
@@ -483,6 +485,11 @@ class _Translator:
                 self.unsupported(stmt, "this tracker is not offered (it changes failover)")
             elif kw in {"linkbeat_interfaces", "garp_group"}:
                 self.dropped(stmt, "netlink and garp_interval are used instead")
+            elif kw == "net_namespace":
+                self.net_namespace(stmt)
+            elif kw in _GLOBAL_DROPPED:
+                # keepalived accepts some global keywords outside global_defs too.
+                self.dropped(stmt, _GLOBAL_DROPPED[kw])
             else:
                 self.unknown(stmt, "the top level", None)
 
@@ -540,6 +547,8 @@ class _Translator:
                 seconds = self.num(stmt, None, low=0)
                 if seconds is not None:
                     self.garp_defaults[kw.removeprefix("vrrp_")] = seconds
+            elif kw == "net_namespace":
+                self.net_namespace(stmt)
             elif kw == "lvs_timeouts":
                 self.lvs_timeouts(stmt)
             elif kw == "lvs_sync_daemon":
@@ -548,6 +557,15 @@ class _Translator:
                 self.dropped(stmt, _GLOBAL_DROPPED[kw])
             else:
                 self.unknown(stmt, "global_defs", None)
+
+    def net_namespace(self, stmt: Statement) -> None:
+        # Interfaces, VIPs and the IPVS table are per namespace: the whole config means
+        # something else in the host's namespace, so the operator must place haipvs.
+        self.unsupported(
+            stmt,
+            "haipvs runs in the namespace it is started in: set NetworkNamespacePath="
+            f"/run/netns/{stmt.args[0] if stmt.args else 'NAME'} in a drop-in of the unit",
+        )
 
     def lvs_timeouts(self, stmt: Statement) -> None:
         timeouts: dict[str, int] = {}
