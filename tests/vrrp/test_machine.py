@@ -840,7 +840,7 @@ ADDRESSES = [f"192.0.2.{i}" for i in range(1, 10)]
 
 
 @st.composite
-def segments(draw: st.DrawFn) -> tuple[Segment, list[float]]:
+def segments(draw: st.DrawFn, mixed_preempt: bool = False) -> tuple[Segment, list[float]]:
     count = draw(st.integers(2, 3))
     addresses = draw(st.lists(st.sampled_from(ADDRESSES), min_size=count, max_size=count,
                               unique=True))
@@ -853,6 +853,8 @@ def segments(draw: st.DrawFn) -> tuple[Segment, list[float]]:
             priority=draw(st.integers(1, 255)),
             version=version,
             advert_interval=interval,
+            preempt=draw(st.booleans()) if mixed_preempt else True,
+            preempt_delay=draw(st.sampled_from([0.0, 2.0, 5.0])) if mixed_preempt else 0.0,
         )
         for i, address in enumerate(addresses)
     ]
@@ -895,7 +897,7 @@ def test_converges_to_exactly_one_master_the_highest_priority(
 
 
 @settings(max_examples=100, deadline=None)
-@given(segments(), st.lists(st.tuples(st.integers(0, 2), st.sampled_from(
+@given(segments(mixed_preempt=True), st.lists(st.tuples(st.integers(0, 2), st.sampled_from(
     ["fault", "clear", "priority", "stop", "start", "resign"]), st.integers(1, 254)),
     max_size=8))
 def test_random_operations_keep_vips_with_masters_only(
