@@ -24,7 +24,11 @@ Rules kept here:
    new backends start down (alpha) unless listed in ``adopted``; removed
    backends stop at once (their running probe is cancelled).
 5. Fail-open is applied per service between the cores and ``on_change``.
-6. Every change is one log line (design.md §3.6): ``check.up``,
+6. A probe that outlives its own timeout by ``HUNG_GRACE`` (a probe bug,
+   not the server's) is cancelled by a watchdog sweep from the same heap and
+   counted as a failure (``check.probe.hung``), so no backend freezes in its
+   last state.
+7. Every change is one log line (design.md §3.6): ``check.up``,
    ``check.down``, ``check.damped``, ``check.failopen.entered``,
    ``check.failopen.cleared``, with ``vs``, ``rs`` and ``reason``.
 """
@@ -57,7 +61,7 @@ from checkers.probe import ProbeResult, run_probe
 from checkers.schedule import first_probe_at, next_probe_at, shared_interval
 from checkers.spec import BackendId, CheckKey, CheckSpec, FailOpenSettings, Target, check_key
 
-__all__ = ["DEFAULT_MAX_CONCURRENCY", "CheckerPool", "Prober"]
+__all__ = ["DEFAULT_MAX_CONCURRENCY", "HUNG_GRACE", "WATCHDOG_PERIOD", "CheckerPool", "Prober"]
 
 log = structlog.get_logger()
 
@@ -68,6 +72,12 @@ Prober = Callable[[CheckSpec, Target], Awaitable[ProbeResult]]
 DEFAULT_MAX_CONCURRENCY: Final = 512
 # Recent schedule-lateness samples kept for the bench and the status API.
 _LATENESS_SAMPLES: Final = 65536
+# Every probe enforces its own timeout (checkers/probe.py). A probe still
+# running HUNG_GRACE seconds past it is a bug that would freeze its backends
+# in their last state: the watchdog, run every WATCHDOG_PERIOD seconds from the
+# same heap, cancels it and counts a failure.
+HUNG_GRACE: Final = 5.0
+WATCHDOG_PERIOD: Final = 5.0
 
 _DEFAULT_FAIL_OPEN = FailOpenSettings()
 
@@ -78,10 +88,12 @@ class _Probe:
     __slots__ = (
         "backends",
         "due",
+        "hung",
         "key",
         "launched_due",
         "removed",
         "spec",
+        "started_at",
         "target",
         "task",
         "warmup",
@@ -99,6 +111,9 @@ class _Probe:
         # offset of the first probe from the moment probing can start (warm-up)
         self.warmup = warmup
         self.task: asyncio.Task[None] | None = None
+        self.started_at: float | None = None
+        # set by the watchdog when it cancels this probe (see HUNG_GRACE)
+        self.hung = False
         self.removed = False
 
 
@@ -138,6 +153,15 @@ class _Service:
 _HeapEntry = tuple[float, int]
 
 
+class _Watchdog:
+    """The heap item of the hung-probe sweep."""
+
+    __slots__ = ("due",)
+
+    def __init__(self) -> None:
+        self.due: float | None = None
+
+
 class CheckerPool:
     """Runs health checks for many backends; reports changes through ``on_change``.
 
@@ -173,7 +197,7 @@ class CheckerPool:
         self._services: dict[str, _Service] = {}
 
         self._heap: list[_HeapEntry] = []
-        self._heap_items: dict[int, _Probe | _Backend] = {}
+        self._heap_items: dict[int, _Probe | _Backend | _Watchdog] = {}
         self._seq = itertools.count()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -182,6 +206,8 @@ class CheckerPool:
         self._stopping = False
 
         self._in_flight = 0
+        self._running: set[_Probe] = set()
+        self._watchdog = _Watchdog()
         self._waiting: deque[tuple[_Probe, float]] = deque()
         self._lateness: deque[float] = deque(maxlen=_LATENESS_SAMPLES)
         self.probes_started = 0
@@ -196,23 +222,25 @@ class CheckerPool:
             return self._loop.time()
         return asyncio.get_running_loop().time()
 
-    def _push(self, when: float, item: _Probe | _Backend) -> None:
+    def _push(self, when: float, item: _Probe | _Backend | _Watchdog) -> None:
         seq = next(self._seq)
         self._heap_items[seq] = item
         heapq.heappush(self._heap, (when, seq))
         if self._started and (self._timer_at is None or when < self._timer_at):
             self._arm()
 
-    def _push_quiet(self, when: float, item: _Probe | _Backend) -> None:
+    def _push_quiet(self, when: float, item: _Probe | _Backend | _Watchdog) -> None:
         """Push without re-arming the timer (the caller arms once for a batch)."""
         seq = next(self._seq)
         self._heap_items[seq] = item
         heapq.heappush(self._heap, (when, seq))
 
     @staticmethod
-    def _valid(when: float, item: _Probe | _Backend) -> bool:
+    def _valid(when: float, item: _Probe | _Backend | _Watchdog) -> bool:
         if isinstance(item, _Probe):
             return not item.removed and item.due == when
+        if isinstance(item, _Watchdog):
+            return item.due == when
         return not item.removed and item.timer_at == when
 
     def _arm(self) -> None:
@@ -258,6 +286,9 @@ class CheckerPool:
                 item.due = None
                 item.launched_due = when
                 self._launch(item, when)
+            elif isinstance(item, _Watchdog):
+                item.due = None
+                self._sweep_hung(now)
             else:
                 item.timer_at = None
                 self._handle(item, item.health.on_timer(now), now)
@@ -277,8 +308,30 @@ class CheckerPool:
         assert loop is not None
         self._in_flight += 1
         self.probes_started += 1
-        self._lateness.append(self._clock() - due)
+        now = self._clock()
+        self._lateness.append(now - due)
+        probe.started_at = now
+        probe.hung = False
+        self._running.add(probe)
         probe.task = loop.create_task(self._run(probe))
+
+    def _sweep_hung(self, now: float) -> None:
+        """Cancel probes running HUNG_GRACE past their timeout; re-arm the sweep."""
+        for probe in list(self._running):
+            started = probe.started_at
+            limit = probe.spec.timing.timeout + HUNG_GRACE
+            if started is not None and now - started > limit and probe.task is not None:
+                probe.hung = True
+                log.error(
+                    "check.probe.hung",
+                    check=str(probe.key),
+                    rs=str(probe.target),
+                    reason=f"no result {now - started:.1f}s after start "
+                    f"(timeout {probe.spec.timing.timeout:g}s)",
+                )
+                probe.task.cancel()
+        self._watchdog.due = now + WATCHDOG_PERIOD
+        self._push_quiet(self._watchdog.due, self._watchdog)
 
     def _start_waiting(self) -> None:
         while self._waiting and self._in_flight < self._max_concurrency and not self._stopping:
@@ -291,7 +344,12 @@ class CheckerPool:
             try:
                 result = await self._prober(probe.spec, probe.target)
             except asyncio.CancelledError:
-                raise
+                if not probe.hung or probe.removed or self._stopping:
+                    raise
+                # our own watchdog cancelled it: a failed check, not a shutdown
+                elapsed = self._clock() - (probe.started_at or 0.0)
+                timeout = probe.spec.timing.timeout
+                result = ProbeResult(False, f"probe hung past its {timeout:g}s timeout", elapsed)
             except Exception as exc:
                 # run_probe never raises for the peer's behaviour: this is our
                 # bug. Keep the pool alive and count it as a failed check.
@@ -299,6 +357,7 @@ class CheckerPool:
                 result = ProbeResult(False, f"probe crashed: {type(exc).__name__}", 0.0)
         finally:
             self._in_flight -= 1
+            self._running.discard(probe)
             probe.task = None
             self._start_waiting()
         self.probes_completed += 1
@@ -595,6 +654,8 @@ class CheckerPool:
         fresh = [p for p in self._probes.values() if p.launched_due is None and p.due is not None]
         for probe in fresh:
             probe.due = None
+        self._watchdog.due = now + WATCHDOG_PERIOD
+        self._push_quiet(self._watchdog.due, self._watchdog)
         self._schedule_first(fresh, now)
 
     async def stop(self) -> None:
@@ -602,6 +663,7 @@ class CheckerPool:
         self._stopping = True
         self._started = False
         self._cancel_timer()
+        self._watchdog.due = None
         self._waiting.clear()
         tasks = [p.task for p in self._probes.values() if p.task is not None]
         for task in tasks:

@@ -589,3 +589,28 @@ async def test_real_tcp_probes_on_loopback(recorder: Recorder) -> None:
     finally:
         await pool.stop()
         server.close()
+
+
+async def test_a_hung_probe_is_cancelled_and_counted_as_a_failure(
+    prober: ScriptedProber, recorder: Recorder
+) -> None:
+    pool = make_pool(prober, recorder)
+    b = backend("web", 11)
+    prober.always(rs(11), ok())
+    prober.hold(rs(11))  # never released: the probe ignores its own timeout
+    t0 = asyncio.get_running_loop().time()
+    pool.update({b: (rs(11), TCP)}, adopted=[b])
+    pool.start()
+    try:
+        with capture_logs() as logs:
+            when, down = await recorder.wait_for(lambda c: not c.healthy)
+        assert down.reason == (
+            "adopted real server failed its first check: probe hung past its 1s timeout"
+        )
+        # timeout 1 s + grace 5 s, found by the sweep that runs every 5 s
+        assert when - t0 == pytest.approx(10.0)
+        hung = [e for e in logs if e["event"] == "check.probe.hung"]
+        assert len(hung) == 1 and hung[0]["rs"] == "10.0.0.11:80"
+        assert prober.in_flight == 0
+    finally:
+        await pool.stop()
