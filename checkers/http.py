@@ -17,9 +17,10 @@ Rules kept here:
   mid-body is failing (keepalived also reads to the end before it decides).
 - Cheap on purpose. HTTP/1.0 keeps servers from answering chunked (RFC 9112
   §7.1: chunked is for HTTP/1.1 recipients), so the parser stays small. Plain HTTP
-  runs on the connected socket with one reader registration, one future and one
-  timer, no transport; TLS goes through asyncio's SSL transport, which is where
-  the handshake cost lies anyway.
+  runs on the bare socket of checkers/tcp.py's ProbeConnection (one epoll
+  registration for the connection's life, one timer, no transport): socket,
+  setsockopt, connect, epoll_ctl, send, recv, close. TLS goes through asyncio's
+  SSL transport, which is where the handshake cost lies anyway.
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ import asyncio
 import functools
 import hashlib
 import re
+import socket
 import ssl
-from socket import socket
 
 from checkers.probe import ProbeResult
-from checkers.tcp import ConnectError, connect, describe_timeout
+from checkers.tcp import TIMED_OUT, ConnectError, ProbeConnection, describe_timeout
 
 __all__ = ["ResponseReader", "check_http", "format_status_ranges"]
 
@@ -208,60 +209,39 @@ def _host_header(address: str, port: int, tls: bool, host: str | None) -> str:
 
 
 async def _exchange_plain(
-    loop: asyncio.AbstractEventLoop,
-    sock: socket,
-    request: bytes,
-    reader: ResponseReader,
-    deadline: float,
+    connection: ProbeConnection, request: bytes, reader: ResponseReader
 ) -> str | None:
     """Send the request and read the response on the bare socket.
 
     Returns None when the reader is done, or a failure detail ("timeout" when
-    the deadline passed first).
+    the deadline passed first). Edge-triggered readiness: read until EAGAIN
+    before waiting again.
     """
-    try:
-        sent = sock.send(request)
-    except OSError as exc:
-        return f"send failed: {exc.strerror or exc}".lower()
-    if sent < len(request):  # a fresh socket's buffer takes a request; be correct anyway
+    sock = connection.sock
+    view = memoryview(request)
+    while view:
         try:
-            async with asyncio.timeout_at(deadline):
-                await loop.sock_sendall(sock, request[sent:])
-        except TimeoutError:
-            return "timeout"
+            view = view[sock.send(view) :]
+        except BlockingIOError:
+            # A fresh socket's buffer takes a request; be correct anyway.
+            if await connection.wait() == TIMED_OUT:
+                return "timeout"
         except OSError as exc:
             return f"send failed: {exc.strerror or exc}".lower()
-
-    fut: asyncio.Future[str | None] = loop.create_future()
-    fd = sock.fileno()
-
-    def on_readable() -> None:
-        if fut.done():
-            return
-        try:
-            data = sock.recv(_RECV_SIZE)
-        except (BlockingIOError, InterruptedError):
-            return
-        except ConnectionResetError:
-            fut.set_result("connection reset")
-            return
-        except OSError as exc:
-            fut.set_result(f"receive failed: {exc.strerror or exc}".lower())
-            return
-        if reader.feed(data) if data else reader.feed_eof():
-            fut.set_result(None)
-
-    def on_deadline() -> None:
-        if not fut.done():
-            fut.set_result("timeout")
-
-    loop.add_reader(fd, on_readable)
-    timer = loop.call_at(deadline, on_deadline)
-    try:
-        return await fut
-    finally:
-        loop.remove_reader(fd)
-        timer.cancel()
+    while True:
+        if not await connection.wait_readable():
+            return "timeout"
+        while True:
+            try:
+                data = sock.recv(_RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                break
+            except ConnectionResetError:
+                return "connection reset"
+            except OSError as exc:
+                return f"receive failed: {exc.strerror or exc}".lower()
+            if reader.feed(data) if data else reader.feed_eof():
+                return None
 
 
 class _ResponseProtocol(asyncio.Protocol):
@@ -300,7 +280,7 @@ def _describe_tls_error(exc: ssl.SSLError) -> str:
 
 async def _exchange_tls(
     loop: asyncio.AbstractEventLoop,
-    sock: socket,
+    sock: socket.socket,
     *,
     request: bytes,
     reader: ResponseReader,
@@ -368,8 +348,8 @@ async def check_http(
     started = loop.time()
     deadline = started + timeout
     try:
-        sock = await connect(
-            address, port, started=started, timeout=timeout, bind_address=bind_address
+        connection = await ProbeConnection.open(
+            address, port, loop=loop, started=started, timeout=timeout, bind_address=bind_address
         )
     except ConnectError as exc:
         return ProbeResult(ok=False, detail=exc.detail, latency=loop.time() - started)
@@ -385,7 +365,7 @@ async def check_http(
             context = _tls_context(verify_tls, verify_tls and check_name is not None, ca_file)
             failure = await _exchange_tls(
                 loop,
-                sock,
+                connection.detach(),
                 request=request,
                 reader=reader,
                 deadline=deadline,
@@ -394,9 +374,9 @@ async def check_http(
                 server_hostname=sni if sni is not None else (host if verify_tls and host else ""),
             )
         else:
-            failure = await _exchange_plain(loop, sock, request, reader, deadline)
+            failure = await _exchange_plain(connection, request, reader)
     finally:
-        sock.close()
+        connection.close()
     latency = loop.time() - started
 
     if failure == "timeout":

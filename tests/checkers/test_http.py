@@ -422,3 +422,20 @@ async def test_run_probe_dispatches_an_http_check(serve: Serve) -> None:
     result = await run_probe(check, target)
     assert result.ok, result.detail
     assert server.requests[0].startswith(b"GET /ready HTTP/1.0\r\nHost: app.example\r\n")
+
+
+async def test_server_that_answers_before_the_request_arrives() -> None:
+    # The answer can arrive with the connect's own readiness edge: it must not be lost.
+    async def eager(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nearly")
+        await writer.drain()
+        writer.close()
+
+    raw = await asyncio.start_server(eager, "127.0.0.1", 0)
+    port = raw.sockets[0].getsockname()[1]
+    try:
+        results = [await check_http("127.0.0.1", port, 1.0, body_regex="early") for _ in range(20)]
+    finally:
+        raw.close()
+        await raw.wait_closed()
+    assert [r.detail for r in results if not r.ok] == []
