@@ -44,8 +44,8 @@ async def run_probe(spec: CheckSpec, target: Target) -> ProbeResult:
     """Run the probe `spec` describes against `target`; never raises but CancelledError."""
     # The probe modules import ProbeResult from here, so they are imported on
     # first use rather than at module top (a cached sys.modules lookup after that).
-    from checkers import dns, exec_probe, http, tcp, udp  # noqa: PLC0415
-    from checkers.spec import DnsCheck, ExecCheck, HttpCheck, TcpCheck, UdpCheck  # noqa: PLC0415
+    from checkers import dns, exec_probe, http, tcp, udp
+    from checkers.spec import DnsCheck, ExecCheck, HttpCheck, TcpCheck, UdpCheck
 
     timeout = spec.timing.timeout
     address = str(target.address)
