@@ -223,8 +223,6 @@ _VRRP_DROPPED: dict[str, str] = {
     "notify_master_rx_lower_pri": "not offered; notify.master runs on becoming master",
     "notify_deleted": "not offered",
     "mcast_src_ip": "adverts go out from the interface's primary address",
-    "accept": "haipvs accepts packets to the VIPs while master (RFC 5798 §6.1 Accept_Mode)",
-    "no_accept": "haipvs accepts packets to the VIPs while master (RFC 5798 §6.1 Accept_Mode)",
 }
 
 _VS_DROPPED: dict[str, str] = {
@@ -323,9 +321,9 @@ def _service_label(endpoint: Mapping[str, Any], protocol: str) -> str:
     return f"{protocol}/{host}:{endpoint['port']}"
 
 
-def _status_codes(args: Iterable[str]) -> list[int] | None:
-    """`200-299 400 503` -> every code, as the config lists codes (keepalived status_code)."""
-    codes: list[int] = []
+def _status_codes(args: Iterable[str]) -> list[int | str] | None:
+    """`200-299 400 503` (keepalived status_code) -> ["200-299", 400, 503]."""
+    codes: list[int | str] = []
     for arg in args:
         for part in arg.split(","):
             if not part:
@@ -336,7 +334,7 @@ def _status_codes(args: Iterable[str]) -> list[int] | None:
             first, last = int(low), int(high) if dash else int(low)
             if not 100 <= first <= last <= 599:
                 return None
-            codes.extend(c for c in range(first, last + 1) if c not in codes)
+            codes.append(f"{first}-{last}" if dash else first)
     return codes or None
 
 
@@ -711,6 +709,8 @@ class _Translator:
         track_scripts: list[dict[str, Any]] = []
         notify: dict[str, list[str]] = {}
         garp = dict(self.garp_defaults)
+        auth_stmt: Statement | None = None
+        accept: bool | None = None
 
         for stmt in block.block or ():
             kw = stmt.keyword
@@ -767,7 +767,7 @@ class _Translator:
             elif kw == "unicast_src_ip":
                 unicast_source = self.arg(stmt, anchor)
             elif kw == "authentication":
-                self.authentication(stmt, anchor)
+                auth_stmt = stmt
             elif kw == "track_interface":
                 for entry in stmt.block or ():
                     weight = self.track_weight(entry, 0, anchor)
@@ -813,6 +813,8 @@ class _Translator:
             elif kw == "lvs_sync_daemon_interface":
                 # keepalived 1.x: the sync daemon follows this instance's state.
                 self.ipvs["sync_daemon"] = {"interface": self.arg(stmt, anchor), "instance": name}
+            elif kw in {"accept", "no_accept"}:
+                accept = kw == "accept"
             elif kw in {"use_vmac", "vmac_xmit_base"}:
                 self.unsupported(
                     stmt,
@@ -876,6 +878,12 @@ class _Translator:
         if peers:
             out["unicast_peers"] = peers
         out["vips"] = vips
+        if auth_stmt is not None:
+            auth_pass = self.authentication(auth_stmt, version, anchor)
+            if auth_pass is not None:
+                out["auth_pass"] = auth_pass
+        if accept is not None:
+            out["accept"] = accept
         track: dict[str, Any] = {}
         if track_interfaces:
             track["interfaces"] = track_interfaces
@@ -938,17 +946,39 @@ class _Translator:
             return {"address": address, "interface": dev}
         return address
 
-    def authentication(self, stmt: Statement, anchor: str) -> None:
+    def authentication(self, stmt: Statement, version: int, anchor: str) -> str | None:
         auth_type = stmt.child("auth_type")
+        auth_pass = stmt.child("auth_pass")
         kind = auth_type.args[0].upper() if auth_type and auth_type.args else "PASS"
-        # A keepalived peer that expects authentication discards adverts without it
-        # (RFC 3768 §7.1), so a mixed pair would elect two masters.
-        self.unsupported(
+        if version == 3:
+            # keepalived ignores authentication with VRRPv3 (RFC 5798 removed it), too.
+            self.dropped(stmt, "VRRPv3 has no authentication; keepalived ignores it too", anchor)
+            return None
+        if kind != "PASS":
+            # A keepalived peer that expects AH discards adverts without it (RFC 3768
+            # §7.1), so a mixed pair would elect two masters.
+            self.unsupported(
+                stmt,
+                f"auth_type {kind} (IPsec AH) is not offered: switch both keepalived "
+                "directors to auth_type PASS or to no authentication first, then import",
+                anchor,
+            )
+            return None
+        if auth_pass is None or not auth_pass.args:
+            self.unsupported(stmt, "auth_type PASS without auth_pass", anchor)
+            return None
+        password = auth_pass.args[0]
+        if len(password.encode()) > 8:
+            # keepalived sends the first 8 octets (RFC 3768 §5.3.10).
+            self.note(auth_pass, "the password is cut to its first 8 octets, as keepalived", anchor)
+            password = password.encode()[:8].decode(errors="ignore")
+        self.note(
             stmt,
-            f"authentication (auth_type {kind}) is not offered (RFC 5798 removed it): remove "
-            "it from both keepalived directors first, then import",
+            "the VRRPv2 simple password is kept so the keepalived peer accepts the adverts; "
+            "it is sent in clear text (RFC 3768 §10)",
             anchor,
         )
+        return password
 
     def track_weight(self, entry: Statement, default: int, anchor: str) -> int:
         args = list(entry.args)
@@ -1364,6 +1394,8 @@ class _Translator:
                     interval = float(value)
             elif key == "warmup":
                 warmup = self.num(stmt, anchor, low=0)
+            elif key == "bindto" and check["type"] == "tcp":
+                check["bind_to"] = self.arg(stmt, anchor)
             elif key == "connect_ip":
                 if stmt.args and stmt.args[0] != rs["address"]:
                     self.unsupported(
@@ -1471,12 +1503,11 @@ class _Translator:
                 if key == "path":
                     check["path"] = self.arg(stmt, anchor) or "/"
                 elif key == "digest":
-                    self.dropped(
-                        stmt,
-                        "the body's MD5 digest is not compared (expect_body takes a substring "
-                        "of the body): the check is weaker",
-                        anchor,
-                    )
+                    digest = (self.arg(stmt, anchor) or "").lower()
+                    if re.fullmatch(r"[0-9a-f]{32}", digest):
+                        check["digest"] = digest
+                    elif digest:
+                        self.unsupported(stmt, f"{digest!r} is not an MD5 digest", anchor)
                 elif key == "status_code":
                     codes = _status_codes(stmt.args)
                     if codes is None:
@@ -1491,15 +1522,7 @@ class _Translator:
                     self.unknown(stmt, "url", anchor)
         if codes is not None:
             check["expect_status"] = codes
-        else:
-            # keepalived accepts any 2xx when no status_code is given (check_http.c);
-            # listing 100 codes would bury the file, and health URLs answer 200.
-            self.note(
-                urls[0] if urls else block,
-                "keepalived accepts any 2xx here; haipvs expects 200 (list other codes in "
-                "expect_status if a server answers 204...)",
-                anchor,
-            )
+        # Without status_code keepalived accepts any 2xx, which is haipvs's default too.
 
 
 def translate(parsed: ParsedConfig, source: str = "keepalived.conf") -> Translation:

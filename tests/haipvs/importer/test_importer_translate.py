@@ -214,7 +214,7 @@ vrrp_instance A {
     virtual_router_id 1
     use_vmac
     authentication {
-        auth_type PASS
+        auth_type AH
         auth_pass secret
     }
     virtual_ipaddress {
@@ -372,7 +372,7 @@ def test_virtual_server_with_a_shared_check() -> None:
         "check": {
             "type": "http",
             "path": "/healthz",
-            "expect_status": [200, 201, 202, 204],
+            "expect_status": ["200-202", 204],
             "interval": 6.0,
             "timeout": 2.0,
             "rise": 1,
@@ -481,18 +481,39 @@ def test_unused_group_and_script_are_noted() -> None:
     assert findings(t, Severity.NOTE) == [(1, "virtual_server_group"), (4, "vrrp_script")]
 
 
-def test_http_without_status_code_notes_the_2xx_difference() -> None:
+def test_https_digest_and_a_second_url() -> None:
     t = convert(
         "virtual_server 192.0.2.1 443 {\n real_server 10.0.0.1 443 {\n SSL_GET {\n url {\n"
-        " path /\n digest 0123456789abcdef0123456789abcdef\n }\n url {\n path /b\n }\n }\n }\n}\n"
+        " path /\n digest 0123456789ABCDEF0123456789abcdef\n }\n url {\n path /b\n }\n }\n }\n}\n"
     )
     assert t.complete
     check = t.config["virtual_servers"][0]["check"]
     assert check["type"] == "https"
+    assert check["digest"] == "0123456789abcdef0123456789abcdef"
+    # without status_code keepalived accepts any 2xx: haipvs's default, so not written
     assert "expect_status" not in check
-    assert findings(t, Severity.DROPPED) == [(6, "digest"), (8, "url")]
-    assert findings(t, Severity.NOTE) == [(4, "url")]
-    validated(t)
+    assert findings(t, Severity.DROPPED) == [(8, "url")]
+    assert findings(t, Severity.NOTE) == []
+    assert validated(t).virtual_servers[0].check.expect_status == ("200-299",)
+
+
+def test_vrrp2_password_is_kept_for_the_keepalived_peer() -> None:
+    base = (
+        "vrrp_instance A {{\n interface eth0\n virtual_router_id 1\n version {version}\n"
+        " authentication {{\n auth_type PASS\n auth_pass {password}\n }}\n"
+        " virtual_ipaddress {{\n 192.0.2.1\n }}\n}}\n"
+    )
+    t = convert(base.format(version=2, password="s3cret"))
+    assert t.complete
+    assert t.config["vrrp"][0]["auth_pass"] == "s3cret"
+    assert validated(t).vrrp[0].auth_pass == "s3cret"
+    long = convert(base.format(version=2, password="longer-than-8"))
+    assert long.config["vrrp"][0]["auth_pass"] == "longer-t"  # keepalived sends 8 octets
+    assert (7, "auth_pass") in findings(long, Severity.NOTE)
+    v3 = convert(base.format(version=3, password="s3cret"))
+    assert "auth_pass" not in v3.config["vrrp"][0]
+    assert findings(v3, Severity.DROPPED) == [(5, "authentication")]
+    validated(v3)
 
 
 def test_smtp_check_becomes_tcp_and_other_hosts_are_unsupported() -> None:
