@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import sys
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
@@ -599,3 +600,118 @@ async def test_extra_owned_services_without_specs_are_removed() -> None:
     assert await p.sync(full=False) == ()  # our record cannot know: a full compare does
     await p.sync()
     assert stale not in kernel.table
+
+
+_HOLDER = r"""
+import socket, struct, sys
+s = socket.create_connection((sys.argv[1], 80), timeout=30)
+s.sendall(b"GET /hold HTTP/1.1\r\nHost: vip\r\n\r\n")
+f = s.makefile("rb")
+while f.readline() not in (b"\r\n", b""):
+    pass
+print(f.readline().decode().strip(), flush=True)
+for command in sys.stdin:
+    if command.strip() == "close":
+        break
+    print(f.readline().decode().strip(), flush=True)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()
+print("closed", flush=True)
+"""
+
+_FETCH = (
+    "import sys, urllib.request;"
+    "sys.stdout.write(urllib.request.urlopen('http://198.51.100.10/', timeout=5).read().decode())"
+)
+
+
+@pytest.fixture
+def nat_lab() -> Iterator[Any]:
+    """The lab-notes NAT network (client, director, two real servers answering with their
+    name), built and torn down outside the event loop (pyroute2's sync IPRoute needs that)."""
+    from haipvs.lab.servers import start_real_server
+    from haipvs.lab.topology import Bridge, Endpoint, Host, Route, Topology, Veth, build
+
+    topology = Topology(
+        hosts=(
+            Host("client", routes=(Route("default", via="198.51.100.1"),)),
+            Host("dir", sysctls={"net.ipv4.ip_forward": "1"},
+                 loopback_addresses=("198.51.100.10/32",)),
+            Host("rs1", routes=(Route("default", via="10.0.0.1"),)),
+            Host("rs2", routes=(Route("default", via="10.0.0.1"),)),
+        ),
+        links=(
+            Veth(Endpoint("client", "eth0", ("198.51.100.2/24",)),
+                 Endpoint("dir", "eth0", ("198.51.100.1/24",))),
+            Veth(Endpoint("rs1", "eth0", ("10.0.0.11/24",)), Endpoint("dir", "rs1")),
+            Veth(Endpoint("rs2", "eth0", ("10.0.0.12/24",)), Endpoint("dir", "rs2")),
+        ),
+        bridges=(Bridge("dir", "br0", ports=("rs1", "rs2"), addresses=("10.0.0.1/24",)),),
+    )
+    with build(topology, prefix=f"drn{os.getpid() % 10000}-") as net:
+        servers = [start_real_server(net, "rs1", "rs1", http=["0.0.0.0:80"]),
+                   start_real_server(net, "rs2", "rs2", http=["0.0.0.0:80"])]
+        try:
+            yield net
+        finally:
+            for server in servers:
+                server.terminate()
+                server.wait(timeout=10)
+
+
+@pytest.mark.lab
+async def test_drain_on_the_real_kernel_keeps_the_established_connection(
+    logs: Logs, nat_lab: Any
+) -> None:
+    """NAT in the lab: a real server goes down while a client holds a connection to it. It
+    drops to weight 0 (new connections go to the other one), the held connection keeps
+    flowing, and once the client closes it the kernel's counters reach 0 and the next sync
+    deletes the real server: ``ipvs.dest.drain.started`` then ``.finished``."""
+    netlink = pytest.importorskip("haipvs.ipvs.netlink")
+    net = nat_lab
+    holder: subprocess.Popen[bytes] | None = None
+    try:
+        async with netlink.NetlinkIpvsKernel(netns=net.ns("dir")) as kernel:
+            p = IpvsProgrammer(kernel)
+            p.set_specs([ServiceSpec(Service(VS, "rr"), (Dest(RS1), Dest(RS2)),
+                                     drain_timeout=120.0)])
+            await p.sync()
+            holder = net.popen("client", [sys.executable, "-c", _HOLDER, "198.51.100.10"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            assert holder.stdout is not None and holder.stdin is not None
+            first = (await asyncio.to_thread(holder.stdout.readline)).decode().strip()
+            held, other = (RS1, "rs2") if first == "rs1" else (RS2, "rs1")
+            p.update_health(VS, held, DOWN)
+            await p.sync()
+            actual = await kernel.dump()
+            assert actual.table.dest(VS, held) == Dest(held, weight=0)
+            assert actual.stats_of(VS, held).active_conns == 1
+            (started,) = events(logs, "ipvs.dest.drain.started")
+            assert started["rs"] == str(held) and "connections 1" in started["detail"]
+
+            holder.stdin.write(b"more\n")
+            holder.stdin.flush()
+            again = (await asyncio.to_thread(holder.stdout.readline)).decode().strip()
+            assert again == first  # the established connection still flows
+            for _ in range(3):  # new connections avoid the draining server
+                fetched = await asyncio.to_thread(
+                    net.run, "client", [sys.executable, "-c", _FETCH])
+                assert fetched.stdout.strip() == other
+            assert await p.sync() == ()  # still one connection: still draining
+
+            holder.stdin.write(b"close\n")
+            holder.stdin.flush()
+            assert (await asyncio.to_thread(holder.stdout.readline)).strip() == b"closed"
+            # The kernel keeps the reset connection (state CLOSE) for ~10 s, then drops it.
+            for _ in range(60):
+                ops = await p.sync()
+                if ops:
+                    break
+                await asyncio.sleep(1.0)
+            assert ops == (DeleteDest(VS, held, OpReason.DRAIN_FINISHED, "connections 0"),)
+            assert (await kernel.dump()).table.dest(VS, held) is None
+            (finished,) = events(logs, "ipvs.dest.drain.finished")
+            assert finished["rs"] == str(held)
+    finally:
+        if holder is not None:
+            holder.kill()
