@@ -14,8 +14,9 @@ Rules kept here:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from checkers.spec import CheckSpec, Target
@@ -40,27 +41,45 @@ class ProbeResult:
     weight: int | None = None
 
 
+_Runner = Callable[[Any, "Target"], Coroutine[Any, Any, ProbeResult]]
+# Spec type -> probe adapter, filled on first use: the probe modules import
+# ProbeResult from here, so they cannot be imported at this module's top.
+_RUNNERS: dict[type, _Runner] = {}
+
+
 async def run_probe(spec: CheckSpec, target: Target) -> ProbeResult:
     """Run the probe `spec` describes against `target`; never raises but CancelledError."""
-    # The probe modules import ProbeResult from here, so they are imported on
-    # first use rather than at module top (a cached sys.modules lookup after that).
+    runner = _RUNNERS.get(type(spec))
+    if runner is None:
+        _load_runners()
+        runner = _RUNNERS.get(type(spec))
+        if runner is None:
+            # A spec type nobody taught us is our own bug, not the real server's.
+            raise TypeError(f"no probe for check spec {type(spec).__name__}")
+    return await runner(spec, target)
+
+
+def _load_runners() -> None:
     from checkers import dns, exec_probe, http, tcp, udp
     from checkers.spec import DnsCheck, ExecCheck, HttpCheck, TcpCheck, UdpCheck
 
-    timeout = spec.timing.timeout
-    address = str(target.address)
-    if isinstance(spec, TcpCheck):
-        return await tcp.check_tcp(
-            address,
-            spec.connect_port if spec.connect_port is not None else target.port,
-            timeout,
+    def port_of(spec: TcpCheck | HttpCheck | DnsCheck | UdpCheck, target: Target) -> int:
+        # keepalived connect_port: probe another port than the one traffic goes to.
+        return spec.connect_port if spec.connect_port is not None else target.port
+
+    def run_tcp(spec: TcpCheck, target: Target) -> Coroutine[Any, Any, ProbeResult]:
+        return tcp.check_tcp(
+            str(target.address),
+            port_of(spec, target),
+            spec.timing.timeout,
             bind_address=None if spec.bind_address is None else str(spec.bind_address),
         )
-    if isinstance(spec, HttpCheck):
-        return await http.check_http(
-            address,
-            spec.connect_port if spec.connect_port is not None else target.port,
-            timeout,
+
+    def run_http(spec: HttpCheck, target: Target) -> Coroutine[Any, Any, ProbeResult]:
+        return http.check_http(
+            str(target.address),
+            port_of(spec, target),
+            spec.timing.timeout,
             tls=spec.tls,
             method=spec.method,
             path=spec.path,
@@ -72,31 +91,42 @@ async def run_probe(spec: CheckSpec, target: Target) -> ProbeResult:
             verify_tls=spec.verify_tls,
             ca_file=spec.ca_file,
         )
-    if isinstance(spec, ExecCheck):
-        return await exec_probe.check_exec(
+
+    def run_exec(spec: ExecCheck, target: Target) -> Coroutine[Any, Any, ProbeResult]:
+        return exec_probe.check_exec(
             spec.command,
-            timeout,
+            spec.timing.timeout,
             dynamic_weight=spec.dynamic_weight,
-            address=address,
+            address=str(target.address),
             port=target.port,
         )
-    if isinstance(spec, DnsCheck):
-        return await dns.check_dns(
-            address,
-            spec.connect_port if spec.connect_port is not None else target.port,
-            timeout,
+
+    def run_dns(spec: DnsCheck, target: Target) -> Coroutine[Any, Any, ProbeResult]:
+        return dns.check_dns(
+            str(target.address),
+            port_of(spec, target),
+            spec.timing.timeout,
             query_name=spec.query_name,
             query_type=spec.query_type,
             expect_rcode=spec.expect_rcode,
             expect_answer=spec.expect_answer,
         )
-    if isinstance(spec, UdpCheck):
-        return await udp.check_udp(
-            address,
-            spec.connect_port if spec.connect_port is not None else target.port,
-            timeout,
+
+    def run_udp(spec: UdpCheck, target: Target) -> Coroutine[Any, Any, ProbeResult]:
+        return udp.check_udp(
+            str(target.address),
+            port_of(spec, target),
+            spec.timing.timeout,
             payload=spec.payload,
             expect=spec.expect,
         )
-    # A spec type nobody taught us is our own bug, not the real server's.
-    raise TypeError(f"no probe for check spec {type(spec).__name__}")
+
+    _RUNNERS.update(
+        {
+            TcpCheck: run_tcp,
+            HttpCheck: run_http,
+            ExecCheck: run_exec,
+            DnsCheck: run_dns,
+            UdpCheck: run_udp,
+        }
+    )

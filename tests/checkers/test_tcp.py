@@ -175,3 +175,9 @@ async def test_run_probe_dispatches_a_tcp_check_with_connect_port(accepting_port
     on_target_port = await run_probe(TcpCheck(timing), target)
     assert via_connect_port.ok
     assert on_target_port.detail == "connect refused"
+
+
+async def test_run_probe_refuses_a_spec_it_does_not_know() -> None:
+    # Our own misuse (a new spec type without a probe) raises; it is not a check failure.
+    with pytest.raises(TypeError, match="no probe for check spec str"):
+        await run_probe("tcp", Target(IPv4Address("127.0.0.1"), 80))  # type: ignore[arg-type]
