@@ -614,3 +614,27 @@ async def test_a_hung_probe_is_cancelled_and_counted_as_a_failure(
         assert prober.in_flight == 0
     finally:
         await pool.stop()
+
+
+async def test_an_injected_clock_drives_the_deadlines(
+    prober: ScriptedProber, recorder: Recorder
+) -> None:
+    loop = asyncio.get_running_loop()
+
+    def clock() -> float:
+        return loop.time() + 5000.0  # another monotonic origin than the loop's
+
+    pool = CheckerPool(prober, clock=clock, rng=random.Random(5), on_change=recorder)
+    b = backend("web", 11)
+    prober.always(rs(11), ok())
+    t0 = loop.time()
+    pool.update({b: (rs(11), TCP)})
+    pool.start()
+    try:
+        await prober.wait_calls(4)
+        # first probe at once, then fast_interval while rising, then interval
+        assert [round(c.at - t0, 6) for c in prober.calls[:4]] == [0.0, 0.5, 2.5, 4.5]
+        # the core saw the injected clock's times
+        assert pool.snapshot().backends[b].since - t0 == pytest.approx(5000.5)
+    finally:
+        await pool.stop()
