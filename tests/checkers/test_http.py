@@ -439,3 +439,25 @@ async def test_server_that_answers_before_the_request_arrives() -> None:
         raw.close()
         await raw.wait_closed()
     assert [r.detail for r in results if not r.ok] == []
+
+
+async def test_black_holed_server_with_a_full_backlog() -> None:
+    # A listener whose accept queue is full: the kernel drops our SYN, nothing answers.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(8):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+        result = await check_http("127.0.0.1", port, 0.3)
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+    assert not result.ok
+    assert result.detail == "connect timeout after 0.3s"
