@@ -1,11 +1,21 @@
 """IpvsProgrammer: keeps the kernel IPVS table equal to the config and the health checks.
 
 The adapter around the pure cores (design.md §0 rule 3, kube-proxy's level-triggered sync):
-every sync dumps the whole kernel table, builds the desired table (desired.py) with the drains
-(drain.py), plans the minimal ordered ops (plan.py) and applies them one by one, logging each as
-one line with its reason (design.md §3.6). Syncs are run by a Coalescer: on request (health
-change, reload) no more often than ``min_interval``, and at least every ``max_interval`` (the
-periodic compare that repairs drift, logged ``ipvs.drift.repaired``), and at drain deadlines.
+a sync builds the desired table (desired.py) with the drains (drain.py), plans the minimal
+ordered ops against the kernel's table (plan.py) and applies them (batched when the kernel
+offers ``apply_many``), logging each op as one line with its reason (design.md §3.6).
+
+Two kinds of sync, both run by one Coalescer (at most one every ``min_interval``):
+
+* full: dump the whole kernel table and compare every owned service. At start-up, at least
+  every ``max_interval`` (the periodic compare that repairs drift, logged
+  ``ipvs.drift.repaired``), every ``drain_check_interval`` while drains run (only a dump
+  shows connection counts), and after any failure;
+* fast: after a health change or a reload, compare only the services that changed against
+  the table as the last sync left it (``expected_table``), with no dump. The cost follows the
+  change, not the table: one flipped real server in 10,000 is one op within milliseconds
+  (pyroute2-ipvs-notes.md §3 (c)). Without fresh counts a leaving real server always starts
+  a drain (never deleted on a guess) and the next full sync ends it.
 
 Rules kept:
 
@@ -161,7 +171,6 @@ class IpvsProgrammer:
         self._kernel = kernel
         self._max_interval = max_interval
         self._drain_check_interval = drain_check_interval
-        self._clock = clock
         self._wall_clock = wall_clock
         self._on_event = on_event
         self._retry_interval = retry_interval
@@ -191,7 +200,6 @@ class IpvsProgrammer:
         self._timeouts: IpvsTimeouts | None = None
         self._timeouts_applied = False
         self._lock = asyncio.Lock()
-        self._serving = False
         # status counters
         self._syncs = 0
         self._sync_failures = 0
@@ -291,11 +299,7 @@ class IpvsProgrammer:
 
     async def run(self) -> None:
         """Sync now, then on requests, deadlines and every max_interval, until ``stop()``."""
-        self._serving = True
-        try:
-            await self._coalescer.serve()
-        finally:
-            self._serving = False
+        await self._coalescer.serve()
 
     async def stop(self, remove: bool = False) -> None:
         """Stop the loop; the table stays unless ``remove`` (then owned services are deleted)."""
