@@ -37,7 +37,7 @@ from checkers.damping import FlapDamping
 from checkers.hysteresis import Reason, RiseFall, State
 from checkers.schedule import probe_interval
 from checkers.slowstart import SlowStart
-from checkers.spec import BackendId, Target, Timing
+from checkers.spec import BackendId, FailOpenSettings, Target, Timing
 
 __all__ = [
     "DEFAULT_HISTORY",
@@ -383,6 +383,7 @@ class ServiceStatus:
     fail_open_since: float | None
     fail_open_reason: str
     held: tuple[BackendId, ...]
+    fail_open_settings: FailOpenSettings | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -570,6 +570,8 @@ class CheckerPool:
             service = self._services.get(name)
             if service is not None and service.guard.settings != settings:
                 self._apply_step(name, service.guard.retune(settings))
+        for name in [n for n, service in self._services.items() if not service.guard.members]:
+            del self._services[name]
         # The warm-up spread counts from the end of this (possibly long)
         # update, so the first probes are not already late when it returns.
         self._schedule_first(new_probes, self._clock())
@@ -635,9 +637,10 @@ class CheckerPool:
                     probe.task.cancel()
         service = self._services[backend_id.service]
         step = service.guard.remove(backend_id)
-        if not service.guard.members:
-            del self._services[backend_id.service]
-        else:
+        # An empty service is dropped at the end of update(), not here: a
+        # backend whose check changed is removed and re-added in one update,
+        # and its service keeps its fail-open settings and state meanwhile.
+        if service.guard.members:
             self._apply_step(backend_id.service, step)
 
     # -- lifecycle -----------------------------------------------------------
@@ -756,6 +759,7 @@ class CheckerPool:
                 fail_open_since=guard.since,
                 fail_open_reason=service.reason if guard.active else "",
                 held=tuple(sorted(b for b in guard.held if guard.is_held(b))),
+                fail_open_settings=guard.settings,
             )
         return PoolSnapshot(
             taken_at=now,

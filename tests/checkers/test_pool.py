@@ -638,3 +638,20 @@ async def test_an_injected_clock_drives_the_deadlines(
         assert pool.snapshot().backends[b].since - t0 == pytest.approx(5000.5)
     finally:
         await pool.stop()
+
+
+async def test_a_changed_check_keeps_the_service_fail_open_settings(
+    prober: ScriptedProber, recorder: Recorder
+) -> None:
+    pool = make_pool(prober, recorder)
+    b = backend("web", 11)
+    custom = FailOpenSettings(fail_open_ratio=0.3, window=5.0, min_real_servers=1)
+    pool.update({b: (rs(11), TCP)}, fail_open={"web": custom})
+    http = HttpCheck(TIMING, tls=False)
+    pool.update({b: (rs(11), http)})  # the only backend's check changed
+    status = pool.snapshot()
+    assert status.backends[b].check == "http/10.0.0.11:80"
+    # the service survived the remove+add of its only backend with its settings
+    assert status.services["web"].fail_open_settings == custom
+    pool.update({})
+    assert pool.snapshot().services == {}
