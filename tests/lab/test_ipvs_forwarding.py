@@ -1,0 +1,340 @@
+"""Traffic through the VIP to real servers, programmed by NetlinkIpvsKernel, in NAT, DR and TUN.
+
+Lab only: ``.venv/bin/haipvs lab run -- .venv/bin/pytest -m lab tests/lab/test_ipvs_forwarding.py``.
+Each test builds its own namespaces with haipvs/lab/topology.py (a client, a director, real
+servers running haipvs/lab/servers.py), sends requests from the client namespace to the VIP
+only, and tears everything down. Which real server answered is in the response body.
+
+* NAT (masq): the real servers route back through the director, which un-NATs the replies.
+* DR (gatewaying): one L2 segment; the real servers hold the VIP on lo and do not answer ARP
+  for it (arp_ignore=1, arp_announce=2), so only the director does; replies go straight to the
+  client.
+* TUN (ipip): the director encapsulates; real servers decapsulate on tunl0 (rp_filter off,
+  since the inner source arrives on an interface it is not routed through) and reply from the
+  VIP. Their replies pass the director as a plain router, which must accept a source address
+  it owns itself (accept_local) on the real servers' side.
+* Drain: a weight-0 dest keeps its established TCP connection until the client closes it; new
+  connections go to the others; then the dest is deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import itertools
+import os
+import select
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+
+import pytest
+
+from haipvs.ipvs.model import (
+    AddDest,
+    AddService,
+    DeleteDest,
+    Dest,
+    DestKey,
+    Forwarding,
+    Op,
+    Service,
+    ServiceKey,
+    UpdateDest,
+)
+from haipvs.ipvs.netlink import NetlinkIpvsKernel
+from haipvs.lab.servers import start_real_server
+from haipvs.lab.topology import (
+    Bridge,
+    BuiltTopology,
+    Endpoint,
+    Host,
+    Route,
+    Topology,
+    Veth,
+    build,
+)
+
+pytestmark = pytest.mark.lab
+
+_runs = itertools.count()
+
+VIP = "198.51.100.10"
+WEB = ServiceKey.tcp(VIP, 80)
+RS1 = DestKey("10.0.0.11", 80)
+RS2 = DestKey("10.0.0.12", 80)
+
+ROUTED_REAL_SERVERS = (
+    Host("client", routes=(Route("default", via="198.51.100.1"),)),
+    Host(
+        "dir",
+        sysctls={"net.ipv4.ip_forward": "1"},
+        loopback_addresses=(f"{VIP}/32",),
+    ),
+)
+ROUTED_LINKS = (
+    Veth(
+        Endpoint("client", "eth0", ("198.51.100.2/24",)),
+        Endpoint("dir", "eth0", ("198.51.100.1/24",)),
+    ),
+    Veth(Endpoint("rs1", "eth0", ("10.0.0.11/24",)), Endpoint("dir", "rs1")),
+    Veth(Endpoint("rs2", "eth0", ("10.0.0.12/24",)), Endpoint("dir", "rs2")),
+)
+
+NAT = Topology(
+    hosts=(
+        *ROUTED_REAL_SERVERS,
+        Host("rs1", routes=(Route("default", via="10.0.0.1"),)),
+        Host("rs2", routes=(Route("default", via="10.0.0.1"),)),
+    ),
+    links=ROUTED_LINKS,
+    bridges=(Bridge("dir", "br0", ports=("rs1", "rs2"), addresses=("10.0.0.1/24",)),),
+)
+
+# Real servers of DR and TUN hold the VIP on lo and must not answer ARP for it.
+_ARP_SUPPRESSION = {
+    "net.ipv4.conf.all.arp_ignore": "1",
+    "net.ipv4.conf.all.arp_announce": "2",
+}
+
+TUN = Topology(
+    hosts=(
+        Host("client", routes=(Route("default", via="198.51.100.1"),)),
+        Host(
+            "dir",
+            sysctls={
+                "net.ipv4.ip_forward": "1",
+                "net.ipv4.conf.all.rp_filter": "0",
+                "net.ipv4.conf.default.rp_filter": "0",
+            },
+            loopback_addresses=(f"{VIP}/32",),
+        ),
+        *(
+            Host(
+                name,
+                sysctls={
+                    **_ARP_SUPPRESSION,
+                    "net.ipv4.conf.all.rp_filter": "0",
+                    "net.ipv4.conf.default.rp_filter": "0",
+                },
+                routes=(Route("default", via="10.0.0.1"),),
+                loopback_addresses=(f"{VIP}/32",),
+                tunnels=("ipip",),
+            )
+            for name in ("rs1", "rs2")
+        ),
+    ),
+    links=ROUTED_LINKS,
+    bridges=(Bridge("dir", "br0", ports=("rs1", "rs2"), addresses=("10.0.0.1/24",)),),
+)
+
+# DR: client, director and real servers on one segment (a bridge in a "switch" namespace).
+DR_VIP = "10.1.0.100"
+DR_WEB = ServiceKey.tcp(DR_VIP, 80)
+DR = Topology(
+    hosts=(
+        Host("sw"),
+        Host("client"),
+        Host("dir"),
+        *(
+            Host(name, sysctls=_ARP_SUPPRESSION, loopback_addresses=(f"{DR_VIP}/32",))
+            for name in ("rs1", "rs2")
+        ),
+    ),
+    links=(
+        Veth(Endpoint("client", "eth0", ("10.1.0.2/24",)), Endpoint("sw", "p-client")),
+        Veth(Endpoint("dir", "eth0", ("10.1.0.1/24", f"{DR_VIP}/32")), Endpoint("sw", "p-dir")),
+        Veth(Endpoint("rs1", "eth0", ("10.1.0.11/24",)), Endpoint("sw", "p-rs1")),
+        Veth(Endpoint("rs2", "eth0", ("10.1.0.12/24",)), Endpoint("sw", "p-rs2")),
+    ),
+    bridges=(Bridge("sw", "br0", ports=("p-client", "p-dir", "p-rs1", "p-rs2")),),
+)
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"fw{os.getpid() % 1000}{next(_runs)}-"
+
+
+@contextlib.asynccontextmanager
+async def lab_network(
+    topology: Topology, prefix: str, real_servers: tuple[str, ...] = ("rs1", "rs2")
+) -> AsyncIterator[BuiltTopology]:
+    """Build ``topology``, start an HTTP real server named after each of ``real_servers``,
+    and always stop them and tear the namespaces down.
+
+    The topology helper drives pyroute2's synchronous sockets, which run an event loop of
+    their own: building and tearing down happen in a worker thread, off the test's loop.
+    """
+    manager = build(topology, prefix=prefix)
+    net = await asyncio.to_thread(manager.__enter__)
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        for host in real_servers:
+            started.append(start_real_server(net, host, host, http=["0.0.0.0:80"]))
+        yield net
+    finally:
+        for process in started:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        await asyncio.to_thread(manager.__exit__, None, None, None)
+
+
+def fetch(net: BuiltTopology, vip: str, path: str = "/") -> str:
+    result = net.run("client", ["curl", "-s", "-m", "10", f"http://{vip}{path}"], check=False)
+    assert result.returncode == 0, f"curl to {vip} failed: {result.returncode} {result.stderr}"
+    return result.stdout.strip()
+
+
+async def program(net: BuiltTopology, ops: list[Op]) -> NetlinkIpvsKernel:
+    kernel = NetlinkIpvsKernel(netns=net.ns("dir"))
+    await kernel.open()
+    assert await kernel.apply_many(ops) == [None] * len(ops)
+    return kernel
+
+
+def service_ops(key: ServiceKey, dests: list[Dest], scheduler: str = "rr") -> list[Op]:
+    return [AddService(Service(key, scheduler=scheduler)), *(AddDest(key, d) for d in dests)]
+
+
+async def test_nat_balances_and_counts(prefix: str) -> None:
+    async with lab_network(NAT, prefix) as net:
+        kernel = await program(
+            net,
+            service_ops(
+                WEB,
+                [Dest(RS1, forwarding=Forwarding.MASQ), Dest(RS2, forwarding=Forwarding.MASQ)],
+            ),
+        )
+        try:
+            answers = [fetch(net, VIP) for _ in range(6)]
+            assert sorted(collections.Counter(answers).items()) == [("rs1", 3), ("rs2", 3)]
+            assert answers[0] != answers[1]  # round robin alternates
+            # Our dump's counters agree with ipvsadm's (closed connections: InActConn).
+            actual = await kernel.dump()
+            listing = net.run("dir", ["ipvsadm", "-Ln"]).stdout
+            for dest in (RS1, RS2):
+                stats = actual.stats_of(WEB, dest)
+                assert stats.active_conns + stats.inactive_conns == 3
+                row = next(line.split() for line in listing.splitlines() if str(dest) in line)
+                assert (int(row[-2]), int(row[-1])) == (stats.active_conns, stats.inactive_conns)
+        finally:
+            await kernel.close()
+
+
+async def test_direct_routing_with_vip_on_loopback(prefix: str) -> None:
+    async with lab_network(DR, prefix) as net:
+        dests = [
+            Dest(DestKey("10.1.0.11", 80), forwarding=Forwarding.DROUTE),
+            Dest(DestKey("10.1.0.12", 80), forwarding=Forwarding.DROUTE),
+        ]
+        kernel = await program(net, service_ops(DR_WEB, dests))
+        try:
+            answers = [fetch(net, DR_VIP) for _ in range(4)]
+            assert sorted(answers) == ["rs1", "rs1", "rs2", "rs2"]
+            # Only the director answered ARP for the VIP: the client's neighbour entry for
+            # the VIP is the director's MAC.
+            neigh = net.run("client", ["ip", "neigh", "show", DR_VIP]).stdout.split()
+            director_mac = net.run("dir", ["cat", "/sys/class/net/eth0/address"]).stdout.strip()
+            assert director_mac in neigh
+            assert "Route" in net.run("dir", ["ipvsadm", "-Ln"]).stdout
+        finally:
+            await kernel.close()
+
+
+async def test_ipip_tunnel(prefix: str) -> None:
+    async with lab_network(TUN, prefix) as net:
+        # The director forwards the real servers' replies (source: the VIP it also owns).
+        for host, key, value in (
+            ("dir", "net.ipv4.conf.br0.accept_local", "1"),
+            ("dir", "net.ipv4.conf.br0.rp_filter", "0"),
+            ("rs1", "net.ipv4.conf.tunl0.rp_filter", "0"),
+            ("rs2", "net.ipv4.conf.tunl0.rp_filter", "0"),
+        ):
+            await asyncio.to_thread(net.set_sysctl, host, key, value)
+        dests = [Dest(RS1, forwarding=Forwarding.TUNNEL), Dest(RS2, forwarding=Forwarding.TUNNEL)]
+        kernel = await program(net, service_ops(WEB, dests))
+        try:
+            answers = [fetch(net, VIP) for _ in range(4)]
+            assert sorted(answers) == ["rs1", "rs1", "rs2", "rs2"]
+            # The packets really came through tunl0 on the real servers.
+            for host in ("rs1", "rs2"):
+                assert _rx_packets(net, host, "tunl0") > 0
+        finally:
+            await kernel.close()
+
+
+def _rx_packets(net: BuiltTopology, host: str, ifname: str) -> int:
+    lines = net.run(host, ["ip", "-s", "link", "show", ifname]).stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.split()[:1] == ["RX:"])
+    headers = lines[at].split()[1:]
+    return int(lines[at + 1].split()[headers.index("packets")])
+
+
+def _hold(net: BuiltTopology) -> subprocess.Popen[bytes]:
+    """A client holding one HTTP connection to the VIP open (/hold streams a line per second)."""
+    code = (
+        "import socket,sys\n"
+        f"s=socket.create_connection(('{VIP}',80),timeout=20)\n"
+        "s.sendall(b'GET /hold HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')\n"
+        "f=s.makefile('rb')\n"
+        "while True:\n"
+        "    line=f.readline()\n"
+        "    if not line: break\n"
+        "    sys.stdout.write(line.decode()); sys.stdout.flush()\n"
+    )
+    return net.popen("client", [sys.executable, "-c", code], stdout=subprocess.PIPE)
+
+
+def _next_body_line(process: subprocess.Popen[bytes], timeout: float = 15.0) -> str:
+    assert process.stdout is not None
+    while True:
+        ready = select.select([process.stdout], [], [], timeout)[0]
+        assert ready, "the held connection went silent"
+        raw = process.stdout.readline()
+        assert raw, "the held connection was closed"
+        line = raw.decode().strip()
+        if line in ("rs1", "rs2"):  # skip the status line and headers
+            return line
+
+
+async def test_drained_dest_keeps_its_connection_until_it_closes(prefix: str) -> None:
+    async with lab_network(NAT, prefix) as net:
+        kernel = await program(net, service_ops(WEB, [Dest(RS1), Dest(RS2)], scheduler="wlc"))
+        holder = _hold(net)
+        try:
+            held_by = _next_body_line(holder)
+            drained = RS1 if held_by == "rs1" else RS2
+            other = "rs2" if held_by == "rs1" else "rs1"
+            # Drain: weight 0 (what the programmer does first), one SET_DEST.
+            await kernel.apply(UpdateDest(WEB, Dest(drained, weight=0)))
+            stats = (await kernel.dump()).stats_of(WEB, drained)
+            assert stats.active_conns == 1
+            # New connections avoid the drained server...
+            assert {fetch(net, VIP) for _ in range(4)} == {other}
+            # ...while the established one keeps flowing from it.
+            assert _next_body_line(holder) == held_by
+            assert _next_body_line(holder) == held_by
+            holder.terminate()
+            holder.wait(timeout=10)
+            # The client's FIN crosses the director right away; allow it a moment.
+            for _ in range(50):
+                after = (await kernel.dump()).stats_of(WEB, drained)
+                if after.active_conns == 0:
+                    break
+                await asyncio.sleep(0.1)
+            assert after.active_conns == 0
+            # Connections over: the dest goes; traffic is unaffected.
+            await kernel.apply(DeleteDest(WEB, drained))
+            assert drained not in (await kernel.dump()).table[WEB].dests
+            assert fetch(net, VIP) == other
+        finally:
+            if holder.poll() is None:
+                holder.kill()
+                holder.wait()
+            await kernel.close()
