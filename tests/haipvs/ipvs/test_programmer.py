@@ -7,6 +7,7 @@ operator reads them (design.md §3.6).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import subprocess
 import sys
@@ -14,9 +15,11 @@ from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from haipvs.ipvs.desired import HealthView, ServiceSpec
+from haipvs.ipvs.desired import HealthView, ServiceSpec, desired_table
 from haipvs.ipvs.errors import EBUSY, ENOENT
 from haipvs.ipvs.fake import FakeIpvsKernel
 from haipvs.ipvs.kernel import BatchIpvsKernel, IpvsKernel
@@ -715,3 +718,90 @@ async def test_drain_on_the_real_kernel_keeps_the_established_connection(
     finally:
         if holder is not None:
             holder.kill()
+
+
+# ------------------------------------------------------------------ property: fast == full
+
+_SVCS = [ServiceKey.tcp("198.51.100.10", 80), ServiceKey.udp("198.51.100.10", 53),
+         ServiceKey.tcp("198.51.100.11", 443)]
+_RSS = [DestKey(f"10.0.0.{i}", 80) for i in range(11, 15)]
+
+_step = st.one_of(
+    st.tuples(st.just("health"), st.sampled_from(_SVCS), st.sampled_from(_RSS),
+              st.booleans(), st.sampled_from([1.0, 0.5, 0.1])),
+    st.tuples(st.just("weight"), st.sampled_from(_SVCS), st.sampled_from(_RSS),
+              st.integers(0, 4)),
+    st.tuples(st.just("remove"), st.sampled_from(_SVCS)),
+    st.tuples(st.just("restore"), st.sampled_from(_SVCS)),
+    st.tuples(st.just("quorum"), st.sampled_from(_SVCS), st.integers(0, 4)),
+)
+
+
+def _initial_specs(drain: float) -> dict[ServiceKey, ServiceSpec]:
+    return {
+        key: ServiceSpec(Service(key, "wlc"), tuple(Dest(rs, weight=2) for rs in _RSS),
+                         drain_timeout=drain, sorry_server=Dest(DestKey("10.0.0.250", 80)))
+        for key in _SVCS
+    }
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps=st.lists(_step, max_size=12), drain=st.sampled_from([0.0, 30.0]))
+def test_fast_syncs_keep_the_kernel_equal_to_what_a_full_sync_computes(
+    steps: list[tuple[Any, ...]], drain: float
+) -> None:
+    """Whatever the sequence of health flips, weight changes, removals and quorum changes,
+    fast syncs (no dump) leave the kernel exactly as a from-scratch full sync would want it
+    (draining dests at weight 0 aside), and a full sync then has nothing to do but finish
+    drains."""
+
+    async def scenario() -> None:
+        kernel = FakeIpvsKernel()
+        p = IpvsProgrammer(kernel)
+        all_specs = _initial_specs(drain)
+        active = dict(all_specs)
+        health: dict[tuple[ServiceKey, DestKey], HealthView] = {}
+        p.set_specs(active.values())
+        await p.sync()
+        for step in steps:
+            if step[0] == "health":
+                _, svc, rs, up, factor = step
+                view = HealthView(up, weight_factor=factor if up else 1.0)
+                health[(svc, rs)] = view
+                p.update_health(svc, rs, view)
+            elif step[0] == "weight":
+                _, svc, rs, weight = step
+                if svc in active:
+                    spec = active[svc]
+                    active[svc] = dataclasses.replace(spec, real_servers=tuple(
+                        dataclasses.replace(d, weight=weight) if d.key == rs else d
+                        for d in spec.real_servers))
+                    p.set_specs(active.values())
+            elif step[0] == "remove":
+                active.pop(step[1], None)
+                p.set_specs(active.values())
+            elif step[0] == "restore":
+                active.setdefault(step[1], all_specs[step[1]])
+                p.set_specs(active.values())
+            else:
+                _, svc, min_up = step
+                if svc in active:
+                    active[svc] = dataclasses.replace(active[svc], min_up=min_up)
+                    p.set_specs(active.values())
+            await p.sync(full=False)
+            live_health = {k: v for k, v in health.items() if k[0] in active}
+            want = desired_table(list(active.values()), live_health)
+            have = kernel.table
+            assert set(have) == set(want)
+            for key, entry in want.items():
+                extra = {k: d for k, d in have[key].dests.items() if k not in entry.dests}
+                assert all(d.weight == 0 for d in extra.values())  # draining only
+                assert {k: d for k, d in have[key].dests.items() if k in entry.dests} == dict(
+                    entry.dests)
+        await p.sync()  # counts are 0 in the fake: every drain ends
+        live_health = {k: v for k, v in health.items() if k[0] in active}
+        assert kernel.table == desired_table(list(active.values()), live_health)
+        assert await p.sync() == ()
+        assert not any(op.reason.is_drift for op in kernel.op_log)
+
+    asyncio.run(scenario())
