@@ -196,3 +196,28 @@ def test_op_names_and_targets() -> None:
     assert op_name(DeleteService(VS)) == "delete_service"
     assert op_target(AddDest(VS, d)) == "tcp/198.51.100.10:80 10.0.0.11:80"
     assert op_target(DeleteService(VS)) == "tcp/198.51.100.10:80"
+
+
+PURE_MODULES = ["model", "desired", "plan", "drain", "errors", "kernel", "fake"]
+FORBIDDEN = {"asyncio", "socket", "pyroute2", "aiohttp", "structlog", "time", "logging",
+             "random", "haipvs.ipvs.programmer", "haipvs.ipvs.coalescer",
+             "haipvs.ipvs.netlink"}
+
+
+@pytest.mark.parametrize("module", PURE_MODULES)
+def test_pure_modules_import_no_io(module: str) -> None:
+    """design.md §0 rule 1: decisions are pure; the fake is IO-free too."""
+    import ast
+    import pathlib
+
+    import haipvs.ipvs
+
+    path = pathlib.Path(haipvs.ipvs.__file__).parent / f"{module}.py"
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+    roots = {name.split(".")[0] for name in imported} | imported
+    assert not roots & FORBIDDEN, f"{module}.py imports {sorted(roots & FORBIDDEN)}"
