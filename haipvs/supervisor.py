@@ -139,6 +139,7 @@ class Supervisor:
         self._api: StatusApi | None = None
         self._actual: ActualTable | None = None
         self._actual_at = 0.0
+        self._actual_syncs = -1
         self._last_reload: ReloadView | None = None
         self._reloads_applied = 0
         self._reloads_rejected = 0
@@ -430,12 +431,16 @@ class Supervisor:
             await asyncio.sleep(interval)
 
     async def _refresh_kernel_stats(self) -> None:
-        # /status and /metrics show connection counts; dump at most once a second.
-        if self._kernel is None or time.monotonic() - self._actual_at < 1.0:
+        # /status and /metrics show the kernel's weights and connection counts: dump
+        # again when the programmer has changed the table since, else at most once a second.
+        if self._kernel is None:
+            return
+        syncs = self._programmer.status().syncs if self._programmer is not None else 0
+        if syncs == self._actual_syncs and time.monotonic() - self._actual_at < 1.0:
             return
         with contextlib.suppress(Exception):
             self._actual = await self._kernel.dump()
-            self._actual_at = time.monotonic()
+            self._actual_at, self._actual_syncs = time.monotonic(), syncs
 
     # ----------------------------------------------------------------- status
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import sys
 from collections.abc import Callable, Sequence
 from ipaddress import ip_address
 from pathlib import Path
@@ -22,6 +23,7 @@ from structlog.testing import capture_logs
 import checkers
 import vrrp
 from haipvs.ipvs import FakeIpvsKernel, UpdateDest
+from haipvs.status.command import render_status
 from haipvs.status.snapshot import InstanceView
 from haipvs.supervisor import Supervisor
 
@@ -199,6 +201,17 @@ async def test_a_failing_backend_leaves_and_the_api_shows_it(
     up = {s.labels["rs"]: s.value for s in families["haipvs_check_up"].samples}
     assert up == {"10.0.0.11:80": 1.0, "10.0.0.12:80": 0.0}
     assert "haipvs_ipvs_ops" in families
+    text = render_status(status)
+    rows = {line.split()[1]: line for line in text.splitlines() if line.startswith("  -> ")}
+    assert "Masq    1/1" in rows["10.0.0.11:80"] and "up: " in rows["10.0.0.11:80"]
+    assert "-/2" in rows["10.0.0.12:80"] and "down: " in rows["10.0.0.12:80"]
+    assert "connect refused" in rows["10.0.0.12:80"]
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "haipvs", "status", "--api", f"127.0.0.1:{port}",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await cli.communicate()
+    assert cli.returncode == 0 and b"10.0.0.12:80" in out and b"web" in out
     supervisor.request_shutdown()
     assert await task == 0
 
