@@ -21,7 +21,7 @@ Pure: no IO, no clock, no logging.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 from typing import Generic, TypeVar
 
@@ -57,18 +57,43 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
+class _CachedHash:
+    """Keys are hashed many times per diff (10,000 real servers: ~1M hashes of addresses and
+    models); each key computes its hash once, at construction."""
+
+    __slots__ = ()
+
+    def _fields(self) -> tuple[object, ...]:
+        raise NotImplementedError
+
+    def _remember_hash(self) -> None:
+        object.__setattr__(self, "_hash", hash(self._fields()))
+
+    def __hash__(self) -> int:
+        return self._hash  # type: ignore[attr-defined,no-any-return]
+
+
 @dataclass(frozen=True, slots=True, order=True)
-class InstanceKey:
+class InstanceKey(_CachedHash):
     interface: str
     vrid: int
     family: Family
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._remember_hash()
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.interface, self.vrid, self.family)
+
+    __hash__ = _CachedHash.__hash__
 
     def __str__(self) -> str:
         return f"{self.interface}/{self.vrid}/{self.family.value}"
 
 
 @dataclass(frozen=True, slots=True)
-class ServiceKey:
+class ServiceKey(_CachedHash):
     """(protocol, vip, port) for an address service; (family, fwmark) for a fwmark service."""
 
     family: Family
@@ -76,6 +101,15 @@ class ServiceKey:
     vip: IPv4Address | IPv6Address | None = None
     port: int | None = None
     fwmark: int | None = None
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._remember_hash()
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.family, self.protocol, self.vip, self.port, self.fwmark)
+
+    __hash__ = _CachedHash.__hash__
 
     def __str__(self) -> str:
         # The `vs` log key of design.md §3.6.
@@ -88,10 +122,19 @@ class ServiceKey:
 
 
 @dataclass(frozen=True, slots=True)
-class RealServerKey:
+class RealServerKey(_CachedHash):
     service: ServiceKey
     address: IPv4Address | IPv6Address
     port: int
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._remember_hash()
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.service, self.address, self.port)
+
+    __hash__ = _CachedHash.__hash__
 
     @property
     def rs(self) -> str:
@@ -105,9 +148,18 @@ class RealServerKey:
 
 
 @dataclass(frozen=True, slots=True)
-class CheckKey:
+class CheckKey(_CachedHash):
     real_server: RealServerKey
     check: Check
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._remember_hash()
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.real_server, self.check)
+
+    __hash__ = _CachedHash.__hash__
 
     def __str__(self) -> str:
         return f"{self.real_server}/{self.check.type}"
@@ -241,8 +293,10 @@ def _same_service(old: VirtualServer, new: VirtualServer) -> bool:
 def _real_servers(config: Config) -> dict[RealServerKey, RealServer]:
     result: dict[RealServerKey, RealServer] = {}
     for virtual_server in config.virtual_servers:
+        service = service_key(virtual_server)
         for real_server in virtual_server.real_servers:
-            key = real_server_key(virtual_server, real_server)
+            port = virtual_server.real_server_port(real_server)
+            key = RealServerKey(service, real_server.address, port)
             if key in result:
                 raise ValueError(f"two real servers share the key {key}")
             # Compared as the kernel sees them: the port and forwarding they get from the
@@ -250,7 +304,7 @@ def _real_servers(config: Config) -> dict[RealServerKey, RealServer]:
             result[key] = real_server.model_copy(
                 update={
                     "check": None,
-                    "port": key.port,
+                    "port": port,
                     "forwarding": virtual_server.real_server_forwarding(real_server),
                 }
             )
@@ -260,10 +314,12 @@ def _real_servers(config: Config) -> dict[RealServerKey, RealServer]:
 def _checks(config: Config) -> dict[CheckKey, Check]:
     result: dict[CheckKey, Check] = {}
     for virtual_server in config.virtual_servers:
+        service = service_key(virtual_server)
         for real_server in virtual_server.real_servers:
-            key = check_key(virtual_server, real_server)
-            if key is not None:
-                result[key] = key.check
+            check = virtual_server.real_server_check(real_server)
+            if check is not None:
+                port = virtual_server.real_server_port(real_server)
+                result[CheckKey(RealServerKey(service, real_server.address, port), check)] = check
     return result
 
 
