@@ -76,3 +76,22 @@ def test_the_installed_command_exits_with_the_status() -> None:
     )
     assert done.returncode == 1
     assert len(done.stdout.splitlines()) == 3
+
+
+def test_check_config_opens_no_socket_at_all() -> None:
+    # "never touches the kernel": no netlink, raw or inet socket is even created.
+    # The audit hook sees every socket.socket() in the process, whoever imports it.
+    script = (
+        "import sys\n"
+        "def hook(event, args):\n"
+        "    if event == 'socket.__new__':\n"
+        "        raise SystemExit('socket opened: %r' % (args,))\n"
+        "sys.addaudithook(hook)\n"
+        "from haipvs.cli import main\n"
+        f"sys.exit(main(['check-config', {str(ROOT / 'etc' / 'haipvs.yaml')!r}]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(str(ROOT / "etc" / "haipvs.yaml") + ": ok:")
