@@ -31,7 +31,7 @@ from haipvs.ipvs.desired import (
 from haipvs.ipvs.drain import Drain, DrainEvent, DrainEventKind, DrainTracker
 from haipvs.ipvs.errors import EBUSY, EEXIST, EINVAL, ENOENT, ESRCH, IpvsError, KernelError
 from haipvs.ipvs.fake import FakeIpvsKernel
-from haipvs.ipvs.kernel import IpvsKernel
+from haipvs.ipvs.kernel import BatchIpvsKernel, IpvsKernel
 from haipvs.ipvs.model import (
     SCHEDULERS,
     ActualTable,
@@ -80,6 +80,7 @@ __all__ = [
     "ActualTable",
     "AddDest",
     "AddService",
+    "BatchIpvsKernel",
     "Coalescer",
     "DeleteDest",
     "DeleteService",
