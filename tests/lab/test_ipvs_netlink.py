@@ -280,7 +280,7 @@ async def test_thresholds(kernel: NetlinkIpvsKernel, netns: str) -> None:
     await build(kernel, table)
     # ipvsadm -S does not save thresholds; -L --thresholds shows them.
     listing = " ".join(ipvsadm(netns, "-Ln", "--thresholds").split())
-    assert "10.0.0.11:80 Masq 5 100 10" in listing
+    assert "-> 10.0.0.11:80 100 10 0 0" in listing  # Uthreshold Lthreshold Active InAct
     assert (await kernel.dump()).table == table
 
 
