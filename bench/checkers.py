@@ -240,10 +240,12 @@ async def native_checks(
         setup = loop.time() - started
         pool.start()
         await asyncio.sleep(warmup)
+        wall0 = loop.time()
         cpu0, done0 = time.process_time(), pool.probes_completed
         started0 = pool.probes_started
         await asyncio.sleep(window)
         cpu = time.process_time() - cpu0
+        cpu_share = cpu / (loop.time() - wall0)
         done = pool.probes_completed - done0
         in_window = pool.probes_started - started0
         samples = pool.lateness()[-in_window:]
@@ -263,6 +265,9 @@ async def native_checks(
         "lateness_max_ms": max(samples) * 1000,
         "rss_mb": rss_peak_mb(),
         "native_setup_s": setup,
+        # The machine is shared: how busy it was, and how much CPU this process got.
+        "native_cpu_share": cpu_share,
+        "native_load1": os.getloadavg()[0],
     }
 
 
