@@ -231,7 +231,6 @@ _VS_DROPPED: dict[str, str] = {
     "smtp_alert": _MAIL,
     "sorry_server_inhibit": "the sorry server is added while below quorum and removed after",
     "sorry_server_lvs_method": "the sorry server uses the service's forwarding method",
-    "virtualhost": "(used as the Host header of the HTTP checks)",
 }
 
 _RS_DROPPED: dict[str, str] = {
@@ -432,7 +431,9 @@ class _Translator:
         if not words[0].startswith("/"):
             # keepalived searches PATH for a bare program name; haipvs wants an absolute
             # path, and env(1) keeps the PATH search.
-            self.note(stmt, f"{words[0]!r} is not an absolute path: run through /usr/bin/env")
+            self.note(
+                stmt, f"{words[0]!r} is not an absolute path: run through /usr/bin/env", anchor
+            )
             return ["/usr/bin/env", *words]
         return words
 
@@ -1577,34 +1578,42 @@ def render_yaml(translation: Translation) -> str:
     by_anchor: dict[str | None, list[Finding]] = {}
     for finding in translation.findings:
         by_anchor.setdefault(finding.anchor, []).append(finding)
+
+    # Findings go beside the first output item of their keepalived block; the rest
+    # (global_defs, vrrp_script, blocks that produced nothing) go in the header.
+    item_anchors: dict[str, str] = {}
+    for key, value in translation.config.items():
+        if isinstance(value, list):
+            for item in value:
+                item_key = _item_key(key, item)
+                anchor = translation.anchors.get(item_key, item_key)
+                item_anchors.setdefault(item_key, anchor)
+    beside_items = set(item_anchors.values())
     for severity in _ORDER:
         chosen = [f for f in by_anchor.get(None, []) if f.severity is severity]
         if chosen:
             lines += ["#", f"# {_SEVERITY_TITLES[severity]}:"]
             lines.extend(_comment(f) for f in chosen)
+    for block, found in by_anchor.items():
+        if block is not None and block not in beside_items:
+            lines += ["#", f"# {block}:"]
+            lines.extend(_comment(f) for f in found)
     lines.append("")
 
-    placed: set[str | None] = {None}
+    placed: set[str] = set()
     for key, value in translation.config.items():
         if not isinstance(value, list) or not value:
             lines.append(_dump({key: value}).rstrip("\n"))
             continue
         lines.append(f"{key}:")
         for item in value:
-            item_key = _item_key(key, item)
-            anchor = translation.anchors.get(item_key, item_key)
+            anchor = item_anchors[_item_key(key, item)]
             if anchor in by_anchor and anchor not in placed:
                 placed.add(anchor)
                 lines.append(f"  # {anchor}:")
                 lines.extend("  " + _comment(f) for f in by_anchor[anchor])
             body = _dump([item]).rstrip("\n")
             lines.extend("  " + line for line in body.splitlines())
-    others = [a for a in by_anchor if a not in placed]
-    if others:
-        lines += ["", "# findings on keepalived blocks that are not items above:"]
-        for other in others:
-            lines.append(f"# {other}:")
-            lines.extend(_comment(f) for f in by_anchor[other])
     return "\n".join(lines) + "\n"
 
 
