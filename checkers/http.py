@@ -56,6 +56,7 @@ class ResponseReader:
         "_head",
         "body",
         "body_seen",
+        "chunked",
         "content_length",
         "done",
         "error",
@@ -70,6 +71,7 @@ class ResponseReader:
         self.body = bytearray()
         self.body_seen = 0
         self.content_length: int | None = None
+        self.chunked = False
         self.done = False
         self.error: str | None = None
         self.headers_done = False
@@ -161,7 +163,10 @@ class ResponseReader:
             elif name == b"transfer-encoding" and b"chunked" in value.lower():
                 # Not allowed in an answer to HTTP/1.0; read to the close and
                 # let the body checks see the chunk framing rather than guess.
-                self.content_length = None
+                self.chunked = True
+        if self.chunked:
+            # RFC 9112 §6.3: Transfer-Encoding overrides Content-Length.
+            self.content_length = None
         return True
 
 

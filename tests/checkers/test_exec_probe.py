@@ -86,7 +86,6 @@ async def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     result = await check_exec((SH, "-c", script), 0.5)
     assert not result.ok
     assert result.detail == "killed after timeout 0.5s"
-    assert result.latency >= 0.5
     await _wait_gone(int(pidfile.read_text()))  # the shell's child went with it
 
 
