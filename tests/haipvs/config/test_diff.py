@@ -8,7 +8,8 @@ from typing import Any
 
 import yaml
 from config_strategies import configs
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from haipvs.config import Config, dump_config, load_config_text
 from haipvs.config.diff import (
@@ -192,3 +193,34 @@ def test_any_valid_config_round_trips_and_diffs_empty_against_itself(data: dict[
     assert dump_config(again) == text
     assert diff_configs(config, config).is_empty
     assert diff_configs(config, again).is_empty
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(configs(), st.data())
+def test_one_edit_is_exactly_one_change(data: dict[str, Any], pick: st.DataObject) -> None:
+    config = load_config_text(yaml.safe_dump(data)).config
+    located = [
+        (vs_index, rs_index)
+        for vs_index, vs in enumerate(config.virtual_servers)
+        for rs_index in range(len(vs.real_servers))
+    ]
+    assume(located)
+    vs_index, rs_index = pick.draw(st.sampled_from(located))
+    vs = config.virtual_servers[vs_index]
+    rs = vs.real_servers[rs_index]
+    data["virtual_servers"][vs_index]["real_servers"][rs_index]["weight"] = rs.weight + 1
+    delta = diff_configs(config, load_config_text(yaml.safe_dump(data)).config)
+    assert list(delta.real_servers.changed) == [real_server_key(vs, rs)]
+    assert delta.real_servers.changed[real_server_key(vs, rs)].new.weight == rs.weight + 1
+    assert delta.virtual_services.is_empty and delta.checks.is_empty
+    assert delta.vrrp_instances.is_empty and delta.sync_groups.is_empty
+
+    # Removing that service removes it, all its real servers and all their checks.
+    del data["virtual_servers"][vs_index]
+    delta = diff_configs(config, load_config_text(yaml.safe_dump(data)).config)
+    assert list(delta.virtual_services.removed) == [service_key(vs)]
+    assert set(delta.real_servers.removed) == {real_server_key(vs, r) for r in vs.real_servers}
+    assert {key.real_server for key in delta.checks.removed} == {
+        real_server_key(vs, r) for r in vs.real_servers if vs.real_server_check(r) is not None
+    }
+    assert not (delta.real_servers.added or delta.checks.added or delta.virtual_services.changed)
