@@ -65,8 +65,17 @@ def outages(samples: Iterable[Sample], *, min_failed: int = 1) -> list[Outage]:
 
 
 def read_samples(path: str) -> list[Sample]:
-    with open(path) as handle:
-        return [Sample(**json.loads(line)) for line in handle if line.strip()]
+    """The samples written so far (none before the client's first answer; a line the
+    client is still writing is skipped)."""
+    samples: list[Sample] = []
+    try:
+        with open(path) as handle:
+            for line in handle:
+                with contextlib.suppress(ValueError, TypeError):
+                    samples.append(Sample(**json.loads(line)))
+    except FileNotFoundError:
+        pass
+    return samples
 
 
 async def _request(

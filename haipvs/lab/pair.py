@@ -80,6 +80,7 @@ class PairSettings:
     fall: int = 2
     real_servers: int = 3
     drain_timeout: float = 5.0
+    implementation: str = "haipvs"  # or "keepalived": the reference, same settings
 
 
 def haipvs_config(name: str, settings: PairSettings) -> str:
@@ -127,6 +128,58 @@ virtual_servers:
 """
 
 
+def keepalived_config(name: str, settings: PairSettings, rundir: Path) -> str:
+    """The same director in keepalived.conf: our yardstick in benches and interop tests."""
+    priority = settings.priorities[0 if name == "dir1" else 1]
+    front = DIRECTORS[name][0]
+    peer = DIRECTORS["dir2" if name == "dir1" else "dir1"][0]
+    unicast = (
+        f"    unicast_src_ip {front}\n    unicast_peer {{\n        {peer}\n    }}\n"
+        if settings.unicast else ""
+    )
+    checks = "\n".join(
+        f"""    real_server {address} 80 {{
+        weight 1
+        HTTP_GET {{
+            url {{
+                path /
+                status_code 200
+            }}
+            connect_timeout {settings.check_timeout}
+            retry {settings.fall}
+            delay_before_retry {settings.check_interval}
+        }}
+    }}"""
+        for address in REAL_SERVERS[: settings.real_servers]
+    )
+    return f"""global_defs {{
+    router_id {name}
+    script_user root
+    enable_script_security
+    vrrp_garp_master_delay 0
+}}
+vrrp_instance VI_WEB {{
+    state BACKUP
+    interface eth0
+    virtual_router_id 51
+    priority {priority}
+    advert_int {settings.advert_interval}
+    version {settings.version}
+{unicast}    virtual_ipaddress {{
+        {VIP}/24 dev eth0
+        {GATEWAY_VIP}/24 dev eth1
+    }}
+}}
+virtual_server {VIP} 80 {{
+    delay_loop {settings.check_interval}
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+{checks}
+}}
+"""
+
+
 class DirectorPair:
     """A built pair: start/kill directors, real servers and the client; read status."""
 
@@ -157,24 +210,37 @@ class DirectorPair:
         return self.workdir / f"{name}.yaml"
 
     def start_director(self, name: str) -> None:
-        path = self.config_path(name)
-        if not path.exists():
-            path.write_text(haipvs_config(name, self.settings))
-            path.chmod(0o644)
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - the daemon's stdout
+        if self.settings.implementation == "keepalived":
+            path = self.workdir / f"{name}.keepalived.conf"
+            path.write_text(keepalived_config(name, self.settings, self.workdir))
+            pids = [str(self.workdir / f"{name}.{kind}.pid") for kind in ("main", "vrrp", "check")]
+            argv = ["keepalived", "-n", "-l", "-D", "-f", str(path),
+                    "-p", pids[0], "-r", pids[1], "-c", pids[2]]
+        else:
+            path = self.config_path(name)
+            if not path.exists():
+                path.write_text(haipvs_config(name, self.settings))
+                path.chmod(0o644)
+            argv = [sys.executable, "-m", "haipvs", "run", "-c", str(path)]
         self.directors[name] = self.net.popen(
-            name,
-            [sys.executable, "-m", "haipvs", "run", "-c", str(path)],
-            stdout=log, stderr=subprocess.STDOUT,
+            name, argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
-    def crash_director(self, name: str) -> None:
-        """SIGKILL, then remove what a dead machine would not keep answering for (its VIPs)."""
+    def crash_director(self, name: str, *, link_down: bool = False) -> None:
+        """SIGKILL (keepalived: all its processes), then remove what a dead machine would
+        not keep answering for: its VIPs (and optionally its front link)."""
         process = self.directors.pop(name)
-        process.send_signal(signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         for address, iface in ((f"{VIP}/24", "eth0"), (f"{GATEWAY_VIP}/24", "eth1")):
             self.net.run(name, ["ip", "addr", "del", address, "dev", iface], check=False)
+        if link_down:
+            self.net.link_set(name, "eth0", up=False)
+
+    def revive_link(self, name: str) -> None:
+        self.net.link_set(name, "eth0", up=True)
 
     def stop_director(self, name: str, timeout: float = 30.0) -> None:
         process = self.directors.pop(name)
