@@ -170,6 +170,18 @@ class Changed(Generic[V]):
     old: V
     new: V
 
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The top-level keys whose values differ, in model order.
+
+        What a reload needs to pick the cheapest action: a VRRP instance whose only change
+        is ``priority`` gets ``set_priority``, anything else a restart (design.md §3.5).
+        """
+        names = getattr(type(self.new), "model_fields", None)
+        if names is None:
+            return ()
+        return tuple(name for name in names if getattr(self.old, name) != getattr(self.new, name))
+
 
 @dataclass(frozen=True, slots=True)
 class KindDelta(Generic[K, V]):

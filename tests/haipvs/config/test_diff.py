@@ -121,6 +121,11 @@ def test_renaming_an_instance_changes_it_and_a_new_vrid_replaces_it() -> None:
     assert list(renamed.vrrp_instances.changed) == [key]
     assert renamed.vrrp_instances.changed[key].new.name == "VI_WEB"
 
+    assert renamed.vrrp_instances.changed[key].fields == ("name",)
+
+    reprioritised = diff_configs(old, edit(BASE, "vrid: 51\n", "vrid: 51\n    priority: 120\n"))
+    assert reprioritised.vrrp_instances.changed[key].fields == ("priority",)
+
     moved = diff_configs(old, edit(BASE, "vrid: 51", "vrid: 52"))
     assert list(moved.vrrp_instances.removed) == [key]
     assert list(moved.vrrp_instances.added) == [InstanceKey("eth0", 52, Family.IPV4)]
