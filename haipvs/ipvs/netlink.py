@@ -30,7 +30,8 @@ import errno as errno_mod
 import os
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TypeVar
 
@@ -55,13 +56,22 @@ from haipvs.ipvs.model import (
     op_target,
 )
 
-__all__ = ["NetlinkIpvsKernel", "SyncState"]
+__all__ = ["NetlinkIpvsKernel", "ServiceCounters", "SyncState"]
 
 SyncState = genl.SyncState
 
 log = structlog.get_logger()
 
 RowT = TypeVar("RowT")
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceCounters:
+    """Counters of one service and of each of its dests (``NetlinkIpvsKernel.counters``)."""
+
+    service: genl.IpvsStats
+    dests: Mapping[DestKey, genl.IpvsStats]
+
 
 NETLINK_GENERIC = 16
 SOL_NETLINK = 270
@@ -74,6 +84,9 @@ RECV_SIZE = 65536
 # rmem): a batch in which every op fails must not overflow into ENOBUFS.
 SOCKET_BUFFER = 8 * 1024 * 1024
 DEFAULT_BATCH = 256
+# The kernel answers inside the syscalls, so a dump or a long apply_many would never wait on
+# the loop: give the other tasks (checkers, status API) a turn every so many round trips.
+YIELD_EVERY = 32
 # The dump memos are cleared when they outgrow 4x the table (old weights pile up).
 MEMO_MIN = 65536
 
@@ -165,6 +178,8 @@ class NetlinkIpvsKernel:
         """
         results: list[KernelError | None] = [None] * len(ops)
         for start in range(0, len(ops), self.batch_size):
+            if start:
+                await asyncio.sleep(0)
             chunk = ops[start : start + self.batch_size]
             await self._apply_batch(chunk, results, start)
         return results
@@ -178,7 +193,9 @@ class NetlinkIpvsKernel:
                 table: dict[ServiceKey, ServiceEntry] = {}
                 stats: dict[ServiceKey, dict[DestKey, DestStats]] = {}
                 dest_count = 0
-                for service in services:
+                for index, service in enumerate(services):
+                    if index % YIELD_EVERY == YIELD_EVERY - 1:
+                        await asyncio.sleep(0)
                     dests, dest_stats = await self._dump_dests(sock, service)
                     table[service.key] = ServiceEntry(service, dests)
                     dest_count += len(dests)
@@ -217,8 +234,7 @@ class NetlinkIpvsKernel:
     async def get_timeouts(self) -> IpvsTimeouts:
         """ipvsadm -L --timeout."""
         replies = await self._request("get_timeouts", "", genl.IpvsCmd.GET_CONFIG, b"")
-        for msg in replies:
-            cfg = genl.decode_config(msg)
+        for cfg in self._decode_each(replies, genl.decode_config):
             return IpvsTimeouts(tcp=cfg.tcp, tcp_fin=cfg.tcp_fin, udp=cfg.udp)
         raise KernelError("get_timeouts", "", errno_mod.EPROTO, "no GET_CONFIG reply")
 
@@ -236,8 +252,8 @@ class NetlinkIpvsKernel:
     async def info(self) -> genl.IpvsInfo:
         """IPVS version and connection table size (ipvsadm's header line)."""
         replies = await self._request("info", "", genl.IpvsCmd.GET_INFO, b"")
-        for msg in replies:
-            return genl.decode_info(msg)
+        for info in self._decode_each(replies, genl.decode_info):
+            return info
         raise KernelError("info", "", errno_mod.EPROTO, "no GET_INFO reply")
 
     async def set_sync_daemon(
@@ -292,9 +308,70 @@ class NetlinkIpvsKernel:
                 seq,
             )
             replies = await self._exchange(sock, msg, seq, "sync_daemons", "")
-        return [genl.decode_daemon(m) for m in replies]
+        return self._decode_each(replies, genl.decode_daemon)
+
+    async def counters(self) -> dict[ServiceKey, ServiceCounters]:
+        """Connection, packet and byte counters and rates of every service and dest
+        (``ipvsadm -Ln --stats`` / ``--rate``; STATS64, so nothing wraps), for metrics.
+
+        Slower than ``dump()`` (every counter is decoded): call it at scrape intervals,
+        not from the programmer's sync.
+        """
+        async with self._lock:
+            sock = await self._ensure_open()
+            try:
+                seq = self._next_seq()
+                replies = await self._exchange(
+                    sock, genl.encode_dump_services(self.family_id, seq), seq, "counters", ""
+                )
+                out: dict[ServiceKey, ServiceCounters] = {}
+                for msg in replies:
+                    try:
+                        record = genl.decode_service(msg, with_stats=True)
+                        service = genl.decode_service_value(msg)
+                    except genl.MalformedReplyError as exc:
+                        self._count_malformed(exc, "")
+                        continue
+                    key = service.key
+                    seq = self._next_seq()
+                    dest_replies = await self._exchange(
+                        sock,
+                        genl.encode_dump_dests(self.family_id, seq, key),
+                        seq,
+                        "counters",
+                        str(key),
+                    )
+                    dests: dict[DestKey, genl.IpvsStats] = {}
+                    for dest_msg in dest_replies:
+                        try:
+                            dest, _ = genl.decode_dest_value(dest_msg, key.family)
+                            dest_record = genl.decode_dest(dest_msg, key.family.value, True)
+                        except genl.MalformedReplyError as exc:
+                            self._count_malformed(exc, str(key))
+                            continue
+                        dests[dest.key] = dest_record.stats or genl.IpvsStats()
+                    out[key] = ServiceCounters(record.stats or genl.IpvsStats(), dests)
+            except BaseException:
+                self._drop_socket()
+                raise
+        return out
 
     # ------------------------------------------------------------------ internals
+
+    def _count_malformed(self, exc: genl.MalformedReplyError, vs: str) -> None:
+        self.malformed_replies += 1
+        log.warning("ipvs.netlink.reply.dropped", reason="malformed", vs=vs, detail=str(exc))
+
+    def _decode_each(
+        self, replies: list[genl.GenlMessage], decode: Callable[[genl.GenlMessage], RowT]
+    ) -> list[RowT]:
+        out: list[RowT] = []
+        for msg in replies:
+            try:
+                out.append(decode(msg))
+            except genl.MalformedReplyError as exc:
+                self._count_malformed(exc, "")
+        return out
 
     def _next_seq(self) -> int:
         self._seq = (self._seq % 0xFFFFFFFF) + 1

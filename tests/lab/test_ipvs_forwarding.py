@@ -223,6 +223,27 @@ async def test_nat_balances_and_counts(prefix: str) -> None:
                 assert stats.active_conns + stats.inactive_conns == 3
                 row = next(line.split() for line in listing.splitlines() if str(dest) in line)
                 assert (int(row[-2]), int(row[-1])) == (stats.active_conns, stats.inactive_conns)
+            # Byte and packet counters (STATS64): the kernel folds its per-CPU counters in
+            # every 2 s (the rate estimator), so wait for all six connections to show.
+            for _ in range(50):
+                counters = await kernel.counters()
+                if counters[WEB].service.conns == 6:
+                    break
+                await asyncio.sleep(0.1)
+            assert [counters[WEB].dests[d].conns for d in (RS1, RS2)] == [3, 3]
+            exact = net.run("dir", ["ipvsadm", "-Ln", "--stats", "--exact"]).stdout
+            for dest in (RS1, RS2):
+                got = counters[WEB].dests[dest]
+                row = next(line.split() for line in exact.splitlines() if str(dest) in line)
+                # -> RemoteAddress:Port Conns InPkts OutPkts InBytes OutBytes
+                assert [int(v) for v in row[2:7]] == [
+                    got.conns,
+                    got.inpkts,
+                    got.outpkts,
+                    got.inbytes,
+                    got.outbytes,
+                ]
+                assert got.inbytes > 0 and got.outbytes > 0
         finally:
             await kernel.close()
 

@@ -413,3 +413,23 @@ async def test_missing_namespace_is_a_kernel_error() -> None:
     with pytest.raises(KernelError) as caught:
         await NetlinkIpvsKernel(netns="haipvs-no-such-ns").open()
     assert caught.value.errno == errno.ENOENT
+
+
+async def test_a_cancelled_dump_leaves_the_adapter_usable(kernel: NetlinkIpvsKernel) -> None:
+    rows = [
+        (Service(ServiceKey.tcp("198.51.100.50", 1000 + i)), [Dest(RS1), Dest(RS2)])
+        for i in range(200)
+    ]
+    table = IpvsTable.build(rows)
+    await build(kernel, table)
+    task = asyncio.create_task(kernel.dump())
+    for _ in range(3):  # the dump yields to the loop every few dozen services
+        await asyncio.sleep(0)
+    assert not task.done()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # No EBUSY from a half-read dump, no stale replies: the next dump is whole.
+    assert (await kernel.dump()).table == table
+    await kernel.apply(UpdateDest(rows[0][0].key, Dest(RS1, weight=9)))
+    assert (await kernel.dump()).table.dest(rows[0][0].key, RS1) == Dest(RS1, weight=9)
