@@ -7,6 +7,7 @@ probes and the VRRP side are fakes, each of which has its own contract tests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import sys
@@ -232,3 +233,26 @@ async def test_many_reload_signals_collapse_and_the_last_file_wins(
     assert len(applied) == 1
     supervisor.request_shutdown()
     assert await task == 0
+
+
+async def test_systemd_hears_ready_reloading_and_stopping(
+    tmp_path: Path, prober: checkers.ScriptedProber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(tmp_path / "notify"))
+    listener.setblocking(False)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
+    kernel = FakeIpvsKernel()
+    supervisor, task, _port = await start(tmp_path, kernel, prober)
+    await until(lambda: len(dests(kernel)) == 2)
+    supervisor.request_reload()
+    await until(lambda: supervisor.snapshot().reloads_applied == 1)
+    supervisor.request_shutdown()
+    assert await task == 0
+    messages = []
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            messages.append(listener.recv(4096).decode())
+    listener.close()
+    firsts = [message.splitlines()[0] for message in messages]
+    assert firsts == ["READY=1", "RELOADING=1", "READY=1", "STOPPING=1"]
