@@ -166,7 +166,7 @@ def assignments_for(
 
 async def run_checker(kind: str, addresses: Sequence[str], port: int, interval: float) -> None:
     """The measured haipvs checker process of part 1: a CheckerPool until SIGTERM."""
-    CheckerPool = package("checkers.pool").CheckerPool  # noqa: N806
+    CheckerPool = package("checkers").CheckerPool  # noqa: N806
 
     quiet_logs()
     pool = CheckerPool(on_change=lambda change: None, fail_open=None)
@@ -225,7 +225,7 @@ def percentile(samples: Sequence[float], fraction: float) -> float:
 async def native_checks(
     count: int, interval: float, warmup: float, window: float
 ) -> dict[str, float]:
-    CheckerPool = package("checkers.pool").CheckerPool  # noqa: N806
+    CheckerPool = package("checkers").CheckerPool  # noqa: N806
 
     quiet_logs()
     addresses = address_range("127.1.0.1", count)

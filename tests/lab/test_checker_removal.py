@@ -23,9 +23,7 @@ from ipaddress import IPv4Address
 import pytest
 from pyroute2 import netns
 
-from checkers import BackendId, HttpCheck, Target, Timing
-from checkers.health import HealthChanged
-from checkers.pool import CheckerPool
+from checkers import BackendId, CheckerPool, HealthChanged, HttpCheck, Target, Timing
 from haipvs.ipvs import (
     AddDest,
     DeleteDest,
