@@ -239,9 +239,8 @@ class IpvsProgrammer:
         if owned is not None and frozenset(owned) != self._extra_owned:
             self._extra_owned = frozenset(owned)
             self._full_requested = True  # services owned but not specified: compare all
-        # Health of real servers that left the config is dropped with them.
-        live_keys = {(k, d.key) for k, s in new.items() for d in s.real_servers}
-        self._health = {k: v for k, v in self._health.items() if k in live_keys}
+        # Health is the checkers' word and is kept as given: entries of real servers that are
+        # not (or no longer) configured are simply not consulted; set_health replaces them.
         self.request_sync("config")
 
     def set_health(self, health: Mapping[HealthKey, HealthView]) -> None:

@@ -745,7 +745,7 @@ def _initial_specs(drain: float) -> dict[ServiceKey, ServiceSpec]:
     }
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(steps=st.lists(_step, max_size=12), drain=st.sampled_from([0.0, 30.0]))
 def test_fast_syncs_keep_the_kernel_equal_to_what_a_full_sync_computes(
     steps: list[tuple[Any, ...]], drain: float
