@@ -1164,7 +1164,11 @@ def _virtual_server_rules(index: int, vs: VirtualServer) -> Iterable[Finding]:
         sorry_port = sorry.port if sorry.port is not None else (vs.port or 0)
         path: KeyPath = (*base, "sorry_server")
         if address_family(sorry.address) is not family and vs.forwarding is not Forwarding.TUN:
-            yield _error(path, f"must be {family.value} like the service ({vs.forwarding.value})")
+            yield _error(
+                path,
+                f"must be {family.value} like the service "
+                f"({vs.forwarding.value} cannot mix families)",
+            )
         if (sorry.address, sorry_port) in seen:
             yield _error(
                 path,
