@@ -39,7 +39,9 @@ from haipvs.ipvs.model import (
     Service,
     ServiceKey,
     UpdateDest,
+    UpdateService,
 )
+from haipvs.ipvs.plan import plan_changes
 from haipvs.ipvs.programmer import IpvsProgrammer, ProgrammerEvent
 
 VS = ServiceKey.tcp("198.51.100.10", 80)
@@ -803,5 +805,55 @@ def test_fast_syncs_keep_the_kernel_equal_to_what_a_full_sync_computes(
         assert kernel.table == desired_table(list(active.values()), live_health)
         assert await p.sync() == ()
         assert not any(op.reason.is_drift for op in kernel.op_log)
+
+    asyncio.run(scenario())
+
+
+_tamper = st.one_of(
+    st.tuples(st.just("delete_dest"), st.sampled_from(_SVCS), st.sampled_from(_RSS)),
+    st.tuples(st.just("weight"), st.sampled_from(_SVCS), st.sampled_from(_RSS),
+              st.integers(0, 9)),
+    st.tuples(st.just("delete_service"), st.sampled_from(_SVCS)),
+    st.tuples(st.just("add_dest"), st.sampled_from(_SVCS)),
+    st.tuples(st.just("scheduler"), st.sampled_from(_SVCS)),
+    st.tuples(st.just("clear"),),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(tampering=st.lists(_tamper, min_size=1, max_size=6))
+def test_every_difference_made_behind_our_back_is_repaired_as_drift(
+    tampering: list[tuple[Any, ...]],
+) -> None:
+    async def scenario() -> None:
+        kernel = FakeIpvsKernel()
+        p = IpvsProgrammer(kernel)
+        specs = _initial_specs(0.0)
+        p.set_specs(specs.values())
+        await p.sync()
+        ours = kernel.table
+        for step in tampering:
+            table = kernel.table
+            if step[0] == "delete_dest" and table.dest(step[1], step[2]) is not None:
+                kernel.tamper_delete_dest(step[1], step[2])
+            elif step[0] == "weight" and table.dest(step[1], step[2]) is not None:
+                kernel.tamper_set_weight(step[1], step[2], step[3])
+            elif step[0] == "delete_service" and step[1] in table:
+                kernel.tamper_delete_service(step[1])
+            elif step[0] == "add_dest" and step[1] in table:
+                stranger = DestKey("10.0.0.99", 80)
+                if table.dest(step[1], stranger) is None:
+                    kernel.tamper(AddDest(step[1], Dest(stranger)))
+            elif step[0] == "scheduler" and step[1] in table:
+                kernel.tamper(UpdateService(Service(step[1], "rr")))
+            elif step[0] == "clear":
+                kernel.tamper_clear()
+        tampered = kernel.table
+        kernel.clear_log()
+        repaired = await p.sync()
+        assert kernel.table == ours
+        assert all(op.reason.is_drift for op in repaired)
+        assert len(repaired) == len(plan_changes(ours, tampered, set(ours)))
+        assert p.status().drift_repairs == len(repaired)
 
     asyncio.run(scenario())
