@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import socket
 import subprocess
+import time
 
 import pytest
 from pyroute2 import IPVS, IPVSDest, IPVSService
@@ -64,8 +65,15 @@ def test_nat_service_alternates_between_real_servers_and_counts_them() -> None:
                     ])
                 answers.append(result.stdout.strip())
             assert answers in (["rs2", "rs1", "rs2", "rs1"], ["rs1", "rs2", "rs1", "rs2"])
-            stats = net.run("dir", ["ipvsadm", "-Ln", "--stats"]).stdout
-            conns = [int(m) for m in re.findall(r"->\s+10\.0\.0\.1[12]:80\s+(\d+)", stats)]
+            # The kernel folds its per-CPU counters into what it reports every 2 s
+            # (the rate estimator's timer): wait for them rather than read them once.
+            deadline = time.monotonic() + 10.0
+            while True:
+                stats = net.run("dir", ["ipvsadm", "-Ln", "--stats"]).stdout
+                conns = [int(m) for m in re.findall(r"->\s+10\.0\.0\.1[12]:80\s+(\d+)", stats)]
+                if conns == [2, 2] or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
             assert conns == [2, 2], stats
         finally:
             for server in servers:
