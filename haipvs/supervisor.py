@@ -53,7 +53,6 @@ from haipvs.ipvs import (
     HealthView,
     IpvsKernel,
     IpvsProgrammer,
-    ProgrammerEvent,
     ServiceKey,
 )
 from haipvs.logs import configure_logging
@@ -239,7 +238,6 @@ class Supervisor:
             kernel,
             min_interval=compiled.min_interval,
             max_interval=compiled.max_interval,
-            on_event=self._programmer_event,
         )
         self._programmer = programmer
         if compiled.timeouts is not None:
@@ -301,9 +299,6 @@ class Supervisor:
         factor = min(1.0, max(0.0, change.weight_factor)) if change.healthy else 0.0
         view = HealthView(up=change.healthy, weight_factor=factor, reason=change.reason)
         programmer.update_health(key[0], key[1], view)
-
-    def _programmer_event(self, event: ProgrammerEvent) -> None:
-        pass  # the programmer logs each op itself; status reads its counters
 
     def _vrrp_transition(
         self, instance: str, from_state: str, to_state: str, reason: str, detail: str
