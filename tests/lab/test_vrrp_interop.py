@@ -12,6 +12,7 @@ Each case builds and tears down its own namespaces.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -31,6 +32,23 @@ KA = "192.0.2.1"
 US = "192.0.2.2"
 VIP = "198.51.100.10/24"
 PEER_SCRIPT = Path(__file__).with_name("vrrp_peer.py")
+
+
+def children_of(pid: int) -> list[int]:
+    """Every descendant of ``pid`` (``ip netns exec`` execs keepalived in place)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        current = frontier.pop()
+        kids = [child for child, parent in parents.items() if parent == current]
+        found += kids
+        frontier += kids
+    return found
 
 
 def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
@@ -76,10 +94,13 @@ class Pair:
         return self.ka_state() == ka and self.our_state() == us and self.holders() == expected
 
     def kill_keepalived(self) -> None:
-        # SIGKILL the VRRP child first: killing only the parent lets the child
-        # resign gracefully (priority 0), which is not a crash.
-        child = int((self.tmp / "ka-vrrp.pid").read_text().split()[0])
-        os.kill(child, signal.SIGKILL)
+        # Freeze the parent so it cannot respawn a child, SIGKILL the children
+        # (the VRRP process), then the parent: killing the parent first lets a
+        # child resign gracefully (priority 0), which is not a crash.
+        self.keepalived.send_signal(signal.SIGSTOP)
+        for child in children_of(self.keepalived.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
         self.keepalived.kill()
         self.keepalived.wait(timeout=10)
         # A dead machine's addresses are gone with it (lab notes).
@@ -102,7 +123,12 @@ def keepalived_conf(
     )
     conf = tmp / "keepalived.conf"
     conf.write_text(
-        "global_defs {\n    router_id ka\n    script_user root\n}\n"
+        # The lab guest's CPU is emulated and slow: keepalived's default 10 ms
+        # RLIMIT_RTTIME gets its realtime VRRP child SIGKILLed by the kernel
+        # (and respawned), which is not the crash under test. keepalived.conf(5):
+        # "These values may need to be increased for slower processors."
+        "global_defs {\n    router_id ka\n    script_user root\n"
+        "    vrrp_rlimit_rttime 5000000\n}\n"
         "vrrp_instance VI_1 {\n    state BACKUP\n    interface eth0\n"
         f"    virtual_router_id 51\n    priority {priority}\n    advert_int {interval:g}\n"
         f"    version {version}\n{unicast_block}"
