@@ -1054,3 +1054,78 @@ def test_memo_key_decodes_to_the_same_dest(dest: Dest, active: int, inactive: in
         datagram, family_id=FAMILY, seq=1, service_family=Family.INET6, memo=memo
     )
     assert cold.rows == warm.rows
+
+
+# --------------------------------------------------------------------------
+# Against pyroute2's own IPVSService / IPVSDest (its documented API, notes §1): the same
+# attributes carry the same bytes. pyroute2 orders them differently and always sends the
+# tunnel attributes, so its list is put in our order (tunnel zeros dropped) first.
+
+_SVC_ORDER = ["AF", "PROTOCOL", "ADDR", "PORT", "FWMARK", "SCHED_NAME", "FLAGS", "TIMEOUT"]
+_SVC_ORDER += ["NETMASK"]
+_DEST_ORDER = ["ADDR", "PORT", "ADDR_FAMILY", "FWD_METHOD", "WEIGHT", "U_THRESH", "L_THRESH"]
+_DEST_ORDER += ["TUN_TYPE", "TUN_PORT", "TUN_FLAGS"]
+
+
+def _in_our_order(attrs: list[tuple[str, Any]], prefix: str, order: list[str]) -> list[Any]:
+    rank = {prefix + name: i for i, name in enumerate(order)}
+    return sorted(attrs, key=lambda item: rank[item[0]])
+
+
+def test_same_bytes_as_pyroute2_ipvsservice_and_ipvsdest() -> None:
+    from pyroute2.ipvs import IPVSDest, IPVSService
+
+    pr_service = IPVSService(
+        addr="198.51.100.10",
+        port=443,
+        protocol=socket.IPPROTO_TCP,
+        sched_name="wrr",
+        timeout=300,
+        flags={"flags": 1, "mask": 0xFFFFFFFF},
+        netmask="255.255.255.0",
+    )
+    pr_dest = IPVSDest(addr="10.0.0.11", port=8443, fwd_method=3, weight=5, u_thresh=9)
+    dest_attrs = [
+        (name, value)
+        for name, value in pr_dest.dump_nla()["attrs"]
+        if not name.startswith("IPVS_DEST_ATTR_TUN_")
+    ]
+    theirs_service = pyroute2_bytes(
+        gi.IPVS_CMD_NEW_SERVICE,
+        [
+            (
+                "IPVS_CMD_ATTR_SERVICE",
+                {
+                    "attrs": _in_our_order(
+                        pr_service.dump_nla()["attrs"], "IPVS_SVC_ATTR_", _SVC_ORDER
+                    )
+                },
+            )
+        ],
+        REQ_ACK,
+        1,
+    )
+    theirs_dest = pyroute2_bytes(
+        gi.IPVS_CMD_NEW_DEST,
+        [
+            (
+                "IPVS_CMD_ATTR_SERVICE",
+                {
+                    "attrs": _in_our_order(
+                        pr_service.dump_key()["attrs"], "IPVS_SVC_ATTR_", _SVC_ORDER
+                    )
+                },
+            ),
+            (
+                "IPVS_CMD_ATTR_DEST",
+                {"attrs": _in_our_order(dest_attrs, "IPVS_DEST_ATTR_", _DEST_ORDER)},
+            ),
+        ],
+        REQ_ACK,
+        2,
+    )
+    key = ServiceKey.tcp("198.51.100.10", 443)
+    service = Service(key, scheduler="wrr", persistence_timeout=300, persistence_netmask=24)
+    dest = Dest(DestKey("10.0.0.11", 8443), weight=5, forwarding=Forwarding.DROUTE, u_thresh=9)
+    assert genl.encode_op(FAMILY, 1, AddService(service)) == theirs_service
+    assert genl.encode_op(FAMILY, 2, AddDest(key, dest)) == theirs_dest
