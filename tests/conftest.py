@@ -23,5 +23,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         reason="needs a kernel with IPVS: run with `haipvs lab run -- pytest -m lab`"
     )
     for item in items:
-        if "lab" in item.keywords:
+        if item.get_closest_marker("lab") is not None:
             item.add_marker(skip)
