@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from haipvs.importer.parser import (
     FilesystemSource,
@@ -264,3 +268,62 @@ def test_filesystem_source_skips_executables_and_directories(tmp_path: Path) -> 
     parsed = parse_file(str(main))
     assert [s.args[0] for s in parsed.statements] == ["A", "B"]
     assert FilesystemSource().expand(str(tmp_path / "nothing*")) == []
+
+
+# --- property: any tree, written any way keepalived accepts, reads back the same ------
+
+_WORD = st.from_regex(r"[A-Za-z0-9_./:-]{1,10}", fullmatch=True)
+_KEYWORD = st.from_regex(r"[a-z][a-z0-9_]{0,9}", fullmatch=True).filter(lambda k: k != "include")
+_QUOTED = st.from_regex(r"[A-Za-z0-9 #!{}_./-]{0,12}", fullmatch=True)
+
+
+@st.composite
+def _statement(draw: st.DrawFn, depth: int = 0) -> Statement:
+    keyword = draw(_KEYWORD)
+    args = tuple(draw(st.lists(st.one_of(_WORD, _QUOTED.map(lambda q: '"' + q)), max_size=3)))
+    block: tuple[Statement, ...] | None = None
+    if depth < 3 and draw(st.booleans()):
+        block = tuple(draw(st.lists(_statement(depth + 1), max_size=3)))
+    return Statement(keyword, args, Location("p.conf", 0), block)
+
+
+Draw = Callable[[st.SearchStrategy[Any]], Any]
+
+
+def _render(statement: Statement, draw: Draw, indent: int = 0) -> list[str]:
+    pad = " " * draw(st.integers(0, 3)) + "\t" * (indent % 2)
+    words = " ".join(a + '"' if a.startswith('"') else a for a in statement.words)
+    comment = draw(st.sampled_from(["", "  # note", "\t! note {", " #"]))
+    if statement.block is None:
+        return [pad + words + comment]
+    children = statement.block
+    if len(children) == 1 and children[0].block is None and draw(st.booleans()):
+        inner = " ".join(a + '"' if a.startswith('"') else a for a in children[0].words)
+        return [f"{pad}{words} {{ {inner} }}{comment}"]
+    if draw(st.booleans()):
+        lines = [pad + words + comment, pad + "{"]
+    else:
+        lines = [f"{pad}{words} {{{comment}"]
+    for child in children:
+        lines += _render(child, draw, indent + 1)
+        if draw(st.booleans()):
+            lines.append("")
+    lines.append(pad + "}")
+    return lines
+
+
+def _shape(statements: tuple[Statement, ...] | None) -> object:
+    if statements is None:
+        return None
+    return [(s.keyword, [a.lstrip('"') for a in s.args], _shape(s.block)) for s in statements]
+
+
+@given(st.data())
+@settings(max_examples=200, deadline=None)
+def test_any_tree_written_any_valid_way_reads_back(data: st.DataObject) -> None:
+    tree = tuple(data.draw(st.lists(_statement(), min_size=1, max_size=4)))
+    lines: list[str] = []
+    for statement in tree:
+        lines += _render(statement, data.draw)
+    parsed = parse_text("\n".join(lines) + "\n", "p.conf")
+    assert _shape(parsed.statements) == _shape(tree)
