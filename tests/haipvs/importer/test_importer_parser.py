@@ -319,7 +319,7 @@ def _shape(statements: tuple[Statement, ...] | None) -> object:
 
 
 @given(st.data())
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 def test_any_tree_written_any_valid_way_reads_back(data: st.DataObject) -> None:
     tree = tuple(data.draw(st.lists(_statement(), min_size=1, max_size=4)))
     lines: list[str] = []
