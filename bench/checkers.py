@@ -35,6 +35,7 @@ import importlib
 import ipaddress
 import logging
 import os
+import resource
 import selectors
 import signal
 import socket
@@ -84,6 +85,7 @@ def serve(addresses: Sequence[str], port: int) -> None:
     A TCP check that resets the connection before sending anything is simply
     closed. Prints "ready" once every listener is bound.
     """
+    raise_fd_limit()
     selector = selectors.DefaultSelector()
     for address in addresses:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -102,8 +104,8 @@ def serve(addresses: Sequence[str], port: int) -> None:
                 while True:
                     try:
                         conn, _ = sock.accept()
-                    except (BlockingIOError, ConnectionAbortedError):
-                        break
+                    except OSError:
+                        break  # EAGAIN, an aborted connection, or out of fds for now
                     conn.setblocking(False)
                     selector.register(conn, selectors.EVENT_READ, False)
                 continue
@@ -117,6 +119,16 @@ def serve(addresses: Sequence[str], port: int) -> None:
                 pass
             selector.unregister(sock)
             sock.close()
+
+
+def raise_fd_limit() -> None:
+    """Thousands of listeners and connections: the default soft limit is 1024."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    try:
+        # Root may raise the hard limit too (the lab guest's is the kernel's 4096).
+        resource.setrlimit(resource.RLIMIT_NOFILE, (65536, max(hard, 65536)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def start_server(
@@ -166,6 +178,7 @@ def assignments_for(
 
 async def run_checker(kind: str, addresses: Sequence[str], port: int, interval: float) -> None:
     """The measured haipvs checker process of part 1: a CheckerPool until SIGTERM."""
+    raise_fd_limit()
     CheckerPool = package("checkers").CheckerPool  # noqa: N806
 
     quiet_logs()
@@ -200,11 +213,25 @@ def passive_opens(netns: str) -> int:
     return int(tcp[1][tcp[0].index("PassiveOpens")])
 
 
-def measure(pid: int, netns: str, window: float) -> tuple[float, int]:
+def measure(
+    pid: int, netns: str, window: float, server: subprocess.Popen[bytes], expected: float
+) -> tuple[float, int]:
+    """CPU seconds of `pid` and checks the backends saw over `window` seconds.
+
+    Refuses a run where the real server died or fewer than a tenth of the
+    expected checks arrived: a ratio computed from that would be noise.
+    """
     cpu0, opens0 = cpu_seconds(pid), passive_opens(netns)
     time.sleep(window)
     cpu1, opens1 = cpu_seconds(pid), passive_opens(netns)
-    return cpu1 - cpu0, opens1 - opens0
+    checks = opens1 - opens0
+    if server.poll() is not None:
+        raise RuntimeError(f"the real server exited ({server.returncode}) during the window")
+    if checks < expected * window / 10:
+        raise RuntimeError(
+            f"only {checks} checks in {window}s, expected about {expected * window:.0f}"
+        )
+    return cpu1 - cpu0, checks
 
 
 def rss_peak_mb() -> float:
@@ -272,10 +299,7 @@ async def native_checks(
 
 
 def native_part(args: argparse.Namespace) -> dict[str, float]:
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+    raise_fd_limit()
     return asyncio.run(native_checks(args.count or 10_000, 2.0, args.warmup, args.window))
 
 
@@ -370,7 +394,7 @@ def lab_part(args: argparse.Namespace) -> dict[str, float]:
                     try:
                         checker_pid = int(wait_for_file(checker_pid_file, 60))
                         time.sleep(args.warmup)
-                        cpu, checks = measure(checker_pid, rs_ns, args.window)
+                        cpu, checks = measure(checker_pid, rs_ns, args.window, server, count)
                     finally:
                         keepalived.terminate()
                         keepalived.wait(timeout=60)
@@ -390,7 +414,7 @@ def lab_part(args: argparse.Namespace) -> dict[str, float]:
                     if checker.stdout.readline().strip() != b"ready":
                         raise RuntimeError("haipvs checker did not start")
                     time.sleep(args.warmup)
-                    cpu, checks = measure(checker.pid, rs_ns, args.window)
+                    cpu, checks = measure(checker.pid, rs_ns, args.window, server, count)
                 finally:
                     checker.terminate()
                     checker.wait(timeout=60)
