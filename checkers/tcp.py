@@ -196,14 +196,18 @@ class ProbeConnection:
                 except OSError as exc:
                     reason = os.strerror(exc.errno or 0).lower()
                     raise ConnectError(f"bind {bind_address} failed: {reason}") from None
+            err = sock.connect_ex((address, port))
         except BaseException:
             sock.close()
             raise
-        err = sock.connect_ex((address, port))
         if err not in (0, errno.EINPROGRESS):
             sock.close()
             raise ConnectError(describe_errno(err))
-        connection = cls(loop, sock, started + timeout)
+        try:
+            connection = cls(loop, sock, started + timeout)
+        except BaseException:
+            sock.close()
+            raise
         try:
             if err == errno.EINPROGRESS:
                 events = await connection.wait()
