@@ -1,0 +1,316 @@
+"""Security rules of issue 9: scripts others can change are refused (keepalived's
+enable_script_security), the status API needs a token off loopback, and the daemon
+refuses a config file others can write."""
+
+from __future__ import annotations
+
+import os
+import stat
+from ipaddress import IPv4Interface
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+import checkers
+import vrrp
+from haipvs.security import (
+    ScriptProblem,
+    UnsafeScriptError,
+    check_executable_safety,
+    path_problem,
+    resolve_command,
+    script_commands,
+    unsafe_paths,
+)
+from haipvs.status.api import ReloadOutcome, StatusApi
+from haipvs.status.snapshot import Snapshot
+from haipvs.supervisor import Supervisor, UnsafeConfigFileError, check_file_safety
+
+NOBODY = 65534
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+
+
+@pytest.fixture
+def safe_dir(tmp_path: Path) -> Path:
+    """A root-owned 0755 directory whose ancestors are safe (pytest's tmp_path is)."""
+    directory = tmp_path / "scripts"
+    directory.mkdir()
+    directory.chmod(0o755)
+    return directory
+
+
+def script(directory: Path, name: str = "notify.sh", mode: int = 0o755) -> Path:
+    path = directory / name
+    path.write_text("#!/bin/sh\nexit 0\n")
+    path.chmod(mode)
+    return path
+
+
+def tmp_path_is_safe(tmp_path: Path) -> bool:
+    return path_problem(str(script(tmp_path, "probe.sh"))) is None
+
+
+# --- scripts -------------------------------------------------------------------------------
+
+
+def test_a_root_owned_script_in_a_root_owned_directory_is_safe(safe_dir: Path) -> None:
+    if not tmp_path_is_safe(safe_dir):
+        pytest.skip("the temporary directory's ancestors are not root-owned here")
+    path = script(safe_dir)
+    assert path_problem(str(path)) is None
+    check_executable_safety(str(path))
+    assert unsafe_paths([(str(path), "MASTER")]) == []
+
+
+@pytest.mark.parametrize("mode", [0o757, 0o777, 0o702])
+def test_a_world_writable_script_is_refused(safe_dir: Path, mode: int) -> None:
+    path = script(safe_dir, mode=mode)
+    problem = path_problem(str(path))
+    assert problem == ScriptProblem(
+        str(path), str(path), f"is writable by other users (mode {mode:04o})"
+    )
+    with pytest.raises(UnsafeScriptError) as raised:
+        check_executable_safety(str(path))
+    assert raised.value.problem == problem
+    assert unsafe_paths([(str(path),)]) == [
+        f"{path}: refused: is writable by other users (mode {mode:04o})"
+    ]
+
+
+@as_root
+def test_a_group_writable_script_is_refused_unless_the_group_is_root(safe_dir: Path) -> None:
+    if not tmp_path_is_safe(safe_dir):
+        pytest.skip("the temporary directory's ancestors are not root-owned here")
+    path = script(safe_dir, mode=0o775)
+    # Group root (gid 0) may write, as in keepalived's check_security.
+    os.chown(path, 0, 0)
+    assert path_problem(str(path)) is None
+    os.chown(path, 0, NOBODY)
+    problem = path_problem(str(path))
+    assert problem is not None
+    assert problem.reason == f"is writable by group {NOBODY} (mode 0775)"
+
+
+@as_root
+def test_a_script_not_owned_by_root_is_refused(safe_dir: Path) -> None:
+    path = script(safe_dir, mode=0o755)
+    os.chown(path, NOBODY, 0)
+    problem = path_problem(str(path))
+    assert problem is not None
+    assert (problem.path, problem.reason) == (str(path), f"is owned by uid {NOBODY}, not root")
+
+
+def test_a_script_in_a_world_writable_directory_is_refused(safe_dir: Path) -> None:
+    # Anyone could replace the file: the directory is as dangerous as the file.
+    path = script(safe_dir, mode=0o755)
+    safe_dir.chmod(0o777)
+    problem = path_problem(str(path))
+    assert problem is not None
+    assert problem.path == str(safe_dir)
+    assert problem.reason == "is writable by other users (mode 0777)"
+    assert str(problem) == f"{path}: refused: {safe_dir} is writable by other users (mode 0777)"
+
+
+@as_root
+def test_a_script_in_a_directory_owned_by_another_user_is_refused(safe_dir: Path) -> None:
+    path = script(safe_dir, mode=0o755)
+    os.chown(safe_dir, NOBODY, NOBODY)
+    problem = path_problem(str(path))
+    assert problem is not None
+    assert (problem.path, problem.reason) == (str(safe_dir), f"is owned by uid {NOBODY}, not root")
+
+
+def test_a_sticky_world_writable_directory_like_tmp_is_allowed(safe_dir: Path) -> None:
+    if not tmp_path_is_safe(safe_dir):
+        pytest.skip("the temporary directory's ancestors are not root-owned here")
+    path = script(safe_dir, mode=0o755)
+    safe_dir.chmod(0o1777)
+    assert path_problem(str(path)) is None
+
+
+def test_a_script_in_a_deeper_unsafe_ancestor_is_refused(safe_dir: Path) -> None:
+    nested = safe_dir / "a" / "b"
+    nested.mkdir(parents=True)
+    nested.chmod(0o755)
+    (safe_dir / "a").chmod(0o777)
+    path = script(nested)
+    problem = path_problem(str(path))
+    assert problem is not None and problem.path == str(safe_dir / "a")
+
+
+def test_a_safe_symlink_to_an_unsafe_target_is_refused(safe_dir: Path, tmp_path: Path) -> None:
+    unsafe_dir = tmp_path / "unsafe"
+    unsafe_dir.mkdir()
+    unsafe_dir.chmod(0o777)
+    target = script(unsafe_dir, "real.sh")
+    link = safe_dir / "notify.sh"
+    link.symlink_to(target)
+    problem = path_problem(str(link))
+    assert problem is not None
+    assert problem.path == str(unsafe_dir)
+
+
+def test_a_directory_symlink_into_an_unsafe_directory_is_refused(
+    safe_dir: Path, tmp_path: Path
+) -> None:
+    unsafe_dir = tmp_path / "unsafe"
+    unsafe_dir.mkdir()
+    unsafe_dir.chmod(0o777)
+    script(unsafe_dir, "real.sh")
+    (safe_dir / "hooks").symlink_to(unsafe_dir)
+    problem = path_problem(str(safe_dir / "hooks" / "real.sh"))
+    assert problem is not None
+    assert (problem.path, problem.reason) == (
+        str(unsafe_dir), "is writable by other users (mode 0777)")
+
+
+def test_a_symlink_to_a_safe_script_is_allowed(safe_dir: Path) -> None:
+    if not tmp_path_is_safe(safe_dir):
+        pytest.skip("the temporary directory's ancestors are not root-owned here")
+    target = script(safe_dir, "real.sh")
+    link = safe_dir / "notify.sh"
+    link.symlink_to(target)
+    assert path_problem(str(link)) is None
+
+
+def test_missing_not_executable_and_directory_scripts_are_refused(safe_dir: Path) -> None:
+    missing = safe_dir / "missing.sh"
+    problem = path_problem(str(missing))
+    assert problem is not None and problem.reason.startswith("cannot be read")
+    plain = script(safe_dir, "plain.sh", mode=0o644)
+    problem = path_problem(str(plain))
+    assert problem is not None and problem.reason == "is not executable"
+    problem = path_problem(str(safe_dir))
+    assert problem is not None and problem.reason == "is not a regular file"
+
+
+def test_a_path_through_a_file_is_refused(safe_dir: Path) -> None:
+    path = script(safe_dir)
+    problem = path_problem(f"{path}/inner.sh")
+    assert problem is not None
+    assert (problem.path, problem.reason) == (str(path), "is not a directory")
+
+
+def test_bare_names_are_looked_up_in_the_scripts_fixed_path(safe_dir: Path) -> None:
+    if not tmp_path_is_safe(safe_dir):
+        pytest.skip("the temporary directory's ancestors are not root-owned here")
+    path = script(safe_dir, "haipvs-notify")
+    assert resolve_command("haipvs-notify", search_path=f"/nonexistent:{safe_dir}") == str(path)
+    assert path_problem("haipvs-notify", search_path=str(safe_dir)) is None
+    path.chmod(0o777)
+    problem = path_problem("haipvs-notify", search_path=str(safe_dir))
+    assert problem is not None and problem.path == str(path)
+    problem = path_problem("no-such-command-here", search_path=str(safe_dir))
+    assert problem is not None and problem.reason.startswith("not found in PATH")
+
+
+def test_system_commands_on_the_default_path_are_safe() -> None:
+    if not Path("/bin/true").exists():
+        pytest.skip("no /bin/true")
+    assert unsafe_paths([("true",), ("/bin/true", "x")]) == []
+
+
+def test_unsafe_paths_reports_each_command_once_in_order(safe_dir: Path) -> None:
+    first = script(safe_dir, "a.sh", mode=0o777)
+    second = script(safe_dir, "b.sh", mode=0o666)
+    messages = unsafe_paths([(str(first), "MASTER"), (str(second),), (str(first), "BACKUP"), ()])
+    assert len(messages) == 2
+    assert messages[0].startswith(f"{first}: refused: ")
+    assert messages[1].startswith(f"{second}: refused: ")
+
+
+def test_script_commands_collects_notify_track_and_exec_checks() -> None:
+    instance = vrrp.InstanceSettings(
+        name="VI_1",
+        interface="eth0",
+        vrid=51,
+        priority=100,
+        version=3,
+        advert_interval=1.0,
+        preempt=True,
+        preempt_delay=0.0,
+        vips=(vrrp.VipSpec(IPv4Interface("192.0.2.10/24")),),
+        track_scripts=(
+            vrrp.TrackScript(command=("/etc/haipvs/track.sh", "x"), interval=2.0, timeout=1.0,
+                             rise=1, fall=1, weight=0),
+        ),
+        notify=vrrp.NotifySettings(master=("/etc/haipvs/master.sh",), fault=("logger", "f")),
+    )
+    timing = checkers.Timing(interval=1.0, timeout=0.5, rise=1, fall=1)
+    exec_check = checkers.ExecCheck(timing=timing, command=("/etc/haipvs/check.sh", "--rs"))
+    tcp_check = checkers.TcpCheck(timing=timing)
+    commands = script_commands(
+        [instance], [("target", exec_check), tcp_check]
+    )
+    assert commands == [
+        ("/etc/haipvs/master.sh",),
+        ("logger", "f"),
+        ("/etc/haipvs/track.sh", "x"),
+        ("/etc/haipvs/check.sh", "--rs"),
+    ]
+
+
+# --- status API ----------------------------------------------------------------------------
+
+
+def no_snapshot() -> Snapshot:
+    raise AssertionError("the snapshot must not be read")
+
+
+async def no_reload() -> ReloadOutcome:
+    raise AssertionError("reload must not run")
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:9797", "192.0.2.1:9797", "[::]:9797",
+                                    "director.example:9797"])
+def test_status_api_refuses_a_non_loopback_bind_without_a_token(listen: str) -> None:
+    with pytest.raises(ValueError, match="api_token"):
+        StatusApi(listen, snapshot=no_snapshot, reload=no_reload)
+    with pytest.raises(ValueError, match="api_token"):
+        StatusApi(listen, snapshot=no_snapshot, reload=no_reload, token="")
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:9797", "127.0.0.53:9797", "[::1]:9797",
+                                    "localhost:9797"])
+def test_status_api_binds_loopback_without_a_token(listen: str) -> None:
+    api = StatusApi(listen, snapshot=no_snapshot, reload=no_reload)
+    assert api.port == 9797
+
+
+async def test_a_token_protected_api_answers_only_with_the_token() -> None:
+    api = StatusApi("0.0.0.0:9797", snapshot=no_snapshot, reload=no_reload, token="s3cret")
+    async with TestClient(TestServer(api.app())) as client:
+        missing = await client.get("/healthz")
+        assert missing.status == 401
+        wrong = await client.get("/healthz", headers={"Authorization": "Bearer nope"})
+        assert wrong.status == 401
+        reload = await client.post("/reload")
+        assert reload.status == 401
+        good = await client.get("/healthz", headers={"Authorization": "Bearer s3cret"})
+        assert good.status == 200
+        assert await good.text() == "ok\n"
+
+
+# --- config file ---------------------------------------------------------------------------
+
+
+def test_a_world_writable_config_file_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "haipvs.yaml"
+    config.write_text("director: {name: d1}\n")
+    config.chmod(0o644)
+    check_file_safety(str(config))
+    config.chmod(0o646)
+    with pytest.raises(UnsafeConfigFileError, match="writable by other users"):
+        check_file_safety(str(config))
+    assert stat.S_IMODE(config.stat().st_mode) == 0o646
+
+
+async def test_the_daemon_does_not_start_with_a_world_writable_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "haipvs.yaml"
+    config.write_text("director: {name: d1}\n")
+    config.chmod(0o666)
+    assert await Supervisor(str(config)).run() == 1
+    assert "writable by other users" in capsys.readouterr().err
