@@ -98,6 +98,9 @@ class BuiltTopology:
         self.topology = topology
         self.prefix = prefix
         self._created: list[str] = []
+        # One netlink socket per namespace while building: opening one inside a
+        # namespace forks a helper (pyroute2), which is slow in an emulated guest.
+        self._sockets: dict[str, IPRoute] = {}
 
     def ns(self, host: str) -> str:
         return self.prefix + host
@@ -135,7 +138,20 @@ class BuiltTopology:
 
     # building -----------------------------------------------------------------
 
+    def _socket(self, host: str) -> IPRoute:
+        if host not in self._sockets:
+            self._sockets[host] = self.iproute(host)
+        return self._sockets[host]
+
     def _build(self) -> None:
+        try:
+            self._build_all()
+        finally:
+            for ipr in self._sockets.values():
+                ipr.close()
+            self._sockets.clear()
+
+    def _build_all(self) -> None:
         names = {host.name for host in self.topology.hosts}
         for host in self.topology.hosts:
             name = self.ns(host.name)
@@ -163,38 +179,38 @@ class BuiltTopology:
             for tmp, end in ((tmp_a, link.a), (tmp_b, link.b)):
                 root.link("set", index=_index(root, tmp), net_ns_fd=self.ns(end.host))
         for tmp, end in ((tmp_a, link.a), (tmp_b, link.b)):
-            with self.iproute(end.host) as ipr:
-                index = _index(ipr, tmp)
-                ipr.link("set", index=index, ifname=end.ifname)
-                for address in end.addresses:
-                    _add_address(ipr, index, address)
-                ipr.link("set", index=index, state="up")
-
-    def _add_bridge(self, bridge: Bridge) -> None:
-        with self.iproute(bridge.host) as ipr:
-            ipr.link("add", ifname=bridge.name, kind="bridge")
-            index = _index(ipr, bridge.name)
-            for port in bridge.ports:
-                ipr.link("set", index=_index(ipr, port), master=index)
-            for address in bridge.addresses:
+            ipr = self._socket(end.host)
+            index = _index(ipr, tmp)
+            ipr.link("set", index=index, ifname=end.ifname)
+            for address in end.addresses:
                 _add_address(ipr, index, address)
             ipr.link("set", index=index, state="up")
+
+    def _add_bridge(self, bridge: Bridge) -> None:
+        ipr = self._socket(bridge.host)
+        ipr.link("add", ifname=bridge.name, kind="bridge")
+        index = _index(ipr, bridge.name)
+        for port in bridge.ports:
+            ipr.link("set", index=_index(ipr, port), master=index)
+        for address in bridge.addresses:
+            _add_address(ipr, index, address)
+        ipr.link("set", index=index, state="up")
 
     def _configure_host(self, host: Host) -> None:
         name = self.ns(host.name)
         for key, value in host.sysctls.items():
             _write_sysctl(name, key, value)
-        with self.iproute(host.name) as ipr:
-            lo = _index(ipr, "lo")
-            ipr.link("set", index=lo, state="up")
-            for address in host.loopback_addresses:
-                _add_address(ipr, lo, address)
-            for tunnel in host.tunnels:
-                if tunnel != "ipip":
-                    raise ValueError(f"unsupported tunnel {tunnel!r} (only ipip)")
-                ipr.link("set", index=_index(ipr, "tunl0"), state="up")
-            for route in host.routes:
-                _add_route(ipr, route)
+        ipr = self._socket(host.name)
+        lo = _index(ipr, "lo")
+        ipr.link("set", index=lo, state="up")
+        for address in host.loopback_addresses:
+            _add_address(ipr, lo, address)
+        for tunnel in host.tunnels:
+            if tunnel != "ipip":
+                raise ValueError(f"unsupported tunnel {tunnel!r} (only ipip)")
+            ipr.link("set", index=_index(ipr, "tunl0"), state="up")
+        for route in host.routes:
+            _add_route(ipr, route)
 
 
 @contextlib.contextmanager
