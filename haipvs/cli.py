@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
         "import-keepalived", help="translate a keepalived.conf into a haipvs YAML config"
     )
     imp.add_argument("file")
+    imp.add_argument(
+        "--config-id", default=None,
+        help="keepalived's config id (-i): selects @ID lines, as keepalived -i ID would",
+    )
     imp.set_defaults(handler=_run_import_keepalived)
     return parser
 
