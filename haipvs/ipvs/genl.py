@@ -1058,44 +1058,69 @@ def decode_service_value(msg: GenlMessage) -> Service:
 
 
 def decode_dest_value(msg: GenlMessage, service_family: Family) -> tuple[Dest, DestStats]:
-    """A GET_DEST dump reply as a model ``Dest`` and its connection counters.
+    """A GET_DEST dump reply as a model ``Dest`` and its connection counters."""
+    rec = decode_dest(msg, service_family.value)
+    dest = _make_dest(
+        rec.address,
+        rec.port,
+        forwarding_value=rec.forwarding,
+        weight=rec.weight,
+        u_thresh=rec.u_thresh,
+        l_thresh=rec.l_thresh,
+        tun_type_value=rec.tun_type,
+        tun_port=rec.tun_port,
+        tun_flags=rec.tun_flags,
+    )
+    return dest, DestStats(rec.active_conns, rec.inactive_conns, rec.persist_conns)
+
+
+def _make_dest(
+    address: bytes,
+    port: int,
+    *,
+    forwarding_value: int,
+    weight: int,
+    u_thresh: int,
+    l_thresh: int,
+    tun_type_value: int,
+    tun_port: int,
+    tun_flags: int,
+) -> Dest:
+    """The model value of a dumped dest.
 
     The tunnel fields are kept only where they mean something (TUN forwarding; the port
     only for GUE): the kernel reports them for every dest and ignores them otherwise, so
     the decoded value compares equal to the configured one.
     """
-    rec = decode_dest(msg, service_family.value)
-    forwarding = _FORWARDING.get(rec.forwarding)
+    forwarding = _FORWARDING.get(forwarding_value)
     if forwarding is None:  # unreachable: masked with IP_VS_CONN_F_FWD_MASK (0..7)
-        raise MalformedReplyError(f"forwarding method {rec.forwarding}")
+        raise MalformedReplyError(f"forwarding method {forwarding_value}")
     try:
         if forwarding is Forwarding.TUNNEL:
-            tun_type = _TUN_TYPES.get(rec.tun_type)
+            tun_type = _TUN_TYPES.get(tun_type_value)
             if tun_type is None:
-                raise MalformedReplyError(f"tunnel type {rec.tun_type}")
-            dest = Dest(
-                DestKey(_text_address(rec.address), rec.port),
-                weight=rec.weight,
+                raise MalformedReplyError(f"tunnel type {tun_type_value}")
+            return Dest(
+                DestKey(_text_address(address), port),
+                weight=weight,
                 forwarding=forwarding,
-                u_thresh=rec.u_thresh,
-                l_thresh=rec.l_thresh,
+                u_thresh=u_thresh,
+                l_thresh=l_thresh,
                 tun_type=tun_type,
-                tun_port=rec.tun_port if tun_type is TunType.GUE else 0,
-                tun_flags=TunFlags(rec.tun_flags & 0x3),
+                tun_port=tun_port if tun_type is TunType.GUE else 0,
+                tun_flags=TunFlags(tun_flags & 0x3),
             )
-        else:
-            dest = Dest(
-                DestKey(_text_address(rec.address), rec.port),
-                weight=rec.weight,
-                forwarding=forwarding,
-                u_thresh=rec.u_thresh,
-                l_thresh=rec.l_thresh,
-            )
+        return Dest(
+            DestKey(_text_address(address), port),
+            weight=weight,
+            forwarding=forwarding,
+            u_thresh=u_thresh,
+            l_thresh=l_thresh,
+        )
     except ValueError as exc:
         if isinstance(exc, MalformedReplyError):
             raise
         raise MalformedReplyError(f"real server the model refuses: {exc}") from exc
-    return dest, DestStats(rec.active_conns, rec.inactive_conns, rec.persist_conns)
 
 
 # --------------------------------------------------------------------------
@@ -1113,17 +1138,10 @@ def decode_dest_value(msg: GenlMessage, service_family: Family) -> tuple[Dest, D
 # newer kernel) is still decoded correctly, only without the shortcut.
 
 _DEST_CONFIG_SIZE = 84
-_DEST_CONFIG_LAYOUT = (
-    (20, DestAttr.ADDR),
-    (6, DestAttr.PORT),
-    (8, DestAttr.FWD_METHOD),
-    (8, DestAttr.WEIGHT),
-    (5, DestAttr.TUN_TYPE),
-    (6, DestAttr.TUN_PORT),
-    (6, DestAttr.TUN_FLAGS),
-    (8, DestAttr.U_THRESH),
-    (8, DestAttr.L_THRESH),
-)
+# ADDR, PORT, FWD_METHOD, WEIGHT, TUN_TYPE, TUN_PORT, TUN_FLAGS, U_THRESH, L_THRESH: the
+# header (length, type) of each, as _DEST_CONFIG below unpacks them (every third value).
+_DEST_CONFIG_LENGTHS = (20, 6, 8, 8, 5, 6, 6, 8, 8)
+_DEST_CONFIG_TYPES = (1, 2, 3, 4, 13, 14, 15, 5, 6)
 _DEST_COUNTERS = struct.Struct("=HHIHHIHHIHHH")  # ACTIVE, INACT, PERSIST conns; ADDR_FAMILY
 _DEST_COUNTER_HEADERS = (
     8,
@@ -1159,16 +1177,34 @@ class DumpPart(Generic[RowT]):
     malformed: int
 
 
-def _has_dest_layout(data: bytes, start: int, end: int) -> bool:
-    if end - start < _DEST_CONFIG_SIZE:
-        return False
-    offset = start
-    for length, attr_type in _DEST_CONFIG_LAYOUT:
-        got_length, got_type = _NLA.unpack_from(data, offset)
-        if got_length != length or got_type & NLA_TYPE_MASK != attr_type:
-            return False
-        offset += (length + 3) & ~3
-    return offset - start == _DEST_CONFIG_SIZE
+def _decode_dest_layout(data: bytes, start: int) -> tuple[Dest, DestStats] | None:
+    """Decode a dest nest laid out as ip_vs_genl_fill_dest writes it with two unpacks,
+    or None when the layout differs (then the attribute walk decodes it)."""
+    v = _DEST_CONFIG.unpack_from(data, start)
+    if v[0::3] != _DEST_CONFIG_LENGTHS or v[1::3] != _DEST_CONFIG_TYPES:
+        return None
+    c = _DEST_COUNTERS.unpack_from(data, start + _DEST_CONFIG_SIZE)
+    if (c[0], c[1], c[3], c[4], c[6], c[7], c[9], c[10]) != _DEST_COUNTER_HEADERS:
+        return None
+    af = c[11]
+    if af == AF_INET:
+        address = v[2][:4]
+    elif af == AF_INET6:
+        address = v[2]
+    else:
+        raise MalformedReplyError(f"real server of address family {af}")
+    dest = _make_dest(
+        address,
+        _BE16.unpack(v[5])[0],
+        forwarding_value=v[8] & CONN_F_FWD_MASK,
+        weight=v[11],
+        u_thresh=v[23],
+        l_thresh=v[26],
+        tun_type_value=v[14],
+        tun_port=_BE16.unpack(v[17])[0],
+        tun_flags=v[20],
+    )
+    return dest, DestStats(c[2], c[5], c[8])
 
 
 def decode_dest_dump(
@@ -1216,22 +1252,30 @@ def decode_dest_dump(
                             continue
                 if length < 20:
                     malformed += 1
-                else:
-                    msg = GenlMessage(
-                        msg_seq, msg_type, flags, data[offset + 16], data, offset + 20, end
+                    offset = (end + 3) & ~3
+                    continue
+                try:
+                    known = (
+                        _decode_dest_layout(data, start)
+                        if length >= _FAST_DEST_MIN and data[offset + 16] == IpvsCmd.NEW_DEST
+                        else None
                     )
-                    try:
+                    if known is not None:
+                        dest, stats = known
+                        memo[data[start : start + _DEST_CONFIG_SIZE]] = (
+                            dest.key.family.value,
+                            dest,
+                        )
+                    else:  # another layout: attribute by attribute, not memoised
+                        msg = GenlMessage(
+                            msg_seq, msg_type, flags, data[offset + 16], data, offset + 20, end
+                        )
                         dest, stats = decode_dest_value(msg, service_family)
-                    except MalformedReplyError:
-                        malformed += 1
-                    else:
-                        if _has_dest_layout(data, start, end):
-                            memo[data[start : start + _DEST_CONFIG_SIZE]] = (
-                                dest.key.family.value,
-                                dest,
-                            )
-                        has = stats.active_conns or stats.inactive_conns or stats.persist_conns
-                        rows.append((dest, stats if has else None))
+                except MalformedReplyError:
+                    malformed += 1
+                else:
+                    has = stats.active_conns or stats.inactive_conns or stats.persist_conns
+                    rows.append((dest, stats if has else None))
             elif msg_type == NLMSG_DONE:
                 done = True
             elif msg_type == NLMSG_ERROR:

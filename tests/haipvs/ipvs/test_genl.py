@@ -1129,3 +1129,32 @@ def test_same_bytes_as_pyroute2_ipvsservice_and_ipvsdest() -> None:
     dest = Dest(DestKey("10.0.0.11", 8443), weight=5, forwarding=Forwarding.DROUTE, u_thresh=9)
     assert genl.encode_op(FAMILY, 1, AddService(service)) == theirs_service
     assert genl.encode_op(FAMILY, 2, AddDest(key, dest)) == theirs_dest
+
+
+@given(
+    st.lists(st.binary(min_size=0, max_size=260), min_size=1, max_size=4),
+    st.sampled_from([IpvsCmd.NEW_DEST, IpvsCmd.NEW_SERVICE, 0]),
+)
+def test_dump_decoders_drop_garbage_messages(bodies: list[bytes], cmd: int) -> None:
+    # Each message has sound framing and a garbage body: it is counted, never raised.
+    datagram = b"".join(
+        genl.encode_request(FAMILY, cmd, NLM_F_MULTI, 1, body.ljust((len(body) + 3) & ~3, b"\0"))
+        for body in bodies
+    )
+    dests = genl.decode_dest_dump(
+        datagram, family_id=FAMILY, seq=1, service_family=Family.INET, memo={}
+    )
+    services = genl.decode_service_dump(datagram, family_id=FAMILY, seq=1, memo={})
+    assert len(dests.rows) + dests.malformed == len(bodies)
+    assert len(services.rows) + services.malformed == len(bodies)
+
+
+@given(model_dests())
+def test_dump_memo_key_of_a_layout_decoded_dest_is_its_seed(dest: Dest) -> None:
+    # The memo learned from a kernel-layout reply and the seed the adapter writes after
+    # programming the dest are the same entry.
+    af = dest.key.family.value
+    datagram = kernel_reply(IpvsCmd.NEW_DEST, with_counters(genl.dest_memo_key(dest), af, 0, 0, 0))
+    memo: genl.DestMemo = {}
+    genl.decode_dest_dump(datagram, family_id=FAMILY, seq=1, service_family=Family.INET, memo=memo)
+    assert list(memo) == [genl.dest_memo_key(dest)]
