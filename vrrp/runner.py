@@ -261,10 +261,7 @@ class InstanceRunner:
             self._faults[source] = reason
         else:
             self._faults.pop(source, None)
-        if self._faults:
-            summary = "; ".join(f"{src.value}: {why}" for src, why in self._faults.items())
-        else:
-            summary = f"{source.value}: {reason}" if reason else source.value
+        summary = self._fault_summary() or (f"{source.value}: {reason}" if reason else source.value)
 
         def fault_input(now: float) -> tuple[Action, ...]:
             return self.machine.set_fault(bool(self._faults), summary, now)
@@ -284,6 +281,10 @@ class InstanceRunner:
             return
         await self.set_fault(FaultSource.sync_group, True, reason)
         await self.set_fault(FaultSource.sync_group, False, reason)
+
+    def _fault_summary(self) -> str:
+        """Every fault still held, as the reason the machine logs (empty: none)."""
+        return "; ".join(f"{source.value}: {why}" for source, why in self._faults.items())
 
     def _priority_input(self, now: float) -> tuple[Action, ...]:
         if self._sync_hold is not None:
@@ -309,15 +310,7 @@ class InstanceRunner:
                 # A socket that cannot be read is a fault like any IO failure;
                 # try again once the fault hold has passed.
                 async with self._lock:
-                    self.counters.io_errors += 1
-                    log.error(
-                        "vrrp.io.failed",
-                        vrid=self._settings.vrid,
-                        iface=self._settings.interface,
-                        op=exc.op,
-                        errno=exc.errno,
-                        action="receive",
-                    )
+                    self._io_failed(exc, "receive")
                     if FaultSource.io not in self._faults:
                         await self._enter_io_fault(exc)
                     self._rearm()
@@ -397,28 +390,29 @@ class InstanceRunner:
             try:
                 await self._execute_one(action)
             except VrrpIoError as exc:
-                self.counters.io_errors += 1
                 if isinstance(action, SendAdvert):
                     self.counters.send_errors += 1
-                log.error(
-                    "vrrp.io.failed",
-                    vrid=self._settings.vrid,
-                    iface=self._settings.interface,
-                    op=exc.op,
-                    errno=exc.errno,
-                    action=type(action).__name__,
-                )
+                self._io_failed(exc, type(action).__name__)
                 failure = failure or exc
         if failure is not None and FaultSource.io not in self._faults:
             await self._enter_io_fault(failure)
 
+    def _io_failed(self, exc: VrrpIoError, action: str) -> None:
+        self.counters.io_errors += 1
+        log.error(
+            "vrrp.io.failed",
+            vrid=self._settings.vrid,
+            iface=self._settings.interface,
+            op=exc.op,
+            errno=exc.errno,
+            action=action,
+        )
+
     async def _enter_io_fault(self, failure: VrrpIoError) -> None:
-        reason = f"{failure.op} errno={failure.errno}"
-        self._faults[FaultSource.io] = reason
-        summary = "; ".join(f"{src.value}: {why}" for src, why in self._faults.items())
+        self._faults[FaultSource.io] = f"{failure.op} errno={failure.errno}"
         # Inside the lock already: call the machine directly. Failures while
         # releasing (priority-0 advert on a dead link) are logged, not re-faulted.
-        await self._execute(self.machine.set_fault(True, summary, self._now()))
+        await self._execute(self.machine.set_fault(True, self._fault_summary(), self._now()))
         loop = self._running_loop()
         if self._io_fault_timer is not None:
             self._io_fault_timer.cancel()
