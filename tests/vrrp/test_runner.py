@@ -10,7 +10,7 @@ import asyncio
 import errno
 import threading
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, ip_interface
+from ipaddress import IPv4Address, IPv6Address, ip_interface
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,7 @@ from vrrp.fake import (
     RecordingAnnouncer,
 )
 from vrrp.machine import State, Transition, TransitionReason, VrrpMachine, build_advert
-from vrrp.packet import VRRP_MULTICAST_V4, decode_advert, encode_advert
+from vrrp.packet import VRRP_MULTICAST_V4, VRRP_MULTICAST_V6, decode_advert, encode_advert
 from vrrp.ports import VrrpIoError
 from vrrp.runner import FaultSource, InstanceRunner, InstanceStatus, SyncGroup, VrrpService
 from vrrp.settings import InstanceSettings, NotifySettings, TrackInterface, VipSpec
@@ -100,7 +100,7 @@ def now() -> float:
 
 def make_node(
     segment: FakeSegment,
-    address: IPv4Address,
+    address: IPv4Address | IPv6Address,
     settings: InstanceSettings,
     addresses: FakeVipAddresses | None = None,
 ) -> Node:
@@ -522,3 +522,47 @@ def test_service_start_reports_a_failing_port() -> None:
 def test_service_refuses_two_instances_with_one_identity() -> None:
     with pytest.raises(ValueError, match="share interface, vrid and family"):
         VrrpService([fast_instance(100), instance(100, name="OTHER")])
+
+
+async def test_unicast_pair_sends_to_the_peer_and_drops_strangers(segment: FakeSegment) -> None:
+    stranger = IPv4Address("198.51.100.66")
+    a = make_node(segment, A_ADDR, instance(150, unicast_peers=(B_ADDR,)))
+    b = make_node(segment, B_ADDR, instance(100, unicast_peers=(A_ADDR,)))
+    a.start()
+    b.start()
+    await a.wait_for(State.MASTER)
+    await asyncio.sleep(2)
+    assert {advert.destination for advert in segment.sent_by(A_ADDR)} == {B_ADDR}
+    # A stranger speaking to B with a winning priority is not a peer: dropped.
+    winning = encode_advert(build_advert(instance(200), 200), stranger, B_ADDR)
+    segment.inject(winning, stranger, B_ADDR)
+    await asyncio.sleep(0.1)
+    assert b.runner.counters.dropped[DropReason.not_a_peer] == 1
+    await a.crash()
+    last = segment.sent_by(A_ADDR)[-1].at
+    at = await b.wait_for(State.MASTER)
+    assert last is not None and at - last == master_down_interval(100, 1.0, 3)
+    assert {advert.destination for advert in segment.sent_by(B_ADDR)} == {A_ADDR}
+    await b.runner.stop()
+
+
+async def test_ipv6_pair_fails_over_on_the_fake_segment(segment: FakeSegment) -> None:
+    vip6 = ip_interface("2001:db8::10/64")
+    a_ll, b_ll = IPv6Address("fe80::1"), IPv6Address("fe80::2")
+    a = make_node(segment, a_ll, instance(150, vips=(VipSpec(vip6),), advert_interval=0.1))
+    b = make_node(segment, b_ll, instance(100, vips=(VipSpec(vip6),), advert_interval=0.1))
+    a.start()
+    b.start()
+    await a.wait_for(State.MASTER)
+    await asyncio.sleep(1)
+    assert {advert.destination for advert in segment.sent} == {VRRP_MULTICAST_V6}
+    await a.crash()
+    last = segment.sent_by(a_ll)[-1].at
+    at = await b.wait_for(State.MASTER)
+    assert last is not None
+    # Exact to looptime's clock resolution (1 us): 0.3609375 s is not a whole number of it.
+    assert at - last == pytest.approx(master_down_interval(100, 0.1, 3), abs=1e-6)
+    assert b.addresses.held("eth0") == (vip6,)
+    await asyncio.sleep(0.1)  # the announce burst runs beside the runner
+    assert next(a.vips for a in b.announcer.announcements) == (vip6,)
+    await b.runner.stop()
