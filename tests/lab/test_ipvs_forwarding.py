@@ -39,9 +39,11 @@ from haipvs.ipvs.model import (
     DestKey,
     Forwarding,
     Op,
+    SchedFlags,
     Service,
     ServiceKey,
     UpdateDest,
+    UpdateService,
 )
 from haipvs.ipvs.netlink import NetlinkIpvsKernel
 from haipvs.lab.servers import start_real_server
@@ -359,3 +361,83 @@ async def test_drained_dest_keeps_its_connection_until_it_closes(prefix: str) ->
                 holder.kill()
                 holder.wait()
             await kernel.close()
+
+
+async def test_persistence_keeps_a_client_on_one_real_server(prefix: str) -> None:
+    async with lab_network(NAT, prefix) as net:
+        kernel = NetlinkIpvsKernel(netns=net.ns("dir"))
+        await kernel.open()
+        try:
+            ops: list[Op] = [
+                AddService(Service(WEB, scheduler="rr", persistence_timeout=60)),
+                AddDest(WEB, Dest(RS1)),
+                AddDest(WEB, Dest(RS2)),
+            ]
+            assert await kernel.apply_many(ops) == [None, None, None]
+            # rr alone would alternate; the persistence template pins the client.
+            answers = {fetch(net, VIP) for _ in range(4)}
+            assert len(answers) == 1
+            pinned = RS1 if answers == {"rs1"} else RS2
+            actual = await kernel.dump()
+            assert actual.stats_of(WEB, pinned).persist_conns == 1
+            listing = net.run("dir", ["ipvsadm", "-Ln", "--persistent-conn"]).stdout
+            row = next(line.split() for line in listing.splitlines() if str(pinned) in line)
+            assert row[-3] == "1"  # PersistConn column
+        finally:
+            await kernel.close()
+
+
+def _udp_names(net: BuiltTopology, count: int) -> list[str]:
+    """``count`` datagrams from one client socket to VIP:53; the names that answered."""
+    code = (
+        "import socket\n"
+        "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(5)\n"
+        f"for _ in range({count}):\n"
+        f"    s.sendto(b'q',('{VIP}',53)); print(s.recvfrom(100)[0].decode().strip())\n"
+    )
+    result = net.run("client", [sys.executable, "-c", code], check=False)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def _udp_responder(net: BuiltTopology, host: str) -> subprocess.Popen[bytes]:
+    """Answers every datagram on port 53 with the host's name.
+
+    (haipvs/lab/servers.py's UDP listener asserts its transport is an
+    asyncio.DatagramTransport, which CPython 3.11's selector transport is not, so it never
+    answers; this plain-socket loop stands in for it.)
+    """
+    code = (
+        "import socket,sys\n"
+        "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(('0.0.0.0',53))\n"
+        "print('ready',flush=True)\n"
+        "while True:\n"
+        "    data,peer=s.recvfrom(100); s.sendto(sys.argv[1].encode(),peer)\n"
+    )
+    process = net.popen(host, [sys.executable, "-c", code, host], stdout=subprocess.PIPE)
+    assert process.stdout is not None
+    assert select.select([process.stdout], [], [], 30)[0], f"no UDP responder in {host}"
+    assert process.stdout.readline().strip() == b"ready"
+    return process
+
+
+async def test_udp_with_and_without_one_packet_scheduling(prefix: str) -> None:
+    dns = ServiceKey.udp(VIP, 53)
+    dests = [Dest(DestKey("10.0.0.11", 53)), Dest(DestKey("10.0.0.12", 53))]
+    async with lab_network(NAT, prefix) as net:
+        responders = [_udp_responder(net, host) for host in ("rs1", "rs2")]
+        kernel = await program(net, service_ops(dns, dests))
+        try:
+            # One client socket is one IPVS connection: every datagram goes to one server.
+            assert len(set(_udp_names(net, 4))) == 1
+            # One-packet scheduling (ipvsadm -o) schedules each datagram on its own.
+            await kernel.apply(
+                UpdateService(Service(dns, scheduler="rr", flags=SchedFlags(one_packet=True)))
+            )
+            names = _udp_names(net, 4)
+            assert sorted(names) == ["rs1", "rs1", "rs2", "rs2"]
+        finally:
+            await kernel.close()
+            for responder in responders:
+                responder.kill()
+                responder.wait()
