@@ -203,7 +203,7 @@ class LinuxAdvertLink:
                     source=sender,
                     destination=VRRP_MULTICAST_V4,
                     ttl=0,
-                    header_error=str(exc),
+                    header_error=exc,
                 )
             return ReceivedAdvert(payload, source, destination, ttl)
         # IPv6 raw sockets deliver the payload only; the hop limit and the

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from typing import Protocol, runtime_checkable
 
-from vrrp.errors import VrrpError
+from vrrp.errors import MalformedAdvert, VrrpError
 from vrrp.settings import InstanceSettings
 
 __all__ = [
@@ -64,14 +64,14 @@ class ReceivedAdvert:
     the link); ``ttl`` is the IPv4 TTL or the IPv6 hop limit, which the runner
     checks against 255 (RFC 5798 §7.1, RFC 3768 §7.1) so that the fake and the
     real link are held to the same rule. ``header_error`` is set when the link
-    could not even read the IP header: the runner counts it as a drop.
+    could not even read the IP header: the runner counts it under its reason.
     """
 
     payload: bytes
     source: IPAddress
     destination: IPAddress
     ttl: int
-    header_error: str = ""
+    header_error: MalformedAdvert | None = None
 
 
 class AdvertLink(Protocol):

@@ -328,8 +328,8 @@ class InstanceRunner:
         self.counters.adverts_received += 1
         now = self._now()
         try:
-            if received.header_error:
-                raise MalformedAdvert(DropReason.truncated, received.header_error)
+            if received.header_error is not None:
+                raise received.header_error
             # RFC 5798 §7.1 / RFC 3768 §7.1: TTL / hop limit must be 255.
             check_ttl(received.ttl)
             advert = decode_advert(received.payload, received.source, received.destination)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from vrrp.errors import DropReason
+from vrrp.errors import DropReason, MalformedAdvert
 from vrrp.fake import (
     FakeAdvertLink,
     FakeLinkMonitor,
@@ -27,7 +27,7 @@ from vrrp.fake import (
 )
 from vrrp.machine import State, Transition, TransitionReason, VrrpMachine, build_advert
 from vrrp.packet import VRRP_MULTICAST_V4, VRRP_MULTICAST_V6, decode_advert, encode_advert
-from vrrp.ports import VrrpIoError
+from vrrp.ports import ReceivedAdvert, VrrpIoError
 from vrrp.runner import FaultSource, InstanceRunner, InstanceStatus, SyncGroup, VrrpService
 from vrrp.settings import InstanceSettings, NotifySettings, TrackInterface, VipSpec
 from vrrp.timing import master_down_interval, skew_time
@@ -566,3 +566,15 @@ async def test_ipv6_pair_fails_over_on_the_fake_segment(segment: FakeSegment) ->
     await asyncio.sleep(0.1)  # the announce burst runs beside the runner
     assert next(a.vips for a in b.announcer.announcements) == (vip6,)
     await b.runner.stop()
+
+
+async def test_unreadable_ip_header_is_counted_under_its_reason(segment: FakeSegment) -> None:
+    a = make_node(segment, A_ADDR, instance(150))
+    a.start()
+    await asyncio.sleep(0.5)
+    broken = MalformedAdvert(DropReason.bad_length, "IHL 8 octets, total length 4")
+    stranger = IPv4Address("198.51.100.66")
+    a.link.deliver(ReceivedAdvert(b"", stranger, VRRP_MULTICAST_V4, 0, header_error=broken))
+    await asyncio.sleep(0.1)
+    assert dict(a.runner.counters.dropped) == {DropReason.bad_length: 1}
+    await a.runner.stop()
