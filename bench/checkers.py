@@ -16,9 +16,14 @@ rss_mb=MB ...`:
    checks: schedule lateness p99 (the pool's own samples: probe start minus its
    deadline) and the process's peak RSS.
 
+Also reported: `probes`, the CPU per check of checkers/tcp.py and checkers/http.py
+against loop.sock_connect, asyncio.open_connection and aiohttp on one loopback server
+(why the probes are hand-rolled).
+
 Usage:
     .venv/bin/python bench/checkers.py            # both parts (part 1 via `haipvs lab run`)
     .venv/bin/python bench/checkers.py native     # part 2 only
+    .venv/bin/python bench/checkers.py probes     # probe cost comparison only
     .venv/bin/haipvs lab run -- .venv/bin/python bench/checkers.py lab   # part 1 only
 
 The real servers here are a lean selectors loop in their own process (accept, answer
@@ -42,7 +47,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -303,6 +308,79 @@ def native_part(args: argparse.Namespace) -> dict[str, float]:
     return asyncio.run(native_checks(args.count or 10_000, 2.0, args.warmup, args.window))
 
 
+# -- probe cost alone: ours against the stdlib and aiohttp ----------------------
+
+
+async def probe_costs(checks: int, concurrency: int) -> dict[str, float]:
+    """CPU per check (user+sys, this process) of each way to probe one loopback server.
+
+    Why tcp.py and http.py are hand-rolled: the same checks through
+    loop.sock_connect, asyncio.open_connection and aiohttp's client.
+    """
+    import aiohttp
+
+    tcp = package("checkers.tcp")
+    http = package("checkers.http")
+    port = 18081
+    server = start_server((), [f"127.0.0.1/1:{port}"])
+    loop = asyncio.get_running_loop()
+
+    async def sock_connect() -> None:
+        sock = socket.socket()
+        sock.setblocking(False)
+        try:
+            async with asyncio.timeout(1.0):
+                await loop.sock_connect(sock, ("127.0.0.1", port))
+        finally:
+            sock.close()
+
+    async def open_connection() -> None:
+        async with asyncio.timeout(1.0):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.close()
+
+    async def measure_cost(probe: Callable[[], Awaitable[object]]) -> float:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one() -> object:
+            async with gate:
+                return await probe()
+
+        await asyncio.gather(*(one() for _ in range(200)))  # warm caches
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        results = await asyncio.gather(*(one() for _ in range(checks)))
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        failed = [r for r in results if getattr(r, "ok", True) is False]
+        if failed:
+            raise RuntimeError(f"{len(failed)} probes failed: {failed[0]}")
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        return cpu / checks * 1e6
+
+    try:
+        costs = {
+            "probe_tcp_us": await measure_cost(lambda: tcp.check_tcp("127.0.0.1", port, 1.0)),
+            "probe_sock_connect_us": await measure_cost(sock_connect),
+            "probe_open_connection_us": await measure_cost(open_connection),
+            "probe_http_us": await measure_cost(lambda: http.check_http("127.0.0.1", port, 1.0)),
+        }
+        connector = aiohttp.TCPConnector(force_close=True, limit=0)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            url = f"http://127.0.0.1:{port}/"
+            timeout = aiohttp.ClientTimeout(total=1.0)
+
+            async def aiohttp_get() -> None:
+                async with session.get(url, timeout=timeout) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise RuntimeError(f"status {response.status}")
+
+            costs["probe_aiohttp_us"] = await measure_cost(aiohttp_get)
+    finally:
+        server.terminate()
+        server.wait()
+    return costs
+
+
 # -- part 1: lab --------------------------------------------------------------
 
 KEEPALIVED_HEADER = """global_defs {
@@ -454,7 +532,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "part", nargs="?", default="all", choices=("all", "native", "lab", "serve", "checker")
+        "part",
+        nargs="?",
+        default="all",
+        choices=("all", "native", "probes", "lab", "serve", "checker"),
     )
     parser.add_argument("rest", nargs="*")
     parser.add_argument(
@@ -484,8 +565,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.part == "lab":
         print(format_part("lab", lab_part(args)), flush=True)
         return 0
+    if args.part == "probes":
+        print(format_part("probes", asyncio.run(probe_costs(20_000, 50))), flush=True)
+        return 0
 
     values: dict[str, str] = {}
+    probes = subprocess.run(
+        [sys.executable, __file__, "probes"], capture_output=True, text=True, check=False
+    )
     native = subprocess.run(
         [sys.executable, __file__, "native"], capture_output=True, text=True, check=False
     )
@@ -505,7 +592,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         text=True,
         check=False,
     )
-    for run in (native, lab):
+    for run in (probes, native, lab):
         sys.stderr.write(run.stderr)
         for line in run.stdout.splitlines():
             print(line)
