@@ -11,6 +11,8 @@ Figures (medians of 3, same boot, same rules):
   against ``ipvsadm -R`` fed the equivalent rules; the table is flushed between runs and each
   build is checked (service and dest counts from ``ipvsadm -Sn``).
 * no-op compare: ``dump()`` + ``plan_changes`` -> zero ops, against ``ipvsadm -Ln``.
+  ``adopt_s`` / ``adopt_ratio``: the same with a fresh adapter (empty dump memo), as at
+  start-up.
 * one changed weight, through ``IpvsProgrammer`` (its ``run()`` loop on this kernel): a
   slow-start factor on one real server is one health update; the figures are the ops of that
   sync and the milliseconds from ``update_health()`` to the programmer's event for the acked
@@ -241,6 +243,18 @@ async def _bench(services: int, dests: int, runs: int) -> dict[str, float]:
                 flush=True,
             )
 
+        # Start-up adoption: a fresh adapter (empty dump memo) compares the same table.
+        adopt: list[float] = []
+        for run in range(runs):
+            async with NetlinkIpvsKernel(netns=NETNS) as fresh:
+                started = time.perf_counter()
+                actual = await fresh.dump()
+                ops = plan_changes(desired, actual, owned)
+                adopt.append(time.perf_counter() - started)
+            if ops:
+                raise RuntimeError(f"adoption planned {len(ops)} ops")
+            print(f"# adoption run {run + 1}: fresh adapter {adopt[-1]:.3f}s", flush=True)
+
         # For comparison: the same kind of change with a full dump + plan in front (what the
         # periodic drift check costs), straight on the kernel port.
         change_dump_ms: list[float] = []
@@ -278,6 +292,7 @@ async def _bench(services: int, dests: int, runs: int) -> dict[str, float]:
     out["cold_s"] = statistics.median(ours_cold)
     out["ipvsadm_restore_s"] = statistics.median(theirs_cold)
     out["noop_s"] = statistics.median(ours_noop)
+    out["adopt_s"] = statistics.median(adopt)
     out["ipvsadm_list_s"] = statistics.median(theirs_noop)
     out["one_change_ops"] = statistics.median(change_ops)
     out["one_change_ms"] = statistics.median(change_ms)
@@ -308,6 +323,8 @@ def main() -> int:
         f" cold_s={figures['cold_s']:.3f} ipvsadm_restore_s={figures['ipvsadm_restore_s']:.3f}"
         f" noop_s={figures['noop_s']:.3f} ipvsadm_list_s={figures['ipvsadm_list_s']:.3f}"
         f" one_change_dump_ms={figures['one_change_dump_ms']:.1f}"
+        f" adopt_ratio={figures['adopt_s'] / figures['ipvsadm_list_s']:.2f}"
+        f" adopt_s={figures['adopt_s']:.3f}"
         f" services={args.services} dests={args.services * args.dests}",
         flush=True,
     )
