@@ -12,7 +12,10 @@ Rules kept here:
 - The program runs in its own session, hence its own process group; at the
   deadline the whole group gets SIGKILL (a shell script's children included,
   as keepalived's misc_timeout kills the checker's process group), and the
-  program is reaped before the probe returns.
+  program is reaped before the probe returns (on cancellation, as soon as it
+  is gone).
+- Its exit is watched through a pidfd (Linux 5.3+) registered in the event loop:
+  no child-watcher thread, pipe or transport per check.
 - Exit status: 0 = up. With `dynamic_weight` (keepalived misc_dynamic):
   1 = down, 2..255 = up with weight = status - 2; 0 = up with the configured
   weight (ProbeResult.weight None). Without it any non-zero status is down.
@@ -58,6 +61,41 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
+async def _exited(loop: asyncio.AbstractEventLoop, pidfd: int, deadline: float | None) -> bool:
+    """Wait until the process behind `pidfd` exits (True) or `deadline` passes (False)."""
+    fut: asyncio.Future[bool] = loop.create_future()
+
+    def on_exit() -> None:
+        if not fut.done():
+            fut.set_result(True)
+
+    def on_deadline() -> None:
+        if not fut.done():
+            fut.set_result(False)
+
+    loop.add_reader(pidfd, on_exit)
+    timer = loop.call_at(deadline, on_deadline) if deadline is not None else None
+    try:
+        return await fut
+    finally:
+        loop.remove_reader(pidfd)
+        if timer is not None:
+            timer.cancel()
+
+
+def _reap_later(
+    loop: asyncio.AbstractEventLoop, pidfd: int, process: subprocess.Popen[bytes]
+) -> None:
+    """Reap a killed process once it is gone, without waiting for it here; owns `pidfd`."""
+
+    def on_exit() -> None:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        process.wait()  # it has exited: returns at once
+
+    loop.add_reader(pidfd, on_exit)
+
+
 async def check_exec(
     command: tuple[str, ...],
     timeout: float,  # noqa: ASYNC109 - the probe enforces its own deadline (see header)
@@ -75,8 +113,12 @@ async def check_exec(
     if port is not None:
         env["HAIPVS_RS_PORT"] = str(port)
     try:
-        process = await asyncio.create_subprocess_exec(
-            *command,
+        # The program's exit is watched through a pidfd (Linux 5.3+) in the event
+        # loop: no child-watcher thread per check, no pipes, no transport.
+        # Popen returns once the child is exec'd (it never waits for the program);
+        # asyncio.create_subprocess_exec makes this same call.
+        process = subprocess.Popen(  # noqa: ASYNC220
+            command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -88,21 +130,27 @@ async def check_exec(
         detail = f"exec {command[0]} failed: {(exc.strerror or str(exc)).lower()}"
         return ProbeResult(ok=False, detail=detail, latency=loop.time() - started)
 
+    # Not reaped yet, so the pid is still ours: pidfd_open cannot race a reuse.
+    pidfd = os.pidfd_open(process.pid)
     try:
-        async with asyncio.timeout_at(started + timeout):
-            status = await process.wait()
-    except TimeoutError:
-        _kill_group(process.pid)
-        await process.wait()
-        return ProbeResult(
-            ok=False,
-            detail=f"killed after timeout {describe_timeout(timeout)}",
-            latency=loop.time() - started,
-        )
+        if not await _exited(loop, pidfd, started + timeout):
+            _kill_group(process.pid)
+            await _exited(loop, pidfd, None)
+            process.wait()
+            return ProbeResult(
+                ok=False,
+                detail=f"killed after timeout {describe_timeout(timeout)}",
+                latency=loop.time() - started,
+            )
     except asyncio.CancelledError:
         # The pool stopped or the check was removed: leave no process behind.
         _kill_group(process.pid)
-        await asyncio.shield(process.wait())
+        _reap_later(loop, pidfd, process)
         raise
+    except BaseException:
+        os.close(pidfd)
+        raise
+    os.close(pidfd)
+    status = process.wait()  # it has exited: returns at once
     ok, detail, weight = verdict_from_status(status, dynamic_weight=dynamic_weight)
     return ProbeResult(ok=ok, detail=detail, latency=loop.time() - started, weight=weight)

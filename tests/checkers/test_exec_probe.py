@@ -120,3 +120,31 @@ async def test_run_probe_dispatches_an_exec_check() -> None:
     check = ExecCheck(timing, (SH, "-c", "exit $((HAIPVS_RS_PORT - 75))"), dynamic_weight=True)
     result = await run_probe(check, Target(IPv4Address("10.0.0.11"), 80))
     assert (result.ok, result.weight) == (True, 3)
+
+
+async def test_cancelled_check_kills_and_reaps_its_program(tmp_path: Path) -> None:
+    fifo = tmp_path / "started"
+    os.mkfifo(fifo)
+    task = asyncio.ensure_future(check_exec((SH, "-c", f"echo $$ > {fifo}; exec sleep 60"), 30.0))
+    # The program announces its pid through the fifo: read it as it arrives.
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    loop = asyncio.get_running_loop()
+    announced: asyncio.Future[int] = loop.create_future()
+    received = bytearray()
+
+    def on_readable() -> None:
+        received.extend(os.read(reader, 64))
+        if received.endswith(b"\n") and not announced.done():
+            announced.set_result(int(received))
+
+    loop.add_reader(reader, on_readable)
+    try:
+        async with asyncio.timeout(10):  # a hang guard only
+            pid = await announced
+    finally:
+        loop.remove_reader(reader)
+        os.close(reader)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await _wait_gone(pid)
