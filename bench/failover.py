@@ -20,8 +20,8 @@ successful answers around the event (``answer_gap``); the send-time gap of
 ``haipvs.lab.client.outages()`` is printed too, per trial.
 
 The last line is ``RESULT ...`` with the medians, the haipvs/keepalived ratios
-and, for reference, the RFC expectations (crash: master-down interval to
-master-down + one advert interval; graceful: skew time).
+and, for reference, the RFC expectations (crash: Master_Down_Interval minus
+0..1 advert interval; graceful: Skew_Time).
 """
 
 from __future__ import annotations
@@ -66,8 +66,10 @@ class Scenario:
     def expected(self) -> str:
         backup = 100
         if self.crash:
-            low = master_down_interval(backup, self.advert_interval, self.version)
-            return f"{low:.2f}-{low + self.advert_interval:.2f}s"
+            # The master dies somewhere between two adverts: the backup's timer
+            # has already run for 0..1 interval of its Master_Down_Interval.
+            high = master_down_interval(backup, self.advert_interval, self.version)
+            return f"{high - self.advert_interval:.2f}-{high:.2f}s"
         return f"{skew_time(backup, self.advert_interval, self.version):.3f}s"
 
 
