@@ -84,6 +84,8 @@ RECV_SIZE = 65536
 # rmem): a batch in which every op fails must not overflow into ENOBUFS.
 SOCKET_BUFFER = 8 * 1024 * 1024
 DEFAULT_BATCH = 256
+# The kernel answers within the syscalls; an answer this late is lost.
+REPLY_TIMEOUT = 30.0
 # The kernel answers inside the syscalls, so a dump or a long apply_many would never wait on
 # the loop: give the other tasks (checkers, status API) a turn every so many round trips.
 YIELD_EVERY = 32
@@ -143,6 +145,12 @@ class NetlinkIpvsKernel:
         self._sock = sock
         try:
             await self._resolve_family()
+        except OSError as exc:
+            self._drop_socket()
+            raise KernelError("open", genl.IPVS_GENL_NAME, exc.errno or errno_mod.EIO) from exc
+        except genl.MalformedReplyError as exc:
+            self._drop_socket()
+            raise KernelError("open", genl.IPVS_GENL_NAME, errno_mod.EPROTO, str(exc)) from exc
         except BaseException:
             self._drop_socket()
             raise
@@ -384,7 +392,14 @@ class NetlinkIpvsKernel:
             return sock.recv(RECV_SIZE)
         except BlockingIOError:
             pass
-        return await asyncio.get_running_loop().sock_recv(sock, RECV_SIZE)
+        try:
+            return await asyncio.wait_for(
+                asyncio.get_running_loop().sock_recv(sock, RECV_SIZE), REPLY_TIMEOUT
+            )
+        except TimeoutError:
+            # A lost answer (a datagram dropped as malformed, an overrun) must not hang the
+            # caller: the request fails, and the socket is replaced by the caller's handler.
+            raise OSError(errno_mod.ETIMEDOUT, "no answer from the kernel") from None
 
     async def _send(self, sock: socket.socket, data: bytes) -> None:
         try:
