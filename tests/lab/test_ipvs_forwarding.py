@@ -45,7 +45,7 @@ from haipvs.ipvs.model import (
     UpdateDest,
     UpdateService,
 )
-from haipvs.ipvs.netlink import NetlinkIpvsKernel
+from haipvs.ipvs.netlink import NetlinkIpvsKernel, SyncState
 from haipvs.lab.servers import start_real_server
 from haipvs.lab.topology import (
     Bridge,
@@ -441,3 +441,57 @@ async def test_udp_with_and_without_one_packet_scheduling(prefix: str) -> None:
             for responder in responders:
                 responder.kill()
                 responder.wait()
+
+
+async def test_connection_sync_reaches_the_backup_director(prefix: str) -> None:
+    # Two directors joined by a sync link: the master's sync daemon multicasts its
+    # connection table, the backup's daemon installs the entries (what lets a backup take
+    # over established connections after a VRRP failover).
+    topology = Topology(
+        hosts=(*NAT.hosts, Host("dir2")),
+        links=(
+            *NAT.links,
+            Veth(
+                Endpoint("dir", "sync0", ("192.0.2.1/24",)),
+                Endpoint("dir2", "sync0", ("192.0.2.2/24",)),
+            ),
+        ),
+        bridges=NAT.bridges,
+    )
+    async with lab_network(topology, prefix) as net:
+        # The backup holds the same service; its real servers must be routable there.
+        net.run("dir2", ["ip", "link", "add", "rs0", "type", "dummy"])
+        net.run("dir2", ["ip", "link", "set", "rs0", "up"])
+        net.run("dir2", ["ip", "addr", "add", "10.0.0.1/24", "dev", "rs0"])
+        ops = service_ops(WEB, [Dest(RS1), Dest(RS2)])
+        master = await program(net, ops)
+        backup = NetlinkIpvsKernel(netns=net.ns("dir2"))
+        await backup.open()
+        holder: subprocess.Popen[bytes] | None = None
+        try:
+            assert await backup.apply_many(ops) == [None] * len(ops)
+            await master.set_sync_daemon(SyncState.MASTER, "sync0", 51)
+            await backup.set_sync_daemon(SyncState.BACKUP, "sync0", 51)
+            assert [d.state for d in await backup.sync_daemons()] == [SyncState.BACKUP.value]
+            holder = _hold(net)
+            held_by = _next_body_line(holder)
+            synced = ""
+            for _ in range(100):  # synced after a few packets, flushed about every second
+                synced = net.run("dir2", ["ipvsadm", "-Lnc"]).stdout
+                if "198.51.100.2:" in synced:
+                    break
+                await asyncio.sleep(0.2)
+            row = next(line.split() for line in synced.splitlines() if "198.51.100.2:" in line)
+            # pro expire state source virtual destination
+            assert row[0] == "TCP" and row[2] == "ESTABLISHED"
+            assert row[4] == f"{VIP}:80"
+            assert row[5] == ("10.0.0.11:80" if held_by == "rs1" else "10.0.0.12:80")
+            await master.stop_sync_daemon(SyncState.MASTER)
+            await backup.stop_sync_daemon(SyncState.BACKUP)
+            assert await master.sync_daemons() == []
+        finally:
+            if holder is not None:
+                holder.kill()
+                holder.wait()
+            await backup.close()
+            await master.close()
