@@ -80,7 +80,11 @@ DAMPING = {"penalty_per_flap": 1000, "half_life": 4, "suppress_threshold": 2000,
 # What the client needs on top of the protocol's own delay: its 0.5 s request timeout
 # and one request interval, plus the emulated guest's scheduling noise.
 CLIENT_SLACK = 1.0
+# The guest has one CPU shared by both daemons, five servers, the client and this
+# harness: a daemon's timer may fire this late when they all want it at once.
+GUEST_SLACK = 0.5
 FLAP_SECONDS = 20.0  # the issue says a minute; 20 s keeps the module within its lab budget
+RECOVERY_BOUND = 5.0  # after a partition heals, the client is answered again within this
 
 Figures = dict[str, float | int | str]
 
@@ -279,6 +283,40 @@ def instance_status(pair: DirectorPair, name: str) -> dict[str, Any]:
     return instance
 
 
+def mac(pair: DirectorPair, host: str, ifname: str) -> str:
+    out = pair.net.run(host, ["ip", "-o", "link", "show", "dev", ifname]).stdout
+    return out.split("link/ether", 1)[1].split()[0]
+
+
+def neighbour(pair: DirectorPair, host: str, address: str) -> str | None:
+    """The MAC a host's neighbour table holds for `address` (None: no usable entry)."""
+    out = pair.net.run(host, ["ip", "neigh", "show", "to", address], check=False).stdout
+    parts = out.split()
+    if "lladdr" not in parts or "FAILED" in parts or "INCOMPLETE" in parts:
+        return None
+    return parts[parts.index("lladdr") + 1]
+
+
+def neighbour_owners(pair: DirectorPair) -> dict[str, str]:
+    """Which director the client (for the VIP) and each real server (for the gateway
+    VIP) would send to: host -> director name, or "-" without an entry."""
+    owners: dict[str, str] = {}
+    front = {mac(pair, name, "eth0"): name for name in DIRECTORS}
+    back = {mac(pair, name, "eth1"): name for name in DIRECTORS}
+    seen = neighbour(pair, "client", VIP)
+    owners["client"] = front.get(seen, "?") if seen else "-"
+    for i in range(pair.settings.real_servers):
+        seen = neighbour(pair, f"rs{i + 1}", GATEWAY_VIP)
+        owners[f"rs{i + 1}"] = back.get(seen, "?") if seen else "-"
+    return owners
+
+
+def stale_neighbours(pair: DirectorPair, master: str) -> dict[str, str]:
+    """Hosts whose neighbour entry points at a director other than `master`."""
+    return {host: owner for host, owner in neighbour_owners(pair).items()
+            if owner not in ("-", master)}
+
+
 # --------------------------------------------------------------------- faults
 
 def tc(pair: DirectorPair, host: str, *args: str, check: bool = True) -> None:
@@ -306,10 +344,14 @@ def heal_tc(pair: DirectorPair, host: str) -> None:
 
 
 def heal(pair: DirectorPair) -> None:
-    """Undo every fault a scenario may have left."""
-    for host in (*DIRECTORS, *(f"rs{i + 1}" for i in range(pair.settings.real_servers))):
+    """Undo every fault a scenario may have left (a failed partition scenario leaves
+    neighbour entries pointing at the wrong director: flush them)."""
+    hosts = (*DIRECTORS, *(f"rs{i + 1}" for i in range(pair.settings.real_servers)))
+    for host in hosts:
         heal_tc(pair, host)
         pair.net.link_set(host, "eth0", up=True)
+    for host in ("client", *hosts):
+        pair.net.run(host, ["ip", "neigh", "flush", "all"], check=False)
     for name in DIRECTORS:
         process = pair.directors.get(name)
         if process is not None and process.poll() is None:
@@ -450,7 +492,8 @@ def scenario_partition(pair: DirectorPair, hold: float = 2.0) -> Figures:
     assert went and went[0]["reason"] == "master_down_timer", went
     # dir1 was already master: its own transition is in its log from its start.
     assert transitions(pair, "dir1", 0, "master")
-    healed_at = now_wall()
+    split_view = neighbour_owners(pair)
+    healed_at, healed = now_wall(), time.monotonic()
     heal_tc(pair, "dir1")
     heal_tc(pair, "dir2")
     wait_until(lambda: not holds(pair, "dir2"), 3 * ADVERT_INTERVAL + 2.0, step=0.05)
@@ -462,9 +505,24 @@ def scenario_partition(pair: DirectorPair, hold: float = 2.0) -> Figures:
     assert back[-1]["reason"] == "higher_priority_advert", back[-1]
     assert not transitions(pair, "dir1", marks["dir1"]), "dir1 must stay master"
     assert vip_holders(pair) == ["dir1"]
-    wait_until(lambda: client_answered_since(pair, time.monotonic(), 10), 15, step=0.1)
+    # The client and the real servers learnt dir2's MAC for the VIPs from its gratuitous
+    # ARPs during the split: the winner must re-announce (keepalived sends gratuitous ARPs
+    # when a master hears a lower priority advert: garp_lower_prio_repeat), or they keep
+    # sending to the loser, which forwards un-NATed replies. Within a few seconds every
+    # neighbour entry must point at dir1 again, and the client must be answered.
+    try:
+        wait_until(lambda: not stale_neighbours(pair, "dir1"), RECOVERY_BOUND, step=0.1)
+    except TimeoutError:
+        raise AssertionError(
+            f"{RECOVERY_BOUND:g} s after the heal, neighbour entries still point at the"
+            f" loser: {stale_neighbours(pair, 'dir1')} (split: {split_view});"
+            " the winner did not re-announce its VIPs") from None
+    recovered = wait_until(functools.partial(client_answered_since, pair, healed, 10),
+                           RECOVERY_BOUND, step=0.1)
     outage, failed = worst_outage(pair, mark)
     return {"converged_ms": round(converged * 1000), "vips_gone_ms": round(gone_s * 1000),
+            "client_recovered_ms": round(recovered * 1000),
+            "arp_during_split": "/".join(f"{k}:{v}" for k, v in sorted(split_view.items())),
             "bound_ms": round(3 * ADVERT_INTERVAL * 1000), "worst_gap_ms": round(outage * 1000),
             "failed_requests": failed}
 
@@ -525,16 +583,16 @@ def scenario_drift_repair(pair: DirectorPair) -> Figures:
         at = now_wall()
         pair.net.run("dir1", argv)
         wait_until(lambda: ipvs_weights(pair, "dir1") == wanted,
-                   PROGRAMMER_MAX_INTERVAL + 3, step=0.05)
+                   PROGRAMMER_MAX_INTERVAL + 3, step=0.25)
         repairs = named(events(pair, "dir1", mark1), "ipvs.drift.repaired")
         assert repairs, f"{label}: no ipvs.drift.repaired"
         took = max(wall(e) for e in repairs) - at
-        assert took <= PROGRAMMER_MAX_INTERVAL + 0.25, f"{label}: repaired after {took:.2f} s"
+        bound = PROGRAMMER_MAX_INTERVAL + GUEST_SLACK
+        assert took <= bound, f"{label}: repaired after {took:.2f} s"
+        # Drift is repaired as drift, not as ordinary config or health ops.
         others = [e for e in events(pair, "dir1", mark1)
-                  if str(e.get("event", "")).startswith("ipvs.")
-                  and e.get("event") != "ipvs.drift.repaired"
-                  and e.get("level") in ("info", "warning")
-                  and e.get("event") not in ("ipvs.sync.completed",)]
+                  if str(e.get("event", "")).startswith(("ipvs.service.", "ipvs.dest."))]
+        assert not others, others
         if label == "delete":
             assert [e.get("rs") for e in repairs] == [f"{REAL_SERVERS[1]}:80"], repairs
         wait_until(functools.partial(client_answered_since, pair, mark, 10), 15, step=0.1)
@@ -590,11 +648,12 @@ def scenario_invalid_reload_during_failover(pair: DirectorPair) -> Figures:
     """dir1 crashes; while dir2 waits out master-down it gets SIGHUP with an invalid file:
     the reload is rejected, the takeover happens on time, dir2's table is untouched."""
     mark2 = log_mark(pair, "dir2")
+    sent: list[float] = []
 
     def fault() -> None:
         pair.crash_director("dir1")
-        time.sleep(0.2)
         write_config(pair, "dir2", good_config(pair, "dir2", scheduler="fastest"))
+        sent.append(now_wall())
         pair.directors["dir2"].send_signal(signal.SIGHUP)
 
     figures = _takeover(pair, fault, "invalid reload")
@@ -602,7 +661,9 @@ def scenario_invalid_reload_during_failover(pair: DirectorPair) -> Figures:
     rejected = named(events(pair, "dir2", mark2), "config.reload.rejected")[0]
     assert any("scheduler" in error for error in rejected["errors"]), rejected
     took = transitions(pair, "dir2", mark2, "master")[0]
-    assert wall(rejected) < wall(took), "the reload came after the takeover"
+    assert sent[0] < wall(took), "the SIGHUP came after the takeover"
+    figures["sighup_before_takeover_ms"] = round((wall(took) - sent[0]) * 1000)
+    figures["rejected_after_ms"] = round((wall(rejected) - sent[0]) * 1000)
     assert not named(events(pair, "dir2", mark2), "config.reload.applied")
     assert all(weight == 1 for weight in ipvs_weights(pair, "dir2").values())
     assert len(ipvs_weights(pair, "dir2")) == pair.settings.real_servers
