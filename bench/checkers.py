@@ -84,13 +84,26 @@ def log_line(text: str) -> None:
 # -- real servers -------------------------------------------------------------
 
 
-def serve(addresses: Sequence[str], port: int) -> None:
+def serve(addresses: Sequence[str], port: int, counts_path: str | None = None) -> None:
     """Accept on every address:port, answer one HTTP response to any request, close.
 
     A TCP check that resets the connection before sending anything is simply
-    closed. Prints "ready" once every listener is bound.
+    closed. Prints "ready" once every listener is bound. Counts accepted
+    connections per client address; SIGUSR1 writes them to `counts_path`
+    ("address count" lines), so two checkers with different source addresses
+    can be told apart while they run side by side.
     """
     raise_fd_limit()
+    accepted: dict[str, int] = {}
+
+    def write_counts(*_: object) -> None:
+        if counts_path is not None:
+            scratch = counts_path + ".tmp"
+            lines = "".join(f"{a} {n}\n" for a, n in accepted.items())
+            Path(scratch).write_text("# accepted connections per client\n" + lines)
+            os.replace(scratch, counts_path)
+
+    signal.signal(signal.SIGUSR1, write_counts)
     selector = selectors.DefaultSelector()
     for address in addresses:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -108,9 +121,10 @@ def serve(addresses: Sequence[str], port: int) -> None:
             if key.data:
                 while True:
                     try:
-                        conn, _ = sock.accept()
+                        conn, peer = sock.accept()
                     except OSError:
                         break  # EAGAIN, an aborted connection, or out of fds for now
+                    accepted[peer[0]] = accepted.get(peer[0], 0) + 1
                     conn.setblocking(False)
                     selector.register(conn, selectors.EVENT_READ, False)
                 continue
@@ -206,37 +220,47 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def passive_opens(netns: str) -> int:
-    """TCP connections the backend namespace's kernel accepted (RFC 1213 tcpPassiveOpens)."""
-    text = subprocess.run(
-        ["ip", "netns", "exec", netns, "cat", "/proc/net/snmp"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    tcp = [line.split() for line in text.splitlines() if line.startswith("Tcp:")]
-    return int(tcp[1][tcp[0].index("PassiveOpens")])
+def read_counts(server: subprocess.Popen[bytes], path: Path) -> dict[str, int]:
+    """Connections the real server accepted, per client address (asks it with SIGUSR1)."""
+    path.unlink(missing_ok=True)
+    server.send_signal(signal.SIGUSR1)
+    text = wait_for_file(path, 10)
+    rows = [line.split() for line in text.splitlines() if not line.startswith("#")]
+    return {address: int(n) for address, n in rows}
 
 
-def measure(
-    pid: int, netns: str, window: float, server: subprocess.Popen[bytes], expected: float
-) -> tuple[float, int]:
-    """CPU seconds of `pid` and checks the backends saw over `window` seconds.
+def measure_side_by_side(
+    pids: dict[str, int],
+    sources: dict[str, str],
+    server: subprocess.Popen[bytes],
+    counts_path: Path,
+    window: float,
+    expected: float,
+) -> dict[str, tuple[float, int]]:
+    """CPU seconds of each checker process and the checks the server saw from its
+    source address, over the same `window`.
 
     Refuses a run where the real server died or fewer than a tenth of the
     expected checks arrived: a ratio computed from that would be noise.
     """
-    cpu0, opens0 = cpu_seconds(pid), passive_opens(netns)
+    cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    seen0 = read_counts(server, counts_path)
     time.sleep(window)
-    cpu1, opens1 = cpu_seconds(pid), passive_opens(netns)
-    checks = opens1 - opens0
+    cpu1 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    seen1 = read_counts(server, counts_path)
     if server.poll() is not None:
         raise RuntimeError(f"the real server exited ({server.returncode}) during the window")
-    if checks < expected * window / 10:
-        raise RuntimeError(
-            f"only {checks} checks in {window}s, expected about {expected * window:.0f}"
-        )
-    return cpu1 - cpu0, checks
+    result = {}
+    for name in pids:
+        source = sources[name]
+        checks = seen1.get(source, 0) - seen0.get(source, 0)
+        if checks < expected * window / 10:
+            raise RuntimeError(
+                f"{name}: only {checks} checks in {window}s, expected about"
+                f" {expected * window:.0f} (accepted per client: {seen1})"
+            )
+        result[name] = (cpu1[name] - cpu0[name], checks)
+    return result
 
 
 def rss_peak_mb() -> float:
@@ -394,18 +418,22 @@ virtual_server 10.9.0.1 80 {
 """
 
 KEEPALIVED_CHECKS = {
-    "tcp": "        TCP_CHECK {\n            connect_timeout 1\n        }\n",
+    "tcp": (
+        "        TCP_CHECK {{\n            connect_timeout 1\n"
+        "            bindto {source}\n        }}\n"
+    ),
     "http": (
-        "        HTTP_GET {\n            url {\n                path /\n"
-        "                status_code 200\n            }\n            connect_timeout 1\n"
-        "        }\n"
+        "        HTTP_GET {{\n            url {{\n                path /\n"
+        "                status_code 200\n            }}\n            connect_timeout 1\n"
+        "            bindto {source}\n        }}\n"
     ),
 }
 
 
-def keepalived_conf(kind: str, addresses: Sequence[str], port: int) -> str:
+def keepalived_conf(kind: str, addresses: Sequence[str], port: int, source: str) -> str:
+    check = KEEPALIVED_CHECKS[kind].format(source=source)
     servers = "".join(
-        f"    real_server {address} {port} {{\n        weight 1\n{KEEPALIVED_CHECKS[kind]}    }}\n"
+        f"    real_server {address} {port} {{\n        weight 1\n{check}    }}\n"
         for address in addresses
     )
     return KEEPALIVED_HEADER + servers + "}\n"
@@ -421,84 +449,99 @@ def wait_for_file(path: Path, timeout: float) -> str:
 
 
 def lab_part(args: argparse.Namespace) -> dict[str, float]:
+    """keepalived's checker and haipvs's side by side on the same backends.
+
+    Both run during the same window (the guest's speed drifts with the host's
+    load, so windows taken one after the other compare badly), from two source
+    addresses of the director: keepalived binds its checks to 10.255.0.5
+    (`bindto`), haipvs uses the interface's primary 10.255.0.1. The real server
+    counts accepted connections per source.
+    """
     from haipvs.lab.topology import Endpoint, Host, Route, Topology, Veth, build
 
     count = args.count or 1000
     port = 80
     addresses = address_range("10.1.0.1", count)
+    sources = {"keepalived": "10.255.0.5", "haipvs": "10.255.0.1"}
     topology = Topology(
         hosts=(Host("dir", routes=(Route("10.1.0.0/16", via="10.255.0.2"),)), Host("rs")),
         links=(
             Veth(
-                Endpoint("dir", "eth0", ("10.255.0.1/30",)),
-                Endpoint("rs", "eth0", ("10.255.0.2/30",)),
+                Endpoint("dir", "eth0", ("10.255.0.1/29", "10.255.0.5/29")),
+                Endpoint("rs", "eth0", ("10.255.0.2/29",)),
             ),
         ),
     )
     results: dict[str, float] = {"lab_real_servers": count}
     work = Path("/run/haipvs-bench")
     work.mkdir(parents=True, exist_ok=True)
+    counts_path = work / "counts"
     with build(topology, prefix="cb-") as net:
-        rs_ns = net.ns("rs")
         # Many addresses on one interface of the backend namespace (/32 each, the
         # director routes the /16 through one next hop: one neighbour entry).
         batch = "".join(f"address add {a}/32 dev eth0\n" for a in addresses)
-        subprocess.run(["ip", "-n", rs_ns, "-batch", "-"], input=batch, text=True, check=True)
-        server = start_server(net.command("rs", []), ["0.0.0.0/1:80"])
+        subprocess.run(
+            ["ip", "-n", net.ns("rs"), "-batch", "-"], input=batch, text=True, check=True
+        )
+        server = start_server(net.command("rs", []), ["0.0.0.0/1:80", "--counts", str(counts_path)])
         try:
             for kind in args.kinds:
-                # keepalived's checker process on the backends.
                 conf = work / f"keepalived-{kind}.conf"
-                conf.write_text(keepalived_conf(kind, addresses, port))
+                conf.write_text(keepalived_conf(kind, addresses, port, sources["keepalived"]))
                 checker_pid_file = work / f"checker-{kind}.pid"
-                with open(work / f"keepalived-{kind}.log", "wb") as keepalived_log:
-                    keepalived = net.popen(
-                        "dir",
-                        [
-                            "keepalived",
-                            "-n",
-                            "-l",
-                            "-C",
-                            "-f",
-                            str(conf),
-                            "-p",
-                            str(work / f"keepalived-{kind}.pid"),
-                            "-c",
-                            str(checker_pid_file),
-                        ],
-                        stdout=keepalived_log,
-                        stderr=subprocess.STDOUT,
-                    )
-                    try:
-                        checker_pid = int(wait_for_file(checker_pid_file, 60))
-                        time.sleep(args.warmup)
-                        cpu, checks = measure(checker_pid, rs_ns, args.window, server, count)
-                    finally:
-                        keepalived.terminate()
-                        keepalived.wait(timeout=60)
-                net.run("dir", ["ipvsadm", "-C"], check=False)
-                results[f"keepalived_{kind}_checks_per_s"] = checks / args.window
-                results[f"keepalived_{kind}_ms_per_check"] = cpu / max(checks, 1) * 1000
-                log_line(f"keepalived {kind}: {checks} checks, {cpu:.2f}s cpu")
-
-                # haipvs's CheckerPool on the same backends.
-                checker = net.popen(
+                checker_pid_file.unlink(missing_ok=True)
+                keepalived_log = open(work / f"keepalived-{kind}.log", "wb")  # noqa: SIM115
+                keepalived = net.popen(
+                    "dir",
+                    [
+                        "keepalived",
+                        "-n",
+                        "-l",
+                        "-C",
+                        "-f",
+                        str(conf),
+                        "-p",
+                        str(work / f"keepalived-{kind}.pid"),
+                        "-c",
+                        str(checker_pid_file),
+                    ],
+                    stdout=keepalived_log,
+                    stderr=subprocess.STDOUT,
+                )
+                haipvs = net.popen(
                     "dir",
                     [sys.executable, __file__, "checker", kind, f"{addresses[0]}/{count}:{port}"],
                     stdout=subprocess.PIPE,
                 )
                 try:
-                    assert checker.stdout is not None
-                    if checker.stdout.readline().strip() != b"ready":
+                    keepalived_checker = int(wait_for_file(checker_pid_file, 60))
+                    assert haipvs.stdout is not None
+                    if haipvs.stdout.readline().strip() != b"ready":
                         raise RuntimeError("haipvs checker did not start")
                     time.sleep(args.warmup)
-                    cpu, checks = measure(checker.pid, rs_ns, args.window, server, count)
+                    measured = measure_side_by_side(
+                        {"keepalived": keepalived_checker, "haipvs": haipvs.pid},
+                        sources,
+                        server,
+                        counts_path,
+                        args.window,
+                        count,
+                    )
+                except RuntimeError:
+                    log_line("keepalived's log ends with:")
+                    tail = (work / f"keepalived-{kind}.log").read_text(errors="replace")
+                    sys.stderr.write("".join(tail.splitlines(keepends=True)[-15:]))
+                    raise
                 finally:
-                    checker.terminate()
-                    checker.wait(timeout=60)
-                results[f"haipvs_{kind}_checks_per_s"] = checks / args.window
-                results[f"haipvs_{kind}_ms_per_check"] = cpu / max(checks, 1) * 1000
-                log_line(f"haipvs {kind}: {checks} checks, {cpu:.2f}s cpu")
+                    for process in (keepalived, haipvs):
+                        process.terminate()
+                        process.wait(timeout=60)
+                    keepalived_log.close()
+                net.run("dir", ["ipvsadm", "-C"], check=False)
+                for name, (cpu, checks) in measured.items():
+                    results[f"{name}_{kind}_checks_per_s"] = checks / args.window
+                    results[f"{name}_{kind}_ms_per_check"] = cpu / checks * 1000
+                    log_line(f"{name} {kind}: {checks} checks, {cpu:.2f}s cpu")
                 results[f"{kind}_cpu_ratio"] = (
                     results[f"haipvs_{kind}_ms_per_check"]
                     / results[f"keepalived_{kind}_ms_per_check"]
@@ -544,6 +587,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--window", type=float, default=12.0)
     parser.add_argument("--kinds", nargs="+", default=["tcp", "http"])
+    parser.add_argument("--counts", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.part == "serve":
@@ -552,7 +596,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for spec in args.rest:
             more, port = parse_addresses(spec)
             addresses += more
-        serve(addresses, port)
+        serve(addresses, port, args.counts)
         return 0
     if args.part == "checker":
         kind, spec = args.rest

@@ -182,7 +182,7 @@ class ProbeConnection:
     ) -> ProbeConnection:
         """Connect to address:port by `started + timeout`, or raise ConnectError.
 
-        `bind_address` is keepalived's `bind_to`: the source address of the check.
+        `bind_address` is keepalived's `bindto`: the source address of the check.
         `loop` is the running loop, passed in because asking for it costs a
         getpid(2) per call on Python 3.11.
         """
