@@ -495,3 +495,74 @@ async def test_connection_sync_reaches_the_backup_director(prefix: str) -> None:
                 holder.wait()
             await backup.close()
             await master.close()
+
+
+VIP6 = "2001:db8:f::10"
+NAT6 = Topology(
+    hosts=(
+        Host("client", routes=(Route("default", via="2001:db8:c::1"),)),
+        Host(
+            "dir",
+            sysctls={"net.ipv6.conf.all.forwarding": "1"},
+            loopback_addresses=(f"{VIP6}/128",),
+        ),
+        Host("rs1", routes=(Route("default", via="2001:db8:1::1"),)),
+        Host("rs2", routes=(Route("default", via="2001:db8:1::1"),)),
+    ),
+    links=(
+        Veth(
+            Endpoint("client", "eth0", ("2001:db8:c::2/64",)),
+            Endpoint("dir", "eth0", ("2001:db8:c::1/64",)),
+        ),
+        Veth(Endpoint("rs1", "eth0", ("2001:db8:1::11/64",)), Endpoint("dir", "rs1")),
+        Veth(Endpoint("rs2", "eth0", ("2001:db8:1::12/64",)), Endpoint("dir", "rs2")),
+    ),
+    bridges=(Bridge("dir", "br0", ports=("rs1", "rs2"), addresses=("2001:db8:1::1/64",)),),
+)
+
+
+async def _ipv6_addresses_usable(net: BuiltTopology, hosts: tuple[str, ...]) -> None:
+    """Wait until no address is tentative: an address stays tentative until its link has
+    carrier, and meanwhile the client would pick its link-local address as the source of a
+    connection to the VIP (seen: SYN_RECV from fe80::..., never answered)."""
+    for _ in range(100):
+        pending = [h for h in hosts if net.run(h, ["ip", "-6", "addr", "show", "tentative"]).stdout]
+        if not pending:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"IPv6 addresses still tentative in {pending}")
+
+
+async def test_ipv6_nat(prefix: str) -> None:
+    web6 = ServiceKey.tcp(VIP6, 80)
+    dests = [Dest(DestKey("2001:db8:1::11", 80)), Dest(DestKey("2001:db8:1::12", 80))]
+    manager = build(NAT6, prefix=prefix)
+    net = await asyncio.to_thread(manager.__enter__)
+    servers: list[subprocess.Popen[bytes]] = []
+    try:
+        await _ipv6_addresses_usable(net, ("client", "dir", "rs1", "rs2"))
+        servers = [start_real_server(net, h, h, http=["[::]:80"]) for h in ("rs1", "rs2")]
+        kernel = await program(net, service_ops(web6, dests))
+        try:
+            answers = []
+            for _ in range(4):
+                result = net.run(
+                    "client", ["curl", "-s", "-g", "-m", "10", f"http://[{VIP6}]/"], check=False
+                )
+                assert result.returncode == 0, result.stderr
+                answers.append(result.stdout.strip())
+            assert sorted(answers) == ["rs1", "rs1", "rs2", "rs2"]
+            actual = await kernel.dump()
+            assert set(actual.table[web6].dests) == {d.key for d in dests}
+            assert (
+                sum(actual.stats_of(web6, d.key).inactive_conns for d in dests)
+                + sum(actual.stats_of(web6, d.key).active_conns for d in dests)
+                == 4
+            )
+        finally:
+            await kernel.close()
+    finally:
+        for process in servers:
+            process.terminate()
+            process.wait(timeout=10)
+        await asyncio.to_thread(manager.__exit__, None, None, None)
