@@ -42,6 +42,7 @@ from haipvs.ipvs.model import (
     SchedFlags,
     Service,
     ServiceKey,
+    TunType,
     UpdateDest,
     UpdateService,
 )
@@ -566,3 +567,32 @@ async def test_ipv6_nat(prefix: str) -> None:
             process.terminate()
             process.wait(timeout=10)
         await asyncio.to_thread(manager.__exit__, None, None, None)
+
+
+async def test_gue_and_gre_tunnels(prefix: str) -> None:
+    # rs1 decapsulates GUE on UDP 6080 (fou, then tunl0); rs2 decapsulates GRE on gre0.
+    # A GUE port sent in the wrong byte order (pyroute2's, notes Q3) reaches port 49175,
+    # where nothing listens, and rs1 would never answer.
+    async with lab_network(TUN, prefix) as net:
+        for host, key, value in (
+            ("dir", "net.ipv4.conf.br0.accept_local", "1"),
+            ("dir", "net.ipv4.conf.br0.rp_filter", "0"),
+            ("rs1", "net.ipv4.conf.tunl0.rp_filter", "0"),
+        ):
+            await asyncio.to_thread(net.set_sysctl, host, key, value)
+        net.run("rs1", ["ip", "fou", "add", "port", "6080", "gue"])
+        net.run("rs2", ["ip", "link", "set", "gre0", "up"])
+        await asyncio.to_thread(net.set_sysctl, "rs2", "net.ipv4.conf.gre0.rp_filter", "0")
+        dests = [
+            Dest(RS1, forwarding=Forwarding.TUNNEL, tun_type=TunType.GUE, tun_port=6080),
+            Dest(RS2, forwarding=Forwarding.TUNNEL, tun_type=TunType.GRE),
+        ]
+        kernel = await program(net, service_ops(WEB, dests))
+        try:
+            answers = [fetch(net, VIP) for _ in range(4)]
+            assert sorted(answers) == ["rs1", "rs1", "rs2", "rs2"]
+            assert _rx_packets(net, "rs1", "tunl0") > 0
+            assert _rx_packets(net, "rs2", "gre0") > 0
+            assert (await kernel.dump()).table[WEB].dests == {d.key: d for d in dests}
+        finally:
+            await kernel.close()
