@@ -14,6 +14,7 @@ import asyncio
 import errno
 import itertools
 import os
+import socket
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 
@@ -433,3 +434,24 @@ async def test_a_cancelled_dump_leaves_the_adapter_usable(kernel: NetlinkIpvsKer
     assert (await kernel.dump()).table == table
     await kernel.apply(UpdateDest(rows[0][0].key, Dest(RS1, weight=9)))
     assert (await kernel.dump()).table.dest(rows[0][0].key, RS1) == Dest(RS1, weight=9)
+
+
+async def test_lost_acks_fail_the_batch_and_the_adapter_recovers(netns: str) -> None:
+    async with NetlinkIpvsKernel(netns=netns, batch_size=500) as kernel:
+        await kernel.apply(AddService(Service(WEB)))
+        ops: list[Op] = [AddDest(WEB, Dest(DestKey(f"10.0.0.{i}", 80))) for i in range(2, 202)]
+        assert await kernel.apply_many(ops) == [None] * len(ops)
+        # Shrink the receive buffer (private access, the only way to force it): 200 error
+        # acks (EEXIST) cannot all be queued, the kernel drops some and flags ENOBUFS.
+        sock = kernel._sock
+        assert sock is not None
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 0)
+        results = await kernel.apply_many(ops)
+        codes = {r.errno for r in results if r is not None}
+        assert len([r for r in results if r is not None]) == len(ops)
+        assert errno.ENOBUFS in codes
+        assert codes <= {errno.EEXIST, errno.ENOBUFS}
+        # The outcome was unknown, not wrong: the next request runs on a fresh socket and
+        # the dump tells the truth.
+        assert len((await kernel.dump()).table[WEB].dests) == 200
+        assert kernel._sock is not sock
