@@ -14,6 +14,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 import checkers
 import vrrp
+from checkers.exec_probe import CHECK_PATH, check_exec
+from haipvs.config import load_config_text
 from haipvs.security import (
     ScriptProblem,
     UnsafeScriptError,
@@ -26,6 +28,7 @@ from haipvs.security import (
 from haipvs.status.api import ReloadOutcome, StatusApi
 from haipvs.status.snapshot import Snapshot
 from haipvs.supervisor import Supervisor, UnsafeConfigFileError, check_file_safety
+from vrrp.notify import MINIMAL_ENVIRONMENT, run_argv
 
 NOBODY = 65534
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
@@ -314,3 +317,60 @@ async def test_the_daemon_does_not_start_with_a_world_writable_config(
     config.chmod(0o666)
     assert await Supervisor(str(config)).run() == 1
     assert "writable by other users" in capsys.readouterr().err
+
+
+def test_the_status_api_binds_loopback_unless_configured_otherwise() -> None:
+    loaded = load_config_text("director: {name: d1}\n")
+    assert loaded.config.director.api == "127.0.0.1:9797"
+    exposed = load_config_text("director: {name: d1, api: '0.0.0.0:9797'}\n")
+    assert any("api_token is not set" in str(warning) for warning in exposed.warnings)
+    protected = load_config_text(
+        "director: {name: d1, api: '0.0.0.0:9797', api_token: s3cret}\n")
+    assert not any("api_token" in str(warning) for warning in protected.warnings)
+
+
+# --- how scripts run: no shell, minimal environment ------------------------------------------
+
+
+def recorder(directory: Path) -> tuple[Path, Path]:
+    """A script that writes its arguments and its environment, one per line."""
+    out = directory / "recorded"
+    path = directory / "record.sh"
+    path.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {out}\nenv > {out}.env\n')
+    path.chmod(0o755)
+    return path, out
+
+
+HOSTILE = ("$(touch /nonexistent-pwned)", "; rm -rf /", "`id`", "a b", "*")
+
+
+async def test_notify_hooks_run_without_a_shell_and_with_a_minimal_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HAIPVS_DAEMON_SECRET", "must-not-leak")
+    script_path, out = recorder(tmp_path)
+    outcome = await run_argv((str(script_path), *HOSTILE), kill_after=10.0)
+    assert (outcome.returncode, outcome.timed_out, outcome.error) == (0, False, "")
+    # Each argument arrives as one literal word: nothing was expanded by a shell.
+    assert out.read_text().splitlines() == list(HOSTILE)
+    environment = dict(
+        line.split("=", 1) for line in Path(f"{out}.env").read_text().splitlines() if "=" in line
+    )
+    environment.pop("PWD", None)  # sh sets it itself
+    environment.pop("SHLVL", None)
+    environment.pop("_", None)
+    assert environment == dict(MINIMAL_ENVIRONMENT)
+
+
+async def test_exec_checks_run_without_a_shell_and_with_a_minimal_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HAIPVS_DAEMON_SECRET", "must-not-leak")
+    script_path, out = recorder(tmp_path)
+    result = await check_exec((str(script_path), *HOSTILE), 10.0,
+                              address="10.0.0.11", port=80)
+    assert result.ok, result.detail
+    assert out.read_text().splitlines() == list(HOSTILE)
+    environment = Path(f"{out}.env").read_text()
+    assert "HAIPVS_DAEMON_SECRET" not in environment
+    assert f"PATH={CHECK_PATH}" in environment.splitlines()
