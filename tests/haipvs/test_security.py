@@ -4,7 +4,9 @@ refuses a config file others can write."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 import stat
 from ipaddress import IPv4Interface
 from pathlib import Path
@@ -16,6 +18,7 @@ import checkers
 import vrrp
 from checkers.exec_probe import CHECK_PATH, check_exec
 from haipvs.config import load_config_text
+from haipvs.ipvs import FakeIpvsKernel
 from haipvs.security import (
     ScriptProblem,
     UnsafeScriptError,
@@ -374,3 +377,114 @@ async def test_exec_checks_run_without_a_shell_and_with_a_minimal_environment(
     environment = Path(f"{out}.env").read_text()
     assert "HAIPVS_DAEMON_SECRET" not in environment
     assert f"PATH={CHECK_PATH}" in environment.splitlines()
+
+
+# --- the daemon refuses unsafe scripts at start and on reload ---------------------------------
+#
+# These need haipvs.supervisor to call unsafe_paths(script_commands(...)) after compiling
+# (the wiring is the lead's; see the issue 9 report). Strict: remove the marker when it lands.
+
+WIRING = "supervisor does not call haipvs.security yet (issue 9 report: exact change)"
+
+
+def daemon_config(path: Path, port: int, command: Path) -> None:
+    path.write_text(f"""
+director:
+  name: lb-test
+  api: 127.0.0.1:{port}
+  log_format: json
+ipvs:
+  programmer: {{min_interval: 0.01, max_interval: 5}}
+virtual_servers:
+  - name: web
+    vip: 198.51.100.10
+    port: 80
+    scheduler: wlc
+    check: {{type: exec, command: ["{command}", "--quiet"], interval: 0.05, timeout: 0.04,
+             rise: 1, fall: 1}}
+    real_servers:
+      - {{address: 10.0.0.11, port: 80}}
+""")
+    path.chmod(0o644)
+
+
+class NoVrrp:
+    def __init__(self, instances: object, on_transition: object) -> None:
+        pass
+
+    async def start(self) -> None:
+        pass
+
+    async def update(self, instances: object) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    def views(self) -> tuple[()]:
+        return ()
+
+    def loop_lag(self) -> float:
+        return 0.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def daemon(config: Path) -> Supervisor:
+    return Supervisor(
+        str(config),
+        kernel=FakeIpvsKernel(),
+        prober=checkers.ScriptedProber(default=checkers.ProbeResult(True, "ok", 0.001)),
+        vrrp_factory=NoVrrp,
+    )
+
+
+@pytest.mark.xfail(strict=True, reason=WIRING)
+async def test_the_daemon_refuses_to_start_with_an_unsafe_check_script(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    unsafe_dir = tmp_path / "hooks"
+    unsafe_dir.mkdir()
+    unsafe_dir.chmod(0o777)
+    command = script(unsafe_dir, "check.sh")
+    config = tmp_path / "haipvs.yaml"
+    daemon_config(config, free_port(), command)
+    supervisor = daemon(config)
+    task = asyncio.create_task(supervisor.run())
+    done, _pending = await asyncio.wait({task}, timeout=5.0)
+    if not done:
+        supervisor.request_shutdown()
+        await task
+        pytest.fail("the daemon started with a script others can change")
+    assert task.result() == 1
+    assert f"{command}: refused: {unsafe_dir} is writable by other users" in capsys.readouterr().err
+
+
+@pytest.mark.xfail(strict=True, reason=WIRING)
+async def test_a_reload_that_brings_an_unsafe_script_is_rejected(tmp_path: Path) -> None:
+    safe = tmp_path / "safe"
+    safe.mkdir()
+    safe.chmod(0o755)
+    unsafe = tmp_path / "unsafe"
+    unsafe.mkdir()
+    unsafe.chmod(0o777)
+    config = tmp_path / "haipvs.yaml"
+    port = free_port()
+    daemon_config(config, port, script(safe, "check.sh"))
+    supervisor = daemon(config)
+    task = asyncio.create_task(supervisor.run())
+    try:
+        async with asyncio.timeout(10):
+            while supervisor.programmer is None:
+                await asyncio.sleep(0.01)
+        daemon_config(config, port, script(unsafe, "check.sh"))
+        outcome = await supervisor.reload()
+        assert not outcome.applied
+        assert any("refused" in error for error in outcome.errors), outcome.errors
+    finally:
+        supervisor.request_shutdown()
+        await task
