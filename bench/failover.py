@@ -1,6 +1,6 @@
 """VRRP failover outage, haipvs vs keepalived, in the lab (issue 6).
 
-    haipvs lab run -- .venv/bin/python bench/failover.py [--trials 5]
+    haipvs lab run --timeout 2700 -- .venv/bin/python bench/failover.py [--trials 5]
 
 A director pair (haipvs.lab.pair: dir1 priority 150, dir2 priority 100, the NAT
 service of the lab notes, three real servers) serves a client that opens a new

@@ -1,6 +1,6 @@
 """VRRP soak: no false takeover while the daemon is busy checking (issue 6).
 
-    haipvs lab run -- .venv/bin/python bench/vrrp_soak.py [--duration 600]
+    haipvs lab run --timeout 1200 -- .venv/bin/python bench/vrrp_soak.py [--duration 600]
 
 The lab director pair (haipvs.lab.pair topology) runs the full haipvs daemon on
 both directors with VRRPv3 at 0.05 s adverts (dir1 priority 150, dir2 100) and a
