@@ -48,11 +48,13 @@ from haipvs.config import (
 )
 from haipvs.config.compile import Compiled, compile_config
 from haipvs.ipvs import (
+    EEXIST,
     ActualTable,
     DestKey,
     HealthView,
     IpvsKernel,
     IpvsProgrammer,
+    KernelError,
     ServiceKey,
 )
 from haipvs.logs import configure_logging
@@ -319,22 +321,28 @@ class Supervisor:
         compiled, kernel = self._compiled, self._kernel
         if compiled is None or compiled.sync_daemon is None or kernel is None:
             return
+        from haipvs.ipvs.netlink import NetlinkIpvsKernel, SyncState
+
+        if not isinstance(kernel, NetlinkIpvsKernel):
+            return  # the fake kernel has no sync daemon
         sync = compiled.sync_daemon
-        start = "master" if vrrp_state == "MASTER" else "backup"
-        stop = "backup" if start == "master" else "master"
-        set_daemon = getattr(kernel, "set_sync_daemon", None)
-        stop_daemon = getattr(kernel, "stop_sync_daemon", None)
-        if set_daemon is None or stop_daemon is None:
-            return
+        start = SyncState.MASTER if vrrp_state == "MASTER" else SyncState.BACKUP
+        stop = SyncState.BACKUP if start is SyncState.MASTER else SyncState.MASTER
+        with contextlib.suppress(KernelError):
+            await kernel.stop_sync_daemon(stop)  # not running: nothing to stop
         try:
-            with contextlib.suppress(Exception):
-                await stop_daemon(stop)
-            await set_daemon(start, sync.interface, sync.syncid)
-            log.info("ipvs.sync_daemon.started", state=start, iface=sync.interface,
-                     syncid=sync.syncid, reason=f"vrrp_{vrrp_state.lower()}")
-        except Exception as error:
-            log.error("ipvs.sync_daemon.failed", state=start, iface=sync.interface,
-                      reason=str(error))
+            await kernel.set_sync_daemon(
+                start, sync.interface, sync.syncid,
+                mcast_group=sync.group, mcast_port=sync.port, mcast_ttl=sync.ttl,
+                sync_maxlen=sync.maxlen,
+            )
+        except KernelError as error:
+            if error.errno != EEXIST:  # already running in that state
+                log.error("ipvs.sync_daemon.failed", state=start.name.lower(),
+                          iface=sync.interface, errno=error.errno, reason=str(error))
+                return
+        log.info("ipvs.sync_daemon.started", state=start.name.lower(), iface=sync.interface,
+                 syncid=sync.syncid, reason=f"vrrp_{vrrp_state.lower()}")
 
     # ----------------------------------------------------------------- reload
 

@@ -159,6 +159,11 @@ class BuiltTopology:
                 netns.remove(name)  # a leftover from an interrupted run
             netns.create(name)
             self._created.append(name)
+            # Lab addresses are unique by construction: skip IPv6 duplicate address
+            # detection, or new addresses stay "tentative" and unusable for a while.
+            for scope in ("default", "all"):
+                with contextlib.suppress(OSError):
+                    _write_sysctl(name, f"net.ipv6.conf.{scope}.accept_dad", "0")
         for link in self.topology.links:
             for end in (link.a, link.b):
                 if end.host not in names:
