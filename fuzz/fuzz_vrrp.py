@@ -181,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=60, help="fuzzing time budget")
     parser.add_argument("--corpus", type=Path, help="corpus directory (kept); default temporary")
-    parser.add_argument("--artifacts", type=Path, default=REPO / "fuzz" / "artifacts")
+    parser.add_argument("--artifacts", type=Path,
+                        help="where crash inputs go; default a new temporary directory")
     parser.add_argument(
         "--plant-bug", action="store_true",
         help="self-test: raise on any decoded VRID 66; the run must report a crash",
@@ -191,12 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     corpus.mkdir(parents=True, exist_ok=True)
     for index, seed in enumerate(seed_inputs()):
         (corpus / f"seed-{index:02d}").write_bytes(seed)
-    args.artifacts.mkdir(parents=True, exist_ok=True)
+    artifacts = args.artifacts or Path(tempfile.mkdtemp(prefix="fuzz-vrrp-artifacts-"))
+    artifacts.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable, str(Path(__file__).resolve()), "--libfuzzer",
         *(["--plant-bug"] if args.plant_bug else []),
         f"-max_total_time={args.seconds}", "-print_final_stats=1", "-max_len=512",
-        f"-artifact_prefix={args.artifacts}/", str(corpus),
+        f"-artifact_prefix={artifacts}/", str(corpus),
     ]
     started = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=False)
