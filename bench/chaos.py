@@ -39,7 +39,7 @@ HEADLINE = {
     "backend_flapping": ("rs3_check_transitions", "other_backend_events"),
     "drift_repair": ("clear_repaired_ms", "delete_repaired_ms", "clear_repairs",
                      "delete_repairs"),
-    "sighup_storm": ("reloads_applied",),
+    "sighup_storm": ("reloads_applied", "same_file_reloads_applied", "same_file_ipvs_ops"),
     "invalid_reload_failover": ("outage_ms",),
     "hanging_notify": ("killed_after_ms",),
     "blackhole_target": ("other_checks_schedule_share",),
@@ -93,7 +93,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"FAILED {scenario.name} ({scenario.what}): "
                       f"{type(error).__name__}: {error}", flush=True)
                 traceback.print_exc(limit=3)
+                measured = getattr(error, "figures", {})
+                if measured:
+                    print("       measured: " + " ".join(
+                        f"{key}={value}" for key, value in measured.items()), flush=True)
                 fields.append(f"{scenario.name}=failed")
+                fields += [f"{scenario.name}_{key}={measured[key]}"
+                           for key in HEADLINE.get(scenario.name, ()) if key in measured]
                 continue
             passed += 1
             took = time.monotonic() - began

@@ -57,6 +57,7 @@ __all__ = [
     "SCENARIOS",
     "SETTINGS",
     "Figures",
+    "ScenarioFailedError",
     "chaos_config",
     "chaos_pair",
     "steady",
@@ -87,6 +88,14 @@ FLAP_SECONDS = 20.0  # the issue says a minute; 20 s keeps the module within its
 RECOVERY_BOUND = 5.0  # after a partition heals, the client is answered again within this
 
 Figures = dict[str, float | int | str]
+
+
+class ScenarioFailedError(AssertionError):
+    """A scenario's outcome was wrong; `figures` holds what was measured up to then."""
+
+    def __init__(self, message: str, figures: Figures) -> None:
+        super().__init__(message)
+        self.figures = figures
 
 
 # --------------------------------------------------------------------- config
@@ -513,22 +522,27 @@ def scenario_partition(pair: DirectorPair, hold: float = 2.0) -> Figures:
     # when a master hears a lower priority advert: garp_lower_prio_repeat), or they keep
     # sending to the loser, which forwards un-NATed replies. Within a few seconds every
     # neighbour entry must point at dir1 again, and the client must be answered.
+    figures: Figures = {
+        "converged_ms": round(converged * 1000), "vips_gone_ms": round(gone_s * 1000),
+        "bound_ms": round(3 * ADVERT_INTERVAL * 1000),
+        "heal_commands_ms": round((healed_at - heal_started) * 1000),
+        "arp_during_split": "/".join(f"{k}:{v}" for k, v in sorted(split_view.items())),
+    }
     try:
         wait_until(lambda: not stale_neighbours(pair, "dir1"), RECOVERY_BOUND, step=0.1)
     except TimeoutError:
-        raise AssertionError(
+        stale = stale_neighbours(pair, "dir1")
+        figures["arp_after_heal"] = "/".join(f"{k}:{v}" for k, v in sorted(stale.items()))
+        raise ScenarioFailedError(
             f"{RECOVERY_BOUND:g} s after the heal, neighbour entries still point at the"
-            f" loser: {stale_neighbours(pair, 'dir1')} (split: {split_view});"
-            " the winner did not re-announce its VIPs") from None
+            f" loser: {stale} (split: {split_view}); the winner did not re-announce its"
+            " VIPs", figures) from None
     recovered = wait_until(functools.partial(client_answered_since, pair, healed, 10),
                            RECOVERY_BOUND, step=0.1)
     outage, failed = worst_outage(pair, mark)
-    return {"converged_ms": round(converged * 1000), "vips_gone_ms": round(gone_s * 1000),
-            "heal_commands_ms": round((healed_at - heal_started) * 1000),
-            "client_recovered_ms": round(recovered * 1000),
-            "arp_during_split": "/".join(f"{k}:{v}" for k, v in sorted(split_view.items())),
-            "bound_ms": round(3 * ADVERT_INTERVAL * 1000), "worst_gap_ms": round(outage * 1000),
-            "failed_requests": failed}
+    figures.update({"client_recovered_ms": round(recovered * 1000),
+                    "worst_gap_ms": round(outage * 1000), "failed_requests": failed})
+    return figures
 
 
 def _check_events(found: list[dict[str, Any]], rs: str) -> list[dict[str, Any]]:
@@ -641,10 +655,25 @@ def scenario_sighup_storm(pair: DirectorPair, count: int = 100) -> Figures:
     assert holds_both(pair, "dir1")
     figures: Figures = {"signals": count, "burst_ms": round(burst * 1000),
                         "reloads_applied": len(applied), "weight_updates": len(updates)}
-    # Back to weight 1 for the next scenarios.
+    # Second burst, one file (back to weight 1): the burst collapses into fewer reloads
+    # and the one change is exactly one IPVS op.
+    mark1 = log_mark(pair, "dir1")
     write_config(pair, "dir1", good_config(pair, "dir1"))
-    process.send_signal(signal.SIGHUP)
+    started = time.monotonic()
+    for i in range(count):
+        process.send_signal(signal.SIGHUP)
+        time.sleep(max(0.0, started + (i + 1) / count - time.monotonic()))
     wait_until(lambda: ipvs_weights(pair, "dir1").get(REAL_SERVERS[1]) == 1, 20, step=0.1)
+    time.sleep(2.0)
+    found = events(pair, "dir1", mark1)
+    applied = named(found, "config.reload.applied")
+    ops = [e for e in found if str(e.get("event", "")).startswith(("ipvs.service.", "ipvs.dest."))]
+    assert process.poll() is None and healthz(pair, "dir1")
+    assert 1 <= len(applied) < count, f"{len(applied)} reloads applied"
+    assert [(e["event"], e.get("rs"), e.get("weight")) for e in ops] == [
+        ("ipvs.dest.updated", f"{REAL_SERVERS[1]}:80", 1)], ops
+    assert not transitions(pair, "dir1", mark1), "a reload moved VRRP"
+    figures.update({"same_file_reloads_applied": len(applied), "same_file_ipvs_ops": len(ops)})
     return figures
 
 
