@@ -48,7 +48,6 @@ from haipvs.config import (
 )
 from haipvs.config.compile import Compiled, compile_config
 from haipvs.ipvs import (
-    EEXIST,
     ActualTable,
     DestKey,
     HealthView,
@@ -59,6 +58,7 @@ from haipvs.ipvs import (
 )
 from haipvs.logs import configure_logging
 from haipvs.sdnotify import SystemdNotifier
+from haipvs.security import script_commands, unsafe_paths
 from haipvs.status.api import ReloadOutcome, StatusApi
 from haipvs.status.snapshot import (
     DrainView,
@@ -147,6 +147,11 @@ class Supervisor:
         self._reloads_rejected = 0
         self._lag = 0.0
         self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sync_wanted: str | None = None
+        self._sync_applied: str | None = None
+        self._sync_task: asyncio.Task[None] | None = None
+        self._sync_reason = ""
 
     # ----------------------------------------------------------------- start-up
 
@@ -163,6 +168,13 @@ class Supervisor:
             return 1
         config = loaded.config
         compiled = compile_config(config, hostname=self._hostname)
+        unsafe = unsafe_paths(script_commands(compiled.instances, compiled.checks.values()))
+        if unsafe:
+            # keepalived's enable_script_security, always on: a script that others can
+            # change would run as root.
+            for message in unsafe:
+                print(f"haipvs: {message}", file=sys.stderr)
+            return 1
         configure_logging(
             director=compiled.director,
             log_format=None if config.director.log_format is None
@@ -173,6 +185,7 @@ class Supervisor:
             log.warning("config.warning", detail=str(warning))
         self._loaded, self._compiled = loaded, compiled
         loop = asyncio.get_running_loop()
+        self._loop = loop
         for signum, action in (
             (signal.SIGHUP, _Action.RELOAD),
             (signal.SIGTERM, _Action.SHUTDOWN),
@@ -306,43 +319,57 @@ class Supervisor:
         self, instance: str, from_state: str, to_state: str, reason: str, detail: str
     ) -> None:
         # The VRRP side logs `vrrp.transition` itself; here the director follows it.
-        compiled = self._compiled
-        if compiled is None or compiled.sync_daemon is None:
+        # It may be called on the VRRP thread: hop to the supervisor's loop, which owns
+        # the kernel socket.
+        compiled, loop = self._compiled, self._loop
+        if compiled is None or compiled.sync_daemon is None or loop is None:
             return
         sync = compiled.sync_daemon
         if sync.instance is not None and sync.instance != instance:
             return
         if to_state in ("MASTER", "BACKUP", "FAULT"):
-            task = asyncio.create_task(self._follow_sync_daemon(to_state))
-            self._tasks.append(task)
+            loop.call_soon_threadsafe(self._want_sync_daemon, to_state)
 
-    async def _follow_sync_daemon(self, vrrp_state: str) -> None:
+    def _want_sync_daemon(self, vrrp_state: str) -> None:
+        # One worker applies the latest wanted role: a quick BACKUP->MASTER->BACKUP
+        # ends with the backup daemon, whatever order the kernel answers in.
+        # FAULT listens like BACKUP (keepalived: only the master sends).
+        self._sync_wanted = "master" if vrrp_state == "MASTER" else "backup"
+        self._sync_reason = f"vrrp_{vrrp_state.lower()}"
+        if self._sync_task is None or self._sync_task.done():
+            self._sync_task = asyncio.create_task(self._follow_sync_daemon())
+            self._tasks.append(self._sync_task)
+
+    async def _follow_sync_daemon(self) -> None:
         """keepalived lvs_sync_daemon: the master sends connection state, the backup listens."""
-        compiled, kernel = self._compiled, self._kernel
-        if compiled is None or compiled.sync_daemon is None or kernel is None:
-            return
-        from haipvs.ipvs.netlink import NetlinkIpvsKernel, SyncState
+        from haipvs.ipvs.genl import SyncState
 
-        if not isinstance(kernel, NetlinkIpvsKernel):
-            return  # the fake kernel has no sync daemon
-        sync = compiled.sync_daemon
-        start = SyncState.MASTER if vrrp_state == "MASTER" else SyncState.BACKUP
-        stop = SyncState.BACKUP if start is SyncState.MASTER else SyncState.MASTER
-        with contextlib.suppress(KernelError):
-            await kernel.stop_sync_daemon(stop)  # not running: nothing to stop
-        try:
-            await kernel.set_sync_daemon(
-                start, sync.interface, sync.syncid,
-                mcast_group=sync.group, mcast_port=sync.port, mcast_ttl=sync.ttl,
-                sync_maxlen=sync.maxlen,
-            )
-        except KernelError as error:
-            if error.errno != EEXIST:  # already running in that state
+        while self._sync_wanted is not None and self._sync_wanted != self._sync_applied:
+            role = self._sync_wanted
+            compiled, kernel = self._compiled, self._kernel
+            if compiled is None or compiled.sync_daemon is None or kernel is None:
+                return
+            sync = compiled.sync_daemon
+            start = SyncState.MASTER if role == "master" else SyncState.BACKUP
+            set_daemon = getattr(kernel, "set_sync_daemon", None)
+            stop_daemon = getattr(kernel, "stop_sync_daemon", None)
+            if set_daemon is None or stop_daemon is None:
+                return  # a kernel port without connection sync (the fake)
+            # Stop both roles first: the other role is wrong now, and a daemon of this
+            # role left by a crashed predecessor would make the start fail (EEXIST).
+            for state in SyncState:
+                with contextlib.suppress(KernelError, OSError):  # not running: fine
+                    await stop_daemon(state)
+            try:
+                await set_daemon(start, sync.interface, sync.syncid, mcast_group=sync.group,
+                                 mcast_port=sync.port, mcast_ttl=sync.ttl,
+                                 sync_maxlen=sync.maxlen)
+                log.info("ipvs.sync_daemon.started", state=start.name.lower(),
+                         iface=sync.interface, syncid=sync.syncid, reason=self._sync_reason)
+            except (KernelError, OSError) as error:
                 log.error("ipvs.sync_daemon.failed", state=start.name.lower(),
                           iface=sync.interface, errno=error.errno, reason=str(error))
-                return
-        log.info("ipvs.sync_daemon.started", state=start.name.lower(), iface=sync.interface,
-                 syncid=sync.syncid, reason=f"vrrp_{vrrp_state.lower()}")
+            self._sync_applied = role
 
     # ----------------------------------------------------------------- reload
 
@@ -367,6 +394,9 @@ class Supervisor:
             return self._rejected((str(error),))
         delta = diff_configs(old_loaded.config, loaded.config)
         compiled = compile_config(loaded.config, hostname=self._hostname)
+        unsafe = unsafe_paths(script_commands(compiled.instances, compiled.checks.values()))
+        if unsafe:
+            return self._rejected(tuple(unsafe))
         summary = _summarize(delta)
         self._loaded, self._compiled = loaded, compiled
         if not delta.is_empty:

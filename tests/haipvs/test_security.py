@@ -384,7 +384,6 @@ async def test_exec_checks_run_without_a_shell_and_with_a_minimal_environment(
 # These need haipvs.supervisor to call unsafe_paths(script_commands(...)) after compiling
 # (the wiring is the lead's; see the issue 9 report). Strict: remove the marker when it lands.
 
-WIRING = "supervisor does not call haipvs.security yet (issue 9 report: exact change)"
 
 
 def daemon_config(path: Path, port: int, command: Path) -> None:
@@ -443,7 +442,6 @@ def daemon(config: Path) -> Supervisor:
     )
 
 
-@pytest.mark.xfail(strict=True, reason=WIRING)
 async def test_the_daemon_refuses_to_start_with_an_unsafe_check_script(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -464,7 +462,6 @@ async def test_the_daemon_refuses_to_start_with_an_unsafe_check_script(
     assert f"{command}: refused: {unsafe_dir} is writable by other users" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(strict=True, reason=WIRING)
 async def test_a_reload_that_brings_an_unsafe_script_is_rejected(tmp_path: Path) -> None:
     safe = tmp_path / "safe"
     safe.mkdir()

@@ -20,8 +20,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import checkers
 import vrrp
 from haipvs.ipvs import FakeIpvsKernel
@@ -31,7 +29,6 @@ from haipvs.supervisor import Supervisor
 
 # haipvs/supervisor.py passes "master"/"backup" strings to the kernel and calls it from
 # the VRRP thread; the fix is in the issue 9 report. Strict: remove when it lands.
-FIX = "supervisor._follow_sync_daemon: SyncState values, supervisor loop, last role wins"
 
 Callback = Callable[[str, str, str, str, str], None]
 
@@ -147,7 +144,6 @@ async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
             await asyncio.sleep(0.01)
 
 
-@pytest.mark.xfail(strict=True, reason=FIX)
 async def test_the_sync_daemon_follows_vrrp_on_the_supervisor_loop(tmp_path: Path) -> None:
     config = tmp_path / "haipvs.yaml"
     write_config(config)

@@ -37,7 +37,6 @@ SYNC_ID = 51
 # starts (ipvs.sync_daemon.failed "'str' object has no attribute 'value'"). Both tests
 # pass with the fix described in the reliability report (passed in the lab with it);
 # remove these markers when the fix lands (strict: an XPASS fails the run).
-SUPERVISOR_FIX = "supervisor._follow_sync_daemon: SyncState + main loop (report of issue 9)"
 SETTINGS = PairSettings(version=3, advert_interval=1.0, check_interval=0.5, check_timeout=0.4)
 
 # One connection, one request, then every line with its arrival time (monotonic) and
@@ -180,7 +179,6 @@ def crash_master(pair: DirectorPair) -> tuple[float, float]:
     return now, now - crashed_at
 
 
-@pytest.mark.xfail(strict=True, reason=SUPERVISOR_FIX)
 def test_each_director_runs_the_sync_daemon_its_vrrp_state_calls_for(pair: DirectorPair) -> None:
     try:
         wait_until(lambda: "master sync daemon" in sync_daemons(pair, "dir1")
@@ -195,7 +193,6 @@ def test_each_director_runs_the_sync_daemon_its_vrrp_state_calls_for(pair: Direc
     assert started and started[-1]["state"] == "master"
 
 
-@pytest.mark.xfail(strict=True, reason=SUPERVISOR_FIX)
 def test_a_long_lived_connection_survives_the_master_crash(pair: DirectorPair) -> None:
     with holding(pair, "synced") as connection:
         port = connection.client_port
