@@ -33,7 +33,13 @@ import socket
 import ssl
 
 from checkers.probe import ProbeResult
-from checkers.tcp import TIMED_OUT, ConnectError, ProbeConnection, describe_timeout
+from checkers.tcp import (
+    TIMED_OUT,
+    ConnectError,
+    ProbeConnection,
+    describe_timeout,
+    running_loop,
+)
 
 __all__ = ["ResponseReader", "check_http", "format_status_ranges"]
 
@@ -349,7 +355,7 @@ async def check_http(
     against `ca_file` (or the system store), and the name against `sni`, else
     `host` (without either, only the chain is verified).
     """
-    loop = asyncio.get_running_loop()
+    loop = running_loop()
     started = loop.time()
     deadline = started + timeout
     try:

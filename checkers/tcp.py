@@ -32,6 +32,7 @@ import os
 import select
 import socket
 import struct
+import threading
 import weakref
 from collections.abc import Callable
 
@@ -44,6 +45,7 @@ __all__ = [
     "describe_errno",
     "describe_timeout",
     "family_of",
+    "running_loop",
 ]
 
 # struct linger {int l_onoff; int l_linger;} = {1, 0}: close(2) sends RST.
@@ -87,6 +89,27 @@ def describe_errno(err: int, what: str = "connect") -> str:
     if known is not None:
         return known
     return f"{what} failed: {os.strerror(err).lower()}"
+
+
+# Thread id -> the event loop last seen running in that thread.
+_loops: dict[int, asyncio.AbstractEventLoop] = {}
+
+
+def running_loop() -> asyncio.AbstractEventLoop:
+    """asyncio.get_running_loop() without its getpid(2).
+
+    Python 3.11 checks the process id on every get_running_loop() call: one
+    system call per check, and system calls are what a check costs in the lab
+    guest. A loop that is running in this very thread is this thread's running
+    loop, so the last one seen is reused while that holds (BaseEventLoop
+    records its thread in `_thread_id`; any other loop takes the slow path).
+    """
+    thread = threading.get_ident()
+    loop = _loops.get(thread)
+    if loop is None or getattr(loop, "_thread_id", None) != thread:
+        loop = asyncio.get_running_loop()
+        _loops[thread] = loop
+    return loop
 
 
 def family_of(address: str) -> socket.AddressFamily:
@@ -183,8 +206,7 @@ class ProbeConnection:
         """Connect to address:port by `started + timeout`, or raise ConnectError.
 
         `bind_address` is keepalived's `bindto`: the source address of the check.
-        `loop` is the running loop, passed in because asking for it costs a
-        getpid(2) per call on Python 3.11.
+        `loop` is the running loop (see running_loop()).
         """
         # SOCK_NONBLOCK at creation: one system call less than setblocking(False).
         sock = socket.socket(family_of(address), _STREAM_NONBLOCK)
@@ -290,7 +312,7 @@ async def check_tcp(
     bind_address: str | None = None,
 ) -> ProbeResult:
     """Up when a TCP connection to address:port is accepted within `timeout`."""
-    loop = asyncio.get_running_loop()
+    loop = running_loop()
     started = loop.time()
     try:
         connection = await ProbeConnection.open(
