@@ -94,7 +94,8 @@ class ScenarioFailedError(AssertionError):
     """A scenario's outcome was wrong; `figures` holds what was measured up to then."""
 
     def __init__(self, message: str, figures: Figures) -> None:
-        super().__init__(message)
+        super().__init__(f"{message} [measured: "
+                         + " ".join(f"{k}={v}" for k, v in figures.items()) + "]")
         self.figures = figures
 
 
