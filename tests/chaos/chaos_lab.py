@@ -243,9 +243,13 @@ def vip_holders(pair: DirectorPair) -> list[str]:
 
 def ipvs_weights(pair: DirectorPair, name: str) -> dict[str, int]:
     """rs address -> weight in the director's kernel table."""
-    out = pair.net.run(name, ["ipvsadm", "-Ln"], check=False).stdout
+    return ipvs_line_weights(pair.net.run(name, ["ipvsadm", "-Ln"], check=False).stdout)
+
+
+def ipvs_line_weights(listing: str) -> dict[str, int]:
+    """rs address -> weight, from `ipvsadm -Ln` output (NAT rows)."""
     weights: dict[str, int] = {}
-    for line in out.splitlines():
+    for line in listing.splitlines():
         parts = line.split()
         if len(parts) >= 4 and parts[0] == "->" and parts[2] == "Masq":
             weights[parts[1].rsplit(":", 1)[0]] = int(parts[3])
@@ -754,7 +758,7 @@ def _syn_capture(pair: DirectorPair, host: str, seconds: float) -> subprocess.Po
     )
 
 
-def _probe_times(output: bytes) -> dict[str, list[float]]:
+def probe_times(output: bytes) -> dict[str, list[float]]:
     """source address -> times of its SYNs."""
     times: dict[str, list[float]] = {}
     for line in output.decode(errors="replace").splitlines():
@@ -786,7 +790,7 @@ def scenario_blackhole_target(pair: DirectorPair, window: float = 6.0) -> Figure
     worst_gap = 0.0
     fewest = 1.0
     for host, output in outputs.items():
-        per_source = _probe_times(output)
+        per_source = probe_times(output)
         for director, (front, back) in DIRECTORS.items():
             del front
             times = per_source.get(back, [])
