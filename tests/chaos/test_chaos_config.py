@@ -17,9 +17,9 @@ from chaos_lab import (
     NOTIFY_TIMEOUT,
     PROGRAMMER_MAX_INTERVAL,
     SETTINGS,
-    probe_times,
     chaos_config,
     ipvs_line_weights,
+    probe_times,
 )
 
 from haipvs.config import ConfigInvalid
