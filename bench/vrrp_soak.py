@@ -17,6 +17,7 @@ lag the daemons reported, from their logs.
 from __future__ import annotations
 
 import argparse
+import resource
 import subprocess
 import sys
 import time
@@ -55,6 +56,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_timeout=1.0,
     )
     ports = [10000 + i for i in range(args.real_servers)]
+    # One lab host listens on every port and each daemon keeps a connection per
+    # check: well beyond the default 1024 descriptors. Children inherit this.
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max(4 * args.real_servers + 1024, 4096)
+    try:  # root may raise the hard limit too
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, max(wanted, hard)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     with running_pair(settings, prefix="soak-") as pair:
         argv_server = [sys.executable, "-m", "haipvs.lab.servers", "--name", "rs1"]
         for port in ports:
