@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import ipaddress
 import logging
@@ -47,10 +48,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from haipvs.lab.topology import BuiltTopology
 
 ROOT = Path(__file__).resolve().parent.parent
 # This file is named like the package it measures: keep bench/ off the import path.
@@ -227,6 +231,18 @@ def read_counts(server: subprocess.Popen[bytes], path: Path) -> dict[str, int]:
     text = wait_for_file(path, 10)
     rows = [line.split() for line in text.splitlines() if not line.startswith("#")]
     return {address: int(n) for address, n in rows}
+
+
+def wait_for_checks(
+    server: subprocess.Popen[bytes], path: Path, source: str, checks: int, timeout: float
+) -> None:
+    """Wait until `checks` more connections from `source` reached the real server."""
+    start = read_counts(server, path).get(source, 0)
+    deadline = time.monotonic() + timeout
+    while read_counts(server, path).get(source, 0) - start < checks:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{source} did not make {checks} checks in {timeout}s")
+        time.sleep(0.5)
 
 
 def measure_side_by_side(
@@ -451,14 +467,70 @@ def wait_for_file(path: Path, timeout: float) -> str:
     raise RuntimeError(f"{path} did not appear")
 
 
-def lab_part(args: argparse.Namespace) -> dict[str, float]:
-    """keepalived's checker and haipvs's side by side on the same backends.
+@contextlib.contextmanager
+def keepalived_checker(
+    net: BuiltTopology, work: Path, kind: str, addresses: Sequence[str], port: int, source: str
+) -> Iterator[int]:
+    """keepalived in checker-only mode (-C) in the director namespace; yields the
+    pid of its checker child (the process that runs the checks)."""
+    conf = work / f"keepalived-{kind}.conf"
+    conf.write_text(keepalived_conf(kind, addresses, port, source))
+    pid_file = work / f"checker-{kind}.pid"
+    pid_file.unlink(missing_ok=True)
+    log_path = work / f"keepalived-{kind}.log"
+    with open(log_path, "ab") as log_file:
+        main_pid_file = work / f"keepalived-{kind}.pid"
+        argv = ["keepalived", "-n", "-l", "-C", "-f", str(conf), "-p", str(main_pid_file)]
+        process = net.popen(
+            "dir",
+            [*argv, "-c", str(pid_file)],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield int(wait_for_file(pid_file, 60))
+        except RuntimeError:
+            log_line("keepalived's log ends with:")
+            tail = log_path.read_text(errors="replace").splitlines(keepends=True)[-15:]
+            sys.stderr.write("".join(tail))
+            raise
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
+            net.run("dir", ["ipvsadm", "-C"], check=False)
 
-    Both run during the same window (the guest's speed drifts with the host's
-    load, so windows taken one after the other compare badly), from two source
-    addresses of the director: keepalived binds its checks to 10.255.0.5
-    (`bindto`), haipvs uses the interface's primary 10.255.0.1. The real server
-    counts accepted connections per source.
+
+@contextlib.contextmanager
+def haipvs_checker(
+    net: BuiltTopology, kind: str, addresses: Sequence[str], port: int
+) -> Iterator[int]:
+    """haipvs's CheckerPool in its own process in the director namespace; yields its pid."""
+    process = net.popen(
+        "dir",
+        [sys.executable, __file__, "checker", kind, f"{addresses[0]}/{len(addresses)}:{port}"],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        if process.stdout.readline().strip() != b"ready":
+            raise RuntimeError("haipvs checker did not start")
+        yield process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def lab_part(args: argparse.Namespace) -> dict[str, float]:
+    """keepalived's checker and haipvs's on the same backends, in the same boot.
+
+    Default: each checker alone, in alternating windows (keepalived, haipvs,
+    keepalived, haipvs...), CPU and checks summed per checker: alone is how the
+    issue's keepalived figures were taken, and alternating spreads the drift of
+    the guest's speed (it follows the host's load) over both. `--side-by-side`
+    runs both during the same windows instead. Either way the two check from
+    different source addresses of the director: keepalived binds to 10.255.0.5
+    (`bindto`), haipvs uses the interface's primary 10.255.0.1, and the real
+    server counts accepted connections per source.
     """
     from haipvs.lab.topology import Endpoint, Host, Route, Topology, Veth, build
 
@@ -476,9 +548,10 @@ def lab_part(args: argparse.Namespace) -> dict[str, float]:
         ),
     )
     # The guest's CPU accounting is tick-sampled and its speed drifts with the
-    # host's load: a longer window than native keeps the ratio steady.
-    window = args.window or 30.0
-    results: dict[str, float] = {"lab_real_servers": count}
+    # host's load: longer windows than native keep the ratio steady.
+    window = args.window or (30.0 if args.side_by_side else 12.0)
+    rounds = 1 if args.side_by_side else args.rounds
+    results: dict[str, float] = {"lab_real_servers": count, "lab_window_s": window * rounds}
     work = Path("/run/haipvs-bench")
     work.mkdir(parents=True, exist_ok=True)
     counts_path = work / "counts"
@@ -490,64 +563,44 @@ def lab_part(args: argparse.Namespace) -> dict[str, float]:
             ["ip", "-n", net.ns("rs"), "-batch", "-"], input=batch, text=True, check=True
         )
         server = start_server(net.command("rs", []), ["0.0.0.0/1:80", "--counts", str(counts_path)])
+
+        def measure_alone_or_together(
+            names: Sequence[str], kind: str
+        ) -> dict[str, tuple[float, int]]:
+            with contextlib.ExitStack() as stack:
+                pids = {}
+                for name in names:
+                    if name == "keepalived":
+                        pids[name] = stack.enter_context(
+                            keepalived_checker(net, work, kind, addresses, port, sources[name])
+                        )
+                    else:
+                        pids[name] = stack.enter_context(haipvs_checker(net, kind, addresses, port))
+                # Start-up work (keepalived programs 1,000 dests and logs every
+                # first result) must not land in the window: wait until each
+                # checker has made two rounds of checks, then settle.
+                for name in names:
+                    wait_for_checks(server, counts_path, sources[name], 2 * count, timeout=120)
+                time.sleep(args.warmup)
+                return measure_side_by_side(pids, sources, server, counts_path, window, count)
+
         try:
             for kind in args.kinds:
-                conf = work / f"keepalived-{kind}.conf"
-                conf.write_text(keepalived_conf(kind, addresses, port, sources["keepalived"]))
-                checker_pid_file = work / f"checker-{kind}.pid"
-                checker_pid_file.unlink(missing_ok=True)
-                keepalived_log = open(work / f"keepalived-{kind}.log", "wb")  # noqa: SIM115
-                keepalived = net.popen(
-                    "dir",
-                    [
-                        "keepalived",
-                        "-n",
-                        "-l",
-                        "-C",
-                        "-f",
-                        str(conf),
-                        "-p",
-                        str(work / f"keepalived-{kind}.pid"),
-                        "-c",
-                        str(checker_pid_file),
-                    ],
-                    stdout=keepalived_log,
-                    stderr=subprocess.STDOUT,
-                )
-                haipvs = net.popen(
-                    "dir",
-                    [sys.executable, __file__, "checker", kind, f"{addresses[0]}/{count}:{port}"],
-                    stdout=subprocess.PIPE,
-                )
-                try:
-                    keepalived_checker = int(wait_for_file(checker_pid_file, 60))
-                    assert haipvs.stdout is not None
-                    if haipvs.stdout.readline().strip() != b"ready":
-                        raise RuntimeError("haipvs checker did not start")
-                    time.sleep(args.warmup)
-                    measured = measure_side_by_side(
-                        {"keepalived": keepalived_checker, "haipvs": haipvs.pid},
-                        sources,
-                        server,
-                        counts_path,
-                        window,
-                        count,
-                    )
-                except RuntimeError:
-                    log_line("keepalived's log ends with:")
-                    tail = (work / f"keepalived-{kind}.log").read_text(errors="replace")
-                    sys.stderr.write("".join(tail.splitlines(keepends=True)[-15:]))
-                    raise
-                finally:
-                    for process in (keepalived, haipvs):
-                        process.terminate()
-                        process.wait(timeout=60)
-                    keepalived_log.close()
-                net.run("dir", ["ipvsadm", "-C"], check=False)
-                for name, (cpu, checks) in measured.items():
-                    results[f"{name}_{kind}_checks_per_s"] = checks / window
+                cpu_total = {"keepalived": 0.0, "haipvs": 0.0}
+                checks_total = {"keepalived": 0, "haipvs": 0}
+                if args.side_by_side:
+                    turns: list[Sequence[str]] = [("keepalived", "haipvs")]
+                else:
+                    turns = [(name,) for _ in range(rounds) for name in ("keepalived", "haipvs")]
+                for names in turns:
+                    for name, (cpu, checks) in measure_alone_or_together(names, kind).items():
+                        cpu_total[name] += cpu
+                        checks_total[name] += checks
+                        log_line(f"{name} {kind}: {checks} checks, {cpu:.2f}s cpu")
+                for name, cpu in cpu_total.items():
+                    checks = checks_total[name]
+                    results[f"{name}_{kind}_checks_per_s"] = checks / (window * rounds)
                     results[f"{name}_{kind}_ms_per_check"] = cpu / checks * 1000
-                    log_line(f"{name} {kind}: {checks} checks, {cpu:.2f}s cpu")
                 results[f"{kind}_cpu_ratio"] = (
                     results[f"haipvs_{kind}_ms_per_check"]
                     / results[f"keepalived_{kind}_ms_per_check"]
@@ -599,6 +652,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--kinds", nargs="+", default=["tcp", "http"])
     parser.add_argument("--counts", default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--side-by-side", action="store_true", help="lab: run both checkers in the same windows"
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="lab: alternations per checker")
     args = parser.parse_args(argv)
 
     if args.part == "serve":
