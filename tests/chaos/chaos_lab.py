@@ -703,10 +703,14 @@ def scenario_invalid_reload_during_failover(pair: DirectorPair) -> Figures:
     sent: list[float] = []
 
     def fault() -> None:
-        pair.crash_director("dir1")
+        # SIGKILL first, the bad reload next, then the rest of the crash (VIPs removed):
+        # the SIGHUP lands early in dir2's master-down wait.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pair.directors["dir1"].pid, signal.SIGKILL)
         write_config(pair, "dir2", good_config(pair, "dir2", scheduler="fastest"))
         sent.append(now_wall())
         pair.directors["dir2"].send_signal(signal.SIGHUP)
+        pair.crash_director("dir1")
 
     figures = _takeover(pair, fault, "invalid reload")
     wait_until(lambda: bool(named(events(pair, "dir2", mark2), "config.reload.rejected")), 10)
