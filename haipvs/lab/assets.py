@@ -88,10 +88,13 @@ def prepare_uml_assets() -> UmlAssets:
         if compiler is None:
             raise LabSetupError("the UML lab builds a small shim: apt-get install gcc libc6-dev")
         shim.parent.mkdir(parents=True, exist_ok=True)
+        # Build beside it and rename: two labs starting at once must not see half a file.
+        partial = shim.with_name(f"{shim.name}.{os.getpid()}")
         _run(
-            [compiler, "-O2", "-shared", "-fPIC", "-o", str(shim), str(source), "-ldl"],
+            [compiler, "-O2", "-shared", "-fPIC", "-o", str(partial), str(source), "-ldl"],
             "build the UML FPU-state shim",
         )
+        os.replace(partial, shim)
     return UmlAssets(Path(linux), versions[-1], shim)
 
 
