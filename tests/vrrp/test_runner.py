@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import threading
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_interface
@@ -487,6 +488,13 @@ async def test_service_runs_instances_in_its_own_thread(tmp_path: Path) -> None:
         assert status.adverts_sent >= 1
         assert addresses.held("eth0") == (VIP,)
         assert service.running
+        (vrrp_thread,) = [t for t in threading.enumerate() if t.name == "haipvs-vrrp"]
+        assert vrrp_thread.native_id is not None
+        policy = os.sched_getscheduler(vrrp_thread.native_id)
+        # Only the VRRP thread is boosted (SCHED_RR needs CAP_SYS_NICE: root here).
+        if os.geteuid() == 0:
+            assert policy == os.SCHED_RR
+        assert os.sched_getscheduler(threading.get_native_id()) == os.SCHED_OTHER
     finally:
         await service.stop_async()
     assert not service.running
