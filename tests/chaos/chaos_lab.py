@@ -620,6 +620,7 @@ def scenario_drift_repair(pair: DirectorPair) -> Figures:
         at = now_wall()
         wait_until(lambda: ipvs_weights(pair, "dir1") == wanted,
                    PROGRAMMER_MAX_INTERVAL + 3, step=0.25)
+        time.sleep(0.5)  # the kernel may show the repair before its log lines are written
         repairs = named(events(pair, "dir1", mark1), "ipvs.drift.repaired")
         assert repairs, f"{label}: no ipvs.drift.repaired"
         took = max(wall(e) for e in repairs) - at
