@@ -7,10 +7,11 @@ rss_mb=MB ...`:
    one interface of a backend namespace, one server process answering them all),
    checked every second, `tcp` then `http`. keepalived's checker process
    (`keepalived -C`, TCP_CHECK / HTTP_GET) and haipvs's CheckerPool take turns on the
-   same backends in the same boot. CPU is utime+stime of the checker process from
-   /proc/PID/stat over a window; checks are counted by the backend namespace's kernel
-   (Tcp PassiveOpens in /proc/net/snmp), so neither side counts its own work. The
-   figures compare only with each other: the guest is emulated.
+   same backends in the same boot (alternating solo windows, or `--side-by-side`).
+   CPU is utime+stime of the checker process from /proc/PID/stat over each window;
+   checks are counted by the real server per source address (keepalived binds to its
+   own), so neither side counts its own work. The figures compare only with each
+   other: the guest's system calls are slow and its CPU accounting is tick-sampled.
 2. native (loopback, no IPVS needed): 10,000 real servers on 127.1.x.y, one listener
    each, checked every 2 s (5,000 checks/s) through the CheckerPool with `tcp`
    checks: schedule lateness p99 (the pool's own samples: probe start minus its
