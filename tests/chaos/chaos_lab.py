@@ -667,7 +667,9 @@ def scenario_sighup_storm(pair: DirectorPair, count: int = 100) -> Figures:
     updates = [e for e in named(found, "ipvs.dest.updated")
                if e.get("rs") == f"{REAL_SERVERS[1]}:80"]
     assert not rejected, rejected
-    assert 1 <= len(applied) < count, f"{len(applied)} reloads applied"
+    # How many reloads run depends on how fast one is (a SIGHUP during a reload queues
+    # one more, never more): reported, not asserted.
+    assert 1 <= len(applied) <= count, f"{len(applied)} reloads applied"
     assert updates and updates[-1]["weight"] == final_weight, updates
     assert len([e for e in updates if e["weight"] == final_weight]) == 1, updates
     assert ipvs_weights(pair, "dir1").get(REAL_SERVERS[1]) == final_weight
@@ -675,8 +677,8 @@ def scenario_sighup_storm(pair: DirectorPair, count: int = 100) -> Figures:
     assert holds_both(pair, "dir1")
     figures: Figures = {"signals": count, "burst_ms": round(burst * 1000),
                         "reloads_applied": len(applied), "weight_updates": len(updates)}
-    # Second burst, one file (back to weight 1): the burst collapses into fewer reloads
-    # and the one change is exactly one IPVS op.
+    # Second burst, one file (back to weight 1): however many reloads run, the one
+    # change is exactly one IPVS op.
     mark1 = log_mark(pair, "dir1")
     write_config(pair, "dir1", good_config(pair, "dir1"))
     started = time.monotonic()
@@ -689,7 +691,7 @@ def scenario_sighup_storm(pair: DirectorPair, count: int = 100) -> Figures:
     applied = named(found, "config.reload.applied")
     ops = [e for e in found if str(e.get("event", "")).startswith(("ipvs.service.", "ipvs.dest."))]
     assert process.poll() is None and healthz(pair, "dir1")
-    assert 1 <= len(applied) < count, f"{len(applied)} reloads applied"
+    assert 1 <= len(applied) <= count, f"{len(applied)} reloads applied"
     assert [(e["event"], e.get("rs"), e.get("weight")) for e in ops] == [
         ("ipvs.dest.updated", f"{REAL_SERVERS[1]}:80", 1)], ops
     assert not transitions(pair, "dir1", mark1), "a reload moved VRRP"
