@@ -258,6 +258,9 @@ class VrrpMachine:
         self._advert_at: float | None = None
         self._refresh_at: float | None = None
         self._second_announce_at: float | None = None
+        # keepalived garp_lower_prio_repeat: when may a master re-announce after hearing
+        # a lower-priority master (a healed partition)?
+        self._lower_announce_after: float | None = None
         # keepalived preempt_delay: lower priority masters are tolerated until this time.
         self._preempt_at: float | None = None
         self._last_transition: Transition | None = None
@@ -664,7 +667,14 @@ class VrrpMachine:
         # Lower priority (or equal with a lower address): RFC 5798 says discard;
         # keepalived answers at once ("forcing new election") so the other side
         # steps down now instead of after its own timers.
-        return (SendAdvert(self._effective),)
+        # Another router believed it was master (a partition has healed, or our adverts
+        # were lost): its gratuitous ARPs / NAs moved the neighbours' caches to it, and
+        # they stay there after it steps down. Announce the VIPs again, as keepalived's
+        # garp_lower_prio_repeat does, at most once per advert interval.
+        if self._lower_announce_after is not None and now < self._lower_announce_after:
+            return (SendAdvert(self._effective),)
+        self._lower_announce_after = now + self._settings.advert_interval
+        return (SendAdvert(self._effective), Announce())
 
     # --- state changes --------------------------------------------------------------------
 

@@ -314,12 +314,17 @@ def test_master_answers_a_resigning_router_at_once() -> None:
     assert machine.state is State.MASTER
 
 
-def test_master_answers_a_lower_priority_advert_at_once() -> None:
+def test_master_answers_a_lower_priority_advert_at_once_and_reannounces() -> None:
     machine = make_node("b", B, priority=150).machine
     machine.start(0.0)
     machine.on_timer(3.4140625)
-    assert machine.on_advert(advert(100), C, 4.0) == (SendAdvert(150),)
+    # The other side thought it was master (a healed partition): neighbours' caches
+    # point at it, so the VIPs are announced again (keepalived garp_lower_prio_repeat).
+    assert machine.on_advert(advert(100), C, 4.0) == (SendAdvert(150), Announce())
     assert machine.state is State.MASTER
+    # ...at most once per advert interval (1 s here), however many adverts arrive.
+    assert machine.on_advert(advert(100), C, 4.5) == (SendAdvert(150),)
+    assert machine.on_advert(advert(100), C, 5.0) == (SendAdvert(150), Announce())
 
 
 def test_master_steps_down_for_a_higher_priority_and_learns_its_interval() -> None:
@@ -354,7 +359,8 @@ def test_equal_priority_tie_break_by_address() -> None:
     higher = make_node("b", "192.0.2.9", priority=100).machine
     higher.start(0.0)
     higher.on_timer(3.609375)
-    assert higher.on_advert(advert(100), C, 4.0) == (SendAdvert(100),)
+    # The loser also believed it was master: announce again (see the test above).
+    assert higher.on_advert(advert(100), C, 4.0) == (SendAdvert(100), Announce())
     assert higher.state is State.MASTER
 
 
