@@ -266,7 +266,7 @@ class Supervisor:
         adopted = {
             backend for backend, (svc, dest) in compiled.backends.items()
             if svc in actual.table and dest in actual.table[svc].dests
-        }
+        } | set(compiled.up_at_start)  # checks with `alpha: false` (keepalived's default)
         pool = checkers.CheckerPool(
             self._prober or checkers.run_probe, on_change=self._health_changed
         )

@@ -693,10 +693,12 @@ class CheckTiming(_Model):
     # interval.
     warmup: DaySeconds | None = None
     slow_start: SlowStart = 0.0  # keepalived slow_start: weight ramp after up
-    # keepalived alpha: at start-up a real server is down until `rise` good probes. Without
-    # it (keepalived's default) it counts as up until its first result. Real servers added
-    # by a reload always start down.
-    alpha: bool = False
+    # keepalived alpha: at start-up a real server is down until `rise` good probes (the
+    # haipvs default: no traffic to a server nobody has seen answer). `alpha: false` is
+    # keepalived's default: up until its first result (the importer writes it out). Real
+    # servers added by a reload always start down; ones already in the kernel table keep
+    # their place until their first result.
+    alpha: bool = True
     flap_damping: FlapDamping | None = None
 
 

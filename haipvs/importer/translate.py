@@ -1463,8 +1463,9 @@ class _Translator:
             check["fast_interval"] = min(fast_interval, interval)
         if warmup:
             check["warmup"] = warmup
-        if common.get("alpha") or defaults.get("alpha"):
-            check["alpha"] = True
+        # keepalived starts a real server up unless `alpha` is set; haipvs starts it down
+        # (its default is alpha: true), so say which one this was, always.
+        check["alpha"] = bool(common.get("alpha") or defaults.get("alpha"))
         return check
 
     def smtp_host(

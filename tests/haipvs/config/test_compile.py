@@ -105,8 +105,8 @@ def test_the_nat_pair_checks_and_how_health_reaches_the_table() -> None:
         "NOERROR",
     )
     assert result.always_up == frozenset()
-    # No `alpha`: every checked backend counts as up until its first result at start-up.
-    assert result.up_at_start == frozenset(result.checks)
+    # No `alpha` (haipvs default true): every checked backend starts down until it rises.
+    assert result.up_at_start == frozenset()
     assert set(result.backends) == set(result.checks)
 
 
@@ -186,7 +186,8 @@ def test_checks_inherit_replace_and_alpha() -> None:
                 check: {type: tcp, interval: 2.0, timeout: 1.0, alpha: true}
                 real_servers:
                   - {address: 10.0.0.1}
-                  - {address: 10.0.0.2, check: {type: exec, command: [/bin/true], dynamic: true}}
+                  - address: 10.0.0.2
+                    check: {type: exec, command: [/bin/true], dynamic: true, alpha: false}
               - name: bare
                 vip: 192.0.2.1
                 port: 81
@@ -203,7 +204,7 @@ def test_checks_inherit_replace_and_alpha() -> None:
     assert isinstance(exec_check, checkers.ExecCheck)
     assert exec_check.command == ("/bin/true",) and exec_check.dynamic_weight
     assert result.always_up == {bare}
-    assert result.up_at_start == {two}  # alpha: true keeps `one` down until it rises
+    assert result.up_at_start == {two}  # alpha: true keeps `one` down; `two` said false
     assert result.director == "director"  # no director.name: the caller's host name
 
 

@@ -422,6 +422,7 @@ virtual_server fwmark 7 {
         "timeout": 3.0,
         "rise": 1,
         "fall": 2,
+        "alpha": False,  # keepalived without `alpha`: up until the first result
     }
     assert second["check"]["command"] == ["/usr/local/bin/check", "10.0.0.12"]
     assert second["check"]["dynamic"] is True
