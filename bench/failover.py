@@ -39,24 +39,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import haipvs.lab.pair as lab_pair
 from haipvs.lab.client import Sample, outages, read_samples
 from haipvs.lab.pair import VIP, DirectorPair, PairSettings, running_pair, wait_until
 from vrrp.timing import master_down_interval, skew_time
-
-_keepalived_config = lab_pair.keepalived_config
-
-
-def keepalived_config_for_slow_cpu(name: str, settings: PairSettings, rundir: object) -> str:
-    """keepalived's realtime VRRP child is SIGKILLed by the kernel when it exceeds
-    RLIMIT_RTTIME (default 10 ms), which the lab's emulated CPU does; the child is
-    then respawned, which is not the scenario measured. keepalived.conf(5) says to
-    raise ``vrrp_rlimit_rttime`` on slow processors: we do, for a fair yardstick."""
-    text = _keepalived_config(name, settings, rundir)  # type: ignore[arg-type]
-    return text.replace("global_defs {\n", "global_defs {\n    vrrp_rlimit_rttime 5000000\n", 1)
-
-
-lab_pair.keepalived_config = keepalived_config_for_slow_cpu
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,7 +68,7 @@ class LinuxVrrpPart:
             and old_by_name[s.name].track_scripts == s.track_scripts
             for s in new
         )
-        in_place = same_shape and hasattr(vrrp.InstanceRunner, "reconfigure")
+        in_place = same_shape
         if in_place:
             for settings in new:
                 if old_by_name[settings.name] != settings:
@@ -87,7 +87,7 @@ class LinuxVrrpPart:
 
     async def _reconfigure(self, settings: vrrp.InstanceSettings) -> None:
         runner = self._service.runner(settings.name)
-        await runner.reconfigure(settings)  # type: ignore[attr-defined]
+        await runner.reconfigure(settings)
 
     def loop_lag(self) -> float:
         return self._service.loop_lag.last

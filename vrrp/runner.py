@@ -283,6 +283,16 @@ class InstanceRunner:
         await self.set_fault(FaultSource.sync_group, True, reason)
         await self.set_fault(FaultSource.sync_group, False, reason)
 
+    async def reconfigure(self, settings: InstanceSettings) -> None:
+        """Reload: new tunables in place (priority, intervals, preempt, GARP...), keeping
+        the state and the VIPs. Identity, version or VIP changes raise VrrpUsageError:
+        those need a restart of the instance."""
+        await self._input(lambda now: self.machine.reconfigure(settings, now))
+        if not settings.track_interfaces and not settings.track_scripts:
+            # Untracked: the configured priority is the effective one.
+            self._tracked_priority = settings.priority
+        self._settings = settings
+
     def _fault_summary(self) -> str:
         """Every fault still held, as the reason the machine logs (empty: none)."""
         return "; ".join(f"{source.value}: {why}" for source, why in self._faults.items())

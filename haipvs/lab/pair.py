@@ -152,11 +152,15 @@ def keepalived_config(name: str, settings: PairSettings, rundir: Path) -> str:
     }}"""
         for address in REAL_SERVERS[: settings.real_servers]
     )
+    # vrrp_rlimit_rttime: keepalived's real-time VRRP child is killed by the kernel past
+    # RLIMIT_RTTIME (10 ms by default), which a slow lab CPU reaches; keepalived.conf(5)
+    # says to raise it on slow processors. A respawned child is not what we measure.
     return f"""global_defs {{
     router_id {name}
     script_user root
     enable_script_security
     vrrp_garp_master_delay 0
+    vrrp_rlimit_rttime 5000000
 }}
 vrrp_instance VI_WEB {{
     state BACKUP

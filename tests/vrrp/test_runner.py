@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from vrrp.errors import DropReason, MalformedAdvert
+from vrrp.errors import DropReason, MalformedAdvert, VrrpUsageError
 from vrrp.fake import (
     FakeAdvertLink,
     FakeLinkMonitor,
@@ -586,3 +586,26 @@ async def test_unreadable_ip_header_is_counted_under_its_reason(segment: FakeSeg
     await asyncio.sleep(0.1)
     assert dict(a.runner.counters.dropped) == {DropReason.bad_length: 1}
     await a.runner.stop()
+
+
+async def test_reload_reconfigures_in_place_keeping_state_and_vips(segment: FakeSegment) -> None:
+    master = make_node(segment, A_ADDR, instance(150))
+    backup = make_node(segment, B_ADDR, instance(100))
+    master.start()
+    backup.start()
+    await master.wait_for(State.MASTER)
+    await backup.wait_for(State.BACKUP)
+    transitions = len(master.transitions)
+    # A reload that lowers the master's priority below its peer's: the peer preempts
+    # (the new priority is real), but the instance was not restarted to get there.
+    await master.runner.reconfigure(instance(90))
+    assert master.runner.machine.effective_priority == 90
+    await backup.wait_for(State.MASTER)
+    await master.wait_for(State.BACKUP)
+    assert len(master.transitions) == transitions + 1
+    assert master.transitions[-1][1].reason is TransitionReason.higher_priority_advert
+    # A VIP change cannot be applied in place: the caller restarts the instance.
+    with pytest.raises(VrrpUsageError):
+        await master.runner.reconfigure(
+            instance(90, vips=(VipSpec(ip_interface("198.51.100.11/24")),))
+        )
