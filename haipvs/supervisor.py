@@ -486,8 +486,8 @@ class Supervisor:
         assert compiled is not None and programmer is not None and pool is not None
         status = programmer.status()
         pool_snap = pool.snapshot()
+        # Loop (monotonic) time -> wall time, for the `since` fields people read.
         to_wall = pool_snap.taken_at_wall - pool_snap.taken_at
-        loop_to_wall = time.time() - asyncio.get_running_loop().time()
         actual = self._actual
         expected = programmer.expected_table
         drains = {(d.vs, d.rs): d for d in status.draining}
@@ -519,8 +519,8 @@ class Supervisor:
                     active_conns=0 if stats is None else stats.active_conns,
                     inactive_conns=0 if stats is None else stats.inactive_conns,
                     drain=None if drain is None else DrainView(
-                        since=drain.since + loop_to_wall,
-                        deadline=drain.deadline + loop_to_wall,
+                        since=drain.since + to_wall,
+                        deadline=drain.deadline + to_wall,
                         cause=drain.cause,
                     ),
                     fail_open_held=health is not None and health.held_by_fail_open,
