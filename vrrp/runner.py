@@ -51,6 +51,7 @@ from vrrp.machine import (
     SendAdvert,
     State,
     Transition,
+    TransitionReason,
     VrrpMachine,
 )
 from vrrp.notify import HookKind, Notifier
@@ -276,12 +277,16 @@ class InstanceRunner:
         await self._input(self._priority_input)
 
     async def resign(self, reason: str) -> None:
-        """Leave MASTER now (sync group follows a member to BACKUP): a fault
-        pulse makes the machine send priority 0, drop the VIPs and listen again."""
-        if self.machine.state is not State.MASTER:
-            return
-        await self.set_fault(FaultSource.sync_group, True, reason)
-        await self.set_fault(FaultSource.sync_group, False, reason)
+        """Leave MASTER for BACKUP now (a sync group follows a member to BACKUP).
+
+        keepalived's ``vrrp_sync_backup`` moves the other members straight to
+        BACKUP: one MASTER -> BACKUP transition (reason ``sync_group``) and the
+        BACKUP notify hook, never a FAULT. The machine sends priority 0 on the
+        way out (RFC 5798 §6.4.3's resign advert; keepalived leaves silently) so
+        the peer takes over after its skew time, and drops the VIPs. Keeping the
+        instance from preempting back is the caller's part
+        (:meth:`hold_for_sync_group`). Not MASTER: nothing happens."""
+        await self._input(lambda now: self.machine.resign(reason, now))
 
     async def reconfigure(self, settings: InstanceSettings) -> None:
         """Reload: new tunables in place (priority, intervals, preempt, GARP...), keeping
@@ -576,9 +581,11 @@ class SyncGroup:
       member in FAULT (source ``sync_group``) until no member has its own fault.
     - A member that loses MASTER to a peer (MASTER -> BACKUP) makes the others
       follow: they advertise the lowest priority (1) so they do not preempt
-      back, and a master among them resigns with priority 0, so the peer
-      director takes the whole group. The hold lifts when any member is MASTER
-      again (keepalived ``vrrp_sync_master``).
+      back, and a master among them resigns straight to BACKUP (reason
+      ``sync_group``, BACKUP notify, no FAULT) with priority 0, so the peer
+      director takes the whole group. A follower's own resignation starts no
+      second round. The hold lifts when any member is MASTER again
+      (keepalived ``vrrp_sync_master``).
 
     The callbacks run inside a member's input; the follow-ups are spawned as
     tasks so one member's lock is never held while waiting for another's.
@@ -623,7 +630,15 @@ class SyncGroup:
             for other in self._others(instance):
                 if FaultSource.sync_group in other.faults:
                     self._spawn(other.set_fault(FaultSource.sync_group, False, reason))
-        elif transition.old is State.MASTER and transition.new is State.BACKUP:
+        elif (
+            transition.old is State.MASTER
+            and transition.new is State.BACKUP
+            and transition.reason is not TransitionReason.sync_group
+        ):
+            # A member that resigned because it follows the group is not a new
+            # cause: following it would hold the member that lost MASTER at
+            # priority 1 too, and then no member could ever preempt back
+            # (keepalived's vrrp_sync_backup returns when the group is already BACKUP).
             reason = f"sync_group={self.name} member={instance} backup"
             self._follow("backup", instance, reason)
             for other in self._others(instance):

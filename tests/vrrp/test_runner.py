@@ -10,6 +10,7 @@ import asyncio
 import errno
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_interface
 from pathlib import Path
@@ -450,6 +451,59 @@ async def test_sync_group_follows_a_member_to_backup(segment: FakeSegment) -> No
         await node.runner.stop()
 
 
+async def test_sync_group_follower_resigns_to_backup_without_a_fault(
+    segment: FakeSegment,
+) -> None:
+    # keepalived vrrp_sync_backup: the other members go MASTER -> BACKUP directly
+    # (their BACKUP notify runs), never through FAULT.
+    a1, a2, a_vips = director(segment, A_ADDR, 150, TrackInterface("eth1", -60))
+    b1, b2, b_vips = director(segment, B_ADDR, 100, None)
+    monitor = FakeLinkMonitor({"eth1": True})
+    track = start_tracker(a1, monitor)
+    for node in (a1, a2, b1, b2):
+        node.start()
+    await a1.wait_for(State.MASTER)
+    await a2.wait_for(State.MASTER)
+    seen_a1, seen_a2 = len(a1.transitions), len(a2.transitions)
+    with capture_logs() as logs:
+        monitor.set_link("eth1", False)
+        resigned_at = await a2.wait_for(State.BACKUP)
+        taken_at = await b2.wait_for(State.MASTER)
+        await b1.wait_for(State.MASTER)
+        await asyncio.sleep(10)
+    # The follower: one transition, MASTER -> BACKUP because of the group.
+    assert [t for _at, t in a2.transitions[seen_a2:]] == [
+        Transition(
+            State.MASTER, State.BACKUP, TransitionReason.sync_group,
+            "sync_group=G member=VI_1 backup",
+        )
+    ]
+    assert [(t.old, t.new, t.reason) for _at, t in a1.transitions[seen_a1:]] == [
+        (State.MASTER, State.BACKUP, TransitionReason.higher_priority_advert)
+    ]
+    assert a2.runner.faults == {} and a1.runner.faults == {}
+    assert not [e for e in logs if e["event"] == "vrrp.transition" and e["to_state"] == "fault"]
+    # Only the member that lost MASTER starts the follow; the follower's own
+    # MASTER -> BACKUP does not start a second round (which would hold VI_1 too).
+    follows = [e for e in logs if e["event"] == "vrrp.sync_group.follow"]
+    assert [(e["instance"], e["to_state"]) for e in follows] == [("VI_1", "backup")]
+    # It resigned with priority 0: the peer's VI_2 took over after its skew time only.
+    assert b2.transitions[-1][1].reason is TransitionReason.priority_zero_advert
+    assert taken_at - resigned_at == pytest.approx(skew_time(100, 1.0, 3), abs=1e-6)
+    # The whole group ends at the peer director, and stays there.
+    assert (a1.state, a2.state, b1.state, b2.state) == (
+        State.BACKUP,
+        State.BACKUP,
+        State.MASTER,
+        State.MASTER,
+    )
+    assert a_vips.held() == () and set(b_vips.held("eth0")) == {VIP, VIP2}
+    assert (a1.runner.machine.effective_priority, a2.runner.machine.effective_priority) == (90, 1)
+    track.cancel()
+    for node in (a1, a2, b1, b2):
+        await node.runner.stop()
+
+
 # --- VrrpService: the instances in their own thread and event loop (real time) ---------------
 
 
@@ -513,6 +567,74 @@ async def test_service_runs_instances_in_its_own_thread(tmp_path: Path) -> None:
         "INSTANCE VI_WEB STOP 100",
     ]
     assert service.loop_lag.samples >= 1
+
+
+@pytest.mark.looptime(False)
+async def test_service_sync_group_follower_runs_its_backup_hook_never_fault(
+    tmp_path: Path,
+) -> None:
+    segment = FakeSegment()
+    addresses = FakeVipAddresses(["eth0"])
+    notify_file = tmp_path / "hooks"
+    hook = ("/bin/sh", "-c", f'echo "$*" >> {notify_file}', "hook")
+    notify = NotifySettings(master=hook, backup=hook, fault=hook, stop=hook, timeout=10)
+    fast = {"advert_interval": 0.05, "garp_repeat": 1, "notify": notify, "sync_group": "G"}
+    first = instance(150, name="VI_1", vrid=51, **fast)
+    second = instance(150, name="VI_2", vrid=52, vips=(VipSpec(VIP2),), **fast)
+    seen: list[tuple[str, Transition]] = []
+    changed = asyncio.Event()
+
+    def on_transition(name: str, transition: Transition, status: InstanceStatus) -> None:
+        seen.append((name, transition))
+        changed.set()
+
+    async def until(predicate: Callable[[], bool]) -> None:
+        async with asyncio.timeout(10):
+            while not predicate():
+                changed.clear()
+                await changed.wait()
+
+    def reached(name: str, state: State, old: State | None = None) -> bool:
+        return any(
+            n == name and t.new is state and (old is None or t.old is old) for n, t in seen
+        )
+
+    async def peer_masters_vi_1() -> None:
+        # A peer director (not on the fake segment) masters VI_1 at priority 200.
+        payload = encode_advert(build_advert(first, 200), B_ADDR, VRRP_MULTICAST_V4)
+        while True:
+            segment.inject(payload, B_ADDR, VRRP_MULTICAST_V4)
+            await asyncio.sleep(0.05)
+
+    service = VrrpService(
+        [first, second],
+        ports=lambda: FakePorts(segment, A_ADDR, addresses=addresses),
+        on_transition=on_transition,
+        realtime_priority=None,
+    )
+    await service.start_async()
+    try:
+        await until(lambda: reached("VI_1", State.MASTER) and reached("VI_2", State.MASTER))
+        peer = service.call(peer_masters_vi_1())  # in the VRRP loop, like the links
+        await until(lambda: reached("VI_2", State.BACKUP, old=State.MASTER))
+        peer.cancel()
+    finally:
+        await service.stop_async()
+    follower = [t for name, t in seen if name == "VI_2"]
+    assert (State.MASTER, State.BACKUP, TransitionReason.sync_group) in [
+        (t.old, t.new, t.reason) for t in follower
+    ]
+    assert all(t.new is not State.FAULT for _name, t in seen)
+    hooks = notify_file.read_text().splitlines()
+    # The follower's BACKUP hook ran with the held priority; no FAULT hook ever ran.
+    vi_2 = [line for line in hooks if line.startswith("INSTANCE VI_2 ")]
+    assert vi_2[:3] == [
+        "INSTANCE VI_2 BACKUP 150",  # startup
+        "INSTANCE VI_2 MASTER 150",
+        "INSTANCE VI_2 BACKUP 1",  # followed VI_1 out, held at the lowest priority
+    ]
+    assert "INSTANCE VI_1 BACKUP 150" in hooks
+    assert not [line for line in hooks if " FAULT " in line]
 
 
 @pytest.mark.looptime(False)
