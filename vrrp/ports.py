@@ -63,8 +63,10 @@ class ReceivedAdvert:
     ``payload`` is the VRRP message only (the IPv4 header already stripped by
     the link); ``ttl`` is the IPv4 TTL or the IPv6 hop limit, which the runner
     checks against 255 (RFC 5798 §7.1, RFC 3768 §7.1) so that the fake and the
-    real link are held to the same rule. ``header_error`` is set when the link
-    could not even read the IP header: the runner counts it under its reason.
+    real link are held to the same rule (waived, as keepalived does, for
+    unicast adverts from a configured unicast peer: they may be routed).
+    ``header_error`` is set when the link could not even read the IP header:
+    the runner counts it under its reason.
     """
 
     payload: bytes

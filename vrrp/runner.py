@@ -346,13 +346,31 @@ class InstanceRunner:
         try:
             if received.header_error is not None:
                 raise received.header_error
-            # RFC 5798 §7.1 / RFC 3768 §7.1: TTL / hop limit must be 255.
-            check_ttl(received.ttl)
+            if self._ttl_must_be_255(received):
+                check_ttl(received.ttl)
             advert = decode_advert(received.payload, received.source, received.destination)
         except MalformedAdvert as exc:
             self._dropped(exc.reason, received.source, exc.detail, now)
             return
         await self._execute(self.machine.on_advert(advert, received.source, now))
+
+    def _ttl_must_be_255(self, received: ReceivedAdvert) -> bool:
+        """Does the TTL / hop limit 255 rule apply to this advert?
+
+        RFC 5798 §7.1 (RFC 3768 §7.1): drop an advert whose IPv4 TTL / IPv6 hop
+        limit is not 255, so a packet that crossed a router cannot pass for one
+        from our link. keepalived 2.x (vrrp.c, vrrp_in_chk / vrrp_check_packet:
+        "MUST verify that the IPv4 TTL/IPv6 HL is 255 (but not if unicast)")
+        checks it only when the instance has no ``unicast_peer``: unicast peers
+        may sit behind a router. We waive it more narrowly: only for an advert
+        addressed to us (not to a multicast group) from a configured unicast
+        peer. Multicast adverts and strangers keep the rule; a stranger with
+        TTL 255 is still dropped by the machine (``not_a_peer``, as keepalived's
+        ``vrrp_check_unicast_src``).
+        """
+        if received.destination.is_multicast:
+            return True
+        return received.source not in self._settings.unicast_peers
 
     def _rearm(self) -> None:
         deadline = self.machine.next_deadline()

@@ -676,6 +676,83 @@ async def test_unicast_pair_sends_to_the_peer_and_drops_strangers(segment: FakeS
     await b.runner.stop()
 
 
+STRANGER = IPv4Address("198.51.100.66")
+
+
+@pytest.mark.parametrize(
+    ("peers", "source", "destination", "ttl", "dropped"),
+    [
+        # Unicast from a configured peer: any TTL (keepalived; the peer may be routed).
+        ((B_ADDR,), B_ADDR, A_ADDR, 64, None),
+        ((B_ADDR,), B_ADDR, A_ADDR, 1, None),
+        ((B_ADDR,), B_ADDR, A_ADDR, 255, None),
+        # Multicast keeps RFC 5798 §7.1's 255, even from a configured peer.
+        ((B_ADDR,), B_ADDR, VRRP_MULTICAST_V4, 64, DropReason.bad_ttl),
+        # A stranger is dropped in unicast mode whatever its TTL.
+        ((B_ADDR,), STRANGER, A_ADDR, 64, DropReason.bad_ttl),
+        ((B_ADDR,), STRANGER, A_ADDR, 255, DropReason.not_a_peer),
+        # Without unicast peers nobody is exempt, unicast-addressed or not.
+        ((), B_ADDR, A_ADDR, 64, DropReason.bad_ttl),
+        ((), B_ADDR, VRRP_MULTICAST_V4, 64, DropReason.bad_ttl),
+        ((), B_ADDR, VRRP_MULTICAST_V4, 255, None),
+    ],
+    ids=[
+        "peer-unicast-ttl64", "peer-unicast-ttl1", "peer-unicast-ttl255",
+        "peer-multicast-ttl64", "stranger-unicast-ttl64", "stranger-unicast-ttl255",
+        "multicast-mode-unicast-ttl64", "multicast-mode-ttl64", "multicast-mode-ttl255",
+    ],
+)
+async def test_ttl_255_is_required_except_unicast_from_a_configured_peer(
+    segment: FakeSegment,
+    peers: tuple[IPv4Address, ...],
+    source: IPv4Address,
+    destination: IPv4Address,
+    ttl: int,
+    dropped: DropReason | None,
+) -> None:
+    a = make_node(segment, A_ADDR, instance(150, unicast_peers=peers))
+    a.start()
+    await a.wait_for(State.MASTER)
+    # A priority-200 master: accepted, it makes A step down at once (RFC 5798 §6.4.3).
+    winning = encode_advert(build_advert(instance(200), 200), source, destination)
+    segment.inject(winning, source, destination, ttl=ttl)
+    await asyncio.sleep(0.1)
+    counters = a.runner.counters
+    if dropped is None:
+        assert counters.adverts_dropped == 0
+        assert a.state is State.BACKUP
+        assert a.transitions[-1][1].reason is TransitionReason.higher_priority_advert
+    else:
+        assert dict(counters.dropped) == {dropped: 1}
+        assert a.state is State.MASTER
+    await a.runner.stop()
+
+
+async def test_ipv6_unicast_peer_hop_limit_is_not_checked_multicast_is(
+    segment: FakeSegment,
+) -> None:
+    vip6 = ip_interface("2001:db8::10/64")
+    a_ll, b_ll = IPv6Address("fe80::1"), IPv6Address("fe80::2")
+    settings = instance(150, vips=(VipSpec(vip6),), unicast_peers=(b_ll,))
+    a = make_node(segment, a_ll, settings)
+    a.start()
+    await a.wait_for(State.MASTER)
+    advert = build_advert(instance(200, vips=(VipSpec(vip6),)), 200)
+    # Multicast with hop limit 64 (crossed a router): dropped.
+    on_group = encode_advert(advert, b_ll, VRRP_MULTICAST_V6)
+    segment.inject(on_group, b_ll, VRRP_MULTICAST_V6, ttl=64)
+    await asyncio.sleep(0.1)
+    assert dict(a.runner.counters.dropped) == {DropReason.bad_ttl: 1}
+    assert a.state is State.MASTER
+    # The same advert sent to us by the configured peer: accepted.
+    to_us = encode_advert(advert, b_ll, a_ll)
+    segment.inject(to_us, b_ll, a_ll, ttl=64)
+    await asyncio.sleep(0.1)
+    assert a.state is State.BACKUP
+    assert a.runner.counters.adverts_dropped == 1
+    await a.runner.stop()
+
+
 async def test_ipv6_pair_fails_over_on_the_fake_segment(segment: FakeSegment) -> None:
     vip6 = ip_interface("2001:db8::10/64")
     a_ll, b_ll = IPv6Address("fe80::1"), IPv6Address("fe80::2")
