@@ -167,8 +167,9 @@ class LinuxAdvertLink:
     def _read_one(self) -> ReceivedAdvert | None:
         """One datagram from the socket, or None when it is empty.
 
-        Our own echoes and (in unicast mode) strangers are skipped here: they
-        are not adverts for this instance at all.
+        Our own echoes are skipped here: they are not adverts for this instance
+        at all. Strangers (in unicast mode) are delivered, so that the runner
+        counts them (``not_a_peer``), as the class docstring says.
         """
         while True:
             try:
