@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
-__all__ = ["configure_logging"]
+__all__ = ["LoggingSettings", "configure_logging", "current_logging"]
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -25,8 +26,27 @@ _LEVELS = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class LoggingSettings:
+    """What configure_logging was given: the VRRP process logs exactly like its parent."""
+
+    director: str
+    log_format: str | None
+    level: str
+
+
+_current: LoggingSettings | None = None
+
+
+def current_logging() -> LoggingSettings | None:
+    """The settings of the last configure_logging call in this process, if any."""
+    return _current
+
+
 def configure_logging(*, director: str, log_format: str | None, level: str = "info") -> None:
     """Configure structlog for the daemon. `log_format`: "json", "console" or None (auto)."""
+    global _current  # noqa: PLW0603 - one logging configuration per process, like structlog's
+    _current = LoggingSettings(director, log_format, level)
     as_json = log_format == "json" or (log_format is None and not sys.stdout.isatty())
 
     def add_director(

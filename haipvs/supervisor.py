@@ -596,9 +596,9 @@ def _default_vrrp_factory(
     instances: Sequence[vrrp.InstanceSettings],
     on_transition: Callable[[str, str, str, str, str], None],
 ) -> VrrpPart:
-    from haipvs.vrrp_part import LinuxVrrpPart
+    from haipvs.vrrp_process import VrrpProcessPart
 
-    return LinuxVrrpPart(instances, on_transition)
+    return VrrpProcessPart(instances, on_transition)
 
 
 def run_command(args: object) -> int:

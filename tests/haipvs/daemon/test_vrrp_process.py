@@ -1,0 +1,148 @@
+"""VrrpProcessPart: VRRP in a child process, driven over its socket (fake ports)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from ipaddress import ip_interface
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from haipvs.vrrp_process import VrrpProcessError, VrrpProcessPart
+from vrrp.settings import InstanceSettings, VipSpec
+
+pytestmark = pytest.mark.looptime(False)
+
+HERE = Path(__file__).parent
+PORTS = "vrrp_child_ports:lone_director"
+
+
+@pytest.fixture(autouse=True)
+def child_imports_the_factories(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    path = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
+    monkeypatch.setenv("PYTHONPATH", path)
+    yield
+
+
+def instance(priority: int = 100) -> InstanceSettings:
+    return InstanceSettings(
+        name="VI_WEB", interface="eth0", vrid=51, priority=priority, version=3,
+        advert_interval=0.05, preempt=True, preempt_delay=0.0,
+        vips=(VipSpec(ip_interface("198.51.100.10/24")),), garp_repeat=1,
+    )
+
+
+async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+async def test_transitions_status_reload_and_graceful_stop_cross_the_process() -> None:
+    seen: list[tuple[str, str, str, str]] = []
+    part = VrrpProcessPart(
+        [instance()], lambda name, old, new, reason, _detail: seen.append((name, old, new, reason)),
+        ports=PORTS,
+    )
+    await part.start()
+    try:
+        child = part.pid
+        assert child is not None and child != os.getpid()
+        await until(lambda: any(new == "MASTER" for _, _, new, _ in seen))
+        assert seen[0][:3] == ("VI_WEB", "INIT", "BACKUP")
+        await until(lambda: bool(part.views()) and part.views()[0].state == "MASTER")
+        (view,) = part.views()
+        assert (view.name, view.vrid, view.priority, view.vips) == (
+            "VI_WEB", 51, 100, ("198.51.100.10/24",))
+        assert view.last_transition is not None and view.last_transition.to_state == "MASTER"
+        sent = view.adverts_sent
+        await until(lambda: part.views()[0].adverts_sent > sent)  # counters keep coming
+        # A reload that changes a tunable is applied in place in the same process.
+        await part.update([instance(priority=120)])
+        await until(lambda: part.views()[0].priority == 120)
+        assert part.views()[0].state == "MASTER" and part.pid == child
+    finally:
+        await part.stop()
+    assert part.views() == () and part.pid is None
+    assert not alive(child)
+    assert seen[-1][2] == "INIT"  # the graceful stop resigned (RFC 5798 §6.4.3)
+
+
+async def test_a_start_failure_is_reported_with_its_cause() -> None:
+    part = VrrpProcessPart([instance()], lambda *_: None, ports="vrrp_child_ports:refused")
+    with pytest.raises(VrrpProcessError, match="open vrrp socket eth0"):
+        await part.start()
+    assert part.pid is None
+
+
+async def test_a_dead_vrrp_process_is_logged_and_started_again() -> None:
+    states: list[str] = []
+    part = VrrpProcessPart([instance()], lambda _n, _o, new, _r, _d: states.append(new),
+                           ports=PORTS)
+    await part.start()
+    try:
+        first = part.pid
+        assert first is not None
+        await until(lambda: "MASTER" in states)
+        with capture_logs() as logs:
+            os.kill(first, signal.SIGKILL)
+            await until(lambda: part.pid not in (None, first) and states.count("MASTER") == 2)
+        (died,) = [entry for entry in logs if entry["event"] == "vrrp.process.died"]
+        assert died["exit"] == "killed by SIGKILL" and died["pid"] == first
+        assert any(entry["event"] == "vrrp.process.started" for entry in logs)
+    finally:
+        await part.stop()
+
+
+def test_the_vrrp_process_resigns_when_the_daemon_dies(tmp_path: Path) -> None:
+    # The daemon is SIGKILLed (the OOM killer, say): the kernel's PR_SET_PDEATHSIG
+    # tells the VRRP process, which stops gracefully instead of holding the VIPs.
+    script = textwrap.dedent(f"""
+        import asyncio, sys
+        sys.path.insert(0, {str(HERE)!r})
+        from test_vrrp_process import instance, PORTS
+        from haipvs.vrrp_process import VrrpProcessPart
+
+        async def main():
+            part = VrrpProcessPart([instance()], lambda *a: None, ports=PORTS)
+            await part.start()
+            print("vrrp pid", part.pid, flush=True)
+            await asyncio.sleep(3600)
+
+        asyncio.run(main())
+    """)
+    daemon = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    assert daemon.stdout is not None
+    line, deadline = b"", time.monotonic() + 30
+    while not line.startswith(b"vrrp pid "):
+        assert select.select([daemon.stdout], [], [], deadline - time.monotonic())[0], (
+            "no VRRP process within 30 s")
+        line = daemon.stdout.readline()
+        assert line, "the daemon ended before starting VRRP"
+    child = int(line.split()[-1])
+    assert alive(child)
+    daemon.kill()
+    # The child shares the daemon's stdout: the pipe ends when the child has exited.
+    after = daemon.communicate(timeout=30)[0].decode()
+    deadline = time.monotonic() + 20
+    while alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(child)
+    assert "reason=shutdown" in after and "vrrp.process.stopped" in after
