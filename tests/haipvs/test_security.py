@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import stat
 from ipaddress import IPv4Interface
 from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from support import free_port
 
 import checkers
 import vrrp
@@ -426,11 +426,6 @@ class NoVrrp:
     def loop_lag(self) -> float:
         return 0.0
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def daemon(config: Path) -> Supervisor:

@@ -14,11 +14,12 @@ a recording fake kernel, no lab needed.
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from support import free_port
 
 import checkers
 import vrrp
@@ -87,11 +88,6 @@ class CapturingVrrp:
     def loop_lag(self) -> float:
         return 0.0
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_config(path: Path) -> None:

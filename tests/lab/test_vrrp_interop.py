@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -50,14 +51,6 @@ def children_of(pid: int) -> list[int]:
         frontier += kids
     return found
 
-
-def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 @dataclass

@@ -15,7 +15,6 @@ import signal
 import socket
 import struct
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
@@ -27,6 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pair import Node, Segment, make_node, make_settings
 from pyroute2 import netns
+from support import wait_for
 
 from vrrp.errors import DropReason, VrrpUsageError
 from vrrp.machine import (
@@ -1104,14 +1104,6 @@ class RawDriver:
 def ka_has_vip(net: Any) -> bool:
     return LAB_VIP in net.run("ka", ["ip", "-o", "addr", "show", "dev", "eth0"]).stdout
 
-
-def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if condition():
-            return True
-        threading.Event().wait(0.05)
-    return condition()
 
 
 @pytest.mark.lab

@@ -20,6 +20,7 @@ import jsonschema
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
+from support import free_port, until
 
 import checkers
 import vrrp
@@ -30,11 +31,6 @@ from haipvs.supervisor import Supervisor
 
 pytestmark = pytest.mark.asyncio
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_config(path: Path, port: int, *, weight2: int = 2, extra: str = "") -> None:
@@ -81,12 +77,6 @@ class FakeVrrpPart:
     def loop_lag(self) -> float:
         return 0.0
 
-
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait for a condition the daemon reaches on its own (not a timing assertion)."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
 
 
 @pytest.fixture

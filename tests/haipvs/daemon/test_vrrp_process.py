@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import select
 import signal
@@ -10,12 +9,13 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from ipaddress import ip_interface
 from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
+from support import until
 
 from haipvs.vrrp_process import VrrpProcessError, VrrpProcessPart
 from vrrp.settings import InstanceSettings, VipSpec
@@ -41,12 +41,6 @@ def instance(priority: int = 100) -> InstanceSettings:
     )
 
 
-async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
-
-
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -65,18 +59,18 @@ async def test_transitions_status_reload_and_graceful_stop_cross_the_process() -
     try:
         child = part.pid
         assert child is not None and child != os.getpid()
-        await until(lambda: any(new == "MASTER" for _, _, new, _ in seen))
+        await until(lambda: any(new == "MASTER" for _, _, new, _ in seen), 20)
         assert seen[0][:3] == ("VI_WEB", "INIT", "BACKUP")
-        await until(lambda: bool(part.views()) and part.views()[0].state == "MASTER")
+        await until(lambda: bool(part.views()) and part.views()[0].state == "MASTER", 20)
         (view,) = part.views()
         assert (view.name, view.vrid, view.priority, view.vips) == (
             "VI_WEB", 51, 100, ("198.51.100.10/24",))
         assert view.last_transition is not None and view.last_transition.to_state == "MASTER"
         sent = view.adverts_sent
-        await until(lambda: part.views()[0].adverts_sent > sent)  # counters keep coming
+        await until(lambda: part.views()[0].adverts_sent > sent, 20)  # counters keep coming
         # A reload that changes a tunable is applied in place in the same process.
         await part.update([instance(priority=120)])
-        await until(lambda: part.views()[0].priority == 120)
+        await until(lambda: part.views()[0].priority == 120, 20)
         assert part.views()[0].state == "MASTER" and part.pid == child
     finally:
         await part.stop()
@@ -100,10 +94,10 @@ async def test_a_dead_vrrp_process_is_logged_and_started_again() -> None:
     try:
         first = part.pid
         assert first is not None
-        await until(lambda: "MASTER" in states)
+        await until(lambda: "MASTER" in states, 20)
         with capture_logs() as logs:
             os.kill(first, signal.SIGKILL)
-            await until(lambda: part.pid not in (None, first) and states.count("MASTER") == 2)
+            await until(lambda: part.pid not in (None, first) and states.count("MASTER") == 2, 20)
         (died,) = [entry for entry in logs if entry["event"] == "vrrp.process.died"]
         assert died["exit"] == "killed by SIGKILL" and died["pid"] == first
         assert any(entry["event"] == "vrrp.process.started" for entry in logs)
@@ -116,7 +110,7 @@ def test_the_vrrp_process_resigns_when_the_daemon_dies(tmp_path: Path) -> None:
     # tells the VRRP process, which stops gracefully instead of holding the VIPs.
     script = textwrap.dedent(f"""
         import asyncio, sys
-        sys.path.insert(0, {str(HERE)!r})
+        sys.path[:0] = [{str(HERE)!r}, {str(HERE.parent.parent)!r}]
         from test_vrrp_process import instance, PORTS
         from haipvs.vrrp_process import VrrpProcessPart
 
