@@ -60,7 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # One lab host listens on every port and each daemon keeps a connection per
     # check: well beyond the default 1024 descriptors. Children inherit this.
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = max(4 * args.real_servers + 1024, 4096)
+    # The saturated real server may hold many accepted connections at once (each
+    # daemon opens 1,000 a second): room for several seconds of backlog.
+    wanted = max(64 * args.real_servers, 65536)
     try:  # root may raise the hard limit too
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, max(wanted, hard)))
     except (ValueError, OSError):

@@ -5,8 +5,8 @@ It builds the parts, wires them and owns the daemon's life:
 - the IPVS programmer (both directors keep a hot table: IPVS is programmed on the
   master and the backup alike; only the VIPs follow VRRP mastership);
 - the checker pool, whose health changes reach the programmer;
-- the VRRP instances (their own thread and loop, so a busy checker pool cannot
-  delay an advert);
+- the VRRP instances, in a process of their own (haipvs.vrrp_process, like
+  keepalived's VRRP child), so a busy checker pool cannot delay an advert;
 - the status API, systemd notify and watchdog, an event-loop lag monitor.
 
 Signals only queue an action (exabgp's interrupt.py): SIGHUP -> reload, SIGTERM or
@@ -319,8 +319,8 @@ class Supervisor:
         self, instance: str, from_state: str, to_state: str, reason: str, detail: str
     ) -> None:
         # The VRRP side logs `vrrp.transition` itself; here the director follows it.
-        # It may be called on the VRRP thread: hop to the supervisor's loop, which owns
-        # the kernel socket.
+        # A VrrpPart may call from its own thread (LinuxVrrpPart): hop to the
+        # supervisor's loop, which owns the kernel socket.
         compiled, loop = self._compiled, self._loop
         if compiled is None or compiled.sync_daemon is None or loop is None:
             return

@@ -1,6 +1,7 @@
 """The supervisor's VRRP part: vrrp.VrrpService behind the supervisor's VrrpPart port.
 
-VRRP runs in its own thread and event loop (vrrp.VrrpService). This adapter turns
+VRRP runs in its own thread and event loop (vrrp.VrrpService), and the daemon runs
+this adapter in a process of its own (haipvs.vrrp_process). This adapter turns
 its transitions into the supervisor's callback, its status into InstanceViews, and
 a reload into the least disruptive change:
 

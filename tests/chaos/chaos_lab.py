@@ -842,11 +842,12 @@ def scenario_stalled_backup(pair: DirectorPair) -> Figures:
     mark2 = log_mark(pair, "dir2")
     process = pair.directors["dir2"]
     stall = 3 * MASTER_DOWN
-    os.kill(process.pid, signal.SIGSTOP)
+    # The whole daemon, its VRRP process included (the daemon leads its own group).
+    os.killpg(process.pid, signal.SIGSTOP)
     try:
         time.sleep(stall)
     finally:
-        os.kill(process.pid, signal.SIGCONT)
+        os.killpg(process.pid, signal.SIGCONT)
     resumed = time.monotonic()
     seen_vip = False
     while time.monotonic() - resumed < 3.0:
