@@ -259,8 +259,11 @@ class VrrpProcessPart:
     async def _read(self, reader: asyncio.StreamReader, process: subprocess.Popen[bytes]) -> None:
         while (message := await _receive(reader)) is not None:
             if isinstance(message, _Transitioned):
-                self._on_transition(message.instance, message.from_state, message.to_state,
-                                    message.reason, message.detail)
+                try:
+                    self._on_transition(message.instance, message.from_state,
+                                        message.to_state, message.reason, message.detail)
+                except Exception:  # the reader must outlive a bug in one follower
+                    log.exception("vrrp.process.callback_failed", instance=message.instance)
             elif isinstance(message, _Status):
                 self._views, self._loop_lag = message.views, message.loop_lag
                 self._respawn_delay = _RESPAWN_FIRST  # it has been up long enough to report

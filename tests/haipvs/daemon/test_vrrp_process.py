@@ -140,3 +140,23 @@ def test_the_vrrp_process_resigns_when_the_daemon_dies(tmp_path: Path) -> None:
         time.sleep(0.05)
     assert not alive(child)
     assert "reason=shutdown" in after and "vrrp.process.stopped" in after
+
+
+async def test_a_failing_transition_callback_does_not_stop_the_messages() -> None:
+    calls: list[str] = []
+
+    def follower(_name: str, _old: str, new: str, _reason: str, _detail: str) -> None:
+        calls.append(new)
+        if new == "BACKUP":
+            raise RuntimeError("a bug in the follower")
+
+    part = VrrpProcessPart([instance()], follower, ports=PORTS)
+    with capture_logs() as logs:
+        await part.start()
+        try:
+            await until(lambda: "MASTER" in calls, 20)
+            await until(lambda: bool(part.views()) and part.views()[0].state == "MASTER", 20)
+        finally:
+            await part.stop()
+    assert calls[:2] == ["BACKUP", "MASTER"]
+    assert [entry["event"] for entry in logs].count("vrrp.process.callback_failed") == 1
