@@ -21,6 +21,7 @@ from vrrp.machine import (
     AdvertMismatch,
     Announce,
     InstallVips,
+    OldUnicastChecksum,
     PriorityChanged,
     RemoveVips,
     SendAdvert,
@@ -69,6 +70,7 @@ from vrrp.settings import (
     NotifySettings,
     TrackInterface,
     TrackScript,
+    UnicastChecksum,
     VipSpec,
 )
 from vrrp.timing import master_down_interval, skew_time
@@ -110,6 +112,7 @@ __all__ = [
     "MalformedAdvert",
     "Notifier",
     "NotifySettings",
+    "OldUnicastChecksum",
     "PortsProvider",
     "PriorityChanged",
     "ReceivedAdvert",
@@ -124,6 +127,7 @@ __all__ = [
     "TrackVerdict",
     "Transition",
     "TransitionReason",
+    "UnicastChecksum",
     "VipAddresses",
     "VipSpec",
     "VrrpError",

@@ -25,7 +25,11 @@ Behaviour matched, beyond the RFC text, to keepalived 2.x (``vrrp.c``,
 - leaving MASTER for FAULT sends a priority-0 advert so the backup waits only
   its skew time (RFC 5798 §6.4.3 for shutdown; keepalived does it for faults too);
 - an advert whose address list differs from ours is *accepted* and reported
-  once per change (keepalived logs it; RFC 5798 §7.1 makes the check a MAY).
+  once per change (keepalived logs it; RFC 5798 §7.1 makes the check a MAY);
+- VRRPv3 IPv4 unicast checksums: an advert from a unicast peer that passes only
+  with 224.0.0.18 in the pseudo-header (keepalived < 1.3.7) is accepted and the
+  instance switches to that old form for good, sending it too (keepalived's
+  ``old_unicast_checksum`` compatibility, reported once as :class:`OldUnicastChecksum`).
 
 Pure module: no IO, no clock, no logging.
 """
@@ -38,8 +42,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
 from vrrp.errors import DropReason, VrrpUsageError
-from vrrp.packet import Advertisement
-from vrrp.settings import PRIORITY_OWNER, InstanceSettings
+from vrrp.packet import VRRP_MULTICAST_V4, Advertisement
+from vrrp.settings import PRIORITY_OWNER, InstanceSettings, UnicastChecksum
 from vrrp.timing import master_down_interval, skew_time
 
 __all__ = [
@@ -49,6 +53,7 @@ __all__ = [
     "AdvertMismatch",
     "Announce",
     "InstallVips",
+    "OldUnicastChecksum",
     "PriorityChanged",
     "RemoveVips",
     "SendAdvert",
@@ -193,6 +198,19 @@ class PriorityChanged:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class OldUnicastChecksum:
+    """The instance switched to the old VRRPv3 unicast checksum because of ``source``.
+
+    An advert from the unicast peer ``source`` passed its checksum only with the
+    multicast group 224.0.0.18 as the pseudo-header destination (keepalived
+    < 1.3.7). From now on the instance sends and expects that form (keepalived
+    logs "Setting unicast VRRPv3 checksum to old version"). Reported once.
+    """
+
+    source: IPv4Address | IPv6Address
+
+
 Action = (
     SendAdvert
     | InstallVips
@@ -202,6 +220,7 @@ Action = (
     | AdvertDropped
     | AdvertMismatch
     | PriorityChanged
+    | OldUnicastChecksum
 )
 
 _ENTER_MASTER_SIDE_EFFECTS = (InstallVips(), Announce())
@@ -265,6 +284,9 @@ class VrrpMachine:
         self._preempt_at: float | None = None
         self._last_transition: Transition | None = None
         self._last_mismatch: tuple[IPAddress, tuple[IPAddress, ...]] | None = None
+        # keepalived unicast_chksum_compat: the old checksum form from the start
+        # (CONFIG), or once a peer's advert needed it (AUTO).
+        self._old_checksum = settings.unicast_checksum is UnicastChecksum.old
 
     # --- queries --------------------------------------------------------------------------
 
@@ -323,6 +345,49 @@ class VrrpMachine:
     def last_transition(self) -> Transition | None:
         return self._last_transition
 
+    @property
+    def old_unicast_checksum(self) -> bool:
+        """True while our VRRPv3 IPv4 checksums cover 224.0.0.18, not the unicast destination.
+
+        Set by ``unicast_checksum=old``, or in ``auto`` by the first advert from a
+        unicast peer that passed only in that form (keepalived < 1.3.7 peers).
+        """
+        return self._old_checksum
+
+    def checksum_destination(self, destination: IPAddress) -> IPAddress:
+        """The pseudo-header destination of the VRRPv3 checksum of an advert sent to,
+        or received at, ``destination``: 224.0.0.18 while the old unicast form is in
+        effect (IPv4 only), else ``destination`` itself (RFC 5798 §5.2.8)."""
+        if self._old_checksum and isinstance(destination, IPv4Address):
+            return VRRP_MULTICAST_V4
+        return destination
+
+    def old_checksum_may_pass(self, source: IPAddress, destination: IPAddress) -> bool:
+        """May an advert from ``source`` to ``destination`` whose checksum failed be
+        checked again with the old form (224.0.0.18 in the pseudo-header)?
+
+        keepalived's ``vrrp_check_packet``: only for a VRRPv3 IPv4 instance with
+        unicast peers, in ``auto`` mode before it switched, for an advert not sent
+        to the group. We also require the source to be a configured peer, so a
+        stranger's packet is a bad checksum as before and never switches the mode.
+        A passing advert goes to :meth:`on_advert` with ``old_checksum=True``.
+        """
+        return (
+            isinstance(destination, IPv4Address)
+            and destination != VRRP_MULTICAST_V4
+            and self._may_switch_checksum(source)
+        )
+
+    def _may_switch_checksum(self, source: IPAddress) -> bool:
+        settings = self._settings
+        return (
+            settings.unicast_checksum is UnicastChecksum.auto
+            and not self._old_checksum
+            and settings.version == 3
+            and isinstance(source, IPv4Address)
+            and source in settings.unicast_peers
+        )
+
     def next_deadline(self) -> float | None:
         """When :meth:`on_timer` must be called next (absolute ``now`` units), or None."""
         if self._state is State.BACKUP:
@@ -357,16 +422,35 @@ class VrrpMachine:
         return (transition, RemoveVips())
 
     def on_advert(
-        self, advert: Advertisement, source: IPv4Address | IPv6Address, now: float
+        self,
+        advert: Advertisement,
+        source: IPv4Address | IPv6Address,
+        now: float,
+        *,
+        old_checksum: bool = False,
     ) -> tuple[Action, ...]:
-        """A decoded advert arrived from ``source`` (TTL and checksum already checked)."""
+        """A decoded advert arrived from ``source`` (TTL and checksum already checked).
+
+        ``old_checksum``: its checksum passed only in the old unicast form, which
+        the caller tried because :meth:`old_checksum_may_pass` allowed it. If the
+        advert passes the instance's checks, the instance switches to the old form
+        (:class:`OldUnicastChecksum` first among the actions); if not, it is
+        dropped for that check's reason and nothing switches.
+        """
+        if old_checksum and not self._may_switch_checksum(source):
+            raise VrrpUsageError(
+                "on_advert(old_checksum=True): this instance does not switch to the old checksum"
+            )
         dropped = self._check_advert(advert, source)
         if dropped is not None:
             return (dropped,)
+        actions: list[Action] = []
+        if old_checksum:
+            self._old_checksum = True
+            actions.append(OldUnicastChecksum(source))
         if self._state in (State.INIT, State.FAULT):
             # Not participating (keepalived ignores adverts in FAULT); nothing to learn.
-            return ()
-        actions: list[Action] = []
+            return tuple(actions)
         mismatch = self._check_addresses(advert, source)
         if mismatch is not None:
             actions.append(mismatch)
@@ -493,6 +577,9 @@ class VrrpMachine:
                 actions.append(PriorityChanged(before, self._effective, "reconfigured"))
         if settings.preempt_delay <= 0:
             self._preempt_at = None
+        if settings.unicast_checksum is not old.unicast_checksum:
+            # A new setting starts over; an unchanged ``auto`` keeps what it detected.
+            self._old_checksum = settings.unicast_checksum is UnicastChecksum.old
         if self._state is State.MASTER:
             if self._advert_at is not None:
                 # Next advert at the new cadence at the latest (RFC 5798 §6.4.3 Adver_Timer).

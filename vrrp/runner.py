@@ -46,6 +46,7 @@ from vrrp.machine import (
     AdvertMismatch,
     Announce,
     InstallVips,
+    OldUnicastChecksum,
     PriorityChanged,
     RemoveVips,
     SendAdvert,
@@ -58,6 +59,7 @@ from vrrp.notify import HookKind, Notifier
 from vrrp.packet import (
     VRRP_MULTICAST_V4,
     VRRP_MULTICAST_V6,
+    Advertisement,
     check_ttl,
     decode_advert,
     encode_advert,
@@ -348,11 +350,38 @@ class InstanceRunner:
                 raise received.header_error
             if self._ttl_must_be_255(received):
                 check_ttl(received.ttl)
-            advert = decode_advert(received.payload, received.source, received.destination)
+            advert, old_checksum = self._decode(received)
         except MalformedAdvert as exc:
             self._dropped(exc.reason, received.source, exc.detail, now)
             return
-        await self._execute(self.machine.on_advert(advert, received.source, now))
+        await self._execute(
+            self.machine.on_advert(advert, received.source, now, old_checksum=old_checksum)
+        )
+
+    def _decode(self, received: ReceivedAdvert) -> tuple[Advertisement, bool]:
+        """Decode ``received`` with the checksum form the machine expects.
+
+        keepalived's unicast checksum compatibility (``vrrp_check_packet``): a bad
+        checksum that the machine allows to be tried in the old form (224.0.0.18
+        in the pseudo-header) is checked once more that way; True in the result
+        says the old form passed. Otherwise the first error is raised unchanged,
+        so a bad checksum is counted and logged exactly as without the retry.
+        """
+        machine = self.machine
+        source, destination = received.source, received.destination
+        expected = machine.checksum_destination(destination)
+        try:
+            return decode_advert(received.payload, source, expected), False
+        except MalformedAdvert as exc:
+            if exc.reason is not DropReason.bad_checksum or not machine.old_checksum_may_pass(
+                source, destination
+            ):
+                raise
+            try:
+                advert = decode_advert(received.payload, source, VRRP_MULTICAST_V4)
+            except MalformedAdvert:
+                raise exc from None
+            return advert, True
 
     def _ttl_must_be_255(self, received: ReceivedAdvert) -> bool:
         """Does the TTL / hop limit 255 rule apply to this advert?
@@ -481,6 +510,18 @@ class InstanceRunner:
                 peer=str(action.source),
                 detail=action.detail,
             )
+        elif isinstance(action, OldUnicastChecksum):
+            # keepalived: "(VI_1) Setting unicast VRRPv3 checksum to old version".
+            log.info(
+                "vrrp.checksum.compat",
+                instance=settings.name,
+                vrid=settings.vrid,
+                iface=settings.interface,
+                peer=str(action.source),
+                checksum="old",
+                detail="peer uses the pre-1.3.7 keepalived VRRPv3 unicast checksum "
+                "(224.0.0.18 in the pseudo-header); sending it too from now on",
+            )
         elif isinstance(action, PriorityChanged):
             log.info(
                 "vrrp.priority.changed",
@@ -502,7 +543,10 @@ class InstanceRunner:
         advert = self.machine.build_advert(priority)
         source = self.machine.source_address
         for destination in self._destinations():
-            payload = encode_advert(advert, source, destination)
+            # The VRRPv3 checksum covers the machine's choice of pseudo-header
+            # destination: the peer's address, or 224.0.0.18 in the old unicast form.
+            checksummed = self.machine.checksum_destination(destination)
+            payload = encode_advert(advert, source, checksummed)
             await self._link.send(payload, destination)
             self.counters.adverts_sent += 1
 

@@ -10,13 +10,15 @@ Names follow keepalived's ``vrrp_instance`` keywords where one exists
 (``virtual_router_id`` -> ``vrid``, ``advert_int`` -> ``advert_interval``,
 ``nopreempt`` -> ``preempt=False``, ``garp_master_repeat`` -> ``garp_repeat``,
 ``garp_master_refresh``, ``unicast_peer``, ``unicast_src_ip``, ``track_interface``,
-``track_script``, ``notify_*``, ``accept``, ``authentication { auth_pass }``).
+``track_script``, ``notify_*``, ``accept``, ``authentication { auth_pass }``,
+``old_unicast_checksum`` -> ``unicast_checksum``).
 
 Pure module: no IO, no clock, no logging.
 """
 
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
@@ -29,6 +31,7 @@ __all__ = [
     "NotifySettings",
     "TrackInterface",
     "TrackScript",
+    "UnicastChecksum",
     "VipSpec",
     "v3_centiseconds",
 ]
@@ -59,6 +62,28 @@ def v3_centiseconds(advert_interval: float) -> int:
     if not 1 <= centis <= 4095:
         raise ValueError(f"advert_interval: {advert_interval} outside 0.01..40.95 s (VRRPv3)")
     return centis
+
+
+class UnicastChecksum(enum.Enum):
+    """Which VRRPv3 IPv4 checksum a unicast instance sends and expects.
+
+    keepalived before 1.3.7 computed the VRRPv3 IPv4 checksum of *unicast*
+    adverts with the multicast group 224.0.0.18 as the pseudo-header
+    destination instead of the peer's address (RFC 5798 §5.2.8 / RFC 9568
+    §5.2.8 say the packet's destination). keepalived built with
+    ``_WITH_UNICAST_CHKSUM_COMPAT_`` (Debian's is) copes with such peers through
+    ``old_unicast_checksum``; these are its three settings.
+    """
+
+    #: keepalived without ``old_unicast_checksum``: the RFC form, until an advert
+    #: from a unicast peer passes only with the old form; from then on this
+    #: instance sends and expects the old form (keepalived's AUTO).
+    auto = "auto"
+    #: keepalived ``old_unicast_checksum``: send and expect the old form from the start.
+    old = "old"
+    #: keepalived ``old_unicast_checksum never``: the RFC form only; an old-form
+    #: advert is a bad checksum.
+    never = "never"
 
 
 def _family(address: IPAddress | IPInterface) -> int:
@@ -194,6 +219,10 @@ class InstanceSettings:
     #: keepalived ``garp_master_delay``: a second announcement burst this many seconds
     #: after becoming master (keepalived's default is 5; None or 0 = no second burst).
     garp_master_delay: float | None = None
+    #: keepalived ``old_unicast_checksum [never]``: the VRRPv3 IPv4 unicast checksum
+    #: form (see :class:`UnicastChecksum`); ``old``/``never`` only for VRRPv3 IPv4
+    #: instances with unicast peers, where the two forms differ.
+    unicast_checksum: UnicastChecksum = UnicastChecksum.auto
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -234,6 +263,23 @@ class InstanceSettings:
                 raise ValueError("auth_pass: must be 1..8 octets without NUL (RFC 3768 §5.3.10)")
         if self.sync_group is not None and not self.sync_group:
             raise ValueError("sync_group: must be a non-empty name or None")
+        self._check_unicast_checksum(family)
+
+    def _check_unicast_checksum(self, family: int) -> None:
+        if not isinstance(self.unicast_checksum, UnicastChecksum):
+            raise ValueError(
+                f"unicast_checksum: {self.unicast_checksum!r} is not a UnicastChecksum"
+            )
+        if self.unicast_checksum is UnicastChecksum.auto:
+            return
+        # The old form differs from the RFC one only where the pseudo-header
+        # destination is a peer: VRRPv3 (v2 has no pseudo-header), IPv4 (keepalived
+        # lets the kernel checksum IPv6), unicast.
+        if self.version != 3 or family != 4 or not self.unicast_peers:
+            raise ValueError(
+                f"unicast_checksum: {self.unicast_checksum.value} applies only to VRRPv3 "
+                "IPv4 instances with unicast_peers"
+            )
 
     def _check_interval(self) -> None:
         if self.version == 2:
