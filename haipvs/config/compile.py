@@ -81,6 +81,11 @@ _TUN_FLAGS = {
     m.TunnelChecksum.CSUM: TunFlags.CSUM,
     m.TunnelChecksum.REMCSUM: TunFlags.REMCSUM,
 }
+_UNICAST_CHECKSUM = {
+    m.UnicastChecksum.AUTO: vrrp.UnicastChecksum.auto,
+    m.UnicastChecksum.OLD: vrrp.UnicastChecksum.old,
+    m.UnicastChecksum.NEVER: vrrp.UnicastChecksum.never,
+}
 _PROTOCOL = {
     m.Protocol.TCP: Protocol.TCP,
     m.Protocol.UDP: Protocol.UDP,
@@ -315,6 +320,7 @@ def _instance(instance: m.VrrpInstance, group: str | None) -> vrrp.InstanceSetti
         sync_group=group,
         auth_pass=instance.auth_pass,
         garp_master_delay=instance.garp_master_delay or None,
+        unicast_checksum=_UNICAST_CHECKSUM[instance.unicast_checksum],
     )
 
 

@@ -79,6 +79,7 @@ __all__ = [
     "TunnelChecksum",
     "TunnelType",
     "UdpCheck",
+    "UnicastChecksum",
     "Vip",
     "VirtualServer",
     "VrrpInstance",
@@ -155,6 +156,17 @@ class TunnelChecksum(enum.Enum):
     NONE = "none"
     CSUM = "csum"
     REMCSUM = "remcsum"
+
+
+class UnicastChecksum(enum.Enum):
+    """keepalived ``old_unicast_checksum [never]``: the VRRPv3 IPv4 unicast checksum form.
+
+    keepalived before 1.3.7 put 224.0.0.18 in the pseudo-header of unicast adverts.
+    """
+
+    AUTO = "auto"  # no keyword: RFC form, switch to the old one when a peer uses it
+    OLD = "old"  # old_unicast_checksum: the old form from the start
+    NEVER = "never"  # old_unicast_checksum never: the RFC form only
 
 
 class LogFormat(enum.Enum):
@@ -456,6 +468,9 @@ TunnelChecksumValue = Annotated[
 DnsRcodeValue = Annotated[
     DnsRcode, BeforeValidator(_enum_parser(DnsRcode)), PlainSerializer(_enum_value)
 ]
+UnicastChecksumValue = Annotated[
+    UnicastChecksum, BeforeValidator(_enum_parser(UnicastChecksum)), PlainSerializer(_enum_value)
+]
 TunnelTypeValue = Annotated[
     TunnelType, BeforeValidator(_enum_parser(TunnelType)), PlainSerializer(_enum_value)
 ]
@@ -616,6 +631,9 @@ class VrrpInstance(_Model):
     preempt_delay: PreemptDelay = 0.0  # keepalived preempt_delay (0..1000 s)
     unicast_source: Address | None = None  # keepalived unicast_src_ip
     unicast_peers: ListOf[Address] = ()  # keepalived unicast_peer; empty: multicast
+    # keepalived old_unicast_checksum [never]: VRRPv3 IPv4 unicast checksum with 224.0.0.18
+    # in the pseudo-header (keepalived < 1.3.7 peers); auto switches when a peer uses it.
+    unicast_checksum: UnicastChecksumValue = UnicastChecksum.AUTO
     vips: ListOf[Annotated[Vip, BeforeValidator(_parse_vip)]]  # keepalived virtual_ipaddress
     track: Track = Track()
     notify: Notify = Notify()
@@ -1050,6 +1068,15 @@ def _vrrp_rules(instances: Indexed[VrrpInstance]) -> Iterable[Finding]:
                 yield _error(path, "needs unicast_peers (without peers adverts are multicast)")
             elif inst.unicast_source in seen_peers:
                 yield _error(path, "must not also be a unicast peer")
+        if inst.unicast_checksum is not UnicastChecksum.AUTO and (
+            inst.version != 3 or family is not Family.IPV4 or not inst.unicast_peers
+        ):
+            # The old form differs only in the VRRPv3 IPv4 pseudo-header of unicast adverts.
+            yield _error(
+                (*base, "unicast_checksum"),
+                f"{inst.unicast_checksum.value} needs version 3, IPv4 vips and unicast_peers "
+                "(the old checksum differs only there)",
+            )
 
         seen_tracked: dict[str, int] = {}
         for track_index, tracked in enumerate(inst.track.interfaces):

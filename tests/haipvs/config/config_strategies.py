@@ -163,6 +163,8 @@ def instances(draw: st.DrawFn, number: int, vrid: int) -> dict[str, Any]:
     if draw(st.booleans()):
         peer = f"192.0.2.{number + 100}" if family == 4 else f"fe80::{number + 100:x}"
         instance["unicast_peers"] = [peer]
+        if family == 4 and version == 3:
+            instance["unicast_checksum"] = draw(st.sampled_from(["auto", "old", "never"]))
     if draw(st.booleans()):
         instance["track"] = {
             "interfaces": [{"name": "eth9", "weight": draw(st.integers(-253, 253))}],

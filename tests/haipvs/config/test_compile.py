@@ -175,6 +175,28 @@ def test_unicast_peers_garp_and_track_scripts() -> None:
     )
 
 
+def test_unicast_checksum_reaches_the_instance_settings() -> None:
+    assert compiled("examples/unicast.yaml").instances[0].unicast_checksum is (
+        vrrp.UnicastChecksum.auto
+    )
+    for mode in ("auto", "old", "never"):
+        config = load_config_text(
+            textwrap.dedent(
+                f"""\
+                vrrp:
+                  - name: v
+                    interface: eth0
+                    vrid: 1
+                    vips: [192.0.2.1/24]
+                    unicast_peers: [192.0.2.11]
+                    unicast_checksum: {mode}
+                """
+            )
+        ).config
+        (instance,) = compile_config(config).instances
+        assert instance.unicast_checksum is vrrp.UnicastChecksum(mode)
+
+
 def test_checks_inherit_replace_and_alpha() -> None:
     config = load_config_text(
         textwrap.dedent(

@@ -208,3 +208,19 @@ def test_a_broken_real_server_does_not_hide_the_rules_of_its_siblings() -> None:
         "t.yaml:11: virtual_servers[0].real_servers[4].port: "
         "dr cannot map ports: must equal the service port 80",
     ]
+
+
+@pytest.mark.parametrize("mode", ["auto", "old", "never"])
+def test_unicast_checksum_modes_of_a_v3_ipv4_unicast_instance_are_accepted(mode: str) -> None:
+    loads(instance(unicast_peers="[192.0.2.11]", unicast_checksum=mode))
+
+
+def test_unicast_checksum_old_on_ipv6_is_refused() -> None:
+    assert refused(
+        instance(
+            vips='["2001:db8::1/64"]', unicast_peers='["fe80::2"]', unicast_checksum="old"
+        )
+    ) == [
+        "t.yaml:7: vrrp[0].unicast_checksum: old needs version 3, IPv4 vips and "
+        "unicast_peers (the old checksum differs only there)"
+    ]
