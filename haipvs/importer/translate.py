@@ -712,6 +712,7 @@ class _Translator:
         garp = dict(self.garp_defaults)
         auth_stmt: Statement | None = None
         accept: bool | None = None
+        checksum_stmt: Statement | None = None
 
         for stmt in block.block or ():
             kw = stmt.keyword
@@ -767,6 +768,8 @@ class _Translator:
                         )
             elif kw == "unicast_src_ip":
                 unicast_source = self.arg(stmt, anchor)
+            elif kw == "old_unicast_checksum":
+                checksum_stmt = stmt
             elif kw == "authentication":
                 auth_stmt = stmt
             elif kw == "track_interface":
@@ -878,6 +881,10 @@ class _Translator:
             out["unicast_source"] = unicast_source
         if peers:
             out["unicast_peers"] = peers
+        if checksum_stmt is not None:
+            mode = self.unicast_checksum(checksum_stmt, version, peers, vips, anchor)
+            if mode is not None:
+                out["unicast_checksum"] = mode
         out["vips"] = vips
         if auth_stmt is not None:
             auth_pass = self.authentication(auth_stmt, version, anchor)
@@ -897,6 +904,41 @@ class _Translator:
         self.garp(block, garp, out, anchor)
         self.instance_names.add(name)
         return out
+
+    def unicast_checksum(
+        self,
+        stmt: Statement,
+        version: int,
+        peers: Sequence[str],
+        vips: Sequence[str | dict[str, str]],
+        anchor: str,
+    ) -> str | None:
+        """keepalived ``old_unicast_checksum [never]`` -> ``unicast_checksum: old | never``.
+
+        keepalived (``_WITH_UNICAST_CHKSUM_COMPAT_``, as Debian builds it) uses it
+        only for VRRPv3 IPv4 instances with unicast peers; elsewhere it changes
+        nothing and haipvs refuses it, so it is dropped with that reason.
+        """
+        if not stmt.args:
+            mode = "old"
+        elif stmt.args[0] == "never":
+            mode = "never"
+        else:
+            # keepalived: "Unknown old_unicast_chksum mode ... - ignoring".
+            self.dropped(
+                stmt, f"unknown mode {stmt.args[0]!r}: keepalived ignores the keyword", anchor
+            )
+            return None
+        first = vips[0] if isinstance(vips[0], str) else vips[0]["address"]
+        if version != 3 or not peers or ipaddress.ip_interface(first).version != 4:
+            self.dropped(
+                stmt,
+                "has no effect here: the old checksum exists only for VRRPv3 IPv4 instances "
+                "with unicast_peer (keepalived ignores it too)",
+                anchor,
+            )
+            return None
+        return mode
 
     def garp(
         self, block: Statement, garp: Mapping[str, int | float], out: dict[str, Any], anchor: str

@@ -631,3 +631,49 @@ def test_command_config_id_selects_conditional_lines(
     assert run_import(str(conf), out, err, config_id=config_id) == 0
     config = load_config_text(out.getvalue(), "x.yaml").config
     assert config.vrrp[0].priority == priority
+
+
+OLD_CHECKSUM = (
+    "vrrp_instance A {{\n interface eth0\n virtual_router_id 1\n version {version}\n"
+    " unicast_peer {{\n {peer}\n }}\n old_unicast_checksum{mode}\n"
+    " virtual_ipaddress {{\n {vip}\n }}\n}}\n"
+)
+
+
+@pytest.mark.parametrize(("mode", "expected"), [("", "old"), (" never", "never")])
+def test_old_unicast_checksum_becomes_unicast_checksum(mode: str, expected: str) -> None:
+    t = convert(OLD_CHECKSUM.format(version=3, peer="192.0.2.2", mode=mode, vip="192.0.2.1"))
+    assert t.complete
+    assert findings(t, Severity.DROPPED) == []
+    assert t.config["vrrp"][0]["unicast_checksum"] == expected
+    assert validated(t).vrrp[0].unicast_checksum.value == expected
+
+
+@pytest.mark.parametrize(
+    ("version", "peer", "vip", "mode", "why"),
+    [
+        (2, "192.0.2.2", "192.0.2.1", "", "has no effect here"),  # keepalived's default v2
+        (3, "fe80::2", "2001:db8::1", "", "has no effect here"),  # IPv6: kernel checksums
+        (3, "192.0.2.2", "192.0.2.1", " sometimes", "unknown mode 'sometimes'"),
+    ],
+    ids=["vrrpv2", "ipv6", "unknown-mode"],
+)
+def test_old_unicast_checksum_without_effect_is_dropped(
+    version: int, peer: str, vip: str, mode: str, why: str
+) -> None:
+    t = convert(OLD_CHECKSUM.format(version=version, peer=peer, mode=mode, vip=vip))
+    assert t.complete
+    assert findings(t, Severity.DROPPED) == [(8, "old_unicast_checksum")]
+    assert why in t.findings[0].message
+    assert "unicast_checksum" not in t.config["vrrp"][0]
+    validated(t)
+
+
+def test_old_unicast_checksum_on_a_multicast_instance_is_dropped() -> None:
+    t = convert(
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n version 3\n"
+        " old_unicast_checksum\n virtual_ipaddress {\n 192.0.2.1\n }\n}\n"
+    )
+    assert findings(t, Severity.DROPPED) == [(5, "old_unicast_checksum")]
+    assert "unicast_checksum" not in t.config["vrrp"][0]
+    validated(t)
