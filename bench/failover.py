@@ -11,7 +11,12 @@ Scenarios, each run --trials times for haipvs and, in the same run, keepalived
 with the same settings:
 
 - v2_crash: VRRPv2 at 1 s adverts, the master is SIGKILLed (all its processes),
-  its VIPs removed and its front link taken down (a dead machine);
+  its VIPs removed and its front link taken down (a dead machine). Where in its
+  advert interval the master dies decides most of the outage (Master_Down_Interval
+  minus the time since its last advert), so it is not left to chance: trial i of
+  n crashes the master (i + 0.5)/n of an interval after one of its adverts (read
+  off the wire by a watcher on the client's segment), the same phases for haipvs
+  and keepalived, and what remains between them is their own reaction time;
 - v3_crash: the same with VRRPv3 at 0.1 s adverts;
 - v2_graceful / v3_graceful: the master gets SIGTERM (priority-0 advert).
 
@@ -32,6 +37,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
+import select
 import statistics
 import subprocess
 import sys
@@ -40,7 +46,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from haipvs.lab.client import Sample, outages, read_samples
-from haipvs.lab.pair import VIP, DirectorPair, PairSettings, running_pair, wait_until
+from haipvs.lab.pair import (
+    DIRECTORS,
+    VIP,
+    DirectorPair,
+    PairSettings,
+    running_pair,
+    wait_until,
+)
 from vrrp.timing import master_down_interval, skew_time
 
 
@@ -69,6 +82,41 @@ SCENARIOS = (
 )
 
 
+# Prints the CLOCK_MONOTONIC time (shared by every process of the guest) at which
+# each VRRP advert from argv[1] reaches the client's segment.
+ADVERT_WATCHER = """
+import socket, sys, time
+source = socket.inet_aton(sys.argv[1])
+with socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800)) as sock:
+    while True:
+        packet = sock.recv(2048)
+        if len(packet) >= 20 and packet[9] == 112 and packet[12:16] == source:
+            print(time.monotonic(), flush=True)
+"""
+
+
+def crash_at_phase(pair: DirectorPair, interval: float, phase: float) -> float:
+    """SIGKILL dir1 ``phase`` seconds after one of its adverts; the time of the crash."""
+    watcher = pair.net.popen("client", [sys.executable, "-c", ADVERT_WATCHER,
+                                        DIRECTORS["dir1"][0]], stdout=subprocess.PIPE)
+    try:
+        assert watcher.stdout is not None
+        ready, _, _ = select.select([watcher.stdout], [], [], 30)
+        if not ready:
+            raise RuntimeError("no advert from dir1 on the client's segment in 30 s")
+        advert = float(watcher.stdout.readline())
+        target = advert + phase
+        while target < time.monotonic() + 0.05:  # adverts are periodic: a later one
+            target += interval
+        time.sleep(target - time.monotonic())
+        crashed = time.monotonic()
+        pair.crash_director("dir1", link_down=True)
+        return crashed
+    finally:
+        watcher.kill()
+        watcher.wait()
+
+
 def client_reaches_vip(pair: DirectorPair) -> bool:
     result = pair.net.run(
         "client", ["curl", "-s", "-m", "1", f"http://{VIP}/"], check=False, timeout=10
@@ -94,10 +142,10 @@ def answer_gap(samples: Sequence[Sample], event_at: float) -> float:
 
 
 def one_trial(
-    pair: DirectorPair, scenario: Scenario, log: Callable[[str], None]
+    pair: DirectorPair, scenario: Scenario, phase: float, log: Callable[[str], None]
 ) -> tuple[float, float]:
-    """Start both directors, fail dir1 as the scenario says; return the outage
-    by answers and by send time (s)."""
+    """Start both directors, fail dir1 as the scenario says (a crash ``phase``
+    seconds after an advert); return the outage by answers and by send time (s)."""
     pair.start_director("dir2")
     pair.start_director("dir1")
     try:
@@ -107,10 +155,10 @@ def one_trial(
             pair.client_log.unlink()
         pair.start_client(interval=0.01)
         time.sleep(1.5)
-        event_at = time.monotonic()
         if scenario.crash:
-            pair.crash_director("dir1", link_down=True)
+            event_at = crash_at_phase(pair, scenario.advert_interval, phase)
         else:
+            event_at = time.monotonic()
             pair.stop_director("dir1")
         wait_until(lambda: pair.holds_vip("dir2"), 60, step=0.02)
         time.sleep(1.5)
@@ -119,7 +167,8 @@ def one_trial(
         gaps = [gap for gap in outages(samples) if gap.end >= event_at]
         by_send = gaps[0].seconds if gaps else 0.0
         outage = answer_gap(samples, event_at)
-        log(f"{scenario.name} {pair.settings.implementation}: outage {outage * 1000:.0f} ms "
+        at = f" at phase {phase * 1000:.0f} ms" if scenario.crash else ""
+        log(f"{scenario.name} {pair.settings.implementation}{at}: outage {outage * 1000:.0f} ms "
             f"(by send time {by_send * 1000:.0f} ms, "
             f"{gaps[0].failed_requests if gaps else 0} failed requests)")
         return outage, by_send
@@ -146,8 +195,9 @@ def run_scenario(scenario: Scenario, implementation: str, trials: int,
     results: list[tuple[float, float]] = []
     with running_pair(settings, prefix=f"fo-{implementation[:2]}-") as pair:
         pair.start_real_servers()
-        for _ in range(trials):
-            results.append(one_trial(pair, scenario, log))
+        for trial in range(trials):
+            phase = (trial + 0.5) / trials * scenario.advert_interval
+            results.append(one_trial(pair, scenario, phase, log))
     return results
 
 
