@@ -36,6 +36,7 @@ import ctypes
 import importlib
 import os
 import pickle
+import resource
 import signal
 import socket
 import struct
@@ -66,6 +67,11 @@ REPLY_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 _RESPAWN_FIRST, _RESPAWN_MAX = 1.0, 30.0
 _PR_SET_PDEATHSIG = 1
+#: keepalived ``vrrp_rlimit_rttime``: CPU time (µs) the real-time VRRP thread may use
+#: without blocking. VRRP sleeps between adverts; a thread that spins in SCHED_RR would
+#: starve the machine. Past the soft limit the kernel sends SIGXCPU (the process dies,
+#: the daemon starts a new one), past the hard limit SIGKILL.
+RT_CPU_LIMIT_US = (2_000_000, 3_000_000)
 _FRAME = struct.Struct("!I")
 
 
@@ -325,6 +331,8 @@ def child_main() -> None:
         sys.exit(0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    with contextlib.suppress(ValueError, OSError):  # a hard limit set lower by the admin
+        resource.setrlimit(resource.RLIMIT_RTTIME, RT_CPU_LIMIT_US)
     asyncio.run(_serve(socket.socket(fileno=fd)))
 
 

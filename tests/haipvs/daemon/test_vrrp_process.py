@@ -17,7 +17,7 @@ import pytest
 from structlog.testing import capture_logs
 from support import until
 
-from haipvs.vrrp_process import VrrpProcessError, VrrpProcessPart
+from haipvs.vrrp_process import RT_CPU_LIMIT_US, VrrpProcessError, VrrpProcessPart
 from vrrp.settings import InstanceSettings, VipSpec
 
 pytestmark = pytest.mark.looptime(False)
@@ -59,6 +59,10 @@ async def test_transitions_status_reload_and_graceful_stop_cross_the_process() -
     try:
         child = part.pid
         assert child is not None and child != os.getpid()
+        # keepalived's vrrp_rlimit_rttime: a spinning real-time VRRP thread is stopped.
+        limits = Path(f"/proc/{child}/limits").read_text()
+        assert any(line.startswith("Max realtime timeout") and line.split()[3:5]
+                   == [str(limit) for limit in RT_CPU_LIMIT_US] for line in limits.splitlines())
         await until(lambda: any(new == "MASTER" for _, _, new, _ in seen), 20)
         assert seen[0][:3] == ("VI_WEB", "INIT", "BACKUP")
         await until(lambda: bool(part.views()) and part.views()[0].state == "MASTER", 20)
