@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pyroute2 import NetlinkError
+
 from haipvs.lab.servers import start_real_server
 from haipvs.lab.topology import Bridge, BuiltTopology, Endpoint, Host, Route, Topology, Veth, build
 
@@ -232,16 +234,23 @@ class DirectorPair:
         )
 
     def crash_director(self, name: str, *, link_down: bool = False) -> None:
-        """SIGKILL (keepalived: all its processes), then remove what a dead machine would
-        not keep answering for: its VIPs (and optionally its front link)."""
+        """A dead machine: SIGKILL (keepalived: all its processes), and what a dead
+        machine stops at once stops as fast as the lab can: its front link goes down
+        first (with ``link_down``), then the daemon dies and its VIPs go (the kernel of
+        a killed daemon would otherwise go on forwarding for them). One netlink socket,
+        opened beforehand: an `ip` command per step costs ~100 ms in the emulated guest.
+        """
         process = self.directors.pop(name)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+        with self.net.iproute(name) as ipr:
+            index = {ifname: ipr.link_lookup(ifname=ifname)[0] for ifname in ("eth0", "eth1")}
+            if link_down:
+                ipr.link("set", index=index["eth0"], state="down")
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            for address, ifname in ((VIP, "eth0"), (GATEWAY_VIP, "eth1")):
+                with contextlib.suppress(NetlinkError):  # not held: nothing to remove
+                    ipr.addr("del", index=index[ifname], address=address, prefixlen=24)
         process.wait()
-        for address, iface in ((f"{VIP}/24", "eth0"), (f"{GATEWAY_VIP}/24", "eth1")):
-            self.net.run(name, ["ip", "addr", "del", address, "dev", iface], check=False)
-        if link_down:
-            self.net.link_set(name, "eth0", up=False)
 
     def revive_link(self, name: str) -> None:
         self.net.link_set(name, "eth0", up=True)
