@@ -757,10 +757,16 @@ class VrrpMachine:
         # Another router believed it was master (a partition has healed, or our adverts
         # were lost): its gratuitous ARPs / NAs moved the neighbours' caches to it, and
         # they stay there after it steps down. Announce the VIPs again, as keepalived's
-        # garp_lower_prio_repeat does, at most once per advert interval.
+        # garp_lower_prio_repeat does, at most once per advert interval. Its last
+        # gratuitous ARPs may still arrive after ours (it announced before it heard
+        # us): a second burst follows after garp_master_delay, as keepalived's
+        # garp_lower_prio_delay (which defaults to it) does.
         if self._lower_announce_after is not None and now < self._lower_announce_after:
             return (SendAdvert(self._effective),)
         self._lower_announce_after = now + self._settings.advert_interval
+        delay = self._settings.garp_master_delay
+        if delay and (self._second_announce_at is None or self._second_announce_at > now + delay):
+            self._second_announce_at = now + delay
         return (SendAdvert(self._effective), Announce())
 
     # --- state changes --------------------------------------------------------------------

@@ -106,7 +106,8 @@ class Pair:
 
 
 def keepalived_conf(
-    tmp: Path, *, version: int, interval: float, priority: int, unicast: bool
+    tmp: Path, *, version: int, interval: float, priority: int, unicast: bool,
+    old_checksum: bool = False,
 ) -> Path:
     notify = tmp / "ka-notify.sh"
     notify.write_text(f'#!/bin/sh\necho "$3" >> {tmp / "ka-states"}\n')
@@ -114,6 +115,8 @@ def keepalived_conf(
     unicast_block = (
         f"    unicast_src_ip {KA}\n    unicast_peer {{\n        {US}\n    }}\n" if unicast else ""
     )
+    if old_checksum:  # keepalived < 1.3.6's VRRPv3 unicast checksum (over 224.0.0.18)
+        unicast_block += "    old_unicast_checksum\n"
     conf = tmp / "keepalived.conf"
     conf.write_text(
         # The lab guest's CPU is emulated and slow: keepalived's default 10 ms
@@ -143,9 +146,10 @@ def start_pair(tmp_path: Path) -> Iterator[Callable[..., Pair]]:
     with build(topology, prefix="vrrp-iop-") as net:
 
         def start(*, version: int, interval: float, ka_priority: int, us_priority: int,
-                  unicast: bool) -> Pair:
+                  unicast: bool, old_checksum: bool = False) -> Pair:
             conf = keepalived_conf(
-                tmp_path, version=version, interval=interval, priority=ka_priority, unicast=unicast
+                tmp_path, version=version, interval=interval, priority=ka_priority,
+                unicast=unicast, old_checksum=old_checksum,
             )
             ka_log = (tmp_path / "keepalived.log").open("wb")
             keepalived = net.popen(
@@ -235,3 +239,33 @@ def test_graceful_stop_hands_over_to_keepalived(start_pair: Callable[..., Pair])
     # Priority 0 and VIPs removed by us; keepalived takes over after its skew time.
     assert wait_for(lambda: pair.ka_state() == "MASTER" and pair.holders() == ["ka"], 5)
     assert any(event.get("stopped") for event in pair.our_events())
+
+
+def test_keepalived_with_the_old_unicast_checksum_is_followed(
+    start_pair: Callable[..., Pair],
+) -> None:
+    # keepalived's old_unicast_checksum: its VRRPv3 unicast adverts carry the checksum
+    # over 224.0.0.18. We detect it (as keepalived does), follow it as backup, and
+    # send the same form once we are master.
+    pair = start_pair(version=3, interval=0.2, ka_priority=150, us_priority=100,
+                      unicast=True, old_checksum=True)
+    assert wait_for(lambda: pair.settled(ka="MASTER", us="BACKUP"), 15), pair.holders()
+    time.sleep(2)
+    assert pair.settled(ka="MASTER", us="BACKUP"), pair.holders()
+    log = (pair.tmp / "ours.log").read_text()
+    assert log.count("vrrp.checksum.compat") == 1, log
+    assert "vrrp.advert.dropped" not in log
+
+
+def test_keepalived_with_the_old_unicast_checksum_yields_to_our_higher_priority(
+    start_pair: Callable[..., Pair],
+) -> None:
+    # keepalived (backup, old_unicast_checksum) refuses our RFC checksums at first and
+    # becomes master too; its first old-form advert switches us to that form, and it
+    # then hears our higher priority and steps down.
+    pair = start_pair(version=3, interval=0.2, ka_priority=100, us_priority=150,
+                      unicast=True, old_checksum=True)
+    assert wait_for(lambda: pair.settled(ka="BACKUP", us="MASTER"), 15), pair.holders()
+    time.sleep(2)
+    assert pair.settled(ka="BACKUP", us="MASTER"), pair.holders()
+    assert (pair.tmp / "ours.log").read_text().count("vrrp.checksum.compat") == 1

@@ -327,6 +327,19 @@ def test_master_answers_a_lower_priority_advert_at_once_and_reannounces() -> Non
     assert machine.on_advert(advert(100), C, 5.0) == (SendAdvert(150), Announce())
 
 
+@pytest.mark.parametrize("delay", [5.0, None])
+def test_a_reannounce_is_repeated_after_garp_master_delay(delay: float | None) -> None:
+    # The lower-priority router announced before it heard us, and its last gratuitous
+    # ARPs may land after ours: keepalived's garp_lower_prio_delay sends a second burst.
+    machine = make_node("b", B, priority=150, garp_master_delay=delay).machine
+    machine.start(0.0)
+    machine.on_timer(3.4140625)  # master; its own second burst (if any) at 8.4140625
+    machine.on_timer(8.4140625)
+    assert machine.on_advert(advert(100), C, 20.0) == (SendAdvert(150), Announce())
+    assert (Announce() in machine.on_timer(25.0)) is (delay is not None)
+    assert Announce() not in machine.on_timer(30.0)
+
+
 def test_master_steps_down_for_a_higher_priority_and_learns_its_interval() -> None:
     machine = make_node("b", B, priority=150).machine
     machine.start(0.0)
