@@ -37,13 +37,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
-import select
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from haipvs.lab.client import Sample, outages, read_samples
 from haipvs.lab.pair import (
@@ -82,39 +82,41 @@ SCENARIOS = (
 )
 
 
-# Prints the CLOCK_MONOTONIC time (shared by every process of the guest) at which
-# each VRRP advert from argv[1] reaches the client's segment.
+# Writes to argv[2] the CLOCK_MONOTONIC time (shared by every process of the guest)
+# of the last VRRP advert from argv[1] seen on the client's segment. Started before
+# the client, so its start-up costs the emulated CPU nothing around the event.
 ADVERT_WATCHER = """
-import socket, sys, time
-source = socket.inet_aton(sys.argv[1])
+import os, socket, sys, time
+source, path = socket.inet_aton(sys.argv[1]), sys.argv[2]
 with socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800)) as sock:
     while True:
         packet = sock.recv(2048)
         if len(packet) >= 20 and packet[9] == 112 and packet[12:16] == source:
-            print(time.monotonic(), flush=True)
+            with open(path + ".new", "w") as out:
+                out.write(repr(time.monotonic()))
+            os.replace(path + ".new", path)
 """
 
 
-def crash_at_phase(pair: DirectorPair, interval: float, phase: float) -> float:
+def watch_adverts(pair: DirectorPair) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start the advert watcher on the client's segment; (process, its file)."""
+    path = pair.workdir / "last-advert"
+    path.unlink(missing_ok=True)
+    process = pair.net.popen("client", [sys.executable, "-c", ADVERT_WATCHER,
+                                        DIRECTORS["dir1"][0], str(path)])
+    return process, path
+
+
+def crash_at_phase(pair: DirectorPair, last_advert: Path, interval: float, phase: float) -> float:
     """SIGKILL dir1 ``phase`` seconds after one of its adverts; the time of the crash."""
-    watcher = pair.net.popen("client", [sys.executable, "-c", ADVERT_WATCHER,
-                                        DIRECTORS["dir1"][0]], stdout=subprocess.PIPE)
-    try:
-        assert watcher.stdout is not None
-        ready, _, _ = select.select([watcher.stdout], [], [], 30)
-        if not ready:
-            raise RuntimeError("no advert from dir1 on the client's segment in 30 s")
-        advert = float(watcher.stdout.readline())
-        target = advert + phase
-        while target < time.monotonic() + 0.05:  # adverts are periodic: a later one
-            target += interval
-        time.sleep(target - time.monotonic())
-        crashed = time.monotonic()
-        pair.crash_director("dir1", link_down=True)
-        return crashed
-    finally:
-        watcher.kill()
-        watcher.wait()
+    wait_until(last_advert.exists, 30)
+    target = float(last_advert.read_text()) + phase
+    while target < time.monotonic() + 0.05:  # adverts are periodic: a later one
+        target += interval
+    time.sleep(target - time.monotonic())
+    crashed = time.monotonic()
+    pair.crash_director("dir1", link_down=True)
+    return crashed
 
 
 def client_reaches_vip(pair: DirectorPair) -> bool:
@@ -148,15 +150,17 @@ def one_trial(
     seconds after an advert); return the outage by answers and by send time (s)."""
     pair.start_director("dir2")
     pair.start_director("dir1")
+    watcher: subprocess.Popen[bytes] | None = None
     try:
         wait_until(lambda: pair.holds_vip("dir1") and not pair.holds_vip("dir2"), 90, step=0.2)
         wait_until(lambda: client_reaches_vip(pair), 60, step=0.2)
+        watcher, last_advert = watch_adverts(pair)
         with contextlib.suppress(FileNotFoundError):
             pair.client_log.unlink()
         pair.start_client(interval=0.01)
         time.sleep(1.5)
         if scenario.crash:
-            event_at = crash_at_phase(pair, scenario.advert_interval, phase)
+            event_at = crash_at_phase(pair, last_advert, scenario.advert_interval, phase)
         else:
             event_at = time.monotonic()
             pair.stop_director("dir1")
@@ -174,6 +178,9 @@ def one_trial(
         return outage, by_send
     finally:
         pair.stop_client()
+        if watcher is not None:
+            watcher.kill()
+            watcher.wait()
         for name in list(pair.directors):
             with contextlib.suppress(Exception):
                 pair.stop_director(name, timeout=20)
