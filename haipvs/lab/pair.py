@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyroute2 import NetlinkError
+from pyroute2 import IPRoute, NetlinkError
 
 from haipvs.lab.servers import start_real_server
 from haipvs.lab.topology import Bridge, BuiltTopology, Endpoint, Host, Route, Topology, Veth, build
@@ -233,23 +233,28 @@ class DirectorPair:
             name, argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
-    def crash_director(self, name: str, *, link_down: bool = False) -> None:
+    def crash_director(
+        self, name: str, *, link_down: bool = False, ipr: IPRoute | None = None
+    ) -> None:
         """A dead machine: SIGKILL (keepalived: all its processes), and what a dead
         machine stops at once stops as fast as the lab can: its front link goes down
         first (with ``link_down``), then the daemon dies and its VIPs go (the kernel of
         a killed daemon would otherwise go on forwarding for them). One netlink socket,
-        opened beforehand: an `ip` command per step costs ~100 ms in the emulated guest.
+        opened beforehand: an `ip` command per step costs ~100 ms in the emulated guest,
+        and opening the socket itself may take as long, so a caller that times the
+        crash passes one opened in advance (``ipr``, left open).
         """
         process = self.directors.pop(name)
-        with self.net.iproute(name) as ipr:
-            index = {ifname: ipr.link_lookup(ifname=ifname)[0] for ifname in ("eth0", "eth1")}
+        opened = contextlib.nullcontext(ipr) if ipr is not None else self.net.iproute(name)
+        with opened as route:
+            index = {ifname: route.link_lookup(ifname=ifname)[0] for ifname in ("eth0", "eth1")}
             if link_down:
-                ipr.link("set", index=index["eth0"], state="down")
+                route.link("set", index=index["eth0"], state="down")
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             for address, ifname in ((VIP, "eth0"), (GATEWAY_VIP, "eth1")):
                 with contextlib.suppress(NetlinkError):  # not held: nothing to remove
-                    ipr.addr("del", index=index[ifname], address=address, prefixlen=24)
+                    route.addr("del", index=index[ifname], address=address, prefixlen=24)
         process.wait()
 
     def revive_link(self, name: str) -> None:
