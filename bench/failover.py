@@ -27,8 +27,10 @@ when requests were sent) is reported too, as ``*_send_ms``: in the emulated
 guest the client itself is sometimes starved of CPU and sends in bursts, which
 inflates the answer gap of a handover that failed no request at all.
 
-The last line is ``RESULT ...`` with the medians, the haipvs/keepalived ratios
-and, for reference, the RFC expectations (crash: Master_Down_Interval minus
+The last line is ``RESULT ...`` with the medians, the haipvs/keepalived ratios,
+for the crashes the mean difference of the paired trials (haipvs minus keepalived at
+the same phase; negative: haipvs took over sooner) and, for reference, the RFC
+expectations (crash: Master_Down_Interval minus
 0..1 advert interval; graceful: Skew_Time).
 """
 
@@ -224,12 +226,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line, flush=True)
 
     medians: dict[str, float] = {}
+    answers: dict[str, list[float]] = {}
     for scenario in SCENARIOS:
         if scenario.name not in args.scenarios:
             continue
         for implementation in ("haipvs", "keepalived"):
             trials = run_scenario(scenario, implementation, args.trials, log)
-            values = [answers for answers, _ in trials]
+            values = [by_answers for by_answers, _ in trials]
+            answers[f"{scenario.name}_{implementation}"] = values
             median = statistics.median(values)
             medians[f"{scenario.name}_{implementation}"] = median
             medians[f"{scenario.name}_{implementation}_send"] = statistics.median(
@@ -252,6 +256,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                    f"{scenario.name}_ratio={ratio:.2f}",
                    f"{scenario.name}_send_ms={ours_send * 1000:.0f}",
                    f"{scenario.name}_keepalived_send_ms={theirs_send * 1000:.0f}"]
+        if scenario.crash:
+            # Trial i of both ran at the same phase: the mean of the paired differences
+            # is their difference in reaction time, without the phase's spread.
+            pairs = zip(answers[f"{scenario.name}_haipvs"],
+                        answers[f"{scenario.name}_keepalived"], strict=True)
+            paired = statistics.mean(ours_i - theirs_i for ours_i, theirs_i in pairs)
+            fields.append(f"{scenario.name}_paired_diff_ms={paired * 1000:+.0f}")
     fields.append(f"trials={args.trials}")
     print("RESULT " + " ".join(fields), flush=True)
     return 0
