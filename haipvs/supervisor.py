@@ -98,6 +98,10 @@ class VrrpPart(Protocol):
 
     def loop_lag(self) -> float: ...
 
+    def restarts(self) -> int:
+        """How many times VRRP had to be started again after it died on its own."""
+        ...
+
 
 VrrpFactory = Callable[
     [Sequence[vrrp.InstanceSettings], Callable[[str, str, str, str, str], None]], VrrpPart
@@ -562,6 +566,7 @@ class Supervisor:
             reloads_rejected=self._reloads_rejected,
             loop_lag_ms=self._lag * 1000,
             vrrp_loop_lag_ms=self._vrrp.loop_lag() * 1000 if self._vrrp is not None else 0.0,
+            vrrp_restarts=self._vrrp.restarts() if self._vrrp is not None else 0,
         )
 
 

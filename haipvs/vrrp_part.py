@@ -93,6 +93,9 @@ class LinuxVrrpPart:
     def loop_lag(self) -> float:
         return self._service.loop_lag.last
 
+    def restarts(self) -> int:
+        return 0  # in-process: nothing restarts it; see haipvs.vrrp_process
+
     def views(self) -> tuple[InstanceView, ...]:
         if not self._service.running:
             return ()

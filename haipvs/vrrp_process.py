@@ -169,6 +169,7 @@ class VrrpProcessPart:
         self._views: tuple[InstanceView, ...] = ()
         self._loop_lag = 0.0
         self._respawn_delay = _RESPAWN_FIRST
+        self._restarts = 0
 
     @property
     def pid(self) -> int | None:
@@ -207,6 +208,9 @@ class VrrpProcessPart:
 
     def loop_lag(self) -> float:
         return self._loop_lag
+
+    def restarts(self) -> int:
+        return self._restarts
 
     # --- internals -------------------------------------------------------------------------
 
@@ -282,8 +286,9 @@ class VrrpProcessPart:
             return
         code = await asyncio.to_thread(process.wait)
         self._views = ()
+        self._restarts += 1
         log.error("vrrp.process.died", pid=process.pid, exit=_describe_exit(code),
-                  restart_in_s=self._respawn_delay)
+                  restart_in_s=self._respawn_delay, restarts=self._restarts)
         self._respawn_task = asyncio.create_task(self._respawn(), name="vrrp-respawn")
 
     async def _respawn(self) -> None:

@@ -47,6 +47,12 @@ class SnapshotCollector(Collector):
         lag.add_metric(["main"], snap.loop_lag_ms / 1000)
         lag.add_metric(["vrrp"], snap.vrrp_loop_lag_ms / 1000)
         yield lag
+        restarts = CounterMetricFamily(
+            "haipvs_vrrp_process_restarts",
+            "Times the VRRP process died on its own and was started again.",
+        )
+        restarts.add_metric([], snap.vrrp_restarts)
+        yield restarts
 
 
 def _vrrp(snap: Snapshot) -> Iterator[Metric]:

@@ -123,6 +123,8 @@ class Snapshot:
     reloads_rejected: int = 0
     loop_lag_ms: float = 0.0
     vrrp_loop_lag_ms: float = 0.0
+    #: The VRRP process died on its own and was started again this many times.
+    vrrp_restarts: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -426,6 +426,9 @@ class NoVrrp:
     def loop_lag(self) -> float:
         return 0.0
 
+    def restarts(self) -> int:
+        return 0
+
 
 
 def daemon(config: Path) -> Supervisor:

@@ -88,6 +88,9 @@ class CapturingVrrp:
     def loop_lag(self) -> float:
         return 0.0
 
+    def restarts(self) -> int:
+        return 0
+
 
 
 def write_config(path: Path) -> None:

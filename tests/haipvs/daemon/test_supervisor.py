@@ -77,6 +77,9 @@ class FakeVrrpPart:
     def loop_lag(self) -> float:
         return 0.0
 
+    def restarts(self) -> int:
+        return 0
+
 
 
 @pytest.fixture
@@ -192,6 +195,8 @@ async def test_a_failing_backend_leaves_and_the_api_shows_it(
     up = {s.labels["rs"]: s.value for s in families["haipvs_check_up"].samples}
     assert up == {"10.0.0.11:80": 1.0, "10.0.0.12:80": 0.0}
     assert "haipvs_ipvs_ops" in families
+    (restarts,) = families["haipvs_vrrp_process_restarts"].samples
+    assert restarts.value == status["vrrp_restarts"] == 0
     text = render_status(status)
     rows = {line.split()[1]: line for line in text.splitlines() if line.startswith("  -> ")}
     assert "Masq    1/1" in rows["10.0.0.11:80"] and "up: " in rows["10.0.0.11:80"]

@@ -104,6 +104,7 @@ async def test_a_dead_vrrp_process_is_logged_and_started_again() -> None:
             await until(lambda: part.pid not in (None, first) and states.count("MASTER") == 2, 20)
         (died,) = [entry for entry in logs if entry["event"] == "vrrp.process.died"]
         assert died["exit"] == "killed by SIGKILL" and died["pid"] == first
+        assert died["restarts"] == part.restarts() == 1
         assert any(entry["event"] == "vrrp.process.started" for entry in logs)
     finally:
         await part.stop()
