@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import ClassVar
+
+import vrrp
+from haipvs.status.snapshot import InstanceView
 
 
 def free_port() -> int:
@@ -30,3 +34,38 @@ def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
             return True
         time.sleep(0.05)
     return condition()
+
+
+class FakeVrrpPart:
+    """The supervisor's VRRP part (haipvs.supervisor.VrrpPart) with no VRRP behind it.
+
+    Pass the class as ``vrrp_factory``. The newest part built is ``FakeVrrpPart.last``,
+    so a test can deliver transitions through ``last.on_transition``; set ``last`` to
+    None before building the supervisor it waits for.
+    """
+
+    last: ClassVar[FakeVrrpPart | None] = None
+
+    def __init__(self, instances: Sequence[vrrp.InstanceSettings],
+                 on_transition: Callable[[str, str, str, str, str], None]) -> None:
+        self.instances = tuple(instances)
+        self.on_transition = on_transition
+        FakeVrrpPart.last = self
+
+    async def start(self) -> None:
+        pass
+
+    async def update(self, instances: Sequence[vrrp.InstanceSettings]) -> None:
+        self.instances = tuple(instances)
+
+    async def stop(self) -> None:
+        pass
+
+    def views(self) -> tuple[InstanceView, ...]:
+        return ()
+
+    def loop_lag(self) -> float:
+        return 0.0
+
+    def restarts(self) -> int:
+        return 0

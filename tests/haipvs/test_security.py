@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from support import free_port
+from support import FakeVrrpPart, free_port
 
 import checkers
 import vrrp
@@ -385,7 +385,6 @@ async def test_exec_checks_run_without_a_shell_and_with_a_minimal_environment(
 # (the wiring is the lead's; see the issue 9 report). Strict: remove the marker when it lands.
 
 
-
 def daemon_config(path: Path, port: int, command: Path) -> None:
     path.write_text(f"""
 director:
@@ -407,36 +406,12 @@ virtual_servers:
     path.chmod(0o644)
 
 
-class NoVrrp:
-    def __init__(self, instances: object, on_transition: object) -> None:
-        pass
-
-    async def start(self) -> None:
-        pass
-
-    async def update(self, instances: object) -> None:
-        pass
-
-    async def stop(self) -> None:
-        pass
-
-    def views(self) -> tuple[()]:
-        return ()
-
-    def loop_lag(self) -> float:
-        return 0.0
-
-    def restarts(self) -> int:
-        return 0
-
-
-
 def daemon(config: Path) -> Supervisor:
     return Supervisor(
         str(config),
         kernel=FakeIpvsKernel(),
         prober=checkers.ScriptedProber(default=checkers.ProbeResult(True, "ok", 0.001)),
-        vrrp_factory=NoVrrp,
+        vrrp_factory=FakeVrrpPart,
     )
 
 

@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from support import free_port
+from support import FakeVrrpPart, free_port, until
 
 import checkers
-import vrrp
 from haipvs.ipvs import FakeIpvsKernel
 from haipvs.ipvs.genl import SyncState
-from haipvs.status.snapshot import InstanceView
 from haipvs.supervisor import Supervisor
 
 # haipvs/supervisor.py passes "master"/"backup" strings to the kernel and calls it from
@@ -62,35 +60,6 @@ class RecordingKernel(FakeIpvsKernel):
         if state not in self.running:
             raise OSError(3, "No such process")  # the kernel: ESRCH
         self.running.discard(state)
-
-
-class CapturingVrrp:
-    """A VRRP part that hands its transition callback to the test."""
-
-    callback: Callback | None = None
-
-    def __init__(self, instances: Sequence[vrrp.InstanceSettings], on_transition: Callback
-                 ) -> None:
-        CapturingVrrp.callback = on_transition
-
-    async def start(self) -> None:
-        pass
-
-    async def update(self, instances: Sequence[vrrp.InstanceSettings]) -> None:
-        pass
-
-    async def stop(self) -> None:
-        pass
-
-    def views(self) -> tuple[InstanceView, ...]:
-        return ()
-
-    def loop_lag(self) -> float:
-        return 0.0
-
-    def restarts(self) -> int:
-        return 0
-
 
 
 def write_config(path: Path) -> None:
@@ -136,26 +105,20 @@ def from_vrrp_thread(
     thread.join()
 
 
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait for a condition the daemon reaches on its own (not a timing assertion)."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
-
-
 async def test_the_sync_daemon_follows_vrrp_on_the_supervisor_loop(tmp_path: Path) -> None:
     config = tmp_path / "haipvs.yaml"
     write_config(config)
     kernel = RecordingKernel()
+    FakeVrrpPart.last = None
     supervisor = Supervisor(
-        str(config), kernel=kernel, vrrp_factory=CapturingVrrp,
+        str(config), kernel=kernel, vrrp_factory=FakeVrrpPart,
         prober=checkers.ScriptedProber(default=checkers.ProbeResult(True, "ok", 0.001)),
     )
     task = asyncio.create_task(supervisor.run())
     try:
-        await until(lambda: CapturingVrrp.callback is not None)
-        callback = CapturingVrrp.callback
-        assert callback is not None
+        await until(lambda: FakeVrrpPart.last is not None)
+        assert FakeVrrpPart.last is not None
+        callback = FakeVrrpPart.last.on_transition
         from_vrrp_thread(callback, ("INIT", "BACKUP"))
         await until(lambda: kernel.running == {SyncState.BACKUP})
         # A takeover, a step-down and a takeover again in one burst: the last one wins.
@@ -174,7 +137,6 @@ async def test_the_sync_daemon_follows_vrrp_on_the_supervisor_loop(tmp_path: Pat
     finally:
         supervisor.request_shutdown()
         await task
-        CapturingVrrp.callback = None
 
 
 async def test_transitions_of_another_instance_leave_the_sync_daemon_alone(
@@ -183,19 +145,19 @@ async def test_transitions_of_another_instance_leave_the_sync_daemon_alone(
     config = tmp_path / "haipvs.yaml"
     write_config(config)
     kernel = RecordingKernel()
+    FakeVrrpPart.last = None
     supervisor = Supervisor(
-        str(config), kernel=kernel, vrrp_factory=CapturingVrrp,
+        str(config), kernel=kernel, vrrp_factory=FakeVrrpPart,
         prober=checkers.ScriptedProber(default=checkers.ProbeResult(True, "ok", 0.001)),
     )
     task = asyncio.create_task(supervisor.run())
     try:
-        await until(lambda: CapturingVrrp.callback is not None)
-        callback = CapturingVrrp.callback
-        assert callback is not None
+        await until(lambda: FakeVrrpPart.last is not None)
+        assert FakeVrrpPart.last is not None
+        callback = FakeVrrpPart.last.on_transition
         from_vrrp_thread(callback, ("BACKUP", "MASTER"), instance="VI_OTHER")
         await asyncio.sleep(0.1)
         assert kernel.daemon_calls == []
     finally:
         supervisor.request_shutdown()
         await task
-        CapturingVrrp.callback = None

@@ -52,7 +52,6 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
-
 @dataclass
 class Pair:
     net: Any

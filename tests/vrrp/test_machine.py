@@ -1118,7 +1118,6 @@ def ka_has_vip(net: Any) -> bool:
     return LAB_VIP in net.run("ka", ["ip", "-o", "addr", "show", "dev", "eth0"]).stdout
 
 
-
 @pytest.mark.lab
 @pytest.mark.parametrize(("version", "interval"), [(3, 0.2), (2, 1.0)])
 def test_election_against_keepalived(tmp_path: Path, version: int, interval: float) -> None:

@@ -11,7 +11,6 @@ import contextlib
 import json
 import socket
 import sys
-from collections.abc import Callable, Sequence
 from ipaddress import ip_address
 from pathlib import Path
 
@@ -20,17 +19,14 @@ import jsonschema
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
-from support import free_port, until
+from support import FakeVrrpPart, free_port, until
 
 import checkers
-import vrrp
 from haipvs.ipvs import FakeIpvsKernel, UpdateDest
 from haipvs.status.command import render_status
-from haipvs.status.snapshot import InstanceView
 from haipvs.supervisor import Supervisor
 
 pytestmark = pytest.mark.asyncio
-
 
 
 def write_config(path: Path, port: int, *, weight2: int = 2, extra: str = "") -> None:
@@ -53,33 +49,6 @@ virtual_servers:
       - {{address: 10.0.0.12, port: 80, weight: {weight2}}}
 {extra}""")
     path.chmod(0o644)
-
-
-class FakeVrrpPart:
-    def __init__(self, instances: Sequence[vrrp.InstanceSettings],
-                 on_transition: Callable[[str, str, str, str, str], None]) -> None:
-        self.instances = tuple(instances)
-        self.updates: list[tuple[vrrp.InstanceSettings, ...]] = []
-        self.started = self.stopped = False
-
-    async def start(self) -> None:
-        self.started = True
-
-    async def update(self, instances: Sequence[vrrp.InstanceSettings]) -> None:
-        self.updates.append(tuple(instances))
-
-    async def stop(self) -> None:
-        self.stopped = True
-
-    def views(self) -> tuple[InstanceView, ...]:
-        return ()
-
-    def loop_lag(self) -> float:
-        return 0.0
-
-    def restarts(self) -> int:
-        return 0
-
 
 
 @pytest.fixture
