@@ -380,9 +380,6 @@ async def test_exec_checks_run_without_a_shell_and_with_a_minimal_environment(
 
 
 # --- the daemon refuses unsafe scripts at start and on reload ---------------------------------
-#
-# These need haipvs.supervisor to call unsafe_paths(script_commands(...)) after compiling
-# (the wiring is the lead's; see the issue 9 report). Strict: remove the marker when it lands.
 
 
 def daemon_config(path: Path, port: int, command: Path) -> None:

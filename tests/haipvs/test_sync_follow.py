@@ -26,9 +26,6 @@ from haipvs.ipvs import FakeIpvsKernel
 from haipvs.ipvs.genl import SyncState
 from haipvs.supervisor import Supervisor
 
-# haipvs/supervisor.py passes "master"/"backup" strings to the kernel and calls it from
-# the VRRP thread; the fix is in the issue 9 report. Strict: remove when it lands.
-
 Callback = Callable[[str, str, str, str, str], None]
 
 
