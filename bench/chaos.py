@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
-import subprocess
 import sys
 import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from haipvs.lab.runner import rerun_in_lab_unless_ipvs
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests" / "chaos"))
@@ -47,21 +47,6 @@ HEADLINE = {
 }
 
 
-def _kernel_has_ipvs() -> bool:
-    if os.environ.get("HAIPVS_IN_LAB"):
-        return True
-    if Path("/proc/net/ip_vs").exists():
-        return True
-    subprocess.run(["modprobe", "ip_vs"], capture_output=True, check=False)
-    return Path("/proc/net/ip_vs").exists()
-
-
-def _reexec_in_lab(argv: list[str]) -> int:
-    haipvs = Path(sys.executable).with_name("haipvs")
-    command = [str(haipvs), "lab", "run", "--timeout", "1500", "--",
-               sys.executable, str(Path(__file__).resolve()), *argv]
-    print(f"# no IPVS in this kernel: running in the lab: {' '.join(command)}", flush=True)
-    return subprocess.run(command, check=False, cwd=REPO).returncode
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,8 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scenarios", nargs="*", default=names, choices=names)
     parser.add_argument("--flap-seconds", type=float, default=chaos_lab.FLAP_SECONDS)
     args = parser.parse_args(argv)
-    if not _kernel_has_ipvs():
-        return _reexec_in_lab(list(sys.argv[1:] if argv is None else argv))
+    rerun = rerun_in_lab_unless_ipvs(__file__, sys.argv[1:] if argv is None else argv,
+                                     timeout=1500, cwd=str(REPO))
+    if rerun is not None:
+        return rerun
     selected = [s for s in chaos_lab.SCENARIOS if s.name in args.scenarios]
     passed = 0
     fields: list[str] = []

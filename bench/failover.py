@@ -1,6 +1,6 @@
 """VRRP failover outage, haipvs vs keepalived, in the lab (issue 6).
 
-    haipvs lab run --timeout 2700 -- .venv/bin/python bench/failover.py [--trials 5]
+    python bench/failover.py [--trials 5]   # enters the lab itself (about 25 min)
 
 A director pair (haipvs.lab.pair: dir1 priority 150, dir2 priority 100, the NAT
 service of the lab notes, three real servers) serves a client that opens a new
@@ -56,6 +56,7 @@ from haipvs.lab.pair import (
     running_pair,
     wait_until,
 )
+from haipvs.lab.runner import rerun_in_lab_unless_ipvs
 from vrrp.timing import master_down_interval, skew_time
 
 
@@ -218,9 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--scenarios", nargs="*", default=[s.name for s in SCENARIOS])
     args = parser.parse_args(argv)
-    if subprocess.run(["ipvsadm", "-Ln"], capture_output=True, check=False).returncode != 0:
-        print("needs the lab kernel: haipvs lab run -- python bench/failover.py", file=sys.stderr)
-        return 2
+    rerun = rerun_in_lab_unless_ipvs(__file__, sys.argv[1:] if argv is None else argv,
+                                     timeout=2700)
+    if rerun is not None:
+        return rerun
 
     def log(line: str) -> None:
         print(line, flush=True)

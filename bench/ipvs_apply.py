@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import os
 import statistics
 import subprocess
 import sys
@@ -50,35 +49,12 @@ from haipvs.ipvs.model import (
 from haipvs.ipvs.netlink import NetlinkIpvsKernel
 from haipvs.ipvs.plan import plan_changes
 from haipvs.ipvs.programmer import IpvsProgrammer, ProgrammerEvent
+from haipvs.lab.runner import rerun_in_lab_unless_ipvs
 
 NETNS = "haipvs-bench"
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _kernel_has_ipvs() -> bool:
-    if os.environ.get("HAIPVS_IN_LAB"):
-        return True
-    if Path("/proc/net/ip_vs").exists():
-        return True
-    subprocess.run(["modprobe", "ip_vs"], capture_output=True, check=False)
-    return Path("/proc/net/ip_vs").exists()
-
-
-def _reexec_in_lab(argv: list[str]) -> int:
-    haipvs = Path(sys.executable).with_name("haipvs")
-    command = [
-        str(haipvs),
-        "lab",
-        "run",
-        "--timeout",
-        "1500",
-        "--",
-        sys.executable,
-        str(Path(__file__).resolve()),
-        *argv,
-    ]
-    print(f"# no IPVS in this kernel: running in the lab: {' '.join(command)}", flush=True)
-    return subprocess.run(command, check=False, cwd=REPO).returncode
 
 
 def _sh(*args: str, stdin: str | None = None) -> str:
@@ -306,8 +282,9 @@ def main() -> int:
     parser.add_argument("--dests", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    if not _kernel_has_ipvs():
-        return _reexec_in_lab(sys.argv[1:])
+    rerun = rerun_in_lab_unless_ipvs(__file__, sys.argv[1:], timeout=1500, cwd=str(REPO))
+    if rerun is not None:
+        return rerun
     _setup_netns()
     try:
         figures = asyncio.run(_bench(args.services, args.dests, args.runs))

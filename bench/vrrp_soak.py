@@ -1,6 +1,6 @@
 """VRRP soak: no false takeover while the daemon is busy checking (issue 6).
 
-    haipvs lab run --timeout 1200 -- .venv/bin/python bench/vrrp_soak.py [--duration 600]
+    python bench/vrrp_soak.py [--duration 600]   # enters the lab itself
 
 The lab director pair (haipvs.lab.pair topology) runs the full haipvs daemon on
 both directors with VRRPv3 at 0.05 s adverts (dir1 priority 150, dir2 100) and a
@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from haipvs.lab.pair import PairSettings, haipvs_config, running_pair, wait_until
+from haipvs.lab.runner import rerun_in_lab_unless_ipvs
 
 
 def soak_config(name: str, settings: PairSettings, ports: Sequence[int]) -> str:
@@ -46,9 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--real-servers", type=int, default=1000)
     parser.add_argument("--advert-interval", type=float, default=0.05)
     args = parser.parse_args(argv)
-    if subprocess.run(["ipvsadm", "-Ln"], capture_output=True, check=False).returncode != 0:
-        print("needs the lab kernel: haipvs lab run -- python bench/vrrp_soak.py", file=sys.stderr)
-        return 2
+    rerun = rerun_in_lab_unless_ipvs(__file__, sys.argv[1:] if argv is None else argv,
+                                     timeout=max(1200.0, args.duration + 600))
+    if rerun is not None:
+        return rerun
     settings = PairSettings(
         version=3,
         advert_interval=args.advert_interval,

@@ -45,7 +45,7 @@ from haipvs.lab.assets import (
     prepare_uml_assets,
 )
 
-__all__ = ["LabResult", "LabSetupError", "host_has_ipvs", "run_in_lab"]
+__all__ = ["LabResult", "LabSetupError", "host_has_ipvs", "rerun_in_lab_unless_ipvs", "run_in_lab"]
 
 TIMEOUT_EXIT = 124
 GUEST_DIED_EXIT = 125
@@ -71,6 +71,23 @@ def host_has_ipvs() -> bool:
         return False
     result = subprocess.run(["modprobe", "ip_vs"], capture_output=True, check=False)
     return result.returncode == 0 and Path("/proc/net/ip_vs").exists()
+
+
+def rerun_in_lab_unless_ipvs(
+    script: str, argv: Sequence[str], *, timeout: float, cwd: str | None = None
+) -> int | None:
+    """For bench scripts, which enter the lab themselves: None when this process can use
+    IPVS (it runs in the lab, or this kernel has IPVS); otherwise ``script argv`` is run
+    in the lab with this interpreter, and its exit status is returned."""
+    if os.environ.get("HAIPVS_IN_LAB") == "1" or host_has_ipvs():
+        return None
+    command = [sys.executable, script, *argv]
+    print(f"# no IPVS in this kernel: running in the lab: {shlex.join(command)}", flush=True)
+    try:
+        return run_in_lab(command, timeout=timeout, cwd=cwd).exit_status
+    except LabSetupError as error:
+        print(f"haipvs lab: {error}", file=sys.stderr)
+        return 2
 
 
 def run_in_lab(

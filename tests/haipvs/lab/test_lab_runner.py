@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +58,24 @@ def test_the_command_script_quotes_what_it_exports() -> None:
     assert "export X='1 2'" in script
     assert "BAD-NAME" not in script and "PWD" not in script
     assert script.rstrip().endswith("exec timeout -k 5 5 echo 'a b'")
+
+
+def test_a_bench_script_enters_the_lab_itself() -> None:
+    # bench/*.py call rerun_in_lab_unless_ipvs first: run from this host, the script
+    # runs again in the lab with its arguments, and its exit status comes back.
+    # (Not under /tmp: the guest has a /tmp of its own.)
+    with tempfile.TemporaryDirectory(dir="/var/tmp") as workdir:
+        script = Path(workdir) / "bench_like.py"
+        script.write_text(
+            "import os, sys\n"
+            "from haipvs.lab.runner import rerun_in_lab_unless_ipvs\n"
+            "rerun = rerun_in_lab_unless_ipvs(__file__, sys.argv[1:], timeout=60)\n"
+            "if rerun is not None:\n"
+            "    sys.exit(rerun)\n"
+            "print('in the lab:', os.environ['HAIPVS_IN_LAB'], sys.argv[1:], flush=True)\n"
+            "sys.exit(int(sys.argv[2]))\n"
+        )
+        result = subprocess.run([sys.executable, str(script), "a b", "5"], check=False,
+                                capture_output=True, text=True, timeout=120)
+    assert result.returncode == 5, result.stderr
+    assert "in the lab: 1 ['a b', '5']" in result.stdout
