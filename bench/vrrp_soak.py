@@ -83,7 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             pair.config_path(name).write_text(soak_config(name, settings, ports))
         pair.start_director("dir2")
         pair.start_director("dir1")
-        wait_until(lambda: pair.holds_vip("dir1") and not pair.holds_vip("dir2"), 120, step=0.2)
+        # Settled means both VRRP instances are up and in their roles: a daemon that
+        # starts slowly would otherwise log its start-up (init -> backup) in the soak.
+        wait_until(lambda: pair.holds_vip("dir1") and not pair.holds_vip("dir2")
+                   and pair.vrrp_state("dir1") == "MASTER"
+                   and pair.vrrp_state("dir2") == "BACKUP", 120, step=0.2)
         settled = {name: len(transitions(pair.log_events(name))) for name in ("dir1", "dir2")}
         print(f"elected: dir1 master; soaking {args.duration:g} s with "
               f"{args.real_servers} real servers checked every second", flush=True)
