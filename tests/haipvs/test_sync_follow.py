@@ -14,8 +14,9 @@ a recording fake kernel, no lab needed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +103,9 @@ def from_vrrp_thread(
     thread.join()
 
 
-async def test_the_sync_daemon_follows_vrrp_on_the_supervisor_loop(tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def running_daemon(tmp_path: Path) -> AsyncIterator[tuple[RecordingKernel, Callback]]:
+    """The supervisor on the config above; (its kernel, its VRRP part's transition callback)."""
     config = tmp_path / "haipvs.yaml"
     write_config(config)
     kernel = RecordingKernel()
@@ -115,7 +118,14 @@ async def test_the_sync_daemon_follows_vrrp_on_the_supervisor_loop(tmp_path: Pat
     try:
         await until(lambda: FakeVrrpPart.last is not None)
         assert FakeVrrpPart.last is not None
-        callback = FakeVrrpPart.last.on_transition
+        yield kernel, FakeVrrpPart.last.on_transition
+    finally:
+        supervisor.request_shutdown()
+        await task
+
+
+async def test_the_sync_daemon_follows_vrrp_on_the_supervisor_loop(tmp_path: Path) -> None:
+    async with running_daemon(tmp_path) as (kernel, callback):
         from_vrrp_thread(callback, ("INIT", "BACKUP"))
         await until(lambda: kernel.running == {SyncState.BACKUP})
         # A takeover, a step-down and a takeover again in one burst: the last one wins.
@@ -131,30 +141,12 @@ async def test_the_sync_daemon_follows_vrrp_on_the_supervisor_loop(tmp_path: Pat
         await until(lambda: kernel.running == {SyncState.BACKUP})
         # Every kernel call ran on the supervisor's loop, not the VRRP thread's.
         assert kernel.loops == {id(asyncio.get_running_loop())}
-    finally:
-        supervisor.request_shutdown()
-        await task
 
 
 async def test_transitions_of_another_instance_leave_the_sync_daemon_alone(
     tmp_path: Path,
 ) -> None:
-    config = tmp_path / "haipvs.yaml"
-    write_config(config)
-    kernel = RecordingKernel()
-    FakeVrrpPart.last = None
-    supervisor = Supervisor(
-        str(config), kernel=kernel, vrrp_factory=FakeVrrpPart,
-        prober=checkers.ScriptedProber(default=checkers.ProbeResult(True, "ok", 0.001)),
-    )
-    task = asyncio.create_task(supervisor.run())
-    try:
-        await until(lambda: FakeVrrpPart.last is not None)
-        assert FakeVrrpPart.last is not None
-        callback = FakeVrrpPart.last.on_transition
+    async with running_daemon(tmp_path) as (kernel, callback):
         from_vrrp_thread(callback, ("BACKUP", "MASTER"), instance="VI_OTHER")
         await asyncio.sleep(0.1)
         assert kernel.daemon_calls == []
-    finally:
-        supervisor.request_shutdown()
-        await task
