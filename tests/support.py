@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import ClassVar
 
 import vrrp
@@ -34,6 +36,23 @@ def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
             return True
         time.sleep(0.05)
     return condition()
+
+
+def read_pcap(path: Path) -> list[bytes]:
+    """Frames of a classic pcap file (either byte order), as tcpdump -w writes it."""
+    data = path.read_bytes()
+    (magic,) = struct.unpack_from("<I", data)
+    order = "<" if magic == 0xA1B2C3D4 else ">"
+    assert struct.unpack_from(f"{order}I", data)[0] == 0xA1B2C3D4, f"{path}: not a pcap file"
+    linktype = struct.unpack_from(f"{order}I", data, 20)[0]
+    assert linktype == 1, f"{path}: link type {linktype}, expected Ethernet"
+    frames, offset = [], 24
+    while offset + 16 <= len(data):
+        incl_len = struct.unpack_from(f"{order}I", data, offset + 8)[0]
+        offset += 16
+        frames.append(data[offset : offset + incl_len])
+        offset += incl_len
+    return frames
 
 
 class FakeVrrpPart:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
+from support import read_pcap
 
 import vrrp
 from vrrp import (
@@ -46,23 +47,6 @@ LINK_LOCAL = IPv6Address("fe80::1")
 OUR_ADDRESS = IPv4Address("198.51.100.12")
 
 IPAddress = IPv4Address | IPv6Address
-
-
-def read_pcap(path: Path) -> list[bytes]:
-    """Frames of a classic pcap file (either byte order), as tcpdump -w writes it."""
-    data = path.read_bytes()
-    (magic,) = struct.unpack_from("<I", data)
-    order = "<" if magic == 0xA1B2C3D4 else ">"
-    assert struct.unpack_from(f"{order}I", data)[0] == 0xA1B2C3D4, f"{path}: not a pcap file"
-    linktype = struct.unpack_from(f"{order}I", data, 20)[0]
-    assert linktype == 1, f"{path}: link type {linktype}, expected Ethernet"
-    frames, offset = [], 24
-    while offset + 16 <= len(data):
-        incl_len = struct.unpack_from(f"{order}I", data, offset + 8)[0]
-        offset += 16
-        frames.append(data[offset : offset + incl_len])
-        offset += incl_len
-    return frames
 
 
 def golden_datagrams() -> list[bytes]:

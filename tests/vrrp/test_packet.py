@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pyroute2 import netns
+from support import read_pcap
 
 from vrrp.errors import DropReason, MalformedAdvert
 from vrrp.packet import (
@@ -35,21 +36,6 @@ GROUP4 = IPv4Address("224.0.0.18")
 GROUP6 = IPv6Address("ff02::12")
 LL_A = IPv6Address("fe80::1")
 VIPS = (IPv4Address("198.51.100.100"), IPv4Address("10.0.0.1"))
-
-
-def read_pcap(path: Path) -> list[bytes]:
-    """Frames of a classic little-endian pcap file (what tcpdump -w writes)."""
-    data = path.read_bytes()
-    magic, _maj, _min, _zone, _sigfigs, _snaplen, linktype = struct.unpack_from("<IHHiIII", data)
-    assert magic == 0xA1B2C3D4
-    assert linktype == 1  # Ethernet
-    frames, offset = [], 24
-    while offset < len(data):
-        _sec, _usec, incl_len, _orig_len = struct.unpack_from("<IIII", data, offset)
-        offset += 16
-        frames.append(data[offset : offset + incl_len])
-        offset += incl_len
-    return frames
 
 
 def ip_datagrams(name: str) -> list[bytes]:
