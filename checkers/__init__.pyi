@@ -11,8 +11,8 @@ from .hysteresis import Reason as Reason
 from .pool import DEFAULT_MAX_CONCURRENCY as DEFAULT_MAX_CONCURRENCY
 from .pool import CheckerPool as CheckerPool
 from .pool import Prober as Prober
-from .probe import ProbeResult as ProbeResult
 from .probe import run_probe as run_probe
+from .result import ProbeResult as ProbeResult
 from .slowstart import effective_weight as effective_weight
 from .spec import DEFAULT_EXPECT_STATUS as DEFAULT_EXPECT_STATUS
 from .spec import BackendId as BackendId

@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from checkers.probe import ProbeResult
+from checkers.result import ProbeResult
 from checkers.spec import CheckSpec, Target
 
 __all__ = ["ProbeCall", "ScriptedProber", "fail", "ok"]
