@@ -9,8 +9,8 @@ Public API. Other packages import only from here (design.md §2).
 * Running checks: ``CheckerPool`` (``update``/``start``/``stop``/``snapshot``)
   emits ``HealthChanged``; ``effective_weight`` turns a configured weight and
   a ``weight_factor`` into the kernel weight.
-* Probes: ``run_probe`` and ``ProbeResult``; ``ScriptedProber`` for tests and
-  dry runs.
+* Probes: ``run_probe`` and ``ProbeResult``; ``ScriptedProber`` for the tests of
+  the pool and of the daemon.
 """
 
 import lazy_loader

@@ -1,8 +1,7 @@
 """ScriptedProber: a strict, observable stand-in for ``run_probe`` in pool tests.
 
-Shipped in the package (httpcore's MockBackend idea) so the daemon can build a
-pool without network access for ``--dry-run`` and tests elsewhere can drive
-health changes. It only replaces the *probe*: the pool's scheduling, rise/fall
+Shipped in the package (httpcore's MockBackend idea) so that tests elsewhere (the
+daemon's) can build a pool without network access and drive health changes. It only replaces the *probe*: the pool's scheduling, rise/fall
 and fail-open logic run for real.
 
 Rules kept here:
