@@ -1,8 +1,8 @@
 """ScriptedProber: a strict, observable stand-in for ``run_probe`` in pool tests.
 
 Shipped in the package (httpcore's MockBackend idea) so that tests elsewhere (the
-daemon's) can build a pool without network access and drive health changes. It only replaces the *probe*: the pool's scheduling, rise/fall
-and fail-open logic run for real.
+daemon's) can build a pool without network access and drive health changes. It only
+replaces the *probe*: the pool's scheduling, rise/fall and fail-open logic run for real.
 
 Rules kept here:
 

@@ -10,7 +10,6 @@ from .desired import NoteKey as NoteKey
 from .desired import ServiceSpec as ServiceSpec
 from .desired import build_desired as build_desired
 from .desired import desired_table as desired_table
-from .desired import effective_weight as effective_weight
 from .desired import with_drains as with_drains
 from .drain import Drain as Drain
 from .drain import DrainEvent as DrainEvent
@@ -116,7 +115,6 @@ __all__ = [
     "apply_ops",
     "build_desired",
     "desired_table",
-    "effective_weight",
     "event_name",
     "op_dest_key",
     "op_name",
