@@ -24,6 +24,8 @@ from .spec import ExecCheck as ExecCheck
 from .spec import FailOpenSettings as FailOpenSettings
 from .spec import HttpCheck as HttpCheck
 from .spec import IPAddress as IPAddress
+from .spec import PingCheck as PingCheck
+from .spec import SmtpCheck as SmtpCheck
 from .spec import SpecError as SpecError
 from .spec import Target as Target
 from .spec import TcpCheck as TcpCheck
@@ -47,12 +49,14 @@ __all__ = [
     "HistoryEntry",
     "HttpCheck",
     "IPAddress",
+    "PingCheck",
     "PoolSnapshot",
     "ProbeResult",
     "Prober",
     "Reason",
     "ScriptedProber",
     "ServiceStatus",
+    "SmtpCheck",
     "SpecError",
     "Target",
     "TcpCheck",

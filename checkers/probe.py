@@ -1,6 +1,6 @@
 """The one entry point the checker pool calls: run_probe, dispatching on the spec's type.
 
-Each probe module (tcp.py, http.py, exec_probe.py, dns.py, udp.py) exposes
+Each probe module (tcp.py, http.py, exec_probe.py, dns.py, udp.py, smtp.py, ping.py) exposes
 ``probe(spec, target)``; this module maps spec types onto them. Rules every probe keeps:
 
 - A probe never raises for anything the real server does: every failure is a
@@ -16,9 +16,19 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from checkers import dns, exec_probe, http, tcp, udp
+from checkers import dns, exec_probe, http, ping, smtp, tcp, udp
 from checkers.result import ProbeResult
-from checkers.spec import CheckSpec, DnsCheck, ExecCheck, HttpCheck, Target, TcpCheck, UdpCheck
+from checkers.spec import (
+    CheckSpec,
+    DnsCheck,
+    ExecCheck,
+    HttpCheck,
+    PingCheck,
+    SmtpCheck,
+    Target,
+    TcpCheck,
+    UdpCheck,
+)
 
 __all__ = ["run_probe"]
 
@@ -29,6 +39,8 @@ _PROBES: dict[type, _Probe] = {
     ExecCheck: exec_probe.probe,
     DnsCheck: dns.probe,
     UdpCheck: udp.probe,
+    SmtpCheck: smtp.probe,
+    PingCheck: ping.probe,
 }
 
 
