@@ -382,8 +382,7 @@ class UdpCheck:
 @dataclass(frozen=True, slots=True)
 class SmtpCheck:
     """SMTP dialogue check (keepalived ``SMTP_CHECK``): a 220 greeting, then 250 to
-    ``HELO helo_name``. keepalived's default ``helo_name`` is the director's host name;
-    the config layer fills it in."""
+    ``HELO helo_name`` (the config's default is keepalived's, smtpchecker.keepalived.org)."""
 
     kind: ClassVar[str] = "smtp"
 

@@ -48,12 +48,14 @@ from .model import LogFormat as LogFormat
 from .model import LogLevel as LogLevel
 from .model import Notify as Notify
 from .model import Persistence as Persistence
+from .model import PingCheck as PingCheck
 from .model import ProgrammerSettings as ProgrammerSettings
 from .model import Protocol as Protocol
 from .model import Quorum as Quorum
 from .model import RealServer as RealServer
 from .model import Scheduler as Scheduler
 from .model import SchedulerFlag as SchedulerFlag
+from .model import SmtpCheck as SmtpCheck
 from .model import SorryServer as SorryServer
 from .model import SyncDaemon as SyncDaemon
 from .model import SyncGroup as SyncGroup
@@ -103,6 +105,7 @@ __all__ = [
     "LogLevel",
     "Notify",
     "Persistence",
+    "PingCheck",
     "ProgrammerSettings",
     "Protocol",
     "Quorum",
@@ -111,6 +114,7 @@ __all__ = [
     "Scheduler",
     "SchedulerFlag",
     "ServiceKey",
+    "SmtpCheck",
     "SorryServer",
     "SyncDaemon",
     "SyncDaemonSettings",
