@@ -67,9 +67,25 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     check.set_defaults(handler=_run_check_config)
 
-    status = commands.add_parser("status", help="show VRRP state and the IPVS table with health")
-    status.add_argument("--api", default="127.0.0.1:9797", help="HOST:PORT of the status API")
-    status.add_argument("--token", default=None, help="API token (when the API is not on loopback)")
+    from haipvs.status.command import EXIT_CODES_HELP
+
+    status = commands.add_parser(
+        "status", help="show VRRP state and the IPVS table with health", epilog=EXIT_CODES_HELP
+    )
+    status.add_argument(
+        "-c", "--config", default=None,
+        help="read director.api and director.api_token from this file "
+        "(default: /etc/haipvs/haipvs.yaml, when readable)",
+    )
+    status.add_argument(
+        "--api", default=None,
+        help="HOST:PORT of the status API (default: $HAIPVS_API, the config's director.api, "
+        "127.0.0.1:9797)",
+    )
+    status.add_argument(
+        "--token", default=None,
+        help="API token (default: $HAIPVS_API_TOKEN, the config's director.api_token)",
+    )
     status.add_argument("--json", action="store_true", help="print the raw JSON snapshot")
     status.set_defaults(handler=_run_status)
 
