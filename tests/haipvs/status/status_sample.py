@@ -29,6 +29,8 @@ def sample_snapshot(*, down: bool = False) -> Snapshot:
                 vips=("198.51.100.10/24",),
                 last_transition=TransitionView("BACKUP", "MASTER", "master_down_timer",
                                                "", now - 30),
+                transitions=2, adverts_sent=30, adverts_received=1,
+                adverts_dropped={"wrong_vrid": 2},
             ),
         ),
         services=(
