@@ -44,6 +44,12 @@ def _run_import_keepalived(args: argparse.Namespace) -> int:
     return import_keepalived_command(args)
 
 
+def _run_schema(_args: argparse.Namespace) -> int:
+    from haipvs.config.schema import schema_command
+
+    return schema_command()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="haipvs",
@@ -104,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="keepalived's config id (-i): selects @ID lines, as keepalived -i ID would",
     )
     imp.set_defaults(handler=_run_import_keepalived)
+
+    schema = commands.add_parser(
+        "schema", help="print the JSON Schema of the config file (for editors and linters)"
+    )
+    schema.set_defaults(handler=_run_schema)
     return parser
 
 

@@ -78,7 +78,7 @@ if [ -n "$REF" ]; then
     git -C "$ROOT" archive "$REF" | tar -x -C "$SRC"
 fi
 for f in pyproject.toml etc/haipvs.yaml packaging/haipvs.service packaging/haipvs.1 \
-         etc/prometheus/haipvs-alerts.yml etc/grafana/haipvs-dashboard.json; do
+         etc/prometheus/haipvs-alerts.yml etc/grafana/haipvs-dashboard.json etc/haipvs.schema.json; do
     [ -f "$SRC/$f" ] || die "missing $f in $SRC"
 done
 
@@ -169,6 +169,8 @@ chmod 0644 "$PKG/usr/share/man/man1/haipvs.1.gz"
 install -d -m 0755 "$PKG/usr/share/haipvs/prometheus" "$PKG/usr/share/haipvs/grafana"
 install -m 0644 "$SRC/etc/prometheus/haipvs-alerts.yml" "$PKG/usr/share/haipvs/prometheus/"
 install -m 0644 "$SRC/etc/grafana/haipvs-dashboard.json" "$PKG/usr/share/haipvs/grafana/"
+# The config's JSON Schema (haipvs schema), for editors: yaml-language-server modeline.
+install -m 0644 "$SRC/etc/haipvs.schema.json" "$PKG/usr/share/haipvs/haipvs.schema.json"
 # IPVS is a module; load it at boot so the first netlink request finds the family.
 printf '# haipvs programs IPVS over generic netlink\nip_vs\n' > "$PKG/usr/lib/modules-load.d/haipvs.conf"
 for doc in README.md docs/migrating-from-keepalived.md docs/config.md docs/observability.md; do
