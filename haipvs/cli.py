@@ -15,6 +15,10 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _run_check_config(args: argparse.Namespace) -> int:
+    if getattr(args, "host", False):
+        from haipvs.preflight import check_config_and_host
+
+        return check_config_and_host(args.file)
     from haipvs.config.check import check_config_command
 
     return check_config_command(args.file)
@@ -71,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         "check-config", help="validate a config file; never touches the kernel"
     )
     check.add_argument("file")
+    check.add_argument(
+        "--host", action="store_true",
+        help="also check this host for the config: IP forwarding (NAT), rp_filter (TUN), "
+        "the VRRP interfaces, the firewall letting VRRP in, the IPVS sysctls; each problem "
+        "with the command that fixes it (exit 1 on an error)",
+    )
     check.set_defaults(handler=_run_check_config)
 
     from haipvs.status.command import EXIT_CODES_HELP
