@@ -54,6 +54,12 @@ def _run_schema(_args: argparse.Namespace) -> int:
     return schema_command()
 
 
+def _run_completion(args: argparse.Namespace) -> int:
+    from haipvs.completion import completion_command
+
+    return completion_command(args.shell)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="haipvs",
@@ -125,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
         "schema", help="print the JSON Schema of the config file (for editors and linters)"
     )
     schema.set_defaults(handler=_run_schema)
+
+    completion = commands.add_parser(
+        "completion", help="print the shell completion script (bash or zsh)"
+    )
+    completion.add_argument("shell", choices=("bash", "zsh"))
+    completion.set_defaults(handler=_run_completion)
     return parser
 
 
