@@ -46,6 +46,7 @@ __all__ = [
     "Timing",
     "UdpCheck",
     "check_key",
+    "probe_port",
 ]
 
 IPAddress = IPv4Address | IPv6Address
@@ -407,3 +408,9 @@ def check_key(spec: CheckSpec, target: Target) -> CheckKey:
         _PARAM_FIELDS[type(spec)] = names
     params = tuple(getattr(spec, name) for name in names)
     return CheckKey(target=target, kind=spec.kind, timeout=spec.timing.timeout, params=params)
+
+
+def probe_port(spec: TcpCheck | HttpCheck | DnsCheck | UdpCheck, target: Target) -> int:
+    """The port a probe connects to: keepalived's ``connect_port`` when set (probe
+    another port than the one traffic goes to), else the real server's own."""
+    return spec.connect_port if spec.connect_port is not None else target.port
