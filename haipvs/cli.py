@@ -57,7 +57,7 @@ def _run_schema(_args: argparse.Namespace) -> int:
 def _run_completion(args: argparse.Namespace) -> int:
     from haipvs.completion import completion_command
 
-    return completion_command(args.shell)
+    return completion_command(args.shell, build_parser())
 
 
 def build_parser() -> argparse.ArgumentParser:

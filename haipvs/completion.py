@@ -191,9 +191,7 @@ def render_zsh(root: CommandSpec) -> str:
     return "\n".join(out)
 
 
-def completion_command(shell: str) -> int:
-    from haipvs.cli import build_parser
-
-    tree = command_tree(build_parser())
+def completion_command(shell: str, parser: argparse.ArgumentParser) -> int:
+    tree = command_tree(parser)
     print(render_bash(tree) if shell == "bash" else render_zsh(tree), end="")
     return 0
