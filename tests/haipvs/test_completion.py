@@ -56,20 +56,48 @@ def test_bash_completes_subcommands_options_choices_and_files(
     assert complete(bash_script, "haipvs status --api ") == []
 
 
+# Drives an interactive zsh in a pseudo-terminal (zsh/zpty): types LINE, runs completion
+# with a widget, and prints each candidate zsh's compadd was given.
+ZSH_CAPTURE = r"""
+zmodload zsh/zpty
+zpty z zsh -f -i
+zpty -w z "PROMPT=''; fpath=($DIR \$fpath); autoload -Uz compinit; compinit -u -d $DIR/dump"
+zpty -w z 'compadd () { local -a hits; builtin compadd -O hits "$@"; local h
+  for h in $hits; do print -r -- "HIT$((1))<$h>"; done; builtin compadd "$@" }'
+zpty -w z 'capture-complete() { zle complete-word; print -r -- "DONE$((1+1))" }'
+zpty -w z 'zle -N capture-complete; bindkey "^T" capture-complete'
+zpty -w -n z "$LINE"$'\x14'
+integer idle=0
+while zpty -r -t z line || (( idle++ < 1000 )); do
+  [[ $line == *HIT1\<* ]] && print -r -- "${${line#*HIT1<}%%>*}"
+  [[ $line == *DONE2* ]] && break
+  sleep 0.01
+done
+zpty -d z
+"""
+
+
 @pytest.mark.skipif(shutil.which("zsh") is None,
                     reason="zsh is not installed (apt-get install zsh; ./dev does)")
-def test_zsh_script_parses_and_defines_a_function_per_command(tmp_path: Path) -> None:
+def test_zsh_completes_subcommands_options_and_choices(tmp_path: Path) -> None:
     script = tmp_path / "_haipvs"
     script.write_text(render_zsh(command_tree(build_parser())))
     subprocess.run(["zsh", "-n", str(script)], check=True, timeout=30)
-    # Load it as compinit would (autoload from fpath) and list what it defines.
-    program = (f"fpath=({tmp_path} $fpath); autoload -Uz compinit; compinit -u -d "
-               f"{tmp_path}/zcompdump; autoload -Uz _haipvs; "
-               "functions _haipvs >/dev/null && print ok")
-    result = subprocess.run(["zsh", "-f", "-c", program], capture_output=True, text=True,
-                            check=False, timeout=30)
-    assert result.stdout.strip() == "ok", result.stderr
-    text = script.read_text()
-    for name in ("_haipvs_status", "_haipvs_lab_run", "_haipvs_check_config"):
-        assert f"{name}() {{" in text
-    assert text.startswith("#compdef haipvs\n")
+    assert script.read_text().startswith("#compdef haipvs\n")
+    capture = tmp_path / "capture.zsh"
+    capture.write_text(ZSH_CAPTURE)
+
+    def zsh_complete(line: str) -> list[str]:
+        result = subprocess.run(["zsh", "-f", str(capture)], capture_output=True, text=True,
+                                check=True, timeout=60,
+                                env={"DIR": str(tmp_path), "LINE": line, "PATH": "/usr/bin:/bin",
+                                     "TERM": "dumb", "HOME": str(tmp_path)})
+        return sorted(set(result.stdout.split()))
+
+    assert {"run", "check-config", "status", "lab", "schema", "completion"} <= set(
+        zsh_complete("haipvs "))
+    assert zsh_complete("haipvs status --") == ["--api", "--config", "--help", "--json",
+                                                "--token"]
+    assert zsh_complete("haipvs lab ") == ["demo", "run", "setup"]
+    assert zsh_complete("haipvs lab run --backend ") == ["auto", "native", "qemu"]
+    assert zsh_complete("haipvs completion ") == ["bash", "zsh"]
