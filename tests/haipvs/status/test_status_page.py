@@ -90,6 +90,8 @@ READ_PAGE = """JSON.stringify({
     (tr) => [tr.dataset.rs, [...tr.cells].map((c) => c.textContent)])),
   services: [...document.querySelectorAll("table[data-service]")].map((t) => t.dataset.service),
   progress: document.querySelectorAll("tr[data-rs] progress").length,
+  error: document.getElementById("error").style.display === "block"
+    ? document.getElementById("error").textContent : null,
 })"""
 
 
@@ -218,6 +220,15 @@ async def test_the_page_shows_the_daemon_and_updates_when_a_backend_goes_down(
             assert page["rs"]["10.0.0.11:80"][2] == "up"
             assert page["refreshes"] > refreshes  # the same page, refreshed by itself
             assert page["vrrp"][0][3] == "BACKUP"
+            assert page["error"] is None
+
+            # The daemon stops: the page keeps the last data and says it is stale.
+            supervisor.request_shutdown()
+            assert await asyncio.wait_for(task, 30) == 0
+            page = await eventually(browser, lambda d: d["error"] is not None)
+            assert page["error"].startswith("cannot read the daemon's status")
+            assert page["rs"]["10.0.0.12:80"][2] == "down"
     finally:
-        supervisor.request_shutdown()
-        assert await asyncio.wait_for(task, 30) == 0
+        if not task.done():
+            supervisor.request_shutdown()
+            assert await asyncio.wait_for(task, 30) == 0
