@@ -1,6 +1,7 @@
 """The status API, embedded in the daemon's event loop (aiohttp AppRunner + TCPSite).
 
-GET /status (the snapshot as JSON), GET /metrics (Prometheus text), GET /healthz,
+GET / (a read-only HTML status page, haipvs/status/page.html), GET /status (the
+snapshot as JSON), GET /metrics (Prometheus text), GET /healthz,
 POST /reload (validate and apply the config file, answer with the outcome).
 It binds loopback by default; a non-loopback bind requires a token, sent as
 `Authorization: Bearer TOKEN` (the supervisor refuses to start without one).
@@ -13,6 +14,7 @@ import ipaddress
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from importlib import resources
 
 from aiohttp import web
 
@@ -22,6 +24,14 @@ from haipvs.status.snapshot import Snapshot
 __all__ = ["ReloadOutcome", "StatusApi", "is_loopback", "parse_listen"]
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# The page may run its inline script and style and read this origin, nothing else: it
+# never loads an external asset, and a value that slipped into its DOM could not either.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; "
+    "style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +79,7 @@ class StatusApi:
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._auth])
+        app.router.add_get("/", self._page)
         app.router.add_get("/status", self._status)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
@@ -96,6 +107,10 @@ class StatusApi:
             if not hmac.compare_digest(given.encode(), expected.encode()):
                 return web.json_response({"error": "missing or wrong API token"}, status=401)
         return await handler(request)
+
+    async def _page(self, _request: web.Request) -> web.Response:
+        page = resources.files("haipvs.status").joinpath("page.html").read_text("utf-8")
+        return web.Response(text=page, content_type="text/html", headers=PAGE_HEADERS)
 
     async def _status(self, _request: web.Request) -> web.Response:
         if self._before is not None:
