@@ -72,7 +72,7 @@ TransitionCallback = Callable[[str, str, str, str, str], None]
 #: transition; the status API shows at most this much staleness for counters.
 STATUS_INTERVAL = 0.5
 #: How long the parent waits for the child to start its instances or apply a reload.
-REPLY_TIMEOUT = 15.0
+REPLY_TIMEOUT = 30.0
 #: A graceful stop: every instance resigns and its stop hooks run (each bounded). With
 #: the kill and the reap after it, this fits under the unit's TimeoutStopSec=20s.
 STOP_TIMEOUT = 10.0
@@ -243,10 +243,12 @@ class VrrpProcessPart:
         if process is None:
             await self._close()
             return
+        # One budget for the request and the exit together (it used to be 30 s each).
+        deadline = time.monotonic() + STOP_TIMEOUT
         with contextlib.suppress(VrrpProcessError, ConnectionError):
             await self._request(_Stop(), STOP_TIMEOUT)
         try:
-            await asyncio.to_thread(process.wait, STOP_TIMEOUT)
+            await asyncio.to_thread(process.wait, max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             log.error("vrrp.process.killed", pid=process.pid,
                       reason=f"no exit {STOP_TIMEOUT:g} s after stop")
