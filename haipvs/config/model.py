@@ -414,6 +414,19 @@ Md5 = Annotated[str, BeforeValidator(_parse_md5)]
 RecordType = Annotated[str, BeforeValidator(_parse_record_type)]
 InterfaceName = Annotated[str, BeforeValidator(_parse_ifname)]
 Text = Annotated[str, BeforeValidator(_parse_text)]
+
+
+def _parse_token(value: Any) -> str:
+    # RFC 6750 section 2.1: a bearer token is visible ASCII; a blank or spaced token
+    # cannot be sent in an Authorization header and must not protect anything.
+    text = _parse_text(value)
+    if not all("!" <= c <= "~" for c in text):
+        raise PydanticCustomError(
+            "token", "must be printable ASCII with no whitespace (a bearer token)")
+    return text
+
+
+BearerToken = Annotated[str, BeforeValidator(_parse_token)]
 Command = Annotated[tuple[str, ...], BeforeValidator(_parse_command)]
 TrackWeight = Annotated[int, BeforeValidator(_int_in(-253, 253))]
 SyncId = Annotated[int, BeforeValidator(_int_in(0, 255))]
@@ -562,7 +575,7 @@ class Director(_Model):
     name: Name | None = None
     api: Annotated[str, BeforeValidator(_parse_listen)] = "127.0.0.1:9797"
     # Required by clients when the API listens beyond loopback (see the warning rule).
-    api_token: Text | None = None
+    api_token: BearerToken | None = None
     # None: console on a TTY, json otherwise (design.md §4.1).
     log_format: LogFormatValue | None = None
     log_level: LogLevelValue = LogLevel.INFO
