@@ -30,6 +30,7 @@ import signal
 import subprocess
 
 from checkers.probe import ProbeResult
+from checkers.spawn import script_preexec
 from checkers.tcp import describe_timeout
 
 __all__ = ["CHECK_PATH", "check_exec", "verdict_from_status"]
@@ -125,6 +126,8 @@ async def check_exec(
             env=env,
             cwd="/",
             start_new_session=True,
+            # The reset makes syscalls only (checkers.spawn): safe with threads.
+            preexec_fn=script_preexec(),  # noqa: PLW1509
         )
     except OSError as exc:
         detail = f"exec {command[0]} failed: {(exc.strerror or str(exc)).lower()}"
