@@ -388,7 +388,9 @@ class Supervisor:
         assert old_loaded is not None and old is not None
         try:
             check_file_safety(self._path)
-            loaded = load_config(self._path)
+            # Off the loop: a large (or hostile) file must not stall adverts' peers,
+            # checks and the watchdog ping while it parses.
+            loaded = await asyncio.to_thread(load_config, self._path)
         except ConfigInvalid as invalid:
             errors = tuple(str(error) for error in invalid.errors)
             return self._rejected(errors)
