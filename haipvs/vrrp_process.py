@@ -78,6 +78,8 @@ REPLY_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 #: Without pidfd_open (Linux < 5.3), how often the parent polls for the child's exit.
 _POLL_EXIT = 0.5
+#: After the child's exit, how long its last messages may take to arrive.
+_DRAIN_AFTER_EXIT = 0.5
 _PR_SET_PDEATHSIG = 1
 #: keepalived ``vrrp_rlimit_rttime``: CPU time (µs) the real-time VRRP thread may use
 #: without blocking. VRRP sleeps between adverts; a thread that spins in SCHED_RR would
@@ -331,6 +333,10 @@ class VrrpProcessPart:
         exited = asyncio.create_task(_exit_of(process), name="vrrp-exit")
         try:
             await asyncio.wait([reading, exited], return_when=asyncio.FIRST_COMPLETED)
+            if not reading.done():
+                # Exited: read what it sent before dying (its last transitions), unless
+                # a process it started holds the socket open and the end never comes.
+                await asyncio.wait([reading], timeout=_DRAIN_AFTER_EXIT)
             noticed = reading.result() if reading.done() else "process exit"
             # Whatever we noticed first, the child is dead to us: no more MASTER from it.
             self._views = ()
