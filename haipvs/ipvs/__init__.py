@@ -17,6 +17,8 @@ composition root: it needs pyroute2 and a kernel with IPVS).
 
 from haipvs.ipvs.coalescer import Coalescer
 from haipvs.ipvs.desired import (
+    AdminState,
+    AdminView,
     Desired,
     HealthKey,
     HealthView,
@@ -80,6 +82,8 @@ __all__ = [
     "ActualTable",
     "AddDest",
     "AddService",
+    "AdminState",
+    "AdminView",
     "BatchIpvsKernel",
     "Coalescer",
     "DeleteDest",
