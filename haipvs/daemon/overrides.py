@@ -365,7 +365,7 @@ def _failover(
         raise CommandError("--for needs a positive number of seconds")
     until = None if hold_for is None else now + float(hold_for)
     hold = InstanceHold(instance, now, until, uid)
-    held = "until released" if until is None else f"for {float(hold_for):g} s"
+    held = "until released" if until is None else f"for {until - now:g} s"
     return Outcome(dataclasses.replace(overrides, holds=(*others, hold)), "operator.failover",
                    f"{instance}: resigning, held as backup {held}", changed=True)
 
