@@ -102,6 +102,10 @@ class VrrpPart(Protocol):
         """How many times VRRP had to be started again after it died on its own."""
         ...
 
+    async def set_holds(self, holds: Mapping[str, str]) -> None:
+        """``haipvs failover``: held instances (name -> reason) resign and stay backup."""
+        ...
+
 
 VrrpFactory = Callable[
     [Sequence[vrrp.InstanceSettings], Callable[[str, str, str, str, str], None]], VrrpPart

@@ -43,7 +43,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -98,6 +98,11 @@ class _Update:
 @dataclass(frozen=True, slots=True)
 class _Stop:
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Holds:
+    holds: tuple[tuple[str, str], ...]  # haipvs failover: instance -> reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +175,7 @@ class VrrpProcessPart:
         self._loop_lag = 0.0
         self._respawn_delay = _RESPAWN_FIRST
         self._restarts = 0
+        self._holds: tuple[tuple[str, str], ...] = ()
 
     @property
     def pid(self) -> int | None:
@@ -183,6 +189,11 @@ class VrrpProcessPart:
     async def update(self, instances: Sequence[vrrp.InstanceSettings]) -> None:
         self._instances = tuple(instances)
         await self._request(_Update(self._instances, current_logging()), REPLY_TIMEOUT)
+
+    async def set_holds(self, holds: Mapping[str, str]) -> None:
+        """``haipvs failover`` holds (instance -> reason); a new VRRP process gets them too."""
+        self._holds = tuple(sorted(holds.items()))
+        await self._request(_Holds(self._holds), REPLY_TIMEOUT)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -237,6 +248,8 @@ class VrrpProcessPart:
         try:
             await self._request(_Start(self._instances, current_logging(), self._ports),
                                 REPLY_TIMEOUT)
+            if self._holds:  # a respawned process keeps the operator's holds
+                await self._request(_Holds(self._holds), REPLY_TIMEOUT)
         except BaseException:
             self._process = None  # its end of stream is no death to respawn from
             process.kill()
@@ -389,6 +402,14 @@ async def _serve(sock: socket.socket) -> None:
         while (message := await _receive(reader)) is not None:
             if isinstance(message, _Stop):
                 break
+            if isinstance(message, _Holds):
+                try:
+                    await part.set_holds(dict(message.holds))
+                except Exception as error:  # the operator's command reports it
+                    await _send(writer, _Reply(f"VRRP failover failed: {error!r}"))
+                else:
+                    await _send(writer, _Reply(None))
+                    status_wanted.set()
             if isinstance(message, _Update):
                 if message.logging is not None:
                     _configure(message.logging)
