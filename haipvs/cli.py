@@ -38,6 +38,28 @@ def _run_status(args: argparse.Namespace) -> int:
     return status_command(args)
 
 
+def _run_admin(args: argparse.Namespace) -> int:
+    from haipvs.daemon.admin import admin_command
+
+    return admin_command(args)
+
+
+def _run_version(args: argparse.Namespace) -> int:
+    del args
+    print(f"haipvs {package_version()}")
+    return 0
+
+
+def package_version() -> str:
+    """The installed package's version (pyproject), what `haipvs --version` prints."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("haipvs")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown"
+
+
 def _run_import_keepalived(args: argparse.Namespace) -> int:
     from haipvs.importer.command import import_keepalived_command
 
@@ -49,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="haipvs",
         description="High-availability director for Linux Virtual Server (IPVS).",
     )
+    parser.add_argument("--version", action="version", version=f"haipvs {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the director daemon in the foreground")
@@ -88,6 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="keepalived's config id (-i): selects @ID lines, as keepalived -i ID would",
     )
     imp.set_defaults(handler=_run_import_keepalived)
+
+    from haipvs.daemon.admin import add_admin_arguments
+
+    before = set(commands.choices)
+    add_admin_arguments(commands)
+    for name in set(commands.choices) - before:
+        commands.choices[name].set_defaults(handler=_run_admin)
+
+    version = commands.add_parser("version", help="print the haipvs version")
+    version.set_defaults(handler=_run_version)
     return parser
 
 

@@ -349,6 +349,7 @@ def child_main() -> None:
         sys.exit(0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # the parent's state dump, not ours
     with contextlib.suppress(ValueError, OSError):  # a hard limit set lower by the admin
         resource.setrlimit(resource.RLIMIT_RTTIME, RT_CPU_LIMIT_US)
     asyncio.run(_serve(socket.socket(fileno=fd)))

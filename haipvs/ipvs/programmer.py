@@ -646,6 +646,11 @@ class IpvsProgrammer:
         )
 
     @property
+    def admin(self) -> Mapping[HealthKey, AdminView]:
+        """The operator's overrides in force (set_admin)."""
+        return self._admin
+
+    @property
     def expected_table(self) -> IpvsTable | None:
         """The table as the last sync left it (None before the first sync)."""
         return self._expected
