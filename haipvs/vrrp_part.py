@@ -122,7 +122,9 @@ class LinuxVrrpPart:
             configured = settings.get(status.name)
             priority = configured.priority if configured else status.effective_priority
             reasons = list(status.faults)
-            if status.effective_priority != priority:
+            if status.name in self._holds:
+                reasons.append("held as backup by haipvs failover")
+            elif status.effective_priority != priority:
                 reasons.append(f"tracking {status.effective_priority - priority:+d}")
             views.append(InstanceView(
                 name=status.name,

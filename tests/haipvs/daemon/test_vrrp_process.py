@@ -165,3 +165,28 @@ async def test_a_failing_transition_callback_does_not_stop_the_messages() -> Non
             await part.stop()
     assert calls[:2] == ["BACKUP", "MASTER"]
     assert [entry["event"] for entry in logs].count("vrrp.process.callback_failed") == 1
+
+
+async def test_a_failover_hold_crosses_the_process_and_outlives_a_respawn() -> None:
+    seen: list[tuple[str, str, str]] = []
+    part = VrrpProcessPart([instance()], lambda _n, old, new, reason, _d: seen.append(
+        (old, new, reason)), ports=PORTS)
+    await part.start()
+    try:
+        await until(lambda: ("BACKUP", "MASTER", "master_down_timer") in seen, 20)
+        await part.set_holds({"VI_WEB": "operator failover by uid 0"})
+        await until(lambda: ("MASTER", "BACKUP", "operator_failover") in seen, 20)
+        await until(lambda: bool(part.views()) and part.views()[0].priority_reasons == (
+            "held as backup by haipvs failover",), 20)
+        assert part.views()[0].effective_priority == 1
+        first = part.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        await until(lambda: part.pid not in (None, first), 20)
+        # The new process is held again before anyone asks.
+        await until(lambda: bool(part.views()) and part.views()[0].effective_priority == 1, 20)
+        await part.set_holds({})
+        await until(lambda: bool(part.views()) and part.views()[0].effective_priority == 100, 20)
+        assert part.views()[0].priority_reasons == ()
+    finally:
+        await part.stop()
