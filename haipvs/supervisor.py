@@ -274,6 +274,16 @@ class Supervisor:
 
             kernel = NetlinkIpvsKernel()
             self._kernel = kernel
+        if compiled.instances:
+            # VRRP first, while the daemon has no connection open: its process is forked
+            # from this one (haipvs.vrrp_process) and listens as BACKUP while the IPVS
+            # table and the checkers start (keepalived starts its VRRP and checker
+            # children side by side too). It cannot become MASTER before a whole
+            # Master_Down_Interval (a priority-255 owner excepted), by which time the
+            # table is programmed; a restart keeps the previous table meanwhile.
+            factory = self._vrrp_factory or _default_vrrp_factory
+            self._vrrp = factory(compiled.instances, self._vrrp_transition)
+            await self._vrrp.start()
         programmer = IpvsProgrammer(
             kernel,
             min_interval=compiled.min_interval,
@@ -309,10 +319,6 @@ class Supervisor:
         operator.apply_ipvs()
         pool.start()
         self._tasks.append(asyncio.create_task(programmer.run(), name="ipvs-programmer"))
-        if compiled.instances:
-            factory = self._vrrp_factory or _default_vrrp_factory
-            self._vrrp = factory(compiled.instances, self._vrrp_transition)
-            await self._vrrp.start()
         await operator.apply_vrrp()
         self._api = StatusApi(api, snapshot=self.snapshot, reload=self.reload, token=token,
                               before=self._refresh_kernel_stats)
@@ -722,7 +728,7 @@ def _default_vrrp_factory(
 ) -> VrrpPart:
     from haipvs.vrrp_process import VrrpProcessPart
 
-    return VrrpProcessPart(instances, on_transition)
+    return VrrpProcessPart(instances, on_transition, fork_first=True)
 
 
 def run_command(args: object) -> int:
