@@ -117,6 +117,7 @@ class Operator:
         self._overrides = Overrides()
         self._lock = asyncio.Lock()
         self._expiry: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def overrides(self) -> Overrides:
@@ -155,8 +156,12 @@ class Operator:
             self._expiry = None
         at = self._overrides.next_expiry(now)
         if at is not None:
-            loop = asyncio.get_running_loop()
-            self._expiry = loop.call_later(at - now, lambda: loop.create_task(self._expire()))
+            self._expiry = asyncio.get_running_loop().call_later(at - now, self._expire_soon)
+
+    def _expire_soon(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._expire(), name="operator-expiry")
+        self._tasks.add(task)  # referenced until done: the loop keeps only weak ones
+        task.add_done_callback(self._tasks.discard)
 
     async def _expire(self) -> None:
         async with self._lock:
