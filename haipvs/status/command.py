@@ -287,6 +287,10 @@ def render_status(doc: dict[str, Any], now: float | None = None) -> str:
                 left = max(0.0, rs["drain"]["deadline"] - now)
                 drain = f", draining ({rs['drain']['cause']}, {left:.0f}s left)"
             held = ", held by fail-open" if rs["fail_open_held"] else ""
+            admin = rs.get("admin")
+            if admin is not None:
+                held += (", drained by the operator" if admin == "drain"
+                         else ", in maintenance by the operator")
             latency = "" if rs["latency_ms"] is None else f", {rs['latency_ms']:.1f} ms"
             out.append(
                 f"  -> {rs['address'] + ':' + str(rs['port']):<21} "
@@ -294,6 +298,19 @@ def render_status(doc: dict[str, Any], now: float | None = None) -> str:
                 f"{weight + '/' + str(rs['weight']):<6} {rs['active_conns']:<10} "
                 f"{rs['inactive_conns']:<10} {rs['health']}: {rs['reason']}{latency}{drain}{held}"
             )
+    overrides = doc.get("overrides") or []
+    if overrides:
+        out.append("")
+        out.append("Operator overrides (haipvs overrides; undo with undrain, maintenance off, "
+                   "failover --release)")
+    for override in overrides:
+        where = f" in {override['service']}" if override["service"] else ""
+        until = "" if override["kind"] != "failover" else (
+            ", held as backup until released" if override["until"] is None
+            else f", held as backup {max(0, int(override['until'] - now))}s more")
+        stale = "" if override["matches"] else ", matches nothing in the running config"
+        out.append(f"  {override['kind']:<12} {override['target']}{where}, by uid "
+                   f"{override['uid']} {_ago(override['since'], now)}{until}{stale}")
     return "\n".join(out) + "\n"
 
 

@@ -63,6 +63,7 @@ class SnapshotCollector(Collector):
         )
         restarts.add_metric([], snap.vrrp_restarts)
         yield restarts
+        yield from _overrides(snap)
 
 
 def _vrrp(snap: Snapshot) -> Iterator[Metric]:
@@ -132,6 +133,34 @@ def _services(snap: Snapshot) -> Iterator[Metric]:
             conns.add_metric([*values, "inactive"], rs.inactive_conns)
             draining.add_metric(values, 1 if rs.drain is not None else 0)
     yield from (up, latency, weight, conns, draining, fail_open)
+
+
+def _overrides(snap: Snapshot) -> Iterator[Metric]:
+    admin = GaugeMetricFamily(
+        "haipvs_real_server_admin_state",
+        "1 for a real server the operator drained or put in maintenance.",
+        labels=["vs", "rs", "state"],
+    )
+    for service in snap.services:
+        for rs in service.real_servers:
+            if rs.admin is not None:
+                admin.add_metric([service.key, f"{rs.address}:{rs.port}", rs.admin], 1)
+    yield admin
+    overrides = GaugeMetricFamily(
+        "haipvs_operator_overrides", "Operator overrides in force, by kind.", labels=["kind"]
+    )
+    for kind in ("drain", "maintenance", "failover"):
+        overrides.add_metric([kind], sum(1 for o in snap.overrides if o.kind == kind))
+    yield overrides
+    held = GaugeMetricFamily(
+        "haipvs_vrrp_operator_hold",
+        "1 while haipvs failover holds the instance as backup.",
+        labels=["instance"],
+    )
+    for override in snap.overrides:
+        if override.kind == "failover":
+            held.add_metric([override.target], 1)
+    yield held
 
 
 def _programmer(snap: Snapshot) -> Iterator[Metric]:

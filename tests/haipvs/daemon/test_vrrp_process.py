@@ -251,6 +251,56 @@ async def test_the_respawn_wait_doubles_for_a_child_that_keeps_dying() -> None:
         await part.stop()
 
 
+async def test_a_failover_hold_crosses_the_process_and_outlives_a_respawn() -> None:
+    seen: list[tuple[str, str, str]] = []
+    part = VrrpProcessPart([instance()], lambda _n, old, new, reason, _d: seen.append(
+        (old, new, reason)), ports=PORTS)
+    await part.start()
+    try:
+        await until(lambda: ("BACKUP", "MASTER", "master_down_timer") in seen, 20)
+        await part.set_holds({"VI_WEB": "operator failover by uid 0"})
+        await until(lambda: ("MASTER", "BACKUP", "operator_failover") in seen, 20)
+        await until(lambda: bool(part.views()) and part.views()[0].priority_reasons == (
+            "held as backup by haipvs failover",), 20)
+        assert part.views()[0].effective_priority == 1
+        first = part.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        await until(lambda: part.pid not in (None, first), 20)
+        # The new process is held again before anyone asks.
+        await until(lambda: bool(part.views()) and part.views()[0].effective_priority == 1, 20)
+        await part.set_holds({})
+        await until(lambda: bool(part.views()) and part.views()[0].effective_priority == 100, 20)
+        assert part.views()[0].priority_reasons == ()
+    finally:
+        await part.stop()
+
+
+async def test_the_first_process_is_forked_from_the_daemon_and_a_respawn_is_a_new_one() -> None:
+    seen: list[str] = []
+    part = VrrpProcessPart([instance()], lambda _n, _o, new, _r, _d: seen.append(new),
+                           ports=PORTS, fork_first=True)
+    await part.start()
+    try:
+        first = part.pid
+        assert first is not None
+        # Forked: the same executable image, no new interpreter command line.
+        assert Path(f"/proc/{first}/cmdline").read_bytes() == Path(
+            f"/proc/{os.getpid()}/cmdline").read_bytes()
+        await until(lambda: "MASTER" in seen, 20)
+        # The daemon's own signals are untouched by the child: SIGTERM to the child is
+        # the child's graceful stop, and this process (the "daemon") carries on.
+        with capture_logs() as logs:
+            os.kill(first, signal.SIGKILL)
+            await until(lambda: part.pid not in (None, first) and seen.count("MASTER") == 2, 20)
+        assert any(e["event"] == "vrrp.process.died" for e in logs)
+        second = part.pid
+        assert second is not None
+        assert b"child_main" in Path(f"/proc/{second}/cmdline").read_bytes()  # exec'd
+    finally:
+        await part.stop()
+
+
 async def test_the_vrrp_process_ignores_packages_in_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -269,3 +319,17 @@ async def test_the_vrrp_process_ignores_packages_in_the_working_directory(
     finally:
         await part.stop()
     assert not marker.exists()
+
+
+async def test_a_forked_process_stops_gracefully_and_leaves_the_daemon_alone() -> None:
+    seen: list[tuple[str, str]] = []
+    part = VrrpProcessPart([instance()], lambda _n, old, new, _r, _d: seen.append((old, new)),
+                           ports=PORTS, fork_first=True)
+    await part.start()
+    child = part.pid
+    assert child is not None
+    await until(lambda: ("BACKUP", "MASTER") in seen, 20)
+    os.kill(child, signal.SIGTERM)  # a signal to the child must not reach our event loop
+    await until(lambda: ("MASTER", "BACKUP") in seen or not alive(child), 20)
+    await part.stop()
+    assert not alive(child)
