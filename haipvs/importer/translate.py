@@ -39,6 +39,7 @@ __all__ = [
     "Severity",
     "Translation",
     "render_yaml",
+    "source_of",
     "translate",
 ]
 
@@ -73,6 +74,10 @@ class Translation:
     source: str
     #: Output item ("vrrp VI_1", "virtual_server tcp/...") -> the anchor of its findings.
     anchors: Mapping[str, str] = field(default_factory=dict)
+    #: Output item -> where its keepalived block starts (to locate validation errors).
+    origins: Mapping[str, Location] = field(default_factory=dict)
+    #: Anchor -> the source's comments of that block, carried over as YAML comments.
+    comments: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def unsupported(self) -> tuple[Finding, ...]:
@@ -348,6 +353,8 @@ class _Translator:
         self.garp_defaults: dict[str, int | float] = {}
         self.ipvs: dict[str, Any] = {}
         self.anchors: dict[str, str] = {}
+        self.origins: dict[str, Location] = {}
+        self.comments: dict[str, tuple[str, ...]] = {}
         self.instance_names: set[str] = set()
         self.used_groups: set[str] = set()
         self.used_scripts: set[str] = set()
@@ -452,10 +459,16 @@ class _Translator:
                 Finding(skipped.location, keyword, Severity.DROPPED, skipped.reason)
             )
 
+        for empty in parsed.empty_includes:
+            self.findings.append(
+                Finding(empty.location, "include", Severity.NOTE, f"{empty.text}: {empty.reason}")
+            )
+
         # Definitions others refer to may come anywhere in the file: read them first.
         sync_blocks: list[Statement] = []
         for stmt in parsed.statements:
             if stmt.keyword == "global_defs":
+                self.origins.setdefault("director", stmt.location)
                 self.global_defs(stmt, director)
             elif stmt.keyword == "vrrp_script":
                 self.vrrp_script(stmt)
@@ -470,6 +483,8 @@ class _Translator:
                 instance = self.vrrp_instance(stmt)
                 if instance is not None:
                     vrrp.append(instance)
+                    self.origins[f"vrrp {instance['name']}"] = stmt.location
+                    self.keep_comments(f"vrrp {instance['name']}", stmt)
             elif kw == "virtual_server":
                 services.extend(self.virtual_server(stmt))
             elif kw in {"global_defs", "vrrp_script", "virtual_server_group", "vrrp_sync_group"}:
@@ -511,6 +526,20 @@ class _Translator:
         if self.ipvs:
             config["ipvs"] = self.ipvs
         return config
+
+    def keep_comments(self, anchor: str, block: Statement) -> None:
+        """The block's own comments, then its statements' (named by keyword and line)."""
+        lines = list(block.comments)
+
+        def walk(stmts: Iterable[Statement]) -> None:
+            for stmt in stmts:
+                line = stmt.location.line
+                lines.extend(f"{stmt.keyword} (line {line}): {c}" for c in stmt.comments)
+                walk(stmt.block or ())
+
+        walk(block.block or ())
+        if lines:
+            self.comments[anchor] = tuple(lines)
 
     # -- global_defs -------------------------------------------------------------------
 
@@ -579,6 +608,7 @@ class _Translator:
             self.unsupported(stmt, f"`{args[-1]}` has no value")
         if timeouts:
             self.ipvs["timeouts"] = timeouts
+            self.origins.setdefault("ipvs", stmt.location)
 
     def lvs_sync_daemon(self, stmt: Statement) -> None:
         # lvs_sync_daemon IFACE [INSTANCE] [id N] [maxlen N] [port N] [ttl N] [group ADDR]
@@ -603,6 +633,7 @@ class _Translator:
             else:
                 self.unsupported(stmt, f"cannot read `{key} {value}`")
         self.ipvs["sync_daemon"] = daemon
+        self.origins.setdefault("ipvs", stmt.location)
 
     # -- vrrp_script / vrrp_sync_group -------------------------------------------------
 
@@ -684,6 +715,7 @@ class _Translator:
             self.note(block, "a sync group of fewer than two instances is left out")
             return
         self.sync_groups.append({"name": name, "instances": known})
+        self.origins[f"sync_groups {name}"] = block.location
 
     # -- vrrp_instance -----------------------------------------------------------------
 
@@ -817,6 +849,7 @@ class _Translator:
             elif kw == "lvs_sync_daemon_interface":
                 # keepalived 1.x: the sync daemon follows this instance's state.
                 self.ipvs["sync_daemon"] = {"interface": self.arg(stmt, anchor), "instance": name}
+                self.origins.setdefault("ipvs", stmt.location)
             elif kw in {"accept", "no_accept"}:
                 accept = kw == "accept"
             elif kw in {"use_vmac", "vmac_xmit_base"}:
@@ -863,6 +896,22 @@ class _Translator:
         if not vips:
             self.unsupported(block, "has no virtual_ipaddress", anchor)
             return None
+        families = {
+            ipaddress.ip_interface(v if isinstance(v, str) else v["address"]).version for v in vips
+        }
+        if families == {4, 6}:
+            self.unsupported(
+                block,
+                "VIPs of both families: one instance advertises one family (keepalived "
+                "keeps the other family out of its adverts); split it into an IPv4 and an "
+                "IPv6 instance",
+                anchor,
+            )
+        elif families == {6} and version == 2:
+            # keepalived runs an IPv6 instance as VRRPv3 whatever vrrp_version says
+            # (VRRPv2, RFC 3768, carries IPv4 only); the peer speaks v3 already.
+            version = 3
+            self.note(block, "its VIPs are IPv6: imported as VRRPv3, as keepalived runs it", anchor)
 
         priority = self.fold_positive_weights(
             block, priority, track_interfaces, track_scripts, anchor
@@ -1111,6 +1160,9 @@ class _Translator:
             services.append(service)
             label = _service_label(endpoint, service.get("protocol", "tcp"))
             self.anchors[f"virtual_server {label}"] = anchor
+            self.origins[f"virtual_server {label}"] = block.location
+        self.keep_comments(anchor, block)
+        _share_equal_values(services)
         return services
 
     def group_endpoints(self, block: Statement, name: str, anchor: str) -> list[dict[str, Any]]:
@@ -1569,6 +1621,43 @@ class _Translator:
         # Without status_code keepalived accepts any 2xx, which is haipvs's default too.
 
 
+def source_of(translation: Translation, key_path: str) -> Location | None:
+    """The keepalived statement an output key path (`vrrp[0].vips`) was made from."""
+    match = re.match(r"([a-z_]+)(?:\[(\d+)\])?", key_path)
+    if match is None:
+        return None
+    section, index = match.group(1), match.group(2)
+    value = translation.config.get(section)
+    if index is not None and isinstance(value, list) and int(index) < len(value):
+        item = value[int(index)]
+        if isinstance(item, Mapping):
+            return translation.origins.get(_item_key(section, item))
+    return translation.origins.get(section)
+
+
+def _share_equal_values(services: list[dict[str, Any]]) -> None:
+    """Make equal `check`/`real_servers` values of one block's services the same object.
+
+    A virtual_server_group becomes one service per member with the same real servers
+    and check; the renderer writes a shared object once, with a YAML anchor, and aliases
+    it in the other services (the config loader reads anchors and aliases).
+    """
+    for key in _SHARED_KEYS:
+        first: list[Any] = []
+        for service in services:
+            value = service.get(key)
+            if not value:
+                continue
+            same = next((f for f in first if f == value), None)
+            if same is None:
+                first.append(value)
+            else:
+                service[key] = same
+
+
+_SHARED_KEYS = ("check", "real_servers")
+
+
 def translate(parsed: ParsedConfig, source: str = "keepalived.conf") -> Translation:
     """Translate a parsed keepalived.conf; never raises for the operator's content."""
     translator = _Translator()
@@ -1576,7 +1665,14 @@ def translate(parsed: ParsedConfig, source: str = "keepalived.conf") -> Translat
     # A group's real servers are read once for every member: report each finding once.
     unique = dict.fromkeys(translator.findings)
     findings = tuple(sorted(unique, key=lambda f: (f.location.file, f.location.line)))
-    return Translation(config, findings, source, dict(translator.anchors))
+    return Translation(
+        config,
+        findings,
+        source,
+        dict(translator.anchors),
+        dict(translator.origins),
+        dict(translator.comments),
+    )
 
 
 # --- rendering ------------------------------------------------------------------------
@@ -1643,6 +1739,8 @@ def render_yaml(translation: Translation) -> str:
             lines.extend(_comment(f) for f in found)
     lines.append("")
 
+    shared = _shared_names(translation, item_anchors)
+    defined: set[int] = set()
     placed: set[str] = set()
     for key, value in translation.config.items():
         if not isinstance(value, list) or not value:
@@ -1651,13 +1749,67 @@ def render_yaml(translation: Translation) -> str:
         lines.append(f"{key}:")
         for item in value:
             anchor = item_anchors[_item_key(key, item)]
-            if anchor in by_anchor and anchor not in placed:
+            comments = translation.comments.get(anchor, ())
+            if (anchor in by_anchor or comments) and anchor not in placed:
                 placed.add(anchor)
                 lines.append(f"  # {anchor}:")
-                lines.extend("  " + _comment(f) for f in by_anchor[anchor])
-            body = _dump([item]).rstrip("\n")
+                lines.extend(f"  # | {text}" for text in comments)
+                lines.extend("  " + _comment(f) for f in by_anchor.get(anchor, []))
+            body = _dump_item(item, shared, defined)
             lines.extend("  " + line for line in body.splitlines())
     return "\n".join(lines) + "\n"
+
+
+_ALIAS_MARK = "__haipvs_import_alias__"
+
+
+def _shared_names(translation: Translation, item_anchors: Mapping[str, str]) -> dict[int, str]:
+    """id() of each value several services share -> its YAML anchor name."""
+    users: dict[int, str] = {}
+    counts: dict[int, int] = {}
+    for item in translation.config.get("virtual_servers", ()):
+        for key in _SHARED_KEYS:
+            value = item.get(key)
+            if value:
+                counts[id(value)] = counts.get(id(value), 0) + 1
+                block = item_anchors[_item_key("virtual_servers", item)]
+                stem = re.sub(r"[^A-Za-z0-9_]+", "_", block.removeprefix("virtual_server "))
+                users.setdefault(id(value), f"{stem.strip('_')}_{key}")
+    names: dict[int, str] = {}
+    taken: set[str] = set()
+    for ident, name in users.items():
+        if counts[ident] < 2:
+            continue
+        unique, n = name, 1
+        while unique in taken:
+            n += 1
+            unique = f"{name}_{n}"
+        taken.add(unique)
+        names[ident] = unique
+    return names
+
+
+def _dump_item(item: Mapping[str, Any], shared: Mapping[int, str], defined: set[int]) -> str:
+    """One list item; a shared value gets `&name` where first written, `*name` after."""
+    data = dict(item)
+    first: dict[str, str] = {}
+    for key in _SHARED_KEYS:
+        name = shared.get(id(data.get(key)))
+        if name is None:
+            continue
+        if id(data[key]) in defined:
+            data[key] = _ALIAS_MARK + name
+        else:
+            defined.add(id(data[key]))
+            first[key] = name
+    out = []
+    for dumped in _dump([data]).rstrip("\n").splitlines():
+        text = dumped.replace(_ALIAS_MARK, "*")
+        for key, name in first.items():
+            if text in (f"  {key}:", f"- {key}:"):
+                text = f"{text} &{name}"
+        out.append(text)
+    return "\n".join(out)
 
 
 def _item_key(section: str, item: Mapping[str, Any]) -> str:

@@ -604,18 +604,80 @@ def test_command_reports_syntax_errors_with_location(tmp_path: Path) -> None:
     assert err.getvalue().startswith(f"{conf}:1: error: block 'vrrp_instance' is not closed")
 
 
-def test_command_refuses_output_that_does_not_validate(tmp_path: Path) -> None:
-    # An IPv6 VIP with a VRRPv2 instance translates word for word, and the config
-    # package refuses it (RFC 3768 is IPv4 only): the command must not exit 0.
+def test_command_refuses_output_that_does_not_validate_at_the_keepalived_line(
+    tmp_path: Path,
+) -> None:
+    # A VRID keepalived would refuse too translates word for word and the config
+    # package refuses it: the command must not exit 0, and the error points at the
+    # keepalived block the item came from, not only at the output's line.
     conf = tmp_path / "keepalived.conf"
     conf.write_text(
-        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n version 2\n"
-        " virtual_ipaddress {\n 2001:db8::1\n }\n}\n"
+        "global_defs {\n router_id a\n}\n"
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 300\n"
+        " virtual_ipaddress {\n 192.0.2.1\n }\n}\n"
     )
     out, err = io.StringIO(), io.StringIO()
     assert run_import(str(conf), out, err) == 1
     assert "does not validate" in err.getvalue()
-    assert "VRRPv2 carries IPv4 only" in err.getvalue()
+    (line,) = [x for x in err.getvalue().splitlines() if ": error: vrrp[0].vrid" in x]
+    assert line.startswith(f"{conf}:4: error: vrrp[0].vrid: ")
+    assert "<import>" not in err.getvalue()
+    assert line.endswith(")") and "(output line " in line
+
+
+def test_ipv6_instance_becomes_vrrpv3_as_keepalived_runs_it() -> None:
+    t = convert(
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n"
+        " virtual_ipaddress {\n 2001:db8::1/64\n }\n}\n"
+    )
+    (instance,) = t.config["vrrp"]
+    assert instance["version"] == 3
+    assert findings(t, Severity.NOTE) == [(1, "vrrp_instance")]
+    assert t.complete
+    validated(t)
+
+
+def test_mixed_family_instance_is_refused_with_a_reason() -> None:
+    t = convert(
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n"
+        " virtual_ipaddress {\n 192.0.2.1\n 2001:db8::1\n }\n}\n"
+    )
+    assert findings(t, Severity.UNSUPPORTED) == [(1, "vrrp_instance")]
+    assert "split it into an IPv4 and an IPv6 instance" in t.unsupported[0].message
+
+
+def test_group_members_share_check_and_real_servers_through_yaml_anchors() -> None:
+    t = convert(
+        "virtual_server_group G {\n 10.0.0.1 80\n 10.0.0.2 80\n 10.0.0.3 80\n}\n"
+        "virtual_server group G {\n lb_kind DR\n"
+        " real_server 192.168.0.1 80 {\n  TCP_CHECK {\n   connect_timeout 2\n  }\n }\n}\n"
+    )
+    text = render_yaml(t)
+    assert text.count("check: &group_G_check") == 1
+    assert text.count("check: *group_G_check") == 2
+    assert text.count("real_servers: &group_G_real_servers") == 1
+    assert text.count("real_servers: *group_G_real_servers") == 2
+    assert text.count("192.168.0.1") == 1
+    services = validated(t).virtual_servers
+    assert len(services) == 3
+    assert services[0].real_servers == services[2].real_servers
+
+
+def test_source_comments_are_carried_beside_their_item() -> None:
+    t = convert(
+        "# web pair, rack 3\nvrrp_instance A {\n interface eth0\n"
+        " virtual_router_id 1   # agreed with the network team\n"
+        " virtual_ipaddress {\n 192.0.2.1\n }\n}\n"
+    )
+    text = render_yaml(t)
+    assert "  # | web pair, rack 3\n" in text
+    assert "  # | virtual_router_id (line 4): agreed with the network team\n" in text
+    validated(t)
+
+
+def test_empty_include_pattern_is_noted() -> None:
+    t = translate(parse_text("include /nonexistent-dir/*.conf\n", "k.conf"), "k.conf")
+    assert [(f.keyword, f.severity) for f in t.findings] == [("include", Severity.NOTE)]
 
 
 @pytest.mark.parametrize("config_id, priority", [(None, 100), ("high", 170)])
