@@ -17,8 +17,8 @@ misuse; if one refuses a value the config rules let through, `CompileError` name
 path, and the loader reports it as ``FILE:LINE: key.path: message`` (so `check-config`
 catches it before the daemon would).
 
-Not carried, because no settings type has a field for it yet: ``quorum.hysteresis`` (ipvs
-ServiceSpec) and the track script ``name`` (vrrp TrackScript).
+Not carried, because no settings type has a field for it yet: the track script ``name``
+(vrrp TrackScript).
 
 (First written by the lead for the supervisor; extended by the config engineer.)
 """
@@ -269,6 +269,8 @@ def _service_spec(
         ),
         real_servers=tuple(dests),
         min_up=vs.quorum.min_up,
+        min_weight=vs.quorum.min_weight,
+        hysteresis=vs.quorum.hysteresis,
         sorry_server=sorry,
         drain_timeout=vs.drain.timeout,
         inhibit_on_failure=vs.inhibit_on_failure,

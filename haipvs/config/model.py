@@ -419,6 +419,7 @@ TrackWeight = Annotated[int, BeforeValidator(_int_in(-253, 253))]
 SyncId = Annotated[int, BeforeValidator(_int_in(0, 255))]
 PersistenceTimeout = Annotated[int, BeforeValidator(_int_in(0, 2678400))]
 Uint16 = Annotated[int, BeforeValidator(_int_in(0, 65535))]
+QuorumWeight = Annotated[int, BeforeValidator(_int_in(0, 4294967295))]
 Count = Annotated[int, BeforeValidator(_int_in(1, 100))]
 OneTo255 = Annotated[int, BeforeValidator(_int_in(1, 255))]
 KernelTimeout = Annotated[int, BeforeValidator(_int_in(1, 2678400))]
@@ -666,8 +667,12 @@ class Persistence(_Model):
 
 
 class Quorum(_Model):
-    # keepalived quorum / hysteresis (counted here in healthy real servers, not weights).
+    # keepalived quorum: the sum of the weights of the healthy real servers (min_weight);
+    # or, by choice, a count of healthy real servers (min_up, the default when min_weight
+    # is not set). keepalived hysteresis: lost below threshold - hysteresis, regained at
+    # threshold + hysteresis.
     min_up: Uint16 = 1
+    min_weight: QuorumWeight | None = None
     hysteresis: Uint16 = 0
 
 
@@ -1215,7 +1220,24 @@ def _virtual_server_rules(index: int, vs: VirtualServer) -> Iterable[Finding]:
                 f"{vs.forwarding.value} cannot map ports: must equal the service port {vs.port}",
             )
 
-    if vs.real_servers and vs.quorum.min_up > len(vs.real_servers):
+    if "min_up" in vs.quorum.model_fields_set and vs.quorum.min_weight is not None:
+        yield _error(
+            (*base, "quorum", "min_weight"),
+            "set either min_weight (keepalived's sum of weights) or min_up (a count), not both",
+        )
+    elif vs.quorum.min_weight is not None and vs.real_servers:
+        total = sum(rs.weight for rs in vs.real_servers)
+        if vs.quorum.min_weight > total:
+            yield _warning(
+                (*base, "quorum", "min_weight"),
+                f"{vs.quorum.min_weight} is more than the real servers' weights add up to "
+                f"({total}): the service can never reach quorum",
+            )
+    if (
+        vs.quorum.min_weight is None
+        and vs.real_servers
+        and vs.quorum.min_up > len(vs.real_servers)
+    ):
         yield _warning(
             (*base, "quorum", "min_up"),
             f"{vs.quorum.min_up} is more than the {len(vs.real_servers)} real servers: "

@@ -1271,7 +1271,8 @@ class _Translator:
             elif kw in {"quorum", "hysteresis"}:
                 count = self.integer(stmt, anchor)
                 if count is not None:
-                    key = "min_up" if kw == "quorum" else "hysteresis"
+                    # keepalived's quorum is a sum of live weights: min_weight.
+                    key = "min_weight" if kw == "quorum" else "hysteresis"
                     settings.setdefault("quorum", {})[key] = count
             elif kw in {"quorum_up", "quorum_down"}:
                 self.unsupported(
@@ -1301,13 +1302,6 @@ class _Translator:
                 self.dropped(stmt, _VS_DROPPED[kw], anchor)
             else:
                 self.unknown(stmt, "virtual_server", anchor)
-        if "quorum" in settings:
-            self.note(
-                block,
-                "keepalived compares the sum of live weights with quorum; haipvs counts live "
-                "real servers (equal when every weight is 1)",
-                anchor,
-            )
         return settings
 
     def sorry_server(self, stmt: Statement, settings: dict[str, Any], anchor: str) -> None:

@@ -185,6 +185,8 @@ class IpvsProgrammer:
         self._extra_owned: frozenset[ServiceKey] = frozenset()
         self._retiring: set[ServiceKey] = set()
         self._health: dict[HealthKey, HealthView] = {}
+        # Each service's quorum as last decided: hysteresis decides from it (desired.py).
+        self._quorum: dict[ServiceKey, bool] = {}
         self._pending_notes: dict[NoteKey, Note] = {}
         # The live desired rows (no drains), kept between syncs and rebuilt per service when
         # its specs or health change: a health flip costs O(that service), not O(table).
@@ -358,7 +360,8 @@ class IpvsProgrammer:
     def _refresh_live(self) -> set[ServiceKey] | None:
         """Bring the live rows up to date; returns the services rebuilt (None: all)."""
         if not self._live_valid:
-            built = build_desired(self._specs, self._health)
+            built = build_desired(self._specs, self._health, self._quorum)
+            self._quorum = dict(built.quorum)
             self._live = dict(built.table.services)
             self._live_notes = {}
             for note_key, note in built.notes.items():
@@ -370,15 +373,20 @@ class IpvsProgrammer:
         self._dirty.clear()
         if dirty:
             built = build_desired(
-                [self._specs[key] for key in dirty if key in self._specs], self._health
+                [self._specs[key] for key in dirty if key in self._specs],
+                self._health,
+                self._quorum,
             )
             for key in dirty:
                 self._live_notes.pop(key, None)
+                if key not in built.quorum:
+                    self._quorum.pop(key, None)  # removed from the config
                 entry = built.table.services.get(key)
                 if entry is None:
                     self._live.pop(key, None)  # removed from the config
                 else:
                     self._live[key] = entry
+            self._quorum.update(built.quorum)
             for note_key, note in built.notes.items():
                 self._live_notes.setdefault(note_key[0], {})[note_key] = note
         return dirty

@@ -365,7 +365,7 @@ def test_virtual_server_with_a_shared_check() -> None:
         "scheduler": "wrr",
         "forwarding": "dr",
         "persistence": {"timeout": 300, "netmask": "255.255.255.0"},
-        "quorum": {"min_up": 2, "hysteresis": 1},
+        "quorum": {"min_weight": 2, "hysteresis": 1},  # keepalived sums live weights
         "sorry_server": "10.0.0.250:80",
         "inhibit_on_failure": True,
         # identical checks on every real server become the service's default
