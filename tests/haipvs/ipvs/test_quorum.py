@@ -1,4 +1,4 @@
-"""keepalived's quorum: a sum of live weights (or a count) with hysteresis, decided in desired.py."""
+"""keepalived's quorum: a sum of live weights (or a count) with hysteresis (desired.py)."""
 
 from __future__ import annotations
 
