@@ -55,7 +55,8 @@ class ServiceSpec:
     ``min_up``: the quorum, the number of up real servers below which only ``sorry_server``
     (if any) serves; ``min_weight`` (when set, instead of ``min_up``): keepalived's quorum, the
     sum of the configured weights of the up real servers. ``hysteresis``: see ``quorum_held``.
-    ``drain_timeout``: seconds a leaving real server keeps weight 0 before it is deleted even with open connections (0: deleted at once). UDP services never drain.
+    ``drain_timeout``: seconds a leaving real server keeps weight 0 before it is deleted even
+    with open connections (0: deleted at once). UDP services never drain.
     """
 
     service: Service
