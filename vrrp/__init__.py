@@ -75,6 +75,8 @@ from vrrp.settings import (
 )
 from vrrp.timing import master_down_interval, skew_time
 from vrrp.track import InstanceTracker, TrackVerdict
+from vrrp.track_file import TrackFile
+from vrrp.track_process import ParamMatch, TrackProcess
 
 __all__ = [
     "IPPROTO_VRRP",
@@ -113,6 +115,7 @@ __all__ = [
     "Notifier",
     "NotifySettings",
     "OldUnicastChecksum",
+    "ParamMatch",
     "PortsProvider",
     "PriorityChanged",
     "ReceivedAdvert",
@@ -122,7 +125,9 @@ __all__ = [
     "SendAdvert",
     "State",
     "SyncGroup",
+    "TrackFile",
     "TrackInterface",
+    "TrackProcess",
     "TrackScript",
     "TrackVerdict",
     "Transition",

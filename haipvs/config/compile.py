@@ -309,6 +309,26 @@ def _instance(instance: m.VrrpInstance, group: str | None) -> vrrp.InstanceSetti
             )
             for script in instance.track.scripts
         ),
+        track_processes=tuple(
+            vrrp.TrackProcess(
+                name=process.name,
+                process=process.process,
+                args=process.args,
+                param_match=vrrp.ParamMatch(process.param_match.value),
+                full_command=process.full_command,
+                weight=process.weight,
+                quorum=process.quorum,
+                quorum_max=process.quorum_max,
+                fork_delay=process.fork_delay,
+                terminate_delay=process.terminate_delay,
+                interval=process.interval,
+            )
+            for process in instance.track.processes
+        ),
+        track_files=tuple(
+            vrrp.TrackFile(track.name, track.path, track.weight, track.interval)
+            for track in instance.track.files
+        ),
         notify=vrrp.NotifySettings(
             master=notify.master,
             backup=notify.backup,

@@ -322,6 +322,23 @@ def _parse_name(value: Any) -> str:
     return value
 
 
+def _non_empty_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "must be a string")
+    if not value or "\0" in value:
+        raise PydanticCustomError("text", "must be a non-empty string without NUL")
+    return value
+
+
+def _absolute_path(value: Any) -> str:
+    text = _non_empty_text(value)
+    if not text.startswith("/"):
+        raise PydanticCustomError(
+            "path", "must be an absolute path (got {value})", {"value": repr(text)}
+        )
+    return text
+
+
 def _parse_ifname(value: Any) -> str:
     if not isinstance(value, str):
         raise PydanticCustomError("string_type", "must be a string")
@@ -439,6 +456,9 @@ AdvertInterval = Annotated[float, BeforeValidator(_number_in(0.01, 255))]
 ScriptSeconds = Annotated[float, BeforeValidator(_number_in(0.01, 3600))]
 CheckSeconds = Annotated[float, BeforeValidator(_number_in(0.01, 86400))]
 ShortSeconds = Annotated[float, BeforeValidator(_number_in(0.1, 3600))]
+DelaySeconds = Annotated[float, BeforeValidator(_number_in(0, 3600))]
+FileWeight = Annotated[int, BeforeValidator(_int_in(-2147483647, 2147483647))]
+AbsolutePath = Annotated[str, BeforeValidator(_absolute_path)]
 Penalty = Annotated[float, BeforeValidator(_number_in(1, 1_000_000))]
 LongSeconds = Annotated[float, BeforeValidator(_number_in(1, 86400))]
 FamilyValue = Annotated[Family, BeforeValidator(_enum_parser(Family)), PlainSerializer(_enum_value)]
@@ -605,9 +625,44 @@ class TrackScript(_Model):
         return self.interval if self.timeout is None else self.timeout
 
 
+class ParamMatch(enum.Enum):
+    # keepalived track_process param_match: exact (no param_match), partial, initial
+    EXACT = "exact"
+    PARTIAL = "partial"
+    INITIAL = "initial"
+
+
+class TrackProcess(_Model):
+    # keepalived vrrp_track_process / track_process (see vrrp.track_process)
+    name: Name
+    process: Annotated[str, BeforeValidator(_non_empty_text)]
+    args: ListOf[str] | None = None  # keepalived `process NAME ARGS...`
+    param_match: Annotated[
+        ParamMatch, BeforeValidator(_enum_parser(ParamMatch)), PlainSerializer(_enum_value)
+    ] = ParamMatch.EXACT
+    full_command: bool = False
+    # 0: FAULT while not running; otherwise added while running (>0) / not running (<0).
+    weight: TrackWeight = 0
+    quorum: Uint16 = 1
+    quorum_max: Uint16 | None = None
+    fork_delay: DelaySeconds = 0.0
+    terminate_delay: DelaySeconds = 0.0
+    interval: ScriptSeconds = 1.0
+
+
+class TrackFile(_Model):
+    # keepalived track_file / vrrp_track_file (see vrrp.track_file)
+    name: Name
+    path: AbsolutePath
+    weight: FileWeight = 1
+    interval: ScriptSeconds = 1.0
+
+
 class Track(_Model):
     interfaces: ListOf[TrackInterface] = ()
     scripts: ListOf[TrackScript] = ()
+    processes: ListOf[TrackProcess] = ()
+    files: ListOf[TrackFile] = ()
 
 
 class Notify(_Model):
@@ -1097,6 +1152,17 @@ def _vrrp_rules(instances: Indexed[VrrpInstance]) -> Iterable[Finding]:
                 yield _error(
                     (*base, "track", "scripts", script_index, "timeout"),
                     f"must not exceed interval ({script.interval:g} s)",
+                )
+        for process_index, process in enumerate(inst.track.processes):
+            if process.quorum_max is not None and process.quorum_max < process.quorum:
+                yield _error(
+                    (*base, "track", "processes", process_index, "quorum_max"),
+                    f"{process.quorum_max} is below quorum {process.quorum}: never satisfied",
+                )
+            if process.param_match is not ParamMatch.EXACT and process.args is None:
+                yield _error(
+                    (*base, "track", "processes", process_index, "param_match"),
+                    "needs args (param_match compares the process's arguments)",
                 )
 
 

@@ -272,3 +272,49 @@ def test_every_valid_config_compiles_consistently(data: dict[str, Any]) -> None:
     assert set(result.checks) | result.always_up == set(result.backends)
     assert not set(result.checks) & result.always_up
     assert result.up_at_start <= set(result.checks)
+
+
+def test_track_processes_and_files_reach_the_instance_settings() -> None:
+    from haipvs.config import compile_config, load_config_text
+
+    text = """\
+vrrp:
+  - name: VI_1
+    interface: eth0
+    vrid: 51
+    vips: [198.51.100.10/24]
+    track:
+      processes:
+        - name: haproxy
+          process: /usr/sbin/haproxy
+          args: [-f, /etc/haproxy/haproxy.cfg]
+          param_match: partial
+          weight: -20
+          quorum: 1
+          quorum_max: 4
+          fork_delay: 0.5
+          terminate_delay: 2
+      files:
+        - name: maintenance
+          path: /run/haipvs/maintenance
+          weight: 0
+"""
+    import vrrp
+
+    (instance,) = compile_config(load_config_text(text, "t.yaml").config).instances
+    assert instance.track_processes == (
+        vrrp.TrackProcess(
+            name="haproxy",
+            process="/usr/sbin/haproxy",
+            args=("-f", "/etc/haproxy/haproxy.cfg"),
+            param_match=vrrp.ParamMatch.PARTIAL,
+            weight=-20,
+            quorum=1,
+            quorum_max=4,
+            fork_delay=0.5,
+            terminate_delay=2.0,
+        ),
+    )
+    assert instance.track_files == (
+        vrrp.TrackFile("maintenance", "/run/haipvs/maintenance", weight=0),
+    )
