@@ -1299,11 +1299,7 @@ def _virtual_server_rules(index: int, vs: VirtualServer) -> Iterable[Finding]:
                 f"{vs.quorum.min_weight} is more than the real servers' weights add up to "
                 f"({total}): the service can never reach quorum",
             )
-    if (
-        vs.quorum.min_weight is None
-        and vs.real_servers
-        and vs.quorum.min_up > len(vs.real_servers)
-    ):
+    if vs.quorum.min_weight is None and vs.real_servers and vs.quorum.min_up > len(vs.real_servers):
         yield _warning(
             (*base, "quorum", "min_up"),
             f"{vs.quorum.min_up} is more than the {len(vs.real_servers)} real servers: "
