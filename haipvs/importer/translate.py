@@ -294,6 +294,41 @@ class _Script:
     fall: int
     weight: int
     block: Statement
+    #: A `killall -0 X` / `pidof X` / `pgrep X` script, as the track_process it becomes.
+    process: dict[str, Any] | None = None
+
+
+_PROCESS_NAME = re.compile(r"^[A-Za-z0-9_.:@+-]{1,64}$")
+
+
+def _process_probe(words: Sequence[str]) -> tuple[str, str | None] | None:
+    """(process name, caveat) when `words` only asks whether a process runs by name.
+
+    `killall -0 X` and `pidof X` test the name exactly as track_process does; plain
+    `pgrep X` matches X anywhere in the name (a regular expression), `pgrep -x X` exactly.
+    Anything else (pgrep -f, users, several names, shell syntax) stays a script.
+    """
+    if not words:
+        return None
+    program = words[0].rsplit("/", 1)[-1]
+    rest = list(words[1:])
+    caveat: str | None = None
+    if program == "killall" and len(rest) == 2 and rest[0] == "-0":
+        name = rest[1]
+    elif program == "pidof" and len(rest) == 1:
+        name = rest[0]
+    elif program == "pgrep" and len(rest) == 2 and rest[0] == "-x":
+        name = rest[1]
+    elif program == "pgrep" and len(rest) == 1:
+        name = rest[0]
+        caveat = (
+            f"pgrep {name} matched {name!r} anywhere in a name; track_process matches it exactly"
+        )
+    else:
+        return None
+    if not _PROCESS_NAME.match(name) or name.startswith("-"):
+        return None
+    return name, caveat
 
 
 def _number(text: str) -> int | float:
@@ -358,6 +393,11 @@ class _Translator:
         self.instance_names: set[str] = set()
         self.used_groups: set[str] = set()
         self.used_scripts: set[str] = set()
+        self.used_processes: set[str] = set()
+        self.used_files: set[str] = set()
+        # keepalived vrrp_track_process / track_file blocks: (item, default weight, block)
+        self.processes: dict[str, tuple[dict[str, Any], int, Statement]] = {}
+        self.files: dict[str, tuple[dict[str, Any], int, Statement]] = {}
 
     # -- findings ----------------------------------------------------------------------
 
@@ -476,6 +516,10 @@ class _Translator:
                 self.groups[stmt.args[0]] = stmt
             elif stmt.keyword == "vrrp_sync_group":
                 sync_blocks.append(stmt)
+            elif stmt.keyword == "vrrp_track_process":
+                self.track_process_block(stmt)
+            elif stmt.keyword in {"track_file", "vrrp_track_file"}:
+                self.track_file_block(stmt)
 
         for stmt in parsed.statements:
             kw = stmt.keyword
@@ -487,7 +531,15 @@ class _Translator:
                     self.keep_comments(f"vrrp {instance['name']}", stmt)
             elif kw == "virtual_server":
                 services.extend(self.virtual_server(stmt))
-            elif kw in {"global_defs", "vrrp_script", "virtual_server_group", "vrrp_sync_group"}:
+            elif kw in {
+                "global_defs",
+                "vrrp_script",
+                "virtual_server_group",
+                "vrrp_sync_group",
+                "vrrp_track_process",
+                "track_file",
+                "vrrp_track_file",
+            }:
                 continue
             elif kw in {"static_ipaddress", "static_routes", "static_rules"}:
                 self.dropped(
@@ -495,7 +547,7 @@ class _Translator:
                     "static addresses, routes and rules do not follow mastership: configure "
                     "them with the system's network configuration",
                 )
-            elif kw in {"vrrp_track_process", "vrrp_track_file", "track_file", "bfd_instance"}:
+            elif kw == "bfd_instance":
                 self.unsupported(stmt, "this tracker is not offered (it changes failover)")
             elif kw in {"linkbeat_interfaces", "garp_group"}:
                 self.dropped(stmt, "netlink and garp_interval are used instead")
@@ -515,6 +567,13 @@ class _Translator:
         for name, script in self.scripts.items():
             if name not in self.used_scripts:
                 self.note(script.block, f"vrrp_script {name!r} is not tracked by any instance")
+        for kind, blocks, used in (
+            ("vrrp_track_process", self.processes, self.used_processes),
+            ("track_file", self.files, self.used_files),
+        ):
+            for name, (_, _, block) in blocks.items():
+                if name not in used:
+                    self.note(block, f"{kind} {name!r} is not tracked by any instance")
 
         config: dict[str, Any] = {}
         if director:
@@ -680,7 +739,131 @@ class _Translator:
         if not script.command:
             self.unsupported(block, "has no usable `script`", anchor)
             return
+        self.process_probe(block, script, anchor)
         self.scripts[name] = script
+
+    def process_probe(self, block: Statement, script: _Script, anchor: str) -> None:
+        """A script that only checks a process by name becomes a native track_process.
+
+        It needs no fork every interval and works under the packaged unit, where the
+        script would run as the haipvs user. rise/fall become the delays that give the
+        same reaction time ((rise - 1) and (fall - 1) intervals).
+        """
+        stmt = block.child("script")
+        if stmt is None:
+            return
+        words = list(stmt.args) if len(stmt.args) > 1 else None
+        if words is None:
+            try:
+                words = shlex.split(stmt.args[0]) if stmt.args else []
+            except ValueError:
+                return
+        probe = _process_probe(words)
+        if probe is None:
+            return
+        process, caveat = probe
+        script.process = {
+            "name": _safe_name(script.name),
+            "process": process,
+            "interval": script.interval,
+        }
+        if script.rise > 1:
+            script.process["fork_delay"] = round((script.rise - 1) * script.interval, 3)
+        if script.fall > 1:
+            script.process["terminate_delay"] = round((script.fall - 1) * script.interval, 3)
+        # The script's own notes (PATH search through env) no longer apply.
+        self.findings = [f for f in self.findings if f.location != stmt.location]
+        message = f"`{' '.join(words)}` becomes track_process {process!r} (read from /proc)"
+        if caveat:
+            message += f"; {caveat}"
+        self.note(stmt, message, anchor)
+
+    def track_process_block(self, block: Statement) -> None:
+        """keepalived `vrrp_track_process NAME { ... }`: kept until an instance tracks it."""
+        if not block.args:
+            self.unsupported(block, "has no name")
+            return
+        name = block.args[0]
+        anchor = f"vrrp_track_process {name}"
+        item: dict[str, Any] = {"name": _safe_name(name)}
+        weight = 1  # keepalived's default for track_process
+        for stmt in block.block or ():
+            kw = stmt.keyword
+            if kw == "process":
+                if not stmt.args:
+                    self.unsupported(stmt, "is missing the process name", anchor)
+                    continue
+                item["process"] = stmt.args[0]
+                if len(stmt.args) > 1:
+                    item["args"] = list(stmt.args[1:])
+            elif kw == "param_match":
+                mode = self.arg(stmt, anchor)
+                if mode in {"initial", "partial"}:
+                    item["param_match"] = mode
+                    item.setdefault("args", [])
+                elif mode is not None:
+                    self.unsupported(stmt, f"param_match {mode!r} is not initial/partial", anchor)
+            elif kw == "weight":
+                value = self.integer(stmt, anchor)
+                if value is not None:
+                    weight = value
+                if len(stmt.args) > 1 and stmt.args[1] == "reverse":
+                    self.unsupported(stmt, "`weight N reverse` is not offered", anchor)
+            elif kw in {"quorum", "quorum_max"}:
+                value = self.integer(stmt, anchor)
+                if value is not None:
+                    item[kw] = value
+            elif kw in {"fork_delay", "terminate_delay", "delay"}:
+                delay = self.num(stmt, anchor, low=0)
+                if delay is not None:
+                    keys = ("fork_delay", "terminate_delay") if kw == "delay" else (kw,)
+                    for key in keys:
+                        item[key] = delay
+            elif kw == "full_command":
+                item["full_command"] = True
+            else:
+                self.unknown(stmt, "vrrp_track_process", anchor)
+        if "process" not in item:
+            self.unsupported(block, "has no `process`", anchor)
+            return
+        self.processes[name] = (item, weight, block)
+
+    def track_file_block(self, block: Statement) -> None:
+        """keepalived `track_file NAME { file PATH; weight W }` (vrrp_track_file)."""
+        if not block.args:
+            self.unsupported(block, "has no name")
+            return
+        name = block.args[0]
+        anchor = f"track_file {name}"
+        item: dict[str, Any] = {"name": _safe_name(name)}
+        weight = 1  # keepalived's default for track_file
+        for stmt in block.block or ():
+            kw = stmt.keyword
+            if kw == "file":
+                path = self.arg(stmt, anchor)
+                if path is not None and not path.startswith("/"):
+                    self.unsupported(stmt, f"{path!r} is not an absolute path", anchor)
+                elif path is not None:
+                    item["path"] = path
+            elif kw == "weight":
+                value = self.integer(stmt, anchor)
+                if value is not None:
+                    weight = value
+                if len(stmt.args) > 1 and stmt.args[1] == "reverse":
+                    self.unsupported(stmt, "`weight N reverse` is not offered", anchor)
+            elif kw == "init_file":
+                self.unsupported(
+                    stmt,
+                    "haipvs does not create or write tracked files: create it at boot "
+                    "(systemd-tmpfiles) with the initial value",
+                    anchor,
+                )
+            else:
+                self.unknown(stmt, "track_file", anchor)
+        if "path" not in item:
+            self.unsupported(block, "has no usable `file`", anchor)
+            return
+        self.files[name] = (item, weight, block)
 
     def vrrp_sync_group(self, block: Statement) -> None:
         name = _safe_name(block.args[0]) if block.args else "sync_group"
@@ -740,6 +923,8 @@ class _Translator:
         unicast_source: str | None = None
         track_interfaces: list[dict[str, Any]] = []
         track_scripts: list[dict[str, Any]] = []
+        track_processes: list[dict[str, Any]] = []
+        track_files: list[dict[str, Any]] = []
         notify: dict[str, list[str]] = {}
         garp = dict(self.garp_defaults)
         auth_stmt: Statement | None = None
@@ -817,6 +1002,11 @@ class _Translator:
                             entry, f"vrrp_script {entry.keyword!r} is not usable", anchor
                         )
                         continue
+                    if script.process is not None:
+                        process_item = dict(script.process)
+                        process_item["weight"] = self.track_weight(entry, script.weight, anchor)
+                        track_processes.append(process_item)
+                        continue
                     item: dict[str, Any] = {
                         "name": _safe_name(script.name),
                         "command": script.command,
@@ -866,7 +1056,31 @@ class _Translator:
                     "would leave them behind",
                     anchor,
                 )
-            elif kw in {"track_file", "track_process", "track_bfd", "track_src_ip"}:
+            elif kw == "track_process":
+                for entry in stmt.block or ():
+                    found = self.processes.get(entry.keyword)
+                    self.used_processes.add(entry.keyword)
+                    if found is None:
+                        self.unsupported(
+                            entry, f"vrrp_track_process {entry.keyword!r} is not usable", anchor
+                        )
+                        continue
+                    process_item = dict(found[0])
+                    process_item["weight"] = self.track_weight(entry, found[1], anchor)
+                    track_processes.append(process_item)
+            elif kw == "track_file":
+                for entry in stmt.block or ():
+                    found = self.files.get(entry.keyword)
+                    self.used_files.add(entry.keyword)
+                    if found is None:
+                        self.unsupported(
+                            entry, f"track_file {entry.keyword!r} is not usable", anchor
+                        )
+                        continue
+                    file_item = dict(found[0])
+                    file_item["weight"] = self.track_weight(entry, found[1], anchor)
+                    track_files.append(file_item)
+            elif kw in {"track_bfd", "track_src_ip"}:
                 self.unsupported(stmt, "this tracker is not offered (it changes failover)", anchor)
             elif kw in _VRRP_DROPPED:
                 self.dropped(stmt, _VRRP_DROPPED[kw], anchor)
@@ -914,7 +1128,7 @@ class _Translator:
             self.note(block, "its VIPs are IPv6: imported as VRRPv3, as keepalived runs it", anchor)
 
         priority = self.fold_positive_weights(
-            block, priority, track_interfaces, track_scripts, anchor
+            block, priority, track_interfaces, [*track_scripts, *track_processes], anchor
         )
         out["interface"] = interface
         out["vrid"] = vrid
@@ -946,6 +1160,10 @@ class _Translator:
             track["interfaces"] = track_interfaces
         if track_scripts:
             track["scripts"] = track_scripts
+        if track_processes:
+            track["processes"] = track_processes
+        if track_files:
+            track["files"] = track_files
         if track:
             out["track"] = track
         if notify:

@@ -115,7 +115,7 @@ def test_priority_255_is_the_address_owner() -> None:
 def test_positive_track_weights_are_folded_into_the_priority() -> None:
     text = """\
 vrrp_script chk_proxy {
-    script "/usr/bin/pgrep haproxy"
+    script "/usr/local/bin/check-proxy --deep"
     interval 2
     weight 10
     rise 2
@@ -152,7 +152,7 @@ vrrp_instance A {
         "scripts": [
             {
                 "name": "chk_proxy",
-                "command": ["/usr/bin/pgrep", "haproxy"],
+                "command": ["/usr/local/bin/check-proxy", "--deep"],
                 "interval": 2,
                 "weight": -10,
                 "rise": 2,
@@ -201,10 +201,107 @@ vrrp_instance A {
     scripts = t.config["vrrp"][0]["track"]["scripts"]
     assert scripts[0]["command"] == ["/bin/bash", "-c", "</dev/tcp/127.0.0.1/80"]
     assert scripts[0]["weight"] == -7
-    assert scripts[1]["command"] == ["/usr/bin/env", "killall", "-0", "sshd"]
-    assert scripts[1]["timeout"] == 2  # cut to the interval, which haipvs requires
+    # `killall -0 sshd` asks only whether sshd runs: a native track_process.
+    assert len(scripts) == 1
+    assert t.config["vrrp"][0]["track"]["processes"] == [
+        {"name": "chk_proc", "process": "sshd", "interval": 2, "weight": 0}
+    ]
     assert findings(t, Severity.NOTE) == [(2, "script"), (5, "vrrp_script"), (6, "script")]
     validated(t)
+
+
+PROCESS_TRACKING = """\
+vrrp_script chk_haproxy {
+    script "killall -0 haproxy"
+    interval 2
+    rise 2
+    fall 3
+}
+vrrp_script chk_nginx {
+    script "/usr/bin/pgrep nginx"
+}
+vrrp_script chk_many {
+    script "pgrep -f nginx"
+}
+vrrp_track_process track_sshd {
+    process /usr/sbin/sshd -D
+    param_match partial
+    weight -10
+    delay 1.5
+}
+track_file maint {
+    file /run/keepalived/maint
+    weight -5
+}
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    priority 100
+    virtual_ipaddress {
+        192.0.2.10/24
+    }
+    track_script {
+        chk_haproxy
+        chk_nginx weight 20
+        chk_many weight -1
+    }
+    track_process {
+        track_sshd
+    }
+    track_file {
+        maint weight -7
+    }
+}
+"""
+
+
+def test_process_scripts_track_process_and_track_file_become_native_trackers() -> None:
+    t = convert(PROCESS_TRACKING)
+    assert t.complete
+    (instance,) = t.config["vrrp"]
+    assert instance["priority"] == 120  # chk_nginx's +20 folded, as for scripts
+    track = instance["track"]
+    assert track["scripts"][0]["command"] == ["/usr/bin/env", "pgrep", "-f", "nginx"]
+    assert track["processes"] == [
+        # rise/fall of a 2 s script: the same reaction time as delays.
+        {
+            "name": "chk_haproxy",
+            "process": "haproxy",
+            "interval": 2,
+            "fork_delay": 2,
+            "terminate_delay": 4,
+            "weight": 0,
+        },
+        {"name": "chk_nginx", "process": "nginx", "interval": 1.0, "weight": -20},
+        {
+            "name": "track_sshd",
+            "process": "/usr/sbin/sshd",
+            "args": ["-D"],
+            "param_match": "partial",
+            "fork_delay": 1.5,
+            "terminate_delay": 1.5,
+            "weight": -10,
+        },
+    ]
+    assert track["files"] == [{"name": "maint", "path": "/run/keepalived/maint", "weight": -7}]
+    notes = {(f.location.line, f.message) for f in t.findings if f.severity is Severity.NOTE}
+    assert (2, "`killall -0 haproxy` becomes track_process 'haproxy' (read from /proc)") in notes
+    assert any("matches it exactly" in message for line, message in notes if line == 8)
+    config = validated(t)
+    assert [p.name for p in config.vrrp[0].track.processes] == [
+        "chk_haproxy",
+        "chk_nginx",
+        "track_sshd",
+    ]
+
+
+def test_track_file_init_file_and_unknown_tracker_are_located() -> None:
+    t = convert(
+        "track_file f {\n file /run/f\n init_file 0 overwrite\n}\n"
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n"
+        " virtual_ipaddress {\n 192.0.2.1\n }\n track_file {\n f\n g\n }\n}\n"
+    )
+    assert findings(t, Severity.UNSUPPORTED) == [(3, "init_file"), (13, "g")]
 
 
 def test_authentication_use_vmac_and_virtual_routes_fail_the_import() -> None:
