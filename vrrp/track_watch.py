@@ -32,6 +32,7 @@ __all__ = [
     "FileWatch",
     "ProcessWatch",
     "TrackedItem",
+    "proc_hidden",
     "read_processes",
     "read_value",
 ]
@@ -67,6 +68,31 @@ def read_processes(root: str = "/proc") -> list[ProcessView]:
     return found
 
 
+def proc_hidden(mountinfo: str = "/proc/self/mountinfo") -> str | None:
+    """The hidepid= option of our /proc when it hides other users' processes, else None.
+
+    systemd's ProtectProc=invisible|noaccess|ptraceable mounts /proc with it.
+    """
+    try:
+        with open(mountinfo, encoding="utf-8", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        head, sep, tail = line.partition(" - ")
+        fields = head.split()
+        after = tail.split()
+        if not sep or len(fields) < 5 or len(after) < 3 or fields[4] != "/proc":
+            continue
+        if after[0] != "proc":
+            continue
+        for option in after[2].split(","):
+            key, _, value = option.partition("=")
+            if key == "hidepid" and value not in {"0", "off"}:
+                return value
+    return None
+
+
 class ProcessWatch:
     """The tracked processes of one instance: one /proc read serves all of them."""
 
@@ -82,6 +108,7 @@ class ProcessWatch:
         self._instance = instance
         self._read = read
         self._clock = clock
+        self._checked_hidden = read is not read_processes  # only the real /proc is checked
 
     def _now(self) -> float:
         return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
@@ -95,6 +122,16 @@ class ProcessWatch:
 
     async def scan(self) -> bool:
         """Read /proc once and feed every tracked process; True when one moved."""
+        if not self._checked_hidden:
+            self._checked_hidden = True
+            hidden = proc_hidden()
+            if hidden is not None:
+                log.warning(
+                    "vrrp.track.process.proc_hidden",
+                    instance=self._instance,
+                    hidepid=hidden,
+                    action="other users' processes are invisible: set ProtectProc=default",
+                )
         processes = await asyncio.to_thread(self._read)
         now = self._now()
         moved = False

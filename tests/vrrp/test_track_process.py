@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from ipaddress import ip_interface
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,7 @@ from vrrp.track_process import (
     count_matching,
     process_matches,
 )
-from vrrp.track_watch import ProcessWatch, read_processes
+from vrrp.track_watch import ProcessWatch, proc_hidden, read_processes
 
 HAPROXY = ProcessView(10, "haproxy", ("/usr/sbin/haproxy", "-f", "/etc/haproxy/haproxy.cfg"))
 SSHD = ProcessView(11, "sshd", ("sshd: /usr/sbin/sshd -D",))
@@ -208,3 +209,17 @@ async def test_process_watch_with_a_fake_table_and_clock() -> None:
     now[0] = 4.0
     assert await watch.scan()
     assert watch.items() == [("process p not running (0)", -20, False)]
+
+
+def test_proc_hidden_reads_hidepid_of_the_proc_mount(tmp_path: Path) -> None:
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(
+        "22 1 0:5 / /dev rw,nosuid - devtmpfs udev rw,size=1k\n"
+        "23 1 0:21 / /proc rw,nosuid,nodev,noexec - proc proc rw,hidepid=invisible\n"
+    )
+    assert proc_hidden(str(mountinfo)) == "invisible"
+    mountinfo.write_text("23 1 0:21 / /proc rw,nosuid - proc proc rw\n")
+    assert proc_hidden(str(mountinfo)) is None
+    mountinfo.write_text("23 1 0:21 / /proc rw - proc proc rw,hidepid=0\n")
+    assert proc_hidden(str(mountinfo)) is None
+    assert proc_hidden(str(tmp_path / "missing")) is None
