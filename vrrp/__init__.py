@@ -31,7 +31,7 @@ from vrrp.machine import (
     VrrpMachine,
     build_advert,
 )
-from vrrp.notify import HookKind, Notifier
+from vrrp.notify import HookKind, Notifier, RunOutcome, run_argv
 from vrrp.packet import (
     IPPROTO_VRRP,
     VRRP_MULTICAST_V4,
@@ -121,6 +121,7 @@ __all__ = [
     "ReceivedAdvert",
     "RecordingAnnouncer",
     "RemoveVips",
+    "RunOutcome",
     "RunnerCounters",
     "SendAdvert",
     "State",
@@ -146,5 +147,6 @@ __all__ = [
     "encode_advert",
     "master_down_interval",
     "parse_ipv4_packet",
+    "run_argv",
     "skew_time",
 ]

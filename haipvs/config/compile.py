@@ -107,6 +107,15 @@ class SyncDaemonSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class QuorumCommands:
+    """keepalived quorum_up / quorum_down of one service: argv, killed after ``timeout``."""
+
+    up: tuple[str, ...] | None
+    down: tuple[str, ...] | None
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
 class Compiled:
     director: str
     instances: tuple[vrrp.InstanceSettings, ...]
@@ -122,6 +131,17 @@ class Compiled:
     max_interval: float
     warnings: tuple[str, ...] = field(default=())
     up_at_start: frozenset[checkers.BackendId] = frozenset()
+    quorum_commands: Mapping[ServiceKey, QuorumCommands] = field(default_factory=dict)
+
+    @property
+    def quorum_argvs(self) -> tuple[tuple[str, ...], ...]:
+        """Every quorum_up / quorum_down argv, for the script-security check."""
+        return tuple(
+            argv
+            for commands in self.quorum_commands.values()
+            for argv in (commands.up, commands.down)
+            if argv is not None
+        )
 
     @property
     def owned(self) -> frozenset[ServiceKey]:
@@ -151,6 +171,7 @@ def compile_config(config: m.Config, *, hostname: str = "director") -> Compiled:
     up_at_start: set[checkers.BackendId] = set()
     fail_open: dict[str, checkers.FailOpenSettings | None] = {}
     backends: dict[checkers.BackendId, tuple[ServiceKey, DestKey]] = {}
+    quorum_commands: dict[ServiceKey, QuorumCommands] = {}
     for vs_index, vs in enumerate(config.virtual_servers):
         base: m.KeyPath = ("virtual_servers", vs_index)
         with _at(base):
@@ -183,6 +204,10 @@ def compile_config(config: m.Config, *, hostname: str = "director") -> Compiled:
             sorry = _sorry(vs)
         with _at(base):
             services.append(_service_spec(vs, key, dests, sorry))
+        if vs.quorum.up is not None or vs.quorum.down is not None:
+            quorum_commands[key] = QuorumCommands(
+                vs.quorum.up, vs.quorum.down, vs.quorum.command_timeout
+            )
     timeouts = config.ipvs.timeouts
     kernel_timeouts = None
     if timeouts.tcp is not None or timeouts.tcpfin is not None or timeouts.udp is not None:
@@ -216,6 +241,7 @@ def compile_config(config: m.Config, *, hostname: str = "director") -> Compiled:
         ),
         min_interval=config.ipvs.programmer.min_interval,
         max_interval=config.ipvs.programmer.max_interval,
+        quorum_commands=quorum_commands,
         up_at_start=frozenset(up_at_start),
     )
 

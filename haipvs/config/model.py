@@ -729,6 +729,10 @@ class Quorum(_Model):
     min_up: Uint16 = 1
     min_weight: QuorumWeight | None = None
     hysteresis: Uint16 = 0
+    # keepalived quorum_up / quorum_down: argv run when quorum is regained / lost.
+    up: Command | None = None
+    down: Command | None = None
+    command_timeout: ShortSeconds = 10.0
 
 
 class SorryServer(_Model):

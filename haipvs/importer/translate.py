@@ -232,7 +232,7 @@ _VRRP_DROPPED: dict[str, str] = {
 
 _VS_DROPPED: dict[str, str] = {
     "ha_suspend": "health checks always run, also on the backup director (hot standby)",
-    "omega": "no quorum scripts are offered, so none runs at shutdown",
+    "omega": "quorum.down is not run when haipvs stops (keepalived omega runs quorum_down then)",
     "smtp_alert": _MAIL,
     "sorry_server_inhibit": "the sorry server is added while below quorum and removed after",
     "sorry_server_lvs_method": "the sorry server uses the service's forwarding method",
@@ -1493,12 +1493,10 @@ class _Translator:
                     key = "min_weight" if kw == "quorum" else "hysteresis"
                     settings.setdefault("quorum", {})[key] = count
             elif kw in {"quorum_up", "quorum_down"}:
-                self.unsupported(
-                    stmt,
-                    "quorum scripts are not offered (they usually announce or withdraw the "
-                    "VIP); haipvs logs quorum changes instead",
-                    anchor,
-                )
+                command = self.argv(stmt, anchor)
+                if command is not None:
+                    key = kw.removeprefix("quorum_")
+                    settings.setdefault("quorum", {})[key] = command
             elif kw == "sorry_server":
                 self.sorry_server(stmt, settings, anchor)
             elif kw == "virtualhost":

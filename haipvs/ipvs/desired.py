@@ -121,6 +121,8 @@ class Desired:
     notes: Mapping[NoteKey, Note] = field(default_factory=dict)
     #: Whether each service holds its quorum: pass it back as ``held`` next time.
     quorum: Mapping[ServiceKey, bool] = field(default_factory=dict)
+    #: Why, in words ("3 weight up < min_weight 4"), for the log line of a change.
+    quorum_detail: Mapping[ServiceKey, str] = field(default_factory=dict)
 
 
 _UP = HealthView(up=True)
@@ -184,6 +186,7 @@ def build_desired(
     services: dict[ServiceKey, ServiceEntry] = {}
     notes: dict[NoteKey, Note] = {}
     quorum: dict[ServiceKey, bool] = {}
+    quorum_detail: dict[ServiceKey, str] = {}
     for spec in items:
         key = spec.service.key
         if key in services:
@@ -208,6 +211,7 @@ def build_desired(
         value, threshold, _, _ = _quorum_value(spec, dests)
         holds = quorum_held(value, threshold, spec.hysteresis, (held or {}).get(key))
         quorum[key] = holds
+        quorum_detail[key] = _quorum_detail(spec, dests, held=holds)
         if not holds:
             # keepalived quorum: below it the sorry server alone serves; real servers that are
             # still up leave (graceful drain applies), or stay at weight 0 with inhibit.
@@ -232,7 +236,7 @@ def build_desired(
                 OpReason.QUORUM_REGAINED, _quorum_detail(spec, dests, held=True)
             )
         services[key] = ServiceEntry(spec.service, dests)
-    return Desired(IpvsTable(services), notes, quorum)
+    return Desired(IpvsTable(services), notes, quorum, quorum_detail)
 
 
 def with_drains(table: IpvsTable, drains: Mapping[HealthKey, Dest]) -> IpvsTable:

@@ -640,13 +640,20 @@ def test_quorum_scripts_and_global_ipvs_settings() -> None:
     t = convert(
         "global_defs {\n lvs_timeouts tcp 900 tcpfin 30 udp 60\n"
         " lvs_sync_daemon eth1 VI_1 id 5\n}\n"
-        "virtual_server 192.0.2.1 80 {\n quorum_up /bin/up\n}\n"
+        "virtual_server 192.0.2.1 80 {\n quorum 3\n quorum_up /bin/up\n"
+        ' quorum_down "/usr/local/bin/withdraw 192.0.2.1"\n}\n'
     )
     assert t.config["ipvs"] == {
         "timeouts": {"tcp": 900, "tcpfin": 30, "udp": 60},
         "sync_daemon": {"interface": "eth1", "instance": "VI_1", "syncid": 5},
     }
-    assert findings(t, Severity.UNSUPPORTED) == [(6, "quorum_up")]
+    assert t.complete
+    (service,) = t.config["virtual_servers"]
+    assert service["quorum"] == {
+        "min_weight": 3,
+        "up": ["/bin/up"],
+        "down": ["/usr/local/bin/withdraw", "192.0.2.1"],
+    }
 
 
 def test_render_puts_findings_beside_their_item_and_counts_them() -> None:

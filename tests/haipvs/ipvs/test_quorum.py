@@ -96,3 +96,44 @@ def test_negative_settings_are_refused() -> None:
         spec(min_weight=-1)
     with pytest.raises(ValueError, match="hysteresis"):
         spec(hysteresis=-1)
+
+
+async def test_programmer_keeps_the_decision_and_reports_each_change() -> None:
+    from structlog.testing import capture_logs
+
+    from haipvs.ipvs.fake import FakeIpvsKernel
+    from haipvs.ipvs.programmer import IpvsProgrammer
+
+    changes: list[tuple[ServiceKey, bool, str]] = []
+    p = IpvsProgrammer(FakeIpvsKernel(), on_quorum=lambda *args: changes.append(args))
+    s = spec(min_weight=4, hysteresis=1)
+    p.set_specs([s])
+    with capture_logs() as logs:
+        await p.sync()  # sum 7: held from the start, nothing to report
+        p.update_health(VS, RS3, DOWN)  # sum 3, not below 4 - 1: still held
+        await p.sync()
+        assert changes == []
+        p.update_health(VS, RS1, DOWN)  # sum 2 < 3: lost
+        await p.sync()
+        p.update_health(VS, RS3, HealthView(True))  # sum 6 >= 4 + 1: regained
+        await p.sync()
+    assert changes == [
+        (VS, False, "2 weight up < min_weight 4 (hysteresis 1)"),
+        (VS, True, "6 weight up >= min_weight 4 (hysteresis 1)"),
+    ]
+    assert [(e["event"], e["log_level"]) for e in logs if e["event"].startswith("ipvs.quorum")] == [
+        ("ipvs.quorum.lost", "warning"),
+        ("ipvs.quorum.regained", "info"),
+    ]
+
+
+async def test_a_service_that_starts_below_quorum_reports_the_loss() -> None:
+    from haipvs.ipvs.fake import FakeIpvsKernel
+    from haipvs.ipvs.programmer import IpvsProgrammer
+
+    changes: list[tuple[ServiceKey, bool, str]] = []
+    p = IpvsProgrammer(FakeIpvsKernel(), on_quorum=lambda *args: changes.append(args))
+    p.set_specs([spec(min_weight=4)])
+    p.set_health({(VS, RS3): DOWN})
+    await p.sync()
+    assert changes == [(VS, False, "3 weight up < min_weight 4")]
