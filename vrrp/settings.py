@@ -229,6 +229,9 @@ class InstanceSettings:
     #: keepalived ``track_process`` / ``track_file`` (vrrp.track_process, vrrp.track_file).
     track_processes: tuple[TrackProcess, ...] = ()
     track_files: tuple[TrackFile, ...] = ()
+    #: keepalived notify_* of the instance's vrrp_sync_group (the same on every member):
+    #: run once per change of the group's state, with GROUP NAME STATE appended.
+    sync_group_notify: NotifySettings | None = None
 
     def __post_init__(self) -> None:
         if not self.name:

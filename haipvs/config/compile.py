@@ -25,6 +25,7 @@ Not carried, because no settings type has a field for it yet: the track script `
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -159,11 +160,17 @@ def ipvs_service_key(vs: m.VirtualServer) -> ServiceKey:
 def compile_config(config: m.Config, *, hostname: str = "director") -> Compiled:
     """Translate a validated config; raise `CompileError` if a settings type refuses it."""
     director = config.director.name or hostname
-    groups = {name: group.name for group in config.sync_groups for name in group.instances}
+    groups = {name: group for group in config.sync_groups for name in group.instances}
     instances = []
     for index, instance in enumerate(config.vrrp):
+        group = groups.get(instance.name)
         with _at(("vrrp", index)):
-            instances.append(_instance(instance, groups.get(instance.name)))
+            settings = _instance(instance, None if group is None else group.name)
+            if group is not None and _notify_settings(group.notify) is not None:
+                settings = dataclasses.replace(
+                    settings, sync_group_notify=_notify_settings(group.notify)
+                )
+            instances.append(settings)
     services: list[ServiceSpec] = []
     names: dict[ServiceKey, str] = {}
     checks: dict[checkers.BackendId, tuple[checkers.Target, checkers.CheckSpec]] = {}
@@ -300,6 +307,18 @@ def _service_spec(
         sorry_server=sorry,
         drain_timeout=vs.drain.timeout,
         inhibit_on_failure=vs.inhibit_on_failure,
+    )
+
+
+def _notify_settings(notify: m.Notify) -> vrrp.NotifySettings | None:
+    if not any((notify.master, notify.backup, notify.fault, notify.stop)):
+        return None
+    return vrrp.NotifySettings(
+        master=notify.master,
+        backup=notify.backup,
+        fault=notify.fault,
+        stop=notify.stop,
+        timeout=notify.timeout,
     )
 
 

@@ -712,6 +712,8 @@ class VrrpInstance(_Model):
 class SyncGroup(_Model):
     name: Name  # keepalived vrrp_sync_group NAME
     instances: ListOf[Name]  # keepalived group { ... }
+    # keepalived notify_master/backup/fault of the group: once per group change.
+    notify: Notify = Notify()
 
 
 class Persistence(_Model):

@@ -868,16 +868,20 @@ class _Translator:
     def vrrp_sync_group(self, block: Statement) -> None:
         name = _safe_name(block.args[0]) if block.args else "sync_group"
         members: list[str] = []
+        notify: dict[str, list[str]] = {}
         for stmt in block.block or ():
             kw = stmt.keyword
             if kw == "group":
                 for entry in stmt.block or ():
                     members.extend(entry.words)
-            elif kw.startswith("notify"):
+            elif kw in {"notify_master", "notify_backup", "notify_fault", "notify_stop"}:
+                command = self.argv(stmt, None)
+                if command is not None:
+                    notify[kw.removeprefix("notify_")] = command
+            elif kw == "notify":
                 self.unsupported(
                     stmt,
-                    "notify scripts of a sync group are not offered; move them to the "
-                    "instances (they then run once per instance)",
+                    "the generic notify script is not offered; use notify_master/backup/fault",
                 )
             elif kw in {"smtp_alert"}:
                 self.dropped(stmt, _MAIL)
@@ -896,8 +900,17 @@ class _Translator:
         if len(known) < 2:
             # keepalived drops a group of one instance too: it synchronises nothing.
             self.note(block, "a sync group of fewer than two instances is left out")
+            if notify:
+                self.unsupported(
+                    block,
+                    "its notify scripts would be lost with the group: move them to the "
+                    "instance's notify",
+                )
             return
-        self.sync_groups.append({"name": name, "instances": known})
+        group: dict[str, Any] = {"name": name, "instances": known}
+        if notify:
+            group["notify"] = notify
+        self.sync_groups.append(group)
         self.origins[f"sync_groups {name}"] = block.location
 
     # -- vrrp_instance -----------------------------------------------------------------

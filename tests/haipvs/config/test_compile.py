@@ -318,3 +318,24 @@ vrrp:
     assert instance.track_files == (
         vrrp.TrackFile("maintenance", "/run/haipvs/maintenance", weight=0),
     )
+
+
+def test_sync_group_notify_reaches_every_member() -> None:
+    from haipvs.config import compile_config, load_config_text
+
+    text = """\
+vrrp:
+  - {name: A, interface: eth0, vrid: 1, vips: [198.51.100.10/24]}
+  - {name: B, interface: eth0, vrid: 2, vips: [198.51.100.11/24]}
+  - {name: C, interface: eth0, vrid: 3, vips: [198.51.100.12/24]}
+sync_groups:
+  - name: G
+    instances: [A, B]
+    notify: {master: [/usr/local/bin/announce], timeout: 5}
+"""
+    import vrrp
+
+    a, b, c = compile_config(load_config_text(text, "t.yaml").config).instances
+    expected = vrrp.NotifySettings(master=("/usr/local/bin/announce",), timeout=5.0)
+    assert a.sync_group_notify == b.sync_group_notify == expected
+    assert (a.sync_group, c.sync_group, c.sync_group_notify) == ("G", None, None)

@@ -399,15 +399,36 @@ vrrp_instance VI_B {
     assert validated(t).sync_groups[0].instances == ("VI_A", "VI_B")
 
 
-def test_sync_group_notify_scripts_are_unsupported() -> None:
+def test_sync_group_notify_scripts_become_the_groups_notify() -> None:
+    t = convert(
+        "vrrp_sync_group G {\n group {\n A\n B\n }\n notify_master /bin/true\n"
+        ' notify_fault "/usr/local/bin/alert fault"\n notify /usr/local/bin/any\n}\n'
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n"
+        " virtual_ipaddress {\n 192.0.2.1\n }\n}\n"
+        "vrrp_instance B {\n interface eth0\n virtual_router_id 2\n"
+        " virtual_ipaddress {\n 192.0.2.2\n }\n}\n"
+    )
+    assert t.config["sync_groups"] == [
+        {
+            "name": "G",
+            "instances": ["A", "B"],
+            "notify": {"master": ["/bin/true"], "fault": ["/usr/local/bin/alert", "fault"]},
+        }
+    ]
+    assert findings(t, Severity.UNSUPPORTED) == [(8, "notify")]  # the generic script
+    config = validated(t)
+    assert config.sync_groups[0].notify.master == ("/bin/true",)
+
+
+def test_notify_scripts_of_a_group_of_one_are_not_lost_silently() -> None:
     t = convert(
         "vrrp_sync_group G {\n group {\n A\n }\n notify_master /bin/true\n}\n"
         "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n"
         " virtual_ipaddress {\n 192.0.2.1\n }\n}\n"
     )
-    assert findings(t, Severity.UNSUPPORTED) == [(5, "notify_master")]
     assert "sync_groups" not in t.config  # one member synchronises nothing
     assert (1, "vrrp_sync_group") in findings(t, Severity.NOTE)
+    assert findings(t, Severity.UNSUPPORTED) == [(1, "vrrp_sync_group")]
 
 
 VIRTUAL_SERVER = """\
