@@ -1661,6 +1661,7 @@ class _Translator:
             "DNS_CHECK": "dns",
             "UDP_CHECK": "udp",
             "SMTP_CHECK": "tcp",
+            "PING_CHECK": "exec",
         }
         if kw not in kinds:
             self.unsupported(block, f"{kw} is not offered by haipvs's checkers", anchor)
@@ -1759,6 +1760,26 @@ class _Translator:
             check["server_name"] = check["host"]
         if check["type"] in {"http", "https"}:
             self.http_urls(block, urls, check, anchor)
+        if kw == "PING_CHECK":
+            # One ICMP echo to the real server, as keepalived's PING_CHECK sends, by
+            # ping(8): it answers within the check's timeout or the check fails.
+            # The address comes from the exec check's HAIPVS_RS_ADDRESS, so one check
+            # serves every real server of the service.
+            wait = max(1, int(min(timeout, interval)))
+            check["command"] = [
+                "/bin/sh",
+                "-c",
+                f'exec /usr/bin/ping -n -q -c 1 -W {wait} "$HAIPVS_RS_ADDRESS"',
+            ]
+            timeout_given = True
+            self.note(
+                block,
+                "PING_CHECK becomes an exec check running ping(8) to the real server "
+                "(iputils-ping installed; one process per check; it sends with the daemon's "
+                "CAP_NET_RAW, or an unprivileged ICMP socket where net.ipv4.ping_group_range "
+                "allows)",
+                anchor,
+            )
         if check["type"] == "exec" and "command" not in check:
             self.unsupported(block, "MISC_CHECK without misc_path", anchor)
             return None

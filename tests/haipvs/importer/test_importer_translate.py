@@ -645,15 +645,15 @@ def test_smtp_check_becomes_tcp_and_other_hosts_are_unsupported() -> None:
     assert findings(t, Severity.UNSUPPORTED) == [(5, "host")]
 
 
-def test_ping_check_and_two_checkers_are_unsupported() -> None:
+def test_two_checkers_on_one_real_server_are_unsupported() -> None:
     t = convert(
         "virtual_server 192.0.2.1 53 {\n protocol UDP\n real_server 10.0.0.1 53 {\n"
         " PING_CHECK {\n }\n }\n real_server 10.0.0.2 53 {\n UDP_CHECK {\n }\n"
         " DNS_CHECK {\n name example.org\n }\n }\n}\n"
     )
-    assert findings(t, Severity.UNSUPPORTED) == [(4, "PING_CHECK"), (10, "DNS_CHECK")]
+    assert findings(t, Severity.UNSUPPORTED) == [(10, "DNS_CHECK")]
     rs = t.config["virtual_servers"][0]["real_servers"]
-    assert "check" not in rs[0]
+    assert rs[0]["check"]["type"] == "exec"  # PING_CHECK: ping(8)
     assert rs[1]["check"]["type"] == "udp"
 
 
@@ -863,4 +863,29 @@ def test_old_unicast_checksum_on_a_multicast_instance_is_dropped() -> None:
     )
     assert findings(t, Severity.DROPPED) == [(5, "old_unicast_checksum")]
     assert "unicast_checksum" not in t.config["vrrp"][0]
+    validated(t)
+
+
+def test_ping_check_becomes_one_exec_check_for_every_real_server() -> None:
+    t = convert(
+        "virtual_server 192.0.2.1 53 {\n protocol UDP\n delay_loop 4\n"
+        " real_server 10.0.0.1 53 {\n  PING_CHECK {\n   retry 2\n   connect_timeout 2\n  }\n }\n"
+        " real_server 10.0.0.2 53 {\n  PING_CHECK {\n   retry 2\n   connect_timeout 2\n  }\n }\n"
+        "}\n"
+    )
+    assert t.complete
+    (service,) = t.config["virtual_servers"]
+    assert service["check"] == {
+        "type": "exec",
+        "command": ["/bin/sh", "-c", 'exec /usr/bin/ping -n -q -c 1 -W 2 "$HAIPVS_RS_ADDRESS"'],
+        "interval": 4.0,
+        "timeout": 2.0,
+        "rise": 1,
+        "fall": 3,
+        "alpha": False,
+    }
+    assert [(line, kw) for line, kw in findings(t, Severity.NOTE) if kw == "PING_CHECK"] == [
+        (5, "PING_CHECK"),
+        (11, "PING_CHECK"),
+    ]
     validated(t)
