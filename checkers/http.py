@@ -32,7 +32,8 @@ import re
 import socket
 import ssl
 
-from checkers.probe import ProbeResult
+from checkers.result import ProbeResult
+from checkers.spec import HttpCheck, Target, probe_port
 from checkers.tcp import (
     TIMED_OUT,
     ConnectError,
@@ -345,7 +346,6 @@ async def check_http(
     sni: str | None = None,
     verify_tls: bool = False,
     ca_file: str | None = None,
-    bind_address: str | None = None,
 ) -> ProbeResult:
     """Up when the server answers `method path` completely, within `timeout`,
     with a status in `expect_status` and, if asked, a body matching
@@ -360,7 +360,7 @@ async def check_http(
     deadline = started + timeout
     try:
         connection = await ProbeConnection.open(
-            address, port, loop=loop, started=started, timeout=timeout, bind_address=bind_address
+            address, port, loop=loop, started=started, timeout=timeout
         )
     except ConnectError as exc:
         return ProbeResult(ok=False, detail=exc.detail, latency=loop.time() - started)
@@ -415,3 +415,22 @@ async def check_http(
                 latency=latency,
             )
     return ProbeResult(ok=True, detail=f"status {status}", latency=latency)
+
+
+async def probe(spec: HttpCheck, target: Target) -> ProbeResult:
+    """The HTTP_GET / SSL_GET of ``spec`` against ``target`` (run_probe's entry point)."""
+    return await check_http(
+        str(target.address),
+        probe_port(spec, target),
+        spec.timing.timeout,
+        tls=spec.tls,
+        method=spec.method,
+        path=spec.path,
+        host=spec.host,
+        expect_status=spec.expect_status,
+        body_regex=spec.body_regex,
+        body_digest=spec.body_digest,
+        sni=spec.sni,
+        verify_tls=spec.verify_tls,
+        ca_file=spec.ca_file,
+    )

@@ -473,6 +473,10 @@ def _check(check: m.Check, vs: m.VirtualServer) -> checkers.CheckSpec:
             expect_answer=check.expect_answer,
             connect_port=check.port,
         )
+    if isinstance(check, m.SmtpCheck):
+        return checkers.SmtpCheck(timing, helo_name=check.helo_name, connect_port=check.port)
+    if isinstance(check, m.PingCheck):
+        return checkers.PingCheck(timing)
     assert isinstance(check, m.UdpCheck)
     return checkers.UdpCheck(
         timing,

@@ -41,7 +41,9 @@ from haipvs.config.model import (
     HttpsCheck,
     IpvsSettings,
     KeyPath,
+    PingCheck,
     Severity,
+    SmtpCheck,
     SyncGroup,
     TcpCheck,
     UdpCheck,
@@ -542,6 +544,8 @@ _CHECK_MODELS: Mapping[str, type[BaseModel]] = {
     "exec": ExecCheck,
     "dns": DnsCheck,
     "udp": UdpCheck,
+    "smtp": SmtpCheck,
+    "ping": PingCheck,
 }
 
 

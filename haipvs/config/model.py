@@ -61,6 +61,7 @@ __all__ = [
     "LogLevel",
     "Notify",
     "Persistence",
+    "PingCheck",
     "ProgrammerSettings",
     "Protocol",
     "Quorum",
@@ -68,6 +69,7 @@ __all__ = [
     "Scheduler",
     "SchedulerFlag",
     "Severity",
+    "SmtpCheck",
     "SorryServer",
     "SyncDaemon",
     "SyncGroup",
@@ -840,11 +842,21 @@ class UdpCheck(CheckTiming):
     expect: Text | None = None  # keepalived require_reply
 
 
+class SmtpCheck(CheckTiming):
+    type: Literal["smtp"]  # keepalived SMTP_CHECK: 220 greeting, 250 to HELO, QUIT
+    port: NonZeroPort | None = None  # keepalived connect_port; None: the real server's
+    helo_name: Text = "smtpchecker.keepalived.org"  # keepalived helo_name and its default
+
+
+class PingCheck(CheckTiming):
+    type: Literal["ping"]  # keepalived PING_CHECK: an ICMP(v6) echo reply in time
+
+
 Check = Annotated[
-    TcpCheck | HttpCheck | HttpsCheck | ExecCheck | DnsCheck | UdpCheck,
+    TcpCheck | HttpCheck | HttpsCheck | ExecCheck | DnsCheck | UdpCheck | SmtpCheck | PingCheck,
     Field(discriminator="type"),
 ]
-CHECK_TYPES = ("tcp", "http", "https", "exec", "dns", "udp")
+CHECK_TYPES = ("tcp", "http", "https", "exec", "dns", "udp", "smtp", "ping")
 
 
 class Tunnel(_Model):
@@ -1396,7 +1408,7 @@ def _check_rules(
         if isinstance(check, HttpsCheck) and check.ca_file is not None and not check.verify_tls:
             yield _error((*path, "ca_file"), "needs verify_tls: true")
     # A socket check needs a port: its own, the real server's or the service's.
-    needs_port = isinstance(check, TcpCheck | HttpCheck | HttpsCheck | UdpCheck)
+    needs_port = isinstance(check, TcpCheck | HttpCheck | HttpsCheck | UdpCheck | SmtpCheck)
     has_port = getattr(check, "port", None) is not None or bool(target_port)
     if needs_port and not has_port and inherited_from is not None:
         where = path if own else inherited_from

@@ -339,3 +339,54 @@ sync_groups:
     expected = vrrp.NotifySettings(master=("/usr/local/bin/announce",), timeout=5.0)
     assert a.sync_group_notify == b.sync_group_notify == expected
     assert (a.sync_group, c.sync_group, c.sync_group_notify) == ("G", None, None)
+
+
+def test_smtp_and_ping_checks_reach_the_checkers() -> None:
+    text = textwrap.dedent(
+        """
+        virtual_servers:
+          - name: mail
+            vip: 198.51.100.10
+            port: 25
+            check: {type: smtp, helo_name: director1.example.org, timeout: 2}
+            real_servers:
+              - address: 10.0.0.11
+              - address: 10.0.0.12
+                check: {type: ping, interval: 2, timeout: 1}
+          - name: relay
+            vip: 198.51.100.10
+            port: 587
+            check: {type: smtp}
+            real_servers:
+              - address: 10.0.0.13
+        """
+    )
+    result = compile_config(load_config_text(text, "mail.yaml").config, hostname="testhost")
+    specs = {str(target): spec for target, spec in result.checks.values()}
+    smtp = specs["10.0.0.11:25"]
+    assert isinstance(smtp, checkers.SmtpCheck)
+    assert (smtp.helo_name, smtp.connect_port, smtp.timing.timeout) == (
+        "director1.example.org",
+        None,
+        2.0,
+    )
+    ping = specs["10.0.0.12:25"]
+    assert isinstance(ping, checkers.PingCheck) and ping.timing.interval == 2.0
+    relay = specs["10.0.0.13:587"]
+    assert isinstance(relay, checkers.SmtpCheck)
+    assert relay.helo_name == "smtpchecker.keepalived.org"  # keepalived's default
+
+
+def test_an_smtp_check_needs_a_port_like_every_socket_check() -> None:
+    text = textwrap.dedent(
+        """
+        virtual_servers:
+          - name: mail
+            fwmark: 7
+            check: {type: smtp}
+            real_servers:
+              - address: 10.0.0.11
+        """
+    )
+    with pytest.raises(ConfigInvalid, match="a smtp check needs a port"):
+        load_config_text(text, "mail.yaml")
