@@ -1660,20 +1660,14 @@ class _Translator:
             "MISC_CHECK": "exec",
             "DNS_CHECK": "dns",
             "UDP_CHECK": "udp",
-            "SMTP_CHECK": "tcp",
-            "PING_CHECK": "exec",
+            "SMTP_CHECK": "smtp",
+            "PING_CHECK": "ping",
         }
         if kw not in kinds:
             self.unsupported(block, f"{kw} is not offered by haipvs's checkers", anchor)
             return None
         check: dict[str, Any] = {"type": kinds[kw]}
         if kw == "SMTP_CHECK":
-            self.dropped(
-                block,
-                "SMTP_CHECK becomes a TCP connect check on the SMTP port: weaker, no "
-                "HELO/QUIT dialogue",
-                anchor,
-            )
             check["port"] = 25
         if check["type"] in {"http", "https"} and common.get("virtualhost"):
             check["host"] = common["virtualhost"]
@@ -1725,7 +1719,9 @@ class _Translator:
             elif key == "host" and kw == "SMTP_CHECK":
                 self.smtp_host(stmt, rs, check, anchor)
             elif key == "helo_name" and kw == "SMTP_CHECK":
-                continue  # reported with the SMTP_CHECK itself
+                helo = self.arg(stmt, anchor)
+                if helo is not None:
+                    check["helo_name"] = helo
             elif key == "url" and check["type"] in {"http", "https"}:
                 urls.append(stmt)
             elif key == "virtualhost" and check["type"] in {"http", "https"}:
@@ -1760,26 +1756,6 @@ class _Translator:
             check["server_name"] = check["host"]
         if check["type"] in {"http", "https"}:
             self.http_urls(block, urls, check, anchor)
-        if kw == "PING_CHECK":
-            # One ICMP echo to the real server, as keepalived's PING_CHECK sends, by
-            # ping(8): it answers within the check's timeout or the check fails.
-            # The address comes from the exec check's HAIPVS_RS_ADDRESS, so one check
-            # serves every real server of the service.
-            wait = max(1, int(min(timeout, interval)))
-            check["command"] = [
-                "/bin/sh",
-                "-c",
-                f'exec /usr/bin/ping -n -q -c 1 -W {wait} "$HAIPVS_RS_ADDRESS"',
-            ]
-            timeout_given = True
-            self.note(
-                block,
-                "PING_CHECK becomes an exec check running ping(8) to the real server "
-                "(iputils-ping installed; one process per check; it sends with the daemon's "
-                "CAP_NET_RAW, or an unprivileged ICMP socket where net.ipv4.ping_group_range "
-                "allows)",
-                anchor,
-            )
         if check["type"] == "exec" and "command" not in check:
             self.unsupported(block, "MISC_CHECK without misc_path", anchor)
             return None

@@ -635,13 +635,14 @@ def test_vrrp2_password_is_kept_for_the_keepalived_peer() -> None:
     validated(v3)
 
 
-def test_smtp_check_becomes_tcp_and_other_hosts_are_unsupported() -> None:
+def test_smtp_check_becomes_smtp_and_other_hosts_are_unsupported() -> None:
     t = convert(
         "virtual_server 192.0.2.1 25 {\n real_server 10.0.0.1 25 {\n SMTP_CHECK {\n"
         " helo_name x\n host {\n connect_ip 10.9.9.9\n }\n }\n }\n}\n"
     )
-    assert t.config["virtual_servers"][0]["check"]["type"] == "tcp"
-    assert findings(t, Severity.DROPPED) == [(3, "SMTP_CHECK")]
+    check = t.config["virtual_servers"][0]["check"]
+    assert (check["type"], check["port"], check["helo_name"]) == ("smtp", 25, "x")
+    assert findings(t, Severity.DROPPED) == []
     assert findings(t, Severity.UNSUPPORTED) == [(5, "host")]
 
 
@@ -653,7 +654,7 @@ def test_two_checkers_on_one_real_server_are_unsupported() -> None:
     )
     assert findings(t, Severity.UNSUPPORTED) == [(10, "DNS_CHECK")]
     rs = t.config["virtual_servers"][0]["real_servers"]
-    assert rs[0]["check"]["type"] == "exec"  # PING_CHECK: ping(8)
+    assert rs[0]["check"]["type"] == "ping"
     assert rs[1]["check"]["type"] == "udp"
 
 
@@ -866,7 +867,7 @@ def test_old_unicast_checksum_on_a_multicast_instance_is_dropped() -> None:
     validated(t)
 
 
-def test_ping_check_becomes_one_exec_check_for_every_real_server() -> None:
+def test_ping_check_becomes_the_native_ping_check() -> None:
     t = convert(
         "virtual_server 192.0.2.1 53 {\n protocol UDP\n delay_loop 4\n"
         " real_server 10.0.0.1 53 {\n  PING_CHECK {\n   retry 2\n   connect_timeout 2\n  }\n }\n"
@@ -876,16 +877,11 @@ def test_ping_check_becomes_one_exec_check_for_every_real_server() -> None:
     assert t.complete
     (service,) = t.config["virtual_servers"]
     assert service["check"] == {
-        "type": "exec",
-        "command": ["/bin/sh", "-c", 'exec /usr/bin/ping -n -q -c 1 -W 2 "$HAIPVS_RS_ADDRESS"'],
+        "type": "ping",
         "interval": 4.0,
         "timeout": 2.0,
         "rise": 1,
         "fall": 3,
         "alpha": False,
     }
-    assert [(line, kw) for line, kw in findings(t, Severity.NOTE) if kw == "PING_CHECK"] == [
-        (5, "PING_CHECK"),
-        (11, "PING_CHECK"),
-    ]
     validated(t)
