@@ -885,3 +885,15 @@ def test_ping_check_becomes_the_native_ping_check() -> None:
         "alpha": False,
     }
     validated(t)
+
+
+def test_command_stops_at_a_missing_include_with_its_line(tmp_path: Path) -> None:
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text("global_defs {\n router_id a\n}\ninclude services.conf\n")
+    out, err = io.StringIO(), io.StringIO()
+    assert run_import(str(conf), out, err) == 1
+    assert out.getvalue() == ""  # never `virtual_servers: []` in place of the lost file
+    assert err.getvalue() == (
+        f"{conf}:4: error: include {tmp_path}/services.conf: no such file "
+        "(the import would lose its content)\n"
+    )
