@@ -17,7 +17,7 @@ Handler = Callable[[argparse.Namespace], int]
 def _run_check_config(args: argparse.Namespace) -> int:
     from haipvs.config.check import check_config_command
 
-    return check_config_command(args.file)
+    return check_config_command(args.file, offline=args.offline)
 
 
 def _run_lab(args: argparse.Namespace) -> int:
@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
         "check-config", help="validate a config file; never touches the kernel"
     )
     check.add_argument("file")
+    check.add_argument(
+        "--offline", action="store_true",
+        help="skip what depends on this host (scripts, interfaces), for a file meant for "
+        "another machine",
+    )
     check.set_defaults(handler=_run_check_config)
 
     status = commands.add_parser("status", help="show VRRP state and the IPVS table with health")
