@@ -13,10 +13,13 @@ running daemon are never contacted.
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from haipvs.config.load import ConfigInvalid
 from haipvs.config.model import Config
+
+if TYPE_CHECKING:
+    from haipvs.daemon.accept import HostFacts
 
 __all__ = ["check_config_command", "summarize"]
 
@@ -38,15 +41,17 @@ def summarize(config: Config) -> str:
 
 
 def check_config_command(
-    path: str, out: TextIO | None = None, *, offline: bool = False
+    path: str, out: TextIO | None = None, *, offline: bool = False, host: HostFacts | None = None
 ) -> int:
-    """Validate ``path``; print the verdict; return the exit status (0 valid, 1 not)."""
+    """Validate ``path``; print the verdict; return the exit status (0 valid, 1 not).
+
+    ``host``: the host facts to check against (default: this host)."""
     # Imported here: the gate pulls in the compiler (vrrp, checkers, haipvs.ipvs).
     from haipvs.daemon.accept import accept_config
 
     stream = out if out is not None else sys.stdout
     try:
-        loaded = accept_config(path, offline=offline).loaded
+        loaded = accept_config(path, offline=offline, host=host).loaded
     except ConfigInvalid as invalid:
         for error in invalid.errors:
             print(error, file=stream)

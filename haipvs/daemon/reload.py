@@ -23,15 +23,38 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-import vrrp
-from haipvs.config.compile import Compiled
 from haipvs.config.diff import ConfigDelta, KindDelta, diff_configs
 from haipvs.config.model import Config
-from haipvs.ipvs.desired import HealthKey, HealthView, build_desired
-from haipvs.ipvs.model import Op
+from haipvs.ipvs.desired import HealthKey, HealthView, ServiceSpec, build_desired
+from haipvs.ipvs.model import Op, ServiceKey
 from haipvs.ipvs.plan import plan_changes
+from vrrp.machine import InstancesPlan, InstanceStep, plan_instances, vip_changes
+from vrrp.settings import InstanceSettings
+
+
+class Compiled(Protocol):
+    """What a plan reads of haipvs.config.compile.Compiled (that module pulls in the IO
+    side of vrrp and checkers; this one stays pure)."""
+
+    @property
+    def instances(self) -> tuple[InstanceSettings, ...]: ...
+
+    @property
+    def services(self) -> tuple[ServiceSpec, ...]: ...
+
+    @property
+    def checks(self) -> Mapping[Any, Any]: ...
+
+    @property
+    def timeouts(self) -> object: ...
+
+    @property
+    def sync_daemon(self) -> object: ...
+
+    @property
+    def owned(self) -> frozenset[ServiceKey]: ...
 
 __all__ = ["InstanceChange", "ReloadPlan", "plan_reload", "summarize_delta"]
 
@@ -50,7 +73,7 @@ class InstanceChange:
 @dataclass(frozen=True, slots=True)
 class ReloadPlan:
     delta: ConfigDelta
-    vrrp: vrrp.InstancesPlan
+    vrrp: InstancesPlan
     instances: tuple[InstanceChange, ...]
     start_vrrp: bool  # no VRRP ran, the new config has instances
     checks_changed: bool
@@ -70,7 +93,7 @@ class ReloadPlan:
         return self.delta.is_empty and not self.vrrp_changed
 
 
-def _instance_change(step: vrrp.InstanceStep) -> InstanceChange:
+def _instance_change(step: InstanceStep) -> InstanceChange:
     old, new = step.old, step.new
     fields: tuple[str, ...] = ()
     added: tuple[str, ...] = ()
@@ -83,7 +106,7 @@ def _instance_change(step: vrrp.InstanceStep) -> InstanceChange:
             added = tuple(str(vip.address) for vip in new.vips)
             removed = tuple(str(vip.address) for vip in old.vips)
         else:
-            gained, lost = vrrp.vip_changes(old, new)
+            gained, lost = vip_changes(old, new)
             added = tuple(str(vip.address) for vip in gained)
             removed = tuple(str(vip.address) for vip in lost)
     elif new is not None:
@@ -105,7 +128,7 @@ def plan_reload(
     old_config, old = running
     new_config, compiled = new
     delta = diff_configs(old_config, new_config)
-    instances = vrrp.plan_instances(old.instances, compiled.instances)
+    instances = plan_instances(old.instances, compiled.instances)
     services_changed = not (
         delta.virtual_services.is_empty and delta.real_servers.is_empty
     ) or old.services != compiled.services
