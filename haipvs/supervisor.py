@@ -36,7 +36,7 @@ import structlog
 
 import checkers
 import vrrp
-from haipvs.config import ConfigInvalid
+from haipvs.config import ConfigInvalid, dump_config
 from haipvs.config.compile import Compiled
 from haipvs.daemon.accept import (
     Accepted,
@@ -45,6 +45,7 @@ from haipvs.daemon.accept import (
     accept_config,
     check_file_safety,
 )
+from haipvs.daemon.plan import redacted
 from haipvs.daemon.reload import ReloadPlan, plan_reload
 from haipvs.ipvs import (
     ActualTable,
@@ -268,7 +269,8 @@ class Supervisor:
             self._vrrp = factory(compiled.instances, self._vrrp_transition)
             await self._vrrp.start()
         self._api = StatusApi(api, snapshot=self.snapshot, reload=self.reload, token=token,
-                              before=self._refresh_kernel_stats)
+                              before=self._refresh_kernel_stats,
+                              running_config=self._running_config_document)
         await self._api.start()
         self._tasks.append(asyncio.create_task(self._lag_monitor(), name="loop-lag"))
         if self._notifier.watchdog_interval is not None:
@@ -384,6 +386,12 @@ class Supervisor:
     def running_config(self) -> Accepted | None:
         """The config the daemon runs (the last one accepted and applied)."""
         return self._accepted
+
+    def _running_config_document(self) -> dict[str, str]:
+        """GET /config: the running config as YAML, secrets redacted (haipvs.daemon.plan)."""
+        accepted = self._accepted
+        assert accepted is not None
+        return {"file": accepted.path, "yaml": dump_config(redacted(accepted.config))}
 
     async def _reload(self) -> ReloadOutcome:
         running = self._accepted

@@ -55,6 +55,7 @@ class StatusApi:
         reload: Callable[[], Awaitable[ReloadOutcome]],
         token: str | None = None,
         before: Callable[[], Awaitable[None]] | None = None,
+        running_config: Callable[[], dict[str, str]] | None = None,
     ) -> None:
         self.host, self.port = parse_listen(listen)
         if not is_loopback(self.host) and not token:
@@ -65,6 +66,7 @@ class StatusApi:
         self._reload = reload
         self._token = token
         self._before = before
+        self._running_config = running_config
         self._runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
@@ -73,6 +75,8 @@ class StatusApi:
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_post("/reload", self._reload_handler)
+        if self._running_config is not None:
+            app.router.add_get("/config", self._config_handler)
         return app
 
     async def start(self) -> None:
@@ -113,6 +117,11 @@ class StatusApi:
 
     async def _healthz(self, _request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
+
+    async def _config_handler(self, _request: web.Request) -> web.Response:
+        # Read-only: the config the daemon runs, secrets redacted (`haipvs plan`).
+        assert self._running_config is not None
+        return web.json_response(self._running_config())
 
     async def _reload_handler(self, _request: web.Request) -> web.Response:
         outcome = await self._reload()
