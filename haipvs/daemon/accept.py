@@ -19,7 +19,7 @@ accepts, and the reverse. Every refusal is a located ``FILE:LINE: key.path: mess
 ``offline=True`` skips what depends on this host (the scripts and the interfaces:
 check-config ``--offline``, for a file meant for another machine).
 
-Thin IO: ``os.stat`` of the file and the scripts, ``/sys/class/net`` for interfaces.
+Thin IO: ``os.stat`` of the file and the scripts, ``if_nametoindex`` for interfaces.
 """
 
 from __future__ import annotations
@@ -66,13 +66,16 @@ class HostFacts(Protocol):
 
 
 class LinuxHost:
-    """This host, read from ``/sys/class/net`` (no socket: check-config opens none)."""
-
-    def __init__(self, sysfs: str = "/sys/class/net") -> None:
-        self._sysfs = sysfs
+    """This host, as the calling process sees it: ``if_nametoindex`` answers for the
+    network namespace the process runs in (``/sys/class/net`` shows the namespace that
+    mounted it, which ``ip netns exec`` and plain ``setns`` callers do not share)."""
 
     def has_interface(self, name: str) -> bool:
-        return os.path.exists(os.path.join(self._sysfs, name))
+        try:
+            socket.if_nametoindex(name)
+        except OSError:
+            return False
+        return True
 
 
 @dataclass(frozen=True, slots=True)
