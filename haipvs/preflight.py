@@ -272,15 +272,16 @@ def host_check_command(config: Config, out: TextIO | None = None) -> int:
 
 
 def check_config_and_host(path: str) -> int:
-    """`haipvs check-config --host FILE`: the file first, then this host against it."""
-    from haipvs.config.check import check_config_command
+    """`haipvs check-config --host FILE`: the gate's verdict on the file (the one
+    check-config, start and reload share), then this host against it; every problem at
+    once, so a file the gate refuses for this host (a missing interface) still gets the
+    rest of the host checked."""
     from haipvs.config.load import ConfigInvalid, load_config
+    from haipvs.daemon.check import check_config_command
 
     status = check_config_command(path)
-    if status != 0:
-        return status
     try:
         config = load_config(path).config
-    except (ConfigInvalid, OSError):  # changed under us: the check above said why
+    except (ConfigInvalid, OSError):  # the file itself is invalid: the gate said why
         return 1
-    return host_check_command(config)
+    return max(status, host_check_command(config))

@@ -1061,9 +1061,12 @@ def _warning(path: KeyPath, message: str) -> Finding:
 
 def _director_rules(director: Director) -> Iterable[Finding]:
     if director.api_token is None and not ipaddress.ip_address(director.api_host).is_loopback:
-        yield _warning(
+        # The status API serves POST /reload: beyond loopback it needs a token, and the
+        # daemon refuses to bind without one, so the file is refused here, where
+        # check-config sees it too.
+        yield _error(
             ("director", "api"),
-            f"{director.api} is reachable beyond this host and director.api_token is not set",
+            f"{director.api} is reachable beyond this host: set director.api_token",
         )
 
 

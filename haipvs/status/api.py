@@ -122,6 +122,7 @@ class StatusApi:
         before: Callable[[], Awaitable[None]] | None = None,
         max_connections: int = MAX_CONNECTIONS,
         keepalive_timeout: float = KEEPALIVE_TIMEOUT,
+        running_config: Callable[[], dict[str, str]] | None = None,
     ) -> None:
         self.host, self.port = parse_listen(listen)
         self._loopback = is_loopback(self.host)
@@ -135,6 +136,7 @@ class StatusApi:
         self._before = before
         self._max_connections = max_connections
         self._keepalive_timeout = keepalive_timeout
+        self._running_config = running_config
         self._runner: web.AppRunner | None = None
         self._server: asyncio.Server | None = None
         self._busy: set[object] = set()  # connections with a request in progress
@@ -148,6 +150,8 @@ class StatusApi:
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_post("/reload", self._reload_handler)
+        if self._running_config is not None:
+            app.router.add_get("/config", self._config_handler)
         return app
 
     async def start(self) -> None:
@@ -242,6 +246,11 @@ class StatusApi:
 
     async def _healthz(self, _request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
+
+    async def _config_handler(self, _request: web.Request) -> web.Response:
+        # Read-only: the config the daemon runs, secrets redacted (`haipvs plan`).
+        assert self._running_config is not None
+        return web.json_response(self._running_config())
 
     async def _reload_handler(self, _request: web.Request) -> web.Response:
         outcome = await self._reload()
