@@ -30,6 +30,7 @@ import signal
 import subprocess
 
 from checkers.result import ProbeResult
+from checkers.spawn import script_preexec
 from checkers.spec import ExecCheck, Target
 from checkers.tcp import describe_timeout
 
@@ -126,6 +127,8 @@ async def check_exec(
             env=env,
             cwd="/",
             start_new_session=True,
+            # The reset makes syscalls only (checkers.spawn): safe with threads.
+            preexec_fn=script_preexec(),  # noqa: PLW1509
         )
     except OSError as exc:
         detail = f"exec {command[0]} failed: {(exc.strerror or str(exc)).lower()}"

@@ -48,6 +48,8 @@ __all__ = ["ResponseReader", "check_http", "format_status_ranges"]
 # small; a misconfigured path pointing at a large file must not eat memory).
 MAX_BODY = 1 << 20
 MAX_HEADER = 64 * 1024
+#: A Content-Length of more digits (10^18 bytes) is no health-check answer.
+_MAX_LENGTH_DIGITS = 18
 _RECV_SIZE = 65536
 _USER_AGENT = "haipvs-check"
 
@@ -67,6 +69,7 @@ class ResponseReader:
         "content_length",
         "done",
         "error",
+        "head_scanned",
         "headers_done",
         "keep_body",
         "no_body",
@@ -75,6 +78,10 @@ class ResponseReader:
 
     def __init__(self, *, keep_body: bool, no_body: bool = False) -> None:
         self._head = bytearray()
+        # Bytes of the head searched for its end so far: each byte once or so, however
+        # small the pieces it arrives in (searching the whole head again at each piece
+        # made a slow server's 64 KiB head cost quadratic time).
+        self.head_scanned = 0
         self.body = bytearray()
         self.body_seen = 0
         self.content_length: int | None = None
@@ -90,8 +97,10 @@ class ResponseReader:
         if self.done:
             return True
         if not self.headers_done:
+            start = max(0, len(self._head) - 3)  # the terminator may straddle two pieces
             self._head += data
-            end = self._head.find(b"\r\n\r\n")
+            end = self._head.find(b"\r\n\r\n", start)
+            self.head_scanned += (end + 4 if end >= 0 else len(self._head)) - start
             if end < 0:
                 if len(self._head) > MAX_HEADER:
                     return self._fail("response headers too large")
@@ -166,6 +175,8 @@ class ResponseReader:
                 text = value.strip()
                 if not text.isdigit():
                     return self._fail(f"malformed content-length {text[:20]!r}")
+                if len(text) > _MAX_LENGTH_DIGITS:  # int() refuses 4300 digits (ValueError)
+                    return self._fail(f"content-length too large {text[:20]!r}...")
                 self.content_length = int(text)
             elif name == b"transfer-encoding" and b"chunked" in value.lower():
                 # Not allowed in an answer to HTTP/1.0; read to the close and

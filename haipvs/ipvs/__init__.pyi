@@ -2,6 +2,8 @@
 use (lazy_loader.attach_stub), so importing one pure submodule loads no IO module."""
 
 from .coalescer import Coalescer as Coalescer
+from .desired import AdminState as AdminState
+from .desired import AdminView as AdminView
 from .desired import Desired as Desired
 from .desired import HealthKey as HealthKey
 from .desired import HealthView as HealthView
@@ -71,6 +73,8 @@ __all__ = [
     "ActualTable",
     "AddDest",
     "AddService",
+    "AdminState",
+    "AdminView",
     "BatchIpvsKernel",
     "Coalescer",
     "DeleteDest",

@@ -1,7 +1,8 @@
 """The desired IPVS table: what the config and the health checks say the kernel should hold.
 
-Rule 1: every rule that turns (service specs, health, drains) into rows lives here: quorum and
-the sorry server, inhibit_on_failure, slow-start weight scaling, drains at weight 0.
+Rule 1: every rule that turns (service specs, health, operator overrides, drains) into rows
+lives here: quorum and the sorry server, inhibit_on_failure, slow-start weight scaling, the
+operator's drain and maintenance, drains at weight 0.
 Rule 2: pure. No clock, no IO, no logging: the result carries *notes* (why a row is what it is)
 that the planner turns into op reasons and the programmer into log lines.
 
@@ -11,11 +12,26 @@ or by choice a count of up real servers, ``min_up``) with ``hysteresis`` (``quor
 kept at weight 0 instead of removed), ``alpha`` is the checker's business (it reports the server
 down until it has passed ``rise`` checks). A real server with no health entry is up, as in
 keepalived for a real server without a checker.
+
+Operator overrides (``AdminState``, set with ``haipvs drain`` / ``haipvs maintenance``), as
+HAProxy's runtime API has them:
+
+* ``DRAIN``: the real server stays in the table at weight 0. The schedulers send it no new
+  connection, established ones carry on, and it stays there (weight 0) until undrained, whatever
+  its connection count: the operator decides when it is empty enough (``haipvs drain --wait``).
+* ``MAINTENANCE``: the real server leaves the live table, exactly as a failed check would make
+  it leave: the graceful drain of ``drain.py`` keeps it at weight 0 while it has connections, up
+  to the service's ``drain_timeout``, then deletes it (at once for UDP or ``drain_timeout: 0``).
+
+Either way the server no longer counts as up for the quorum (it takes no new connection). A
+server that is down stays out whatever its override. The rows carry the override as their note,
+so drift repair restores weight 0 rather than the configured weight.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -31,6 +47,8 @@ from haipvs.ipvs.model import (
 )
 
 __all__ = [
+    "AdminState",
+    "AdminView",
     "Desired",
     "HealthKey",
     "HealthView",
@@ -125,6 +143,21 @@ class Desired:
     quorum_detail: Mapping[ServiceKey, str] = field(default_factory=dict)
 
 
+class AdminState(enum.Enum):
+    """The operator's override of one real server (see the module docstring)."""
+
+    DRAIN = "drain"
+    MAINTENANCE = "maintenance"
+
+
+@dataclass(frozen=True, slots=True)
+class AdminView:
+    """An override as the desired table sees it; ``detail`` goes into the op's reason."""
+
+    state: AdminState
+    detail: str = ""
+
+
 _UP = HealthView(up=True)
 
 
@@ -164,13 +197,17 @@ def _quorum_detail(spec: ServiceSpec, dests: Mapping[DestKey, Dest], held: bool)
 def build_desired(
     specs: Mapping[ServiceKey, ServiceSpec] | tuple[ServiceSpec, ...] | list[ServiceSpec],
     health: Mapping[HealthKey, HealthView],
+    admin: Mapping[HealthKey, AdminView] | None = None,
+    *,
     held: Mapping[ServiceKey, bool] | None = None,
 ) -> Desired:
     """The live desired table (no drains) and its notes. See ``with_drains`` for drains.
 
+    ``admin``: the operator's overrides by (service, real server); see the module docstring.
     ``held``: each service's quorum as the previous call returned it (``Desired.quorum``);
     hysteresis needs it. A service missing from it is decided without history.
     """
+    overrides = admin or {}
     items = specs.values() if isinstance(specs, Mapping) else specs
     services: dict[ServiceKey, ServiceEntry] = {}
     notes: dict[NoteKey, Note] = {}
@@ -182,10 +219,19 @@ def build_desired(
             raise ValueError(f"service {key} specified twice")
         dests: dict[DestKey, Dest] = {}
         down: list[tuple[Dest, HealthView]] = []
+        drained: list[tuple[Dest, AdminView]] = []
         for dest in spec.real_servers:
             view = health.get((key, dest.key), _UP)
+            override = overrides.get((key, dest.key))
+            if override is not None and override.state is AdminState.MAINTENANCE:
+                # Out of the live table: drain.py drains its connections, then deletes it.
+                notes[(key, dest.key)] = Note(OpReason.OPERATOR_MAINTENANCE, override.detail)
+                continue
             if not view.up:
                 down.append((dest, view))
+                continue
+            if override is not None:  # DRAIN: kept at weight 0 below, not counted as up
+                drained.append((dest, override))
                 continue
             weight = effective_weight(dest.weight, view.weight_factor)
             if weight != dest.weight:
@@ -197,14 +243,18 @@ def build_desired(
                 dests[dest.key] = dest
         for dest, view in down:
             notes[(key, dest.key)] = Note(OpReason.HEALTH_DOWN, view.reason)
+        for dest, override in drained:
+            notes[(key, dest.key)] = Note(OpReason.OPERATOR_DRAIN, override.detail)
+        # Drained and down servers are not up: only `dests` counts, before the weight-0
+        # rows (inhibit_on_failure, operator drain) are added back below.
         value, threshold, _, _ = _quorum_value(spec, dests)
         holds = quorum_held(value, threshold, spec.hysteresis, (held or {}).get(key))
+        detail = _quorum_detail(spec, dests, held=holds)
         quorum[key] = holds
-        quorum_detail[key] = _quorum_detail(spec, dests, held=holds)
+        quorum_detail[key] = detail
         if not holds:
             # keepalived quorum: below it the sorry server alone serves; real servers that are
             # still up leave (graceful drain applies), or stay at weight 0 with inhibit.
-            detail = _quorum_detail(spec, dests, held=False)
             lost: dict[DestKey, Dest] = {}
             for dest in spec.real_servers:
                 if dest.key in dests:
@@ -220,10 +270,10 @@ def build_desired(
             if spec.inhibit_on_failure:
                 # keepalived inhibit_on_failure: keep the dest, weight 0, connections survive.
                 dests[dest.key] = dataclasses.replace(dest, weight=0)
+        for dest, _override in drained:
+            dests[dest.key] = dataclasses.replace(dest, weight=0)
         if spec.sorry_server is not None:
-            notes[(key, spec.sorry_server.key)] = Note(
-                OpReason.QUORUM_REGAINED, _quorum_detail(spec, dests, held=True)
-            )
+            notes[(key, spec.sorry_server.key)] = Note(OpReason.QUORUM_REGAINED, detail)
         services[key] = ServiceEntry(spec.service, dests)
     return Desired(IpvsTable(services), notes, quorum, quorum_detail)
 

@@ -43,6 +43,7 @@ import structlog
 
 from haipvs.ipvs.coalescer import Coalescer
 from haipvs.ipvs.desired import (
+    AdminView,
     Desired,
     HealthKey,
     HealthView,
@@ -187,6 +188,7 @@ class IpvsProgrammer:
         self._extra_owned: frozenset[ServiceKey] = frozenset()
         self._retiring: set[ServiceKey] = set()
         self._health: dict[HealthKey, HealthView] = {}
+        self._admin: dict[HealthKey, AdminView] = {}
         # Each service's quorum as last decided: hysteresis decides from it (desired.py).
         self._quorum: dict[ServiceKey, bool] = {}
         # Told of every quorum change (keepalived quorum_up / quorum_down commands).
@@ -270,6 +272,18 @@ class IpvsProgrammer:
         self._health[key] = view
         self._dirty.add(service)
         self.request_sync("health")
+
+    def set_admin(self, admin: Mapping[HealthKey, AdminView]) -> None:
+        """Replace the operator's overrides (drain, maintenance) and request a sync."""
+        if admin == self._admin:
+            return
+        for key in self._admin.keys() ^ admin.keys():
+            self._dirty.add(key[0])
+        for key in self._admin.keys() & admin.keys():
+            if self._admin[key] != admin[key]:
+                self._dirty.add(key[0])
+        self._admin = dict(admin)
+        self.request_sync("operator")
 
     def set_timeouts(self, tcp: int, tcpfin: int, udp: int) -> None:
         """Wanted connection timeouts (ipvsadm --set); applied by the next sync."""
@@ -364,7 +378,7 @@ class IpvsProgrammer:
     def _refresh_live(self) -> set[ServiceKey] | None:
         """Bring the live rows up to date; returns the services rebuilt (None: all)."""
         if not self._live_valid:
-            built = build_desired(self._specs, self._health, self._quorum)
+            built = build_desired(self._specs, self._health, self._admin, held=self._quorum)
             self._quorum_changes(built)
             self._quorum = dict(built.quorum)
             self._live = dict(built.table.services)
@@ -380,7 +394,8 @@ class IpvsProgrammer:
             built = build_desired(
                 [self._specs[key] for key in dirty if key in self._specs],
                 self._health,
-                self._quorum,
+                self._admin,
+                held=self._quorum,
             )
             self._quorum_changes(built)
             for key in dirty:
@@ -660,6 +675,11 @@ class IpvsProgrammer:
             draining=draining,
             owned_services=len(self.owned),
         )
+
+    @property
+    def admin(self) -> Mapping[HealthKey, AdminView]:
+        """The operator's overrides in force (set_admin)."""
+        return self._admin
 
     @property
     def expected_table(self) -> IpvsTable | None:

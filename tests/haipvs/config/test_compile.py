@@ -129,7 +129,26 @@ def test_tun_dests_carry_their_tunnels_and_families() -> None:
         ("2001:db8:100::24", TunType.IPIP, 0, TunFlags.NOCSUM),
     ]
     assert {d.forwarding for d in spec.real_servers} == {Forwarding.TUNNEL}
-    assert spec.service.flags.mh_port and not spec.service.flags.mh_fallback
+    assert spec.service.flags.mh_port and spec.service.flags.mh_fallback
+
+
+@pytest.mark.parametrize(("scheduler", "flags"), [
+    ("mh", {"mh_fallback"}), ("sh", {"sh_fallback"}), ("wrr", set()),
+])
+def test_a_hash_scheduler_always_gets_its_fallback(scheduler: str, flags: set[str]) -> None:
+    # A real server at weight 0 (draining, inhibit_on_failure) keeps its share of the
+    # hash: without the fallback the kernel drops the new connections hashed to it.
+    loaded = load_config_text(textwrap.dedent(f"""
+        virtual_servers:
+          - vip: 198.51.100.10
+            port: 80
+            scheduler: {scheduler}
+            inhibit_on_failure: true
+            real_servers: [{{address: 192.0.2.11}}]
+    """))
+    (spec,) = compile_config(loaded.config).services
+    names = ("sh_fallback", "sh_port", "mh_fallback", "mh_port", "one_packet")
+    assert {name for name in names if getattr(spec.service.flags, name)} == flags
 
 
 def test_a_fwmark_service_checks_on_the_check_port() -> None:

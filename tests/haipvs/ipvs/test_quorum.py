@@ -71,13 +71,13 @@ def test_hysteresis_follows_the_previous_decision() -> None:
     only_rs3 = {(VS, RS1): DOWN, (VS, RS2): DOWN}  # sum 4
     rs2_rs1 = {(VS, RS3): DOWN}  # sum 3
     # Held: 3 is not below 4 - 1, quorum stays.
-    assert build_desired([s], rs2_rs1, {VS: True}).quorum == {VS: True}
+    assert build_desired([s], rs2_rs1, held={VS: True}).quorum == {VS: True}
     # Lost: 4 is not 4 + 1, quorum stays lost; 5 (RS1 + RS3) regains it.
-    lost = build_desired([s], only_rs3, {VS: False})
+    lost = build_desired([s], only_rs3, held={VS: False})
     assert lost.quorum == {VS: False}
     assert set(lost.table[VS].dests) == {SORRY.key}
     assert lost.notes[(VS, SORRY.key)].detail == "4 weight up < min_weight 4 (hysteresis 1)"
-    regained = build_desired([s], {(VS, RS2): DOWN}, {VS: False})
+    regained = build_desired([s], {(VS, RS2): DOWN}, held={VS: False})
     assert regained.quorum == {VS: True}
     assert set(regained.table[VS].dests) == {RS1, RS3}
 
@@ -85,10 +85,10 @@ def test_hysteresis_follows_the_previous_decision() -> None:
 def test_count_mode_with_hysteresis() -> None:
     s = spec(min_up=2, hysteresis=1)
     one_down = {(VS, RS1): DOWN}
-    assert build_desired([s], one_down, {VS: False}).quorum == {VS: False}  # 2 < 2 + 1
-    assert build_desired([s], {}, {VS: False}).quorum == {VS: True}  # 3 >= 3
+    assert build_desired([s], one_down, held={VS: False}).quorum == {VS: False}  # 2 < 2 + 1
+    assert build_desired([s], {}, held={VS: False}).quorum == {VS: True}  # 3 >= 3
     two_down = {(VS, RS1): DOWN, (VS, RS2): DOWN}
-    assert build_desired([s], two_down, {VS: True}).quorum == {VS: True}  # 1 >= 2 - 1
+    assert build_desired([s], two_down, held={VS: True}).quorum == {VS: True}  # 1 >= 2 - 1
 
 
 def test_negative_settings_are_refused() -> None:
