@@ -394,6 +394,7 @@ class _Translator:
         self.used_groups: set[str] = set()
         self.used_scripts: set[str] = set()
         self.used_processes: set[str] = set()
+        self.removed_scripts: set[str] = set()  # vrrp_script blocks without `script`
         self.used_files: set[str] = set()
         # keepalived vrrp_track_process / track_file blocks: (item, default weight, block)
         self.processes: dict[str, tuple[dict[str, Any], int, Statement]] = {}
@@ -737,7 +738,13 @@ class _Translator:
             self.note(block, f"timeout {script.timeout:g} s cut to the interval", anchor)
             script.timeout = script.interval
         if not script.command:
-            self.unsupported(block, "has no usable `script`", anchor)
+            if block.child("script") is None:
+                # keepalived: "No script set for vrrp_script - removing"; the instances
+                # tracking it run without it (conditional `@ID script` lines do this).
+                self.removed_scripts.add(name)
+                self.dropped(block, "has no `script`: keepalived removes it too", anchor)
+            else:
+                self.unsupported(block, "has no usable `script`", anchor)
             return
         self.process_probe(block, script, anchor)
         self.scripts[name] = script
@@ -1010,6 +1017,14 @@ class _Translator:
                 for entry in stmt.block or ():
                     script = self.scripts.get(entry.keyword)
                     self.used_scripts.add(entry.keyword)
+                    if script is None and entry.keyword in self.removed_scripts:
+                        self.dropped(
+                            entry,
+                            f"vrrp_script {entry.keyword!r} has no script: keepalived "
+                            "ignores tracking it",
+                            anchor,
+                        )
+                        continue
                     if script is None:
                         self.unsupported(
                             entry, f"vrrp_script {entry.keyword!r} is not usable", anchor

@@ -897,3 +897,14 @@ def test_command_stops_at_a_missing_include_with_its_line(tmp_path: Path) -> Non
         f"{conf}:4: error: include {tmp_path}/services.conf: no such file "
         "(the import would lose its content)\n"
     )
+
+
+def test_a_vrrp_script_without_script_is_removed_as_keepalived_does() -> None:
+    t = convert(
+        "vrrp_script chk {\n interval 2\n}\n"
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n"
+        " virtual_ipaddress {\n 192.0.2.1\n }\n track_script {\n chk\n typo\n }\n}\n"
+    )
+    assert findings(t, Severity.DROPPED) == [(1, "vrrp_script"), (10, "chk")]
+    assert findings(t, Severity.UNSUPPORTED) == [(11, "typo")]  # never defined: flagged
+    assert "track" not in t.config["vrrp"][0]
