@@ -905,6 +905,6 @@ def test_a_vrrp_script_without_script_is_removed_as_keepalived_does() -> None:
         "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n"
         " virtual_ipaddress {\n 192.0.2.1\n }\n track_script {\n chk\n typo\n }\n}\n"
     )
-    assert findings(t, Severity.DROPPED) == [(1, "vrrp_script"), (10, "chk")]
-    assert findings(t, Severity.UNSUPPORTED) == [(11, "typo")]  # never defined: flagged
+    assert findings(t, Severity.DROPPED) == [(1, "vrrp_script"), (11, "chk")]
+    assert findings(t, Severity.UNSUPPORTED) == [(12, "typo")]  # never defined: flagged
     assert "track" not in t.config["vrrp"][0]
