@@ -197,8 +197,8 @@ def _quorum_detail(spec: ServiceSpec, dests: Mapping[DestKey, Dest], held: bool)
 def build_desired(
     specs: Mapping[ServiceKey, ServiceSpec] | tuple[ServiceSpec, ...] | list[ServiceSpec],
     health: Mapping[HealthKey, HealthView],
-    admin: Mapping[HealthKey, AdminView] | None = None,
     *,
+    admin: Mapping[HealthKey, AdminView] | None = None,
     held: Mapping[ServiceKey, bool] | None = None,
 ) -> Desired:
     """The live desired table (no drains) and its notes. See ``with_drains`` for drains.

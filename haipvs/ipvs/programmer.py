@@ -378,7 +378,9 @@ class IpvsProgrammer:
     def _refresh_live(self) -> set[ServiceKey] | None:
         """Bring the live rows up to date; returns the services rebuilt (None: all)."""
         if not self._live_valid:
-            built = build_desired(self._specs, self._health, self._admin, held=self._quorum)
+            built = build_desired(
+                self._specs, self._health, admin=self._admin, held=self._quorum
+            )
             self._quorum_changes(built)
             self._quorum = dict(built.quorum)
             self._live = dict(built.table.services)
@@ -394,7 +396,7 @@ class IpvsProgrammer:
             built = build_desired(
                 [self._specs[key] for key in dirty if key in self._specs],
                 self._health,
-                self._admin,
+                admin=self._admin,
                 held=self._quorum,
             )
             self._quorum_changes(built)
