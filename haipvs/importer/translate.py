@@ -394,6 +394,7 @@ class _Translator:
         self.used_groups: set[str] = set()
         self.used_scripts: set[str] = set()
         self.used_processes: set[str] = set()
+        self.removed_scripts: set[str] = set()  # vrrp_script blocks without `script`
         self.used_files: set[str] = set()
         # keepalived vrrp_track_process / track_file blocks: (item, default weight, block)
         self.processes: dict[str, tuple[dict[str, Any], int, Statement]] = {}
@@ -640,10 +641,36 @@ class _Translator:
                 self.lvs_timeouts(stmt)
             elif kw == "lvs_sync_daemon":
                 self.lvs_sync_daemon(stmt)
+            elif kw in {"notify_fifo", "vrrp_notify_fifo", "lvs_notify_fifo"}:
+                self.notify_fifo(stmt, director)
+            elif kw in {"notify_fifo_script", "vrrp_notify_fifo_script", "lvs_notify_fifo_script"}:
+                self.unsupported(
+                    stmt,
+                    "haipvs does not start the FIFO's reader: run it as a service of its own "
+                    "reading director.notify_fifo",
+                )
             elif kw in _GLOBAL_DROPPED:
                 self.dropped(stmt, _GLOBAL_DROPPED[kw])
             else:
                 self.unknown(stmt, "global_defs", None)
+
+    def notify_fifo(self, stmt: Statement, director: dict[str, Any]) -> None:
+        """keepalived's FIFOs (global, VRRP-only, LVS-only) become the one director FIFO."""
+        path = self.arg(stmt, None)
+        if path is None:
+            return
+        if not path.startswith("/"):
+            self.unsupported(stmt, f"{path!r} is not an absolute path")
+            return
+        current = director.get("notify_fifo")
+        if current is not None and current != path:
+            self.unsupported(stmt, f"haipvs writes one FIFO ({current}); merge the readers onto it")
+            return
+        director["notify_fifo"] = path
+        if stmt.keyword != "notify_fifo":
+            self.note(stmt, "the FIFO carries every line (INSTANCE, VS and RS), not only this kind")
+        if len(stmt.args) > 1:
+            self.note(stmt, "the FIFO is made mode 0600 for the daemon's user; owner not set")
 
     def net_namespace(self, stmt: Statement) -> None:
         # Interfaces, VIPs and the IPVS table are per namespace: the whole config means
@@ -737,7 +764,13 @@ class _Translator:
             self.note(block, f"timeout {script.timeout:g} s cut to the interval", anchor)
             script.timeout = script.interval
         if not script.command:
-            self.unsupported(block, "has no usable `script`", anchor)
+            if block.child("script") is None:
+                # keepalived: "No script set for vrrp_script - removing"; the instances
+                # tracking it run without it (conditional `@ID script` lines do this).
+                self.removed_scripts.add(name)
+                self.dropped(block, "has no `script`: keepalived removes it too", anchor)
+            else:
+                self.unsupported(block, "has no usable `script`", anchor)
             return
         self.process_probe(block, script, anchor)
         self.scripts[name] = script
@@ -1010,6 +1043,14 @@ class _Translator:
                 for entry in stmt.block or ():
                     script = self.scripts.get(entry.keyword)
                     self.used_scripts.add(entry.keyword)
+                    if script is None and entry.keyword in self.removed_scripts:
+                        self.dropped(
+                            entry,
+                            f"vrrp_script {entry.keyword!r} has no script: keepalived "
+                            "ignores tracking it",
+                            anchor,
+                        )
+                        continue
                     if script is None:
                         self.unsupported(
                             entry, f"vrrp_script {entry.keyword!r} is not usable", anchor
