@@ -15,6 +15,10 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _run_check_config(args: argparse.Namespace) -> int:
+    if getattr(args, "host", False):
+        from haipvs.preflight import check_config_and_host
+
+        return check_config_and_host(args.file)
     from haipvs.config.check import check_config_command
 
     return check_config_command(args.file)
@@ -116,6 +120,18 @@ def _run_import_keepalived(args: argparse.Namespace) -> int:
     return import_keepalived_command(args)
 
 
+def _run_schema(_args: argparse.Namespace) -> int:
+    from haipvs.config.schema import schema_command
+
+    return schema_command()
+
+
+def _run_completion(args: argparse.Namespace) -> int:
+    from haipvs.completion import completion_command
+
+    return completion_command(args.shell, build_parser())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="haipvs",
@@ -139,11 +155,33 @@ def build_parser() -> argparse.ArgumentParser:
         "check-config", help="validate a config file; never touches the kernel"
     )
     check.add_argument("file")
+    check.add_argument(
+        "--host", action="store_true",
+        help="also check this host for the config: IP forwarding (NAT), rp_filter (TUN), "
+        "the VRRP interfaces, the firewall letting VRRP in, the IPVS sysctls; each problem "
+        "with the command that fixes it (exit 1 on an error)",
+    )
     check.set_defaults(handler=_run_check_config)
 
-    status = commands.add_parser("status", help="show VRRP state and the IPVS table with health")
-    status.add_argument("--api", default="127.0.0.1:9797", help="HOST:PORT of the status API")
-    status.add_argument("--token", default=None, help="API token (when the API is not on loopback)")
+    from haipvs.status.command import EXIT_CODES_HELP
+
+    status = commands.add_parser(
+        "status", help="show VRRP state and the IPVS table with health", epilog=EXIT_CODES_HELP
+    )
+    status.add_argument(
+        "-c", "--config", default=None,
+        help="read director.api and director.api_token from this file "
+        "(default: /etc/haipvs/haipvs.yaml, when readable)",
+    )
+    status.add_argument(
+        "--api", default=None,
+        help="HOST:PORT of the status API (default: $HAIPVS_API, the config's director.api, "
+        "127.0.0.1:9797)",
+    )
+    status.add_argument(
+        "--token", default=None,
+        help="API token (default: $HAIPVS_API_TOKEN, the config's director.api_token)",
+    )
     status.add_argument("--json", action="store_true", help="print the raw JSON snapshot")
     status.set_defaults(handler=_run_status)
 
@@ -162,6 +200,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="keepalived's config id (-i): selects @ID lines, as keepalived -i ID would",
     )
     imp.set_defaults(handler=_run_import_keepalived)
+
+    schema = commands.add_parser(
+        "schema", help="print the JSON Schema of the config file (for editors and linters)"
+    )
+    schema.set_defaults(handler=_run_schema)
+
+    completion = commands.add_parser(
+        "completion", help="print the shell completion script (bash or zsh)"
+    )
+    completion.add_argument("shell", choices=("bash", "zsh"))
+    completion.set_defaults(handler=_run_completion)
 
     _add_admin_commands(commands)
 

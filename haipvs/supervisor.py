@@ -27,10 +27,8 @@ import asyncio
 import contextlib
 import enum
 import gc
-import os
 import signal
 import socket
-import stat
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -67,7 +65,7 @@ from haipvs.ipvs import (
 )
 from haipvs.logs import configure_logging
 from haipvs.sdnotify import SystemdNotifier
-from haipvs.security import script_commands, unsafe_paths
+from haipvs.security import config_file_problem, script_commands, unsafe_paths
 from haipvs.status.api import ReloadOutcome, StatusApi
 from haipvs.status.snapshot import (
     DrainView,
@@ -123,10 +121,10 @@ VrrpFactory = Callable[
 
 
 def check_file_safety(path: str) -> None:
-    """Refuse a file that users other than its owner (and root) may change."""
-    info = os.stat(path)
-    if info.st_mode & stat.S_IWOTH:
-        raise UnsafeConfigFileError(f"{path}: refused: the file is writable by other users")
+    """Refuse a config file others may change (haipvs.security, the scripts' rule)."""
+    problem = config_file_problem(path)
+    if problem is not None:
+        raise UnsafeConfigFileError(str(problem))
 
 
 class Supervisor:
@@ -433,7 +431,9 @@ class Supervisor:
         assert old_loaded is not None and old is not None
         try:
             check_file_safety(self._path)
-            loaded = load_config(self._path)
+            # Off the loop: a large (or hostile) file must not stall adverts' peers,
+            # checks and the watchdog ping while it parses.
+            loaded = await asyncio.to_thread(load_config, self._path)
         except ConfigInvalid as invalid:
             errors = tuple(str(error) for error in invalid.errors)
             return self._rejected(errors)

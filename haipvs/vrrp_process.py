@@ -25,8 +25,17 @@ started). A process started again after a death is a fresh interpreter (exec), a
 
 Lifetime:
 
-- **Child dies unexpectedly:** the parent logs `vrrp.process.died` and starts a new
-  one, as keepalived respawns its VRRP child. The backoff starts at 1 s and doubles.
+- **Child dies unexpectedly:** the parent notices it by whichever comes first: the
+  end of the stream, any read error (a child that dies with a message unread leaves
+  ECONNRESET, not a clean end), a garbled message, or the process's own exit (a
+  pidfd: a script the child started may still hold the socket open). It reaps it,
+  forgets its status (no MASTER from a dead child), logs `vrrp.process.died` and
+  starts a new one, as keepalived respawns its VRRP child. The wait before the
+  restart starts at 1 s and doubles up to 30 s; a child that ran for a minute
+  starts the sequence again (`haipvs.respawn.RespawnBackoff`).
+- **Import path:** the child runs ``python -P`` in ``/``: the working directory the
+  daemon was started from is never on its ``sys.path`` (a ``vrrp/`` folder there
+  would otherwise be imported, as root).
 - **Parent dies:** the kernel sends the child SIGTERM (PR_SET_PDEATHSIG), and the
   child resigns as a graceful stop does: priority-0 adverts, VIPs removed.
 - **SIGINT and SIGHUP:** the child ignores both. They are the parent's to act on.
@@ -57,6 +66,7 @@ import structlog
 
 import vrrp
 from haipvs.logs import LoggingSettings, configure_logging, current_logging
+from haipvs.respawn import RespawnBackoff
 from haipvs.status.snapshot import InstanceView
 
 __all__ = ["VrrpProcessError", "VrrpProcessPart", "child_main"]
@@ -69,10 +79,14 @@ TransitionCallback = Callable[[str, str, str, str, str], None]
 #: transition; the status API shows at most this much staleness for counters.
 STATUS_INTERVAL = 0.5
 #: How long the parent waits for the child to start its instances or apply a reload.
-REPLY_TIMEOUT = 60.0
-#: A graceful stop: every instance resigns and its stop hooks run (each bounded).
-STOP_TIMEOUT = 30.0
-_RESPAWN_FIRST, _RESPAWN_MAX = 1.0, 30.0
+REPLY_TIMEOUT = 30.0
+#: A graceful stop: every instance resigns and its stop hooks run (each bounded). With
+#: the kill and the reap after it, this fits under the unit's TimeoutStopSec=20s.
+STOP_TIMEOUT = 10.0
+#: Without pidfd_open (Linux < 5.3), how often the parent polls for the child's exit.
+_POLL_EXIT = 0.5
+#: After the child's exit, how long its last messages may take to arrive.
+_DRAIN_AFTER_EXIT = 0.5
 _PR_SET_PDEATHSIG = 1
 #: keepalived ``vrrp_rlimit_rttime``: CPU time (µs) the real-time VRRP thread may use
 #: without blocking. VRRP sleeps between adverts; a thread that spins in SCHED_RR would
@@ -142,18 +156,27 @@ def _write(writer: asyncio.StreamWriter, message: object) -> None:
     writer.write(_FRAME.pack(len(body)) + body)
 
 
+class _StreamLostError(Exception):
+    """The other end is gone: why, for the log."""
+
+
 async def _receive(reader: asyncio.StreamReader) -> object | None:
-    """The next message, or None at end of stream."""
+    """The next message, or None at a clean end of stream; `_StreamLostError` otherwise."""
     try:
         header = await reader.readexactly(_FRAME.size)
         (length,) = _FRAME.unpack(header)
-        message: object = pickle.loads(await reader.readexactly(length))
-    except asyncio.IncompleteReadError:
+        body = await reader.readexactly(length)
+    except asyncio.IncompleteReadError as error:
+        if error.partial:
+            raise _StreamLostError("end of stream inside a message") from error
         return None
+    except OSError as error:  # ECONNRESET: the peer died with our message unread
+        raise _StreamLostError(f"read failed: {error}") from error
+    try:
+        message: object = pickle.loads(body)
+    except Exception as error:
+        raise _StreamLostError(f"garbled message: {error!r}") from error
     return message
-
-
-# --- parent side -----------------------------------------------------------------------------
 
 
 class _ForkedChild:
@@ -203,6 +226,13 @@ class _ForkedChild:
                 raise subprocess.TimeoutExpired(f"VRRP process {self.pid}", timeout or 0.0)
             time.sleep(0.01)
 
+    def poll(self) -> int | None:
+        """The exit code if it has exited (reaping it), else None: never blocks."""
+        try:
+            return self.wait(timeout=0)
+        except subprocess.TimeoutExpired:
+            return None
+
     def kill(self) -> None:
         if self.returncode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -210,6 +240,36 @@ class _ForkedChild:
 
 
 _Child = subprocess.Popen[bytes] | _ForkedChild
+
+
+async def _exit_of(process: _Child) -> int:
+    """Wait for ``process`` to exit without blocking the loop, and reap it."""
+    loop = asyncio.get_running_loop()
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except OSError:  # no pidfd (Linux < 5.3), or already reaped
+        while (code := process.poll()) is None:  # noqa: ASYNC110 - nothing to wait on
+            await asyncio.sleep(_POLL_EXIT)
+        return code
+    exited: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not exited.done():
+            exited.set_result(None)
+
+    loop.add_reader(pidfd, readable)
+    try:
+        await exited
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+    code = process.poll()  # readable pidfd: exited, so this reaps without blocking
+    return code if code is not None else await asyncio.to_thread(process.wait)
+
+
+# --- parent side -----------------------------------------------------------------------------
+
+
 
 
 class VrrpProcessPart:
@@ -222,6 +282,7 @@ class VrrpProcessPart:
         *,
         ports: str | None = None,
         python: str = sys.executable,
+        clock: Callable[[], float] = time.monotonic,
         fork_first: bool = False,
     ) -> None:
         self._instances = tuple(instances)
@@ -238,7 +299,8 @@ class VrrpProcessPart:
         self._stopping = False
         self._views: tuple[InstanceView, ...] = ()
         self._loop_lag = 0.0
-        self._respawn_delay = _RESPAWN_FIRST
+        self._clock = clock
+        self._backoff = RespawnBackoff()
         self._restarts = 0
         self._holds: tuple[tuple[str, str], ...] = ()
 
@@ -266,11 +328,14 @@ class VrrpProcessPart:
             self._respawn_task.cancel()
         process = self._process
         if process is None:
+            await self._close()
             return
+        # One budget for the request and the exit together (it used to be 30 s each).
+        deadline = time.monotonic() + STOP_TIMEOUT
         with contextlib.suppress(VrrpProcessError, ConnectionError):
             await self._request(_Stop(), STOP_TIMEOUT)
         try:
-            await asyncio.to_thread(process.wait, STOP_TIMEOUT)
+            await asyncio.to_thread(process.wait, max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             log.error("vrrp.process.killed", pid=process.pid,
                       reason=f"no exit {STOP_TIMEOUT:g} s after stop")
@@ -301,10 +366,14 @@ class VrrpProcessPart:
                 process = _ForkedChild.fork(child_end, parent_end)
             else:
                 process = subprocess.Popen(  # noqa: ASYNC220 - must fork from this thread
-                    [self._python, "-c", "import haipvs.vrrp_process as m; m.child_main()",
+                    # -P and cwd "/": the daemon's working directory is never on the
+                    # child's import path (python -c would put it first).
+                    [self._python, "-P", "-c",
+                     "import haipvs.vrrp_process as m; m.child_main()",
                      str(child_end.fileno()), str(os.getpid())],
                     pass_fds=(child_end.fileno(),),
                     stdin=subprocess.DEVNULL,
+                    cwd="/",
                 )
         except OSError as error:
             parent_end.close()
@@ -314,7 +383,7 @@ class VrrpProcessPart:
         self._process = process
         reader, writer = await asyncio.open_unix_connection(sock=parent_end)
         self._writer = writer
-        self._reader_task = asyncio.create_task(self._read(reader, process), name="vrrp-ipc")
+        self._reader_task = asyncio.create_task(self._watch(reader, process), name="vrrp-ipc")
         try:
             await self._request(_Start(self._instances, current_logging(), self._ports),
                                 REPLY_TIMEOUT)
@@ -326,6 +395,7 @@ class VrrpProcessPart:
             await asyncio.to_thread(process.wait)
             await self._close()
             raise
+        self._backoff.started(self._clock())
         log.info("vrrp.process.started", pid=process.pid, instances=len(self._instances))
 
     async def _request(self, message: object, wait_up_to: float) -> None:
@@ -349,8 +419,45 @@ class VrrpProcessPart:
         if answer.error is not None:
             raise VrrpProcessError(answer.error)
 
-    async def _read(self, reader: asyncio.StreamReader, process: _Child) -> None:
-        while (message := await _receive(reader)) is not None:
+    async def _watch(self, reader: asyncio.StreamReader, process: _Child) -> None:
+        """Read the child's messages until it is gone, however it goes; then respawn it."""
+        reading = asyncio.create_task(self._read(reader), name="vrrp-ipc-read")
+        exited = asyncio.create_task(_exit_of(process), name="vrrp-exit")
+        try:
+            await asyncio.wait([reading, exited], return_when=asyncio.FIRST_COMPLETED)
+            if not reading.done():
+                # Exited: read what it sent before dying (its last transitions), unless
+                # a process it started holds the socket open and the end never comes.
+                await asyncio.wait([reading], timeout=_DRAIN_AFTER_EXIT)
+            noticed = reading.result() if reading.done() else "process exit"
+            # Whatever we noticed first, the child is dead to us: no more MASTER from it.
+            self._views = ()
+            if self._reply is not None and not self._reply.done():
+                self._reply.set_exception(VrrpProcessError(f"the VRRP process ended: {noticed}"))
+            if self._stopping or self._process is not process:
+                return
+            if not exited.done():  # its stream is broken but it runs: it cannot be told
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+            code = await exited
+        finally:
+            reading.cancel()
+            exited.cancel()
+        self._restarts += 1
+        delay = self._backoff.died(self._clock())
+        log.error("vrrp.process.died", pid=process.pid, exit=_describe_exit(code),
+                  noticed=noticed, restart_in_s=delay, restarts=self._restarts)
+        self._respawn_task = asyncio.create_task(self._respawn(delay), name="vrrp-respawn")
+
+    async def _read(self, reader: asyncio.StreamReader) -> str:
+        """Dispatch the child's messages; why the stream ended."""
+        while True:
+            try:
+                message = await _receive(reader)
+            except _StreamLostError as lost:
+                return str(lost)
+            if message is None:
+                return "end of stream"
             if isinstance(message, _Transitioned):
                 try:
                     self._on_transition(message.instance, message.from_state,
@@ -359,32 +466,19 @@ class VrrpProcessPart:
                     log.exception("vrrp.process.callback_failed", instance=message.instance)
             elif isinstance(message, _Status):
                 self._views, self._loop_lag = message.views, message.loop_lag
-                self._respawn_delay = _RESPAWN_FIRST  # it has been up long enough to report
             elif isinstance(message, _Reply) and self._reply and not self._reply.done():
                 self._reply.set_result(message)
-        # End of stream: the child exited (or closed its end).
-        if self._reply is not None and not self._reply.done():
-            self._reply.set_exception(VrrpProcessError("the VRRP process exited"))
-        if self._stopping or self._process is not process:
-            return
-        code = await asyncio.to_thread(process.wait)
-        self._views = ()
-        self._restarts += 1
-        log.error("vrrp.process.died", pid=process.pid, exit=_describe_exit(code),
-                  restart_in_s=self._respawn_delay, restarts=self._restarts)
-        self._respawn_task = asyncio.create_task(self._respawn(), name="vrrp-respawn")
 
-    async def _respawn(self) -> None:
+    async def _respawn(self, delay: float) -> None:
         await self._close()
         while not self._stopping:
-            await asyncio.sleep(self._respawn_delay)
-            self._respawn_delay = min(self._respawn_delay * 2, _RESPAWN_MAX)
+            await asyncio.sleep(delay)
             try:
                 await self._spawn()
                 return
             except VrrpProcessError as error:
-                log.error("vrrp.process.restart_failed", error=str(error),
-                          restart_in_s=self._respawn_delay)
+                delay = self._backoff.failed()
+                log.error("vrrp.process.restart_failed", error=str(error), restart_in_s=delay)
 
     async def _close(self) -> None:
         writer, self._writer = self._writer, None
@@ -458,7 +552,10 @@ async def _serve(sock: socket.socket) -> None:
     from haipvs.vrrp_part import LinuxVrrpPart
 
     reader, writer = await asyncio.open_unix_connection(sock=sock)
-    start = await _receive(reader)
+    try:
+        start = await _receive(reader)
+    except _StreamLostError:
+        return
     if not isinstance(start, _Start):
         return
     if start.logging is not None:
@@ -491,7 +588,7 @@ async def _serve(sock: socket.socket) -> None:
                     await status_wanted.wait()
 
     async def requests() -> None:
-        while (message := await _receive(reader)) is not None:
+        while (message := await _receive_or_end(reader)) is not None:
             if isinstance(message, _Stop):
                 break
             if isinstance(message, _Holds):
@@ -525,6 +622,14 @@ async def _serve(sock: socket.socket) -> None:
     with contextlib.suppress(ConnectionError):
         await _send(writer, _Reply(None))
         writer.close()
+
+
+async def _receive_or_end(reader: asyncio.StreamReader) -> object | None:
+    """The child's view: a broken stream from the parent is its end, a graceful stop."""
+    try:
+        return await _receive(reader)
+    except _StreamLostError:
+        return None
 
 
 def _configure(settings: LoggingSettings) -> None:

@@ -34,6 +34,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from checkers.slowstart import effective_weight
 from haipvs.ipvs.model import (
     Dest,
     DestKey,
@@ -55,7 +56,6 @@ __all__ = [
     "ServiceSpec",
     "build_desired",
     "desired_table",
-    "effective_weight",
     "with_drains",
 ]
 
@@ -145,17 +145,6 @@ class AdminView:
 
 
 _UP = HealthView(up=True)
-
-
-def effective_weight(weight: int, factor: float) -> int:
-    """The configured weight scaled by a slow-start factor; never below 1 unless configured 0.
-
-    A configured weight 0 is the operator's own quiesce and stays 0; any other weight stays at
-    least 1 so that a warming server still receives some traffic.
-    """
-    if weight == 0 or factor >= 1.0:
-        return weight
-    return max(1, round(weight * factor))
 
 
 def _quorum_lost_detail(up: int, spec: ServiceSpec) -> str:

@@ -39,6 +39,16 @@ class SnapshotCollector(Collector):
         reloads.add_metric(["applied"], snap.reloads_applied)
         reloads.add_metric(["rejected"], snap.reloads_rejected)
         yield reloads
+        # As Prometheus' own prometheus_config_last_reload_successful: 0 while the file
+        # on disk was rejected and the daemon runs the previous config.
+        last_ok = GaugeMetricFamily(
+            "haipvs_config_last_reload_successful",
+            "0 when the last reload was rejected (the running config is not the file).",
+        )
+        last_ok.add_metric(
+            [], 0 if snap.last_reload is not None and snap.last_reload.result == "rejected" else 1
+        )
+        yield last_ok
         lag = GaugeMetricFamily(
             "haipvs_event_loop_lag_seconds",
             "How late the event loop ran a timer, last measurement.",

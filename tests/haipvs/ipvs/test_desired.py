@@ -12,7 +12,6 @@ from haipvs.ipvs.desired import (
     ServiceSpec,
     build_desired,
     desired_table,
-    effective_weight,
     with_drains,
 )
 from haipvs.ipvs.model import Dest, DestKey, IpvsTable, OpReason, Service, ServiceKey
@@ -59,10 +58,6 @@ def test_slow_start_scales_the_weight_never_below_one() -> None:
     result = build_desired([spec()], health)
     assert dests(result.table) == {RS1: 1, RS2: 2, RS3: 2}
     assert result.notes[(VS, RS3)].reason is OpReason.SLOW_START
-    assert effective_weight(0, 0.5) == 0
-    assert effective_weight(10, 0.0) == 1
-    assert effective_weight(10, 0.25) == 2  # round half to even: 2.5 -> 2
-    assert effective_weight(10, 1.0) == 10
 
 
 def test_below_quorum_only_the_sorry_server_serves() -> None:
