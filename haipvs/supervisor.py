@@ -174,6 +174,9 @@ class Supervisor:
         self._admin_socket = admin_socket or default_socket_path()
         self._operator: Operator | None = None
         self._admin: AdminServer | None = None
+        # keepalived quorum_up / quorum_down: one command at a time per service, in order.
+        self._quorum_locks: dict[ServiceKey, asyncio.Lock] = {}
+        self._quorum_tasks: set[asyncio.Task[None]] = set()
 
     # ----------------------------------------------------------------- start-up
 
@@ -190,7 +193,12 @@ class Supervisor:
             return 1
         config = loaded.config
         compiled = compile_config(config, hostname=self._hostname)
-        unsafe = unsafe_paths(script_commands(compiled.instances, compiled.checks.values()))
+        unsafe = unsafe_paths(
+            [
+                *script_commands(compiled.instances, compiled.checks.values()),
+                *compiled.quorum_argvs,
+            ]
+        )
         if unsafe:
             # keepalived's enable_script_security, always on: a script that others can
             # change would run as root.
@@ -286,6 +294,7 @@ class Supervisor:
             kernel,
             min_interval=compiled.min_interval,
             max_interval=compiled.max_interval,
+            on_quorum=self._quorum_changed,
         )
         self._programmer = programmer
         if compiled.timeouts is not None:
@@ -359,6 +368,43 @@ class Supervisor:
         factor = min(1.0, max(0.0, change.weight_factor)) if change.healthy else 0.0
         view = HealthView(up=change.healthy, weight_factor=factor, reason=change.reason)
         programmer.update_health(key[0], key[1], view)
+
+    def _quorum_changed(self, key: ServiceKey, held: bool, detail: str) -> None:
+        """keepalived quorum_up / quorum_down: run the service's command, if it has one."""
+        compiled = self._compiled
+        commands = compiled.quorum_commands.get(key) if compiled is not None else None
+        if commands is None:
+            return
+        argv = commands.up if held else commands.down
+        if argv is None:
+            return
+        task = asyncio.create_task(
+            self._run_quorum_command(key, "up" if held else "down", argv, commands.timeout)
+        )
+        self._quorum_tasks.add(task)
+        task.add_done_callback(self._quorum_tasks.discard)
+
+    async def _run_quorum_command(
+        self, key: ServiceKey, hook: str, argv: tuple[str, ...], kill_after: float
+    ) -> None:
+        lock = self._quorum_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            outcome = await vrrp.run_argv(argv, kill_after)
+        if outcome.returncode == 0:
+            log.info("ipvs.quorum.command", vs=str(key), hook=hook, command=" ".join(argv))
+            return
+        reason = (
+            "timeout"
+            if outcome.timed_out
+            else outcome.error or f"exit_status {outcome.returncode}"
+        )
+        log.warning(
+            "ipvs.quorum.command.failed",
+            vs=str(key),
+            hook=hook,
+            command=" ".join(argv),
+            reason=reason,
+        )
 
     def _vrrp_transition(
         self, instance: str, from_state: str, to_state: str, reason: str, detail: str
@@ -441,7 +487,12 @@ class Supervisor:
             return self._rejected((str(error),))
         delta = diff_configs(old_loaded.config, loaded.config)
         compiled = compile_config(loaded.config, hostname=self._hostname)
-        unsafe = unsafe_paths(script_commands(compiled.instances, compiled.checks.values()))
+        unsafe = unsafe_paths(
+            [
+                *script_commands(compiled.instances, compiled.checks.values()),
+                *compiled.quorum_argvs,
+            ]
+        )
         if unsafe:
             return self._rejected(tuple(unsafe))
         summary = _summarize(delta)

@@ -179,6 +179,34 @@ async def _receive(reader: asyncio.StreamReader) -> object | None:
     return message
 
 
+async def _exit_of(process: _Child) -> int:
+    """Wait for ``process`` to exit without blocking the loop, and reap it."""
+    loop = asyncio.get_running_loop()
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except OSError:  # no pidfd (Linux < 5.3), or already reaped
+        while (code := process.poll()) is None:  # noqa: ASYNC110 - nothing to wait on
+            await asyncio.sleep(_POLL_EXIT)
+        return code
+    exited: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not exited.done():
+            exited.set_result(None)
+
+    loop.add_reader(pidfd, readable)
+    try:
+        await exited
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+    code = process.poll()  # readable pidfd: exited, so this reaps without blocking
+    return code if code is not None else await asyncio.to_thread(process.wait)
+
+
+# --- parent side -----------------------------------------------------------------------------
+
+
 class _ForkedChild:
     """A VRRP process forked from the daemon: the part of ``subprocess.Popen`` we use."""
 
@@ -227,11 +255,17 @@ class _ForkedChild:
             time.sleep(0.01)
 
     def poll(self) -> int | None:
-        """The exit code if it has exited (reaping it), else None: never blocks."""
-        try:
-            return self.wait(timeout=0)
-        except subprocess.TimeoutExpired:
-            return None
+        """Its exit code once it exited (reaping it), else None: ``Popen.poll``."""
+        with self._lock:
+            if self.returncode is None:
+                try:
+                    pid, status = os.waitpid(self.pid, os.WNOHANG)
+                except ChildProcessError:  # reaped elsewhere: should not happen
+                    self.returncode = -signal.SIGKILL
+                else:
+                    if pid:
+                        self.returncode = os.waitstatus_to_exitcode(status)
+            return self.returncode
 
     def kill(self) -> None:
         if self.returncode is None:
@@ -240,36 +274,6 @@ class _ForkedChild:
 
 
 _Child = subprocess.Popen[bytes] | _ForkedChild
-
-
-async def _exit_of(process: _Child) -> int:
-    """Wait for ``process`` to exit without blocking the loop, and reap it."""
-    loop = asyncio.get_running_loop()
-    try:
-        pidfd = os.pidfd_open(process.pid)
-    except OSError:  # no pidfd (Linux < 5.3), or already reaped
-        while (code := process.poll()) is None:  # noqa: ASYNC110 - nothing to wait on
-            await asyncio.sleep(_POLL_EXIT)
-        return code
-    exited: asyncio.Future[None] = loop.create_future()
-
-    def readable() -> None:
-        if not exited.done():
-            exited.set_result(None)
-
-    loop.add_reader(pidfd, readable)
-    try:
-        await exited
-    finally:
-        loop.remove_reader(pidfd)
-        os.close(pidfd)
-    code = process.poll()  # readable pidfd: exited, so this reaps without blocking
-    return code if code is not None else await asyncio.to_thread(process.wait)
-
-
-# --- parent side -----------------------------------------------------------------------------
-
-
 
 
 class VrrpProcessPart:
@@ -419,7 +423,8 @@ class VrrpProcessPart:
         if answer.error is not None:
             raise VrrpProcessError(answer.error)
 
-    async def _watch(self, reader: asyncio.StreamReader, process: _Child) -> None:
+    async def _watch(self, reader: asyncio.StreamReader,
+                     process: _Child) -> None:
         """Read the child's messages until it is gone, however it goes; then respawn it."""
         reading = asyncio.create_task(self._read(reader), name="vrrp-ipc-read")
         exited = asyncio.create_task(_exit_of(process), name="vrrp-exit")

@@ -251,26 +251,6 @@ async def test_the_respawn_wait_doubles_for_a_child_that_keeps_dying() -> None:
         await part.stop()
 
 
-async def test_the_vrrp_process_ignores_packages_in_the_working_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # "python -c" puts the working directory first on sys.path: a vrrp/ or haipvs/
-    # folder there would be imported by the root-owned VRRP process.
-    marker = tmp_path / "imported"
-    for package in ("vrrp", "haipvs"):
-        (tmp_path / package).mkdir()
-        (tmp_path / package / "__init__.py").write_text(
-            f"open({str(marker)!r}, 'a').write({package!r})\n")
-    monkeypatch.chdir(tmp_path)
-    part = VrrpProcessPart([instance()], lambda *_: None, ports=PORTS)
-    await part.start()
-    try:
-        await until(lambda: says_master(part.views()), 20)
-    finally:
-        await part.stop()
-    assert not marker.exists()
-
-
 async def test_a_failover_hold_crosses_the_process_and_outlives_a_respawn() -> None:
     seen: list[tuple[str, str, str]] = []
     part = VrrpProcessPart([instance()], lambda _n, old, new, reason, _d: seen.append(
@@ -319,6 +299,26 @@ async def test_the_first_process_is_forked_from_the_daemon_and_a_respawn_is_a_ne
         assert b"child_main" in Path(f"/proc/{second}/cmdline").read_bytes()  # exec'd
     finally:
         await part.stop()
+
+
+async def test_the_vrrp_process_ignores_packages_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "python -c" puts the working directory first on sys.path: a vrrp/ or haipvs/
+    # folder there would be imported by the root-owned VRRP process.
+    marker = tmp_path / "imported"
+    for package in ("vrrp", "haipvs"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text(
+            f"open({str(marker)!r}, 'a').write({package!r})\n")
+    monkeypatch.chdir(tmp_path)
+    part = VrrpProcessPart([instance()], lambda *_: None, ports=PORTS)
+    await part.start()
+    try:
+        await until(lambda: says_master(part.views()), 20)
+    finally:
+        await part.stop()
+    assert not marker.exists()
 
 
 async def test_a_forked_process_stops_gracefully_and_leaves_the_daemon_alone() -> None:
