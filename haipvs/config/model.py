@@ -602,6 +602,8 @@ class Director(_Model):
     # None: console on a TTY, json otherwise (design.md §4.1).
     log_format: LogFormatValue | None = None
     log_level: LogLevelValue = LogLevel.INFO
+    # keepalived global_defs notify_fifo: keepalived-format state lines (INSTANCE, VS, RS).
+    notify_fifo: AbsolutePath | None = None
 
     @property
     def api_host(self) -> str:
