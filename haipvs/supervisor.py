@@ -33,7 +33,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
@@ -69,17 +69,20 @@ from haipvs.ipvs import (
 )
 from haipvs.logs import configure_logging
 from haipvs.sdnotify import SystemdNotifier
-from haipvs.status.api import ReloadOutcome, StatusApi
 from haipvs.status.snapshot import (
     DrainView,
     InstanceView,
     OverrideView,
     ProgrammerView,
     RealServerView,
+    ReloadOutcome,
     ReloadView,
     ServiceView,
     Snapshot,
 )
+
+if TYPE_CHECKING:
+    from haipvs.status.api import StatusApi
 
 __all__ = [
     "Supervisor",
@@ -312,6 +315,10 @@ class Supervisor:
         pool.start()
         self._tasks.append(asyncio.create_task(programmer.run(), name="ipvs-programmer"))
         await operator.apply_vrrp()
+        # Imported here, after the VRRP process was forked: aiohttp and prometheus_client
+        # are a third of the daemon's import time, and the VRRP process needs neither.
+        from haipvs.status.api import StatusApi
+
         self._api = StatusApi(api, snapshot=self.snapshot, reload=self.reload, token=token,
                               before=self._refresh_kernel_stats,
                               running_config=self._running_config_document)

@@ -34,13 +34,12 @@ import hmac
 import ipaddress
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from importlib import resources
 
 from aiohttp import web
 
 from haipvs.status.metrics import render_metrics
-from haipvs.status.snapshot import Snapshot
+from haipvs.status.snapshot import ReloadOutcome, Snapshot
 
 __all__ = ["MAX_CONNECTIONS", "ReloadOutcome", "StatusApi", "is_loopback", "parse_listen"]
 
@@ -62,13 +61,6 @@ KEEPALIVE_TIMEOUT = 5.0
 #: the unit's TimeoutStopSec=20s).
 SHUTDOWN_TIMEOUT = 2.0
 _MUTATIONS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-@dataclass(frozen=True, slots=True)
-class ReloadOutcome:
-    applied: bool
-    errors: tuple[str, ...]
-    summary: str
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
