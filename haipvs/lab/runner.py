@@ -336,7 +336,12 @@ def _guest_run(
 
 
 def host_paths_to_keep(
-    argv: Sequence[str], env: Mapping[str, str], cwd: str, *, extra: Sequence[str] = ()
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    cwd: str,
+    *,
+    extra: Sequence[str] = (),
+    exists: Callable[[str], bool] = os.path.isdir,
 ) -> list[str]:
     """The host directories under /tmp or /run that the guest must mount back.
 
@@ -345,11 +350,12 @@ def host_paths_to_keep(
     absolute paths in argv (also after ``=`` in ``--opt=/path``), VIRTUAL_ENV and
     PYTHONPATH, and ``extra``. Only directories that exist on the host are kept.
     """
-    candidates = [cwd, sys.executable, sys.prefix, *extra]
+    candidates = [cwd]
     for word in argv:
         candidates.extend(word.split("="))
     candidates.append(env.get("VIRTUAL_ENV", ""))
     candidates.extend(env.get("PYTHONPATH", "").split(os.pathsep))
+    candidates.extend([sys.executable, sys.prefix, *extra])
     kept: list[str] = []
     for candidate in candidates:
         if not candidate.startswith("/"):
@@ -358,7 +364,7 @@ def host_paths_to_keep(
         if len(parts) < 3 or f"/{parts[1]}" not in GUEST_PRIVATE_DIRS:
             continue
         top = f"/{parts[1]}/{parts[2]}"
-        if top not in kept and os.path.isdir(top):
+        if top not in kept and exists(top):
             kept.append(top)
     return kept
 
