@@ -112,7 +112,7 @@ class ServiceKey(_CachedHash):
     __hash__ = _CachedHash.__hash__
 
     def __str__(self) -> str:
-        # The `vs` log key of design.md §3.6.
+        # The `vs` log key (docs/operations.md).
         if self.fwmark is not None:
             suffix = "/ipv6" if self.family is Family.IPV6 else ""
             return f"fwmark/{self.fwmark}{suffix}"
@@ -175,7 +175,7 @@ class Changed(Generic[V]):
         """The top-level keys whose values differ, in model order.
 
         What a reload needs to pick the cheapest action: a VRRP instance whose only change
-        is ``priority`` gets ``set_priority``, anything else a restart (design.md §3.5).
+        is ``priority`` gets ``set_priority``, anything else a restart.
         """
         names = getattr(type(self.new), "model_fields", None)
         if names is None:
