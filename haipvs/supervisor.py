@@ -10,8 +10,10 @@ It builds the parts, wires them and owns the daemon's life:
 - the status API, systemd notify and watchdog, an event-loop lag monitor.
 
 Signals only queue an action (exabgp's interrupt.py): SIGHUP -> reload, SIGTERM or
-SIGINT -> shutdown. Repeated SIGHUPs while a reload is pending collapse into one,
-and a reload reads the file when it runs, so the last file wins.
+SIGINT -> shutdown. SIGUSR1 (keepalived's "dump state") logs the status snapshot as one
+`daemon.state_dump` line and changes nothing. Repeated SIGHUPs while a reload is
+pending collapse into one, and a reload reads the file when it runs, so the last file
+wins.
 
 Reload validates the new file to one side: a bad file is `config.reload.rejected`
 with every error and the running config stays. A good one is diffed by key and only
@@ -25,10 +27,8 @@ import asyncio
 import contextlib
 import enum
 import gc
-import os
 import signal
 import socket
-import stat
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -47,6 +47,13 @@ from haipvs.config import (
     load_config,
 )
 from haipvs.config.compile import Compiled, compile_config
+from haipvs.daemon.admin import (
+    AdminServer,
+    DestProgress,
+    Operator,
+    RunningView,
+    default_socket_path,
+)
 from haipvs.ipvs import (
     ActualTable,
     DestKey,
@@ -58,11 +65,12 @@ from haipvs.ipvs import (
 )
 from haipvs.logs import configure_logging
 from haipvs.sdnotify import SystemdNotifier
-from haipvs.security import script_commands, unsafe_paths
+from haipvs.security import config_file_problem, script_commands, unsafe_paths
 from haipvs.status.api import ReloadOutcome, StatusApi
 from haipvs.status.snapshot import (
     DrainView,
     InstanceView,
+    OverrideView,
     ProgrammerView,
     RealServerView,
     ReloadView,
@@ -102,6 +110,10 @@ class VrrpPart(Protocol):
         """How many times VRRP had to be started again after it died on its own."""
         ...
 
+    async def set_holds(self, holds: Mapping[str, str]) -> None:
+        """``haipvs failover``: held instances (name -> reason) resign and stay backup."""
+        ...
+
 
 VrrpFactory = Callable[
     [Sequence[vrrp.InstanceSettings], Callable[[str, str, str, str, str], None]], VrrpPart
@@ -109,10 +121,10 @@ VrrpFactory = Callable[
 
 
 def check_file_safety(path: str) -> None:
-    """Refuse a file that users other than its owner (and root) may change."""
-    info = os.stat(path)
-    if info.st_mode & stat.S_IWOTH:
-        raise UnsafeConfigFileError(f"{path}: refused: the file is writable by other users")
+    """Refuse a config file others may change (haipvs.security, the scripts' rule)."""
+    problem = config_file_problem(path)
+    if problem is not None:
+        raise UnsafeConfigFileError(str(problem))
 
 
 class Supervisor:
@@ -125,6 +137,8 @@ class Supervisor:
         prober: checkers.Prober | None = None,
         remove_ipvs_on_exit: bool = False,
         hostname: str | None = None,
+        overrides_file: str | None = None,
+        admin_socket: str | None = None,
     ) -> None:
         self._path = config_path
         self._kernel = kernel
@@ -156,6 +170,10 @@ class Supervisor:
         self._sync_applied: str | None = None
         self._sync_task: asyncio.Task[None] | None = None
         self._sync_reason = ""
+        self._overrides_file = overrides_file
+        self._admin_socket = admin_socket or default_socket_path()
+        self._operator: Operator | None = None
+        self._admin: AdminServer | None = None
 
     # ----------------------------------------------------------------- start-up
 
@@ -196,6 +214,7 @@ class Supervisor:
             (signal.SIGINT, _Action.SHUTDOWN),
         ):
             loop.add_signal_handler(signum, self._queue, action)
+        loop.add_signal_handler(signal.SIGUSR1, self._dump_state)
         try:
             await self._start(compiled, config.director.api, config.director.api_token)
         except Exception as error:
@@ -253,6 +272,16 @@ class Supervisor:
 
             kernel = NetlinkIpvsKernel()
             self._kernel = kernel
+        if compiled.instances:
+            # VRRP first, while the daemon has no connection open: its process is forked
+            # from this one (haipvs.vrrp_process) and listens as BACKUP while the IPVS
+            # table and the checkers start (keepalived starts its VRRP and checker
+            # children side by side too). It cannot become MASTER before a whole
+            # Master_Down_Interval (a priority-255 owner excepted), by which time the
+            # table is programmed; a restart keeps the previous table meanwhile.
+            factory = self._vrrp_factory or _default_vrrp_factory
+            self._vrrp = factory(compiled.instances, self._vrrp_transition)
+            await self._vrrp.start()
         programmer = IpvsProgrammer(
             kernel,
             min_interval=compiled.min_interval,
@@ -278,15 +307,27 @@ class Supervisor:
         pool.update(compiled.checks, adopted=adopted, fail_open=compiled.fail_open)
         programmer.set_health(self._health_map(compiled))
         programmer.set_specs(compiled.services)
+        # The operator's drains and maintenance are in the very first sync: a restart never
+        # gives a drained real server new connections.
+        operator = Operator(path=self._overrides_file, running=self._running_view,
+                            set_admin=programmer.set_admin, set_holds=self._set_holds,
+                            progress=self._dest_progress)
+        self._operator = operator
+        operator.load()
+        operator.apply_ipvs()
         pool.start()
         self._tasks.append(asyncio.create_task(programmer.run(), name="ipvs-programmer"))
-        if compiled.instances:
-            factory = self._vrrp_factory or _default_vrrp_factory
-            self._vrrp = factory(compiled.instances, self._vrrp_transition)
-            await self._vrrp.start()
+        await operator.apply_vrrp()
         self._api = StatusApi(api, snapshot=self.snapshot, reload=self.reload, token=token,
                               before=self._refresh_kernel_stats)
         await self._api.start()
+        admin = AdminServer(self._admin_socket, operator.handle)
+        try:
+            await admin.start()
+            self._admin = admin
+        except OSError as error:  # the director runs without it: its VIPs matter more
+            log.error("operator.admin.unavailable", socket=self._admin_socket,
+                      error=str(error), reason="haipvs drain/failover will not reach this daemon")
         self._tasks.append(asyncio.create_task(self._lag_monitor(), name="loop-lag"))
         if self._notifier.watchdog_interval is not None:
             self._tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
@@ -390,7 +431,9 @@ class Supervisor:
         assert old_loaded is not None and old is not None
         try:
             check_file_safety(self._path)
-            loaded = load_config(self._path)
+            # Off the loop: a large (or hostile) file must not stall adverts' peers,
+            # checks and the watchdog ping while it parses.
+            loaded = await asyncio.to_thread(load_config, self._path)
         except ConfigInvalid as invalid:
             errors = tuple(str(error) for error in invalid.errors)
             return self._rejected(errors)
@@ -415,6 +458,7 @@ class Supervisor:
                 factory = self._vrrp_factory or _default_vrrp_factory
                 self._vrrp = factory(compiled.instances, self._vrrp_transition)
                 await self._vrrp.start()
+            await self._operator_follow_config()
         self._reloads_applied += 1
         self._last_reload = ReloadView(at=time.time(), result="applied", summary=summary)
         log.info("config.reload.applied", config=self._path, changes=summary)
@@ -434,6 +478,10 @@ class Supervisor:
     # ----------------------------------------------------------------- shutdown
 
     async def _shutdown(self) -> None:
+        if self._admin is not None:
+            await self._admin.stop()
+        if self._operator is not None:
+            self._operator.stop()
         if self._vrrp is not None:
             with contextlib.suppress(Exception):
                 await self._vrrp.stop()  # priority-0 advert, VIPs removed
@@ -455,6 +503,79 @@ class Supervisor:
                 result = close()
                 if asyncio.iscoroutine(result):
                     await result
+
+    # ----------------------------------------------------------------- operator
+
+    def _running_view(self) -> RunningView:
+        compiled = self._compiled
+        assert compiled is not None
+        return RunningView(
+            services={
+                spec.key: (compiled.service_names[spec.key],
+                           tuple(dest.key for dest in spec.real_servers))
+                for spec in compiled.services
+            },
+            instances=tuple(settings.name for settings in compiled.instances),
+        )
+
+    async def _set_holds(self, holds: Mapping[str, str]) -> None:
+        if self._vrrp is not None:
+            await self._vrrp.set_holds(holds)
+
+    async def _dest_progress(self) -> dict[tuple[ServiceKey, DestKey], DestProgress]:
+        await self._refresh_kernel_stats()
+        actual = self._actual
+        if actual is None:
+            return {}
+        progress = {}
+        for service, entry in actual.table.services.items():
+            for key, dest in entry.dests.items():
+                stats = actual.stats_of(service, key)
+                progress[(service, key)] = DestProgress(
+                    dest.weight, stats.active_conns, stats.inactive_conns
+                )
+        return progress
+
+    async def _operator_follow_config(self) -> None:
+        """After a reload: the overrides on the new config (they outlive config changes)."""
+        if self._operator is not None:
+            self._operator.apply_ipvs()
+            with contextlib.suppress(Exception):  # logged by the VRRP part
+                await self._operator.apply_vrrp()
+
+    def _dump_state(self) -> None:
+        # keepalived's SIGUSR1 writes its state to a file; here the log is the record.
+        try:
+            log.info("daemon.state_dump", reason="SIGUSR1", snapshot=self.snapshot().to_json())
+        except Exception as error:  # never let a dump take the daemon down
+            log.error("daemon.state_dump_failed", error=repr(error))
+
+    def _override_views(self, compiled: Compiled) -> tuple[OverrideView, ...]:
+        operator = self._operator
+        if operator is None:
+            return ()
+        overrides = operator.overrides
+        services = self._running_view().services
+        views = [
+            OverrideView(
+                kind=entry.state.value,
+                target=entry.describe().split(" in ")[0],
+                service=entry.service,
+                uid=entry.uid,
+                since=entry.since,
+                matches=len(overrides.matched(entry, services)),
+            )
+            for entry in overrides.servers
+        ]
+        now = time.time()
+        views.extend(
+            OverrideView(kind="failover", target=hold.instance, service=None, uid=hold.uid,
+                         since=hold.since, until=hold.until,
+                         matches=1 if hold.instance in {s.name for s in compiled.instances}
+                         else 0)
+            for hold in overrides.holds if hold.active(now)
+        )
+        return tuple(views)
 
     # ----------------------------------------------------------------- upkeep
 
@@ -496,6 +617,7 @@ class Supervisor:
         expected = programmer.expected_table
         drains = {(d.vs, d.rs): d for d in status.draining}
         by_key = {key: backend for backend, key in compiled.backends.items()}
+        admin = programmer.admin
         services = []
         for spec in compiled.services:
             name = compiled.service_names[spec.key]
@@ -528,6 +650,8 @@ class Supervisor:
                         cause=drain.cause,
                     ),
                     fail_open_held=health is not None and health.held_by_fail_open,
+                    admin=None if (spec.key, dest.key) not in admin
+                    else admin[(spec.key, dest.key)].state.value,
                 ))
             service_status = pool_snap.services.get(name)
             sorry = spec.sorry_server
@@ -567,6 +691,7 @@ class Supervisor:
             loop_lag_ms=self._lag * 1000,
             vrrp_loop_lag_ms=self._vrrp.loop_lag() * 1000 if self._vrrp is not None else 0.0,
             vrrp_restarts=self._vrrp.restarts() if self._vrrp is not None else 0,
+            overrides=self._override_views(compiled),
         )
 
 
@@ -603,7 +728,7 @@ def _default_vrrp_factory(
 ) -> VrrpPart:
     from haipvs.vrrp_process import VrrpProcessPart
 
-    return VrrpProcessPart(instances, on_transition)
+    return VrrpProcessPart(instances, on_transition, fork_first=True)
 
 
 def run_command(args: object) -> int:

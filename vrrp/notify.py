@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import structlog
 
 from vrrp.settings import NotifySettings
+from vrrp.spawn import script_preexec
 
 __all__ = [
     "MINIMAL_ENVIRONMENT",
@@ -115,6 +116,7 @@ async def run_argv(
             env=dict(environment),
             cwd="/",
             start_new_session=True,
+            preexec_fn=script_preexec(),  # SCHED_OTHER, no ambient caps... (vrrp.spawn)
         )
     except OSError as exc:
         return RunOutcome(None, False, f"{type(exc).__name__}: {exc.strerror or exc}")

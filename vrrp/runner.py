@@ -169,6 +169,7 @@ class InstanceRunner:
         self._tracked_priority = settings.priority
         self._tracked_reason = "configured"
         self._sync_hold: str | None = None
+        self._operator_hold: str | None = None
         self._drop_logged: dict[tuple[IPAddress, DropReason], tuple[float, int]] = {}
         self._stopped = asyncio.Event()
         self._started = False
@@ -290,6 +291,25 @@ class InstanceRunner:
         (:meth:`hold_for_sync_group`). Not MASTER: nothing happens."""
         await self._input(lambda now: self.machine.resign(reason, now))
 
+    async def hold_for_operator(self, reason: str | None) -> None:
+        """``haipvs failover``: hand mastership over and stay backup (``reason`` set), or
+        release the hold (None).
+
+        While held the instance advertises priority 1, like a sync group's hold, so it
+        never preempts back, yet still takes over if the peer dies. A master resigns
+        with a priority-0 advert (RFC 5798 §6.4.3): the peer takes over after its skew
+        time."""
+        if reason == self._operator_hold:
+            return
+        self._operator_hold = reason
+        await self._input(self._priority_input)
+        if reason is not None:
+            await self._input(
+                lambda now: self.machine.resign(
+                    reason, now, cause=TransitionReason.operator_failover
+                )
+            )
+
     async def reconfigure(self, settings: InstanceSettings) -> None:
         """Reload: new tunables in place (priority, intervals, preempt, GARP...), keeping
         the state and the VIPs. Identity, version or VIP changes raise VrrpUsageError:
@@ -307,6 +327,8 @@ class InstanceRunner:
     def _priority_input(self, now: float) -> tuple[Action, ...]:
         if self._sync_hold is not None:
             return self.machine.set_priority(1, self._sync_hold, now)
+        if self._operator_hold is not None:
+            return self.machine.set_priority(1, self._operator_hold, now)
         return self.machine.set_priority(self._tracked_priority, self._tracked_reason, now)
 
     # --- the adapter loop -------------------------------------------------------------------------

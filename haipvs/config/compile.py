@@ -253,15 +253,16 @@ def _sorry(vs: m.VirtualServer) -> Dest | None:
 def _service_spec(
     vs: m.VirtualServer, key: ServiceKey, dests: list[Dest], sorry: Dest | None
 ) -> ServiceSpec:
+    flags = m.scheduler_flags_in_use(vs)
     return ServiceSpec(
         service=Service(
             key=key,
             scheduler=vs.scheduler.value,
             flags=SchedFlags(
-                sh_fallback=m.SchedulerFlag.SH_FALLBACK in vs.scheduler_flags,
-                sh_port=m.SchedulerFlag.SH_PORT in vs.scheduler_flags,
-                mh_fallback=m.SchedulerFlag.MH_FALLBACK in vs.scheduler_flags,
-                mh_port=m.SchedulerFlag.MH_PORT in vs.scheduler_flags,
+                sh_fallback=m.SchedulerFlag.SH_FALLBACK in flags,
+                sh_port=m.SchedulerFlag.SH_PORT in flags,
+                mh_fallback=m.SchedulerFlag.MH_FALLBACK in flags,
+                mh_port=m.SchedulerFlag.MH_PORT in flags,
                 one_packet=vs.one_packet,
             ),
             persistence_timeout=vs.persistence.timeout,
@@ -406,6 +407,10 @@ def _check(check: m.Check, vs: m.VirtualServer) -> checkers.CheckSpec:
             expect_answer=check.expect_answer,
             connect_port=check.port,
         )
+    if isinstance(check, m.SmtpCheck):
+        return checkers.SmtpCheck(timing, helo_name=check.helo_name, connect_port=check.port)
+    if isinstance(check, m.PingCheck):
+        return checkers.PingCheck(timing)
     assert isinstance(check, m.UdpCheck)
     return checkers.UdpCheck(
         timing,

@@ -61,6 +61,7 @@ __all__ = [
     "LogLevel",
     "Notify",
     "Persistence",
+    "PingCheck",
     "ProgrammerSettings",
     "Protocol",
     "Quorum",
@@ -68,6 +69,7 @@ __all__ = [
     "Scheduler",
     "SchedulerFlag",
     "Severity",
+    "SmtpCheck",
     "SorryServer",
     "SyncDaemon",
     "SyncGroup",
@@ -414,6 +416,19 @@ Md5 = Annotated[str, BeforeValidator(_parse_md5)]
 RecordType = Annotated[str, BeforeValidator(_parse_record_type)]
 InterfaceName = Annotated[str, BeforeValidator(_parse_ifname)]
 Text = Annotated[str, BeforeValidator(_parse_text)]
+
+
+def _parse_token(value: Any) -> str:
+    # RFC 6750 section 2.1: a bearer token is visible ASCII; a blank or spaced token
+    # cannot be sent in an Authorization header and must not protect anything.
+    text = _parse_text(value)
+    if not all("!" <= c <= "~" for c in text):
+        raise PydanticCustomError(
+            "token", "must be printable ASCII with no whitespace (a bearer token)")
+    return text
+
+
+BearerToken = Annotated[str, BeforeValidator(_parse_token)]
 Command = Annotated[tuple[str, ...], BeforeValidator(_parse_command)]
 TrackWeight = Annotated[int, BeforeValidator(_int_in(-253, 253))]
 SyncId = Annotated[int, BeforeValidator(_int_in(0, 255))]
@@ -562,7 +577,7 @@ class Director(_Model):
     name: Name | None = None
     api: Annotated[str, BeforeValidator(_parse_listen)] = "127.0.0.1:9797"
     # Required by clients when the API listens beyond loopback (see the warning rule).
-    api_token: Text | None = None
+    api_token: BearerToken | None = None
     # None: console on a TTY, json otherwise.
     log_format: LogFormatValue | None = None
     log_level: LogLevelValue = LogLevel.INFO
@@ -774,11 +789,21 @@ class UdpCheck(CheckTiming):
     expect: Text | None = None  # keepalived require_reply
 
 
+class SmtpCheck(CheckTiming):
+    type: Literal["smtp"]  # keepalived SMTP_CHECK: 220 greeting, 250 to HELO, QUIT
+    port: NonZeroPort | None = None  # keepalived connect_port; None: the real server's
+    helo_name: Text = "smtpchecker.keepalived.org"  # keepalived helo_name and its default
+
+
+class PingCheck(CheckTiming):
+    type: Literal["ping"]  # keepalived PING_CHECK: an ICMP(v6) echo reply in time
+
+
 Check = Annotated[
-    TcpCheck | HttpCheck | HttpsCheck | ExecCheck | DnsCheck | UdpCheck,
+    TcpCheck | HttpCheck | HttpsCheck | ExecCheck | DnsCheck | UdpCheck | SmtpCheck | PingCheck,
     Field(discriminator="type"),
 ]
-CHECK_TYPES = ("tcp", "http", "https", "exec", "dns", "udp")
+CHECK_TYPES = ("tcp", "http", "https", "exec", "dns", "udp", "smtp", "ping")
 
 
 class Tunnel(_Model):
@@ -942,6 +967,20 @@ def find_rule_violations(
     if ipvs is not None:
         findings += _ipvs_rules(ipvs, vrrp, virtual_servers, all_vrrp_valid)
     return findings
+
+
+#: The hash schedulers keep a weight-0 real server's share of the hash: without the
+#: fallback flag the kernel answers "no destination" for it (ip_vs_sh.c, ip_vs_mh.c
+#: is_unavailable), and haipvs sets weight 0 itself (drain on removal,
+#: inhibit_on_failure, a dynamic weight of 0). So the fallback is always on.
+_HASH_FALLBACK = {Scheduler.SH: SchedulerFlag.SH_FALLBACK, Scheduler.MH: SchedulerFlag.MH_FALLBACK}
+
+
+def scheduler_flags_in_use(vs: VirtualServer) -> frozenset[SchedulerFlag]:
+    """The flags the service gets in the kernel: the configured ones, and the hash
+    scheduler's fallback (see ``_HASH_FALLBACK``)."""
+    fallback = _HASH_FALLBACK.get(vs.scheduler)
+    return frozenset(vs.scheduler_flags) | ({fallback} if fallback is not None else set())
 
 
 def _error(path: KeyPath, message: str) -> Finding:
@@ -1161,6 +1200,14 @@ def _virtual_server_rules(index: int, vs: VirtualServer) -> Iterable[Finding]:
             )
     if len(set(vs.scheduler_flags)) != len(vs.scheduler_flags):
         yield _error((*base, "scheduler_flags"), "a flag is listed twice")
+    fallback = _HASH_FALLBACK.get(vs.scheduler)
+    if fallback is not None and fallback not in vs.scheduler_flags:
+        yield _warning(
+            (*base, "scheduler"),
+            f"{vs.scheduler.value} without {fallback.value}: haipvs adds it (a real server "
+            "at weight 0, draining or inhibit_on_failure, would otherwise drop the new "
+            "connections hashed to it)",
+        )
     if vs.one_packet and vs.protocol is not Protocol.UDP:
         yield _error((*base, "one_packet"), "one-packet scheduling is for udp services only")
 
@@ -1306,7 +1353,7 @@ def _check_rules(
         if isinstance(check, HttpsCheck) and check.ca_file is not None and not check.verify_tls:
             yield _error((*path, "ca_file"), "needs verify_tls: true")
     # A socket check needs a port: its own, the real server's or the service's.
-    needs_port = isinstance(check, TcpCheck | HttpCheck | HttpsCheck | UdpCheck)
+    needs_port = isinstance(check, TcpCheck | HttpCheck | HttpsCheck | UdpCheck | SmtpCheck)
     has_port = getattr(check, "port", None) is not None or bool(target_port)
     if needs_port and not has_port and inherited_from is not None:
         where = path if own else inherited_from

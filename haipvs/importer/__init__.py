@@ -13,37 +13,8 @@ Public API (other packages import only from here):
 - ``import_keepalived_command(args) -> int``: ``haipvs import-keepalived FILE``.
 """
 
-from __future__ import annotations
+import lazy_loader
 
-from haipvs.importer.command import import_keepalived_command, run_import
-from haipvs.importer.parser import (
-    FileSource,
-    FilesystemSource,
-    KeepalivedSyntaxError,
-    Location,
-    ParsedConfig,
-    Skipped,
-    Statement,
-    parse_file,
-    parse_text,
-)
-from haipvs.importer.translate import Finding, Severity, Translation, render_yaml, translate
-
-__all__ = [
-    "FileSource",
-    "FilesystemSource",
-    "Finding",
-    "KeepalivedSyntaxError",
-    "Location",
-    "ParsedConfig",
-    "Severity",
-    "Skipped",
-    "Statement",
-    "Translation",
-    "import_keepalived_command",
-    "parse_file",
-    "parse_text",
-    "render_yaml",
-    "run_import",
-    "translate",
-]
+# The public names live in __init__.pyi (also the table mypy reads); each is imported on
+# first use, so `import haipvs.importer.<pure module>` does not drag in the IO modules.
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

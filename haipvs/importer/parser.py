@@ -51,6 +51,9 @@ __all__ = [
 # depth no sane configuration reaches.
 MAX_INCLUDE_DEPTH = 32
 
+#: A line may grow to this many characters by `$` substitution (keepalived's own
+#: MAXBUF for a line is 1024; generous for long lists of addresses).
+MAX_SUBSTITUTED_LINE = 65536
 _DEFINITION = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
 _CONDITION = re.compile(r"^@(\^?)(\S+)\s+(\S.*)$")
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
@@ -293,15 +296,29 @@ class _Lexer:
         if "$" not in line or not self.definitions:
             return line
 
+        grown = 0
+
         def replace(match: re.Match[str]) -> str:
+            nonlocal grown
             name = match.group(1) or match.group(2)
-            if name in self.definitions:
-                return self.definitions[name]
-            return match.group(0)
+            if name not in self.definitions:
+                return match.group(0)
+            value = self.definitions[name]
+            # Definitions that name others several times grow a line exponentially
+            # with the passes ($B=$A$A, $C=$B$B...): stop before it eats the memory.
+            grown += len(value)
+            if len(line) + grown > MAX_SUBSTITUTED_LINE:
+                raise KeepalivedSyntaxError(
+                    location,
+                    f"parameter substitution makes this line longer than "
+                    f"{MAX_SUBSTITUTED_LINE} characters",
+                )
+            return value
 
         # keepalived re-scans after a replacement (a value may name another definition);
         # a bounded number of passes keeps a self-referencing definition from looping.
         for _ in range(8):
+            grown = 0
             replaced = _REFERENCE.sub(replace, line)
             if replaced == line:
                 return line

@@ -1,7 +1,8 @@
 """The desired IPVS table: what the config and the health checks say the kernel should hold.
 
-Rule 1: every rule that turns (service specs, health, drains) into rows lives here: quorum and
-the sorry server, inhibit_on_failure, slow-start weight scaling, drains at weight 0.
+Rule 1: every rule that turns (service specs, health, operator overrides, drains) into rows
+lives here: quorum and the sorry server, inhibit_on_failure, slow-start weight scaling, the
+operator's drain and maintenance, drains at weight 0.
 Rule 2: pure. No clock, no IO, no logging: the result carries *notes* (why a row is what it is)
 that the planner turns into op reasons and the programmer into log lines.
 
@@ -10,14 +11,30 @@ keepalived options matched: ``quorum`` (here a count of up real servers, ``min_u
 kept at weight 0 instead of removed), ``alpha`` is the checker's business (it reports the server
 down until it has passed ``rise`` checks). A real server with no health entry is up, as in
 keepalived for a real server without a checker.
+
+Operator overrides (``AdminState``, set with ``haipvs drain`` / ``haipvs maintenance``), as
+HAProxy's runtime API has them:
+
+* ``DRAIN``: the real server stays in the table at weight 0. The schedulers send it no new
+  connection, established ones carry on, and it stays there (weight 0) until undrained, whatever
+  its connection count: the operator decides when it is empty enough (``haipvs drain --wait``).
+* ``MAINTENANCE``: the real server leaves the live table, exactly as a failed check would make
+  it leave: the graceful drain of ``drain.py`` keeps it at weight 0 while it has connections, up
+  to the service's ``drain_timeout``, then deletes it (at once for UDP or ``drain_timeout: 0``).
+
+Either way the server no longer counts as up for the quorum (it takes no new connection). A
+server that is down stays out whatever its override. The rows carry the override as their note,
+so drift repair restores weight 0 rather than the configured weight.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from checkers.slowstart import effective_weight
 from haipvs.ipvs.model import (
     Dest,
     DestKey,
@@ -29,6 +46,8 @@ from haipvs.ipvs.model import (
 )
 
 __all__ = [
+    "AdminState",
+    "AdminView",
     "Desired",
     "HealthKey",
     "HealthView",
@@ -37,7 +56,6 @@ __all__ = [
     "ServiceSpec",
     "build_desired",
     "desired_table",
-    "effective_weight",
     "with_drains",
 ]
 
@@ -111,18 +129,22 @@ class Desired:
     notes: Mapping[NoteKey, Note] = field(default_factory=dict)
 
 
+class AdminState(enum.Enum):
+    """The operator's override of one real server (see the module docstring)."""
+
+    DRAIN = "drain"
+    MAINTENANCE = "maintenance"
+
+
+@dataclass(frozen=True, slots=True)
+class AdminView:
+    """An override as the desired table sees it; ``detail`` goes into the op's reason."""
+
+    state: AdminState
+    detail: str = ""
+
+
 _UP = HealthView(up=True)
-
-
-def effective_weight(weight: int, factor: float) -> int:
-    """The configured weight scaled by a slow-start factor; never below 1 unless configured 0.
-
-    A configured weight 0 is the operator's own quiesce and stays 0; any other weight stays at
-    least 1 so that a warming server still receives some traffic.
-    """
-    if weight == 0 or factor >= 1.0:
-        return weight
-    return max(1, round(weight * factor))
 
 
 def _quorum_lost_detail(up: int, spec: ServiceSpec) -> str:
@@ -132,8 +154,13 @@ def _quorum_lost_detail(up: int, spec: ServiceSpec) -> str:
 def build_desired(
     specs: Mapping[ServiceKey, ServiceSpec] | tuple[ServiceSpec, ...] | list[ServiceSpec],
     health: Mapping[HealthKey, HealthView],
+    admin: Mapping[HealthKey, AdminView] | None = None,
 ) -> Desired:
-    """The live desired table (no drains) and its notes. See ``with_drains`` for drains."""
+    """The live desired table (no drains) and its notes. See ``with_drains`` for drains.
+
+    ``admin``: the operator's overrides by (service, real server); see the module docstring.
+    """
+    overrides = admin or {}
     items = specs.values() if isinstance(specs, Mapping) else specs
     services: dict[ServiceKey, ServiceEntry] = {}
     notes: dict[NoteKey, Note] = {}
@@ -143,10 +170,19 @@ def build_desired(
             raise ValueError(f"service {key} specified twice")
         dests: dict[DestKey, Dest] = {}
         down: list[tuple[Dest, HealthView]] = []
+        drained: list[tuple[Dest, AdminView]] = []
         for dest in spec.real_servers:
             view = health.get((key, dest.key), _UP)
+            override = overrides.get((key, dest.key))
+            if override is not None and override.state is AdminState.MAINTENANCE:
+                # Out of the live table: drain.py drains its connections, then deletes it.
+                notes[(key, dest.key)] = Note(OpReason.OPERATOR_MAINTENANCE, override.detail)
+                continue
             if not view.up:
                 down.append((dest, view))
+                continue
+            if override is not None:  # DRAIN: kept at weight 0 below, not counted as up
+                drained.append((dest, override))
                 continue
             weight = effective_weight(dest.weight, view.weight_factor)
             if weight != dest.weight:
@@ -159,6 +195,8 @@ def build_desired(
         up_count = len(dests)
         for dest, view in down:
             notes[(key, dest.key)] = Note(OpReason.HEALTH_DOWN, view.reason)
+        for dest, override in drained:
+            notes[(key, dest.key)] = Note(OpReason.OPERATOR_DRAIN, override.detail)
         if up_count < spec.min_up:
             # keepalived quorum: below it the sorry server alone serves; real servers that are
             # still up leave (graceful drain applies), or stay at weight 0 with inhibit.
@@ -178,6 +216,8 @@ def build_desired(
             if spec.inhibit_on_failure:
                 # keepalived inhibit_on_failure: keep the dest, weight 0, connections survive.
                 dests[dest.key] = dataclasses.replace(dest, weight=0)
+        for dest, _override in drained:
+            dests[dest.key] = dataclasses.replace(dest, weight=0)
         if spec.sorry_server is not None:
             notes[(key, spec.sorry_server.key)] = Note(
                 OpReason.QUORUM_REGAINED, f"{up_count} up >= min_up {spec.min_up}"

@@ -43,6 +43,7 @@ import structlog
 
 from haipvs.ipvs.coalescer import Coalescer
 from haipvs.ipvs.desired import (
+    AdminView,
     HealthKey,
     HealthView,
     Note,
@@ -185,6 +186,7 @@ class IpvsProgrammer:
         self._extra_owned: frozenset[ServiceKey] = frozenset()
         self._retiring: set[ServiceKey] = set()
         self._health: dict[HealthKey, HealthView] = {}
+        self._admin: dict[HealthKey, AdminView] = {}
         self._pending_notes: dict[NoteKey, Note] = {}
         # The live desired rows (no drains), kept between syncs and rebuilt per service when
         # its specs or health change: a health flip costs O(that service), not O(table).
@@ -264,6 +266,18 @@ class IpvsProgrammer:
         self._health[key] = view
         self._dirty.add(service)
         self.request_sync("health")
+
+    def set_admin(self, admin: Mapping[HealthKey, AdminView]) -> None:
+        """Replace the operator's overrides (drain, maintenance) and request a sync."""
+        if admin == self._admin:
+            return
+        for key in self._admin.keys() ^ admin.keys():
+            self._dirty.add(key[0])
+        for key in self._admin.keys() & admin.keys():
+            if self._admin[key] != admin[key]:
+                self._dirty.add(key[0])
+        self._admin = dict(admin)
+        self.request_sync("operator")
 
     def set_timeouts(self, tcp: int, tcpfin: int, udp: int) -> None:
         """Wanted connection timeouts (ipvsadm --set); applied by the next sync."""
@@ -358,7 +372,7 @@ class IpvsProgrammer:
     def _refresh_live(self) -> set[ServiceKey] | None:
         """Bring the live rows up to date; returns the services rebuilt (None: all)."""
         if not self._live_valid:
-            built = build_desired(self._specs, self._health)
+            built = build_desired(self._specs, self._health, self._admin)
             self._live = dict(built.table.services)
             self._live_notes = {}
             for note_key, note in built.notes.items():
@@ -370,7 +384,8 @@ class IpvsProgrammer:
         self._dirty.clear()
         if dirty:
             built = build_desired(
-                [self._specs[key] for key in dirty if key in self._specs], self._health
+                [self._specs[key] for key in dirty if key in self._specs], self._health,
+                self._admin,
             )
             for key in dirty:
                 self._live_notes.pop(key, None)
@@ -629,6 +644,11 @@ class IpvsProgrammer:
             draining=draining,
             owned_services=len(self.owned),
         )
+
+    @property
+    def admin(self) -> Mapping[HealthKey, AdminView]:
+        """The operator's overrides in force (set_admin)."""
+        return self._admin
 
     @property
     def expected_table(self) -> IpvsTable | None:

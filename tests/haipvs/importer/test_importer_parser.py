@@ -327,3 +327,23 @@ def test_any_tree_written_any_valid_way_reads_back(data: st.DataObject) -> None:
         lines += _render(statement, data.draw)
     parsed = parse_text("\n".join(lines) + "\n", "p.conf")
     assert _shape(parsed.statements) == _shape(tree)
+
+
+def test_exponential_parameter_substitution_is_refused_at_its_line() -> None:
+    # Each definition names the previous one ten times: eight passes would make the
+    # line 10^8 characters long.
+    names = "ABCDEFGHI"
+    text = "$A=xxxxxxxxxx\n" + "".join(
+        f"${names[i + 1]}={('$' + names[i] + ' ') * 10}\n" for i in range(8)
+    ) + "global_defs {\n router_id $I\n}\n"
+    with pytest.raises(KeepalivedSyntaxError) as err:
+        parse_text(text, "bomb.conf")
+    assert str(err.value) == (
+        "bomb.conf:11: parameter substitution makes this line longer than 65536 characters"
+    )
+
+
+def test_a_long_but_bounded_substitution_still_works() -> None:
+    text = "$A=192.0.2.1 192.0.2.2\n$B=$A $A $A\nvirtual_ipaddress {\n $B $B\n}\n"
+    (block,) = parse_text(text, "ok.conf").statements
+    assert words(block.block or ()) == [("192.0.2.1", "192.0.2.2") * 6]
