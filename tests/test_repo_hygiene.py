@@ -1,8 +1,9 @@
 """The repository carries itself: no tracked file names a path outside it.
 
-A test or doc that reads /work/..., /home/... or ../shared works on one machine only,
-and a reference to a document that is not in the repo is one no reader can follow.
-Data the tests need lives in tests/data; the reasons live in docs/.
+A test or doc that reads a directory of the machine it was written on, a home directory
+or a sibling of the checkout works on one machine only, and a reference to a document
+that is not in the repo is one no reader can follow. Data the tests need lives in
+tests/data; the reasons live in docs/.
 """
 
 from __future__ import annotations
