@@ -7,6 +7,7 @@ natively on a host that has it); each boot takes a few seconds.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,6 +19,7 @@ from haipvs.lab.runner import _command_script, host_paths_to_keep
 
 LAB = [sys.executable, "-m", "haipvs", "lab", "run"]
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab runs as root")
+needs_uml = pytest.mark.skipif(shutil.which("linux") is None, reason="user-mode-linux")
 
 
 def lab(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -112,3 +114,22 @@ def test_the_paths_the_guest_mounts_back_are_the_top_directories_under_tmp_and_r
     assert "/tmp/d" not in keep  # not on the host
     assert len(set(keep)) == len(keep)
     assert all(path.count("/") == 2 for path in keep)
+
+
+@needs_uml
+def test_each_documented_backend_is_accepted_and_uml_runs() -> None:
+    # The docs say UML is the default guest: `--backend uml` must be accepted and run.
+    result = lab("--backend", "uml", "--", "sh", "-c", "echo $HAIPVS_IN_LAB")
+    assert (result.returncode, result.stdout) == (0, "1\n"), result.stderr
+    refused = lab("--backend", "vmware", "--", "true")
+    assert refused.returncode == 2
+    assert "invalid choice: 'vmware'" in refused.stderr
+    assert "uml" in refused.stderr
+
+
+@needs_uml
+def test_lab_setup_prepares_the_guest_auto_would_boot() -> None:
+    result = subprocess.run([*LAB[:-1], "setup"], check=False, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("haipvs lab: user-mode-linux ")
