@@ -108,3 +108,15 @@ def test_the_documented_exposure_is_what_systemd_analyze_measures(tmp_path: Path
     match = re.search(r"Overall exposure level for haipvs.service: ([0-9.]+) ", result.stdout)
     assert match is not None, result.stdout + result.stderr
     assert _documented_exposures() == {match.group(1)}
+
+
+def test_the_readmes_links_lead_to_files_of_the_repo() -> None:
+    links = re.findall(r"\]\(([^)#:]+)\)", README.read_text())
+    assert "docs/architecture.md" in links and "docs/benchmarks.md" in links
+    assert [link for link in links if not (ROOT / link).exists()] == []
+
+
+def test_docs_benchmarks_describes_every_bench() -> None:
+    text = (ROOT / "docs" / "benchmarks.md").read_text()
+    benches = sorted(path.name for path in (ROOT / "bench").glob("*.py"))
+    assert [name for name in benches if f"`bench/{name}`" not in text] == []
