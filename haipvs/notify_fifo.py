@@ -26,14 +26,18 @@ import os
 import select
 import stat
 from collections.abc import Callable
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address, IPv6Address, ip_address
+
+from haipvs.ipvs.model import DestKey, ServiceKey
 
 __all__ = [
     "NotifyFifo",
     "endpoint",
     "group_line",
     "instance_line",
+    "real_server_endpoint",
     "rs_line",
+    "service_endpoint",
     "vs_line",
 ]
 
@@ -50,6 +54,20 @@ def endpoint(address: IPAddress | None, protocol: str, port: int, fwmark: int = 
     if fwmark:
         return f"FWM:{fwmark}"
     return f"[{address}]:{protocol}:{port}"
+
+
+def service_endpoint(key: ServiceKey) -> str:
+    """``[198.51.100.10]:tcp:80`` (``FWM:7``) for an IPVS service key."""
+    if key.fwmark:
+        return endpoint(None, "", 0, fwmark=key.fwmark)
+    assert key.protocol is not None and key.address is not None
+    return endpoint(ip_address(key.address), key.protocol.name.lower(), key.port)
+
+
+def real_server_endpoint(service: ServiceKey, dest: DestKey) -> str:
+    """A real server in keepalived's form, with its service's protocol."""
+    protocol = "tcp" if service.protocol is None else service.protocol.name.lower()
+    return endpoint(ip_address(dest.address), protocol, dest.port)
 
 
 def instance_line(name: str, state: str, priority: int) -> str:

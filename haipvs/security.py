@@ -252,8 +252,12 @@ def script_commands(instances: Iterable[object], checks: Iterable[object]) -> li
     Duck-typed so this module stays free of the packages' imports."""
     commands: list[tuple[str, ...]] = []
     for instance in instances:
-        notify = getattr(instance, "notify", None)
-        if notify is not None:
+        for notify in (
+            getattr(instance, "notify", None),
+            getattr(instance, "sync_group_notify", None),
+        ):
+            if notify is None:
+                continue
             for hook in ("master", "backup", "fault", "stop"):
                 argv = getattr(notify, hook, None)
                 if argv:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import errno
 import gc
 import signal
 import socket
@@ -38,6 +39,7 @@ import structlog
 
 import checkers
 import vrrp
+from haipvs import notify_fifo
 from haipvs.config import (
     ConfigDelta,
     ConfigInvalid,
@@ -174,6 +176,10 @@ class Supervisor:
         self._admin_socket = admin_socket or default_socket_path()
         self._operator: Operator | None = None
         self._admin: AdminServer | None = None
+        # keepalived quorum_up / quorum_down: one command at a time per service, in order.
+        self._quorum_locks: dict[ServiceKey, asyncio.Lock] = {}
+        self._quorum_tasks: set[asyncio.Task[None]] = set()
+        self._fifo: notify_fifo.NotifyFifo | None = None  # keepalived notify_fifo
 
     # ----------------------------------------------------------------- start-up
 
@@ -190,7 +196,12 @@ class Supervisor:
             return 1
         config = loaded.config
         compiled = compile_config(config, hostname=self._hostname)
-        unsafe = unsafe_paths(script_commands(compiled.instances, compiled.checks.values()))
+        unsafe = unsafe_paths(
+            [
+                *script_commands(compiled.instances, compiled.checks.values()),
+                *compiled.quorum_argvs,
+            ]
+        )
         if unsafe:
             # keepalived's enable_script_security, always on: a script that others can
             # change would run as root.
@@ -206,6 +217,7 @@ class Supervisor:
         for warning in loaded.warnings:
             log.warning("config.warning", detail=str(warning))
         self._loaded, self._compiled = loaded, compiled
+        self._follow_notify_fifo(config.director.notify_fifo)
         loop = asyncio.get_running_loop()
         self._loop = loop
         for signum, action in (
@@ -286,6 +298,7 @@ class Supervisor:
             kernel,
             min_interval=compiled.min_interval,
             max_interval=compiled.max_interval,
+            on_quorum=self._quorum_changed,
         )
         self._programmer = programmer
         if compiled.timeouts is not None:
@@ -359,6 +372,49 @@ class Supervisor:
         factor = min(1.0, max(0.0, change.weight_factor)) if change.healthy else 0.0
         view = HealthView(up=change.healthy, weight_factor=factor, reason=change.reason)
         programmer.update_health(key[0], key[1], view)
+        if self._fifo is not None:
+            service = notify_fifo.service_endpoint(key[0])
+            real_server = notify_fifo.real_server_endpoint(key[0], key[1])
+            self._fifo.write(notify_fifo.rs_line(real_server, service, up=change.healthy))
+
+    def _quorum_changed(self, key: ServiceKey, held: bool, detail: str) -> None:
+        """keepalived quorum_up / quorum_down: run the service's command, if it has one."""
+        if self._fifo is not None:
+            self._fifo.write(notify_fifo.vs_line(notify_fifo.service_endpoint(key), up=held))
+        compiled = self._compiled
+        commands = compiled.quorum_commands.get(key) if compiled is not None else None
+        if commands is None:
+            return
+        argv = commands.up if held else commands.down
+        if argv is None:
+            return
+        task = asyncio.create_task(
+            self._run_quorum_command(key, "up" if held else "down", argv, commands.timeout)
+        )
+        self._quorum_tasks.add(task)
+        task.add_done_callback(self._quorum_tasks.discard)
+
+    async def _run_quorum_command(
+        self, key: ServiceKey, hook: str, argv: tuple[str, ...], kill_after: float
+    ) -> None:
+        lock = self._quorum_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            outcome = await vrrp.run_argv(argv, kill_after)
+        if outcome.returncode == 0:
+            log.info("ipvs.quorum.command", vs=str(key), hook=hook, command=" ".join(argv))
+            return
+        reason = (
+            "timeout"
+            if outcome.timed_out
+            else outcome.error or f"exit_status {outcome.returncode}"
+        )
+        log.warning(
+            "ipvs.quorum.command.failed",
+            vs=str(key),
+            hook=hook,
+            command=" ".join(argv),
+            reason=reason,
+        )
 
     def _vrrp_transition(
         self, instance: str, from_state: str, to_state: str, reason: str, detail: str
@@ -367,6 +423,8 @@ class Supervisor:
         # A VrrpPart may call from its own thread (LinuxVrrpPart): hop to the
         # supervisor's loop, which owns the kernel socket.
         compiled, loop = self._compiled, self._loop
+        if self._fifo is not None and loop is not None:
+            loop.call_soon_threadsafe(self._fifo_instance_line, instance, to_state)
         if compiled is None or compiled.sync_daemon is None or loop is None:
             return
         sync = compiled.sync_daemon
@@ -374,6 +432,36 @@ class Supervisor:
             return
         if to_state in ("MASTER", "BACKUP", "FAULT"):
             loop.call_soon_threadsafe(self._want_sync_daemon, to_state)
+
+    def _fifo_instance_line(self, instance: str, state: str) -> None:
+        # keepalived writes the instance's priority as it stands: the VRRP process's last
+        # view of it, else the configured one.
+        priority = next(
+            (v.effective_priority for v in self._vrrp.views() if v.name == instance), None
+        ) if self._vrrp is not None else None
+        if priority is None and self._compiled is not None:
+            priority = next(
+                (i.priority for i in self._compiled.instances if i.name == instance), 0
+            )
+        if self._fifo is not None:
+            self._fifo.write(notify_fifo.instance_line(instance, state, priority or 0))
+
+    def _follow_notify_fifo(self, path: str | None) -> None:
+        """Open the notify FIFO the config names (at start and at each reload)."""
+        if self._fifo is not None and self._fifo.path == path:
+            return
+        if self._fifo is not None:
+            self._fifo.close()
+            self._fifo = None
+        if path is None:
+            return
+        fifo = notify_fifo.NotifyFifo(path, on_drop=_fifo_dropped)
+        try:
+            fifo.ensure()
+        except OSError as error:
+            log.error("notify_fifo.unavailable", path=path, error=str(error))
+            return
+        self._fifo = fifo
 
     def _want_sync_daemon(self, vrrp_state: str) -> None:
         # One worker applies the latest wanted role: a quick BACKUP->MASTER->BACKUP
@@ -441,11 +529,17 @@ class Supervisor:
             return self._rejected((str(error),))
         delta = diff_configs(old_loaded.config, loaded.config)
         compiled = compile_config(loaded.config, hostname=self._hostname)
-        unsafe = unsafe_paths(script_commands(compiled.instances, compiled.checks.values()))
+        unsafe = unsafe_paths(
+            [
+                *script_commands(compiled.instances, compiled.checks.values()),
+                *compiled.quorum_argvs,
+            ]
+        )
         if unsafe:
             return self._rejected(tuple(unsafe))
         summary = _summarize(delta)
         self._loaded, self._compiled = loaded, compiled
+        self._follow_notify_fifo(loaded.config.director.notify_fifo)
         if not delta.is_empty:
             assert self._pool is not None and self._programmer is not None
             self._pool.update(compiled.checks, fail_open=compiled.fail_open)
@@ -478,6 +572,8 @@ class Supervisor:
     # ----------------------------------------------------------------- shutdown
 
     async def _shutdown(self) -> None:
+        if self._fifo is not None:
+            self._fifo.close()
         if self._admin is not None:
             await self._admin.stop()
         if self._operator is not None:
@@ -693,6 +789,14 @@ class Supervisor:
             vrrp_restarts=self._vrrp.restarts() if self._vrrp is not None else 0,
             overrides=self._override_views(compiled),
         )
+
+
+def _fifo_dropped(line: str, code: int) -> None:
+    if code == errno.ENXIO:
+        # Nobody reads: the normal state of a FIFO no tool listens to.
+        log.debug("notify_fifo.no_reader", line=line.rstrip("\n"))
+    else:
+        log.warning("notify_fifo.dropped", line=line.rstrip("\n"), errno=errno.errorcode[code])
 
 
 def _summarize(delta: ConfigDelta) -> str:

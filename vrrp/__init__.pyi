@@ -29,6 +29,8 @@ from .machine import VrrpMachine as VrrpMachine
 from .machine import build_advert as build_advert
 from .notify import HookKind as HookKind
 from .notify import Notifier as Notifier
+from .notify import RunOutcome as RunOutcome
+from .notify import run_argv as run_argv
 from .packet import IPPROTO_VRRP as IPPROTO_VRRP
 from .packet import VRRP_MULTICAST_V4 as VRRP_MULTICAST_V4
 from .packet import VRRP_MULTICAST_V6 as VRRP_MULTICAST_V6
@@ -66,6 +68,9 @@ from .timing import master_down_interval as master_down_interval
 from .timing import skew_time as skew_time
 from .track import InstanceTracker as InstanceTracker
 from .track import TrackVerdict as TrackVerdict
+from .track_file import TrackFile as TrackFile
+from .track_process import ParamMatch as ParamMatch
+from .track_process import TrackProcess as TrackProcess
 
 __all__ = [
     "IPPROTO_VRRP",
@@ -104,16 +109,20 @@ __all__ = [
     "Notifier",
     "NotifySettings",
     "OldUnicastChecksum",
+    "ParamMatch",
     "PortsProvider",
     "PriorityChanged",
     "ReceivedAdvert",
     "RecordingAnnouncer",
     "RemoveVips",
+    "RunOutcome",
     "RunnerCounters",
     "SendAdvert",
     "State",
     "SyncGroup",
+    "TrackFile",
     "TrackInterface",
+    "TrackProcess",
     "TrackScript",
     "TrackVerdict",
     "Transition",
@@ -132,5 +141,6 @@ __all__ = [
     "encode_advert",
     "master_down_interval",
     "parse_ipv4_packet",
+    "run_argv",
     "skew_time",
 ]

@@ -846,6 +846,7 @@ class VrrpService:
         self._sync_groups: dict[str, SyncGroup] = {}
         self._lag = LoopLag(0.0, 0.0, 0)
         self.notifier: Notifier | None = None
+        self._group_states: dict[str, State] = {}
 
     # --- caller side (any thread) ------------------------------------------------------------
 
@@ -1007,6 +1008,33 @@ class VrrpService:
             worst = max(worst, lag)
             self._lag = LoopLag(lag, worst, samples)
 
+    def _group_notify(self, runner: InstanceRunner) -> None:
+        """keepalived's sync group notify: once per change of the group's state.
+
+        The group is FAULT while a member is, MASTER once every member is, BACKUP once
+        every member is; in between (members still moving) it keeps its last state.
+        """
+        group, settings = runner.settings.sync_group, runner.settings.sync_group_notify
+        if group is None or settings is None or self.notifier is None:
+            return
+        states = {
+            member.machine.state
+            for member in self._runners.values()
+            if member.settings.sync_group == group
+        }
+        if State.FAULT in states:
+            state = State.FAULT
+        elif len(states) == 1:
+            (state,) = states
+        else:
+            return
+        kind = _HOOK_FOR_STATE.get(state)
+        if kind is None or self._group_states.get(group) is state:
+            return
+        self._group_states[group] = state
+        log.info("vrrp.sync_group.state", sync_group=group, to_state=state.value)
+        self.notifier.notify(group, settings, kind, 0, scope="GROUP")
+
     def _transitioned(self, name: str, transition: Transition, machine: VrrpMachine) -> None:
         runner = self._runners[name]
         status = InstanceStatus.of(runner)
@@ -1021,6 +1049,7 @@ class VrrpService:
                     vrid=runner.settings.vrid,
                     iface=runner.settings.interface,
                 )
+            self._group_notify(runner)
         callback = self._on_transition
         if callback is None:
             return

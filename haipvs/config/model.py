@@ -324,6 +324,23 @@ def _parse_name(value: Any) -> str:
     return value
 
 
+def _non_empty_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "must be a string")
+    if not value or "\0" in value:
+        raise PydanticCustomError("text", "must be a non-empty string without NUL")
+    return value
+
+
+def _absolute_path(value: Any) -> str:
+    text = _non_empty_text(value)
+    if not text.startswith("/"):
+        raise PydanticCustomError(
+            "path", "must be an absolute path (got {value})", {"value": repr(text)}
+        )
+    return text
+
+
 def _parse_ifname(value: Any) -> str:
     if not isinstance(value, str):
         raise PydanticCustomError("string_type", "must be a string")
@@ -434,6 +451,7 @@ TrackWeight = Annotated[int, BeforeValidator(_int_in(-253, 253))]
 SyncId = Annotated[int, BeforeValidator(_int_in(0, 255))]
 PersistenceTimeout = Annotated[int, BeforeValidator(_int_in(0, 2678400))]
 Uint16 = Annotated[int, BeforeValidator(_int_in(0, 65535))]
+QuorumWeight = Annotated[int, BeforeValidator(_int_in(0, 4294967295))]
 Count = Annotated[int, BeforeValidator(_int_in(1, 100))]
 OneTo255 = Annotated[int, BeforeValidator(_int_in(1, 255))]
 KernelTimeout = Annotated[int, BeforeValidator(_int_in(1, 2678400))]
@@ -453,6 +471,9 @@ AdvertInterval = Annotated[float, BeforeValidator(_number_in(0.01, 255))]
 ScriptSeconds = Annotated[float, BeforeValidator(_number_in(0.01, 3600))]
 CheckSeconds = Annotated[float, BeforeValidator(_number_in(0.01, 86400))]
 ShortSeconds = Annotated[float, BeforeValidator(_number_in(0.1, 3600))]
+DelaySeconds = Annotated[float, BeforeValidator(_number_in(0, 3600))]
+FileWeight = Annotated[int, BeforeValidator(_int_in(-2147483647, 2147483647))]
+AbsolutePath = Annotated[str, BeforeValidator(_absolute_path)]
 Penalty = Annotated[float, BeforeValidator(_number_in(1, 1_000_000))]
 LongSeconds = Annotated[float, BeforeValidator(_number_in(1, 86400))]
 FamilyValue = Annotated[Family, BeforeValidator(_enum_parser(Family)), PlainSerializer(_enum_value)]
@@ -581,6 +602,8 @@ class Director(_Model):
     # None: console on a TTY, json otherwise.
     log_format: LogFormatValue | None = None
     log_level: LogLevelValue = LogLevel.INFO
+    # keepalived global_defs notify_fifo: keepalived-format state lines (INSTANCE, VS, RS).
+    notify_fifo: AbsolutePath | None = None
 
     @property
     def api_host(self) -> str:
@@ -619,9 +642,44 @@ class TrackScript(_Model):
         return self.interval if self.timeout is None else self.timeout
 
 
+class ParamMatch(enum.Enum):
+    # keepalived track_process param_match: exact (no param_match), partial, initial
+    EXACT = "exact"
+    PARTIAL = "partial"
+    INITIAL = "initial"
+
+
+class TrackProcess(_Model):
+    # keepalived vrrp_track_process / track_process (see vrrp.track_process)
+    name: Name
+    process: Annotated[str, BeforeValidator(_non_empty_text)]
+    args: ListOf[str] | None = None  # keepalived `process NAME ARGS...`
+    param_match: Annotated[
+        ParamMatch, BeforeValidator(_enum_parser(ParamMatch)), PlainSerializer(_enum_value)
+    ] = ParamMatch.EXACT
+    full_command: bool = False
+    # 0: FAULT while not running; otherwise added while running (>0) / not running (<0).
+    weight: TrackWeight = 0
+    quorum: Uint16 = 1
+    quorum_max: Uint16 | None = None
+    fork_delay: DelaySeconds = 0.0
+    terminate_delay: DelaySeconds = 0.0
+    interval: ScriptSeconds = 1.0
+
+
+class TrackFile(_Model):
+    # keepalived track_file / vrrp_track_file (see vrrp.track_file)
+    name: Name
+    path: AbsolutePath
+    weight: FileWeight = 1
+    interval: ScriptSeconds = 1.0
+
+
 class Track(_Model):
     interfaces: ListOf[TrackInterface] = ()
     scripts: ListOf[TrackScript] = ()
+    processes: ListOf[TrackProcess] = ()
+    files: ListOf[TrackFile] = ()
 
 
 class Notify(_Model):
@@ -671,6 +729,8 @@ class VrrpInstance(_Model):
 class SyncGroup(_Model):
     name: Name  # keepalived vrrp_sync_group NAME
     instances: ListOf[Name]  # keepalived group { ... }
+    # keepalived notify_master/backup/fault of the group: once per group change.
+    notify: Notify = Notify()
 
 
 class Persistence(_Model):
@@ -681,9 +741,17 @@ class Persistence(_Model):
 
 
 class Quorum(_Model):
-    # keepalived quorum / hysteresis (counted here in healthy real servers, not weights).
+    # keepalived quorum: the sum of the weights of the healthy real servers (min_weight);
+    # or, by choice, a count of healthy real servers (min_up, the default when min_weight
+    # is not set). keepalived hysteresis: lost below threshold - hysteresis, regained at
+    # threshold + hysteresis.
     min_up: Uint16 = 1
+    min_weight: QuorumWeight | None = None
     hysteresis: Uint16 = 0
+    # keepalived quorum_up / quorum_down: argv run when quorum is regained / lost.
+    up: Command | None = None
+    down: Command | None = None
+    command_timeout: ShortSeconds = 10.0
 
 
 class SorryServer(_Model):
@@ -1132,6 +1200,17 @@ def _vrrp_rules(instances: Indexed[VrrpInstance]) -> Iterable[Finding]:
                     (*base, "track", "scripts", script_index, "timeout"),
                     f"must not exceed interval ({script.interval:g} s)",
                 )
+        for process_index, process in enumerate(inst.track.processes):
+            if process.quorum_max is not None and process.quorum_max < process.quorum:
+                yield _error(
+                    (*base, "track", "processes", process_index, "quorum_max"),
+                    f"{process.quorum_max} is below quorum {process.quorum}: never satisfied",
+                )
+            if process.param_match is not ParamMatch.EXACT and process.args is None:
+                yield _error(
+                    (*base, "track", "processes", process_index, "param_match"),
+                    "needs args (param_match compares the process's arguments)",
+                )
 
 
 def _sync_group_rules(
@@ -1262,7 +1341,20 @@ def _virtual_server_rules(index: int, vs: VirtualServer) -> Iterable[Finding]:
                 f"{vs.forwarding.value} cannot map ports: must equal the service port {vs.port}",
             )
 
-    if vs.real_servers and vs.quorum.min_up > len(vs.real_servers):
+    if "min_up" in vs.quorum.model_fields_set and vs.quorum.min_weight is not None:
+        yield _error(
+            (*base, "quorum", "min_weight"),
+            "set either min_weight (keepalived's sum of weights) or min_up (a count), not both",
+        )
+    elif vs.quorum.min_weight is not None and vs.real_servers:
+        total = sum(rs.weight for rs in vs.real_servers)
+        if vs.quorum.min_weight > total:
+            yield _warning(
+                (*base, "quorum", "min_weight"),
+                f"{vs.quorum.min_weight} is more than the real servers' weights add up to "
+                f"({total}): the service can never reach quorum",
+            )
+    if vs.quorum.min_weight is None and vs.real_servers and vs.quorum.min_up > len(vs.real_servers):
         yield _warning(
             (*base, "quorum", "min_up"),
             f"{vs.quorum.min_up} is more than the {len(vs.real_servers)} real servers: "

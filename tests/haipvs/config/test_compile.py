@@ -293,6 +293,73 @@ def test_every_valid_config_compiles_consistently(data: dict[str, Any]) -> None:
     assert result.up_at_start <= set(result.checks)
 
 
+def test_track_processes_and_files_reach_the_instance_settings() -> None:
+    from haipvs.config import compile_config, load_config_text
+
+    text = """\
+vrrp:
+  - name: VI_1
+    interface: eth0
+    vrid: 51
+    vips: [198.51.100.10/24]
+    track:
+      processes:
+        - name: haproxy
+          process: /usr/sbin/haproxy
+          args: [-f, /etc/haproxy/haproxy.cfg]
+          param_match: partial
+          weight: -20
+          quorum: 1
+          quorum_max: 4
+          fork_delay: 0.5
+          terminate_delay: 2
+      files:
+        - name: maintenance
+          path: /run/haipvs/maintenance
+          weight: 0
+"""
+    import vrrp
+
+    (instance,) = compile_config(load_config_text(text, "t.yaml").config).instances
+    assert instance.track_processes == (
+        vrrp.TrackProcess(
+            name="haproxy",
+            process="/usr/sbin/haproxy",
+            args=("-f", "/etc/haproxy/haproxy.cfg"),
+            param_match=vrrp.ParamMatch.PARTIAL,
+            weight=-20,
+            quorum=1,
+            quorum_max=4,
+            fork_delay=0.5,
+            terminate_delay=2.0,
+        ),
+    )
+    assert instance.track_files == (
+        vrrp.TrackFile("maintenance", "/run/haipvs/maintenance", weight=0),
+    )
+
+
+def test_sync_group_notify_reaches_every_member() -> None:
+    from haipvs.config import compile_config, load_config_text
+
+    text = """\
+vrrp:
+  - {name: A, interface: eth0, vrid: 1, vips: [198.51.100.10/24]}
+  - {name: B, interface: eth0, vrid: 2, vips: [198.51.100.11/24]}
+  - {name: C, interface: eth0, vrid: 3, vips: [198.51.100.12/24]}
+sync_groups:
+  - name: G
+    instances: [A, B]
+    notify: {master: [/usr/local/bin/announce], timeout: 5}
+"""
+    import vrrp
+
+    a, b, c = compile_config(load_config_text(text, "t.yaml").config).instances
+    expected = vrrp.NotifySettings(master=("/usr/local/bin/announce",), timeout=5.0)
+    assert a.sync_group_notify == b.sync_group_notify == expected
+    assert (a.sync_group, c.sync_group, c.sync_group_notify) == ("G", None, None)
+
+
 def test_smtp_and_ping_checks_reach_the_checkers() -> None:
     text = textwrap.dedent(
         """

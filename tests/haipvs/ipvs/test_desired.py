@@ -120,33 +120,33 @@ MAINT = AdminView(AdminState.MAINTENANCE, "uid 0")
 
 
 def test_a_drained_real_server_stays_at_weight_zero_with_the_operators_reason() -> None:
-    result = build_desired([spec()], {}, {(VS, RS2): DRAINED})
+    result = build_desired([spec()], {}, admin={(VS, RS2): DRAINED})
     assert dests(result.table) == {RS1: 1, RS2: 0, RS3: 4}
     assert result.notes[(VS, RS2)] == Note(OpReason.OPERATOR_DRAIN, "uid 0")
 
 
 def test_a_real_server_in_maintenance_leaves_the_live_table() -> None:
     # Leaving the live table is what makes drain.py drain then delete it.
-    result = build_desired([spec(inhibit_on_failure=True)], {}, {(VS, RS2): MAINT})
+    result = build_desired([spec(inhibit_on_failure=True)], {}, admin={(VS, RS2): MAINT})
     assert dests(result.table) == {RS1: 1, RS3: 4}
     assert result.notes[(VS, RS2)] == Note(OpReason.OPERATOR_MAINTENANCE, "uid 0")
 
 
 def test_a_down_real_server_stays_out_even_when_drained() -> None:
-    result = build_desired([spec()], {(VS, RS2): DOWN}, {(VS, RS2): DRAINED})
+    result = build_desired([spec()], {(VS, RS2): DOWN}, admin={(VS, RS2): DRAINED})
     assert dests(result.table) == {RS1: 1, RS3: 4}
     assert result.notes[(VS, RS2)].reason is OpReason.HEALTH_DOWN
 
 
 def test_drained_and_maintenance_servers_do_not_count_for_the_quorum() -> None:
     admin = {(VS, RS1): DRAINED, (VS, RS2): MAINT}
-    result = build_desired([spec(min_up=2, sorry_server=SORRY)], {}, admin)
+    result = build_desired([spec(min_up=2, sorry_server=SORRY)], {}, admin=admin)
     assert dests(result.table) == {SORRY.key: 1}
-    assert build_desired([spec(min_up=2)], {}, {(VS, RS1): DRAINED}).table[VS].dests[
+    assert build_desired([spec(min_up=2)], {}, admin={(VS, RS1): DRAINED}).table[VS].dests[
         RS1].weight == 0
 
 
 def test_an_override_of_another_service_changes_nothing() -> None:
     other = ServiceKey.tcp("198.51.100.99", 80)
     assert dests(desired_table([spec()], {})) == dests(
-        build_desired([spec()], {}, {(other, RS1): MAINT}).table)
+        build_desired([spec()], {}, admin={(other, RS1): MAINT}).table)
