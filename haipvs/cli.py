@@ -1,4 +1,4 @@
-"""The `haipvs` command line: one sub-command per operator task (design.md §4.2).
+"""The `haipvs` command line: one sub-command per operator task.
 
 Each sub-command lives in the module that owns its subject; this file only parses
 arguments and dispatches, importing the owner lazily so `haipvs check-config` does

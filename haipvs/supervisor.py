@@ -1,4 +1,4 @@
-"""The composition root: `haipvs run -c FILE` (design.md §3.5).
+"""The composition root: `haipvs run -c FILE`.
 
 It builds the parts, wires them and owns the daemon's life:
 

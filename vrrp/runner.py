@@ -1,4 +1,4 @@
-"""The asyncio adapter around :class:`~vrrp.machine.VrrpMachine` (design.md §3.3).
+"""The asyncio adapter around :class:`~vrrp.machine.VrrpMachine`.
 
 aioquic's ``asyncio/protocol.py`` shape: on every input (an advert, the timer,
 a tracking verdict, a fault) call the machine with ``clock()``, execute the
@@ -20,7 +20,7 @@ Rules kept here:
    executing sets an ``io`` fault (``set_fault``), cleared after a hold time.
    The peer's garbage is counted per :class:`~vrrp.errors.DropReason` and
    logged at most once per ``drop_log_interval`` per (source, reason).
-5. Every change is one log line saying why (design.md §3.6): ``vrrp.transition``
+5. Every change is one log line saying why: ``vrrp.transition``
    with vrid, iface, from_state, to_state, reason (+ detail words).
 """
 

@@ -1,4 +1,4 @@
-"""haipvs.config: the YAML contract of design.md §4.1.
+"""haipvs.config: the YAML contract of docs/config.md.
 
 Public API (other packages import only from here):
 
