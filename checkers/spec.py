@@ -40,12 +40,15 @@ __all__ = [
     "FailOpenSettings",
     "HttpCheck",
     "IPAddress",
+    "PingCheck",
+    "SmtpCheck",
     "SpecError",
     "Target",
     "TcpCheck",
     "Timing",
     "UdpCheck",
     "check_key",
+    "probe_port",
 ]
 
 IPAddress = IPv4Address | IPv6Address
@@ -393,7 +396,35 @@ class UdpCheck:
         _check_port(self.connect_port, "connect_port")
 
 
-CheckSpec = TcpCheck | HttpCheck | ExecCheck | DnsCheck | UdpCheck
+@dataclass(frozen=True, slots=True)
+class SmtpCheck:
+    """SMTP dialogue check (keepalived ``SMTP_CHECK``): a 220 greeting, then 250 to
+    ``HELO helo_name`` (the config's default is keepalived's, smtpchecker.keepalived.org)."""
+
+    kind: ClassVar[str] = "smtp"
+
+    timing: Timing
+    helo_name: str
+    connect_port: int | None = None
+
+    def __post_init__(self) -> None:
+        _require(
+            bool(self.helo_name) and not any(c.isspace() for c in self.helo_name),
+            f"helo_name must be one word, got {self.helo_name!r}",
+        )
+        _check_port(self.connect_port, "connect_port")
+
+
+@dataclass(frozen=True, slots=True)
+class PingCheck:
+    """ICMP echo check (keepalived ``PING_CHECK``): up on an echo reply in time."""
+
+    kind: ClassVar[str] = "ping"
+
+    timing: Timing
+
+
+CheckSpec = TcpCheck | HttpCheck | ExecCheck | DnsCheck | UdpCheck | SmtpCheck | PingCheck
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,3 +455,9 @@ def check_key(spec: CheckSpec, target: Target) -> CheckKey:
         _PARAM_FIELDS[type(spec)] = names
     params = tuple(getattr(spec, name) for name in names)
     return CheckKey(target=target, kind=spec.kind, timeout=spec.timing.timeout, params=params)
+
+
+def probe_port(spec: TcpCheck | HttpCheck | DnsCheck | UdpCheck | SmtpCheck, target: Target) -> int:
+    """The port a probe connects to: keepalived's ``connect_port`` when set (probe
+    another port than the one traffic goes to), else the real server's own."""
+    return spec.connect_port if spec.connect_port is not None else target.port

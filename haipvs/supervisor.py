@@ -10,8 +10,10 @@ It builds the parts, wires them and owns the daemon's life:
 - the status API, systemd notify and watchdog, an event-loop lag monitor.
 
 Signals only queue an action (exabgp's interrupt.py): SIGHUP -> reload, SIGTERM or
-SIGINT -> shutdown. Repeated SIGHUPs while a reload is pending collapse into one,
-and a reload reads the file when it runs, so the last file wins.
+SIGINT -> shutdown. SIGUSR1 (keepalived's "dump state") logs the status snapshot as one
+`daemon.state_dump` line and changes nothing. Repeated SIGHUPs while a reload is
+pending collapse into one, and a reload reads the file when it runs, so the last file
+wins.
 
 Reload validates the new file to one side: a bad file is `config.reload.rejected`
 with every error and the running config stays. A good one is diffed by key and only
@@ -24,18 +26,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import errno
 import gc
 import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 import structlog
 
 import checkers
 import vrrp
+from haipvs import notify_fifo
 from haipvs.config import ConfigInvalid, dump_config
 from haipvs.config.compile import Compiled
 from haipvs.daemon.accept import (
@@ -44,6 +48,13 @@ from haipvs.daemon.accept import (
     UnsafeConfigFileError,
     accept_config,
     check_file_safety,
+)
+from haipvs.daemon.admin import (
+    AdminServer,
+    DestProgress,
+    Operator,
+    RunningView,
+    default_socket_path,
 )
 from haipvs.daemon.plan import redacted
 from haipvs.daemon.reload import ReloadPlan, plan_reload
@@ -62,6 +73,7 @@ from haipvs.status.api import ReloadOutcome, StatusApi
 from haipvs.status.snapshot import (
     DrainView,
     InstanceView,
+    OverrideView,
     ProgrammerView,
     RealServerView,
     ReloadView,
@@ -103,6 +115,10 @@ class VrrpPart(Protocol):
         """How many times VRRP had to be started again after it died on its own."""
         ...
 
+    async def set_holds(self, holds: Mapping[str, str]) -> None:
+        """``haipvs failover``: held instances (name -> reason) resign and stay backup."""
+        ...
+
 
 VrrpFactory = Callable[
     [Sequence[vrrp.InstanceSettings], Callable[[str, str, str, str, str], None]], VrrpPart
@@ -119,6 +135,8 @@ class Supervisor:
         prober: checkers.Prober | None = None,
         remove_ipvs_on_exit: bool = False,
         hostname: str | None = None,
+        overrides_file: str | None = None,
+        admin_socket: str | None = None,
         host: HostFacts | None = None,
     ) -> None:
         self._path = config_path
@@ -152,6 +170,14 @@ class Supervisor:
         self._sync_applied: str | None = None
         self._sync_task: asyncio.Task[None] | None = None
         self._sync_reason = ""
+        self._overrides_file = overrides_file
+        self._admin_socket = admin_socket or default_socket_path()
+        self._operator: Operator | None = None
+        self._admin: AdminServer | None = None
+        # keepalived quorum_up / quorum_down: one command at a time per service, in order.
+        self._quorum_locks: dict[ServiceKey, asyncio.Lock] = {}
+        self._quorum_tasks: set[asyncio.Task[None]] = set()
+        self._fifo: notify_fifo.NotifyFifo | None = None  # keepalived notify_fifo
 
     # ----------------------------------------------------------------- start-up
 
@@ -172,6 +198,7 @@ class Supervisor:
         for warning in accepted.loaded.warnings:
             log.warning("config.warning", detail=str(warning))
         self._accepted, self._compiled = accepted, compiled
+        self._follow_notify_fifo(config.director.notify_fifo)
         loop = asyncio.get_running_loop()
         self._loop = loop
         for signum, action in (
@@ -180,6 +207,7 @@ class Supervisor:
             (signal.SIGINT, _Action.SHUTDOWN),
         ):
             loop.add_signal_handler(signum, self._queue, action)
+        loop.add_signal_handler(signal.SIGUSR1, self._dump_state)
         try:
             await self._start(compiled, config.director.api, config.director.api_token)
         except Exception as error:
@@ -237,10 +265,21 @@ class Supervisor:
 
             kernel = NetlinkIpvsKernel()
             self._kernel = kernel
+        if compiled.instances:
+            # VRRP first, while the daemon has no connection open: its process is forked
+            # from this one (haipvs.vrrp_process) and listens as BACKUP while the IPVS
+            # table and the checkers start (keepalived starts its VRRP and checker
+            # children side by side too). It cannot become MASTER before a whole
+            # Master_Down_Interval (a priority-255 owner excepted), by which time the
+            # table is programmed; a restart keeps the previous table meanwhile.
+            factory = self._vrrp_factory or _default_vrrp_factory
+            self._vrrp = factory(compiled.instances, self._vrrp_transition)
+            await self._vrrp.start()
         programmer = IpvsProgrammer(
             kernel,
             min_interval=compiled.min_interval,
             max_interval=compiled.max_interval,
+            on_quorum=self._quorum_changed,
         )
         self._programmer = programmer
         if compiled.timeouts is not None:
@@ -262,16 +301,28 @@ class Supervisor:
         pool.update(compiled.checks, adopted=adopted, fail_open=compiled.fail_open)
         programmer.set_health(self._health_map(compiled))
         programmer.set_specs(compiled.services)
+        # The operator's drains and maintenance are in the very first sync: a restart never
+        # gives a drained real server new connections.
+        operator = Operator(path=self._overrides_file, running=self._running_view,
+                            set_admin=programmer.set_admin, set_holds=self._set_holds,
+                            progress=self._dest_progress)
+        self._operator = operator
+        operator.load()
+        operator.apply_ipvs()
         pool.start()
         self._tasks.append(asyncio.create_task(programmer.run(), name="ipvs-programmer"))
-        if compiled.instances:
-            factory = self._vrrp_factory or _default_vrrp_factory
-            self._vrrp = factory(compiled.instances, self._vrrp_transition)
-            await self._vrrp.start()
+        await operator.apply_vrrp()
         self._api = StatusApi(api, snapshot=self.snapshot, reload=self.reload, token=token,
                               before=self._refresh_kernel_stats,
                               running_config=self._running_config_document)
         await self._api.start()
+        admin = AdminServer(self._admin_socket, operator.handle)
+        try:
+            await admin.start()
+            self._admin = admin
+        except OSError as error:  # the director runs without it: its VIPs matter more
+            log.error("operator.admin.unavailable", socket=self._admin_socket,
+                      error=str(error), reason="haipvs drain/failover will not reach this daemon")
         self._tasks.append(asyncio.create_task(self._lag_monitor(), name="loop-lag"))
         if self._notifier.watchdog_interval is not None:
             self._tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
@@ -303,6 +354,49 @@ class Supervisor:
         factor = min(1.0, max(0.0, change.weight_factor)) if change.healthy else 0.0
         view = HealthView(up=change.healthy, weight_factor=factor, reason=change.reason)
         programmer.update_health(key[0], key[1], view)
+        if self._fifo is not None:
+            service = notify_fifo.service_endpoint(key[0])
+            real_server = notify_fifo.real_server_endpoint(key[0], key[1])
+            self._fifo.write(notify_fifo.rs_line(real_server, service, up=change.healthy))
+
+    def _quorum_changed(self, key: ServiceKey, held: bool, detail: str) -> None:
+        """keepalived quorum_up / quorum_down: run the service's command, if it has one."""
+        if self._fifo is not None:
+            self._fifo.write(notify_fifo.vs_line(notify_fifo.service_endpoint(key), up=held))
+        compiled = self._compiled
+        commands = compiled.quorum_commands.get(key) if compiled is not None else None
+        if commands is None:
+            return
+        argv = commands.up if held else commands.down
+        if argv is None:
+            return
+        task = asyncio.create_task(
+            self._run_quorum_command(key, "up" if held else "down", argv, commands.timeout)
+        )
+        self._quorum_tasks.add(task)
+        task.add_done_callback(self._quorum_tasks.discard)
+
+    async def _run_quorum_command(
+        self, key: ServiceKey, hook: str, argv: tuple[str, ...], kill_after: float
+    ) -> None:
+        lock = self._quorum_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            outcome = await vrrp.run_argv(argv, kill_after)
+        if outcome.returncode == 0:
+            log.info("ipvs.quorum.command", vs=str(key), hook=hook, command=" ".join(argv))
+            return
+        reason = (
+            "timeout"
+            if outcome.timed_out
+            else outcome.error or f"exit_status {outcome.returncode}"
+        )
+        log.warning(
+            "ipvs.quorum.command.failed",
+            vs=str(key),
+            hook=hook,
+            command=" ".join(argv),
+            reason=reason,
+        )
 
     def _vrrp_transition(
         self, instance: str, from_state: str, to_state: str, reason: str, detail: str
@@ -311,6 +405,8 @@ class Supervisor:
         # A VrrpPart may call from its own thread (LinuxVrrpPart): hop to the
         # supervisor's loop, which owns the kernel socket.
         compiled, loop = self._compiled, self._loop
+        if self._fifo is not None and loop is not None:
+            loop.call_soon_threadsafe(self._fifo_instance_line, instance, to_state)
         if compiled is None or compiled.sync_daemon is None or loop is None:
             return
         sync = compiled.sync_daemon
@@ -318,6 +414,36 @@ class Supervisor:
             return
         if to_state in ("MASTER", "BACKUP", "FAULT"):
             loop.call_soon_threadsafe(self._want_sync_daemon, to_state)
+
+    def _fifo_instance_line(self, instance: str, state: str) -> None:
+        # keepalived writes the instance's priority as it stands: the VRRP process's last
+        # view of it, else the configured one.
+        priority = next(
+            (v.effective_priority for v in self._vrrp.views() if v.name == instance), None
+        ) if self._vrrp is not None else None
+        if priority is None and self._compiled is not None:
+            priority = next(
+                (i.priority for i in self._compiled.instances if i.name == instance), 0
+            )
+        if self._fifo is not None:
+            self._fifo.write(notify_fifo.instance_line(instance, state, priority or 0))
+
+    def _follow_notify_fifo(self, path: str | None) -> None:
+        """Open the notify FIFO the config names (at start and at each reload)."""
+        if self._fifo is not None and self._fifo.path == path:
+            return
+        if self._fifo is not None:
+            self._fifo.close()
+            self._fifo = None
+        if path is None:
+            return
+        fifo = notify_fifo.NotifyFifo(path, on_drop=_fifo_dropped)
+        try:
+            fifo.ensure()
+        except OSError as error:
+            log.error("notify_fifo.unavailable", path=path, error=str(error))
+            return
+        self._fifo = fifo
 
     def _want_sync_daemon(self, vrrp_state: str) -> None:
         # One worker applies the latest wanted role: a quick BACKUP->MASTER->BACKUP
@@ -397,7 +523,9 @@ class Supervisor:
         running = self._accepted
         assert running is not None
         try:
-            accepted = self._accept()
+            # Off the loop: a large (or hostile) file must not stall adverts' peers,
+            # checks and the watchdog ping while it parses.
+            accepted = await asyncio.to_thread(self._accept)
         except ConfigInvalid as invalid:
             return self._rejected(tuple(str(error) for error in invalid.errors))
         plan = plan_reload(
@@ -408,6 +536,9 @@ class Supervisor:
         except Exception as error:  # a failing step never kills the daemon
             return self._failed(plan, running, error)
         self._execute(plan, accepted)
+        self._follow_notify_fifo(accepted.config.director.notify_fifo)
+        if not plan.is_empty:
+            await self._operator_follow_config()
         self._reloads_applied += 1
         self._last_reload = ReloadView(at=time.time(), result="applied", summary=plan.summary)
         log.info("config.reload.applied", config=self._path, changes=plan.summary)
@@ -520,6 +651,12 @@ class Supervisor:
     # ----------------------------------------------------------------- shutdown
 
     async def _shutdown(self) -> None:
+        if self._fifo is not None:
+            self._fifo.close()
+        if self._admin is not None:
+            await self._admin.stop()
+        if self._operator is not None:
+            self._operator.stop()
         if self._vrrp is not None:
             with contextlib.suppress(Exception):
                 await self._vrrp.stop()  # priority-0 advert, VIPs removed
@@ -541,6 +678,79 @@ class Supervisor:
                 result = close()
                 if asyncio.iscoroutine(result):
                     await result
+
+    # ----------------------------------------------------------------- operator
+
+    def _running_view(self) -> RunningView:
+        compiled = self._compiled
+        assert compiled is not None
+        return RunningView(
+            services={
+                spec.key: (compiled.service_names[spec.key],
+                           tuple(dest.key for dest in spec.real_servers))
+                for spec in compiled.services
+            },
+            instances=tuple(settings.name for settings in compiled.instances),
+        )
+
+    async def _set_holds(self, holds: Mapping[str, str]) -> None:
+        if self._vrrp is not None:
+            await self._vrrp.set_holds(holds)
+
+    async def _dest_progress(self) -> dict[tuple[ServiceKey, DestKey], DestProgress]:
+        await self._refresh_kernel_stats()
+        actual = self._actual
+        if actual is None:
+            return {}
+        progress = {}
+        for service, entry in actual.table.services.items():
+            for key, dest in entry.dests.items():
+                stats = actual.stats_of(service, key)
+                progress[(service, key)] = DestProgress(
+                    dest.weight, stats.active_conns, stats.inactive_conns
+                )
+        return progress
+
+    async def _operator_follow_config(self) -> None:
+        """After a reload: the overrides on the new config (they outlive config changes)."""
+        if self._operator is not None:
+            self._operator.apply_ipvs()
+            with contextlib.suppress(Exception):  # logged by the VRRP part
+                await self._operator.apply_vrrp()
+
+    def _dump_state(self) -> None:
+        # keepalived's SIGUSR1 writes its state to a file; here the log is the record.
+        try:
+            log.info("daemon.state_dump", reason="SIGUSR1", snapshot=self.snapshot().to_json())
+        except Exception as error:  # never let a dump take the daemon down
+            log.error("daemon.state_dump_failed", error=repr(error))
+
+    def _override_views(self, compiled: Compiled) -> tuple[OverrideView, ...]:
+        operator = self._operator
+        if operator is None:
+            return ()
+        overrides = operator.overrides
+        services = self._running_view().services
+        views = [
+            OverrideView(
+                kind=entry.state.value,
+                target=entry.describe().split(" in ")[0],
+                service=entry.service,
+                uid=entry.uid,
+                since=entry.since,
+                matches=len(overrides.matched(entry, services)),
+            )
+            for entry in overrides.servers
+        ]
+        now = time.time()
+        views.extend(
+            OverrideView(kind="failover", target=hold.instance, service=None, uid=hold.uid,
+                         since=hold.since, until=hold.until,
+                         matches=1 if hold.instance in {s.name for s in compiled.instances}
+                         else 0)
+            for hold in overrides.holds if hold.active(now)
+        )
+        return tuple(views)
 
     # ----------------------------------------------------------------- upkeep
 
@@ -582,6 +792,7 @@ class Supervisor:
         expected = programmer.expected_table
         drains = {(d.vs, d.rs): d for d in status.draining}
         by_key = {key: backend for backend, key in compiled.backends.items()}
+        admin = programmer.admin
         services = []
         for spec in compiled.services:
             name = compiled.service_names[spec.key]
@@ -614,6 +825,8 @@ class Supervisor:
                         cause=drain.cause,
                     ),
                     fail_open_held=health is not None and health.held_by_fail_open,
+                    admin=None if (spec.key, dest.key) not in admin
+                    else admin[(spec.key, dest.key)].state.value,
                 ))
             service_status = pool_snap.services.get(name)
             sorry = spec.sorry_server
@@ -653,7 +866,16 @@ class Supervisor:
             loop_lag_ms=self._lag * 1000,
             vrrp_loop_lag_ms=self._vrrp.loop_lag() * 1000 if self._vrrp is not None else 0.0,
             vrrp_restarts=self._vrrp.restarts() if self._vrrp is not None else 0,
+            overrides=self._override_views(compiled),
         )
+
+
+def _fifo_dropped(line: str, code: int) -> None:
+    if code == errno.ENXIO:
+        # Nobody reads: the normal state of a FIFO no tool listens to.
+        log.debug("notify_fifo.no_reader", line=line.rstrip("\n"))
+    else:
+        log.warning("notify_fifo.dropped", line=line.rstrip("\n"), errno=errno.errorcode[code])
 
 
 def _default_vrrp_factory(
@@ -662,7 +884,7 @@ def _default_vrrp_factory(
 ) -> VrrpPart:
     from haipvs.vrrp_process import VrrpProcessPart
 
-    return VrrpProcessPart(instances, on_transition)
+    return VrrpProcessPart(instances, on_transition, fork_first=True)
 
 
 def run_command(args: object) -> int:

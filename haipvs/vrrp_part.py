@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import structlog
 
@@ -50,6 +50,7 @@ class LinuxVrrpPart:
         self._on_transition = on_transition
         self._ports = ports
         self._last: dict[str, TransitionView] = {}
+        self._holds: dict[str, str] = {}
         self._service = self._new_service()
 
     def _new_service(self) -> vrrp.VrrpService:
@@ -59,6 +60,7 @@ class LinuxVrrpPart:
 
     async def start(self) -> None:
         await self._service.start_async()
+        await self._apply_holds({})
 
     async def stop(self) -> None:
         await self._service.stop_async()
@@ -76,12 +78,29 @@ class LinuxVrrpPart:
             self._instances = new
             self._service = self._new_service()
             await self._service.start_async()
+            await self._apply_holds({})
             return
         try:
             await asyncio.wrap_future(self._service.call(self._service.apply(plan)))
         finally:
             # What runs now, even after a failed step: the next update plans from it.
             self._instances = self._service.instances
+        # An added or replaced instance gets its operator hold (a held one is a no-op).
+        await self._apply_holds({})
+
+    async def set_holds(self, holds: Mapping[str, str]) -> None:
+        """``haipvs failover`` holds: instance name -> reason (see InstanceRunner)."""
+        before, self._holds = self._holds, dict(holds)
+        await self._apply_holds(before)
+
+    async def _apply_holds(self, before: Mapping[str, str]) -> None:
+        names = {settings.name for settings in self._instances}
+        for name in sorted((set(before) | set(self._holds)) & names):
+            if before.get(name) != self._holds.get(name) or not before:
+                runner = self._service.runner(name)
+                await asyncio.wrap_future(
+                    self._service.call(runner.hold_for_operator(self._holds.get(name)))
+                )
 
     def loop_lag(self) -> float:
         return self._service.loop_lag.last
@@ -98,7 +117,9 @@ class LinuxVrrpPart:
             configured = settings.get(status.name)
             priority = configured.priority if configured else status.effective_priority
             reasons = list(status.faults)
-            if status.effective_priority != priority:
+            if status.name in self._holds:
+                reasons.append("held as backup by haipvs failover")
+            elif status.effective_priority != priority:
                 reasons.append(f"tracking {status.effective_priority - priority:+d}")
             views.append(InstanceView(
                 name=status.name,

@@ -113,6 +113,8 @@ class TransitionReason(enum.Enum):
     shutdown = "shutdown"
     #: keepalived ``vrrp_sync_group``: another member left MASTER, this one follows.
     sync_group = "sync_group"
+    #: ``haipvs failover``: the operator handed mastership over (priority-0 advert).
+    operator_failover = "operator_failover"
 
 
 #: The specification: (from state, reason) -> to state. Nothing else changes ``state``.
@@ -131,6 +133,7 @@ TRANSITIONS: Mapping[tuple[State, TransitionReason], State] = {
     (State.MASTER, TransitionReason.fault_entered): State.FAULT,
     (State.MASTER, TransitionReason.shutdown): State.INIT,
     (State.MASTER, TransitionReason.sync_group): State.BACKUP,
+    (State.MASTER, TransitionReason.operator_failover): State.BACKUP,
     (State.FAULT, TransitionReason.fault_cleared): State.BACKUP,
     (State.FAULT, TransitionReason.shutdown): State.INIT,
 }
@@ -726,7 +729,14 @@ class VrrpMachine:
             self._master_adver_interval = settings.advert_interval
         return tuple(actions)
 
-    def resign(self, reason: str, now: float, *, send_stop: bool = True) -> tuple[Action, ...]:
+    def resign(
+        self,
+        reason: str,
+        now: float,
+        *,
+        send_stop: bool = True,
+        cause: TransitionReason = TransitionReason.sync_group,
+    ) -> tuple[Action, ...]:
         """Leave MASTER for BACKUP on request (a sync group follows a member that left).
 
         keepalived ``vrrp_sync_backup`` moves the other members to BACKUP (their
@@ -734,11 +744,12 @@ class VrrpMachine:
         priority 0 so the peer takes over after its skew time instead of a whole
         Master_Down_Interval; keepalived itself leaves silently (``send_stop=False``).
         A caller that must stop this instance from taking mastership back holds its
-        priority down with :meth:`set_priority`. Not MASTER: nothing to do.
+        priority down with :meth:`set_priority`. Not MASTER: nothing to do. ``cause`` is
+        the transition's reason: ``operator_failover`` for ``haipvs failover``.
         """
         if self._state is not State.MASTER:
             return ()
-        transition = self._move(TransitionReason.sync_group, reason)
+        transition = self._move(cause, reason)
         self._advert_at = None
         self._refresh_at = None
         self._second_announce_at = None

@@ -172,6 +172,7 @@ class InstanceRunner:
         self._tracked_priority = settings.priority
         self._tracked_reason = "configured"
         self._sync_hold: str | None = None
+        self._operator_hold: str | None = None
         self._drop_logged: dict[tuple[IPAddress, DropReason], tuple[float, int]] = {}
         self._stopped = asyncio.Event()
         self._started = False
@@ -293,6 +294,25 @@ class InstanceRunner:
         (:meth:`hold_for_sync_group`). Not MASTER: nothing happens."""
         await self._input(lambda now: self.machine.resign(reason, now))
 
+    async def hold_for_operator(self, reason: str | None) -> None:
+        """``haipvs failover``: hand mastership over and stay backup (``reason`` set), or
+        release the hold (None).
+
+        While held the instance advertises priority 1, like a sync group's hold, so it
+        never preempts back, yet still takes over if the peer dies. A master resigns
+        with a priority-0 advert (RFC 5798 §6.4.3): the peer takes over after its skew
+        time."""
+        if reason == self._operator_hold:
+            return
+        self._operator_hold = reason
+        await self._input(self._priority_input)
+        if reason is not None:
+            await self._input(
+                lambda now: self.machine.resign(
+                    reason, now, cause=TransitionReason.operator_failover
+                )
+            )
+
     async def reconfigure(
         self, settings: InstanceSettings, tracked: TrackVerdict | None = None
     ) -> None:
@@ -331,6 +351,8 @@ class InstanceRunner:
     def _priority_input(self, now: float) -> tuple[Action, ...]:
         if self._sync_hold is not None:
             return self.machine.set_priority(1, self._sync_hold, now)
+        if self._operator_hold is not None:
+            return self.machine.set_priority(1, self._operator_hold, now)
         return self.machine.set_priority(self._tracked_priority, self._tracked_reason, now)
 
     # --- the adapter loop -------------------------------------------------------------------------
@@ -877,6 +899,7 @@ class VrrpService:
         self._sync_groups: dict[str, SyncGroup] = {}
         self._lag = LoopLag(0.0, 0.0, 0)
         self.notifier: Notifier | None = None
+        self._group_states: dict[str, State] = {}
 
     # --- caller side (any thread) ------------------------------------------------------------
 
@@ -1122,6 +1145,33 @@ class VrrpService:
             worst = max(worst, lag)
             self._lag = LoopLag(lag, worst, samples)
 
+    def _group_notify(self, runner: InstanceRunner) -> None:
+        """keepalived's sync group notify: once per change of the group's state.
+
+        The group is FAULT while a member is, MASTER once every member is, BACKUP once
+        every member is; in between (members still moving) it keeps its last state.
+        """
+        group, settings = runner.settings.sync_group, runner.settings.sync_group_notify
+        if group is None or settings is None or self.notifier is None:
+            return
+        states = {
+            member.machine.state
+            for member in self._runners.values()
+            if member.settings.sync_group == group
+        }
+        if State.FAULT in states:
+            state = State.FAULT
+        elif len(states) == 1:
+            (state,) = states
+        else:
+            return
+        kind = _HOOK_FOR_STATE.get(state)
+        if kind is None or self._group_states.get(group) is state:
+            return
+        self._group_states[group] = state
+        log.info("vrrp.sync_group.state", sync_group=group, to_state=state.value)
+        self.notifier.notify(group, settings, kind, 0, scope="GROUP")
+
     def _transitioned(self, name: str, transition: Transition, machine: VrrpMachine) -> None:
         runner = self._runners[name]
         status = InstanceStatus.of(runner)
@@ -1136,6 +1186,7 @@ class VrrpService:
                     vrid=runner.settings.vrid,
                     iface=runner.settings.interface,
                 )
+            self._group_notify(runner)
         callback = self._on_transition
         if callback is None:
             return

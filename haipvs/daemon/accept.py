@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import socket
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -34,7 +33,7 @@ from typing import Protocol
 from haipvs.config.compile import Compiled, compile_config
 from haipvs.config.load import FILE_PATH, ConfigError, ConfigInvalid, LoadedConfig, load_config
 from haipvs.config.model import Config, KeyPath, format_key_path
-from haipvs.security import path_problem
+from haipvs.security import config_file_problem, script_commands, unsafe_paths
 
 __all__ = [
     "Accepted",
@@ -53,10 +52,10 @@ class UnsafeConfigFileError(Exception):
 
 
 def check_file_safety(path: str) -> None:
-    """Refuse a file that users other than its owner (and root) may change."""
-    info = os.stat(path)
-    if info.st_mode & stat.S_IWOTH:
-        raise UnsafeConfigFileError(f"{path}: refused: the file is writable by other users")
+    """Refuse a config file others may change (haipvs.security, the scripts' rule)."""
+    problem = config_file_problem(path)
+    if problem is not None:
+        raise UnsafeConfigFileError(str(problem))
 
 
 class HostFacts(Protocol):
@@ -100,10 +99,20 @@ def script_paths(config: Config) -> Iterator[tuple[KeyPath, tuple[str, ...]]]:
                 yield ("vrrp", index, "notify", hook), tuple(argv)
         for number, script in enumerate(instance.track.scripts):
             yield ("vrrp", index, "track", "scripts", number, "command"), tuple(script.command)
+    for index, group in enumerate(config.sync_groups):
+        for hook in ("master", "backup", "fault", "stop"):
+            argv = getattr(group.notify, hook, None)
+            if argv:
+                yield ("sync_groups", index, "notify", hook), tuple(argv)
     for index, service in enumerate(config.virtual_servers):
         command = getattr(service.check, "command", None)
         if command:
             yield ("virtual_servers", index, "check", "command"), tuple(command)
+        quorum = getattr(service, "quorum", None)
+        for hook in ("up", "down"):
+            argv = getattr(quorum, hook, None)
+            if argv:
+                yield ("virtual_servers", index, "quorum", hook), tuple(argv)
         for number, real_server in enumerate(service.real_servers):
             command = getattr(real_server.check, "command", None)
             if command:
@@ -138,32 +147,44 @@ def accept_config(
     and the scripts, which are this host's files too.
     """
     try:
-        check_file_safety(path)
-    except UnsafeConfigFileError as unsafe:
-        raise ConfigInvalid([ConfigError(path, 1, FILE_PATH, str(unsafe))]) from None
+        os.stat(path)
     except OSError as error:
         reason = error.strerror or str(error)
         raise ConfigInvalid([ConfigError(path, 1, FILE_PATH, f"cannot read: {reason}")]) from None
+    problem = config_file_problem(path)
+    if problem is not None:
+        where = "" if problem.path == path else f"{problem.path} "
+        message = f"refused: {where}{problem.reason}"
+        raise ConfigInvalid([ConfigError(path, 1, FILE_PATH, message)])
     loaded = load_config(path)
     config = loaded.config
     errors: list[ConfigError] = []
 
-    def located(key_path: KeyPath, message: str) -> ConfigError:
+    def locate(key_path: KeyPath, message: str) -> ConfigError:
         return ConfigError(path, loaded.line_of(key_path), format_key_path(key_path), message)
 
-    judged: dict[str, str | None] = {}
+    judged: dict[tuple[str, ...], list[str]] = {}
+    located: set[str] = set()
     for key_path, argv in () if offline else script_paths(config):
-        if argv[0] not in judged:
-            problem = path_problem(argv[0])
-            judged[argv[0]] = None if problem is None else str(problem)
-        message = judged[argv[0]]
-        if message is not None:
-            errors.append(located(key_path, message))
+        if argv not in judged:
+            judged[argv] = unsafe_paths([argv])
+        for message in judged[argv]:
+            errors.append(locate(key_path, message))
+            located.add(message)
+    if not offline:
+        # Every command the daemon runs, as its parts list them: one a newer part runs
+        # that script_paths does not name yet is still refused, at the file's first line.
+        compiled_now = compile_config(config)
+        everything = [*script_commands(compiled_now.instances, compiled_now.checks.values()),
+                      *compiled_now.quorum_argvs]
+        for message in unsafe_paths(everything):
+            if message not in located:
+                errors.append(ConfigError(path, 1, FILE_PATH, message))
     if not offline:
         facts = host if host is not None else LinuxHost()
         for key_path, interface in interface_paths(config):
             if not facts.has_interface(interface):
-                errors.append(located(key_path, f"no interface {interface} on this host"))
+                errors.append(locate(key_path, f"no interface {interface} on this host"))
     if errors:
         errors.sort(key=lambda error: error.line)
         raise ConfigInvalid(errors, loaded.warnings)

@@ -38,7 +38,10 @@ def three_instances(name: str) -> str:
     base = 150 if name == "dir1" else 100
     extra = instance("VI_B", 52, base, "198.51.100.20") + instance("VI_C", 53, base,
                                                                     "198.51.100.30")
-    return haipvs_config(name, SETTINGS).replace("ipvs:\n", extra + "ipvs:\n", 1)
+    config = haipvs_config(name, SETTINGS).replace("ipvs:\n", extra + "ipvs:\n", 1)
+    # POST /reload is a mutation: it needs the API token even on loopback.
+    return config.replace("  api: 127.0.0.1:9797\n",
+                          "  api: 127.0.0.1:9797\n  api_token: s3cret\n", 1)
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +60,20 @@ def pair() -> Iterator[DirectorPair]:
         yield built
 
 
+def status(pair: DirectorPair, name: str) -> dict[str, Any] | None:
+    result = pair.net.run(name, ["curl", "-s", "-m", "5", "-H", "Authorization: Bearer s3cret",
+                                 "http://127.0.0.1:9797/status"], check=False)
+    if result.returncode != 0 or not result.stdout:
+        return None
+    parsed: dict[str, Any] = json.loads(result.stdout)
+    return parsed
+
+
 def states(pair: DirectorPair, name: str) -> dict[str, str]:
-    status = pair.status(name)
-    if status is None:
+    document = status(pair, name)
+    if document is None:
         return {}
-    return {view["name"]: view["state"] for view in status["instances"]}
+    return {view["name"]: view["state"] for view in document["instances"]}
 
 
 def events_after(pair: DirectorPair, name: str, count: int) -> list[dict[str, Any]]:
@@ -127,9 +139,9 @@ def test_one_reload_adds_a_vip_changes_a_priority_and_adds_an_instance(
     # bound is loose on purpose: one emulated CPU shared with the client and `curl`.
     assert elapsed <= 3 * SETTINGS.advert_interval + 2.0
     assert samples and not failed
-    status = pair.status("dir1")
-    assert status is not None
-    (b_view,) = [view for view in status["instances"] if view["name"] == "VI_B"]
+    document = status(pair, "dir1")
+    assert document is not None
+    (b_view,) = [view for view in document["instances"] if view["name"] == "VI_B"]
     assert b_view["priority"] == 160 and b_view["state"] == "MASTER"
 
 
@@ -155,6 +167,7 @@ def test_a_reload_naming_a_missing_interface_is_refused_and_the_config_stays(
         assert rejected["errors"] == [expected]
         answer = pair.net.run("dir1", [
             "curl", "-s", "-m", "10", "-X", "POST", "-w", "\n%{http_code}",
+            "-H", "Authorization: Bearer s3cret",
             "http://127.0.0.1:9797/reload"], check=False).stdout
         body, _, code = answer.rpartition("\n")
         assert code == "422", answer
