@@ -19,7 +19,7 @@ def _run_check_config(args: argparse.Namespace) -> int:
         from haipvs.preflight import check_config_and_host
 
         return check_config_and_host(args.file)
-    from haipvs.config.check import check_config_command
+    from haipvs.daemon.check import check_config_command
 
     return check_config_command(args.file, offline=args.offline)
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from haipvs.cli import main
-from haipvs.config.check import check_config_command
+from haipvs.daemon.check import check_config_command
 
 ROOT = Path(__file__).resolve().parents[3]
 THREE_ERRORS = Path(__file__).parent / "invalid" / "64-three-errors.yaml"

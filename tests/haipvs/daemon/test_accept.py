@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 from support import FakeHost, FakeVrrpPart, free_port, until
 
 import checkers
-from haipvs.config.check import check_config_command
 from haipvs.daemon.accept import accept_config
+from haipvs.daemon.check import check_config_command
 from haipvs.ipvs import FakeIpvsKernel
 from haipvs.status.api import ReloadOutcome
 from haipvs.supervisor import Supervisor
