@@ -171,12 +171,12 @@ def accept_config(
         for message in judged[argv]:
             errors.append(locate(key_path, message))
             located.add(message)
+    compiled = compile_config(config, hostname=hostname or socket.gethostname())
     if not offline:
         # Every command the daemon runs, as its parts list them: one a newer part runs
         # that script_paths does not name yet is still refused, at the file's first line.
-        compiled_now = compile_config(config)
-        everything = [*script_commands(compiled_now.instances, compiled_now.checks.values()),
-                      *compiled_now.quorum_argvs]
+        everything = [*script_commands(compiled.instances, compiled.checks.values()),
+                      *compiled.quorum_argvs]
         for message in unsafe_paths(everything):
             if message not in located:
                 errors.append(ConfigError(path, 1, FILE_PATH, message))
@@ -188,5 +188,4 @@ def accept_config(
     if errors:
         errors.sort(key=lambda error: error.line)
         raise ConfigInvalid(errors, loaded.warnings)
-    compiled = compile_config(config, hostname=hostname or socket.gethostname())
     return Accepted(path, loaded, compiled)
