@@ -40,12 +40,19 @@ from checkers.result import ProbeResult
 from checkers.spec import Target, TcpCheck, probe_port
 
 __all__ = [
+    "READABLE",
+    "ConnectAttempt",
     "ConnectError",
     "ProbeConnection",
+    "ProbeDone",
+    "TcpAttempt",
+    "TcpPlan",
+    "await_attempt",
     "check_tcp",
     "describe_errno",
     "describe_timeout",
     "family_of",
+    "plan",
     "running_loop",
 ]
 
@@ -58,6 +65,7 @@ _STREAM_NONBLOCK = socket.SOCK_STREAM | socket.SOCK_NONBLOCK
 _WATCH = select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP | select.EPOLLET
 _FAILED = select.EPOLLERR | select.EPOLLHUP
 _READABLE = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLERR | select.EPOLLHUP
+READABLE = _READABLE
 # What wait() returns when the deadline passed first.
 TIMED_OUT = -1
 
@@ -152,13 +160,174 @@ class _Readiness:
 _readiness: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Readiness] = (
     weakref.WeakKeyDictionary()
 )
+# The last loop asked for and its set: a WeakKeyDictionary lookup makes a weak
+# reference per call, and every check asks. Weak, so the loop can still be collected.
+_last_loop: weakref.ReferenceType[asyncio.AbstractEventLoop] | None = None
+_last_readiness: _Readiness | None = None
 
 
 def _readiness_of(loop: asyncio.AbstractEventLoop) -> _Readiness:
+    global _last_loop, _last_readiness
+    if _last_loop is not None and _last_loop() is loop and _last_readiness is not None:
+        return _last_readiness
     readiness = _readiness.get(loop)
     if readiness is None:
         readiness = _readiness[loop] = _Readiness(loop)
+    _last_loop, _last_readiness = weakref.ref(loop), readiness
     return readiness
+
+
+ProbeDone = Callable[[ProbeResult], None]
+
+
+class ConnectAttempt:
+    """One probe's connection as a callback state machine: no task, no future.
+
+    The pool runs thousands of checks per second; a task and a coroutine chain
+    per check cost about as much CPU as the check's own system calls. Here the
+    socket's readiness edges (the shared epoll set) and one deadline timer drive
+    the probe, and `on_done` receives exactly one ProbeResult, unless
+    `cancel()` came first (then nothing, and the socket is closed).
+
+    Subclasses say what a connected socket does (`_connected`, `_readable`)
+    and what a passed deadline means (`_timed_out`). A failure known before
+    any waiting (bind error, refusal reported by connect itself) is reported
+    from the loop (call_soon), never from inside the constructor: the caller
+    has not stored the attempt yet.
+    """
+
+    __slots__ = (
+        "_connecting",
+        "_on_done",
+        "_readiness",
+        "_soon",
+        "_timer",
+        "fd",
+        "loop",
+        "sock",
+        "started",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_done: ProbeDone,
+        address: str,
+        port: int,
+        *,
+        timeout: float,
+        bind_address: str | None = None,
+    ) -> None:
+        self.loop = loop
+        self._on_done = on_done
+        self.timeout = timeout
+        self.started = started = loop.time()
+        self.sock: socket.socket | None = None
+        self.fd = -1
+        self._timer: asyncio.TimerHandle | None = None
+        self._soon: asyncio.Handle | None = None
+        self._connecting = True
+        # SOCK_NONBLOCK at creation: one system call less than setblocking(False).
+        sock = socket.socket(family_of(address), _STREAM_NONBLOCK)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
+            if bind_address is not None:
+                try:
+                    sock.bind((bind_address, 0))
+                except OSError as exc:
+                    reason = os.strerror(exc.errno or 0).lower()
+                    sock.close()
+                    self._fail_soon(f"bind {bind_address} failed: {reason}")
+                    return
+            err = sock.connect_ex((address, port))
+        except BaseException:
+            sock.close()
+            raise
+        if err not in (0, errno.EINPROGRESS):
+            sock.close()
+            self._fail_soon(describe_errno(err))
+            return
+        # Connected at once (err 0) or not: the edge-triggered registration
+        # reports the socket writable on the next poll either way.
+        self.sock = sock
+        self.fd = fd = sock.fileno()
+        self._readiness = _readiness_of(loop)
+        self._readiness.watch(fd, self._on_events)
+        self._timer = loop.call_at(started + timeout, self._on_deadline)
+
+    def _fail_soon(self, detail: str) -> None:
+        self._soon = self.loop.call_soon(self._deliver, detail)
+
+    def _deliver(self, detail: str) -> None:
+        self._soon = None
+        self._on_done(ProbeResult(ok=False, detail=detail, latency=self.loop.time() - self.started))
+
+    def _on_events(self, events: int) -> None:
+        if self._connecting:
+            sock = self.sock
+            assert sock is not None
+            if events & _FAILED or not events & select.EPOLLOUT:
+                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                self.finish(False, describe_errno(err or errno.ECONNRESET))
+                return
+            self._connecting = False
+            self._connected(events)
+        else:
+            self._readable(events)
+
+    def _on_deadline(self) -> None:
+        self._timer = None
+        if self._connecting:
+            self.finish(False, f"connect timeout after {describe_timeout(self.timeout)}")
+        else:
+            self.finish(False, self._timed_out())
+
+    def _connected(self, events: int) -> None:
+        """The connect completed; `events` may already say the peer spoke."""
+        raise NotImplementedError
+
+    def _readable(self, events: int) -> None:
+        """A readiness edge after the connect."""
+
+    def _timed_out(self) -> str:
+        """The failure detail when the deadline passes after the connect."""
+        return f"timeout after {describe_timeout(self.timeout)}"
+
+    def _close(self) -> None:
+        sock = self.sock
+        if sock is not None:
+            self.sock = None
+            self._readiness.forget(self.fd, unregister=False)
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            sock.close()  # SO_LINGER 0: RST, no TIME_WAIT (see the header)
+        if self._soon is not None:
+            self._soon.cancel()
+            self._soon = None
+
+    def finish(self, ok: bool, detail: str) -> None:
+        """Close the socket, then report (exactly once)."""
+        self._close()
+        self._on_done(ProbeResult(ok=ok, detail=detail, latency=self.loop.time() - self.started))
+
+    def finish_with(self, result: ProbeResult) -> None:
+        self._close()
+        self._on_done(result)
+
+    def cancel(self) -> None:
+        """Stop without a result; the socket is closed."""
+        self._close()
+
+
+class TcpAttempt(ConnectAttempt):
+    """TCP_CHECK: up once the connection is accepted."""
+
+    __slots__ = ()
+
+    def _connected(self, events: int) -> None:
+        self.finish(True, "connected")
 
 
 class ProbeConnection:
@@ -305,6 +474,17 @@ class ProbeConnection:
         self.sock.close()  # a no-op when closed already (by a TLS transport)
 
 
+async def await_attempt(start: Callable[[ProbeDone], ConnectAttempt]) -> ProbeResult:
+    """Run one callback attempt as a coroutine; cancellation closes its socket."""
+    loop = running_loop()
+    fut: asyncio.Future[ProbeResult] = loop.create_future()
+    attempt = start(fut.set_result)
+    try:
+        return await fut
+    finally:
+        attempt.cancel()  # a no-op once it finished
+
+
 async def check_tcp(
     address: str,
     port: int,
@@ -314,22 +494,41 @@ async def check_tcp(
 ) -> ProbeResult:
     """Up when a TCP connection to address:port is accepted within `timeout`."""
     loop = running_loop()
-    started = loop.time()
-    try:
-        connection = await ProbeConnection.open(
-            address, port, loop=loop, started=started, timeout=timeout, bind_address=bind_address
+    return await await_attempt(
+        lambda done: TcpAttempt(
+            loop, done, address, port, timeout=timeout, bind_address=bind_address
         )
-    except ConnectError as exc:
-        return ProbeResult(ok=False, detail=exc.detail, latency=loop.time() - started)
-    connection.close()
-    return ProbeResult(ok=True, detail="connected", latency=loop.time() - started)
+    )
+
+
+class TcpPlan:
+    """A TCP_CHECK with everything per check worked out once (see checkers/probe.py)."""
+
+    __slots__ = ("address", "bind_address", "port", "timeout")
+
+    def __init__(self, spec: TcpCheck, target: Target) -> None:
+        self.address = str(target.address)
+        self.port = probe_port(spec, target)
+        self.timeout = spec.timing.timeout
+        self.bind_address = None if spec.bind_address is None else str(spec.bind_address)
+
+    def start(self, loop: asyncio.AbstractEventLoop, on_done: ProbeDone) -> ConnectAttempt:
+        return TcpAttempt(
+            loop,
+            on_done,
+            self.address,
+            self.port,
+            timeout=self.timeout,
+            bind_address=self.bind_address,
+        )
+
+
+def plan(spec: TcpCheck, target: Target) -> TcpPlan:
+    return TcpPlan(spec, target)
 
 
 async def probe(spec: TcpCheck, target: Target) -> ProbeResult:
     """The TCP_CHECK of ``spec`` against ``target`` (run_probe's entry point)."""
-    return await check_tcp(
-        str(target.address),
-        probe_port(spec, target),
-        spec.timing.timeout,
-        bind_address=None if spec.bind_address is None else str(spec.bind_address),
-    )
+    tcp_plan = TcpPlan(spec, target)
+    loop = running_loop()
+    return await await_attempt(lambda done: tcp_plan.start(loop, done))
