@@ -16,8 +16,10 @@ Rules kept here:
   epoll set per event loop that the loop watches as a single reader; closing
   the socket removes it from the set. A TCP check is then socket, setsockopt,
   connect, epoll_ctl, close (plus the shared epoll_wait): no getsockopt when
-  the connect succeeded, no epoll_ctl to modify or remove. One future per wait
-  and one timer handle per connection.
+  the connect succeeded, no epoll_ctl to modify or remove. The pool's checks
+  (TCP, plain HTTP) run as callback state machines (ConnectAttempt: no task,
+  no future) whose deadlines share one loop timer (FIFOs per timeout);
+  ProbeConnection (TLS, SMTP) keeps one future per wait and one timer handle.
 - Close with RST (SO_LINGER 0): the checker is the side that closes first, so a
   FIN close would leave a TIME_WAIT on the director for every check (60 s each,
   300,000 sockets at 5,000 checks/s). HAProxy closes its health-check
@@ -34,6 +36,7 @@ import socket
 import struct
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable
 
 from checkers.result import ProbeResult
@@ -127,13 +130,27 @@ def family_of(address: str) -> socket.AddressFamily:
 
 
 class _Readiness:
-    """One epoll set for the probe sockets of one event loop, read as one loop reader."""
+    """One epoll set for the probe sockets of one event loop, read as one loop reader,
+    and the deadlines of the callback attempts behind one loop timer.
 
-    __slots__ = ("__weakref__", "_epoll", "_waiters")
+    Deadlines: an attempt's deadline is its start (the loop's monotonic time)
+    plus its timeout, so the attempts of one timeout expire in the order they
+    started: one FIFO per timeout value, and ONE loop timer at the earliest
+    head, instead of a timer handle made and cancelled per check. A finished
+    attempt stays in its FIFO until its deadline comes (skipped then); when no
+    attempt is live the FIFOs are dropped and the timer cancelled, so an idle
+    or closed loop holds nothing.
+    """
+
+    __slots__ = ("__weakref__", "_deadlines", "_epoll", "_live", "_timer", "_timer_at", "_waiters")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._epoll = select.epoll()
         self._waiters: dict[int, Callable[[int], None]] = {}
+        self._deadlines: dict[float, deque[tuple[float, ConnectAttempt]]] = {}
+        self._live = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         loop.add_reader(self._epoll.fileno(), self._dispatch)
         # The set lives as long as the loop: closed when the loop is collected.
         weakref.finalize(loop, self._epoll.close)
@@ -148,6 +165,54 @@ class _Readiness:
         del self._waiters[fd]
         if unregister:
             self._epoll.unregister(fd)
+
+    def expire(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        timeout: float,
+        deadline: float,
+        attempt: ConnectAttempt,
+    ) -> None:
+        """Call attempt.expired() at `deadline` = loop.time() + `timeout`, unless it ends first."""
+        self._live += 1
+        queue = self._deadlines.get(timeout)
+        if queue is None:
+            queue = self._deadlines[timeout] = deque()
+        queue.append((deadline, attempt))
+        if self._timer is None or deadline < self._timer_at:
+            self._arm(loop, deadline)
+
+    def ended(self) -> None:
+        """One attempt that expire() was asked for has ended (either way)."""
+        self._live -= 1
+        if not self._live and self._deadlines:
+            self._deadlines.clear()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = loop.call_at(when, self._on_timer, loop)
+
+    def _on_timer(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Never earlier than the deadline the timer was armed for (call_at may
+        # fire up to the clock resolution early).
+        now = max(loop.time(), self._timer_at)
+        self._timer = None
+        earliest: float | None = None
+        for queue in list(self._deadlines.values()):
+            while queue and queue[0][0] <= now:
+                attempt = queue.popleft()[1]
+                if attempt.sock is not None:
+                    attempt.expired()
+            if queue and (earliest is None or queue[0][0] < earliest):
+                earliest = queue[0][0]
+        # (an expired attempt's callback may have started others and armed the timer)
+        if earliest is not None and (self._timer is None or earliest < self._timer_at):
+            self._arm(loop, earliest)
 
     def _dispatch(self) -> None:
         waiters = self._waiters
@@ -201,7 +266,6 @@ class ConnectAttempt:
         "_on_done",
         "_readiness",
         "_soon",
-        "_timer",
         "fd",
         "loop",
         "sock",
@@ -225,7 +289,6 @@ class ConnectAttempt:
         self.started = started = loop.time()
         self.sock: socket.socket | None = None
         self.fd = -1
-        self._timer: asyncio.TimerHandle | None = None
         self._soon: asyncio.Handle | None = None
         self._connecting = True
         # SOCK_NONBLOCK at creation: one system call less than setblocking(False).
@@ -252,9 +315,9 @@ class ConnectAttempt:
         # reports the socket writable on the next poll either way.
         self.sock = sock
         self.fd = fd = sock.fileno()
-        self._readiness = _readiness_of(loop)
-        self._readiness.watch(fd, self._on_events)
-        self._timer = loop.call_at(started + timeout, self._on_deadline)
+        readiness = self._readiness = _readiness_of(loop)
+        readiness.watch(fd, self._on_events)
+        readiness.expire(loop, timeout, started + timeout, self)
 
     def _fail_soon(self, detail: str) -> None:
         self._soon = self.loop.call_soon(self._deliver, detail)
@@ -276,8 +339,8 @@ class ConnectAttempt:
         else:
             self._readable(events)
 
-    def _on_deadline(self) -> None:
-        self._timer = None
+    def expired(self) -> None:
+        """The deadline passed (called by the loop's deadline FIFOs)."""
         if self._connecting:
             self.finish(False, f"connect timeout after {describe_timeout(self.timeout)}")
         else:
@@ -298,10 +361,9 @@ class ConnectAttempt:
         sock = self.sock
         if sock is not None:
             self.sock = None
-            self._readiness.forget(self.fd, unregister=False)
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            readiness = self._readiness
+            readiness.forget(self.fd, unregister=False)
+            readiness.ended()
             sock.close()  # SO_LINGER 0: RST, no TIME_WAIT (see the header)
         if self._soon is not None:
             self._soon.cancel()
