@@ -28,6 +28,7 @@ Rules kept here:
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import errno
 import os
@@ -287,12 +288,14 @@ class ConnectAttempt:
         self._on_done = on_done
         self.timeout = timeout
         self.started = started = loop.time()
-        self.sock: socket.socket | None = None
+        self.sock: _socket.socket | None = None
         self.fd = -1
         self._soon: asyncio.Handle | None = None
         self._connecting = True
         # SOCK_NONBLOCK at creation: one system call less than setblocking(False).
-        sock = socket.socket(family_of(address), _STREAM_NONBLOCK)
+        # The C socket type: the socket module's subclass adds a Python __init__
+        # and close() per check, for makefile() and context managers unused here.
+        sock = _socket.socket(family_of(address), _STREAM_NONBLOCK)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
             if bind_address is not None:
