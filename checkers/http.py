@@ -107,16 +107,22 @@ class ResponseReader:
         if self.done:
             return True
         if not self.headers_done:
-            start = max(0, len(self._head) - 3)  # the terminator may straddle two pieces
-            self._head += data
-            end = self._head.find(b"\r\n\r\n", start)
-            self.head_scanned += (end + 4 if end >= 0 else len(self._head)) - start
-            if end < 0:
-                if len(self._head) > MAX_HEADER:
-                    return self._fail("response headers too large")
-                return False
-            rest = bytes(self._head[end + 4 :])
-            if not self._parse_head(bytes(self._head[:end])):
+            if not self._head and (end := data.find(b"\r\n\r\n")) >= 0:
+                # The usual case: the whole head in the first piece; no copies
+                # into the head buffer and back.
+                self.head_scanned += end + 4
+                head, rest = data[:end], data[end + 4 :]
+            else:
+                start = max(0, len(self._head) - 3)  # the terminator may straddle two pieces
+                self._head += data
+                end = self._head.find(b"\r\n\r\n", start)
+                self.head_scanned += (end + 4 if end >= 0 else len(self._head)) - start
+                if end < 0:
+                    if len(self._head) > MAX_HEADER:
+                        return self._fail("response headers too large")
+                    return False
+                head, rest = bytes(self._head[:end]), bytes(self._head[end + 4 :])
+            if not self._parse_head(head):
                 return True
             self.headers_done = True
             self._head = bytearray()
@@ -411,7 +417,10 @@ def _verdict(
     if reader.error is not None:
         return ProbeResult(ok=False, detail=reader.error, latency=latency)
     status = reader.status
-    if not any(lo <= status <= hi for lo, hi in expect_status):
+    for lo, hi in expect_status:
+        if lo <= status <= hi:
+            break
+    else:
         return ProbeResult(
             ok=False,
             detail=f"status {status} not in {format_status_ranges(expect_status)}",
