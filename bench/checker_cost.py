@@ -297,9 +297,11 @@ async def native_checks(
         await asyncio.sleep(warmup)
         wall0 = loop.time()
         cpu0, done0 = time.process_time(), pool.probes_completed
+        usage0 = resource.getrusage(resource.RUSAGE_SELF)
         started0 = pool.probes_started
         await asyncio.sleep(window)
         cpu = time.process_time() - cpu0
+        usage1 = resource.getrusage(resource.RUSAGE_SELF)
         cpu_share = cpu / (loop.time() - wall0)
         done = pool.probes_completed - done0
         in_window = pool.probes_started - started0
@@ -317,6 +319,10 @@ async def native_checks(
         # checks made over checks due: below 1.0 the checker is late, not cheap
         "native_scheduled_share": done / window / (count / interval),
         "native_cpu_us_per_check": cpu / max(done, 1) * 1e6,
+        # where it goes: the interpreter (user) or the kernel (system calls, and the
+        # loopback TCP handshake and RST run in this process's system time)
+        "native_user_us_per_check": (usage1.ru_utime - usage0.ru_utime) / max(done, 1) * 1e6,
+        "native_sys_us_per_check": (usage1.ru_stime - usage0.ru_stime) / max(done, 1) * 1e6,
         "lateness_p50_ms": percentile(samples, 0.50) * 1000,
         "lateness_p99_ms": percentile(samples, 0.99) * 1000,
         "lateness_max_ms": max(samples) * 1000,
