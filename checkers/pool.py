@@ -335,7 +335,15 @@ class CheckerPool:
                 probe.on_done = functools.partial(self._attempt_done, probe)
             if probe.plan is not None:
                 assert probe.on_done is not None
-                probe.attempt = probe.plan.start(loop, probe.on_done)
+                try:
+                    probe.attempt = probe.plan.start(loop, probe.on_done)
+                except Exception as exc:
+                    # As in _run: our bug (or the director out of file
+                    # descriptors), never the peer's. A failed check, reported
+                    # from the loop; the timer that called us must go on.
+                    log.exception("check.probe.crashed", check=str(probe.key))
+                    failed = ProbeResult(False, f"probe crashed: {type(exc).__name__}", 0.0)
+                    loop.call_soon(self._attempt_done, probe, failed)
                 return
         probe.task = loop.create_task(self._run(probe))
 

@@ -177,3 +177,37 @@ async def test_a_hung_attempt_is_cancelled_and_counted_as_a_failure(
         assert down[0].reason.endswith("probe hung past its 5s timeout")
     finally:
         await pool.stop()
+
+
+class Crashing:
+    """A plan whose start raises, as socket(2) does when the director is out of fds."""
+
+    def __init__(self) -> None:
+        self.started = 0
+
+    def start(
+        self, loop: asyncio.AbstractEventLoop, on_done: Callable[[ProbeResult], None]
+    ) -> NeverEnding:
+        self.started += 1
+        raise OSError(24, "Too many open files")
+
+
+@pytest.mark.looptime
+async def test_an_attempt_that_cannot_start_is_a_failed_check_and_the_pool_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    plan = Crashing()
+    monkeypatch.setattr(pool_module, "plan_probe", lambda spec, target: plan)
+    changes: list[HealthChanged] = []
+    pool = CheckerPool(rng=random.Random(1), on_change=changes.append, fail_open=None)
+    backend, target = local("web", 80)
+    pool.update({backend: (target, TcpCheck(TIMING))}, adopted=[backend])
+    pool.start()
+    try:
+        await asyncio.sleep(10 * TIMING.interval)
+        assert plan.started >= 5  # the schedule went on after the first crash
+        assert pool.in_flight == 0
+        down = [c for c in changes if not c.healthy]
+        assert down[0].reason.endswith("probe crashed: OSError")
+    finally:
+        await pool.stop()
