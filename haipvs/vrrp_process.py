@@ -221,6 +221,7 @@ class VrrpProcessPart:
         self._views: tuple[InstanceView, ...] = ()
         self._loop_lag = 0.0
         self._clock = clock
+        self._up = False
         self._backoff = RespawnBackoff()
         self._restarts = 0
 
@@ -290,6 +291,7 @@ class VrrpProcessPart:
         finally:
             child_end.close()
         self._process = process
+        self._up = False  # until it acknowledges Start: a death before is _spawn's to report
         reader, writer = await asyncio.open_unix_connection(sock=parent_end)
         self._writer = writer
         self._reader_task = asyncio.create_task(self._watch(reader, process), name="vrrp-ipc")
@@ -302,6 +304,7 @@ class VrrpProcessPart:
             await asyncio.to_thread(process.wait)
             await self._close()
             raise
+        self._up = True
         self._backoff.started(self._clock())
         log.info("vrrp.process.started", pid=process.pid, instances=len(self._instances))
 
@@ -342,7 +345,7 @@ class VrrpProcessPart:
             self._views = ()
             if self._reply is not None and not self._reply.done():
                 self._reply.set_exception(VrrpProcessError(f"the VRRP process ended: {noticed}"))
-            if self._stopping or self._process is not process:
+            if self._stopping or self._process is not process or not self._up:
                 return
             if not exited.done():  # its stream is broken but it runs: it cannot be told
                 with contextlib.suppress(ProcessLookupError):

@@ -269,3 +269,16 @@ async def test_the_vrrp_process_ignores_packages_in_the_working_directory(
     finally:
         await part.stop()
     assert not marker.exists()
+
+
+async def test_a_child_that_dies_while_starting_is_one_start_failure_not_a_respawn() -> None:
+    # Its death is the start's error, reported to the caller; no respawn loop may
+    # start behind the caller's back as well.
+    part = VrrpProcessPart([instance()], lambda *_: None, ports="vrrp_child_ports:crash")
+    with capture_logs() as logs:
+        with pytest.raises(VrrpProcessError, match="ended"):
+            await part.start()
+        await asyncio.sleep(1.5)  # past the first respawn wait: a rogue respawn shows
+    assert part.pid is None and part.restarts() == 0
+    assert [e["event"] for e in logs if e["event"].startswith("vrrp.process")] == []
+    await part.stop()

@@ -33,3 +33,10 @@ def leaky() -> FakePorts:
     with open(os.environ["HAIPVS_TEST_LEAK_PIDFILE"], "w") as pidfile:
         pidfile.write(str(script.pid))
     return lone_director()
+
+
+def crash() -> FakePorts:
+    """The VRRP process dies while it starts, before it can answer."""
+    import os
+
+    os._exit(3)
