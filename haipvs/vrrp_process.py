@@ -354,6 +354,7 @@ class VrrpProcessPart:
         finally:
             reading.cancel()
             exited.cancel()
+        self._views = ()  # again: nothing read while it was being killed counts
         self._restarts += 1
         delay = self._backoff.died(self._clock())
         log.error("vrrp.process.died", pid=process.pid, exit=_describe_exit(code),
