@@ -19,8 +19,8 @@ import pytest
 from structlog.testing import capture_logs
 from support import until
 
+from haipvs.daemon.vrrp_process import RT_CPU_LIMIT_US, VrrpProcessError, VrrpProcessPart
 from haipvs.status.snapshot import InstanceView
-from haipvs.vrrp_process import RT_CPU_LIMIT_US, VrrpProcessError, VrrpProcessPart
 from vrrp.settings import InstanceSettings, VipSpec
 
 pytestmark = pytest.mark.looptime(False)
@@ -141,7 +141,7 @@ def test_the_vrrp_process_resigns_when_the_daemon_dies(tmp_path: Path) -> None:
         import asyncio, sys
         sys.path[:0] = [{str(HERE)!r}, {str(HERE.parent.parent)!r}]
         from test_vrrp_process import instance, PORTS
-        from haipvs.vrrp_process import VrrpProcessPart
+        from haipvs.daemon.vrrp_process import VrrpProcessPart
 
         async def main():
             part = VrrpProcessPart([instance()], lambda *a: None, ports=PORTS)

@@ -4,7 +4,7 @@ A thread of the daemon is not enough. The checkers of a thousand real servers ke
 the interpreter busy, and a VRRP thread, even in SCHED_RR, still waits for the GIL
 before it can send its advert or read the master's: measured in bench/vrrp_soak.py,
 146 false takeovers in 17 minutes at 0.05 s adverts. In a process of its own
-(which runs `haipvs.vrrp_part.LinuxVrrpPart`, whose VRRP thread is in SCHED_RR)
+(which runs `haipvs.daemon.vrrp_part.LinuxVrrpPart`, whose VRRP thread is in SCHED_RR)
 VRRP shares no lock with the checkers and only the kernel's scheduler stands
 between a timer and its advert.
 
@@ -377,7 +377,7 @@ class VrrpProcessPart:
                     # -P and cwd "/": the daemon's working directory is never on the
                     # child's import path (python -c would put it first).
                     [self._python, "-P", "-c",
-                     "import haipvs.vrrp_process as m; m.child_main()",
+                     "import haipvs.daemon.vrrp_process as m; m.child_main()",
                      str(child_end.fileno()), str(os.getpid())],
                     pass_fds=(child_end.fileno(),),
                     stdin=subprocess.DEVNULL,
@@ -561,7 +561,7 @@ def _resolve_ports(reference: str | None) -> Callable[[], vrrp.PortsProvider] | 
 
 
 async def _serve(sock: socket.socket) -> None:
-    from haipvs.vrrp_part import LinuxVrrpPart
+    from haipvs.daemon.vrrp_part import LinuxVrrpPart
 
     reader, writer = await asyncio.open_unix_connection(sock=sock)
     try:
