@@ -4,7 +4,7 @@
 #   packaging/build-deb.sh [-o OUTDIR] [--ref GIT_REF]
 #
 # The package holds the project in its own virtual environment under /opt/haipvs
-# (issue 8: the top-level names `vrrp` and `checkers` must never land in a shared
+# (the top-level names `vrrp` and `checkers` must never land in a shared
 # site-packages), /usr/bin/haipvs, the conffile /etc/haipvs/haipvs.yaml (from
 # etc/haipvs.yaml), the hardened unit packaging/haipvs.service, the man page
 # packaging/haipvs.1, the migration guide, and under /usr/share/haipvs the Prometheus

@@ -1,5 +1,5 @@
 #!/bin/bash
-# CI check of the Debian package (issue 8, "Must show"): build the .deb, install it
+# CI check of the Debian package: build the .deb, install it
 # with dpkg -i on this machine, and check it from the installed files only.
 #
 #   packaging/ci-check.sh [--keep] [--deb FILE]

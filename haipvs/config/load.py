@@ -108,7 +108,7 @@ class ConfigWarning:
 _P = TypeVar("_P", ConfigError, ConfigWarning)
 
 
-class ConfigInvalid(Exception):  # noqa: N818 - the name of the contract (issue 3)
+class ConfigInvalid(Exception):  # noqa: N818 - the name docs/config.md uses
     """The file is refused; ``errors`` holds every reason, in file order."""
 
     def __init__(

@@ -1499,7 +1499,7 @@ def _vip_coverage_rules(
     carried = {vip.address.ip for _, inst in instances for vip in inst.vips}
     for index, vs in services:
         if vs.vip is not None and vs.fwmark is None and vs.vip not in carried:
-            # A single director is legitimate, so this is a warning (issue 3).
+            # A single director is legitimate, so this is a warning.
             yield _warning(
                 ("virtual_servers", index, "vip"),
                 f"{vs.vip} is not a vip of any vrrp instance: no failover for this service",

@@ -1,4 +1,4 @@
-"""haipvs.importer: translate keepalived.conf into the haipvs YAML config (issue 8).
+"""haipvs.importer: translate keepalived.conf into the haipvs YAML config.
 
 Public API (other packages import only from here):
 

@@ -6,7 +6,7 @@ its meaning (that is `translate.py`). Rules it keeps:
 1. It reads files only through an injected `FileSource`, so tests feed it text and
    the default source is the filesystem.
 2. Every statement remembers where it came from (`Location`), because every warning
-   the importer prints must say `file:line` (issue 8: never drop anything silently).
+   the importer prints must say `file:line` (never drop anything silently).
 
 The language, as keepalived's `lib/parser.c` reads it:
 

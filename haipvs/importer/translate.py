@@ -2,7 +2,7 @@
 
 This module owns the *meaning* of keepalived's keywords for the importer. Rules:
 
-1. Nothing is dropped silently (issue 8). Every keyword is either translated, or
+1. Nothing is dropped silently. Every keyword is either translated, or
    recorded as a `Finding` with its file:line, which the renderer writes as a YAML
    comment beside the item and the command prints on stderr.
 2. A finding's `Severity` answers the operator's question "what must I do?":

@@ -1,4 +1,4 @@
-"""The chaos scenarios of issue 9, shared by tests/chaos/ and bench/chaos.py.
+"""The chaos scenarios (docs/reliability.md), shared by tests/chaos/ and bench/chaos.py.
 
 One lab director pair (haipvs.lab.pair: client, dir1 priority 150, dir2 priority 100,
 rs1..rs3 behind a NAT service) runs for all scenarios, with a client sending a new

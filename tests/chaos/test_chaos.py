@@ -1,4 +1,4 @@
-"""Issue 9's chaos scenarios in the lab: a real haipvs pair, real VRRP, real IPVS, a
+"""The chaos scenarios in the lab: a real haipvs pair, real VRRP, real IPVS, a
 client sending a request through the VIP every 20 ms the whole time.
 
 Each test runs one scenario of chaos_lab.py, which asserts what the client saw

@@ -1,4 +1,4 @@
-"""Security rules of issue 9: scripts others can change are refused (keepalived's
+"""Security rules: scripts others can change are refused (keepalived's
 enable_script_security), the status API needs a token off loopback, and the daemon
 refuses a config file others can write."""
 

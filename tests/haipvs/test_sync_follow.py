@@ -1,4 +1,4 @@
-"""The supervisor runs the IPVS sync daemon in the role VRRP calls for (issue 9).
+"""The supervisor runs the IPVS sync daemon in the role VRRP calls for.
 
 keepalived ``lvs_sync_daemon``: the VRRP master runs the *master* sync daemon (it
 sends connection state), the backup (and a faulted instance) the *backup* one. VRRP

@@ -1,6 +1,6 @@
 """A real server that stops answering leaves the kernel table in time, and comes back.
 
-Issue 5's promise, end to end on a kernel with IPVS: CheckerPool (real HTTP probes)
+The checkers' promise, end to end on a kernel with IPVS: CheckerPool (real HTTP probes)
 -> IpvsProgrammer -> NetlinkIpvsKernel. The real server is frozen with SIGSTOP: the
 kernel still completes its TCP handshakes (the listen queue), but no HTTP answer
 comes, the way a hung application behaves. Removal must happen within

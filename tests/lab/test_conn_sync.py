@@ -1,4 +1,4 @@
-"""Connection sync across a failover (issue 9, "Connection sync").
+"""Connection sync across a failover: the sync daemon follows VRRP and connections survive.
 
 Both directors run haipvs with ``ipvs.sync_daemon`` (keepalived ``lvs_sync_daemon``):
 the supervisor follows the VRRP instance VI_WEB and runs the kernel's IPVS sync

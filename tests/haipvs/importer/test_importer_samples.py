@@ -1,7 +1,7 @@
 """Every sample configuration Debian's keepalived package ships, which nobody here wrote.
 
 Each one either converts to a config that validates with haipvs.config, or fails with
-a clear list of the keywords that cannot be expressed (issue 8). The table below is
+a clear list of the keywords that cannot be expressed. The table below is
 what was measured; a change in either direction (a sample that stops converting, or
 one that starts converting without the table being updated) fails the test, so the
 importer's coverage is a recorded, reviewed number.
