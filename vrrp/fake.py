@@ -24,6 +24,7 @@ import random
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network
 
 from vrrp.packet import VRRP_MULTICAST_V4, VRRP_MULTICAST_V6
 from vrrp.ports import InstancePorts, IPAddress, LinkEvent, ReceivedAdvert, Vip, VrrpIoError
@@ -144,6 +145,10 @@ class FakeAdvertLink:
         self.up = True
         self.stalled = False
         self.received = 0
+        #: What the "kernel" reports as the interface's subnets (tests set it).
+        self.connected: tuple[IPv4Network | IPv6Network, ...] = ()
+        #: errnos the next sends fail with, in order (ENOBUFS: a full qdisc).
+        self.send_failures: deque[int] = deque()
 
     @property
     def local_address(self) -> IPAddress:
@@ -152,6 +157,15 @@ class FakeAdvertLink:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def connected_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return self.connected
+
+    def fail_sends(self, *errnos: int) -> None:
+        """The next ``len(errnos)`` sends fail with these errnos, as the kernel's
+        ``sendto`` does on a full queue (ENOBUFS) or a busy socket (EAGAIN)."""
+        self.send_failures.extend(errnos)
 
     def deliver(self, advert: ReceivedAdvert) -> None:
         """The segment hands a datagram to this node's socket buffer."""
@@ -180,12 +194,14 @@ class FakeAdvertLink:
         self._check_open("send")
         if not self.up:
             raise VrrpIoError("send", errno.ENETDOWN, f"link {self._address} is down")
+        if self.send_failures:
+            code = self.send_failures.popleft()
+            raise VrrpIoError(f"send {destination}", code, errno.errorcode.get(code, ""))
         self._segment._carry(self, payload, destination)
 
-    def pending(self) -> list[ReceivedAdvert]:
+    def pending(self, limit: int) -> list[ReceivedAdvert]:
         self._check_open("receive")
-        waiting = list(self._inbox)
-        self._inbox.clear()
+        waiting = [self._inbox.popleft() for _ in range(min(limit, len(self._inbox)))]
         self.received += len(waiting)
         return waiting
 

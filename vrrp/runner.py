@@ -19,7 +19,17 @@ Rules kept here:
 4. Port failures become inputs: a :class:`~vrrp.ports.VrrpIoError` while
    executing sets an ``io`` fault (``set_fault``), cleared after a hold time.
    The peer's garbage is counted per :class:`~vrrp.errors.DropReason` and
-   logged at most once per ``drop_log_interval`` per (source, reason).
+   logged at most once per ``drop_log_interval`` per reason: per reason, not
+   per source, so spoofed sources cannot make a line (and a table entry) each.
+   A transient send failure (ENOBUFS, EAGAIN) is retried, and only a streak of
+   them (``vrrp.retry.SendFailures``) is a fault.
+6. Adverts before garbage: the receive loop hands the event loop back every
+   ``_RECEIVE_BUDGET`` datagrams and the timer reads at most ``_PENDING_LIMIT``
+   waiting ones, so a flood on the socket delays the advert timer by a bounded
+   amount instead of silencing it (keepalived bounds its read loop per VRID).
+7. Logging never aborts an input: a log sink that fails (stdout closed, EPIPE)
+   or a transition callback that raises is contained (:func:`_emit`), and the
+   remaining actions of the input (VIPs, adverts, the timer) still happen.
 5. Every change is one log line saying why (design.md §3.6): ``vrrp.transition``
    with vrid, iface, from_state, to_state, reason (+ detail words).
 """
@@ -31,6 +41,7 @@ import concurrent.futures
 import contextlib
 import enum
 import os
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
@@ -74,6 +85,7 @@ from vrrp.ports import (
     VipAddresses,
     VrrpIoError,
 )
+from vrrp.retry import SendFailures
 from vrrp.settings import InstanceSettings
 from vrrp.track import InstanceTracker, TrackVerdict
 
@@ -90,6 +102,26 @@ __all__ = [
 ]
 
 log = structlog.get_logger()
+
+#: Datagrams the receive loop feeds before it yields to the event loop (timers,
+#: advert sends). Small: one datagram costs tens of microseconds in Python.
+_RECEIVE_BUDGET = 16
+#: Datagrams the timer reads from the socket before deciding (rule 2), at most.
+_PENDING_LIMIT = 64
+
+
+def _emit(level: str, event: str, **fields: object) -> None:
+    """Log one event, never raise.
+
+    A log sink can fail (stdout closed by a supervisor, EPIPE, a full disk): the
+    line is lost, but the input that was logging (a transition, VIPs, the next
+    timer) must complete, or the instance is left MASTER with no VIPs and no
+    timer. The failure goes to stderr once per call, if even that works."""
+    try:
+        getattr(log, level)(event, **fields)
+    except Exception as exc:  # any sink failure, see above
+        with contextlib.suppress(Exception):
+            print(f"haipvs: log write failed for {event}: {exc!r}", file=sys.stderr)
 
 #: Called after each transition, in the runner's event loop.
 TransitionCallback = Callable[[str, Transition, VrrpMachine], None]
@@ -156,7 +188,11 @@ class InstanceRunner:
         self._io_fault_hold = (
             io_fault_hold if io_fault_hold is not None else 3 * settings.advert_interval + 1.0
         )
-        self.machine = VrrpMachine(settings, primary_address=link.local_address)
+        self.machine = VrrpMachine(
+            settings, primary_address=link.local_address, connected=link.connected_networks
+        )
+        # Advert send failures: a fault only after two intervals without success.
+        self._send_failures = SendFailures(2 * settings.advert_interval)
         self.counters = RunnerCounters()
         self._lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -169,7 +205,9 @@ class InstanceRunner:
         self._tracked_priority = settings.priority
         self._tracked_reason = "configured"
         self._sync_hold: str | None = None
-        self._drop_logged: dict[tuple[IPAddress, DropReason], tuple[float, int]] = {}
+        # Per reason (bounded by the enum): when the last line was written and
+        # how many drops it has hidden since.
+        self._drop_logged: dict[DropReason, tuple[float, int]] = {}
         self._stopped = asyncio.Event()
         self._started = False
 
@@ -319,7 +357,14 @@ class InstanceRunner:
             self._rearm()
 
     async def _receive_loop(self) -> None:
+        fed = 0
         while not self._stopped.is_set():
+            fed += 1
+            if fed >= _RECEIVE_BUDGET:
+                # Rule 6: a socket that always has data never makes receive()
+                # suspend; hand the loop back so the advert timer runs.
+                fed = 0
+                await asyncio.sleep(0)
             try:
                 received = await self._link.receive()
             except VrrpIoError as exc:
@@ -355,7 +400,13 @@ class InstanceRunner:
             self._dropped(exc.reason, received.source, exc.detail, now)
             return
         await self._execute(
-            self.machine.on_advert(advert, received.source, now, old_checksum=old_checksum)
+            self.machine.on_advert(
+                advert,
+                received.source,
+                now,
+                old_checksum=old_checksum,
+                destination=received.destination,
+            )
         )
 
     def _decode(self, received: ReceivedAdvert) -> tuple[Advertisement, bool]:
@@ -423,7 +474,7 @@ class InstanceRunner:
                 return
             # Rule 2: adverts that waited in the socket while we were busy count
             # first; they may push the master-down deadline into the future.
-            for received in self._link.pending():
+            for received in self._link.pending(_PENDING_LIMIT):
                 await self._feed(received)
             deadline = self.machine.next_deadline()
             now = self._now()
@@ -455,14 +506,42 @@ class InstanceRunner:
             except VrrpIoError as exc:
                 if isinstance(action, SendAdvert):
                     self.counters.send_errors += 1
+                    if not self._send_failures.failed(exc.errno, self._now()):
+                        self._send_retried(exc)
+                        continue
                 self._io_failed(exc, type(action).__name__)
                 failure = failure or exc
+            except Exception as exc:  # rule 7: the rest still runs
+                _emit(
+                    "error",
+                    "vrrp.action.failed",
+                    vrid=self._settings.vrid,
+                    iface=self._settings.interface,
+                    action=type(action).__name__,
+                    error=repr(exc),
+                )
         if failure is not None and FaultSource.io not in self._faults:
             await self._enter_io_fault(failure)
 
+    def _send_retried(self, exc: VrrpIoError) -> None:
+        failures = self._send_failures
+        since = failures.failing_since
+        _emit(
+            "warning",
+            "vrrp.advert.send_failed",
+            vrid=self._settings.vrid,
+            iface=self._settings.interface,
+            op=exc.op,
+            errno=exc.errno,
+            consecutive=failures.consecutive,
+            failing_for_ms=round((self._now() - since) * 1000) if since is not None else 0,
+            fault_after_ms=round(failures.grace * 1000),
+        )
+
     def _io_failed(self, exc: VrrpIoError, action: str) -> None:
         self.counters.io_errors += 1
-        log.error(
+        _emit(
+            "error",
             "vrrp.io.failed",
             vrid=self._settings.vrid,
             iface=self._settings.interface,
@@ -502,7 +581,8 @@ class InstanceRunner:
             self._dropped(action.reason, action.source, action.detail, self._now())
         elif isinstance(action, AdvertMismatch):
             self.counters.address_mismatches += 1
-            log.warning(
+            _emit(
+                "warning",
                 "vrrp.advert.mismatch",
                 vrid=settings.vrid,
                 iface=settings.interface,
@@ -512,7 +592,8 @@ class InstanceRunner:
             )
         elif isinstance(action, OldUnicastChecksum):
             # keepalived: "(VI_1) Setting unicast VRRPv3 checksum to old version".
-            log.info(
+            _emit(
+                "info",
                 "vrrp.checksum.compat",
                 instance=settings.name,
                 vrid=settings.vrid,
@@ -523,7 +604,8 @@ class InstanceRunner:
                 "(224.0.0.18 in the pseudo-header); sending it too from now on",
             )
         elif isinstance(action, PriorityChanged):
-            log.info(
+            _emit(
+                "info",
                 "vrrp.priority.changed",
                 vrid=settings.vrid,
                 iface=settings.interface,
@@ -547,8 +629,17 @@ class InstanceRunner:
             # destination: the peer's address, or 224.0.0.18 in the old unicast form.
             checksummed = self.machine.checksum_destination(destination)
             payload = encode_advert(advert, source, checksummed)
-            await self._link.send(payload, destination)
+            try:
+                await self._link.send(payload, destination)
+            except VrrpIoError as exc:
+                if not SendFailures.retry_at_once(exc.errno):
+                    raise
+                # A full queue drains in microseconds: one more try after
+                # letting the loop (and the kernel) run.
+                await asyncio.sleep(0)
+                await self._link.send(payload, destination)
             self.counters.adverts_sent += 1
+        self._send_failures.sent()
 
     def _vips_by_interface(self) -> list[tuple[str, list[Vip]]]:
         grouped: dict[str, list[Vip]] = {}
@@ -587,7 +678,8 @@ class InstanceRunner:
                     # Not a fault: the VIPs are up and neighbours learn them by
                     # ARP anyway; a failed GARP only slows the switch-over.
                     self.counters.announce_errors += 1
-                    log.warning(
+                    _emit(
+                        "warning",
                         "vrrp.announce.failed",
                         vrid=self._settings.vrid,
                         iface=interface,
@@ -603,7 +695,8 @@ class InstanceRunner:
         if transition.new is not State.MASTER and self._announce_task is not None:
             self._announce_task.cancel()
             self._announce_task = None
-        log.info(
+        _emit(
+            "info",
             "vrrp.transition",
             instance=settings.name,
             vrid=settings.vrid,
@@ -615,17 +708,26 @@ class InstanceRunner:
             priority=self.machine.effective_priority,
         )
         for callback in self._callbacks:
-            callback(settings.name, transition, self.machine)
+            try:
+                callback(settings.name, transition, self.machine)
+            except Exception as exc:  # rule 7
+                _emit(
+                    "error",
+                    "vrrp.callback.failed",
+                    instance=settings.name,
+                    callback=getattr(callback, "__qualname__", repr(callback)),
+                    error=repr(exc),
+                )
 
     def _dropped(self, reason: DropReason, source: IPAddress, detail: str, now: float) -> None:
         self.counters.dropped[reason] += 1
-        key = (source, reason)
-        last, suppressed = self._drop_logged.get(key, (None, 0))
+        last, suppressed = self._drop_logged.get(reason, (None, 0))
         if last is not None and now - last < self._drop_log_interval:
-            self._drop_logged[key] = (last, suppressed + 1)
+            self._drop_logged[reason] = (last, suppressed + 1)
             return
-        self._drop_logged[key] = (now, 0)
-        log.warning(
+        self._drop_logged[reason] = (now, 0)
+        _emit(
+            "warning",
             "vrrp.advert.dropped",
             vrid=self._settings.vrid,
             iface=self._settings.interface,
@@ -714,7 +816,8 @@ class SyncGroup:
         await member.resign(reason)
 
     def _follow(self, to_state: str, instance: str, reason: str) -> None:
-        log.info(
+        _emit(
+            "info",
             "vrrp.sync_group.follow",
             sync_group=self.name,
             instance=instance,
@@ -903,15 +1006,15 @@ class VrrpService:
         thread = threading.get_native_id()
         try:
             os.sched_setscheduler(thread, os.SCHED_RR, os.sched_param(self._realtime_priority))
-            log.info("vrrp.service.scheduling", policy="rr", priority=self._realtime_priority)
+            _emit("info", "vrrp.service.scheduling", policy="rr", priority=self._realtime_priority)
             return
         except (OSError, AttributeError) as exc:
             reason = f"SCHED_RR refused: {exc}"
         try:
             os.setpriority(os.PRIO_PROCESS, thread, -10)
-            log.info("vrrp.service.scheduling", policy="nice", priority=-10, reason=reason)
+            _emit("info", "vrrp.service.scheduling", policy="nice", priority=-10, reason=reason)
         except OSError as exc:
-            log.warning("vrrp.service.scheduling", policy="default", reason=f"{reason}; {exc}")
+            _emit("warning", "vrrp.service.scheduling", policy="default", reason=f"{reason}; {exc}")
 
     def _thread_main(self) -> None:
         self._raise_scheduling_priority()
@@ -923,7 +1026,7 @@ class VrrpService:
             if not self._ready.is_set():
                 self._startup_error = exc
             else:
-                log.error("vrrp.service.failed", error=repr(exc))
+                _emit("error", "vrrp.service.failed", error=repr(exc))
         finally:
             self._ready.set()
             with contextlib.suppress(Exception):
