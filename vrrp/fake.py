@@ -307,7 +307,9 @@ class FakeLinkMonitor:
 
     def __init__(self, states: dict[str, bool] | None = None) -> None:
         self._states: dict[str, bool] = dict(states or {})
-        self._subscribers: list[asyncio.Queue[LinkEvent | None]] = []
+        self._subscribers: list[asyncio.Queue[LinkEvent | VrrpIoError | None]] = []
+        #: errnos the next subscribe() calls fail with, in order.
+        self.subscribe_failures: deque[int] = deque()
 
     def set_link(self, interface: str, up: bool) -> None:
         """Change an interface's state; subscribers see only real changes."""
@@ -322,14 +324,28 @@ class FakeLinkMonitor:
         # reports a missing device (ENODEV).
         return self._states.get(interface, False)
 
+    def overflow(self, lost: dict[str, bool] | None = None) -> None:
+        """The kernel dropped broadcasts (ENOBUFS on a full netlink socket):
+        ``lost`` changes happen without events, and every subscription fails as
+        ``NetlinkLinkMonitor`` fails, with ENOBUFS."""
+        self._states.update(lost or {})
+        for queue in self._subscribers:
+            queue.put_nowait(VrrpIoError("link monitor", errno.ENOBUFS, "No buffer space"))
+
     async def subscribe(self) -> AsyncIterator[LinkEvent]:
-        queue: asyncio.Queue[LinkEvent | None] = asyncio.Queue()
+        if self.subscribe_failures:
+            raise VrrpIoError("link monitor bind", self.subscribe_failures.popleft())
+        queue: asyncio.Queue[LinkEvent | VrrpIoError | None] = asyncio.Queue()
         self._subscribers.append(queue)
         return self._drain(queue)
 
-    async def _drain(self, queue: asyncio.Queue[LinkEvent | None]) -> AsyncIterator[LinkEvent]:
+    async def _drain(
+        self, queue: asyncio.Queue[LinkEvent | VrrpIoError | None]
+    ) -> AsyncIterator[LinkEvent]:
         try:
             while (event := await queue.get()) is not None:
+                if isinstance(event, VrrpIoError):
+                    raise event
                 yield event
         finally:
             self._subscribers.remove(queue)

@@ -10,10 +10,11 @@ persistent one as a fault keeps VIPs on a master nobody hears. So:
   is a fault at once, as before;
 - transient ones are retried (the runner tries again at once, then at the
   next advert) and become a fault only when sends have failed without a
-  single success for ``grace`` seconds. The runner uses two advert intervals:
-  the fault (and its priority-0 resign) comes before the peer's
-  Master_Down_Interval (3 intervals + skew, RFC 5798 §6.1) would make it
-  master too, so a mute master does not hold the VIPs beside a new one.
+  single success for ``grace`` seconds. The runner uses 1.5 advert
+  intervals, so the third advert in a row that cannot leave is a fault: that
+  comes before the peer's Master_Down_Interval (3 intervals + skew, RFC 5798
+  §6.1) makes it master too, so a mute master does not hold the VIPs beside a
+  new one.
 
 Pure module: no IO, no clock, no logging.
 """

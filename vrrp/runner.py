@@ -90,6 +90,7 @@ from vrrp.settings import InstanceSettings
 from vrrp.track import InstanceTracker, TrackVerdict
 
 __all__ = [
+    "FailureCallback",
     "FaultSource",
     "InstanceRunner",
     "InstanceStatus",
@@ -191,8 +192,10 @@ class InstanceRunner:
         self.machine = VrrpMachine(
             settings, primary_address=link.local_address, connected=link.connected_networks
         )
-        # Advert send failures: a fault only after two intervals without success.
-        self._send_failures = SendFailures(2 * settings.advert_interval)
+        # Advert send failures: a fault at the third advert in a row that could
+        # not be sent (1.5 intervals after the first), before a peer's
+        # Master_Down_Interval (3 intervals + skew) runs out.
+        self._send_failures = SendFailures(1.5 * settings.advert_interval)
         self.counters = RunnerCounters()
         self._lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -876,6 +879,10 @@ class LoopLag:
 #: Called in the caller's loop (or the VRRP thread without one) after each transition.
 ServiceCallback = Callable[[str, Transition, InstanceStatus], None]
 
+#: Called once, in the caller's loop (or the VRRP thread without one), when the
+#: VRRP thread ended by a failure instead of :meth:`VrrpService.stop`.
+FailureCallback = Callable[[BaseException], None]
+
 
 class VrrpService:
     """Runs every VRRP instance in a dedicated thread with its own event loop.
@@ -902,6 +909,7 @@ class VrrpService:
         notify: bool = True,
         lag_interval: float = 0.1,
         realtime_priority: int | None = 1,
+        on_failure: FailureCallback | None = None,
     ) -> None:
         names = [settings.name for settings in instances]
         if len(set(names)) != len(names):
@@ -926,6 +934,8 @@ class VrrpService:
         self._runners: dict[str, InstanceRunner] = {}
         self._sync_groups: dict[str, SyncGroup] = {}
         self._lag = LoopLag(0.0, 0.0, 0)
+        self._on_failure = on_failure
+        self._failure: BaseException | None = None
         self.notifier: Notifier | None = None
 
     # --- caller side (any thread) ------------------------------------------------------------
@@ -937,6 +947,11 @@ class VrrpService:
     @property
     def loop_lag(self) -> LoopLag:
         return self._lag
+
+    @property
+    def failure(self) -> BaseException | None:
+        """Why the VRRP thread ended on its own after start-up (None: it did not)."""
+        return self._failure
 
     def start(self, timeout: float = 30.0) -> None:
         """Start the thread and every instance; raises what start-up raised."""
@@ -1020,18 +1035,39 @@ class VrrpService:
         self._raise_scheduling_priority()
         loop = asyncio.new_event_loop()
         self._loop = loop
+        failure: BaseException | None = None
         try:
             loop.run_until_complete(self._main())
         except BaseException as exc:  # reported to start(), or logged after it
             if not self._ready.is_set():
                 self._startup_error = exc
             else:
-                _emit("error", "vrrp.service.failed", error=repr(exc))
+                failure = exc
         finally:
             self._ready.set()
             with contextlib.suppress(Exception):
                 loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
+        stopping = self._stop_requested is not None and self._stop_requested.is_set()
+        if failure is None and self._startup_error is None and not stopping:
+            failure = RuntimeError("VRRP loop ended without a stop request")
+        if failure is not None:
+            self._failed(failure)
+
+    def _failed(self, failure: BaseException) -> None:
+        """The VRRP thread is gone with instances that may hold VIPs and send no
+        adverts: say so, and tell the owner (the VRRP process exits so that its
+        parent respawns it; a fresh start removes stale VIPs, RFC 5798 §6.4.1)."""
+        self._failure = failure
+        _emit("error", "vrrp.service.failed", error=repr(failure))
+        callback = self._on_failure
+        if callback is None:
+            return
+        if self._callback_loop is not None:
+            with contextlib.suppress(RuntimeError):  # the caller's loop already closed
+                self._callback_loop.call_soon_threadsafe(callback, failure)
+        else:
+            callback(failure)
 
     async def _main(self) -> None:
         self._stop_requested = asyncio.Event()
