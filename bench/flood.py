@@ -304,7 +304,7 @@ def run_one(args: argparse.Namespace, implementation: str) -> dict[str, Any]:
         gaps = [(b - a - args.advert_interval) * 1000 for a, b in itertools.pairwise(during)]
         results["vrrp_lag_p99_ms"] = round(percentile(gaps, 0.99), 1)
         quiet = [t for t in stamps if not start - 1 <= t <= flood_end + 1]
-        idle_gaps = [(b - a - args.advert_interval) * 1000 for a, b in zip(quiet, quiet[1:])
+        idle_gaps = [(b - a - args.advert_interval) * 1000 for a, b in itertools.pairwise(quiet)
                      if b - a < 3 * args.advert_interval]
         results["vrrp_lag_p99_ms_without_flood"] = round(percentile(idle_gaps, 0.99), 1)
         results["vrrp_gap_max_ms"] = round(max(gaps) + args.advert_interval * 1000, 1) if gaps \
