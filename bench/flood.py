@@ -123,11 +123,15 @@ port, idle, duration = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, idle + 256), hard))
 held, refused = [], 0
+budget = time.monotonic() + 30
 for _ in range(idle):
+    if time.monotonic() > budget:
+        break
     try:
-        held.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+        held.append(socket.create_connection(("127.0.0.1", port), timeout=0.5))
     except OSError:
         refused += 1
+print("ready", len(held), refused, flush=True)
 latencies, failures = [], 0
 end = time.monotonic() + duration
 while time.monotonic() < end:
@@ -268,6 +272,8 @@ def run_one(args: argparse.Namespace, implementation: str) -> dict[str, Any]:
                  str(args.duration + 6)],
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             )
+            assert prober.stdout is not None
+            print(f"idle connections: {prober.stdout.readline().decode().strip()}", flush=True)
         time.sleep(3)
         for name in DIRECTORS:
             path = pair.workdir / f"{name}.log"
@@ -313,7 +319,7 @@ def run_one(args: argparse.Namespace, implementation: str) -> dict[str, Any]:
             results["drop_log_lines_per_reason_per_10s"] = drop_lines_per_reason_per_10s(
                 pair, start, end)
             if prober is not None:
-                probe = json.loads(prober.communicate(timeout=120)[0] or b"{}")
+                probe = json.loads(prober.communicate(timeout=300)[0] or b"{}")
                 results["healthz_p99_ms"] = round(percentile(probe.get("latencies", []), 0.99), 1)
                 results["healthz_failures"] = probe.get("failures")
                 results["idle_connections_open"] = probe.get("idle_open")
