@@ -44,6 +44,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from haipvs.lab.pair import DIRECTORS, VIP, DirectorPair, PairSettings, running_pair, wait_until
@@ -341,6 +342,11 @@ def run_one(args: argparse.Namespace, implementation: str) -> dict[str, Any]:
         for process in (*monitors.values(), sniffer):
             with contextlib.suppress(Exception):
                 process.kill()
+        if args.keep_logs is not None:
+            target = Path(args.keep_logs)
+            target.mkdir(parents=True, exist_ok=True)
+            for log in pair.workdir.glob("*.log"):
+                (target / f"{implementation}-{log.name}").write_bytes(log.read_bytes())
         print(f"{implementation}: {json.dumps(results)}", flush=True)
         return results
 
@@ -352,6 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--advert-interval", type=float, default=0.5)
     parser.add_argument("--idle-connections", type=int, default=2000)
     parser.add_argument("--skip-keepalived", action="store_true")
+    parser.add_argument("--keep-logs", help="copy the directors' logs into this directory")
     args = parser.parse_args(argv)
     rerun = rerun_in_lab_unless_ipvs(__file__, sys.argv[1:] if argv is None else argv,
                                      timeout=1800.0)
