@@ -9,69 +9,12 @@ Public API. Other packages import only from here (design.md §2).
 * Running checks: ``CheckerPool`` (``update``/``start``/``stop``/``snapshot``)
   emits ``HealthChanged``; ``effective_weight`` turns a configured weight and
   a ``weight_factor`` into the kernel weight.
-* Probes: ``run_probe`` and ``ProbeResult``; ``ScriptedProber`` for tests and
-  dry runs.
+* Probes: ``run_probe`` and ``ProbeResult``; ``ScriptedProber`` for the tests of
+  the pool and of the daemon.
 """
 
-from checkers.fake import ScriptedProber
-from checkers.health import (
-    BackendStatus,
-    HealthChanged,
-    HistoryEntry,
-    PoolSnapshot,
-    ServiceStatus,
-)
-from checkers.hysteresis import Reason
-from checkers.pool import DEFAULT_MAX_CONCURRENCY, CheckerPool, Prober
-from checkers.probe import ProbeResult, run_probe
-from checkers.slowstart import effective_weight
-from checkers.spec import (
-    DEFAULT_EXPECT_STATUS,
-    BackendId,
-    CheckKey,
-    CheckSpec,
-    DampingSettings,
-    DnsCheck,
-    ExecCheck,
-    FailOpenSettings,
-    HttpCheck,
-    IPAddress,
-    SpecError,
-    Target,
-    TcpCheck,
-    Timing,
-    UdpCheck,
-    check_key,
-)
+import lazy_loader
 
-__all__ = [
-    "DEFAULT_EXPECT_STATUS",
-    "DEFAULT_MAX_CONCURRENCY",
-    "BackendId",
-    "BackendStatus",
-    "CheckKey",
-    "CheckSpec",
-    "CheckerPool",
-    "DampingSettings",
-    "DnsCheck",
-    "ExecCheck",
-    "FailOpenSettings",
-    "HealthChanged",
-    "HistoryEntry",
-    "HttpCheck",
-    "IPAddress",
-    "PoolSnapshot",
-    "ProbeResult",
-    "Prober",
-    "Reason",
-    "ScriptedProber",
-    "ServiceStatus",
-    "SpecError",
-    "Target",
-    "TcpCheck",
-    "Timing",
-    "UdpCheck",
-    "check_key",
-    "effective_weight",
-    "run_probe",
-]
+# The public names live in __init__.pyi (also the table mypy reads); each is imported on
+# first use, so `import checkers.<pure module>` does not drag in the IO modules.
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

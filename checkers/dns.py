@@ -23,7 +23,8 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 
-from checkers.probe import ProbeResult
+from checkers.result import ProbeResult
+from checkers.spec import DnsCheck, Target, probe_port
 from checkers.udp import DatagramError, RejectedReplyError, exchange_datagram
 
 __all__ = ["check_dns"]
@@ -98,3 +99,16 @@ async def check_dns(
                 latency=latency,
             )
     return ProbeResult(ok=True, detail=f"rcode {rcode}", latency=latency)
+
+
+async def probe(spec: DnsCheck, target: Target) -> ProbeResult:
+    """The DNS_CHECK of ``spec`` against ``target`` (run_probe's entry point)."""
+    return await check_dns(
+        str(target.address),
+        probe_port(spec, target),
+        spec.timing.timeout,
+        query_name=spec.query_name,
+        query_type=spec.query_type,
+        expect_rcode=spec.expect_rcode,
+        expect_answer=spec.expect_answer,
+    )

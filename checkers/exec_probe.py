@@ -29,7 +29,9 @@ import os
 import signal
 import subprocess
 
-from checkers.probe import ProbeResult
+from checkers.result import ProbeResult
+from checkers.spawn import script_preexec
+from checkers.spec import ExecCheck, Target
 from checkers.tcp import describe_timeout
 
 __all__ = ["CHECK_PATH", "check_exec", "verdict_from_status"]
@@ -125,6 +127,8 @@ async def check_exec(
             env=env,
             cwd="/",
             start_new_session=True,
+            # The reset makes syscalls only (checkers.spawn): safe with threads.
+            preexec_fn=script_preexec(),  # noqa: PLW1509
         )
     except OSError as exc:
         detail = f"exec {command[0]} failed: {(exc.strerror or str(exc)).lower()}"
@@ -154,3 +158,14 @@ async def check_exec(
     status = process.wait()  # it has exited: returns at once
     ok, detail, weight = verdict_from_status(status, dynamic_weight=dynamic_weight)
     return ProbeResult(ok=ok, detail=detail, latency=loop.time() - started, weight=weight)
+
+
+async def probe(spec: ExecCheck, target: Target) -> ProbeResult:
+    """The MISC_CHECK of ``spec`` for ``target`` (run_probe's entry point)."""
+    return await check_exec(
+        spec.command,
+        spec.timing.timeout,
+        dynamic_weight=spec.dynamic_weight,
+        address=str(target.address),
+        port=target.port,
+    )

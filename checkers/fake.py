@@ -1,9 +1,8 @@
 """ScriptedProber: a strict, observable stand-in for ``run_probe`` in pool tests.
 
-Shipped in the package (httpcore's MockBackend idea) so the daemon can build a
-pool without network access for ``--dry-run`` and tests elsewhere can drive
-health changes. It only replaces the *probe*: the pool's scheduling, rise/fall
-and fail-open logic run for real.
+Shipped in the package (httpcore's MockBackend idea) so that tests elsewhere (the
+daemon's) can build a pool without network access and drive health changes. It only
+replaces the *probe*: the pool's scheduling, rise/fall and fail-open logic run for real.
 
 Rules kept here:
 
@@ -26,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from checkers.probe import ProbeResult
+from checkers.result import ProbeResult
 from checkers.spec import CheckSpec, Target
 
 __all__ = ["ProbeCall", "ScriptedProber", "fail", "ok"]

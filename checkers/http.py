@@ -32,7 +32,8 @@ import re
 import socket
 import ssl
 
-from checkers.probe import ProbeResult
+from checkers.result import ProbeResult
+from checkers.spec import HttpCheck, Target, probe_port
 from checkers.tcp import (
     TIMED_OUT,
     ConnectError,
@@ -47,6 +48,8 @@ __all__ = ["ResponseReader", "check_http", "format_status_ranges"]
 # small; a misconfigured path pointing at a large file must not eat memory).
 MAX_BODY = 1 << 20
 MAX_HEADER = 64 * 1024
+#: A Content-Length of more digits (10^18 bytes) is no health-check answer.
+_MAX_LENGTH_DIGITS = 18
 _RECV_SIZE = 65536
 _USER_AGENT = "haipvs-check"
 
@@ -66,6 +69,7 @@ class ResponseReader:
         "content_length",
         "done",
         "error",
+        "head_scanned",
         "headers_done",
         "keep_body",
         "no_body",
@@ -74,6 +78,10 @@ class ResponseReader:
 
     def __init__(self, *, keep_body: bool, no_body: bool = False) -> None:
         self._head = bytearray()
+        # Bytes of the head searched for its end so far: each byte once or so, however
+        # small the pieces it arrives in (searching the whole head again at each piece
+        # made a slow server's 64 KiB head cost quadratic time).
+        self.head_scanned = 0
         self.body = bytearray()
         self.body_seen = 0
         self.content_length: int | None = None
@@ -89,8 +97,10 @@ class ResponseReader:
         if self.done:
             return True
         if not self.headers_done:
+            start = max(0, len(self._head) - 3)  # the terminator may straddle two pieces
             self._head += data
-            end = self._head.find(b"\r\n\r\n")
+            end = self._head.find(b"\r\n\r\n", start)
+            self.head_scanned += (end + 4 if end >= 0 else len(self._head)) - start
             if end < 0:
                 if len(self._head) > MAX_HEADER:
                     return self._fail("response headers too large")
@@ -165,6 +175,8 @@ class ResponseReader:
                 text = value.strip()
                 if not text.isdigit():
                     return self._fail(f"malformed content-length {text[:20]!r}")
+                if len(text) > _MAX_LENGTH_DIGITS:  # int() refuses 4300 digits (ValueError)
+                    return self._fail(f"content-length too large {text[:20]!r}...")
                 self.content_length = int(text)
             elif name == b"transfer-encoding" and b"chunked" in value.lower():
                 # Not allowed in an answer to HTTP/1.0; read to the close and
@@ -345,7 +357,6 @@ async def check_http(
     sni: str | None = None,
     verify_tls: bool = False,
     ca_file: str | None = None,
-    bind_address: str | None = None,
 ) -> ProbeResult:
     """Up when the server answers `method path` completely, within `timeout`,
     with a status in `expect_status` and, if asked, a body matching
@@ -360,7 +371,7 @@ async def check_http(
     deadline = started + timeout
     try:
         connection = await ProbeConnection.open(
-            address, port, loop=loop, started=started, timeout=timeout, bind_address=bind_address
+            address, port, loop=loop, started=started, timeout=timeout
         )
     except ConnectError as exc:
         return ProbeResult(ok=False, detail=exc.detail, latency=loop.time() - started)
@@ -415,3 +426,22 @@ async def check_http(
                 latency=latency,
             )
     return ProbeResult(ok=True, detail=f"status {status}", latency=latency)
+
+
+async def probe(spec: HttpCheck, target: Target) -> ProbeResult:
+    """The HTTP_GET / SSL_GET of ``spec`` against ``target`` (run_probe's entry point)."""
+    return await check_http(
+        str(target.address),
+        probe_port(spec, target),
+        spec.timing.timeout,
+        tls=spec.tls,
+        method=spec.method,
+        path=spec.path,
+        host=spec.host,
+        expect_status=spec.expect_status,
+        body_regex=spec.body_regex,
+        body_digest=spec.body_digest,
+        sni=spec.sni,
+        verify_tls=spec.verify_tls,
+        ca_file=spec.ca_file,
+    )

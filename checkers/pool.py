@@ -57,7 +57,8 @@ from checkers.health import (
     ServiceStatus,
 )
 from checkers.hysteresis import Reason
-from checkers.probe import ProbeResult, run_probe
+from checkers.probe import run_probe
+from checkers.result import ProbeResult
 from checkers.schedule import first_probe_at, next_probe_at, shared_interval
 from checkers.spec import BackendId, CheckKey, CheckSpec, FailOpenSettings, Target, check_key
 

@@ -33,11 +33,17 @@ _EPSILON = 1e-9
 
 
 def effective_weight(weight: int, factor: float) -> int:
-    """Kernel weight for a configured ``weight`` scaled by ``factor`` (rule 4)."""
+    """Kernel weight for a configured ``weight`` scaled by ``factor`` (rule 4).
+
+    The one home of this rule (the IPVS desired table calls it): a configured weight 0
+    is the operator's own quiesce and stays 0; any other weight stays at least 1, so a
+    warming server still receives some traffic; halves round up (weight 5 at factor
+    0.5 is 3), as HAProxy's eweight does.
+    """
     if weight < 0 or not 0.0 <= factor <= 1.0:
         raise ValueError(f"bad weight {weight} or factor {factor}")
-    if weight == 0 or factor == 0.0:
-        return 0
+    if weight == 0 or factor == 1.0:
+        return weight
     return max(1, math.floor(weight * factor + 0.5))
 
 

@@ -40,12 +40,15 @@ __all__ = [
     "FailOpenSettings",
     "HttpCheck",
     "IPAddress",
+    "PingCheck",
+    "SmtpCheck",
     "SpecError",
     "Target",
     "TcpCheck",
     "Timing",
     "UdpCheck",
     "check_key",
+    "probe_port",
 ]
 
 IPAddress = IPv4Address | IPv6Address
@@ -113,7 +116,7 @@ class Target:
         return f"{self.address}:{self.port}"
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(frozen=True, slots=True)
 class BackendId:
     """A real server of a service: the unit that has health.
 
@@ -129,6 +132,23 @@ class BackendId:
     def __post_init__(self) -> None:
         _require(bool(self.service), "service must not be empty")
         _check_port(self.port, "port", allow_zero=True)
+
+    def _order(self) -> tuple[str, int, IPAddress | int, int]:
+        # A service may mix families (tun real servers): IPv4 before IPv6, never a
+        # comparison of an IPv4 with an IPv6 address (ipaddress refuses it).
+        return (self.service, self.address.version, int(self.address), self.port)
+
+    def __lt__(self, other: BackendId) -> bool:
+        return self._order() < other._order()
+
+    def __le__(self, other: BackendId) -> bool:
+        return self._order() <= other._order()
+
+    def __gt__(self, other: BackendId) -> bool:
+        return self._order() > other._order()
+
+    def __ge__(self, other: BackendId) -> bool:
+        return self._order() >= other._order()
 
     @property
     def rs(self) -> str:
@@ -376,7 +396,35 @@ class UdpCheck:
         _check_port(self.connect_port, "connect_port")
 
 
-CheckSpec = TcpCheck | HttpCheck | ExecCheck | DnsCheck | UdpCheck
+@dataclass(frozen=True, slots=True)
+class SmtpCheck:
+    """SMTP dialogue check (keepalived ``SMTP_CHECK``): a 220 greeting, then 250 to
+    ``HELO helo_name`` (the config's default is keepalived's, smtpchecker.keepalived.org)."""
+
+    kind: ClassVar[str] = "smtp"
+
+    timing: Timing
+    helo_name: str
+    connect_port: int | None = None
+
+    def __post_init__(self) -> None:
+        _require(
+            bool(self.helo_name) and not any(c.isspace() for c in self.helo_name),
+            f"helo_name must be one word, got {self.helo_name!r}",
+        )
+        _check_port(self.connect_port, "connect_port")
+
+
+@dataclass(frozen=True, slots=True)
+class PingCheck:
+    """ICMP echo check (keepalived ``PING_CHECK``): up on an echo reply in time."""
+
+    kind: ClassVar[str] = "ping"
+
+    timing: Timing
+
+
+CheckSpec = TcpCheck | HttpCheck | ExecCheck | DnsCheck | UdpCheck | SmtpCheck | PingCheck
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,3 +455,9 @@ def check_key(spec: CheckSpec, target: Target) -> CheckKey:
         _PARAM_FIELDS[type(spec)] = names
     params = tuple(getattr(spec, name) for name in names)
     return CheckKey(target=target, kind=spec.kind, timeout=spec.timing.timeout, params=params)
+
+
+def probe_port(spec: TcpCheck | HttpCheck | DnsCheck | UdpCheck | SmtpCheck, target: Target) -> int:
+    """The port a probe connects to: keepalived's ``connect_port`` when set (probe
+    another port than the one traffic goes to), else the real server's own."""
+    return spec.connect_port if spec.connect_port is not None else target.port

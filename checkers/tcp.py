@@ -36,7 +36,8 @@ import threading
 import weakref
 from collections.abc import Callable
 
-from checkers.probe import ProbeResult
+from checkers.result import ProbeResult
+from checkers.spec import Target, TcpCheck, probe_port
 
 __all__ = [
     "ConnectError",
@@ -322,3 +323,13 @@ async def check_tcp(
         return ProbeResult(ok=False, detail=exc.detail, latency=loop.time() - started)
     connection.close()
     return ProbeResult(ok=True, detail="connected", latency=loop.time() - started)
+
+
+async def probe(spec: TcpCheck, target: Target) -> ProbeResult:
+    """The TCP_CHECK of ``spec`` against ``target`` (run_probe's entry point)."""
+    return await check_tcp(
+        str(target.address),
+        probe_port(spec, target),
+        spec.timing.timeout,
+        bind_address=None if spec.bind_address is None else str(spec.bind_address),
+    )

@@ -26,7 +26,8 @@ import socket
 from collections.abc import Callable
 from typing import TypeVar
 
-from checkers.probe import ProbeResult
+from checkers.result import ProbeResult
+from checkers.spec import Target, UdpCheck, probe_port
 from checkers.tcp import describe_errno, describe_timeout, family_of
 
 __all__ = ["DatagramError", "RejectedReplyError", "check_udp", "exchange_datagram"]
@@ -151,3 +152,14 @@ async def check_udp(
             latency=latency,
         )
     return ProbeResult(ok=True, detail=f"reply of {len(reply)} bytes", latency=latency)
+
+
+async def probe(spec: UdpCheck, target: Target) -> ProbeResult:
+    """The UDP_CHECK of ``spec`` against ``target`` (run_probe's entry point)."""
+    return await check_udp(
+        str(target.address),
+        probe_port(spec, target),
+        spec.timing.timeout,
+        payload=spec.payload,
+        expect=spec.expect,
+    )

@@ -36,8 +36,9 @@ class SystemdNotifier:
         if self._address is None:
             return
         message = "\n".join(fields).encode()
-        # systemd gone or its socket unreachable is never fatal to the director.
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock, suppress(OSError):
+        # systemd gone, its socket unreachable, or no descriptor left to make ours
+        # (EMFILE): never fatal to the director, whose watchdog ping or SIGHUP this is.
+        with suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
             sock.sendto(message, self._address)
 
     def ready(self, status: str) -> None:

@@ -1,4 +1,4 @@
-"""Script security: refuse notify, track and exec-check scripts that others could change.
+"""File security: refuse scripts and the config file that others could change.
 
 haipvs runs these commands as root (or with NET_ADMIN). If a user other than root can
 rewrite the script, or any directory on its path, that user can run code as the
@@ -7,20 +7,33 @@ director. keepalived guards against this with ``enable_script_security``
 applies the same rule always, and refuses the config instead of silently disabling
 the script, so on-call sees the problem at load or reload time, not at failover.
 
-The rule, for the command and (when it differs) its fully resolved path, checked on
-every component from ``/`` down with ``lstat`` (a symlink is judged as a link, then
-its target is judged through the resolved path):
+One ownership rule (``_walk``) serves both. For a path and (when it differs) its fully
+resolved path, every component from ``/`` down is checked with ``lstat`` (a symlink is
+judged as a link, then its target is judged through the resolved path):
 
-- every component must be owned by root (uid 0);
+- every component must be owned by a trusted user: root for scripts; root or the
+  daemon's own user for the config file (the daemon may own its config);
 - a directory must not be writable by others, nor by a group other than root's
-  (gid 0), unless its sticky bit is set (``/tmp``: only the owner of an entry may
-  replace it); a regular file must not be writable by others nor by a non-root group;
+  (gid 0), unless its sticky bit is set *and* it is owned by root (``/tmp``: only
+  the owner of an entry may replace it; a sticky directory owned by a user lets that
+  user replace every entry, so it protects nothing); a regular file must not be
+  writable by others nor by a non-root group;
 - every component but the last must be a directory (or a root-owned symlink, as
   ``/bin -> usr/bin``); the last must be a regular file (or a symlink to one),
   executable by someone.
 
-A bare command name (no ``/``) is looked up in the same fixed ``PATH`` the scripts run
-with (vrrp.notify's and checkers.exec_probe's minimal environment).
+For scripts, the rest of the rule: the last component must be a regular file (or a
+symlink to one), executable by someone. A bare command name (no ``/``) is looked up in
+the same fixed ``PATH`` the scripts run with (vrrp.notify's and checkers.exec_probe's
+minimal environment).
+
+An interpreter runs what its argument names: ``/bin/sh /writable/x.sh`` is as unsafe as
+``/writable/x.sh``. Beyond argv[0], every argument that is an absolute path naming an
+existing regular file (or a link to one) is judged by the same rule, without the
+executable bit (``sh x.sh`` needs none). Any argument, not only the script argument of
+interpreters we know: a root-run command that reads a file others may rewrite
+(``awk -f``, ``python3 -c ... /x``, a config for the script) is exposed the same way.
+Relative arguments are not judged (scripts run in ``/``; write absolute paths).
 
 Thin IO: ``os.lstat``/``os.stat`` only; no logging (the supervisor logs and refuses).
 """
@@ -36,7 +49,9 @@ __all__ = [
     "SCRIPT_PATH",
     "ScriptProblem",
     "UnsafeScriptError",
+    "argument_problem",
     "check_executable_safety",
+    "config_file_problem",
     "path_problem",
     "resolve_command",
     "script_commands",
@@ -109,7 +124,9 @@ def _writable_by_others(info: os.stat_result) -> str | None:
     return None
 
 
-def _walk(command: str, path: str) -> ScriptProblem | None:
+def _walk(
+    command: str, path: str, owners: frozenset[int] = frozenset({_ROOT_UID})
+) -> ScriptProblem | None:
     components = _components(path)
     for index, component in enumerate(components):
         last = index == len(components) - 1
@@ -124,9 +141,14 @@ def _walk(command: str, path: str) -> ScriptProblem | None:
             return ScriptProblem(command, component, "is not a directory")
         if last and not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
             return ScriptProblem(command, component, "is not a regular file")
-        if info.st_uid != _ROOT_UID:
-            return ScriptProblem(command, component, f"is owned by uid {info.st_uid}, not root")
-        sticky_directory = stat.S_ISDIR(mode) and mode & stat.S_ISVTX
+        if info.st_uid not in owners:
+            trusted = "root" if owners == {_ROOT_UID} else (
+                "root or uid " + ", ".join(str(uid) for uid in sorted(owners - {_ROOT_UID})))
+            return ScriptProblem(command, component,
+                                 f"is owned by uid {info.st_uid}, not {trusted}")
+        # Only a root-owned sticky directory protects entries its owner does not own.
+        sticky_directory = (stat.S_ISDIR(mode) and mode & stat.S_ISVTX
+                            and info.st_uid == _ROOT_UID)
         if stat.S_ISLNK(mode) or sticky_directory:
             # A link's own mode is meaningless (its target is checked via realpath);
             # in a sticky directory others cannot replace root's entries.
@@ -142,14 +164,10 @@ def path_problem(command: str, search_path: str = SCRIPT_PATH) -> ScriptProblem 
     path = resolve_command(command, search_path)
     if path is None:
         return ScriptProblem(command, command, "not found in PATH " + search_path)
-    problem = _walk(command, path)
+    problem = _file_problem(command, path)
     if problem is not None:
         return problem
     real = os.path.realpath(path)
-    if real != path:
-        problem = _walk(command, real)
-        if problem is not None:
-            return problem
     try:
         info = os.stat(real)
     except OSError as error:
@@ -159,6 +177,46 @@ def path_problem(command: str, search_path: str = SCRIPT_PATH) -> ScriptProblem 
     if not info.st_mode & 0o111:
         return ScriptProblem(command, real, "is not executable")
     return None
+
+
+def _file_problem(
+    command: str, path: str, owners: frozenset[int] = frozenset({_ROOT_UID})
+) -> ScriptProblem | None:
+    """The ownership rule for ``path`` and its resolved target (see the module header)."""
+    path = os.path.abspath(path)
+    problem = _walk(command, path, owners)
+    if problem is not None:
+        return problem
+    real = os.path.realpath(path)
+    if real != path:
+        return _walk(command, real, owners)
+    return None
+
+
+def config_file_problem(path: str) -> ScriptProblem | None:
+    """Why the config file must not be trusted, or None: owner root or the daemon's user,
+    no other writer, every directory above it likewise (see the module header)."""
+    problem = _file_problem(path, path, frozenset({_ROOT_UID, os.geteuid()}))
+    if problem is not None:
+        return problem
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        return ScriptProblem(path, path, "is not a regular file")
+    return None
+
+
+def argument_problem(command: str, argument: str) -> ScriptProblem | None:
+    """Why a script argument naming a file others may rewrite is refused, or None.
+
+    Only absolute paths to existing regular files are judged (see the module header).
+    """
+    if not argument.startswith("/"):
+        return None
+    try:
+        if not stat.S_ISREG(os.stat(argument).st_mode):
+            return None
+    except OSError:
+        return None
+    return _file_problem(command, argument)
 
 
 def check_executable_safety(path: str, search_path: str = SCRIPT_PATH) -> None:
@@ -174,13 +232,15 @@ def unsafe_paths(
     """One message per refused command among ``argv_list`` (each an argv), in order,
     each command judged once; empty when every command is safe."""
     messages: list[str] = []
-    seen: set[str] = set()
+    seen: set[tuple[str, ...]] = set()
     for argv in argv_list:
-        if not argv or argv[0] in seen:
+        if not argv or tuple(argv) in seen:
             continue
-        seen.add(argv[0])
+        seen.add(tuple(argv))
         problem = path_problem(argv[0], search_path)
-        if problem is not None:
+        for argument in argv[1:]:
+            problem = problem or argument_problem(argv[0], argument)
+        if problem is not None and str(problem) not in messages:
             messages.append(str(problem))
     return messages
 
@@ -192,8 +252,12 @@ def script_commands(instances: Iterable[object], checks: Iterable[object]) -> li
     Duck-typed so this module stays free of the packages' imports."""
     commands: list[tuple[str, ...]] = []
     for instance in instances:
-        notify = getattr(instance, "notify", None)
-        if notify is not None:
+        for notify in (
+            getattr(instance, "notify", None),
+            getattr(instance, "sync_group_notify", None),
+        ):
+            if notify is None:
+                continue
             for hook in ("master", "backup", "fault", "stop"):
                 argv = getattr(notify, hook, None)
                 if argv:

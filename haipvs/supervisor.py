@@ -10,8 +10,10 @@ It builds the parts, wires them and owns the daemon's life:
 - the status API, systemd notify and watchdog, an event-loop lag monitor.
 
 Signals only queue an action (exabgp's interrupt.py): SIGHUP -> reload, SIGTERM or
-SIGINT -> shutdown. Repeated SIGHUPs while a reload is pending collapse into one,
-and a reload reads the file when it runs, so the last file wins.
+SIGINT -> shutdown. SIGUSR1 (keepalived's "dump state") logs the status snapshot as one
+`daemon.state_dump` line and changes nothing. Repeated SIGHUPs while a reload is
+pending collapse into one, and a reload reads the file when it runs, so the last file
+wins.
 
 Reload validates the new file to one side: a bad file is `config.reload.rejected`
 with every error and the running config stays. A good one is diffed by key and only
@@ -24,29 +26,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import errno
 import gc
-import os
 import signal
 import socket
-import stat
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
 import checkers
 import vrrp
-from haipvs.config import (
-    ConfigDelta,
-    ConfigInvalid,
-    KindDelta,
-    LoadedConfig,
-    diff_configs,
-    load_config,
+from haipvs import notify_fifo
+from haipvs.config import ConfigInvalid, dump_config
+from haipvs.config.compile import Compiled
+from haipvs.daemon.accept import (
+    Accepted,
+    HostFacts,
+    UnsafeConfigFileError,
+    accept_config,
+    check_file_safety,
 )
-from haipvs.config.compile import Compiled, compile_config
+from haipvs.daemon.admin import (
+    AdminServer,
+    DestProgress,
+    Operator,
+    RunningView,
+    default_socket_path,
+)
+from haipvs.daemon.plan import redacted
+from haipvs.daemon.reload import ReloadPlan, plan_reload
 from haipvs.ipvs import (
     ActualTable,
     DestKey,
@@ -58,26 +69,31 @@ from haipvs.ipvs import (
 )
 from haipvs.logs import configure_logging
 from haipvs.sdnotify import SystemdNotifier
-from haipvs.security import script_commands, unsafe_paths
-from haipvs.status.api import ReloadOutcome, StatusApi
 from haipvs.status.snapshot import (
     DrainView,
     InstanceView,
+    OverrideView,
     ProgrammerView,
     RealServerView,
+    ReloadOutcome,
     ReloadView,
     ServiceView,
     Snapshot,
 )
 
-__all__ = ["Supervisor", "UnsafeConfigFileError", "VrrpPart", "run_command"]
+if TYPE_CHECKING:
+    from haipvs.status.api import StatusApi
+
+__all__ = [
+    "Supervisor",
+    "UnsafeConfigFileError",
+    "VrrpPart",
+    "check_file_safety",
+    "run_command",
+]
 
 VERSION = "0.1.0"
 log = structlog.get_logger()
-
-
-class UnsafeConfigFileError(Exception):
-    """The config file may be changed by users other than root: refused."""
 
 
 class _Action(enum.Enum):
@@ -102,17 +118,14 @@ class VrrpPart(Protocol):
         """How many times VRRP had to be started again after it died on its own."""
         ...
 
+    async def set_holds(self, holds: Mapping[str, str]) -> None:
+        """``haipvs failover``: held instances (name -> reason) resign and stay backup."""
+        ...
+
 
 VrrpFactory = Callable[
     [Sequence[vrrp.InstanceSettings], Callable[[str, str, str, str, str], None]], VrrpPart
 ]
-
-
-def check_file_safety(path: str) -> None:
-    """Refuse a file that users other than its owner (and root) may change."""
-    info = os.stat(path)
-    if info.st_mode & stat.S_IWOTH:
-        raise UnsafeConfigFileError(f"{path}: refused: the file is writable by other users")
 
 
 class Supervisor:
@@ -125,8 +138,12 @@ class Supervisor:
         prober: checkers.Prober | None = None,
         remove_ipvs_on_exit: bool = False,
         hostname: str | None = None,
+        overrides_file: str | None = None,
+        admin_socket: str | None = None,
+        host: HostFacts | None = None,
     ) -> None:
         self._path = config_path
+        self._host = host
         self._kernel = kernel
         self._vrrp_factory = vrrp_factory
         self._prober = prober
@@ -137,7 +154,7 @@ class Supervisor:
         self._reload_lock = asyncio.Lock()
         self._notifier = SystemdNotifier()
         self._started_at = time.time()
-        self._loaded: LoadedConfig | None = None
+        self._accepted: Accepted | None = None
         self._compiled: Compiled | None = None
         self._programmer: IpvsProgrammer | None = None
         self._pool: checkers.CheckerPool | None = None
@@ -156,38 +173,35 @@ class Supervisor:
         self._sync_applied: str | None = None
         self._sync_task: asyncio.Task[None] | None = None
         self._sync_reason = ""
+        self._overrides_file = overrides_file
+        self._admin_socket = admin_socket or default_socket_path()
+        self._operator: Operator | None = None
+        self._admin: AdminServer | None = None
+        # keepalived quorum_up / quorum_down: one command at a time per service, in order.
+        self._quorum_locks: dict[ServiceKey, asyncio.Lock] = {}
+        self._quorum_tasks: set[asyncio.Task[None]] = set()
+        self._fifo: notify_fifo.NotifyFifo | None = None  # keepalived notify_fifo
 
     # ----------------------------------------------------------------- start-up
 
     async def run(self) -> int:
         try:
-            check_file_safety(self._path)
-            loaded = load_config(self._path)
+            accepted = self._accept()
         except ConfigInvalid as invalid:
             for error in invalid.errors:
                 print(str(error), file=sys.stderr)
             return 1
-        except (UnsafeConfigFileError, OSError) as error:
-            print(f"haipvs: {error}", file=sys.stderr)
-            return 1
-        config = loaded.config
-        compiled = compile_config(config, hostname=self._hostname)
-        unsafe = unsafe_paths(script_commands(compiled.instances, compiled.checks.values()))
-        if unsafe:
-            # keepalived's enable_script_security, always on: a script that others can
-            # change would run as root.
-            for message in unsafe:
-                print(f"haipvs: {message}", file=sys.stderr)
-            return 1
+        config, compiled = accepted.config, accepted.compiled
         configure_logging(
             director=compiled.director,
             log_format=None if config.director.log_format is None
             else config.director.log_format.value,
             level=config.director.log_level.value,
         )
-        for warning in loaded.warnings:
+        for warning in accepted.loaded.warnings:
             log.warning("config.warning", detail=str(warning))
-        self._loaded, self._compiled = loaded, compiled
+        self._accepted, self._compiled = accepted, compiled
+        self._follow_notify_fifo(config.director.notify_fifo)
         loop = asyncio.get_running_loop()
         self._loop = loop
         for signum, action in (
@@ -196,6 +210,7 @@ class Supervisor:
             (signal.SIGINT, _Action.SHUTDOWN),
         ):
             loop.add_signal_handler(signum, self._queue, action)
+        loop.add_signal_handler(signal.SIGUSR1, self._dump_state)
         try:
             await self._start(compiled, config.director.api, config.director.api_token)
         except Exception as error:
@@ -253,10 +268,21 @@ class Supervisor:
 
             kernel = NetlinkIpvsKernel()
             self._kernel = kernel
+        if compiled.instances:
+            # VRRP first, while the daemon has no connection open: its process is forked
+            # from this one (haipvs.vrrp_process) and listens as BACKUP while the IPVS
+            # table and the checkers start (keepalived starts its VRRP and checker
+            # children side by side too). It cannot become MASTER before a whole
+            # Master_Down_Interval (a priority-255 owner excepted), by which time the
+            # table is programmed; a restart keeps the previous table meanwhile.
+            factory = self._vrrp_factory or _default_vrrp_factory
+            self._vrrp = factory(compiled.instances, self._vrrp_transition)
+            await self._vrrp.start()
         programmer = IpvsProgrammer(
             kernel,
             min_interval=compiled.min_interval,
             max_interval=compiled.max_interval,
+            on_quorum=self._quorum_changed,
         )
         self._programmer = programmer
         if compiled.timeouts is not None:
@@ -278,15 +304,32 @@ class Supervisor:
         pool.update(compiled.checks, adopted=adopted, fail_open=compiled.fail_open)
         programmer.set_health(self._health_map(compiled))
         programmer.set_specs(compiled.services)
+        # The operator's drains and maintenance are in the very first sync: a restart never
+        # gives a drained real server new connections.
+        operator = Operator(path=self._overrides_file, running=self._running_view,
+                            set_admin=programmer.set_admin, set_holds=self._set_holds,
+                            progress=self._dest_progress)
+        self._operator = operator
+        operator.load()
+        operator.apply_ipvs()
         pool.start()
         self._tasks.append(asyncio.create_task(programmer.run(), name="ipvs-programmer"))
-        if compiled.instances:
-            factory = self._vrrp_factory or _default_vrrp_factory
-            self._vrrp = factory(compiled.instances, self._vrrp_transition)
-            await self._vrrp.start()
+        await operator.apply_vrrp()
+        # Imported here, after the VRRP process was forked: aiohttp and prometheus_client
+        # are a third of the daemon's import time, and the VRRP process needs neither.
+        from haipvs.status.api import StatusApi
+
         self._api = StatusApi(api, snapshot=self.snapshot, reload=self.reload, token=token,
-                              before=self._refresh_kernel_stats)
+                              before=self._refresh_kernel_stats,
+                              running_config=self._running_config_document)
         await self._api.start()
+        admin = AdminServer(self._admin_socket, operator.handle)
+        try:
+            await admin.start()
+            self._admin = admin
+        except OSError as error:  # the director runs without it: its VIPs matter more
+            log.error("operator.admin.unavailable", socket=self._admin_socket,
+                      error=str(error), reason="haipvs drain/failover will not reach this daemon")
         self._tasks.append(asyncio.create_task(self._lag_monitor(), name="loop-lag"))
         if self._notifier.watchdog_interval is not None:
             self._tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
@@ -318,6 +361,49 @@ class Supervisor:
         factor = min(1.0, max(0.0, change.weight_factor)) if change.healthy else 0.0
         view = HealthView(up=change.healthy, weight_factor=factor, reason=change.reason)
         programmer.update_health(key[0], key[1], view)
+        if self._fifo is not None:
+            service = notify_fifo.service_endpoint(key[0])
+            real_server = notify_fifo.real_server_endpoint(key[0], key[1])
+            self._fifo.write(notify_fifo.rs_line(real_server, service, up=change.healthy))
+
+    def _quorum_changed(self, key: ServiceKey, held: bool, detail: str) -> None:
+        """keepalived quorum_up / quorum_down: run the service's command, if it has one."""
+        if self._fifo is not None:
+            self._fifo.write(notify_fifo.vs_line(notify_fifo.service_endpoint(key), up=held))
+        compiled = self._compiled
+        commands = compiled.quorum_commands.get(key) if compiled is not None else None
+        if commands is None:
+            return
+        argv = commands.up if held else commands.down
+        if argv is None:
+            return
+        task = asyncio.create_task(
+            self._run_quorum_command(key, "up" if held else "down", argv, commands.timeout)
+        )
+        self._quorum_tasks.add(task)
+        task.add_done_callback(self._quorum_tasks.discard)
+
+    async def _run_quorum_command(
+        self, key: ServiceKey, hook: str, argv: tuple[str, ...], kill_after: float
+    ) -> None:
+        lock = self._quorum_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            outcome = await vrrp.run_argv(argv, kill_after)
+        if outcome.returncode == 0:
+            log.info("ipvs.quorum.command", vs=str(key), hook=hook, command=" ".join(argv))
+            return
+        reason = (
+            "timeout"
+            if outcome.timed_out
+            else outcome.error or f"exit_status {outcome.returncode}"
+        )
+        log.warning(
+            "ipvs.quorum.command.failed",
+            vs=str(key),
+            hook=hook,
+            command=" ".join(argv),
+            reason=reason,
+        )
 
     def _vrrp_transition(
         self, instance: str, from_state: str, to_state: str, reason: str, detail: str
@@ -326,6 +412,8 @@ class Supervisor:
         # A VrrpPart may call from its own thread (LinuxVrrpPart): hop to the
         # supervisor's loop, which owns the kernel socket.
         compiled, loop = self._compiled, self._loop
+        if self._fifo is not None and loop is not None:
+            loop.call_soon_threadsafe(self._fifo_instance_line, instance, to_state)
         if compiled is None or compiled.sync_daemon is None or loop is None:
             return
         sync = compiled.sync_daemon
@@ -333,6 +421,36 @@ class Supervisor:
             return
         if to_state in ("MASTER", "BACKUP", "FAULT"):
             loop.call_soon_threadsafe(self._want_sync_daemon, to_state)
+
+    def _fifo_instance_line(self, instance: str, state: str) -> None:
+        # keepalived writes the instance's priority as it stands: the VRRP process's last
+        # view of it, else the configured one.
+        priority = next(
+            (v.effective_priority for v in self._vrrp.views() if v.name == instance), None
+        ) if self._vrrp is not None else None
+        if priority is None and self._compiled is not None:
+            priority = next(
+                (i.priority for i in self._compiled.instances if i.name == instance), 0
+            )
+        if self._fifo is not None:
+            self._fifo.write(notify_fifo.instance_line(instance, state, priority or 0))
+
+    def _follow_notify_fifo(self, path: str | None) -> None:
+        """Open the notify FIFO the config names (at start and at each reload)."""
+        if self._fifo is not None and self._fifo.path == path:
+            return
+        if self._fifo is not None:
+            self._fifo.close()
+            self._fifo = None
+        if path is None:
+            return
+        fifo = notify_fifo.NotifyFifo(path, on_drop=_fifo_dropped)
+        try:
+            fifo.ensure()
+        except OSError as error:
+            log.error("notify_fifo.unavailable", path=path, error=str(error))
+            return
+        self._fifo = fifo
 
     def _want_sync_daemon(self, vrrp_state: str) -> None:
         # One worker applies the latest wanted role: a quick BACKUP->MASTER->BACKUP
@@ -382,43 +500,148 @@ class Supervisor:
             self._notifier.reloading()
             try:
                 return await self._reload()
+            except Exception as error:  # SIGHUP or POST /reload: never the daemon's end
+                message = f"{self._path}: reload failed: {type(error).__name__}: {error}"
+                log.error("config.reload.failed", config=self._path, errors=[message],
+                          reason="unexpected error; the running config stays")
+                self._reloads_rejected += 1
+                self._last_reload = ReloadView(at=time.time(), result="rejected",
+                                               errors=(message,))
+                return ReloadOutcome(False, (message,), "")
             finally:
                 self._notifier.ready("reloaded")
 
+    def _accept(self) -> Accepted:
+        """The gate check-config uses too (haipvs.daemon.accept)."""
+        return accept_config(self._path, hostname=self._hostname, host=self._host)
+
+    @property
+    def running_config(self) -> Accepted | None:
+        """The config the daemon runs (the last one accepted and applied)."""
+        return self._accepted
+
+    def _running_config_document(self) -> dict[str, str]:
+        """GET /config: the running config as YAML, secrets redacted (haipvs.daemon.plan)."""
+        accepted = self._accepted
+        assert accepted is not None
+        return {"file": accepted.path, "yaml": dump_config(redacted(accepted.config))}
+
     async def _reload(self) -> ReloadOutcome:
-        old_loaded, old = self._loaded, self._compiled
-        assert old_loaded is not None and old is not None
+        running = self._accepted
+        assert running is not None
         try:
-            check_file_safety(self._path)
-            loaded = load_config(self._path)
+            # Off the loop: a large (or hostile) file must not stall adverts' peers,
+            # checks and the watchdog ping while it parses.
+            accepted = await asyncio.to_thread(self._accept)
         except ConfigInvalid as invalid:
-            errors = tuple(str(error) for error in invalid.errors)
-            return self._rejected(errors)
-        except (UnsafeConfigFileError, OSError) as error:
-            return self._rejected((str(error),))
-        delta = diff_configs(old_loaded.config, loaded.config)
-        compiled = compile_config(loaded.config, hostname=self._hostname)
-        unsafe = unsafe_paths(script_commands(compiled.instances, compiled.checks.values()))
-        if unsafe:
-            return self._rejected(tuple(unsafe))
-        summary = _summarize(delta)
-        self._loaded, self._compiled = loaded, compiled
-        if not delta.is_empty:
-            assert self._pool is not None and self._programmer is not None
+            return self._rejected(tuple(str(error) for error in invalid.errors))
+        plan = plan_reload(
+            (running.config, running.compiled), (accepted.config, accepted.compiled)
+        )
+        try:
+            await self._execute_vrrp(plan, running, accepted)
+        except Exception as error:  # a failing step never kills the daemon
+            return self._failed(plan, running, error)
+        self._execute(plan, accepted)
+        self._follow_notify_fifo(accepted.config.director.notify_fifo)
+        await self._operator_follow_config()
+        self._reloads_applied += 1
+        self._last_reload = ReloadView(at=time.time(), result="applied", summary=plan.summary)
+        log.info("config.reload.applied", config=self._path, changes=plan.summary)
+        for note in plan.restart_needed:
+            log.warning("config.reload.deferred", config=self._path, detail=note)
+        return ReloadOutcome(True, (), plan.summary)
+
+    async def _execute_vrrp(self, plan: ReloadPlan, running: Accepted, new: Accepted) -> None:
+        """The VRRP part of a plan: the one step that can fail on this host (a device
+        gone, a socket refused). On failure the VRRP side is brought back to the running
+        instances before the error goes up: the reload is then not adopted at all."""
+        instances = new.compiled.instances
+        if self._vrrp is None:
+            if plan.start_vrrp:
+                factory = self._vrrp_factory or _default_vrrp_factory
+                part = factory(instances, self._vrrp_transition)
+                try:
+                    await part.start()
+                except Exception:
+                    with contextlib.suppress(Exception):
+                        await part.stop()
+                    raise
+                self._vrrp = part
+            return
+        if not plan.vrrp_changed:
+            return
+        try:
+            await self._vrrp.update(instances)
+        except Exception:
+            try:
+                await self._vrrp.update(running.compiled.instances)
+            except Exception as again:
+                log.error("vrrp.rollback.failed", reason=str(again),
+                          error_type=type(again).__name__)
+            raise
+
+    def _execute(self, plan: ReloadPlan, new: Accepted) -> None:
+        """The in-memory part of a plan: checks, IPVS specs, timeouts, the sync daemon."""
+        compiled = new.compiled
+        self._accepted, self._compiled = new, compiled
+        assert self._pool is not None and self._programmer is not None
+        if plan.checks_changed or plan.services_changed:
             self._pool.update(compiled.checks, fail_open=compiled.fail_open)
             self._programmer.set_health(self._health_map(compiled))
             self._programmer.set_specs(compiled.services)
-            vrrp_changed = not (delta.vrrp_instances.is_empty and delta.sync_groups.is_empty)
-            if self._vrrp is not None and vrrp_changed:
-                await self._vrrp.update(compiled.instances)
-            elif self._vrrp is None and compiled.instances:
-                factory = self._vrrp_factory or _default_vrrp_factory
-                self._vrrp = factory(compiled.instances, self._vrrp_transition)
-                await self._vrrp.start()
-        self._reloads_applied += 1
-        self._last_reload = ReloadView(at=time.time(), result="applied", summary=summary)
-        log.info("config.reload.applied", config=self._path, changes=summary)
-        return ReloadOutcome(True, (), summary)
+        if plan.timeouts_changed and compiled.timeouts is not None:
+            self._programmer.set_timeouts(
+                compiled.timeouts.tcp, compiled.timeouts.tcp_fin, compiled.timeouts.udp
+            )
+        if plan.sync_daemon != "keep":
+            self._sync_applied = None
+            self._sync_reason = "config_changed"
+            if plan.sync_daemon == "stop":
+                self._sync_wanted = None
+                self._tasks.append(asyncio.create_task(self._stop_sync_daemon()))
+            else:
+                state = self._followed_state()
+                if state is not None:
+                    self._want_sync_daemon(state)
+
+    def _followed_state(self) -> str | None:
+        """The VRRP state the sync daemon follows now (None: not known yet)."""
+        compiled = self._compiled
+        if compiled is None or compiled.sync_daemon is None or self._vrrp is None:
+            return None
+        name = compiled.sync_daemon.instance
+        for view in self._vrrp.views():
+            if (name is None or view.name == name) and view.state in (
+                "MASTER", "BACKUP", "FAULT"
+            ):
+                return view.state
+        return None
+
+    async def _stop_sync_daemon(self) -> None:
+        from haipvs.ipvs.genl import SyncState
+
+        stop_daemon = getattr(self._kernel, "stop_sync_daemon", None)
+        if stop_daemon is None:
+            return
+        for state in SyncState:
+            with contextlib.suppress(KernelError, OSError):  # not running: fine
+                await stop_daemon(state)
+        log.info("ipvs.sync_daemon.stopped", reason="config_changed")
+
+    def _failed(self, plan: ReloadPlan, running: Accepted, error: Exception) -> ReloadOutcome:
+        message = f"{self._path}: reload not applied: {type(error).__name__}: {error}"
+        self._reloads_rejected += 1
+        self._last_reload = ReloadView(at=time.time(), result="rejected", errors=(message,))
+        log.error(
+            "config.reload.failed",
+            config=self._path,
+            changes=plan.summary,
+            errors=[message],
+            reason="a step failed; the running config stays",
+        )
+        self._accepted, self._compiled = running, running.compiled
+        return ReloadOutcome(False, (message,), "")
 
     def _rejected(self, errors: tuple[str, ...]) -> ReloadOutcome:
         self._reloads_rejected += 1
@@ -434,6 +657,12 @@ class Supervisor:
     # ----------------------------------------------------------------- shutdown
 
     async def _shutdown(self) -> None:
+        if self._fifo is not None:
+            self._fifo.close()
+        if self._admin is not None:
+            await self._admin.stop()
+        if self._operator is not None:
+            self._operator.stop()
         if self._vrrp is not None:
             with contextlib.suppress(Exception):
                 await self._vrrp.stop()  # priority-0 advert, VIPs removed
@@ -455,6 +684,79 @@ class Supervisor:
                 result = close()
                 if asyncio.iscoroutine(result):
                     await result
+
+    # ----------------------------------------------------------------- operator
+
+    def _running_view(self) -> RunningView:
+        compiled = self._compiled
+        assert compiled is not None
+        return RunningView(
+            services={
+                spec.key: (compiled.service_names[spec.key],
+                           tuple(dest.key for dest in spec.real_servers))
+                for spec in compiled.services
+            },
+            instances=tuple(settings.name for settings in compiled.instances),
+        )
+
+    async def _set_holds(self, holds: Mapping[str, str]) -> None:
+        if self._vrrp is not None:
+            await self._vrrp.set_holds(holds)
+
+    async def _dest_progress(self) -> dict[tuple[ServiceKey, DestKey], DestProgress]:
+        await self._refresh_kernel_stats()
+        actual = self._actual
+        if actual is None:
+            return {}
+        progress = {}
+        for service, entry in actual.table.services.items():
+            for key, dest in entry.dests.items():
+                stats = actual.stats_of(service, key)
+                progress[(service, key)] = DestProgress(
+                    dest.weight, stats.active_conns, stats.inactive_conns
+                )
+        return progress
+
+    async def _operator_follow_config(self) -> None:
+        """After a reload: the overrides on the new config (they outlive config changes)."""
+        if self._operator is not None:
+            self._operator.apply_ipvs()
+            with contextlib.suppress(Exception):  # logged by the VRRP part
+                await self._operator.apply_vrrp()
+
+    def _dump_state(self) -> None:
+        # keepalived's SIGUSR1 writes its state to a file; here the log is the record.
+        try:
+            log.info("daemon.state_dump", reason="SIGUSR1", snapshot=self.snapshot().to_json())
+        except Exception as error:  # never let a dump take the daemon down
+            log.error("daemon.state_dump_failed", error=repr(error))
+
+    def _override_views(self, compiled: Compiled) -> tuple[OverrideView, ...]:
+        operator = self._operator
+        if operator is None:
+            return ()
+        overrides = operator.overrides
+        services = self._running_view().services
+        views = [
+            OverrideView(
+                kind=entry.state.value,
+                target=entry.describe().split(" in ")[0],
+                service=entry.service,
+                uid=entry.uid,
+                since=entry.since,
+                matches=len(overrides.matched(entry, services)),
+            )
+            for entry in overrides.servers
+        ]
+        now = time.time()
+        views.extend(
+            OverrideView(kind="failover", target=hold.instance, service=None, uid=hold.uid,
+                         since=hold.since, until=hold.until,
+                         matches=1 if hold.instance in {s.name for s in compiled.instances}
+                         else 0)
+            for hold in overrides.holds if hold.active(now)
+        )
+        return tuple(views)
 
     # ----------------------------------------------------------------- upkeep
 
@@ -496,6 +798,7 @@ class Supervisor:
         expected = programmer.expected_table
         drains = {(d.vs, d.rs): d for d in status.draining}
         by_key = {key: backend for backend, key in compiled.backends.items()}
+        admin = programmer.admin
         services = []
         for spec in compiled.services:
             name = compiled.service_names[spec.key]
@@ -528,6 +831,8 @@ class Supervisor:
                         cause=drain.cause,
                     ),
                     fail_open_held=health is not None and health.held_by_fail_open,
+                    admin=None if (spec.key, dest.key) not in admin
+                    else admin[(spec.key, dest.key)].state.value,
                 ))
             service_status = pool_snap.services.get(name)
             sorry = spec.sorry_server
@@ -567,34 +872,16 @@ class Supervisor:
             loop_lag_ms=self._lag * 1000,
             vrrp_loop_lag_ms=self._vrrp.loop_lag() * 1000 if self._vrrp is not None else 0.0,
             vrrp_restarts=self._vrrp.restarts() if self._vrrp is not None else 0,
+            overrides=self._override_views(compiled),
         )
 
 
-def _summarize(delta: ConfigDelta) -> str:
-    """"real_servers: 1 changed; checks: 1 added" - what on-call reads in the log line."""
-    kinds: Mapping[str, KindDelta[Any, Any]] = {
-        "vrrp_instances": delta.vrrp_instances,
-        "sync_groups": delta.sync_groups,
-        "virtual_servers": delta.virtual_services,
-        "real_servers": delta.real_servers,
-        "checks": delta.checks,
-    }
-    parts = []
-    for name, kind in kinds.items():
-        counts = [
-            f"{len(items)} {bucket}"
-            for bucket, items in (
-                ("added", kind.added), ("removed", kind.removed), ("changed", kind.changed)
-            )
-            if items
-        ]
-        if counts:
-            parts.append(f"{name}: {', '.join(counts)}")
-    if delta.director is not None:
-        parts.append("director: changed")
-    if delta.ipvs is not None:
-        parts.append("ipvs: changed")
-    return "; ".join(parts) or "no changes"
+def _fifo_dropped(line: str, code: int) -> None:
+    if code == errno.ENXIO:
+        # Nobody reads: the normal state of a FIFO no tool listens to.
+        log.debug("notify_fifo.no_reader", line=line.rstrip("\n"))
+    else:
+        log.warning("notify_fifo.dropped", line=line.rstrip("\n"), errno=errno.errorcode[code])
 
 
 def _default_vrrp_factory(
@@ -603,7 +890,7 @@ def _default_vrrp_factory(
 ) -> VrrpPart:
     from haipvs.vrrp_process import VrrpProcessPart
 
-    return VrrpProcessPart(instances, on_transition)
+    return VrrpProcessPart(instances, on_transition, fork_first=True)
 
 
 def run_command(args: object) -> int:

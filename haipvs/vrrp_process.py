@@ -17,10 +17,25 @@ pickled messages: both ends are the same installed haipvs, started by the same r
 - **Child to parent:** each transition as it happens, the instances' status every
   half second and after each transition, and the replies.
 
+Start-up: the daemon's first VRRP process is forked from the daemon itself, early in
+its start-up (before the IPVS table, the checkers or the status API open a socket), so it
+begins with every module already imported: no second interpreter start, no second import
+of the VRRP stack (about 0.7 s of CPU in the lab guest, and it ran while the checkers
+started). A process started again after a death is a fresh interpreter (exec), as before.
+
 Lifetime:
 
-- **Child dies unexpectedly:** the parent logs `vrrp.process.died` and starts a new
-  one, as keepalived respawns its VRRP child. The backoff starts at 1 s and doubles.
+- **Child dies unexpectedly:** the parent notices it by whichever comes first: the
+  end of the stream, any read error (a child that dies with a message unread leaves
+  ECONNRESET, not a clean end), a garbled message, or the process's own exit (a
+  pidfd: a script the child started may still hold the socket open). It reaps it,
+  forgets its status (no MASTER from a dead child), logs `vrrp.process.died` and
+  starts a new one, as keepalived respawns its VRRP child. The wait before the
+  restart starts at 1 s and doubles up to 30 s; a child that ran for a minute
+  starts the sequence again (`haipvs.respawn.RespawnBackoff`).
+- **Import path:** the child runs ``python -P`` in ``/``: the working directory the
+  daemon was started from is never on its ``sys.path`` (a ``vrrp/`` folder there
+  would otherwise be imported, as root).
 - **Parent dies:** the kernel sends the child SIGTERM (PR_SET_PDEATHSIG), and the
   child resigns as a graceful stop does: priority-0 adverts, VIPs removed.
 - **SIGINT and SIGHUP:** the child ignores both. They are the parent's to act on.
@@ -42,14 +57,16 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
 
 import vrrp
 from haipvs.logs import LoggingSettings, configure_logging, current_logging
+from haipvs.respawn import RespawnBackoff
 from haipvs.status.snapshot import InstanceView
 
 __all__ = ["VrrpProcessError", "VrrpProcessPart", "child_main"]
@@ -62,10 +79,14 @@ TransitionCallback = Callable[[str, str, str, str, str], None]
 #: transition; the status API shows at most this much staleness for counters.
 STATUS_INTERVAL = 0.5
 #: How long the parent waits for the child to start its instances or apply a reload.
-REPLY_TIMEOUT = 60.0
-#: A graceful stop: every instance resigns and its stop hooks run (each bounded).
-STOP_TIMEOUT = 30.0
-_RESPAWN_FIRST, _RESPAWN_MAX = 1.0, 30.0
+REPLY_TIMEOUT = 30.0
+#: A graceful stop: every instance resigns and its stop hooks run (each bounded). With
+#: the kill and the reap after it, this fits under the unit's TimeoutStopSec=20s.
+STOP_TIMEOUT = 10.0
+#: Without pidfd_open (Linux < 5.3), how often the parent polls for the child's exit.
+_POLL_EXIT = 0.5
+#: After the child's exit, how long its last messages may take to arrive.
+_DRAIN_AFTER_EXIT = 0.5
 _PR_SET_PDEATHSIG = 1
 #: keepalived ``vrrp_rlimit_rttime``: CPU time (µs) the real-time VRRP thread may use
 #: without blocking. VRRP sleeps between adverts; a thread that spins in SCHED_RR would
@@ -101,6 +122,11 @@ class _Stop:
 
 
 @dataclass(frozen=True, slots=True)
+class _Holds:
+    holds: tuple[tuple[str, str], ...]  # haipvs failover: instance -> reason
+
+
+@dataclass(frozen=True, slots=True)
 class _Reply:
     error: str | None  # None: done
 
@@ -130,18 +156,124 @@ def _write(writer: asyncio.StreamWriter, message: object) -> None:
     writer.write(_FRAME.pack(len(body)) + body)
 
 
+class _StreamLostError(Exception):
+    """The other end is gone: why, for the log."""
+
+
 async def _receive(reader: asyncio.StreamReader) -> object | None:
-    """The next message, or None at end of stream."""
+    """The next message, or None at a clean end of stream; `_StreamLostError` otherwise."""
     try:
         header = await reader.readexactly(_FRAME.size)
         (length,) = _FRAME.unpack(header)
-        message: object = pickle.loads(await reader.readexactly(length))
-    except asyncio.IncompleteReadError:
+        body = await reader.readexactly(length)
+    except asyncio.IncompleteReadError as error:
+        if error.partial:
+            raise _StreamLostError("end of stream inside a message") from error
         return None
+    except OSError as error:  # ECONNRESET: the peer died with our message unread
+        raise _StreamLostError(f"read failed: {error}") from error
+    try:
+        message: object = pickle.loads(body)
+    except Exception as error:
+        raise _StreamLostError(f"garbled message: {error!r}") from error
     return message
 
 
+async def _exit_of(process: _Child) -> int:
+    """Wait for ``process`` to exit without blocking the loop, and reap it."""
+    loop = asyncio.get_running_loop()
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except OSError:  # no pidfd (Linux < 5.3), or already reaped
+        while (code := process.poll()) is None:  # noqa: ASYNC110 - nothing to wait on
+            await asyncio.sleep(_POLL_EXIT)
+        return code
+    exited: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not exited.done():
+            exited.set_result(None)
+
+    loop.add_reader(pidfd, readable)
+    try:
+        await exited
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+    code = process.poll()  # readable pidfd: exited, so this reaps without blocking
+    return code if code is not None else await asyncio.to_thread(process.wait)
+
+
 # --- parent side -----------------------------------------------------------------------------
+
+
+class _ForkedChild:
+    """A VRRP process forked from the daemon: the part of ``subprocess.Popen`` we use."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def fork(cls, child_end: socket.socket, parent_end: socket.socket) -> _ForkedChild:
+        parent = os.getpid()
+        # Signals stay blocked across the fork: until the child has let go of the
+        # daemon's signal handlers and wake-up fd, a signal sent to it must not reach
+        # the daemon's event loop (it would read as the daemon's own SIGTERM).
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        try:
+            pid = os.fork()
+            if pid == 0:  # the VRRP process
+                code = 1
+                try:
+                    parent_end.close()
+                    _forked_child_main(child_end.fileno(), parent, mask)
+                    code = 0
+                finally:
+                    os._exit(code)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        return cls(pid)
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if self.returncode is not None:
+                    return self.returncode
+                try:
+                    pid, status = os.waitpid(self.pid, os.WNOHANG)
+                except ChildProcessError:  # reaped elsewhere: should not happen
+                    self.returncode = -signal.SIGKILL
+                    return self.returncode
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+                    return self.returncode
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"VRRP process {self.pid}", timeout or 0.0)
+            time.sleep(0.01)
+
+    def poll(self) -> int | None:
+        """Its exit code once it exited (reaping it), else None: ``Popen.poll``."""
+        with self._lock:
+            if self.returncode is None:
+                try:
+                    pid, status = os.waitpid(self.pid, os.WNOHANG)
+                except ChildProcessError:  # reaped elsewhere: should not happen
+                    self.returncode = -signal.SIGKILL
+                else:
+                    if pid:
+                        self.returncode = os.waitstatus_to_exitcode(status)
+            return self.returncode
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+
+_Child = subprocess.Popen[bytes] | _ForkedChild
 
 
 class VrrpProcessPart:
@@ -154,12 +286,15 @@ class VrrpProcessPart:
         *,
         ports: str | None = None,
         python: str = sys.executable,
+        clock: Callable[[], float] = time.monotonic,
+        fork_first: bool = False,
     ) -> None:
         self._instances = tuple(instances)
         self._on_transition = on_transition
         self._ports = ports
         self._python = python
-        self._process: subprocess.Popen[bytes] | None = None
+        self._fork_first = fork_first  # the first process forked (see the module docstring)
+        self._process: _Child | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._respawn_task: asyncio.Task[None] | None = None
@@ -168,8 +303,10 @@ class VrrpProcessPart:
         self._stopping = False
         self._views: tuple[InstanceView, ...] = ()
         self._loop_lag = 0.0
-        self._respawn_delay = _RESPAWN_FIRST
+        self._clock = clock
+        self._backoff = RespawnBackoff()
         self._restarts = 0
+        self._holds: tuple[tuple[str, str], ...] = ()
 
     @property
     def pid(self) -> int | None:
@@ -181,8 +318,16 @@ class VrrpProcessPart:
         await self._spawn()
 
     async def update(self, instances: Sequence[vrrp.InstanceSettings]) -> None:
-        self._instances = tuple(instances)
-        await self._request(_Update(self._instances, current_logging()), REPLY_TIMEOUT)
+        new = tuple(instances)
+        # Adopted only once the child applied it: after a failure the supervisor updates
+        # back to the running config, and a respawn must start what the child ran.
+        await self._request(_Update(new, current_logging()), REPLY_TIMEOUT)
+        self._instances = new
+
+    async def set_holds(self, holds: Mapping[str, str]) -> None:
+        """``haipvs failover`` holds (instance -> reason); a new VRRP process gets them too."""
+        self._holds = tuple(sorted(holds.items()))
+        await self._request(_Holds(self._holds), REPLY_TIMEOUT)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -190,11 +335,14 @@ class VrrpProcessPart:
             self._respawn_task.cancel()
         process = self._process
         if process is None:
+            await self._close()
             return
+        # One budget for the request and the exit together (it used to be 30 s each).
+        deadline = time.monotonic() + STOP_TIMEOUT
         with contextlib.suppress(VrrpProcessError, ConnectionError):
             await self._request(_Stop(), STOP_TIMEOUT)
         try:
-            await asyncio.to_thread(process.wait, STOP_TIMEOUT)
+            await asyncio.to_thread(process.wait, max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             log.error("vrrp.process.killed", pid=process.pid,
                       reason=f"no exit {STOP_TIMEOUT:g} s after stop")
@@ -216,15 +364,24 @@ class VrrpProcessPart:
 
     async def _spawn(self) -> None:
         parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        process: _Child
         try:
             # Started from the loop's thread: PR_SET_PDEATHSIG follows the thread that
             # forked, and this one lives as long as the daemon.
-            process = subprocess.Popen(  # noqa: ASYNC220 - must fork from this thread
-                [self._python, "-c", "import haipvs.vrrp_process as m; m.child_main()",
-                 str(child_end.fileno()), str(os.getpid())],
-                pass_fds=(child_end.fileno(),),
-                stdin=subprocess.DEVNULL,
-            )
+            if self._fork_first and self._restarts == 0:
+                self._fork_first = False
+                process = _ForkedChild.fork(child_end, parent_end)
+            else:
+                process = subprocess.Popen(  # noqa: ASYNC220 - must fork from this thread
+                    # -P and cwd "/": the daemon's working directory is never on the
+                    # child's import path (python -c would put it first).
+                    [self._python, "-P", "-c",
+                     "import haipvs.vrrp_process as m; m.child_main()",
+                     str(child_end.fileno()), str(os.getpid())],
+                    pass_fds=(child_end.fileno(),),
+                    stdin=subprocess.DEVNULL,
+                    cwd="/",
+                )
         except OSError as error:
             parent_end.close()
             raise VrrpProcessError(f"cannot start the VRRP process: {error}") from error
@@ -233,16 +390,19 @@ class VrrpProcessPart:
         self._process = process
         reader, writer = await asyncio.open_unix_connection(sock=parent_end)
         self._writer = writer
-        self._reader_task = asyncio.create_task(self._read(reader, process), name="vrrp-ipc")
+        self._reader_task = asyncio.create_task(self._watch(reader, process), name="vrrp-ipc")
         try:
             await self._request(_Start(self._instances, current_logging(), self._ports),
                                 REPLY_TIMEOUT)
+            if self._holds:  # a respawned process keeps the operator's holds
+                await self._request(_Holds(self._holds), REPLY_TIMEOUT)
         except BaseException:
             self._process = None  # its end of stream is no death to respawn from
             process.kill()
             await asyncio.to_thread(process.wait)
             await self._close()
             raise
+        self._backoff.started(self._clock())
         log.info("vrrp.process.started", pid=process.pid, instances=len(self._instances))
 
     async def _request(self, message: object, wait_up_to: float) -> None:
@@ -266,8 +426,46 @@ class VrrpProcessPart:
         if answer.error is not None:
             raise VrrpProcessError(answer.error)
 
-    async def _read(self, reader: asyncio.StreamReader, process: subprocess.Popen[bytes]) -> None:
-        while (message := await _receive(reader)) is not None:
+    async def _watch(self, reader: asyncio.StreamReader,
+                     process: _Child) -> None:
+        """Read the child's messages until it is gone, however it goes; then respawn it."""
+        reading = asyncio.create_task(self._read(reader), name="vrrp-ipc-read")
+        exited = asyncio.create_task(_exit_of(process), name="vrrp-exit")
+        try:
+            await asyncio.wait([reading, exited], return_when=asyncio.FIRST_COMPLETED)
+            if not reading.done():
+                # Exited: read what it sent before dying (its last transitions), unless
+                # a process it started holds the socket open and the end never comes.
+                await asyncio.wait([reading], timeout=_DRAIN_AFTER_EXIT)
+            noticed = reading.result() if reading.done() else "process exit"
+            # Whatever we noticed first, the child is dead to us: no more MASTER from it.
+            self._views = ()
+            if self._reply is not None and not self._reply.done():
+                self._reply.set_exception(VrrpProcessError(f"the VRRP process ended: {noticed}"))
+            if self._stopping or self._process is not process:
+                return
+            if not exited.done():  # its stream is broken but it runs: it cannot be told
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+            code = await exited
+        finally:
+            reading.cancel()
+            exited.cancel()
+        self._restarts += 1
+        delay = self._backoff.died(self._clock())
+        log.error("vrrp.process.died", pid=process.pid, exit=_describe_exit(code),
+                  noticed=noticed, restart_in_s=delay, restarts=self._restarts)
+        self._respawn_task = asyncio.create_task(self._respawn(delay), name="vrrp-respawn")
+
+    async def _read(self, reader: asyncio.StreamReader) -> str:
+        """Dispatch the child's messages; why the stream ended."""
+        while True:
+            try:
+                message = await _receive(reader)
+            except _StreamLostError as lost:
+                return str(lost)
+            if message is None:
+                return "end of stream"
             if isinstance(message, _Transitioned):
                 try:
                     self._on_transition(message.instance, message.from_state,
@@ -276,32 +474,19 @@ class VrrpProcessPart:
                     log.exception("vrrp.process.callback_failed", instance=message.instance)
             elif isinstance(message, _Status):
                 self._views, self._loop_lag = message.views, message.loop_lag
-                self._respawn_delay = _RESPAWN_FIRST  # it has been up long enough to report
             elif isinstance(message, _Reply) and self._reply and not self._reply.done():
                 self._reply.set_result(message)
-        # End of stream: the child exited (or closed its end).
-        if self._reply is not None and not self._reply.done():
-            self._reply.set_exception(VrrpProcessError("the VRRP process exited"))
-        if self._stopping or self._process is not process:
-            return
-        code = await asyncio.to_thread(process.wait)
-        self._views = ()
-        self._restarts += 1
-        log.error("vrrp.process.died", pid=process.pid, exit=_describe_exit(code),
-                  restart_in_s=self._respawn_delay, restarts=self._restarts)
-        self._respawn_task = asyncio.create_task(self._respawn(), name="vrrp-respawn")
 
-    async def _respawn(self) -> None:
+    async def _respawn(self, delay: float) -> None:
         await self._close()
         while not self._stopping:
-            await asyncio.sleep(self._respawn_delay)
-            self._respawn_delay = min(self._respawn_delay * 2, _RESPAWN_MAX)
+            await asyncio.sleep(delay)
             try:
                 await self._spawn()
                 return
             except VrrpProcessError as error:
-                log.error("vrrp.process.restart_failed", error=str(error),
-                          restart_in_s=self._respawn_delay)
+                delay = self._backoff.failed()
+                log.error("vrrp.process.restart_failed", error=str(error), restart_in_s=delay)
 
     async def _close(self) -> None:
         writer, self._writer = self._writer, None
@@ -329,13 +514,35 @@ def _describe_exit(code: int) -> str:
 
 def child_main() -> None:
     """Entry point of the VRRP process: ``argv`` is the socket's fd and the parent's pid."""
-    fd, parent = int(sys.argv[1]), int(sys.argv[2])
+    _child_run(int(sys.argv[1]), int(sys.argv[2]))
+
+
+#: The daemon's event loop as a forked child inherited it: kept referenced, never closed or
+#: collected (closing it would act on the daemon's signal handlers and wake-up socket).
+_inherited: list[object] = []
+
+
+def _forked_child_main(fd: int, parent: int, mask: set[int | signal.Signals]) -> None:
+    """Entry point of a VRRP process forked from the daemon (signals blocked on entry)."""
+    # Let go of the daemon's event loop: its signal wake-up fd, its handlers, its
+    # running-loop mark (asyncio.run refuses to start inside a running loop).
+    signal.set_wakeup_fd(-1)
+    for signum in (signal.SIGTERM, signal.SIGCHLD):
+        signal.signal(signum, signal.SIG_DFL)
+    _inherited.append(asyncio.events._get_running_loop())
+    asyncio.events._set_running_loop(None)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    _child_run(fd, parent)
+
+
+def _child_run(fd: int, parent: int) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     if os.getppid() != parent:  # the parent died before prctl took effect
         sys.exit(0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # the parent's state dump, not ours
     with contextlib.suppress(ValueError, OSError):  # a hard limit set lower by the admin
         resource.setrlimit(resource.RLIMIT_RTTIME, RT_CPU_LIMIT_US)
     sys.exit(asyncio.run(_serve(socket.socket(fileno=fd))))
@@ -358,7 +565,10 @@ async def _serve(sock: socket.socket) -> int:
     from haipvs.vrrp_part import LinuxVrrpPart
 
     reader, writer = await asyncio.open_unix_connection(sock=sock)
-    start = await _receive(reader)
+    try:
+        start = await _receive(reader)
+    except _StreamLostError:
+        return 0
     if not isinstance(start, _Start):
         return 0
     if start.logging is not None:
@@ -400,9 +610,17 @@ async def _serve(sock: socket.socket) -> int:
                     await status_wanted.wait()
 
     async def requests() -> None:
-        while (message := await _receive(reader)) is not None:
+        while (message := await _receive_or_end(reader)) is not None:
             if isinstance(message, _Stop):
                 break
+            if isinstance(message, _Holds):
+                try:
+                    await part.set_holds(dict(message.holds))
+                except Exception as error:  # the operator's command reports it
+                    await _send(writer, _Reply(f"VRRP failover failed: {error!r}"))
+                else:
+                    await _send(writer, _Reply(None))
+                    status_wanted.set()
             if isinstance(message, _Update):
                 if message.logging is not None:
                     _configure(message.logging)
@@ -423,7 +641,12 @@ async def _serve(sock: socket.socket) -> int:
         task.cancel()
     if died.is_set():
         log.error("vrrp.process.thread_died", exit_status=THREAD_DIED_EXIT)
-        return THREAD_DIED_EXIT
+        # At once, socket still open: the parent learns the exit status from the
+        # exit itself, not from an end of stream that would come first otherwise.
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(THREAD_DIED_EXIT)
     started = time.monotonic()
     await part.stop()
     log.info("vrrp.process.stopped", took_ms=round((time.monotonic() - started) * 1000, 1))
@@ -431,6 +654,14 @@ async def _serve(sock: socket.socket) -> int:
         await _send(writer, _Reply(None))
         writer.close()
     return 0
+
+
+async def _receive_or_end(reader: asyncio.StreamReader) -> object | None:
+    """The child's view: a broken stream from the parent is its end, a graceful stop."""
+    try:
+        return await _receive(reader)
+    except _StreamLostError:
+        return None
 
 
 def _configure(settings: LoggingSettings) -> None:

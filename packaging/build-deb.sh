@@ -7,7 +7,9 @@
 # (issue 8: the top-level names `vrrp` and `checkers` must never land in a shared
 # site-packages), /usr/bin/haipvs, the conffile /etc/haipvs/haipvs.yaml (from
 # etc/haipvs.yaml), the hardened unit packaging/haipvs.service, the man page
-# packaging/haipvs.1 and the migration guide.
+# packaging/haipvs.1, the migration guide, and under /usr/share/haipvs the Prometheus
+# alerting rules, the Grafana dashboard and the config's JSON Schema, and bash and zsh
+# completion.
 #
 # A virtualenv is not relocatable (its scripts name their interpreter by absolute
 # path), so it is built AT /opt/haipvs: in a private mount namespace, the staging
@@ -76,7 +78,8 @@ if [ -n "$REF" ]; then
     mkdir -p "$SRC"
     git -C "$ROOT" archive "$REF" | tar -x -C "$SRC"
 fi
-for f in pyproject.toml etc/haipvs.yaml packaging/haipvs.service packaging/haipvs.1; do
+for f in pyproject.toml etc/haipvs.yaml packaging/haipvs.service packaging/haipvs.1 \
+         etc/prometheus/haipvs-alerts.yml etc/grafana/haipvs-dashboard.json etc/haipvs.schema.json; do
     [ -f "$SRC/$f" ] || die "missing $f in $SRC"
 done
 
@@ -163,9 +166,22 @@ install -m 0644 "$SRC/etc/haipvs.yaml" "$PKG/etc/haipvs/haipvs.yaml"
 install -m 0644 "$SRC/packaging/haipvs.service" "$PKG/lib/systemd/system/haipvs.service"
 gzip -9n -c "$SRC/packaging/haipvs.1" > "$PKG/usr/share/man/man1/haipvs.1.gz"
 chmod 0644 "$PKG/usr/share/man/man1/haipvs.1.gz"
+# Observability: Prometheus alerting rules and a Grafana dashboard (docs/observability.md).
+install -d -m 0755 "$PKG/usr/share/haipvs/prometheus" "$PKG/usr/share/haipvs/grafana"
+install -m 0644 "$SRC/etc/prometheus/haipvs-alerts.yml" "$PKG/usr/share/haipvs/prometheus/"
+install -m 0644 "$SRC/etc/grafana/haipvs-dashboard.json" "$PKG/usr/share/haipvs/grafana/"
+# The config's JSON Schema (haipvs schema), for editors: yaml-language-server modeline.
+install -m 0644 "$SRC/etc/haipvs.schema.json" "$PKG/usr/share/haipvs/haipvs.schema.json"
+# Shell completion, generated from the packaged program's own parser (haipvs completion).
+install -d -m 0755 "$PKG/usr/share/bash-completion/completions" "$PKG/usr/share/zsh/vendor-completions"
+"$PKG$PREFIX/bin/python" -m haipvs completion bash > "$PKG/usr/share/bash-completion/completions/haipvs" \
+    || die "haipvs completion bash failed"
+"$PKG$PREFIX/bin/python" -m haipvs completion zsh > "$PKG/usr/share/zsh/vendor-completions/_haipvs" \
+    || die "haipvs completion zsh failed"
+chmod 0644 "$PKG/usr/share/bash-completion/completions/haipvs" "$PKG/usr/share/zsh/vendor-completions/_haipvs"
 # IPVS is a module; load it at boot so the first netlink request finds the family.
 printf '# haipvs programs IPVS over generic netlink\nip_vs\n' > "$PKG/usr/lib/modules-load.d/haipvs.conf"
-for doc in README.md docs/migrating-from-keepalived.md docs/config.md; do
+for doc in README.md docs/migrating-from-keepalived.md docs/config.md docs/observability.md; do
     if [ -f "$SRC/$doc" ]; then install -m 0644 "$SRC/$doc" "$PKG/usr/share/doc/haipvs/"; fi
 done
 if [ -d "$SRC/etc/examples" ]; then

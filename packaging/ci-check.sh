@@ -16,7 +16,9 @@
 #   4. every sub-command answers --help; the man page renders
 #   5. vrrp/checkers are importable from /opt/haipvs only, not from the system python
 #   6. import-keepalived from the installed files gives a config check-config accepts
-#   7. systemd-analyze verify accepts the installed unit
+#   7. the installed Prometheus rules pass promtool check rules, the dashboard is JSON,
+#      the config schema and the bash/zsh completion are installed
+#   7b. systemd-analyze verify accepts the installed unit
 #   8. systemd-analyze security: the exposure is printed and must not exceed
 #      HAIPVS_MAX_EXPOSURE (default 2.5; measured 1.8 when this was written)
 #   9. dpkg --purge removes /opt/haipvs and /usr/bin/haipvs
@@ -34,7 +36,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --keep) KEEP=1; shift ;;
         --deb) DEB=$2; shift 2 ;;
-        -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "ci-check: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -133,6 +135,20 @@ EOF
 /usr/bin/haipvs import-keepalived "$WORK/keepalived.conf" > "$WORK/imported.yaml" \
     || fail "import-keepalived failed"
 /usr/bin/haipvs check-config "$WORK/imported.yaml" || fail "check-config refused the import"
+
+step "the shipped alerting rules, dashboard, config schema and shell completion"
+RULES=/usr/share/haipvs/prometheus/haipvs-alerts.yml
+DASHBOARD=/usr/share/haipvs/grafana/haipvs-dashboard.json
+[ -f "$RULES" ] && [ -f "$DASHBOARD" ] || fail "$RULES or $DASHBOARD is not installed"
+/opt/haipvs/bin/python -c 'import json, sys; json.load(open(sys.argv[1]))' "$DASHBOARD" \
+    || fail "$DASHBOARD is not JSON"
+command -v promtool >/dev/null \
+    || fail "promtool is missing (apt-get install -y prometheus)"
+promtool check rules "$RULES" || fail "promtool check rules $RULES"
+[ -f /usr/share/haipvs/haipvs.schema.json ] || fail "the config's JSON Schema is not installed"
+bash -c 'source /usr/share/bash-completion/completions/haipvs && complete -p haipvs' >/dev/null \
+    || fail "the bash completion does not load"
+[ -f /usr/share/zsh/vendor-completions/_haipvs ] || fail "the zsh completion is not installed"
 
 step "systemd-analyze verify $UNIT"
 command -v systemd-analyze >/dev/null \

@@ -25,3 +25,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("lab") is not None:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _daemon_directories(tmp_path_factory: pytest.TempPathFactory,
+                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A daemon started by a test keeps its overrides and admin socket in a directory of its
+    own (systemd's StateDirectory= / RuntimeDirectory= variables), never /var/lib or /run."""
+    base = tmp_path_factory.mktemp("daemon")
+    monkeypatch.setenv("STATE_DIRECTORY", str(base / "state"))
+    monkeypatch.setenv("RUNTIME_DIRECTORY", str(base / "run"))

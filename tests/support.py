@@ -6,7 +6,7 @@ import asyncio
 import socket
 import struct
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -55,6 +55,16 @@ def read_pcap(path: Path) -> list[bytes]:
     return frames
 
 
+class FakeHost:
+    """Host facts for haipvs.daemon.accept: these interfaces exist, no other."""
+
+    def __init__(self, *interfaces: str) -> None:
+        self.interfaces = set(interfaces or ("lo", "eth0", "eth1"))
+
+    def has_interface(self, name: str) -> bool:
+        return name in self.interfaces
+
+
 class FakeVrrpPart:
     """The supervisor's VRRP part (haipvs.supervisor.VrrpPart) with no VRRP behind it.
 
@@ -69,6 +79,7 @@ class FakeVrrpPart:
                  on_transition: Callable[[str, str, str, str, str], None]) -> None:
         self.instances = tuple(instances)
         self.on_transition = on_transition
+        self.holds: dict[str, str] = {}
         FakeVrrpPart.last = self
 
     async def start(self) -> None:
@@ -88,3 +99,6 @@ class FakeVrrpPart:
 
     def restarts(self) -> int:
         return 0
+
+    async def set_holds(self, holds: Mapping[str, str]) -> None:
+        self.holds = dict(holds)

@@ -1,7 +1,8 @@
 """Strict, observable in-memory fakes of the VRRP ports (``vrrp/ports.py``).
 
-Shipped in the package (httpcore's ``MockBackend``, k8s ``FakeIPVS``) so the
-daemon can run a dry run and other packages can test against them.
+Shipped in the package (httpcore's ``MockBackend``, k8s ``FakeIPVS``) so that other
+packages (the daemon's own tests) can test against them; tests/contract/test_vrrp_ports.py
+holds them to what the Linux ports do.
 
 Rules kept here:
 

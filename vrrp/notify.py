@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import structlog
 
 from vrrp.settings import NotifySettings
+from vrrp.spawn import script_preexec
 
 __all__ = [
     "MINIMAL_ENVIRONMENT",
@@ -84,9 +85,17 @@ class NotifyResult:
 
 
 def hook_argv(
-    settings: NotifySettings, kind: HookKind, instance: str, priority: int
+    settings: NotifySettings,
+    kind: HookKind,
+    instance: str,
+    priority: int,
+    *,
+    scope: str = "INSTANCE",
 ) -> tuple[str, ...] | None:
-    """The argv to run for ``kind``, keepalived's arguments appended, or None."""
+    """The argv to run for ``kind``, keepalived's arguments appended, or None.
+
+    ``scope`` GROUP: a sync group's hook, with keepalived's GROUP NAME STATE arguments.
+    """
     base = {
         HookKind.master: settings.master,
         HookKind.backup: settings.backup,
@@ -95,6 +104,8 @@ def hook_argv(
     }[kind]
     if base is None:
         return None
+    if scope == "GROUP":
+        return (*base, "GROUP", instance, kind.value)
     return (*base, "INSTANCE", instance, kind.value, str(priority))
 
 
@@ -115,6 +126,7 @@ async def run_argv(
             env=dict(environment),
             cwd="/",
             start_new_session=True,
+            preexec_fn=script_preexec(),  # SCHED_OTHER, no ambient caps... (vrrp.spawn)
         )
     except OSError as exc:
         return RunOutcome(None, False, f"{type(exc).__name__}: {exc.strerror or exc}")
@@ -171,18 +183,23 @@ class Notifier:
         *,
         vrid: int | None = None,
         iface: str | None = None,
+        scope: str = "INSTANCE",
     ) -> bool:
-        """Enqueue the hook for ``kind`` if one is configured; True if queued."""
+        """Enqueue the hook for ``kind`` if one is configured; True if queued.
+
+        A sync group's hooks (``scope`` GROUP) queue under the group's name.
+        """
         if settings is None:
             return False
-        argv = hook_argv(settings, kind, instance, priority)
+        argv = hook_argv(settings, kind, instance, priority, scope=scope)
         if argv is None:
             return False
-        queue = self._queues.get(instance)
+        key = instance if scope == "INSTANCE" else f"{scope.lower()}:{instance}"
+        queue = self._queues.get(key)
         if queue is None:
-            queue = self._queues[instance] = asyncio.Queue()
-            self._workers[instance] = asyncio.get_running_loop().create_task(
-                self._work(queue), name=f"vrrp-notify-{instance}"
+            queue = self._queues[key] = asyncio.Queue()
+            self._workers[key] = asyncio.get_running_loop().create_task(
+                self._work(queue), name=f"vrrp-notify-{key}"
             )
         queue.put_nowait(_Job(instance, kind, argv, settings.timeout, vrid, iface))
         return True

@@ -23,6 +23,9 @@ import math
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 
+from vrrp.track_file import TrackFile
+from vrrp.track_process import TrackProcess
+
 __all__ = [
     "MAX_TRACK_WEIGHT",
     "PRIORITY_OWNER",
@@ -228,6 +231,12 @@ class InstanceSettings:
     #: sources die in the kernel filter). Peers numbered out of the link's subnets
     #: need it on.
     accept_foreign_source: bool = False
+    #: keepalived ``track_process`` / ``track_file`` (vrrp.track_process, vrrp.track_file).
+    track_processes: tuple[TrackProcess, ...] = ()
+    track_files: tuple[TrackFile, ...] = ()
+    #: keepalived notify_* of the instance's vrrp_sync_group (the same on every member):
+    #: run once per change of the group's state, with GROUP NAME STATE appended.
+    sync_group_notify: NotifySettings | None = None
 
     def __post_init__(self) -> None:
         if not self.name:

@@ -25,7 +25,7 @@ Rules kept here:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -34,6 +34,7 @@ import structlog
 from vrrp.notify import MINIMAL_ENVIRONMENT, RunOutcome, run_argv
 from vrrp.ports import LinkEvent, LinkMonitor, VrrpIoError
 from vrrp.settings import PRIORITY_OWNER, InstanceSettings, TrackInterface, TrackScript
+from vrrp.track_watch import FileWatch, ProcessWatch, TrackedItem
 
 __all__ = [
     "InstanceTracker",
@@ -62,11 +63,14 @@ def tracking_verdict(
     base_priority: int,
     interfaces: Mapping[TrackInterface, bool],
     scripts: Mapping[TrackScript, bool],
+    others: Iterable[TrackedItem] = (),
 ) -> TrackVerdict:
     """Effective priority and fault from the state of every tracked item.
 
     ``interfaces`` maps each tracked interface to "up", ``scripts`` each script
-    to "succeeding". The reason names every item that is currently counting.
+    to "succeeding"; ``others`` are tracked processes and files, already as
+    (label, weight, good) (vrrp.track_watch). The reason names every item that is
+    currently counting.
     """
     faults: list[str] = []
     moves: list[str] = []
@@ -79,6 +83,7 @@ def tracking_verdict(
         (f"script {item.command[0]} {'ok' if ok else 'failing'}", item.weight, ok)
         for item, ok in scripts.items()
     ]
+    items += others
     for label, weight, good in items:
         if weight == 0:
             if not good:
@@ -165,6 +170,8 @@ class InstanceTracker:
         self._lock = asyncio.Lock()
         #: Seconds between attempts to re-subscribe a failed link monitor.
         self.resync_retry = 1.0
+        self._processes = ProcessWatch(settings.track_processes, instance=settings.name)
+        self._files = FileWatch(settings.track_files, instance=settings.name)
 
     @property
     def verdict(self) -> TrackVerdict:
@@ -172,11 +179,40 @@ class InstanceTracker:
             self._settings.priority,
             self._interfaces,
             {script: state.healthy for script, state in self._scripts.items()},
+            [*self._processes.items(), *self._files.items()],
         )
 
     @property
     def active(self) -> bool:
-        return bool(self._settings.track_interfaces or self._settings.track_scripts)
+        return bool(
+            self._settings.track_interfaces
+            or self._settings.track_scripts
+            or self._settings.track_processes
+            or self._settings.track_files
+        )
+
+    def same_items(self, settings: InstanceSettings) -> bool:
+        """True when ``settings`` tracks exactly what this tracker follows."""
+        return (
+            settings.track_interfaces == self._settings.track_interfaces
+            and settings.track_scripts == self._settings.track_scripts
+        )
+
+    def rebase(self, settings: InstanceSettings) -> TrackVerdict:
+        """A reload that keeps the tracked items: adopt the new settings (a new base
+        priority) and return the verdict on it, with every item's current state and
+        weight, for the runner to apply in the same step as the new priority.
+
+        Without this, a reload of the priority alone made the effective priority the
+        bare base one, dropping every tracking weight until the next change of a
+        tracked item (keepalived re-applies ``track_interface``/``track_script``
+        weights to the new priority on reload).
+        """
+        if not self.same_items(settings):
+            raise ValueError(f"instance {settings.name}: tracked items changed; use a new tracker")
+        self._settings = settings
+        self._verdict = self.verdict
+        return self._verdict
 
     async def _publish(self) -> None:
         async with self._lock:
@@ -197,12 +233,17 @@ class InstanceTracker:
             events = await self._monitor.subscribe()
             for item in self._settings.track_interfaces:
                 self._interfaces[item] = await self._monitor.is_up(item.name)
+        if self._settings.track_processes:
+            await self._processes.scan()
+        self._files.scan()
         await self._publish()
         async with asyncio.TaskGroup() as group:
             if events is not None:
                 group.create_task(self._follow_links(events))
             for script in self._settings.track_scripts:
                 group.create_task(self._poll_script(script))
+            group.create_task(self._processes.run(self._publish))
+            group.create_task(self._files.run(self._publish))
 
     async def _follow_links(self, events: AsyncIterator[LinkEvent]) -> None:
         by_name = {item.name: item for item in self._settings.track_interfaces}

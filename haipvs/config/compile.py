@@ -17,14 +17,15 @@ misuse; if one refuses a value the config rules let through, `CompileError` name
 path, and the loader reports it as ``FILE:LINE: key.path: message`` (so `check-config`
 catches it before the daemon would).
 
-Not carried, because no settings type has a field for it yet: ``quorum.hysteresis`` (ipvs
-ServiceSpec) and the track script ``name`` (vrrp TrackScript).
+Not carried, because no settings type has a field for it yet: the track script ``name``
+(vrrp TrackScript).
 
 (First written by the lead for the supervisor; extended by the config engineer.)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -107,6 +108,15 @@ class SyncDaemonSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class QuorumCommands:
+    """keepalived quorum_up / quorum_down of one service: argv, killed after ``timeout``."""
+
+    up: tuple[str, ...] | None
+    down: tuple[str, ...] | None
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
 class Compiled:
     director: str
     instances: tuple[vrrp.InstanceSettings, ...]
@@ -122,6 +132,17 @@ class Compiled:
     max_interval: float
     warnings: tuple[str, ...] = field(default=())
     up_at_start: frozenset[checkers.BackendId] = frozenset()
+    quorum_commands: Mapping[ServiceKey, QuorumCommands] = field(default_factory=dict)
+
+    @property
+    def quorum_argvs(self) -> tuple[tuple[str, ...], ...]:
+        """Every quorum_up / quorum_down argv, for the script-security check."""
+        return tuple(
+            argv
+            for commands in self.quorum_commands.values()
+            for argv in (commands.up, commands.down)
+            if argv is not None
+        )
 
     @property
     def owned(self) -> frozenset[ServiceKey]:
@@ -139,11 +160,17 @@ def ipvs_service_key(vs: m.VirtualServer) -> ServiceKey:
 def compile_config(config: m.Config, *, hostname: str = "director") -> Compiled:
     """Translate a validated config; raise `CompileError` if a settings type refuses it."""
     director = config.director.name or hostname
-    groups = {name: group.name for group in config.sync_groups for name in group.instances}
+    groups = {name: group for group in config.sync_groups for name in group.instances}
     instances = []
     for index, instance in enumerate(config.vrrp):
+        group = groups.get(instance.name)
         with _at(("vrrp", index)):
-            instances.append(_instance(instance, groups.get(instance.name)))
+            settings = _instance(instance, None if group is None else group.name)
+            if group is not None and _notify_settings(group.notify) is not None:
+                settings = dataclasses.replace(
+                    settings, sync_group_notify=_notify_settings(group.notify)
+                )
+            instances.append(settings)
     services: list[ServiceSpec] = []
     names: dict[ServiceKey, str] = {}
     checks: dict[checkers.BackendId, tuple[checkers.Target, checkers.CheckSpec]] = {}
@@ -151,6 +178,7 @@ def compile_config(config: m.Config, *, hostname: str = "director") -> Compiled:
     up_at_start: set[checkers.BackendId] = set()
     fail_open: dict[str, checkers.FailOpenSettings | None] = {}
     backends: dict[checkers.BackendId, tuple[ServiceKey, DestKey]] = {}
+    quorum_commands: dict[ServiceKey, QuorumCommands] = {}
     for vs_index, vs in enumerate(config.virtual_servers):
         base: m.KeyPath = ("virtual_servers", vs_index)
         with _at(base):
@@ -183,6 +211,10 @@ def compile_config(config: m.Config, *, hostname: str = "director") -> Compiled:
             sorry = _sorry(vs)
         with _at(base):
             services.append(_service_spec(vs, key, dests, sorry))
+        if vs.quorum.up is not None or vs.quorum.down is not None:
+            quorum_commands[key] = QuorumCommands(
+                vs.quorum.up, vs.quorum.down, vs.quorum.command_timeout
+            )
     timeouts = config.ipvs.timeouts
     kernel_timeouts = None
     if timeouts.tcp is not None or timeouts.tcpfin is not None or timeouts.udp is not None:
@@ -216,6 +248,7 @@ def compile_config(config: m.Config, *, hostname: str = "director") -> Compiled:
         ),
         min_interval=config.ipvs.programmer.min_interval,
         max_interval=config.ipvs.programmer.max_interval,
+        quorum_commands=quorum_commands,
         up_at_start=frozenset(up_at_start),
     )
 
@@ -253,15 +286,16 @@ def _sorry(vs: m.VirtualServer) -> Dest | None:
 def _service_spec(
     vs: m.VirtualServer, key: ServiceKey, dests: list[Dest], sorry: Dest | None
 ) -> ServiceSpec:
+    flags = m.scheduler_flags_in_use(vs)
     return ServiceSpec(
         service=Service(
             key=key,
             scheduler=vs.scheduler.value,
             flags=SchedFlags(
-                sh_fallback=m.SchedulerFlag.SH_FALLBACK in vs.scheduler_flags,
-                sh_port=m.SchedulerFlag.SH_PORT in vs.scheduler_flags,
-                mh_fallback=m.SchedulerFlag.MH_FALLBACK in vs.scheduler_flags,
-                mh_port=m.SchedulerFlag.MH_PORT in vs.scheduler_flags,
+                sh_fallback=m.SchedulerFlag.SH_FALLBACK in flags,
+                sh_port=m.SchedulerFlag.SH_PORT in flags,
+                mh_fallback=m.SchedulerFlag.MH_FALLBACK in flags,
+                mh_port=m.SchedulerFlag.MH_PORT in flags,
                 one_packet=vs.one_packet,
             ),
             persistence_timeout=vs.persistence.timeout,
@@ -269,9 +303,23 @@ def _service_spec(
         ),
         real_servers=tuple(dests),
         min_up=vs.quorum.min_up,
+        min_weight=vs.quorum.min_weight,
+        hysteresis=vs.quorum.hysteresis,
         sorry_server=sorry,
         drain_timeout=vs.drain.timeout,
         inhibit_on_failure=vs.inhibit_on_failure,
+    )
+
+
+def _notify_settings(notify: m.Notify) -> vrrp.NotifySettings | None:
+    if not any((notify.master, notify.backup, notify.fault, notify.stop)):
+        return None
+    return vrrp.NotifySettings(
+        master=notify.master,
+        backup=notify.backup,
+        fault=notify.fault,
+        stop=notify.stop,
+        timeout=notify.timeout,
     )
 
 
@@ -306,6 +354,26 @@ def _instance(instance: m.VrrpInstance, group: str | None) -> vrrp.InstanceSetti
                 weight=script.weight,
             )
             for script in instance.track.scripts
+        ),
+        track_processes=tuple(
+            vrrp.TrackProcess(
+                name=process.name,
+                process=process.process,
+                args=process.args,
+                param_match=vrrp.ParamMatch(process.param_match.value),
+                full_command=process.full_command,
+                weight=process.weight,
+                quorum=process.quorum,
+                quorum_max=process.quorum_max,
+                fork_delay=process.fork_delay,
+                terminate_delay=process.terminate_delay,
+                interval=process.interval,
+            )
+            for process in instance.track.processes
+        ),
+        track_files=tuple(
+            vrrp.TrackFile(track.name, track.path, track.weight, track.interval)
+            for track in instance.track.files
         ),
         notify=vrrp.NotifySettings(
             master=notify.master,
@@ -407,6 +475,10 @@ def _check(check: m.Check, vs: m.VirtualServer) -> checkers.CheckSpec:
             expect_answer=check.expect_answer,
             connect_port=check.port,
         )
+    if isinstance(check, m.SmtpCheck):
+        return checkers.SmtpCheck(timing, helo_name=check.helo_name, connect_port=check.port)
+    if isinstance(check, m.PingCheck):
+        return checkers.PingCheck(timing)
     assert isinstance(check, m.UdpCheck)
     return checkers.UdpCheck(
         timing,

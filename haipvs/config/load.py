@@ -22,8 +22,8 @@ import os
 import re
 import types
 import typing
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import yaml
@@ -41,7 +41,9 @@ from haipvs.config.model import (
     HttpsCheck,
     IpvsSettings,
     KeyPath,
+    PingCheck,
     Severity,
+    SmtpCheck,
     SyncGroup,
     TcpCheck,
     UdpCheck,
@@ -66,6 +68,15 @@ _M = TypeVar("_M", bound=BaseModel)
 # Pseudo key paths for problems that are not about one key.
 SYNTAX_PATH = "yaml"
 FILE_PATH = "(file)"
+
+#: A config file larger than this is refused unread (10,000 real servers take ~2 MiB).
+MAX_FILE_BYTES = 32 * 1024 * 1024
+#: YAML aliases make a small file a huge tree (a "billion laughs": 306 bytes that expand
+#: to 10^9 nodes). The tree may hold at most this many times the file's own nodes (an
+#: anchor of defaults merged into every real server stays far below), and at least
+#: ``_MIN_NODE_BUDGET`` nodes.
+ALIAS_EXPANSION = 20
+_MIN_NODE_BUDGET = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,14 +123,22 @@ class ConfigInvalid(Exception):  # noqa: N818 - the name of the contract (issue 
 class LoadedConfig:
     config: Config
     warnings: tuple[ConfigWarning, ...]
+    # The line of a key path in the file (1 when unknown): checks made after loading
+    # (haipvs.daemon.accept: script safety, host facts) locate their errors with it.
+    line_of: Callable[[KeyPath], int] = field(default=lambda _path: 1, compare=False, repr=False)
 
 
 def load_config(path: str | os.PathLike[str]) -> LoadedConfig:
     """Read and validate ``path``; raise :class:`ConfigInvalid` with every error."""
     file = os.fspath(path)
     try:
-        with open(file, encoding="utf-8") as handle:
-            text = handle.read()
+        with open(file, "rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise ConfigInvalid([ConfigError(
+                file, 1, FILE_PATH,
+                f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB: not a config file")])
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigInvalid([ConfigError(file, 1, FILE_PATH, f"cannot read: {reason}")]) from None
@@ -169,7 +188,7 @@ def load_config_text(text: str, file: str = "<string>") -> LoadedConfig:
             file, tree.line_of(exc.key_path), format_key_path(exc.key_path), exc.message
         )
         raise ConfigInvalid([error], warnings) from None
-    return LoadedConfig(config, tuple(warnings))
+    return LoadedConfig(config, tuple(warnings), tree.line_of)
 
 
 def dump_config(config: Config) -> str:
@@ -205,6 +224,7 @@ class _Tree:
         self.unreadable: list[KeyPath] = []
         self.complete = False
         self._loader: yaml.SafeLoader | None = None
+        self._budget = self._limit = 0
 
     def build(self, text: str) -> Any:
         try:
@@ -220,7 +240,17 @@ class _Tree:
             if node is None:
                 self._error(1, FILE_PATH, "the file is empty")
                 return None
-            data = self._walk(node, (), node.start_mark.line + 1)
+            self._limit = self._budget = max(
+                _MIN_NODE_BUDGET, ALIAS_EXPANSION * _distinct_nodes(node))
+            try:
+                data = self._walk(node, (), node.start_mark.line + 1)
+            except _TooManyNodesError as exc:
+                # Blame the top-level key whose value the aliases blew up.
+                top = exc.path[:1]
+                self._error(self.line_of(top), format_key_path(top) or FILE_PATH,
+                            f"YAML aliases expand this past {exc.budget} nodes "
+                            f"({ALIAS_EXPANSION} times the file's own): refused")
+                return None
             self.complete = True
             return data
         finally:
@@ -269,6 +299,9 @@ class _Tree:
     def _walk(self, node: yaml.Node, path: KeyPath, key_line: int) -> Any:
         loader = self._loader
         assert loader is not None
+        self._budget -= 1
+        if self._budget < 0:
+            raise _TooManyNodesError(path, self._limit)
         value_line = node.start_mark.line + 1
         self.marks[path] = _Mark(key_line, value_line, isinstance(node, yaml.ScalarNode))
 
@@ -328,6 +361,29 @@ class _Tree:
             self._error(value_line, where(), exc.problem or "cannot read this value")
             self.unreadable.append(path)
             return None
+
+
+class _TooManyNodesError(Exception):
+    def __init__(self, path: KeyPath, budget: int) -> None:
+        super().__init__(path, budget)
+        self.path, self.budget = path, budget
+
+
+def _distinct_nodes(root: yaml.Node) -> int:
+    """The nodes of the composed graph, each alias target counted once."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                stack += (key, value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack += node.value
+    return len(seen)
 
 
 # --------------------------------------------------------------------------------------------
@@ -542,6 +598,8 @@ _CHECK_MODELS: Mapping[str, type[BaseModel]] = {
     "exec": ExecCheck,
     "dns": DnsCheck,
     "udp": UdpCheck,
+    "smtp": SmtpCheck,
+    "ping": PingCheck,
 }
 
 

@@ -61,6 +61,7 @@ __all__ = [
     "LogLevel",
     "Notify",
     "Persistence",
+    "PingCheck",
     "ProgrammerSettings",
     "Protocol",
     "Quorum",
@@ -68,6 +69,7 @@ __all__ = [
     "Scheduler",
     "SchedulerFlag",
     "Severity",
+    "SmtpCheck",
     "SorryServer",
     "SyncDaemon",
     "SyncGroup",
@@ -322,6 +324,23 @@ def _parse_name(value: Any) -> str:
     return value
 
 
+def _non_empty_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "must be a string")
+    if not value or "\0" in value:
+        raise PydanticCustomError("text", "must be a non-empty string without NUL")
+    return value
+
+
+def _absolute_path(value: Any) -> str:
+    text = _non_empty_text(value)
+    if not text.startswith("/"):
+        raise PydanticCustomError(
+            "path", "must be an absolute path (got {value})", {"value": repr(text)}
+        )
+    return text
+
+
 def _parse_ifname(value: Any) -> str:
     if not isinstance(value, str):
         raise PydanticCustomError("string_type", "must be a string")
@@ -414,11 +433,25 @@ Md5 = Annotated[str, BeforeValidator(_parse_md5)]
 RecordType = Annotated[str, BeforeValidator(_parse_record_type)]
 InterfaceName = Annotated[str, BeforeValidator(_parse_ifname)]
 Text = Annotated[str, BeforeValidator(_parse_text)]
+
+
+def _parse_token(value: Any) -> str:
+    # RFC 6750 section 2.1: a bearer token is visible ASCII; a blank or spaced token
+    # cannot be sent in an Authorization header and must not protect anything.
+    text = _parse_text(value)
+    if not all("!" <= c <= "~" for c in text):
+        raise PydanticCustomError(
+            "token", "must be printable ASCII with no whitespace (a bearer token)")
+    return text
+
+
+BearerToken = Annotated[str, BeforeValidator(_parse_token)]
 Command = Annotated[tuple[str, ...], BeforeValidator(_parse_command)]
 TrackWeight = Annotated[int, BeforeValidator(_int_in(-253, 253))]
 SyncId = Annotated[int, BeforeValidator(_int_in(0, 255))]
 PersistenceTimeout = Annotated[int, BeforeValidator(_int_in(0, 2678400))]
 Uint16 = Annotated[int, BeforeValidator(_int_in(0, 65535))]
+QuorumWeight = Annotated[int, BeforeValidator(_int_in(0, 4294967295))]
 Count = Annotated[int, BeforeValidator(_int_in(1, 100))]
 OneTo255 = Annotated[int, BeforeValidator(_int_in(1, 255))]
 KernelTimeout = Annotated[int, BeforeValidator(_int_in(1, 2678400))]
@@ -438,6 +471,9 @@ AdvertInterval = Annotated[float, BeforeValidator(_number_in(0.01, 255))]
 ScriptSeconds = Annotated[float, BeforeValidator(_number_in(0.01, 3600))]
 CheckSeconds = Annotated[float, BeforeValidator(_number_in(0.01, 86400))]
 ShortSeconds = Annotated[float, BeforeValidator(_number_in(0.1, 3600))]
+DelaySeconds = Annotated[float, BeforeValidator(_number_in(0, 3600))]
+FileWeight = Annotated[int, BeforeValidator(_int_in(-2147483647, 2147483647))]
+AbsolutePath = Annotated[str, BeforeValidator(_absolute_path)]
 Penalty = Annotated[float, BeforeValidator(_number_in(1, 1_000_000))]
 LongSeconds = Annotated[float, BeforeValidator(_number_in(1, 86400))]
 FamilyValue = Annotated[Family, BeforeValidator(_enum_parser(Family)), PlainSerializer(_enum_value)]
@@ -562,10 +598,12 @@ class Director(_Model):
     name: Name | None = None
     api: Annotated[str, BeforeValidator(_parse_listen)] = "127.0.0.1:9797"
     # Required by clients when the API listens beyond loopback (see the warning rule).
-    api_token: Text | None = None
+    api_token: BearerToken | None = None
     # None: console on a TTY, json otherwise (design.md §4.1).
     log_format: LogFormatValue | None = None
     log_level: LogLevelValue = LogLevel.INFO
+    # keepalived global_defs notify_fifo: keepalived-format state lines (INSTANCE, VS, RS).
+    notify_fifo: AbsolutePath | None = None
 
     @property
     def api_host(self) -> str:
@@ -604,9 +642,44 @@ class TrackScript(_Model):
         return self.interval if self.timeout is None else self.timeout
 
 
+class ParamMatch(enum.Enum):
+    # keepalived track_process param_match: exact (no param_match), partial, initial
+    EXACT = "exact"
+    PARTIAL = "partial"
+    INITIAL = "initial"
+
+
+class TrackProcess(_Model):
+    # keepalived vrrp_track_process / track_process (see vrrp.track_process)
+    name: Name
+    process: Annotated[str, BeforeValidator(_non_empty_text)]
+    args: ListOf[str] | None = None  # keepalived `process NAME ARGS...`
+    param_match: Annotated[
+        ParamMatch, BeforeValidator(_enum_parser(ParamMatch)), PlainSerializer(_enum_value)
+    ] = ParamMatch.EXACT
+    full_command: bool = False
+    # 0: FAULT while not running; otherwise added while running (>0) / not running (<0).
+    weight: TrackWeight = 0
+    quorum: Uint16 = 1
+    quorum_max: Uint16 | None = None
+    fork_delay: DelaySeconds = 0.0
+    terminate_delay: DelaySeconds = 0.0
+    interval: ScriptSeconds = 1.0
+
+
+class TrackFile(_Model):
+    # keepalived track_file / vrrp_track_file (see vrrp.track_file)
+    name: Name
+    path: AbsolutePath
+    weight: FileWeight = 1
+    interval: ScriptSeconds = 1.0
+
+
 class Track(_Model):
     interfaces: ListOf[TrackInterface] = ()
     scripts: ListOf[TrackScript] = ()
+    processes: ListOf[TrackProcess] = ()
+    files: ListOf[TrackFile] = ()
 
 
 class Notify(_Model):
@@ -659,6 +732,8 @@ class VrrpInstance(_Model):
 class SyncGroup(_Model):
     name: Name  # keepalived vrrp_sync_group NAME
     instances: ListOf[Name]  # keepalived group { ... }
+    # keepalived notify_master/backup/fault of the group: once per group change.
+    notify: Notify = Notify()
 
 
 class Persistence(_Model):
@@ -669,9 +744,17 @@ class Persistence(_Model):
 
 
 class Quorum(_Model):
-    # keepalived quorum / hysteresis (counted here in healthy real servers, not weights).
+    # keepalived quorum: the sum of the weights of the healthy real servers (min_weight);
+    # or, by choice, a count of healthy real servers (min_up, the default when min_weight
+    # is not set). keepalived hysteresis: lost below threshold - hysteresis, regained at
+    # threshold + hysteresis.
     min_up: Uint16 = 1
+    min_weight: QuorumWeight | None = None
     hysteresis: Uint16 = 0
+    # keepalived quorum_up / quorum_down: argv run when quorum is regained / lost.
+    up: Command | None = None
+    down: Command | None = None
+    command_timeout: ShortSeconds = 10.0
 
 
 class SorryServer(_Model):
@@ -777,11 +860,21 @@ class UdpCheck(CheckTiming):
     expect: Text | None = None  # keepalived require_reply
 
 
+class SmtpCheck(CheckTiming):
+    type: Literal["smtp"]  # keepalived SMTP_CHECK: 220 greeting, 250 to HELO, QUIT
+    port: NonZeroPort | None = None  # keepalived connect_port; None: the real server's
+    helo_name: Text = "smtpchecker.keepalived.org"  # keepalived helo_name and its default
+
+
+class PingCheck(CheckTiming):
+    type: Literal["ping"]  # keepalived PING_CHECK: an ICMP(v6) echo reply in time
+
+
 Check = Annotated[
-    TcpCheck | HttpCheck | HttpsCheck | ExecCheck | DnsCheck | UdpCheck,
+    TcpCheck | HttpCheck | HttpsCheck | ExecCheck | DnsCheck | UdpCheck | SmtpCheck | PingCheck,
     Field(discriminator="type"),
 ]
-CHECK_TYPES = ("tcp", "http", "https", "exec", "dns", "udp")
+CHECK_TYPES = ("tcp", "http", "https", "exec", "dns", "udp", "smtp", "ping")
 
 
 class Tunnel(_Model):
@@ -947,6 +1040,20 @@ def find_rule_violations(
     return findings
 
 
+#: The hash schedulers keep a weight-0 real server's share of the hash: without the
+#: fallback flag the kernel answers "no destination" for it (ip_vs_sh.c, ip_vs_mh.c
+#: is_unavailable), and haipvs sets weight 0 itself (drain on removal,
+#: inhibit_on_failure, a dynamic weight of 0). So the fallback is always on.
+_HASH_FALLBACK = {Scheduler.SH: SchedulerFlag.SH_FALLBACK, Scheduler.MH: SchedulerFlag.MH_FALLBACK}
+
+
+def scheduler_flags_in_use(vs: VirtualServer) -> frozenset[SchedulerFlag]:
+    """The flags the service gets in the kernel: the configured ones, and the hash
+    scheduler's fallback (see ``_HASH_FALLBACK``)."""
+    fallback = _HASH_FALLBACK.get(vs.scheduler)
+    return frozenset(vs.scheduler_flags) | ({fallback} if fallback is not None else set())
+
+
 def _error(path: KeyPath, message: str) -> Finding:
     return Finding(path, message, Severity.ERROR)
 
@@ -957,9 +1064,12 @@ def _warning(path: KeyPath, message: str) -> Finding:
 
 def _director_rules(director: Director) -> Iterable[Finding]:
     if director.api_token is None and not ipaddress.ip_address(director.api_host).is_loopback:
-        yield _warning(
+        # The status API serves POST /reload: beyond loopback it needs a token, and the
+        # daemon refuses to bind without one, so the file is refused here, where
+        # check-config sees it too.
+        yield _error(
             ("director", "api"),
-            f"{director.api} is reachable beyond this host and director.api_token is not set",
+            f"{director.api} is reachable beyond this host: set director.api_token",
         )
 
 
@@ -1096,6 +1206,17 @@ def _vrrp_rules(instances: Indexed[VrrpInstance]) -> Iterable[Finding]:
                     (*base, "track", "scripts", script_index, "timeout"),
                     f"must not exceed interval ({script.interval:g} s)",
                 )
+        for process_index, process in enumerate(inst.track.processes):
+            if process.quorum_max is not None and process.quorum_max < process.quorum:
+                yield _error(
+                    (*base, "track", "processes", process_index, "quorum_max"),
+                    f"{process.quorum_max} is below quorum {process.quorum}: never satisfied",
+                )
+            if process.param_match is not ParamMatch.EXACT and process.args is None:
+                yield _error(
+                    (*base, "track", "processes", process_index, "param_match"),
+                    "needs args (param_match compares the process's arguments)",
+                )
 
 
 def _sync_group_rules(
@@ -1164,6 +1285,14 @@ def _virtual_server_rules(index: int, vs: VirtualServer) -> Iterable[Finding]:
             )
     if len(set(vs.scheduler_flags)) != len(vs.scheduler_flags):
         yield _error((*base, "scheduler_flags"), "a flag is listed twice")
+    fallback = _HASH_FALLBACK.get(vs.scheduler)
+    if fallback is not None and fallback not in vs.scheduler_flags:
+        yield _warning(
+            (*base, "scheduler"),
+            f"{vs.scheduler.value} without {fallback.value}: haipvs adds it (a real server "
+            "at weight 0, draining or inhibit_on_failure, would otherwise drop the new "
+            "connections hashed to it)",
+        )
     if vs.one_packet and vs.protocol is not Protocol.UDP:
         yield _error((*base, "one_packet"), "one-packet scheduling is for udp services only")
 
@@ -1218,7 +1347,20 @@ def _virtual_server_rules(index: int, vs: VirtualServer) -> Iterable[Finding]:
                 f"{vs.forwarding.value} cannot map ports: must equal the service port {vs.port}",
             )
 
-    if vs.real_servers and vs.quorum.min_up > len(vs.real_servers):
+    if "min_up" in vs.quorum.model_fields_set and vs.quorum.min_weight is not None:
+        yield _error(
+            (*base, "quorum", "min_weight"),
+            "set either min_weight (keepalived's sum of weights) or min_up (a count), not both",
+        )
+    elif vs.quorum.min_weight is not None and vs.real_servers:
+        total = sum(rs.weight for rs in vs.real_servers)
+        if vs.quorum.min_weight > total:
+            yield _warning(
+                (*base, "quorum", "min_weight"),
+                f"{vs.quorum.min_weight} is more than the real servers' weights add up to "
+                f"({total}): the service can never reach quorum",
+            )
+    if vs.quorum.min_weight is None and vs.real_servers and vs.quorum.min_up > len(vs.real_servers):
         yield _warning(
             (*base, "quorum", "min_up"),
             f"{vs.quorum.min_up} is more than the {len(vs.real_servers)} real servers: "
@@ -1309,7 +1451,7 @@ def _check_rules(
         if isinstance(check, HttpsCheck) and check.ca_file is not None and not check.verify_tls:
             yield _error((*path, "ca_file"), "needs verify_tls: true")
     # A socket check needs a port: its own, the real server's or the service's.
-    needs_port = isinstance(check, TcpCheck | HttpCheck | HttpsCheck | UdpCheck)
+    needs_port = isinstance(check, TcpCheck | HttpCheck | HttpsCheck | UdpCheck | SmtpCheck)
     has_port = getattr(check, "port", None) is not None or bool(target_port)
     if needs_port and not has_port and inherited_from is not None:
         where = path if own else inherited_from

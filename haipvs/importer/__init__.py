@@ -6,44 +6,19 @@ Public API (other packages import only from here):
   ``parse_text(text, name, *, source=None, config_id=None)``: keepalived syntax only
   (blocks, ``include`` globs, comments, ``@ID`` lines, ``$NAME`` definitions), raising
   ``KeepalivedSyntaxError(location, message)``.
-- ``translate(parsed, source) -> Translation(config, findings, source, anchors)``: the
-  YAML as plain data and every keyword that did not translate exactly, as
-  ``Finding(location, keyword, severity, message, anchor)``.
-- ``render_yaml(translation) -> str``: the YAML text with the findings as comments.
+- ``translate(parsed, source) -> Translation(config, findings, source, anchors, origins,
+  comments)``: the YAML as plain data and every keyword that did not translate exactly, as
+  ``Finding(location, keyword, severity, message, anchor)``; where each output item came
+  from (``source_of(translation, key_path)`` locates a validation error there) and the
+  source's comments of each block.
+- ``render_yaml(translation) -> str``: the YAML text with the findings and the carried
+  comments beside their items, and a virtual_server_group's shared check and real servers
+  written once with a YAML anchor.
 - ``import_keepalived_command(args) -> int``: ``haipvs import-keepalived FILE``.
 """
 
-from __future__ import annotations
+import lazy_loader
 
-from haipvs.importer.command import import_keepalived_command, run_import
-from haipvs.importer.parser import (
-    FileSource,
-    FilesystemSource,
-    KeepalivedSyntaxError,
-    Location,
-    ParsedConfig,
-    Skipped,
-    Statement,
-    parse_file,
-    parse_text,
-)
-from haipvs.importer.translate import Finding, Severity, Translation, render_yaml, translate
-
-__all__ = [
-    "FileSource",
-    "FilesystemSource",
-    "Finding",
-    "KeepalivedSyntaxError",
-    "Location",
-    "ParsedConfig",
-    "Severity",
-    "Skipped",
-    "Statement",
-    "Translation",
-    "import_keepalived_command",
-    "parse_file",
-    "parse_text",
-    "render_yaml",
-    "run_import",
-    "translate",
-]
+# The public names live in __init__.pyi (also the table mypy reads); each is imported on
+# first use, so `import haipvs.importer.<pure module>` does not drag in the IO modules.
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

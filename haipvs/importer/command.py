@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from haipvs.importer.parser import KeepalivedSyntaxError, parse_file
-from haipvs.importer.translate import Severity, Translation, render_yaml, translate
+from haipvs.importer.translate import Severity, Translation, render_yaml, source_of, translate
+
+if TYPE_CHECKING:
+    from haipvs.config import ConfigError, ConfigWarning
 
 __all__ = ["import_keepalived_command", "run_import"]
 
@@ -65,16 +68,27 @@ def run_import(path: str, out: TextIO, err: TextIO, *, config_id: str | None = N
     # Validate exactly what was printed, as `haipvs check-config` will read it.
     from haipvs.config import ConfigInvalid, load_config_text
 
+    # Its errors are about the output; each is printed at the keepalived statement the
+    # item came from, with the output line as a second reference.
     try:
         loaded = load_config_text(text, "<import>")
     except ConfigInvalid as exc:
         print(f"{PROG}: the translated config does not validate:", file=err)
         for error in exc.errors:
-            print(f"  {error}", file=err)
+            print(_located(translation, path, "error", error), file=err)
         return 1
     for warning in loaded.warnings:
-        print(f"  {warning}", file=err)
+        print(_located(translation, path, "warning", warning), file=err)
     return status
+
+
+def _located(
+    translation: Translation, path: str, severity: str, problem: ConfigError | ConfigWarning
+) -> str:
+    where = source_of(translation, problem.key_path) or f"{path}:1"
+    return (
+        f"{where}: {severity}: {problem.key_path}: {problem.message} (output line {problem.line})"
+    )
 
 
 def import_keepalived_command(args: argparse.Namespace) -> int:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import glob
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -51,6 +51,9 @@ __all__ = [
 # depth no sane configuration reaches.
 MAX_INCLUDE_DEPTH = 32
 
+#: A line may grow to this many characters by `$` substitution (keepalived's own
+#: MAXBUF for a line is 1024; generous for long lists of addresses).
+MAX_SUBSTITUTED_LINE = 65536
 _DEFINITION = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
 _CONDITION = re.compile(r"^@(\^?)(\S+)\s+(\S.*)$")
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
@@ -80,6 +83,9 @@ class Statement:
     args: tuple[str, ...]
     location: Location
     block: tuple[Statement, ...] | None = None
+    #: The source's comments that attach to this statement: whole-line comments just
+    #: above it and a comment at the end of its line, without the `#`/`!`.
+    comments: tuple[str, ...] = ()
 
     def children(self, keyword: str) -> tuple[Statement, ...]:
         """The statements of this block named `keyword`, in file order."""
@@ -109,6 +115,8 @@ class ParsedConfig:
     statements: tuple[Statement, ...]
     files: tuple[str, ...]
     skipped: tuple[Skipped, ...] = ()
+    #: Globbing includes that matched nothing (legal: an empty conf.d), to be noted.
+    empty_includes: tuple[Skipped, ...] = ()
 
 
 class KeepalivedSyntaxError(Exception):
@@ -185,6 +193,23 @@ def _decomment(line: str, location: Location) -> str:
     return "".join(out).strip()
 
 
+def _comment_of(line: str) -> str:
+    """The text of a `#`/`!` comment outside quotes on `line`, or "" (for carrying it over)."""
+    quoted = False
+    i = 0
+    while i < len(line):
+        ch = line[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch == '"':
+            quoted = not quoted
+        elif not quoted and ch in "#!":
+            return line[i + 1 :].strip().lstrip("#!").strip()
+        i += 1
+    return ""
+
+
 def _split_words(line: str, location: Location) -> list[_Word]:
     words: list[_Word] = []
     i = 0
@@ -217,6 +242,9 @@ class _Lexer:
     definitions: dict[str, str] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    empty_includes: list[Skipped] = field(default_factory=list)
+    #: Statement start -> the comments that attach to it (see Statement.comments).
+    comments: dict[Location, tuple[str, ...]] = field(default_factory=dict)
 
     def tokens_of_file(
         self, path: str, depth: int, included_from: Location | None
@@ -233,11 +261,20 @@ class _Lexer:
         yield from self.tokens_of_text(text, path, depth)
 
     def tokens_of_text(self, text: str, name: str, depth: int) -> Iterator[_Token]:
+        pending: list[str] = []  # whole-line comments waiting for the next statement
         for number, raw in enumerate(text.splitlines(), start=1):
             location = Location(name, number)
             line = _decomment(raw, location)
+            comment = _comment_of(raw)
             if not line:
+                if comment:
+                    pending.append(comment)
                 continue
+            if comment:
+                pending.append(comment)
+            if pending:
+                self.comments[location] = tuple(pending)
+                pending = []
             line = self._apply_condition(line, location)
             if not line:
                 continue
@@ -282,10 +319,12 @@ class _Lexer:
         matches = self.config_id is not None and ident == self.config_id
         if matches != negated:
             return body
-        why = (
-            f"used only when keepalived runs with{'out' if negated else ''} -i {ident}; "
-            f"this import used config id {self.config_id!r}"
+        used = (
+            f"this import used --config-id {self.config_id}"
+            if self.config_id is not None
+            else "this import ran without --config-id (as keepalived without -i)"
         )
+        why = f"used only when keepalived runs with{'out' if negated else ''} -i {ident}; {used}"
         self.skipped.append(Skipped(location, line, why))
         return ""
 
@@ -293,15 +332,29 @@ class _Lexer:
         if "$" not in line or not self.definitions:
             return line
 
+        grown = 0
+
         def replace(match: re.Match[str]) -> str:
+            nonlocal grown
             name = match.group(1) or match.group(2)
-            if name in self.definitions:
-                return self.definitions[name]
-            return match.group(0)
+            if name not in self.definitions:
+                return match.group(0)
+            value = self.definitions[name]
+            # Definitions that name others several times grow a line exponentially
+            # with the passes ($B=$A$A, $C=$B$B...): stop before it eats the memory.
+            grown += len(value)
+            if len(line) + grown > MAX_SUBSTITUTED_LINE:
+                raise KeepalivedSyntaxError(
+                    location,
+                    f"parameter substitution makes this line longer than "
+                    f"{MAX_SUBSTITUTED_LINE} characters",
+                )
+            return value
 
         # keepalived re-scans after a replacement (a value may name another definition);
         # a bounded number of passes keeps a self-referencing definition from looping.
         for _ in range(8):
+            grown = 0
             replaced = _REFERENCE.sub(replace, line)
             if replaced == line:
                 return line
@@ -315,8 +368,17 @@ class _Lexer:
             pattern = os.path.join(os.path.dirname(including_file), pattern)
         matches = self.source.expand(pattern)
         if not matches:
-            # keepalived logs "No config files matched" and carries on; so do we, loudly.
-            self.skipped.append(Skipped(location, f"include {pattern}", "include matched no files"))
+            if not glob.has_magic(pattern):
+                # keepalived logs "No config files matched" and carries on without the
+                # file: every virtual server in it would vanish from the import. A named
+                # file that is not there is an error, at the include's line.
+                raise KeepalivedSyntaxError(
+                    location, f"include {pattern}: no such file (the import would lose its content)"
+                )
+            # A pattern (an empty conf.d/*.conf) may legitimately match nothing.
+            self.empty_includes.append(
+                Skipped(location, f"include {pattern}", "the pattern matched no files")
+            )
             return
         for path in matches:
             yield from self.tokens_of_file(path, depth + 1, location)
@@ -326,7 +388,10 @@ class _Lexer:
 
 
 def _parse_block(
-    tokens: Sequence[_Token], start: int, opener: Statement | None
+    tokens: Sequence[_Token],
+    start: int,
+    opener: Statement | None,
+    comments: Mapping[Location, tuple[str, ...]],
 ) -> tuple[tuple[Statement, ...], int]:
     statements: list[Statement] = []
     i = start
@@ -354,10 +419,14 @@ def _parse_block(
         while j < n and isinstance(tokens[j], _EndOfLine):
             j += 1
         next_token = tokens[j] if j < n else None
-        statement = Statement(words[0], tuple(words[1:]), location)
+        statement = Statement(
+            words[0], tuple(words[1:]), location, comments=comments.get(location, ())
+        )
         if isinstance(next_token, _Word) and next_token.brace and next_token.text == "{":
-            block, i = _parse_block(tokens, j + 1, statement)
-            statement = Statement(statement.keyword, statement.args, location, block)
+            block, i = _parse_block(tokens, j + 1, statement, comments)
+            statement = Statement(
+                statement.keyword, statement.args, location, block, statement.comments
+            )
         statements.append(statement)
     if opener is not None:
         raise KeepalivedSyntaxError(
@@ -368,8 +437,10 @@ def _parse_block(
 
 def _parse(lexer: _Lexer, tokens: Iterator[_Token]) -> ParsedConfig:
     materialised = list(tokens)
-    statements, _ = _parse_block(materialised, 0, None)
-    return ParsedConfig(statements, tuple(lexer.files), tuple(lexer.skipped))
+    statements, _ = _parse_block(materialised, 0, None, lexer.comments)
+    return ParsedConfig(
+        statements, tuple(lexer.files), tuple(lexer.skipped), tuple(lexer.empty_includes)
+    )
 
 
 def parse_text(

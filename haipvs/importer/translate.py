@@ -39,6 +39,7 @@ __all__ = [
     "Severity",
     "Translation",
     "render_yaml",
+    "source_of",
     "translate",
 ]
 
@@ -73,6 +74,10 @@ class Translation:
     source: str
     #: Output item ("vrrp VI_1", "virtual_server tcp/...") -> the anchor of its findings.
     anchors: Mapping[str, str] = field(default_factory=dict)
+    #: Output item -> where its keepalived block starts (to locate validation errors).
+    origins: Mapping[str, Location] = field(default_factory=dict)
+    #: Anchor -> the source's comments of that block, carried over as YAML comments.
+    comments: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def unsupported(self) -> tuple[Finding, ...]:
@@ -227,7 +232,7 @@ _VRRP_DROPPED: dict[str, str] = {
 
 _VS_DROPPED: dict[str, str] = {
     "ha_suspend": "health checks always run, also on the backup director (hot standby)",
-    "omega": "no quorum scripts are offered, so none runs at shutdown",
+    "omega": "quorum.down is not run when haipvs stops (keepalived omega runs quorum_down then)",
     "smtp_alert": _MAIL,
     "sorry_server_inhibit": "the sorry server is added while below quorum and removed after",
     "sorry_server_lvs_method": "the sorry server uses the service's forwarding method",
@@ -289,6 +294,41 @@ class _Script:
     fall: int
     weight: int
     block: Statement
+    #: A `killall -0 X` / `pidof X` / `pgrep X` script, as the track_process it becomes.
+    process: dict[str, Any] | None = None
+
+
+_PROCESS_NAME = re.compile(r"^[A-Za-z0-9_.:@+-]{1,64}$")
+
+
+def _process_probe(words: Sequence[str]) -> tuple[str, str | None] | None:
+    """(process name, caveat) when `words` only asks whether a process runs by name.
+
+    `killall -0 X` and `pidof X` test the name exactly as track_process does; plain
+    `pgrep X` matches X anywhere in the name (a regular expression), `pgrep -x X` exactly.
+    Anything else (pgrep -f, users, several names, shell syntax) stays a script.
+    """
+    if not words:
+        return None
+    program = words[0].rsplit("/", 1)[-1]
+    rest = list(words[1:])
+    caveat: str | None = None
+    if program == "killall" and len(rest) == 2 and rest[0] == "-0":
+        name = rest[1]
+    elif program == "pidof" and len(rest) == 1:
+        name = rest[0]
+    elif program == "pgrep" and len(rest) == 2 and rest[0] == "-x":
+        name = rest[1]
+    elif program == "pgrep" and len(rest) == 1:
+        name = rest[0]
+        caveat = (
+            f"pgrep {name} matched {name!r} anywhere in a name; track_process matches it exactly"
+        )
+    else:
+        return None
+    if not _PROCESS_NAME.match(name) or name.startswith("-"):
+        return None
+    return name, caveat
 
 
 def _number(text: str) -> int | float:
@@ -348,9 +388,17 @@ class _Translator:
         self.garp_defaults: dict[str, int | float] = {}
         self.ipvs: dict[str, Any] = {}
         self.anchors: dict[str, str] = {}
+        self.origins: dict[str, Location] = {}
+        self.comments: dict[str, tuple[str, ...]] = {}
         self.instance_names: set[str] = set()
         self.used_groups: set[str] = set()
         self.used_scripts: set[str] = set()
+        self.used_processes: set[str] = set()
+        self.removed_scripts: set[str] = set()  # vrrp_script blocks without `script`
+        self.used_files: set[str] = set()
+        # keepalived vrrp_track_process / track_file blocks: (item, default weight, block)
+        self.processes: dict[str, tuple[dict[str, Any], int, Statement]] = {}
+        self.files: dict[str, tuple[dict[str, Any], int, Statement]] = {}
 
     # -- findings ----------------------------------------------------------------------
 
@@ -452,10 +500,16 @@ class _Translator:
                 Finding(skipped.location, keyword, Severity.DROPPED, skipped.reason)
             )
 
+        for empty in parsed.empty_includes:
+            self.findings.append(
+                Finding(empty.location, "include", Severity.NOTE, f"{empty.text}: {empty.reason}")
+            )
+
         # Definitions others refer to may come anywhere in the file: read them first.
         sync_blocks: list[Statement] = []
         for stmt in parsed.statements:
             if stmt.keyword == "global_defs":
+                self.origins.setdefault("director", stmt.location)
                 self.global_defs(stmt, director)
             elif stmt.keyword == "vrrp_script":
                 self.vrrp_script(stmt)
@@ -463,6 +517,10 @@ class _Translator:
                 self.groups[stmt.args[0]] = stmt
             elif stmt.keyword == "vrrp_sync_group":
                 sync_blocks.append(stmt)
+            elif stmt.keyword == "vrrp_track_process":
+                self.track_process_block(stmt)
+            elif stmt.keyword in {"track_file", "vrrp_track_file"}:
+                self.track_file_block(stmt)
 
         for stmt in parsed.statements:
             kw = stmt.keyword
@@ -470,9 +528,19 @@ class _Translator:
                 instance = self.vrrp_instance(stmt)
                 if instance is not None:
                     vrrp.append(instance)
+                    self.origins[f"vrrp {instance['name']}"] = stmt.location
+                    self.keep_comments(f"vrrp {instance['name']}", stmt)
             elif kw == "virtual_server":
                 services.extend(self.virtual_server(stmt))
-            elif kw in {"global_defs", "vrrp_script", "virtual_server_group", "vrrp_sync_group"}:
+            elif kw in {
+                "global_defs",
+                "vrrp_script",
+                "virtual_server_group",
+                "vrrp_sync_group",
+                "vrrp_track_process",
+                "track_file",
+                "vrrp_track_file",
+            }:
                 continue
             elif kw in {"static_ipaddress", "static_routes", "static_rules"}:
                 self.dropped(
@@ -480,7 +548,7 @@ class _Translator:
                     "static addresses, routes and rules do not follow mastership: configure "
                     "them with the system's network configuration",
                 )
-            elif kw in {"vrrp_track_process", "vrrp_track_file", "track_file", "bfd_instance"}:
+            elif kw == "bfd_instance":
                 self.unsupported(stmt, "this tracker is not offered (it changes failover)")
             elif kw in {"linkbeat_interfaces", "garp_group"}:
                 self.dropped(stmt, "netlink and garp_interval are used instead")
@@ -500,6 +568,13 @@ class _Translator:
         for name, script in self.scripts.items():
             if name not in self.used_scripts:
                 self.note(script.block, f"vrrp_script {name!r} is not tracked by any instance")
+        for kind, blocks, used in (
+            ("vrrp_track_process", self.processes, self.used_processes),
+            ("track_file", self.files, self.used_files),
+        ):
+            for name, (_, _, block) in blocks.items():
+                if name not in used:
+                    self.note(block, f"{kind} {name!r} is not tracked by any instance")
 
         config: dict[str, Any] = {}
         if director:
@@ -511,6 +586,20 @@ class _Translator:
         if self.ipvs:
             config["ipvs"] = self.ipvs
         return config
+
+    def keep_comments(self, anchor: str, block: Statement) -> None:
+        """The block's own comments, then its statements' (named by keyword and line)."""
+        lines = list(block.comments)
+
+        def walk(stmts: Iterable[Statement]) -> None:
+            for stmt in stmts:
+                line = stmt.location.line
+                lines.extend(f"{stmt.keyword} (line {line}): {c}" for c in stmt.comments)
+                walk(stmt.block or ())
+
+        walk(block.block or ())
+        if lines:
+            self.comments[anchor] = tuple(lines)
 
     # -- global_defs -------------------------------------------------------------------
 
@@ -552,10 +641,36 @@ class _Translator:
                 self.lvs_timeouts(stmt)
             elif kw == "lvs_sync_daemon":
                 self.lvs_sync_daemon(stmt)
+            elif kw in {"notify_fifo", "vrrp_notify_fifo", "lvs_notify_fifo"}:
+                self.notify_fifo(stmt, director)
+            elif kw in {"notify_fifo_script", "vrrp_notify_fifo_script", "lvs_notify_fifo_script"}:
+                self.unsupported(
+                    stmt,
+                    "haipvs does not start the FIFO's reader: run it as a service of its own "
+                    "reading director.notify_fifo",
+                )
             elif kw in _GLOBAL_DROPPED:
                 self.dropped(stmt, _GLOBAL_DROPPED[kw])
             else:
                 self.unknown(stmt, "global_defs", None)
+
+    def notify_fifo(self, stmt: Statement, director: dict[str, Any]) -> None:
+        """keepalived's FIFOs (global, VRRP-only, LVS-only) become the one director FIFO."""
+        path = self.arg(stmt, None)
+        if path is None:
+            return
+        if not path.startswith("/"):
+            self.unsupported(stmt, f"{path!r} is not an absolute path")
+            return
+        current = director.get("notify_fifo")
+        if current is not None and current != path:
+            self.unsupported(stmt, f"haipvs writes one FIFO ({current}); merge the readers onto it")
+            return
+        director["notify_fifo"] = path
+        if stmt.keyword != "notify_fifo":
+            self.note(stmt, "the FIFO carries every line (INSTANCE, VS and RS), not only this kind")
+        if len(stmt.args) > 1:
+            self.note(stmt, "the FIFO is made mode 0600 for the daemon's user; owner not set")
 
     def net_namespace(self, stmt: Statement) -> None:
         # Interfaces, VIPs and the IPVS table are per namespace: the whole config means
@@ -579,6 +694,7 @@ class _Translator:
             self.unsupported(stmt, f"`{args[-1]}` has no value")
         if timeouts:
             self.ipvs["timeouts"] = timeouts
+            self.origins.setdefault("ipvs", stmt.location)
 
     def lvs_sync_daemon(self, stmt: Statement) -> None:
         # lvs_sync_daemon IFACE [INSTANCE] [id N] [maxlen N] [port N] [ttl N] [group ADDR]
@@ -603,6 +719,7 @@ class _Translator:
             else:
                 self.unsupported(stmt, f"cannot read `{key} {value}`")
         self.ipvs["sync_daemon"] = daemon
+        self.origins.setdefault("ipvs", stmt.location)
 
     # -- vrrp_script / vrrp_sync_group -------------------------------------------------
 
@@ -647,23 +764,157 @@ class _Translator:
             self.note(block, f"timeout {script.timeout:g} s cut to the interval", anchor)
             script.timeout = script.interval
         if not script.command:
-            self.unsupported(block, "has no usable `script`", anchor)
+            if block.child("script") is None:
+                # keepalived: "No script set for vrrp_script - removing"; the instances
+                # tracking it run without it (conditional `@ID script` lines do this).
+                self.removed_scripts.add(name)
+                self.dropped(block, "has no `script`: keepalived removes it too", anchor)
+            else:
+                self.unsupported(block, "has no usable `script`", anchor)
             return
+        self.process_probe(block, script, anchor)
         self.scripts[name] = script
+
+    def process_probe(self, block: Statement, script: _Script, anchor: str) -> None:
+        """A script that only checks a process by name becomes a native track_process.
+
+        It needs no fork every interval and works under the packaged unit, where the
+        script would run as the haipvs user. rise/fall become the delays that give the
+        same reaction time ((rise - 1) and (fall - 1) intervals).
+        """
+        stmt = block.child("script")
+        if stmt is None:
+            return
+        words = list(stmt.args) if len(stmt.args) > 1 else None
+        if words is None:
+            try:
+                words = shlex.split(stmt.args[0]) if stmt.args else []
+            except ValueError:
+                return
+        probe = _process_probe(words)
+        if probe is None:
+            return
+        process, caveat = probe
+        script.process = {
+            "name": _safe_name(script.name),
+            "process": process,
+            "interval": script.interval,
+        }
+        if script.rise > 1:
+            script.process["fork_delay"] = round((script.rise - 1) * script.interval, 3)
+        if script.fall > 1:
+            script.process["terminate_delay"] = round((script.fall - 1) * script.interval, 3)
+        # The script's own notes (PATH search through env) no longer apply.
+        self.findings = [f for f in self.findings if f.location != stmt.location]
+        message = f"`{' '.join(words)}` becomes track_process {process!r} (read from /proc)"
+        if caveat:
+            message += f"; {caveat}"
+        self.note(stmt, message, anchor)
+
+    def track_process_block(self, block: Statement) -> None:
+        """keepalived `vrrp_track_process NAME { ... }`: kept until an instance tracks it."""
+        if not block.args:
+            self.unsupported(block, "has no name")
+            return
+        name = block.args[0]
+        anchor = f"vrrp_track_process {name}"
+        item: dict[str, Any] = {"name": _safe_name(name)}
+        weight = 1  # keepalived's default for track_process
+        for stmt in block.block or ():
+            kw = stmt.keyword
+            if kw == "process":
+                if not stmt.args:
+                    self.unsupported(stmt, "is missing the process name", anchor)
+                    continue
+                item["process"] = stmt.args[0]
+                if len(stmt.args) > 1:
+                    item["args"] = list(stmt.args[1:])
+            elif kw == "param_match":
+                mode = self.arg(stmt, anchor)
+                if mode in {"initial", "partial"}:
+                    item["param_match"] = mode
+                    item.setdefault("args", [])
+                elif mode is not None:
+                    self.unsupported(stmt, f"param_match {mode!r} is not initial/partial", anchor)
+            elif kw == "weight":
+                value = self.integer(stmt, anchor)
+                if value is not None:
+                    weight = value
+                if len(stmt.args) > 1 and stmt.args[1] == "reverse":
+                    self.unsupported(stmt, "`weight N reverse` is not offered", anchor)
+            elif kw in {"quorum", "quorum_max"}:
+                value = self.integer(stmt, anchor)
+                if value is not None:
+                    item[kw] = value
+            elif kw in {"fork_delay", "terminate_delay", "delay"}:
+                delay = self.num(stmt, anchor, low=0)
+                if delay is not None:
+                    keys = ("fork_delay", "terminate_delay") if kw == "delay" else (kw,)
+                    for key in keys:
+                        item[key] = delay
+            elif kw == "full_command":
+                item["full_command"] = True
+            else:
+                self.unknown(stmt, "vrrp_track_process", anchor)
+        if "process" not in item:
+            self.unsupported(block, "has no `process`", anchor)
+            return
+        self.processes[name] = (item, weight, block)
+
+    def track_file_block(self, block: Statement) -> None:
+        """keepalived `track_file NAME { file PATH; weight W }` (vrrp_track_file)."""
+        if not block.args:
+            self.unsupported(block, "has no name")
+            return
+        name = block.args[0]
+        anchor = f"track_file {name}"
+        item: dict[str, Any] = {"name": _safe_name(name)}
+        weight = 1  # keepalived's default for track_file
+        for stmt in block.block or ():
+            kw = stmt.keyword
+            if kw == "file":
+                path = self.arg(stmt, anchor)
+                if path is not None and not path.startswith("/"):
+                    self.unsupported(stmt, f"{path!r} is not an absolute path", anchor)
+                elif path is not None:
+                    item["path"] = path
+            elif kw == "weight":
+                value = self.integer(stmt, anchor)
+                if value is not None:
+                    weight = value
+                if len(stmt.args) > 1 and stmt.args[1] == "reverse":
+                    self.unsupported(stmt, "`weight N reverse` is not offered", anchor)
+            elif kw == "init_file":
+                self.unsupported(
+                    stmt,
+                    "haipvs does not create or write tracked files: create it at boot "
+                    "(systemd-tmpfiles) with the initial value",
+                    anchor,
+                )
+            else:
+                self.unknown(stmt, "track_file", anchor)
+        if "path" not in item:
+            self.unsupported(block, "has no usable `file`", anchor)
+            return
+        self.files[name] = (item, weight, block)
 
     def vrrp_sync_group(self, block: Statement) -> None:
         name = _safe_name(block.args[0]) if block.args else "sync_group"
         members: list[str] = []
+        notify: dict[str, list[str]] = {}
         for stmt in block.block or ():
             kw = stmt.keyword
             if kw == "group":
                 for entry in stmt.block or ():
                     members.extend(entry.words)
-            elif kw.startswith("notify"):
+            elif kw in {"notify_master", "notify_backup", "notify_fault", "notify_stop"}:
+                command = self.argv(stmt, None)
+                if command is not None:
+                    notify[kw.removeprefix("notify_")] = command
+            elif kw == "notify":
                 self.unsupported(
                     stmt,
-                    "notify scripts of a sync group are not offered; move them to the "
-                    "instances (they then run once per instance)",
+                    "the generic notify script is not offered; use notify_master/backup/fault",
                 )
             elif kw in {"smtp_alert"}:
                 self.dropped(stmt, _MAIL)
@@ -682,8 +933,18 @@ class _Translator:
         if len(known) < 2:
             # keepalived drops a group of one instance too: it synchronises nothing.
             self.note(block, "a sync group of fewer than two instances is left out")
+            if notify:
+                self.unsupported(
+                    block,
+                    "its notify scripts would be lost with the group: move them to the "
+                    "instance's notify",
+                )
             return
-        self.sync_groups.append({"name": name, "instances": known})
+        group: dict[str, Any] = {"name": name, "instances": known}
+        if notify:
+            group["notify"] = notify
+        self.sync_groups.append(group)
+        self.origins[f"sync_groups {name}"] = block.location
 
     # -- vrrp_instance -----------------------------------------------------------------
 
@@ -708,6 +969,8 @@ class _Translator:
         unicast_source: str | None = None
         track_interfaces: list[dict[str, Any]] = []
         track_scripts: list[dict[str, Any]] = []
+        track_processes: list[dict[str, Any]] = []
+        track_files: list[dict[str, Any]] = []
         notify: dict[str, list[str]] = {}
         garp = dict(self.garp_defaults)
         auth_stmt: Statement | None = None
@@ -780,10 +1043,23 @@ class _Translator:
                 for entry in stmt.block or ():
                     script = self.scripts.get(entry.keyword)
                     self.used_scripts.add(entry.keyword)
+                    if script is None and entry.keyword in self.removed_scripts:
+                        self.dropped(
+                            entry,
+                            f"vrrp_script {entry.keyword!r} has no script: keepalived "
+                            "ignores tracking it",
+                            anchor,
+                        )
+                        continue
                     if script is None:
                         self.unsupported(
                             entry, f"vrrp_script {entry.keyword!r} is not usable", anchor
                         )
+                        continue
+                    if script.process is not None:
+                        process_item = dict(script.process)
+                        process_item["weight"] = self.track_weight(entry, script.weight, anchor)
+                        track_processes.append(process_item)
                         continue
                     item: dict[str, Any] = {
                         "name": _safe_name(script.name),
@@ -817,6 +1093,7 @@ class _Translator:
             elif kw == "lvs_sync_daemon_interface":
                 # keepalived 1.x: the sync daemon follows this instance's state.
                 self.ipvs["sync_daemon"] = {"interface": self.arg(stmt, anchor), "instance": name}
+                self.origins.setdefault("ipvs", stmt.location)
             elif kw in {"accept", "no_accept"}:
                 accept = kw == "accept"
             elif kw in {"use_vmac", "vmac_xmit_base"}:
@@ -833,7 +1110,31 @@ class _Translator:
                     "would leave them behind",
                     anchor,
                 )
-            elif kw in {"track_file", "track_process", "track_bfd", "track_src_ip"}:
+            elif kw == "track_process":
+                for entry in stmt.block or ():
+                    found = self.processes.get(entry.keyword)
+                    self.used_processes.add(entry.keyword)
+                    if found is None:
+                        self.unsupported(
+                            entry, f"vrrp_track_process {entry.keyword!r} is not usable", anchor
+                        )
+                        continue
+                    process_item = dict(found[0])
+                    process_item["weight"] = self.track_weight(entry, found[1], anchor)
+                    track_processes.append(process_item)
+            elif kw == "track_file":
+                for entry in stmt.block or ():
+                    found = self.files.get(entry.keyword)
+                    self.used_files.add(entry.keyword)
+                    if found is None:
+                        self.unsupported(
+                            entry, f"track_file {entry.keyword!r} is not usable", anchor
+                        )
+                        continue
+                    file_item = dict(found[0])
+                    file_item["weight"] = self.track_weight(entry, found[1], anchor)
+                    track_files.append(file_item)
+            elif kw in {"track_bfd", "track_src_ip"}:
                 self.unsupported(stmt, "this tracker is not offered (it changes failover)", anchor)
             elif kw in _VRRP_DROPPED:
                 self.dropped(stmt, _VRRP_DROPPED[kw], anchor)
@@ -863,9 +1164,25 @@ class _Translator:
         if not vips:
             self.unsupported(block, "has no virtual_ipaddress", anchor)
             return None
+        families = {
+            ipaddress.ip_interface(v if isinstance(v, str) else v["address"]).version for v in vips
+        }
+        if families == {4, 6}:
+            self.unsupported(
+                block,
+                "VIPs of both families: one instance advertises one family (keepalived "
+                "keeps the other family out of its adverts); split it into an IPv4 and an "
+                "IPv6 instance",
+                anchor,
+            )
+        elif families == {6} and version == 2:
+            # keepalived runs an IPv6 instance as VRRPv3 whatever vrrp_version says
+            # (VRRPv2, RFC 3768, carries IPv4 only); the peer speaks v3 already.
+            version = 3
+            self.note(block, "its VIPs are IPv6: imported as VRRPv3, as keepalived runs it", anchor)
 
         priority = self.fold_positive_weights(
-            block, priority, track_interfaces, track_scripts, anchor
+            block, priority, track_interfaces, [*track_scripts, *track_processes], anchor
         )
         out["interface"] = interface
         out["vrid"] = vrid
@@ -897,6 +1214,10 @@ class _Translator:
             track["interfaces"] = track_interfaces
         if track_scripts:
             track["scripts"] = track_scripts
+        if track_processes:
+            track["processes"] = track_processes
+        if track_files:
+            track["files"] = track_files
         if track:
             out["track"] = track
         if notify:
@@ -1111,6 +1432,9 @@ class _Translator:
             services.append(service)
             label = _service_label(endpoint, service.get("protocol", "tcp"))
             self.anchors[f"virtual_server {label}"] = anchor
+            self.origins[f"virtual_server {label}"] = block.location
+        self.keep_comments(anchor, block)
+        _share_equal_values(services)
         return services
 
     def group_endpoints(self, block: Statement, name: str, anchor: str) -> list[dict[str, Any]]:
@@ -1219,15 +1543,14 @@ class _Translator:
             elif kw in {"quorum", "hysteresis"}:
                 count = self.integer(stmt, anchor)
                 if count is not None:
-                    key = "min_up" if kw == "quorum" else "hysteresis"
+                    # keepalived's quorum is a sum of live weights: min_weight.
+                    key = "min_weight" if kw == "quorum" else "hysteresis"
                     settings.setdefault("quorum", {})[key] = count
             elif kw in {"quorum_up", "quorum_down"}:
-                self.unsupported(
-                    stmt,
-                    "quorum scripts are not offered (they usually announce or withdraw the "
-                    "VIP); haipvs logs quorum changes instead",
-                    anchor,
-                )
+                command = self.argv(stmt, anchor)
+                if command is not None:
+                    key = kw.removeprefix("quorum_")
+                    settings.setdefault("quorum", {})[key] = command
             elif kw == "sorry_server":
                 self.sorry_server(stmt, settings, anchor)
             elif kw == "virtualhost":
@@ -1249,13 +1572,6 @@ class _Translator:
                 self.dropped(stmt, _VS_DROPPED[kw], anchor)
             else:
                 self.unknown(stmt, "virtual_server", anchor)
-        if "quorum" in settings:
-            self.note(
-                block,
-                "keepalived compares the sum of live weights with quorum; haipvs counts live "
-                "real servers (equal when every weight is 1)",
-                anchor,
-            )
         return settings
 
     def sorry_server(self, stmt: Statement, settings: dict[str, Any], anchor: str) -> None:
@@ -1385,19 +1701,14 @@ class _Translator:
             "MISC_CHECK": "exec",
             "DNS_CHECK": "dns",
             "UDP_CHECK": "udp",
-            "SMTP_CHECK": "tcp",
+            "SMTP_CHECK": "smtp",
+            "PING_CHECK": "ping",
         }
         if kw not in kinds:
             self.unsupported(block, f"{kw} is not offered by haipvs's checkers", anchor)
             return None
         check: dict[str, Any] = {"type": kinds[kw]}
         if kw == "SMTP_CHECK":
-            self.dropped(
-                block,
-                "SMTP_CHECK becomes a TCP connect check on the SMTP port: weaker, no "
-                "HELO/QUIT dialogue",
-                anchor,
-            )
             check["port"] = 25
         if check["type"] in {"http", "https"} and common.get("virtualhost"):
             check["host"] = common["virtualhost"]
@@ -1449,7 +1760,9 @@ class _Translator:
             elif key == "host" and kw == "SMTP_CHECK":
                 self.smtp_host(stmt, rs, check, anchor)
             elif key == "helo_name" and kw == "SMTP_CHECK":
-                continue  # reported with the SMTP_CHECK itself
+                helo = self.arg(stmt, anchor)
+                if helo is not None:
+                    check["helo_name"] = helo
             elif key == "url" and check["type"] in {"http", "https"}:
                 urls.append(stmt)
             elif key == "virtualhost" and check["type"] in {"http", "https"}:
@@ -1569,6 +1882,43 @@ class _Translator:
         # Without status_code keepalived accepts any 2xx, which is haipvs's default too.
 
 
+def source_of(translation: Translation, key_path: str) -> Location | None:
+    """The keepalived statement an output key path (`vrrp[0].vips`) was made from."""
+    match = re.match(r"([a-z_]+)(?:\[(\d+)\])?", key_path)
+    if match is None:
+        return None
+    section, index = match.group(1), match.group(2)
+    value = translation.config.get(section)
+    if index is not None and isinstance(value, list) and int(index) < len(value):
+        item = value[int(index)]
+        if isinstance(item, Mapping):
+            return translation.origins.get(_item_key(section, item))
+    return translation.origins.get(section)
+
+
+def _share_equal_values(services: list[dict[str, Any]]) -> None:
+    """Make equal `check`/`real_servers` values of one block's services the same object.
+
+    A virtual_server_group becomes one service per member with the same real servers
+    and check; the renderer writes a shared object once, with a YAML anchor, and aliases
+    it in the other services (the config loader reads anchors and aliases).
+    """
+    for key in _SHARED_KEYS:
+        first: list[Any] = []
+        for service in services:
+            value = service.get(key)
+            if not value:
+                continue
+            same = next((f for f in first if f == value), None)
+            if same is None:
+                first.append(value)
+            else:
+                service[key] = same
+
+
+_SHARED_KEYS = ("check", "real_servers")
+
+
 def translate(parsed: ParsedConfig, source: str = "keepalived.conf") -> Translation:
     """Translate a parsed keepalived.conf; never raises for the operator's content."""
     translator = _Translator()
@@ -1576,7 +1926,14 @@ def translate(parsed: ParsedConfig, source: str = "keepalived.conf") -> Translat
     # A group's real servers are read once for every member: report each finding once.
     unique = dict.fromkeys(translator.findings)
     findings = tuple(sorted(unique, key=lambda f: (f.location.file, f.location.line)))
-    return Translation(config, findings, source, dict(translator.anchors))
+    return Translation(
+        config,
+        findings,
+        source,
+        dict(translator.anchors),
+        dict(translator.origins),
+        dict(translator.comments),
+    )
 
 
 # --- rendering ------------------------------------------------------------------------
@@ -1643,6 +2000,8 @@ def render_yaml(translation: Translation) -> str:
             lines.extend(_comment(f) for f in found)
     lines.append("")
 
+    shared = _shared_names(translation, item_anchors)
+    defined: set[int] = set()
     placed: set[str] = set()
     for key, value in translation.config.items():
         if not isinstance(value, list) or not value:
@@ -1651,13 +2010,67 @@ def render_yaml(translation: Translation) -> str:
         lines.append(f"{key}:")
         for item in value:
             anchor = item_anchors[_item_key(key, item)]
-            if anchor in by_anchor and anchor not in placed:
+            comments = translation.comments.get(anchor, ())
+            if (anchor in by_anchor or comments) and anchor not in placed:
                 placed.add(anchor)
                 lines.append(f"  # {anchor}:")
-                lines.extend("  " + _comment(f) for f in by_anchor[anchor])
-            body = _dump([item]).rstrip("\n")
+                lines.extend(f"  # | {text}" for text in comments)
+                lines.extend("  " + _comment(f) for f in by_anchor.get(anchor, []))
+            body = _dump_item(item, shared, defined)
             lines.extend("  " + line for line in body.splitlines())
     return "\n".join(lines) + "\n"
+
+
+_ALIAS_MARK = "__haipvs_import_alias__"
+
+
+def _shared_names(translation: Translation, item_anchors: Mapping[str, str]) -> dict[int, str]:
+    """id() of each value several services share -> its YAML anchor name."""
+    users: dict[int, str] = {}
+    counts: dict[int, int] = {}
+    for item in translation.config.get("virtual_servers", ()):
+        for key in _SHARED_KEYS:
+            value = item.get(key)
+            if value:
+                counts[id(value)] = counts.get(id(value), 0) + 1
+                block = item_anchors[_item_key("virtual_servers", item)]
+                stem = re.sub(r"[^A-Za-z0-9_]+", "_", block.removeprefix("virtual_server "))
+                users.setdefault(id(value), f"{stem.strip('_')}_{key}")
+    names: dict[int, str] = {}
+    taken: set[str] = set()
+    for ident, name in users.items():
+        if counts[ident] < 2:
+            continue
+        unique, n = name, 1
+        while unique in taken:
+            n += 1
+            unique = f"{name}_{n}"
+        taken.add(unique)
+        names[ident] = unique
+    return names
+
+
+def _dump_item(item: Mapping[str, Any], shared: Mapping[int, str], defined: set[int]) -> str:
+    """One list item; a shared value gets `&name` where first written, `*name` after."""
+    data = dict(item)
+    first: dict[str, str] = {}
+    for key in _SHARED_KEYS:
+        name = shared.get(id(data.get(key)))
+        if name is None:
+            continue
+        if id(data[key]) in defined:
+            data[key] = _ALIAS_MARK + name
+        else:
+            defined.add(id(data[key]))
+            first[key] = name
+    out = []
+    for dumped in _dump([data]).rstrip("\n").splitlines():
+        text = dumped.replace(_ALIAS_MARK, "*")
+        for key, name in first.items():
+            if text in (f"  {key}:", f"- {key}:"):
+                text = f"{text} &{name}"
+        out.append(text)
+    return "\n".join(out)
 
 
 def _item_key(section: str, item: Mapping[str, Any]) -> str:

@@ -1,23 +1,41 @@
 """The desired IPVS table: what the config and the health checks say the kernel should hold.
 
-Rule 1: every rule that turns (service specs, health, drains) into rows lives here: quorum and
-the sorry server, inhibit_on_failure, slow-start weight scaling, drains at weight 0.
+Rule 1: every rule that turns (service specs, health, operator overrides, drains) into rows
+lives here: quorum and the sorry server, inhibit_on_failure, slow-start weight scaling, the
+operator's drain and maintenance, drains at weight 0.
 Rule 2: pure. No clock, no IO, no logging: the result carries *notes* (why a row is what it is)
 that the planner turns into op reasons and the programmer into log lines.
 
-keepalived options matched: ``quorum`` (here a count of up real servers, ``min_up``),
+keepalived options matched: ``quorum`` (the sum of the up real servers' weights, ``min_weight``,
+or by choice a count of up real servers, ``min_up``) with ``hysteresis`` (``quorum_held``),
 ``sorry_server`` (only it while quorum is lost), ``inhibit_on_failure`` (a failed real server is
 kept at weight 0 instead of removed), ``alpha`` is the checker's business (it reports the server
 down until it has passed ``rise`` checks). A real server with no health entry is up, as in
 keepalived for a real server without a checker.
+
+Operator overrides (``AdminState``, set with ``haipvs drain`` / ``haipvs maintenance``), as
+HAProxy's runtime API has them:
+
+* ``DRAIN``: the real server stays in the table at weight 0. The schedulers send it no new
+  connection, established ones carry on, and it stays there (weight 0) until undrained, whatever
+  its connection count: the operator decides when it is empty enough (``haipvs drain --wait``).
+* ``MAINTENANCE``: the real server leaves the live table, exactly as a failed check would make
+  it leave: the graceful drain of ``drain.py`` keeps it at weight 0 while it has connections, up
+  to the service's ``drain_timeout``, then deletes it (at once for UDP or ``drain_timeout: 0``).
+
+Either way the server no longer counts as up for the quorum (it takes no new connection). A
+server that is down stays out whatever its override. The rows carry the override as their note,
+so drift repair restores weight 0 rather than the configured weight.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from checkers.slowstart import effective_weight
 from haipvs.ipvs.model import (
     Dest,
     DestKey,
@@ -29,6 +47,8 @@ from haipvs.ipvs.model import (
 )
 
 __all__ = [
+    "AdminState",
+    "AdminView",
     "Desired",
     "HealthKey",
     "HealthView",
@@ -37,7 +57,7 @@ __all__ = [
     "ServiceSpec",
     "build_desired",
     "desired_table",
-    "effective_weight",
+    "quorum_held",
     "with_drains",
 ]
 
@@ -51,8 +71,10 @@ class ServiceSpec:
 
     ``real_servers`` carry the configured weight, forwarding, thresholds and tunnel settings.
     ``min_up``: the quorum, the number of up real servers below which only ``sorry_server``
-    (if any) serves. ``drain_timeout``: seconds a leaving real server keeps weight 0 before it is
-    deleted even with open connections (0: deleted at once). UDP services never drain.
+    (if any) serves; ``min_weight`` (when set, instead of ``min_up``): keepalived's quorum, the
+    sum of the configured weights of the up real servers. ``hysteresis``: see ``quorum_held``.
+    ``drain_timeout``: seconds a leaving real server keeps weight 0 before it is deleted even
+    with open connections (0: deleted at once). UDP services never drain.
     """
 
     service: Service
@@ -61,6 +83,8 @@ class ServiceSpec:
     sorry_server: Dest | None = None
     drain_timeout: float = 0.0
     inhibit_on_failure: bool = False
+    min_weight: int | None = None
+    hysteresis: int = 0
 
     def __post_init__(self) -> None:
         keys = [dest.key for dest in self.real_servers]
@@ -70,6 +94,10 @@ class ServiceSpec:
             raise ValueError(f"{self.service.key}: sorry_server is also a real server")
         if self.min_up < 0:
             raise ValueError(f"{self.service.key}: min_up must be >= 0")
+        if self.min_weight is not None and self.min_weight < 0:
+            raise ValueError(f"{self.service.key}: min_weight must be >= 0")
+        if self.hysteresis < 0:
+            raise ValueError(f"{self.service.key}: hysteresis must be >= 0")
         if self.drain_timeout < 0:
             raise ValueError(f"{self.service.key}: drain_timeout must be >= 0")
 
@@ -109,44 +137,101 @@ class Desired:
 
     table: IpvsTable
     notes: Mapping[NoteKey, Note] = field(default_factory=dict)
+    #: Whether each service holds its quorum: pass it back as ``held`` next time.
+    quorum: Mapping[ServiceKey, bool] = field(default_factory=dict)
+    #: Why, in words ("3 weight up < min_weight 4"), for the log line of a change.
+    quorum_detail: Mapping[ServiceKey, str] = field(default_factory=dict)
+
+
+class AdminState(enum.Enum):
+    """The operator's override of one real server (see the module docstring)."""
+
+    DRAIN = "drain"
+    MAINTENANCE = "maintenance"
+
+
+@dataclass(frozen=True, slots=True)
+class AdminView:
+    """An override as the desired table sees it; ``detail`` goes into the op's reason."""
+
+    state: AdminState
+    detail: str = ""
 
 
 _UP = HealthView(up=True)
 
 
-def effective_weight(weight: int, factor: float) -> int:
-    """The configured weight scaled by a slow-start factor; never below 1 unless configured 0.
+def quorum_held(value: int, threshold: int, hysteresis: int, was_held: bool | None) -> bool:
+    """keepalived's quorum with hysteresis (check_daemon's update_quorum_state).
 
-    A configured weight 0 is the operator's own quiesce and stays 0; any other weight stays at
-    least 1 so that a warming server still receives some traffic.
+    Held quorum is lost when ``value < threshold - hysteresis`` (or nothing is up at all);
+    lost quorum comes back when ``value >= threshold + hysteresis``. Without history
+    (``was_held`` None: a new service) the plain ``value >= threshold`` decides. A
+    threshold of 0 is always held.
     """
-    if weight == 0 or factor >= 1.0:
-        return weight
-    return max(1, round(weight * factor))
+    if threshold <= 0:
+        return True
+    if was_held is None:
+        return value >= threshold
+    if was_held:
+        return not (value == 0 or value < threshold - hysteresis)
+    return value >= threshold + hysteresis
 
 
-def _quorum_lost_detail(up: int, spec: ServiceSpec) -> str:
-    return f"{up} up < min_up {spec.min_up}"
+def _quorum_value(spec: ServiceSpec, dests: Mapping[DestKey, Dest]) -> tuple[int, int, str, str]:
+    """(measured value, threshold, unit words) of the service's quorum rule."""
+    if spec.min_weight is None:
+        return len(dests), spec.min_up, "up", "min_up"
+    weights = {dest.key: dest.weight for dest in spec.real_servers}
+    return sum(weights[key] for key in dests), spec.min_weight, "weight up", "min_weight"
+
+
+def _quorum_detail(spec: ServiceSpec, dests: Mapping[DestKey, Dest], held: bool) -> str:
+    value, threshold, unit, name = _quorum_value(spec, dests)
+    band = f" (hysteresis {spec.hysteresis})" if spec.hysteresis else ""
+    if held:
+        return f"{value} {unit} >= {name} {threshold}{band}"
+    return f"{value} {unit} < {name} {threshold}{band}"
 
 
 def build_desired(
     specs: Mapping[ServiceKey, ServiceSpec] | tuple[ServiceSpec, ...] | list[ServiceSpec],
     health: Mapping[HealthKey, HealthView],
+    *,
+    admin: Mapping[HealthKey, AdminView] | None = None,
+    held: Mapping[ServiceKey, bool] | None = None,
 ) -> Desired:
-    """The live desired table (no drains) and its notes. See ``with_drains`` for drains."""
+    """The live desired table (no drains) and its notes. See ``with_drains`` for drains.
+
+    ``admin``: the operator's overrides by (service, real server); see the module docstring.
+    ``held``: each service's quorum as the previous call returned it (``Desired.quorum``);
+    hysteresis needs it. A service missing from it is decided without history.
+    """
+    overrides = admin or {}
     items = specs.values() if isinstance(specs, Mapping) else specs
     services: dict[ServiceKey, ServiceEntry] = {}
     notes: dict[NoteKey, Note] = {}
+    quorum: dict[ServiceKey, bool] = {}
+    quorum_detail: dict[ServiceKey, str] = {}
     for spec in items:
         key = spec.service.key
         if key in services:
             raise ValueError(f"service {key} specified twice")
         dests: dict[DestKey, Dest] = {}
         down: list[tuple[Dest, HealthView]] = []
+        drained: list[tuple[Dest, AdminView]] = []
         for dest in spec.real_servers:
             view = health.get((key, dest.key), _UP)
+            override = overrides.get((key, dest.key))
+            if override is not None and override.state is AdminState.MAINTENANCE:
+                # Out of the live table: drain.py drains its connections, then deletes it.
+                notes[(key, dest.key)] = Note(OpReason.OPERATOR_MAINTENANCE, override.detail)
+                continue
             if not view.up:
                 down.append((dest, view))
+                continue
+            if override is not None:  # DRAIN: kept at weight 0 below, not counted as up
+                drained.append((dest, override))
                 continue
             weight = effective_weight(dest.weight, view.weight_factor)
             if weight != dest.weight:
@@ -156,13 +241,20 @@ def build_desired(
                 dests[dest.key] = dataclasses.replace(dest, weight=weight)
             else:
                 dests[dest.key] = dest
-        up_count = len(dests)
         for dest, view in down:
             notes[(key, dest.key)] = Note(OpReason.HEALTH_DOWN, view.reason)
-        if up_count < spec.min_up:
+        for dest, override in drained:
+            notes[(key, dest.key)] = Note(OpReason.OPERATOR_DRAIN, override.detail)
+        # Drained and down servers are not up: only `dests` counts, before the weight-0
+        # rows (inhibit_on_failure, operator drain) are added back below.
+        value, threshold, _, _ = _quorum_value(spec, dests)
+        holds = quorum_held(value, threshold, spec.hysteresis, (held or {}).get(key))
+        detail = _quorum_detail(spec, dests, held=holds)
+        quorum[key] = holds
+        quorum_detail[key] = detail
+        if not holds:
             # keepalived quorum: below it the sorry server alone serves; real servers that are
             # still up leave (graceful drain applies), or stay at weight 0 with inhibit.
-            detail = _quorum_lost_detail(up_count, spec)
             lost: dict[DestKey, Dest] = {}
             for dest in spec.real_servers:
                 if dest.key in dests:
@@ -178,12 +270,12 @@ def build_desired(
             if spec.inhibit_on_failure:
                 # keepalived inhibit_on_failure: keep the dest, weight 0, connections survive.
                 dests[dest.key] = dataclasses.replace(dest, weight=0)
+        for dest, _override in drained:
+            dests[dest.key] = dataclasses.replace(dest, weight=0)
         if spec.sorry_server is not None:
-            notes[(key, spec.sorry_server.key)] = Note(
-                OpReason.QUORUM_REGAINED, f"{up_count} up >= min_up {spec.min_up}"
-            )
+            notes[(key, spec.sorry_server.key)] = Note(OpReason.QUORUM_REGAINED, detail)
         services[key] = ServiceEntry(spec.service, dests)
-    return Desired(IpvsTable(services), notes)
+    return Desired(IpvsTable(services), notes, quorum, quorum_detail)
 
 
 def with_drains(table: IpvsTable, drains: Mapping[HealthKey, Dest]) -> IpvsTable:

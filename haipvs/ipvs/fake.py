@@ -1,6 +1,6 @@
 """FakeIpvsKernel: an in-memory IPVS table that fails exactly as the kernel does.
 
-It implements ``IpvsKernel`` (kernel.py) for the programmer's tests and for a dry run. It is
+It implements ``IpvsKernel`` (kernel.py) for the programmer's and the daemon's tests. It is
 strict (k8s FakeIPVS): every refusal of the real kernel is reproduced with the same errno
 (pyroute2-ipvs-notes.md §2, checked by tests/contract/test_ipvs_kernel.py against the real
 kernel in the lab). It is observable: ``op_log`` lists every op applied through the port (what

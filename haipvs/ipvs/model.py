@@ -592,6 +592,8 @@ class OpReason(enum.Enum):
     DRAIN_STARTED = "drain_started"
     DRAIN_FINISHED = "drain_finished"
     DRAIN_CANCELLED = "drain_cancelled"
+    OPERATOR_DRAIN = "operator_drain"
+    OPERATOR_MAINTENANCE = "operator_maintenance"
     DRIFT_MISSING = "drift_missing"
     DRIFT_CHANGED = "drift_changed"
     DRIFT_UNEXPECTED = "drift_unexpected"

@@ -43,6 +43,8 @@ import structlog
 
 from haipvs.ipvs.coalescer import Coalescer
 from haipvs.ipvs.desired import (
+    AdminView,
+    Desired,
     HealthKey,
     HealthView,
     Note,
@@ -167,6 +169,7 @@ class IpvsProgrammer:
         drain_check_interval: float = 2.0,
         on_event: Callable[[ProgrammerEvent], None] | None = None,
         wall_clock: Callable[[], float] = time.time,
+        on_quorum: Callable[[ServiceKey, bool, str], None] | None = None,
     ) -> None:
         self._kernel = kernel
         self._max_interval = max_interval
@@ -185,6 +188,11 @@ class IpvsProgrammer:
         self._extra_owned: frozenset[ServiceKey] = frozenset()
         self._retiring: set[ServiceKey] = set()
         self._health: dict[HealthKey, HealthView] = {}
+        self._admin: dict[HealthKey, AdminView] = {}
+        # Each service's quorum as last decided: hysteresis decides from it (desired.py).
+        self._quorum: dict[ServiceKey, bool] = {}
+        # Told of every quorum change (keepalived quorum_up / quorum_down commands).
+        self._on_quorum = on_quorum
         self._pending_notes: dict[NoteKey, Note] = {}
         # The live desired rows (no drains), kept between syncs and rebuilt per service when
         # its specs or health change: a health flip costs O(that service), not O(table).
@@ -264,6 +272,18 @@ class IpvsProgrammer:
         self._health[key] = view
         self._dirty.add(service)
         self.request_sync("health")
+
+    def set_admin(self, admin: Mapping[HealthKey, AdminView]) -> None:
+        """Replace the operator's overrides (drain, maintenance) and request a sync."""
+        if admin == self._admin:
+            return
+        for key in self._admin.keys() ^ admin.keys():
+            self._dirty.add(key[0])
+        for key in self._admin.keys() & admin.keys():
+            if self._admin[key] != admin[key]:
+                self._dirty.add(key[0])
+        self._admin = dict(admin)
+        self.request_sync("operator")
 
     def set_timeouts(self, tcp: int, tcpfin: int, udp: int) -> None:
         """Wanted connection timeouts (ipvsadm --set); applied by the next sync."""
@@ -358,7 +378,11 @@ class IpvsProgrammer:
     def _refresh_live(self) -> set[ServiceKey] | None:
         """Bring the live rows up to date; returns the services rebuilt (None: all)."""
         if not self._live_valid:
-            built = build_desired(self._specs, self._health)
+            built = build_desired(
+                self._specs, self._health, admin=self._admin, held=self._quorum
+            )
+            self._quorum_changes(built)
+            self._quorum = dict(built.quorum)
             self._live = dict(built.table.services)
             self._live_notes = {}
             for note_key, note in built.notes.items():
@@ -370,18 +394,42 @@ class IpvsProgrammer:
         self._dirty.clear()
         if dirty:
             built = build_desired(
-                [self._specs[key] for key in dirty if key in self._specs], self._health
+                [self._specs[key] for key in dirty if key in self._specs],
+                self._health,
+                admin=self._admin,
+                held=self._quorum,
             )
+            self._quorum_changes(built)
             for key in dirty:
                 self._live_notes.pop(key, None)
+                if key not in built.quorum:
+                    self._quorum.pop(key, None)  # removed from the config
                 entry = built.table.services.get(key)
                 if entry is None:
                     self._live.pop(key, None)  # removed from the config
                 else:
                     self._live[key] = entry
+            self._quorum.update(built.quorum)
             for note_key, note in built.notes.items():
                 self._live_notes.setdefault(note_key[0], {})[note_key] = note
         return dirty
+
+    def _quorum_changes(self, built: Desired) -> None:
+        """Log each service whose quorum changed and tell ``on_quorum``.
+
+        A new service counts as holding quorum before its first decision, as keepalived
+        starts a virtual server: one that starts below it is a loss (its quorum_down runs).
+        """
+        for key, held in built.quorum.items():
+            if self._quorum.get(key, True) == held:
+                continue
+            detail = built.quorum_detail.get(key, "")
+            if held:
+                log.info("ipvs.quorum.regained", vs=str(key), detail=detail)
+            else:
+                log.warning("ipvs.quorum.lost", vs=str(key), detail=detail)
+            if self._on_quorum is not None:
+                self._on_quorum(key, held, detail)
 
     def _flat_notes(self, services: Iterable[ServiceKey] | None) -> dict[NoteKey, Note]:
         notes: dict[NoteKey, Note] = {}
@@ -629,6 +677,11 @@ class IpvsProgrammer:
             draining=draining,
             owned_services=len(self.owned),
         )
+
+    @property
+    def admin(self) -> Mapping[HealthKey, AdminView]:
+        """The operator's overrides in force (set_admin)."""
+        return self._admin
 
     @property
     def expected_table(self) -> IpvsTable | None:

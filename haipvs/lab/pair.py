@@ -230,8 +230,19 @@ class DirectorPair:
                 path.chmod(0o644)
             argv = [sys.executable, "-m", "haipvs", "run", "-c", str(path)]
         self.directors[name] = self.net.popen(
-            name, argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            name, argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, **self.director_directories(name)},
         )
+
+    def director_directories(self, name: str) -> dict[str, str]:
+        """Each director's state (overrides) and runtime (admin socket) directories: the
+        guest's directors share one filesystem, as systemd's StateDirectory= and
+        RuntimeDirectory= would not."""
+        return {"STATE_DIRECTORY": str(self.workdir / f"{name}.state"),
+                "RUNTIME_DIRECTORY": str(self.workdir / f"{name}.run")}
+
+    def admin_socket(self, name: str) -> str:
+        return str(self.workdir / f"{name}.run" / "admin.sock")
 
     def crash_director(
         self, name: str, *, link_down: bool = False, ipr: IPRoute | None = None

@@ -39,6 +39,16 @@ class SnapshotCollector(Collector):
         reloads.add_metric(["applied"], snap.reloads_applied)
         reloads.add_metric(["rejected"], snap.reloads_rejected)
         yield reloads
+        # As Prometheus' own prometheus_config_last_reload_successful: 0 while the file
+        # on disk was rejected and the daemon runs the previous config.
+        last_ok = GaugeMetricFamily(
+            "haipvs_config_last_reload_successful",
+            "0 when the last reload was rejected (the running config is not the file).",
+        )
+        last_ok.add_metric(
+            [], 0 if snap.last_reload is not None and snap.last_reload.result == "rejected" else 1
+        )
+        yield last_ok
         lag = GaugeMetricFamily(
             "haipvs_event_loop_lag_seconds",
             "How late the event loop ran a timer, last measurement.",
@@ -53,6 +63,7 @@ class SnapshotCollector(Collector):
         )
         restarts.add_metric([], snap.vrrp_restarts)
         yield restarts
+        yield from _overrides(snap)
 
 
 def _vrrp(snap: Snapshot) -> Iterator[Metric]:
@@ -122,6 +133,34 @@ def _services(snap: Snapshot) -> Iterator[Metric]:
             conns.add_metric([*values, "inactive"], rs.inactive_conns)
             draining.add_metric(values, 1 if rs.drain is not None else 0)
     yield from (up, latency, weight, conns, draining, fail_open)
+
+
+def _overrides(snap: Snapshot) -> Iterator[Metric]:
+    admin = GaugeMetricFamily(
+        "haipvs_real_server_admin_state",
+        "1 for a real server the operator drained or put in maintenance.",
+        labels=["vs", "rs", "state"],
+    )
+    for service in snap.services:
+        for rs in service.real_servers:
+            if rs.admin is not None:
+                admin.add_metric([service.key, f"{rs.address}:{rs.port}", rs.admin], 1)
+    yield admin
+    overrides = GaugeMetricFamily(
+        "haipvs_operator_overrides", "Operator overrides in force, by kind.", labels=["kind"]
+    )
+    for kind in ("drain", "maintenance", "failover"):
+        overrides.add_metric([kind], sum(1 for o in snap.overrides if o.kind == kind))
+    yield overrides
+    held = GaugeMetricFamily(
+        "haipvs_vrrp_operator_hold",
+        "1 while haipvs failover holds the instance as backup.",
+        labels=["instance"],
+    )
+    for override in snap.overrides:
+        if override.kind == "failover":
+            held.add_metric([override.target], 1)
+    yield held
 
 
 def _programmer(snap: Snapshot) -> Iterator[Metric]:

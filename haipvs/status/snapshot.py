@@ -14,8 +14,10 @@ from typing import Any
 __all__ = [
     "DrainView",
     "InstanceView",
+    "OverrideView",
     "ProgrammerView",
     "RealServerView",
+    "ReloadOutcome",
     "ReloadView",
     "ServiceView",
     "Snapshot",
@@ -73,6 +75,8 @@ class RealServerView:
     inactive_conns: int = 0
     drain: DrainView | None = None
     fail_open_held: bool = False
+    #: the operator's override: "drain" | "maintenance" | None (haipvs drain / maintenance)
+    admin: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +106,34 @@ class ProgrammerView:
 
 
 @dataclass(frozen=True, slots=True)
+class ReloadOutcome:
+    """What one reload did, as ``POST /reload`` answers it (here, not in the API module, so
+    that the daemon can name it without loading aiohttp before its VRRP process starts)."""
+
+    applied: bool
+    errors: tuple[str, ...]
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReloadView:
     at: float
     result: str  # "applied" | "rejected"
     errors: tuple[str, ...] = ()
     summary: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OverrideView:
+    """One operator override: a drained / in-maintenance real server, or a failover hold."""
+
+    kind: str  # "drain" | "maintenance" | "failover"
+    target: str  # 10.0.0.12:80, 10.0.0.12 (every port), or the VRRP instance
+    service: str | None  # the virtual server it is limited to (None: every one)
+    uid: int  # who set it (SO_PEERCRED of the admin socket)
+    since: float
+    until: float | None = None  # a failover hold's end (None: until released)
+    matches: int = 0  # real servers of the running config it covers (0: stale)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +152,8 @@ class Snapshot:
     vrrp_loop_lag_ms: float = 0.0
     #: The VRRP process died on its own and was started again this many times.
     vrrp_restarts: int = 0
+    #: The operator's overrides in force (haipvs drain / maintenance / failover).
+    overrides: tuple[OverrideView, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

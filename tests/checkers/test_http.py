@@ -269,6 +269,34 @@ def test_reader_rejects_bad_content_length() -> None:
     assert reader.error == "malformed content-length b'-1'"
 
 
+def test_reader_refuses_a_content_length_too_long_for_int() -> None:
+    # Python's int() refuses 4300 digits with a ValueError, which escaped the probe.
+    reader = ResponseReader(keep_body=False)
+    assert reader.feed(b"HTTP/1.1 200 OK\r\nContent-Length: " + b"9" * 4300 + b"\r\n\r\n")
+    assert reader.error == "content-length too large b'99999999999999999999'..."
+    reader = ResponseReader(keep_body=False)
+    assert not reader.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 999999999999999999\r\n\r\n")
+    assert reader.error is None and reader.content_length == 10**18 - 1
+
+
+def test_reader_searches_each_head_byte_once_however_it_arrives() -> None:
+    head = b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"a" * 60_000 + b"\r\nContent-Length: 0\r\n\r\n"
+    reader = ResponseReader(keep_body=False)
+    done = [reader.feed(head[i : i + 1]) for i in range(len(head))]
+    assert done[-1] and not any(done[:-1]) and reader.error is None
+    # The end marker may straddle two pieces: at most 3 bytes are searched again each time.
+    assert reader.head_scanned <= 4 * len(head)
+
+
+def test_reader_finds_a_terminator_split_across_pieces() -> None:
+    for cut in range(1, 4):
+        reader = ResponseReader(keep_body=False)
+        message = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+        assert not reader.feed(message[: len(message) - cut])
+        assert reader.feed(message[len(message) - cut :])
+        assert reader.status == 200 and reader.error is None
+
+
 def test_reader_204_has_no_body() -> None:
     reader = ResponseReader(keep_body=False)
     assert reader.feed(b"HTTP/1.1 204 No Content\r\n\r\n")

@@ -56,8 +56,11 @@ def test_effective_weight_never_below_one_while_serving() -> None:
     assert effective_weight(100, 0.05) == 5
     assert effective_weight(3, 0.05) == 1
     assert effective_weight(10, 1.0) == 10
-    assert effective_weight(10, 0.0) == 0
-    assert effective_weight(0, 0.5) == 0
+    assert effective_weight(10, 0.0) == 1  # a serving server keeps some traffic
+    assert effective_weight(0, 0.5) == 0  # the operator's own weight 0 stays 0
+    # Halves round up, whoever calls (the desired table used to round 2.5 to 2).
+    assert effective_weight(5, 0.5) == 3
+    assert effective_weight(10, 0.25) == 3
     with pytest.raises(ValueError):
         effective_weight(10, 1.5)
 

@@ -39,20 +39,20 @@ def test_backend_id_renders_service_and_rs() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    ("kwargs", "reason"),
     [
-        {"interval": 0.0},
-        {"timeout": -1.0},
-        {"rise": 0},
-        {"fall": 0},
-        {"fast_interval": 0.0},
-        {"down_interval": -2.0},
-        {"warmup": -0.1},
-        {"slow_start": -1.0},
+        ({"interval": 0.0}, r"^interval must be > 0"),
+        ({"timeout": -1.0}, r"^timeout must be > 0"),
+        ({"rise": 0}, r"^rise must be >= 1"),
+        ({"fall": 0}, r"^fall must be >= 1"),
+        ({"fast_interval": 0.0}, r"^fast_interval must be > 0"),
+        ({"down_interval": -2.0}, r"^down_interval must be > 0"),
+        ({"warmup": -0.1}, r"^warmup must be >= 0"),
+        ({"slow_start": -1.0}, r"^slow_start must be >= 0"),
     ],
 )
-def test_timing_rejects_impossible_values(kwargs: dict[str, Any]) -> None:
-    with pytest.raises(SpecError):
+def test_timing_rejects_impossible_values(kwargs: dict[str, Any], reason: str) -> None:
+    with pytest.raises(SpecError, match=reason):
         dataclasses.replace(TIMING, **kwargs)
 
 
@@ -64,23 +64,23 @@ def test_ports_are_validated() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    ("kwargs", "reason"),
     [
-        {"method": "get"},
-        {"path": "healthz"},
-        {"path": "/a b"},
-        {"expect_status": ()},
-        {"expect_status": ((300, 200),)},
-        {"expect_status": ((99, 200),)},
-        {"body_regex": "("},
-        {"body_digest": "XYZ"},
-        {"sni": "example.org"},
-        {"verify_tls": True},
-        {"host": "a\r\nX-Injected: 1"},
+        ({"method": "get"}, r"^bad HTTP method 'get'"),
+        ({"path": "healthz"}, r"^path must start with '/'"),
+        ({"path": "/a b"}, r"^path must not contain spaces"),
+        ({"expect_status": ()}, r"^expect_status must not be empty"),
+        ({"expect_status": ((300, 200),)}, r"^expect_status range 300-200 not in"),
+        ({"expect_status": ((99, 200),)}, r"^expect_status range 99-200 not in"),
+        ({"body_regex": "("}, r"^body_regex does not compile"),
+        ({"body_digest": "XYZ"}, r"^body_digest must be 32 lowercase hex"),
+        ({"sni": "example.org"}, r"^sni needs tls"),
+        ({"verify_tls": True}, r"^verify_tls needs tls"),
+        ({"host": "a\r\nX-Injected: 1"}, r"^bad Host header"),
     ],
 )
-def test_http_check_rejects_bad_settings(kwargs: dict[str, object]) -> None:
-    with pytest.raises(SpecError):
+def test_http_check_rejects_bad_settings(kwargs: dict[str, object], reason: str) -> None:
+    with pytest.raises(SpecError, match=reason):
         HttpCheck(TIMING, tls=False, **kwargs)  # type: ignore[arg-type]
 
 

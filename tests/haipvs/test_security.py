@@ -17,7 +17,7 @@ from support import FakeVrrpPart, free_port
 import checkers
 import vrrp
 from checkers.exec_probe import CHECK_PATH, check_exec
-from haipvs.config import load_config_text
+from haipvs.config import ConfigInvalid, load_config_text
 from haipvs.ipvs import FakeIpvsKernel
 from haipvs.security import (
     ScriptProblem,
@@ -257,6 +257,73 @@ def test_script_commands_collects_notify_track_and_exec_checks() -> None:
     ]
 
 
+# --- one rule for scripts' arguments and the config file -------------------------------------
+
+
+def test_an_interpreter_running_a_writable_script_is_refused(safe_dir: Path) -> None:
+    if not tmp_path_is_safe(safe_dir):
+        pytest.skip("the temporary directory's ancestors are not root-owned here")
+    writable = safe_dir / "writable"
+    writable.mkdir()
+    writable.chmod(0o777)
+    hook = script(writable, "x.sh", mode=0o644)  # sh needs no executable bit
+    assert unsafe_paths([("/bin/sh", str(hook), "MASTER")]) == [
+        f"/bin/sh: refused: {writable} is writable by other users (mode 0777)"
+    ]
+    # A safe script argument, a missing file or a non-path argument is no problem.
+    safe = script(safe_dir, "y.sh", mode=0o644)
+    assert unsafe_paths([("/bin/sh", str(safe), "-x", "/nonexistent/out", "MASTER")]) == []
+
+
+def test_a_group_writable_script_argument_is_refused(safe_dir: Path) -> None:
+    hook = script(safe_dir, "x.sh", mode=0o664)
+    os.chown(hook, 0, NOBODY) if os.geteuid() == 0 else pytest.skip("chown needs root")
+    assert unsafe_paths([("/bin/sh", str(hook))]) == [
+        f"/bin/sh: refused: {hook} is writable by group {NOBODY} (mode 0664)"
+    ]
+
+
+@as_root
+def test_a_group_writable_config_of_another_user_in_a_writable_directory_is_refused(
+    tmp_path: Path,
+) -> None:
+    # The old check looked at the file's world-write bit only: this passed.
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    config = shared / "haipvs.yaml"
+    config.write_text("director: {name: d1}\n")
+    config.chmod(0o664)
+    os.chown(config, NOBODY, NOBODY)
+    with pytest.raises(UnsafeConfigFileError,
+                       match=f"{shared} is writable by other users \\(mode 0777\\)"):
+        check_file_safety(str(config))
+    shared.chmod(0o755)
+    with pytest.raises(UnsafeConfigFileError, match=f"is owned by uid {NOBODY}, not root"):
+        check_file_safety(str(config))
+    os.chown(config, 0, NOBODY)
+    with pytest.raises(UnsafeConfigFileError, match=f"is writable by group {NOBODY}"):
+        check_file_safety(str(config))
+    config.chmod(0o644)
+    check_file_safety(str(config))
+
+
+@as_root
+def test_a_sticky_directory_protects_only_when_root_owns_it(safe_dir: Path) -> None:
+    if not tmp_path_is_safe(safe_dir):
+        pytest.skip("the temporary directory's ancestors are not root-owned here")
+    config = safe_dir / "haipvs.yaml"
+    config.write_text("director: {name: d1}\n")
+    config.chmod(0o644)
+    safe_dir.chmod(0o1777)
+    check_file_safety(str(config))  # root's /tmp-like directory
+    os.chown(safe_dir, NOBODY, NOBODY)  # its owner may replace every entry
+    with pytest.raises(UnsafeConfigFileError, match=f"is owned by uid {NOBODY}"):
+        check_file_safety(str(config))
+    problem = path_problem(str(script(safe_dir, "hook.sh")))
+    assert problem is not None and problem.path == str(safe_dir)
+
+
 # --- status API ----------------------------------------------------------------------------
 
 
@@ -325,8 +392,8 @@ async def test_the_daemon_does_not_start_with_a_world_writable_config(
 def test_the_status_api_binds_loopback_unless_configured_otherwise() -> None:
     loaded = load_config_text("director: {name: d1}\n")
     assert loaded.config.director.api == "127.0.0.1:9797"
-    exposed = load_config_text("director: {name: d1, api: '0.0.0.0:9797'}\n")
-    assert any("api_token is not set" in str(warning) for warning in exposed.warnings)
+    with pytest.raises(ConfigInvalid, match=r"set director\.api_token"):
+        load_config_text("director: {name: d1, api: '0.0.0.0:9797'}\n")
     protected = load_config_text(
         "director: {name: d1, api: '0.0.0.0:9797', api_token: s3cret}\n")
     assert not any("api_token" in str(warning) for warning in protected.warnings)

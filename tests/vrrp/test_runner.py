@@ -805,8 +805,50 @@ async def test_reload_reconfigures_in_place_keeping_state_and_vips(segment: Fake
     await master.wait_for(State.BACKUP)
     assert len(master.transitions) == transitions + 1
     assert master.transitions[-1][1].reason is TransitionReason.higher_priority_advert
-    # A VIP change cannot be applied in place: the caller restarts the instance.
+    # A new vrid cannot be applied in place: the caller replaces the instance.
     with pytest.raises(VrrpUsageError):
-        await master.runner.reconfigure(
-            instance(90, vips=(VipSpec(ip_interface("198.51.100.11/24")),))
-        )
+        await master.runner.reconfigure(instance(90, vrid=52))
+
+
+async def test_operator_failover_hands_over_in_skew_time_and_holds_until_released(
+    segment: FakeSegment,
+) -> None:
+    a = make_node(segment, A_ADDR, instance(150))
+    b = make_node(segment, B_ADDR, instance(100))
+    a.start()
+    b.start()
+    await a.wait_for(State.MASTER)
+    await asyncio.sleep(2.3)
+    asked_at = now()
+    await a.runner.hold_for_operator("operator failover by uid 0")
+    assert a.state is State.BACKUP and a.addresses.held() == ()
+    assert a.transitions[-1][1] == Transition(
+        State.MASTER, State.BACKUP, TransitionReason.operator_failover,
+        "operator failover by uid 0")
+    last = segment.sent_by(A_ADDR)[-1]
+    assert decode_advert(last.payload, A_ADDR, last.destination).priority == 0
+    at = await b.wait_for(State.MASTER)
+    assert at - asked_at == skew_time(100, 1.0, 3)
+    # Held: priority 1, so preempt (on, 150 > 100) does not take mastership back.
+    await asyncio.sleep(30)
+    assert holders(a, b) == [b] and a.runner.machine.effective_priority == 1
+    await a.runner.hold_for_operator(None)
+    await a.wait_for(State.MASTER)
+    assert a.transitions[-1][1].reason is TransitionReason.preempt_lower_priority_master
+    await a.runner.stop()
+    await b.runner.stop()
+
+
+async def test_a_held_backup_still_takes_over_when_the_peer_dies(segment: FakeSegment) -> None:
+    a = make_node(segment, A_ADDR, instance(150))
+    b = make_node(segment, B_ADDR, instance(100))
+    a.start()
+    b.start()
+    await a.wait_for(State.MASTER)
+    await a.runner.hold_for_operator("operator failover by uid 0")
+    await b.wait_for(State.MASTER)
+    await asyncio.sleep(5)
+    await b.crash()
+    await a.wait_for(State.MASTER)
+    assert a.transitions[-1][1].reason is TransitionReason.master_down_timer
+    await a.runner.stop()

@@ -51,11 +51,17 @@ def test_a_higher_priority_always_takes_over_first(
 
 
 @pytest.mark.parametrize(
-    ("priority", "interval", "version"),
-    [(0, 1.0, 3), (256, 1.0, 3), (100, 0.0, 3), (100, -1.0, 2), (100, 1.0, 4)],
+    ("priority", "interval", "version", "reason"),
+    [
+        (0, 1.0, 3, r"^priority: 0 outside 1\.\.255"),
+        (256, 1.0, 3, r"^priority: 256 outside 1\.\.255"),
+        (100, 0.0, 3, r"^advert_interval: 0\.0 must be > 0"),
+        (100, -1.0, 2, r"^advert_interval: -1\.0 must be > 0"),
+        (100, 1.0, 4, r"^version: 4 must be 2 or 3"),
+    ],
 )
-def test_misuse_raises(priority: int, interval: float, version: int) -> None:
-    with pytest.raises(ValueError):
+def test_misuse_raises(priority: int, interval: float, version: int, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
         skew_time(priority, interval, version)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=reason):
         master_down_interval(priority, interval, version)

@@ -129,7 +129,26 @@ def test_tun_dests_carry_their_tunnels_and_families() -> None:
         ("2001:db8:100::24", TunType.IPIP, 0, TunFlags.NOCSUM),
     ]
     assert {d.forwarding for d in spec.real_servers} == {Forwarding.TUNNEL}
-    assert spec.service.flags.mh_port and not spec.service.flags.mh_fallback
+    assert spec.service.flags.mh_port and spec.service.flags.mh_fallback
+
+
+@pytest.mark.parametrize(("scheduler", "flags"), [
+    ("mh", {"mh_fallback"}), ("sh", {"sh_fallback"}), ("wrr", set()),
+])
+def test_a_hash_scheduler_always_gets_its_fallback(scheduler: str, flags: set[str]) -> None:
+    # A real server at weight 0 (draining, inhibit_on_failure) keeps its share of the
+    # hash: without the fallback the kernel drops the new connections hashed to it.
+    loaded = load_config_text(textwrap.dedent(f"""
+        virtual_servers:
+          - vip: 198.51.100.10
+            port: 80
+            scheduler: {scheduler}
+            inhibit_on_failure: true
+            real_servers: [{{address: 192.0.2.11}}]
+    """))
+    (spec,) = compile_config(loaded.config).services
+    names = ("sh_fallback", "sh_port", "mh_fallback", "mh_port", "one_packet")
+    assert {name for name in names if getattr(spec.service.flags, name)} == flags
 
 
 def test_a_fwmark_service_checks_on_the_check_port() -> None:
@@ -272,3 +291,121 @@ def test_every_valid_config_compiles_consistently(data: dict[str, Any]) -> None:
     assert set(result.checks) | result.always_up == set(result.backends)
     assert not set(result.checks) & result.always_up
     assert result.up_at_start <= set(result.checks)
+
+
+def test_track_processes_and_files_reach_the_instance_settings() -> None:
+    from haipvs.config import compile_config, load_config_text
+
+    text = """\
+vrrp:
+  - name: VI_1
+    interface: eth0
+    vrid: 51
+    vips: [198.51.100.10/24]
+    track:
+      processes:
+        - name: haproxy
+          process: /usr/sbin/haproxy
+          args: [-f, /etc/haproxy/haproxy.cfg]
+          param_match: partial
+          weight: -20
+          quorum: 1
+          quorum_max: 4
+          fork_delay: 0.5
+          terminate_delay: 2
+      files:
+        - name: maintenance
+          path: /run/haipvs/maintenance
+          weight: 0
+"""
+    import vrrp
+
+    (instance,) = compile_config(load_config_text(text, "t.yaml").config).instances
+    assert instance.track_processes == (
+        vrrp.TrackProcess(
+            name="haproxy",
+            process="/usr/sbin/haproxy",
+            args=("-f", "/etc/haproxy/haproxy.cfg"),
+            param_match=vrrp.ParamMatch.PARTIAL,
+            weight=-20,
+            quorum=1,
+            quorum_max=4,
+            fork_delay=0.5,
+            terminate_delay=2.0,
+        ),
+    )
+    assert instance.track_files == (
+        vrrp.TrackFile("maintenance", "/run/haipvs/maintenance", weight=0),
+    )
+
+
+def test_sync_group_notify_reaches_every_member() -> None:
+    from haipvs.config import compile_config, load_config_text
+
+    text = """\
+vrrp:
+  - {name: A, interface: eth0, vrid: 1, vips: [198.51.100.10/24]}
+  - {name: B, interface: eth0, vrid: 2, vips: [198.51.100.11/24]}
+  - {name: C, interface: eth0, vrid: 3, vips: [198.51.100.12/24]}
+sync_groups:
+  - name: G
+    instances: [A, B]
+    notify: {master: [/usr/local/bin/announce], timeout: 5}
+"""
+    import vrrp
+
+    a, b, c = compile_config(load_config_text(text, "t.yaml").config).instances
+    expected = vrrp.NotifySettings(master=("/usr/local/bin/announce",), timeout=5.0)
+    assert a.sync_group_notify == b.sync_group_notify == expected
+    assert (a.sync_group, c.sync_group, c.sync_group_notify) == ("G", None, None)
+
+
+def test_smtp_and_ping_checks_reach_the_checkers() -> None:
+    text = textwrap.dedent(
+        """
+        virtual_servers:
+          - name: mail
+            vip: 198.51.100.10
+            port: 25
+            check: {type: smtp, helo_name: director1.example.org, timeout: 2}
+            real_servers:
+              - address: 10.0.0.11
+              - address: 10.0.0.12
+                check: {type: ping, interval: 2, timeout: 1}
+          - name: relay
+            vip: 198.51.100.10
+            port: 587
+            check: {type: smtp}
+            real_servers:
+              - address: 10.0.0.13
+        """
+    )
+    result = compile_config(load_config_text(text, "mail.yaml").config, hostname="testhost")
+    specs = {str(target): spec for target, spec in result.checks.values()}
+    smtp = specs["10.0.0.11:25"]
+    assert isinstance(smtp, checkers.SmtpCheck)
+    assert (smtp.helo_name, smtp.connect_port, smtp.timing.timeout) == (
+        "director1.example.org",
+        None,
+        2.0,
+    )
+    ping = specs["10.0.0.12:25"]
+    assert isinstance(ping, checkers.PingCheck) and ping.timing.interval == 2.0
+    relay = specs["10.0.0.13:587"]
+    assert isinstance(relay, checkers.SmtpCheck)
+    assert relay.helo_name == "smtpchecker.keepalived.org"  # keepalived's default
+
+
+def test_an_smtp_check_needs_a_port_like_every_socket_check() -> None:
+    text = textwrap.dedent(
+        """
+        virtual_servers:
+          - name: mail
+            fwmark: 7
+            check: {type: smtp}
+            real_servers:
+              - address: 10.0.0.11
+        """
+    )
+    with pytest.raises(ConfigInvalid, match="a smtp check needs a port"):
+        load_config_text(text, "mail.yaml")

@@ -283,3 +283,27 @@ def test_a_missing_key_points_at_its_mapping() -> None:
         "t.yaml:2: vrrp[0].interface: is required",
         "t.yaml:6: vrrp[1].vrid: is required",
     ]
+
+
+def test_an_anchor_merged_into_many_real_servers_is_no_bomb() -> None:
+    servers = "\n".join(f"      - {{<<: *rs, address: 192.0.2.{i % 250 + 1}, port: {1000 + i}}}"
+                        for i in range(2000))
+    loaded = load_config_text(
+        "virtual_servers:\n  - vip: 198.51.100.10\n    port: 80\n    real_servers:\n"
+        "      - &rs {address: 192.0.2.250, port: 999, weight: 3, u_thresh: 0, l_thresh: 0}\n"
+        + servers + "\n")
+    (vs,) = loaded.config.virtual_servers
+    assert len(vs.real_servers) == 2001 and {rs.weight for rs in vs.real_servers} == {3}
+
+
+def test_a_file_past_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    from haipvs.config.load import MAX_FILE_BYTES
+
+    huge = tmp_path / "huge.yaml"
+    with huge.open("wb") as handle:
+        handle.truncate(MAX_FILE_BYTES + 1)
+    with pytest.raises(ConfigInvalid) as refused:
+        load_config(huge)
+    assert [str(error) for error in refused.value.errors] == [
+        f"{huge}:1: (file): larger than 32 MiB: not a config file"
+    ]

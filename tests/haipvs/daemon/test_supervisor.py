@@ -220,3 +220,74 @@ async def test_systemd_hears_ready_reloading_and_stopping(
     listener.close()
     firsts = [message.splitlines()[0] for message in messages]
     assert firsts == ["READY=1", "RELOADING=1", "READY=1", "STOPPING=1"]
+
+
+async def test_a_reload_parses_the_file_off_the_event_loop(
+    tmp_path: Path, prober: checkers.ScriptedProber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A big or hostile file (a YAML alias bomb) must not stall the loop that pings the
+    # watchdog and serves /healthz: the parse waits here until the loop has run
+    # something, which only happens when the parse is off the loop.
+    import threading
+
+    import haipvs.daemon.accept as accept_module
+
+    kernel = FakeIpvsKernel()
+    supervisor, task, port = await start(tmp_path, kernel, prober)
+    await until(lambda: len(dests(kernel)) == 2)
+    parsing, loop_ran = threading.Event(), threading.Event()
+    real_load = accept_module.load_config
+
+    def load_waiting_for_the_loop(path: str) -> object:
+        parsing.set()
+        assert loop_ran.wait(20), "the event loop was blocked while the file parsed"
+        return real_load(path)
+
+    monkeypatch.setattr(accept_module, "load_config", load_waiting_for_the_loop)
+    write_config(tmp_path / "haipvs.yaml", port, weight2=7)
+    with capture_logs() as logs:
+        supervisor.request_reload()
+        await until(parsing.is_set, 30)
+        loop_ran.set()
+        await until(lambda: any(e["event"] == "config.reload.applied" for e in logs), 30)
+    supervisor.request_shutdown()
+    assert await task == 0
+
+
+async def test_a_reload_with_no_descriptor_left_is_rejected_not_fatal(
+    tmp_path: Path, prober: checkers.ScriptedProber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Descriptors exhausted (by a flood of API clients, say): SIGHUP's RELOADING=1 to
+    # systemd and the file's open both fail with EMFILE. The daemon must live on.
+    import errno
+    import os
+    import resource
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(tmp_path / "notify"))
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
+    kernel = FakeIpvsKernel()
+    supervisor, task, _port = await start(tmp_path, kernel, prober)
+    await until(lambda: len(dests(kernel)) == 2)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    held: list[int] = []
+    with capture_logs() as logs:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 8, hard))
+        try:
+            try:
+                while True:
+                    held.append(os.open("/dev/null", os.O_RDONLY))
+            except OSError as error:
+                assert error.errno == errno.EMFILE
+            supervisor.request_reload()
+            await until(lambda: supervisor.snapshot().reloads_rejected == 1, 30)
+        finally:
+            for fd in held:
+                os.close(fd)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert not task.done()
+    (rejected,) = [e for e in logs if e["event"] == "config.reload.rejected"]
+    assert any("Too many open files" in error for error in rejected["errors"])
+    supervisor.request_shutdown()
+    assert await task == 0
+    listener.close()

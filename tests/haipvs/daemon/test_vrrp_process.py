@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import select
 import signal
@@ -17,6 +18,7 @@ import pytest
 from structlog.testing import capture_logs
 from support import until
 
+from haipvs.status.snapshot import InstanceView
 from haipvs.vrrp_process import RT_CPU_LIMIT_US, VrrpProcessError, VrrpProcessPart
 from vrrp.settings import InstanceSettings, VipSpec
 
@@ -165,3 +167,169 @@ async def test_a_failing_transition_callback_does_not_stop_the_messages() -> Non
             await part.stop()
     assert calls[:2] == ["BACKUP", "MASTER"]
     assert [entry["event"] for entry in logs].count("vrrp.process.callback_failed") == 1
+
+
+def reaped(pid: int) -> bool:
+    """Gone from the process table: not running and no zombie either."""
+    return not Path(f"/proc/{pid}").exists()
+
+
+def says_master(views: tuple[InstanceView, ...]) -> bool:
+    return any(view.state == "MASTER" for view in views)
+
+
+async def test_a_child_that_dies_with_a_message_unread_is_noticed_reaped_and_respawned() -> None:
+    # A stream socket closed with unread data gives its peer ECONNRESET, not an end of
+    # stream: the daemon must count that as the child's death too.
+    part = VrrpProcessPart([instance()], lambda *_: None, ports=PORTS)
+    await part.start()
+    try:
+        first = part.pid
+        assert first is not None
+        await until(lambda: says_master(part.views()), 20)
+        with capture_logs() as logs:
+            os.kill(first, signal.SIGSTOP)
+            update = asyncio.create_task(part.update([instance(priority=101)]))
+            await asyncio.sleep(0.2)  # the update is in the stopped child's socket, unread
+            os.kill(first, signal.SIGKILL)
+            with pytest.raises(VrrpProcessError):
+                await update
+            await until(lambda: any(e["event"] == "vrrp.process.died" for e in logs), 20)
+            assert not says_master(part.views())  # a dead child is no MASTER
+            await until(lambda: part.pid not in (None, first) and says_master(part.views()), 20)
+        (died,) = [entry for entry in logs if entry["event"] == "vrrp.process.died"]
+        assert died["pid"] == first and died["exit"] == "killed by SIGKILL"
+        await until(lambda: reaped(first), 20)
+    finally:
+        await part.stop()
+
+
+async def test_a_child_whose_socket_outlives_it_is_noticed_by_its_exit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A script the child started holds the socket open: no end of stream ever comes,
+    # the process's exit (pidfd) is the only sign.
+    pidfile = tmp_path / "script.pid"
+    monkeypatch.setenv("HAIPVS_TEST_LEAK_PIDFILE", str(pidfile))
+    part = VrrpProcessPart([instance()], lambda *_: None, ports="vrrp_child_ports:leaky")
+    await part.start()
+    script = int(pidfile.read_text())
+    try:
+        first = part.pid
+        assert first is not None
+        await until(lambda: says_master(part.views()), 20)
+        with capture_logs() as logs:
+            os.kill(first, signal.SIGKILL)
+            await until(lambda: any(e["event"] == "vrrp.process.died" for e in logs), 20)
+            assert not says_master(part.views())
+        (died,) = [entry for entry in logs if entry["event"] == "vrrp.process.died"]
+        assert died["noticed"] == "process exit"
+        await until(lambda: reaped(first), 20)
+        await until(lambda: part.pid not in (None, first), 20)
+    finally:
+        os.kill(script, signal.SIGKILL)
+        await part.stop()
+
+
+async def test_the_respawn_wait_doubles_for_a_child_that_keeps_dying() -> None:
+    # The child reports its status every half second; that report used to reset the
+    # wait, so it never doubled.
+    part = VrrpProcessPart([instance()], lambda *_: None, ports=PORTS)
+    await part.start()
+    try:
+        with capture_logs() as logs:
+            for restarts in (1, 2):
+                before = part.pid
+                assert before is not None
+                await until(lambda: bool(part.views()), 20)
+                os.kill(before, signal.SIGKILL)
+                await until(lambda r=restarts, b=before: part.restarts() == r  # type: ignore[misc]
+                            and part.pid not in (None, b), 30)
+        waits = [e["restart_in_s"] for e in logs if e["event"] == "vrrp.process.died"]
+        assert waits == [1.0, 2.0]
+    finally:
+        await part.stop()
+
+
+async def test_a_failover_hold_crosses_the_process_and_outlives_a_respawn() -> None:
+    seen: list[tuple[str, str, str]] = []
+    part = VrrpProcessPart([instance()], lambda _n, old, new, reason, _d: seen.append(
+        (old, new, reason)), ports=PORTS)
+    await part.start()
+    try:
+        await until(lambda: ("BACKUP", "MASTER", "master_down_timer") in seen, 20)
+        await part.set_holds({"VI_WEB": "operator failover by uid 0"})
+        await until(lambda: ("MASTER", "BACKUP", "operator_failover") in seen, 20)
+        await until(lambda: bool(part.views()) and part.views()[0].priority_reasons == (
+            "held as backup by haipvs failover",), 20)
+        assert part.views()[0].effective_priority == 1
+        first = part.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        await until(lambda: part.pid not in (None, first), 20)
+        # The new process is held again before anyone asks.
+        await until(lambda: bool(part.views()) and part.views()[0].effective_priority == 1, 20)
+        await part.set_holds({})
+        await until(lambda: bool(part.views()) and part.views()[0].effective_priority == 100, 20)
+        assert part.views()[0].priority_reasons == ()
+    finally:
+        await part.stop()
+
+
+async def test_the_first_process_is_forked_from_the_daemon_and_a_respawn_is_a_new_one() -> None:
+    seen: list[str] = []
+    part = VrrpProcessPart([instance()], lambda _n, _o, new, _r, _d: seen.append(new),
+                           ports=PORTS, fork_first=True)
+    await part.start()
+    try:
+        first = part.pid
+        assert first is not None
+        # Forked: the same executable image, no new interpreter command line.
+        assert Path(f"/proc/{first}/cmdline").read_bytes() == Path(
+            f"/proc/{os.getpid()}/cmdline").read_bytes()
+        await until(lambda: "MASTER" in seen, 20)
+        # The daemon's own signals are untouched by the child: SIGTERM to the child is
+        # the child's graceful stop, and this process (the "daemon") carries on.
+        with capture_logs() as logs:
+            os.kill(first, signal.SIGKILL)
+            await until(lambda: part.pid not in (None, first) and seen.count("MASTER") == 2, 20)
+        assert any(e["event"] == "vrrp.process.died" for e in logs)
+        second = part.pid
+        assert second is not None
+        assert b"child_main" in Path(f"/proc/{second}/cmdline").read_bytes()  # exec'd
+    finally:
+        await part.stop()
+
+
+async def test_the_vrrp_process_ignores_packages_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "python -c" puts the working directory first on sys.path: a vrrp/ or haipvs/
+    # folder there would be imported by the root-owned VRRP process.
+    marker = tmp_path / "imported"
+    for package in ("vrrp", "haipvs"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text(
+            f"open({str(marker)!r}, 'a').write({package!r})\n")
+    monkeypatch.chdir(tmp_path)
+    part = VrrpProcessPart([instance()], lambda *_: None, ports=PORTS)
+    await part.start()
+    try:
+        await until(lambda: says_master(part.views()), 20)
+    finally:
+        await part.stop()
+    assert not marker.exists()
+
+
+async def test_a_forked_process_stops_gracefully_and_leaves_the_daemon_alone() -> None:
+    seen: list[tuple[str, str]] = []
+    part = VrrpProcessPart([instance()], lambda _n, old, new, _r, _d: seen.append((old, new)),
+                           ports=PORTS, fork_first=True)
+    await part.start()
+    child = part.pid
+    assert child is not None
+    await until(lambda: ("BACKUP", "MASTER") in seen, 20)
+    os.kill(child, signal.SIGTERM)  # a signal to the child must not reach our event loop
+    await until(lambda: ("MASTER", "BACKUP") in seen or not alive(child), 20)
+    await part.stop()
+    assert not alive(child)

@@ -17,3 +17,19 @@ def lone_director() -> FakePorts:
 
 def refused() -> FakePorts:
     raise VrrpIoError("open vrrp socket eth0", errno.EPERM)
+
+
+def leaky() -> FakePorts:
+    """A lone director whose socket to the daemon is also held by a long-lived script.
+
+    Its death gives the daemon no end of stream: only the process's exit tells.
+    """
+    import os
+    import subprocess
+    import sys
+
+    fd = int(sys.argv[1])
+    script = subprocess.Popen(["sleep", "60"], pass_fds=(fd,), start_new_session=True)
+    with open(os.environ["HAIPVS_TEST_LEAK_PIDFILE"], "w") as pidfile:
+        pidfile.write(str(script.pid))
+    return lone_director()

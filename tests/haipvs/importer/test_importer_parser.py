@@ -190,13 +190,62 @@ def test_nested_include_resolves_against_its_own_directory() -> None:
     assert stmt.location.file == "/k/sub/b.conf"
 
 
-def test_include_without_match_is_reported_not_fatal() -> None:
+def test_include_pattern_without_match_is_noted_not_fatal() -> None:
+    # An empty conf.d/*.conf is legal: nothing is lost, the translator notes it.
     source = DictSource({"/k/main.conf": "include missing/*.conf\nglobal_defs {\n}\n"})
     parsed = parse_file("/k/main.conf", source=source)
     assert [s.keyword for s in parsed.statements] == ["global_defs"]
+    assert parsed.skipped == ()
+    (empty,) = parsed.empty_includes
+    assert empty.location == Location("/k/main.conf", 1)
+    assert empty.reason == "the pattern matched no files"
+
+
+def test_missing_named_include_is_an_error_at_the_include_line() -> None:
+    # keepalived carries on without it; the import would silently lose every
+    # virtual server the file held.
+    source = DictSource(
+        {
+            "/k/main.conf": (
+                "global_defs {\n}\n  include services.conf\nvirtual_server 1.2.3.4 80 {\n}\n"
+            )
+        }
+    )
+    with pytest.raises(KeepalivedSyntaxError) as caught:
+        parse_file("/k/main.conf", source=source)
+    assert caught.value.location == Location("/k/main.conf", 3)
+    assert caught.value.message == (
+        "include /k/services.conf: no such file (the import would lose its content)"
+    )
+
+
+def test_comments_attach_to_the_next_statement_and_to_their_line() -> None:
+    text = (
+        "! header\n"
+        "\n"
+        "# the web pair\n"
+        "vrrp_instance VI_1 {\n"
+        "    priority 150   # primary director\n"
+        '    auth_pass "a#b"\n'
+        "}\n"
+    )
+    (stmt,) = parse_text(text).statements
+    assert stmt.comments == ("header", "the web pair")
+    priority, auth = stmt.block or ()
+    assert priority.comments == ("primary director",)
+    assert auth.args == ("a#b",)
+    assert auth.comments == ()
+
+
+def test_skipped_conditional_line_names_the_missing_config_id() -> None:
+    parsed = parse_text("@high priority 170\n")
     (skipped,) = parsed.skipped
-    assert skipped.location == Location("/k/main.conf", 1)
-    assert skipped.reason == "include matched no files"
+    assert skipped.reason == (
+        "used only when keepalived runs with -i high; "
+        "this import ran without --config-id (as keepalived without -i)"
+    )
+    (other,) = parse_text("@high priority 170\n", config_id="low").skipped
+    assert other.reason.endswith("this import used --config-id low")
 
 
 def test_include_cycle_is_refused() -> None:
@@ -231,10 +280,7 @@ def test_dropped_conditional_lines_are_reported_with_location() -> None:
     assert parsed.statements == ()
     (skipped,) = parsed.skipped
     assert skipped.location == Location("c.conf", 1)
-    assert (
-        skipped.reason
-        == "used only when keepalived runs with -i high; this import used config id None"
-    )
+    assert skipped.reason.startswith("used only when keepalived runs with -i high; ")
 
 
 def test_definitions_are_substituted() -> None:
@@ -327,3 +373,23 @@ def test_any_tree_written_any_valid_way_reads_back(data: st.DataObject) -> None:
         lines += _render(statement, data.draw)
     parsed = parse_text("\n".join(lines) + "\n", "p.conf")
     assert _shape(parsed.statements) == _shape(tree)
+
+
+def test_exponential_parameter_substitution_is_refused_at_its_line() -> None:
+    # Each definition names the previous one ten times: eight passes would make the
+    # line 10^8 characters long.
+    names = "ABCDEFGHI"
+    text = "$A=xxxxxxxxxx\n" + "".join(
+        f"${names[i + 1]}={('$' + names[i] + ' ') * 10}\n" for i in range(8)
+    ) + "global_defs {\n router_id $I\n}\n"
+    with pytest.raises(KeepalivedSyntaxError) as err:
+        parse_text(text, "bomb.conf")
+    assert str(err.value) == (
+        "bomb.conf:11: parameter substitution makes this line longer than 65536 characters"
+    )
+
+
+def test_a_long_but_bounded_substitution_still_works() -> None:
+    text = "$A=192.0.2.1 192.0.2.2\n$B=$A $A $A\nvirtual_ipaddress {\n $B $B\n}\n"
+    (block,) = parse_text(text, "ok.conf").statements
+    assert words(block.block or ()) == [("192.0.2.1", "192.0.2.2") * 6]

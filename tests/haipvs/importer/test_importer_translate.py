@@ -115,7 +115,7 @@ def test_priority_255_is_the_address_owner() -> None:
 def test_positive_track_weights_are_folded_into_the_priority() -> None:
     text = """\
 vrrp_script chk_proxy {
-    script "/usr/bin/pgrep haproxy"
+    script "/usr/local/bin/check-proxy --deep"
     interval 2
     weight 10
     rise 2
@@ -152,7 +152,7 @@ vrrp_instance A {
         "scripts": [
             {
                 "name": "chk_proxy",
-                "command": ["/usr/bin/pgrep", "haproxy"],
+                "command": ["/usr/local/bin/check-proxy", "--deep"],
                 "interval": 2,
                 "weight": -10,
                 "rise": 2,
@@ -201,10 +201,107 @@ vrrp_instance A {
     scripts = t.config["vrrp"][0]["track"]["scripts"]
     assert scripts[0]["command"] == ["/bin/bash", "-c", "</dev/tcp/127.0.0.1/80"]
     assert scripts[0]["weight"] == -7
-    assert scripts[1]["command"] == ["/usr/bin/env", "killall", "-0", "sshd"]
-    assert scripts[1]["timeout"] == 2  # cut to the interval, which haipvs requires
+    # `killall -0 sshd` asks only whether sshd runs: a native track_process.
+    assert len(scripts) == 1
+    assert t.config["vrrp"][0]["track"]["processes"] == [
+        {"name": "chk_proc", "process": "sshd", "interval": 2, "weight": 0}
+    ]
     assert findings(t, Severity.NOTE) == [(2, "script"), (5, "vrrp_script"), (6, "script")]
     validated(t)
+
+
+PROCESS_TRACKING = """\
+vrrp_script chk_haproxy {
+    script "killall -0 haproxy"
+    interval 2
+    rise 2
+    fall 3
+}
+vrrp_script chk_nginx {
+    script "/usr/bin/pgrep nginx"
+}
+vrrp_script chk_many {
+    script "pgrep -f nginx"
+}
+vrrp_track_process track_sshd {
+    process /usr/sbin/sshd -D
+    param_match partial
+    weight -10
+    delay 1.5
+}
+track_file maint {
+    file /run/keepalived/maint
+    weight -5
+}
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    priority 100
+    virtual_ipaddress {
+        192.0.2.10/24
+    }
+    track_script {
+        chk_haproxy
+        chk_nginx weight 20
+        chk_many weight -1
+    }
+    track_process {
+        track_sshd
+    }
+    track_file {
+        maint weight -7
+    }
+}
+"""
+
+
+def test_process_scripts_track_process_and_track_file_become_native_trackers() -> None:
+    t = convert(PROCESS_TRACKING)
+    assert t.complete
+    (instance,) = t.config["vrrp"]
+    assert instance["priority"] == 120  # chk_nginx's +20 folded, as for scripts
+    track = instance["track"]
+    assert track["scripts"][0]["command"] == ["/usr/bin/env", "pgrep", "-f", "nginx"]
+    assert track["processes"] == [
+        # rise/fall of a 2 s script: the same reaction time as delays.
+        {
+            "name": "chk_haproxy",
+            "process": "haproxy",
+            "interval": 2,
+            "fork_delay": 2,
+            "terminate_delay": 4,
+            "weight": 0,
+        },
+        {"name": "chk_nginx", "process": "nginx", "interval": 1.0, "weight": -20},
+        {
+            "name": "track_sshd",
+            "process": "/usr/sbin/sshd",
+            "args": ["-D"],
+            "param_match": "partial",
+            "fork_delay": 1.5,
+            "terminate_delay": 1.5,
+            "weight": -10,
+        },
+    ]
+    assert track["files"] == [{"name": "maint", "path": "/run/keepalived/maint", "weight": -7}]
+    notes = {(f.location.line, f.message) for f in t.findings if f.severity is Severity.NOTE}
+    assert (2, "`killall -0 haproxy` becomes track_process 'haproxy' (read from /proc)") in notes
+    assert any("matches it exactly" in message for line, message in notes if line == 8)
+    config = validated(t)
+    assert [p.name for p in config.vrrp[0].track.processes] == [
+        "chk_haproxy",
+        "chk_nginx",
+        "track_sshd",
+    ]
+
+
+def test_track_file_init_file_and_unknown_tracker_are_located() -> None:
+    t = convert(
+        "track_file f {\n file /run/f\n init_file 0 overwrite\n}\n"
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n"
+        " virtual_ipaddress {\n 192.0.2.1\n }\n track_file {\n f\n g\n }\n}\n"
+    )
+    assert findings(t, Severity.UNSUPPORTED) == [(3, "init_file"), (13, "g")]
 
 
 def test_authentication_use_vmac_and_virtual_routes_fail_the_import() -> None:
@@ -302,15 +399,36 @@ vrrp_instance VI_B {
     assert validated(t).sync_groups[0].instances == ("VI_A", "VI_B")
 
 
-def test_sync_group_notify_scripts_are_unsupported() -> None:
+def test_sync_group_notify_scripts_become_the_groups_notify() -> None:
+    t = convert(
+        "vrrp_sync_group G {\n group {\n A\n B\n }\n notify_master /bin/true\n"
+        ' notify_fault "/usr/local/bin/alert fault"\n notify /usr/local/bin/any\n}\n'
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n"
+        " virtual_ipaddress {\n 192.0.2.1\n }\n}\n"
+        "vrrp_instance B {\n interface eth0\n virtual_router_id 2\n"
+        " virtual_ipaddress {\n 192.0.2.2\n }\n}\n"
+    )
+    assert t.config["sync_groups"] == [
+        {
+            "name": "G",
+            "instances": ["A", "B"],
+            "notify": {"master": ["/bin/true"], "fault": ["/usr/local/bin/alert", "fault"]},
+        }
+    ]
+    assert findings(t, Severity.UNSUPPORTED) == [(8, "notify")]  # the generic script
+    config = validated(t)
+    assert config.sync_groups[0].notify.master == ("/bin/true",)
+
+
+def test_notify_scripts_of_a_group_of_one_are_not_lost_silently() -> None:
     t = convert(
         "vrrp_sync_group G {\n group {\n A\n }\n notify_master /bin/true\n}\n"
         "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n"
         " virtual_ipaddress {\n 192.0.2.1\n }\n}\n"
     )
-    assert findings(t, Severity.UNSUPPORTED) == [(5, "notify_master")]
     assert "sync_groups" not in t.config  # one member synchronises nothing
     assert (1, "vrrp_sync_group") in findings(t, Severity.NOTE)
+    assert findings(t, Severity.UNSUPPORTED) == [(1, "vrrp_sync_group")]
 
 
 VIRTUAL_SERVER = """\
@@ -365,7 +483,7 @@ def test_virtual_server_with_a_shared_check() -> None:
         "scheduler": "wrr",
         "forwarding": "dr",
         "persistence": {"timeout": 300, "netmask": "255.255.255.0"},
-        "quorum": {"min_up": 2, "hysteresis": 1},
+        "quorum": {"min_weight": 2, "hysteresis": 1},  # keepalived sums live weights
         "sorry_server": "10.0.0.250:80",
         "inhibit_on_failure": True,
         # identical checks on every real server become the service's default
@@ -517,25 +635,26 @@ def test_vrrp2_password_is_kept_for_the_keepalived_peer() -> None:
     validated(v3)
 
 
-def test_smtp_check_becomes_tcp_and_other_hosts_are_unsupported() -> None:
+def test_smtp_check_becomes_smtp_and_other_hosts_are_unsupported() -> None:
     t = convert(
         "virtual_server 192.0.2.1 25 {\n real_server 10.0.0.1 25 {\n SMTP_CHECK {\n"
         " helo_name x\n host {\n connect_ip 10.9.9.9\n }\n }\n }\n}\n"
     )
-    assert t.config["virtual_servers"][0]["check"]["type"] == "tcp"
-    assert findings(t, Severity.DROPPED) == [(3, "SMTP_CHECK")]
+    check = t.config["virtual_servers"][0]["check"]
+    assert (check["type"], check["port"], check["helo_name"]) == ("smtp", 25, "x")
+    assert findings(t, Severity.DROPPED) == []
     assert findings(t, Severity.UNSUPPORTED) == [(5, "host")]
 
 
-def test_ping_check_and_two_checkers_are_unsupported() -> None:
+def test_two_checkers_on_one_real_server_are_unsupported() -> None:
     t = convert(
         "virtual_server 192.0.2.1 53 {\n protocol UDP\n real_server 10.0.0.1 53 {\n"
         " PING_CHECK {\n }\n }\n real_server 10.0.0.2 53 {\n UDP_CHECK {\n }\n"
         " DNS_CHECK {\n name example.org\n }\n }\n}\n"
     )
-    assert findings(t, Severity.UNSUPPORTED) == [(4, "PING_CHECK"), (10, "DNS_CHECK")]
+    assert findings(t, Severity.UNSUPPORTED) == [(10, "DNS_CHECK")]
     rs = t.config["virtual_servers"][0]["real_servers"]
-    assert "check" not in rs[0]
+    assert rs[0]["check"]["type"] == "ping"
     assert rs[1]["check"]["type"] == "udp"
 
 
@@ -543,13 +662,20 @@ def test_quorum_scripts_and_global_ipvs_settings() -> None:
     t = convert(
         "global_defs {\n lvs_timeouts tcp 900 tcpfin 30 udp 60\n"
         " lvs_sync_daemon eth1 VI_1 id 5\n}\n"
-        "virtual_server 192.0.2.1 80 {\n quorum_up /bin/up\n}\n"
+        "virtual_server 192.0.2.1 80 {\n quorum 3\n quorum_up /bin/up\n"
+        ' quorum_down "/usr/local/bin/withdraw 192.0.2.1"\n}\n'
     )
     assert t.config["ipvs"] == {
         "timeouts": {"tcp": 900, "tcpfin": 30, "udp": 60},
         "sync_daemon": {"interface": "eth1", "instance": "VI_1", "syncid": 5},
     }
-    assert findings(t, Severity.UNSUPPORTED) == [(6, "quorum_up")]
+    assert t.complete
+    (service,) = t.config["virtual_servers"]
+    assert service["quorum"] == {
+        "min_weight": 3,
+        "up": ["/bin/up"],
+        "down": ["/usr/local/bin/withdraw", "192.0.2.1"],
+    }
 
 
 def test_render_puts_findings_beside_their_item_and_counts_them() -> None:
@@ -604,18 +730,80 @@ def test_command_reports_syntax_errors_with_location(tmp_path: Path) -> None:
     assert err.getvalue().startswith(f"{conf}:1: error: block 'vrrp_instance' is not closed")
 
 
-def test_command_refuses_output_that_does_not_validate(tmp_path: Path) -> None:
-    # An IPv6 VIP with a VRRPv2 instance translates word for word, and the config
-    # package refuses it (RFC 3768 is IPv4 only): the command must not exit 0.
+def test_command_refuses_output_that_does_not_validate_at_the_keepalived_line(
+    tmp_path: Path,
+) -> None:
+    # A VRID keepalived would refuse too translates word for word and the config
+    # package refuses it: the command must not exit 0, and the error points at the
+    # keepalived block the item came from, not only at the output's line.
     conf = tmp_path / "keepalived.conf"
     conf.write_text(
-        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n version 2\n"
-        " virtual_ipaddress {\n 2001:db8::1\n }\n}\n"
+        "global_defs {\n router_id a\n}\n"
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 300\n"
+        " virtual_ipaddress {\n 192.0.2.1\n }\n}\n"
     )
     out, err = io.StringIO(), io.StringIO()
     assert run_import(str(conf), out, err) == 1
     assert "does not validate" in err.getvalue()
-    assert "VRRPv2 carries IPv4 only" in err.getvalue()
+    (line,) = [x for x in err.getvalue().splitlines() if ": error: vrrp[0].vrid" in x]
+    assert line.startswith(f"{conf}:4: error: vrrp[0].vrid: ")
+    assert "<import>" not in err.getvalue()
+    assert line.endswith(")") and "(output line " in line
+
+
+def test_ipv6_instance_becomes_vrrpv3_as_keepalived_runs_it() -> None:
+    t = convert(
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n"
+        " virtual_ipaddress {\n 2001:db8::1/64\n }\n}\n"
+    )
+    (instance,) = t.config["vrrp"]
+    assert instance["version"] == 3
+    assert findings(t, Severity.NOTE) == [(1, "vrrp_instance")]
+    assert t.complete
+    validated(t)
+
+
+def test_mixed_family_instance_is_refused_with_a_reason() -> None:
+    t = convert(
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n"
+        " virtual_ipaddress {\n 192.0.2.1\n 2001:db8::1\n }\n}\n"
+    )
+    assert findings(t, Severity.UNSUPPORTED) == [(1, "vrrp_instance")]
+    assert "split it into an IPv4 and an IPv6 instance" in t.unsupported[0].message
+
+
+def test_group_members_share_check_and_real_servers_through_yaml_anchors() -> None:
+    t = convert(
+        "virtual_server_group G {\n 10.0.0.1 80\n 10.0.0.2 80\n 10.0.0.3 80\n}\n"
+        "virtual_server group G {\n lb_kind DR\n"
+        " real_server 192.168.0.1 80 {\n  TCP_CHECK {\n   connect_timeout 2\n  }\n }\n}\n"
+    )
+    text = render_yaml(t)
+    assert text.count("check: &group_G_check") == 1
+    assert text.count("check: *group_G_check") == 2
+    assert text.count("real_servers: &group_G_real_servers") == 1
+    assert text.count("real_servers: *group_G_real_servers") == 2
+    assert text.count("192.168.0.1") == 1
+    services = validated(t).virtual_servers
+    assert len(services) == 3
+    assert services[0].real_servers == services[2].real_servers
+
+
+def test_source_comments_are_carried_beside_their_item() -> None:
+    t = convert(
+        "# web pair, rack 3\nvrrp_instance A {\n interface eth0\n"
+        " virtual_router_id 1   # agreed with the network team\n"
+        " virtual_ipaddress {\n 192.0.2.1\n }\n}\n"
+    )
+    text = render_yaml(t)
+    assert "  # | web pair, rack 3\n" in text
+    assert "  # | virtual_router_id (line 4): agreed with the network team\n" in text
+    validated(t)
+
+
+def test_empty_include_pattern_is_noted() -> None:
+    t = translate(parse_text("include /nonexistent-dir/*.conf\n", "k.conf"), "k.conf")
+    assert [(f.keyword, f.severity) for f in t.findings] == [("include", Severity.NOTE)]
 
 
 @pytest.mark.parametrize("config_id, priority", [(None, 100), ("high", 170)])
@@ -676,4 +864,59 @@ def test_old_unicast_checksum_on_a_multicast_instance_is_dropped() -> None:
     )
     assert findings(t, Severity.DROPPED) == [(5, "old_unicast_checksum")]
     assert "unicast_checksum" not in t.config["vrrp"][0]
+    validated(t)
+
+
+def test_ping_check_becomes_the_native_ping_check() -> None:
+    t = convert(
+        "virtual_server 192.0.2.1 53 {\n protocol UDP\n delay_loop 4\n"
+        " real_server 10.0.0.1 53 {\n  PING_CHECK {\n   retry 2\n   connect_timeout 2\n  }\n }\n"
+        " real_server 10.0.0.2 53 {\n  PING_CHECK {\n   retry 2\n   connect_timeout 2\n  }\n }\n"
+        "}\n"
+    )
+    assert t.complete
+    (service,) = t.config["virtual_servers"]
+    assert service["check"] == {
+        "type": "ping",
+        "interval": 4.0,
+        "timeout": 2.0,
+        "rise": 1,
+        "fall": 3,
+        "alpha": False,
+    }
+    validated(t)
+
+
+def test_command_stops_at_a_missing_include_with_its_line(tmp_path: Path) -> None:
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text("global_defs {\n router_id a\n}\ninclude services.conf\n")
+    out, err = io.StringIO(), io.StringIO()
+    assert run_import(str(conf), out, err) == 1
+    assert out.getvalue() == ""  # never `virtual_servers: []` in place of the lost file
+    assert err.getvalue() == (
+        f"{conf}:4: error: include {tmp_path}/services.conf: no such file "
+        "(the import would lose its content)\n"
+    )
+
+
+def test_a_vrrp_script_without_script_is_removed_as_keepalived_does() -> None:
+    t = convert(
+        "vrrp_script chk {\n interval 2\n}\n"
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n"
+        " virtual_ipaddress {\n 192.0.2.1\n }\n track_script {\n chk\n typo\n }\n}\n"
+    )
+    assert findings(t, Severity.DROPPED) == [(1, "vrrp_script"), (11, "chk")]
+    assert findings(t, Severity.UNSUPPORTED) == [(12, "typo")]  # never defined: flagged
+    assert "track" not in t.config["vrrp"][0]
+
+
+def test_notify_fifo_becomes_the_director_fifo() -> None:
+    t = convert(
+        "global_defs {\n notify_fifo /run/keepalived.fifo root\n"
+        " vrrp_notify_fifo /run/keepalived.fifo\n lvs_notify_fifo /run/other.fifo\n"
+        " notify_fifo_script /usr/local/bin/reader\n}\n"
+    )
+    assert t.config["director"] == {"notify_fifo": "/run/keepalived.fifo"}
+    assert findings(t, Severity.NOTE) == [(2, "notify_fifo"), (3, "vrrp_notify_fifo")]
+    assert findings(t, Severity.UNSUPPORTED) == [(4, "lvs_notify_fifo"), (5, "notify_fifo_script")]
     validated(t)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 
 from haipvs.ipvs.desired import (
+    AdminState,
+    AdminView,
     HealthView,
     Note,
     ServiceSpec,
     build_desired,
     desired_table,
-    effective_weight,
     with_drains,
 )
 from haipvs.ipvs.model import Dest, DestKey, IpvsTable, OpReason, Service, ServiceKey
@@ -57,10 +58,6 @@ def test_slow_start_scales_the_weight_never_below_one() -> None:
     result = build_desired([spec()], health)
     assert dests(result.table) == {RS1: 1, RS2: 2, RS3: 2}
     assert result.notes[(VS, RS3)].reason is OpReason.SLOW_START
-    assert effective_weight(0, 0.5) == 0
-    assert effective_weight(10, 0.0) == 1
-    assert effective_weight(10, 0.25) == 2  # round half to even: 2.5 -> 2
-    assert effective_weight(10, 1.0) == 10
 
 
 def test_below_quorum_only_the_sorry_server_serves() -> None:
@@ -114,3 +111,42 @@ def test_spec_validation() -> None:
         HealthView(True, weight_factor=1.5)
     with pytest.raises(ValueError):
         build_desired([spec(), spec()], {})
+
+
+# --- operator overrides (haipvs drain / haipvs maintenance) -------------------------------
+
+DRAINED = AdminView(AdminState.DRAIN, "uid 0")
+MAINT = AdminView(AdminState.MAINTENANCE, "uid 0")
+
+
+def test_a_drained_real_server_stays_at_weight_zero_with_the_operators_reason() -> None:
+    result = build_desired([spec()], {}, admin={(VS, RS2): DRAINED})
+    assert dests(result.table) == {RS1: 1, RS2: 0, RS3: 4}
+    assert result.notes[(VS, RS2)] == Note(OpReason.OPERATOR_DRAIN, "uid 0")
+
+
+def test_a_real_server_in_maintenance_leaves_the_live_table() -> None:
+    # Leaving the live table is what makes drain.py drain then delete it.
+    result = build_desired([spec(inhibit_on_failure=True)], {}, admin={(VS, RS2): MAINT})
+    assert dests(result.table) == {RS1: 1, RS3: 4}
+    assert result.notes[(VS, RS2)] == Note(OpReason.OPERATOR_MAINTENANCE, "uid 0")
+
+
+def test_a_down_real_server_stays_out_even_when_drained() -> None:
+    result = build_desired([spec()], {(VS, RS2): DOWN}, admin={(VS, RS2): DRAINED})
+    assert dests(result.table) == {RS1: 1, RS3: 4}
+    assert result.notes[(VS, RS2)].reason is OpReason.HEALTH_DOWN
+
+
+def test_drained_and_maintenance_servers_do_not_count_for_the_quorum() -> None:
+    admin = {(VS, RS1): DRAINED, (VS, RS2): MAINT}
+    result = build_desired([spec(min_up=2, sorry_server=SORRY)], {}, admin=admin)
+    assert dests(result.table) == {SORRY.key: 1}
+    assert build_desired([spec(min_up=2)], {}, admin={(VS, RS1): DRAINED}).table[VS].dests[
+        RS1].weight == 0
+
+
+def test_an_override_of_another_service_changes_nothing() -> None:
+    other = ServiceKey.tcp("198.51.100.99", 80)
+    assert dests(desired_table([spec()], {})) == dests(
+        build_desired([spec()], {}, admin={(other, RS1): MAINT}).table)

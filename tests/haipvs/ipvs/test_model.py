@@ -50,18 +50,18 @@ def test_addresses_are_normalised_so_equal_keys_compare_equal() -> None:
 
 
 @pytest.mark.parametrize(
-    "build",
+    ("build", "reason"),
     [
-        lambda: ServiceKey.tcp("not-an-ip", 80),
-        lambda: ServiceKey.tcp("192.0.2.1", 70000),
-        lambda: ServiceKey(Protocol.TCP, None, 80),
-        lambda: ServiceKey(fwmark=5, protocol=Protocol.TCP),
-        lambda: ServiceKey.for_fwmark(0),
-        lambda: DestKey("10.0.0.1", -1),
+        (lambda: ServiceKey.tcp("not-an-ip", 80), r"^not an IP address: 'not-an-ip'"),
+        (lambda: ServiceKey.tcp("192.0.2.1", 70000), r"^service port must be 0\.\.65535"),
+        (lambda: ServiceKey(Protocol.TCP, None, 80), r"^an address service needs protocol"),
+        (lambda: ServiceKey(fwmark=5, protocol=Protocol.TCP), r"^a fwmark service has no proto"),
+        (lambda: ServiceKey.for_fwmark(0), r"^fwmark must be 1\.\.4294967295, got 0"),
+        (lambda: DestKey("10.0.0.1", -1), r"^real server port must be 0\.\.65535, got -1"),
     ],
 )
-def test_invalid_keys_raise(build: object) -> None:
-    with pytest.raises(ValueError):
+def test_invalid_keys_raise(build: object, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
         build()  # type: ignore[operator]
 
 

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from haipvs.ipvs.desired import HealthView, ServiceSpec, desired_table
+from haipvs.ipvs.desired import AdminState, AdminView, HealthView, ServiceSpec, desired_table
 from haipvs.ipvs.errors import EBUSY, ENOENT
 from haipvs.ipvs.fake import FakeIpvsKernel
 from haipvs.ipvs.kernel import BatchIpvsKernel, IpvsKernel
@@ -857,3 +857,47 @@ def test_every_difference_made_behind_our_back_is_repaired_as_drift(
         assert p.status().drift_repairs == len(repaired)
 
     asyncio.run(scenario())
+
+
+async def test_an_operator_drain_survives_drift_repair_and_a_manual_weight_does_not(
+    logs: Logs,
+) -> None:
+    kernel = FakeIpvsKernel(web_table())
+    p = IpvsProgrammer(kernel)
+    p.set_specs([web()])
+    await p.sync()
+    kernel.set_stats(VS, RS2, DestStats(active_conns=3))
+    p.set_admin({(VS, RS2): AdminView(AdminState.DRAIN, "haipvs drain by uid 0")})
+    await p.sync()
+    assert kernel.table.dest(VS, RS2) == Dest(RS2, weight=0)
+    (line,) = events(logs, "ipvs.dest.updated")
+    assert (line["rs"], line["reason"]) == ("10.0.0.12:80", "operator_drain")
+    # Connections do not end the operator's drain: the server stays, at weight 0.
+    kernel.set_stats(VS, RS2, DestStats())
+    await p.sync()
+    assert kernel.table.dest(VS, RS2) == Dest(RS2, weight=0)
+    # ipvsadm -e -w 5 by hand is drift: reverted to the drained weight 0.
+    kernel.tamper_set_weight(VS, RS2, 5)
+    await p.sync()
+    assert kernel.table.dest(VS, RS2) == Dest(RS2, weight=0)
+    kernel.clear_log()
+    p.set_admin({})
+    await p.sync()
+    assert kernel.op_log == [UpdateDest(VS, Dest(RS2, weight=2), OpReason.WEIGHT_CHANGED,
+                                        "weight 0->2")]
+
+
+async def test_maintenance_drains_then_deletes_the_real_server(logs: Logs) -> None:
+    kernel = FakeIpvsKernel(web_table())
+    p = IpvsProgrammer(kernel)
+    p.set_specs([web()])
+    await p.sync()
+    kernel.set_stats(VS, RS2, DestStats(active_conns=1))
+    p.set_admin({(VS, RS2): AdminView(AdminState.MAINTENANCE, "haipvs maintenance by uid 0")})
+    await p.sync()
+    assert kernel.table.dest(VS, RS2) == Dest(RS2, weight=0)
+    (line,) = events(logs, "ipvs.dest.drain.started")
+    assert line["detail"].startswith("operator_maintenance: haipvs maintenance by uid 0")
+    kernel.set_stats(VS, RS2, DestStats())
+    await p.sync()
+    assert kernel.table.dest(VS, RS2) is None

@@ -1,5 +1,9 @@
 """`haipvs check-config FILE`: validate a file the way the daemon would, touching nothing.
 
+The verdict is haipvs.daemon.accept's, the gate the daemon itself passes at start and at
+every reload: the same file permission, script safety, API and host (interface) checks.
+``--offline`` skips the host facts, for a file written for another machine.
+
 Exit 0 with a one-line summary and any warnings; exit 1 with one line per error
 (``FILE:LINE: key.path: message``), then the warnings. Everything goes to stdout so that
 `haipvs check-config f | wc -l` counts the problems. The kernel, the network and the
@@ -9,10 +13,13 @@ running daemon are never contacted.
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from haipvs.config.load import ConfigInvalid, load_config
+from haipvs.config.load import ConfigInvalid
 from haipvs.config.model import Config
+
+if TYPE_CHECKING:
+    from haipvs.daemon.accept import HostFacts
 
 __all__ = ["check_config_command", "summarize"]
 
@@ -33,11 +40,18 @@ def summarize(config: Config) -> str:
     )
 
 
-def check_config_command(path: str, out: TextIO | None = None) -> int:
-    """Validate ``path``; print the verdict; return the exit status (0 valid, 1 not)."""
+def check_config_command(
+    path: str, out: TextIO | None = None, *, offline: bool = False, host: HostFacts | None = None
+) -> int:
+    """Validate ``path``; print the verdict; return the exit status (0 valid, 1 not).
+
+    ``host``: the host facts to check against (default: this host)."""
+    # Imported here: the gate pulls in the compiler (vrrp, checkers, haipvs.ipvs).
+    from haipvs.daemon.accept import accept_config
+
     stream = out if out is not None else sys.stdout
     try:
-        loaded = load_config(path)
+        loaded = accept_config(path, offline=offline, host=host).loaded
     except ConfigInvalid as invalid:
         for error in invalid.errors:
             print(error, file=stream)

@@ -22,10 +22,10 @@ against loop.sock_connect, asyncio.open_connection and aiohttp on one loopback s
 (why the probes are hand-rolled).
 
 Usage:
-    .venv/bin/python bench/checkers.py            # both parts (part 1 via `haipvs lab run`)
-    .venv/bin/python bench/checkers.py native     # part 2 only
-    .venv/bin/python bench/checkers.py probes     # probe cost comparison only
-    .venv/bin/haipvs lab run -- .venv/bin/python bench/checkers.py lab   # part 1 only
+    python bench/checker_cost.py            # both parts (part 1 via `haipvs lab run`)
+    python bench/checker_cost.py native     # part 2 only
+    python bench/checker_cost.py probes     # probe cost comparison only
+    haipvs lab run -- python bench/checker_cost.py lab   # part 1 only
 
 The real servers here are a lean selectors loop in their own process (accept, answer
 HTTP, close): the lab's asyncio-streams server (haipvs/lab/servers.py) costs about a
@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import ipaddress
 import logging
 import os
@@ -51,16 +50,11 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from haipvs.lab.topology import BuiltTopology
 
-ROOT = Path(__file__).resolve().parent.parent
-# This file is named like the package it measures: keep bench/ off the import path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
-sys.path.insert(0, str(ROOT))
 
 HTTP_ANSWER = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n"
 
@@ -71,15 +65,6 @@ KEEPALIVED_REFERENCE_MS = {"tcp": 0.46, "http": 0.70}
 def address_range(first: str, count: int) -> list[str]:
     start = ipaddress.IPv4Address(first)
     return [str(start + i) for i in range(count)]
-
-
-def package(name: str) -> ModuleType:
-    """Import the measured package by name.
-
-    This file is itself named checkers.py, so a static `from checkers import ...`
-    would make type checkers resolve this file instead of the package.
-    """
-    return importlib.import_module(name)
 
 
 def log_line(text: str) -> None:
@@ -182,14 +167,7 @@ def quiet_logs() -> None:
 def assignments_for(
     kind: str, addresses: Sequence[str], port: int, interval: float
 ) -> dict[Any, Any]:
-    checkers = package("checkers")
-    BackendId, HttpCheck, TcpCheck, Timing, Target = (  # noqa: N806 - the package's class names
-        checkers.BackendId,
-        checkers.HttpCheck,
-        checkers.TcpCheck,
-        checkers.Timing,
-        checkers.Target,
-    )
+    from checkers import BackendId, HttpCheck, Target, TcpCheck, Timing
 
     timing = Timing(interval=interval, timeout=1.0, rise=2, fall=2)
     spec = TcpCheck(timing) if kind == "tcp" else HttpCheck(timing, tls=False, path="/")
@@ -203,7 +181,7 @@ def assignments_for(
 async def run_checker(kind: str, addresses: Sequence[str], port: int, interval: float) -> None:
     """The measured haipvs checker process of part 1: a CheckerPool until SIGTERM."""
     raise_fd_limit()
-    CheckerPool = package("checkers").CheckerPool  # noqa: N806
+    from checkers import CheckerPool
 
     quiet_logs()
     pool = CheckerPool(on_change=lambda change: None, fail_open=None)
@@ -298,7 +276,7 @@ def percentile(samples: Sequence[float], fraction: float) -> float:
 async def native_checks(
     count: int, interval: float, warmup: float, window: float
 ) -> dict[str, float]:
-    CheckerPool = package("checkers").CheckerPool  # noqa: N806
+    from checkers import CheckerPool
 
     quiet_logs()
     addresses = address_range("127.1.0.1", count)
@@ -361,8 +339,7 @@ async def probe_costs(checks: int, concurrency: int) -> dict[str, float]:
     """
     import aiohttp
 
-    tcp = package("checkers.tcp")
-    http = package("checkers.http")
+    from checkers import http, tcp
     port = 18081
     server = start_server((), [f"127.0.0.1/1:{port}"])
     loop = asyncio.get_running_loop()
@@ -691,7 +668,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     lab = subprocess.run(
         [
-            str(ROOT / ".venv/bin/haipvs"),
+            sys.executable,
+            "-m",
+            "haipvs",
             "lab",
             "run",
             "--timeout",

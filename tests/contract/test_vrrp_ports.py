@@ -1,0 +1,250 @@
+"""One contract for the VRRP ports: the strict fakes and the Linux ports behave alike.
+
+Every test runs twice: against the fakes of ``vrrp/fake.py`` (anywhere) and against the
+Linux ports of ``vrrp/linux.py`` in two fresh network namespaces of the lab kernel joined
+by a veth pair (``lab`` marker). What the kernel does is the truth; this suite keeps the
+fakes that the runner's tests stand on honest, as ``test_ipvs_kernel.py`` does for IPVS:
+
+- ``VipAddresses`` is idempotent like ``ip addr replace`` / ``del`` and reports a missing
+  interface as ENODEV;
+- ``LinkMonitor`` reports oper state, calls an unknown interface down and streams each
+  change once, in order;
+- ``AdvertLink`` carries a payload to the other node with TTL 255, source and destination
+  as sent, never echoes our own advert, and fails with EBADF once closed.
+
+A real port is bound to the namespace it is used in (sockets at creation, interface names
+at each call), so each real test body runs with the thread inside node A's namespace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from ipaddress import IPv4Address, ip_interface
+from typing import Any, TypeVar
+
+import pytest
+
+from vrrp.fake import FakeLinkMonitor, FakeSegment, FakeVipAddresses
+from vrrp.packet import VRRP_MULTICAST_V4, Advertisement, encode_advert
+from vrrp.ports import AdvertLink, LinkEvent, LinkMonitor, VipAddresses, VrrpIoError
+
+A4 = IPv4Address("192.0.2.1")
+B4 = IPv4Address("192.0.2.2")
+VIP4 = ip_interface("192.0.2.100/24")
+VIP6 = ip_interface("2001:db8::100/64")
+T = TypeVar("T")
+
+
+@dataclass
+class Ports:
+    """Node A's VIP addresses and link monitor, made inside the test's event loop."""
+
+    addresses: VipAddresses
+    monitor: LinkMonitor
+    close: Callable[[], None]
+
+
+@dataclass
+class World:
+    """Node A's ports and a way to open one link on A and one on B, on one segment."""
+
+    make_ports: Callable[[], Ports]
+    open_links: Callable[[], Awaitable[tuple[AdvertLink, AdvertLink]]]
+    set_link_up: Callable[[bool], None]
+    enter: Callable[[], contextlib.AbstractContextManager[None]]
+
+    def run(self, body: Callable[[Ports], Awaitable[T]]) -> T:
+        async def main() -> T:
+            ports = self.make_ports()
+            try:
+                return await body(ports)
+            finally:
+                ports.close()
+
+        with self.enter():
+            return asyncio.run(main())
+
+
+def _fake_world() -> World:
+    segment = FakeSegment()
+    monitor = FakeLinkMonitor({"eth0": True})
+
+    async def open_links() -> tuple[AdvertLink, AdvertLink]:
+        return segment.attach(A4), segment.attach(B4)
+
+    return World(
+        make_ports=lambda: Ports(FakeVipAddresses(["eth0"]), monitor, monitor.close),
+        open_links=open_links,
+        set_link_up=lambda up: monitor.set_link("eth0", up),
+        enter=contextlib.nullcontext,
+    )
+
+
+@contextlib.contextmanager
+def _in_netns(name: str) -> Iterator[None]:
+    from pyroute2 import netns
+
+    netns.pushns(name)
+    try:
+        yield
+    finally:
+        netns.popns()
+
+
+@contextlib.contextmanager
+def _real_world() -> Iterator[World]:
+    from haipvs.lab.topology import Endpoint, Host, Topology, Veth, build
+    from vrrp.linux import LinuxVipAddresses, NetlinkLinkMonitor, open_advert_link
+
+    topology = Topology(
+        hosts=(Host("a"), Host("b")),
+        links=(
+            Veth(
+                Endpoint("a", "eth0", (f"{A4}/24",)),
+                Endpoint("b", "eth0", (f"{B4}/24",)),
+            ),
+        ),
+    )
+    with build(topology, prefix="vrrpcontract-") as net:
+
+        async def open_links() -> tuple[AdvertLink, AdvertLink]:
+            # Called inside A's namespace; B's socket is created inside B's.
+            a = await open_advert_link("eth0", 4)
+            with _in_netns(net.ns("b")):
+                b = await open_advert_link("eth0", 4)
+            return a, b
+
+        def set_link_up(up: bool) -> None:
+            net.run("a", ["ip", "link", "set", "eth0", "up" if up else "down"])
+
+        def make_ports() -> Ports:
+            addresses, monitor = LinuxVipAddresses(), NetlinkLinkMonitor()
+
+            def close() -> None:
+                addresses.close()
+                monitor.close()
+
+            return Ports(addresses, monitor, close)
+
+        yield World(
+            make_ports=make_ports,
+            open_links=open_links,
+            set_link_up=set_link_up,
+            enter=lambda: _in_netns(net.ns("a")),
+        )
+
+
+@pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.lab)])
+def world(request: pytest.FixtureRequest) -> Iterator[World]:
+    if request.param == "fake":
+        yield _fake_world()
+        return
+    with _real_world() as real:
+        yield real
+
+
+# ------------------------------------------------------------------- VipAddresses
+
+
+def test_vip_add_and_remove_are_idempotent(world: World) -> None:
+    async def body(ports: Ports) -> None:
+        addresses = ports.addresses
+        for vip in (VIP4, VIP6):
+            await addresses.add("eth0", vip)
+            await addresses.add("eth0", vip)  # present already: succeeds, as `ip addr replace`
+            assert vip in await addresses.list("eth0")
+            await addresses.remove("eth0", vip)
+            await addresses.remove("eth0", vip)  # absent already: succeeds
+            assert vip not in await addresses.list("eth0")
+
+    world.run(body)
+
+
+@pytest.mark.parametrize("op", ["add", "remove", "list"])
+def test_vip_ops_on_a_missing_interface_fail_with_enodev(world: World, op: str) -> None:
+    async def body(ports: Ports) -> None:
+        addresses = ports.addresses
+        with pytest.raises(VrrpIoError, match="nosuch0") as raised:
+            if op == "list":
+                await addresses.list("nosuch0")
+            else:
+                await getattr(addresses, op)("nosuch0", VIP4)
+        assert raised.value.errno == errno.ENODEV
+
+    world.run(body)
+
+
+# -------------------------------------------------------------------- LinkMonitor
+
+
+async def _next_event(events: Any, within: float = 5.0) -> LinkEvent:
+    async with asyncio.timeout(within):
+        event: LinkEvent = await anext(events)
+        return event
+
+
+def test_link_monitor_reports_state_and_streams_each_change(world: World) -> None:
+    async def body(ports: Ports) -> None:
+        monitor = ports.monitor
+        events = await monitor.subscribe()  # subscribe first: no change falls in between
+        assert await monitor.is_up("eth0") is True
+        assert await monitor.is_up("nosuch0") is False
+        world.set_link_up(False)
+        assert await _next_event(events) == LinkEvent("eth0", False)
+        assert await monitor.is_up("eth0") is False
+        world.set_link_up(True)
+        assert await _next_event(events) == LinkEvent("eth0", True)
+        assert await monitor.is_up("eth0") is True
+        await events.aclose()
+
+    world.run(body)
+
+
+# --------------------------------------------------------------------- AdvertLink
+
+
+def _payload(source: IPv4Address, destination: IPv4Address) -> bytes:
+    advert = Advertisement(3, 51, 150, 1.0, (VIP4.ip,))
+    return encode_advert(advert, source, destination)
+
+
+def test_advert_link_carries_multicast_and_unicast_with_ttl_255(world: World) -> None:
+    async def body(_: Ports) -> None:
+        a, b = await world.open_links()
+        try:
+            assert (a.local_address, b.local_address) == (A4, B4)
+            for destination in (VRRP_MULTICAST_V4, B4):
+                payload = _payload(A4, destination)
+                await a.send(payload, destination)
+                async with asyncio.timeout(5):
+                    received = await b.receive()
+                assert (received.source, received.destination) == (A4, destination)
+                assert (received.ttl, received.payload) == (255, payload)
+                assert received.header_error is None
+            # Multicast loop is off and our own source is filtered: A heard nothing.
+            assert a.pending(64) == []
+            assert b.pending(64) == []
+        finally:
+            a.close()
+            b.close()
+
+    world.run(body)
+
+
+def test_a_closed_link_fails_with_ebadf(world: World) -> None:
+    async def body(_: Ports) -> None:
+        a, b = await world.open_links()
+        b.close()
+        a.close()
+        with pytest.raises(VrrpIoError) as sent:
+            await a.send(_payload(A4, B4), B4)
+        assert sent.value.errno == errno.EBADF
+        with pytest.raises(VrrpIoError) as read:
+            a.pending(64)
+        assert read.value.errno == errno.EBADF
+
+    world.run(body)

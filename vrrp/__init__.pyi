@@ -1,0 +1,160 @@
+"""Type stub and lazy-export table of vrrp: the names below are imported on first
+use (lazy_loader.attach_stub), so importing one pure submodule loads no IO module."""
+
+from .errors import DropReason as DropReason
+from .errors import MalformedAdvert as MalformedAdvert
+from .errors import VrrpError as VrrpError
+from .errors import VrrpUsageError as VrrpUsageError
+from .fake import FakeAdvertLink as FakeAdvertLink
+from .fake import FakeLinkMonitor as FakeLinkMonitor
+from .fake import FakePorts as FakePorts
+from .fake import FakeSegment as FakeSegment
+from .fake import FakeVipAddresses as FakeVipAddresses
+from .fake import RecordingAnnouncer as RecordingAnnouncer
+from .linux import LinuxPorts as LinuxPorts
+from .machine import TRANSITIONS as TRANSITIONS
+from .machine import Action as Action
+from .machine import AdvertDropped as AdvertDropped
+from .machine import AdvertMismatch as AdvertMismatch
+from .machine import Announce as Announce
+from .machine import InstallVips as InstallVips
+from .machine import InstanceReload as InstanceReload
+from .machine import InstancesPlan as InstancesPlan
+from .machine import InstanceStep as InstanceStep
+from .machine import OldUnicastChecksum as OldUnicastChecksum
+from .machine import PriorityChanged as PriorityChanged
+from .machine import RemoveVips as RemoveVips
+from .machine import SendAdvert as SendAdvert
+from .machine import State as State
+from .machine import Transition as Transition
+from .machine import TransitionReason as TransitionReason
+from .machine import VipsChanged as VipsChanged
+from .machine import VrrpMachine as VrrpMachine
+from .machine import build_advert as build_advert
+from .machine import instance_reload as instance_reload
+from .machine import plan_instances as plan_instances
+from .machine import vip_changes as vip_changes
+from .notify import HookKind as HookKind
+from .notify import Notifier as Notifier
+from .notify import RunOutcome as RunOutcome
+from .notify import run_argv as run_argv
+from .packet import IPPROTO_VRRP as IPPROTO_VRRP
+from .packet import VRRP_MULTICAST_V4 as VRRP_MULTICAST_V4
+from .packet import VRRP_MULTICAST_V6 as VRRP_MULTICAST_V6
+from .packet import VRRP_TTL as VRRP_TTL
+from .packet import Advertisement as Advertisement
+from .packet import check_ttl as check_ttl
+from .packet import decode_advert as decode_advert
+from .packet import encode_advert as encode_advert
+from .packet import parse_ipv4_packet as parse_ipv4_packet
+from .ports import AdvertLink as AdvertLink
+from .ports import Announcer as Announcer
+from .ports import InstancePorts as InstancePorts
+from .ports import LinkEvent as LinkEvent
+from .ports import LinkMonitor as LinkMonitor
+from .ports import PortsProvider as PortsProvider
+from .ports import ReceivedAdvert as ReceivedAdvert
+from .ports import VipAddresses as VipAddresses
+from .ports import VrrpIoError as VrrpIoError
+from .runner import FaultSource as FaultSource
+from .runner import InstanceRunner as InstanceRunner
+from .runner import InstanceStatus as InstanceStatus
+from .runner import LoopLag as LoopLag
+from .runner import RunnerCounters as RunnerCounters
+from .runner import SyncGroup as SyncGroup
+from .runner import VrrpService as VrrpService
+from .settings import PRIORITY_OWNER as PRIORITY_OWNER
+from .settings import InstanceKey as InstanceKey
+from .settings import InstanceSettings as InstanceSettings
+from .settings import NotifySettings as NotifySettings
+from .settings import TrackInterface as TrackInterface
+from .settings import TrackScript as TrackScript
+from .settings import UnicastChecksum as UnicastChecksum
+from .settings import VipSpec as VipSpec
+from .timing import master_down_interval as master_down_interval
+from .timing import skew_time as skew_time
+from .track import InstanceTracker as InstanceTracker
+from .track import TrackVerdict as TrackVerdict
+from .track_file import TrackFile as TrackFile
+from .track_process import ParamMatch as ParamMatch
+from .track_process import TrackProcess as TrackProcess
+
+__all__ = [
+    "IPPROTO_VRRP",
+    "PRIORITY_OWNER",
+    "TRANSITIONS",
+    "VRRP_MULTICAST_V4",
+    "VRRP_MULTICAST_V6",
+    "VRRP_TTL",
+    "Action",
+    "AdvertDropped",
+    "AdvertLink",
+    "AdvertMismatch",
+    "Advertisement",
+    "Announce",
+    "Announcer",
+    "DropReason",
+    "FakeAdvertLink",
+    "FakeLinkMonitor",
+    "FakePorts",
+    "FakeSegment",
+    "FakeVipAddresses",
+    "FaultSource",
+    "HookKind",
+    "InstallVips",
+    "InstanceKey",
+    "InstancePorts",
+    "InstanceReload",
+    "InstanceRunner",
+    "InstanceSettings",
+    "InstanceStatus",
+    "InstanceStep",
+    "InstanceTracker",
+    "InstancesPlan",
+    "LinkEvent",
+    "LinkMonitor",
+    "LinuxPorts",
+    "LoopLag",
+    "MalformedAdvert",
+    "Notifier",
+    "NotifySettings",
+    "OldUnicastChecksum",
+    "ParamMatch",
+    "PortsProvider",
+    "PriorityChanged",
+    "ReceivedAdvert",
+    "RecordingAnnouncer",
+    "RemoveVips",
+    "RunOutcome",
+    "RunnerCounters",
+    "SendAdvert",
+    "State",
+    "SyncGroup",
+    "TrackFile",
+    "TrackInterface",
+    "TrackProcess",
+    "TrackScript",
+    "TrackVerdict",
+    "Transition",
+    "TransitionReason",
+    "UnicastChecksum",
+    "VipAddresses",
+    "VipSpec",
+    "VipsChanged",
+    "VrrpError",
+    "VrrpIoError",
+    "VrrpMachine",
+    "VrrpService",
+    "VrrpUsageError",
+    "build_advert",
+    "check_ttl",
+    "decode_advert",
+    "encode_advert",
+    "instance_reload",
+    "master_down_interval",
+    "parse_ipv4_packet",
+    "plan_instances",
+    "run_argv",
+    "skew_time",
+    "vip_changes",
+]
