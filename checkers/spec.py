@@ -110,7 +110,7 @@ class Target:
         _check_port(self.port, "port", allow_zero=True)
 
     def __str__(self) -> str:
-        # The `rs` log key of design.md §3.6: 10.0.0.11:80, [2001:db8::1]:80.
+        # The `rs` log key (docs/operations.md): 10.0.0.11:80, [2001:db8::1]:80.
         if isinstance(self.address, IPv6Address):
             return f"[{self.address}]:{self.port}"
         return f"{self.address}:{self.port}"

@@ -1,4 +1,4 @@
-"""The `haipvs` command line: one sub-command per operator task (design.md §4.2).
+"""The `haipvs` command line: one sub-command per operator task.
 
 Each sub-command lives in the module that owns its subject; this file only parses
 arguments and dispatches, importing the owner lazily so `haipvs check-config` does
@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan = commands.add_parser(
         "plan",
         help="what a reload of FILE would do to the running daemon "
-        "(exit 0 no change, 2 changes, 1 invalid)",
+        "(exit 0 no change, 10 changes, 1 invalid)",
     )
     plan.add_argument("file")
     plan.add_argument("--api", default="127.0.0.1:9797", help="HOST:PORT of the status API")

@@ -1,4 +1,4 @@
-"""The composition root: `haipvs run -c FILE` (design.md §3.5).
+"""The composition root: `haipvs run -c FILE`.
 
 It builds the parts, wires them and owns the daemon's life:
 
@@ -544,7 +544,8 @@ class Supervisor:
             return self._failed(plan, running, error)
         self._execute(plan, accepted)
         self._follow_notify_fifo(accepted.config.director.notify_fifo)
-        await self._operator_follow_config()
+        if not plan.is_empty:
+            await self._operator_follow_config()
         self._reloads_applied += 1
         self._last_reload = ReloadView(at=time.time(), result="applied", summary=plan.summary)
         log.info("config.reload.applied", config=self._path, changes=plan.summary)

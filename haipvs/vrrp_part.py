@@ -85,17 +85,13 @@ class LinuxVrrpPart:
             await self._service.start_async()
             await self._apply_holds({})
             return
-        before = {settings.name for settings in self._instances}
         try:
             await asyncio.wrap_future(self._service.call(self._service.apply(plan)))
         finally:
             # What runs now, even after a failed step: the next update plans from it.
             self._instances = self._service.instances
-        # An instance the reload added gets the operator's hold it may already have.
-        added = {settings.name for settings in self._instances} - before
-        await self._apply_holds(
-            {name: reason for name, reason in self._holds.items() if name not in added}
-        )
+        # An added or replaced instance gets its operator hold (a held one is a no-op).
+        await self._apply_holds({})
 
     async def set_holds(self, holds: Mapping[str, str]) -> None:
         """``haipvs failover`` holds: instance name -> reason (see InstanceRunner)."""

@@ -304,6 +304,7 @@ class VrrpProcessPart:
         self._views: tuple[InstanceView, ...] = ()
         self._loop_lag = 0.0
         self._clock = clock
+        self._up = False
         self._backoff = RespawnBackoff()
         self._restarts = 0
         self._holds: tuple[tuple[str, str], ...] = ()
@@ -388,6 +389,7 @@ class VrrpProcessPart:
         finally:
             child_end.close()
         self._process = process
+        self._up = False  # until it acknowledges Start: a death before is _spawn's to report
         reader, writer = await asyncio.open_unix_connection(sock=parent_end)
         self._writer = writer
         self._reader_task = asyncio.create_task(self._watch(reader, process), name="vrrp-ipc")
@@ -402,6 +404,7 @@ class VrrpProcessPart:
             await asyncio.to_thread(process.wait)
             await self._close()
             raise
+        self._up = True
         self._backoff.started(self._clock())
         log.info("vrrp.process.started", pid=process.pid, instances=len(self._instances))
 
@@ -442,7 +445,7 @@ class VrrpProcessPart:
             self._views = ()
             if self._reply is not None and not self._reply.done():
                 self._reply.set_exception(VrrpProcessError(f"the VRRP process ended: {noticed}"))
-            if self._stopping or self._process is not process:
+            if self._stopping or self._process is not process or not self._up:
                 return
             if not exited.done():  # its stream is broken but it runs: it cannot be told
                 with contextlib.suppress(ProcessLookupError):
@@ -451,6 +454,7 @@ class VrrpProcessPart:
         finally:
             reading.cancel()
             exited.cancel()
+        self._views = ()  # again: nothing read while it was being killed counts
         self._restarts += 1
         delay = self._backoff.died(self._clock())
         log.error("vrrp.process.died", pid=process.pid, exit=_describe_exit(code),

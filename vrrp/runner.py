@@ -1,4 +1,4 @@
-"""The asyncio adapter around :class:`~vrrp.machine.VrrpMachine` (design.md §3.3).
+"""The asyncio adapter around :class:`~vrrp.machine.VrrpMachine`.
 
 aioquic's ``asyncio/protocol.py`` shape: on every input (an advert, the timer,
 a tracking verdict, a fault) call the machine with ``clock()``, execute the
@@ -23,15 +23,15 @@ Rules kept here:
    per source, so spoofed sources cannot make a line (and a table entry) each.
    A transient send failure (ENOBUFS, EAGAIN) is retried, and only a streak of
    them (``vrrp.retry.SendFailures``) is a fault.
+5. Every change is one log line saying why: ``vrrp.transition``
+   with vrid, iface, from_state, to_state, reason (+ detail words).
 6. Adverts before garbage: the receive loop hands the event loop back every
    ``_RECEIVE_BUDGET`` datagrams and the timer reads at most ``_PENDING_LIMIT``
    waiting ones, so a flood on the socket delays the advert timer by a bounded
    amount instead of silencing it (keepalived bounds its read loop per VRID).
 7. Logging never aborts an input: a log sink that fails (stdout closed, EPIPE)
-   or a transition callback that raises is contained (:func:`_emit`), and the
+   or a transition callback that raises is contained (``_NeverRaises``), and the
    remaining actions of the input (VIPs, adverts, the timer) still happen.
-5. Every change is one log line saying why (design.md §3.6): ``vrrp.transition``
-   with vrid, iface, from_state, to_state, reason (+ detail words).
 """
 
 from __future__ import annotations
@@ -105,8 +105,6 @@ __all__ = [
     "VrrpService",
 ]
 
-log = structlog.get_logger()
-
 #: Datagrams the receive loop feeds before it yields to the event loop (timers,
 #: advert sends). Small: one datagram costs tens of microseconds in Python.
 _RECEIVE_BUDGET = 16
@@ -114,18 +112,36 @@ _RECEIVE_BUDGET = 16
 _PENDING_LIMIT = 64
 
 
-def _emit(level: str, event: str, **fields: object) -> None:
-    """Log one event, never raise.
+class _NeverRaises:
+    """The module's logger, whose calls never raise.
 
     A log sink can fail (stdout closed by a supervisor, EPIPE, a full disk): the
     line is lost, but the input that was logging (a transition, VIPs, the next
     timer) must complete, or the instance is left MASTER with no VIPs and no
-    timer. The failure goes to stderr once per call, if even that works."""
-    try:
-        getattr(log, level)(event, **fields)
-    except Exception as exc:  # any sink failure, see above
-        with contextlib.suppress(Exception):
-            print(f"haipvs: log write failed for {event}: {exc!r}", file=sys.stderr)
+    timer. The failure goes to stderr, if even that works."""
+
+    def __init__(self, logger: Any) -> None:
+        self._logger = logger
+
+    def _call(self, level: str, event: str, fields: dict[str, Any]) -> None:
+        try:
+            getattr(self._logger, level)(event, **fields)
+        except Exception as exc:  # any sink failure, see above
+            with contextlib.suppress(Exception):
+                print(f"haipvs: log write failed for {event}: {exc!r}", file=sys.stderr)
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._call("info", event, fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._call("warning", event, fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        self._call("error", event, fields)
+
+
+log = _NeverRaises(structlog.get_logger())
+
 
 #: Called after each transition, in the runner's event loop.
 TransitionCallback = Callable[[str, Transition, VrrpMachine], None]
@@ -561,8 +577,7 @@ class InstanceRunner:
                 self._io_failed(exc, type(action).__name__)
                 failure = failure or exc
             except Exception as exc:  # rule 7: the rest still runs
-                _emit(
-                    "error",
+                log.error(
                     "vrrp.action.failed",
                     vrid=self._settings.vrid,
                     iface=self._settings.interface,
@@ -575,8 +590,7 @@ class InstanceRunner:
     def _send_retried(self, exc: VrrpIoError) -> None:
         failures = self._send_failures
         since = failures.failing_since
-        _emit(
-            "warning",
+        log.warning(
             "vrrp.advert.send_failed",
             vrid=self._settings.vrid,
             iface=self._settings.interface,
@@ -589,8 +603,7 @@ class InstanceRunner:
 
     def _io_failed(self, exc: VrrpIoError, action: str) -> None:
         self.counters.io_errors += 1
-        _emit(
-            "error",
+        log.error(
             "vrrp.io.failed",
             vrid=self._settings.vrid,
             iface=self._settings.interface,
@@ -632,8 +645,7 @@ class InstanceRunner:
             self._dropped(action.reason, action.source, action.detail, self._now())
         elif isinstance(action, AdvertMismatch):
             self.counters.address_mismatches += 1
-            _emit(
-                "warning",
+            log.warning(
                 "vrrp.advert.mismatch",
                 vrid=settings.vrid,
                 iface=settings.interface,
@@ -643,8 +655,7 @@ class InstanceRunner:
             )
         elif isinstance(action, OldUnicastChecksum):
             # keepalived: "(VI_1) Setting unicast VRRPv3 checksum to old version".
-            _emit(
-                "info",
+            log.info(
                 "vrrp.checksum.compat",
                 instance=settings.name,
                 vrid=settings.vrid,
@@ -655,8 +666,7 @@ class InstanceRunner:
                 "(224.0.0.18 in the pseudo-header); sending it too from now on",
             )
         elif isinstance(action, PriorityChanged):
-            _emit(
-                "info",
+            log.info(
                 "vrrp.priority.changed",
                 vrid=settings.vrid,
                 iface=settings.interface,
@@ -751,8 +761,7 @@ class InstanceRunner:
                     # Not a fault: the VIPs are up and neighbours learn them by
                     # ARP anyway; a failed GARP only slows the switch-over.
                     self.counters.announce_errors += 1
-                    _emit(
-                        "warning",
+                    log.warning(
                         "vrrp.announce.failed",
                         vrid=self._settings.vrid,
                         iface=interface,
@@ -768,8 +777,7 @@ class InstanceRunner:
         if transition.new is not State.MASTER and self._announce_task is not None:
             self._announce_task.cancel()
             self._announce_task = None
-        _emit(
-            "info",
+        log.info(
             "vrrp.transition",
             instance=settings.name,
             vrid=settings.vrid,
@@ -784,8 +792,7 @@ class InstanceRunner:
             try:
                 callback(settings.name, transition, self.machine)
             except Exception as exc:  # rule 7
-                _emit(
-                    "error",
+                log.error(
                     "vrrp.callback.failed",
                     instance=settings.name,
                     callback=getattr(callback, "__qualname__", repr(callback)),
@@ -799,8 +806,7 @@ class InstanceRunner:
             self._drop_logged[reason] = (last, suppressed + 1)
             return
         self._drop_logged[reason] = (now, 0)
-        _emit(
-            "warning",
+        log.warning(
             "vrrp.advert.dropped",
             vrid=self._settings.vrid,
             iface=self._settings.interface,
@@ -889,8 +895,7 @@ class SyncGroup:
         await member.resign(reason)
 
     def _follow(self, to_state: str, instance: str, reason: str) -> None:
-        _emit(
-            "info",
+        log.info(
             "vrrp.sync_group.follow",
             sync_group=self.name,
             instance=instance,
@@ -1097,15 +1102,15 @@ class VrrpService:
         thread = threading.get_native_id()
         try:
             os.sched_setscheduler(thread, os.SCHED_RR, os.sched_param(self._realtime_priority))
-            _emit("info", "vrrp.service.scheduling", policy="rr", priority=self._realtime_priority)
+            log.info("vrrp.service.scheduling", policy="rr", priority=self._realtime_priority)
             return
         except (OSError, AttributeError) as exc:
             reason = f"SCHED_RR refused: {exc}"
         try:
             os.setpriority(os.PRIO_PROCESS, thread, -10)
-            _emit("info", "vrrp.service.scheduling", policy="nice", priority=-10, reason=reason)
+            log.info("vrrp.service.scheduling", policy="nice", priority=-10, reason=reason)
         except OSError as exc:
-            _emit("warning", "vrrp.service.scheduling", policy="default", reason=f"{reason}; {exc}")
+            log.warning("vrrp.service.scheduling", policy="default", reason=f"{reason}; {exc}")
 
     def _thread_main(self) -> None:
         self._raise_scheduling_priority()
@@ -1135,7 +1140,7 @@ class VrrpService:
         adverts: say so, and tell the owner (the VRRP process exits so that its
         parent respawns it; a fresh start removes stale VIPs, RFC 5798 §6.4.1)."""
         self._failure = failure
-        _emit("error", "vrrp.service.failed", error=repr(failure))
+        log.error("vrrp.service.failed", error=repr(failure))
         callback = self._on_failure
         if callback is None:
             return

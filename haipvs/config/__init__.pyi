@@ -1,6 +1,7 @@
 """Type stub and lazy-export table of haipvs.config: the names below are imported on first
 use (lazy_loader.attach_stub), so importing one pure submodule loads no IO module."""
 
+from .check import summarize as summarize
 from .compile import Compiled as Compiled
 from .compile import CompileError as CompileError
 from .compile import SyncDaemonSettings as SyncDaemonSettings
@@ -139,4 +140,5 @@ __all__ = [
     "load_config_text",
     "real_server_key",
     "service_key",
+    "summarize",
 ]

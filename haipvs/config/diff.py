@@ -112,7 +112,7 @@ class ServiceKey(_CachedHash):
     __hash__ = _CachedHash.__hash__
 
     def __str__(self) -> str:
-        # The `vs` log key of design.md §3.6.
+        # The `vs` log key (docs/operations.md).
         if self.fwmark is not None:
             suffix = "/ipv6" if self.family is Family.IPV6 else ""
             return f"fwmark/{self.fwmark}{suffix}"

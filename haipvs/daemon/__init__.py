@@ -1,8 +1,6 @@
-"""The daemon layer: pure decisions the supervisor executes, and the adapters around them.
+"""The daemon layer: pure cores the supervisor executes, and the adapters around them.
 
-- ``accept``: the one gate a config file passes (check-config, start, reload);
-  ``check``: `haipvs check-config`, which prints that gate's verdict.
+- ``accept``: the one gate a config file passes (check-config, start, reload).
 - ``reload``: ``plan_reload(running, new) -> ReloadPlan``, frozen and pure.
-- ``overrides``: the operator's drains, maintenance and failover holds (pure), persisted.
-- ``admin``: the admin socket those commands arrive on.
+- ``plan``: `haipvs plan FILE`, that plan against the running daemon.
 """

@@ -33,7 +33,7 @@ from typing import Protocol
 from haipvs.config.compile import Compiled, compile_config
 from haipvs.config.load import FILE_PATH, ConfigError, ConfigInvalid, LoadedConfig, load_config
 from haipvs.config.model import Config, KeyPath, format_key_path
-from haipvs.security import argument_problem, config_file_problem, path_problem
+from haipvs.security import config_file_problem, script_commands, unsafe_paths
 
 __all__ = [
     "Accepted",
@@ -52,10 +52,7 @@ class UnsafeConfigFileError(Exception):
 
 
 def check_file_safety(path: str) -> None:
-    """Refuse a config file others may change: owner root or the daemon's user, no other
-    writer, every directory above it likewise (haipvs.security, the scripts' rule).
-    A file that cannot be read raises OSError (``cannot read: ...``)."""
-    os.stat(path)
+    """Refuse a config file others may change (haipvs.security, the scripts' rule)."""
     problem = config_file_problem(path)
     if problem is not None:
         raise UnsafeConfigFileError(str(problem))
@@ -104,15 +101,16 @@ def script_paths(config: Config) -> Iterator[tuple[KeyPath, tuple[str, ...]]]:
             yield ("vrrp", index, "track", "scripts", number, "command"), tuple(script.command)
     for index, group in enumerate(config.sync_groups):
         for hook in ("master", "backup", "fault", "stop"):
-            argv = getattr(group.notify, hook)
+            argv = getattr(group.notify, hook, None)
             if argv:
                 yield ("sync_groups", index, "notify", hook), tuple(argv)
     for index, service in enumerate(config.virtual_servers):
         command = getattr(service.check, "command", None)
         if command:
             yield ("virtual_servers", index, "check", "command"), tuple(command)
+        quorum = getattr(service, "quorum", None)
         for hook in ("up", "down"):
-            argv = getattr(service.quorum, hook)
+            argv = getattr(quorum, hook, None)
             if argv:
                 yield ("virtual_servers", index, "quorum", hook), tuple(argv)
         for number, real_server in enumerate(service.real_servers):
@@ -149,37 +147,45 @@ def accept_config(
     and the scripts, which are this host's files too.
     """
     try:
-        check_file_safety(path)
-    except UnsafeConfigFileError as unsafe:
-        raise ConfigInvalid([ConfigError(path, 1, FILE_PATH, str(unsafe))]) from None
+        os.stat(path)
     except OSError as error:
         reason = error.strerror or str(error)
         raise ConfigInvalid([ConfigError(path, 1, FILE_PATH, f"cannot read: {reason}")]) from None
+    problem = config_file_problem(path)
+    if problem is not None:
+        where = "" if problem.path == path else f"{problem.path} "
+        message = f"refused: {where}{problem.reason}"
+        raise ConfigInvalid([ConfigError(path, 1, FILE_PATH, message)])
     loaded = load_config(path)
     config = loaded.config
     errors: list[ConfigError] = []
 
-    def located(key_path: KeyPath, message: str) -> ConfigError:
+    def locate(key_path: KeyPath, message: str) -> ConfigError:
         return ConfigError(path, loaded.line_of(key_path), format_key_path(key_path), message)
 
-    judged: dict[tuple[str, ...], str | None] = {}
+    judged: dict[tuple[str, ...], list[str]] = {}
+    located: set[str] = set()
     for key_path, argv in () if offline else script_paths(config):
         if argv not in judged:
-            # The program, and every argument naming a file (`/bin/sh /writable/x.sh`).
-            problem = path_problem(argv[0])
-            for argument in argv[1:]:
-                problem = problem or argument_problem(argv[0], argument)
-            judged[argv] = None if problem is None else str(problem)
-        message = judged[argv]
-        if message is not None:
-            errors.append(located(key_path, message))
+            judged[argv] = unsafe_paths([argv])
+        for message in judged[argv]:
+            errors.append(locate(key_path, message))
+            located.add(message)
+    compiled = compile_config(config, hostname=hostname or socket.gethostname())
+    if not offline:
+        # Every command the daemon runs, as its parts list them: one a newer part runs
+        # that script_paths does not name yet is still refused, at the file's first line.
+        everything = [*script_commands(compiled.instances, compiled.checks.values()),
+                      *compiled.quorum_argvs]
+        for message in unsafe_paths(everything):
+            if message not in located:
+                errors.append(ConfigError(path, 1, FILE_PATH, message))
     if not offline:
         facts = host if host is not None else LinuxHost()
         for key_path, interface in interface_paths(config):
             if not facts.has_interface(interface):
-                errors.append(located(key_path, f"no interface {interface} on this host"))
+                errors.append(locate(key_path, f"no interface {interface} on this host"))
     if errors:
         errors.sort(key=lambda error: error.line)
         raise ConfigInvalid(errors, loaded.warnings)
-    compiled = compile_config(config, hostname=hostname or socket.gethostname())
     return Accepted(path, loaded, compiled)

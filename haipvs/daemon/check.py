@@ -2,7 +2,8 @@
 
 The verdict is haipvs.daemon.accept's, the gate the daemon itself passes at start and at
 every reload: the same file permission, script safety, API and host (interface) checks.
-``--offline`` skips the host facts, for a file written for another machine.
+``--offline`` skips what depends on this host (scripts, interfaces), for a file written
+for another machine.
 
 Exit 0 with a one-line summary and any warnings; exit 1 with one line per error
 (``FILE:LINE: key.path: message``), then the warnings. Everything goes to stdout so that
@@ -13,31 +14,13 @@ running daemon are never contacted.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
+from haipvs.config.check import count, summarize
 from haipvs.config.load import ConfigInvalid
-from haipvs.config.model import Config
+from haipvs.daemon.accept import HostFacts, accept_config
 
-if TYPE_CHECKING:
-    from haipvs.daemon.accept import HostFacts
-
-__all__ = ["check_config_command", "summarize"]
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
-
-
-def summarize(config: Config) -> str:
-    """``2 vrrp instances, 3 virtual servers, 7 real servers``."""
-    real_servers = sum(len(vs.real_servers) for vs in config.virtual_servers)
-    return ", ".join(
-        [
-            _count(len(config.vrrp), "vrrp instance"),
-            _count(len(config.virtual_servers), "virtual server"),
-            _count(real_servers, "real server"),
-        ]
-    )
+__all__ = ["check_config_command"]
 
 
 def check_config_command(
@@ -46,9 +29,6 @@ def check_config_command(
     """Validate ``path``; print the verdict; return the exit status (0 valid, 1 not).
 
     ``host``: the host facts to check against (default: this host)."""
-    # Imported here: the gate pulls in the compiler (vrrp, checkers, haipvs.ipvs).
-    from haipvs.daemon.accept import accept_config
-
     stream = out if out is not None else sys.stdout
     try:
         loaded = accept_config(path, offline=offline, host=host).loaded
@@ -59,7 +39,7 @@ def check_config_command(
             print(warning, file=stream)
         return 1
     warnings = loaded.warnings
-    suffix = f" ({_count(len(warnings), 'warning')})" if warnings else ""
+    suffix = f" ({count(len(warnings), 'warning')})" if warnings else ""
     print(f"{path}: ok: {summarize(loaded.config)}{suffix}", file=stream)
     for warning in warnings:
         print(warning, file=stream)

@@ -12,9 +12,10 @@ instead), and the plan is the daemon's own: ``plan_reload``. Printed, one line e
   running config asks for to the one FILE asks for, under the health ``/status`` reports;
 - the summary line the daemon would log, and what waits for a restart.
 
-Exit status, as ``terraform plan -detailed-exitcode``: 0 nothing would change, 2 a reload
-would change something, 1 FILE is invalid (its located errors are printed, as
-check-config prints them) or the running daemon cannot be read.
+Exit status: 0 nothing would change; 10 a reload would change something; 1 FILE is
+invalid (its located errors are printed, as check-config prints them and with its exit
+status) or the running daemon cannot be read. "Changes" is not 2, as ``terraform plan
+-detailed-exitcode`` has it, because 2 is already argparse's usage error here.
 
 Secrets (``director.api_token``, VRRPv2 ``auth_pass``) never leave the daemon: ``/config``
 redacts them and they are not compared.
@@ -51,7 +52,7 @@ __all__ = ["EXIT_CHANGES", "EXIT_INVALID", "EXIT_NO_CHANGE", "plan_command", "re
 
 EXIT_NO_CHANGE = 0
 EXIT_INVALID = 1
-EXIT_CHANGES = 2
+EXIT_CHANGES = 10
 
 REDACTED = "redacted"  # 8 octets: still a valid auth_pass, so the YAML loads
 

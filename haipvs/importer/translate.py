@@ -1,4 +1,4 @@
-"""Translate a parsed keepalived.conf into the haipvs YAML config (design.md §4.1).
+"""Translate a parsed keepalived.conf into the haipvs YAML config (docs/config.md).
 
 This module owns the *meaning* of keepalived's keywords for the importer. Rules:
 
@@ -92,7 +92,7 @@ class Translation:
 # --- keyword tables -------------------------------------------------------------------
 # Keywords haipvs has no use for, with the reason shown to the operator.
 
-_MAIL = "e-mail alerts are not sent by haipvs; alert on the log events (design §3.6)"
+_MAIL = "e-mail alerts are not sent by haipvs; alert on the log events (docs/operations.md)"
 _PROCESS = "tuning of keepalived's child processes; the systemd unit sets haipvs's"
 _SNMP = "SNMP is not offered; use the Prometheus /metrics endpoint"
 _DBUS = "D-Bus is not offered; use the status API"
@@ -352,7 +352,7 @@ def _host_port(address: str, port: int | None) -> str:
 
 
 def _service_label(endpoint: Mapping[str, Any], protocol: str) -> str:
-    """The `vs` key of design.md §3.6, which the config model also uses as the label."""
+    """The `vs` log key, which the config model also uses as the label."""
     if "fwmark" in endpoint:
         return f"fwmark/{endpoint['fwmark']}"
     vip = ipaddress.ip_address(endpoint["vip"])
@@ -1609,7 +1609,7 @@ class _Translator:
         checks = [rs.get("check") for rs in real_servers]
         rs_items = [{k: v for k, v in rs.items() if k != "check"} for rs in real_servers]
         if checks and checks[0] is not None and all(c == checks[0] for c in checks):
-            # One check for all: the service's default (design.md §4.1).
+            # One check for all: the service's default.
             service["check"] = checks[0]
         else:
             for item, check in zip(rs_items, checks, strict=True):

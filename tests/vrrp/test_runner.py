@@ -810,6 +810,7 @@ async def test_reload_reconfigures_in_place_keeping_state_and_vips(segment: Fake
         await master.runner.reconfigure(instance(90, vrid=52))
 
 
+
 async def test_operator_failover_hands_over_in_skew_time_and_holds_until_released(
     segment: FakeSegment,
 ) -> None:

@@ -115,7 +115,7 @@ def test_nat_maps_ports() -> None:
 
 
 def test_check_timeout_equal_to_interval_is_accepted() -> None:
-    # design.md §4.1 itself uses interval 1.0 / timeout 1.0: probes never overlap.
+    # docs/config.md's own example uses interval 1.0 / timeout 1.0: probes never overlap.
     loads(
         """\
         virtual_servers:

@@ -24,7 +24,7 @@ from haipvs.ipvs.model import UpdateDest
 from haipvs.supervisor import Supervisor
 
 BASE = """
-director: {{name: lb1, api: '127.0.0.1:{port}', api_token: reload-secret}}
+director: {{name: lb1, api: '127.0.0.1:{port}', api_token: s3cret}}
 vrrp:
   - {{name: VI_A, interface: eth0, vrid: 1, priority: 150, vips: [198.51.100.10/24]}}
   - {{name: VI_B, interface: eth0, vrid: 2, priority: 100, vips: [198.51.100.20/24]}}
@@ -115,20 +115,18 @@ async def start(tmp_path: Path, host: FakeHost) -> tuple[Supervisor, asyncio.Tas
     )
     task = asyncio.create_task(daemon.run())
     await until(lambda: daemon.programmer is not None and FakeVrrpPart.last is not None)
-    await until(lambda: accepts_connections(port))  # the API starts after the table
+    await until(lambda: listening(port))
     return daemon, task, port
 
 
-def accepts_connections(port: int) -> bool:
+def listening(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 async def post_reload(port: int) -> tuple[int, dict[str, object]]:
-    # A mutation needs the token even on loopback (haipvs.status.api).
-    headers = {"Authorization": "Bearer reload-secret"}
     async with aiohttp.ClientSession() as session, session.post(
-        f"http://127.0.0.1:{port}/reload", headers=headers
+        f"http://127.0.0.1:{port}/reload", headers={"Authorization": "Bearer s3cret"}
     ) as response:
         return response.status, await response.json()
 
