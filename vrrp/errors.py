@@ -40,6 +40,11 @@ class DropReason(enum.Enum):
     own_packet = "own_packet"
     bad_length = "bad_length"
     family_mismatch = "family_mismatch"
+    #: Sent to an address that does not match the instance's mode: a multicast
+    #: instance takes only the group, a unicast one only its own address.
+    wrong_destination = "wrong_destination"
+    #: A multicast advert from a source on none of the interface's subnets.
+    foreign_source = "foreign_source"
 
 
 class VrrpError(Exception):

@@ -25,6 +25,7 @@ import random
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network
 
 from vrrp.packet import VRRP_MULTICAST_V4, VRRP_MULTICAST_V6
 from vrrp.ports import InstancePorts, IPAddress, LinkEvent, ReceivedAdvert, Vip, VrrpIoError
@@ -145,6 +146,10 @@ class FakeAdvertLink:
         self.up = True
         self.stalled = False
         self.received = 0
+        #: What the "kernel" reports as the interface's subnets (tests set it).
+        self.connected: tuple[IPv4Network | IPv6Network, ...] = ()
+        #: errnos the next sends fail with, in order (ENOBUFS: a full qdisc).
+        self.send_failures: deque[int] = deque()
 
     @property
     def local_address(self) -> IPAddress:
@@ -153,6 +158,15 @@ class FakeAdvertLink:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def connected_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return self.connected
+
+    def fail_sends(self, *errnos: int) -> None:
+        """The next ``len(errnos)`` sends fail with these errnos, as the kernel's
+        ``sendto`` does on a full queue (ENOBUFS) or a busy socket (EAGAIN)."""
+        self.send_failures.extend(errnos)
 
     def deliver(self, advert: ReceivedAdvert) -> None:
         """The segment hands a datagram to this node's socket buffer."""
@@ -181,12 +195,14 @@ class FakeAdvertLink:
         self._check_open("send")
         if not self.up:
             raise VrrpIoError("send", errno.ENETDOWN, f"link {self._address} is down")
+        if self.send_failures:
+            code = self.send_failures.popleft()
+            raise VrrpIoError(f"send {destination}", code, errno.errorcode.get(code, ""))
         self._segment._carry(self, payload, destination)
 
-    def pending(self) -> list[ReceivedAdvert]:
+    def pending(self, limit: int) -> list[ReceivedAdvert]:
         self._check_open("receive")
-        waiting = list(self._inbox)
-        self._inbox.clear()
+        waiting = [self._inbox.popleft() for _ in range(min(limit, len(self._inbox)))]
         self.received += len(waiting)
         return waiting
 
@@ -292,7 +308,9 @@ class FakeLinkMonitor:
 
     def __init__(self, states: dict[str, bool] | None = None) -> None:
         self._states: dict[str, bool] = dict(states or {})
-        self._subscribers: list[asyncio.Queue[LinkEvent | None]] = []
+        self._subscribers: list[asyncio.Queue[LinkEvent | VrrpIoError | None]] = []
+        #: errnos the next subscribe() calls fail with, in order.
+        self.subscribe_failures: deque[int] = deque()
 
     def set_link(self, interface: str, up: bool) -> None:
         """Change an interface's state; subscribers see only real changes."""
@@ -307,14 +325,28 @@ class FakeLinkMonitor:
         # reports a missing device (ENODEV).
         return self._states.get(interface, False)
 
+    def overflow(self, lost: dict[str, bool] | None = None) -> None:
+        """The kernel dropped broadcasts (ENOBUFS on a full netlink socket):
+        ``lost`` changes happen without events, and every subscription fails as
+        ``NetlinkLinkMonitor`` fails, with ENOBUFS."""
+        self._states.update(lost or {})
+        for queue in self._subscribers:
+            queue.put_nowait(VrrpIoError("link monitor", errno.ENOBUFS, "No buffer space"))
+
     async def subscribe(self) -> AsyncIterator[LinkEvent]:
-        queue: asyncio.Queue[LinkEvent | None] = asyncio.Queue()
+        if self.subscribe_failures:
+            raise VrrpIoError("link monitor bind", self.subscribe_failures.popleft())
+        queue: asyncio.Queue[LinkEvent | VrrpIoError | None] = asyncio.Queue()
         self._subscribers.append(queue)
         return self._drain(queue)
 
-    async def _drain(self, queue: asyncio.Queue[LinkEvent | None]) -> AsyncIterator[LinkEvent]:
+    async def _drain(
+        self, queue: asyncio.Queue[LinkEvent | VrrpIoError | None]
+    ) -> AsyncIterator[LinkEvent]:
         try:
             while (event := await queue.get()) is not None:
+                if isinstance(event, VrrpIoError):
+                    raise event
                 yield event
         finally:
             self._subscribers.remove(queue)

@@ -23,12 +23,13 @@ import fcntl
 import socket
 import struct
 from collections.abc import AsyncIterator, Iterator, Sequence
-from ipaddress import IPv4Address, IPv6Address, ip_address, ip_interface
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_interface
 
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import RTMGRP_LINK
 
+from vrrp.bpf import ipv4_advert_filter, ipv6_advert_filter
 from vrrp.errors import MalformedAdvert
 from vrrp.packet import IPPROTO_VRRP, VRRP_MULTICAST_V4, VRRP_MULTICAST_V6, parse_ipv4_packet
 from vrrp.ports import InstancePorts, IPAddress, LinkEvent, ReceivedAdvert, Vip, VrrpIoError
@@ -107,6 +108,27 @@ async def primary_address(interface: str, version: int) -> IPAddress:
     raise VrrpIoError(f"primary address of {interface}", errno.EADDRNOTAVAIL)
 
 
+async def connected_networks(interface: str, version: int) -> tuple[IPv4Network | IPv6Network, ...]:
+    """The subnets of every address on ``interface`` (IPv6: the link-local one
+    included, where adverts come from), as the kernel has them now."""
+    index = _ifindex(interface)
+    family = socket.AF_INET6 if version == 6 else socket.AF_INET
+    ipr = AsyncIPRoute()
+    found: list[IPv4Network | IPv6Network] = []
+    try:
+        async for msg in await ipr.addr("dump", index=index, family=family):
+            if msg["index"] != index:
+                continue
+            network = ip_interface(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}").network
+            if network not in found:
+                found.append(network)
+    except (NetlinkError, OSError) as exc:
+        raise _io_error(f"addr dump {interface}", exc) from exc
+    finally:
+        ipr.close()
+    return tuple(found)
+
+
 class LinuxAdvertLink:
     """Raw IPPROTO_VRRP sockets (one to send, one to receive) on one interface
     and one family.
@@ -126,7 +148,9 @@ class LinuxAdvertLink:
         interface: str,
         local_address: IPAddress,
         unicast_peers: Sequence[IPAddress] = (),
+        connected: Sequence[IPv4Network | IPv6Network] = (),
     ) -> None:
+        self._connected = tuple(connected)
         self._send_sock = send_socket
         self._sock = receive_socket
         self._interface = interface
@@ -146,6 +170,10 @@ class LinuxAdvertLink:
     @property
     def unicast_peers(self) -> frozenset[IPAddress]:
         return self._peers
+
+    @property
+    def connected_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return self._connected
 
     def default_destinations(self) -> tuple[IPAddress, ...]:
         """Where an advert goes: every unicast peer, else the VRRP group."""
@@ -222,9 +250,9 @@ class LinuxAdvertLink:
         source6 = IPv6Address(str(addr[0]).split("%", 1)[0])
         return ReceivedAdvert(bytes(data), source6, destination6, hop_limit)
 
-    def pending(self) -> list[ReceivedAdvert]:
+    def pending(self, limit: int) -> list[ReceivedAdvert]:
         waiting: list[ReceivedAdvert] = []
-        while (received := self._read_one()) is not None:
+        while len(waiting) < limit and (received := self._read_one()) is not None:
             waiting.append(received)
         return waiting
 
@@ -255,14 +283,18 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
+def _attach_filter(sock: socket.socket, program: bytes) -> None:
+    """SO_ATTACH_FILTER with a classic BPF program (``struct sock_filter`` array)."""
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = struct.pack("@HP", len(program) // 8, ctypes.addressof(buffer))  # struct sock_fprog
+    sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
+
+
 def _no_receive(sock: socket.socket) -> None:
     """Attach a BPF program that accepts nothing (keepalived's
     ``if_setsockopt_no_receive``): a raw socket hears every protocol-112
     packet for its address, and the send socket must not queue them."""
-    reject_all = struct.pack("=HBBI", 0x06, 0, 0, 0)  # BPF_RET | BPF_K, 0
-    program = ctypes.create_string_buffer(reject_all)
-    fprog = struct.pack("@HP", 1, ctypes.addressof(program))  # struct sock_fprog
-    sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
+    _attach_filter(sock, struct.pack("=HBBI", 0x06, 0, 0, 0))  # BPF_RET | BPF_K, 0
 
 
 def _raw_socket(family: int, interface: str) -> socket.socket:
@@ -279,7 +311,7 @@ def _raw_socket(family: int, interface: str) -> socket.socket:
 
 
 def _open_sockets_v4(
-    interface: str, ifindex: int, local: IPv4Address, multicast: bool
+    interface: str, ifindex: int, local: IPv4Address, multicast: bool, receive_filter: bytes | None
 ) -> tuple[socket.socket, socket.socket]:
     """(send, receive). Two sockets because a raw socket bound to an address
     only receives packets *to* that address: the send socket is bound so
@@ -301,6 +333,9 @@ def _open_sockets_v4(
         send.close()
         raise
     try:
+        if receive_filter is not None:
+            # Before joining: garbage dies in the kernel from the first packet on.
+            _attach_filter(receive, receive_filter)
         # IP_MULTICAST_ALL off: only the groups joined on this socket.
         receive.setsockopt(socket.IPPROTO_IP, _IP_MULTICAST_ALL, 0)
         if multicast:
@@ -313,7 +348,7 @@ def _open_sockets_v4(
 
 
 def _open_sockets_v6(
-    interface: str, ifindex: int, local: IPv6Address, multicast: bool
+    interface: str, ifindex: int, local: IPv6Address, multicast: bool, receive_filter: bytes | None
 ) -> tuple[socket.socket, socket.socket]:
     """(send, receive), split for the same reason as IPv4."""
     send = _raw_socket(socket.AF_INET6, interface)
@@ -332,6 +367,8 @@ def _open_sockets_v6(
         send.close()
         raise
     try:
+        if receive_filter is not None:
+            _attach_filter(receive, receive_filter)
         receive.setsockopt(socket.IPPROTO_IPV6, _IPV6_MULTICAST_ALL, 0)
         receive.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
         receive.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
@@ -351,28 +388,53 @@ async def open_advert_link(
     *,
     unicast_peers: Sequence[IPAddress] = (),
     unicast_source: IPAddress | None = None,
+    vrid: int | None = None,
+    vrrp_version: int = 3,
+    accept_foreign_source: bool = False,
 ) -> LinuxAdvertLink:
     """Open the raw VRRP socket for one instance (``version`` is the IP family, 4 or 6).
 
     ``unicast_source`` overrides the source (keepalived ``unicast_src_ip``);
     otherwise the interface's primary (IPv4) or link-local (IPv6) address.
+    With ``vrid`` the receive socket gets the kernel filter of ``vrrp.bpf``
+    (protocol, TTL, destination, source, version, VRID); without, it hears
+    every protocol-112 packet of the interface.
     """
     ifindex = _ifindex(interface)
     local = unicast_source or await primary_address(interface, version)
     multicast = not unicast_peers
+    connected = await connected_networks(interface, version)
+    receive_filter: bytes | None = None
+    if vrid is not None and version == 6:
+        receive_filter = ipv6_advert_filter(vrid=vrid, version=vrrp_version)
+    elif vrid is not None and isinstance(local, IPv4Address):
+        receive_filter = ipv4_advert_filter(
+            vrid=vrid,
+            version=vrrp_version,
+            local=local,
+            unicast_peers=[peer for peer in unicast_peers if isinstance(peer, IPv4Address)],
+            source_networks=None
+            if accept_foreign_source
+            else [net for net in connected if isinstance(net, IPv4Network)],
+        )
     try:
         if version == 6:
             if not isinstance(local, IPv6Address):
                 raise ValueError(f"IPv6 instance with IPv4 source {local}")
-            send, receive = _open_sockets_v6(interface, ifindex, local, multicast)
+            send, receive = _open_sockets_v6(interface, ifindex, local, multicast, receive_filter)
         else:
             if not isinstance(local, IPv4Address):
                 raise ValueError(f"IPv4 instance with IPv6 source {local}")
-            send, receive = _open_sockets_v4(interface, ifindex, local, multicast)
+            send, receive = _open_sockets_v4(interface, ifindex, local, multicast, receive_filter)
     except OSError as exc:
         raise _io_error(f"open vrrp socket {interface}", exc) from exc
     return LinuxAdvertLink(
-        send, receive, interface=interface, local_address=local, unicast_peers=unicast_peers
+        send,
+        receive,
+        interface=interface,
+        local_address=local,
+        unicast_peers=unicast_peers,
+        connected=connected,
     )
 
 
@@ -615,6 +677,9 @@ class LinuxPorts:
             settings.family,
             unicast_peers=settings.unicast_peers,
             unicast_source=settings.unicast_source,
+            vrid=settings.vrid,
+            vrrp_version=settings.version,
+            accept_foreign_source=settings.accept_foreign_source,
         )
         return InstancePorts(link, self.addresses, self.announcer)
 

@@ -39,10 +39,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from vrrp.errors import DropReason, VrrpUsageError
-from vrrp.packet import VRRP_MULTICAST_V4, Advertisement
+from vrrp.packet import VRRP_MULTICAST_V4, VRRP_MULTICAST_V6, Advertisement
 from vrrp.settings import PRIORITY_OWNER, InstanceSettings, UnicastChecksum, VipSpec
 from vrrp.timing import master_down_interval, skew_time
 
@@ -372,7 +372,11 @@ class VrrpMachine:
     """
 
     def __init__(
-        self, settings: InstanceSettings, *, primary_address: IPv4Address | IPv6Address
+        self,
+        settings: InstanceSettings,
+        *,
+        primary_address: IPv4Address | IPv6Address,
+        connected: Sequence[IPv4Network | IPv6Network] = (),
     ) -> None:
         if primary_address.version != settings.family:
             raise ValueError(
@@ -382,6 +386,9 @@ class VrrpMachine:
         self._primary = primary_address
         self._source: IPAddress = settings.unicast_source or primary_address
         self._own_addresses = frozenset({primary_address, self._source})
+        # The interface's subnets: a multicast advert must come from one of them
+        # (empty: unknown, not checked).
+        self._connected = tuple(connected)
         self._vip_set = frozenset(settings.vip_addresses)
         self._state = State.INIT
         self._effective = settings.priority
@@ -551,8 +558,12 @@ class VrrpMachine:
         now: float,
         *,
         old_checksum: bool = False,
+        destination: IPv4Address | IPv6Address | None = None,
     ) -> tuple[Action, ...]:
         """A decoded advert arrived from ``source`` (TTL and checksum already checked).
+
+        ``destination`` is the advert's IP destination, which must match the
+        instance's mode (None: not known, e.g. a test driving the machine alone).
 
         ``old_checksum``: its checksum passed only in the old unicast form, which
         the caller tried because :meth:`old_checksum_may_pass` allowed it. If the
@@ -564,7 +575,7 @@ class VrrpMachine:
             raise VrrpUsageError(
                 "on_advert(old_checksum=True): this instance does not switch to the old checksum"
             )
-        dropped = self._check_advert(advert, source)
+        dropped = self._check_advert(advert, source, destination)
         if dropped is not None:
             return (dropped,)
         actions: list[Action] = []
@@ -763,7 +774,9 @@ class VrrpMachine:
 
     # --- receive rules --------------------------------------------------------------------
 
-    def _check_advert(self, advert: Advertisement, source: IPAddress) -> AdvertDropped | None:
+    def _check_advert(
+        self, advert: Advertisement, source: IPAddress, destination: IPAddress | None
+    ) -> AdvertDropped | None:
         """RFC 5798 §7.1 / RFC 3768 §7.1 receiver checks that need the instance."""
         settings = self._settings
 
@@ -776,6 +789,10 @@ class VrrpMachine:
             advert.family is not None and advert.family != settings.family
         ):
             return drop(DropReason.family_mismatch, f"instance is IPv{settings.family}")
+        if destination is not None:
+            wrong = self._check_destination(source, destination)
+            if wrong is not None:
+                return drop(*wrong)
         if advert.version != settings.version:
             return drop(
                 DropReason.bad_version,
@@ -805,6 +822,38 @@ class VrrpMachine:
         elif advert.advert_interval <= 0 and advert.priority != PRIORITY_STOP:
             # A zero Max Adver Int would make Master_Down_Interval zero: unusable.
             return drop(DropReason.interval_mismatch, "advert_interval=0")
+        return None
+
+    def _check_destination(
+        self, source: IPAddress, destination: IPAddress
+    ) -> tuple[DropReason, str] | None:
+        """The advert's addresses must fit the instance's mode (keepalived drops
+        a unicast advert on a multicast instance and the reverse, vrrp.c
+        ``vrrp_check_packet``): a multicast instance hears only the group (RFC
+        5798 §5.1.1.2 / §5.1.2.2), from a source on one of the interface's
+        subnets (an advert never crosses a router, §7.1) unless
+        ``accept_foreign_source``; a unicast instance only its own address. A
+        spoofed advert sent to a VIP then never reaches the election."""
+        settings = self._settings
+        if settings.unicast_peers:
+            if destination not in self._own_addresses:
+                return DropReason.wrong_destination, (
+                    f"destination={destination} instance is unicast from {self._source}"
+                )
+            return None
+        group = VRRP_MULTICAST_V6 if settings.family == 6 else VRRP_MULTICAST_V4
+        if destination != group:
+            return DropReason.wrong_destination, (
+                f"destination={destination} instance is multicast to {group}"
+            )
+        if (
+            self._connected
+            and not settings.accept_foreign_source
+            and not any(source in network for network in self._connected)
+        ):
+            return DropReason.foreign_source, (
+                f"source={source} on none of {settings.interface}'s subnets"
+            )
         return None
 
     def _check_addresses(self, advert: Advertisement, source: IPAddress) -> AdvertMismatch | None:

@@ -17,7 +17,14 @@ from __future__ import annotations
 import errno as errno_module
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 from typing import Protocol, runtime_checkable
 
 from vrrp.errors import MalformedAdvert, VrrpError
@@ -92,11 +99,18 @@ class AdvertLink(Protocol):
         """Wait for the next advert; never returns our own multicast echo."""
         ...
 
-    def pending(self) -> list[ReceivedAdvert]:
-        """Every advert already waiting in the socket, without blocking.
+    @property
+    def connected_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        """The interface's subnets when the link was opened (empty: unknown).
+        A multicast advert from a source on none of them is dropped."""
+        ...
+
+    def pending(self, limit: int) -> list[ReceivedAdvert]:
+        """Up to ``limit`` adverts already waiting in the socket, without blocking.
 
         The runner calls this before acting on a timer: an advert that arrived
         while the loop was busy must count before the master is declared dead.
+        Bounded, so a flood cannot hold the timer back for long.
         """
         ...
 

@@ -19,9 +19,19 @@ Rules kept here:
 4. Port failures become inputs: a :class:`~vrrp.ports.VrrpIoError` while
    executing sets an ``io`` fault (``set_fault``), cleared after a hold time.
    The peer's garbage is counted per :class:`~vrrp.errors.DropReason` and
-   logged at most once per ``drop_log_interval`` per (source, reason).
+   logged at most once per ``drop_log_interval`` per reason: per reason, not
+   per source, so spoofed sources cannot make a line (and a table entry) each.
+   A transient send failure (ENOBUFS, EAGAIN) is retried, and only a streak of
+   them (``vrrp.retry.SendFailures``) is a fault.
 5. Every change is one log line saying why: ``vrrp.transition``
    with vrid, iface, from_state, to_state, reason (+ detail words).
+6. Adverts before garbage: the receive loop hands the event loop back every
+   ``_RECEIVE_BUDGET`` datagrams and the timer reads at most ``_PENDING_LIMIT``
+   waiting ones, so a flood on the socket delays the advert timer by a bounded
+   amount instead of silencing it (keepalived bounds its read loop per VRID).
+7. Logging never aborts an input: a log sink that fails (stdout closed, EPIPE)
+   or a transition callback that raises is contained (``_NeverRaises``), and the
+   remaining actions of the input (VIPs, adverts, the timer) still happen.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ import concurrent.futures
 import contextlib
 import enum
 import os
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
@@ -77,10 +88,12 @@ from vrrp.ports import (
     VipAddresses,
     VrrpIoError,
 )
+from vrrp.retry import SendFailures
 from vrrp.settings import InstanceSettings
 from vrrp.track import InstanceTracker, TrackVerdict
 
 __all__ = [
+    "FailureCallback",
     "FaultSource",
     "InstanceRunner",
     "InstanceStatus",
@@ -92,7 +105,43 @@ __all__ = [
     "VrrpService",
 ]
 
-log = structlog.get_logger()
+#: Datagrams the receive loop feeds before it yields to the event loop (timers,
+#: advert sends). Small: one datagram costs tens of microseconds in Python.
+_RECEIVE_BUDGET = 16
+#: Datagrams the timer reads from the socket before deciding (rule 2), at most.
+_PENDING_LIMIT = 64
+
+
+class _NeverRaises:
+    """The module's logger, whose calls never raise.
+
+    A log sink can fail (stdout closed by a supervisor, EPIPE, a full disk): the
+    line is lost, but the input that was logging (a transition, VIPs, the next
+    timer) must complete, or the instance is left MASTER with no VIPs and no
+    timer. The failure goes to stderr, if even that works."""
+
+    def __init__(self, logger: Any) -> None:
+        self._logger = logger
+
+    def _call(self, level: str, event: str, fields: dict[str, Any]) -> None:
+        try:
+            getattr(self._logger, level)(event, **fields)
+        except Exception as exc:  # any sink failure, see above
+            with contextlib.suppress(Exception):
+                print(f"haipvs: log write failed for {event}: {exc!r}", file=sys.stderr)
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._call("info", event, fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._call("warning", event, fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        self._call("error", event, fields)
+
+
+log = _NeverRaises(structlog.get_logger())
+
 
 #: Called after each transition, in the runner's event loop.
 TransitionCallback = Callable[[str, Transition, VrrpMachine], None]
@@ -159,7 +208,13 @@ class InstanceRunner:
         self._io_fault_hold = (
             io_fault_hold if io_fault_hold is not None else 3 * settings.advert_interval + 1.0
         )
-        self.machine = VrrpMachine(settings, primary_address=link.local_address)
+        self.machine = VrrpMachine(
+            settings, primary_address=link.local_address, connected=link.connected_networks
+        )
+        # Advert send failures: a fault at the third advert in a row that could
+        # not be sent (1.5 intervals after the first), before a peer's
+        # Master_Down_Interval (3 intervals + skew) runs out.
+        self._send_failures = SendFailures(1.5 * settings.advert_interval)
         self.counters = RunnerCounters()
         self._lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -173,7 +228,9 @@ class InstanceRunner:
         self._tracked_reason = "configured"
         self._sync_hold: str | None = None
         self._operator_hold: str | None = None
-        self._drop_logged: dict[tuple[IPAddress, DropReason], tuple[float, int]] = {}
+        # Per reason (bounded by the enum): when the last line was written and
+        # how many drops it has hidden since.
+        self._drop_logged: dict[DropReason, tuple[float, int]] = {}
         self._stopped = asyncio.Event()
         self._started = False
 
@@ -365,7 +422,14 @@ class InstanceRunner:
             self._rearm()
 
     async def _receive_loop(self) -> None:
+        fed = 0
         while not self._stopped.is_set():
+            fed += 1
+            if fed >= _RECEIVE_BUDGET:
+                # Rule 6: a socket that always has data never makes receive()
+                # suspend; hand the loop back so the advert timer runs.
+                fed = 0
+                await asyncio.sleep(0)
             try:
                 received = await self._link.receive()
             except VrrpIoError as exc:
@@ -401,7 +465,13 @@ class InstanceRunner:
             self._dropped(exc.reason, received.source, exc.detail, now)
             return
         await self._execute(
-            self.machine.on_advert(advert, received.source, now, old_checksum=old_checksum)
+            self.machine.on_advert(
+                advert,
+                received.source,
+                now,
+                old_checksum=old_checksum,
+                destination=received.destination,
+            )
         )
 
     def _decode(self, received: ReceivedAdvert) -> tuple[Advertisement, bool]:
@@ -469,7 +539,7 @@ class InstanceRunner:
                 return
             # Rule 2: adverts that waited in the socket while we were busy count
             # first; they may push the master-down deadline into the future.
-            for received in self._link.pending():
+            for received in self._link.pending(_PENDING_LIMIT):
                 await self._feed(received)
             deadline = self.machine.next_deadline()
             now = self._now()
@@ -501,10 +571,35 @@ class InstanceRunner:
             except VrrpIoError as exc:
                 if isinstance(action, SendAdvert):
                     self.counters.send_errors += 1
+                    if not self._send_failures.failed(exc.errno, self._now()):
+                        self._send_retried(exc)
+                        continue
                 self._io_failed(exc, type(action).__name__)
                 failure = failure or exc
+            except Exception as exc:  # rule 7: the rest still runs
+                log.error(
+                    "vrrp.action.failed",
+                    vrid=self._settings.vrid,
+                    iface=self._settings.interface,
+                    action=type(action).__name__,
+                    error=repr(exc),
+                )
         if failure is not None and FaultSource.io not in self._faults:
             await self._enter_io_fault(failure)
+
+    def _send_retried(self, exc: VrrpIoError) -> None:
+        failures = self._send_failures
+        since = failures.failing_since
+        log.warning(
+            "vrrp.advert.send_failed",
+            vrid=self._settings.vrid,
+            iface=self._settings.interface,
+            op=exc.op,
+            errno=exc.errno,
+            consecutive=failures.consecutive,
+            failing_for_ms=round((self._now() - since) * 1000) if since is not None else 0,
+            fault_after_ms=round(failures.grace * 1000),
+        )
 
     def _io_failed(self, exc: VrrpIoError, action: str) -> None:
         self.counters.io_errors += 1
@@ -595,8 +690,17 @@ class InstanceRunner:
             # destination: the peer's address, or 224.0.0.18 in the old unicast form.
             checksummed = self.machine.checksum_destination(destination)
             payload = encode_advert(advert, source, checksummed)
-            await self._link.send(payload, destination)
+            try:
+                await self._link.send(payload, destination)
+            except VrrpIoError as exc:
+                if not SendFailures.retry_at_once(exc.errno):
+                    raise
+                # A full queue drains in microseconds: one more try after
+                # letting the loop (and the kernel) run.
+                await asyncio.sleep(0)
+                await self._link.send(payload, destination)
             self.counters.adverts_sent += 1
+        self._send_failures.sent()
 
     def _vips_by_interface(self) -> list[tuple[str, list[Vip]]]:
         grouped: dict[str, list[Vip]] = {}
@@ -685,16 +789,23 @@ class InstanceRunner:
             priority=self.machine.effective_priority,
         )
         for callback in self._callbacks:
-            callback(settings.name, transition, self.machine)
+            try:
+                callback(settings.name, transition, self.machine)
+            except Exception as exc:  # rule 7
+                log.error(
+                    "vrrp.callback.failed",
+                    instance=settings.name,
+                    callback=getattr(callback, "__qualname__", repr(callback)),
+                    error=repr(exc),
+                )
 
     def _dropped(self, reason: DropReason, source: IPAddress, detail: str, now: float) -> None:
         self.counters.dropped[reason] += 1
-        key = (source, reason)
-        last, suppressed = self._drop_logged.get(key, (None, 0))
+        last, suppressed = self._drop_logged.get(reason, (None, 0))
         if last is not None and now - last < self._drop_log_interval:
-            self._drop_logged[key] = (last, suppressed + 1)
+            self._drop_logged[reason] = (last, suppressed + 1)
             return
-        self._drop_logged[key] = (now, 0)
+        self._drop_logged[reason] = (now, 0)
         log.warning(
             "vrrp.advert.dropped",
             vrid=self._settings.vrid,
@@ -843,6 +954,10 @@ class LoopLag:
 #: Called in the caller's loop (or the VRRP thread without one) after each transition.
 ServiceCallback = Callable[[str, Transition, InstanceStatus], None]
 
+#: Called once, in the caller's loop (or the VRRP thread without one), when the
+#: VRRP thread ended by a failure instead of :meth:`VrrpService.stop`.
+FailureCallback = Callable[[BaseException], None]
+
 
 class VrrpService:
     """Runs every VRRP instance in a dedicated thread with its own event loop.
@@ -869,6 +984,7 @@ class VrrpService:
         notify: bool = True,
         lag_interval: float = 0.1,
         realtime_priority: int | None = 1,
+        on_failure: FailureCallback | None = None,
     ) -> None:
         names = [settings.name for settings in instances]
         if len(set(names)) != len(names):
@@ -898,6 +1014,8 @@ class VrrpService:
         self._group: asyncio.TaskGroup | None = None
         self._sync_groups: dict[str, SyncGroup] = {}
         self._lag = LoopLag(0.0, 0.0, 0)
+        self._on_failure = on_failure
+        self._failure: BaseException | None = None
         self.notifier: Notifier | None = None
         self._group_states: dict[str, State] = {}
 
@@ -910,6 +1028,11 @@ class VrrpService:
     @property
     def loop_lag(self) -> LoopLag:
         return self._lag
+
+    @property
+    def failure(self) -> BaseException | None:
+        """Why the VRRP thread ended on its own after start-up (None: it did not)."""
+        return self._failure
 
     def start(self, timeout: float = 30.0) -> None:
         """Start the thread and every instance; raises what start-up raised."""
@@ -993,18 +1116,39 @@ class VrrpService:
         self._raise_scheduling_priority()
         loop = asyncio.new_event_loop()
         self._loop = loop
+        failure: BaseException | None = None
         try:
             loop.run_until_complete(self._main())
         except BaseException as exc:  # reported to start(), or logged after it
             if not self._ready.is_set():
                 self._startup_error = exc
             else:
-                log.error("vrrp.service.failed", error=repr(exc))
+                failure = exc
         finally:
             self._ready.set()
             with contextlib.suppress(Exception):
                 loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
+        stopping = self._stop_requested is not None and self._stop_requested.is_set()
+        if failure is None and self._startup_error is None and not stopping:
+            failure = RuntimeError("VRRP loop ended without a stop request")
+        if failure is not None:
+            self._failed(failure)
+
+    def _failed(self, failure: BaseException) -> None:
+        """The VRRP thread is gone with instances that may hold VIPs and send no
+        adverts: say so, and tell the owner (the VRRP process exits so that its
+        parent respawns it; a fresh start removes stale VIPs, RFC 5798 §6.4.1)."""
+        self._failure = failure
+        log.error("vrrp.service.failed", error=repr(failure))
+        callback = self._on_failure
+        if callback is None:
+            return
+        if self._callback_loop is not None:
+            with contextlib.suppress(RuntimeError):  # the caller's loop already closed
+                self._callback_loop.call_soon_threadsafe(callback, failure)
+        else:
+            callback(failure)
 
     async def _main(self) -> None:
         self._stop_requested = asyncio.Event()

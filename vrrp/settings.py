@@ -226,6 +226,11 @@ class InstanceSettings:
     #: form (see :class:`UnicastChecksum`); ``old``/``never`` only for VRRPv3 IPv4
     #: instances with unicast peers, where the two forms differ.
     unicast_checksum: UnicastChecksum = UnicastChecksum.auto
+    #: Accept multicast adverts whose source is on none of the interface's
+    #: connected subnets (off: dropped as ``foreign_source``, so spoofed random
+    #: sources die in the kernel filter). Peers numbered out of the link's subnets
+    #: need it on.
+    accept_foreign_source: bool = False
     #: keepalived ``track_process`` / ``track_file`` (vrrp.track_process, vrrp.track_file).
     track_processes: tuple[TrackProcess, ...] = ()
     track_files: tuple[TrackFile, ...] = ()

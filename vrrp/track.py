@@ -168,6 +168,8 @@ class InstanceTracker:
         }
         self._verdict: TrackVerdict | None = None
         self._lock = asyncio.Lock()
+        #: Seconds between attempts to re-subscribe a failed link monitor.
+        self.resync_retry = 1.0
         self._processes = ProcessWatch(settings.track_processes, instance=settings.name)
         self._files = FileWatch(settings.track_files, instance=settings.name)
 
@@ -245,28 +247,70 @@ class InstanceTracker:
 
     async def _follow_links(self, events: AsyncIterator[LinkEvent]) -> None:
         by_name = {item.name: item for item in self._settings.track_interfaces}
-        try:
-            async for event in events:
-                item = by_name.get(event.interface)
-                if item is None or self._interfaces.get(item) == event.up:
-                    continue
-                self._interfaces[item] = event.up
-                log.info(
-                    "vrrp.track.interface",
+        while True:
+            try:
+                async for event in events:
+                    item = by_name.get(event.interface)
+                    if item is not None:
+                        await self._link_changed(item, event.up, "event")
+                return
+            except VrrpIoError as exc:
+                # A netlink listener that overflowed (ENOBUFS) or broke lost
+                # messages, not links: resynchronise with a fresh subscription
+                # and a dump of the current states (every netlink listener
+                # must, netlink(7) "ENOBUFS"), instead of calling every tracked
+                # interface down for good.
+                events = await self._resync(exc)
+
+    async def _link_changed(self, item: TrackInterface, up: bool, how: str) -> None:
+        if self._interfaces.get(item) == up:
+            return
+        self._interfaces[item] = up
+        log.info(
+            "vrrp.track.interface",
+            instance=self._settings.name,
+            vrid=self._settings.vrid,
+            iface=item.name,
+            to_state="up" if up else "down",
+            weight=item.weight,
+            how=how,
+        )
+        await self._publish()
+
+    async def _resync(self, failure: VrrpIoError) -> AsyncIterator[LinkEvent]:
+        """Subscribe again, then read every tracked interface's state (subscribe
+        first, as at start, so no change falls in between). While that fails, the
+        tracked interfaces count as down (fail safe: no VIPs on a blind node) and
+        it is retried every :attr:`resync_retry` seconds."""
+        assert self._monitor is not None
+        log.warning(
+            "vrrp.track.monitor.resync",
+            instance=self._settings.name,
+            vrid=self._settings.vrid,
+            errno=failure.errno,
+            op=failure.op,
+        )
+        while True:
+            try:
+                events = await self._monitor.subscribe()
+                states = {
+                    item: await self._monitor.is_up(item.name)
+                    for item in self._settings.track_interfaces
+                }
+            except VrrpIoError as exc:
+                log.error(
+                    "vrrp.track.monitor.failed",
                     instance=self._settings.name,
-                    vrid=self._settings.vrid,
-                    iface=item.name,
-                    to_state="up" if event.up else "down",
-                    weight=item.weight,
+                    errno=exc.errno,
+                    retry_in_s=self.resync_retry,
                 )
-                await self._publish()
-        except VrrpIoError as exc:
-            # Losing the monitor means we no longer know: fail safe to FAULT on
-            # every tracked interface rather than keep VIPs on a blind node.
-            log.error("vrrp.track.monitor.failed", instance=self._settings.name, errno=exc.errno)
-            for item in self._settings.track_interfaces:
-                self._interfaces[item] = False
-            await self._publish()
+                for item in self._settings.track_interfaces:
+                    await self._link_changed(item, False, "monitor_failed")
+                await asyncio.sleep(self.resync_retry)
+                continue
+            for item, up in states.items():
+                await self._link_changed(item, up, "resync")
+            return events
 
     async def _poll_script(self, script: TrackScript) -> None:
         state = self._scripts[script]

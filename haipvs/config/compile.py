@@ -389,6 +389,7 @@ def _instance(instance: m.VrrpInstance, group: str | None) -> vrrp.InstanceSetti
         auth_pass=instance.auth_pass,
         garp_master_delay=instance.garp_master_delay or None,
         unicast_checksum=_UNICAST_CHECKSUM[instance.unicast_checksum],
+        accept_foreign_source=instance.accept_foreign_source,
     )
 
 

@@ -707,6 +707,9 @@ class VrrpInstance(_Model):
     # keepalived old_unicast_checksum [never]: VRRPv3 IPv4 unicast checksum with 224.0.0.18
     # in the pseudo-header (keepalived < 1.3.7 peers); auto switches when a peer uses it.
     unicast_checksum: UnicastChecksumValue = UnicastChecksum.AUTO
+    # Multicast adverts from a source on none of the interface's subnets are
+    # dropped (spoofed sources); true accepts them (peers numbered off-subnet).
+    accept_foreign_source: bool = False
     vips: ListOf[Annotated[Vip, BeforeValidator(_parse_vip)]]  # keepalived virtual_ipaddress
     track: Track = Track()
     notify: Notify = Notify()

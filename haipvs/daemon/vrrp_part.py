@@ -45,7 +45,9 @@ class LinuxVrrpPart:
         on_transition: TransitionCallback,
         *,
         ports: Callable[[], vrrp.PortsProvider] | None = None,
+        on_failure: Callable[[BaseException], None] | None = None,
     ) -> None:
+        self._on_failure = on_failure
         self._instances = tuple(instances)
         self._on_transition = on_transition
         self._ports = ports
@@ -55,7 +57,10 @@ class LinuxVrrpPart:
 
     def _new_service(self) -> vrrp.VrrpService:
         return vrrp.VrrpService(
-            self._instances, ports=self._ports, on_transition=self._transitioned
+            self._instances,
+            ports=self._ports,
+            on_transition=self._transitioned,
+            on_failure=self._on_failure,
         )
 
     async def start(self) -> None:

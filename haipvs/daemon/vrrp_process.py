@@ -549,7 +549,7 @@ def _child_run(fd: int, parent: int) -> None:
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # the parent's state dump, not ours
     with contextlib.suppress(ValueError, OSError):  # a hard limit set lower by the admin
         resource.setrlimit(resource.RLIMIT_RTTIME, RT_CPU_LIMIT_US)
-    asyncio.run(_serve(socket.socket(fileno=fd)))
+    sys.exit(asyncio.run(_serve(socket.socket(fileno=fd))))
 
 
 def _resolve_ports(reference: str | None) -> Callable[[], vrrp.PortsProvider] | None:
@@ -560,16 +560,21 @@ def _resolve_ports(reference: str | None) -> Callable[[], vrrp.PortsProvider] | 
     return factory
 
 
-async def _serve(sock: socket.socket) -> None:
+#: Exit status of a VRRP process whose VRRP thread died: non-zero, so the parent
+#: respawns it (sysexits EX_SOFTWARE).
+THREAD_DIED_EXIT = 70
+
+
+async def _serve(sock: socket.socket) -> int:
     from haipvs.daemon.vrrp_part import LinuxVrrpPart
 
     reader, writer = await asyncio.open_unix_connection(sock=sock)
     try:
         start = await _receive(reader)
     except _StreamLostError:
-        return
+        return 0
     if not isinstance(start, _Start):
-        return
+        return 0
     if start.logging is not None:
         _configure(start.logging)
     stop = asyncio.Event()
@@ -581,12 +586,21 @@ async def _serve(sock: socket.socket) -> None:
         _write(writer, _Transitioned(instance, old, new, reason, detail))
         status_wanted.set()
 
+    # The VRRP thread died (a bug, not a stop): VIPs may be up with no adverts
+    # behind them. Exit non-zero at once; the parent respawns the process and
+    # the new one starts every instance in BACKUP, removing stale VIPs.
+    died = asyncio.Event()
     try:
-        part = LinuxVrrpPart(start.instances, transitioned, ports=_resolve_ports(start.ports))
+        part = LinuxVrrpPart(
+            start.instances,
+            transitioned,
+            ports=_resolve_ports(start.ports),
+            on_failure=lambda _exc: died.set(),
+        )
         await part.start()
     except Exception as error:  # reported to the parent, which names it in its error
         await _send(writer, _Reply(f"VRRP start failed: {error!r}"))
-        return
+        return 0
     await _send(writer, _Reply(None))
 
     async def report() -> None:
@@ -624,16 +638,26 @@ async def _serve(sock: socket.socket) -> None:
 
     tasks = [asyncio.create_task(report()), asyncio.create_task(requests())]
     stopper = asyncio.create_task(stop.wait())
+    dead = asyncio.create_task(died.wait())
     # A stop request, the parent's end closing, or SIGTERM: resign gracefully.
-    await asyncio.wait([tasks[1], stopper], return_when=asyncio.FIRST_COMPLETED)
-    for task in (*tasks, stopper):
+    await asyncio.wait([tasks[1], stopper, dead], return_when=asyncio.FIRST_COMPLETED)
+    for task in (*tasks, stopper, dead):
         task.cancel()
+    if died.is_set():
+        log.error("vrrp.process.thread_died", exit_status=THREAD_DIED_EXIT)
+        # At once, socket still open: the parent learns the exit status from the
+        # exit itself, not from an end of stream that would come first otherwise.
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(THREAD_DIED_EXIT)
     started = time.monotonic()
     await part.stop()
     log.info("vrrp.process.stopped", took_ms=round((time.monotonic() - started) * 1000, 1))
     with contextlib.suppress(ConnectionError):
         await _send(writer, _Reply(None))
         writer.close()
+    return 0
 
 
 async def _receive_or_end(reader: asyncio.StreamReader) -> object | None:

@@ -226,8 +226,8 @@ def test_advert_link_carries_multicast_and_unicast_with_ttl_255(world: World) ->
                 assert (received.ttl, received.payload) == (255, payload)
                 assert received.header_error is None
             # Multicast loop is off and our own source is filtered: A heard nothing.
-            assert a.pending() == []
-            assert b.pending() == []
+            assert a.pending(64) == []
+            assert b.pending(64) == []
         finally:
             a.close()
             b.close()
@@ -244,7 +244,7 @@ def test_a_closed_link_fails_with_ebadf(world: World) -> None:
             await a.send(_payload(A4, B4), B4)
         assert sent.value.errno == errno.EBADF
         with pytest.raises(VrrpIoError) as read:
-            a.pending()
+            a.pending(64)
         assert read.value.errno == errno.EBADF
 
     world.run(body)

@@ -109,7 +109,7 @@ def test_ipv4_multicast_advert_crosses_the_veth(pair: Any) -> None:
         decoded = decode_advert(received.payload, received.source, received.destination)
         assert decoded.priority == 150
         # Multicast loop is off and our own source is filtered: A hears nothing.
-        assert a.pending() == []
+        assert a.pending(64) == []
     finally:
         a.close()
         b.close()
@@ -144,6 +144,59 @@ def test_ipv4_unicast_and_ttl_reported(pair: Any) -> None:
         a.close()
         b.close()
         stray.close()
+
+
+def _ip_header(source: IPv4Address, destination: IPv4Address, length: int, ttl: int) -> bytes:
+    return struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0xC0, 20 + length, 0, 0, ttl, 112, 0,
+        source.packed, destination.packed,
+    )
+
+
+def test_kernel_filter_drops_garbage_before_the_socket(pair: Any) -> None:
+    """The BPF program of vrrp.bpf, attached by LinuxPorts: what can never be a
+    valid advert for VRID 51 (spoofed off-link source, TTL 64, another VRID,
+    addressed to our own unicast address while multicast) never reaches the
+    socket; the valid advert does."""
+    from vrrp.linux import open_advert_link
+
+    a = run_in(pair.ns("a"), lambda: open_advert_link("eth0", 4, vrid=51, vrrp_version=3))
+    with in_netns(pair.ns("b")):
+        raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
+    foreign = IPv4Address("159.112.6.161")
+
+    def packet(source: IPv4Address, destination: IPv4Address, *, ttl: int = 255,
+               vrid: int = 51) -> tuple[bytes, IPv4Address]:
+        payload = encode_advert(
+            Advertisement(3, vrid, 254, 1.0, (VIP4.ip,)), source, destination
+        )
+        return _ip_header(source, destination, len(payload), ttl) + payload, destination
+
+    garbage = [
+        packet(foreign, VRRP_MULTICAST_V4),
+        packet(B4, VRRP_MULTICAST_V4, ttl=64),
+        packet(B4, VRRP_MULTICAST_V4, vrid=52),
+        packet(B4, A4),
+    ]
+    valid = packet(B4, VRRP_MULTICAST_V4)
+
+    async def exchange() -> Any:
+        for data, destination in [*garbage, valid]:
+            raw.sendto(data, (str(destination), 0))
+        async with asyncio.timeout(5):
+            first = await a.receive()
+        await asyncio.sleep(0.2)
+        return first, a.pending(64)
+
+    try:
+        first, rest = asyncio.run(exchange())
+        assert (first.source, first.destination, first.ttl) == (B4, VRRP_MULTICAST_V4, 255)
+        assert rest == []
+        assert a.connected_networks == (ip_interface(f"{A4}/24").network,)
+    finally:
+        a.close()
+        raw.close()
 
 
 def test_ipv6_multicast_hop_limit_and_destination(pair: Any) -> None:

@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv6Address, ip_interface
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, ip_interface
 from pathlib import Path
 
 import pytest
@@ -105,8 +105,10 @@ def make_node(
     address: IPv4Address | IPv6Address,
     settings: InstanceSettings,
     addresses: FakeVipAddresses | None = None,
+    connected: tuple[IPv4Network, ...] = (),
 ) -> Node:
     link = segment.attach(address)
+    link.connected = connected
     addresses = addresses or FakeVipAddresses(["eth0", "eth1"])
     announcer = RecordingAnnouncer(clock=now)
     runner = InstanceRunner(settings, link=link, addresses=addresses, announcer=announcer)
