@@ -40,6 +40,8 @@ import structlog
 import checkers
 import vrrp
 from haipvs import notify_fifo
+from haipvs.bgp.bird import BirdControl, RouteSpeaker
+from haipvs.bgp.part import BgpPart, DirectorState, director_state
 from haipvs.config import (
     ConfigDelta,
     ConfigInvalid,
@@ -141,6 +143,7 @@ class Supervisor:
         hostname: str | None = None,
         overrides_file: str | None = None,
         admin_socket: str | None = None,
+        bgp_speaker: Callable[[str], RouteSpeaker] | None = None,
     ) -> None:
         self._path = config_path
         self._kernel = kernel
@@ -180,6 +183,8 @@ class Supervisor:
         self._quorum_locks: dict[ServiceKey, asyncio.Lock] = {}
         self._quorum_tasks: set[asyncio.Task[None]] = set()
         self._fifo: notify_fifo.NotifyFifo | None = None  # keepalived notify_fifo
+        self._bgp: BgpPart | None = None  # scale-out mode (the config's bgp section)
+        self._bgp_speaker = bgp_speaker or BirdControl
 
     # ----------------------------------------------------------------- start-up
 
@@ -342,6 +347,7 @@ class Supervisor:
             log.error("operator.admin.unavailable", socket=self._admin_socket,
                       error=str(error), reason="haipvs drain/failover will not reach this daemon")
         self._tasks.append(asyncio.create_task(self._lag_monitor(), name="loop-lag"))
+        await self._follow_bgp(compiled)
         if self._notifier.watchdog_interval is not None:
             self._tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
 
@@ -372,6 +378,8 @@ class Supervisor:
         factor = min(1.0, max(0.0, change.weight_factor)) if change.healthy else 0.0
         view = HealthView(up=change.healthy, weight_factor=factor, reason=change.reason)
         programmer.update_health(key[0], key[1], view)
+        if self._bgp is not None:
+            self._bgp.poke()
         if self._fifo is not None:
             service = notify_fifo.service_endpoint(key[0])
             real_server = notify_fifo.real_server_endpoint(key[0], key[1])
@@ -540,6 +548,7 @@ class Supervisor:
         summary = _summarize(delta)
         self._loaded, self._compiled = loaded, compiled
         self._follow_notify_fifo(loaded.config.director.notify_fifo)
+        await self._follow_bgp(compiled)
         if not delta.is_empty:
             assert self._pool is not None and self._programmer is not None
             self._pool.update(compiled.checks, fail_open=compiled.fail_open)
@@ -572,6 +581,8 @@ class Supervisor:
     # ----------------------------------------------------------------- shutdown
 
     async def _shutdown(self) -> None:
+        # The routers stop sending before anything of this director stops serving.
+        await self._follow_bgp(None)
         if self._fifo is not None:
             self._fifo.close()
         if self._admin is not None:
@@ -788,7 +799,35 @@ class Supervisor:
             vrrp_loop_lag_ms=self._vrrp.loop_lag() * 1000 if self._vrrp is not None else 0.0,
             vrrp_restarts=self._vrrp.restarts() if self._vrrp is not None else 0,
             overrides=self._override_views(compiled),
+            bgp=None if self._bgp is None else self._bgp.view(),
         )
+
+
+    # ----------------------------------------------------------------- scale-out (bgp)
+
+    def _bgp_state(self) -> DirectorState:
+        programmer = self._programmer
+        settled = programmer is not None and programmer.settled
+        return director_state(self.snapshot(), table_settled=settled)
+
+    async def _follow_bgp(self, compiled: Compiled | None) -> None:
+        """Start, update or stop the BGP part as the config's bgp section says; stopping
+        withdraws every VIP first."""
+        plan = None if compiled is None else compiled.bgp
+        if plan is None:
+            if self._bgp is not None:
+                part, self._bgp = self._bgp, None
+                await part.stop()
+            return
+        if self._bgp is not None and self._bgp.control_socket != plan.control_socket:
+            part, self._bgp = self._bgp, None
+            await part.stop()  # withdrawn through the old BIRD, announced by the new one
+        if self._bgp is None:
+            self._bgp = BgpPart(plan, self._bgp_speaker(plan.control_socket), self._bgp_state)
+            self._bgp.start()
+        else:
+            self._bgp.update(plan)
+
 
 
 def _fifo_dropped(line: str, code: int) -> None:

@@ -26,7 +26,7 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -35,9 +35,9 @@ from haipvs.bgp.bird import RouteSpeaker, SpeakerError
 from haipvs.bgp.gate import AnnounceGates, GateChange, GateInputs, IPAddress, VipInputs
 from haipvs.bgp.plan import ScaleOutPlan
 from haipvs.bgp.snippet import protocol_name, render_bird_config
-from haipvs.status.snapshot import Snapshot
+from haipvs.status.snapshot import ScaleOutView, Snapshot
 
-__all__ = ["BgpPart", "BgpView", "DirectorState", "director_state"]
+__all__ = ["BgpPart", "DirectorState", "director_state"]
 
 log = structlog.get_logger("haipvs.bgp")
 
@@ -54,9 +54,10 @@ class DirectorState:
     loop_lag: float
 
 
-def director_state(snapshot: Snapshot) -> DirectorState:
+def director_state(snapshot: Snapshot, *, table_settled: bool | None = None) -> DirectorState:
     """From the status snapshot: a real server counts as up when its check says up and the
-    operator has not taken it out (drain, maintenance)."""
+    operator has not taken it out (drain, maintenance). ``table_settled`` is the
+    programmer's ``settled`` (no change waiting for a sync); None: the snapshot's in_sync."""
     up = {
         service.key: sum(
             1 for rs in service.real_servers if rs.health == "up" and rs.admin is None
@@ -65,19 +66,9 @@ def director_state(snapshot: Snapshot) -> DirectorState:
     }
     return DirectorState(
         up_by_service=up,
-        table_in_sync=snapshot.programmer.in_sync,
+        table_in_sync=snapshot.programmer.in_sync if table_settled is None else table_settled,
         loop_lag=snapshot.loop_lag_ms / 1000.0,
     )
-
-
-@dataclass(frozen=True, slots=True)
-class BgpView:
-    """``/status``'s scale-out block."""
-
-    announced: tuple[str, ...]
-    drained: bool
-    protocols: Mapping[str, str] = field(default_factory=dict)
-    speaker_error: str | None = None
 
 
 class BgpPart:
@@ -129,9 +120,13 @@ class BgpPart:
         self._config_pending = True
         self._wake.set()
 
-    def view(self) -> BgpView:
+    @property
+    def control_socket(self) -> str:
+        return self._plan.control_socket
+
+    def view(self) -> ScaleOutView:
         announced = sorted(self._gates.announced(), key=lambda a: (a.version, a))
-        return BgpView(
+        return ScaleOutView(
             announced=tuple(str(vip) for vip in announced),
             drained=self._drained,
             protocols=dict(self._protocols),
