@@ -348,6 +348,8 @@ class Supervisor:
                       error=str(error), reason="haipvs drain/failover will not reach this daemon")
         self._tasks.append(asyncio.create_task(self._lag_monitor(), name="loop-lag"))
         await self._follow_bgp(compiled)
+        if compiled.sync_daemon is not None and compiled.sync_daemon.mode == "mesh":
+            self._want_sync_mesh()
         if self._notifier.watchdog_interval is not None:
             self._tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
 
@@ -436,7 +438,7 @@ class Supervisor:
         if compiled is None or compiled.sync_daemon is None or loop is None:
             return
         sync = compiled.sync_daemon
-        if sync.instance is not None and sync.instance != instance:
+        if sync.mode == "mesh" or (sync.instance is not None and sync.instance != instance):
             return
         if to_state in ("MASTER", "BACKUP", "FAULT"):
             loop.call_soon_threadsafe(self._want_sync_daemon, to_state)
@@ -491,7 +493,8 @@ class Supervisor:
             if compiled is None or compiled.sync_daemon is None or kernel is None:
                 return
             sync = compiled.sync_daemon
-            start = SyncState.MASTER if role == "master" else SyncState.BACKUP
+            starts = {"master": [SyncState.MASTER], "backup": [SyncState.BACKUP],
+                      "mesh": [SyncState.MASTER, SyncState.BACKUP]}[role]
             set_daemon = getattr(kernel, "set_sync_daemon", None)
             stop_daemon = getattr(kernel, "stop_sync_daemon", None)
             if set_daemon is None or stop_daemon is None:
@@ -501,15 +504,16 @@ class Supervisor:
             for state in SyncState:
                 with contextlib.suppress(KernelError, OSError):  # not running: fine
                     await stop_daemon(state)
-            try:
-                await set_daemon(start, sync.interface, sync.syncid, mcast_group=sync.group,
-                                 mcast_port=sync.port, mcast_ttl=sync.ttl,
-                                 sync_maxlen=sync.maxlen)
-                log.info("ipvs.sync_daemon.started", state=start.name.lower(),
-                         iface=sync.interface, syncid=sync.syncid, reason=self._sync_reason)
-            except (KernelError, OSError) as error:
-                log.error("ipvs.sync_daemon.failed", state=start.name.lower(),
-                          iface=sync.interface, errno=error.errno, reason=str(error))
+            for start in starts:
+                try:
+                    await set_daemon(start, sync.interface, sync.syncid,
+                                     mcast_group=sync.group, mcast_port=sync.port,
+                                     mcast_ttl=sync.ttl, sync_maxlen=sync.maxlen)
+                    log.info("ipvs.sync_daemon.started", state=start.name.lower(),
+                             iface=sync.interface, syncid=sync.syncid, reason=self._sync_reason)
+                except (KernelError, OSError) as error:
+                    log.error("ipvs.sync_daemon.failed", state=start.name.lower(),
+                              iface=sync.interface, errno=error.errno, reason=str(error))
             self._sync_applied = role
 
     # ----------------------------------------------------------------- reload
@@ -804,6 +808,13 @@ class Supervisor:
 
 
     # ----------------------------------------------------------------- scale-out (bgp)
+
+    def _want_sync_mesh(self) -> None:
+        """ipvs.sync_daemon.mode mesh: master and backup from start, VRRP or not."""
+        self._sync_wanted, self._sync_reason = "mesh", "mesh"
+        if self._sync_task is None or self._sync_task.done():
+            self._sync_task = asyncio.create_task(self._follow_sync_daemon())
+            self._tasks.append(self._sync_task)
 
     def _bgp_state(self) -> DirectorState:
         programmer = self._programmer

@@ -108,6 +108,7 @@ class SyncDaemonSettings:
     group: str | None
     port: int
     ttl: int
+    mode: str = "vrrp"  # "mesh": master and backup at once, independent of VRRP
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +250,7 @@ def compile_config(config: m.Config, *, hostname: str = "director") -> Compiled:
             group=None if sync.group is None else str(sync.group),
             port=sync.port,
             ttl=sync.ttl,
+            mode=sync.mode,
         ),
         min_interval=config.ipvs.programmer.min_interval,
         max_interval=config.ipvs.programmer.max_interval,

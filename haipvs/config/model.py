@@ -954,6 +954,9 @@ class SyncDaemon(_Model):
     # keepalived lvs_sync_daemon IFACE INSTANCE [id N] [maxlen N] [group ADDR] [port N] [ttl N]
     interface: InterfaceName
     instance: Name | None = None  # the VRRP instance whose MASTER/BACKUP state it follows
+    # mesh: master and backup at once from start, whatever VRRP does (scale-out mode:
+    # every director holds every other director's connections).
+    mode: Literal["vrrp", "mesh"] = "vrrp"
     syncid: SyncId = 0
     maxlen: SyncMaxlen | None = None
     group: Address | None = None
@@ -1606,6 +1609,12 @@ def _ipvs_rules(
     daemon = ipvs.sync_daemon
     if daemon is None:
         return
+    if daemon.mode == "mesh" and daemon.instance is not None:
+        yield _error(
+            ("ipvs", "sync_daemon", "instance"),
+            "not with mode mesh: the mesh runs master and backup at all times, "
+            "it follows no VRRP instance",
+        )
     names = {inst.name for _, inst in instances}
     if daemon.instance is not None and all_vrrp_valid and daemon.instance not in names:
         yield _error(

@@ -192,6 +192,23 @@ class ScaleOutLab:
     def log_text(self, name: str) -> str:
         return (self.workdir / f"{name}.log").read_text(errors="replace")
 
+    def diagnose(self) -> str:
+        """What a failed walk-through needs to be read: BIRD's view on every host, the
+        router's route, each daemon's bgp lines and last words."""
+        parts = [f"route: {self.net.run('rtr', ['ip', 'route'], check=False).stdout}"]
+        for host in ["rtr", *(f"d{i}" for i in range(1, self.directors + 1))]:
+            parts.append(f"--- {host} birdc show protocols\n"
+                         + self.birdc(host, "show", "protocols", "all"))
+        for i in range(1, self.directors + 1):
+            name = f"d{i}"
+            path = self.workdir / f"{name}.log"
+            lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+            chosen = [line for line in lines if "bgp." in line or "error" in line]
+            parts.append(f"--- {name} log\n" + "\n".join((chosen + lines[-5:])[-40:]))
+            parts.append(f"--- {name} ipvsadm\n"
+                         + self.net.run(name, ["ipvsadm", "-Ln"], check=False).stdout)
+        return "\n".join(parts)
+
     def stop_all(self) -> None:
         for group in (self.daemons, self.birds, self.servers):
             for process in group.values():
