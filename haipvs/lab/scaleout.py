@@ -123,7 +123,8 @@ class ScaleOutLab:
             # haipvs writes the rest and asks BIRD to re-read it.
             generated = self.workdir / f"{host}.haipvs-bird.conf"
             if not generated.exists():
-                generated.write_text(f"router id 10.0.{host[1:]}.2;\n")
+                # BIRD refuses a config without a protocol ("No protocol is specified").
+                generated.write_text(f"router id 10.0.{host[1:]}.2;\nprotocol device {{}}\n")
             main.write_text(f'include "{generated}";\n')
         with contextlib.suppress(FileNotFoundError):
             socket.unlink()
