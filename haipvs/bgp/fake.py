@@ -58,6 +58,11 @@ class FakeSpeaker:
         self._check("show protocols")
         return {name: "up" if on else "down" for name, on in self._enabled.items()}
 
+    def restart(self) -> None:
+        """A new BIRD process on the same file: every static disabled, sessions reset."""
+        self.running = True
+        self._enabled = dict.fromkeys(self._enabled, False)
+
     async def configure(self) -> None:
         """BIRD re-reads its file: its statics, every one disabled again (as measured)."""
         self._check("configure")

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import structlog
 
-from haipvs.bgp.bird import RouteSpeaker, SpeakerError
+from haipvs.bgp.bird import BirdError, RouteSpeaker, SpeakerError
 from haipvs.bgp.gate import AnnounceGates, GateChange, GateInputs, IPAddress, VipInputs
 from haipvs.bgp.plan import ScaleOutPlan
 from haipvs.bgp.snippet import protocol_name, render_bird_config
@@ -182,8 +182,15 @@ class BgpPart:
             changes = self._gates.evaluate(self._vip_inputs(state), self._gate_inputs(state))
             await self._apply(changes)
             self._protocols = dict(await self._speaker.protocol_states())
+            self._repair_drift()
         except SpeakerError as error:
             self._failed(error)
+            if not isinstance(error, BirdError):
+                # The socket failed: BIRD may be a new process now, started on whatever
+                # file is there with every static disabled. Configure it again and let
+                # the gates announce afresh.
+                self._bird_has = None
+                self._config_pending = True
             self._retry_at = now + self._backoff
             self._backoff = min(self._backoff * 2, RETRY_MAX)
             return
@@ -226,6 +233,17 @@ class BgpPart:
                 log.info("bgp.vip.announced", vip=str(change.vip), protocol=name)
             else:
                 log.info("bgp.vip.withdrawn", vip=str(change.vip), reason=change.reason)
+
+    def _repair_drift(self) -> None:
+        """A VIP announced by the gates but down in BIRD (someone ran ``birdc disable``,
+        BIRD restarted between two ticks) is announced again on the next tick."""
+        for vip in self._gates.announced():
+            state = self._protocols.get(protocol_name(vip))
+            if state is not None and not state.startswith("up"):
+                log.warning("bgp.vip.drift", vip=str(vip), bird_state=state,
+                            reason="announced by haipvs, not up in BIRD: enabling it again")
+                self._gates.forget(vip)
+                self._wake.set()
 
     def _failed(self, error: SpeakerError, vip: IPAddress | None = None) -> None:
         self._speaker_error = str(error)

@@ -254,3 +254,31 @@ def test_director_state_counts_up_servers_the_operator_has_not_taken_out() -> No
         loop_lag_ms=250.0,
     )
     assert director_state(snapshot) == DirectorState({WEB: 1}, True, 0.25)
+
+
+async def test_a_restarted_bird_is_configured_again_and_the_vips_re_announced(
+    tmp_path: Path, logs: Logs
+) -> None:
+    part, speaker, _ = started(tmp_path)
+    await asyncio.sleep(0.1)
+    assert len(on(speaker)) == 2
+    speaker.running = False
+    await asyncio.sleep(0.6)
+    speaker.restart()  # every static disabled, as a new BIRD on the same file
+    await asyncio.sleep(2.0)
+    assert len(on(speaker)) == 2
+    assert speaker.configures == 2
+    await part.stop()
+
+
+async def test_a_vip_disabled_behind_haipvs_back_is_enabled_again(
+    tmp_path: Path, logs: Logs
+) -> None:
+    part, speaker, _ = started(tmp_path)
+    await asyncio.sleep(0.1)
+    await speaker.withdraw(protocol_name(VIP))  # an operator's `birdc disable`
+    await asyncio.sleep(1.1)
+    assert len(on(speaker)) == 2
+    (drift,) = events(logs, "bgp.vip.drift")
+    assert drift["vip"] == str(VIP) and drift["bird_state"] == "down"
+    await part.stop()
