@@ -144,6 +144,8 @@ class BgpPart:
         state = self._state()
         changes = self._gates.evaluate(self._vip_inputs(state), self._gate_inputs(state))
         flipped = {change.vip: change for change in changes}
+        was_announced = bool(self._gates.announced()) or any(
+            not change.announce for change in changes)
         for vip in sorted(self._plan.vips, key=lambda a: (a.version, a)):
             change = flipped.get(vip, GateChange(vip, False, "shutting down"))
             try:
@@ -153,6 +155,11 @@ class BgpPart:
                 continue
             if changed or vip in flipped:
                 log.info("bgp.vip.withdrawn", vip=str(vip), reason=change.reason)
+        if was_announced and self._plan.withdraw_grace > 0:
+            # The routers need a moment to take this director out of ECMP: until then
+            # packets still arrive, and must find the IPVS table (the caller tears it
+            # down only after this returns).
+            await asyncio.sleep(self._plan.withdraw_grace)
         with contextlib.suppress(SpeakerError):
             await self._speaker.close()
 

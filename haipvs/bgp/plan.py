@@ -30,3 +30,4 @@ class ScaleOutPlan:
     config_file: str
     max_loop_lag: float
     vips: Mapping[IPAddress, VipPlan]
+    withdraw_grace: float = 1.0

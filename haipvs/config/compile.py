@@ -529,4 +529,5 @@ def scale_out_plan(config: m.Config) -> ScaleOutPlan | None:
         config_file=bgp.config_file,
         max_loop_lag=bgp.max_loop_lag,
         vips=vips,
+        withdraw_grace=bgp.withdraw_grace,
     )

@@ -1004,6 +1004,7 @@ BfdInterval = Annotated[int, BeforeValidator(_int_in(10, 10000))]
 HoldTime = Annotated[int, BeforeValidator(_int_in(3, 65535))]  # RFC 4271 §4.2: 0 or >= 3
 KeepaliveTime = Annotated[int, BeforeValidator(_int_in(1, 21845))]
 Need = Annotated[int, BeforeValidator(_int_in(0, 1000))]
+GraceSeconds = Annotated[float, BeforeValidator(_number_in(0, 60))]
 LoopLag = Annotated[float, BeforeValidator(_number_in(0.05, 60))]
 
 
@@ -1040,6 +1041,9 @@ class BgpSettings(_Model):
     need: Need = 1
     learn: DelaySeconds = 0.0
     max_loop_lag: LoopLag = 1.0
+    # On shutdown, how long to keep serving after the withdrawal, while the routers take
+    # this director out of ECMP (packets already on their way still find the table).
+    withdraw_grace: GraceSeconds = 1.0
     vips: ListOf[BgpVip] = ()
 
     def need_for(self, vip: IPv4Address | IPv6Address) -> int:

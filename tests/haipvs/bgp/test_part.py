@@ -212,8 +212,14 @@ async def test_stop_withdraws_every_vip_first(tmp_path: Path, logs: Logs) -> Non
     part, speaker, _ = started(tmp_path)
     await asyncio.sleep(0.1)
     assert len(on(speaker)) == 2
-    await part.stop()
-    assert on(speaker) == set()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.create_task(part.stop())
+    await asyncio.sleep(0.5)
+    assert on(speaker) == set()  # withdrawn at once...
+    assert not stop.done()  # ...and the caller waits withdraw_grace before tearing down
+    before = loop.time()
+    await stop
+    assert loop.time() - before == pytest.approx(0.5)
     assert [(e["vip"], e["reason"]) for e in events(logs, "bgp.vip.withdrawn")] == [
         (str(VIP), "shutting down"),
         (str(VIP2), "shutting down"),
