@@ -141,11 +141,14 @@ class BgpPart:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        state = self._state()
-        changes = self._gates.evaluate(self._vip_inputs(state), self._gate_inputs(state))
+        was_announced = bool(self._gates.announced())
+        try:
+            state = self._state()
+            changes = self._gates.evaluate(self._vip_inputs(state), self._gate_inputs(state))
+        except Exception:  # withdraw all the same: the reason is only for the log
+            log.exception("bgp.part.failed")
+            changes = []
         flipped = {change.vip: change for change in changes}
-        was_announced = bool(self._gates.announced()) or any(
-            not change.announce for change in changes)
         for vip in sorted(self._plan.vips, key=lambda a: (a.version, a)):
             change = flipped.get(vip, GateChange(vip, False, "shutting down"))
             try:
