@@ -29,9 +29,10 @@ REPO = Path(__file__).resolve().parent.parent
 DIRECTORS = 3
 
 
-def established(lab: ScaleOutLab, host: str) -> int:
+def connections(lab: ScaleOutLab, host: str) -> int:
+    """The director's IPVS connection entries for the VIP, whatever their TCP state."""
     out = lab.net.run(host, ["ipvsadm", "-Lnc"], check=False).stdout
-    return sum(1 for line in out.splitlines() if "ESTABLISHED" in line)
+    return sum(1 for line in out.splitlines() if f"{VIP}:80" in line)
 
 
 def director_death(lab: ScaleOutLab, count: int, heartbeat: float) -> dict[str, object]:
@@ -53,7 +54,7 @@ def director_death(lab: ScaleOutLab, count: int, heartbeat: float) -> dict[str, 
         "--heartbeat", str(heartbeat), "--duration", str(duration), "--ramp", str(ramp),
         "--out", str(out)])
     time.sleep(ramp + 2.0)
-    shares = {host: established(lab, host) for host in hosts}
+    shares = {host: connections(lab, host) for host in hosts}
     victim = hosts[-1]
     started = time.monotonic()
     lab.net.run(victim, ["tc", "qdisc", "add", "dev", "eth0", "root", "netem", "loss", "100%"])
