@@ -1,4 +1,4 @@
-"""The chaos scenarios of issue 9 with their figures, in the lab.
+"""The chaos scenarios (tests/chaos) with their figures, in the lab.
 
     .venv/bin/python bench/chaos.py [--scenarios NAME ...] [--flap-seconds 20]
 

@@ -1,4 +1,4 @@
-"""Checker benchmark (issue 5): is checking thousands of real servers cheap and on time?
+"""Checker benchmark: is checking thousands of real servers cheap and on time?
 
 Two parts, one final line `RESULT tcp_cpu_ratio=R http_cpu_ratio=R lateness_p99_ms=MS
 rss_mb=MB ...`:

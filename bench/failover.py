@@ -1,9 +1,9 @@
-"""VRRP failover outage, haipvs vs keepalived, in the lab (issue 6).
+"""VRRP failover outage, haipvs vs keepalived, in the lab.
 
     python bench/failover.py [--trials 5]   # enters the lab itself (about 25 min)
 
 A director pair (haipvs.lab.pair: dir1 priority 150, dir2 priority 100, the NAT
-service of the lab notes, three real servers) serves a client that opens a new
+service of the lab, three real servers) serves a client that opens a new
 HTTP connection to the VIP every 10 ms. The outage of one trial is the gap
 between the last success before the event and the first success after it.
 

@@ -1,4 +1,4 @@
-"""VRRP soak: no false takeover while the daemon is busy checking (issue 6).
+"""VRRP soak: no false takeover while the daemon is busy checking.
 
     python bench/vrrp_soak.py [--duration 600]   # enters the lab itself
 

@@ -1,6 +1,6 @@
 """checkers: health checks for IPVS real servers.
 
-Public API. Other packages import only from here (design.md §2).
+Public API. Other packages import only from here (pyproject's import contracts).
 
 * Settings (filled in by ``haipvs.config.compile``): ``Target``, ``BackendId``,
   ``Timing``, ``DampingSettings``, ``FailOpenSettings`` and the check specs

@@ -31,7 +31,7 @@ class State(enum.Enum):
 
 
 class Reason(enum.Enum):
-    """Why a backend's health is what it is (rendered snake_case in logs, design.md §3.6)."""
+    """Why a backend's health is what it is (rendered snake_case in logs)."""
 
     NEW_REAL_SERVER = "new_real_server"  # keepalived alpha: down until it rises
     ADOPTED = "adopted"  # found in the kernel table: up until its first result

@@ -1,6 +1,6 @@
 """CheckerPool: runs the probes on time and turns results into HealthChanged.
 
-The asyncio adapter around the pure cores (design.md §1.2, §3.3, aioquic's
+The asyncio adapter around the pure cores (aioquic's
 ``asyncio/protocol.py``). It owns the only timer and the probe tasks; every
 decision is made by :mod:`checkers.health` and :mod:`checkers.failopen`.
 
@@ -28,7 +28,7 @@ Rules kept here:
    not the server's) is cancelled by a watchdog sweep from the same heap and
    counted as a failure (``check.probe.hung``), so no backend freezes in its
    last state.
-7. Every change is one log line (design.md §3.6): ``check.up``,
+7. Every change is one log line: ``check.up``,
    ``check.down``, ``check.damped``, ``check.failopen.entered``,
    ``check.failopen.cleared``, with ``vs``, ``rs`` and ``reason``.
 """
@@ -721,7 +721,7 @@ class CheckerPool:
         return result
 
     def snapshot(self) -> PoolSnapshot:
-        """Per-backend health and per-service fail-open state (design.md §4.3)."""
+        """Per-backend health and per-service fail-open state (the status API's view)."""
         now = self._clock()
         backends: dict[BackendId, BackendStatus] = {}
         for backend_id, backend in sorted(self._backends.items()):

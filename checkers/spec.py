@@ -110,13 +110,13 @@ class Target:
         _check_port(self.port, "port", allow_zero=True)
 
     def __str__(self) -> str:
-        # The `rs` log key of design.md §3.6: 10.0.0.11:80, [2001:db8::1]:80.
+        # The `rs` log key (docs/operations.md): 10.0.0.11:80, [2001:db8::1]:80.
         if isinstance(self.address, IPv6Address):
             return f"[{self.address}]:{self.port}"
         return f"{self.address}:{self.port}"
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(frozen=True, slots=True)
 class BackendId:
     """A real server of a service: the unit that has health.
 
@@ -132,6 +132,23 @@ class BackendId:
     def __post_init__(self) -> None:
         _require(bool(self.service), "service must not be empty")
         _check_port(self.port, "port", allow_zero=True)
+
+    def _order(self) -> tuple[str, int, IPAddress | int, int]:
+        # A service may mix families (tun real servers): IPv4 before IPv6, never a
+        # comparison of an IPv4 with an IPv6 address (ipaddress refuses it).
+        return (self.service, self.address.version, int(self.address), self.port)
+
+    def __lt__(self, other: BackendId) -> bool:
+        return self._order() < other._order()
+
+    def __le__(self, other: BackendId) -> bool:
+        return self._order() <= other._order()
+
+    def __gt__(self, other: BackendId) -> bool:
+        return self._order() > other._order()
+
+    def __ge__(self, other: BackendId) -> bool:
+        return self._order() >= other._order()
 
     @property
     def rs(self) -> str:

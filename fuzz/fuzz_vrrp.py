@@ -1,6 +1,6 @@
 """Coverage-guided fuzzing of the VRRP receive path with atheris (libFuzzer for Python).
 
-Issue 9 ("Bad packets"): nothing a peer can put on the wire may raise anything but
+Nothing a peer can put on the wire may raise anything but
 ``vrrp.MalformedAdvert`` from the path a runner takes: ``parse_ipv4_packet`` ->
 ``check_ttl`` -> ``decode_advert`` -> ``VrrpMachine.on_advert``. Any other exception
 is a crash: libFuzzer stops, writes the input as ``crash-<sha1>`` in the artifact
@@ -15,7 +15,7 @@ Each input is split by its first octet:
   fuzzer explores the checks behind the checksum and then the machine's own rules
   (VRID, version, interval, unicast peers, priority 0, preemption).
 
-The seed corpus is the golden keepalived captures in /work/shared/captures.
+The seed corpus is the golden keepalived captures in tests/data/captures.
 
 Usage (a bounded run that ends with one ``RESULT`` line):
 
@@ -39,8 +39,8 @@ import time
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address
 from pathlib import Path
 
-CAPTURES = Path("/work/shared/captures")
 REPO = Path(__file__).resolve().parent.parent
+CAPTURES = REPO / "tests" / "data" / "captures"
 
 
 def read_pcap(path: Path) -> list[bytes]:

@@ -1,4 +1,4 @@
-"""The `haipvs` command line: one sub-command per operator task (design.md §4.2).
+"""The `haipvs` command line: one sub-command per operator task.
 
 Each sub-command lives in the module that owns its subject; this file only parses
 arguments and dispatches, importing the owner lazily so `haipvs check-config` does
@@ -19,9 +19,15 @@ def _run_check_config(args: argparse.Namespace) -> int:
         from haipvs.preflight import check_config_and_host
 
         return check_config_and_host(args.file)
-    from haipvs.config.check import check_config_command
+    from haipvs.daemon.check import check_config_command
 
-    return check_config_command(args.file)
+    return check_config_command(args.file, offline=args.offline)
+
+
+def _run_plan(args: argparse.Namespace) -> int:
+    from haipvs.daemon.plan import plan_command
+
+    return plan_command(args)
 
 
 def _run_lab(args: argparse.Namespace) -> int:
@@ -161,7 +167,30 @@ def build_parser() -> argparse.ArgumentParser:
         "the VRRP interfaces, the firewall letting VRRP in, the IPVS sysctls; each problem "
         "with the command that fixes it (exit 1 on an error)",
     )
+    check.add_argument(
+        "--offline", action="store_true",
+        help="skip what depends on this host (scripts, interfaces), for a file meant for "
+        "another machine",
+    )
     check.set_defaults(handler=_run_check_config)
+
+    plan = commands.add_parser(
+        "plan",
+        help="what a reload of FILE would do to the running daemon "
+        "(exit 0 no change, 10 changes, 1 invalid)",
+    )
+    plan.add_argument("file")
+    plan.add_argument("--api", default="127.0.0.1:9797", help="HOST:PORT of the status API")
+    plan.add_argument("--token", default=None, help="API token (when the API is not on loopback)")
+    plan.add_argument(
+        "--running", default=None, metavar="FILE",
+        help="compare with this file instead of the running daemon's config",
+    )
+    plan.add_argument(
+        "--offline", action="store_true",
+        help="skip what depends on this host (scripts, interfaces) when checking FILE",
+    )
+    plan.set_defaults(handler=_run_plan)
 
     from haipvs.status.command import EXIT_CODES_HELP
 

@@ -1,4 +1,4 @@
-"""Logging: structlog configured once, one event per line (design.md §3.6, §4.4).
+"""Logging: structlog configured once, one event per line.
 
 Every line carries `director`, `event`, `level` and `timestamp`; the event names are
 the contract on-call engineers grep and alert on (listed in docs/operations.md).

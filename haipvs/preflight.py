@@ -273,14 +273,26 @@ def host_check_command(config: Config, out: TextIO | None = None) -> int:
 
 def check_config_and_host(path: str) -> int:
     """`haipvs check-config --host FILE`: the file first, then this host against it."""
-    from haipvs.config.check import check_config_command
     from haipvs.config.load import ConfigInvalid, load_config
 
-    status = check_config_command(path)
+    # The file on its own first (what depends on this host is judged below), then this
+    # host against it, then the daemon's own verdict on both: the exit status is the
+    # gate's (haipvs.daemon.accept), so --host never accepts what the daemon refuses.
+    from haipvs.daemon.accept import accept_config
+    from haipvs.daemon.check import check_config_command
+
+    status = check_config_command(path, offline=True)
     if status != 0:
         return status
     try:
         config = load_config(path).config
     except (ConfigInvalid, OSError):  # changed under us: the check above said why
         return 1
-    return host_check_command(config)
+    host_status = host_check_command(config)
+    try:
+        accept_config(path)
+    except ConfigInvalid as refused:
+        for error in refused.errors:
+            print(error)
+        return 1
+    return host_status

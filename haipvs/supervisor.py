@@ -1,4 +1,4 @@
-"""The composition root: `haipvs run -c FILE` (design.md §3.5).
+"""The composition root: `haipvs run -c FILE`.
 
 It builds the parts, wires them and owns the daemon's life:
 
@@ -33,7 +33,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
@@ -41,16 +41,16 @@ import checkers
 import vrrp
 from haipvs import notify_fifo
 from haipvs.bgp.bird import BirdControl, RouteSpeaker
-from haipvs.bgp.part import BgpPart, DirectorState, director_state
-from haipvs.config import (
-    ConfigDelta,
-    ConfigInvalid,
-    KindDelta,
-    LoadedConfig,
-    diff_configs,
-    load_config,
+from haipvs.bgp.part import BgpPart, BgpView, DirectorState
+from haipvs.config import ConfigInvalid, dump_config
+from haipvs.config.compile import Compiled
+from haipvs.daemon.accept import (
+    Accepted,
+    HostFacts,
+    UnsafeConfigFileError,
+    accept_config,
+    check_file_safety,
 )
-from haipvs.config.compile import Compiled, compile_config
 from haipvs.daemon.admin import (
     AdminServer,
     DestProgress,
@@ -58,6 +58,8 @@ from haipvs.daemon.admin import (
     RunningView,
     default_socket_path,
 )
+from haipvs.daemon.plan import redacted
+from haipvs.daemon.reload import ReloadPlan, plan_reload
 from haipvs.ipvs import (
     ActualTable,
     DestKey,
@@ -69,27 +71,33 @@ from haipvs.ipvs import (
 )
 from haipvs.logs import configure_logging
 from haipvs.sdnotify import SystemdNotifier
-from haipvs.security import config_file_problem, script_commands, unsafe_paths
-from haipvs.status.api import ReloadOutcome, StatusApi
 from haipvs.status.snapshot import (
     DrainView,
     InstanceView,
     OverrideView,
     ProgrammerView,
     RealServerView,
+    ReloadOutcome,
     ReloadView,
+    ScaleOutView,
     ServiceView,
     Snapshot,
 )
 
-__all__ = ["Supervisor", "UnsafeConfigFileError", "VrrpPart", "run_command"]
+if TYPE_CHECKING:
+    from haipvs.status.api import StatusApi
+
+__all__ = [
+    "Supervisor",
+    "UnsafeConfigFileError",
+    "VrrpPart",
+    "check_file_safety",
+    "director_state",
+    "run_command",
+]
 
 VERSION = "0.1.0"
 log = structlog.get_logger()
-
-
-class UnsafeConfigFileError(Exception):
-    """The config file may be changed by users other than root: refused."""
 
 
 class _Action(enum.Enum):
@@ -124,13 +132,6 @@ VrrpFactory = Callable[
 ]
 
 
-def check_file_safety(path: str) -> None:
-    """Refuse a config file others may change (haipvs.security, the scripts' rule)."""
-    problem = config_file_problem(path)
-    if problem is not None:
-        raise UnsafeConfigFileError(str(problem))
-
-
 class Supervisor:
     def __init__(
         self,
@@ -143,9 +144,11 @@ class Supervisor:
         hostname: str | None = None,
         overrides_file: str | None = None,
         admin_socket: str | None = None,
+        host: HostFacts | None = None,
         bgp_speaker: Callable[[str], RouteSpeaker] | None = None,
     ) -> None:
         self._path = config_path
+        self._host = host
         self._kernel = kernel
         self._vrrp_factory = vrrp_factory
         self._prober = prober
@@ -156,7 +159,7 @@ class Supervisor:
         self._reload_lock = asyncio.Lock()
         self._notifier = SystemdNotifier()
         self._started_at = time.time()
-        self._loaded: LoadedConfig | None = None
+        self._accepted: Accepted | None = None
         self._compiled: Compiled | None = None
         self._programmer: IpvsProgrammer | None = None
         self._pool: checkers.CheckerPool | None = None
@@ -190,38 +193,21 @@ class Supervisor:
 
     async def run(self) -> int:
         try:
-            check_file_safety(self._path)
-            loaded = load_config(self._path)
+            accepted = self._accept()
         except ConfigInvalid as invalid:
             for error in invalid.errors:
                 print(str(error), file=sys.stderr)
             return 1
-        except (UnsafeConfigFileError, OSError) as error:
-            print(f"haipvs: {error}", file=sys.stderr)
-            return 1
-        config = loaded.config
-        compiled = compile_config(config, hostname=self._hostname)
-        unsafe = unsafe_paths(
-            [
-                *script_commands(compiled.instances, compiled.checks.values()),
-                *compiled.quorum_argvs,
-            ]
-        )
-        if unsafe:
-            # keepalived's enable_script_security, always on: a script that others can
-            # change would run as root.
-            for message in unsafe:
-                print(f"haipvs: {message}", file=sys.stderr)
-            return 1
+        config, compiled = accepted.config, accepted.compiled
         configure_logging(
             director=compiled.director,
             log_format=None if config.director.log_format is None
             else config.director.log_format.value,
             level=config.director.log_level.value,
         )
-        for warning in loaded.warnings:
+        for warning in accepted.loaded.warnings:
             log.warning("config.warning", detail=str(warning))
-        self._loaded, self._compiled = loaded, compiled
+        self._accepted, self._compiled = accepted, compiled
         self._follow_notify_fifo(config.director.notify_fifo)
         loop = asyncio.get_running_loop()
         self._loop = loop
@@ -336,8 +322,13 @@ class Supervisor:
         pool.start()
         self._tasks.append(asyncio.create_task(programmer.run(), name="ipvs-programmer"))
         await operator.apply_vrrp()
+        # Imported here, after the VRRP process was forked: aiohttp and prometheus_client
+        # are a third of the daemon's import time, and the VRRP process needs neither.
+        from haipvs.status.api import StatusApi
+
         self._api = StatusApi(api, snapshot=self.snapshot, reload=self.reload, token=token,
-                              before=self._refresh_kernel_stats)
+                              before=self._refresh_kernel_stats,
+                              running_config=self._running_config_document)
         await self._api.start()
         admin = AdminServer(self._admin_socket, operator.handle)
         try:
@@ -523,53 +514,150 @@ class Supervisor:
             self._notifier.reloading()
             try:
                 return await self._reload()
+            except Exception as error:  # SIGHUP or POST /reload: never the daemon's end
+                message = f"{self._path}: reload failed: {type(error).__name__}: {error}"
+                log.error("config.reload.failed", config=self._path, errors=[message],
+                          reason="unexpected error; the running config stays")
+                self._reloads_rejected += 1
+                self._last_reload = ReloadView(at=time.time(), result="rejected",
+                                               errors=(message,))
+                return ReloadOutcome(False, (message,), "")
             finally:
                 self._notifier.ready("reloaded")
 
+    def _accept(self) -> Accepted:
+        """The gate check-config uses too (haipvs.daemon.accept)."""
+        return accept_config(self._path, hostname=self._hostname, host=self._host)
+
+    @property
+    def running_config(self) -> Accepted | None:
+        """The config the daemon runs (the last one accepted and applied)."""
+        return self._accepted
+
+    def _running_config_document(self) -> dict[str, str]:
+        """GET /config: the running config as YAML, secrets redacted (haipvs.daemon.plan)."""
+        accepted = self._accepted
+        assert accepted is not None
+        return {"file": accepted.path, "yaml": dump_config(redacted(accepted.config))}
+
     async def _reload(self) -> ReloadOutcome:
-        old_loaded, old = self._loaded, self._compiled
-        assert old_loaded is not None and old is not None
+        running = self._accepted
+        assert running is not None
         try:
-            check_file_safety(self._path)
             # Off the loop: a large (or hostile) file must not stall adverts' peers,
             # checks and the watchdog ping while it parses.
-            loaded = await asyncio.to_thread(load_config, self._path)
+            accepted = await asyncio.to_thread(self._accept)
         except ConfigInvalid as invalid:
-            errors = tuple(str(error) for error in invalid.errors)
-            return self._rejected(errors)
-        except (UnsafeConfigFileError, OSError) as error:
-            return self._rejected((str(error),))
-        delta = diff_configs(old_loaded.config, loaded.config)
-        compiled = compile_config(loaded.config, hostname=self._hostname)
-        unsafe = unsafe_paths(
-            [
-                *script_commands(compiled.instances, compiled.checks.values()),
-                *compiled.quorum_argvs,
-            ]
+            return self._rejected(tuple(str(error) for error in invalid.errors))
+        plan = plan_reload(
+            (running.config, running.compiled), (accepted.config, accepted.compiled)
         )
-        if unsafe:
-            return self._rejected(tuple(unsafe))
-        summary = _summarize(delta)
-        self._loaded, self._compiled = loaded, compiled
-        self._follow_notify_fifo(loaded.config.director.notify_fifo)
-        await self._follow_bgp(compiled)
-        if not delta.is_empty:
-            assert self._pool is not None and self._programmer is not None
+        try:
+            await self._execute_vrrp(plan, running, accepted)
+        except Exception as error:  # a failing step never kills the daemon
+            return self._failed(plan, running, error)
+        self._execute(plan, accepted)
+        self._follow_notify_fifo(accepted.config.director.notify_fifo)
+        await self._follow_bgp(accepted.compiled)
+        if not plan.is_empty:
+            await self._operator_follow_config()
+        self._reloads_applied += 1
+        self._last_reload = ReloadView(at=time.time(), result="applied", summary=plan.summary)
+        log.info("config.reload.applied", config=self._path, changes=plan.summary)
+        for note in plan.restart_needed:
+            log.warning("config.reload.deferred", config=self._path, detail=note)
+        return ReloadOutcome(True, (), plan.summary)
+
+    async def _execute_vrrp(self, plan: ReloadPlan, running: Accepted, new: Accepted) -> None:
+        """The VRRP part of a plan: the one step that can fail on this host (a device
+        gone, a socket refused). On failure the VRRP side is brought back to the running
+        instances before the error goes up: the reload is then not adopted at all."""
+        instances = new.compiled.instances
+        if self._vrrp is None:
+            if plan.start_vrrp:
+                factory = self._vrrp_factory or _default_vrrp_factory
+                part = factory(instances, self._vrrp_transition)
+                try:
+                    await part.start()
+                except Exception:
+                    with contextlib.suppress(Exception):
+                        await part.stop()
+                    raise
+                self._vrrp = part
+            return
+        if not plan.vrrp_changed:
+            return
+        try:
+            await self._vrrp.update(instances)
+        except Exception:
+            try:
+                await self._vrrp.update(running.compiled.instances)
+            except Exception as again:
+                log.error("vrrp.rollback.failed", reason=str(again),
+                          error_type=type(again).__name__)
+            raise
+
+    def _execute(self, plan: ReloadPlan, new: Accepted) -> None:
+        """The in-memory part of a plan: checks, IPVS specs, timeouts, the sync daemon."""
+        compiled = new.compiled
+        self._accepted, self._compiled = new, compiled
+        assert self._pool is not None and self._programmer is not None
+        if plan.checks_changed or plan.services_changed:
             self._pool.update(compiled.checks, fail_open=compiled.fail_open)
             self._programmer.set_health(self._health_map(compiled))
             self._programmer.set_specs(compiled.services)
-            vrrp_changed = not (delta.vrrp_instances.is_empty and delta.sync_groups.is_empty)
-            if self._vrrp is not None and vrrp_changed:
-                await self._vrrp.update(compiled.instances)
-            elif self._vrrp is None and compiled.instances:
-                factory = self._vrrp_factory or _default_vrrp_factory
-                self._vrrp = factory(compiled.instances, self._vrrp_transition)
-                await self._vrrp.start()
-            await self._operator_follow_config()
-        self._reloads_applied += 1
-        self._last_reload = ReloadView(at=time.time(), result="applied", summary=summary)
-        log.info("config.reload.applied", config=self._path, changes=summary)
-        return ReloadOutcome(True, (), summary)
+        if plan.timeouts_changed and compiled.timeouts is not None:
+            self._programmer.set_timeouts(
+                compiled.timeouts.tcp, compiled.timeouts.tcp_fin, compiled.timeouts.udp
+            )
+        if plan.sync_daemon != "keep":
+            self._sync_applied = None
+            self._sync_reason = "config_changed"
+            if plan.sync_daemon == "stop":
+                self._sync_wanted = None
+                self._tasks.append(asyncio.create_task(self._stop_sync_daemon()))
+            else:
+                state = self._followed_state()
+                if state is not None:
+                    self._want_sync_daemon(state)
+
+    def _followed_state(self) -> str | None:
+        """The VRRP state the sync daemon follows now (None: not known yet)."""
+        compiled = self._compiled
+        if compiled is None or compiled.sync_daemon is None or self._vrrp is None:
+            return None
+        name = compiled.sync_daemon.instance
+        for view in self._vrrp.views():
+            if (name is None or view.name == name) and view.state in (
+                "MASTER", "BACKUP", "FAULT"
+            ):
+                return view.state
+        return None
+
+    async def _stop_sync_daemon(self) -> None:
+        from haipvs.ipvs.genl import SyncState
+
+        stop_daemon = getattr(self._kernel, "stop_sync_daemon", None)
+        if stop_daemon is None:
+            return
+        for state in SyncState:
+            with contextlib.suppress(KernelError, OSError):  # not running: fine
+                await stop_daemon(state)
+        log.info("ipvs.sync_daemon.stopped", reason="config_changed")
+
+    def _failed(self, plan: ReloadPlan, running: Accepted, error: Exception) -> ReloadOutcome:
+        message = f"{self._path}: reload not applied: {type(error).__name__}: {error}"
+        self._reloads_rejected += 1
+        self._last_reload = ReloadView(at=time.time(), result="rejected", errors=(message,))
+        log.error(
+            "config.reload.failed",
+            config=self._path,
+            changes=plan.summary,
+            errors=[message],
+            reason="a step failed; the running config stays",
+        )
+        self._accepted, self._compiled = running, running.compiled
+        return ReloadOutcome(False, (message,), "")
 
     def _rejected(self, errors: tuple[str, ...]) -> ReloadOutcome:
         self._reloads_rejected += 1
@@ -803,7 +891,7 @@ class Supervisor:
             vrrp_loop_lag_ms=self._vrrp.loop_lag() * 1000 if self._vrrp is not None else 0.0,
             vrrp_restarts=self._vrrp.restarts() if self._vrrp is not None else 0,
             overrides=self._override_views(compiled),
-            bgp=None if self._bgp is None else self._bgp.view(),
+            bgp=None if self._bgp is None else _scale_out_view(self._bgp.view()),
         )
 
 
@@ -841,39 +929,35 @@ class Supervisor:
 
 
 
+def _scale_out_view(view: BgpView) -> ScaleOutView:
+    return ScaleOutView(announced=view.announced, drained=view.drained,
+                        protocols=view.protocols, speaker_error=view.speaker_error)
+
+
+def director_state(snapshot: Snapshot, *, table_settled: bool | None = None) -> DirectorState:
+    """From the status snapshot: a real server counts as up when its check says up and the
+    operator has not taken it out (drain, maintenance). ``table_settled`` is the
+    programmer's ``settled`` (no change waiting for a sync); None: the snapshot's in_sync."""
+    up = {
+        service.key: sum(
+            1 for rs in service.real_servers if rs.health == "up" and rs.admin is None
+        )
+        for service in snapshot.services
+    }
+    return DirectorState(
+        up_by_service=up,
+        table_in_sync=snapshot.programmer.in_sync if table_settled is None else table_settled,
+        loop_lag=snapshot.loop_lag_ms / 1000.0,
+    )
+
+
+
 def _fifo_dropped(line: str, code: int) -> None:
     if code == errno.ENXIO:
         # Nobody reads: the normal state of a FIFO no tool listens to.
         log.debug("notify_fifo.no_reader", line=line.rstrip("\n"))
     else:
         log.warning("notify_fifo.dropped", line=line.rstrip("\n"), errno=errno.errorcode[code])
-
-
-def _summarize(delta: ConfigDelta) -> str:
-    """"real_servers: 1 changed; checks: 1 added" - what on-call reads in the log line."""
-    kinds: Mapping[str, KindDelta[Any, Any]] = {
-        "vrrp_instances": delta.vrrp_instances,
-        "sync_groups": delta.sync_groups,
-        "virtual_servers": delta.virtual_services,
-        "real_servers": delta.real_servers,
-        "checks": delta.checks,
-    }
-    parts = []
-    for name, kind in kinds.items():
-        counts = [
-            f"{len(items)} {bucket}"
-            for bucket, items in (
-                ("added", kind.added), ("removed", kind.removed), ("changed", kind.changed)
-            )
-            if items
-        ]
-        if counts:
-            parts.append(f"{name}: {', '.join(counts)}")
-    if delta.director is not None:
-        parts.append("director: changed")
-    if delta.ipvs is not None:
-        parts.append("ipvs: changed")
-    return "; ".join(parts) or "no changes"
 
 
 def _default_vrrp_factory(

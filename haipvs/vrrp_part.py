@@ -3,15 +3,21 @@
 VRRP runs in its own thread and event loop (vrrp.VrrpService), and the daemon runs
 this adapter in a process of its own (haipvs.vrrp_process). This adapter turns
 its transitions into the supervisor's callback, its status into InstanceViews, and
-a reload into the least disruptive change:
+a reload into the plan of vrrp.plan_instances (the one rule, which the daemon's
+reload plan shows too), executed instance by instance:
 
-- unchanged instances are not touched (the supervisor does not call `update`
-  unless the VRRP part of the config changed);
-- when the set of instances, their identity (interface, vrid, family) or their VIPs
-  are unchanged and only tunables differ (priority, intervals, preempt...), each
-  changed instance is reconfigured in place, keeping its state and VIPs;
-- otherwise the VRRP service restarts: masters resign with a priority-0 advert, so
-  the peer takes over at once, and the new instances start as BACKUP.
+- unchanged instances are not touched;
+- changed tunables, VIPs or tracking are applied in place: the state stays, a
+  master adds (and announces) new VIPs and drops removed ones at once, tracking
+  weights are applied again to a new priority;
+- added instances start, removed ones resign (priority-0 advert) and drop their
+  VIPs, a new identity (interface, vrid, family), version or sync group replaces
+  the instance;
+- only a change in the membership of a sync group restarts the VRRP service
+  (masters resign with a priority-0 advert, so the peer takes over at once).
+
+A failing step raises after the adapter has caught up with what runs, so the
+caller can update back to the running config.
 """
 
 from __future__ import annotations
@@ -61,32 +67,25 @@ class LinuxVrrpPart:
 
     async def update(self, instances: Sequence[vrrp.InstanceSettings]) -> None:
         new = tuple(instances)
-        old_by_name = {settings.name: settings for settings in self._instances}
-        same_shape = set(old_by_name) == {settings.name for settings in new} and all(
-            old_by_name[s.name].key == s.key
-            and old_by_name[s.name].vips == s.vips
-            and old_by_name[s.name].version == s.version
-            and old_by_name[s.name].sync_group == s.sync_group
-            and old_by_name[s.name].track_interfaces == s.track_interfaces
-            and old_by_name[s.name].track_scripts == s.track_scripts
-            for s in new
-        )
-        in_place = same_shape
-        if in_place:
-            for settings in new:
-                if old_by_name[settings.name] != settings:
-                    await asyncio.wrap_future(self._service.call(self._reconfigure(settings)))
-                    log.info("vrrp.instance.reconfigured", instance=settings.name,
-                             vrid=settings.vrid, iface=settings.interface,
-                             reason="config_changed")
+        plan = vrrp.plan_instances(self._instances, new)
+        if not plan.changed:
             self._instances = new
             return
-        log.info("vrrp.service.restarting", reason="instances, VIPs or tracking changed",
-                 instances=len(new))
-        await self._service.stop_async()
-        self._instances = new
-        self._service = self._new_service()
-        await self._service.start_async()
+        if plan.restart or not self._service.running:
+            log.info("vrrp.service.restarting", reason="a sync group's members changed",
+                     instances=len(new))
+            await self._service.stop_async()
+            self._instances = new
+            self._service = self._new_service()
+            await self._service.start_async()
+            await self._apply_holds({})
+            return
+        try:
+            await asyncio.wrap_future(self._service.call(self._service.apply(plan)))
+        finally:
+            # What runs now, even after a failed step: the next update plans from it.
+            self._instances = self._service.instances
+        # An added or replaced instance gets its operator hold (a held one is a no-op).
         await self._apply_holds({})
 
     async def set_holds(self, holds: Mapping[str, str]) -> None:
@@ -102,10 +101,6 @@ class LinuxVrrpPart:
                 await asyncio.wrap_future(
                     self._service.call(runner.hold_for_operator(self._holds.get(name)))
                 )
-
-    async def _reconfigure(self, settings: vrrp.InstanceSettings) -> None:
-        runner = self._service.runner(settings.name)
-        await runner.reconfigure(settings)
 
     def loop_lag(self) -> float:
         return self._service.loop_lag.last

@@ -318,8 +318,11 @@ class VrrpProcessPart:
         await self._spawn()
 
     async def update(self, instances: Sequence[vrrp.InstanceSettings]) -> None:
-        self._instances = tuple(instances)
-        await self._request(_Update(self._instances, current_logging()), REPLY_TIMEOUT)
+        new = tuple(instances)
+        # Adopted only once the child applied it: after a failure the supervisor updates
+        # back to the running config, and a respawn must start what the child ran.
+        await self._request(_Update(new, current_logging()), REPLY_TIMEOUT)
+        self._instances = new
 
     async def set_holds(self, holds: Mapping[str, str]) -> None:
         """``haipvs failover`` holds (instance -> reason); a new VRRP process gets them too."""

@@ -20,7 +20,7 @@
 #      the config schema and the bash/zsh completion are installed
 #   7b. systemd-analyze verify accepts the installed unit
 #   8. systemd-analyze security: the exposure is printed and must not exceed
-#      HAIPVS_MAX_EXPOSURE (default 2.5; measured 1.8 when this was written)
+#      HAIPVS_MAX_EXPOSURE (default 2.5; packaging/README.md gives the measured figure)
 #   9. dpkg --purge removes /opt/haipvs and /usr/bin/haipvs
 # Needs root (dpkg). Exit status 0 only if every check passed.
 set -euo pipefail

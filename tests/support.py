@@ -55,6 +55,16 @@ def read_pcap(path: Path) -> list[bytes]:
     return frames
 
 
+class FakeHost:
+    """Host facts for haipvs.daemon.accept: these interfaces exist, no other."""
+
+    def __init__(self, *interfaces: str) -> None:
+        self.interfaces = set(interfaces or ("lo", "eth0", "eth1"))
+
+    def has_interface(self, name: str) -> bool:
+        return name in self.interfaces
+
+
 class FakeVrrpPart:
     """The supervisor's VRRP part (haipvs.supervisor.VrrpPart) with no VRRP behind it.
 

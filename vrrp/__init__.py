@@ -1,6 +1,6 @@
 """haipvs VRRP: a sans-IO VRRPv2/v3 core (codec + election machine) and its IO runner.
 
-Other packages import only from here (design.md §2). The core modules
+Other packages import only from here (pyproject's import contracts). The core modules
 (settings, packet, timing, machine, errors) are pure: no IO, no clock, no logger.
 """
 

@@ -18,6 +18,9 @@ from .machine import AdvertDropped as AdvertDropped
 from .machine import AdvertMismatch as AdvertMismatch
 from .machine import Announce as Announce
 from .machine import InstallVips as InstallVips
+from .machine import InstanceReload as InstanceReload
+from .machine import InstancesPlan as InstancesPlan
+from .machine import InstanceStep as InstanceStep
 from .machine import OldUnicastChecksum as OldUnicastChecksum
 from .machine import PriorityChanged as PriorityChanged
 from .machine import RemoveVips as RemoveVips
@@ -25,8 +28,12 @@ from .machine import SendAdvert as SendAdvert
 from .machine import State as State
 from .machine import Transition as Transition
 from .machine import TransitionReason as TransitionReason
+from .machine import VipsChanged as VipsChanged
 from .machine import VrrpMachine as VrrpMachine
 from .machine import build_advert as build_advert
+from .machine import instance_reload as instance_reload
+from .machine import plan_instances as plan_instances
+from .machine import vip_changes as vip_changes
 from .notify import HookKind as HookKind
 from .notify import Notifier as Notifier
 from .notify import RunOutcome as RunOutcome
@@ -97,10 +104,13 @@ __all__ = [
     "InstallVips",
     "InstanceKey",
     "InstancePorts",
+    "InstanceReload",
     "InstanceRunner",
     "InstanceSettings",
     "InstanceStatus",
+    "InstanceStep",
     "InstanceTracker",
+    "InstancesPlan",
     "LinkEvent",
     "LinkMonitor",
     "LinuxPorts",
@@ -130,6 +140,7 @@ __all__ = [
     "UnicastChecksum",
     "VipAddresses",
     "VipSpec",
+    "VipsChanged",
     "VrrpError",
     "VrrpIoError",
     "VrrpMachine",
@@ -139,8 +150,11 @@ __all__ = [
     "check_ttl",
     "decode_advert",
     "encode_advert",
+    "instance_reload",
     "master_down_interval",
     "parse_ipv4_packet",
+    "plan_instances",
     "run_argv",
     "skew_time",
+    "vip_changes",
 ]

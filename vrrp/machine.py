@@ -37,13 +37,13 @@ Pure module: no IO, no clock, no logging.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
 from vrrp.errors import DropReason, VrrpUsageError
 from vrrp.packet import VRRP_MULTICAST_V4, Advertisement
-from vrrp.settings import PRIORITY_OWNER, InstanceSettings, UnicastChecksum
+from vrrp.settings import PRIORITY_OWNER, InstanceSettings, UnicastChecksum, VipSpec
 from vrrp.timing import master_down_interval, skew_time
 
 __all__ = [
@@ -53,6 +53,9 @@ __all__ = [
     "AdvertMismatch",
     "Announce",
     "InstallVips",
+    "InstanceReload",
+    "InstanceStep",
+    "InstancesPlan",
     "OldUnicastChecksum",
     "PriorityChanged",
     "RemoveVips",
@@ -60,8 +63,12 @@ __all__ = [
     "State",
     "Transition",
     "TransitionReason",
+    "VipsChanged",
     "VrrpMachine",
     "build_advert",
+    "instance_reload",
+    "plan_instances",
+    "vip_changes",
 ]
 
 IPAddress = IPv4Address | IPv6Address
@@ -153,6 +160,15 @@ class RemoveVips:
 
 
 @dataclass(frozen=True, slots=True)
+class VipsChanged:
+    """A reload changed the VIP set of a master: add ``added`` and remove ``removed`` now
+    (the other VIPs stay; an Announce follows for the new set)."""
+
+    added: tuple[VipSpec, ...]
+    removed: tuple[VipSpec, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Announce:
     """Gratuitous ARP / unsolicited NA burst for the VIPs (garp_repeat x garp_interval)."""
 
@@ -218,6 +234,7 @@ Action = (
     SendAdvert
     | InstallVips
     | RemoveVips
+    | VipsChanged
     | Announce
     | Transition
     | AdvertDropped
@@ -227,6 +244,109 @@ Action = (
 )
 
 _ENTER_MASTER_SIDE_EFFECTS = (InstallVips(), Announce())
+
+
+class InstanceReload(enum.Enum):
+    """What a reload does to one running instance (keepalived keeps each instance's
+    state across reloads, ``restore_vrrp_state``)."""
+
+    #: Same settings: not touched.
+    keep = "keep"
+    #: New tunables, VIPs or tracking, applied in place: the state stays, a master
+    #: keeps the VIPs it keeps and adds/removes the others at once.
+    reconfigure = "reconfigure"
+    #: A new identity (interface, vrid, family), version or sync group: the instance
+    #: stops (a master resigns with priority 0) and starts again as a new one.
+    replace = "replace"
+
+
+def instance_reload(old: InstanceSettings, new: InstanceSettings) -> InstanceReload:
+    """The one rule for reloading an instance of the same name in place or not.
+
+    Identity and version are what peers know the instance by (RFC 5798 §5.2.3: the
+    VRID on one interface and family; the version changes the packet format), and a
+    sync group holds its members from start-up: those need a new instance. Everything
+    else, the VIP set included, changes in place (keepalived applies VIP changes on
+    reload without a transition).
+    """
+    if old == new:
+        return InstanceReload.keep
+    if old.key != new.key or old.version != new.version or old.sync_group != new.sync_group:
+        return InstanceReload.replace
+    return InstanceReload.reconfigure
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceStep:
+    """One instance's part of a reload: ``action`` is keep / reconfigure / replace
+    (:class:`InstanceReload`), or ``add`` (``old`` None) / ``remove`` (``new`` None)."""
+
+    name: str
+    action: str
+    old: InstanceSettings | None
+    new: InstanceSettings | None
+
+
+@dataclass(frozen=True, slots=True)
+class InstancesPlan:
+    """What a reload does to the running instances, in the order to do it: removals
+    (and the old half of replacements) first, so a key that moves from one name to
+    another is free when the new instance binds it; then reconfigurations; then
+    additions (and the new half of replacements).
+
+    ``restart``: the membership of a sync group changes. A sync group binds its
+    members at start-up (keepalived builds them at config load), so the whole VRRP
+    service restarts; ``steps`` still say what changed, for the log.
+    """
+
+    steps: tuple[InstanceStep, ...]
+    restart: bool
+    #: The instances' names in the new config's order (what runs afterwards).
+    names: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> tuple[InstanceStep, ...]:
+        return tuple(step for step in self.steps if step.action != InstanceReload.keep.value)
+
+
+def plan_instances(
+    old: Sequence[InstanceSettings], new: Sequence[InstanceSettings]
+) -> InstancesPlan:
+    """The one plan of a VRRP reload, by instance name (the runners' identity)."""
+    before = {settings.name: settings for settings in old}
+    after = {settings.name: settings for settings in new}
+    removed = [InstanceStep(name, "remove", s, None) for name, s in before.items()
+               if name not in after]
+    kept: list[InstanceStep] = []
+    changed: list[InstanceStep] = []
+    added: list[InstanceStep] = []
+    for name, settings in after.items():
+        previous = before.get(name)
+        if previous is None:
+            added.append(InstanceStep(name, "add", None, settings))
+            continue
+        action = instance_reload(previous, settings)
+        step = InstanceStep(name, action.value, previous, settings)
+        (kept if action is InstanceReload.keep else changed).append(step)
+    replaced = [step for step in changed if step.action == InstanceReload.replace.value]
+    touched = [*removed, *added, *replaced]
+    restart = any(
+        (step.old is not None and step.old.sync_group is not None)
+        or (step.new is not None and step.new.sync_group is not None)
+        for step in touched
+    )
+    return InstancesPlan((*removed, *changed, *added, *kept), restart, tuple(after))
+
+
+def vip_changes(
+    old: InstanceSettings, new: InstanceSettings
+) -> tuple[tuple[VipSpec, ...], tuple[VipSpec, ...]]:
+    """(added, removed) VIPs between two settings of one instance, in file order."""
+    before, after = set(old.vips), set(new.vips)
+    return (
+        tuple(vip for vip in new.vips if vip not in before),
+        tuple(vip for vip in old.vips if vip not in after),
+    )
 
 
 def build_advert(settings: InstanceSettings, priority: int) -> Advertisement:
@@ -564,11 +684,13 @@ class VrrpMachine:
         :class:`PriorityChanged`); the caller then re-applies tracking weights.
         """
         old = self._settings
-        if settings.key != old.key or settings.version != old.version:
-            raise VrrpUsageError("reconfigure: identity or version changed; restart the instance")
-        if frozenset(settings.vip_addresses) != self._vip_set:
-            raise VrrpUsageError("reconfigure: the VIP set changed; restart the instance")
+        if instance_reload(old, settings) is InstanceReload.replace:
+            raise VrrpUsageError(
+                "reconfigure: identity, version or sync group changed; replace the instance"
+            )
         self._settings = settings
+        added, removed = vip_changes(old, settings)
+        self._vip_set = frozenset(settings.vip_addresses)
         self._source = settings.unicast_source or self._primary
         self._own_addresses = frozenset({self._primary, self._source})
         actions: list[Action] = []
@@ -583,6 +705,16 @@ class VrrpMachine:
         if settings.unicast_checksum is not old.unicast_checksum:
             # A new setting starts over; an unchanged ``auto`` keeps what it detected.
             self._old_checksum = settings.unicast_checksum is UnicastChecksum.old
+        if self._state is State.MASTER and (added or removed):
+            # A master owns its VIPs: the new ones go up now and are announced (gratuitous
+            # ARP / unsolicited NA, RFC 5798 §6.4.1), the removed ones go now, and the
+            # next advert lists the new set.
+            actions.append(VipsChanged(added, removed))
+            if added:
+                actions.append(Announce())
+            actions.append(SendAdvert(self._effective))
+            if self._advert_at is not None:
+                self._advert_at = now + settings.advert_interval
         if self._state is State.MASTER:
             if self._advert_at is not None:
                 # Next advert at the new cadence at the latest (RFC 5798 §6.4.3 Adver_Timer).

@@ -13,7 +13,7 @@ Rules kept here:
 - Checksums: VRRPv2 covers the VRRP message only (RFC 3768 §5.3.8); VRRPv3
   covers the message plus the IPv4 or IPv6 pseudo-header (RFC 5798 §5.2.8,
   clarified for IPv4 by RFC 9568 §5.2.8), as keepalived computes it: the golden
-  captures in /work/shared/captures pin this.
+  captures in tests/data/captures pin this.
 - Semantic checks that need the instance (VRID, interval, auth, peers, own
   packets) belong to the machine, not here. The TTL/hop-limit check
   (RFC 5798 §7.1) is :func:`check_ttl`, for the socket adapter that sees it.

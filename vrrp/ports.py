@@ -1,6 +1,6 @@
 """The kernel behind narrow Protocols: what the VRRP runner needs from the host.
 
-Rules kept here (design.md §3.4):
+Rules kept here (each kernel facility behind a narrow Protocol with a strict fake):
 
 1. Interface declarations and the value types they exchange, nothing else: no IO.
    The real implementations live in ``vrrp/linux.py`` and the strict in-memory

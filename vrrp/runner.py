@@ -1,4 +1,4 @@
-"""The asyncio adapter around :class:`~vrrp.machine.VrrpMachine` (design.md §3.3).
+"""The asyncio adapter around :class:`~vrrp.machine.VrrpMachine`.
 
 aioquic's ``asyncio/protocol.py`` shape: on every input (an advert, the timer,
 a tracking verdict, a fault) call the machine with ``clock()``, execute the
@@ -20,7 +20,7 @@ Rules kept here:
    executing sets an ``io`` fault (``set_fault``), cleared after a hold time.
    The peer's garbage is counted per :class:`~vrrp.errors.DropReason` and
    logged at most once per ``drop_log_interval`` per (source, reason).
-5. Every change is one log line saying why (design.md §3.6): ``vrrp.transition``
+5. Every change is one log line saying why: ``vrrp.transition``
    with vrid, iface, from_state, to_state, reason (+ detail words).
 """
 
@@ -39,13 +39,15 @@ from typing import Any
 
 import structlog
 
-from vrrp.errors import DropReason, MalformedAdvert
+from vrrp.errors import DropReason, MalformedAdvert, VrrpUsageError
 from vrrp.machine import (
     Action,
     AdvertDropped,
     AdvertMismatch,
     Announce,
     InstallVips,
+    InstanceReload,
+    InstancesPlan,
     OldUnicastChecksum,
     PriorityChanged,
     RemoveVips,
@@ -53,6 +55,7 @@ from vrrp.machine import (
     State,
     Transition,
     TransitionReason,
+    VipsChanged,
     VrrpMachine,
 )
 from vrrp.notify import HookKind, Notifier
@@ -310,15 +313,36 @@ class InstanceRunner:
                 )
             )
 
-    async def reconfigure(self, settings: InstanceSettings) -> None:
-        """Reload: new tunables in place (priority, intervals, preempt, GARP...), keeping
-        the state and the VIPs. Identity, version or VIP changes raise VrrpUsageError:
-        those need a restart of the instance."""
-        await self._input(lambda now: self.machine.reconfigure(settings, now))
-        if not settings.track_interfaces and not settings.track_scripts:
-            # Untracked: the configured priority is the effective one.
-            self._tracked_priority = settings.priority
-        self._settings = settings
+    async def reconfigure(
+        self, settings: InstanceSettings, tracked: TrackVerdict | None = None
+    ) -> None:
+        """Reload: new tunables, VIPs or tracking in place (vrrp.machine.instance_reload),
+        keeping the state; a master adds and announces new VIPs and drops removed ones at
+        once. A new identity, version or sync group raises VrrpUsageError: the caller
+        replaces the instance.
+
+        ``tracked`` is the tracking verdict for the new settings (the instance's
+        ``InstanceTracker.rebase``): the machine resets its effective priority to the new
+        base, and the tracking weights (and a sync group's hold) are applied again in the
+        same step, so the peer never sees the bare base priority. None: untracked, or a
+        new tracker publishes its verdict next.
+        """
+
+        def produce(now: float) -> tuple[Action, ...]:
+            actions = self.machine.reconfigure(settings, now)
+            # Before the actions run: VipsChanged and Announce act on the new VIPs.
+            self._settings = settings
+            if tracked is not None:
+                self._tracked_priority, self._tracked_reason = tracked.priority, tracked.reason
+            else:
+                self._tracked_priority, self._tracked_reason = settings.priority, "configured"
+            return actions + self._priority_input(now)
+
+        await self._input(produce)
+        if tracked is not None:
+            await self.set_fault(FaultSource.track, tracked.fault, tracked.reason)
+        elif FaultSource.track in self._faults:
+            await self.set_fault(FaultSource.track, False, "tracking reconfigured")
 
     def _fault_summary(self) -> str:
         """Every fault still held, as the reason the machine logs (empty: none)."""
@@ -516,6 +540,8 @@ class InstanceRunner:
                     await self._addresses.add(interface, vip)
         elif isinstance(action, RemoveVips):
             await self._remove_vips()
+        elif isinstance(action, VipsChanged):
+            await self._change_vips(action)
         elif isinstance(action, Announce):
             self._start_announce()
         elif isinstance(action, Transition):
@@ -586,6 +612,28 @@ class InstanceRunner:
                     await self._addresses.remove(interface, vip)
                 except VrrpIoError as exc:
                     first = first or exc
+        if first is not None:
+            raise first
+
+    async def _change_vips(self, change: VipsChanged) -> None:
+        # Removals first: a VIP moved to another interface is then never held twice.
+        first: VrrpIoError | None = None
+        for vip in change.removed:
+            try:
+                await self._addresses.remove(vip.interface or self._settings.interface, vip.address)
+            except VrrpIoError as exc:
+                first = first or exc
+        for vip in change.added:
+            await self._addresses.add(vip.interface or self._settings.interface, vip.address)
+        log.info(
+            "vrrp.vips.changed",
+            instance=self._settings.name,
+            vrid=self._settings.vrid,
+            iface=self._settings.interface,
+            added=[str(vip.address) for vip in change.added],
+            removed=[str(vip.address) for vip in change.removed],
+            reason="reloaded",
+        )
         if first is not None:
             raise first
 
@@ -843,6 +891,11 @@ class VrrpService:
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
         self._runners: dict[str, InstanceRunner] = {}
+        self._trackers: dict[str, InstanceTracker] = {}
+        self._runs: dict[str, asyncio.Task[None]] = {}
+        self._tracking: dict[str, asyncio.Task[None]] = {}
+        self._provider: PortsProvider | None = None
+        self._group: asyncio.TaskGroup | None = None
         self._sync_groups: dict[str, SyncGroup] = {}
         self._lag = LoopLag(0.0, 0.0, 0)
         self.notifier: Notifier | None = None
@@ -963,39 +1016,123 @@ class VrrpService:
 
     async def _serve(self, provider: PortsProvider) -> None:
         assert self._stop_requested is not None
+        self._provider = provider
         self.notifier = Notifier() if self._notify else None
-        trackers: list[InstanceTracker] = []
         for settings in self._instances:
-            ports = await provider(settings)
-            runner = InstanceRunner(
-                settings, link=ports.link, addresses=ports.addresses, announcer=ports.announcer
-            )
-            runner.add_transition_callback(self._transitioned)
-            self._runners[settings.name] = runner
-            monitor = provider.monitor if settings.track_interfaces else None
-            trackers.append(InstanceTracker(settings, runner, monitor=monitor))
+            await self._build(settings)
         groups: dict[str, list[InstanceRunner]] = {}
         for runner in self._runners.values():
             if runner.settings.sync_group is not None:
                 groups.setdefault(runner.settings.sync_group, []).append(runner)
         self._sync_groups = {name: SyncGroup(name, members) for name, members in groups.items()}
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self._measure_lag())]
-            tasks += [group.create_task(tracker.run()) for tracker in trackers if tracker.active]
-            runs = [group.create_task(runner.run()) for runner in self._runners.values()]
+            self._group = group
+            lag = group.create_task(self._measure_lag())
+            for name in self._runners:
+                self._launch(name)
             self._ready.set()
             await self._stop_requested.wait()
-            for task in tasks:
+            lag.cancel()
+            for task in self._tracking.values():
                 task.cancel()
             # Graceful: each instance resigns (RFC 5798 §6.4.3) in turn.
             for runner in self._runners.values():
                 await runner.stop()
-            for run in runs:
+            for run in self._runs.values():
                 await run
             if self.notifier is not None:
                 # Let the stop hooks run (each is bounded by its own timeout).
                 await self.notifier.join()
                 await self.notifier.close()
+
+    async def _build(self, settings: InstanceSettings) -> None:
+        assert self._provider is not None
+        ports = await self._provider(settings)
+        runner = InstanceRunner(
+            settings, link=ports.link, addresses=ports.addresses, announcer=ports.announcer
+        )
+        runner.add_transition_callback(self._transitioned)
+        self._runners[settings.name] = runner
+        self._trackers[settings.name] = self._tracker(settings, runner)
+
+    def _tracker(self, settings: InstanceSettings, runner: InstanceRunner) -> InstanceTracker:
+        assert self._provider is not None
+        monitor = self._provider.monitor if settings.track_interfaces else None
+        return InstanceTracker(settings, runner, monitor=monitor)
+
+    def _launch(self, name: str) -> None:
+        assert self._group is not None
+        runner, tracker = self._runners[name], self._trackers[name]
+        self._runs[name] = self._group.create_task(runner.run(), name=f"vrrp-{name}")
+        if tracker.active:
+            self._tracking[name] = self._group.create_task(tracker.run())
+
+    async def _remove(self, name: str) -> None:
+        tracking = self._tracking.pop(name, None)
+        if tracking is not None:
+            tracking.cancel()
+        runner = self._runners[name]
+        # A master resigns with priority 0 and drops its VIPs; its last transition
+        # (to INIT) is still reported, so it leaves the maps only afterwards.
+        await runner.stop()
+        run = self._runs.pop(name, None)
+        if run is not None:
+            await run
+        del self._runners[name]
+        self._trackers.pop(name, None)
+
+    async def _reconfigure(self, settings: InstanceSettings) -> None:
+        runner, tracker = self._runners[settings.name], self._trackers[settings.name]
+        if tracker.same_items(settings):
+            verdict = tracker.rebase(settings) if tracker.active else None
+            await runner.reconfigure(settings, verdict)
+            return
+        # New tracked items: a new tracker, which publishes its verdict when it starts.
+        tracking = self._tracking.pop(settings.name, None)
+        if tracking is not None:
+            tracking.cancel()
+        await runner.reconfigure(settings, None)
+        tracker = self._tracker(settings, runner)
+        self._trackers[settings.name] = tracker
+        if tracker.active and self._group is not None:
+            self._tracking[settings.name] = self._group.create_task(tracker.run())
+
+    @property
+    def instances(self) -> tuple[InstanceSettings, ...]:
+        """The settings of every instance that runs now (after a partial apply, too)."""
+        return tuple(runner.settings for runner in self._runners.values())
+
+    async def apply(self, plan: InstancesPlan) -> None:
+        """Execute a reload plan without a restart (call it in the VRRP loop: :meth:`call`).
+
+        Only the instances the plan names are touched: removed ones resign and drop
+        their VIPs, reconfigured ones keep their state (vrrp.machine.instance_reload),
+        added ones start as a fresh instance would. The first failing step raises; the
+        steps before it stay applied and :attr:`instances` says what runs, so the
+        caller can plan its way back.
+        """
+        if plan.restart:
+            raise VrrpUsageError("apply: the plan changes a sync group; restart the service")
+        for step in plan.steps:
+            if step.action in ("remove", InstanceReload.replace.value):
+                await self._remove(step.name)
+                log.info("vrrp.instance.removed", instance=step.name, reason=step.action)
+            if step.action == InstanceReload.reconfigure.value:
+                assert step.new is not None
+                await self._reconfigure(step.new)
+                log.info("vrrp.instance.reconfigured", instance=step.name,
+                         vrid=step.new.vrid, iface=step.new.interface, reason="config_changed")
+            if step.action in ("add", InstanceReload.replace.value):
+                assert step.new is not None
+                await self._build(step.new)
+                self._launch(step.name)
+                log.info("vrrp.instance.added", instance=step.name, vrid=step.new.vrid,
+                         iface=step.new.interface, reason=step.action)
+        order = {name: index for index, name in enumerate(plan.names)}
+        self._runners = dict(
+            sorted(self._runners.items(), key=lambda item: order.get(item[0], len(order)))
+        )
+        self._instances = self.instances
 
     async def _measure_lag(self) -> None:
         loop = asyncio.get_running_loop()

@@ -189,6 +189,29 @@ class InstanceTracker:
             or self._settings.track_files
         )
 
+    def same_items(self, settings: InstanceSettings) -> bool:
+        """True when ``settings`` tracks exactly what this tracker follows."""
+        return (
+            settings.track_interfaces == self._settings.track_interfaces
+            and settings.track_scripts == self._settings.track_scripts
+        )
+
+    def rebase(self, settings: InstanceSettings) -> TrackVerdict:
+        """A reload that keeps the tracked items: adopt the new settings (a new base
+        priority) and return the verdict on it, with every item's current state and
+        weight, for the runner to apply in the same step as the new priority.
+
+        Without this, a reload of the priority alone made the effective priority the
+        bare base one, dropping every tracking weight until the next change of a
+        tracked item (keepalived re-applies ``track_interface``/``track_script``
+        weights to the new priority on reload).
+        """
+        if not self.same_items(settings):
+            raise ValueError(f"instance {settings.name}: tracked items changed; use a new tracker")
+        self._settings = settings
+        self._verdict = self.verdict
+        return self._verdict
+
     async def _publish(self) -> None:
         async with self._lock:
             verdict = self.verdict

@@ -35,9 +35,8 @@ from haipvs.bgp.bird import BirdError, RouteSpeaker, SpeakerError
 from haipvs.bgp.gate import AnnounceGates, GateChange, GateInputs, IPAddress, VipInputs
 from haipvs.bgp.plan import ScaleOutPlan
 from haipvs.bgp.snippet import protocol_name, render_bird_config
-from haipvs.status.snapshot import ScaleOutView, Snapshot
 
-__all__ = ["BgpPart", "DirectorState", "director_state"]
+__all__ = ["BgpPart", "BgpView", "DirectorState"]
 
 log = structlog.get_logger("haipvs.bgp")
 
@@ -54,21 +53,14 @@ class DirectorState:
     loop_lag: float
 
 
-def director_state(snapshot: Snapshot, *, table_settled: bool | None = None) -> DirectorState:
-    """From the status snapshot: a real server counts as up when its check says up and the
-    operator has not taken it out (drain, maintenance). ``table_settled`` is the
-    programmer's ``settled`` (no change waiting for a sync); None: the snapshot's in_sync."""
-    up = {
-        service.key: sum(
-            1 for rs in service.real_servers if rs.health == "up" and rs.admin is None
-        )
-        for service in snapshot.services
-    }
-    return DirectorState(
-        up_by_service=up,
-        table_in_sync=snapshot.programmer.in_sync if table_settled is None else table_settled,
-        loop_lag=snapshot.loop_lag_ms / 1000.0,
-    )
+@dataclass(frozen=True, slots=True)
+class BgpView:
+    """What ``/status`` shows of the part (the supervisor copies it into the snapshot)."""
+
+    announced: tuple[str, ...]
+    drained: bool
+    protocols: dict[str, str]
+    speaker_error: str | None
 
 
 class BgpPart:
@@ -124,9 +116,9 @@ class BgpPart:
     def control_socket(self) -> str:
         return self._plan.control_socket
 
-    def view(self) -> ScaleOutView:
+    def view(self) -> BgpView:
         announced = sorted(self._gates.announced(), key=lambda a: (a.version, a))
-        return ScaleOutView(
+        return BgpView(
             announced=tuple(str(vip) for vip in announced),
             drained=self._drained,
             protocols=dict(self._protocols),

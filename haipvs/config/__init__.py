@@ -1,4 +1,4 @@
-"""haipvs.config: the YAML contract of design.md §4.1.
+"""haipvs.config: the YAML contract of docs/config.md.
 
 Public API (other packages import only from here):
 
@@ -11,7 +11,7 @@ Public API (other packages import only from here):
   by identity key (``instance_key``, ``service_key``, ``real_server_key``, ``check_key``).
 - ``compile_config(config, hostname=...) -> Compiled``: the settings of vrrp, checkers and
   haipvs.ipvs; ``CompileError(key_path, message)`` if one refuses a value.
-- ``check_config_command(path) -> int``: `haipvs check-config`.
+- ``summarize(config)``: the summary line of `haipvs check-config` (haipvs.daemon.check).
 """
 
 import lazy_loader

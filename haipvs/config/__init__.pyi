@@ -1,7 +1,6 @@
 """Type stub and lazy-export table of haipvs.config: the names below are imported on first
 use (lazy_loader.attach_stub), so importing one pure submodule loads no IO module."""
 
-from .check import check_config_command as check_config_command
 from .check import summarize as summarize
 from .compile import Compiled as Compiled
 from .compile import CompileError as CompileError
@@ -131,7 +130,6 @@ __all__ = [
     "Vip",
     "VirtualServer",
     "VrrpInstance",
-    "check_config_command",
     "check_key",
     "compile_config",
     "diff_configs",

@@ -1,23 +1,14 @@
-"""`haipvs check-config FILE`: validate a file the way the daemon would, touching nothing.
-
-Exit 0 with a one-line summary and any warnings; exit 1 with one line per error
-(``FILE:LINE: key.path: message``), then the warnings. Everything goes to stdout so that
-`haipvs check-config f | wc -l` counts the problems. The kernel, the network and the
-running daemon are never contacted.
-"""
+"""``summarize(config)``: the one-line summary `haipvs check-config` prints
+(the command itself is haipvs.daemon.check: it runs the daemon's gate)."""
 
 from __future__ import annotations
 
-import sys
-from typing import TextIO
-
-from haipvs.config.load import ConfigInvalid, load_config
 from haipvs.config.model import Config
 
-__all__ = ["check_config_command", "summarize"]
+__all__ = ["count", "summarize"]
 
 
-def _count(number: int, noun: str) -> str:
+def count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
@@ -26,27 +17,8 @@ def summarize(config: Config) -> str:
     real_servers = sum(len(vs.real_servers) for vs in config.virtual_servers)
     return ", ".join(
         [
-            _count(len(config.vrrp), "vrrp instance"),
-            _count(len(config.virtual_servers), "virtual server"),
-            _count(real_servers, "real server"),
+            count(len(config.vrrp), "vrrp instance"),
+            count(len(config.virtual_servers), "virtual server"),
+            count(real_servers, "real server"),
         ]
     )
-
-
-def check_config_command(path: str, out: TextIO | None = None) -> int:
-    """Validate ``path``; print the verdict; return the exit status (0 valid, 1 not)."""
-    stream = out if out is not None else sys.stdout
-    try:
-        loaded = load_config(path)
-    except ConfigInvalid as invalid:
-        for error in invalid.errors:
-            print(error, file=stream)
-        for warning in invalid.warnings:
-            print(warning, file=stream)
-        return 1
-    warnings = loaded.warnings
-    suffix = f" ({_count(len(warnings), 'warning')})" if warnings else ""
-    print(f"{path}: ok: {summarize(loaded.config)}{suffix}", file=stream)
-    for warning in warnings:
-        print(warning, file=stream)
-    return 0

@@ -112,7 +112,7 @@ class ServiceKey(_CachedHash):
     __hash__ = _CachedHash.__hash__
 
     def __str__(self) -> str:
-        # The `vs` log key of design.md §3.6.
+        # The `vs` log key (docs/operations.md).
         if self.fwmark is not None:
             suffix = "/ipv6" if self.family is Family.IPV6 else ""
             return f"fwmark/{self.fwmark}{suffix}"
@@ -172,11 +172,10 @@ class Changed(Generic[V]):
 
     @property
     def fields(self) -> tuple[str, ...]:
-        """The top-level keys whose values differ, in model order.
-
-        What a reload needs to pick the cheapest action: a VRRP instance whose only change
-        is ``priority`` gets ``set_priority``, anything else a restart (design.md §3.5).
-        """
+        """The top-level keys whose values differ, in model order (for people: logs and
+        `haipvs plan`). What a reload does with a VRRP instance is not decided here but by
+        the one rule the VRRP side executes, ``vrrp.instance_reload`` (through
+        haipvs.daemon.reload.plan_reload)."""
         names = getattr(type(self.new), "model_fields", None)
         if names is None:
             return ()

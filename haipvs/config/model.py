@@ -1,4 +1,4 @@
-"""The config model: every key of the YAML contract (design.md §4.1), typed and defaulted.
+"""The config model: every key of the YAML contract (docs/config.md), typed and defaulted.
 
 Rule 1: this module owns the *shape* of a config file: which keys exist, their types, their
 ranges and their defaults. Each model is strict (no silent coercion: ``"80"`` is not a port,
@@ -366,7 +366,7 @@ def _parse_text(value: Any) -> str:
 
 
 def _parse_command(value: Any) -> tuple[str, ...]:
-    # argv lists, run without a shell (design.md §4.1 notify): a string would need a shell
+    # argv lists, run without a shell (notify): a string would need a shell
     # to split, and that is exactly what we refuse.
     if isinstance(value, str):
         raise PydanticCustomError(
@@ -603,7 +603,7 @@ class Director(_Model):
     api: Annotated[str, BeforeValidator(_parse_listen)] = "127.0.0.1:9797"
     # Required by clients when the API listens beyond loopback (see the warning rule).
     api_token: BearerToken | None = None
-    # None: console on a TTY, json otherwise (design.md §4.1).
+    # None: console on a TTY, json otherwise.
     log_format: LogFormatValue | None = None
     log_level: LogLevelValue = LogLevel.INFO
     # keepalived global_defs notify_fifo: keepalived-format state lines (INSTANCE, VS, RS).
@@ -924,7 +924,7 @@ class VirtualServer(_Model):
 
     @property
     def label(self) -> str:
-        """The ``vs`` log key of design.md §3.6: ``tcp/198.51.100.10:80``, ``fwmark/10``."""
+        """The ``vs`` log key (docs/operations.md): ``tcp/198.51.100.10:80``, ``fwmark/10``."""
         if self.fwmark is not None:
             suffix = "/ipv6" if self.service_family is Family.IPV6 else ""
             return f"fwmark/{self.fwmark}{suffix}"
@@ -1156,9 +1156,12 @@ def _warning(path: KeyPath, message: str) -> Finding:
 
 def _director_rules(director: Director) -> Iterable[Finding]:
     if director.api_token is None and not ipaddress.ip_address(director.api_host).is_loopback:
-        yield _warning(
+        # The status API serves POST /reload: beyond loopback it needs a token, and the
+        # daemon refuses to bind without one, so the file is refused here, where
+        # check-config sees it too.
+        yield _error(
             ("director", "api"),
-            f"{director.api} is reachable beyond this host and director.api_token is not set",
+            f"{director.api} is reachable beyond this host: set director.api_token",
         )
 
 

@@ -1,4 +1,4 @@
-"""Translate a parsed keepalived.conf into the haipvs YAML config (design.md §4.1).
+"""Translate a parsed keepalived.conf into the haipvs YAML config (docs/config.md).
 
 This module owns the *meaning* of keepalived's keywords for the importer. Rules:
 
@@ -92,7 +92,7 @@ class Translation:
 # --- keyword tables -------------------------------------------------------------------
 # Keywords haipvs has no use for, with the reason shown to the operator.
 
-_MAIL = "e-mail alerts are not sent by haipvs; alert on the log events (design §3.6)"
+_MAIL = "e-mail alerts are not sent by haipvs; alert on the log events (docs/operations.md)"
 _PROCESS = "tuning of keepalived's child processes; the systemd unit sets haipvs's"
 _SNMP = "SNMP is not offered; use the Prometheus /metrics endpoint"
 _DBUS = "D-Bus is not offered; use the status API"
@@ -352,7 +352,7 @@ def _host_port(address: str, port: int | None) -> str:
 
 
 def _service_label(endpoint: Mapping[str, Any], protocol: str) -> str:
-    """The `vs` key of design.md §3.6, which the config model also uses as the label."""
+    """The `vs` log key, which the config model also uses as the label."""
     if "fwmark" in endpoint:
         return f"fwmark/{endpoint['fwmark']}"
     vip = ipaddress.ip_address(endpoint["vip"])
@@ -394,6 +394,7 @@ class _Translator:
         self.used_groups: set[str] = set()
         self.used_scripts: set[str] = set()
         self.used_processes: set[str] = set()
+        self.removed_scripts: set[str] = set()  # vrrp_script blocks without `script`
         self.used_files: set[str] = set()
         # keepalived vrrp_track_process / track_file blocks: (item, default weight, block)
         self.processes: dict[str, tuple[dict[str, Any], int, Statement]] = {}
@@ -640,10 +641,36 @@ class _Translator:
                 self.lvs_timeouts(stmt)
             elif kw == "lvs_sync_daemon":
                 self.lvs_sync_daemon(stmt)
+            elif kw in {"notify_fifo", "vrrp_notify_fifo", "lvs_notify_fifo"}:
+                self.notify_fifo(stmt, director)
+            elif kw in {"notify_fifo_script", "vrrp_notify_fifo_script", "lvs_notify_fifo_script"}:
+                self.unsupported(
+                    stmt,
+                    "haipvs does not start the FIFO's reader: run it as a service of its own "
+                    "reading director.notify_fifo",
+                )
             elif kw in _GLOBAL_DROPPED:
                 self.dropped(stmt, _GLOBAL_DROPPED[kw])
             else:
                 self.unknown(stmt, "global_defs", None)
+
+    def notify_fifo(self, stmt: Statement, director: dict[str, Any]) -> None:
+        """keepalived's FIFOs (global, VRRP-only, LVS-only) become the one director FIFO."""
+        path = self.arg(stmt, None)
+        if path is None:
+            return
+        if not path.startswith("/"):
+            self.unsupported(stmt, f"{path!r} is not an absolute path")
+            return
+        current = director.get("notify_fifo")
+        if current is not None and current != path:
+            self.unsupported(stmt, f"haipvs writes one FIFO ({current}); merge the readers onto it")
+            return
+        director["notify_fifo"] = path
+        if stmt.keyword != "notify_fifo":
+            self.note(stmt, "the FIFO carries every line (INSTANCE, VS and RS), not only this kind")
+        if len(stmt.args) > 1:
+            self.note(stmt, "the FIFO is made mode 0600 for the daemon's user; owner not set")
 
     def net_namespace(self, stmt: Statement) -> None:
         # Interfaces, VIPs and the IPVS table are per namespace: the whole config means
@@ -737,7 +764,13 @@ class _Translator:
             self.note(block, f"timeout {script.timeout:g} s cut to the interval", anchor)
             script.timeout = script.interval
         if not script.command:
-            self.unsupported(block, "has no usable `script`", anchor)
+            if block.child("script") is None:
+                # keepalived: "No script set for vrrp_script - removing"; the instances
+                # tracking it run without it (conditional `@ID script` lines do this).
+                self.removed_scripts.add(name)
+                self.dropped(block, "has no `script`: keepalived removes it too", anchor)
+            else:
+                self.unsupported(block, "has no usable `script`", anchor)
             return
         self.process_probe(block, script, anchor)
         self.scripts[name] = script
@@ -1010,6 +1043,14 @@ class _Translator:
                 for entry in stmt.block or ():
                     script = self.scripts.get(entry.keyword)
                     self.used_scripts.add(entry.keyword)
+                    if script is None and entry.keyword in self.removed_scripts:
+                        self.dropped(
+                            entry,
+                            f"vrrp_script {entry.keyword!r} has no script: keepalived "
+                            "ignores tracking it",
+                            anchor,
+                        )
+                        continue
                     if script is None:
                         self.unsupported(
                             entry, f"vrrp_script {entry.keyword!r} is not usable", anchor
@@ -1568,7 +1609,7 @@ class _Translator:
         checks = [rs.get("check") for rs in real_servers]
         rs_items = [{k: v for k, v in rs.items() if k != "check"} for rs in real_servers]
         if checks and checks[0] is not None and all(c == checks[0] for c in checks):
-            # One check for all: the service's default (design.md §4.1).
+            # One check for all: the service's default.
             service["check"] = checks[0]
         else:
             for item, check in zip(rs_items, checks, strict=True):

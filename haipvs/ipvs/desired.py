@@ -245,14 +245,16 @@ def build_desired(
             notes[(key, dest.key)] = Note(OpReason.HEALTH_DOWN, view.reason)
         for dest, override in drained:
             notes[(key, dest.key)] = Note(OpReason.OPERATOR_DRAIN, override.detail)
+        # Drained and down servers are not up: only `dests` counts, before the weight-0
+        # rows (inhibit_on_failure, operator drain) are added back below.
         value, threshold, _, _ = _quorum_value(spec, dests)
         holds = quorum_held(value, threshold, spec.hysteresis, (held or {}).get(key))
+        detail = _quorum_detail(spec, dests, held=holds)
         quorum[key] = holds
-        quorum_detail[key] = _quorum_detail(spec, dests, held=holds)
+        quorum_detail[key] = detail
         if not holds:
             # keepalived quorum: below it the sorry server alone serves; real servers that are
             # still up leave (graceful drain applies), or stay at weight 0 with inhibit.
-            detail = _quorum_detail(spec, dests, held=False)
             lost: dict[DestKey, Dest] = {}
             for dest in spec.real_servers:
                 if dest.key in dests:
@@ -271,9 +273,7 @@ def build_desired(
         for dest, _override in drained:
             dests[dest.key] = dataclasses.replace(dest, weight=0)
         if spec.sorry_server is not None:
-            notes[(key, spec.sorry_server.key)] = Note(
-                OpReason.QUORUM_REGAINED, _quorum_detail(spec, dests, held=True)
-            )
+            notes[(key, spec.sorry_server.key)] = Note(OpReason.QUORUM_REGAINED, detail)
         services[key] = ServiceEntry(spec.service, dests)
     return Desired(IpvsTable(services), notes, quorum, quorum_detail)
 

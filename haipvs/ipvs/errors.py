@@ -16,7 +16,7 @@ import os
 
 __all__ = ["EBUSY", "EEXIST", "EINVAL", "ENOENT", "ESRCH", "IpvsError", "KernelError"]
 
-# The errnos the kernel's IPVS netlink interface returns (pyroute2-ipvs-notes.md §2).
+# The errnos the kernel's IPVS netlink interface returns (net/netfilter/ipvs/ip_vs_ctl.c).
 EEXIST = _errno.EEXIST  # add of an existing service or dest
 ESRCH = _errno.ESRCH  # del/set/get of a missing service; add of a dest to a missing service
 ENOENT = _errno.ENOENT  # del/set of a missing dest; unknown scheduler

@@ -2,7 +2,7 @@
 
 It implements ``IpvsKernel`` (kernel.py) for the programmer's and the daemon's tests. It is
 strict (k8s FakeIPVS): every refusal of the real kernel is reproduced with the same errno
-(pyroute2-ipvs-notes.md §2, checked by tests/contract/test_ipvs_kernel.py against the real
+(checked by tests/contract/test_ipvs_kernel.py against the real
 kernel in the lab). It is observable: ``op_log`` lists every op applied through the port (what
 "minimal ops" tests assert on), ``failed`` every refused one, ``dump_count`` the dumps. It has
 fault switches (``fail_next``, ``fail_when``, ``fail_dumps``) and ``tamper_*`` helpers that

@@ -11,10 +11,11 @@ decoder takes the bytes the adapter received. A reply the kernel (the peer)
 garbled raises ``MalformedReplyError``; a request we cannot express (our misuse)
 raises ``ValueError``.
 
-It is written with ``struct`` on purpose: pyroute2's generic attribute encoder
-costs ~1 ms of CPU per message (shared/pyroute2-ipvs-notes.md §3), which makes a
-10,000-dest build 4x slower than ``ipvsadm -R``. It also corrects three things
-pyroute2's IPVS classes get wrong (notes §4):
+It is written with ``struct`` on purpose: pyroute2's generic, pure-Python attribute
+encoder, not the system calls, is what makes a large build through pyroute2 slower than
+``ipvsadm -R``, and this codec faster (bench/netlink_codec.py builds the same 1,000
+services x 10 real servers all three ways; docs/benchmarks.md). It also corrects three
+things pyroute2's IPVS classes get wrong:
 
 * the IPv6 persistence netmask is a host-order u32 *prefix length*, not an IPv4
   address (the kernel compares it with 128 after ``nla_get_be32``, which does
@@ -967,7 +968,7 @@ def _dest_attrs(dest: Dest) -> bytes:
 
 def op_attrs(op: Op) -> tuple[IpvsCmd, bytes]:
     """The command and attributes of one op (UpdateX is SET_X, never pyroute2's 'update',
-    which maps to DEL_X: design.md §1.8)."""
+    which maps to DEL_X)."""
     if isinstance(op, AddDest | UpdateDest):
         cmd = IpvsCmd.NEW_DEST if isinstance(op, AddDest) else IpvsCmd.SET_DEST
         return cmd, nla(CmdAttr.SERVICE, service_key_attrs(op.service_key)) + _dest_attrs(op.dest)

@@ -1,6 +1,6 @@
 """The kernel port of the IPVS programmer: the few verbs it needs from an IPVS table.
 
-Declarations only (design.md §3.4). ``haipvs.ipvs.netlink.NetlinkIpvsKernel`` implements it on
+Declarations only (a narrow Protocol). ``haipvs.ipvs.netlink.NetlinkIpvsKernel`` implements it on
 generic netlink; ``haipvs.ipvs.fake.FakeIpvsKernel`` implements it in memory and fails exactly as
 the kernel does. ``tests/contract/test_ipvs_kernel.py`` runs one suite against both.
 

@@ -68,7 +68,7 @@ SVC_F_SCHED1 = 0x0008  # sh-fallback / mh-fallback
 SVC_F_SCHED2 = 0x0010  # sh-port / mh-port
 SVC_F_SCHED3 = 0x0020
 
-# The schedulers Debian's 6.1 kernel ships (lab-notes.md); the fake refuses others with ENOENT
+# The schedulers Debian's 6.1 kernel ships; the fake refuses others with ENOENT
 # as the kernel does when request_module("ip_vs_<name>") finds nothing.
 SCHEDULERS = frozenset(
     {"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf"}
@@ -224,7 +224,7 @@ class ServiceKey:
         return (0, version, proto, number, self.port, 0)
 
     def __str__(self) -> str:
-        # design.md §3.6: vs=tcp/198.51.100.10:80, tcp/[2001:db8::1]:80, fwmark/10 (fwmark6/10)
+        # The log key: vs=tcp/198.51.100.10:80, tcp/[2001:db8::1]:80, fwmark/10 (fwmark6/10)
         if self.address is None:
             prefix = "fwmark" if self.family is Family.INET else "fwmark6"
             return f"{prefix}/{self.fwmark}"
@@ -260,7 +260,7 @@ class DestKey:
         return (version, number, self.port)
 
     def __str__(self) -> str:
-        # design.md §3.6: rs=10.0.0.11:80, rs=[2001:db8::11]:80
+        # The log key: rs=10.0.0.11:80, rs=[2001:db8::11]:80
         if ":" in self.address:
             return f"[{self.address}]:{self.port}"
         return f"{self.address}:{self.port}"
@@ -578,7 +578,7 @@ class ActualTable:
 
 
 class OpReason(enum.Enum):
-    """Why an op exists; rendered snake_case as the log line's ``reason`` (design.md §3.6)."""
+    """Why an op exists; rendered snake_case as the log line's ``reason``."""
 
     CONFIG_ADDED = "config_added"
     CONFIG_CHANGED = "config_changed"

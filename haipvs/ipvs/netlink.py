@@ -6,7 +6,7 @@ module owns the socket, sequence numbers, acks, batching and error mapping.
 * One AF_NETLINK / NETLINK_GENERIC socket, non-blocking, driven by the running asyncio loop.
   The "IPVS" family id is resolved with CTRL_CMD_GETFAMILY (which also autoloads ip_vs).
 * One request at a time per socket (an ``asyncio.Lock``): the kernel allows one dump in
-  progress per netlink socket and answers a second with EBUSY (pyroute2-ipvs-notes.md §2), and
+  progress per netlink socket and answers a second with EBUSY, and
   serialising writes keeps every ack attributable.
 * ``apply_many(ops)`` sends the ops in batches (``batch_size`` messages per ``send``), with
   NLM_F_ACK only on the last message of each batch: the kernel acks every failed message
@@ -14,7 +14,7 @@ module owns the socket, sequence numbers, acks, batching and error mapping.
   failures are still attributed by sequence number. This is what makes a cold build of
   10,000 dests as fast as ``ipvsadm -R`` (notes, addendum).
 * pyroute2's ``NetlinkError`` never appears here; ``OSError`` and negative acks become
-  ``KernelError(op, key, errno)`` (design.md §2, httpcore's map_exceptions).
+  ``KernelError(op, key, errno)`` (httpcore's map_exceptions).
 * ``netns="name"`` opens the socket inside ``/run/netns/name`` (setns(2) in a short-lived
   helper thread, so the event loop's thread never changes namespace); the socket keeps
   talking to that namespace's IPVS table for its whole life.

@@ -17,14 +17,16 @@ def add_lab_arguments(parser: argparse.ArgumentParser) -> None:
         help="run a command as root in a kernel with IPVS",
         description=(
             "Run CMD as root in a kernel that has IPVS: natively when this kernel has it, "
-            "otherwise in a QEMU guest that uses this machine's filesystem as its root. "
+            "otherwise in a guest kernel (Debian's user-mode-linux, or QEMU) that uses this "
+            "machine's filesystem as its root. "
             "Exits with CMD's exit status (124 when it outlived --timeout)."
         ),
     )
     run.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds (default 600)")
     run.add_argument(
-        "--backend", choices=("auto", "native", "qemu"), default=None,
-        help="where to run (default: $HAIPVS_LAB_BACKEND or auto)",
+        "--backend", choices=("auto", "native", "uml", "qemu"), default=None,
+        help="where to run: auto is native if this kernel has IPVS, else uml if "
+        "user-mode-linux is installed, else qemu (default: $HAIPVS_LAB_BACKEND or auto)",
     )
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]")
     sub.add_parser("setup", help="fetch and build the guest kernel and initramfs now")
@@ -39,8 +41,15 @@ def lab_command(args: argparse.Namespace) -> int:
 
     try:
         if args.lab_command == "setup":
-            from haipvs.lab.assets import prepare_guest_assets
+            import shutil
 
+            from haipvs.lab.assets import prepare_guest_assets, prepare_uml_assets
+
+            # The guest `auto` would boot: user-mode-linux when installed, else QEMU's.
+            if shutil.which("linux") is not None:
+                uml = prepare_uml_assets()
+                print(f"haipvs lab: user-mode-linux {uml.modules_dir.name} ready")
+                return 0
             assets = prepare_guest_assets()
             print(f"haipvs lab: guest kernel {assets.kernel_version} ready")
             return 0

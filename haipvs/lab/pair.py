@@ -306,11 +306,12 @@ class DirectorPair:
 
     # client -----------------------------------------------------------------------------
 
-    def start_client(self, interval: float = 0.02) -> None:
+    def start_client(self, interval: float = 0.02, timeout: float = 0.5) -> None:
         self.client = self.net.popen(
             "client",
             [sys.executable, "-m", "haipvs.lab.client", "--url", f"http://{VIP}/",
-             "--interval", str(interval), "--timeout", "0.5", "--out", str(self.client_log)],
+             "--interval", str(interval), "--timeout", str(timeout),
+             "--out", str(self.client_log)],
             stderr=subprocess.DEVNULL,
         )
 

@@ -1,4 +1,4 @@
-"""Run one command as root in a kernel that has IPVS: natively or in a QEMU guest.
+"""Run one command as root in a kernel that has IPVS: natively or in a guest (UML or QEMU).
 
 Backends, chosen by `HAIPVS_LAB_BACKEND` (auto by default: native, else uml, else qemu):
 
@@ -19,6 +19,11 @@ Backends, chosen by `HAIPVS_LAB_BACKEND` (auto by default: native, else uml, els
 
 The command's output is streamed; the kernel's console goes to a log file that is
 shown only when the guest dies before the command finishes.
+
+A guest mounts its own tmpfs on /tmp and /run (guest/init.sh). Host paths below them
+that the command needs (its working directory, the interpreter's prefix, the paths
+in its argv and PYTHONPATH, the run directory) are mounted back at the same place,
+so a checkout or virtualenv in /tmp works in the guest as it does on the host.
 """
 
 from __future__ import annotations
@@ -45,13 +50,23 @@ from haipvs.lab.assets import (
     prepare_uml_assets,
 )
 
-__all__ = ["LabResult", "LabSetupError", "host_has_ipvs", "rerun_in_lab_unless_ipvs", "run_in_lab"]
+__all__ = [
+    "LabResult",
+    "LabSetupError",
+    "host_has_ipvs",
+    "host_paths_to_keep",
+    "rerun_in_lab_unless_ipvs",
+    "run_in_lab",
+]
 
 TIMEOUT_EXIT = 124
 GUEST_DIED_EXIT = 125
 
 # The guest's environment is the caller's, minus what only makes sense on the host.
 _ENV_DROP = frozenset({"PWD", "OLDPWD", "SHLVL", "_", "TERM_PROGRAM", "NOTIFY_SOCKET"})
+
+# Where guest/init.sh mounts a tmpfs of the guest's own.
+GUEST_PRIVATE_DIRS = ("/tmp", "/run")
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +280,7 @@ def _guest_run(
     try:
         (rundir / "cmd.sh").write_text(_command_script(argv, env, timeout))
         console = rundir / "console.log"
+        keep = host_paths_to_keep(argv, env, cwd, extra=(str(rundir), str(modules)))
         params = {
             "HAIPVS_LAB_INIT": str(GUEST_DIR / "init.sh"),
             "HAIPVS_LAB_RUN": str(rundir),
@@ -272,10 +288,14 @@ def _guest_run(
             "HAIPVS_LAB_MODULES": str(modules),
             # The kernel command line splits on spaces: commas inside one word.
             "HAIPVS_LAB_PRELOAD": ",".join(PRELOAD_MODULES),
+            "HAIPVS_LAB_KEEP": ",".join(keep),
         }
         for key, value in params.items():
             if " " in value:
                 raise LabSetupError(f"lab paths cannot contain spaces: {key}={value}")
+        for path in keep:
+            if "," in path:
+                raise LabSetupError(f"lab paths under /tmp or /run cannot contain commas: {path}")
         stdout = subprocess.DEVNULL if quiet else None
         with open(rundir / "guest.err", "wb") as guest_err, open(console, "wb") as console_out:
             command, extra_env = make_command(rundir, params, console_out.fileno())
@@ -313,6 +333,40 @@ def _guest_run(
         return status
     finally:
         shutil.rmtree(rundir, ignore_errors=True)
+
+
+def host_paths_to_keep(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    cwd: str,
+    *,
+    extra: Sequence[str] = (),
+    exists: Callable[[str], bool] = os.path.isdir,
+) -> list[str]:
+    """The host directories under /tmp or /run that the guest must mount back.
+
+    Each is the top directory below /tmp or /run (``/tmp/x`` for ``/tmp/x/.venv/bin/python``)
+    that one of these names: the working directory, this interpreter and its prefix, the
+    absolute paths in argv (also after ``=`` in ``--opt=/path``), VIRTUAL_ENV and
+    PYTHONPATH, and ``extra``. Only directories that exist on the host are kept.
+    """
+    candidates = [cwd]
+    for word in argv:
+        candidates.extend(word.split("="))
+    candidates.append(env.get("VIRTUAL_ENV", ""))
+    candidates.extend(env.get("PYTHONPATH", "").split(os.pathsep))
+    candidates.extend([sys.executable, sys.prefix, *extra])
+    kept: list[str] = []
+    for candidate in candidates:
+        if not candidate.startswith("/"):
+            continue
+        parts = Path(os.path.normpath(candidate)).parts  # ("/", "tmp", "x", ...)
+        if len(parts) < 3 or f"/{parts[1]}" not in GUEST_PRIVATE_DIRS:
+            continue
+        top = f"/{parts[1]}/{parts[2]}"
+        if top not in kept and exists(top):
+            kept.append(top)
+    return kept
 
 
 def _command_script(argv: Sequence[str], env: Mapping[str, str], timeout: float) -> str:

@@ -34,13 +34,12 @@ import hmac
 import ipaddress
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from importlib import resources
 
 from aiohttp import web
 
 from haipvs.status.metrics import render_metrics
-from haipvs.status.snapshot import Snapshot
+from haipvs.status.snapshot import ReloadOutcome, Snapshot
 
 __all__ = ["MAX_CONNECTIONS", "ReloadOutcome", "StatusApi", "is_loopback", "parse_listen"]
 
@@ -62,13 +61,6 @@ KEEPALIVE_TIMEOUT = 5.0
 #: the unit's TimeoutStopSec=20s).
 SHUTDOWN_TIMEOUT = 2.0
 _MUTATIONS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-@dataclass(frozen=True, slots=True)
-class ReloadOutcome:
-    applied: bool
-    errors: tuple[str, ...]
-    summary: str
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -122,6 +114,7 @@ class StatusApi:
         before: Callable[[], Awaitable[None]] | None = None,
         max_connections: int = MAX_CONNECTIONS,
         keepalive_timeout: float = KEEPALIVE_TIMEOUT,
+        running_config: Callable[[], dict[str, str]] | None = None,
     ) -> None:
         self.host, self.port = parse_listen(listen)
         self._loopback = is_loopback(self.host)
@@ -135,6 +128,7 @@ class StatusApi:
         self._before = before
         self._max_connections = max_connections
         self._keepalive_timeout = keepalive_timeout
+        self._running_config = running_config
         self._runner: web.AppRunner | None = None
         self._server: asyncio.Server | None = None
         self._busy: set[object] = set()  # connections with a request in progress
@@ -148,6 +142,8 @@ class StatusApi:
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_post("/reload", self._reload_handler)
+        if self._running_config is not None:
+            app.router.add_get("/config", self._config_handler)
         return app
 
     async def start(self) -> None:
@@ -242,6 +238,11 @@ class StatusApi:
 
     async def _healthz(self, _request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
+
+    async def _config_handler(self, _request: web.Request) -> web.Response:
+        # Read-only: the config the daemon runs, secrets redacted (`haipvs plan`).
+        assert self._running_config is not None
+        return web.json_response(self._running_config())
 
     async def _reload_handler(self, _request: web.Request) -> web.Response:
         outcome = await self._reload()

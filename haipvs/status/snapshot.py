@@ -17,6 +17,7 @@ __all__ = [
     "OverrideView",
     "ProgrammerView",
     "RealServerView",
+    "ReloadOutcome",
     "ReloadView",
     "ScaleOutView",
     "ServiceView",
@@ -103,6 +104,16 @@ class ProgrammerView:
     ops_applied: dict[str, int]
     ops_failed: int
     drift_repairs: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadOutcome:
+    """What one reload did, as ``POST /reload`` answers it (here, not in the API module, so
+    that the daemon can name it without loading aiohttp before its VRRP process starts)."""
+
+    applied: bool
+    errors: tuple[str, ...]
+    summary: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,8 @@
 Every test runs twice: against ``FakeIpvsKernel`` (anywhere) and against
 ``NetlinkIpvsKernel`` in a fresh network namespace of the lab kernel (``lab`` marker; run with
 ``.venv/bin/haipvs lab run -- .venv/bin/pytest -m lab tests/contract/test_ipvs_kernel.py``).
-What the real kernel does is the truth; this suite is what keeps the fake honest (design.md
-§3.4): every op, every errno of pyroute2-ipvs-notes.md §2, every feature of the model, and
+What the real kernel does is the truth; this suite is what keeps the fake honest: every
+op, every errno the kernel's IPVS netlink interface returns, every feature of the model, and
 pyroute2's 'update'-deletes bug (an UpdateService / UpdateDest must leave the object there).
 No packet is sent: programming a table needs none.
 """

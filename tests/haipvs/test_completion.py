@@ -48,7 +48,7 @@ def test_bash_completes_subcommands_options_choices_and_files(
     assert complete(bash_script, "haipvs status --") == ["--api", "--config", "--help",
                                                           "--json", "--token"]
     assert complete(bash_script, "haipvs lab ") == ["demo", "run", "setup"]
-    assert complete(bash_script, "haipvs lab run --backend ") == ["auto", "native", "qemu"]
+    assert complete(bash_script, "haipvs lab run --backend ") == ["auto", "native", "qemu", "uml"]
     assert complete(bash_script, "haipvs completion ") == ["bash", "zsh"]
     (tmp_path / "lb1.yaml").write_text("")
     assert complete(bash_script, "haipvs check-config lb", cwd=tmp_path) == ["lb1.yaml"]
@@ -99,5 +99,5 @@ def test_zsh_completes_subcommands_options_and_choices(tmp_path: Path) -> None:
     assert zsh_complete("haipvs status --") == ["--api", "--config", "--help", "--json",
                                                 "--token"]
     assert zsh_complete("haipvs lab ") == ["demo", "run", "setup"]
-    assert zsh_complete("haipvs lab run --backend ") == ["auto", "native", "qemu"]
+    assert zsh_complete("haipvs lab run --backend ") == ["auto", "native", "qemu", "uml"]
     assert zsh_complete("haipvs completion ") == ["bash", "zsh"]

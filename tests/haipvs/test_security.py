@@ -17,7 +17,7 @@ from support import FakeVrrpPart, free_port
 import checkers
 import vrrp
 from checkers.exec_probe import CHECK_PATH, check_exec
-from haipvs.config import load_config_text
+from haipvs.config import ConfigInvalid, load_config_text
 from haipvs.ipvs import FakeIpvsKernel
 from haipvs.security import (
     ScriptProblem,
@@ -392,8 +392,8 @@ async def test_the_daemon_does_not_start_with_a_world_writable_config(
 def test_the_status_api_binds_loopback_unless_configured_otherwise() -> None:
     loaded = load_config_text("director: {name: d1}\n")
     assert loaded.config.director.api == "127.0.0.1:9797"
-    exposed = load_config_text("director: {name: d1, api: '0.0.0.0:9797'}\n")
-    assert any("api_token is not set" in str(warning) for warning in exposed.warnings)
+    with pytest.raises(ConfigInvalid, match=r"set director\.api_token"):
+        load_config_text("director: {name: d1, api: '0.0.0.0:9797'}\n")
     protected = load_config_text(
         "director: {name: d1, api: '0.0.0.0:9797', api_token: s3cret}\n")
     assert not any("api_token" in str(warning) for warning in protected.warnings)

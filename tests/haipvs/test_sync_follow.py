@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from support import FakeVrrpPart, free_port, until
+from support import FakeHost, FakeVrrpPart, free_port, until
 
 import checkers
 from haipvs.ipvs import FakeIpvsKernel
@@ -111,7 +111,7 @@ async def running_daemon(tmp_path: Path) -> AsyncIterator[tuple[RecordingKernel,
     kernel = RecordingKernel()
     FakeVrrpPart.last = None
     supervisor = Supervisor(
-        str(config), kernel=kernel, vrrp_factory=FakeVrrpPart,
+        str(config), kernel=kernel, vrrp_factory=FakeVrrpPart, host=FakeHost(),
         prober=checkers.ScriptedProber(default=checkers.ProbeResult(True, "ok", 0.001)),
     )
     task = asyncio.create_task(supervisor.run())

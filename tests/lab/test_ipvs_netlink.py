@@ -288,7 +288,7 @@ async def test_thresholds(kernel: NetlinkIpvsKernel, netns: str) -> None:
 async def test_updates_are_set_commands_never_deletes(
     kernel: NetlinkIpvsKernel, netns: str
 ) -> None:
-    # pyroute2's 'update' maps to DEL_* and silently deletes (design.md §1.8): this test
+    # pyroute2's 'update' maps to DEL_* and silently deletes: this test
     # fails if UpdateService/UpdateDest ever remove what they should change.
     await build(kernel, IpvsTable.build([(Service(WEB), [Dest(RS1), Dest(RS2)])]))
     await apply_all(

@@ -1,6 +1,6 @@
 """The lab itself: a client reaches two real servers through an IPVS NAT service.
 
-This is the lab-notes topology, programmed through pyroute2's IPVS classes directly
+This is the lab's NAT topology, programmed through pyroute2's IPVS classes directly
 (not through haipvs) so that it proves the lab and nothing else.
 """
 

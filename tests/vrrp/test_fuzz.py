@@ -1,11 +1,11 @@
 """Fuzzing the VRRP receive path: the peer's garbage is a typed, countable error, never a crash.
 
-Issue 9 ("Bad packets"): whatever arrives on the raw socket, the path a runner takes
+Whatever arrives on the raw socket, the path a runner takes
 (``parse_ipv4_packet`` -> ``check_ttl`` -> ``decode_advert`` -> ``VrrpMachine.on_advert``)
 raises nothing but :class:`vrrp.MalformedAdvert`, and a dropped advert changes nothing.
 
 Arbitrary bytes rarely get past the header checks, so most cases here start from the
-golden keepalived captures in /work/shared/captures and mutate them (bit flips,
+golden keepalived captures in tests/data/captures and mutate them (bit flips,
 overwrites, truncation, insertion, deletion, appended bytes), optionally repairing the
 VRRP checksum afterwards so the mutation reaches the checks behind it (count field,
 lengths, version, interval) and the machine's own rules (VRID, version, interval).
@@ -39,7 +39,7 @@ from vrrp import (
     parse_ipv4_packet,
 )
 
-CAPTURES = Path("/work/shared/captures")
+CAPTURES = Path(__file__).resolve().parents[1] / "data" / "captures"
 MASTER = IPv4Address("198.51.100.11")
 GROUP4 = IPv4Address("224.0.0.18")
 GROUP6 = IPv6Address("ff02::12")

@@ -521,7 +521,7 @@ def test_reconfigure_new_unicast_source_is_our_own_address() -> None:
         {"vrid": 52},
         {"interface": "eth1"},
         {"version": 2},
-        {"vips": (VipSpec(IPv4Interface("198.51.100.99/24")),)},
+        {"sync_group": "g"},
     ],
 )
 def test_reconfigure_refuses_what_needs_a_restart(overrides: dict[str, object]) -> None:

@@ -30,7 +30,7 @@ from vrrp.packet import (
     parse_ipv4_packet,
 )
 
-CAPTURES = Path("/work/shared/captures")
+CAPTURES = Path(__file__).resolve().parents[1] / "data" / "captures"
 MASTER = IPv4Address("198.51.100.11")
 GROUP4 = IPv4Address("224.0.0.18")
 GROUP6 = IPv6Address("ff02::12")

@@ -803,11 +803,10 @@ async def test_reload_reconfigures_in_place_keeping_state_and_vips(segment: Fake
     await master.wait_for(State.BACKUP)
     assert len(master.transitions) == transitions + 1
     assert master.transitions[-1][1].reason is TransitionReason.higher_priority_advert
-    # A VIP change cannot be applied in place: the caller restarts the instance.
+    # A new vrid cannot be applied in place: the caller replaces the instance.
     with pytest.raises(VrrpUsageError):
-        await master.runner.reconfigure(
-            instance(90, vips=(VipSpec(ip_interface("198.51.100.11/24")),))
-        )
+        await master.runner.reconfigure(instance(90, vrid=52))
+
 
 
 async def test_operator_failover_hands_over_in_skew_time_and_holds_until_released(

@@ -111,5 +111,7 @@ async def test_group_hooks_run_once_per_group_change(tmp_path: Path) -> None:
     finally:
         await service.stop_async()
     # Both members start BACKUP, become MASTER, and follow VI_1 out: three group
-    # changes, each hook once however many members moved.
-    assert hooks() == ["GROUP G BACKUP", "GROUP G MASTER", "GROUP G BACKUP"]
+    # changes, each hook once however many members moved. (Once the peer is silent the
+    # group may take MASTER back before the service stops: a fourth change.)
+    assert hooks()[:3] == ["GROUP G BACKUP", "GROUP G MASTER", "GROUP G BACKUP"]
+    assert all(a != b for a, b in zip(hooks(), hooks()[1:], strict=False))

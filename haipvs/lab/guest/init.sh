@@ -1,6 +1,7 @@
 #!/bin/sh
-# Second stage of the lab guest, PID 1 on this machine's own filesystem (over 9p).
-# It gives the guest its own /tmp, /run and /dev/shm, loads the kernel modules the
+# Second stage of the lab guest, PID 1 on this machine's own filesystem (over 9p or
+# hostfs). It gives the guest its own /tmp, /run and /dev/shm (mounting back the host
+# directories below them that the command needs, $HAIPVS_LAB_KEEP), loads the kernel modules the
 # lab needs (IPVS and its schedulers, veth, bridge, netem, tunnels), runs the
 # command the host wrote to $HAIPVS_LAB_RUN/cmd.sh with its output on the virtio
 # console (the host streams it), writes the exit status next to it and powers off.
@@ -14,8 +15,26 @@ grep -q " /dev devtmpfs " /proc/mounts || mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
+# A checkout, virtualenv or run directory under the host's /tmp or /run (the runner
+# lists them, comma-separated, in $HAIPVS_LAB_KEEP) would vanish under the tmpfs
+# mounted next: hold each on a bind mount in the guest's own /dev, then move it back
+# to its path. Bind mounts work over 9p and hostfs alike, and the host sees nothing.
+mkdir -p /dev/.lab-keep
+kept=""
+n=0
+for path in $(echo "$HAIPVS_LAB_KEEP" | tr , " "); do
+    n=$((n + 1))
+    mkdir -p "/dev/.lab-keep/$n" && mount --bind "$path" "/dev/.lab-keep/$n" \
+        && kept="$kept $n:$path" \
+        || echo "haipvs-lab: cannot hold $path" >/dev/console
+done
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
+for entry in $kept; do
+    path=${entry#*:}
+    mkdir -p "$path" && mount --move "/dev/.lab-keep/${entry%%:*}" "$path" \
+        || echo "haipvs-lab: cannot mount $path back" >/dev/console
+done
 mkdir -p /run/netns /run/lock /run/user
 mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 

@@ -15,10 +15,11 @@ from structlog.testing import capture_logs
 
 from haipvs.bgp.bird import BirdError
 from haipvs.bgp.fake import FakeSpeaker
-from haipvs.bgp.part import BgpPart, DirectorState, director_state
+from haipvs.bgp.part import BgpPart, DirectorState
 from haipvs.bgp.plan import ScaleOutPlan, VipPlan
 from haipvs.bgp.snippet import BirdSettings, Neighbour, protocol_name
 from haipvs.status.snapshot import ProgrammerView, RealServerView, ServiceView, Snapshot
+from haipvs.supervisor import director_state
 
 pytestmark = pytest.mark.looptime
 

@@ -37,7 +37,7 @@ async def test_mesh_runs_master_and_backup_without_vrrp(tmp_path: Path) -> None:
     config.write_text(f"""
 director: {{name: d1, api: 127.0.0.1:{free_port()}, log_format: json}}
 ipvs:
-  sync_daemon: {{interface: eth1, syncid: 7, mode: mesh}}
+  sync_daemon: {{interface: lo, syncid: 7, mode: mesh}}
 virtual_servers:
   - vip: 192.0.2.10
     port: 80

@@ -8,20 +8,21 @@ import sys
 from pathlib import Path
 
 from haipvs.cli import main
-from haipvs.config.check import check_config_command
+from haipvs.daemon.check import check_config_command
 
 ROOT = Path(__file__).resolve().parents[3]
 THREE_ERRORS = Path(__file__).parent / "invalid" / "64-three-errors.yaml"
 
 
-def run(path: Path | str) -> tuple[int, list[str]]:
+def run(path: Path | str, *, offline: bool = False) -> tuple[int, list[str]]:
     out = io.StringIO()
-    status = check_config_command(str(path), out)
+    status = check_config_command(str(path), out, offline=offline)
     return status, out.getvalue().splitlines()
 
 
 def test_the_shipped_config_is_ok() -> None:
-    status, lines = run(ROOT / "etc" / "haipvs.yaml")
+    # A sample: its scripts and eth1 belong to the director it is written for.
+    status, lines = run(ROOT / "etc" / "haipvs.yaml", offline=True)
     assert status == 0
     (line,) = lines
     assert line.endswith("haipvs.yaml: ok: 2 vrrp instances, 3 virtual servers, 8 real servers")
@@ -93,5 +94,8 @@ def test_check_config_opens_no_socket_at_all() -> None:
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=False
     )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith(str(ROOT / "etc" / "haipvs.yaml") + ": ok:")
+    # The host checks run too (this host may lack the sample's eth1 and scripts: exit 1
+    # with located lines), and they read files, never a socket.
+    assert done.returncode in (0, 1), done.stderr
+    assert "socket opened" not in done.stdout + done.stderr
+    assert done.stdout.startswith(str(ROOT / "etc" / "haipvs.yaml") + ":")

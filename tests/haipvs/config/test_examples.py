@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel
 
 from haipvs.config import Config, load_config
-from haipvs.config.check import summarize
+from haipvs.daemon.check import summarize
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted([ROOT / "etc" / "haipvs.yaml", *(ROOT / "etc" / "examples").glob("*.yaml")])

@@ -21,7 +21,7 @@ from haipvs.config import (
     load_config_text,
 )
 
-# design.md §4.1, verbatim: the contract must load as written.
+# The documented example contract, verbatim: it must load as written.
 DESIGN_EXAMPLE = """\
 director:
   name: lb1                    # bound into every log line

@@ -115,7 +115,7 @@ def test_nat_maps_ports() -> None:
 
 
 def test_check_timeout_equal_to_interval_is_accepted() -> None:
-    # design.md §4.1 itself uses interval 1.0 / timeout 1.0: probes never overlap.
+    # docs/config.md's own example uses interval 1.0 / timeout 1.0: probes never overlap.
     loads(
         """\
         virtual_servers:
@@ -173,11 +173,13 @@ def test_a_sync_group_of_one_instance_is_a_warning() -> None:
     ]
 
 
-def test_an_api_beyond_loopback_without_a_token_is_a_warning() -> None:
-    loaded = load_config_text("director: {api: 0.0.0.0:9797}\n", "t.yaml")
-    assert [str(w) for w in loaded.warnings] == [
-        "t.yaml:1: warning: director.api: 0.0.0.0:9797 is reachable beyond this host and "
-        "director.api_token is not set"
+def test_an_api_beyond_loopback_without_a_token_is_refused() -> None:
+    # The daemon cannot bind it (the status API refuses), so neither may check-config.
+    with pytest.raises(ConfigInvalid) as refused:
+        load_config_text("director: {api: 0.0.0.0:9797}\n", "t.yaml")
+    assert [str(e) for e in refused.value.errors] == [
+        "t.yaml:1: director.api: 0.0.0.0:9797 is reachable beyond this host: "
+        "set director.api_token"
     ]
     assert load_config_text("director: {api: 0.0.0.0:9797, api_token: s3cret}\n").warnings == ()
 

@@ -230,20 +230,20 @@ async def test_a_reload_parses_the_file_off_the_event_loop(
     # something, which only happens when the parse is off the loop.
     import threading
 
-    import haipvs.supervisor as supervisor_module
+    import haipvs.daemon.accept as gate_module  # the reload's gate reads the file
 
     kernel = FakeIpvsKernel()
     supervisor, task, port = await start(tmp_path, kernel, prober)
     await until(lambda: len(dests(kernel)) == 2)
     parsing, loop_ran = threading.Event(), threading.Event()
-    real_load = supervisor_module.load_config
+    real_load = gate_module.load_config
 
     def load_waiting_for_the_loop(path: str) -> object:
         parsing.set()
         assert loop_ran.wait(20), "the event loop was blocked while the file parsed"
         return real_load(path)
 
-    monkeypatch.setattr(supervisor_module, "load_config", load_waiting_for_the_loop)
+    monkeypatch.setattr(gate_module, "load_config", load_waiting_for_the_loop)
     write_config(tmp_path / "haipvs.yaml", port, weight2=7)
     with capture_logs() as logs:
         supervisor.request_reload()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import select
 import signal
@@ -83,6 +84,27 @@ async def test_transitions_status_reload_and_graceful_stop_cross_the_process() -
     assert part.views() == () and part.pid is None
     assert not alive(child)
     assert seen[-1][2] == "INIT"  # the graceful stop resigned (RFC 5798 §6.4.3)
+
+
+async def test_a_failing_update_leaves_the_process_running_what_it_ran() -> None:
+    # An instance this host cannot bring up (no eth7): the update fails, the child keeps
+    # running the instances it had, and an update back to them is a no-op, not a restart.
+    seen: list[tuple[str, str]] = []
+    part = VrrpProcessPart([instance()], lambda name, _o, new, _r, _d: seen.append((name, new)),
+                           ports="vrrp_child_ports:no_eth7")
+    await part.start()
+    try:
+        child = part.pid
+        await until(lambda: ("VI_WEB", "MASTER") in seen, 20)
+        bad = dataclasses.replace(instance(), name="VI_BAD", interface="eth7", vrid=52)
+        with pytest.raises(VrrpProcessError, match="eth7"):
+            await part.update([instance(), bad])
+        await part.update([instance()])
+        await until(lambda: [v.name for v in part.views()] == ["VI_WEB"], 20)
+        assert part.views()[0].state == "MASTER" and part.pid == child
+        assert seen[-1] == ("VI_WEB", "MASTER")  # no transition on the way
+    finally:
+        await part.stop()
 
 
 async def test_a_start_failure_is_reported_with_its_cause() -> None:

@@ -6,7 +6,8 @@ import errno
 from ipaddress import IPv4Address
 
 from vrrp.fake import FakePorts, FakeSegment, FakeVipAddresses
-from vrrp.ports import VrrpIoError
+from vrrp.ports import InstancePorts, VrrpIoError
+from vrrp.settings import InstanceSettings
 
 
 def lone_director() -> FakePorts:
@@ -33,3 +34,16 @@ def leaky() -> FakePorts:
     with open(os.environ["HAIPVS_TEST_LEAK_PIDFILE"], "w") as pidfile:
         pidfile.write(str(script.pid))
     return lone_director()
+
+
+class _NoEth7(FakePorts):
+    async def __call__(self, settings: InstanceSettings) -> InstancePorts:
+        if settings.interface == "eth7":
+            raise VrrpIoError("open vrrp socket eth7", errno.ENODEV)
+        return await super().__call__(settings)
+
+
+def no_eth7() -> FakePorts:
+    """A lone director whose host has no eth7: an instance there cannot start."""
+    return _NoEth7(FakeSegment(), IPv4Address("198.51.100.1"),
+                   addresses=FakeVipAddresses(["eth0"]))

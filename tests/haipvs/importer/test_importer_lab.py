@@ -2,8 +2,9 @@
 
 dir1 runs keepalived (master, priority 150). dir2's keepalived.conf (priority 100) is
 translated by `haipvs import-keepalived`, and haipvs runs it the way the packaged
-unit runs it: an unprivileged user with only CAP_NET_ADMIN and CAP_NET_RAW, no new
-privileges. Then:
+unit runs it: an unprivileged user with only the unit's capabilities (read from
+packaging/haipvs.service), no new privileges, from wherever the checkout is (root's
+0700 home included: haipvs.lab.unprivileged). Then:
 
 - haipvs joins the pair as BACKUP and keepalived keeps the VIPs;
 - haipvs programs the same IPVS table as keepalived (hot standby);
@@ -16,7 +17,6 @@ Each test builds and tears down its own namespaces (haipvs.lab.pair).
 from __future__ import annotations
 
 import io
-import os
 import re
 import signal
 import subprocess
@@ -27,22 +27,20 @@ import pytest
 
 from haipvs.importer import run_import
 from haipvs.lab.pair import VIP, DirectorPair, PairSettings, running_pair, wait_until
+from haipvs.lab.unprivileged import NOBODY, unprivileged_python
 
 pytestmark = pytest.mark.lab
 
-ROOT = Path(__file__).resolve().parents[3]
-NOBODY = 65534
-# The packaged unit's sandbox, as far as setpriv(1) expresses it.
-UNIT_SANDBOX = [
-    "setpriv",
-    f"--reuid={NOBODY}",
-    f"--regid={NOBODY}",
-    "--clear-groups",
-    "--inh-caps=-all,+net_admin,+net_raw",
-    "--ambient-caps=-all,+net_admin,+net_raw",
-    "--bounding-set=-all,+net_admin,+net_raw",
-    "--no-new-privs",
-]
+UNIT = Path(__file__).resolve().parents[3] / "packaging" / "haipvs.service"
+CAPABILITY_BITS = {"CAP_NET_ADMIN": 12, "CAP_NET_RAW": 13, "CAP_SYS_NICE": 23}
+
+
+def unit_capabilities() -> list[str]:
+    """The packaged unit's AmbientCapabilities= (the daemon gets exactly these)."""
+    for line in UNIT.read_text().splitlines():
+        if line.startswith("AmbientCapabilities="):
+            return line.partition("=")[2].split()
+    raise AssertionError(f"{UNIT} sets no AmbientCapabilities=")
 
 
 def keepalived_conf(priority: int) -> str:
@@ -140,17 +138,14 @@ def migrated_pair() -> Iterator[DirectorPair]:
         config.write_text(out.getvalue())
         config.chmod(0o644)
 
-        env = dict(os.environ)
-        # The unprivileged user cannot reach the project's interpreter under /root, so
-        # Debian's python runs the same code and libraries (both are CPython 3.11).
-        env["PYTHONPATH"] = f"{ROOT}:{ROOT}/.venv/lib/python3.11/site-packages"
+        daemon = unprivileged_python(
+            ["-m", "haipvs", "run", "-c", str(config)],
+            view_dir=pair.workdir / "view",
+            capabilities=unit_capabilities(),
+        )
         log = (pair.workdir / "dir2.log").open("wb")
         pair.directors["dir2"] = pair.net.popen(
-            "dir2",
-            [*UNIT_SANDBOX, "/usr/bin/python3.11", "-m", "haipvs", "run", "-c", str(config)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
+            "dir2", daemon.argv, stdout=log, stderr=subprocess.STDOUT, env=daemon.env
         )
         try:
             yield pair
@@ -166,14 +161,20 @@ def test_imported_config_joins_a_keepalived_pair_and_takes_over(
 ) -> None:
     pair = migrated_pair
     # Step 2: haipvs is backup, keepalived keeps the VIPs.
-    wait_until(lambda: pair.holds_vip("dir1") and pair.vrrp_state("dir2") == "BACKUP", 90)
+    try:
+        wait_until(lambda: pair.holds_vip("dir1") and pair.vrrp_state("dir2") == "BACKUP", 90)
+    except TimeoutError:
+        log = (pair.workdir / "dir2.log").read_text(errors="replace")[-3000:]
+        raise AssertionError(f"haipvs did not join as BACKUP; its log:\n{log}") from None
     assert not pair.holds_vip("dir2")
     assert pair.directors["dir2"].poll() is None, (pair.workdir / "dir2.log").read_text()
-    # ...and it runs as the unit runs it (ip netns exec and setpriv exec in place).
+    # ...and it runs as the unit runs it (ip netns exec, unshare, sh and setpriv exec
+    # in place, so the process we started is the daemon).
     status = Path(f"/proc/{pair.directors['dir2'].pid}/status").read_text()
     fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
     assert fields["Uid"].split()[0] == str(NOBODY)
-    assert int(fields["CapEff"], 16) == (1 << 12) | (1 << 13)  # CAP_NET_ADMIN, CAP_NET_RAW
+    expected = sum(1 << CAPABILITY_BITS[name] for name in unit_capabilities())
+    assert int(fields["CapEff"], 16) == expected
     assert fields["NoNewPrivs"].strip() == "1"
 
     # Hot standby: the same IPVS table on both, every real server in (3 dests, weight 1).

@@ -897,3 +897,26 @@ def test_command_stops_at_a_missing_include_with_its_line(tmp_path: Path) -> Non
         f"{conf}:4: error: include {tmp_path}/services.conf: no such file "
         "(the import would lose its content)\n"
     )
+
+
+def test_a_vrrp_script_without_script_is_removed_as_keepalived_does() -> None:
+    t = convert(
+        "vrrp_script chk {\n interval 2\n}\n"
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n"
+        " virtual_ipaddress {\n 192.0.2.1\n }\n track_script {\n chk\n typo\n }\n}\n"
+    )
+    assert findings(t, Severity.DROPPED) == [(1, "vrrp_script"), (11, "chk")]
+    assert findings(t, Severity.UNSUPPORTED) == [(12, "typo")]  # never defined: flagged
+    assert "track" not in t.config["vrrp"][0]
+
+
+def test_notify_fifo_becomes_the_director_fifo() -> None:
+    t = convert(
+        "global_defs {\n notify_fifo /run/keepalived.fifo root\n"
+        " vrrp_notify_fifo /run/keepalived.fifo\n lvs_notify_fifo /run/other.fifo\n"
+        " notify_fifo_script /usr/local/bin/reader\n}\n"
+    )
+    assert t.config["director"] == {"notify_fifo": "/run/keepalived.fifo"}
+    assert findings(t, Severity.NOTE) == [(2, "notify_fifo"), (3, "vrrp_notify_fifo")]
+    assert findings(t, Severity.UNSUPPORTED) == [(4, "lvs_notify_fifo"), (5, "notify_fifo_script")]
+    validated(t)

@@ -1057,7 +1057,7 @@ def test_memo_key_decodes_to_the_same_dest(dest: Dest, active: int, inactive: in
 
 
 # --------------------------------------------------------------------------
-# Against pyroute2's own IPVSService / IPVSDest (its documented API, notes §1): the same
+# Against pyroute2's own IPVSService / IPVSDest (its documented API): the same
 # attributes carry the same bytes. pyroute2 orders them differently and always sends the
 # tunnel attributes, so its list is put in our order (tunnel zeros dropped) first.
 

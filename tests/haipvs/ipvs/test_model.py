@@ -206,7 +206,7 @@ FORBIDDEN = {"asyncio", "socket", "pyroute2", "aiohttp", "structlog", "time", "l
 
 @pytest.mark.parametrize("module", PURE_MODULES)
 def test_pure_modules_import_no_io(module: str) -> None:
-    """design.md §0 rule 1: decisions are pure; the fake is IO-free too."""
+    """Decisions are pure (no IO in the cores); the fake is IO-free too."""
     import ast
     import pathlib
 

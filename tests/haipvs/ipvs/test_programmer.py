@@ -1,7 +1,7 @@
 """IpvsProgrammer against the strict FakeIpvsKernel: ops, reasons, log lines, drift, errors.
 
 Loop tests run on looptime's virtual clock; log lines are asserted with capture_logs, as the
-operator reads them (design.md §3.6).
+operator reads them (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -632,7 +632,7 @@ _FETCH = (
 
 @pytest.fixture
 def nat_lab() -> Iterator[Any]:
-    """The lab-notes NAT network (client, director, two real servers answering with their
+    """The lab's NAT network (client, director, two real servers answering with their
     name), built and torn down outside the event loop (pyroute2's sync IPRoute needs that)."""
     from haipvs.lab.servers import start_real_server
     from haipvs.lab.topology import Bridge, Endpoint, Host, Route, Topology, Veth, build

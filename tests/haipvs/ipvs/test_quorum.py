@@ -137,3 +137,13 @@ async def test_a_service_that_starts_below_quorum_reports_the_loss() -> None:
     p.set_health({(VS, RS3): DOWN})
     await p.sync()
     assert changes == [(VS, False, "3 weight up < min_weight 4")]
+
+
+def test_inhibited_down_servers_do_not_count_in_the_regained_detail() -> None:
+    # RS1 down but kept at weight 0 (inhibit_on_failure): 2 + 4 are up, not 1 + 2 + 4.
+    result = build_desired([spec(min_weight=4, inhibit_on_failure=True)], {(VS, RS1): DOWN})
+    assert result.table[VS].dests[RS1].weight == 0
+    assert result.notes[(VS, SORRY.key)] == Note(
+        OpReason.QUORUM_REGAINED, "6 weight up >= min_weight 4"
+    )
+    assert result.quorum_detail == {VS: "6 weight up >= min_weight 4"}

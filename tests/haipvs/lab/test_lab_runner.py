@@ -7,6 +7,7 @@ natively on a host that has it); each boot takes a few seconds.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -14,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from haipvs.lab.runner import _command_script
+from haipvs.lab.runner import _command_script, host_paths_to_keep
 
 LAB = [sys.executable, "-m", "haipvs", "lab", "run"]
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab runs as root")
+needs_uml = pytest.mark.skipif(shutil.which("linux") is None, reason="user-mode-linux")
 
 
 def lab(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -63,8 +65,8 @@ def test_the_command_script_quotes_what_it_exports() -> None:
 def test_a_bench_script_enters_the_lab_itself() -> None:
     # bench/*.py call rerun_in_lab_unless_ipvs first: run from this host, the script
     # runs again in the lab with its arguments, and its exit status comes back.
-    # (Not under /tmp: the guest has a /tmp of its own.)
-    with tempfile.TemporaryDirectory(dir="/var/tmp") as workdir:
+    # The script is under /tmp: the guest's own /tmp gets it mounted back.
+    with tempfile.TemporaryDirectory(dir="/tmp") as workdir:
         script = Path(workdir) / "bench_like.py"
         script.write_text(
             "import os, sys\n"
@@ -79,3 +81,55 @@ def test_a_bench_script_enters_the_lab_itself() -> None:
                                 capture_output=True, text=True, timeout=120)
     assert result.returncode == 5, result.stderr
     assert "in the lab: 1 ['a b', '5']" in result.stdout
+
+
+def test_a_directory_under_the_hosts_tmp_is_there_in_the_guest_and_tmp_stays_its_own() -> None:
+    # A checkout or virtualenv in /tmp/NAME: the guest mounts a tmpfs of its own on /tmp,
+    # and mounts /tmp/NAME back (the working directory and the paths in argv).
+    with tempfile.TemporaryDirectory(dir="/tmp") as cwd, \
+            tempfile.TemporaryDirectory(dir="/tmp") as elsewhere:
+        (Path(cwd) / "here.txt").write_text("from the host's /tmp\n")
+        (Path(elsewhere) / "hidden.txt").write_text("not named by the command\n")
+        result = subprocess.run(
+            [*LAB, "--", "sh", "-c",
+             f"cat here.txt; test -e {elsewhere}/hidden.txt && echo leaked; "
+             f"echo guest > {cwd}/written.txt; touch /tmp/guest-only-file"],
+            cwd=cwd, check=False, capture_output=True, text=True, timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "from the host's /tmp\n"
+        assert (Path(cwd) / "written.txt").read_text() == "guest\n"  # the host's own files
+        assert not Path("/tmp/guest-only-file").exists()
+
+
+def test_the_paths_the_guest_mounts_back_are_the_top_directories_under_tmp_and_run() -> None:
+    keep = host_paths_to_keep(
+        ["/tmp/a/.venv/bin/python", "--out=/run/b/x.json", "relative/path", "/usr/bin/env"],
+        {"PYTHONPATH": f"/tmp/c/src{os.pathsep}/opt/lib", "VIRTUAL_ENV": "/tmp/a/.venv"},
+        "/tmp/d/sub",
+        extra=("/var/cache/haipvs/lab/runs/run-1",),
+        exists=lambda path: path != "/tmp/d",
+    )
+    assert keep[:3] == ["/tmp/a", "/run/b", "/tmp/c"]  # the rest: this interpreter's, if any
+    assert "/tmp/d" not in keep  # not on the host
+    assert len(set(keep)) == len(keep)
+    assert all(path.count("/") == 2 for path in keep)
+
+
+@needs_uml
+def test_each_documented_backend_is_accepted_and_uml_runs() -> None:
+    # The docs say UML is the default guest: `--backend uml` must be accepted and run.
+    result = lab("--backend", "uml", "--", "sh", "-c", "echo $HAIPVS_IN_LAB")
+    assert (result.returncode, result.stdout) == (0, "1\n"), result.stderr
+    refused = lab("--backend", "vmware", "--", "true")
+    assert refused.returncode == 2
+    assert "invalid choice: 'vmware'" in refused.stderr
+    assert "uml" in refused.stderr
+
+
+@needs_uml
+def test_lab_setup_prepares_the_guest_auto_would_boot() -> None:
+    result = subprocess.run([*LAB[:-1], "setup"], check=False, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("haipvs lab: user-mode-linux ")
