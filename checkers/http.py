@@ -35,14 +35,24 @@ import ssl
 from checkers.result import ProbeResult
 from checkers.spec import HttpCheck, Target, probe_port
 from checkers.tcp import (
-    TIMED_OUT,
+    READABLE,
+    ConnectAttempt,
     ConnectError,
     ProbeConnection,
+    ProbeDone,
+    await_attempt,
     describe_timeout,
     running_loop,
 )
 
-__all__ = ["ResponseReader", "check_http", "format_status_ranges"]
+__all__ = [
+    "HttpAttempt",
+    "HttpPlan",
+    "ResponseReader",
+    "check_http",
+    "format_status_ranges",
+    "plan",
+]
 
 # Bodies beyond this are not kept for the regex or digest (a health page is
 # small; a misconfigured path pointing at a large file must not eat memory).
@@ -97,16 +107,22 @@ class ResponseReader:
         if self.done:
             return True
         if not self.headers_done:
-            start = max(0, len(self._head) - 3)  # the terminator may straddle two pieces
-            self._head += data
-            end = self._head.find(b"\r\n\r\n", start)
-            self.head_scanned += (end + 4 if end >= 0 else len(self._head)) - start
-            if end < 0:
-                if len(self._head) > MAX_HEADER:
-                    return self._fail("response headers too large")
-                return False
-            rest = bytes(self._head[end + 4 :])
-            if not self._parse_head(bytes(self._head[:end])):
+            if not self._head and (end := data.find(b"\r\n\r\n")) >= 0:
+                # The usual case: the whole head in the first piece; no copies
+                # into the head buffer and back.
+                self.head_scanned += end + 4
+                head, rest = data[:end], data[end + 4 :]
+            else:
+                start = max(0, len(self._head) - 3)  # the terminator may straddle two pieces
+                self._head += data
+                end = self._head.find(b"\r\n\r\n", start)
+                self.head_scanned += (end + 4 if end >= 0 else len(self._head)) - start
+                if end < 0:
+                    if len(self._head) > MAX_HEADER:
+                        return self._fail("response headers too large")
+                    return False
+                head, rest = bytes(self._head[:end]), bytes(self._head[end + 4 :])
+            if not self._parse_head(head):
                 return True
             self.headers_done = True
             self._head = bytearray()
@@ -231,42 +247,6 @@ def _host_header(address: str, port: int, tls: bool, host: str | None) -> str:
     return literal if port == (443 if tls else 80) else f"{literal}:{port}"
 
 
-async def _exchange_plain(
-    connection: ProbeConnection, request: bytes, reader: ResponseReader
-) -> str | None:
-    """Send the request and read the response on the bare socket.
-
-    Returns None when the reader is done, or a failure detail ("timeout" when
-    the deadline passed first). Edge-triggered readiness: read until EAGAIN
-    before waiting again.
-    """
-    sock = connection.sock
-    view = memoryview(request)
-    while view:
-        try:
-            view = view[sock.send(view) :]
-        except BlockingIOError:
-            # A fresh socket's buffer takes a request; be correct anyway.
-            if await connection.wait() == TIMED_OUT:
-                return "timeout"
-        except OSError as exc:
-            return f"send failed: {exc.strerror or exc}".lower()
-    while True:
-        if not await connection.wait_readable():
-            return "timeout"
-        while True:
-            try:
-                data = sock.recv(_RECV_SIZE)
-            except (BlockingIOError, InterruptedError):
-                break
-            except ConnectionResetError:
-                return "connection reset"
-            except OSError as exc:
-                return f"receive failed: {exc.strerror or exc}".lower()
-            if reader.feed(data) if data else reader.feed_eof():
-                return None
-
-
 class _ResponseProtocol(asyncio.Protocol):
     """Feeds a ResponseReader from an (SSL) transport; resolves `finished`."""
 
@@ -367,6 +347,19 @@ async def check_http(
     `host` (without either, only the chain is verified).
     """
     loop = running_loop()
+    request = _request(method, path, _host_header(address, port, tls, host))
+    if not tls:
+        http_plan = HttpPlan(
+            address,
+            port,
+            timeout,
+            request=request,
+            expect_status=expect_status,
+            body_regex=body_regex,
+            body_digest=body_digest,
+            no_body=method == "HEAD",
+        )
+        return await await_attempt(lambda done: http_plan.start(loop, done))
     started = loop.time()
     deadline = started + timeout
     try:
@@ -380,27 +373,43 @@ async def check_http(
         keep_body=body_regex is not None or body_digest is not None,
         no_body=method == "HEAD",
     )
-    request = _request(method, path, _host_header(address, port, tls, host))
     try:
-        if tls:
-            check_name = sni if sni is not None else host
-            context = _tls_context(verify_tls, verify_tls and check_name is not None, ca_file)
-            failure = await _exchange_tls(
-                loop,
-                connection.detach(),
-                request=request,
-                reader=reader,
-                deadline=deadline,
-                timeout=timeout,
-                context=context,
-                server_hostname=sni if sni is not None else (host if verify_tls and host else ""),
-            )
-        else:
-            failure = await _exchange_plain(connection, request, reader)
+        check_name = sni if sni is not None else host
+        context = _tls_context(verify_tls, verify_tls and check_name is not None, ca_file)
+        failure = await _exchange_tls(
+            loop,
+            connection.detach(),
+            request=request,
+            reader=reader,
+            deadline=deadline,
+            timeout=timeout,
+            context=context,
+            server_hostname=sni if sni is not None else (host if verify_tls and host else ""),
+        )
     finally:
         connection.close()
-    latency = loop.time() - started
+    return _verdict(
+        reader,
+        failure,
+        loop.time() - started,
+        timeout=timeout,
+        expect_status=expect_status,
+        body_regex=body_regex,
+        body_digest=body_digest,
+    )
 
+
+def _verdict(
+    reader: ResponseReader,
+    failure: str | None,
+    latency: float,
+    *,
+    timeout: float,
+    expect_status: tuple[tuple[int, int], ...],
+    body_regex: str | None,
+    body_digest: str | None,
+) -> ProbeResult:
+    """The result of one exchange: the transport's failure, or the answer's checks."""
     if failure == "timeout":
         return ProbeResult(ok=False, detail=reader.describe_stall(timeout), latency=latency)
     if failure is not None:
@@ -408,24 +417,161 @@ async def check_http(
     if reader.error is not None:
         return ProbeResult(ok=False, detail=reader.error, latency=latency)
     status = reader.status
-    if not any(lo <= status <= hi for lo, hi in expect_status):
+    for lo, hi in expect_status:
+        if lo <= status <= hi:
+            break
+    else:
         return ProbeResult(
             ok=False,
             detail=f"status {status} not in {format_status_ranges(expect_status)}",
             latency=latency,
         )
-    body = bytes(reader.body)
-    if body_regex is not None and _compiled(body_regex).search(body) is None:
-        return ProbeResult(ok=False, detail=f"body does not match /{body_regex}/", latency=latency)
-    if body_digest is not None:
-        digest = hashlib.md5(body, usedforsecurity=False).hexdigest()
-        if digest != body_digest.lower():
-            return ProbeResult(
-                ok=False,
-                detail=f"body digest {digest} does not match {body_digest.lower()}",
-                latency=latency,
-            )
+    if body_regex is not None or body_digest is not None:
+        body = bytes(reader.body)
+        if body_regex is not None and _compiled(body_regex).search(body) is None:
+            detail = f"body does not match /{body_regex}/"
+            return ProbeResult(ok=False, detail=detail, latency=latency)
+        if body_digest is not None:
+            digest = hashlib.md5(body, usedforsecurity=False).hexdigest()
+            if digest != body_digest.lower():
+                return ProbeResult(
+                    ok=False,
+                    detail=f"body digest {digest} does not match {body_digest.lower()}",
+                    latency=latency,
+                )
     return ProbeResult(ok=True, detail=f"status {status}", latency=latency)
+
+
+class HttpPlan:
+    """A plain-HTTP check with everything per check worked out once: the request
+    bytes, the address text, the answer's checks (see checkers/probe.py)."""
+
+    __slots__ = (
+        "address",
+        "body_digest",
+        "body_regex",
+        "expect_status",
+        "keep_body",
+        "no_body",
+        "port",
+        "request",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        address: str,
+        port: int,
+        timeout: float,
+        *,
+        request: bytes,
+        expect_status: tuple[tuple[int, int], ...],
+        body_regex: str | None,
+        body_digest: str | None,
+        no_body: bool,
+    ) -> None:
+        self.address = address
+        self.port = port
+        self.timeout = timeout
+        self.request = request
+        self.expect_status = expect_status
+        self.body_regex = body_regex
+        self.body_digest = body_digest
+        self.keep_body = body_regex is not None or body_digest is not None
+        self.no_body = no_body
+
+    def start(self, loop: asyncio.AbstractEventLoop, on_done: ProbeDone) -> ConnectAttempt:
+        return HttpAttempt(loop, on_done, self)
+
+
+class HttpAttempt(ConnectAttempt):
+    """One plain HTTP exchange on the bare socket, driven by its readiness edges.
+
+    Connected: send the request (a fresh socket's buffer takes it whole; a
+    partial send waits for the next writable edge), then read until EAGAIN at
+    each readable edge (edge-triggered) and feed the ResponseReader; the
+    answer is judged once the reader is done.
+    """
+
+    __slots__ = ("_out", "plan", "reader")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_done: ProbeDone, plan: HttpPlan):
+        self.plan = plan
+        self.reader = ResponseReader(keep_body=plan.keep_body, no_body=plan.no_body)
+        self._out: memoryview | None = None
+        super().__init__(loop, on_done, plan.address, plan.port, timeout=plan.timeout)
+
+    def _connected(self, events: int) -> None:
+        self._out = memoryview(self.plan.request)
+        self._readable(events)
+
+    def _readable(self, events: int) -> None:
+        sock = self.sock
+        assert sock is not None
+        out = self._out
+        if out is not None:
+            try:
+                out = out[sock.send(out) :]
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                self._end(f"send failed: {exc.strerror or exc}".lower())
+                return
+            self._out = out if out else None
+            if self._out is not None:
+                return  # the rest goes at the next writable edge
+        if not events & READABLE:
+            return
+        reader = self.reader
+        while True:
+            try:
+                data = sock.recv(_RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionResetError:
+                self._end("connection reset")
+                return
+            except OSError as exc:
+                self._end(f"receive failed: {exc.strerror or exc}".lower())
+                return
+            if reader.feed(data) if data else reader.feed_eof():
+                self._end(None)
+                return
+
+    def _timed_out(self) -> str:
+        return self.reader.describe_stall(self.timeout)
+
+    def _end(self, failure: str | None) -> None:
+        plan = self.plan
+        self.finish_with(
+            _verdict(
+                self.reader,
+                failure,
+                self.loop.time() - self.started,
+                timeout=plan.timeout,
+                expect_status=plan.expect_status,
+                body_regex=plan.body_regex,
+                body_digest=plan.body_digest,
+            )
+        )
+
+
+def plan(spec: HttpCheck, target: Target) -> HttpPlan | None:
+    """The callback form of a plain-HTTP check; None for TLS (asyncio's SSL transport)."""
+    if spec.tls:
+        return None
+    address = str(target.address)
+    port = probe_port(spec, target)
+    return HttpPlan(
+        address,
+        port,
+        spec.timing.timeout,
+        request=_request(spec.method, spec.path, _host_header(address, port, False, spec.host)),
+        expect_status=spec.expect_status,
+        body_regex=spec.body_regex,
+        body_digest=spec.body_digest,
+        no_body=spec.method == "HEAD",
+    )
 
 
 async def probe(spec: HttpCheck, target: Target) -> ProbeResult:

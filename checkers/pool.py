@@ -9,8 +9,11 @@ Rules kept here:
 1. One scheduler: a heap of absolute deadlines (probe starts, and the
    per-backend core deadlines for damping release and slow-start steps)
    and ONE ``call_at`` timer re-armed at the earliest one (keepalived's
-   ``sands`` tree, aioquic's ``get_timer``). No task sleeps per backend: a
-   task exists only while a probe runs. When the timer fires, the cores see
+   ``sands`` tree, aioquic's ``get_timer``). No task sleeps per backend, and
+   the probe kinds that have a callback form (checkers/probe.py plan_probe:
+   TCP, plain HTTP) run without any task: their socket's readiness edges and
+   deadline drive them and they call back with the result. Other kinds run in
+   a task that exists only while the probe runs. When the timer fires, the cores see
    ``max(deadline, clock())``, never a time before the deadline they asked for.
 2. Concurrency is bounded: at most ``max_concurrency`` probes run at once;
    due probes beyond that wait in FIFO order (a counting semaphore without a
@@ -36,6 +39,7 @@ Rules kept here:
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import itertools
 import random
@@ -57,7 +61,7 @@ from checkers.health import (
     ServiceStatus,
 )
 from checkers.hysteresis import Reason
-from checkers.probe import run_probe
+from checkers.probe import ProbeAttempt, ProbePlan, plan_probe, run_probe
 from checkers.result import ProbeResult
 from checkers.schedule import first_probe_at, next_probe_at, shared_interval
 from checkers.spec import BackendId, CheckKey, CheckSpec, FailOpenSettings, Target, check_key
@@ -87,11 +91,15 @@ class _Probe:
     """One running check: a CheckKey and the backends that share its result."""
 
     __slots__ = (
+        "attempt",
         "backends",
         "due",
         "hung",
         "key",
         "launched_due",
+        "on_done",
+        "plan",
+        "planned",
         "removed",
         "spec",
         "started_at",
@@ -112,6 +120,12 @@ class _Probe:
         # offset of the first probe from the moment probing can start (warm-up)
         self.warmup = warmup
         self.task: asyncio.Task[None] | None = None
+        # the callback form of the check (worked out at its first start) and
+        # the running attempt; no task then
+        self.plan: ProbePlan | None = None
+        self.planned = False
+        self.attempt: ProbeAttempt | None = None
+        self.on_done: Callable[[ProbeResult], None] | None = None
         self.started_at: float | None = None
         # set by the watchdog when it cancels this probe (see HUNG_GRACE)
         self.hung = False
@@ -314,14 +328,52 @@ class CheckerPool:
         probe.started_at = now
         probe.hung = False
         self._running.add(probe)
+        if self._prober is run_probe:
+            if not probe.planned:
+                probe.planned = True
+                probe.plan = plan_probe(probe.spec, probe.target)
+                probe.on_done = functools.partial(self._attempt_done, probe)
+            if probe.plan is not None:
+                assert probe.on_done is not None
+                try:
+                    probe.attempt = probe.plan.start(loop, probe.on_done)
+                except Exception as exc:
+                    # As in _run: our bug (or the director out of file
+                    # descriptors), never the peer's. A failed check, reported
+                    # from the loop; the timer that called us must go on.
+                    log.exception("check.probe.crashed", check=str(probe.key))
+                    failed = ProbeResult(False, f"probe crashed: {type(exc).__name__}", 0.0)
+                    loop.call_soon(self._attempt_done, probe, failed)
+                return
         probe.task = loop.create_task(self._run(probe))
+
+    def _attempt_done(self, probe: _Probe, result: ProbeResult) -> None:
+        """A callback attempt's one result: the same steps as the end of _run."""
+        self._release(probe)
+        self.probes_completed += 1
+        if not probe.removed:
+            self._on_result(probe, result)
+
+    def _release(self, probe: _Probe) -> None:
+        probe.attempt = None
+        self._in_flight -= 1
+        self._running.discard(probe)
+        self._start_waiting()
+
+    def _cancel_attempt(self, probe: _Probe) -> None:
+        """Stop a running callback attempt without a result (removal, stop)."""
+        attempt = probe.attempt
+        if attempt is not None:
+            attempt.cancel()
+            self._release(probe)
 
     def _sweep_hung(self, now: float) -> None:
         """Cancel probes running HUNG_GRACE past their timeout; re-arm the sweep."""
         for probe in list(self._running):
             started = probe.started_at
             limit = probe.spec.timing.timeout + HUNG_GRACE
-            if started is not None and now - started > limit and probe.task is not None:
+            running = probe.task is not None or probe.attempt is not None
+            if started is not None and now - started > limit and running:
                 probe.hung = True
                 log.error(
                     "check.probe.hung",
@@ -330,7 +382,18 @@ class CheckerPool:
                     reason=f"no result {now - started:.1f}s after start "
                     f"(timeout {probe.spec.timing.timeout:g}s)",
                 )
-                probe.task.cancel()
+                if probe.task is not None:
+                    probe.task.cancel()
+                else:
+                    self._cancel_attempt(probe)
+                    timeout = probe.spec.timing.timeout
+                    self.probes_completed += 1
+                    self._on_result(
+                        probe,
+                        ProbeResult(
+                            False, f"probe hung past its {timeout:g}s timeout", now - started
+                        ),
+                    )
         self._watchdog.due = now + WATCHDOG_PERIOD
         self._push_quiet(self._watchdog.due, self._watchdog)
 
@@ -636,6 +699,7 @@ class CheckerPool:
                 del self._probes[probe.key]
                 if probe.task is not None:
                     probe.task.cancel()
+                self._cancel_attempt(probe)
         service = self._services[backend_id.service]
         step = service.guard.remove(backend_id)
         # An empty service is dropped at the end of update(), not here: a
@@ -670,6 +734,8 @@ class CheckerPool:
         self._watchdog.due = None
         self._waiting.clear()
         tasks = [p.task for p in self._probes.values() if p.task is not None]
+        for probe in self._probes.values():
+            self._cancel_attempt(probe)
         for task in tasks:
             task.cancel()
         if tasks:

@@ -13,8 +13,9 @@ Each probe module (tcp.py, http.py, exec_probe.py, dns.py, udp.py, smtp.py, ping
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 from checkers import dns, exec_probe, http, ping, smtp, tcp, udp
 from checkers.result import ProbeResult
@@ -30,7 +31,7 @@ from checkers.spec import (
     UdpCheck,
 )
 
-__all__ = ["run_probe"]
+__all__ = ["ProbePlan", "plan_probe", "run_probe"]
 
 _Probe = Callable[[Any, Target], Coroutine[Any, Any, ProbeResult]]
 _PROBES: dict[type, _Probe] = {
@@ -51,3 +52,32 @@ async def run_probe(spec: CheckSpec, target: Target) -> ProbeResult:
         # A spec type nobody taught us is our own bug, not the real server's.
         raise TypeError(f"no probe for check spec {type(spec).__name__}")
     return await probe(spec, target)
+
+
+class ProbeAttempt(Protocol):
+    def cancel(self) -> None: ...
+
+
+class ProbePlan(Protocol):
+    """A check prepared once (address text, request bytes): `start` runs one probe
+    as a callback state machine that calls `on_done` once, unless cancelled first."""
+
+    def start(
+        self, loop: asyncio.AbstractEventLoop, on_done: Callable[[ProbeResult], None]
+    ) -> ProbeAttempt: ...
+
+
+_PLANS: dict[type, Callable[[Any, Target], ProbePlan | None]] = {
+    TcpCheck: tcp.plan,
+    HttpCheck: http.plan,
+}
+
+
+def plan_probe(spec: CheckSpec, target: Target) -> ProbePlan | None:
+    """The callback form of run_probe(spec, target), for the probe kinds that have one.
+
+    Same checks, same results, same details: run_probe of these kinds runs the
+    very same state machines. None: this kind runs as a coroutine (run_probe).
+    """
+    planner = _PLANS.get(type(spec))
+    return None if planner is None else planner(spec, target)

@@ -16,8 +16,10 @@ Rules kept here:
   epoll set per event loop that the loop watches as a single reader; closing
   the socket removes it from the set. A TCP check is then socket, setsockopt,
   connect, epoll_ctl, close (plus the shared epoll_wait): no getsockopt when
-  the connect succeeded, no epoll_ctl to modify or remove. One future per wait
-  and one timer handle per connection.
+  the connect succeeded, no epoll_ctl to modify or remove. The pool's checks
+  (TCP, plain HTTP) run as callback state machines (ConnectAttempt: no task,
+  no future) whose deadlines share one loop timer (FIFOs per timeout);
+  ProbeConnection (TLS, SMTP) keeps one future per wait and one timer handle.
 - Close with RST (SO_LINGER 0): the checker is the side that closes first, so a
   FIN close would leave a TIME_WAIT on the director for every check (60 s each,
   300,000 sockets at 5,000 checks/s). HAProxy closes its health-check
@@ -26,6 +28,7 @@ Rules kept here:
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import errno
 import os
@@ -34,18 +37,26 @@ import socket
 import struct
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable
 
 from checkers.result import ProbeResult
 from checkers.spec import Target, TcpCheck, probe_port
 
 __all__ = [
+    "READABLE",
+    "ConnectAttempt",
     "ConnectError",
     "ProbeConnection",
+    "ProbeDone",
+    "TcpAttempt",
+    "TcpPlan",
+    "await_attempt",
     "check_tcp",
     "describe_errno",
     "describe_timeout",
     "family_of",
+    "plan",
     "running_loop",
 ]
 
@@ -58,6 +69,7 @@ _STREAM_NONBLOCK = socket.SOCK_STREAM | socket.SOCK_NONBLOCK
 _WATCH = select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP | select.EPOLLET
 _FAILED = select.EPOLLERR | select.EPOLLHUP
 _READABLE = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLERR | select.EPOLLHUP
+READABLE = _READABLE
 # What wait() returns when the deadline passed first.
 TIMED_OUT = -1
 
@@ -119,13 +131,27 @@ def family_of(address: str) -> socket.AddressFamily:
 
 
 class _Readiness:
-    """One epoll set for the probe sockets of one event loop, read as one loop reader."""
+    """One epoll set for the probe sockets of one event loop, read as one loop reader,
+    and the deadlines of the callback attempts behind one loop timer.
 
-    __slots__ = ("__weakref__", "_epoll", "_waiters")
+    Deadlines: an attempt's deadline is its start (the loop's monotonic time)
+    plus its timeout, so the attempts of one timeout expire in the order they
+    started: one FIFO per timeout value, and ONE loop timer at the earliest
+    head, instead of a timer handle made and cancelled per check. A finished
+    attempt stays in its FIFO until its deadline comes (skipped then); when no
+    attempt is live the FIFOs are dropped and the timer cancelled, so an idle
+    or closed loop holds nothing.
+    """
+
+    __slots__ = ("__weakref__", "_deadlines", "_epoll", "_live", "_timer", "_timer_at", "_waiters")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._epoll = select.epoll()
         self._waiters: dict[int, Callable[[int], None]] = {}
+        self._deadlines: dict[float, deque[tuple[float, ConnectAttempt]]] = {}
+        self._live = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         loop.add_reader(self._epoll.fileno(), self._dispatch)
         # The set lives as long as the loop: closed when the loop is collected.
         weakref.finalize(loop, self._epoll.close)
@@ -141,6 +167,54 @@ class _Readiness:
         if unregister:
             self._epoll.unregister(fd)
 
+    def expire(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        timeout: float,
+        deadline: float,
+        attempt: ConnectAttempt,
+    ) -> None:
+        """Call attempt.expired() at `deadline` = loop.time() + `timeout`, unless it ends first."""
+        self._live += 1
+        queue = self._deadlines.get(timeout)
+        if queue is None:
+            queue = self._deadlines[timeout] = deque()
+        queue.append((deadline, attempt))
+        if self._timer is None or deadline < self._timer_at:
+            self._arm(loop, deadline)
+
+    def ended(self) -> None:
+        """One attempt that expire() was asked for has ended (either way)."""
+        self._live -= 1
+        if not self._live and self._deadlines:
+            self._deadlines.clear()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = loop.call_at(when, self._on_timer, loop)
+
+    def _on_timer(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Never earlier than the deadline the timer was armed for (call_at may
+        # fire up to the clock resolution early).
+        now = max(loop.time(), self._timer_at)
+        self._timer = None
+        earliest: float | None = None
+        for queue in list(self._deadlines.values()):
+            while queue and queue[0][0] <= now:
+                attempt = queue.popleft()[1]
+                if attempt.sock is not None:
+                    attempt.expired()
+            if queue and (earliest is None or queue[0][0] < earliest):
+                earliest = queue[0][0]
+        # (an expired attempt's callback may have started others and armed the timer)
+        if earliest is not None and (self._timer is None or earliest < self._timer_at):
+            self._arm(loop, earliest)
+
     def _dispatch(self) -> None:
         waiters = self._waiters
         for fd, events in self._epoll.poll(0):
@@ -152,13 +226,173 @@ class _Readiness:
 _readiness: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Readiness] = (
     weakref.WeakKeyDictionary()
 )
+# The last loop asked for and its set: a WeakKeyDictionary lookup makes a weak
+# reference per call, and every check asks. Weak, so the loop can still be collected.
+_last_loop: weakref.ReferenceType[asyncio.AbstractEventLoop] | None = None
+_last_readiness: _Readiness | None = None
 
 
 def _readiness_of(loop: asyncio.AbstractEventLoop) -> _Readiness:
+    global _last_loop, _last_readiness
+    if _last_loop is not None and _last_loop() is loop and _last_readiness is not None:
+        return _last_readiness
     readiness = _readiness.get(loop)
     if readiness is None:
         readiness = _readiness[loop] = _Readiness(loop)
+    _last_loop, _last_readiness = weakref.ref(loop), readiness
     return readiness
+
+
+ProbeDone = Callable[[ProbeResult], None]
+
+
+class ConnectAttempt:
+    """One probe's connection as a callback state machine: no task, no future.
+
+    The pool runs thousands of checks per second; a task and a coroutine chain
+    per check cost about as much CPU as the check's own system calls. Here the
+    socket's readiness edges (the shared epoll set) and one deadline timer drive
+    the probe, and `on_done` receives exactly one ProbeResult, unless
+    `cancel()` came first (then nothing, and the socket is closed).
+
+    Subclasses say what a connected socket does (`_connected`, `_readable`)
+    and what a passed deadline means (`_timed_out`). A failure known before
+    any waiting (bind error, refusal reported by connect itself) is reported
+    from the loop (call_soon), never from inside the constructor: the caller
+    has not stored the attempt yet.
+    """
+
+    __slots__ = (
+        "_connecting",
+        "_on_done",
+        "_readiness",
+        "_soon",
+        "fd",
+        "loop",
+        "sock",
+        "started",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_done: ProbeDone,
+        address: str,
+        port: int,
+        *,
+        timeout: float,
+        bind_address: str | None = None,
+    ) -> None:
+        self.loop = loop
+        self._on_done = on_done
+        self.timeout = timeout
+        self.started = started = loop.time()
+        self.sock: _socket.socket | None = None
+        self.fd = -1
+        self._soon: asyncio.Handle | None = None
+        self._connecting = True
+        # SOCK_NONBLOCK at creation: one system call less than setblocking(False).
+        # The C socket type: the socket module's subclass adds a Python __init__
+        # and close() per check, for makefile() and context managers unused here.
+        sock = _socket.socket(family_of(address), _STREAM_NONBLOCK)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
+            if bind_address is not None:
+                try:
+                    sock.bind((bind_address, 0))
+                except OSError as exc:
+                    reason = os.strerror(exc.errno or 0).lower()
+                    sock.close()
+                    self._fail_soon(f"bind {bind_address} failed: {reason}")
+                    return
+            err = sock.connect_ex((address, port))
+        except BaseException:
+            sock.close()
+            raise
+        if err not in (0, errno.EINPROGRESS):
+            sock.close()
+            self._fail_soon(describe_errno(err))
+            return
+        # Connected at once (err 0) or not: the edge-triggered registration
+        # reports the socket writable on the next poll either way.
+        self.sock = sock
+        self.fd = fd = sock.fileno()
+        readiness = self._readiness = _readiness_of(loop)
+        readiness.watch(fd, self._on_events)
+        readiness.expire(loop, timeout, started + timeout, self)
+
+    def _fail_soon(self, detail: str) -> None:
+        self._soon = self.loop.call_soon(self._deliver, detail)
+
+    def _deliver(self, detail: str) -> None:
+        self._soon = None
+        self._on_done(ProbeResult(ok=False, detail=detail, latency=self.loop.time() - self.started))
+
+    def _on_events(self, events: int) -> None:
+        if self._connecting:
+            sock = self.sock
+            assert sock is not None
+            if events & _FAILED or not events & select.EPOLLOUT:
+                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                self.finish(False, describe_errno(err or errno.ECONNRESET))
+                return
+            self._connecting = False
+            self._connected(events)
+        else:
+            self._readable(events)
+
+    def expired(self) -> None:
+        """The deadline passed (called by the loop's deadline FIFOs)."""
+        if self._connecting:
+            self.finish(False, f"connect timeout after {describe_timeout(self.timeout)}")
+        else:
+            self.finish(False, self._timed_out())
+
+    def _connected(self, events: int) -> None:
+        """The connect completed; `events` may already say the peer spoke."""
+        raise NotImplementedError
+
+    def _readable(self, events: int) -> None:
+        """A readiness edge after the connect."""
+
+    def _timed_out(self) -> str:
+        """The failure detail when the deadline passes after the connect."""
+        return f"timeout after {describe_timeout(self.timeout)}"
+
+    def _close(self) -> None:
+        sock = self.sock
+        if sock is not None:
+            self.sock = None
+            readiness = self._readiness
+            readiness.forget(self.fd, unregister=False)
+            readiness.ended()
+            sock.close()  # SO_LINGER 0: RST, no TIME_WAIT (see the header)
+        if self._soon is not None:
+            self._soon.cancel()
+            self._soon = None
+
+    def finish(self, ok: bool, detail: str) -> None:
+        """Close the socket, then report (exactly once)."""
+        self._close()
+        self._on_done(ProbeResult(ok=ok, detail=detail, latency=self.loop.time() - self.started))
+
+    def finish_with(self, result: ProbeResult) -> None:
+        self._close()
+        self._on_done(result)
+
+    def cancel(self) -> None:
+        """Stop without a result; the socket is closed."""
+        self._close()
+
+
+class TcpAttempt(ConnectAttempt):
+    """TCP_CHECK: up once the connection is accepted."""
+
+    __slots__ = ()
+
+    def _connected(self, events: int) -> None:
+        self.finish(True, "connected")
 
 
 class ProbeConnection:
@@ -305,6 +539,17 @@ class ProbeConnection:
         self.sock.close()  # a no-op when closed already (by a TLS transport)
 
 
+async def await_attempt(start: Callable[[ProbeDone], ConnectAttempt]) -> ProbeResult:
+    """Run one callback attempt as a coroutine; cancellation closes its socket."""
+    loop = running_loop()
+    fut: asyncio.Future[ProbeResult] = loop.create_future()
+    attempt = start(fut.set_result)
+    try:
+        return await fut
+    finally:
+        attempt.cancel()  # a no-op once it finished
+
+
 async def check_tcp(
     address: str,
     port: int,
@@ -314,22 +559,41 @@ async def check_tcp(
 ) -> ProbeResult:
     """Up when a TCP connection to address:port is accepted within `timeout`."""
     loop = running_loop()
-    started = loop.time()
-    try:
-        connection = await ProbeConnection.open(
-            address, port, loop=loop, started=started, timeout=timeout, bind_address=bind_address
+    return await await_attempt(
+        lambda done: TcpAttempt(
+            loop, done, address, port, timeout=timeout, bind_address=bind_address
         )
-    except ConnectError as exc:
-        return ProbeResult(ok=False, detail=exc.detail, latency=loop.time() - started)
-    connection.close()
-    return ProbeResult(ok=True, detail="connected", latency=loop.time() - started)
+    )
+
+
+class TcpPlan:
+    """A TCP_CHECK with everything per check worked out once (see checkers/probe.py)."""
+
+    __slots__ = ("address", "bind_address", "port", "timeout")
+
+    def __init__(self, spec: TcpCheck, target: Target) -> None:
+        self.address = str(target.address)
+        self.port = probe_port(spec, target)
+        self.timeout = spec.timing.timeout
+        self.bind_address = None if spec.bind_address is None else str(spec.bind_address)
+
+    def start(self, loop: asyncio.AbstractEventLoop, on_done: ProbeDone) -> ConnectAttempt:
+        return TcpAttempt(
+            loop,
+            on_done,
+            self.address,
+            self.port,
+            timeout=self.timeout,
+            bind_address=self.bind_address,
+        )
+
+
+def plan(spec: TcpCheck, target: Target) -> TcpPlan:
+    return TcpPlan(spec, target)
 
 
 async def probe(spec: TcpCheck, target: Target) -> ProbeResult:
     """The TCP_CHECK of ``spec`` against ``target`` (run_probe's entry point)."""
-    return await check_tcp(
-        str(target.address),
-        probe_port(spec, target),
-        spec.timing.timeout,
-        bind_address=None if spec.bind_address is None else str(spec.bind_address),
-    )
+    tcp_plan = TcpPlan(spec, target)
+    loop = running_loop()
+    return await await_attempt(lambda done: tcp_plan.start(loop, done))

@@ -5,7 +5,7 @@ It builds the parts, wires them and owns the daemon's life:
 - the IPVS programmer (both directors keep a hot table: IPVS is programmed on the
   master and the backup alike; only the VIPs follow VRRP mastership);
 - the checker pool, whose health changes reach the programmer;
-- the VRRP instances, in a process of their own (haipvs.vrrp_process, like
+- the VRRP instances, in a process of their own (haipvs.daemon.vrrp_process, like
   keepalived's VRRP child), so a busy checker pool cannot delay an advert;
 - the status API, systemd notify and watchdog, an event-loop lag monitor.
 
@@ -277,7 +277,7 @@ class Supervisor:
             self._kernel = kernel
         if compiled.instances:
             # VRRP first, while the daemon has no connection open: its process is forked
-            # from this one (haipvs.vrrp_process) and listens as BACKUP while the IPVS
+            # from this one (haipvs.daemon.vrrp_process) and listens as BACKUP while the IPVS
             # table and the checkers start (keepalived starts its VRRP and checker
             # children side by side too). It cannot become MASTER before a whole
             # Master_Down_Interval (a priority-255 owner excepted), by which time the
@@ -964,7 +964,7 @@ def _default_vrrp_factory(
     instances: Sequence[vrrp.InstanceSettings],
     on_transition: Callable[[str, str, str, str, str], None],
 ) -> VrrpPart:
-    from haipvs.vrrp_process import VrrpProcessPart
+    from haipvs.daemon.vrrp_process import VrrpProcessPart
 
     return VrrpProcessPart(instances, on_transition, fork_first=True)
 

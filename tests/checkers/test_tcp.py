@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from checkers.probe import run_probe
+from checkers.result import ProbeResult
 from checkers.spec import Target, TcpCheck, Timing
-from checkers.tcp import check_tcp
+from checkers.tcp import TcpAttempt, _readiness_of, check_tcp
 
 
 def _has_ipv6_loopback() -> bool:
@@ -180,3 +181,55 @@ async def test_run_probe_refuses_a_spec_it_does_not_know() -> None:
     # Our own misuse (a new spec type without a probe) raises; it is not a check failure.
     with pytest.raises(TypeError, match="no probe for check spec str"):
         await run_probe("tcp", Target(IPv4Address("127.0.0.1"), 80))  # type: ignore[arg-type]
+
+
+async def test_attempts_of_different_timeouts_share_one_timer_and_each_expires_on_its_own(
+    black_hole_port: int,
+) -> None:
+    later, sooner = await asyncio.gather(
+        check_tcp("127.0.0.1", black_hole_port, 0.4), check_tcp("127.0.0.1", black_hole_port, 0.2)
+    )
+    assert (later.detail, sooner.detail) == (
+        "connect timeout after 0.4s",
+        "connect timeout after 0.2s",
+    )
+    assert later.latency >= 0.4 and sooner.latency >= 0.2
+    assert not later.ok and not sooner.ok
+    # Nothing live: the deadline FIFOs are dropped and the loop timer cancelled.
+    readiness = _readiness_of(asyncio.get_running_loop())
+    assert readiness._deadlines == {} and readiness._timer is None
+
+
+async def test_finished_attempts_release_their_deadlines(accepting_port: int) -> None:
+    results = [await check_tcp("127.0.0.1", accepting_port, 30.0) for _ in range(3)]
+    assert [r.detail for r in results] == ["connected"] * 3
+    readiness = _readiness_of(asyncio.get_running_loop())
+    assert readiness._deadlines == {} and readiness._timer is None
+
+
+async def test_an_attempt_reports_once_and_never_from_its_constructor() -> None:
+    loop = asyncio.get_running_loop()
+    results: list[ProbeResult] = []
+    attempt = TcpAttempt(
+        loop, results.append, "127.0.0.1", 1, timeout=1.0, bind_address="192.0.2.77"
+    )
+    assert results == []  # the caller has not stored the attempt yet
+    await asyncio.sleep(0)
+    assert [r.detail for r in results] == [
+        "bind 192.0.2.77 failed: cannot assign requested address"
+    ]
+    attempt.cancel()  # after the result: nothing more
+    await asyncio.sleep(0)
+    assert len(results) == 1
+
+
+async def test_a_cancelled_attempt_reports_nothing_and_closes(black_hole_port: int) -> None:
+    loop = asyncio.get_running_loop()
+    results: list[ProbeResult] = []
+    attempt = TcpAttempt(loop, results.append, "127.0.0.1", black_hole_port, timeout=0.1)
+    sock = attempt.sock
+    assert sock is not None
+    attempt.cancel()
+    assert sock.fileno() == -1
+    await asyncio.sleep(0.3)  # past its deadline
+    assert results == []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from haipvs import vrrp_process
+from haipvs.daemon import vrrp_process
 from haipvs.status import api
 
 UNIT = Path(__file__).parents[3] / "packaging" / "haipvs.service"

@@ -19,8 +19,8 @@ import pytest
 from structlog.testing import capture_logs
 from support import until
 
+from haipvs.daemon.vrrp_process import RT_CPU_LIMIT_US, VrrpProcessError, VrrpProcessPart
 from haipvs.status.snapshot import InstanceView
-from haipvs.vrrp_process import RT_CPU_LIMIT_US, VrrpProcessError, VrrpProcessPart
 from vrrp.settings import InstanceSettings, VipSpec
 
 pytestmark = pytest.mark.looptime(False)
@@ -141,7 +141,7 @@ def test_the_vrrp_process_resigns_when_the_daemon_dies(tmp_path: Path) -> None:
         import asyncio, sys
         sys.path[:0] = [{str(HERE)!r}, {str(HERE.parent.parent)!r}]
         from test_vrrp_process import instance, PORTS
-        from haipvs.vrrp_process import VrrpProcessPart
+        from haipvs.daemon.vrrp_process import VrrpProcessPart
 
         async def main():
             part = VrrpProcessPart([instance()], lambda *a: None, ports=PORTS)
@@ -355,3 +355,16 @@ async def test_a_forked_process_stops_gracefully_and_leaves_the_daemon_alone() -
     await until(lambda: ("MASTER", "BACKUP") in seen or not alive(child), 20)
     await part.stop()
     assert not alive(child)
+
+
+async def test_a_child_that_dies_while_starting_is_one_start_failure_not_a_respawn() -> None:
+    # Its death is the start's error, reported to the caller; no respawn loop may
+    # start behind the caller's back as well.
+    part = VrrpProcessPart([instance()], lambda *_: None, ports="vrrp_child_ports:crash")
+    with capture_logs() as logs:
+        with pytest.raises(VrrpProcessError, match="ended"):
+            await part.start()
+        await asyncio.sleep(1.5)  # past the first respawn wait: a rogue respawn shows
+    assert part.pid is None and part.restarts() == 0
+    assert [e["event"] for e in logs if e["event"].startswith("vrrp.process")] == []
+    await part.stop()

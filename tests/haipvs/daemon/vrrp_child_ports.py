@@ -47,3 +47,10 @@ def no_eth7() -> FakePorts:
     """A lone director whose host has no eth7: an instance there cannot start."""
     return _NoEth7(FakeSegment(), IPv4Address("198.51.100.1"),
                    addresses=FakeVipAddresses(["eth0"]))
+
+
+def crash() -> FakePorts:
+    """The VRRP process dies while it starts, before it can answer."""
+    import os
+
+    os._exit(3)

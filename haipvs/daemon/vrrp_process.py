@@ -4,7 +4,7 @@ A thread of the daemon is not enough. The checkers of a thousand real servers ke
 the interpreter busy, and a VRRP thread, even in SCHED_RR, still waits for the GIL
 before it can send its advert or read the master's: measured in bench/vrrp_soak.py,
 146 false takeovers in 17 minutes at 0.05 s adverts. In a process of its own
-(which runs `haipvs.vrrp_part.LinuxVrrpPart`, whose VRRP thread is in SCHED_RR)
+(which runs `haipvs.daemon.vrrp_part.LinuxVrrpPart`, whose VRRP thread is in SCHED_RR)
 VRRP shares no lock with the checkers and only the kernel's scheduler stands
 between a timer and its advert.
 
@@ -304,6 +304,7 @@ class VrrpProcessPart:
         self._views: tuple[InstanceView, ...] = ()
         self._loop_lag = 0.0
         self._clock = clock
+        self._up = False
         self._backoff = RespawnBackoff()
         self._restarts = 0
         self._holds: tuple[tuple[str, str], ...] = ()
@@ -376,7 +377,7 @@ class VrrpProcessPart:
                     # -P and cwd "/": the daemon's working directory is never on the
                     # child's import path (python -c would put it first).
                     [self._python, "-P", "-c",
-                     "import haipvs.vrrp_process as m; m.child_main()",
+                     "import haipvs.daemon.vrrp_process as m; m.child_main()",
                      str(child_end.fileno()), str(os.getpid())],
                     pass_fds=(child_end.fileno(),),
                     stdin=subprocess.DEVNULL,
@@ -388,6 +389,7 @@ class VrrpProcessPart:
         finally:
             child_end.close()
         self._process = process
+        self._up = False  # until it acknowledges Start: a death before is _spawn's to report
         reader, writer = await asyncio.open_unix_connection(sock=parent_end)
         self._writer = writer
         self._reader_task = asyncio.create_task(self._watch(reader, process), name="vrrp-ipc")
@@ -402,6 +404,7 @@ class VrrpProcessPart:
             await asyncio.to_thread(process.wait)
             await self._close()
             raise
+        self._up = True
         self._backoff.started(self._clock())
         log.info("vrrp.process.started", pid=process.pid, instances=len(self._instances))
 
@@ -442,7 +445,7 @@ class VrrpProcessPart:
             self._views = ()
             if self._reply is not None and not self._reply.done():
                 self._reply.set_exception(VrrpProcessError(f"the VRRP process ended: {noticed}"))
-            if self._stopping or self._process is not process:
+            if self._stopping or self._process is not process or not self._up:
                 return
             if not exited.done():  # its stream is broken but it runs: it cannot be told
                 with contextlib.suppress(ProcessLookupError):
@@ -451,6 +454,7 @@ class VrrpProcessPart:
         finally:
             reading.cancel()
             exited.cancel()
+        self._views = ()  # again: nothing read while it was being killed counts
         self._restarts += 1
         delay = self._backoff.died(self._clock())
         log.error("vrrp.process.died", pid=process.pid, exit=_describe_exit(code),
@@ -557,7 +561,7 @@ def _resolve_ports(reference: str | None) -> Callable[[], vrrp.PortsProvider] | 
 
 
 async def _serve(sock: socket.socket) -> None:
-    from haipvs.vrrp_part import LinuxVrrpPart
+    from haipvs.daemon.vrrp_part import LinuxVrrpPart
 
     reader, writer = await asyncio.open_unix_connection(sock=sock)
     try:

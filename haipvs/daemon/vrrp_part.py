@@ -1,7 +1,7 @@
 """The supervisor's VRRP part: vrrp.VrrpService behind the supervisor's VrrpPart port.
 
 VRRP runs in its own thread and event loop (vrrp.VrrpService), and the daemon runs
-this adapter in a process of its own (haipvs.vrrp_process). This adapter turns
+this adapter in a process of its own (haipvs.daemon.vrrp_process). This adapter turns
 its transitions into the supervisor's callback, its status into InstanceViews, and
 a reload into the plan of vrrp.plan_instances (the one rule, which the daemon's
 reload plan shows too), executed instance by instance:
@@ -106,7 +106,7 @@ class LinuxVrrpPart:
         return self._service.loop_lag.last
 
     def restarts(self) -> int:
-        return 0  # in-process: nothing restarts it; see haipvs.vrrp_process
+        return 0  # in-process: nothing restarts it; see haipvs.daemon.vrrp_process
 
     def views(self) -> tuple[InstanceView, ...]:
         if not self._service.running:
