@@ -40,6 +40,8 @@ import structlog
 import checkers
 import vrrp
 from haipvs import notify_fifo
+from haipvs.bgp.bird import BirdControl, RouteSpeaker
+from haipvs.bgp.part import BgpPart, BgpView, DirectorState
 from haipvs.config import ConfigInvalid, dump_config
 from haipvs.config.compile import Compiled
 from haipvs.daemon.accept import (
@@ -77,6 +79,7 @@ from haipvs.status.snapshot import (
     RealServerView,
     ReloadOutcome,
     ReloadView,
+    ScaleOutView,
     ServiceView,
     Snapshot,
 )
@@ -89,6 +92,7 @@ __all__ = [
     "UnsafeConfigFileError",
     "VrrpPart",
     "check_file_safety",
+    "director_state",
     "run_command",
 ]
 
@@ -141,6 +145,7 @@ class Supervisor:
         overrides_file: str | None = None,
         admin_socket: str | None = None,
         host: HostFacts | None = None,
+        bgp_speaker: Callable[[str], RouteSpeaker] | None = None,
     ) -> None:
         self._path = config_path
         self._host = host
@@ -181,6 +186,8 @@ class Supervisor:
         self._quorum_locks: dict[ServiceKey, asyncio.Lock] = {}
         self._quorum_tasks: set[asyncio.Task[None]] = set()
         self._fifo: notify_fifo.NotifyFifo | None = None  # keepalived notify_fifo
+        self._bgp: BgpPart | None = None  # scale-out mode (the config's bgp section)
+        self._bgp_speaker = bgp_speaker or BirdControl
 
     # ----------------------------------------------------------------- start-up
 
@@ -331,6 +338,9 @@ class Supervisor:
             log.error("operator.admin.unavailable", socket=self._admin_socket,
                       error=str(error), reason="haipvs drain/failover will not reach this daemon")
         self._tasks.append(asyncio.create_task(self._lag_monitor(), name="loop-lag"))
+        await self._follow_bgp(compiled)
+        if compiled.sync_daemon is not None and compiled.sync_daemon.mode == "mesh":
+            self._want_sync_mesh()
         if self._notifier.watchdog_interval is not None:
             self._tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
 
@@ -361,6 +371,8 @@ class Supervisor:
         factor = min(1.0, max(0.0, change.weight_factor)) if change.healthy else 0.0
         view = HealthView(up=change.healthy, weight_factor=factor, reason=change.reason)
         programmer.update_health(key[0], key[1], view)
+        if self._bgp is not None:
+            self._bgp.poke()
         if self._fifo is not None:
             service = notify_fifo.service_endpoint(key[0])
             real_server = notify_fifo.real_server_endpoint(key[0], key[1])
@@ -417,7 +429,7 @@ class Supervisor:
         if compiled is None or compiled.sync_daemon is None or loop is None:
             return
         sync = compiled.sync_daemon
-        if sync.instance is not None and sync.instance != instance:
+        if sync.mode == "mesh" or (sync.instance is not None and sync.instance != instance):
             return
         if to_state in ("MASTER", "BACKUP", "FAULT"):
             loop.call_soon_threadsafe(self._want_sync_daemon, to_state)
@@ -472,7 +484,8 @@ class Supervisor:
             if compiled is None or compiled.sync_daemon is None or kernel is None:
                 return
             sync = compiled.sync_daemon
-            start = SyncState.MASTER if role == "master" else SyncState.BACKUP
+            starts = {"master": [SyncState.MASTER], "backup": [SyncState.BACKUP],
+                      "mesh": [SyncState.MASTER, SyncState.BACKUP]}[role]
             set_daemon = getattr(kernel, "set_sync_daemon", None)
             stop_daemon = getattr(kernel, "stop_sync_daemon", None)
             if set_daemon is None or stop_daemon is None:
@@ -482,15 +495,16 @@ class Supervisor:
             for state in SyncState:
                 with contextlib.suppress(KernelError, OSError):  # not running: fine
                     await stop_daemon(state)
-            try:
-                await set_daemon(start, sync.interface, sync.syncid, mcast_group=sync.group,
-                                 mcast_port=sync.port, mcast_ttl=sync.ttl,
-                                 sync_maxlen=sync.maxlen)
-                log.info("ipvs.sync_daemon.started", state=start.name.lower(),
-                         iface=sync.interface, syncid=sync.syncid, reason=self._sync_reason)
-            except (KernelError, OSError) as error:
-                log.error("ipvs.sync_daemon.failed", state=start.name.lower(),
-                          iface=sync.interface, errno=error.errno, reason=str(error))
+            for start in starts:
+                try:
+                    await set_daemon(start, sync.interface, sync.syncid,
+                                     mcast_group=sync.group, mcast_port=sync.port,
+                                     mcast_ttl=sync.ttl, sync_maxlen=sync.maxlen)
+                    log.info("ipvs.sync_daemon.started", state=start.name.lower(),
+                             iface=sync.interface, syncid=sync.syncid, reason=self._sync_reason)
+                except (KernelError, OSError) as error:
+                    log.error("ipvs.sync_daemon.failed", state=start.name.lower(),
+                              iface=sync.interface, errno=error.errno, reason=str(error))
             self._sync_applied = role
 
     # ----------------------------------------------------------------- reload
@@ -544,6 +558,7 @@ class Supervisor:
             return self._failed(plan, running, error)
         self._execute(plan, accepted)
         self._follow_notify_fifo(accepted.config.director.notify_fifo)
+        await self._follow_bgp(accepted.compiled)
         if not plan.is_empty:
             await self._operator_follow_config()
         self._reloads_applied += 1
@@ -658,6 +673,8 @@ class Supervisor:
     # ----------------------------------------------------------------- shutdown
 
     async def _shutdown(self) -> None:
+        # The routers stop sending before anything of this director stops serving.
+        await self._follow_bgp(None)
         if self._fifo is not None:
             self._fifo.close()
         if self._admin is not None:
@@ -874,7 +891,65 @@ class Supervisor:
             vrrp_loop_lag_ms=self._vrrp.loop_lag() * 1000 if self._vrrp is not None else 0.0,
             vrrp_restarts=self._vrrp.restarts() if self._vrrp is not None else 0,
             overrides=self._override_views(compiled),
+            bgp=None if self._bgp is None else _scale_out_view(self._bgp.view()),
         )
+
+
+    # ----------------------------------------------------------------- scale-out (bgp)
+
+    def _want_sync_mesh(self) -> None:
+        """ipvs.sync_daemon.mode mesh: master and backup from start, VRRP or not."""
+        self._sync_wanted, self._sync_reason = "mesh", "mesh"
+        if self._sync_task is None or self._sync_task.done():
+            self._sync_task = asyncio.create_task(self._follow_sync_daemon())
+            self._tasks.append(self._sync_task)
+
+    def _bgp_state(self) -> DirectorState:
+        programmer = self._programmer
+        settled = programmer is not None and programmer.settled
+        return director_state(self.snapshot(), table_settled=settled)
+
+    async def _follow_bgp(self, compiled: Compiled | None) -> None:
+        """Start, update or stop the BGP part as the config's bgp section says; stopping
+        withdraws every VIP first."""
+        plan = None if compiled is None else compiled.bgp
+        if plan is None:
+            if self._bgp is not None:
+                part, self._bgp = self._bgp, None
+                await part.stop()
+            return
+        if self._bgp is not None and self._bgp.control_socket != plan.control_socket:
+            part, self._bgp = self._bgp, None
+            await part.stop()  # withdrawn through the old BIRD, announced by the new one
+        if self._bgp is None:
+            self._bgp = BgpPart(plan, self._bgp_speaker(plan.control_socket), self._bgp_state)
+            self._bgp.start()
+        else:
+            self._bgp.update(plan)
+
+
+
+def _scale_out_view(view: BgpView) -> ScaleOutView:
+    return ScaleOutView(announced=view.announced, drained=view.drained,
+                        protocols=view.protocols, speaker_error=view.speaker_error)
+
+
+def director_state(snapshot: Snapshot, *, table_settled: bool | None = None) -> DirectorState:
+    """From the status snapshot: a real server counts as up when its check says up and the
+    operator has not taken it out (drain, maintenance). ``table_settled`` is the
+    programmer's ``settled`` (no change waiting for a sync); None: the snapshot's in_sync."""
+    up = {
+        service.key: sum(
+            1 for rs in service.real_servers if rs.health == "up" and rs.admin is None
+        )
+        for service in snapshot.services
+    }
+    return DirectorState(
+        up_by_service=up,
+        table_in_sync=snapshot.programmer.in_sync if table_settled is None else table_settled,
+        loop_lag=snapshot.loop_lag_ms / 1000.0,
+    )
+
 
 
 def _fifo_dropped(line: str, code: int) -> None:

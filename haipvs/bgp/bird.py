@@ -114,6 +114,11 @@ class RouteSpeaker(Protocol):
 
     async def protocol_states(self) -> Mapping[str, str]: ...
 
+    async def configure(self) -> None:
+        """Re-read the config file. Measured on BIRD 2.0.12: a protocol the file says
+        ``disabled`` is disabled again, even if enabled since, so the caller re-announces."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -200,6 +205,11 @@ class BirdControl:
     async def protocol_states(self) -> Mapping[str, str]:
         reply = await self.command("show protocols")
         return parse_protocol_states(reply)
+
+    async def configure(self) -> None:
+        # 0003 Reconfigured, 0004 in progress, 0019 nothing to do; a file BIRD cannot
+        # parse is 8002 with BIRD's FILE:LINE:COL words (raised by command()).
+        await self.command("configure")
 
     async def close(self) -> None:
         async with self._lock:

@@ -39,6 +39,7 @@ class VipInputs:
 
     up_by_service: Mapping[str, int]
     need: int = 1
+    learn: float | None = None  # this VIP's own warm-up; None: the director's
 
     def __post_init__(self) -> None:
         if self.need < 0:
@@ -86,8 +87,9 @@ def verdict(vip: VipInputs, director: GateInputs) -> GateVerdict:
     if director.drained:
         blockers.append("director drained by the operator")
     learned = director.now - director.started_at
-    if learned < director.learn:
-        blockers.append(f"learning connection state ({learned:.1f} s of {director.learn:g} s)")
+    learn = director.learn if vip.learn is None else vip.learn
+    if learned < learn:
+        blockers.append(f"learning connection state ({learned:.1f} s of {learn:g} s)")
     if director.stopping:
         blockers.append("shutting down")
     return GateVerdict(announce=not blockers, blockers=tuple(blockers))

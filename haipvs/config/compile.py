@@ -30,9 +30,12 @@ import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address
 
 import checkers
 import vrrp
+from haipvs.bgp.plan import ScaleOutPlan, VipPlan
+from haipvs.bgp.snippet import BfdTimers, BirdSettings, Neighbour
 from haipvs.config import model as m
 from haipvs.ipvs import (
     Dest,
@@ -105,6 +108,7 @@ class SyncDaemonSettings:
     group: str | None
     port: int
     ttl: int
+    mode: str = "vrrp"  # "mesh": master and backup at once, independent of VRRP
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +137,7 @@ class Compiled:
     warnings: tuple[str, ...] = field(default=())
     up_at_start: frozenset[checkers.BackendId] = frozenset()
     quorum_commands: Mapping[ServiceKey, QuorumCommands] = field(default_factory=dict)
+    bgp: ScaleOutPlan | None = None  # scale-out mode (the config's bgp section)
 
     @property
     def quorum_argvs(self) -> tuple[tuple[str, ...], ...]:
@@ -245,11 +250,13 @@ def compile_config(config: m.Config, *, hostname: str = "director") -> Compiled:
             group=None if sync.group is None else str(sync.group),
             port=sync.port,
             ttl=sync.ttl,
+            mode=sync.mode,
         ),
         min_interval=config.ipvs.programmer.min_interval,
         max_interval=config.ipvs.programmer.max_interval,
         quorum_commands=quorum_commands,
         up_at_start=frozenset(up_at_start),
+        bgp=scale_out_plan(config),
     )
 
 
@@ -491,3 +498,37 @@ def _check(check: m.Check, vs: m.VirtualServer) -> checkers.CheckSpec:
 def _literal_regex(text: str) -> str:
     # The YAML key is a plain substring (expect_body); the probe takes a regex.
     return re.escape(text)
+
+
+def scale_out_plan(config: m.Config) -> ScaleOutPlan | None:
+    """The BGP part's settings: every virtual server's VIP is announced, gated by the
+    section's ``need``/``learn`` or the VIP's own (``bgp.vips``)."""
+    bgp = config.bgp
+    if bgp is None:
+        return None
+    services: dict[IPv4Address | IPv6Address, list[str]] = {}
+    for vs in config.virtual_servers:
+        if vs.vip is not None:
+            services.setdefault(vs.vip, []).append(vs.label)
+    vips = {
+        vip: VipPlan(need=bgp.need_for(vip), learn=bgp.learn_for(vip), services=tuple(labels))
+        for vip, labels in services.items()
+    }
+    bfd = None if bgp.bfd is None else BfdTimers(bgp.bfd.interval_ms, bgp.bfd.multiplier)
+    bird = BirdSettings(
+        router_id=bgp.router_id,
+        local_as=bgp.local_as,
+        neighbours=tuple(Neighbour(n.address, n.remote_as) for n in bgp.neighbours),
+        vips=tuple(vips),
+        bfd=bfd,
+        hold_time=bgp.hold_time,
+        keepalive_time=bgp.keepalive_time,
+    )
+    return ScaleOutPlan(
+        bird=bird,
+        control_socket=bgp.control_socket,
+        config_file=bgp.config_file,
+        max_loop_lag=bgp.max_loop_lag,
+        vips=vips,
+        withdraw_grace=bgp.withdraw_grace,
+    )

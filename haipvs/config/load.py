@@ -32,6 +32,7 @@ from pydantic_core import ErrorDetails
 
 from haipvs.config.model import (
     CHECK_TYPES,
+    BgpSettings,
     Config,
     Director,
     DnsCheck,
@@ -389,7 +390,7 @@ def _distinct_nodes(root: yaml.Node) -> int:
 # --------------------------------------------------------------------------------------------
 # Plain data -> findings
 
-_SECTIONS = ("director", "vrrp", "sync_groups", "virtual_servers", "ipvs")
+_SECTIONS = ("director", "vrrp", "sync_groups", "virtual_servers", "ipvs", "bgp")
 _LIST_SECTIONS: dict[str, type[BaseModel]] = {
     "vrrp": VrrpInstance,
     "sync_groups": SyncGroup,
@@ -433,6 +434,9 @@ def _validate(data: Any) -> tuple[list[Finding], dict[str, Any]]:
 
     director = _validate_one(Director, data.get("director", {}), ("director",), findings)
     ipvs = _validate_one(IpvsSettings, data.get("ipvs", {}), ("ipvs",), findings)
+    bgp = None if data.get("bgp") is None else _validate_one(
+        BgpSettings, data["bgp"], ("bgp",), findings
+    )
     valid: dict[str, list[tuple[int, Any]]] = {}
     all_valid: dict[str, bool] = {}
     for section, model in _LIST_SECTIONS.items():
@@ -471,9 +475,11 @@ def _validate(data: Any) -> tuple[list[Finding], dict[str, Any]]:
         virtual_servers=valid["virtual_servers"],
         ipvs=ipvs,
         all_vrrp_valid=all_valid["vrrp"],
+        bgp=bgp,
+        scale_out="bgp" in data,
     )
     findings += [_renumbered(finding, salvaged) for finding in rules if _keep(finding, salvaged)]
-    parts: dict[str, Any] = {"director": director, "ipvs": ipvs}
+    parts: dict[str, Any] = {"director": director, "ipvs": ipvs, "bgp": bgp}
     parts.update({section: tuple(item for _, item in valid[section]) for section in valid})
     return findings, parts
 

@@ -38,6 +38,10 @@ from pydantic_core import PydanticCustomError
 
 __all__ = [
     "Address",
+    "BgpBfd",
+    "BgpNeighbour",
+    "BgpSettings",
+    "BgpVip",
     "Check",
     "CheckTiming",
     "Config",
@@ -953,6 +957,9 @@ class SyncDaemon(_Model):
     # keepalived lvs_sync_daemon IFACE INSTANCE [id N] [maxlen N] [group ADDR] [port N] [ttl N]
     interface: InterfaceName
     instance: Name | None = None  # the VRRP instance whose MASTER/BACKUP state it follows
+    # mesh: master and backup at once from start, whatever VRRP does (scale-out mode:
+    # every director holds every other director's connections).
+    mode: Literal["vrrp", "mesh"] = "vrrp"
     syncid: SyncId = 0
     maxlen: SyncMaxlen | None = None
     group: Address | None = None
@@ -973,12 +980,95 @@ class IpvsSettings(_Model):
     programmer: ProgrammerSettings = ProgrammerSettings()
 
 
+# --------------------------------------------------------------------------------------------
+# Scale-out mode (several active directors behind the routers' ECMP, announced over BGP by
+# BIRD): the settings haipvs needs to render BIRD's config and gate each VIP's announcement.
+
+
+def _parse_bfd(value: Any) -> Any:
+    # ``bfd: off`` (YAML reads it as false) turns BFD off: the BGP hold time alone then
+    # decides how fast the routers notice a dead director (3 s and more).
+    if value is False or value == "off":
+        return None
+    return value
+
+
+def _parse_router_id(value: Any) -> IPv4Address:
+    # BIRD's router id is a 32-bit number written as an IPv4 address (RFC 6286).
+    address = _parse_address(value)
+    if not isinstance(address, IPv4Address):
+        raise PydanticCustomError("router_id", "must be an IPv4 address (a 32-bit BGP router id)")
+    return address
+
+
+RouterId = Annotated[IPv4Address, BeforeValidator(_parse_router_id), PlainSerializer(_to_str)]
+AsNumber = Annotated[int, BeforeValidator(_int_in(1, 4294967295))]  # RFC 6793 4-octet AS
+BfdInterval = Annotated[int, BeforeValidator(_int_in(10, 10000))]
+HoldTime = Annotated[int, BeforeValidator(_int_in(3, 65535))]  # RFC 4271 §4.2: 0 or >= 3
+KeepaliveTime = Annotated[int, BeforeValidator(_int_in(1, 21845))]
+Need = Annotated[int, BeforeValidator(_int_in(0, 1000))]
+GraceSeconds = Annotated[float, BeforeValidator(_number_in(0, 60))]
+LoopLag = Annotated[float, BeforeValidator(_number_in(0.05, 60))]
+
+
+class BgpBfd(_Model):
+    # RFC 5880 §6.8.4: detection time = interval x multiplier.
+    interval_ms: BfdInterval = 100
+    multiplier: OneTo255 = 3
+
+
+class BgpNeighbour(_Model):
+    address: Address
+    remote_as: AsNumber
+
+
+class BgpVip(_Model):
+    """A VIP whose gate differs from the section's defaults."""
+
+    vip: Address
+    need: Need | None = None
+    learn: DelaySeconds | None = None
+
+
+class BgpSettings(_Model):
+    speaker: Literal["bird"] = "bird"
+    control_socket: AbsolutePath = "/run/bird/bird.ctl"
+    config_file: AbsolutePath = "/etc/bird/haipvs.conf"
+    router_id: RouterId
+    local_as: AsNumber
+    neighbours: ListOf[BgpNeighbour] = ()
+    bfd: Annotated[BgpBfd | None, BeforeValidator(_parse_bfd)] = BgpBfd()
+    hold_time: HoldTime = 3
+    keepalive_time: KeepaliveTime = 1
+    # Defaults for every VIP of a virtual server; ``vips`` overrides them per VIP.
+    need: Need = 1
+    learn: DelaySeconds = 0.0
+    max_loop_lag: LoopLag = 1.0
+    # On shutdown, how long to keep serving after the withdrawal, while the routers take
+    # this director out of ECMP (packets already on their way still find the table).
+    withdraw_grace: GraceSeconds = 1.0
+    vips: ListOf[BgpVip] = ()
+
+    def need_for(self, vip: IPv4Address | IPv6Address) -> int:
+        for item in self.vips:
+            if item.vip == vip and item.need is not None:
+                return item.need
+        return self.need
+
+    def learn_for(self, vip: IPv4Address | IPv6Address) -> float:
+        for item in self.vips:
+            if item.vip == vip and item.learn is not None:
+                return item.learn
+        return self.learn
+
+
 class Config(_Model):
     director: Director = Director()
     vrrp: ListOf[VrrpInstance] = ()
     sync_groups: ListOf[SyncGroup] = ()
     virtual_servers: ListOf[VirtualServer] = ()
     ipvs: IpvsSettings = IpvsSettings()
+    bgp: BgpSettings | None = None  # scale-out mode when set
 
 
 # --------------------------------------------------------------------------------------------
@@ -1018,6 +1108,8 @@ def find_rule_violations(
     virtual_servers: Indexed[VirtualServer],
     ipvs: IpvsSettings | None,
     all_vrrp_valid: bool = True,
+    bgp: BgpSettings | None = None,
+    scale_out: bool = False,
 ) -> list[Finding]:
     """Every cross-field rule, over the items that validated, with their file indices.
 
@@ -1033,10 +1125,13 @@ def find_rule_violations(
     for index, virtual_server in virtual_servers:
         findings += _virtual_server_rules(index, virtual_server)
     findings += _service_uniqueness_rules(virtual_servers)
-    if all_vrrp_valid:
+    if all_vrrp_valid and bgp is None and not scale_out:
+        # In scale-out mode the routers fail over, not VRRP.
         findings += _vip_coverage_rules(virtual_servers, vrrp)
     if ipvs is not None:
         findings += _ipvs_rules(ipvs, vrrp, virtual_servers, all_vrrp_valid)
+    if bgp is not None:
+        findings += _scale_out_rules(bgp, vrrp, virtual_servers)
     return findings
 
 
@@ -1524,6 +1619,12 @@ def _ipvs_rules(
     daemon = ipvs.sync_daemon
     if daemon is None:
         return
+    if daemon.mode == "mesh" and daemon.instance is not None:
+        yield _error(
+            ("ipvs", "sync_daemon", "instance"),
+            "not with mode mesh: the mesh runs master and backup at all times, "
+            "it follows no VRRP instance",
+        )
     names = {inst.name for _, inst in instances}
     if daemon.instance is not None and all_vrrp_valid and daemon.instance not in names:
         yield _error(
@@ -1541,3 +1642,89 @@ def _ipvs_rules(
                     "mixed-family real servers cannot be used with ipvs.sync_daemon "
                     "(the kernel refuses to sync them)",
                 )
+
+
+# Scale-out mode: several directors are active at once and the routers' ECMP may move a flow
+# from one to another mid-connection (a director dies, joins or is drained). The flow survives
+# only if the next director picks the same real server and accepts a mid-flow packet.
+# mh-fallback needs no rule here: haipvs always sets it (``scheduler_flags_in_use``).
+_MH_PORT_REASON = (
+    "without it mh hashes the source address only, so one client's flows all land on "
+    "one real server"
+)
+
+
+def _scale_out_rules(
+    bgp: BgpSettings, instances: Indexed[VrrpInstance], services: Indexed[VirtualServer]
+) -> Iterable[Finding]:
+    if not bgp.neighbours:
+        yield _error(("bgp", "neighbours"), "must list at least one router to announce to")
+    seen: dict[IPv4Address | IPv6Address, int] = {}
+    for index, neighbour in enumerate(bgp.neighbours):
+        if neighbour.address in seen:
+            yield _error(
+                ("bgp", "neighbours", index, "address"),
+                f"{neighbour.address} is already bgp.neighbours[{seen[neighbour.address]}]",
+            )
+        else:
+            seen[neighbour.address] = index
+    if bgp.keepalive_time * 3 > bgp.hold_time:
+        # RFC 4271 §10: keepalive one third of the hold time, so two lost ones are survived.
+        yield _error(
+            ("bgp", "keepalive_time"), f"must be at most a third of hold_time ({bgp.hold_time} s)"
+        )
+    vips = {vs.vip for _, vs in services if vs.vip is not None}
+    listed: dict[IPv4Address | IPv6Address, int] = {}
+    for index, item in enumerate(bgp.vips):
+        if item.vip in listed:
+            yield _error(
+                ("bgp", "vips", index, "vip"),
+                f"{item.vip} is already bgp.vips[{listed[item.vip]}]",
+            )
+        elif item.vip not in vips:
+            yield _error(
+                ("bgp", "vips", index, "vip"), f"{item.vip} is not the vip of any virtual server"
+            )
+        listed.setdefault(item.vip, index)
+    for index, vs in services:
+        yield from _scale_out_service_rules(index, vs)
+    for index, inst in instances:
+        for vip_index, vip in enumerate(inst.vips):
+            if vip.address.ip in vips:
+                # Both modes at once: the VRRP backup drops the VIP the routers send it.
+                yield _warning(
+                    ("vrrp", index, "vips", vip_index),
+                    f"{vip.address.ip} is also announced over bgp: VRRP and scale-out "
+                    "mode both move this VIP",
+                )
+
+
+def _scale_out_service_rules(index: int, vs: VirtualServer) -> Iterable[Finding]:
+    base: KeyPath = ("virtual_servers", index)
+    if vs.fwmark is not None:
+        yield _error(
+            (*base, "fwmark"), "scale-out mode (bgp) announces vips: a fwmark service has none"
+        )
+    if vs.scheduler is not Scheduler.MH:
+        yield _error(
+            (*base, "scheduler"),
+            f"scale-out mode (bgp) needs mh, not {vs.scheduler.value}: every director must "
+            "pick the same real server for a flow the routers move between them",
+        )
+    elif SchedulerFlag.MH_PORT not in scheduler_flags_in_use(vs):
+        yield _error(
+            (*base, "scheduler_flags"), f"scale-out mode (bgp) needs mh-port: {_MH_PORT_REASON}"
+        )
+    if vs.forwarding not in (Forwarding.DR, Forwarding.TUN):
+        yield _error(
+            (*base, "forwarding"),
+            f"scale-out mode (bgp) needs dr or tun, not {vs.forwarding.value}: "
+            "another director cannot carry on a flow whose NAT state it does not hold",
+        )
+    for rs_index, rs in enumerate(vs.real_servers):
+        if rs.forwarding is not None and rs.forwarding not in (Forwarding.DR, Forwarding.TUN):
+            yield _error(
+                (*base, "real_servers", rs_index, "forwarding"),
+                f"scale-out mode (bgp) needs dr or tun, not {rs.forwarding.value}: "
+                "another director cannot carry on a flow whose NAT state it does not hold",
+            )

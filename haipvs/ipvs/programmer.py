@@ -200,6 +200,8 @@ class IpvsProgrammer:
         self._live_notes: dict[ServiceKey, dict[NoteKey, Note]] = {}
         self._live_valid = False
         self._dirty: set[ServiceKey] = set()
+        self._requested = 0  # request_sync calls so far
+        self._settled_upto = -1  # the request count the last clean sync covered
         self._drain_timeouts: dict[ServiceKey, float] = {}
         self._full_requested = True
         self._last_full = -math.inf
@@ -297,6 +299,7 @@ class IpvsProgrammer:
         ``full=True`` asks for a compare against a fresh dump (what the periodic sync does).
         """
         del reason  # kept in the signature for callers' readability; syncs log their ops
+        self._requested += 1
         if full:
             self._full_requested = True
         self._coalescer.request()
@@ -345,9 +348,19 @@ class IpvsProgrammer:
         full sync.
         """
         async with self._lock:
-            if full or self._expected is None:
-                return await self._sync_full()
-            return await self._sync_fast()
+            covers = self._requested
+            ops = await (self._sync_full() if full or self._expected is None
+                         else self._sync_fast())
+            if self._in_sync:
+                self._settled_upto = covers
+            return ops
+
+    @property
+    def settled(self) -> bool:
+        """The table equals the desired one as of every change asked for so far: the last
+        sync was clean and began after the last request. ``in_sync`` alone is stale between
+        a change and the sync that applies it (scale-out's announce gate reads this)."""
+        return self._in_sync and self._settled_upto == self._requested
 
     async def _sync_job(self) -> None:
         now = self._now()

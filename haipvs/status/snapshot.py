@@ -19,6 +19,7 @@ __all__ = [
     "RealServerView",
     "ReloadOutcome",
     "ReloadView",
+    "ScaleOutView",
     "ServiceView",
     "Snapshot",
     "TransitionView",
@@ -137,6 +138,18 @@ class OverrideView:
 
 
 @dataclass(frozen=True, slots=True)
+class ScaleOutView:
+    """Scale-out mode (``bgp``): the VIPs this director announces, the operator's drain,
+    BIRD's protocols (``haipvs_vip_192_0_2_10: up``, ``haipvs_bgp_10_0_1_1: up
+    Established``) and BIRD's last error while it fails."""
+
+    announced: tuple[str, ...]
+    drained: bool
+    protocols: dict[str, str] = field(default_factory=dict)
+    speaker_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     director: str
     version: str
@@ -154,6 +167,8 @@ class Snapshot:
     vrrp_restarts: int = 0
     #: The operator's overrides in force (haipvs drain / maintenance / failover).
     overrides: tuple[OverrideView, ...] = ()
+    #: Scale-out mode only (a bgp section); None in a VRRP pair.
+    bgp: ScaleOutView | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -27,6 +27,9 @@ from haipvs.bgp.snippet import BirdSettings, protocol_name, render_bird_config
 VIP = IPv4Address("198.51.100.10")
 VIP6 = IPv6Address("2001:db8::10")
 NAMES = (protocol_name(VIP), protocol_name(VIP6))
+SETTINGS = BirdSettings(
+    router_id=IPv4Address("192.0.2.1"), local_as=65001, neighbours=(), vips=(VIP, VIP6)
+)
 
 
 @dataclass
@@ -34,16 +37,14 @@ class Speaker:
     port: RouteSpeaker
     kill: Callable[[], None]
     restart: Callable[[], None]
+    config: Path
 
 
 class _RealBird:
     def __init__(self, directory: Path) -> None:
         self.socket = str(directory / "bird.ctl")
         self.config = directory / "bird.conf"
-        settings = BirdSettings(
-            router_id=IPv4Address("192.0.2.1"), local_as=65001, neighbours=(), vips=(VIP, VIP6)
-        )
-        self.config.write_text(render_bird_config(settings))
+        self.config.write_text(render_bird_config(SETTINGS))
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -76,7 +77,9 @@ class _RealBird:
 @pytest.fixture(params=["fake", "real"])
 async def speaker(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Speaker]:
     if request.param == "fake":
-        fake = FakeSpeaker(NAMES)
+        config = tmp_path / "bird.conf"
+        config.write_text(render_bird_config(SETTINGS))
+        fake = FakeSpeaker(NAMES, config_file=config)
 
         def kill() -> None:
             fake.running = False
@@ -84,7 +87,7 @@ async def speaker(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         def restart() -> None:
             fake.running = True
 
-        yield Speaker(fake, kill, restart)
+        yield Speaker(fake, kill, restart, config)
         return
     if shutil.which("bird") is None:
         pytest.skip("BIRD 2 is not installed (./dev installs Debian's bird2)")
@@ -92,7 +95,7 @@ async def speaker(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     real.start()
     control = BirdControl(real.socket)
     try:
-        yield Speaker(control, real.kill, real.restart)
+        yield Speaker(control, real.kill, real.restart, real.config)
     finally:
         await control.close()
         real.kill()
@@ -134,3 +137,24 @@ async def test_a_dead_speaker_refuses_and_a_restarted_one_is_reached_again(
     speaker.restart()
     await asyncio.sleep(0)
     assert await port.announce(protocol_name(VIP)) is True
+
+
+async def test_configure_disables_an_enabled_static_again_and_refuses_a_broken_file(
+    speaker: Speaker,
+) -> None:
+    # Why BgpPart re-announces after every configure: BIRD re-applies ``disabled``.
+    port = speaker.port
+    name = protocol_name(VIP)
+    assert await port.announce(name) is True
+    await port.configure()
+    for _ in range(50):  # BIRD may answer "Reconfiguration in progress" first
+        if (await port.protocol_states())[name].startswith("down"):
+            break
+        await asyncio.sleep(0.02)
+    assert (await port.protocol_states())[name].startswith("down")
+    speaker.config.write_text("garbage {\n")
+    with pytest.raises(BirdError, match="syntax error") as refused:
+        await port.configure()
+    assert refused.value.code == 8002
+    # The running config stays: the protocol is still there to enable.
+    assert await port.announce(name) is True
