@@ -1,4 +1,4 @@
-"""Crafted VRRP packets thrown at a running haipvs pair (issue 9, "Bad packets").
+"""Crafted VRRP packets thrown at a running haipvs pair.
 
 From the client namespace on the front segment, a raw AF_PACKET socket sends whole
 Ethernet frames, so every field is ours: TTL, checksums, version, lengths, VRID,

@@ -526,7 +526,7 @@ def test_reconfigure_new_unicast_source_is_our_own_address() -> None:
 )
 def test_reconfigure_refuses_what_needs_a_restart(overrides: dict[str, object]) -> None:
     machine = started(make_node("b", B)).machine
-    with pytest.raises(VrrpUsageError):
+    with pytest.raises(VrrpUsageError, match="identity, version or sync group changed"):
         machine.reconfigure(make_settings(**overrides), 1.0)  # type: ignore[arg-type]
     assert machine.settings.vrid == 51
     assert machine.state is State.BACKUP
@@ -1010,24 +1010,24 @@ def test_settings_family_and_key() -> None:
 
 
 @pytest.mark.parametrize(
-    "build",
+    ("build", "reason"),
     [
-        lambda: TrackInterface("", -10),
-        lambda: TrackInterface("eth1", 254),
-        lambda: TrackScript((), 1.0, 1.0, 1, 1, 0),
-        lambda: TrackScript(("/bin/true",), 0.0, 1.0, 1, 1, 0),
-        lambda: TrackScript(("/bin/true",), 1.0, 0.0, 1, 1, 0),
-        lambda: TrackScript(("/bin/true",), 1.0, 1.0, 0, 1, 0),
-        lambda: TrackScript(("/bin/true",), 1.0, 1.0, 1, 0, 0),
-        lambda: TrackScript(("/bin/true",), 1.0, 1.0, 1, 1, -254),
-        lambda: NotifySettings(master=()),
-        lambda: NotifySettings(timeout=0.0),
-        lambda: VipSpec(IPv4Interface("198.51.100.10/24"), ""),
+        (lambda: TrackInterface("", -10), r"^name: must not be empty"),
+        (lambda: TrackInterface("eth1", 254), r"^weight: 254 outside -253\.\.253"),
+        (lambda: TrackScript((), 1.0, 1.0, 1, 1, 0), r"^command: must be a non-empty argv"),
+        (lambda: TrackScript(("/bin/true",), 0.0, 1.0, 1, 1, 0), r"^interval: 0\.0 must be > 0"),
+        (lambda: TrackScript(("/bin/true",), 1.0, 0.0, 1, 1, 0), r"^timeout: 0\.0 must be > 0"),
+        (lambda: TrackScript(("/bin/true",), 1.0, 1.0, 0, 1, 0), r"^rise: 0 must be >= 1"),
+        (lambda: TrackScript(("/bin/true",), 1.0, 1.0, 1, 0, 0), r"^fall: 0 must be >= 1"),
+        (lambda: TrackScript(("/bin/true",), 1.0, 1.0, 1, 1, -254), r"^weight: -254 outside"),
+        (lambda: NotifySettings(master=()), r"^master: must be None or a non-empty argv"),
+        (lambda: NotifySettings(timeout=0.0), r"^timeout: 0\.0 must be > 0"),
+        (lambda: VipSpec(IPv4Interface("198.51.100.10/24"), ""), r"^interface: must be"),
     ],
 )
-def test_track_notify_and_vip_settings_validate(build: object) -> None:
+def test_track_notify_and_vip_settings_validate(build: object, reason: str) -> None:
     assert callable(build)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=reason):
         build()
 
 

@@ -158,8 +158,11 @@ def refreshed_v3_checksum(payload: bytes, source: IPv4Address = MASTER) -> bytes
     return zeroed[:6] + struct.pack("!H", internet_checksum(pseudo + zeroed)) + zeroed[8:]
 
 
-def reason_of(payload: bytes, source: IPv4Address | IPv6Address = MASTER,
-              destination: IPv4Address | IPv6Address = GROUP4) -> DropReason:
+def reason_of(
+    payload: bytes,
+    source: IPv4Address | IPv6Address = MASTER,
+    destination: IPv4Address | IPv6Address = GROUP4,
+) -> DropReason:
     with pytest.raises(MalformedAdvert) as caught:
         decode_advert(payload, source, destination)
     return caught.value.reason
@@ -266,27 +269,54 @@ def test_parse_ipv4_packet_errors(mutate: object, reason: DropReason) -> None:
 
 
 @pytest.mark.parametrize(
-    "advert",
+    ("advert", "reason"),
     [
-        Advertisement(version=4, vrid=1, priority=1, advert_interval=1.0, addresses=VIPS),
-        Advertisement(version=2, vrid=1, priority=1, advert_interval=0.5, addresses=VIPS),
-        Advertisement(version=2, vrid=1, priority=1, advert_interval=256.0, addresses=VIPS),
-        Advertisement(version=3, vrid=1, priority=1, advert_interval=41.0, addresses=VIPS),
-        Advertisement(version=3, vrid=256, priority=1, advert_interval=1.0, addresses=VIPS),
-        Advertisement(
-            version=3, vrid=1, priority=1, advert_interval=1.0, addresses=VIPS, auth_type=1
+        pytest.param(
+            Advertisement(version=4, vrid=1, priority=1, advert_interval=1.0, addresses=VIPS),
+            "^version: 4 must be 2 or 3",
         ),
-        Advertisement(
-            version=2, vrid=1, priority=1, advert_interval=1.0, addresses=VIPS,
-            auth_type=1, auth_data=b"123456789",
+        pytest.param(
+            Advertisement(version=2, vrid=1, priority=1, advert_interval=0.5, addresses=VIPS),
+            "^advert_interval: 0\\.5 must be whole seconds",
         ),
-        Advertisement(
-            version=3, vrid=1, priority=1, advert_interval=1.0, addresses=(LL_A,)
+        pytest.param(
+            Advertisement(version=2, vrid=1, priority=1, advert_interval=256.0, addresses=VIPS),
+            "^advert_interval: 256\\.0 must be whole seconds",
+        ),
+        pytest.param(
+            Advertisement(version=3, vrid=1, priority=1, advert_interval=41.0, addresses=VIPS),
+            "^advert_interval: 41\\.0 outside 0\\.\\.40\\.95",
+        ),
+        pytest.param(
+            Advertisement(version=3, vrid=256, priority=1, advert_interval=1.0, addresses=VIPS),
+            "^vrid and priority must fit one octet",
+        ),
+        pytest.param(
+            Advertisement(
+                version=3, vrid=1, priority=1, advert_interval=1.0, addresses=VIPS, auth_type=1
+            ),
+            "^auth_type/auth_data: VRRPv3 has no authentication",
+        ),
+        pytest.param(
+            Advertisement(
+                version=2,
+                vrid=1,
+                priority=1,
+                advert_interval=1.0,
+                addresses=VIPS,
+                auth_type=1,
+                auth_data=b"123456789",
+            ),
+            "^auth_data: at most 8 octets",
+        ),
+        pytest.param(
+            Advertisement(version=3, vrid=1, priority=1, advert_interval=1.0, addresses=(LL_A,)),
+            "^addresses: every address must be of the packet's family",
         ),
     ],
 )
-def test_encode_rejects_our_own_misuse(advert: Advertisement) -> None:
-    with pytest.raises(ValueError):
+def test_encode_rejects_our_own_misuse(advert: Advertisement, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
         encode_advert(advert, MASTER, GROUP4)
 
 
@@ -417,13 +447,25 @@ class Flow:
 
 FLOWS = (
     Flow("V2", 10, 2, 1.0, IPv4Address("198.51.100.10")),
-    Flow("V2AUTH", 11, 2, 1.0, IPv4Address("198.51.100.11"),
-         "authentication {\n        auth_type PASS\n        auth_pass s3cret\n    }",
-         auth_data=b"s3cret"),
+    Flow(
+        "V2AUTH",
+        11,
+        2,
+        1.0,
+        IPv4Address("198.51.100.11"),
+        "authentication {\n        auth_type PASS\n        auth_pass s3cret\n    }",
+        auth_data=b"s3cret",
+    ),
     Flow("V3", 12, 3, 0.5, IPv4Address("198.51.100.12")),
-    Flow("V3UNI", 13, 3, 0.5, IPv4Address("198.51.100.13"),
-         f"unicast_src_ip {KA_ADDRESS}\n    unicast_peer {{\n        {US_ADDRESS}\n    }}",
-         unicast=True),
+    Flow(
+        "V3UNI",
+        13,
+        3,
+        0.5,
+        IPv4Address("198.51.100.13"),
+        f"unicast_src_ip {KA_ADDRESS}\n    unicast_peer {{\n        {US_ADDRESS}\n    }}",
+        unicast=True,
+    ),
     Flow("V3V6", 14, 3, 0.5, IPv6Address("2001:db8::14")),
     Flow("CONTROL", 15, 3, 0.5, IPv4Address("198.51.100.15"), corrupt=True),
 )
@@ -477,8 +519,10 @@ def test_keepalived_accepts_our_adverts_and_we_decode_every_variant_it_sends(
     topology = Topology(
         hosts=(Host("ka"), Host("us")),
         links=(
-            Veth(Endpoint("ka", "eth0", (f"{KA_ADDRESS}/24",)),
-                 Endpoint("us", "eth0", (f"{US_ADDRESS}/24",))),
+            Veth(
+                Endpoint("ka", "eth0", (f"{KA_ADDRESS}/24",)),
+                Endpoint("us", "eth0", (f"{US_ADDRESS}/24",)),
+            ),
         ),
     )
     states = tmp_path / "states"
@@ -503,11 +547,17 @@ def test_keepalived_accepts_our_adverts_and_we_decode_every_variant_it_sends(
             send6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
             send6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
             recv4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, 112)
-            recv4.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
-                             struct.pack("4s4si", GROUP4.packed, bytes(4), ifindex))
+            recv4.setsockopt(
+                socket.IPPROTO_IP,
+                socket.IP_ADD_MEMBERSHIP,
+                struct.pack("4s4si", GROUP4.packed, bytes(4), ifindex),
+            )
             recv6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, 112)
-            recv6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP,
-                             GROUP6.packed + struct.pack("@I", ifindex))
+            recv6.setsockopt(
+                socket.IPPROTO_IPV6,
+                socket.IPV6_JOIN_GROUP,
+                GROUP6.packed + struct.pack("@I", ifindex),
+            )
             recv6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
         finally:
             netns.popns()
@@ -536,9 +586,21 @@ def test_keepalived_accepts_our_adverts_and_we_decode_every_variant_it_sends(
         log = (tmp_path / "keepalived.log").open("wb")
         keepalived = net.popen(
             "ka",
-            ["keepalived", "-n", "-l", "-D", "-P", "-f", str(conf),
-             "-p", str(tmp_path / "ka.pid"), "-r", str(tmp_path / "ka-vrrp.pid")],
-            stdout=log, stderr=subprocess.STDOUT,
+            [
+                "keepalived",
+                "-n",
+                "-l",
+                "-D",
+                "-P",
+                "-f",
+                str(conf),
+                "-p",
+                str(tmp_path / "ka.pid"),
+                "-r",
+                str(tmp_path / "ka-vrrp.pid"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         try:
             # Phase 1: keepalived hears our priority 200 and stays BACKUP everywhere,
@@ -570,26 +632,29 @@ def test_keepalived_accepts_our_adverts_and_we_decode_every_variant_it_sends(
                     source, destination, ttl, payload = parse_ipv4_packet(recv4.recv(4096))
                     if source == KA_ADDRESS:
                         decoded = decode_advert(payload, source, destination)
-                        received.setdefault(decoded.vrid, (decoded, payload, source,
-                                                           destination, ttl))
+                        received.setdefault(
+                            decoded.vrid, (decoded, payload, source, destination, ttl)
+                        )
                 if recv6 in ready:
                     payload, ancillary, _flags, peer = recv6.recvmsg(4096, 256)
-                    hops = next(int.from_bytes(data, sys.byteorder)
-                                for level, kind, data in ancillary
-                                if (level, kind) == (socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT))
+                    hops = next(
+                        int.from_bytes(data, sys.byteorder)
+                        for level, kind, data in ancillary
+                        if (level, kind) == (socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT)
+                    )
                     source6 = IPv6Address(peer[0].split("%")[0])
                     if source6 == ka_ll:
                         decoded = decode_advert(payload, source6, GROUP6)
-                        received.setdefault(decoded.vrid, (decoded, payload, source6,
-                                                           GROUP6, hops))
+                        received.setdefault(decoded.vrid, (decoded, payload, source6, GROUP6, hops))
             assert sorted(received) == [flow.vrid for flow in FLOWS], seen()
             for flow in FLOWS:
                 decoded, payload, source, destination, ttl = received[flow.vrid]
                 assert decoded == our_advert(flow, 150)
                 assert encode_advert(decoded, source, destination) == payload
                 check_ttl(ttl)
-                expected_destination = US_ADDRESS if flow.unicast else (
-                    GROUP6 if flow.family == 6 else GROUP4)
+                expected_destination = (
+                    US_ADDRESS if flow.unicast else (GROUP6 if flow.family == 6 else GROUP4)
+                )
                 assert destination == expected_destination
         finally:
             stop.set()
