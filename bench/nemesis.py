@@ -393,6 +393,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mix", choices=("ci", "full"), default="full")
     parser.add_argument("--kinds", nargs="*", choices=ALL_KINDS,
                         help="only these fault kinds (overrides --mix)")
+    parser.add_argument("--logs", type=Path, default=None,
+                        help="a directory where each seed's pair keeps its logs (default: "
+                             "the lab guest's own /tmp, gone when the guest ends)")
     args = parser.parse_args(argv)
     budget = args.seeds * (args.minutes * 60 + 240) + 300
     rerun = rerun_in_lab_unless_ipvs(__file__, sys.argv[1:] if argv is None else argv,
@@ -400,6 +403,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if rerun is not None:
         return rerun
     kinds = args.kinds or (CI_KINDS if args.mix == "ci" else ALL_KINDS)
+    if args.logs is not None:  # the guest mounts its own /tmp, gone with the guest
+        args.logs.mkdir(parents=True, exist_ok=True)
+        os.environ["TMPDIR"] = str(args.logs.resolve())
     started = time.monotonic()
     totals: Counter[str] = Counter()
     worst: dict[str, float] = {}

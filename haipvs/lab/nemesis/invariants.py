@@ -352,9 +352,13 @@ def _quiet_ipvs(obs: Observations, bounds: Bounds) -> list[Violation]:
         if any(a - 0.5 <= event.t <= b for a, b in allowed):
             continue
         rs = event.fields.get("rs", "")
+        why = [e for e in obs.events if e.director == event.director
+               and e.event in CHECK_FLIPS and e.fields.get("rs") == rs
+               and event.t - 5.0 <= e.t <= event.t]
+        cause = (f" (after {why[-1].event} {_summary(why[-1])})" if why else "")
         found.append(Violation(event.t, "no_op_without_change",
                                f"{event.director} logged {event.event} {rs} with nothing "
-                               f"changed"))
+                               f"changed{cause}"))
     return found
 
 
@@ -468,5 +472,5 @@ def _clock(obs: Observations, bounds: Bounds) -> list[Violation]:
 
 
 def _summary(event: Event) -> str:
-    keys = ("from_state", "to_state", "reason", "rs", "weight")
+    keys = ("from_state", "to_state", "reason", "rs", "weight", "detail", "error")
     return " ".join(f"{k}={event.fields[k]}" for k in keys if k in event.fields)
