@@ -50,6 +50,7 @@ from haipvs.lab.faults import (
     write_config,
 )
 from haipvs.lab.nemesis.invariants import (
+    DAEMON_DIED,
     Event,
     Holders,
     Observations,
@@ -223,17 +224,23 @@ class Nemesis:
                 at = self.now()
                 time.sleep(held)
             end = self.now()
-        elif kind in ("reload_valid", "reload_invalid"):
+        elif kind in ("reload_valid", "reload_invalid", "reload_bad_interface"):
             if kind == "reload_valid":
                 self.weights[name] = int(params["rs2_weight"])
                 write_config(pair, name, self.good(name))
-            else:  # an unknown scheduler: check-config's job to refuse it, with its line
+            elif kind == "reload_invalid":  # an unknown scheduler: refused with its line
                 write_config(pair, name, nemesis_config(pair, name, scheduler="fastest",
                                                         rs2_weight=self.weights[name]))
+            else:  # valid to check-config; this host has no eth9 for the VRRP instance
+                good = self.good(name)
+                bad = good.replace("    interface: eth0\n    vrid:",
+                                   "    interface: eth9\n    vrid:")
+                assert bad != good, "the instance's interface line moved"
+                write_config(pair, name, bad)
             process = pair.directors[name]
             process.send_signal(signal.SIGHUP)
             at = end = self.now()
-            if kind == "reload_invalid":
+            if kind != "reload_valid":
                 time.sleep(3.0)  # read by then; a later restart must find a good file
                 write_config(pair, name, self.good(name))
         elif kind == "backend_crash":
@@ -274,6 +281,23 @@ class Nemesis:
         actual = Fault(round(at, 2), kind, name, round(end - at, 2), params)
         self.injected.append(actual)
         return actual
+
+    def wait_until(self, at: float, observer: Observer) -> None:
+        """Sleep until `at`, restarting (and recording) any daemon found dead that no
+        fault killed, as systemd's Restart= would."""
+        while (left := at - self.now()) > 0:
+            time.sleep(min(left, 0.5))
+            for name in DIRECTOR_NAMES:
+                process = self.pair.directors.get(name)
+                if process is None or process.poll() is None:
+                    continue
+                observer.events.append(Event(self.now(), name, DAEMON_DIED,
+                                             {"exit": f"status {process.returncode}"}))
+                print(f"# t={self.now():.1f}s {name}'s daemon exited on its own "
+                      f"(status {process.returncode}): restarted", flush=True)
+                self.pair.directors.pop(name)
+                write_config(self.pair, name, self.good(name))
+                self.pair.start_director(name)
 
     def heal(self) -> None:
         """Leave nothing broken (a fault interrupted half-way)."""
@@ -364,10 +388,16 @@ def run_seed(seed: int, seconds: float, kinds: Sequence[str]) -> tuple[Verdict, 
             with Observer(pair, nemesis.start) as observer:
                 try:
                     for fault in schedule:
-                        time.sleep(max(0.0, fault.at - nemesis.now()))
-                        actual = nemesis.inject(fault)
+                        nemesis.wait_until(fault.at, observer)
+                        try:
+                            actual = nemesis.inject(fault)
+                        except Exception as error:  # reported; the run goes on
+                            print(f"# {fault.describe()} could not be injected: "
+                                  f"{type(error).__name__}: {error}", flush=True)
+                            nemesis.heal()
+                            continue
                         print(f"  {actual.describe()}", flush=True)
-                    time.sleep(max(0.0, seconds - nemesis.now()))
+                    nemesis.wait_until(seconds, observer)
                 finally:
                     nemesis.heal()
                 end = nemesis.now()

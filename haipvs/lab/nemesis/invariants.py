@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from haipvs.lab.nemesis.schedule import KINDS, Fault
 
 __all__ = [
+    "DAEMON_DIED",
     "Bounds",
     "Event",
     "Holders",
@@ -36,6 +37,8 @@ CHECK_FLIPS = ("check.down", "check.up")
 # reload changed a weight, a daemon started afresh, the table was damaged on purpose.
 CHANGES_TABLE = ("backend_crash", "reload_valid", "kill_daemon", "ipvs_drift")
 STOPS = ("stop_daemon", "stop_child", "kill_daemon")
+#: Logged by the executor (not the daemon) when it finds a daemon it did not kill dead.
+DAEMON_DIED = "nemesis.daemon.died"
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +146,9 @@ def check(obs: Observations, bounds: Bounds = Bounds()) -> Verdict:
     found += _reloads(obs, bounds)
     found += _hygiene(obs, bounds, figures)
     found += _clock(obs, bounds)
+    found += [Violation(e.t, "daemon_alive", f"{e.director}'s daemon exited on its own "
+                                             f"({e.fields.get('exit', '?')})")
+              for e in obs.events if e.event == DAEMON_DIED]
     return Verdict(tuple(sorted(found, key=lambda v: v.t)), figures)
 
 
@@ -365,12 +371,12 @@ def _quiet_ipvs(obs: Observations, bounds: Bounds) -> list[Violation]:
 def _reloads(obs: Observations, bounds: Bounds) -> list[Violation]:
     found: list[Violation] = []
     for fault in obs.faults:
-        if fault.kind not in ("reload_valid", "reload_invalid"):
+        if fault.kind not in ("reload_valid", "reload_invalid", "reload_bad_interface"):
             continue
         window = [e for e in obs.events if e.director == fault.target
                   and fault.at <= e.t <= fault.at + bounds.reload_settles]
         names = [e.event for e in window]
-        if fault.kind == "reload_invalid":
+        if fault.kind != "reload_valid":
             if "config.reload.applied" in names:
                 found.append(Violation(fault.at, "config_integrity",
                                        f"{fault.target} applied an invalid config"))

@@ -300,3 +300,50 @@ def test_a_violation_line_names_the_seed_the_time_and_the_last_faults() -> None:
     assert "--seed 42" in line
     for fault in faults[:3]:
         assert fault.describe() in line
+
+
+# --------------------------------------------------------------------- lab helpers' pure parts
+
+
+def test_probe_reads_real_servers_from_proc_net_ip_vs() -> None:
+    from haipvs.lab.nemesis.probe import parse_ip_vs
+
+    text = """IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port Forward Weight ActiveConn InActConn
+TCP  C633640A:0050 rr
+  -> 0A00000D:0050      Masq    1      0          0
+  -> 0A00000C:0050      Masq    3      0          2
+"""
+    assert parse_ip_vs(text) == {"10.0.0.13": 1, "10.0.0.12": 3}
+    assert parse_ip_vs("IP Virtual Server version 1.2.1 (size=4096)\n") == {}
+
+
+def test_flood_packets_are_vrrp_garbage_from_random_unicast_sources() -> None:
+    import random
+    import socket
+
+    from haipvs.lab.faults import _checksum, garbage_advert
+
+    rng = random.Random(3)
+    packets = [garbage_advert(rng, "224.0.0.18", 51) for _ in range(200)]
+    sources = {p[12:16] for p in packets}
+    assert len(sources) > 190
+    for packet in packets:
+        assert packet[0] == 0x45 and packet[8] == 255 and packet[9] == 112
+        assert _checksum(packet[:20]) == 0  # a valid IPv4 header: it reaches the socket
+        assert packet[16:20] == socket.inet_aton("224.0.0.18")
+        assert packet[20] == 0x31 and packet[21] == 51 and packet[22] == 254
+        assert 1 <= packet[12] < 0xDF  # unicast, never multicast or reserved
+
+
+def test_a_daemon_that_exits_on_its_own_is_a_violation() -> None:
+    from haipvs.lab.nemesis.invariants import DAEMON_DIED
+
+    bad = Fault(10.0, "reload_bad_interface", "dir1")
+    obs = Observations(faults=(bad,), end=20, events=[
+        Event(10.5, "dir1", DAEMON_DIED, {"exit": "exit status 1"})])
+    found = check(obs).violations
+    assert invariants_of(found) == ["config_integrity", "daemon_alive"]
+    assert "no config.reload.rejected" in found[0].what
+    assert "exit status 1" in found[1].what
