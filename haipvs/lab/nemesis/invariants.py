@@ -37,6 +37,9 @@ CHECK_FLIPS = ("check.down", "check.up")
 # reload changed a weight, a daemon started afresh, the table was damaged on purpose.
 CHANGES_TABLE = ("backend_crash", "reload_valid", "kill_daemon", "ipvs_drift")
 STOPS = ("stop_daemon", "stop_child", "kill_daemon")
+# An event is stamped when the log line is read, a fault when its action returned:
+# a line the fault caused can be stamped a little before the fault.
+SLOP = 0.5
 #: Logged by the executor (not the daemon) when it finds a daemon it did not kill dead.
 DAEMON_DIED = "nemesis.daemon.died"
 
@@ -273,7 +276,7 @@ def _child_restarts(obs: Observations, bounds: Bounds) -> list[Violation]:
     for fault in kills:
         died = [e for e in obs.events if e.director == fault.target
                 and e.event == "vrrp.process.died"
-                and fault.at <= e.t <= fault.at + bounds.child_died_logged]
+                and fault.at - SLOP <= e.t <= fault.at + bounds.child_died_logged]
         if died:
             explained.add(died[0].t)
         else:
@@ -374,7 +377,7 @@ def _reloads(obs: Observations, bounds: Bounds) -> list[Violation]:
         if fault.kind not in ("reload_valid", "reload_invalid", "reload_bad_interface"):
             continue
         window = [e for e in obs.events if e.director == fault.target
-                  and fault.at <= e.t <= fault.at + bounds.reload_settles]
+                  and fault.at - SLOP <= e.t <= fault.at + bounds.reload_settles]
         names = [e.event for e in window]
         if fault.kind != "reload_valid":
             if "config.reload.applied" in names:
