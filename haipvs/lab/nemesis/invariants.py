@@ -37,6 +37,8 @@ CHECK_FLIPS = ("check.down", "check.up")
 # reload changed a weight, a daemon started afresh, the table was damaged on purpose.
 CHANGES_TABLE = ("backend_crash", "reload_valid", "kill_daemon", "ipvs_drift")
 STOPS = ("stop_daemon", "stop_child", "kill_daemon")
+# Faults aimed at the daemons' CPU or descriptors: a check flip there is the finding.
+STARVES = ("flood", "api_idle")
 # An event is stamped when the log line is read, a fault when its action returned:
 # a line the fault caused can be stamped a little before the fault.
 SLOP = 0.5
@@ -55,6 +57,7 @@ class Bounds:
     drift_repaired: float = 3.5  # the programmer's 2 s max interval plus one pass
     change_grace: float = 6.0  # IPVS ops may follow a changing fault this long
     clock_grace: float = 2.0
+    corroborated: float = 1.5  # both directors' check.down this close: the backend stalled
     child_died_logged: float = 5.0
     reload_settles: float = 5.0
     zombie: float = 3.0
@@ -145,7 +148,7 @@ def check(obs: Observations, bounds: Bounds = Bounds()) -> Verdict:
     found += _status(obs, bounds)
     found += _child_restarts(obs, bounds)
     found += _convergence(obs, bounds, figures)
-    found += _quiet_ipvs(obs, bounds)
+    found += _quiet_ipvs(obs, bounds, figures)
     found += _reloads(obs, bounds)
     found += _hygiene(obs, bounds, figures)
     found += _clock(obs, bounds)
@@ -351,19 +354,38 @@ def _convergence(obs: Observations, bounds: Bounds,
     return found
 
 
-def _quiet_ipvs(obs: Observations, bounds: Bounds) -> list[Violation]:
-    """No IPVS op when nothing changed: every op follows a fault that changes the table."""
+def _stalled(obs: Observations, flip: Event, bounds: Bounds) -> bool:
+    """Both directors saw the same backend go down at about the same time: the backend
+    (or the whole guest) stalled, a change in the world rather than in a daemon. Not
+    while a fault aims at the daemons' CPU or descriptors: there, that is the finding."""
+    if flip.event != "check.down":
+        return False
+    if any(a - SLOP <= flip.t <= b + bounds.clock_grace
+           for a, b, _f in _windows(obs, STARVES)):
+        return False
+    return any(e.event == "check.down" and e.director != flip.director
+               and e.fields.get("rs") == flip.fields.get("rs")
+               and abs(e.t - flip.t) <= bounds.corroborated for e in obs.events)
+
+
+def _quiet_ipvs(obs: Observations, bounds: Bounds, figures: dict[str, float]) -> list[Violation]:
+    """No IPVS op when nothing changed: every op follows a fault that changes the table,
+    or a backend that both directors saw stall."""
     found: list[Violation] = []
     allowed = [(a, b + bounds.change_grace) for a, b, _f in _windows(obs, CHANGES_TABLE)]
+    stalls = [e for e in obs.events if _stalled(obs, e, bounds)]
+    figures["backend_stalls"] = len({(e.fields.get("rs"), round(e.t)) for e in stalls})
     for event in obs.events:
         if not event.event.startswith(IPVS_OP_PREFIXES):
             continue
-        if any(a - 0.5 <= event.t <= b for a, b in allowed):
+        if any(a - SLOP <= event.t <= b for a, b in allowed):
             continue
         rs = event.fields.get("rs", "")
         why = [e for e in obs.events if e.director == event.director
                and e.event in CHECK_FLIPS and e.fields.get("rs") == rs
                and event.t - 5.0 <= e.t <= event.t]
+        if any(e in stalls for e in why):
+            continue
         cause = (f" (after {why[-1].event} {_summary(why[-1])})" if why else "")
         found.append(Violation(event.t, "no_op_without_change",
                                f"{event.director} logged {event.event} {rs} with nothing "

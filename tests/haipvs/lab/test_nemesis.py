@@ -348,3 +348,28 @@ def test_a_daemon_that_exits_on_its_own_is_a_violation() -> None:
     assert invariants_of(found) == ["config_integrity", "daemon_alive"]
     assert "no config.reload.rejected" in found[0].what
     assert "exit status 1" in found[1].what
+
+
+def stall_events() -> list[Event]:
+    rs = "10.0.0.11:80"
+    return [Event(20.0, "dir1", "check.down", {"rs": rs}),
+            Event(20.4, "dir2", "check.down", {"rs": rs}),
+            Event(20.1, "dir1", "ipvs.dest.drain.started", {"rs": rs}),
+            Event(21.5, "dir1", "check.up", {"rs": rs}),
+            Event(21.6, "dir1", "ipvs.dest.updated", {"rs": rs, "weight": 1})]
+
+
+def test_a_backend_both_directors_saw_stall_explains_its_ops() -> None:
+    verdict = check(Observations(faults=(), events=stall_events(), end=30))
+    assert verdict.violations == ()
+    assert verdict.figures["backend_stalls"] == 1
+    alone = [e for e in stall_events() if e.director == "dir1"]
+    found = check(Observations(faults=(), events=alone, end=30)).violations
+    assert invariants_of(found) == ["no_op_without_change"] * 2
+    assert "after check.down rs=10.0.0.11:80" in found[0].what
+
+
+def test_a_stall_during_a_flood_is_the_finding_not_an_excuse() -> None:
+    flood = Fault(18.0, "flood", "group", 3.0)
+    found = check(Observations(faults=(flood,), events=stall_events(), end=30)).violations
+    assert invariants_of(found) == ["no_op_without_change"] * 2
