@@ -386,7 +386,10 @@ def _quiet_ipvs(obs: Observations, bounds: Bounds, figures: dict[str, float]) ->
                and event.t - 5.0 <= e.t <= event.t]
         if any(e in stalls for e in why):
             continue
-        cause = (f" (after {why[-1].event} {_summary(why[-1])})" if why else "")
+        # The check.down that started the sequence says why (a drain, then a re-add).
+        downs = [e for e in why if e.event == "check.down"]
+        shown = downs[-1] if downs else why[-1] if why else None
+        cause = f" (after {shown.event} {_summary(shown)})" if shown else ""
         found.append(Violation(event.t, "no_op_without_change",
                                f"{event.director} logged {event.event} {rs} with nothing "
                                f"changed{cause}"))
