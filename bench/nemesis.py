@@ -36,6 +36,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from haipvs.lab.client import outages
 from haipvs.lab.faults import (
     VRRP_GROUP,
     drop_vrrp_ingress,
@@ -84,6 +85,17 @@ def nemesis_config(pair: DirectorPair, name: str, **changes: Any) -> str:
                    if "flap_damping" not in line)
 
 
+def fd_kinds(pid: int) -> str:
+    """What a process's descriptors are: "socket=510 pipe=4 ..." (a leak's fingerprint)."""
+    kinds: Counter[str] = Counter()
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                kinds[target.split(":", 1)[0] if ":" in target else "file"] += 1
+    return " ".join(f"{kind}={count}" for kind, count in kinds.most_common())
+
+
 class Observer:
     """Tails the daemons' logs and samples their processes, on one monotonic clock."""
 
@@ -92,6 +104,8 @@ class Observer:
         self.start = start
         self.events: list[Event] = []
         self.procs: list[Proc] = []
+        #: director -> (most descriptors seen, when, what they were)
+        self.most_fds: dict[str, tuple[int, float, str]] = {}
         self._offsets = {name: self._size(name) for name in DIRECTOR_NAMES}
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._tail, daemon=True),
@@ -142,8 +156,11 @@ class Observer:
                 process = self.pair.directors.get(name)
                 view = process_view(process.pid) if process is not None else None
                 if view is not None:
-                    self.procs.append(Proc(time.monotonic() - self.start, name, view.pid,
-                                           view.fds, view.rss_kib, view.zombies, view.scripts))
+                    t = time.monotonic() - self.start
+                    self.procs.append(Proc(t, name, view.pid, view.fds, view.rss_kib,
+                                           view.zombies, view.scripts))
+                    if view.fds > self.most_fds.get(name, (0, 0.0, ""))[0]:
+                        self.most_fds[name] = (view.fds, t, fd_kinds(view.pid))
 
 
 class Nemesis:
@@ -405,6 +422,13 @@ def run_seed(seed: int, seconds: float, kinds: Sequence[str]) -> tuple[Verdict, 
         pair.stop_client()
         samples = [s for s in chaos_lab.client_samples(pair, nemesis.start)]
         outage, failed = chaos_lab.worst_outage(pair, nemesis.start)
+        gaps = sorted(outages(samples), key=lambda gap: gap.seconds)
+        if gaps:
+            print(f"# seed {seed}: longest client outage {gaps[-1].seconds * 1000:.0f} ms "
+                  f"from t={gaps[-1].start - nemesis.start:.1f}s", flush=True)
+        for name, (count, at, kinds) in sorted(observer.most_fds.items()):
+            print(f"# seed {seed}: {name} most descriptors {count} at t={at:.1f}s: {kinds}",
+                  flush=True)
         obs = Observations(faults=tuple(nemesis.injected), holders=holders, statuses=statuses,
                            tables=tables, events=observer.events, procs=observer.procs,
                            backends=BACKENDS, end=end)
