@@ -267,6 +267,7 @@ class Nemesis:
             pair.servers[name] = start_real_server(pair.net, name, name, http=["0.0.0.0:80"])
             end = self.now()
         elif kind == "api_idle":
+            at = self.now()  # the descriptors count from the first connection on
             helper = pair.net.popen(
                 name, [sys.executable, "-m", "haipvs.lab.faults", "idle",
                        "--count", str(int(params["connections"]))],
@@ -275,7 +276,6 @@ class Nemesis:
             if select.select([helper.stdout], [], [], 60)[0]:
                 opened = helper.stdout.readline().split()
                 params["opened"] = float(opened[1]) if len(opened) == 2 else 0.0
-            at = self.now()
             time.sleep(held)
             helper.stdin.close()
             helper.wait(30)
