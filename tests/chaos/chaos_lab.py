@@ -37,6 +37,17 @@ from pathlib import Path
 from typing import Any
 
 from haipvs.lab.client import Sample, outages, read_samples
+from haipvs.lab.faults import (
+    drop_vrrp_ingress,
+    heal_tc,
+    holds,
+    holds_both,
+    ipvs_line_weights,  # noqa: F401 - re-exported (test_chaos_config)
+    ipvs_weights,
+    tc,
+    vip_holders,
+    write_config,
+)
 from haipvs.lab.pair import (
     DIRECTORS,
     GATEWAY_VIP,
@@ -165,15 +176,6 @@ exec sleep 3600
 """
 
 
-def write_config(pair: DirectorPair, name: str, text: str) -> None:
-    """Atomically (a reader never sees half a file), owner-writable only."""
-    path = pair.config_path(name)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.chmod(0o644)
-    os.replace(tmp, path)
-
-
 def good_config(pair: DirectorPair, name: str, **changes: Any) -> str:
     return chaos_config(name, pair.settings, pair.workdir, **changes)
 
@@ -224,36 +226,6 @@ def transitions(pair: DirectorPair, name: str, since: int,
     if to_state is not None:
         found = [e for e in found if str(e.get("to_state", "")).lower() == to_state.lower()]
     return found
-
-
-def holds(pair: DirectorPair, name: str) -> bool:
-    """The front VIP (eth0) or the inside gateway VIP (eth1)."""
-    out = pair.net.run(name, ["ip", "-4", "-o", "addr", "show"]).stdout
-    return f" {VIP}/" in out or f" {GATEWAY_VIP}/" in out
-
-
-def holds_both(pair: DirectorPair, name: str) -> bool:
-    out = pair.net.run(name, ["ip", "-4", "-o", "addr", "show"]).stdout
-    return f" {VIP}/" in out and f" {GATEWAY_VIP}/" in out
-
-
-def vip_holders(pair: DirectorPair) -> list[str]:
-    return [name for name in DIRECTORS if holds(pair, name)]
-
-
-def ipvs_weights(pair: DirectorPair, name: str) -> dict[str, int]:
-    """rs address -> weight in the director's kernel table."""
-    return ipvs_line_weights(pair.net.run(name, ["ipvsadm", "-Ln"], check=False).stdout)
-
-
-def ipvs_line_weights(listing: str) -> dict[str, int]:
-    """rs address -> weight, from `ipvsadm -Ln` output (NAT rows)."""
-    weights: dict[str, int] = {}
-    for line in listing.splitlines():
-        parts = line.split()
-        if len(parts) >= 4 and parts[0] == "->" and parts[2] == "Masq":
-            weights[parts[1].rsplit(":", 1)[0]] = int(parts[3])
-    return weights
 
 
 def client_samples(pair: DirectorPair, since: float, until: float | None = None) -> list[Sample]:
@@ -333,28 +305,12 @@ def stale_neighbours(pair: DirectorPair, master: str) -> dict[str, str]:
 
 # --------------------------------------------------------------------- faults
 
-def tc(pair: DirectorPair, host: str, *args: str, check: bool = True) -> None:
-    pair.net.run(host, ["tc", *args], check=check)
-
-
-def drop_vrrp_ingress(pair: DirectorPair, host: str) -> None:
-    """Drop every VRRP packet (IP protocol 112) arriving on the host's eth0."""
-    tc(pair, host, "qdisc", "add", "dev", "eth0", "ingress")
-    tc(pair, host, "filter", "add", "dev", "eth0", "parent", "ffff:", "protocol", "ip",
-       "prio", "1", "u32", "match", "ip", "protocol", "112", "0xff", "action", "drop")
-
-
 def blackhole_http(pair: DirectorPair, host: str) -> None:
     """Drop every TCP segment to port 80 arriving on the host's eth0 (no RST, no reply)."""
     tc(pair, host, "qdisc", "add", "dev", "eth0", "ingress")
     tc(pair, host, "filter", "add", "dev", "eth0", "parent", "ffff:", "protocol", "ip",
        "prio", "1", "u32", "match", "ip", "protocol", "6", "0xff",
        "match", "ip", "dport", "80", "0xffff", "action", "drop")
-
-
-def heal_tc(pair: DirectorPair, host: str) -> None:
-    tc(pair, host, "qdisc", "del", "dev", "eth0", "ingress", check=False)
-    tc(pair, host, "qdisc", "del", "dev", "eth0", "root", check=False)
 
 
 def heal(pair: DirectorPair) -> None:

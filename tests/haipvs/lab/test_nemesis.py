@@ -1,0 +1,375 @@
+"""The nemesis's pure parts: the seeded schedule and the invariant checker, with
+literal times (no clock, no lab)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import pytest
+
+from haipvs.lab.nemesis.invariants import (
+    Event,
+    Holders,
+    Observations,
+    Proc,
+    Status,
+    Table,
+    Violation,
+    check,
+    describe,
+)
+from haipvs.lab.nemesis.schedule import (
+    ALL_KINDS,
+    CI_KINDS,
+    KINDS,
+    MAX_SPACING,
+    MIN_SPACING,
+    Fault,
+    generate,
+)
+
+# --------------------------------------------------------------------- schedule
+
+
+def test_same_seed_same_schedule() -> None:
+    assert generate(7, 300) == generate(7, 300)
+    assert generate(7, 300) != generate(8, 300)
+
+
+def test_spacing_durations_and_settling() -> None:
+    for seed in range(50):
+        faults = generate(seed, 900)
+        assert faults, seed
+        for before, after in itertools.pairwise(faults):
+            gap = after.at - before.at
+            assert MIN_SPACING - 0.1 <= gap <= MAX_SPACING + 0.1, (seed, before, after)
+            assert after.at >= before.end + KINDS[before.kind].settle - 0.1, (before, after)
+        last = faults[-1]
+        assert last.end + KINDS[last.kind].settle <= 900
+        for fault in faults:
+            low, high = KINDS[fault.kind].duration
+            assert low <= fault.duration <= high, fault
+            assert fault.target in KINDS[fault.kind].targets
+
+
+def test_every_kind_is_drawn_and_the_mix_is_respected() -> None:
+    drawn = {f.kind for seed in range(20) for f in generate(seed, 900)}
+    assert drawn == set(ALL_KINDS)
+    ci = {f.kind for seed in range(20) for f in generate(seed, 900, CI_KINDS)}
+    assert ci == set(CI_KINDS)
+    assert "flood" not in ci
+
+
+def test_clock_steps_are_an_hour_or_a_day_either_way() -> None:
+    steps = {f.params["step_s"] for seed in range(30) for f in generate(seed, 900, ["clock_step"])}
+    assert steps == {3600.0, -3600.0, 86400.0, -86400.0}
+
+
+def test_unknown_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="nope"):
+        generate(1, 60, ["partition", "nope"])
+    with pytest.raises(ValueError, match="none given"):
+        generate(1, 60, [])
+
+
+def test_a_run_too_short_for_any_fault_has_none() -> None:
+    assert generate(1, 5) == ()
+
+
+# --------------------------------------------------------------------- invariants
+
+
+def holders(*steps: tuple[float, bool, bool]) -> list[Holders]:
+    """(t, dir1 holds, dir2 holds) steps."""
+    return [Holders(t, name, held) for t, one, two in steps
+            for name, held in (("dir1", one), ("dir2", two))]
+
+
+def invariants_of(found: Sequence[Violation]) -> list[str]:
+    return [v.invariant for v in found]
+
+
+def test_two_holders_for_1_2_s_while_connected_is_a_violation() -> None:
+    obs = Observations(faults=(), holders=holders((0, True, False), (10.0, True, True),
+                                                  (11.2, True, False)), end=20)
+    verdict = check(obs)
+    assert invariants_of(verdict.violations) == ["one_holder"]
+    assert verdict.violations[0].t == 10.0
+    assert "1.20 s" in verdict.violations[0].what
+    assert verdict.figures["dual_holder_max_ms"] == 1200
+
+
+def test_two_holders_for_0_8_s_while_connected_is_within_bounds() -> None:
+    obs = Observations(faults=(), holders=holders((0, True, False), (10.0, True, True),
+                                                  (10.8, True, False)), end=20)
+    verdict = check(obs)
+    assert verdict.violations == ()
+    assert verdict.figures["dual_holder_max_ms"] == 800
+
+
+def test_two_holders_during_a_partition_and_1_4_s_after_it_heals_are_allowed() -> None:
+    obs = Observations(faults=(Fault(10.0, "partition", "", 4.0),),
+                       holders=holders((0, True, False), (12.0, True, True),
+                                       (15.4, True, False)), end=20)
+    verdict = check(obs)
+    assert verdict.violations == ()
+    assert verdict.figures["dual_holder_max_ms"] == 0
+
+
+def test_two_holders_2_s_after_a_partition_heals_is_a_violation() -> None:
+    obs = Observations(faults=(Fault(10.0, "partition", "", 4.0),),
+                       holders=holders((0, True, False), (12.0, True, True),
+                                       (16.0, True, False)), end=20)
+    verdict = check(obs)
+    assert invariants_of(verdict.violations) == ["one_holder"]
+    assert verdict.violations[0].t == pytest.approx(15.5)
+
+
+def test_a_flood_does_not_excuse_two_holders() -> None:
+    obs = Observations(faults=(Fault(10.0, "flood", "group", 3.0),),
+                       holders=holders((0, True, False), (11.0, True, True),
+                                       (12.5, True, False)), end=20)
+    assert invariants_of(check(obs).violations) == ["one_holder"]
+
+
+def test_a_killed_daemon_excuses_two_holders_until_its_status_answers_again() -> None:
+    obs = Observations(
+        faults=(Fault(10.0, "kill_daemon", "dir1", 2.0),),
+        holders=holders((0, True, False), (12.0, True, True), (16.0, False, True)),
+        statuses=[Status(11.0, "dir1", None), Status(15.0, "dir1", "BACKUP"),
+                  Status(16.5, "dir1", "BACKUP")],
+        end=20)
+    assert invariants_of(check(obs).violations) == []
+
+
+def test_no_holder_for_3_5_s_is_a_violation_3_s_is_not() -> None:
+    long_gap = Observations(faults=(), holders=holders((0, True, False), (5.0, False, False),
+                                                       (8.5, False, True)), end=20)
+    verdict = check(long_gap)
+    assert invariants_of(verdict.violations) == ["availability"]
+    assert verdict.figures["no_holder_max_ms"] == 3500
+    short_gap = Observations(faults=(), holders=holders((0, True, False), (5.0, False, False),
+                                                        (8.0, False, True)), end=20)
+    assert check(short_gap).violations == ()
+
+
+def test_status_must_match_the_vip_within_2_s() -> None:
+    base = holders((0, True, False), (5.0, False, True))
+    late = Observations(faults=(), holders=base, end=20, statuses=[
+        Status(1.0, "dir1", "MASTER"), Status(5.5, "dir1", "MASTER"),
+        Status(7.0, "dir1", "MASTER"), Status(7.6, "dir1", "BACKUP")])
+    verdict = check(late)
+    assert invariants_of(verdict.violations) == ["truthful_status"]
+    assert verdict.violations[0].t == 5.5
+    assert "said MASTER while it does not hold" in verdict.violations[0].what
+    prompt = Observations(faults=(), holders=base, end=20, statuses=[
+        Status(1.0, "dir1", "MASTER"), Status(5.5, "dir1", "MASTER"),
+        Status(7.0, "dir1", "BACKUP"), Status(8.0, "dir1", None)])
+    assert check(prompt).violations == ()
+
+
+def test_status_stuck_at_the_end_of_the_run_is_a_violation() -> None:
+    obs = Observations(faults=(), holders=holders((0, False, True)), end=20,
+                       statuses=[Status(10.0, "dir1", "MASTER"), Status(19.0, "dir1", "MASTER")])
+    assert invariants_of(check(obs).violations) == ["truthful_status"]
+
+
+def test_a_killed_child_must_be_seen_dying_and_no_other_child_may_die() -> None:
+    kill = Fault(10.0, "kill_child", "dir1")
+    unseen = Observations(faults=(kill,), end=30)
+    assert invariants_of(check(unseen).violations) == ["child_restarts"]
+    seen = Observations(faults=(kill,), end=30, events=[
+        # read a little before the kill's return was stamped
+        Event(9.9, "dir1", "vrrp.process.died"), Event(11.5, "dir1", "vrrp.process.started")])
+    assert check(seen).violations == ()
+    extra = Observations(faults=(kill,), end=30, events=[
+        Event(10.3, "dir1", "vrrp.process.died"), Event(20.0, "dir2", "vrrp.process.died")])
+    found = check(extra).violations
+    assert invariants_of(found) == ["child_restarts"] and "dir2" in found[0].what
+
+
+FULL = {"10.0.0.11": 1, "10.0.0.12": 1, "10.0.0.13": 1}
+WITHOUT_RS2 = {"10.0.0.11": 1, "10.0.0.13": 1}
+BACKENDS = {"rs1": "10.0.0.11", "rs2": "10.0.0.12", "rs3": "10.0.0.13"}
+
+
+def crash_obs(left_at: float, back_at: float, ops: Sequence[Event] = ()) -> Observations:
+    crash = Fault(10.0, "backend_crash", "rs2", 5.0)  # down 10-15
+    tables = [Table(t / 10, "dir1", WITHOUT_RS2 if left_at <= t / 10 < back_at else FULL)
+              for t in range(0, 300, 5)]
+    return Observations(faults=(crash,), tables=tables, backends=BACKENDS, end=30,
+                        events=list(ops))
+
+
+def test_a_backend_leaves_within_3_5_s_and_returns_within_3_s() -> None:
+    verdict = check(crash_obs(left_at=12.5, back_at=17.0))
+    assert verdict.violations == ()
+    assert verdict.figures["converge_max_ms"] == 2500
+
+
+def test_a_backend_that_leaves_late_or_returns_late_is_a_violation() -> None:
+    late_leave = check(crash_obs(left_at=14.0, back_at=17.0)).violations
+    assert invariants_of(late_leave) == ["ipvs_convergence"]
+    assert "still in dir1's table" in late_leave[0].what
+    late_return = check(crash_obs(left_at=12.0, back_at=18.5)).violations
+    assert invariants_of(late_return) == ["ipvs_convergence"]
+    assert late_return[0].t == 15.0
+
+
+def test_drift_must_be_repaired() -> None:
+    drift = Fault(10.0, "ipvs_drift", "dir1")
+    repaired = [Table(9.5, "dir1", FULL), Table(10.2, "dir1", {}), Table(12.0, "dir1", FULL)]
+    assert check(Observations(faults=(drift,), tables=repaired, end=20)).violations == ()
+    never = [Table(9.5, "dir1", FULL), Table(10.2, "dir1", {}), Table(19.0, "dir1", {})]
+    found = check(Observations(faults=(drift,), tables=never, end=20)).violations
+    assert invariants_of(found) == ["drift_repaired"]
+
+
+def test_an_ipvs_op_with_nothing_changed_is_a_violation() -> None:
+    op = Event(25.0, "dir2", "ipvs.dest.updated", {"rs": "10.0.0.11:80", "weight": 0})
+    found = check(crash_obs(12.0, 16.0, [op])).violations
+    assert invariants_of(found) == ["no_op_without_change"]
+    assert "dir2 logged ipvs.dest.updated 10.0.0.11:80" in found[0].what
+    during = Event(12.0, "dir1", "ipvs.dest.deleted", {"rs": "10.0.0.12:80"})
+    assert check(crash_obs(12.0, 16.0, [during])).violations == ()
+
+
+def test_a_clock_step_moves_nothing() -> None:
+    step = Fault(10.0, "clock_step", "", 3.0, {"step_s": -86400.0})
+    quiet = Observations(faults=(step,), end=30)
+    assert check(quiet).violations == ()
+    moved = Observations(faults=(step,), end=30, events=[
+        Event(11.0, "dir2", "vrrp.transition", {"from_state": "BACKUP", "to_state": "MASTER"}),
+        Event(12.0, "dir1", "check.down", {"rs": "10.0.0.11:80"})])
+    found = check(moved).violations
+    assert invariants_of(found)[:2] == ["clock", "clock"]
+    assert "to_state=MASTER" in found[0].what and "-86400" in found[0].what
+
+
+def test_an_invalid_reload_is_rejected_and_never_restarts_the_daemon() -> None:
+    bad = Fault(10.0, "reload_invalid", "dir1")
+    procs = [Proc(9.0, "dir1", 100, 20, 40000, 0), Proc(16.0, "dir1", 100, 20, 40000, 0)]
+    rejected = Observations(faults=(bad,), procs=procs, end=20,
+                            events=[Event(10.4, "dir1", "config.reload.rejected")])
+    assert check(rejected).violations == ()
+    applied = Observations(faults=(bad,), procs=procs, end=20,
+                           events=[Event(10.4, "dir1", "config.reload.applied")])
+    assert invariants_of(check(applied).violations) == ["config_integrity"] * 2
+    restarted = Observations(faults=(bad,), end=20,
+                             procs=[procs[0], Proc(16.0, "dir1", 222, 20, 40000, 0)],
+                             events=[Event(10.4, "dir1", "config.reload.rejected")])
+    found = check(restarted).violations
+    assert invariants_of(found) == ["config_integrity"] and "restarted" in found[0].what
+
+
+def test_hygiene_zombies_descriptors_scripts() -> None:
+    procs = [Proc(t, "dir1", 100, fds, 40000, zombies, scripts)
+             for t, fds, zombies, scripts in (
+                 (1.0, 30, 0, frozenset({7})), (2.0, 30, 1, frozenset({7})),
+                 (3.0, 900, 1, frozenset()), (6.5, 30, 1, frozenset({9})),
+                 (7.0, 30, 0, frozenset({9})))]
+    found = check(Observations(faults=(), procs=procs, end=10)).violations
+    assert invariants_of(found) == ["hygiene", "hygiene"]
+    assert "1 zombie(s) for more than 3 s" in found[0].what
+    assert "900 open descriptors" in found[1].what
+    long_script = [Proc(t, "dir1", 100, 30, 40000, 0, frozenset({7})) for t in (1.0, 5.0)]
+    found = check(Observations(faults=(), procs=long_script, end=10)).violations
+    assert invariants_of(found) == ["hygiene"] and "script pid 7" in found[0].what
+    stopped = Observations(faults=(Fault(0.5, "stop_child", "dir1", 4.0),),
+                           procs=long_script, end=10)
+    assert check(stopped).violations == ()
+
+
+def test_rss_growth_is_measured_and_bounded_on_long_series() -> None:
+    # 1 MiB per minute: 60 MiB/h, over 20 minutes.
+    procs = [Proc(60.0 * i, "dir1", 100, 30, 40000 + 1024 * i, 0) for i in range(21)]
+    verdict = check(Observations(faults=(), procs=procs, end=1300))
+    assert verdict.figures["rss_growth_mib_per_h"] == pytest.approx(60.0)
+    assert invariants_of(verdict.violations) == ["hygiene"]
+    short = [p for p in procs if p.t <= 300]
+    verdict = check(Observations(faults=(), procs=short, end=400))
+    assert verdict.violations == ()  # too short to judge: reported only
+    assert verdict.figures["rss_growth_mib_per_h"] == pytest.approx(60.0)
+
+
+def test_a_violation_line_names_the_seed_the_time_and_the_last_faults() -> None:
+    faults = generate(42, 120)
+    violation = Violation(faults[2].at + 1.0, "one_holder", "two VIP holders for 1.20 s")
+    line = describe(violation, 42, faults)
+    assert line.startswith(f"VIOLATION seed=42 t={violation.t:.1f}s one_holder: ")
+    assert "--seed 42" in line
+    for fault in faults[:3]:
+        assert fault.describe() in line
+
+
+# --------------------------------------------------------------------- lab helpers' pure parts
+
+
+def test_probe_reads_real_servers_from_proc_net_ip_vs() -> None:
+    from haipvs.lab.nemesis.probe import parse_ip_vs
+
+    text = """IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port Forward Weight ActiveConn InActConn
+TCP  C633640A:0050 rr
+  -> 0A00000D:0050      Masq    1      0          0
+  -> 0A00000C:0050      Masq    3      0          2
+"""
+    assert parse_ip_vs(text) == {"10.0.0.13": 1, "10.0.0.12": 3}
+    assert parse_ip_vs("IP Virtual Server version 1.2.1 (size=4096)\n") == {}
+
+
+def test_flood_packets_are_vrrp_garbage_from_random_unicast_sources() -> None:
+    import random
+    import socket
+
+    from haipvs.lab.faults import _checksum, garbage_advert
+
+    rng = random.Random(3)
+    packets = [garbage_advert(rng, "224.0.0.18", 51) for _ in range(200)]
+    sources = {p[12:16] for p in packets}
+    assert len(sources) > 190
+    for packet in packets:
+        assert packet[0] == 0x45 and packet[8] == 255 and packet[9] == 112
+        assert _checksum(packet[:20]) == 0  # a valid IPv4 header: it reaches the socket
+        assert packet[16:20] == socket.inet_aton("224.0.0.18")
+        assert packet[20] == 0x31 and packet[21] == 51 and packet[22] == 254
+        assert 1 <= packet[12] < 0xDF  # unicast, never multicast or reserved
+
+
+def test_a_daemon_that_exits_on_its_own_is_a_violation() -> None:
+    from haipvs.lab.nemesis.invariants import DAEMON_DIED
+
+    bad = Fault(10.0, "reload_bad_interface", "dir1")
+    obs = Observations(faults=(bad,), end=20, events=[
+        Event(10.5, "dir1", DAEMON_DIED, {"exit": "exit status 1"})])
+    found = check(obs).violations
+    assert invariants_of(found) == ["config_integrity", "daemon_alive"]
+    assert "no config.reload.rejected" in found[0].what
+    assert "exit status 1" in found[1].what
+
+
+def stall_events() -> list[Event]:
+    rs = "10.0.0.11:80"
+    return [Event(20.0, "dir1", "check.down", {"rs": rs}),
+            Event(20.4, "dir2", "check.down", {"rs": rs}),
+            Event(20.1, "dir1", "ipvs.dest.drain.started", {"rs": rs}),
+            Event(21.5, "dir1", "check.up", {"rs": rs}),
+            Event(21.6, "dir1", "ipvs.dest.updated", {"rs": rs, "weight": 1})]
+
+
+def test_a_backend_both_directors_saw_stall_explains_its_ops() -> None:
+    verdict = check(Observations(faults=(), events=stall_events(), end=30))
+    assert verdict.violations == ()
+    assert verdict.figures["backend_stalls"] == 1
+    alone = [e for e in stall_events() if e.director == "dir1"]
+    found = check(Observations(faults=(), events=alone, end=30)).violations
+    assert invariants_of(found) == ["no_op_without_change"] * 2
+    assert "after check.down rs=10.0.0.11:80" in found[0].what
+
+
+def test_a_stall_during_a_flood_is_the_finding_not_an_excuse() -> None:
+    flood = Fault(18.0, "flood", "group", 3.0)
+    found = check(Observations(faults=(flood,), events=stall_events(), end=30)).violations
+    assert invariants_of(found) == ["no_op_without_change"] * 2
