@@ -88,6 +88,9 @@ _POLL_EXIT = 0.5
 #: After the child's exit, how long its last messages may take to arrive.
 _DRAIN_AFTER_EXIT = 0.5
 _PR_SET_PDEATHSIG = 1
+_PR_SET_NAME = 15
+#: The VRRP process's name in ps, top and /proc/PID/comm, forked or exec'd alike.
+PROCESS_NAME = b"haipvs-vrrp"
 #: keepalived ``vrrp_rlimit_rttime``: CPU time (µs) the real-time VRRP thread may use
 #: without blocking. VRRP sleeps between adverts; a thread that spins in SCHED_RR would
 #: starve the machine. Past the soft limit the kernel sends SIGXCPU (the process dies,
@@ -541,6 +544,9 @@ def _forked_child_main(fd: int, parent: int, mask: set[int | signal.Signals]) ->
 
 def _child_run(fd: int, parent: int) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
+    # One name for the VRRP process whether it was forked (it would show the daemon's
+    # name) or exec'd (python3): `ps -C haipvs-vrrp`, and tools that tell it from scripts.
+    libc.prctl(_PR_SET_NAME, ctypes.c_char_p(PROCESS_NAME), 0, 0, 0)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     if os.getppid() != parent:  # the parent died before prctl took effect
         sys.exit(0)

@@ -118,20 +118,20 @@ def _state(pid: int) -> str:
     return stat.rpartition(")")[2].split()[0]
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
-            errors="replace")
-    except OSError:
-        return ""
-
-
 def vrrp_child_pid(pid: int) -> int | None:
-    """The daemon's VRRP process (haipvs.vrrp_process), if one runs."""
+    """The daemon's VRRP process (haipvs.daemon.vrrp_process), if one runs: it names
+    itself haipvs-vrrp, whether forked from the daemon or exec'd."""
     for child in _children(pid):
-        if "haipvs.vrrp_process" in _cmdline(child) and _state(child) != "Z":
+        if _comm(child) == "haipvs-vrrp" and _state(child) != "Z":
             return child
     return None
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def process_view(pid: int) -> ProcessView | None:

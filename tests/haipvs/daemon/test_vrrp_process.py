@@ -309,6 +309,7 @@ async def test_the_first_process_is_forked_from_the_daemon_and_a_respawn_is_a_ne
         # Forked: the same executable image, no new interpreter command line.
         assert Path(f"/proc/{first}/cmdline").read_bytes() == Path(
             f"/proc/{os.getpid()}/cmdline").read_bytes()
+        assert Path(f"/proc/{first}/comm").read_text() == "haipvs-vrrp\n"  # named all the same
         await until(lambda: "MASTER" in seen, 20)
         # The daemon's own signals are untouched by the child: SIGTERM to the child is
         # the child's graceful stop, and this process (the "daemon") carries on.
@@ -319,6 +320,7 @@ async def test_the_first_process_is_forked_from_the_daemon_and_a_respawn_is_a_ne
         second = part.pid
         assert second is not None
         assert b"child_main" in Path(f"/proc/{second}/cmdline").read_bytes()  # exec'd
+        assert Path(f"/proc/{second}/comm").read_text() == "haipvs-vrrp\n"
     finally:
         await part.stop()
 
