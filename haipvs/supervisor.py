@@ -970,6 +970,11 @@ def _default_vrrp_factory(
 
 
 def run_command(args: object) -> int:
+    # SIGHUP's default action ends the process: until run() installs its handler (after
+    # the config is read and the parts start, seconds on a slow host), a `systemctl
+    # reload` would kill a starting daemon. Ignored until then: the file being started
+    # is the one a reload would read.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     config = getattr(args, "config")  # noqa: B009 - argparse namespace
     remove = bool(getattr(args, "remove_ipvs_on_exit", False))
     return asyncio.run(Supervisor(config, remove_ipvs_on_exit=remove).run())
