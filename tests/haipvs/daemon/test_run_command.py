@@ -10,7 +10,6 @@ import pytest
 import haipvs.supervisor as supervisor_module
 
 
-
 def test_a_starting_daemon_ignores_sighup_until_its_handler_is_installed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
