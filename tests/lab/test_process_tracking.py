@@ -1,7 +1,8 @@
 """track_process and track_file in the lab, under the packaged unit's sandbox.
 
 The tracked service runs as root, the daemon as an unprivileged user with only the
-unit's capabilities (setpriv, as tests/haipvs/importer/test_importer_lab.py runs it).
+unit's capabilities (haipvs.lab.unprivileged, as tests/haipvs/importer/test_importer_lab.py
+runs it: it reaches the checkout even in root's 0700 home).
 With the unit's `ProtectProc=default` the daemon sees the process: the instance goes
 FAULT when it dies and comes back when it starts. With `ProtectProc=invisible` (a /proc
 mounted with hidepid=invisible) it cannot, and says so in the log. A number written
@@ -13,26 +14,16 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from haipvs.lab.pair import DirectorPair, PairSettings, haipvs_config, running_pair, wait_until
+from haipvs.lab.unprivileged import unprivileged_python
 
 pytestmark = pytest.mark.lab
 
-ROOT = Path(__file__).resolve().parents[2]
-NOBODY = 65534
-UNIT_SANDBOX = [
-    "setpriv",
-    f"--reuid={NOBODY}",
-    f"--regid={NOBODY}",
-    "--clear-groups",
-    "--inh-caps=-all,+net_admin,+net_raw",
-    "--ambient-caps=-all,+net_admin,+net_raw",
-    "--bounding-set=-all,+net_admin,+net_raw",
-    "--no-new-privs",
-]
+# The unit's network capabilities (process tracking needs no other).
+CAPABILITIES = ("CAP_NET_ADMIN", "CAP_NET_RAW")
 SLEEPER = ["/usr/bin/sleep", "4242"]
 TRACK = """    track:
       processes:
@@ -54,10 +45,12 @@ def start_sandboxed(
     config = pair.config_path(name)
     config.write_text(tracked_config(name, pair.settings, track))
     config.chmod(0o644)
-    env = dict(os.environ)
-    # The unprivileged user runs Debian's python on the project's code and libraries.
-    env["PYTHONPATH"] = f"{ROOT}:{ROOT}/.venv/lib/python3.11/site-packages"
-    daemon = [*UNIT_SANDBOX, "/usr/bin/python3.11", "-m", "haipvs", "run", "-c", str(config)]
+    command = unprivileged_python(
+        ["-m", "haipvs", "run", "-c", str(config)],
+        view_dir=pair.workdir / f"view-{name}",
+        capabilities=CAPABILITIES,
+    )
+    env, daemon = command.env, list(command.argv)
     if hide_processes:
         # What ProtectProc=invisible does: a private /proc with hidepid=invisible.
         daemon = [
