@@ -852,7 +852,7 @@ class Supervisor:
                     admin=None if (spec.key, dest.key) not in admin
                     else admin[(spec.key, dest.key)].state.value,
                 ))
-            service_status = pool_snap.services.get(name)
+            service_status = pool_snap.services.get(str(spec.key))
             sorry = spec.sorry_server
             services.append(ServiceView(
                 name=name,
