@@ -2,8 +2,10 @@
 
     python bench/startup.py [--trials 3]   # enters the lab itself
 
-A director pair (haipvs.lab.pair: dir1 priority 150, dir2 priority 100, the NAT service,
-three real servers). Each trial, for each implementation in the same boot:
+A director pair per implementation (haipvs.lab.pair: dir1 priority 150, dir2 priority
+100, the NAT service, three real servers), both built in the same boot; the trials
+alternate between them (haipvs then keepalived, then the other way round), so a host
+busy with other work slows both alike. Each trial, for each implementation:
 
 - **start-up**: dir1 is master; dir2's IPVS table is flushed, then dir2 is started. The
   time runs from its exec to the moment it is BACKUP (its log says so) *and* its IPVS table
@@ -37,7 +39,7 @@ import statistics
 import sys
 import sysconfig
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from pyroute2 import IPRoute
@@ -54,6 +56,8 @@ from haipvs.lab.pair import (
     wait_until,
 )
 from haipvs.lab.runner import rerun_in_lab_unless_ipvs
+
+IMPLEMENTATIONS = ("haipvs", "keepalived")
 
 
 def is_backup(pair: DirectorPair, name: str, implementation: str) -> bool:
@@ -136,8 +140,8 @@ def one_trial(pair: DirectorPair, log: Callable[[str], None]) -> tuple[float, fl
             pair.net.run(name, ["ipvsadm", "-C"], check=False)
 
 
-def run(implementation: str, trials: int, log: Callable[[str], None],
-        ) -> list[tuple[float, float]]:
+@contextlib.contextmanager
+def ready_pair(implementation: str) -> Iterator[DirectorPair]:
     settings = PairSettings(version=3, advert_interval=1.0, implementation=implementation)
     with running_pair(settings, prefix=f"su-{implementation[:2]}-") as pair:
         if implementation == "haipvs":
@@ -150,7 +154,20 @@ def run(implementation: str, trials: int, log: Callable[[str], None],
                     "      type: http\n", "      type: http\n      alpha: false\n"))
                 path.chmod(0o644)
         pair.start_real_servers()
-        return [one_trial(pair, log) for _ in range(trials)]
+        yield pair
+
+
+def run(trials: int, log: Callable[[str], None]) -> dict[str, list[tuple[float, float]]]:
+    """Both pairs built side by side; the trials alternate between the implementations
+    (and which goes first), so a busy host slows both alike, not whichever ran last."""
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in IMPLEMENTATIONS}
+    with contextlib.ExitStack() as stack:
+        pairs = {name: stack.enter_context(ready_pair(name)) for name in IMPLEMENTATIONS}
+        for trial in range(trials):
+            order = IMPLEMENTATIONS if trial % 2 == 0 else IMPLEMENTATIONS[::-1]
+            for name in order:
+                results[name].append(one_trial(pairs[name], log))
+    return results
 
 
 def compile_bytecode() -> None:
@@ -182,8 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line, flush=True)
 
     medians: dict[str, tuple[float, float]] = {}
-    for implementation in ("haipvs", "keepalived"):
-        results = run(implementation, args.trials, log)
+    for implementation, results in run(args.trials, log).items():
         medians[implementation] = (
             statistics.median(startup for startup, _ in results),
             statistics.median(handover for _, handover in results),

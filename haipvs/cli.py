@@ -37,6 +37,12 @@ def _run_lab(args: argparse.Namespace) -> int:
 
 
 def _run_daemon(args: argparse.Namespace) -> int:
+    # structlog imports rich at import time when it is installed (for pretty tracebacks
+    # on a terminal; a development environment has it through its tools): about a fifth
+    # of the daemon's imports before its VRRP process can fork, on every start. The
+    # daemon never renders rich tracebacks (its lines are JSON or plain key=value), so
+    # it starts without: structlog then formats exceptions as Python does.
+    sys.modules.setdefault("rich", None)  # type: ignore[arg-type]
     from haipvs.supervisor import run_command
 
     return run_command(args)
