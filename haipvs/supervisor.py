@@ -59,7 +59,7 @@ from haipvs.daemon.admin import (
     default_socket_path,
 )
 from haipvs.daemon.plan import redacted
-from haipvs.daemon.reload import ReloadPlan, plan_reload
+from haipvs.daemon.reload import ReloadPlan, plan_reload, served
 from haipvs.ipvs import (
     ActualTable,
     DestKey,
@@ -586,8 +586,12 @@ class Supervisor:
             accepted = await asyncio.to_thread(self._accept)
         except ConfigInvalid as invalid:
             return self._rejected(tuple(str(error) for error in invalid.errors))
+        programmer, operator = self._programmer, self._operator
         plan = plan_reload(
-            (running.config, running.compiled), (accepted.config, accepted.compiled)
+            (running.config, running.compiled), (accepted.config, accepted.compiled),
+            health=programmer.health if programmer is not None else None,
+            overrides=operator.overrides if operator is not None else None,
+            drains=programmer.draining_dests() if programmer is not None else None,
         )
         try:
             await self._execute_vrrp(plan, running, accepted)
@@ -746,11 +750,7 @@ class Supervisor:
         compiled = self._compiled
         assert compiled is not None
         return RunningView(
-            services={
-                spec.key: (compiled.service_names[spec.key],
-                           tuple(dest.key for dest in spec.real_servers))
-                for spec in compiled.services
-            },
+            services=served(compiled),
             instances=tuple(settings.name for settings in compiled.instances),
         )
 
