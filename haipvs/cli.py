@@ -85,6 +85,17 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+def _seconds(text: str) -> float:
+    """A positive number of seconds (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text!r}")
+    return value
+
+
 def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """drain, undrain, maintenance, failover, overrides: haipvs.daemon.admin talks to the
     daemon's admin socket (see docs/operator-actions.md)."""
@@ -104,7 +115,10 @@ def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
                             help="only in this virtual server (default: every one)")
         socket_option(parser)
     drain.add_argument("--wait", action="store_true",
-                       help="report the connections left until there is none")
+                       help="report the connections left until there is none (exit 0)")
+    drain.add_argument("--timeout", type=_seconds, default=None, metavar="SECONDS",
+                       help="with --wait: stop waiting after SECONDS (exit 3, connections "
+                       "left; the drain stays in force)")
     drain.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
     maintenance = commands.add_parser(
         "maintenance", help="take a real server out (connections drained first) or back")
