@@ -158,7 +158,10 @@ def _run_completion(args: argparse.Namespace) -> int:
     return completion_command(args.shell, build_parser())
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line. ``command``: the sub-command about to run, when known; the
+    status command's exit-code epilog (its module pulls in urllib and http.client, a tenth
+    of `haipvs run`'s imports on a slow CPU) is then built only for ``status`` itself."""
     parser = argparse.ArgumentParser(
         prog="haipvs",
         description="High-availability director for Linux Virtual Server (IPVS).",
@@ -212,10 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plan.set_defaults(handler=_run_plan)
 
-    from haipvs.status.command import EXIT_CODES_HELP
+    epilog = None
+    if command in (None, "status"):
+        from haipvs.status.command import EXIT_CODES_HELP
 
+        epilog = EXIT_CODES_HELP
     status = commands.add_parser(
-        "status", help="show VRRP state and the IPVS table with health", epilog=EXIT_CODES_HELP
+        "status", help="show VRRP state and the IPVS table with health", epilog=epilog
     )
     status.add_argument(
         "-c", "--config", default=None,
@@ -269,8 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    command = next((word for word in arguments if not word.startswith("-")), None)
+    parser = build_parser(command)
+    args = parser.parse_args(arguments)
     handler: Handler = args.handler
     return handler(args)
 
