@@ -59,7 +59,7 @@ from haipvs.daemon.admin import (
     default_socket_path,
 )
 from haipvs.daemon.plan import redacted
-from haipvs.daemon.reload import ReloadPlan, plan_reload
+from haipvs.daemon.reload import ReloadPlan, plan_reload, served
 from haipvs.ipvs import (
     ActualTable,
     DestKey,
@@ -284,7 +284,28 @@ class Supervisor:
             # table is programmed; a restart keeps the previous table meanwhile.
             factory = self._vrrp_factory or _default_vrrp_factory
             self._vrrp = factory(compiled.instances, self._vrrp_transition)
-            await self._vrrp.start()
+            vrrp_started = asyncio.create_task(self._vrrp.start(), name="vrrp-start")
+            # One turn of the loop: the task forks the VRRP process now, before the IPVS
+            # netlink socket below opens. The table is then adopted and programmed while
+            # the VRRP process starts its instances (neither waits for the other: a hot
+            # standby needs both); its start is awaited before the checkers start.
+            await asyncio.sleep(0)
+        else:
+            vrrp_started = None
+        try:
+            await self._start_ipvs(compiled, kernel)
+        except BaseException:
+            if vrrp_started is not None:  # started or not, shutdown stops what there is
+                with contextlib.suppress(Exception):
+                    await vrrp_started
+            raise
+        if vrrp_started is not None:
+            await vrrp_started  # a VRRP start failure is the daemon's, as before
+        await self._start_rest(compiled, api, token)
+
+    async def _start_ipvs(self, compiled: Compiled, kernel: IpvsKernel) -> None:
+        """The IPVS table: adopted, the operator's overrides applied, and programmed
+        (the first sync awaited) before anything else starts: a hot standby first."""
         programmer = IpvsProgrammer(
             kernel,
             min_interval=compiled.min_interval,
@@ -304,9 +325,7 @@ class Supervisor:
             backend for backend, (svc, dest) in compiled.backends.items()
             if svc in actual.table and dest in actual.table[svc].dests
         } | set(compiled.up_at_start)  # checks with `alpha: false` (keepalived's default)
-        pool = checkers.CheckerPool(
-            self._prober or checkers.run_probe, on_change=self._health_changed
-        )
+        pool = checkers.CheckerPool(self._prober or _probe, on_change=self._health_changed)
         self._pool = pool
         pool.update(compiled.checks, adopted=adopted, fail_open=compiled.fail_open)
         programmer.set_health(self._health_map(compiled))
@@ -319,8 +338,26 @@ class Supervisor:
         self._operator = operator
         operator.load()
         operator.apply_ipvs()
-        pool.start()
+        await self._first_sync(programmer)
         self._tasks.append(asyncio.create_task(programmer.run(), name="ipvs-programmer"))
+
+    async def _first_sync(self, programmer: IpvsProgrammer) -> None:
+        """Program the table now, before the checkers and the API start (the standby is
+        hot as early as it can be). A failure here is what the programmer's loop meets on
+        its first turn too: logged, and retried there."""
+        try:
+            await programmer.sync()  # the kernel's refusals are the programmer's to log
+        except Exception as error:  # a bug: the programmer's loop retries, as it would
+            log.error("ipvs.sync.crashed", error=f"{type(error).__name__}: {error}",
+                      exc_info=error)
+
+    async def _start_rest(self, compiled: Compiled, api: str, token: str | None) -> None:
+        """What may start once the table is hot and VRRP runs: checks, the operator's
+        VRRP holds, the status API, the admin socket, BGP, the sync daemon, the watchdog."""
+        pool, operator = self._pool, self._operator
+        if pool is None or operator is None:
+            raise RuntimeError("the IPVS part did not start")
+        pool.start()
         await operator.apply_vrrp()
         # Imported here, after the VRRP process was forked: aiohttp and prometheus_client
         # are a third of the daemon's import time, and the VRRP process needs neither.
@@ -549,8 +586,12 @@ class Supervisor:
             accepted = await asyncio.to_thread(self._accept)
         except ConfigInvalid as invalid:
             return self._rejected(tuple(str(error) for error in invalid.errors))
+        programmer, operator = self._programmer, self._operator
         plan = plan_reload(
-            (running.config, running.compiled), (accepted.config, accepted.compiled)
+            (running.config, running.compiled), (accepted.config, accepted.compiled),
+            health=programmer.health if programmer is not None else None,
+            overrides=operator.overrides if operator is not None else None,
+            drains=programmer.draining_dests() if programmer is not None else None,
         )
         try:
             await self._execute_vrrp(plan, running, accepted)
@@ -709,11 +750,7 @@ class Supervisor:
         compiled = self._compiled
         assert compiled is not None
         return RunningView(
-            services={
-                spec.key: (compiled.service_names[spec.key],
-                           tuple(dest.key for dest in spec.real_servers))
-                for spec in compiled.services
-            },
+            services=served(compiled),
             instances=tuple(settings.name for settings in compiled.instances),
             announces=compiled.bgp is not None,
         )
@@ -970,6 +1007,12 @@ def _fifo_dropped(line: str, code: int) -> None:
         log.debug("notify_fifo.no_reader", line=line.rstrip("\n"))
     else:
         log.warning("notify_fifo.dropped", line=line.rstrip("\n"), errno=errno.errorcode[code])
+
+
+async def _probe(spec: checkers.CheckSpec, target: checkers.Target) -> checkers.ProbeResult:
+    """``checkers.run_probe``, whose probe modules (DNS, HTTP, SMTP...) load at the first
+    probe: after the table is programmed, not before it."""
+    return await checkers.run_probe(spec, target)
 
 
 def _default_vrrp_factory(
