@@ -69,6 +69,7 @@ from haipvs.ipvs import (
     KernelError,
     ServiceKey,
 )
+from haipvs.ipvs.fingerprint import fingerprint, in_canonical_order
 from haipvs.logs import configure_logging
 from haipvs.sdnotify import SystemdNotifier
 from haipvs.status.snapshot import (
@@ -876,6 +877,8 @@ class Supervisor:
                 and spec.key in expected and sorry.key in expected[spec.key].dests,
                 fail_open=service_status is not None and service_status.fail_open,
                 quorum_min_up=spec.min_up,
+                fingerprint=None if entry is None else fingerprint(entry),
+                dest_order_canonical=None if entry is None else in_canonical_order(entry),
             ))
         return Snapshot(
             director=compiled.director,

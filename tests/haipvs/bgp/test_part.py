@@ -59,8 +59,10 @@ class State:
         self.now = replace(self.now, **changes)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def logs() -> Iterator[Logs]:
+    # Every test: an earlier supervisor test leaves structlog writing to its own captured
+    # (by now closed) stdout, and the part's first log line would fail on it.
     with capture_logs() as captured:
         yield captured
 
