@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import errno
 import gc
@@ -42,6 +43,7 @@ import vrrp
 from haipvs import notify_fifo
 from haipvs.bgp.bird import BirdControl, RouteSpeaker
 from haipvs.bgp.part import BgpPart, BgpView, DirectorState
+from haipvs.bgp.sloppy import SLOPPY_TCP, SloppyTcp
 from haipvs.config import ConfigInvalid, dump_config
 from haipvs.config.compile import Compiled
 from haipvs.daemon.accept import (
@@ -147,6 +149,7 @@ class Supervisor:
         admin_socket: str | None = None,
         host: HostFacts | None = None,
         bgp_speaker: Callable[[str], RouteSpeaker] | None = None,
+        sloppy_tcp_file: str = SLOPPY_TCP,
     ) -> None:
         self._path = config_path
         self._host = host
@@ -189,6 +192,7 @@ class Supervisor:
         self._fifo: notify_fifo.NotifyFifo | None = None  # keepalived notify_fifo
         self._bgp: BgpPart | None = None  # scale-out mode (the config's bgp section)
         self._bgp_speaker = bgp_speaker or BirdControl
+        self._sloppy_tcp = SloppyTcp(sloppy_tcp_file)  # set in scale-out and mesh mode
 
     # ----------------------------------------------------------------- start-up
 
@@ -914,6 +918,8 @@ class Supervisor:
     def _want_sync_mesh(self) -> None:
         """ipvs.sync_daemon.mode mesh: master and backup from start, VRRP or not."""
         self._sync_wanted, self._sync_reason = "mesh", "mesh"
+        # Synced connections are only half of it: a moved flow must also be scheduled.
+        self._sloppy_tcp.ensure()
         if self._sync_task is None or self._sync_task.done():
             self._sync_task = asyncio.create_task(self._follow_sync_daemon())
             self._tasks.append(self._sync_task)
@@ -921,7 +927,8 @@ class Supervisor:
     def _bgp_state(self) -> DirectorState:
         programmer = self._programmer
         settled = programmer is not None and programmer.settled
-        return director_state(self.snapshot(), table_settled=settled)
+        state = director_state(self.snapshot(), table_settled=settled)
+        return dataclasses.replace(state, sloppy_tcp=self._sloppy_tcp.ensure())
 
     async def _follow_bgp(self, compiled: Compiled | None) -> None:
         """Start, update or stop the BGP part as the config's bgp section says; stopping
@@ -945,7 +952,8 @@ class Supervisor:
 
 def _scale_out_view(view: BgpView) -> ScaleOutView:
     return ScaleOutView(announced=view.announced, drained=view.drained,
-                        protocols=view.protocols, speaker_error=view.speaker_error)
+                        protocols=view.protocols, speaker_error=view.speaker_error,
+                        withheld=view.withheld)
 
 
 def director_state(snapshot: Snapshot, *, table_settled: bool | None = None) -> DirectorState:

@@ -54,6 +54,7 @@ class DirectorState:
     table_in_sync: bool
     loop_lag: float
     drained: bool = False  # haipvs drain-director (the operator's overrides)
+    sloppy_tcp: str | None = None  # why net.ipv4.vs.sloppy_tcp is not 1 (None: it is)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,7 @@ class BgpView:
     drained: bool
     protocols: dict[str, str]
     speaker_error: str | None
+    withheld: dict[str, str]
 
 
 class BgpPart:
@@ -121,6 +123,8 @@ class BgpPart:
             drained=self._drained,
             protocols=dict(self._protocols),
             speaker_error=self._speaker_error,
+            withheld={str(vip): reason for vip, reason in sorted(
+                self._gates.withheld().items(), key=lambda item: (item[0].version, item[0]))},
         )
 
     async def stop(self) -> None:
@@ -277,6 +281,7 @@ class BgpPart:
             max_loop_lag=self._plan.max_loop_lag,
             drained=state.drained,
             stopping=self._stopping,
+            sloppy_tcp=state.sloppy_tcp,
         )
 
 

@@ -328,6 +328,8 @@ def _scale_out_lines(bgp: dict[str, Any] | None) -> list[str]:
     out = ["", f"Scale-out (BGP): announcing {announced}"]
     if bgp["drained"]:
         out.append("  drained by the operator (haipvs undrain-director to announce again)")
+    for vip, reason in sorted(bgp.get("withheld", {}).items()):
+        out.append(f"  {vip} withdrawn: {reason}")
     if bgp.get("speaker_error"):
         out.append(f"  BIRD: {bgp['speaker_error']}")
     for name, state in sorted(bgp.get("protocols", {}).items()):

@@ -153,6 +153,8 @@ class ScaleOutView:
     drained: bool
     protocols: dict[str, str] = field(default_factory=dict)
     speaker_error: str | None = None
+    #: each VIP the gates keep withdrawn, with every blocker (why it is not announced)
+    withheld: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 and haipvs behind a router running BIRD with ECMP and BFD (haipvs.lab.scaleout).
 
 1. ``learn``: a director announces only once its warm-up has passed, although every other
-   gate held long before;
+   gate held long before; haipvs set ``net.ipv4.vs.sloppy_tcp`` to 1 before announcing;
 2. ``haipvs drain-director``: the router loses that next hop while the director's IPVS table
    stays; the drain survives a restart (the restarted daemon never announces); ``haipvs
    undrain-director`` brings the next hop back;
@@ -68,8 +68,13 @@ def walk_through(lab: ScaleOutLab) -> None:
     for i in (1, 2):
         lab.start_director(i, need=2, learn=LEARN)
     wait_until(lambda: lab.next_hops() == BOTH, 90, step=0.2)
+    # haipvs set sloppy_tcp itself (the kernel's default is 0), before it announced.
     for host in ("d1", "d2"):
-        lab.net.set_sysctl(host, "net.ipv4.vs.sloppy_tcp", "1")
+        value = lab.net.run(host, ["sysctl", "-n", "net.ipv4.vs.sloppy_tcp"]).stdout.strip()
+        assert value == "1", (host, value)
+        (set_line,) = events(lab, host, "bgp.sloppy_tcp.set")
+        assert set_line["was"] == "0"
+        assert at(set_line) <= at(events(lab, host, "bgp.vip.announced")[0])
 
     # 1. learn: both real servers were in the table within about a second; the announcement
     # waited for the warm-up, counted from the BGP part's start (its first configure).

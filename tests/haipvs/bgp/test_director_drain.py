@@ -32,6 +32,13 @@ async def cli(*argv: str) -> int:
     return await asyncio.to_thread(cli_main, list(argv))
 
 
+def sloppy_file(tmp_path: Path) -> Path:
+    path = tmp_path / "sloppy_tcp"
+    if not path.exists():
+        path.write_text("0\n")
+    return path
+
+
 def start(tmp_path: Path, speaker: FakeSpeaker, port: int,
           ) -> tuple[Supervisor, asyncio.Task[int], str]:
     sock = str(tmp_path / "run" / "admin.sock")
@@ -39,6 +46,7 @@ def start(tmp_path: Path, speaker: FakeSpeaker, port: int,
     supervisor = Supervisor(
         str(tmp_path / "haipvs.yaml"), kernel=FakeIpvsKernel(), prober=prober,
         vrrp_factory=FakeVrrpPart, bgp_speaker=lambda _socket: speaker,
+        sloppy_tcp_file=str(sloppy_file(tmp_path)),
         overrides_file=str(tmp_path / "state" / "overrides.json"), admin_socket=sock,
     )
     return supervisor, asyncio.create_task(supervisor.run()), sock
@@ -75,7 +83,8 @@ async def test_drain_director_withdraws_persists_and_undrain_announces_again(
 
     status = await status_of(port)
     assert status["bgp"] == {"announced": [], "drained": True,  # type: ignore[comparison-overlap]
-                             "protocols": {PROTOCOL: "down"}, "speaker_error": None}
+                             "protocols": {PROTOCOL: "down"}, "speaker_error": None,
+                             "withheld": {"192.0.2.10": "director drained by the operator"}}
     (override,) = status["overrides"]  # type: ignore[misc]
     assert (override["kind"], override["target"], override["uid"], override["matches"]) == (
         "drain-director", "d1", os.getuid(), 1)
@@ -87,6 +96,7 @@ async def test_drain_director_withdraws_persists_and_undrain_announces_again(
     assert f"table {service['fingerprint']}" in text
     assert "Scale-out (BGP): announcing nothing" in text
     assert "drained by the operator (haipvs undrain-director to announce again)" in text
+    assert "192.0.2.10 withdrawn: director drained by the operator" in text
     metrics = render_metrics(supervisor.snapshot).decode()
     assert "haipvs_bgp_director_drained 1.0" in metrics
     assert 'haipvs_operator_overrides{kind="drain-director"} 1.0' in metrics
