@@ -33,7 +33,8 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from ipaddress import IPv4Address, IPv6Address
 from typing import TYPE_CHECKING, Protocol
 
 import structlog
@@ -42,6 +43,7 @@ import checkers
 import vrrp
 from haipvs import notify_fifo
 from haipvs.bgp.bird import BirdControl, RouteSpeaker
+from haipvs.bgp.local import unusable_vips
 from haipvs.bgp.part import BgpPart, BgpView, DirectorState
 from haipvs.bgp.sloppy import SLOPPY_TCP, SloppyTcp
 from haipvs.config import ConfigInvalid, dump_config
@@ -130,6 +132,8 @@ class VrrpPart(Protocol):
         ...
 
 
+#: scale-out mode: which VIPs this host cannot take packets for, and why (haipvs.bgp.local)
+VipCheck = Callable[[Iterable[IPv4Address | IPv6Address]], Mapping[IPv4Address | IPv6Address, str]]
 VrrpFactory = Callable[
     [Sequence[vrrp.InstanceSettings], Callable[[str, str, str, str, str], None]], VrrpPart
 ]
@@ -150,6 +154,7 @@ class Supervisor:
         host: HostFacts | None = None,
         bgp_speaker: Callable[[str], RouteSpeaker] | None = None,
         sloppy_tcp_file: str = SLOPPY_TCP,
+        bgp_vip_check: VipCheck | None = None,
     ) -> None:
         self._path = config_path
         self._host = host
@@ -193,6 +198,7 @@ class Supervisor:
         self._bgp: BgpPart | None = None  # scale-out mode (the config's bgp section)
         self._bgp_speaker = bgp_speaker or BirdControl
         self._sloppy_tcp = SloppyTcp(sloppy_tcp_file)  # set in scale-out and mesh mode
+        self._bgp_vip_check = bgp_vip_check or unusable_vips
 
     # ----------------------------------------------------------------- start-up
 
@@ -943,7 +949,8 @@ class Supervisor:
             part, self._bgp = self._bgp, None
             await part.stop()  # withdrawn through the old BIRD, announced by the new one
         if self._bgp is None:
-            self._bgp = BgpPart(plan, self._bgp_speaker(plan.control_socket), self._bgp_state)
+            self._bgp = BgpPart(plan, self._bgp_speaker(plan.control_socket), self._bgp_state,
+                                vip_check=self._bgp_vip_check)
             self._bgp.start()
         else:
             self._bgp.update(plan)

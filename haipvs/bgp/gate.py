@@ -6,8 +6,10 @@ moment it cannot. A withdrawn route costs nothing (the routers spread the flows 
 others); a route announced by a director that cannot serve black-holes a share of every
 client's connections. So the gate is conservative: all of these must hold.
 
-1. ``need``: every virtual service on the VIP has at least ``need`` real servers up
-   (Seesaw's watermarks, vc5's ``need``).
+1. The VIP is a usable address of this director (``haipvs.bgp.local``: on ``lo``; an IPv6
+   VIP elsewhere not held tentative by duplicate address detection), or IPVS never sees
+   the packets the routers send; and ``need``: every virtual service on the VIP has at
+   least ``need`` real servers up (Seesaw's watermarks, vc5's ``need``).
 2. The IPVS table is programmed and equal to the desired one (no pending or failed op):
    a director must not attract flows it would schedule from a stale table; and
    ``net.ipv4.vs.sloppy_tcp`` is 1 (haipvs sets it, ``haipvs.bgp.sloppy``): without it a
@@ -42,6 +44,7 @@ class VipInputs:
     up_by_service: Mapping[str, int]
     need: int = 1
     learn: float | None = None  # this VIP's own warm-up; None: the director's
+    unusable: str | None = None  # why this host cannot take the VIP's packets; None: it can
 
     def __post_init__(self) -> None:
         if self.need < 0:
@@ -76,6 +79,8 @@ class GateVerdict:
 def verdict(vip: VipInputs, director: GateInputs) -> GateVerdict:
     """Announce only when every gate of the module docstring holds."""
     blockers: list[str] = []
+    if vip.unusable is not None:
+        blockers.append(vip.unusable)
     if not vip.up_by_service:
         blockers.append("no virtual service on this VIP")
     for service, up in sorted(vip.up_by_service.items()):

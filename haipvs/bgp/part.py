@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +35,7 @@ import structlog
 
 from haipvs.bgp.bird import BirdError, RouteSpeaker, SpeakerError
 from haipvs.bgp.gate import AnnounceGates, GateChange, GateInputs, IPAddress, VipInputs
+from haipvs.bgp.local import unusable_vips
 from haipvs.bgp.plan import ScaleOutPlan
 from haipvs.bgp.snippet import protocol_name, render_bird_config
 
@@ -76,11 +77,13 @@ class BgpPart:
         state: Callable[[], DirectorState],
         *,
         interval: float = 0.5,
+        vip_check: Callable[[Iterable[IPAddress]], Mapping[IPAddress, str]] = unusable_vips,
     ) -> None:
         self._plan = plan
         self._speaker = speaker
         self._state = state
         self._interval = interval
+        self._vip_check = vip_check
         self._gates = AnnounceGates()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -262,9 +265,11 @@ class BgpPart:
 
     def _vip_inputs(self, state: DirectorState) -> dict[IPAddress, VipInputs]:
         up = state.up_by_service
+        unusable = self._vip_check(self._plan.vips)
         return {
             vip: VipInputs(
-                {label: up.get(label, 0) for label in plan.services}, plan.need, plan.learn
+                {label: up.get(label, 0) for label in plan.services}, plan.need, plan.learn,
+                unusable.get(vip),
             )
             for vip, plan in self._plan.vips.items()
         }

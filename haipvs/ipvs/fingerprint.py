@@ -15,8 +15,10 @@ config, or deleted on failure and added back on recovery) goes to the head inste
 director's table then differs from a freshly started one's by the order alone (measured:
 a fully reversed list moved 1 of 400 sampled flows; a delete and re-add of one dest 1 of
 400). Nothing short of deleting dests with live connections restores the order, so it is
-reported, not repaired; ``inhibit_on_failure`` keeps failed dests in the list at weight 0
-and so keeps health changes from reordering it.
+reported, not repaired. In scale-out mode every service runs as with
+``inhibit_on_failure`` (``haipvs.config.compile``): a dest that is down, or not yet up at
+start, stays in the list at weight 0, so the first sync adds every dest and health changes
+never reorder the list; only config changes do.
 
 Pure.
 """

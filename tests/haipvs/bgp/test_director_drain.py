@@ -46,7 +46,7 @@ def start(tmp_path: Path, speaker: FakeSpeaker, port: int,
     supervisor = Supervisor(
         str(tmp_path / "haipvs.yaml"), kernel=FakeIpvsKernel(), prober=prober,
         vrrp_factory=FakeVrrpPart, bgp_speaker=lambda _socket: speaker,
-        sloppy_tcp_file=str(sloppy_file(tmp_path)),
+        sloppy_tcp_file=str(sloppy_file(tmp_path)), bgp_vip_check=lambda _vips: {},
         overrides_file=str(tmp_path / "state" / "overrides.json"), admin_socket=sock,
     )
     return supervisor, asyncio.create_task(supervisor.run()), sock

@@ -62,6 +62,7 @@ async def test_the_director_never_announces_while_sloppy_tcp_cannot_be_set(
         prober=checkers.ScriptedProber(default=checkers.ProbeResult(True, "connected", 0.001)),
         vrrp_factory=FakeVrrpPart, bgp_speaker=lambda _socket: speaker,
         sloppy_tcp_file=str(missing), admin_socket=str(tmp_path / "admin.sock"),
+        bgp_vip_check=lambda _vips: {},
         overrides_file=str(tmp_path / "overrides.json"),
     )
     # The daemon logs JSON lines to stdout (it configures logging itself).

@@ -83,7 +83,8 @@ async def test_scale_out_announces_follows_health_and_withdraws_first_on_shutdow
     supervisor = Supervisor(str(tmp_path / "haipvs.yaml"), kernel=kernel, prober=prober,
                             vrrp_factory=FakeVrrpPart, remove_ipvs_on_exit=True,
                             bgp_speaker=lambda socket: speaker,
-                            sloppy_tcp_file=str(sloppy))
+                            sloppy_tcp_file=str(sloppy),
+                            bgp_vip_check=lambda _vips: {})  # the host holds no VIP
     task = asyncio.create_task(supervisor.run())
     await until(lambda: supervisor.programmer is not None)
     programmer = supervisor.programmer
