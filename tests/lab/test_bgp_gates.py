@@ -8,7 +8,9 @@ and haipvs behind a router running BIRD with ECMP and BFD (haipvs.lab.scaleout).
    undrain-director`` brings the next hop back;
 3. BIRD refuses a command (``configure`` of a file it cannot parse): one
    ``bgp.speaker.failed`` line with BIRD's code and words, the daemon keeps running and
-   retries, and once the file is fixed the VIP is announced again.
+   retries, and once the file is fixed the VIP is announced again;
+4. the VIP leaves a director's lo: that director withdraws, and announces once it is back;
+5. sloppy_tcp set back to 0 by someone else is set again.
 """
 
 from __future__ import annotations
@@ -142,3 +144,17 @@ def walk_through(lab: ScaleOutLab) -> None:
     assert "hold time 9;" in (lab.workdir / "d2.haipvs-bird.conf").read_text()
     wait_until(lambda: lab.next_hops() == BOTH, 30, step=0.1)
     assert events(lab, "d2", "bgp.vip.announced")[-1]["timestamp"] > failed["timestamp"]
+
+    # 4. The VIP leaves d2's lo: d2 cannot take its packets, so it withdraws (the router
+    # keeps d1) and says why; back on lo, announced again.
+    lab.net.run("d2", ["ip", "addr", "del", f"{VIP}/32", "dev", "lo"])
+    wait_until(lambda: lab.next_hops() == {"10.0.1.2"}, 30, step=0.05)
+    assert events(lab, "d2", "bgp.vip.withdrawn")[-1]["reason"] == \
+        f"{VIP} is not an address of this director (put it on lo)"
+    lab.net.run("d2", ["ip", "addr", "add", f"{VIP}/32", "dev", "lo"])
+    wait_until(lambda: lab.next_hops() == BOTH, 30, step=0.05)
+
+    # 5. sloppy_tcp set back to 0 behind haipvs's back: set again at the next evaluation.
+    lab.net.set_sysctl("d1", "net.ipv4.vs.sloppy_tcp", "0")
+    wait_until(lambda: len(events(lab, "d1", "bgp.sloppy_tcp.set")) >= 2, 30)
+    assert lab.net.run("d1", ["sysctl", "-n", "net.ipv4.vs.sloppy_tcp"]).stdout.strip() == "1"
