@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import errno
 import gc
@@ -32,7 +33,8 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from ipaddress import IPv4Address, IPv6Address
 from typing import TYPE_CHECKING, Protocol
 
 import structlog
@@ -41,7 +43,9 @@ import checkers
 import vrrp
 from haipvs import notify_fifo
 from haipvs.bgp.bird import BirdControl, RouteSpeaker
+from haipvs.bgp.local import unusable_vips
 from haipvs.bgp.part import BgpPart, BgpView, DirectorState
+from haipvs.bgp.sloppy import SLOPPY_TCP, SloppyTcp
 from haipvs.config import ConfigInvalid, dump_config
 from haipvs.config.compile import Compiled
 from haipvs.daemon.accept import (
@@ -69,6 +73,7 @@ from haipvs.ipvs import (
     KernelError,
     ServiceKey,
 )
+from haipvs.ipvs.fingerprint import fingerprint, in_canonical_order
 from haipvs.logs import configure_logging
 from haipvs.sdnotify import SystemdNotifier
 from haipvs.status.snapshot import (
@@ -127,6 +132,8 @@ class VrrpPart(Protocol):
         ...
 
 
+#: scale-out mode: which VIPs this host cannot take packets for, and why (haipvs.bgp.local)
+VipCheck = Callable[[Iterable[IPv4Address | IPv6Address]], Mapping[IPv4Address | IPv6Address, str]]
 VrrpFactory = Callable[
     [Sequence[vrrp.InstanceSettings], Callable[[str, str, str, str, str], None]], VrrpPart
 ]
@@ -146,6 +153,8 @@ class Supervisor:
         admin_socket: str | None = None,
         host: HostFacts | None = None,
         bgp_speaker: Callable[[str], RouteSpeaker] | None = None,
+        sloppy_tcp_file: str = SLOPPY_TCP,
+        bgp_vip_check: VipCheck | None = None,
     ) -> None:
         self._path = config_path
         self._host = host
@@ -188,6 +197,8 @@ class Supervisor:
         self._fifo: notify_fifo.NotifyFifo | None = None  # keepalived notify_fifo
         self._bgp: BgpPart | None = None  # scale-out mode (the config's bgp section)
         self._bgp_speaker = bgp_speaker or BirdControl
+        self._sloppy_tcp = SloppyTcp(sloppy_tcp_file)  # set in scale-out and mesh mode
+        self._bgp_vip_check = bgp_vip_check or unusable_vips
 
     # ----------------------------------------------------------------- start-up
 
@@ -913,6 +924,8 @@ class Supervisor:
                 and spec.key in expected and sorry.key in expected[spec.key].dests,
                 fail_open=service_status is not None and service_status.fail_open,
                 quorum_min_up=spec.min_up,
+                fingerprint=None if entry is None else fingerprint(entry),
+                dest_order_canonical=None if entry is None else in_canonical_order(entry),
             ))
         return Snapshot(
             director=compiled.director,
@@ -948,6 +961,8 @@ class Supervisor:
     def _want_sync_mesh(self) -> None:
         """ipvs.sync_daemon.mode mesh: master and backup from start, VRRP or not."""
         self._sync_wanted, self._sync_reason = "mesh", "mesh"
+        # Synced connections are only half of it: a moved flow must also be scheduled.
+        self._sloppy_tcp.ensure()
         if self._sync_task is None or self._sync_task.done():
             self._sync_task = asyncio.create_task(self._follow_sync_daemon())
             self._tasks.append(self._sync_task)
@@ -955,7 +970,8 @@ class Supervisor:
     def _bgp_state(self) -> DirectorState:
         programmer = self._programmer
         settled = programmer is not None and programmer.settled
-        return director_state(self.snapshot(), table_settled=settled)
+        state = director_state(self.snapshot(), table_settled=settled)
+        return dataclasses.replace(state, sloppy_tcp=self._sloppy_tcp.ensure())
 
     async def _follow_bgp(self, compiled: Compiled | None) -> None:
         """Start, update or stop the BGP part as the config's bgp section says; stopping
@@ -970,7 +986,8 @@ class Supervisor:
             part, self._bgp = self._bgp, None
             await part.stop()  # withdrawn through the old BIRD, announced by the new one
         if self._bgp is None:
-            self._bgp = BgpPart(plan, self._bgp_speaker(plan.control_socket), self._bgp_state)
+            self._bgp = BgpPart(plan, self._bgp_speaker(plan.control_socket), self._bgp_state,
+                                vip_check=self._bgp_vip_check)
             self._bgp.start()
         else:
             self._bgp.update(plan)
@@ -979,7 +996,8 @@ class Supervisor:
 
 def _scale_out_view(view: BgpView) -> ScaleOutView:
     return ScaleOutView(announced=view.announced, drained=view.drained,
-                        protocols=view.protocols, speaker_error=view.speaker_error)
+                        protocols=view.protocols, speaker_error=view.speaker_error,
+                        withheld=view.withheld)
 
 
 def director_state(snapshot: Snapshot, *, table_settled: bool | None = None) -> DirectorState:
