@@ -67,13 +67,15 @@ from haipvs.daemon.reload import ReloadPlan, plan_reload, served
 from haipvs.ipvs import (
     ActualTable,
     DestKey,
+    DirectorKernel,
     HealthView,
-    IpvsKernel,
     IpvsProgrammer,
     KernelError,
     ServiceKey,
 )
 from haipvs.ipvs.fingerprint import fingerprint, in_canonical_order
+from haipvs.ipvs.genl import SyncState
+from haipvs.ipvs.sync_roles import MESH, sync_roles, sync_steps
 from haipvs.logs import configure_logging
 from haipvs.sdnotify import SystemdNotifier
 from haipvs.status.snapshot import (
@@ -144,7 +146,7 @@ class Supervisor:
         self,
         config_path: str,
         *,
-        kernel: IpvsKernel | None = None,
+        kernel: DirectorKernel | None = None,
         vrrp_factory: VrrpFactory | None = None,
         prober: checkers.Prober | None = None,
         remove_ipvs_on_exit: bool = False,
@@ -183,8 +185,8 @@ class Supervisor:
         self._lag = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._sync_wanted: str | None = None
-        self._sync_applied: str | None = None
+        self._sync_wanted: frozenset[SyncState] | None = None
+        self._sync_applied: frozenset[SyncState] | None = None
         self._sync_task: asyncio.Task[None] | None = None
         self._sync_reason = ""
         self._overrides_file = overrides_file
@@ -314,7 +316,7 @@ class Supervisor:
             await vrrp_started  # a VRRP start failure is the daemon's, as before
         await self._start_rest(compiled, api, token)
 
-    async def _start_ipvs(self, compiled: Compiled, kernel: IpvsKernel) -> None:
+    async def _start_ipvs(self, compiled: Compiled, kernel: DirectorKernel) -> None:
         """The IPVS table: adopted, the operator's overrides applied, and programmed
         (the first sync awaited) before anything else starts: a hot standby first."""
         programmer = IpvsProgrammer(
@@ -477,10 +479,11 @@ class Supervisor:
         if compiled is None or compiled.sync_daemon is None or loop is None:
             return
         sync = compiled.sync_daemon
-        if sync.mode == "mesh" or (sync.instance is not None and sync.instance != instance):
-            return
-        if to_state in ("MASTER", "BACKUP", "FAULT"):
-            loop.call_soon_threadsafe(self._want_sync_daemon, to_state)
+        if sync.mode == MESH:
+            return  # both roles run from the start, whatever VRRP says
+        roles = sync_roles(sync.mode, sync.instance, instance, to_state)
+        if roles is not None:
+            loop.call_soon_threadsafe(self._want_sync_roles, roles, f"vrrp_{to_state.lower()}")
 
     def _fifo_instance_line(self, instance: str, state: str) -> None:
         # keepalived writes the instance's priority as it stands: the VRRP process's last
@@ -512,48 +515,39 @@ class Supervisor:
             return
         self._fifo = fifo
 
-    def _want_sync_daemon(self, vrrp_state: str) -> None:
-        # One worker applies the latest wanted role: a quick BACKUP->MASTER->BACKUP
-        # ends with the backup daemon, whatever order the kernel answers in.
-        # FAULT listens like BACKUP (keepalived: only the master sends).
-        self._sync_wanted = "master" if vrrp_state == "MASTER" else "backup"
-        self._sync_reason = f"vrrp_{vrrp_state.lower()}"
+    def _want_sync_roles(self, roles: frozenset[SyncState], reason: str) -> None:
+        # One worker applies the latest wanted roles (haipvs.ipvs.sync_roles): a quick
+        # BACKUP->MASTER->BACKUP ends with the backup daemon, whatever order the kernel
+        # answers in.
+        self._sync_wanted = roles
+        self._sync_reason = reason
         if self._sync_task is None or self._sync_task.done():
             self._sync_task = asyncio.create_task(self._follow_sync_daemon())
             self._tasks.append(self._sync_task)
 
     async def _follow_sync_daemon(self) -> None:
         """keepalived lvs_sync_daemon: the master sends connection state, the backup listens."""
-        from haipvs.ipvs.genl import SyncState
-
         while self._sync_wanted is not None and self._sync_wanted != self._sync_applied:
-            role = self._sync_wanted
+            roles = self._sync_wanted
             compiled, kernel = self._compiled, self._kernel
             if compiled is None or compiled.sync_daemon is None or kernel is None:
                 return
             sync = compiled.sync_daemon
-            starts = {"master": [SyncState.MASTER], "backup": [SyncState.BACKUP],
-                      "mesh": [SyncState.MASTER, SyncState.BACKUP]}[role]
-            set_daemon = getattr(kernel, "set_sync_daemon", None)
-            stop_daemon = getattr(kernel, "stop_sync_daemon", None)
-            if set_daemon is None or stop_daemon is None:
-                return  # a kernel port without connection sync (the fake)
-            # Stop both roles first: the other role is wrong now, and a daemon of this
-            # role left by a crashed predecessor would make the start fail (EEXIST).
-            for state in SyncState:
-                with contextlib.suppress(KernelError, OSError):  # not running: fine
-                    await stop_daemon(state)
+            stops, starts = sync_steps(roles)
+            for state in stops:
+                with contextlib.suppress(KernelError):  # ESRCH: it did not run
+                    await kernel.stop_sync_daemon(state)
             for start in starts:
                 try:
-                    await set_daemon(start, sync.interface, sync.syncid,
-                                     mcast_group=sync.group, mcast_port=sync.port,
-                                     mcast_ttl=sync.ttl, sync_maxlen=sync.maxlen)
+                    await kernel.set_sync_daemon(start, sync.interface, sync.syncid,
+                                                 mcast_group=sync.group, mcast_port=sync.port,
+                                                 mcast_ttl=sync.ttl, sync_maxlen=sync.maxlen)
                     log.info("ipvs.sync_daemon.started", state=start.name.lower(),
                              iface=sync.interface, syncid=sync.syncid, reason=self._sync_reason)
-                except (KernelError, OSError) as error:
+                except KernelError as error:
                     log.error("ipvs.sync_daemon.failed", state=start.name.lower(),
                               iface=sync.interface, errno=error.errno, reason=str(error))
-            self._sync_applied = role
+            self._sync_applied = roles
 
     # ----------------------------------------------------------------- reload
 
@@ -669,9 +663,12 @@ class Supervisor:
                 self._sync_wanted = None
                 self._tasks.append(asyncio.create_task(self._stop_sync_daemon()))
             else:
+                sync = compiled.sync_daemon
+                assert sync is not None  # plan.sync_daemon says it is configured
                 state = self._followed_state()
-                if state is not None:
-                    self._want_sync_daemon(state)
+                roles = sync_roles(sync.mode, sync.instance, sync.instance, state)
+                if roles is not None:
+                    self._want_sync_roles(roles, "config_changed")
 
     def _followed_state(self) -> str | None:
         """The VRRP state the sync daemon follows now (None: not known yet)."""
@@ -687,14 +684,12 @@ class Supervisor:
         return None
 
     async def _stop_sync_daemon(self) -> None:
-        from haipvs.ipvs.genl import SyncState
-
-        stop_daemon = getattr(self._kernel, "stop_sync_daemon", None)
-        if stop_daemon is None:
+        kernel = self._kernel
+        if kernel is None:
             return
         for state in SyncState:
-            with contextlib.suppress(KernelError, OSError):  # not running: fine
-                await stop_daemon(state)
+            with contextlib.suppress(KernelError):  # ESRCH: it did not run
+                await kernel.stop_sync_daemon(state)
         log.info("ipvs.sync_daemon.stopped", reason="config_changed")
 
     def _failed(self, plan: ReloadPlan, running: Accepted, error: Exception) -> ReloadOutcome:
@@ -911,7 +906,7 @@ class Supervisor:
                     admin=None if (spec.key, dest.key) not in admin
                     else admin[(spec.key, dest.key)].state.value,
                 ))
-            service_status = pool_snap.services.get(name)
+            service_status = pool_snap.services.get(str(spec.key))
             sorry = spec.sorry_server
             services.append(ServiceView(
                 name=name,
@@ -960,12 +955,11 @@ class Supervisor:
 
     def _want_sync_mesh(self) -> None:
         """ipvs.sync_daemon.mode mesh: master and backup from start, VRRP or not."""
-        self._sync_wanted, self._sync_reason = "mesh", "mesh"
         # Synced connections are only half of it: a moved flow must also be scheduled.
         self._sloppy_tcp.ensure()
-        if self._sync_task is None or self._sync_task.done():
-            self._sync_task = asyncio.create_task(self._follow_sync_daemon())
-            self._tasks.append(self._sync_task)
+        roles = sync_roles(MESH, None, None, None)
+        assert roles is not None
+        self._want_sync_roles(roles, "mesh")
 
     def _bgp_state(self) -> DirectorState:
         programmer = self._programmer

@@ -189,9 +189,10 @@ def compile_config(config: m.Config, *, hostname: str = "director") -> Compiled:
         base: m.KeyPath = ("virtual_servers", vs_index)
         with _at(base):
             key = ipvs_service_key(vs)
-        # The `vs` log key the checkers use: the operator's name, else tcp/198.51.100.10:80.
-        label = vs.name or vs.label
-        names[key] = label
+        names[key] = vs.name or vs.label
+        # The `vs` key of the checkers' lines, as on the ipvs.* and drain lines about the
+        # same service (one renderer): tcp/198.51.100.10:80, never the operator's name.
+        label = str(key)
         dests = []
         for rs_index, rs in enumerate(vs.real_servers):
             path: m.KeyPath = (*base, "real_servers", rs_index)

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from checkers.spec import endpoint_label
 from haipvs.ipvs.fingerprint import fingerprint_number
 from haipvs.status.snapshot import ScaleOutView, Snapshot
 
@@ -127,7 +128,7 @@ def _services(snap: Snapshot) -> Iterator[Metric]:
     for service in snap.services:
         fail_open.add_metric([service.key], 1 if service.fail_open else 0)
         for rs in service.real_servers:
-            values = [service.key, f"{rs.address}:{rs.port}"]
+            values = [service.key, endpoint_label(rs.address, rs.port)]
             up.add_metric(values, 1 if rs.health == "up" else 0)
             if rs.latency_ms is not None:
                 latency.add_metric(values, rs.latency_ms / 1000)
@@ -148,7 +149,7 @@ def _overrides(snap: Snapshot) -> Iterator[Metric]:
     for service in snap.services:
         for rs in service.real_servers:
             if rs.admin is not None:
-                admin.add_metric([service.key, f"{rs.address}:{rs.port}", rs.admin], 1)
+                admin.add_metric([service.key, endpoint_label(rs.address, rs.port), rs.admin], 1)
     yield admin
     overrides = GaugeMetricFamily(
         "haipvs_operator_overrides", "Operator overrides in force, by kind.", labels=["kind"]
