@@ -172,28 +172,37 @@ class ResponseReader:
         return True
 
     def _parse_head(self, head: bytes) -> bool:
-        lines = head.split(b"\r\n")
-        status_line = lines[0].split(None, 2)
+        first, _, rest = head.partition(b"\r\n")
+        status_line = first.split(None, 2)
         if (
             len(status_line) < 2
             or not status_line[0].startswith(b"HTTP/")
             or len(status_line[1]) != 3
             or not status_line[1].isdigit()
         ):
-            return self._fail(f"malformed status line {lines[0][:40]!r}")
+            return self._fail(f"malformed status line {first[:40]!r}")
         self.status = int(status_line[1])
-        for line in lines[1:]:
+        # Only the two headers that frame the body matter. The usual head names
+        # Content-Length once, as "\r\nContent-Length:", and no Transfer-Encoding:
+        # then that line is the one a line-by-line parse would find, and a few C
+        # scans find it; anything else takes the line-by-line parse.
+        lower = head.lower()
+        at = lower.find(b"\r\ncontent-length:")
+        if b"transfer-encoding" not in lower and lower.count(b"content-length") == (at >= 0):
+            if at < 0:
+                return True
+            start = at + 17
+            end = head.find(b"\r\n", start)
+            self._content_length(head[start:] if end < 0 else head[start:end])
+            return True  # as after _fail: `error` and `done` say it failed
+        for line in rest.split(b"\r\n") if rest else ():
             name, sep, value = line.partition(b":")
             if not sep:
                 continue
             name = name.strip().lower()
             if name == b"content-length":
-                text = value.strip()
-                if not text.isdigit():
-                    return self._fail(f"malformed content-length {text[:20]!r}")
-                if len(text) > _MAX_LENGTH_DIGITS:  # int() refuses 4300 digits (ValueError)
-                    return self._fail(f"content-length too large {text[:20]!r}...")
-                self.content_length = int(text)
+                if not self._content_length(value):
+                    return True  # as after _fail: `error` and `done` say it failed
             elif name == b"transfer-encoding" and b"chunked" in value.lower():
                 # Not allowed in an answer to HTTP/1.0; read to the close and
                 # let the body checks see the chunk framing rather than guess.
@@ -201,6 +210,18 @@ class ResponseReader:
         if self.chunked:
             # RFC 9112 §6.3: Transfer-Encoding overrides Content-Length.
             self.content_length = None
+        return True
+
+    def _content_length(self, value: bytes) -> bool:
+        """Take one Content-Length value; False (and failed) when it is no length."""
+        text = value.strip()
+        if not text.isdigit():
+            self._fail(f"malformed content-length {text[:20]!r}")
+            return False
+        if len(text) > _MAX_LENGTH_DIGITS:  # int() refuses 4300 digits (ValueError)
+            self._fail(f"content-length too large {text[:20]!r}...")
+            return False
+        self.content_length = int(text)
         return True
 
 
