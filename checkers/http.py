@@ -514,16 +514,39 @@ class HttpAttempt(ConnectAttempt):
     answer is judged once the reader is done.
     """
 
-    __slots__ = ("_out", "plan", "reader")
+    __slots__ = ("_out", "_sent", "plan", "reader")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, on_done: ProbeDone, plan: HttpPlan):
         self.plan = plan
         self.reader = ResponseReader(keep_body=plan.keep_body, no_body=plan.no_body)
         self._out: memoryview | None = None
+        self._sent = False
         super().__init__(loop, on_done, plan.address, plan.port, timeout=plan.timeout)
+        sock = self.sock
+        if sock is None:
+            return  # failed already: reported from the loop
+        # Over loopback or a LAN the handshake is often complete when connect()
+        # returns: the request goes now, not one wake-up later at the writable edge,
+        # so the answer can come with that edge. Still connecting: EAGAIN, and the
+        # request goes at the edge as before.
+        request = plan.request
+        try:
+            sent = sock.send(request)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            # The connect failed (refused...): this send took its error from the
+            # socket, so the failed edge that follows reports it from here.
+            self.early_errno = exc.errno or 0
+            return
+        self._sent = True
+        if sent < len(request):
+            self._out = memoryview(request)[sent:]
 
     def _connected(self, events: int) -> None:
-        self._out = memoryview(self.plan.request)
+        if not self._sent:
+            self._out = memoryview(self.plan.request)
+            self._sent = True
         self._readable(events)
 
     def _readable(self, events: int) -> None:

@@ -267,6 +267,7 @@ class ConnectAttempt:
         "_on_done",
         "_readiness",
         "_soon",
+        "early_errno",
         "fd",
         "loop",
         "sock",
@@ -284,6 +285,9 @@ class ConnectAttempt:
         timeout: float,
         bind_address: str | None = None,
     ) -> None:
+        # The connect's error when a subclass's early send already took it from
+        # the socket (SO_ERROR is read once): the failed edge reports this one.
+        self.early_errno = 0
         self.loop = loop
         self._on_done = on_done
         self.timeout = timeout
@@ -335,7 +339,7 @@ class ConnectAttempt:
             assert sock is not None
             if events & _FAILED or not events & select.EPOLLOUT:
                 err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                self.finish(False, describe_errno(err or errno.ECONNRESET))
+                self.finish(False, describe_errno(err or self.early_errno or errno.ECONNRESET))
                 return
             self._connecting = False
             self._connected(events)
