@@ -37,6 +37,7 @@ import vrrp
 from haipvs.bgp.plan import ScaleOutPlan, VipPlan
 from haipvs.bgp.snippet import BfdTimers, BirdSettings, Neighbour
 from haipvs.config import model as m
+from haipvs.config.rules import scheduler_flags_in_use
 from haipvs.ipvs import (
     Dest,
     DestKey,
@@ -293,7 +294,7 @@ def _sorry(vs: m.VirtualServer) -> Dest | None:
 def _service_spec(
     vs: m.VirtualServer, key: ServiceKey, dests: list[Dest], sorry: Dest | None
 ) -> ServiceSpec:
-    flags = m.scheduler_flags_in_use(vs)
+    flags = scheduler_flags_in_use(vs)
     return ServiceSpec(
         service=Service(
             key=key,

@@ -50,9 +50,9 @@ from haipvs.config.model import (
     UdpCheck,
     VirtualServer,
     VrrpInstance,
-    find_rule_violations,
     format_key_path,
 )
+from haipvs.config.rules import find_rule_violations
 
 __all__ = [
     "ConfigError",

@@ -30,8 +30,10 @@ from vrrp.fake import (
 from vrrp.machine import State, Transition, TransitionReason, VrrpMachine, build_advert
 from vrrp.packet import VRRP_MULTICAST_V4, VRRP_MULTICAST_V6, decode_advert, encode_advert
 from vrrp.ports import ReceivedAdvert, VrrpIoError
-from vrrp.runner import FaultSource, InstanceRunner, InstanceStatus, SyncGroup, VrrpService
+from vrrp.runner import InstanceRunner
+from vrrp.service import SyncGroup, VrrpService
 from vrrp.settings import InstanceSettings, NotifySettings, TrackInterface, VipSpec
+from vrrp.status import FaultSource, InstanceStatus
 from vrrp.timing import master_down_interval, skew_time
 from vrrp.track import InstanceTracker
 
