@@ -824,12 +824,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for pair in line.split()[2:]:
                     key, _, value = pair.partition("=")
                     values[key] = value
+    # native_* without a kind is the TCP run (the kind the issue measured); HTTP's
+    # own figures follow under native_http_*.
     wanted = [
         "tcp_cpu_ratio",
         "http_cpu_ratio",
         "native_cpu_us_per_check",
         "lateness_p99_ms",
         "rss_mb",
+        "native_http_cpu_us_per_check",
+        "native_http_lateness_p99_ms",
+        "native_http_rss_mb",
     ]
     extra = [k for k in values if k not in wanted]
     print("RESULT " + " ".join(f"{k}={values.get(k, 'missing')}" for k in wanted + extra))
