@@ -14,7 +14,9 @@ Rules kept here:
    TCP, plain HTTP) run without any task: their socket's readiness edges and
    deadline drive them and they call back with the result. Other kinds run in
    a task that exists only while the probe runs. When the timer fires, the cores see
-   ``max(deadline, clock())``, never a time before the deadline they asked for.
+   ``max(deadline, clock())``, never a time before the deadline they asked for;
+   probe starts due up to ``probe_batch`` later start with it (checkers/schedule.py
+   rule 5: one wake-up for several checks).
 2. Concurrency is bounded: at most ``max_concurrency`` probes run at once;
    due probes beyond that wait in FIFO order (a counting semaphore without a
    task parked per waiter).
@@ -63,7 +65,13 @@ from checkers.health import (
 from checkers.hysteresis import Reason
 from checkers.probe import ProbeAttempt, ProbePlan, plan_probe, run_probe
 from checkers.result import ProbeResult
-from checkers.schedule import first_probe_at, next_probe_at, shared_interval
+from checkers.schedule import (
+    PROBE_BATCH,
+    batch_end,
+    first_probe_at,
+    next_probe_at,
+    shared_interval,
+)
 from checkers.spec import BackendId, CheckKey, CheckSpec, FailOpenSettings, Target, check_key
 
 __all__ = ["DEFAULT_MAX_CONCURRENCY", "HUNG_GRACE", "WATCHDOG_PERIOD", "CheckerPool", "Prober"]
@@ -183,7 +191,8 @@ class CheckerPool:
     ``clock`` defaults to the running loop's ``time`` (monotonic); inject one
     for tests without looptime. ``rng`` spreads the first probes (warm-up).
     ``fail_open`` is the default guard for services that ``update`` does not
-    configure (None: no guard).
+    configure (None: no guard). ``probe_batch``: seconds of probe starts batched
+    into one wake-up (checkers/schedule.py rule 5; 0 for none).
     """
 
     def __init__(
@@ -196,6 +205,7 @@ class CheckerPool:
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         fail_open: FailOpenSettings | None = _DEFAULT_FAIL_OPEN,
         history: int = DEFAULT_HISTORY,
+        probe_batch: float = PROBE_BATCH,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
@@ -206,6 +216,7 @@ class CheckerPool:
         self._max_concurrency = max_concurrency
         self._default_fail_open = fail_open
         self._history = history
+        self._probe_batch = probe_batch
 
         self._backends: dict[BackendId, _Backend] = {}
         self._probes: dict[CheckKey, _Probe] = {}
@@ -290,10 +301,16 @@ class CheckerPool:
         self._timer = None
         self._timer_at = None
         now = max(deadline, self._clock())
+        # Probe starts due a little later go now too (schedule rule 5); the other
+        # items (core deadlines, the watchdog) never run before their time.
+        batch = batch_end(now, self._probe_batch)
         heap = self._heap
         items = self._heap_items
-        while heap and heap[0][0] <= now:
-            when, seq = heapq.heappop(heap)
+        while heap and heap[0][0] <= batch:
+            when, seq = heap[0]
+            if when > now and not isinstance(items[seq], _Probe):
+                break
+            heapq.heappop(heap)
             item = items.pop(seq)
             if not self._valid(when, item):
                 continue
