@@ -138,9 +138,10 @@ class _Readiness:
     plus its timeout, so the attempts of one timeout expire in the order they
     started: one FIFO per timeout value, and ONE loop timer at the earliest
     head, instead of a timer handle made and cancelled per check. A finished
-    attempt stays in its FIFO until its deadline comes (skipped then); when no
-    attempt is live the FIFOs are dropped and the timer cancelled, so an idle
-    or closed loop holds nothing.
+    attempt stays in its FIFO until the timer fires (dropped then, and the timer
+    re-armed for the oldest attempt still running); when no attempt is live the
+    FIFOs are dropped and the timer cancelled, so an idle or closed loop holds
+    nothing.
     """
 
     __slots__ = ("__weakref__", "_deadlines", "_epoll", "_live", "_timer", "_timer_at", "_waiters")
@@ -209,6 +210,11 @@ class _Readiness:
                 attempt = queue.popleft()[1]
                 if attempt.sock is not None:
                     attempt.expired()
+            # Attempts that ended already need no wake-up at their deadline: the
+            # next one is for the oldest attempt still running (with healthy
+            # servers about one a timeout, instead of one per batch of starts).
+            while queue and queue[0][1].sock is None:
+                queue.popleft()
             if queue and (earliest is None or queue[0][0] < earliest):
                 earliest = queue[0][0]
         # (an expired attempt's callback may have started others and armed the timer)
