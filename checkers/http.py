@@ -501,8 +501,10 @@ class HttpPlan:
         self.keep_body = body_regex is not None or body_digest is not None
         self.no_body = no_body
 
-    def start(self, loop: asyncio.AbstractEventLoop, on_done: ProbeDone) -> ConnectAttempt:
-        return HttpAttempt(loop, on_done, self)
+    def start(
+        self, loop: asyncio.AbstractEventLoop, on_done: ProbeDone, started: float | None = None
+    ) -> ConnectAttempt:
+        return HttpAttempt(loop, on_done, self, started)
 
 
 class HttpAttempt(ConnectAttempt):
@@ -516,12 +518,20 @@ class HttpAttempt(ConnectAttempt):
 
     __slots__ = ("_out", "_sent", "plan", "reader")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, on_done: ProbeDone, plan: HttpPlan):
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_done: ProbeDone,
+        plan: HttpPlan,
+        started: float | None = None,
+    ):
         self.plan = plan
         self.reader = ResponseReader(keep_body=plan.keep_body, no_body=plan.no_body)
         self._out: memoryview | None = None
         self._sent = False
-        super().__init__(loop, on_done, plan.address, plan.port, timeout=plan.timeout)
+        super().__init__(
+            loop, on_done, plan.address, plan.port, timeout=plan.timeout, started=started
+        )
         sock = self.sock
         if sock is None:
             return  # failed already: reported from the loop
@@ -591,7 +601,7 @@ class HttpAttempt(ConnectAttempt):
             _verdict(
                 self.reader,
                 failure,
-                self.loop.time() - self.started,
+                self.elapsed(),
                 timeout=plan.timeout,
                 expect_status=plan.expect_status,
                 body_regex=plan.body_regex,

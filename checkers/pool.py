@@ -317,7 +317,7 @@ class CheckerPool:
             if isinstance(item, _Probe):
                 item.due = None
                 item.launched_due = when
-                self._launch(item, when)
+                self._launch(item, when, now)
             elif isinstance(item, _Watchdog):
                 item.due = None
                 self._sweep_hung(now)
@@ -329,18 +329,19 @@ class CheckerPool:
 
     # -- probes --------------------------------------------------------------
 
-    def _launch(self, probe: _Probe, due: float) -> None:
+    def _launch(self, probe: _Probe, due: float, now: float) -> None:
         if self._in_flight >= self._max_concurrency:
             self._waiting.append((probe, due))
             return
-        self._start_probe(probe, due)
+        self._start_probe(probe, due, now)
 
-    def _start_probe(self, probe: _Probe, due: float) -> None:
+    def _start_probe(self, probe: _Probe, due: float, now: float) -> None:
+        """Start one probe at ``now``, the time its caller read for this wake-up:
+        one clock read per batch of starts (it is a system call in some VMs)."""
         loop = self._loop
         assert loop is not None
         self._in_flight += 1
         self.probes_started += 1
-        now = self._clock()
         self._lateness.append(now - due)
         probe.started_at = now
         probe.hung = False
@@ -353,7 +354,7 @@ class CheckerPool:
             if probe.plan is not None:
                 assert probe.on_done is not None
                 try:
-                    probe.attempt = probe.plan.start(loop, probe.on_done)
+                    probe.attempt = probe.plan.start(loop, probe.on_done, now)
                 except Exception as exc:
                     # As in _run: our bug (or the director out of file
                     # descriptors), never the peer's. A failed check, reported
@@ -366,23 +367,27 @@ class CheckerPool:
 
     def _attempt_done(self, probe: _Probe, result: ProbeResult) -> None:
         """A callback attempt's one result: the same steps as the end of _run."""
-        self._release(probe)
+        # The attempt started at started_at and measured its latency at the
+        # wake-up that ended it: that is now, without reading the clock again.
+        started = probe.started_at
+        now = started + result.latency if started is not None else self._clock()
+        self._release(probe, now)
         self.probes_completed += 1
         if not probe.removed:
-            self._on_result(probe, result)
+            self._on_result(probe, result, now)
 
-    def _release(self, probe: _Probe) -> None:
+    def _release(self, probe: _Probe, now: float) -> None:
         probe.attempt = None
         self._in_flight -= 1
         self._running.discard(probe)
-        self._start_waiting()
+        self._start_waiting(now)
 
     def _cancel_attempt(self, probe: _Probe) -> None:
         """Stop a running callback attempt without a result (removal, stop)."""
         attempt = probe.attempt
         if attempt is not None:
             attempt.cancel()
-            self._release(probe)
+            self._release(probe, self._clock())
 
     def _sweep_hung(self, now: float) -> None:
         """Cancel probes running HUNG_GRACE past their timeout; re-arm the sweep."""
@@ -410,15 +415,16 @@ class CheckerPool:
                         ProbeResult(
                             False, f"probe hung past its {timeout:g}s timeout", now - started
                         ),
+                        now,
                     )
         self._watchdog.due = now + WATCHDOG_PERIOD
         self._push_quiet(self._watchdog.due, self._watchdog)
 
-    def _start_waiting(self) -> None:
+    def _start_waiting(self, now: float) -> None:
         while self._waiting and self._in_flight < self._max_concurrency and not self._stopping:
             probe, due = self._waiting.popleft()
             if not probe.removed:
-                self._start_probe(probe, due)
+                self._start_probe(probe, due, now)
 
     async def _run(self, probe: _Probe) -> None:
         try:
@@ -440,13 +446,13 @@ class CheckerPool:
             self._in_flight -= 1
             self._running.discard(probe)
             probe.task = None
-            self._start_waiting()
+            now = self._clock()
+            self._start_waiting(now)
         self.probes_completed += 1
         if not probe.removed:
-            self._on_result(probe, result)
+            self._on_result(probe, result, now)
 
-    def _on_result(self, probe: _Probe, result: ProbeResult) -> None:
-        now = self._clock()
+    def _on_result(self, probe: _Probe, result: ProbeResult, now: float) -> None:
         backend: _Backend | None = None
         for backend in list(probe.backends.values()):
             events = backend.health.observe(
