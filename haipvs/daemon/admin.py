@@ -368,7 +368,8 @@ def _request_of(args: argparse.Namespace) -> dict[str, Any]:
 
 def admin_command(args: argparse.Namespace) -> int:
     """``haipvs drain|undrain|maintenance|failover|drain-director|undrain-director|overrides``:
-    0 done, 1 refused, 2 no daemon."""
+    0 done, 1 refused, 2 no daemon, 3 ``drain --wait --timeout`` ran out with connections
+    left."""
     path = args.socket or default_socket_path()
     request = _request_of(args)
     try:
@@ -391,12 +392,27 @@ def admin_command(args: argparse.Namespace) -> int:
     if rows is not None:
         _show_servers(rows)
     if getattr(args, "wait", False):
-        return _wait_empty(path, request, args.interval)
+        return _wait_empty(path, request, args.interval, getattr(args, "timeout", None))
     return 0
 
 
-def _wait_empty(path: str, request: Mapping[str, Any], interval: float) -> int:
-    """``drain --wait``: report the connections left until every named server has none."""
+#: ``drain --wait --timeout``: connections were still left when the time was up. The drain
+#: stays in force (weight 0); only the wait ended. 1 and 2 are taken (refused, no daemon).
+EXIT_DRAIN_TIMED_OUT = 3
+
+
+def _wait_empty(
+    path: str,
+    request: Mapping[str, Any],
+    interval: float,
+    timeout: float | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """``drain --wait``: report the connections left until every named server has none
+    (0), or until ``timeout`` seconds have passed (``EXIT_DRAIN_TIMED_OUT``)."""
+    deadline = None if timeout is None else clock() + timeout
     last: list[tuple[Any, ...]] = []
     while True:
         try:
@@ -417,7 +433,12 @@ def _wait_empty(path: str, request: Mapping[str, Any], interval: float) -> int:
         if left == 0:
             print("drained: no connection left")
             return 0
-        time.sleep(interval)
+        now = clock()
+        if deadline is not None and now >= deadline:
+            print(f"timed out after {timeout:g}s: {left} connection(s) left; the drain "
+                  f"stays in force (haipvs undrain ends it)")
+            return EXIT_DRAIN_TIMED_OUT
+        sleep(interval if deadline is None else max(0.0, min(interval, deadline - now)))
 
 
 def _show_overrides(doc: Mapping[str, Any]) -> None:
