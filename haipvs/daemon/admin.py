@@ -228,12 +228,34 @@ class Operator:
                         self._on_director()
                 else:
                     self.apply_ipvs()
-            log.info(outcome.event, uid=uid, detail=outcome.message, changed=outcome.changed,
-                     **_fields(request))
+            fields = _fields(request)
+            servers = self._named_servers(request, running.services) if outcome.changed else []
+            if not servers:
+                log.info(outcome.event, uid=uid, detail=outcome.message,
+                         changed=outcome.changed, **fields)
+            # One line per real server the command changed, with the `vs` and `rs` keys
+            # every other line about that server carries (check.*, ipvs.*, the drain).
+            for key, dest in servers:
+                log.info(outcome.event, uid=uid, detail=outcome.message,
+                         changed=outcome.changed, vs=str(key), rs=str(dest), **fields)
         answer: dict[str, Any] = {"ok": True, "message": outcome.message}
         if command != "failover" and command not in _DIRECTOR_COMMANDS:
             answer["servers"] = await self._servers(request)
         return answer
+
+    def _named_servers(
+        self,
+        request: Mapping[str, Any],
+        services: Mapping[ServiceKey, tuple[str, Collection[DestKey]]],
+    ) -> list[tuple[ServiceKey, DestKey]]:
+        """The (service, real server) pairs a drain or maintenance command names."""
+        if request.get("command") not in ("drain", "undrain", "maintenance"):
+            return []
+        address, port = parse_target(str(request.get("target", "")))
+        service = request.get("service")
+        probe = ServerOverride(address, port, None if service is None else str(service),
+                               AdminState.DRAIN, 0.0, 0)
+        return self._overrides.matched(probe, services)
 
     async def _servers(self, request: Mapping[str, Any]) -> list[dict[str, Any]]:
         address, port = parse_target(str(request.get("target", "")))

@@ -74,6 +74,11 @@ async def test_drain_is_logged_with_the_uid_persisted_and_survives_a_restart(
     (line,) = [e for e in logs if e["event"] == "operator.drain"]
     assert (line["uid"], line["target"], line["detail"]) == (
         os.getuid(), "10.0.0.12:80", "10.0.0.12:80: drain")
+    # The same vs/rs keys as the check.*, ipvs.* and drain lines about that server.
+    assert (line["vs"], line["rs"]) == ("tcp/198.51.100.10:80", "10.0.0.12:80")
+    kernel_lines = [e for e in logs if e["event"].startswith("ipvs.dest.")]
+    assert kernel_lines
+    assert {(e["vs"], e["rs"]) for e in kernel_lines} == {(line["vs"], line["rs"])}
     out = capsys.readouterr().out
     assert "10.0.0.12:80: drain" in out and "active 2, inactive 1" in out
     # Shown in /status, haipvs status and the metrics.
