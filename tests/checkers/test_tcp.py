@@ -223,6 +223,7 @@ async def test_an_attempt_reports_once_and_never_from_its_constructor() -> None:
     assert len(results) == 1
 
 
+@pytest.mark.looptime
 async def test_a_cancelled_attempt_reports_nothing_and_closes(black_hole_port: int) -> None:
     loop = asyncio.get_running_loop()
     results: list[ProbeResult] = []
@@ -231,7 +232,7 @@ async def test_a_cancelled_attempt_reports_nothing_and_closes(black_hole_port: i
     assert sock is not None
     attempt.cancel()
     assert sock.fileno() == -1
-    await asyncio.sleep(0.3)  # past its deadline
+    await asyncio.sleep(0.3)  # past its deadline, in virtual loop time
     assert results == []
 
 
