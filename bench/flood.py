@@ -141,24 +141,32 @@ for _ in range(idle):
     except OSError:
         refused += 1
 print("ready", len(held), refused, flush=True)
-latencies, failures = [], 0
+# The Host header a local monitor sends: the API refuses any other on a loopback bind
+# (DNS rebinding), so a probe naming some other host measures the refusal, not healthz.
+request = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+latencies, failures, why = [], 0, {}
 end = time.monotonic() + duration
 while time.monotonic() < end:
     started = time.monotonic()
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
-            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            conn.sendall(request.encode())
             data = b""
             while chunk := conn.recv(4096):
                 data += chunk
+        latencies.append((time.monotonic() - started) * 1000)
         if not data.startswith(b"HTTP/1.1 200"):
             failures += 1
-        latencies.append((time.monotonic() - started) * 1000)
-    except OSError:
+            status = data.split(b"\r\n", 1)[0].decode(errors="replace") or "empty answer"
+            why[status] = why.get(status, 0) + 1
+    except OSError as error:
         failures += 1
+        why[type(error).__name__] = why.get(type(error).__name__, 0) + 1
     time.sleep(0.1)
-print(json.dumps({"latencies": latencies, "failures": failures, "idle_open": len(held),
-                  "idle_refused": refused}), flush=True)
+print(json.dumps({"latencies": latencies, "failures": failures, "why": why,
+                  "probes": len(latencies) + sum(v for k, v in why.items()
+                                                 if not k.startswith("HTTP")),
+                  "idle_open": len(held), "idle_refused": refused}), flush=True)
 """
 
 _TS = re.compile(r"^\[(?P<ts>[0-9T:.+\-]+)\]\s*(?P<rest>.*)$")
@@ -331,6 +339,8 @@ def run_one(args: argparse.Namespace, implementation: str) -> dict[str, Any]:
                 probe = json.loads(prober.communicate(timeout=300)[0] or b"{}")
                 results["healthz_p99_ms"] = round(percentile(probe.get("latencies", []), 0.99), 1)
                 results["healthz_failures"] = probe.get("failures")
+                results["healthz_probes"] = probe.get("probes")
+                results["healthz_failure_reasons"] = probe.get("why")
                 results["idle_connections_open"] = probe.get("idle_open")
             dropped: Counter[str] = Counter()
             for name in DIRECTORS:
@@ -372,6 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"drop_log_lines_per_reason_per_10s={ours['drop_log_lines_per_reason_per_10s']} "
         f"healthz_p99_ms={ours.get('healthz_p99_ms')} "
         f"healthz_failures={ours.get('healthz_failures')} "
+        f"healthz_probes={ours.get('healthz_probes')} "
         f"idle_connections={ours.get('idle_connections_open')}"
     )
     if not args.skip_keepalived:

@@ -1,7 +1,9 @@
 """The nemesis: a seeded, randomized fault schedule against a live director pair, with
 invariants checked from what was observed (Jepsen's way of working), in the lab.
 
-    python bench/nemesis.py [--seeds N] [--minutes M] [--seed S] [--mix ci|full]
+    python bench/nemesis.py [--seeds N|A-B|A,B,..] [--minutes M] [--seed S] [--mix ci|full]
+                            [--results FILE]
+    python bench/nemesis.py --sum FILE [FILE ...]
 
 Enters the lab itself (haipvs.lab.runner). For each seed (S, S+1, ... S+N-1) a fresh
 pair (haipvs.lab.pair: dir1 priority 150, dir2 100, VRRPv3 at 0.5 s adverts, three real
@@ -13,9 +15,14 @@ the VIP, what /status claims and the IPVS table; this process tails the daemons'
 and samples their processes. Afterwards haipvs.lab.nemesis.invariants judges it all.
 
 Each violation is one ``VIOLATION seed=S t=...`` line with the faults just before it;
-``--seed S --seeds 1`` replays that schedule. The last line:
+``--seeds S-S`` (or ``--seed S``) replays that schedule. Each finished seed prints one
+``SEED seed=S commit=... faults=N invariant_violations=N ...`` line and, with
+``--results FILE``, appends it to FILE at once: a long run (20 seeds x 15 min) is done in
+parts (``--seeds 1-3``, later ``--seeds 4-7``, ...) into one file on the same commit, and
+``--sum FILE`` folds the parts into one RESULT line, refusing parts measured on another
+commit, mix or seed length (haipvs.lab.nemesis.summary). The last line:
 ``RESULT seeds=N faults=N invariant_violations=N dual_holder_max_ms=... no_holder_max_ms=...
-converge_max_ms=... rss_growth_mib_per_h=... ...``.
+converge_max_ms=... rss_growth_mib_per_h=... ... commit=...``.
 """
 
 from __future__ import annotations
@@ -63,6 +70,7 @@ from haipvs.lab.nemesis.invariants import (
     describe,
 )
 from haipvs.lab.nemesis.schedule import ALL_KINDS, CI_KINDS, Fault, generate
+from haipvs.lab.nemesis.summary import combine, parse_seeds, seed_line
 from haipvs.lab.pair import REAL_SERVERS, VIP, DirectorPair, running_pair, wait_until
 from haipvs.lab.runner import rerun_in_lab_unless_ipvs
 from haipvs.lab.servers import start_real_server
@@ -439,53 +447,112 @@ def run_seed(seed: int, seconds: float, kinds: Sequence[str]) -> tuple[Verdict, 
     return verdict, nemesis.injected, extra
 
 
+def git_commit() -> str:
+    """The commit measured: HEAD, with ``-dirty`` when tracked files differ from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True,
+                              text=True, check=False).stdout.strip()
+    head = git("rev-parse", "--short=12", "HEAD") or "unknown"
+    return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def result_line(seeds: Sequence[int], run: dict[str, str], figures: dict[str, float]) -> str:
+    counted = ("faults", "invariant_violations")
+    rest = " ".join(f"{key}={value:g}" for key, value in figures.items()
+                    if key not in counted and not key.startswith("violations_"))
+    per_invariant = " ".join(f"{key}={value:g}" for key, value in sorted(figures.items())
+                             if key.startswith("violations_"))
+    contiguous = list(seeds) == list(range(min(seeds), max(seeds) + 1))
+    span = (f"{min(seeds)}-{max(seeds)}" if contiguous and len(seeds) > 1
+            else ",".join(map(str, seeds)))
+    return (f"RESULT seeds={len(seeds)} faults={figures.get('faults', 0):g} "
+            f"invariant_violations={figures.get('invariant_violations', 0):g} {rest} "
+            f"{per_invariant} seed_numbers={span} mix={run['mix']} "
+            f"minutes_per_seed={run['minutes_per_seed']} commit={run['commit']}"
+            ).replace("  ", " ")
+
+
+def sum_results(files: Sequence[Path]) -> int:
+    """The RESULT line of every SEED line in `files` (parts of one long run)."""
+    lines = [(f"{path}:{number}", line) for path in files
+             for number, line in enumerate(path.read_text().splitlines(), 1)]
+    try:
+        seeds, run, figures = combine(lines)
+    except ValueError as error:
+        print(f"nemesis --sum: {error}", file=sys.stderr)
+        return 2
+    print(result_line(seeds, run, figures), flush=True)
+    return 0 if figures.get("invariant_violations", 0) == 0 else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=1, help="how many seeds (from --seed on)")
+    parser.add_argument("--seeds", default="1",
+                        help="a count of seeds from --seed on (3), a range (8-14) or a list "
+                             "(1,4,9)")
     parser.add_argument("--minutes", type=float, default=5.0, help="per seed")
-    parser.add_argument("--seed", type=int, default=1, help="the first (or only) seed")
+    parser.add_argument("--seed", type=int, default=1, help="the first seed of a count")
     parser.add_argument("--mix", choices=("ci", "full"), default="full")
     parser.add_argument("--kinds", nargs="*", choices=ALL_KINDS,
                         help="only these fault kinds (overrides --mix)")
     parser.add_argument("--logs", type=Path, default=None,
                         help="a directory where each seed's pair keeps its logs (default: "
                              "the lab guest's own /tmp, gone when the guest ends)")
-    args = parser.parse_args(argv)
-    budget = args.seeds * (args.minutes * 60 + 240) + 300
-    rerun = rerun_in_lab_unless_ipvs(__file__, sys.argv[1:] if argv is None else argv,
-                                     timeout=budget, cwd=str(REPO))
+    parser.add_argument("--results", type=Path, default=None,
+                        help="append each finished seed's SEED line to this file (keep it "
+                             "outside /tmp: the lab guest mounts its own)")
+    parser.add_argument("--sum", type=Path, nargs="+", metavar="FILE",
+                        help="no run: print the RESULT line of the SEED lines in these files")
+    parser.add_argument("--commit", help=argparse.SUPPRESS)  # set before entering the lab
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(raw)
+    if args.sum:
+        return sum_results(args.sum)
+    try:
+        seeds = parse_seeds(args.seeds, args.seed)
+    except ValueError as error:
+        parser.error(str(error))
+    budget = len(seeds) * (args.minutes * 60 + 240) + 300
+    # The guest runs from the repository: paths given relative to here must still hold.
+    for option in ("--results", "--logs"):
+        value = getattr(args, option[2:])
+        if value is not None:
+            raw += [option, str(value.resolve())]
+    if args.commit is None:
+        raw += ["--commit", git_commit()]
+    rerun = rerun_in_lab_unless_ipvs(__file__, raw, timeout=budget, cwd=str(REPO))
     if rerun is not None:
         return rerun
     kinds = args.kinds or (CI_KINDS if args.mix == "ci" else ALL_KINDS)
+    run = {"commit": args.commit or git_commit(),
+           "mix": "custom" if args.kinds else args.mix,
+           "minutes_per_seed": f"{args.minutes:g}"}
     if args.logs is not None:  # the guest mounts its own /tmp, gone with the guest
         args.logs.mkdir(parents=True, exist_ok=True)
         os.environ["TMPDIR"] = str(args.logs.resolve())
-    started = time.monotonic()
-    totals: Counter[str] = Counter()
-    worst: dict[str, float] = {}
-    faults = violations = 0
-    for seed in range(args.seed, args.seed + args.seeds):
+    lines: list[tuple[str, str]] = []
+    for seed in seeds:
+        started = time.monotonic()
         verdict, injected, extra = run_seed(seed, args.minutes * 60, kinds)
-        faults += len(injected)
         for violation in verdict.violations:
             print(describe(violation, seed, injected), flush=True)
-            totals[violation.invariant] += 1
-        violations += len(verdict.violations)
-        for key, value in {**verdict.figures, **extra}.items():
-            if key in ("client_failed", "client_requests"):
-                worst[key] = worst.get(key, 0) + value
-            else:
-                worst[key] = max(worst.get(key, value), value)
-        print(f"# seed {seed}: {len(injected)} faults, {len(verdict.violations)} violations, "
-              + " ".join(f"{k}={v:g}" for k, v in {**verdict.figures, **extra}.items()),
-              flush=True)
-    figures = " ".join(f"{key}={value:g}" for key, value in worst.items())
-    per_invariant = " ".join(f"violations_{key}={count}" for key, count in sorted(totals.items()))
-    print(f"RESULT seeds={args.seeds} faults={faults} invariant_violations={violations} "
-          f"{figures} {per_invariant} mix={'custom' if args.kinds else args.mix} "
-          f"minutes_per_seed={args.minutes:g} lab_seconds={time.monotonic() - started:.0f}"
-          .replace("  ", " "), flush=True)
-    return 0 if violations == 0 else 1
+        per_invariant = Counter(v.invariant for v in verdict.violations)
+        figures: dict[str, float] = {
+            "faults": len(injected), "invariant_violations": len(verdict.violations),
+            **verdict.figures, **extra,
+            **{f"violations_{key}": count for key, count in sorted(per_invariant.items())},
+            "lab_seconds": round(time.monotonic() - started)}
+        line = seed_line(seed, run, figures)
+        print(line, flush=True)
+        if args.results is not None:
+            with open(args.results, "a", encoding="utf-8") as handle:
+                handle.write(line + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        lines.append(("this run", line))
+    done, _, totals = combine(lines)
+    print(result_line(done, run, totals), flush=True)
+    return 0 if totals.get("invariant_violations", 0) == 0 else 1
 
 
 if __name__ == "__main__":

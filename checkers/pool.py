@@ -700,6 +700,11 @@ class CheckerPool:
                 if probe.task is not None:
                     probe.task.cancel()
                 self._cancel_attempt(probe)
+                # on_done refers back to the probe: without this cycle broken the
+                # probe, its plan, key and target outlive it until a full collection,
+                # and never after the daemon's gc.freeze() (a leak per reload).
+                probe.on_done = None
+                probe.plan = None
         service = self._services[backend_id.service]
         step = service.guard.remove(backend_id)
         # An empty service is dropped at the end of update(), not here: a

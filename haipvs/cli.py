@@ -135,6 +135,12 @@ def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     failover.add_argument("--release", action="store_true",
                           help="end the hold: the instance may preempt again")
     socket_option(failover)
+    for name, text in (
+        ("drain-director", "scale-out mode: withdraw every VIP from the routers (BGP); "
+                           "the other directors take the flows"),
+        ("undrain-director", "end drain-director: announce again once the gates hold"),
+    ):
+        socket_option(commands.add_parser(name, help=text))
     overrides = commands.add_parser("overrides", help="list the operator's overrides")
     overrides.add_argument("--json", action="store_true")
     socket_option(overrides)

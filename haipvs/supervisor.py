@@ -334,7 +334,7 @@ class Supervisor:
         # gives a drained real server new connections.
         operator = Operator(path=self._overrides_file, running=self._running_view,
                             set_admin=programmer.set_admin, set_holds=self._set_holds,
-                            progress=self._dest_progress)
+                            progress=self._dest_progress, on_director=self._poke_bgp)
         self._operator = operator
         operator.load()
         operator.apply_ipvs()
@@ -752,7 +752,13 @@ class Supervisor:
         return RunningView(
             services=served(compiled),
             instances=tuple(settings.name for settings in compiled.instances),
+            announces=compiled.bgp is not None,
         )
+
+    def _poke_bgp(self) -> None:
+        """drain-director changed: the gates read it now, not at their next tick."""
+        if self._bgp is not None:
+            self._bgp.poke()
 
     async def _set_holds(self, holds: Mapping[str, str]) -> None:
         if self._vrrp is not None:
@@ -811,6 +817,11 @@ class Supervisor:
                          else 0)
             for hold in overrides.holds if hold.active(now)
         )
+        if overrides.director is not None:
+            views.append(OverrideView(kind="drain-director", target=compiled.director,
+                                      service=None, uid=overrides.director.uid,
+                                      since=overrides.director.since,
+                                      matches=1 if compiled.bgp is not None else 0))
         return tuple(views)
 
     # ----------------------------------------------------------------- upkeep
@@ -985,6 +996,7 @@ def director_state(snapshot: Snapshot, *, table_settled: bool | None = None) -> 
         up_by_service=up,
         table_in_sync=snapshot.programmer.in_sync if table_settled is None else table_settled,
         loop_lag=snapshot.loop_lag_ms / 1000.0,
+        drained=any(o.kind == "drain-director" for o in snapshot.overrides),
     )
 
 

@@ -80,7 +80,7 @@ from vrrp.settings import InstanceSettings
 from vrrp.status import FaultSource, InstanceStatus, RunnerCounters
 from vrrp.track_verdict import TrackVerdict
 
-__all__ = ["InstanceRunner", "TransitionCallback", "log"]
+__all__ = ["FaultCallback", "InstanceRunner", "TransitionCallback", "log"]
 
 #: Datagrams the receive loop feeds before it yields to the event loop (timers,
 #: advert sends). Small: one datagram costs tens of microseconds in Python.
@@ -122,6 +122,9 @@ log = _NeverRaises(structlog.get_logger())
 
 #: Called after each transition, in the runner's event loop.
 TransitionCallback = Callable[[str, Transition, VrrpMachine], None]
+#: Called when the instance gets or loses a fault of its own (any source but the
+#: sync group's), in the runner's event loop: (instance, has an own fault).
+FaultCallback = Callable[[str, bool], None]
 
 
 class InstanceRunner:
@@ -175,6 +178,8 @@ class InstanceRunner:
         self._announce_task: asyncio.Task[None] | None = None
         self._io_fault_timer: asyncio.TimerHandle | None = None
         self._faults: dict[FaultSource, str] = {}
+        self._fault_callbacks: list[FaultCallback] = []
+        self._own_fault_reported = False
         self._tracked_priority = settings.priority
         self._tracked_reason = "configured"
         self._sync_hold: str | None = None
@@ -209,6 +214,27 @@ class InstanceRunner:
 
     def add_transition_callback(self, callback: TransitionCallback) -> None:
         self._callbacks.append(callback)
+
+    def add_fault_callback(self, callback: FaultCallback) -> None:
+        self._fault_callbacks.append(callback)
+
+    def _report_own_fault(self) -> None:
+        """Tell the fault callbacks (a sync group) when the instance got or lost a
+        fault of its own; a fault the group holds on it is not its own."""
+        own = any(source is not FaultSource.sync_group for source in self._faults)
+        if own == self._own_fault_reported:
+            return
+        self._own_fault_reported = own
+        for callback in self._fault_callbacks:
+            try:
+                callback(self.name, own)
+            except Exception as exc:  # rule 7
+                log.error(
+                    "vrrp.callback.failed",
+                    instance=self.name,
+                    callback=getattr(callback, "__qualname__", repr(callback)),
+                    error=repr(exc),
+                )
 
     def _now(self) -> float:
         if self._clock is not None:
@@ -287,6 +313,7 @@ class InstanceRunner:
             return self.machine.set_fault(bool(self._faults), summary, now)
 
         await self._input(fault_input)
+        self._report_own_fault()
 
     async def hold_for_sync_group(self, reason: str | None) -> None:
         """Sync group: advertise the lowest priority while a member is backup
@@ -529,6 +556,7 @@ class InstanceRunner:
         # Inside the lock already: call the machine directly. Failures while
         # releasing (priority-0 advert on a dead link) are logged, not re-faulted.
         await self._execute(self.machine.set_fault(True, self._fault_summary(), self._now()))
+        self._report_own_fault()
         loop = self._running_loop()
         if self._io_fault_timer is not None:
             self._io_fault_timer.cancel()

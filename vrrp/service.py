@@ -54,6 +54,7 @@ class SyncGroup:
         self._tasks: set[asyncio.Task[None]] = set()
         for member in members:
             member.add_transition_callback(self._on_transition)
+            member.add_fault_callback(self._on_fault)
 
     @property
     def members(self) -> tuple[InstanceRunner, ...]:
@@ -65,21 +66,19 @@ class SyncGroup:
         task.add_done_callback(self._tasks.discard)
 
     def _on_transition(self, instance: str, transition: Transition, machine: VrrpMachine) -> None:
-        own_faults = frozenset(
-            name
-            for name, member in self._members.items()
-            if any(source is not FaultSource.sync_group for source in member.faults)
-        )
         event = MemberTransition(
-            instance,
-            transition.old,
-            transition.new,
-            transition.reason,
-            own_faults,
-            asyncio.get_running_loop().time(),
+            instance, transition.old, transition.new, transition.reason, self._now()
         )
         for decision in self.policy.on_transition(event):
             self._execute(decision)
+
+    def _on_fault(self, instance: str, own: bool) -> None:
+        for decision in self.policy.on_fault(instance, own, self._now()):
+            self._execute(decision)
+
+    @staticmethod
+    def _now() -> float:
+        return asyncio.get_running_loop().time()
 
     def _execute(self, decision: Decision) -> None:
         if isinstance(decision, Follow):

@@ -2,9 +2,12 @@
 
 Instances of one sync group move together:
 
-- A member entering FAULT by its own cause (tracking, IO) puts every other member in
-  FAULT (the group's own fault source) until no member has a fault of its own
-  (keepalived ``vrrp_sync_fault``).
+- The group is in FAULT while any member has a fault of its own (tracking, IO):
+  every member is held in FAULT (the group's own fault source) while another member
+  has its own fault (keepalived ``vrrp_sync_fault``). The rule follows the members'
+  own faults (:meth:`SyncGroupPolicy.on_fault`), not their transitions: a member the
+  group already holds in FAULT makes no transition when its own fault starts, yet it
+  keeps the group in FAULT until that fault clears.
 - A member that loses MASTER to a peer (MASTER -> BACKUP) makes the others follow: they
   advertise the lowest priority (1) so they do not preempt back, and a master among them
   resigns straight to BACKUP (reason ``sync_group``, BACKUP notify, no FAULT) with
@@ -43,16 +46,12 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class MemberTransition:
-    """A member of the group changed state.
-
-    ``own_faults`` names the members that hold a fault of their own at that moment
-    (tracking, IO; not the group's), as their runners report it."""
+    """A member of the group changed state."""
 
     instance: str
     old: State
     new: State
     reason: TransitionReason
-    own_faults: frozenset[str]
     at: float
 
 
@@ -97,13 +96,15 @@ Decision = Follow | GroupFault | Demote | ReleaseHold
 
 
 class SyncGroupPolicy:
-    """The decisions of one sync group; it remembers which members it holds in FAULT."""
+    """The decisions of one sync group; it remembers which members have a fault of
+    their own and which it holds in FAULT."""
 
     def __init__(self, name: str, members: Sequence[str]) -> None:
         if len(set(members)) != len(members):
             raise ValueError(f"sync group {name}: duplicate instance")
         self.name = name
         self.members = tuple(members)
+        self._own: set[str] = set()
         self._faulted: set[str] = set()
 
     @property
@@ -111,24 +112,38 @@ class SyncGroupPolicy:
         """The members the group holds in FAULT now."""
         return frozenset(self._faulted)
 
+    def on_fault(self, instance: str, own: bool, at: float) -> tuple[Decision, ...]:
+        """``instance`` now has (``own``) or no longer has a fault of its own."""
+        self._check_member(instance)
+        if own == (instance in self._own):
+            return ()
+        if own:
+            self._own.add(instance)
+            reason = f"sync_group={self.name} member={instance} in fault"
+        else:
+            self._own.discard(instance)
+            reason = f"sync_group={self.name} member={instance} fault cleared"
+        # Held: every member while another member has its own fault.
+        held = {member for member in self.members if self._own - {member}}
+        decisions: list[Decision] = [Follow(instance, "fault", reason, at)] if own else []
+        decisions += [
+            GroupFault(member, True, reason, at)
+            for member in self.members
+            if member in held and member not in self._faulted
+        ]
+        decisions += [
+            GroupFault(member, False, reason, at)
+            for member in self.members
+            if member in self._faulted and member not in held
+        ]
+        self._faulted = held
+        return tuple(decisions)
+
     def on_transition(self, event: MemberTransition) -> tuple[Decision, ...]:
         """What the other members do because ``event.instance`` changed state."""
-        if event.instance not in self.members:
-            raise ValueError(f"sync group {self.name}: {event.instance} is not a member")
+        self._check_member(event.instance)
         name, at = event.instance, event.at
         others = [member for member in self.members if member != name]
-        if event.new is State.FAULT and name in event.own_faults:
-            reason = f"sync_group={self.name} member={name} in fault"
-            self._faulted.update(others)
-            return (
-                Follow(name, "fault", reason, at),
-                *(GroupFault(other, True, reason, at) for other in others),
-            )
-        if event.old is State.FAULT and not (event.own_faults & set(self.members)):
-            reason = f"sync_group={self.name} member={name} fault cleared"
-            cleared = [other for other in others if other in self._faulted]
-            self._faulted.difference_update(cleared)
-            return tuple(GroupFault(other, False, reason, at) for other in cleared)
         if (
             event.old is State.MASTER
             and event.new is State.BACKUP
@@ -146,6 +161,10 @@ class SyncGroupPolicy:
         if event.new is State.MASTER:
             return tuple(ReleaseHold(member, at) for member in self.members)
         return ()
+
+    def _check_member(self, instance: str) -> None:
+        if instance not in self.members:
+            raise ValueError(f"sync group {self.name}: {instance} is not a member")
 
 
 def group_state(states: Collection[State]) -> State | None:

@@ -8,7 +8,9 @@ It owns three things and nothing else:
   is re-evaluated and re-announced if its gates hold.
 - The gates (``gate.AnnounceGates``), fed every ``interval`` and on each ``poke()`` (a health
   change) with what the daemon knows: the real servers up per service, whether the IPVS
-  table equals the desired one, the event loop's lag, the operator's drain.
+  table equals the desired one, the event loop's lag, the operator's ``drain-director``
+  (read from the operator's overrides on every evaluation: a drain survives reload and
+  restart with them, and this part keeps no copy of it).
 - The speaker calls: a flip is applied through the ``RouteSpeaker``; a failure is one
   ``bgp.speaker.failed`` line with BIRD's code and words, the VIP is re-evaluated on the
   next attempt, after a backoff (0.5 s doubling to 10 s); nothing here ever raises into
@@ -51,6 +53,7 @@ class DirectorState:
     up_by_service: Mapping[str, int]
     table_in_sync: bool
     loop_lag: float
+    drained: bool = False  # haipvs drain-director (the operator's overrides)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +101,6 @@ class BgpPart:
 
     def poke(self) -> None:
         """A health change (or anything the gates read) moved: evaluate now."""
-        self._wake.set()
-
-    def set_drained(self, drained: bool) -> None:
-        """The operator takes this director out of (or back into) the routers' ECMP."""
-        self._drained = drained
         self._wake.set()
 
     def update(self, plan: ScaleOutPlan) -> None:
@@ -268,6 +266,7 @@ class BgpPart:
         }
 
     def _gate_inputs(self, state: DirectorState) -> GateInputs:
+        self._drained = state.drained  # for the view: as the gates last saw it
         now = asyncio.get_running_loop().time()
         return GateInputs(
             now=now,
@@ -276,7 +275,7 @@ class BgpPart:
             table_in_sync=state.table_in_sync,
             loop_lag=state.loop_lag,
             max_loop_lag=self._plan.max_loop_lag,
-            drained=self._drained,
+            drained=state.drained,
             stopping=self._stopping,
         )
 

@@ -9,8 +9,9 @@ override it creates.
 The protocol is one JSON object per line each way: a request ``{"command": "drain", "target":
 "10.0.0.12:80", "service": null}`` and its answer ``{"ok": true, "message": ..., "servers":
 [...]}``, or ``{"ok": false, "error": ...}``. Commands: drain, undrain, maintenance (``on``:
-true or false), failover (``instance``, ``hold_for`` seconds or ``release``), progress (the
-connections left on the real servers a target names), overrides (the list).
+true or false), failover (``instance``, ``hold_for`` seconds or ``release``),
+drain-director and undrain-director (scale-out mode), progress (the connections left on the
+real servers a target names), overrides (the list).
 
 ``Operator`` owns the overrides of the running daemon: it loads them at start, applies a
 command (the decision is ``haipvs.daemon.overrides.apply_command``), persists the result
@@ -84,6 +85,8 @@ class RunningView:
     #: each virtual server: its name and its real servers
     services: Mapping[ServiceKey, tuple[str, Collection[DestKey]]]
     instances: Collection[str]
+    #: scale-out mode: the config has a bgp section (drain-director applies)
+    announces: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +109,7 @@ class Operator:
         set_admin: Callable[[Mapping[tuple[ServiceKey, DestKey], AdminView]], None],
         set_holds: Callable[[Mapping[str, str]], Awaitable[None]],
         progress: Callable[[], Awaitable[Mapping[tuple[ServiceKey, DestKey], DestProgress]]],
+        on_director: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = path or os.path.join(state_directory(), FILE_NAME)
@@ -113,6 +117,7 @@ class Operator:
         self._set_admin = set_admin
         self._set_holds = set_holds
         self._progress = progress
+        self._on_director = on_director  # the announce gates read ``overrides.director``
         self._clock = clock
         self._overrides = Overrides()
         self._lock = asyncio.Lock()
@@ -136,9 +141,10 @@ class Operator:
                       moved_to=aside, reason="starting without overrides")
             self._overrides = Overrides()
             return
-        if self._overrides.servers or self._overrides.holds:
+        if self._overrides.servers or self._overrides.holds or self._overrides.director:
             log.info("operator.overrides.loaded", file=self.path,
-                     servers=len(self._overrides.servers), holds=len(self._overrides.holds))
+                     servers=len(self._overrides.servers), holds=len(self._overrides.holds),
+                     director_drained=self._overrides.director is not None)
 
     def apply_ipvs(self) -> None:
         """Give the IPVS part the overrides on the running config (start-up and reload)."""
@@ -196,7 +202,8 @@ class Operator:
             running = self._running()
             try:
                 outcome = apply_command(self._overrides, request, uid=uid, now=self._clock(),
-                                        services=running.services, instances=running.instances)
+                                        services=running.services, instances=running.instances,
+                                        announces=running.announces)
             except CommandError as error:
                 log.warning("operator.refused", command=str(command), uid=uid, error=str(error))
                 return {"ok": False, "error": str(error)}
@@ -216,12 +223,15 @@ class Operator:
                     except Exception as error:  # the VRRP process refused: say so
                         log.error("operator.failover.failed", uid=uid, error=str(error))
                         return {"ok": False, "error": f"VRRP: {error}"}
+                elif command in _DIRECTOR_COMMANDS:
+                    if self._on_director is not None:
+                        self._on_director()
                 else:
                     self.apply_ipvs()
             log.info(outcome.event, uid=uid, detail=outcome.message, changed=outcome.changed,
                      **_fields(request))
         answer: dict[str, Any] = {"ok": True, "message": outcome.message}
-        if command != "failover":
+        if command != "failover" and command not in _DIRECTOR_COMMANDS:
             answer["servers"] = await self._servers(request)
         return answer
 
@@ -240,6 +250,9 @@ class Operator:
                          "weight": seen.weight, "active": seen.active,
                          "inactive": seen.inactive})
         return rows
+
+
+_DIRECTOR_COMMANDS = ("drain-director", "undrain-director")
 
 
 def _fields(request: Mapping[str, Any]) -> dict[str, Any]:
@@ -348,12 +361,15 @@ def _request_of(args: argparse.Namespace) -> dict[str, Any]:
     if command == "failover":
         return {"command": "failover", "instance": args.instance, "hold_for": args.hold_for,
                 "release": bool(args.release)}
+    if command in _DIRECTOR_COMMANDS:
+        return {"command": command}
     return {"command": "overrides"}
 
 
 def admin_command(args: argparse.Namespace) -> int:
-    """``haipvs drain|undrain|maintenance|failover|overrides``: 0 done, 1 refused, 2 no daemon,
-    3 ``drain --wait --timeout`` ran out with connections left."""
+    """``haipvs drain|undrain|maintenance|failover|drain-director|undrain-director|overrides``:
+    0 done, 1 refused, 2 no daemon, 3 ``drain --wait --timeout`` ran out with connections
+    left."""
     path = args.socket or default_socket_path()
     request = _request_of(args)
     try:
@@ -427,8 +443,12 @@ def _wait_empty(
 
 def _show_overrides(doc: Mapping[str, Any]) -> None:
     now = time.time()
-    if not doc["servers"] and not doc["holds"]:
+    director = doc.get("director")
+    if not doc["servers"] and not doc["holds"] and director is None:
         print("no operator override")
+    if director is not None:
+        print(f"{'director':<12} drained: every VIP withdrawn from the routers, by uid "
+              f"{director['uid']}, {int(now - director['since'])}s ago")
     for entry in doc["servers"]:
         address, port = entry["address"], entry["port"]
         target = address if port is None else (

@@ -298,11 +298,12 @@ def render_status(doc: dict[str, Any], now: float | None = None) -> str:
                 f"{weight + '/' + str(rs['weight']):<6} {rs['active_conns']:<10} "
                 f"{rs['inactive_conns']:<10} {rs['health']}: {rs['reason']}{latency}{drain}{held}"
             )
+    out.extend(_scale_out_lines(doc.get("bgp")))
     overrides = doc.get("overrides") or []
     if overrides:
         out.append("")
         out.append("Operator overrides (haipvs overrides; undo with undrain, maintenance off, "
-                   "failover --release)")
+                   "failover --release, undrain-director)")
     for override in overrides:
         where = f" in {override['service']}" if override["service"] else ""
         until = "" if override["kind"] != "failover" else (
@@ -312,6 +313,21 @@ def render_status(doc: dict[str, Any], now: float | None = None) -> str:
         out.append(f"  {override['kind']:<12} {override['target']}{where}, by uid "
                    f"{override['uid']} {_ago(override['since'], now)}{until}{stale}")
     return "\n".join(out) + "\n"
+
+
+def _scale_out_lines(bgp: dict[str, Any] | None) -> list[str]:
+    """Scale-out mode: what this director announces to its routers, and why not."""
+    if bgp is None:
+        return []
+    announced = ", ".join(bgp["announced"]) or "nothing"
+    out = ["", f"Scale-out (BGP): announcing {announced}"]
+    if bgp["drained"]:
+        out.append("  drained by the operator (haipvs undrain-director to announce again)")
+    if bgp.get("speaker_error"):
+        out.append(f"  BIRD: {bgp['speaker_error']}")
+    for name, state in sorted(bgp.get("protocols", {}).items()):
+        out.append(f"  {name:<28} {state}")
+    return out
 
 
 def status_command(args: argparse.Namespace) -> int:

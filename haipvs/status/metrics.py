@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from haipvs.status.snapshot import Snapshot
+from haipvs.status.snapshot import ScaleOutView, Snapshot
 
 __all__ = ["SnapshotCollector", "render_metrics"]
 
@@ -64,6 +64,8 @@ class SnapshotCollector(Collector):
         restarts.add_metric([], snap.vrrp_restarts)
         yield restarts
         yield from _overrides(snap)
+        if snap.bgp is not None:
+            yield from _scale_out(snap.bgp)
 
 
 def _vrrp(snap: Snapshot) -> Iterator[Metric]:
@@ -149,7 +151,7 @@ def _overrides(snap: Snapshot) -> Iterator[Metric]:
     overrides = GaugeMetricFamily(
         "haipvs_operator_overrides", "Operator overrides in force, by kind.", labels=["kind"]
     )
-    for kind in ("drain", "maintenance", "failover"):
+    for kind in ("drain", "maintenance", "failover", "drain-director"):
         overrides.add_metric([kind], sum(1 for o in snap.overrides if o.kind == kind))
     yield overrides
     held = GaugeMetricFamily(
@@ -161,6 +163,28 @@ def _overrides(snap: Snapshot) -> Iterator[Metric]:
         if override.kind == "failover":
             held.add_metric([override.target], 1)
     yield held
+
+
+def _scale_out(bgp: ScaleOutView) -> Iterator[Metric]:
+    announced = GaugeMetricFamily(
+        "haipvs_bgp_vip_announced",
+        "1 for a VIP this director announces to its routers (its announce gates hold).",
+        labels=["vip"],
+    )
+    for vip in bgp.announced:
+        announced.add_metric([vip], 1)
+    yield announced
+    drained = GaugeMetricFamily(
+        "haipvs_bgp_director_drained",
+        "1 while haipvs drain-director keeps every VIP withdrawn.",
+    )
+    drained.add_metric([], 1 if bgp.drained else 0)
+    yield drained
+    speaker = GaugeMetricFamily(
+        "haipvs_bgp_speaker_up", "0 while the last call to BIRD's control socket failed."
+    )
+    speaker.add_metric([], 0 if bgp.speaker_error else 1)
+    yield speaker
 
 
 def _programmer(snap: Snapshot) -> Iterator[Metric]:

@@ -126,10 +126,12 @@ class ReloadView:
 
 @dataclass(frozen=True, slots=True)
 class OverrideView:
-    """One operator override: a drained / in-maintenance real server, or a failover hold."""
+    """One operator override: a drained / in-maintenance real server, a failover hold, or
+    this director drained from the routers (scale-out mode)."""
 
-    kind: str  # "drain" | "maintenance" | "failover"
-    target: str  # 10.0.0.12:80, 10.0.0.12 (every port), or the VRRP instance
+    kind: str  # "drain" | "maintenance" | "failover" | "drain-director"
+    #: 10.0.0.12:80, 10.0.0.12 (every port), the VRRP instance, or the director's name
+    target: str
     service: str | None  # the virtual server it is limited to (None: every one)
     uid: int  # who set it (SO_PEERCRED of the admin socket)
     since: float

@@ -8,6 +8,7 @@ wall time otherwise.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import random
 import socket
@@ -119,6 +120,29 @@ async def test_removing_a_backend_closes_its_running_attempt_at_once(black_hole_
         assert pool.in_flight == 0
         assert open_fds() == fds - 1  # the probe's socket
         assert pool.probes_completed == 0  # a cancelled attempt reports nothing
+    finally:
+        await pool.stop()
+
+
+async def test_a_removed_probe_is_freed_at_once_not_left_to_the_collector(
+    http_port: int,
+) -> None:
+    # The daemon freezes its start-up objects (gc.freeze): anything of a removed
+    # backend that only a full collection could free would leak on every reload.
+    pool = CheckerPool(rng=random.Random(1), on_change=lambda change: None, fail_open=None)
+    backend, target = local("web", http_port)
+    pool.update({backend: (target, TcpCheck(TIMING))})
+    pool.start()
+    try:
+        await wait_until(lambda: pool.probes_completed >= 2)
+        gc.collect()
+        gc.disable()
+        try:
+            pool.update({})
+            left = [o for o in gc.get_objects() if isinstance(o, pool_module._Probe)]
+        finally:
+            gc.enable()
+        assert left == []
     finally:
         await pool.stop()
 

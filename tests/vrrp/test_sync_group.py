@@ -21,18 +21,12 @@ from vrrp.sync_group import (
 )
 
 MEMBERS = ("VI_1", "VI_2", "VI_3")
-NONE: frozenset[str] = frozenset()
 
 
 def moved(
-    instance: str,
-    old: State,
-    new: State,
-    reason: TransitionReason,
-    at: float,
-    own_faults: frozenset[str] = NONE,
+    instance: str, old: State, new: State, reason: TransitionReason, at: float
 ) -> MemberTransition:
-    return MemberTransition(instance, old, new, reason, own_faults, at)
+    return MemberTransition(instance, old, new, reason, at)
 
 
 def policy() -> SyncGroupPolicy:
@@ -41,58 +35,51 @@ def policy() -> SyncGroupPolicy:
 
 def test_a_members_own_fault_faults_every_other_member() -> None:
     group = policy()
-    decisions = group.on_transition(
-        moved("VI_1", State.MASTER, State.FAULT, TransitionReason.fault_entered, 12.5,
-              frozenset({"VI_1"}))
-    )
     reason = "sync_group=G member=VI_1 in fault"
-    assert decisions == (
+    assert group.on_fault("VI_1", True, 12.5) == (
         Follow("VI_1", "fault", reason, 12.5),
         GroupFault("VI_2", True, reason, 12.5),
         GroupFault("VI_3", True, reason, 12.5),
     )
     assert group.faulted == {"VI_2", "VI_3"}
+    # Told twice: nothing new.
+    assert group.on_fault("VI_1", True, 13.0) == ()
 
 
-def test_a_fault_the_group_put_on_a_member_starts_no_second_round() -> None:
+def test_a_transition_into_fault_decides_nothing_by_itself() -> None:
+    # The members' own faults drive the fault rule; the transitions they cause
+    # (and the ones the group's fault causes) start no second round.
     group = policy()
-    group.on_transition(
-        moved("VI_1", State.BACKUP, State.FAULT, TransitionReason.fault_entered, 3.0,
-              frozenset({"VI_1"}))
-    )
-    # VI_2 enters FAULT because of the group, with no fault of its own.
-    follow = moved(
-        "VI_2", State.MASTER, State.FAULT, TransitionReason.fault_entered, 3.0, frozenset({"VI_1"})
-    )
-    assert group.on_transition(follow) == ()
-
-
-def test_the_group_fault_lifts_only_when_no_member_has_its_own() -> None:
-    group = policy()
-    group.on_transition(
-        moved("VI_1", State.BACKUP, State.FAULT, TransitionReason.fault_entered, 3.0,
-              frozenset({"VI_1"}))
-    )
-    # VI_1 recovers at 10 s while VI_2 has a fault of its own too: nothing lifts.
-    still = moved(
-        "VI_1", State.FAULT, State.BACKUP, TransitionReason.fault_cleared, 10.0,
-        frozenset({"VI_2"}),
-    )
-    assert group.on_transition(still) == ()
+    group.on_fault("VI_1", True, 3.0)
+    into_fault = moved("VI_2", State.MASTER, State.FAULT, TransitionReason.fault_entered, 3.0)
+    assert group.on_transition(into_fault) == ()
+    out_of_fault = moved("VI_2", State.FAULT, State.BACKUP, TransitionReason.fault_cleared, 9.0)
+    assert group.on_transition(out_of_fault) == ()
     assert group.faulted == {"VI_2", "VI_3"}
-    # With no own fault left, the next recovery lifts the group's fault.
-    cleared = group.on_transition(
-        moved("VI_1", State.FAULT, State.BACKUP, TransitionReason.fault_cleared, 20.0)
+
+
+def test_the_group_stays_in_fault_until_the_last_own_fault_clears() -> None:
+    group = policy()
+    group.on_fault("VI_1", True, 3.0)
+    # VI_2 fails too while the group already holds it: now VI_1 is held as well.
+    assert group.on_fault("VI_2", True, 4.0) == (
+        Follow("VI_2", "fault", "sync_group=G member=VI_2 in fault", 4.0),
+        GroupFault("VI_1", True, "sync_group=G member=VI_2 in fault", 4.0),
     )
-    reason = "sync_group=G member=VI_1 fault cleared"
-    assert cleared == (
-        GroupFault("VI_2", False, reason, 20.0),
+    assert group.faulted == {"VI_1", "VI_2", "VI_3"}
+    # VI_1 recovers at 10 s: VI_2 still fails, so VI_1 stays held; VI_2 is in
+    # FAULT by its own fault alone.
+    assert group.on_fault("VI_1", False, 10.0) == (
+        GroupFault("VI_2", False, "sync_group=G member=VI_1 fault cleared", 10.0),
+    )
+    assert group.faulted == {"VI_1", "VI_3"}
+    # VI_2 recovers at 20 s: the group's fault lifts everywhere.
+    reason = "sync_group=G member=VI_2 fault cleared"
+    assert group.on_fault("VI_2", False, 20.0) == (
+        GroupFault("VI_1", False, reason, 20.0),
         GroupFault("VI_3", False, reason, 20.0),
     )
     assert group.faulted == frozenset()
-    # The members leaving their group fault start no further clearing.
-    again = moved("VI_2", State.FAULT, State.BACKUP, TransitionReason.fault_cleared, 20.0)
-    assert group.on_transition(again) == ()
 
 
 def test_a_member_losing_master_takes_the_others_to_backup() -> None:
@@ -123,13 +110,8 @@ def test_a_new_master_lifts_the_hold_on_every_member() -> None:
     assert decisions == tuple(ReleaseHold(member, 30.0) for member in MEMBERS)
 
 
-def test_an_owner_leaving_its_own_fault_for_master_while_another_is_faulty_lifts_holds() -> None:
-    # FAULT -> MASTER (an address owner) while a member still has its own fault:
-    # not a clearing, but a new MASTER.
-    owner = moved(
-        "VI_1", State.FAULT, State.MASTER, TransitionReason.startup_priority_owner, 5.0,
-        frozenset({"VI_2"}),
-    )
+def test_any_new_master_lifts_the_holds_whatever_it_left() -> None:
+    owner = moved("VI_1", State.FAULT, State.MASTER, TransitionReason.fault_cleared, 5.0)
     assert policy().on_transition(owner) == tuple(ReleaseHold(m, 5.0) for m in MEMBERS)
 
 
@@ -150,6 +132,8 @@ def test_a_stranger_or_a_duplicate_member_is_refused() -> None:
         policy().on_transition(
             moved("VI_9", State.INIT, State.BACKUP, TransitionReason.startup_backup, 0.0)
         )
+    with pytest.raises(ValueError, match="sync group G: VI_9 is not a member"):
+        policy().on_fault("VI_9", True, 0.0)
 
 
 @pytest.mark.parametrize(

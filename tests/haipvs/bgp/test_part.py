@@ -141,14 +141,16 @@ async def test_each_director_gate_withdraws_every_vip(
 async def test_operator_drain_withdraws_and_undrain_announces_again(
     tmp_path: Path, logs: Logs
 ) -> None:
-    part, speaker, _ = started(tmp_path)
+    part, speaker, state = started(tmp_path)
     await asyncio.sleep(0.1)
-    part.set_drained(True)
+    state.set(drained=True)
+    part.poke()
     await asyncio.sleep(0.1)
     assert on(speaker) == set()
     assert part.view().drained
     assert events(logs, "bgp.vip.withdrawn")[0]["reason"] == "director drained by the operator"
-    part.set_drained(False)
+    state.set(drained=False)
+    part.poke()
     await asyncio.sleep(0.1)
     assert len(on(speaker)) == 2
     await part.stop()

@@ -233,3 +233,14 @@ async def test_sigusr1_logs_the_state_and_the_daemon_keeps_running(tmp_path: Pat
     supervisor.request_shutdown()
     assert await task == 0
 
+
+
+async def test_drain_director_is_refused_by_a_vrrp_pair(tmp_path: Path) -> None:
+    supervisor, task, sock = await start(tmp_path, FakeIpvsKernel())
+    with capture_logs() as logs:
+        assert await cli("drain-director", "--socket", sock) == 1
+    (refused,) = [e for e in logs if e["event"] == "operator.refused"]
+    assert "announces no VIP over BGP" in refused["error"]
+    assert supervisor.snapshot().overrides == ()
+    supervisor.request_shutdown()
+    assert await task == 0
