@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +35,7 @@ import structlog
 
 from haipvs.bgp.bird import BirdError, RouteSpeaker, SpeakerError
 from haipvs.bgp.gate import AnnounceGates, GateChange, GateInputs, IPAddress, VipInputs
+from haipvs.bgp.local import unusable_vips
 from haipvs.bgp.plan import ScaleOutPlan
 from haipvs.bgp.snippet import protocol_name, render_bird_config
 
@@ -54,6 +55,7 @@ class DirectorState:
     table_in_sync: bool
     loop_lag: float
     drained: bool = False  # haipvs drain-director (the operator's overrides)
+    sloppy_tcp: str | None = None  # why net.ipv4.vs.sloppy_tcp is not 1 (None: it is)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,7 @@ class BgpView:
     drained: bool
     protocols: dict[str, str]
     speaker_error: str | None
+    withheld: dict[str, str]
 
 
 class BgpPart:
@@ -74,11 +77,13 @@ class BgpPart:
         state: Callable[[], DirectorState],
         *,
         interval: float = 0.5,
+        vip_check: Callable[[Iterable[IPAddress]], Mapping[IPAddress, str]] = unusable_vips,
     ) -> None:
         self._plan = plan
         self._speaker = speaker
         self._state = state
         self._interval = interval
+        self._vip_check = vip_check
         self._gates = AnnounceGates()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -121,6 +126,8 @@ class BgpPart:
             drained=self._drained,
             protocols=dict(self._protocols),
             speaker_error=self._speaker_error,
+            withheld={str(vip): reason for vip, reason in sorted(
+                self._gates.withheld().items(), key=lambda item: (item[0].version, item[0]))},
         )
 
     async def stop(self) -> None:
@@ -258,9 +265,11 @@ class BgpPart:
 
     def _vip_inputs(self, state: DirectorState) -> dict[IPAddress, VipInputs]:
         up = state.up_by_service
+        unusable = self._vip_check(self._plan.vips)
         return {
             vip: VipInputs(
-                {label: up.get(label, 0) for label in plan.services}, plan.need, plan.learn
+                {label: up.get(label, 0) for label in plan.services}, plan.need, plan.learn,
+                unusable.get(vip),
             )
             for vip, plan in self._plan.vips.items()
         }
@@ -277,6 +286,7 @@ class BgpPart:
             max_loop_lag=self._plan.max_loop_lag,
             drained=state.drained,
             stopping=self._stopping,
+            sloppy_tcp=state.sloppy_tcp,
         )
 
 

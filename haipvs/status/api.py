@@ -22,7 +22,10 @@ Who may do what:
 Descriptors: the API shares the daemon's descriptor table with the checkers, the
 netlink sockets and VRRP. At most ``MAX_CONNECTIONS`` connections are open at once;
 at the cap, a new connection closes the oldest idle one (no request in progress),
-so a flood of idle or slow clients cannot starve ``/healthz`` or the checkers. An
+so a flood of idle or slow clients cannot starve ``/healthz`` or the checkers. The cap
+counts the connections accepted in one batch (asyncio accepts the whole backlog at
+once) and leaves out those it already closed; when a batch outnumbers every older
+idle connection, its newest are refused. An
 idle keep-alive connection is closed after ``KEEPALIVE_TIMEOUT`` (aiohttp's default
 is an hour).
 """
@@ -132,8 +135,11 @@ class StatusApi:
         self._runner: web.AppRunner | None = None
         self._server: asyncio.Server | None = None
         self._busy: set[object] = set()  # connections with a request in progress
+        # Closed by the cap, still listed until their connection_lost (a tick later).
+        self._closing: set[object] = set()
+        self._accepting = 0  # made by the factory, not yet listed (one batch of accepts)
         self.evicted = 0  # idle connections closed at the cap (for tests and metrics)
-        self.refused = 0  # connections refused at the cap, every one busy
+        self.refused = 0  # connections refused at the cap, every older one busy or closing
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._guard])
@@ -157,9 +163,15 @@ class StatusApi:
         loop = asyncio.get_running_loop()
 
         def connection() -> asyncio.BaseProtocol:
-            if len(server.connections) >= self._max_connections and not self._evict(server):
+            if self._open(server) >= self._max_connections and not self._evict(server):
                 self.refused += 1
                 return _Refused()
+            # asyncio accepts every connection waiting in the backlog at one wake-up and
+            # calls this factory for all of them before any connection_made: count them
+            # until they are listed. The decrement runs at the next tick, just before
+            # their connection_made and before any later batch is accepted.
+            self._accepting += 1
+            loop.call_soon(self._accepted)
             return server()
 
         self._server = await loop.create_server(connection, self.host, self.port,
@@ -173,10 +185,22 @@ class StatusApi:
             await self._runner.cleanup()
             self._runner = None
 
+    def _accepted(self) -> None:
+        self._accepting -= 1
+
+    def _open(self, server: web.Server) -> int:
+        """Connections open or being opened, those already closed by the cap left out
+        (they stay in ``server.connections`` until their connection_lost, a tick later)."""
+        listed = server.connections
+        self._closing.intersection_update(listed)  # gone since: forget them
+        return len(listed) - len(self._closing) + self._accepting
+
     def _evict(self, server: web.Server) -> bool:
-        """Close the oldest idle connection to make room; False if all are busy."""
+        """Close the oldest idle connection to make room; False if all are busy (or
+        not yet made: a connection of the same batch cannot be closed before it is)."""
         for handler in server.connections:  # oldest first
-            if handler not in self._busy:
+            if handler not in self._busy and handler not in self._closing:
+                self._closing.add(handler)
                 handler.force_close()
                 self.evicted += 1
                 return True

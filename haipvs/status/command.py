@@ -276,6 +276,11 @@ def render_status(doc: dict[str, Any], now: float | None = None) -> str:
             flags.append("FAIL-OPEN: keeping the last known-good set")
         if service["sorry_active"]:
             flags.append(f"quorum lost: sorry server {service['sorry_server']}")
+        if service.get("fingerprint"):
+            # Compare it across directors: equal means they hash flows alike.
+            order = "" if service.get("dest_order_canonical") else \
+                ", real servers not in cold-start order"
+            flags.append(f"table {service['fingerprint']}{order}")
         out.append(
             f"{proto.upper():<4} {address:<22} {service['scheduler']:<5} ({service['name']})"
             + (f"  {'; '.join(flags)}" if flags else "")
@@ -323,6 +328,8 @@ def _scale_out_lines(bgp: dict[str, Any] | None) -> list[str]:
     out = ["", f"Scale-out (BGP): announcing {announced}"]
     if bgp["drained"]:
         out.append("  drained by the operator (haipvs undrain-director to announce again)")
+    for vip, reason in sorted(bgp.get("withheld", {}).items()):
+        out.append(f"  {vip} withdrawn: {reason}")
     if bgp.get("speaker_error"):
         out.append(f"  BIRD: {bgp['speaker_error']}")
     for name, state in sorted(bgp.get("protocols", {}).items()):

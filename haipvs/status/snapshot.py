@@ -91,6 +91,10 @@ class ServiceView:
     sorry_active: bool = False
     fail_open: bool = False
     quorum_min_up: int = 1
+    #: haipvs.ipvs.fingerprint of the kernel's table (None: the service is not in it)
+    fingerprint: str | None = None
+    #: the kernel's dest list is in cold-start order (mh builds its table in list order)
+    dest_order_canonical: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +153,8 @@ class ScaleOutView:
     drained: bool
     protocols: dict[str, str] = field(default_factory=dict)
     speaker_error: str | None = None
+    #: each VIP the gates keep withdrawn, with every blocker (why it is not announced)
+    withheld: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 import jsonschema
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 from support import FakeVrrpPart, free_port, until
 from test_supervisor_hook import PROTOCOL, write_config
@@ -31,6 +32,13 @@ async def cli(*argv: str) -> int:
     return await asyncio.to_thread(cli_main, list(argv))
 
 
+def sloppy_file(tmp_path: Path) -> Path:
+    path = tmp_path / "sloppy_tcp"
+    if not path.exists():
+        path.write_text("0\n")
+    return path
+
+
 def start(tmp_path: Path, speaker: FakeSpeaker, port: int,
           ) -> tuple[Supervisor, asyncio.Task[int], str]:
     sock = str(tmp_path / "run" / "admin.sock")
@@ -38,6 +46,7 @@ def start(tmp_path: Path, speaker: FakeSpeaker, port: int,
     supervisor = Supervisor(
         str(tmp_path / "haipvs.yaml"), kernel=FakeIpvsKernel(), prober=prober,
         vrrp_factory=FakeVrrpPart, bgp_speaker=lambda _socket: speaker,
+        sloppy_tcp_file=str(sloppy_file(tmp_path)), bgp_vip_check=lambda _vips: {},
         overrides_file=str(tmp_path / "state" / "overrides.json"), admin_socket=sock,
     )
     return supervisor, asyncio.create_task(supervisor.run()), sock
@@ -74,17 +83,30 @@ async def test_drain_director_withdraws_persists_and_undrain_announces_again(
 
     status = await status_of(port)
     assert status["bgp"] == {"announced": [], "drained": True,  # type: ignore[comparison-overlap]
-                             "protocols": {PROTOCOL: "down"}, "speaker_error": None}
+                             "protocols": {PROTOCOL: "down"}, "speaker_error": None,
+                             "withheld": {"192.0.2.10": "director drained by the operator"}}
     (override,) = status["overrides"]  # type: ignore[misc]
     assert (override["kind"], override["target"], override["uid"], override["matches"]) == (
         "drain-director", "d1", os.getuid(), 1)
+    # The table's fingerprint, to compare with the other directors'.
+    (service,) = status["services"]  # type: ignore[misc]
+    assert service["dest_order_canonical"] is True
+    assert len(service["fingerprint"]) == 12
     text = render_status(supervisor.snapshot().to_json())
+    assert f"table {service['fingerprint']}" in text
     assert "Scale-out (BGP): announcing nothing" in text
     assert "drained by the operator (haipvs undrain-director to announce again)" in text
+    assert "192.0.2.10 withdrawn: director drained by the operator" in text
     metrics = render_metrics(supervisor.snapshot).decode()
     assert "haipvs_bgp_director_drained 1.0" in metrics
     assert 'haipvs_operator_overrides{kind="drain-director"} 1.0' in metrics
     assert "haipvs_bgp_vip_announced{" not in metrics
+    (sample,) = [sample for family in text_string_to_metric_families(metrics)
+                 for sample in family.samples
+                 if sample.name == "haipvs_ipvs_service_fingerprint"]
+    assert sample.labels == {"vs": "tcp/192.0.2.10:80"}
+    assert sample.value == int(service["fingerprint"], 16)  # exact: 48 bits
+    assert 'haipvs_ipvs_service_dest_order_canonical{vs="tcp/192.0.2.10:80"} 1.0' in metrics
 
     # A reload keeps it; so does a restart (the gates read it before the first announce).
     assert (await supervisor.reload()).applied
