@@ -3,6 +3,7 @@ and haipvs behind a router running BIRD with ECMP and BFD (haipvs.lab.scaleout).
 
 1. ``learn``: a director announces only once its warm-up has passed, although every other
    gate held long before; haipvs set ``net.ipv4.vs.sloppy_tcp`` to 1 before announcing;
+   both directors report the same table fingerprint, in canonical order;
 2. ``haipvs drain-director``: the router loses that next hop while the director's IPVS table
    stays; the drain survives a restart (the restarted daemon never announces); ``haipvs
    undrain-director`` brings the next hop back;
@@ -86,6 +87,16 @@ def walk_through(lab: ScaleOutLab) -> None:
         dests_added = [at(e) for e in events(lab, host, "ipvs.dest.added")]
         assert max(dests_added[:2]) < configured + LEARN - 1.0, (dests_added, configured)
         assert announced >= configured + LEARN - 0.1, (announced - configured)
+
+    # The two directors programmed the same table, real servers in the same kernel order:
+    # the same fingerprint, canonical order (mh hashes alike on both).
+    tables = {}
+    for host in ("d1", "d2"):
+        status = json.loads(lab.net.run(
+            host, ["curl", "-s", "-m", "5", "http://127.0.0.1:9797/status"]).stdout)
+        (service,) = status["services"]
+        tables[host] = (service["fingerprint"], service["dest_order_canonical"])
+    assert tables["d1"] == tables["d2"] and tables["d1"][1] is True, tables
 
     # 2. drain-director on d1: the router keeps only d2; d1 still programs its table.
     drained = admin(lab, "d1", "drain-director")
