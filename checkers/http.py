@@ -25,6 +25,7 @@ Rules kept here:
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import functools
 import hashlib
@@ -532,26 +533,27 @@ class HttpAttempt(ConnectAttempt):
         super().__init__(
             loop, on_done, plan.address, plan.port, timeout=plan.timeout, started=started
         )
-        sock = self.sock
-        if sock is None:
-            return  # failed already: reported from the loop
+
+    def _early(self, sock: _socket.socket) -> bool:
         # Over loopback or a LAN the handshake is often complete when connect()
         # returns: the request goes now, not one wake-up later at the writable edge,
-        # so the answer can come with that edge. Still connecting: EAGAIN, and the
-        # request goes at the edge as before.
-        request = plan.request
+        # and the socket is watched for the answer only. Still connecting: EAGAIN,
+        # and the request goes at the writable edge as before.
+        request = self.plan.request
         try:
             sent = sock.send(request)
         except BlockingIOError:
-            return
+            return False
         except OSError as exc:
             # The connect failed (refused...): this send took its error from the
             # socket, so the failed edge that follows reports it from here.
             self.early_errno = exc.errno or 0
-            return
+            return False
         self._sent = True
         if sent < len(request):
             self._out = memoryview(request)[sent:]
+            return False  # the rest at the writable edge
+        return True
 
     def _connected(self, events: int) -> None:
         if not self._sent:

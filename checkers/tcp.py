@@ -67,6 +67,9 @@ _STREAM_NONBLOCK = socket.SOCK_STREAM | socket.SOCK_NONBLOCK
 # Edge-triggered, both directions: EPOLLOUT marks the end of the connect,
 # EPOLLIN/EPOLLRDHUP data or the peer's close, EPOLLERR/EPOLLHUP a failure.
 _WATCH = select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP | select.EPOLLET
+# Reading only: for a connection already up with nothing left to write, whose
+# writable edge would wake the loop for nothing.
+_WATCH_READ = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLET
 _FAILED = select.EPOLLERR | select.EPOLLHUP
 _READABLE = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLERR | select.EPOLLHUP
 READABLE = _READABLE
@@ -172,9 +175,9 @@ class _Readiness:
         # The set lives as long as the loop: closed when the loop is collected.
         weakref.finalize(loop, self._epoll.close)
 
-    def watch(self, fd: int, on_events: Callable[[int], None]) -> None:
+    def watch(self, fd: int, on_events: Callable[[int], None], mask: int = _WATCH) -> None:
         self._waiters[fd] = on_events
-        self._epoll.register(fd, _WATCH)
+        self._epoll.register(fd, mask)
 
     def forget(self, fd: int, *, unregister: bool) -> None:
         """Stop dispatching for `fd`; close(2) of the socket removes it from the set,
@@ -351,8 +354,17 @@ class ConnectAttempt:
         self.sock = sock
         self.fd = fd = sock.fileno()
         readiness = self._readiness = _readiness_of(loop)
-        readiness.watch(fd, self._on_events)
+        if self._early(sock):
+            self._connecting = False
+            readiness.watch(fd, self._on_events, _WATCH_READ)
+        else:
+            readiness.watch(fd, self._on_events)
         readiness.expire(loop, timeout, started + timeout, self)
+
+    def _early(self, sock: _socket.socket) -> bool:
+        """Work done right after connect(), before the socket is watched; True when
+        the connection is up and only reading is left (watched for reading only)."""
+        return False
 
     def _fail_soon(self, detail: str) -> None:
         self._soon = self.loop.call_soon(self._deliver, detail)

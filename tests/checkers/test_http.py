@@ -21,8 +21,10 @@ import trustme
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from checkers.http import ResponseReader, check_http, format_status_ranges
+from checkers.http import HttpAttempt, ResponseReader, check_http, format_status_ranges
+from checkers.http import plan as http_plan
 from checkers.probe import run_probe
+from checkers.result import ProbeResult
 from checkers.spec import HttpCheck, Target, Timing
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -559,3 +561,29 @@ def test_reader_finds_the_framing_headers_as_a_line_by_line_parse_does(
     reader._parse_head(head)
     length, chunked, error = _reference_framing(head)
     assert (reader.content_length, reader.chunked, reader.error) == (length, chunked, error)
+
+
+async def test_a_request_sent_at_connect_time_waits_for_the_answer_only() -> None:
+    # Over loopback the handshake is done when connect() returns: the request goes at
+    # once and the socket is watched for reading only (no wake-up for the writable edge).
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    loop = asyncio.get_running_loop()
+    spec = HttpCheck(Timing(interval=1.0, timeout=5.0, rise=1, fall=1), tls=False, path="/")
+    plan = http_plan(spec, Target(IPv4Address("127.0.0.1"), port))
+    assert plan is not None
+    done: asyncio.Future[ProbeResult] = loop.create_future()
+    attempt = plan.start(loop, done.set_result)
+    try:
+        assert isinstance(attempt, HttpAttempt)
+        assert attempt._sent and not attempt._connecting
+        result = await asyncio.wait_for(done, 10)
+        assert (result.ok, result.detail) == (True, "status 200")
+    finally:
+        server.close()
+        await server.wait_closed()
