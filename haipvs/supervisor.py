@@ -273,6 +273,11 @@ class Supervisor:
     def programmer(self) -> IpvsProgrammer | None:
         return self._programmer
 
+    @property
+    def bgp(self) -> BgpPart | None:
+        """The scale-out part while the config has a bgp section."""
+        return self._bgp
+
     def _queue(self, action: _Action) -> None:
         # Signal context: record the action, nothing more (exabgp interrupt.py).
         if action is _Action.RELOAD:

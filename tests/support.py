@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import vrrp
 from haipvs.status.snapshot import InstanceView
+from haipvs.supervisor import Supervisor
 
 
 def free_port() -> int:
@@ -26,6 +27,19 @@ async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.01)
+
+
+async def rounds(counter: Callable[[], int], more: int = 2, timeout: float = 5.0) -> None:
+    """Wait until ``counter`` (a loop's completed rounds) has moved by ``more``: "nothing
+    happened for a whole round" then holds by construction, not after a guessed sleep."""
+    start = counter()
+    await until(lambda: counter() >= start + more, timeout)
+
+
+def gate_rounds(supervisor: Supervisor) -> int:
+    """The scale-out part's completed gate evaluations (-1 before the part exists)."""
+    part = supervisor.bgp
+    return -1 if part is None else part.evaluations
 
 
 def wait_for(condition: Callable[[], bool], seconds: float) -> bool:

@@ -96,6 +96,9 @@ class BgpPart:
         self._backoff = RETRY_FIRST
         self._speaker_error: str | None = None
         self._protocols: Mapping[str, str] = {}
+        # Completed gate evaluations: "nothing was announced for a whole round" is an
+        # observable fact for whoever waits on it, not a guess about how long a round takes.
+        self.evaluations = 0
 
     # ------------------------------------------------------------------ the daemon's API
 
@@ -190,6 +193,7 @@ class BgpPart:
             await self._apply(changes)
             self._protocols = dict(await self._speaker.protocol_states())
             self._repair_drift()
+            self.evaluations += 1
         except SpeakerError as error:
             self._failed(error)
             if not isinstance(error, BirdError):

@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
-from support import FakeVrrpPart, free_port, until
+from support import FakeVrrpPart, free_port, gate_rounds, rounds, until
 from test_supervisor_hook import PROTOCOL, write_config
 
 import checkers
@@ -110,7 +110,7 @@ async def test_drain_director_withdraws_persists_and_undrain_announces_again(
 
     # A reload keeps it; so does a restart (the gates read it before the first announce).
     assert (await supervisor.reload()).applied
-    await asyncio.sleep(0.7)
+    await rounds(lambda: gate_rounds(supervisor))
     assert speaker.announced() == frozenset()
     supervisor.request_shutdown()
     assert await task == 0
@@ -120,7 +120,7 @@ async def test_drain_director_withdraws_persists_and_undrain_announces_again(
     await until(lambda: speaker.configures >= 1)
     await until(lambda: director_state(supervisor.snapshot()).up_by_service == {
         "tcp/192.0.2.10:80": 2})
-    await asyncio.sleep(0.7)  # more than a gate interval with every other gate holding
+    await rounds(lambda: gate_rounds(supervisor))  # every other gate holding
     assert speaker.announced() == frozenset()
     assert supervisor.snapshot().bgp.drained  # type: ignore[union-attr]
 

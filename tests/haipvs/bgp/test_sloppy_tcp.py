@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
-from support import FakeVrrpPart, free_port, until
+from support import FakeVrrpPart, free_port, gate_rounds, rounds, until
 from test_supervisor_hook import write_config
 
 import checkers
@@ -74,7 +74,7 @@ async def test_the_director_never_announces_while_sloppy_tcp_cannot_be_set(
     await until(lambda: supervisor.snapshot().bgp is not None
                 and supervisor.snapshot().bgp.withheld  # type: ignore[union-attr]
                 == {"192.0.2.10": reason})
-    await asyncio.sleep(0.7)  # more than a gate interval, the real servers up
+    await rounds(lambda: gate_rounds(supervisor))  # the real servers up
     assert speaker.announced() == frozenset()
     assert f"192.0.2.10 withdrawn: {reason}" in render_status(
         supervisor.snapshot().to_json())

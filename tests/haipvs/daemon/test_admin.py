@@ -95,14 +95,14 @@ async def test_drain_is_logged_with_the_uid_persisted_and_survives_a_restart(
     # A reload keeps it (the weight in the file changes, the drain stays).
     write_config(tmp_path / "haipvs.yaml", free_port(), weight2=7)
     assert (await supervisor.reload()).applied
-    await asyncio.sleep(0.1)
+    await until(lambda: supervisor.programmer is not None and supervisor.programmer.settled)
     assert dests(kernel)["10.0.0.12:80"] == 0
     supervisor.request_shutdown()
     assert await task == 0
     # A restart reads it back before its first sync: the weight never leaves 0.
     kernel.clear_log()
     supervisor, task, sock = await start(tmp_path, kernel, weight2=7)
-    await asyncio.sleep(0.2)
+    await until(lambda: supervisor.programmer is not None and supervisor.programmer.settled)
     assert dests(kernel)["10.0.0.12:80"] == 0 and kernel.op_log == []
     assert await cli("undrain", "10.0.0.12:80", "--socket", sock) == 0
     await until(lambda: dests(kernel)["10.0.0.12:80"] == 7)
@@ -119,11 +119,18 @@ async def test_drain_wait_reports_progress_until_no_connection_is_left(
     kernel.set_stats(VS, RS2, DestStats(active_conns=1))
     waiting = asyncio.create_task(cli("drain", "10.0.0.12", "--wait", "--interval", "0.05",
                                       "--socket", sock))
-    await asyncio.sleep(0.5)
+    printed = ""
+
+    def reported_progress() -> bool:
+        nonlocal printed
+        printed += capsys.readouterr().out
+        return "1 connection(s) left" in printed  # the wait has seen the connection
+
+    await until(reported_progress)
     assert not waiting.done()
     kernel.set_stats(VS, RS2, DestStats())
     assert await asyncio.wait_for(waiting, 10) == 0
-    out = capsys.readouterr().out
+    out = printed + capsys.readouterr().out
     assert "1 connection(s) left" in out and "drained: no connection left" in out
     supervisor.request_shutdown()
     assert await task == 0
@@ -225,7 +232,7 @@ async def test_failover_holds_the_instance_across_a_restart_until_released(
 
 async def test_sigusr1_logs_the_state_and_the_daemon_keeps_running(tmp_path: Path) -> None:
     kernel = FakeIpvsKernel()
-    supervisor, task, _sock = await start(tmp_path, kernel)
+    supervisor, task, sock = await start(tmp_path, kernel)
     await until(lambda: len(dests(kernel)) == 2)
     with capture_logs() as logs:
         os.kill(os.getpid(), signal.SIGUSR1)
@@ -233,7 +240,10 @@ async def test_sigusr1_logs_the_state_and_the_daemon_keeps_running(tmp_path: Pat
     (dump,) = [e for e in logs if e["event"] == "daemon.state_dump"]
     assert dump["snapshot"]["director"] == "lb-test"
     json.dumps(dump["snapshot"])  # one JSON log line
-    await asyncio.sleep(0.1)
+    # Still serving after the dump: a change is still programmed (SIGUSR1's default
+    # action would have ended the process before the event was written).
+    assert await cli("drain", "10.0.0.12:80", "--socket", sock) == 0
+    await until(lambda: dests(kernel)["10.0.0.12:80"] == 0)
     assert not task.done()
     supervisor.request_shutdown()
     assert await task == 0
