@@ -263,6 +263,42 @@ def test_an_invalid_reload_is_rejected_and_never_restarts_the_daemon() -> None:
     assert invariants_of(found) == ["config_integrity"] and "restarted" in found[0].what
 
 
+def test_a_reload_sent_to_a_daemon_still_starting_is_no_restart() -> None:
+    # dir1 killed at 100 and restarted at 102.5; on the loaded guest it logs
+    # director.started at 117.5, right after the reload signalled at 117.0.
+    kill = Fault(100.0, "kill_daemon", "dir1", 2.5)
+    reload = Fault(117.0, "reload_valid", "dir1")
+    procs = [Proc(99.0, "dir1", 100, 20, 40000, 0), Proc(103.0, "dir1", 200, 20, 40000, 0),
+             Proc(125.0, "dir1", 200, 20, 40000, 0)]
+    starting = [Event(117.5, "dir1", "director.started"),
+                Event(117.6, "dir1", "config.reload.applied")]
+    found = check(Observations(faults=(kill, reload), procs=procs, events=starting,
+                               end=130)).violations
+    assert "config_integrity" not in invariants_of(found)
+    # The same daemon up since 110: a director.started after the reload is a restart.
+    up = [Event(110.0, "dir1", "director.started"), *starting]
+    found = check(Observations(faults=(kill, reload), procs=procs, events=up,
+                               end=130)).violations
+    assert invariants_of(found) == ["config_integrity"] and "restarted" in found[0].what
+
+
+def test_a_kill_after_a_reload_is_not_the_reload_restarting_the_daemon() -> None:
+    # Rejected at 813.4; the daemon is killed at 818.1 and comes back as pid 300.
+    reload = Fault(813.0, "reload_bad_interface", "dir1")
+    kill = Fault(818.1, "kill_daemon", "dir1", 2.3)
+    procs = [Proc(812.0, "dir1", 200, 20, 40000, 0), Proc(817.0, "dir1", 200, 20, 40000, 0),
+             Proc(819.0, "dir1", 300, 20, 40000, 0), Proc(830.0, "dir1", 300, 20, 40000, 0)]
+    events = [Event(813.4, "dir1", "config.reload.rejected"),
+              Event(827.9, "dir1", "director.started")]
+    found = check(Observations(faults=(reload, kill), procs=procs, events=events,
+                               end=840)).violations
+    assert "config_integrity" not in invariants_of(found)
+    # Without the kill, the new pid after the reload is a restart.
+    found = check(Observations(faults=(reload,), procs=procs, events=events[:1],
+                               end=840)).violations
+    assert invariants_of(found) == ["config_integrity"] and "restarted" in found[0].what
+
+
 def test_hygiene_zombies_descriptors_scripts() -> None:
     procs = [Proc(t, "dir1", 100, fds, 40000, zombies, scripts)
              for t, fds, zombies, scripts in (
