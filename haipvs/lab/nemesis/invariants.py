@@ -106,6 +106,9 @@ class Proc:
     rss_kib: int
     zombies: int
     scripts: frozenset[int] = frozenset()  # descendants other than the VRRP child
+    #: The VRRP child then, if it was named yet: a respawned child is a plain descendant
+    #: until it names itself (seconds on a starved guest), not a script.
+    vrrp: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -476,7 +479,10 @@ def _hygiene(obs: Observations, bounds: Bounds, figures: dict[str, float]) -> li
                 first, _last = seen.get(pid, (sample.t, sample.t))
                 seen[pid] = (first, sample.t)
         limit = bounds.script_timeout + bounds.script_slack
+        children = {sample.vrrp for sample in series}
         for pid, (first, last) in sorted(seen.items()):
+            if pid in children:
+                continue
             stopped = any(f.target == director and a <= last and first <= b
                           for a, b, f in stops)
             if last - first > limit and not stopped:

@@ -317,6 +317,20 @@ def test_hygiene_zombies_descriptors_scripts() -> None:
     assert check(stopped).violations == ()
 
 
+def test_a_vrrp_child_not_yet_named_is_not_a_script() -> None:
+    # Respawned at 630 as pid 1335, it names itself haipvs-vrrp only at 633.5 on the
+    # starved guest: until then it is one more descendant of the daemon.
+    procs = [Proc(t, "dir1", 100, 30, 40000, 0, frozenset({1335}) if t < 633.5 else frozenset(),
+                  None if t < 633.5 else 1335)
+             for t in (630.4, 631.4, 632.4, 633.5, 634.5)]
+    assert check(Observations(faults=(), procs=procs, end=640)).violations == ()
+    # A real script that lives as long is still caught.
+    hung = [Proc(t, "dir1", 100, 30, 40000, 0, frozenset({1336}), 1335)
+            for t in (630.4, 631.4, 632.4, 633.5, 634.5)]
+    found = check(Observations(faults=(), procs=hung, end=640)).violations
+    assert invariants_of(found) == ["hygiene"] and "script pid 1336" in found[0].what
+
+
 def test_rss_growth_is_measured_and_bounded_on_long_series() -> None:
     # 1 MiB per minute: 60 MiB/h, over 20 minutes.
     procs = [Proc(60.0 * i, "dir1", 100, 30, 40000 + 1024 * i, 0) for i in range(21)]
