@@ -2,8 +2,10 @@
 
     python bench/startup.py [--trials 3]   # enters the lab itself
 
-A director pair (haipvs.lab.pair: dir1 priority 150, dir2 priority 100, the NAT service,
-three real servers). Each trial, for each implementation in the same boot:
+A director pair per implementation (haipvs.lab.pair: dir1 priority 150, dir2 priority
+100, the NAT service, three real servers), both built in the same boot; the trials
+alternate between them (haipvs then keepalived, then the other way round), so a host
+busy with other work slows both alike. Each trial, for each implementation:
 
 - **start-up**: dir1 is master; dir2's IPVS table is flushed, then dir2 is started. The
   time runs from its exec to the moment it is BACKUP (its log says so) *and* its IPVS table
@@ -11,6 +13,13 @@ three real servers). Each trial, for each implementation in the same boot:
 - **hand-over**: dir1 gets SIGTERM (a graceful stop: priority-0 advert). The time runs from
   the signal to dir2 holding the VIP (seen through a netlink socket opened beforehand, in
   dir2's namespace, polled every 5 ms).
+
+Bytecode: an installed haipvs has it (pip and packaging/build-deb.sh compile at install
+time), so the bench compiles the packages it runs (haipvs, vrrp, checkers and the
+interpreter's site-packages) before it measures, as ``compileall`` at install would. An
+environment with ``PYTHONDONTWRITEBYTECODE`` (the lab inherits the caller's) would
+otherwise compile every module from source at every start: ~2.5 s of the guest's CPU that
+no installation pays. keepalived, a C binary, has nothing to compile.
 
 Like keepalived without ``alpha``, haipvs runs with ``alpha: false`` here: real servers are
 up from the start until a check fails. The watcher starts no process while it waits (an
@@ -23,12 +32,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
 import contextlib
 import json
 import statistics
 import sys
+import sysconfig
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 from pyroute2 import IPRoute
 
@@ -44,6 +56,8 @@ from haipvs.lab.pair import (
     wait_until,
 )
 from haipvs.lab.runner import rerun_in_lab_unless_ipvs
+
+IMPLEMENTATIONS = ("haipvs", "keepalived")
 
 
 def is_backup(pair: DirectorPair, name: str, implementation: str) -> bool:
@@ -126,8 +140,8 @@ def one_trial(pair: DirectorPair, log: Callable[[str], None]) -> tuple[float, fl
             pair.net.run(name, ["ipvsadm", "-C"], check=False)
 
 
-def run(implementation: str, trials: int, log: Callable[[str], None],
-        ) -> list[tuple[float, float]]:
+@contextlib.contextmanager
+def ready_pair(implementation: str) -> Iterator[DirectorPair]:
     settings = PairSettings(version=3, advert_interval=1.0, implementation=implementation)
     with running_pair(settings, prefix=f"su-{implementation[:2]}-") as pair:
         if implementation == "haipvs":
@@ -140,13 +154,42 @@ def run(implementation: str, trials: int, log: Callable[[str], None],
                     "      type: http\n", "      type: http\n      alpha: false\n"))
                 path.chmod(0o644)
         pair.start_real_servers()
-        return [one_trial(pair, log) for _ in range(trials)]
+        yield pair
+
+
+def run(trials: int, log: Callable[[str], None]) -> dict[str, list[tuple[float, float]]]:
+    """Both pairs built side by side; the trials alternate between the implementations
+    (and which goes first), so a busy host slows both alike, not whichever ran last."""
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in IMPLEMENTATIONS}
+    with contextlib.ExitStack() as stack:
+        pairs = {name: stack.enter_context(ready_pair(name)) for name in IMPLEMENTATIONS}
+        for trial in range(trials):
+            order = IMPLEMENTATIONS if trial % 2 == 0 else IMPLEMENTATIONS[::-1]
+            for name in order:
+                results[name].append(one_trial(pairs[name], log))
+    return results
+
+
+def compile_bytecode() -> None:
+    """What an installation does once: the .pyc of every module the daemon imports
+    (stale or missing ones only; a no-op when they are current)."""
+    import checkers
+    import haipvs
+    import vrrp
+
+    directories = {str(Path(package.__file__).parent)
+                   for package in (haipvs, vrrp, checkers)}
+    directories.add(sysconfig.get_paths()["purelib"])
+    for directory in sorted(directories):
+        if not compileall.compile_dir(directory, quiet=1, workers=1):
+            print(f"# bytecode: some files in {directory} do not compile", flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=3)
     args = parser.parse_args(argv)
+    compile_bytecode()
     rerun = rerun_in_lab_unless_ipvs(__file__, sys.argv[1:] if argv is None else argv,
                                      timeout=2400)
     if rerun is not None:
@@ -156,8 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line, flush=True)
 
     medians: dict[str, tuple[float, float]] = {}
-    for implementation in ("haipvs", "keepalived"):
-        results = run(implementation, args.trials, log)
+    for implementation, results in run(args.trials, log).items():
         medians[implementation] = (
             statistics.median(startup for startup, _ in results),
             statistics.median(handover for _, handover in results),

@@ -32,6 +32,7 @@ from .spec import TcpCheck as TcpCheck
 from .spec import Timing as Timing
 from .spec import UdpCheck as UdpCheck
 from .spec import check_key as check_key
+from .spec import endpoint_label as endpoint_label
 
 __all__ = [
     "DEFAULT_EXPECT_STATUS",

@@ -30,9 +30,9 @@ import signal
 import subprocess
 
 from checkers.result import ProbeResult
-from checkers.spawn import script_preexec
 from checkers.spec import ExecCheck, Target
 from checkers.tcp import describe_timeout
+from cleanspawn import clean_spawn
 
 __all__ = ["CHECK_PATH", "check_exec", "verdict_from_status"]
 
@@ -114,21 +114,24 @@ async def check_exec(
         env["HAIPVS_RS_ADDRESS"] = address
     if port is not None:
         env["HAIPVS_RS_PORT"] = str(port)
+    # Without the daemon's privileges and limits (cleanspawn): inherited when the
+    # event loop's thread is already clean, so that subprocess can vfork.
+    spawn = clean_spawn(command, CHECK_PATH)
     try:
         # The program's exit is watched through a pidfd (Linux 5.3+) in the event
         # loop: no child-watcher thread per check, no pipes, no transport.
         # Popen returns once the child is exec'd (it never waits for the program);
         # asyncio.create_subprocess_exec makes this same call.
         process = subprocess.Popen(  # noqa: ASYNC220
-            command,
+            spawn.argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env=env,
             cwd="/",
             start_new_session=True,
-            # The reset makes syscalls only (checkers.spawn): safe with threads.
-            preexec_fn=script_preexec(),  # noqa: PLW1509
+            # When set, the reset makes syscalls only (cleanspawn): safe with threads.
+            preexec_fn=spawn.preexec_fn,  # noqa: PLW1509
         )
     except OSError as exc:
         detail = f"exec {command[0]} failed: {(exc.strerror or str(exc)).lower()}"

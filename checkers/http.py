@@ -25,6 +25,7 @@ Rules kept here:
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import functools
 import hashlib
@@ -172,28 +173,37 @@ class ResponseReader:
         return True
 
     def _parse_head(self, head: bytes) -> bool:
-        lines = head.split(b"\r\n")
-        status_line = lines[0].split(None, 2)
+        first, _, rest = head.partition(b"\r\n")
+        status_line = first.split(None, 2)
         if (
             len(status_line) < 2
             or not status_line[0].startswith(b"HTTP/")
             or len(status_line[1]) != 3
             or not status_line[1].isdigit()
         ):
-            return self._fail(f"malformed status line {lines[0][:40]!r}")
+            return self._fail(f"malformed status line {first[:40]!r}")
         self.status = int(status_line[1])
-        for line in lines[1:]:
+        # Only the two headers that frame the body matter. The usual head names
+        # Content-Length once, as "\r\nContent-Length:", and no Transfer-Encoding:
+        # then that line is the one a line-by-line parse would find, and a few C
+        # scans find it; anything else takes the line-by-line parse.
+        lower = head.lower()
+        at = lower.find(b"\r\ncontent-length:")
+        if b"transfer-encoding" not in lower and lower.count(b"content-length") == (at >= 0):
+            if at < 0:
+                return True
+            start = at + 17
+            end = head.find(b"\r\n", start)
+            self._content_length(head[start:] if end < 0 else head[start:end])
+            return True  # as after _fail: `error` and `done` say it failed
+        for line in rest.split(b"\r\n") if rest else ():
             name, sep, value = line.partition(b":")
             if not sep:
                 continue
             name = name.strip().lower()
             if name == b"content-length":
-                text = value.strip()
-                if not text.isdigit():
-                    return self._fail(f"malformed content-length {text[:20]!r}")
-                if len(text) > _MAX_LENGTH_DIGITS:  # int() refuses 4300 digits (ValueError)
-                    return self._fail(f"content-length too large {text[:20]!r}...")
-                self.content_length = int(text)
+                if not self._content_length(value):
+                    return True  # as after _fail: `error` and `done` say it failed
             elif name == b"transfer-encoding" and b"chunked" in value.lower():
                 # Not allowed in an answer to HTTP/1.0; read to the close and
                 # let the body checks see the chunk framing rather than guess.
@@ -201,6 +211,18 @@ class ResponseReader:
         if self.chunked:
             # RFC 9112 §6.3: Transfer-Encoding overrides Content-Length.
             self.content_length = None
+        return True
+
+    def _content_length(self, value: bytes) -> bool:
+        """Take one Content-Length value; False (and failed) when it is no length."""
+        text = value.strip()
+        if not text.isdigit():
+            self._fail(f"malformed content-length {text[:20]!r}")
+            return False
+        if len(text) > _MAX_LENGTH_DIGITS:  # int() refuses 4300 digits (ValueError)
+            self._fail(f"content-length too large {text[:20]!r}...")
+            return False
+        self.content_length = int(text)
         return True
 
 
@@ -480,8 +502,10 @@ class HttpPlan:
         self.keep_body = body_regex is not None or body_digest is not None
         self.no_body = no_body
 
-    def start(self, loop: asyncio.AbstractEventLoop, on_done: ProbeDone) -> ConnectAttempt:
-        return HttpAttempt(loop, on_done, self)
+    def start(
+        self, loop: asyncio.AbstractEventLoop, on_done: ProbeDone, started: float | None = None
+    ) -> ConnectAttempt:
+        return HttpAttempt(loop, on_done, self, started)
 
 
 class HttpAttempt(ConnectAttempt):
@@ -493,16 +517,48 @@ class HttpAttempt(ConnectAttempt):
     answer is judged once the reader is done.
     """
 
-    __slots__ = ("_out", "plan", "reader")
+    __slots__ = ("_out", "_sent", "plan", "reader")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, on_done: ProbeDone, plan: HttpPlan):
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_done: ProbeDone,
+        plan: HttpPlan,
+        started: float | None = None,
+    ):
         self.plan = plan
         self.reader = ResponseReader(keep_body=plan.keep_body, no_body=plan.no_body)
         self._out: memoryview | None = None
-        super().__init__(loop, on_done, plan.address, plan.port, timeout=plan.timeout)
+        self._sent = False
+        super().__init__(
+            loop, on_done, plan.address, plan.port, timeout=plan.timeout, started=started
+        )
+
+    def _early(self, sock: _socket.socket) -> bool:
+        # Over loopback or a LAN the handshake is often complete when connect()
+        # returns: the request goes now, not one wake-up later at the writable edge,
+        # and the socket is watched for the answer only. Still connecting: EAGAIN,
+        # and the request goes at the writable edge as before.
+        request = self.plan.request
+        try:
+            sent = sock.send(request)
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            # The connect failed (refused...): this send took its error from the
+            # socket, so the failed edge that follows reports it from here.
+            self.early_errno = exc.errno or 0
+            return False
+        self._sent = True
+        if sent < len(request):
+            self._out = memoryview(request)[sent:]
+            return False  # the rest at the writable edge
+        return True
 
     def _connected(self, events: int) -> None:
-        self._out = memoryview(self.plan.request)
+        if not self._sent:
+            self._out = memoryview(self.plan.request)
+            self._sent = True
         self._readable(events)
 
     def _readable(self, events: int) -> None:
@@ -547,7 +603,7 @@ class HttpAttempt(ConnectAttempt):
             _verdict(
                 self.reader,
                 failure,
-                self.loop.time() - self.started,
+                self.elapsed(),
                 timeout=plan.timeout,
                 expect_status=plan.expect_status,
                 body_regex=plan.body_regex,

@@ -14,7 +14,9 @@ Rules kept here:
    TCP, plain HTTP) run without any task: their socket's readiness edges and
    deadline drive them and they call back with the result. Other kinds run in
    a task that exists only while the probe runs. When the timer fires, the cores see
-   ``max(deadline, clock())``, never a time before the deadline they asked for.
+   ``max(deadline, clock())``, never a time before the deadline they asked for;
+   probe starts due up to ``probe_batch`` later start with it (checkers/schedule.py
+   rule 5: one wake-up for several checks).
 2. Concurrency is bounded: at most ``max_concurrency`` probes run at once;
    due probes beyond that wait in FIFO order (a counting semaphore without a
    task parked per waiter).
@@ -63,7 +65,13 @@ from checkers.health import (
 from checkers.hysteresis import Reason
 from checkers.probe import ProbeAttempt, ProbePlan, plan_probe, run_probe
 from checkers.result import ProbeResult
-from checkers.schedule import first_probe_at, next_probe_at, shared_interval
+from checkers.schedule import (
+    PROBE_BATCH,
+    batch_end,
+    first_probe_at,
+    next_probe_at,
+    shared_interval,
+)
 from checkers.spec import BackendId, CheckKey, CheckSpec, FailOpenSettings, Target, check_key
 
 __all__ = ["DEFAULT_MAX_CONCURRENCY", "HUNG_GRACE", "WATCHDOG_PERIOD", "CheckerPool", "Prober"]
@@ -183,7 +191,8 @@ class CheckerPool:
     ``clock`` defaults to the running loop's ``time`` (monotonic); inject one
     for tests without looptime. ``rng`` spreads the first probes (warm-up).
     ``fail_open`` is the default guard for services that ``update`` does not
-    configure (None: no guard).
+    configure (None: no guard). ``probe_batch``: seconds of probe starts batched
+    into one wake-up (checkers/schedule.py rule 5; 0 for none).
     """
 
     def __init__(
@@ -196,6 +205,7 @@ class CheckerPool:
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         fail_open: FailOpenSettings | None = _DEFAULT_FAIL_OPEN,
         history: int = DEFAULT_HISTORY,
+        probe_batch: float = PROBE_BATCH,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
@@ -206,6 +216,7 @@ class CheckerPool:
         self._max_concurrency = max_concurrency
         self._default_fail_open = fail_open
         self._history = history
+        self._probe_batch = probe_batch
 
         self._backends: dict[BackendId, _Backend] = {}
         self._probes: dict[CheckKey, _Probe] = {}
@@ -290,17 +301,23 @@ class CheckerPool:
         self._timer = None
         self._timer_at = None
         now = max(deadline, self._clock())
+        # Probe starts due a little later go now too (schedule rule 5); the other
+        # items (core deadlines, the watchdog) never run before their time.
+        batch = batch_end(now, self._probe_batch)
         heap = self._heap
         items = self._heap_items
-        while heap and heap[0][0] <= now:
-            when, seq = heapq.heappop(heap)
+        while heap and heap[0][0] <= batch:
+            when, seq = heap[0]
+            if when > now and not isinstance(items[seq], _Probe):
+                break
+            heapq.heappop(heap)
             item = items.pop(seq)
             if not self._valid(when, item):
                 continue
             if isinstance(item, _Probe):
                 item.due = None
                 item.launched_due = when
-                self._launch(item, when)
+                self._launch(item, when, now)
             elif isinstance(item, _Watchdog):
                 item.due = None
                 self._sweep_hung(now)
@@ -312,18 +329,19 @@ class CheckerPool:
 
     # -- probes --------------------------------------------------------------
 
-    def _launch(self, probe: _Probe, due: float) -> None:
+    def _launch(self, probe: _Probe, due: float, now: float) -> None:
         if self._in_flight >= self._max_concurrency:
             self._waiting.append((probe, due))
             return
-        self._start_probe(probe, due)
+        self._start_probe(probe, due, now)
 
-    def _start_probe(self, probe: _Probe, due: float) -> None:
+    def _start_probe(self, probe: _Probe, due: float, now: float) -> None:
+        """Start one probe at ``now``, the time its caller read for this wake-up:
+        one clock read per batch of starts (it is a system call in some VMs)."""
         loop = self._loop
         assert loop is not None
         self._in_flight += 1
         self.probes_started += 1
-        now = self._clock()
         self._lateness.append(now - due)
         probe.started_at = now
         probe.hung = False
@@ -336,7 +354,7 @@ class CheckerPool:
             if probe.plan is not None:
                 assert probe.on_done is not None
                 try:
-                    probe.attempt = probe.plan.start(loop, probe.on_done)
+                    probe.attempt = probe.plan.start(loop, probe.on_done, now)
                 except Exception as exc:
                     # As in _run: our bug (or the director out of file
                     # descriptors), never the peer's. A failed check, reported
@@ -349,23 +367,27 @@ class CheckerPool:
 
     def _attempt_done(self, probe: _Probe, result: ProbeResult) -> None:
         """A callback attempt's one result: the same steps as the end of _run."""
-        self._release(probe)
+        # The attempt started at started_at and measured its latency at the
+        # wake-up that ended it: that is now, without reading the clock again.
+        started = probe.started_at
+        now = started + result.latency if started is not None else self._clock()
+        self._release(probe, now)
         self.probes_completed += 1
         if not probe.removed:
-            self._on_result(probe, result)
+            self._on_result(probe, result, now)
 
-    def _release(self, probe: _Probe) -> None:
+    def _release(self, probe: _Probe, now: float) -> None:
         probe.attempt = None
         self._in_flight -= 1
         self._running.discard(probe)
-        self._start_waiting()
+        self._start_waiting(now)
 
     def _cancel_attempt(self, probe: _Probe) -> None:
         """Stop a running callback attempt without a result (removal, stop)."""
         attempt = probe.attempt
         if attempt is not None:
             attempt.cancel()
-            self._release(probe)
+            self._release(probe, self._clock())
 
     def _sweep_hung(self, now: float) -> None:
         """Cancel probes running HUNG_GRACE past their timeout; re-arm the sweep."""
@@ -393,15 +415,16 @@ class CheckerPool:
                         ProbeResult(
                             False, f"probe hung past its {timeout:g}s timeout", now - started
                         ),
+                        now,
                     )
         self._watchdog.due = now + WATCHDOG_PERIOD
         self._push_quiet(self._watchdog.due, self._watchdog)
 
-    def _start_waiting(self) -> None:
+    def _start_waiting(self, now: float) -> None:
         while self._waiting and self._in_flight < self._max_concurrency and not self._stopping:
             probe, due = self._waiting.popleft()
             if not probe.removed:
-                self._start_probe(probe, due)
+                self._start_probe(probe, due, now)
 
     async def _run(self, probe: _Probe) -> None:
         try:
@@ -423,13 +446,13 @@ class CheckerPool:
             self._in_flight -= 1
             self._running.discard(probe)
             probe.task = None
-            self._start_waiting()
+            now = self._clock()
+            self._start_waiting(now)
         self.probes_completed += 1
         if not probe.removed:
-            self._on_result(probe, result)
+            self._on_result(probe, result, now)
 
-    def _on_result(self, probe: _Probe, result: ProbeResult) -> None:
-        now = self._clock()
+    def _on_result(self, probe: _Probe, result: ProbeResult, now: float) -> None:
         backend: _Backend | None = None
         for backend in list(probe.backends.values()):
             events = backend.health.observe(
@@ -700,6 +723,11 @@ class CheckerPool:
                 if probe.task is not None:
                     probe.task.cancel()
                 self._cancel_attempt(probe)
+                # on_done refers back to the probe: without this cycle broken the
+                # probe, its plan, key and target outlive it until a full collection,
+                # and never after the daemon's gc.freeze() (a leak per reload).
+                probe.on_done = None
+                probe.plan = None
         service = self._services[backend_id.service]
         step = service.guard.remove(backend_id)
         # An empty service is dropped at the end of update(), not here: a

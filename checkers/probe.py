@@ -63,7 +63,10 @@ class ProbePlan(Protocol):
     as a callback state machine that calls `on_done` once, unless cancelled first."""
 
     def start(
-        self, loop: asyncio.AbstractEventLoop, on_done: Callable[[ProbeResult], None]
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_done: Callable[[ProbeResult], None],
+        started: float | None = None,
     ) -> ProbeAttempt: ...
 
 

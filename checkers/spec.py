@@ -48,6 +48,7 @@ __all__ = [
     "Timing",
     "UdpCheck",
     "check_key",
+    "endpoint_label",
     "probe_port",
 ]
 
@@ -94,6 +95,15 @@ def _check_port(value: int | None, name: str, *, allow_zero: bool = False) -> No
     _require(low <= value <= 65535, f"{name} must be {low}..65535, got {value}")
 
 
+def endpoint_label(address: object, port: int) -> str:
+    """The ``rs`` log key (docs/operations.md), the one renderer of an address and port
+    on every line about a real server (check.*, ipvs.*, drain, operator) and in the ``rs``
+    metric label: ``10.0.0.11:80``, ``[2001:db8::11]:80``. ``address`` is an address
+    object or its text."""
+    text = str(address)
+    return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class Target:
     """Where a probe goes: the real server's address and port.
@@ -110,10 +120,7 @@ class Target:
         _check_port(self.port, "port", allow_zero=True)
 
     def __str__(self) -> str:
-        # The `rs` log key (docs/operations.md): 10.0.0.11:80, [2001:db8::1]:80.
-        if isinstance(self.address, IPv6Address):
-            return f"[{self.address}]:{self.port}"
-        return f"{self.address}:{self.port}"
+        return endpoint_label(self.address, self.port)
 
 
 @dataclass(frozen=True, slots=True)

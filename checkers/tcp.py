@@ -67,6 +67,9 @@ _STREAM_NONBLOCK = socket.SOCK_STREAM | socket.SOCK_NONBLOCK
 # Edge-triggered, both directions: EPOLLOUT marks the end of the connect,
 # EPOLLIN/EPOLLRDHUP data or the peer's close, EPOLLERR/EPOLLHUP a failure.
 _WATCH = select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP | select.EPOLLET
+# Reading only: for a connection already up with nothing left to write, whose
+# writable edge would wake the loop for nothing.
+_WATCH_READ = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLET
 _FAILED = select.EPOLLERR | select.EPOLLHUP
 _READABLE = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLERR | select.EPOLLHUP
 READABLE = _READABLE
@@ -138,15 +141,31 @@ class _Readiness:
     plus its timeout, so the attempts of one timeout expire in the order they
     started: one FIFO per timeout value, and ONE loop timer at the earliest
     head, instead of a timer handle made and cancelled per check. A finished
-    attempt stays in its FIFO until its deadline comes (skipped then); when no
-    attempt is live the FIFOs are dropped and the timer cancelled, so an idle
-    or closed loop holds nothing.
+    attempt stays in its FIFO until the timer fires (dropped then, and the timer
+    re-armed for the oldest attempt still running); when no attempt is live the
+    FIFOs are dropped and the timer cancelled, so an idle or closed loop holds
+    nothing.
     """
 
-    __slots__ = ("__weakref__", "_deadlines", "_epoll", "_live", "_timer", "_timer_at", "_waiters")
+    __slots__ = (
+        "__weakref__",
+        "_deadlines",
+        "_epoll",
+        "_live",
+        "_time",
+        "_timer",
+        "_timer_at",
+        "_waiters",
+        "now",
+    )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._epoll = select.epoll()
+        # The loop's time, read once per wake-up (a poll batch or the deadline
+        # timer) and shared by every attempt that ends in it: a clock read is a
+        # system call where there is no vDSO (the lab guest: about 11 us each).
+        self._time = loop.time
+        self.now = loop.time()
         self._waiters: dict[int, Callable[[int], None]] = {}
         self._deadlines: dict[float, deque[tuple[float, ConnectAttempt]]] = {}
         self._live = 0
@@ -156,9 +175,9 @@ class _Readiness:
         # The set lives as long as the loop: closed when the loop is collected.
         weakref.finalize(loop, self._epoll.close)
 
-    def watch(self, fd: int, on_events: Callable[[int], None]) -> None:
+    def watch(self, fd: int, on_events: Callable[[int], None], mask: int = _WATCH) -> None:
         self._waiters[fd] = on_events
-        self._epoll.register(fd, _WATCH)
+        self._epoll.register(fd, mask)
 
     def forget(self, fd: int, *, unregister: bool) -> None:
         """Stop dispatching for `fd`; close(2) of the socket removes it from the set,
@@ -202,6 +221,7 @@ class _Readiness:
         # Never earlier than the deadline the timer was armed for (call_at may
         # fire up to the clock resolution early).
         now = max(loop.time(), self._timer_at)
+        self.now = now
         self._timer = None
         earliest: float | None = None
         for queue in list(self._deadlines.values()):
@@ -209,6 +229,11 @@ class _Readiness:
                 attempt = queue.popleft()[1]
                 if attempt.sock is not None:
                     attempt.expired()
+            # Attempts that ended already need no wake-up at their deadline: the
+            # next one is for the oldest attempt still running (with healthy
+            # servers about one a timeout, instead of one per batch of starts).
+            while queue and queue[0][1].sock is None:
+                queue.popleft()
             if queue and (earliest is None or queue[0][0] < earliest):
                 earliest = queue[0][0]
         # (an expired attempt's callback may have started others and armed the timer)
@@ -217,6 +242,7 @@ class _Readiness:
 
     def _dispatch(self) -> None:
         waiters = self._waiters
+        self.now = self._time()
         for fd, events in self._epoll.poll(0):
             on_events = waiters.get(fd)
             if on_events is not None:
@@ -267,6 +293,7 @@ class ConnectAttempt:
         "_on_done",
         "_readiness",
         "_soon",
+        "early_errno",
         "fd",
         "loop",
         "sock",
@@ -283,11 +310,19 @@ class ConnectAttempt:
         *,
         timeout: float,
         bind_address: str | None = None,
+        started: float | None = None,
     ) -> None:
+        # The connect's error when a subclass's early send already took it from
+        # the socket (SO_ERROR is read once): the failed edge reports this one.
+        self.early_errno = 0
         self.loop = loop
         self._on_done = on_done
         self.timeout = timeout
-        self.started = started = loop.time()
+        # `started`: the loop time the caller read for this start (the pool's, for
+        # a batch of starts), so that the clock is not read again per check.
+        if started is None:
+            started = loop.time()
+        self.started = started
         self.sock: _socket.socket | None = None
         self.fd = -1
         self._soon: asyncio.Handle | None = None
@@ -319,8 +354,17 @@ class ConnectAttempt:
         self.sock = sock
         self.fd = fd = sock.fileno()
         readiness = self._readiness = _readiness_of(loop)
-        readiness.watch(fd, self._on_events)
+        if self._early(sock):
+            self._connecting = False
+            readiness.watch(fd, self._on_events, _WATCH_READ)
+        else:
+            readiness.watch(fd, self._on_events)
         readiness.expire(loop, timeout, started + timeout, self)
+
+    def _early(self, sock: _socket.socket) -> bool:
+        """Work done right after connect(), before the socket is watched; True when
+        the connection is up and only reading is left (watched for reading only)."""
+        return False
 
     def _fail_soon(self, detail: str) -> None:
         self._soon = self.loop.call_soon(self._deliver, detail)
@@ -335,7 +379,7 @@ class ConnectAttempt:
             assert sock is not None
             if events & _FAILED or not events & select.EPOLLOUT:
                 err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                self.finish(False, describe_errno(err or errno.ECONNRESET))
+                self.finish(False, describe_errno(err or self.early_errno or errno.ECONNRESET))
                 return
             self._connecting = False
             self._connected(events)
@@ -375,7 +419,11 @@ class ConnectAttempt:
     def finish(self, ok: bool, detail: str) -> None:
         """Close the socket, then report (exactly once)."""
         self._close()
-        self._on_done(ProbeResult(ok=ok, detail=detail, latency=self.loop.time() - self.started))
+        self._on_done(ProbeResult(ok=ok, detail=detail, latency=self.elapsed()))
+
+    def elapsed(self) -> float:
+        """Seconds since the start, at the current wake-up (edge or deadline)."""
+        return self._readiness.now - self.started
 
     def finish_with(self, result: ProbeResult) -> None:
         self._close()
@@ -577,7 +625,9 @@ class TcpPlan:
         self.timeout = spec.timing.timeout
         self.bind_address = None if spec.bind_address is None else str(spec.bind_address)
 
-    def start(self, loop: asyncio.AbstractEventLoop, on_done: ProbeDone) -> ConnectAttempt:
+    def start(
+        self, loop: asyncio.AbstractEventLoop, on_done: ProbeDone, started: float | None = None
+    ) -> ConnectAttempt:
         return TcpAttempt(
             loop,
             on_done,
@@ -585,6 +635,7 @@ class TcpPlan:
             self.port,
             timeout=self.timeout,
             bind_address=self.bind_address,
+            started=started,
         )
 
 

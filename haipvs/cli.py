@@ -37,6 +37,12 @@ def _run_lab(args: argparse.Namespace) -> int:
 
 
 def _run_daemon(args: argparse.Namespace) -> int:
+    # structlog imports rich at import time when it is installed (for pretty tracebacks
+    # on a terminal; a development environment has it through its tools): about a fifth
+    # of the daemon's imports before its VRRP process can fork, on every start. The
+    # daemon never renders rich tracebacks (its lines are JSON or plain key=value), so
+    # it starts without: structlog then formats exceptions as Python does.
+    sys.modules.setdefault("rich", None)  # type: ignore[arg-type]
     from haipvs.supervisor import run_command
 
     return run_command(args)
@@ -79,6 +85,17 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+def _seconds(text: str) -> float:
+    """A positive number of seconds (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text!r}")
+    return value
+
+
 def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """drain, undrain, maintenance, failover, overrides: haipvs.daemon.admin talks to the
     daemon's admin socket (see docs/operator-actions.md)."""
@@ -98,7 +115,10 @@ def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
                             help="only in this virtual server (default: every one)")
         socket_option(parser)
     drain.add_argument("--wait", action="store_true",
-                       help="report the connections left until there is none")
+                       help="report the connections left until there is none (exit 0)")
+    drain.add_argument("--timeout", type=_seconds, default=None, metavar="SECONDS",
+                       help="with --wait: stop waiting after SECONDS (exit 3, connections "
+                       "left; the drain stays in force)")
     drain.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
     maintenance = commands.add_parser(
         "maintenance", help="take a real server out (connections drained first) or back")
@@ -115,6 +135,12 @@ def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     failover.add_argument("--release", action="store_true",
                           help="end the hold: the instance may preempt again")
     socket_option(failover)
+    for name, text in (
+        ("drain-director", "scale-out mode: withdraw every VIP from the routers (BGP); "
+                           "the other directors take the flows"),
+        ("undrain-director", "end drain-director: announce again once the gates hold"),
+    ):
+        socket_option(commands.add_parser(name, help=text))
     overrides = commands.add_parser("overrides", help="list the operator's overrides")
     overrides.add_argument("--json", action="store_true")
     socket_option(overrides)
@@ -138,7 +164,10 @@ def _run_completion(args: argparse.Namespace) -> int:
     return completion_command(args.shell, build_parser())
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line. ``command``: the sub-command about to run, when known; the
+    status command's exit-code epilog (its module pulls in urllib and http.client, a tenth
+    of `haipvs run`'s imports on a slow CPU) is then built only for ``status`` itself."""
     parser = argparse.ArgumentParser(
         prog="haipvs",
         description="High-availability director for Linux Virtual Server (IPVS).",
@@ -192,10 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plan.set_defaults(handler=_run_plan)
 
-    from haipvs.status.command import EXIT_CODES_HELP
+    epilog = None
+    if command in (None, "status"):
+        from haipvs.status.command import EXIT_CODES_HELP
 
+        epilog = EXIT_CODES_HELP
     status = commands.add_parser(
-        "status", help="show VRRP state and the IPVS table with health", epilog=EXIT_CODES_HELP
+        "status", help="show VRRP state and the IPVS table with health", epilog=epilog
     )
     status.add_argument(
         "-c", "--config", default=None,
@@ -249,8 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    command = next((word for word in arguments if not word.startswith("-")), None)
+    parser = build_parser(command)
+    args = parser.parse_args(arguments)
     handler: Handler = args.handler
     return handler(args)
 

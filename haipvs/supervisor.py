@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import errno
 import gc
@@ -32,7 +33,8 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from ipaddress import IPv4Address, IPv6Address
 from typing import TYPE_CHECKING, Protocol
 
 import structlog
@@ -41,7 +43,9 @@ import checkers
 import vrrp
 from haipvs import notify_fifo
 from haipvs.bgp.bird import BirdControl, RouteSpeaker
+from haipvs.bgp.local import unusable_vips
 from haipvs.bgp.part import BgpPart, BgpView, DirectorState
+from haipvs.bgp.sloppy import SLOPPY_TCP, SloppyTcp
 from haipvs.config import ConfigInvalid, dump_config
 from haipvs.config.compile import Compiled
 from haipvs.daemon.accept import (
@@ -59,16 +63,19 @@ from haipvs.daemon.admin import (
     default_socket_path,
 )
 from haipvs.daemon.plan import redacted
-from haipvs.daemon.reload import ReloadPlan, plan_reload
+from haipvs.daemon.reload import ReloadPlan, plan_reload, served
 from haipvs.ipvs import (
     ActualTable,
     DestKey,
+    DirectorKernel,
     HealthView,
-    IpvsKernel,
     IpvsProgrammer,
     KernelError,
     ServiceKey,
 )
+from haipvs.ipvs.fingerprint import fingerprint, in_canonical_order
+from haipvs.ipvs.genl import SyncState
+from haipvs.ipvs.sync_roles import MESH, sync_roles, sync_steps
 from haipvs.logs import configure_logging
 from haipvs.sdnotify import SystemdNotifier
 from haipvs.status.snapshot import (
@@ -127,6 +134,8 @@ class VrrpPart(Protocol):
         ...
 
 
+#: scale-out mode: which VIPs this host cannot take packets for, and why (haipvs.bgp.local)
+VipCheck = Callable[[Iterable[IPv4Address | IPv6Address]], Mapping[IPv4Address | IPv6Address, str]]
 VrrpFactory = Callable[
     [Sequence[vrrp.InstanceSettings], Callable[[str, str, str, str, str], None]], VrrpPart
 ]
@@ -137,7 +146,7 @@ class Supervisor:
         self,
         config_path: str,
         *,
-        kernel: IpvsKernel | None = None,
+        kernel: DirectorKernel | None = None,
         vrrp_factory: VrrpFactory | None = None,
         prober: checkers.Prober | None = None,
         remove_ipvs_on_exit: bool = False,
@@ -146,6 +155,8 @@ class Supervisor:
         admin_socket: str | None = None,
         host: HostFacts | None = None,
         bgp_speaker: Callable[[str], RouteSpeaker] | None = None,
+        sloppy_tcp_file: str = SLOPPY_TCP,
+        bgp_vip_check: VipCheck | None = None,
     ) -> None:
         self._path = config_path
         self._host = host
@@ -174,8 +185,8 @@ class Supervisor:
         self._lag = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._sync_wanted: str | None = None
-        self._sync_applied: str | None = None
+        self._sync_wanted: frozenset[SyncState] | None = None
+        self._sync_applied: frozenset[SyncState] | None = None
         self._sync_task: asyncio.Task[None] | None = None
         self._sync_reason = ""
         self._overrides_file = overrides_file
@@ -188,6 +199,8 @@ class Supervisor:
         self._fifo: notify_fifo.NotifyFifo | None = None  # keepalived notify_fifo
         self._bgp: BgpPart | None = None  # scale-out mode (the config's bgp section)
         self._bgp_speaker = bgp_speaker or BirdControl
+        self._sloppy_tcp = SloppyTcp(sloppy_tcp_file)  # set in scale-out and mesh mode
+        self._bgp_vip_check = bgp_vip_check or unusable_vips
 
     # ----------------------------------------------------------------- start-up
 
@@ -284,7 +297,28 @@ class Supervisor:
             # table is programmed; a restart keeps the previous table meanwhile.
             factory = self._vrrp_factory or _default_vrrp_factory
             self._vrrp = factory(compiled.instances, self._vrrp_transition)
-            await self._vrrp.start()
+            vrrp_started = asyncio.create_task(self._vrrp.start(), name="vrrp-start")
+            # One turn of the loop: the task forks the VRRP process now, before the IPVS
+            # netlink socket below opens. The table is then adopted and programmed while
+            # the VRRP process starts its instances (neither waits for the other: a hot
+            # standby needs both); its start is awaited before the checkers start.
+            await asyncio.sleep(0)
+        else:
+            vrrp_started = None
+        try:
+            await self._start_ipvs(compiled, kernel)
+        except BaseException:
+            if vrrp_started is not None:  # started or not, shutdown stops what there is
+                with contextlib.suppress(Exception):
+                    await vrrp_started
+            raise
+        if vrrp_started is not None:
+            await vrrp_started  # a VRRP start failure is the daemon's, as before
+        await self._start_rest(compiled, api, token)
+
+    async def _start_ipvs(self, compiled: Compiled, kernel: DirectorKernel) -> None:
+        """The IPVS table: adopted, the operator's overrides applied, and programmed
+        (the first sync awaited) before anything else starts: a hot standby first."""
         programmer = IpvsProgrammer(
             kernel,
             min_interval=compiled.min_interval,
@@ -304,9 +338,7 @@ class Supervisor:
             backend for backend, (svc, dest) in compiled.backends.items()
             if svc in actual.table and dest in actual.table[svc].dests
         } | set(compiled.up_at_start)  # checks with `alpha: false` (keepalived's default)
-        pool = checkers.CheckerPool(
-            self._prober or checkers.run_probe, on_change=self._health_changed
-        )
+        pool = checkers.CheckerPool(self._prober or _probe, on_change=self._health_changed)
         self._pool = pool
         pool.update(compiled.checks, adopted=adopted, fail_open=compiled.fail_open)
         programmer.set_health(self._health_map(compiled))
@@ -315,12 +347,30 @@ class Supervisor:
         # gives a drained real server new connections.
         operator = Operator(path=self._overrides_file, running=self._running_view,
                             set_admin=programmer.set_admin, set_holds=self._set_holds,
-                            progress=self._dest_progress)
+                            progress=self._dest_progress, on_director=self._poke_bgp)
         self._operator = operator
         operator.load()
         operator.apply_ipvs()
-        pool.start()
+        await self._first_sync(programmer)
         self._tasks.append(asyncio.create_task(programmer.run(), name="ipvs-programmer"))
+
+    async def _first_sync(self, programmer: IpvsProgrammer) -> None:
+        """Program the table now, before the checkers and the API start (the standby is
+        hot as early as it can be). A failure here is what the programmer's loop meets on
+        its first turn too: logged, and retried there."""
+        try:
+            await programmer.sync()  # the kernel's refusals are the programmer's to log
+        except Exception as error:  # a bug: the programmer's loop retries, as it would
+            log.error("ipvs.sync.crashed", error=f"{type(error).__name__}: {error}",
+                      exc_info=error)
+
+    async def _start_rest(self, compiled: Compiled, api: str, token: str | None) -> None:
+        """What may start once the table is hot and VRRP runs: checks, the operator's
+        VRRP holds, the status API, the admin socket, BGP, the sync daemon, the watchdog."""
+        pool, operator = self._pool, self._operator
+        if pool is None or operator is None:
+            raise RuntimeError("the IPVS part did not start")
+        pool.start()
         await operator.apply_vrrp()
         # Imported here, after the VRRP process was forked: aiohttp and prometheus_client
         # are a third of the daemon's import time, and the VRRP process needs neither.
@@ -429,10 +479,11 @@ class Supervisor:
         if compiled is None or compiled.sync_daemon is None or loop is None:
             return
         sync = compiled.sync_daemon
-        if sync.mode == "mesh" or (sync.instance is not None and sync.instance != instance):
-            return
-        if to_state in ("MASTER", "BACKUP", "FAULT"):
-            loop.call_soon_threadsafe(self._want_sync_daemon, to_state)
+        if sync.mode == MESH:
+            return  # both roles run from the start, whatever VRRP says
+        roles = sync_roles(sync.mode, sync.instance, instance, to_state)
+        if roles is not None:
+            loop.call_soon_threadsafe(self._want_sync_roles, roles, f"vrrp_{to_state.lower()}")
 
     def _fifo_instance_line(self, instance: str, state: str) -> None:
         # keepalived writes the instance's priority as it stands: the VRRP process's last
@@ -464,48 +515,39 @@ class Supervisor:
             return
         self._fifo = fifo
 
-    def _want_sync_daemon(self, vrrp_state: str) -> None:
-        # One worker applies the latest wanted role: a quick BACKUP->MASTER->BACKUP
-        # ends with the backup daemon, whatever order the kernel answers in.
-        # FAULT listens like BACKUP (keepalived: only the master sends).
-        self._sync_wanted = "master" if vrrp_state == "MASTER" else "backup"
-        self._sync_reason = f"vrrp_{vrrp_state.lower()}"
+    def _want_sync_roles(self, roles: frozenset[SyncState], reason: str) -> None:
+        # One worker applies the latest wanted roles (haipvs.ipvs.sync_roles): a quick
+        # BACKUP->MASTER->BACKUP ends with the backup daemon, whatever order the kernel
+        # answers in.
+        self._sync_wanted = roles
+        self._sync_reason = reason
         if self._sync_task is None or self._sync_task.done():
             self._sync_task = asyncio.create_task(self._follow_sync_daemon())
             self._tasks.append(self._sync_task)
 
     async def _follow_sync_daemon(self) -> None:
         """keepalived lvs_sync_daemon: the master sends connection state, the backup listens."""
-        from haipvs.ipvs.genl import SyncState
-
         while self._sync_wanted is not None and self._sync_wanted != self._sync_applied:
-            role = self._sync_wanted
+            roles = self._sync_wanted
             compiled, kernel = self._compiled, self._kernel
             if compiled is None or compiled.sync_daemon is None or kernel is None:
                 return
             sync = compiled.sync_daemon
-            starts = {"master": [SyncState.MASTER], "backup": [SyncState.BACKUP],
-                      "mesh": [SyncState.MASTER, SyncState.BACKUP]}[role]
-            set_daemon = getattr(kernel, "set_sync_daemon", None)
-            stop_daemon = getattr(kernel, "stop_sync_daemon", None)
-            if set_daemon is None or stop_daemon is None:
-                return  # a kernel port without connection sync (the fake)
-            # Stop both roles first: the other role is wrong now, and a daemon of this
-            # role left by a crashed predecessor would make the start fail (EEXIST).
-            for state in SyncState:
-                with contextlib.suppress(KernelError, OSError):  # not running: fine
-                    await stop_daemon(state)
+            stops, starts = sync_steps(roles)
+            for state in stops:
+                with contextlib.suppress(KernelError):  # ESRCH: it did not run
+                    await kernel.stop_sync_daemon(state)
             for start in starts:
                 try:
-                    await set_daemon(start, sync.interface, sync.syncid,
-                                     mcast_group=sync.group, mcast_port=sync.port,
-                                     mcast_ttl=sync.ttl, sync_maxlen=sync.maxlen)
+                    await kernel.set_sync_daemon(start, sync.interface, sync.syncid,
+                                                 mcast_group=sync.group, mcast_port=sync.port,
+                                                 mcast_ttl=sync.ttl, sync_maxlen=sync.maxlen)
                     log.info("ipvs.sync_daemon.started", state=start.name.lower(),
                              iface=sync.interface, syncid=sync.syncid, reason=self._sync_reason)
-                except (KernelError, OSError) as error:
+                except KernelError as error:
                     log.error("ipvs.sync_daemon.failed", state=start.name.lower(),
                               iface=sync.interface, errno=error.errno, reason=str(error))
-            self._sync_applied = role
+            self._sync_applied = roles
 
     # ----------------------------------------------------------------- reload
 
@@ -549,8 +591,12 @@ class Supervisor:
             accepted = await asyncio.to_thread(self._accept)
         except ConfigInvalid as invalid:
             return self._rejected(tuple(str(error) for error in invalid.errors))
+        programmer, operator = self._programmer, self._operator
         plan = plan_reload(
-            (running.config, running.compiled), (accepted.config, accepted.compiled)
+            (running.config, running.compiled), (accepted.config, accepted.compiled),
+            health=programmer.health if programmer is not None else None,
+            overrides=operator.overrides if operator is not None else None,
+            drains=programmer.draining_dests() if programmer is not None else None,
         )
         try:
             await self._execute_vrrp(plan, running, accepted)
@@ -617,9 +663,12 @@ class Supervisor:
                 self._sync_wanted = None
                 self._tasks.append(asyncio.create_task(self._stop_sync_daemon()))
             else:
+                sync = compiled.sync_daemon
+                assert sync is not None  # plan.sync_daemon says it is configured
                 state = self._followed_state()
-                if state is not None:
-                    self._want_sync_daemon(state)
+                roles = sync_roles(sync.mode, sync.instance, sync.instance, state)
+                if roles is not None:
+                    self._want_sync_roles(roles, "config_changed")
 
     def _followed_state(self) -> str | None:
         """The VRRP state the sync daemon follows now (None: not known yet)."""
@@ -635,14 +684,12 @@ class Supervisor:
         return None
 
     async def _stop_sync_daemon(self) -> None:
-        from haipvs.ipvs.genl import SyncState
-
-        stop_daemon = getattr(self._kernel, "stop_sync_daemon", None)
-        if stop_daemon is None:
+        kernel = self._kernel
+        if kernel is None:
             return
         for state in SyncState:
-            with contextlib.suppress(KernelError, OSError):  # not running: fine
-                await stop_daemon(state)
+            with contextlib.suppress(KernelError):  # ESRCH: it did not run
+                await kernel.stop_sync_daemon(state)
         log.info("ipvs.sync_daemon.stopped", reason="config_changed")
 
     def _failed(self, plan: ReloadPlan, running: Accepted, error: Exception) -> ReloadOutcome:
@@ -709,13 +756,15 @@ class Supervisor:
         compiled = self._compiled
         assert compiled is not None
         return RunningView(
-            services={
-                spec.key: (compiled.service_names[spec.key],
-                           tuple(dest.key for dest in spec.real_servers))
-                for spec in compiled.services
-            },
+            services=served(compiled),
             instances=tuple(settings.name for settings in compiled.instances),
+            announces=compiled.bgp is not None,
         )
+
+    def _poke_bgp(self) -> None:
+        """drain-director changed: the gates read it now, not at their next tick."""
+        if self._bgp is not None:
+            self._bgp.poke()
 
     async def _set_holds(self, holds: Mapping[str, str]) -> None:
         if self._vrrp is not None:
@@ -774,6 +823,11 @@ class Supervisor:
                          else 0)
             for hold in overrides.holds if hold.active(now)
         )
+        if overrides.director is not None:
+            views.append(OverrideView(kind="drain-director", target=compiled.director,
+                                      service=None, uid=overrides.director.uid,
+                                      since=overrides.director.since,
+                                      matches=1 if compiled.bgp is not None else 0))
         return tuple(views)
 
     # ----------------------------------------------------------------- upkeep
@@ -852,7 +906,7 @@ class Supervisor:
                     admin=None if (spec.key, dest.key) not in admin
                     else admin[(spec.key, dest.key)].state.value,
                 ))
-            service_status = pool_snap.services.get(name)
+            service_status = pool_snap.services.get(str(spec.key))
             sorry = spec.sorry_server
             services.append(ServiceView(
                 name=name,
@@ -865,6 +919,8 @@ class Supervisor:
                 and spec.key in expected and sorry.key in expected[spec.key].dests,
                 fail_open=service_status is not None and service_status.fail_open,
                 quorum_min_up=spec.min_up,
+                fingerprint=None if entry is None else fingerprint(entry),
+                dest_order_canonical=None if entry is None else in_canonical_order(entry),
             ))
         return Snapshot(
             director=compiled.director,
@@ -899,15 +955,17 @@ class Supervisor:
 
     def _want_sync_mesh(self) -> None:
         """ipvs.sync_daemon.mode mesh: master and backup from start, VRRP or not."""
-        self._sync_wanted, self._sync_reason = "mesh", "mesh"
-        if self._sync_task is None or self._sync_task.done():
-            self._sync_task = asyncio.create_task(self._follow_sync_daemon())
-            self._tasks.append(self._sync_task)
+        # Synced connections are only half of it: a moved flow must also be scheduled.
+        self._sloppy_tcp.ensure()
+        roles = sync_roles(MESH, None, None, None)
+        assert roles is not None
+        self._want_sync_roles(roles, "mesh")
 
     def _bgp_state(self) -> DirectorState:
         programmer = self._programmer
         settled = programmer is not None and programmer.settled
-        return director_state(self.snapshot(), table_settled=settled)
+        state = director_state(self.snapshot(), table_settled=settled)
+        return dataclasses.replace(state, sloppy_tcp=self._sloppy_tcp.ensure())
 
     async def _follow_bgp(self, compiled: Compiled | None) -> None:
         """Start, update or stop the BGP part as the config's bgp section says; stopping
@@ -922,7 +980,8 @@ class Supervisor:
             part, self._bgp = self._bgp, None
             await part.stop()  # withdrawn through the old BIRD, announced by the new one
         if self._bgp is None:
-            self._bgp = BgpPart(plan, self._bgp_speaker(plan.control_socket), self._bgp_state)
+            self._bgp = BgpPart(plan, self._bgp_speaker(plan.control_socket), self._bgp_state,
+                                vip_check=self._bgp_vip_check)
             self._bgp.start()
         else:
             self._bgp.update(plan)
@@ -931,7 +990,8 @@ class Supervisor:
 
 def _scale_out_view(view: BgpView) -> ScaleOutView:
     return ScaleOutView(announced=view.announced, drained=view.drained,
-                        protocols=view.protocols, speaker_error=view.speaker_error)
+                        protocols=view.protocols, speaker_error=view.speaker_error,
+                        withheld=view.withheld)
 
 
 def director_state(snapshot: Snapshot, *, table_settled: bool | None = None) -> DirectorState:
@@ -948,6 +1008,7 @@ def director_state(snapshot: Snapshot, *, table_settled: bool | None = None) -> 
         up_by_service=up,
         table_in_sync=snapshot.programmer.in_sync if table_settled is None else table_settled,
         loop_lag=snapshot.loop_lag_ms / 1000.0,
+        drained=any(o.kind == "drain-director" for o in snapshot.overrides),
     )
 
 
@@ -958,6 +1019,12 @@ def _fifo_dropped(line: str, code: int) -> None:
         log.debug("notify_fifo.no_reader", line=line.rstrip("\n"))
     else:
         log.warning("notify_fifo.dropped", line=line.rstrip("\n"), errno=errno.errorcode[code])
+
+
+async def _probe(spec: checkers.CheckSpec, target: checkers.Target) -> checkers.ProbeResult:
+    """``checkers.run_probe``, whose probe modules (DNS, HTTP, SMTP...) load at the first
+    probe: after the table is programmed, not before it."""
+    return await checkers.run_probe(spec, target)
 
 
 def _default_vrrp_factory(

@@ -60,5 +60,5 @@ def test_lazy_package_still_exports_its_names() -> None:
     assert "asyncio" not in loaded
     import vrrp
 
-    assert vrrp.VrrpService.__module__ == "vrrp.runner"
+    assert vrrp.VrrpService.__module__ == "vrrp.service"
     assert "VrrpMachine" in dir(vrrp)

@@ -56,13 +56,9 @@ from .ports import PortsProvider as PortsProvider
 from .ports import ReceivedAdvert as ReceivedAdvert
 from .ports import VipAddresses as VipAddresses
 from .ports import VrrpIoError as VrrpIoError
-from .runner import FaultSource as FaultSource
 from .runner import InstanceRunner as InstanceRunner
-from .runner import InstanceStatus as InstanceStatus
-from .runner import LoopLag as LoopLag
-from .runner import RunnerCounters as RunnerCounters
-from .runner import SyncGroup as SyncGroup
-from .runner import VrrpService as VrrpService
+from .service import SyncGroup as SyncGroup
+from .service import VrrpService as VrrpService
 from .settings import PRIORITY_OWNER as PRIORITY_OWNER
 from .settings import InstanceKey as InstanceKey
 from .settings import InstanceSettings as InstanceSettings
@@ -71,13 +67,20 @@ from .settings import TrackInterface as TrackInterface
 from .settings import TrackScript as TrackScript
 from .settings import UnicastChecksum as UnicastChecksum
 from .settings import VipSpec as VipSpec
+from .status import FaultSource as FaultSource
+from .status import InstanceStatus as InstanceStatus
+from .status import LoopLag as LoopLag
+from .status import RunnerCounters as RunnerCounters
+from .sync_group import SyncGroupPolicy as SyncGroupPolicy
+from .sync_group import group_state as group_state
 from .timing import master_down_interval as master_down_interval
 from .timing import skew_time as skew_time
 from .track import InstanceTracker as InstanceTracker
-from .track import TrackVerdict as TrackVerdict
 from .track_file import TrackFile as TrackFile
 from .track_process import ParamMatch as ParamMatch
 from .track_process import TrackProcess as TrackProcess
+from .track_verdict import TrackVerdict as TrackVerdict
+from .track_verdict import clamp_priority as clamp_priority
 
 __all__ = [
     "IPPROTO_VRRP",

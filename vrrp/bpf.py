@@ -17,8 +17,8 @@ instance, before it is queued on the socket:
 - VRRP version / type byte other than ours with type 1 (RFC 5798 §5.2.1-5.2.2);
 - VRID other than the instance's (one socket per instance).
 
-The filter is only a cheaper copy of rules whose home is the machine and the
-runner (``VrrpMachine._check_advert``, ``InstanceRunner._ttl_must_be_255``):
+The filter is only a cheaper copy of rules whose home is the machine
+(``VrrpMachine._check_advert``, ``VrrpMachine.ttl_rule_applies``):
 what it lets through is still checked there, so a packet it wrongly accepts
 costs CPU, never state. IPv6 raw sockets hand the filter the VRRP payload only
 (RFC 3542 §3: no IP header on receive), so the IPv6 program checks version,

@@ -658,7 +658,7 @@ def _link_events(msg: object, last: dict[str, bool]) -> Iterator[LinkEvent]:
 
 
 class LinuxPorts:
-    """The real ports for a :class:`~vrrp.runner.VrrpService`: one raw socket
+    """The real ports for a :class:`~vrrp.service.VrrpService`: one raw socket
     per instance, one shared rtnetlink socket for VIPs, one announcer, one link
     monitor. Create and use it inside the loop that runs the instances."""
 

@@ -41,10 +41,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
-from vrrp.errors import DropReason, VrrpUsageError
-from vrrp.packet import VRRP_MULTICAST_V4, VRRP_MULTICAST_V6, Advertisement
-from vrrp.settings import PRIORITY_OWNER, InstanceSettings, UnicastChecksum, VipSpec
+from vrrp.errors import DropReason, MalformedAdvert, VrrpUsageError
+from vrrp.packet import (
+    VRRP_MULTICAST_V4,
+    VRRP_MULTICAST_V6,
+    Advertisement,
+    check_ttl,
+    decode_advert,
+)
+from vrrp.settings import InstanceSettings, UnicastChecksum, VipSpec
 from vrrp.timing import master_down_interval, skew_time
+from vrrp.track_verdict import clamp_priority
 
 __all__ = [
     "TRANSITIONS",
@@ -508,6 +515,56 @@ class VrrpMachine:
             and self._may_switch_checksum(source)
         )
 
+    def ttl_rule_applies(self, source: IPAddress, destination: IPAddress) -> bool:
+        """Does the TTL / hop limit 255 rule apply to an advert from ``source`` to
+        ``destination``?
+
+        RFC 5798 §7.1 (RFC 3768 §7.1): drop an advert whose IPv4 TTL / IPv6 hop
+        limit is not 255, so a packet that crossed a router cannot pass for one
+        from our link. keepalived 2.x (vrrp.c, vrrp_in_chk / vrrp_check_packet:
+        "MUST verify that the IPv4 TTL/IPv6 HL is 255 (but not if unicast)")
+        checks it only when the instance has no ``unicast_peer``: unicast peers
+        may sit behind a router. We waive it more narrowly: only for an advert
+        addressed to us (not to a multicast group) from a configured unicast
+        peer. Multicast adverts and strangers keep the rule; a stranger with
+        TTL 255 is still dropped by :meth:`on_advert` (``not_a_peer``, as
+        keepalived's ``vrrp_check_unicast_src``).
+        """
+        if destination.is_multicast:
+            return True
+        return source not in self._settings.unicast_peers
+
+    def decode_received(
+        self, payload: bytes, source: IPAddress, destination: IPAddress, ttl: int
+    ) -> tuple[Advertisement, bool]:
+        """The receive filter in front of :meth:`on_advert`: the TTL rule
+        (:meth:`ttl_rule_applies`), then the decode with the checksum form this
+        instance expects. Raises :class:`~vrrp.errors.MalformedAdvert` for a datagram
+        to drop; changes no state.
+
+        keepalived's unicast checksum compatibility (``vrrp_check_packet``): a bad
+        checksum that :meth:`old_checksum_may_pass` allows is checked once more in
+        the old form (224.0.0.18 in the pseudo-header); True in the result says the
+        old form passed (pass it on as ``on_advert(old_checksum=True)``). Otherwise
+        the first error is raised unchanged, so a bad checksum is counted and logged
+        exactly as without the retry.
+        """
+        if self.ttl_rule_applies(source, destination):
+            check_ttl(ttl)
+        expected = self.checksum_destination(destination)
+        try:
+            return decode_advert(payload, source, expected), False
+        except MalformedAdvert as exc:
+            if exc.reason is not DropReason.bad_checksum or not self.old_checksum_may_pass(
+                source, destination
+            ):
+                raise
+            try:
+                advert = decode_advert(payload, source, VRRP_MULTICAST_V4)
+            except MalformedAdvert:
+                raise exc from None
+            return advert, True
+
     def _may_switch_checksum(self, source: IPAddress) -> bool:
         settings = self._settings
         return (
@@ -624,12 +681,13 @@ class VrrpMachine:
         """Tracking moved the priority to ``effective`` (base + weights, before clamping).
 
         keepalived ``vrrp_set_effective_priority``: the owner never moves; others
-        clamp to 1..254. A backup whose priority rises shortens its running
-        master-down timer by the skew difference at once.
+        clamp to 1..254 (``vrrp.track_verdict.clamp_priority``, tracking's clamp too).
+        A backup whose priority rises shortens its running master-down timer by the
+        skew difference at once.
         """
         if self._settings.is_owner:
             return ()
-        new = min(max(effective, 1), PRIORITY_OWNER - 1)
+        new = clamp_priority(effective)
         old = self._effective
         if new == old:
             return ()

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import structlog
 
+from cleanspawn import clean_spawn
 from vrrp.settings import NotifySettings
-from vrrp.spawn import script_preexec
 
 __all__ = [
     "MINIMAL_ENVIRONMENT",
@@ -117,16 +117,18 @@ async def run_argv(
     Shared by notify hooks and track scripts: stdin, stdout and stderr are
     /dev/null so a chatty or interactive script cannot block on a pipe.
     """
+    # Without the VRRP process's privileges and limits (cleanspawn).
+    spawn = clean_spawn(argv, environment.get("PATH", ""))
     try:
         process = await asyncio.create_subprocess_exec(
-            *argv,
+            *spawn.argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
             env=dict(environment),
             cwd="/",
             start_new_session=True,
-            preexec_fn=script_preexec(),  # SCHED_OTHER, no ambient caps... (vrrp.spawn)
+            preexec_fn=spawn.preexec_fn,  # SCHED_OTHER, no ambient caps... (cleanspawn)
         )
     except OSError as exc:
         return RunOutcome(None, False, f"{type(exc).__name__}: {exc.strerror or exc}")

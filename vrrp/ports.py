@@ -171,7 +171,7 @@ class InstancePorts:
 
 
 class PortsProvider(Protocol):
-    """Builds each instance's ports; one per :class:`~vrrp.runner.VrrpService`,
+    """Builds each instance's ports; one per :class:`~vrrp.service.VrrpService`,
     created inside the service's own event loop (sockets belong to a loop)."""
 
     @property

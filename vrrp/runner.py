@@ -1,4 +1,7 @@
-"""The asyncio adapter around :class:`~vrrp.machine.VrrpMachine`.
+"""The asyncio adapter around :class:`~vrrp.machine.VrrpMachine`: one instance.
+
+The service that runs every instance in its own thread, and the sync groups, are in
+``vrrp.service``; the status types in ``vrrp.status``.
 
 aioquic's ``asyncio/protocol.py`` shape: on every input (an advert, the timer,
 a tracking verdict, a fault) call the machine with ``clock()``, execute the
@@ -8,8 +11,9 @@ so the machine never sees a time earlier than the deadline it asked for.
 
 Rules kept here:
 
-1. No protocol decision: the machine decides, the runner executes. The only
-   policies here are IO ones: how to group VIPs per interface, how to space a
+1. No protocol decision: the machine decides, the runner executes (the receive
+   filter too: TTL rule and checksum form, ``VrrpMachine.decode_received``). The
+   only policies here are IO ones: how to group VIPs per interface, how to space a
    gratuitous-ARP burst, how long an IO fault is held before retrying.
 2. Read before the timer: before acting on a deadline, every advert already
    waiting in the socket is fed first (``AdvertLink.pending()``), so a loop
@@ -37,28 +41,20 @@ Rules kept here:
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
-import enum
-import os
 import sys
-import threading
-from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
-from vrrp.errors import DropReason, MalformedAdvert, VrrpUsageError
+from vrrp.errors import DropReason, MalformedAdvert
 from vrrp.machine import (
     Action,
     AdvertDropped,
     AdvertMismatch,
     Announce,
     InstallVips,
-    InstanceReload,
-    InstancesPlan,
     OldUnicastChecksum,
     PriorityChanged,
     RemoveVips,
@@ -69,20 +65,11 @@ from vrrp.machine import (
     VipsChanged,
     VrrpMachine,
 )
-from vrrp.notify import HookKind, Notifier
-from vrrp.packet import (
-    VRRP_MULTICAST_V4,
-    VRRP_MULTICAST_V6,
-    Advertisement,
-    check_ttl,
-    decode_advert,
-    encode_advert,
-)
+from vrrp.packet import VRRP_MULTICAST_V4, VRRP_MULTICAST_V6, encode_advert
 from vrrp.ports import (
     AdvertLink,
     Announcer,
     IPAddress,
-    PortsProvider,
     ReceivedAdvert,
     Vip,
     VipAddresses,
@@ -90,20 +77,10 @@ from vrrp.ports import (
 )
 from vrrp.retry import SendFailures
 from vrrp.settings import InstanceSettings
-from vrrp.track import InstanceTracker, TrackVerdict
+from vrrp.status import FaultSource, InstanceStatus, RunnerCounters
+from vrrp.track_verdict import TrackVerdict
 
-__all__ = [
-    "FailureCallback",
-    "FaultSource",
-    "InstanceRunner",
-    "InstanceStatus",
-    "LoopLag",
-    "RunnerCounters",
-    "ServiceCallback",
-    "SyncGroup",
-    "TransitionCallback",
-    "VrrpService",
-]
+__all__ = ["FaultCallback", "InstanceRunner", "TransitionCallback", "log"]
 
 #: Datagrams the receive loop feeds before it yields to the event loop (timers,
 #: advert sends). Small: one datagram costs tens of microseconds in Python.
@@ -145,32 +122,9 @@ log = _NeverRaises(structlog.get_logger())
 
 #: Called after each transition, in the runner's event loop.
 TransitionCallback = Callable[[str, Transition, VrrpMachine], None]
-
-
-class FaultSource(enum.Enum):
-    """Who holds a fault on the instance; the machine sees only "any fault"."""
-
-    track = "track"
-    io = "io"
-    sync_group = "sync_group"
-
-
-@dataclass(slots=True)
-class RunnerCounters:
-    """Per-instance counters for metrics (monotonic, never reset)."""
-
-    adverts_sent: int = 0
-    adverts_received: int = 0
-    send_errors: int = 0
-    io_errors: int = 0
-    announce_errors: int = 0
-    transitions: int = 0
-    address_mismatches: int = 0
-    dropped: Counter[DropReason] = field(default_factory=Counter)
-
-    @property
-    def adverts_dropped(self) -> int:
-        return sum(self.dropped.values())
+#: Called when the instance gets or loses a fault of its own (any source but the
+#: sync group's), in the runner's event loop: (instance, has an own fault).
+FaultCallback = Callable[[str, bool], None]
 
 
 class InstanceRunner:
@@ -226,6 +180,8 @@ class InstanceRunner:
         self._deferred: list[Transition] | None = None
         self._io_fault_timer: asyncio.TimerHandle | None = None
         self._faults: dict[FaultSource, str] = {}
+        self._fault_callbacks: list[FaultCallback] = []
+        self._own_fault_reported = False
         self._tracked_priority = settings.priority
         self._tracked_reason = "configured"
         self._sync_hold: str | None = None
@@ -254,8 +210,33 @@ class InstanceRunner:
     def faults(self) -> dict[FaultSource, str]:
         return dict(self._faults)
 
+    def status(self) -> InstanceStatus:
+        """A snapshot for status, metrics and callbacks (take it in the runner's loop)."""
+        return InstanceStatus.of(self)
+
     def add_transition_callback(self, callback: TransitionCallback) -> None:
         self._callbacks.append(callback)
+
+    def add_fault_callback(self, callback: FaultCallback) -> None:
+        self._fault_callbacks.append(callback)
+
+    def _report_own_fault(self) -> None:
+        """Tell the fault callbacks (a sync group) when the instance got or lost a
+        fault of its own; a fault the group holds on it is not its own."""
+        own = any(source is not FaultSource.sync_group for source in self._faults)
+        if own == self._own_fault_reported:
+            return
+        self._own_fault_reported = own
+        for callback in self._fault_callbacks:
+            try:
+                callback(self.name, own)
+            except Exception as exc:  # rule 7
+                log.error(
+                    "vrrp.callback.failed",
+                    instance=self.name,
+                    callback=getattr(callback, "__qualname__", repr(callback)),
+                    error=repr(exc),
+                )
 
     def _now(self) -> float:
         if self._clock is not None:
@@ -334,6 +315,7 @@ class InstanceRunner:
             return self.machine.set_fault(bool(self._faults), summary, now)
 
         await self._input(fault_input)
+        self._report_own_fault()
 
     async def hold_for_sync_group(self, reason: str | None) -> None:
         """Sync group: advertise the lowest priority while a member is backup
@@ -460,9 +442,9 @@ class InstanceRunner:
         try:
             if received.header_error is not None:
                 raise received.header_error
-            if self._ttl_must_be_255(received):
-                check_ttl(received.ttl)
-            advert, old_checksum = self._decode(received)
+            advert, old_checksum = self.machine.decode_received(
+                received.payload, received.source, received.destination, received.ttl
+            )
         except MalformedAdvert as exc:
             self._dropped(exc.reason, received.source, exc.detail, now)
             return
@@ -475,49 +457,6 @@ class InstanceRunner:
                 destination=received.destination,
             )
         )
-
-    def _decode(self, received: ReceivedAdvert) -> tuple[Advertisement, bool]:
-        """Decode ``received`` with the checksum form the machine expects.
-
-        keepalived's unicast checksum compatibility (``vrrp_check_packet``): a bad
-        checksum that the machine allows to be tried in the old form (224.0.0.18
-        in the pseudo-header) is checked once more that way; True in the result
-        says the old form passed. Otherwise the first error is raised unchanged,
-        so a bad checksum is counted and logged exactly as without the retry.
-        """
-        machine = self.machine
-        source, destination = received.source, received.destination
-        expected = machine.checksum_destination(destination)
-        try:
-            return decode_advert(received.payload, source, expected), False
-        except MalformedAdvert as exc:
-            if exc.reason is not DropReason.bad_checksum or not machine.old_checksum_may_pass(
-                source, destination
-            ):
-                raise
-            try:
-                advert = decode_advert(received.payload, source, VRRP_MULTICAST_V4)
-            except MalformedAdvert:
-                raise exc from None
-            return advert, True
-
-    def _ttl_must_be_255(self, received: ReceivedAdvert) -> bool:
-        """Does the TTL / hop limit 255 rule apply to this advert?
-
-        RFC 5798 §7.1 (RFC 3768 §7.1): drop an advert whose IPv4 TTL / IPv6 hop
-        limit is not 255, so a packet that crossed a router cannot pass for one
-        from our link. keepalived 2.x (vrrp.c, vrrp_in_chk / vrrp_check_packet:
-        "MUST verify that the IPv4 TTL/IPv6 HL is 255 (but not if unicast)")
-        checks it only when the instance has no ``unicast_peer``: unicast peers
-        may sit behind a router. We waive it more narrowly: only for an advert
-        addressed to us (not to a multicast group) from a configured unicast
-        peer. Multicast adverts and strangers keep the rule; a stranger with
-        TTL 255 is still dropped by the machine (``not_a_peer``, as keepalived's
-        ``vrrp_check_unicast_src``).
-        """
-        if received.destination.is_multicast:
-            return True
-        return received.source not in self._settings.unicast_peers
 
     def _rearm(self) -> None:
         deadline = self.machine.next_deadline()
@@ -628,6 +567,7 @@ class InstanceRunner:
         # Inside the lock already: call the machine directly. Failures while
         # releasing (priority-0 advert on a dead link) are logged, not re-faulted.
         await self._execute(self.machine.set_fault(True, self._fault_summary(), self._now()))
+        self._report_own_fault()
         loop = self._running_loop()
         if self._io_fault_timer is not None:
             self._io_fault_timer.cancel()
@@ -833,543 +773,3 @@ class InstanceRunner:
             detail=detail,
             suppressed=suppressed,
         )
-
-
-class SyncGroup:
-    """keepalived ``vrrp_sync_group``: instances that move together.
-
-    - A member entering FAULT by its own cause (tracking, IO) puts every other
-      member in FAULT (source ``sync_group``) until no member has its own fault.
-    - A member that loses MASTER to a peer (MASTER -> BACKUP) makes the others
-      follow: they advertise the lowest priority (1) so they do not preempt
-      back, and a master among them resigns straight to BACKUP (reason
-      ``sync_group``, BACKUP notify, no FAULT) with priority 0, so the peer
-      director takes the whole group. A follower's own resignation starts no
-      second round. The hold lifts when any member is MASTER again
-      (keepalived ``vrrp_sync_master``).
-
-    The callbacks run inside a member's input; the follow-ups are spawned as
-    tasks so one member's lock is never held while waiting for another's.
-    """
-
-    def __init__(self, name: str, members: Sequence[InstanceRunner]) -> None:
-        if len({member.name for member in members}) != len(members):
-            raise ValueError(f"sync group {name}: duplicate instance")
-        self.name = name
-        self._members = {member.name: member for member in members}
-        self._tasks: set[asyncio.Task[None]] = set()
-        for member in members:
-            member.add_transition_callback(self._on_transition)
-
-    @property
-    def members(self) -> tuple[InstanceRunner, ...]:
-        return tuple(self._members.values())
-
-    def _others(self, name: str) -> list[InstanceRunner]:
-        return [member for other, member in self._members.items() if other != name]
-
-    @staticmethod
-    def _own_fault(member: InstanceRunner) -> bool:
-        return any(source is not FaultSource.sync_group for source in member.faults)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=f"vrrp-sync-{self.name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _on_transition(self, instance: str, transition: Transition, machine: VrrpMachine) -> None:
-        member = self._members[instance]
-        if transition.new is State.FAULT and self._own_fault(member):
-            reason = f"sync_group={self.name} member={instance} in fault"
-            self._follow("fault", instance, reason)
-            for other in self._others(instance):
-                self._spawn(other.set_fault(FaultSource.sync_group, True, reason))
-        elif transition.old is State.FAULT and not any(
-            self._own_fault(m) for m in self._members.values()
-        ):
-            reason = f"sync_group={self.name} member={instance} fault cleared"
-            for other in self._others(instance):
-                if FaultSource.sync_group in other.faults:
-                    self._spawn(other.set_fault(FaultSource.sync_group, False, reason))
-        elif (
-            transition.old is State.MASTER
-            and transition.new is State.BACKUP
-            and transition.reason is not TransitionReason.sync_group
-        ):
-            # A member that resigned because it follows the group is not a new
-            # cause: following it would hold the member that lost MASTER at
-            # priority 1 too, and then no member could ever preempt back
-            # (keepalived's vrrp_sync_backup returns when the group is already BACKUP).
-            reason = f"sync_group={self.name} member={instance} backup"
-            self._follow("backup", instance, reason)
-            for other in self._others(instance):
-                self._spawn(self._demote(other, reason))
-        elif transition.new is State.MASTER:
-            for other in self._members.values():
-                self._spawn(other.hold_for_sync_group(None))
-
-    async def _demote(self, member: InstanceRunner, reason: str) -> None:
-        await member.hold_for_sync_group(reason)
-        await member.resign(reason)
-
-    def _follow(self, to_state: str, instance: str, reason: str) -> None:
-        log.info(
-            "vrrp.sync_group.follow",
-            sync_group=self.name,
-            instance=instance,
-            to_state=to_state,
-            reason=reason,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class InstanceStatus:
-    """A thread-safe snapshot of one instance, for status, metrics and callbacks."""
-
-    name: str
-    vrid: int
-    interface: str
-    state: State
-    effective_priority: int
-    master_source: IPAddress | None
-    master_priority: int | None
-    faults: tuple[str, ...]
-    adverts_sent: int
-    adverts_received: int
-    adverts_dropped: dict[str, int]
-    io_errors: int
-    transitions: int
-
-    @classmethod
-    def of(cls, runner: InstanceRunner) -> InstanceStatus:
-        machine, counters = runner.machine, runner.counters
-        return cls(
-            name=runner.name,
-            vrid=runner.settings.vrid,
-            interface=runner.settings.interface,
-            state=machine.state,
-            effective_priority=machine.effective_priority,
-            master_source=machine.master_source,
-            master_priority=machine.master_priority,
-            faults=tuple(f"{source.value}: {why}" for source, why in runner.faults.items()),
-            adverts_sent=counters.adverts_sent,
-            adverts_received=counters.adverts_received,
-            adverts_dropped={reason.value: n for reason, n in counters.dropped.items()},
-            io_errors=counters.io_errors,
-            transitions=counters.transitions,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class LoopLag:
-    """How late the VRRP event loop ran a timer: the last and worst delay, in seconds."""
-
-    last: float
-    worst: float
-    samples: int
-
-
-#: Called in the caller's loop (or the VRRP thread without one) after each transition.
-ServiceCallback = Callable[[str, Transition, InstanceStatus], None]
-
-#: Called once, in the caller's loop (or the VRRP thread without one), when the
-#: VRRP thread ended by a failure instead of :meth:`VrrpService.stop`.
-FailureCallback = Callable[[BaseException], None]
-
-
-class VrrpService:
-    """Runs every VRRP instance in a dedicated thread with its own event loop.
-
-    VRRP timing then does not depend on how busy the caller's loop is (health
-    checks of thousands of real servers): the issue's "own thread if that is
-    what it takes". The thread's loop measures its own lag (a 100 ms ticker)
-    for metrics. Transitions are handed back to the caller's loop with
-    ``call_soon_threadsafe``; notify hooks and tracking run in the VRRP loop.
-
-    ``ports`` builds the :class:`~vrrp.ports.PortsProvider` inside the VRRP
-    loop (default: :class:`vrrp.linux.LinuxPorts`). ``realtime_priority``
-    (default 1, None to disable) puts the VRRP thread, and only it, in SCHED_RR
-    like keepalived's ``vrrp_rt_priority``.
-    """
-
-    def __init__(
-        self,
-        instances: Sequence[InstanceSettings],
-        *,
-        ports: Callable[[], PortsProvider] | None = None,
-        on_transition: ServiceCallback | None = None,
-        callback_loop: asyncio.AbstractEventLoop | None = None,
-        notify: bool = True,
-        lag_interval: float = 0.1,
-        realtime_priority: int | None = 1,
-        on_failure: FailureCallback | None = None,
-    ) -> None:
-        names = [settings.name for settings in instances]
-        if len(set(names)) != len(names):
-            raise ValueError("instances: duplicate instance name")
-        keys = [settings.key for settings in instances]
-        if len(set(keys)) != len(keys):
-            raise ValueError("instances: two instances share interface, vrid and family")
-        self._instances = tuple(instances)
-        self._ports_factory = ports
-        self._on_transition = on_transition
-        self._callback_loop = callback_loop
-        self._notify = notify
-        self._lag_interval = lag_interval
-        if realtime_priority is not None and not 1 <= realtime_priority <= 99:
-            raise ValueError(f"realtime_priority: {realtime_priority} outside 1..99")
-        self._realtime_priority = realtime_priority
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop_requested: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._startup_error: BaseException | None = None
-        self._runners: dict[str, InstanceRunner] = {}
-        self._trackers: dict[str, InstanceTracker] = {}
-        self._runs: dict[str, asyncio.Task[None]] = {}
-        self._tracking: dict[str, asyncio.Task[None]] = {}
-        self._provider: PortsProvider | None = None
-        self._group: asyncio.TaskGroup | None = None
-        self._sync_groups: dict[str, SyncGroup] = {}
-        self._lag = LoopLag(0.0, 0.0, 0)
-        self._on_failure = on_failure
-        self._failure: BaseException | None = None
-        self.notifier: Notifier | None = None
-        self._group_states: dict[str, State] = {}
-
-    # --- caller side (any thread) ------------------------------------------------------------
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    @property
-    def loop_lag(self) -> LoopLag:
-        return self._lag
-
-    @property
-    def failure(self) -> BaseException | None:
-        """Why the VRRP thread ended on its own after start-up (None: it did not)."""
-        return self._failure
-
-    def start(self, timeout: float = 30.0) -> None:
-        """Start the thread and every instance; raises what start-up raised."""
-        if self._thread is not None:
-            raise RuntimeError("VrrpService already started")
-        self._thread = threading.Thread(target=self._thread_main, name="haipvs-vrrp", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise TimeoutError(f"VRRP service not started within {timeout} s")
-        if self._startup_error is not None:
-            self._thread.join(timeout)
-            raise self._startup_error
-
-    async def start_async(self, wait_up_to: float = 30.0) -> None:
-        """:meth:`start` from a coroutine; transitions come back to this loop."""
-        if self._callback_loop is None:
-            self._callback_loop = asyncio.get_running_loop()
-        await asyncio.to_thread(self.start, wait_up_to)
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Graceful stop: masters resign (priority 0) and drop their VIPs,
-        stop hooks run, then the thread ends."""
-        thread, loop, event = self._thread, self._loop, self._stop_requested
-        if thread is None:
-            return
-        if loop is not None and event is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(event.set)
-        thread.join(timeout)
-        if thread.is_alive():
-            raise TimeoutError(f"VRRP service not stopped within {timeout} s")
-
-    async def stop_async(self, wait_up_to: float = 30.0) -> None:
-        await asyncio.to_thread(self.stop, wait_up_to)
-
-    def status(self, timeout: float = 5.0) -> tuple[InstanceStatus, ...]:
-        """Snapshots of every instance, taken inside the VRRP loop."""
-        loop = self._loop
-        if loop is None or not self.running:
-            return ()
-
-        async def snapshot() -> tuple[InstanceStatus, ...]:
-            return tuple(InstanceStatus.of(runner) for runner in self._runners.values())
-
-        return asyncio.run_coroutine_threadsafe(snapshot(), loop).result(timeout)
-
-    def call(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
-        """Run ``coro`` in the VRRP loop (reloads, tests)."""
-        if self._loop is None:
-            raise RuntimeError("VrrpService not started")
-        return asyncio.run_coroutine_threadsafe(coro, self._loop)
-
-    def runner(self, name: str) -> InstanceRunner:
-        """The runner of one instance; touch it only from the VRRP loop (:meth:`call`)."""
-        return self._runners[name]
-
-    # --- VRRP thread ---------------------------------------------------------------------------
-
-    def _raise_scheduling_priority(self) -> None:
-        """Give the VRRP thread the CPU before the checkers (keepalived
-        ``vrrp_rt_priority``): SCHED_RR for this thread only, else a lower nice
-        value. On a saturated director a fair share of the CPU is not enough to
-        advertise every 50 ms; the thread sleeps between adverts, so it takes
-        little. Failures (no CAP_SYS_NICE) are logged and VRRP runs unboosted."""
-        if self._realtime_priority is None:
-            return
-        thread = threading.get_native_id()
-        try:
-            os.sched_setscheduler(thread, os.SCHED_RR, os.sched_param(self._realtime_priority))
-            log.info("vrrp.service.scheduling", policy="rr", priority=self._realtime_priority)
-            return
-        except (OSError, AttributeError) as exc:
-            reason = f"SCHED_RR refused: {exc}"
-        try:
-            os.setpriority(os.PRIO_PROCESS, thread, -10)
-            log.info("vrrp.service.scheduling", policy="nice", priority=-10, reason=reason)
-        except OSError as exc:
-            log.warning("vrrp.service.scheduling", policy="default", reason=f"{reason}; {exc}")
-
-    def _thread_main(self) -> None:
-        self._raise_scheduling_priority()
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        failure: BaseException | None = None
-        try:
-            loop.run_until_complete(self._main())
-        except BaseException as exc:  # reported to start(), or logged after it
-            if not self._ready.is_set():
-                self._startup_error = exc
-            else:
-                failure = exc
-        finally:
-            self._ready.set()
-            with contextlib.suppress(Exception):
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-        stopping = self._stop_requested is not None and self._stop_requested.is_set()
-        if failure is None and self._startup_error is None and not stopping:
-            failure = RuntimeError("VRRP loop ended without a stop request")
-        if failure is not None:
-            self._failed(failure)
-
-    def _failed(self, failure: BaseException) -> None:
-        """The VRRP thread is gone with instances that may hold VIPs and send no
-        adverts: say so, and tell the owner (the VRRP process exits so that its
-        parent respawns it; a fresh start removes stale VIPs, RFC 5798 §6.4.1)."""
-        self._failure = failure
-        log.error("vrrp.service.failed", error=repr(failure))
-        callback = self._on_failure
-        if callback is None:
-            return
-        if self._callback_loop is not None:
-            with contextlib.suppress(RuntimeError):  # the caller's loop already closed
-                self._callback_loop.call_soon_threadsafe(callback, failure)
-        else:
-            callback(failure)
-
-    async def _main(self) -> None:
-        self._stop_requested = asyncio.Event()
-        provider = self._ports_factory() if self._ports_factory else _linux_provider()
-        try:
-            await self._serve(provider)
-        finally:
-            provider.close()
-
-    async def _serve(self, provider: PortsProvider) -> None:
-        assert self._stop_requested is not None
-        self._provider = provider
-        self.notifier = Notifier() if self._notify else None
-        for settings in self._instances:
-            await self._build(settings)
-        groups: dict[str, list[InstanceRunner]] = {}
-        for runner in self._runners.values():
-            if runner.settings.sync_group is not None:
-                groups.setdefault(runner.settings.sync_group, []).append(runner)
-        self._sync_groups = {name: SyncGroup(name, members) for name, members in groups.items()}
-        async with asyncio.TaskGroup() as group:
-            self._group = group
-            lag = group.create_task(self._measure_lag())
-            for name in self._runners:
-                self._launch(name)
-            self._ready.set()
-            await self._stop_requested.wait()
-            lag.cancel()
-            for task in self._tracking.values():
-                task.cancel()
-            # Graceful: each instance resigns (RFC 5798 §6.4.3) in turn.
-            for runner in self._runners.values():
-                await runner.stop()
-            for run in self._runs.values():
-                await run
-            if self.notifier is not None:
-                # Let the stop hooks run (each is bounded by its own timeout).
-                await self.notifier.join()
-                await self.notifier.close()
-
-    async def _build(self, settings: InstanceSettings) -> None:
-        assert self._provider is not None
-        ports = await self._provider(settings)
-        runner = InstanceRunner(
-            settings, link=ports.link, addresses=ports.addresses, announcer=ports.announcer
-        )
-        runner.add_transition_callback(self._transitioned)
-        self._runners[settings.name] = runner
-        self._trackers[settings.name] = self._tracker(settings, runner)
-
-    def _tracker(self, settings: InstanceSettings, runner: InstanceRunner) -> InstanceTracker:
-        assert self._provider is not None
-        monitor = self._provider.monitor if settings.track_interfaces else None
-        return InstanceTracker(settings, runner, monitor=monitor)
-
-    def _launch(self, name: str) -> None:
-        assert self._group is not None
-        runner, tracker = self._runners[name], self._trackers[name]
-        self._runs[name] = self._group.create_task(runner.run(), name=f"vrrp-{name}")
-        if tracker.active:
-            self._tracking[name] = self._group.create_task(tracker.run())
-
-    async def _remove(self, name: str) -> None:
-        tracking = self._tracking.pop(name, None)
-        if tracking is not None:
-            tracking.cancel()
-        runner = self._runners[name]
-        # A master resigns with priority 0 and drops its VIPs; its last transition
-        # (to INIT) is still reported, so it leaves the maps only afterwards.
-        await runner.stop()
-        run = self._runs.pop(name, None)
-        if run is not None:
-            await run
-        del self._runners[name]
-        self._trackers.pop(name, None)
-
-    async def _reconfigure(self, settings: InstanceSettings) -> None:
-        runner, tracker = self._runners[settings.name], self._trackers[settings.name]
-        if tracker.same_items(settings):
-            verdict = tracker.rebase(settings) if tracker.active else None
-            await runner.reconfigure(settings, verdict)
-            return
-        # New tracked items: a new tracker, which publishes its verdict when it starts.
-        tracking = self._tracking.pop(settings.name, None)
-        if tracking is not None:
-            tracking.cancel()
-        await runner.reconfigure(settings, None)
-        tracker = self._tracker(settings, runner)
-        self._trackers[settings.name] = tracker
-        if tracker.active and self._group is not None:
-            self._tracking[settings.name] = self._group.create_task(tracker.run())
-
-    @property
-    def instances(self) -> tuple[InstanceSettings, ...]:
-        """The settings of every instance that runs now (after a partial apply, too)."""
-        return tuple(runner.settings for runner in self._runners.values())
-
-    async def apply(self, plan: InstancesPlan) -> None:
-        """Execute a reload plan without a restart (call it in the VRRP loop: :meth:`call`).
-
-        Only the instances the plan names are touched: removed ones resign and drop
-        their VIPs, reconfigured ones keep their state (vrrp.machine.instance_reload),
-        added ones start as a fresh instance would. The first failing step raises; the
-        steps before it stay applied and :attr:`instances` says what runs, so the
-        caller can plan its way back.
-        """
-        if plan.restart:
-            raise VrrpUsageError("apply: the plan changes a sync group; restart the service")
-        for step in plan.steps:
-            if step.action in ("remove", InstanceReload.replace.value):
-                await self._remove(step.name)
-                log.info("vrrp.instance.removed", instance=step.name, reason=step.action)
-            if step.action == InstanceReload.reconfigure.value:
-                assert step.new is not None
-                await self._reconfigure(step.new)
-                log.info("vrrp.instance.reconfigured", instance=step.name,
-                         vrid=step.new.vrid, iface=step.new.interface, reason="config_changed")
-            if step.action in ("add", InstanceReload.replace.value):
-                assert step.new is not None
-                await self._build(step.new)
-                self._launch(step.name)
-                log.info("vrrp.instance.added", instance=step.name, vrid=step.new.vrid,
-                         iface=step.new.interface, reason=step.action)
-        order = {name: index for index, name in enumerate(plan.names)}
-        self._runners = dict(
-            sorted(self._runners.items(), key=lambda item: order.get(item[0], len(order)))
-        )
-        self._instances = self.instances
-
-    async def _measure_lag(self) -> None:
-        loop = asyncio.get_running_loop()
-        worst, samples = 0.0, 0
-        while True:
-            expected = loop.time() + self._lag_interval
-            await asyncio.sleep(self._lag_interval)
-            lag = max(0.0, loop.time() - expected)
-            samples += 1
-            worst = max(worst, lag)
-            self._lag = LoopLag(lag, worst, samples)
-
-    def _group_notify(self, runner: InstanceRunner) -> None:
-        """keepalived's sync group notify: once per change of the group's state.
-
-        The group is FAULT while a member is, MASTER once every member is, BACKUP once
-        every member is; in between (members still moving) it keeps its last state.
-        """
-        group, settings = runner.settings.sync_group, runner.settings.sync_group_notify
-        if group is None or settings is None or self.notifier is None:
-            return
-        states = {
-            member.machine.state
-            for member in self._runners.values()
-            if member.settings.sync_group == group
-        }
-        if State.FAULT in states:
-            state = State.FAULT
-        elif len(states) == 1:
-            (state,) = states
-        else:
-            return
-        kind = _HOOK_FOR_STATE.get(state)
-        if kind is None or self._group_states.get(group) is state:
-            return
-        self._group_states[group] = state
-        log.info("vrrp.sync_group.state", sync_group=group, to_state=state.value)
-        self.notifier.notify(group, settings, kind, 0, scope="GROUP")
-
-    def _transitioned(self, name: str, transition: Transition, machine: VrrpMachine) -> None:
-        runner = self._runners[name]
-        status = InstanceStatus.of(runner)
-        if self.notifier is not None:
-            kind = _HOOK_FOR_STATE.get(transition.new)
-            if kind is not None:
-                self.notifier.notify(
-                    name,
-                    runner.settings.notify,
-                    kind,
-                    machine.effective_priority,
-                    vrid=runner.settings.vrid,
-                    iface=runner.settings.interface,
-                )
-            self._group_notify(runner)
-        callback = self._on_transition
-        if callback is None:
-            return
-        if self._callback_loop is not None:
-            with contextlib.suppress(RuntimeError):  # the caller's loop already closed
-                self._callback_loop.call_soon_threadsafe(callback, name, transition, status)
-        else:
-            callback(name, transition, status)
-
-
-_HOOK_FOR_STATE = {
-    State.MASTER: HookKind.master,
-    State.BACKUP: HookKind.backup,
-    State.FAULT: HookKind.fault,
-    State.INIT: HookKind.stop,
-}
-
-
-def _linux_provider() -> PortsProvider:
-    # Imported here so that the runner (and its tests with fakes) never loads
-    # pyroute2 unless the real ports are asked for.
-    from vrrp.linux import LinuxPorts
-
-    return LinuxPorts()

@@ -1,21 +1,15 @@
-"""Tracking: interfaces and scripts that move an instance's effective priority.
+"""Tracking's IO: the loop that watches interfaces, scripts, processes and files and
+publishes each new verdict to the instance (keepalived's ``track_interface``,
+``vrrp_script`` / ``track_script``, ``track_process``, ``track_file``).
 
-keepalived's ``track_interface`` and ``vrrp_script`` / ``track_script``:
-
-- a tracked item with weight 0 puts the instance in FAULT while it is down or
-  failing (keepalived: "if no weight is specified, the instance goes to FAULT");
-- a negative weight is added to the priority while the item is down / failing,
-  a positive weight while it is up / succeeding (keepalived's sign convention
-  for both track_interface and vrrp_script);
-- the result is clamped to 1..254: tracking can never make a router the address
-  owner, nor silence it (priority 0 means "stopping", RFC 5798 §5.2.4), and an
-  owner (255) is never changed (keepalived ignores weights on an owner).
+The decisions (the verdict, the weights, the 1..254 clamp, rise/fall) are in
+``vrrp.track_verdict``; this module only feeds them.
 
 Rules kept here:
 
-1. The arithmetic (:func:`tracking_verdict`) and the rise/fall hysteresis
-   (:class:`RiseFall`) are plain values and functions, no IO, so they are tested
-   with literal inputs; :class:`InstanceTracker` is the thin IO loop around them.
+1. The arithmetic (``tracking_verdict``) and the rise/fall hysteresis
+   (``RiseFall``) live in ``vrrp.track_verdict``, tested with literal inputs;
+   :class:`InstanceTracker` is the thin IO loop around them.
 2. Scripts run without a shell, with a minimal environment and a timeout that
    kills (``vrrp.notify.run_argv``); a timeout counts as a failure.
 3. The tracker reports a whole verdict (priority, fault, reason) each time
@@ -25,106 +19,20 @@ Rules kept here:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Protocol
 
 import structlog
 
 from vrrp.notify import MINIMAL_ENVIRONMENT, RunOutcome, run_argv
 from vrrp.ports import LinkEvent, LinkMonitor, VrrpIoError
-from vrrp.settings import PRIORITY_OWNER, InstanceSettings, TrackInterface, TrackScript
-from vrrp.track_watch import FileWatch, ProcessWatch, TrackedItem
+from vrrp.settings import InstanceSettings, TrackInterface, TrackScript
+from vrrp.track_verdict import RiseFall, TrackVerdict, tracking_verdict
+from vrrp.track_watch import FileWatch, ProcessWatch
 
-__all__ = [
-    "InstanceTracker",
-    "RiseFall",
-    "ScriptRunner",
-    "TrackTarget",
-    "TrackVerdict",
-    "tracking_verdict",
-]
+__all__ = ["InstanceTracker", "ScriptRunner", "TrackTarget"]
 
 log = structlog.get_logger()
-
-_MAX_TRACKED_PRIORITY = 254
-
-
-@dataclass(frozen=True, slots=True)
-class TrackVerdict:
-    """What tracking says about an instance right now."""
-
-    priority: int
-    fault: bool
-    reason: str
-
-
-def tracking_verdict(
-    base_priority: int,
-    interfaces: Mapping[TrackInterface, bool],
-    scripts: Mapping[TrackScript, bool],
-    others: Iterable[TrackedItem] = (),
-) -> TrackVerdict:
-    """Effective priority and fault from the state of every tracked item.
-
-    ``interfaces`` maps each tracked interface to "up", ``scripts`` each script
-    to "succeeding"; ``others`` are tracked processes and files, already as
-    (label, weight, good) (vrrp.track_watch). The reason names every item that is
-    currently counting.
-    """
-    faults: list[str] = []
-    moves: list[str] = []
-    total = 0
-    items: list[tuple[str, int, bool]] = [
-        (f"interface {item.name} {'up' if up else 'down'}", item.weight, up)
-        for item, up in interfaces.items()
-    ]
-    items += [
-        (f"script {item.command[0]} {'ok' if ok else 'failing'}", item.weight, ok)
-        for item, ok in scripts.items()
-    ]
-    items += others
-    for label, weight, good in items:
-        if weight == 0:
-            if not good:
-                faults.append(label)
-        elif (weight > 0) == good:
-            total += weight
-            moves.append(f"{label} {weight:+d}")
-    if base_priority == PRIORITY_OWNER:
-        priority = PRIORITY_OWNER
-    else:
-        priority = max(1, min(_MAX_TRACKED_PRIORITY, base_priority + total))
-    if faults:
-        return TrackVerdict(priority, True, "; ".join(faults))
-    return TrackVerdict(priority, False, "; ".join(moves) if moves else "all tracked items nominal")
-
-
-class RiseFall:
-    """keepalived ``rise``/``fall``: a script changes state only after ``rise``
-    consecutive successes or ``fall`` consecutive failures."""
-
-    __slots__ = ("_fall", "_rise", "_streak", "healthy")
-
-    def __init__(self, rise: int, fall: int, *, healthy: bool = True) -> None:
-        if rise < 1 or fall < 1:
-            raise ValueError(f"rise {rise} and fall {fall} must be >= 1")
-        self._rise = rise
-        self._fall = fall
-        self._streak = 0
-        self.healthy = healthy
-
-    def observe(self, ok: bool) -> bool:
-        """Feed one result; True when the state changed."""
-        if ok == self.healthy:
-            self._streak = 0
-            return False
-        self._streak += 1
-        if self._streak >= (self._rise if ok else self._fall):
-            self.healthy = ok
-            self._streak = 0
-            return True
-        return False
 
 
 class TrackTarget(Protocol):

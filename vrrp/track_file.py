@@ -3,7 +3,7 @@
 keepalived.conf(5), "Track files": the file holds a number in text. With ``weight`` 0
 a non-zero value is a failure (FAULT) and zero is OK; otherwise the value multiplied
 by the weight is added to the priority, and a result below -253 puts the instance in
-FAULT (the effective priority is still clamped to 1..254 by ``tracking_verdict``).
+FAULT (the effective priority is still clamped to 1..254: ``vrrp.track_verdict``).
 A file that is missing, unreadable or holds no number reads as 0 (keepalived's
 strtol of nothing), and the reason says so.
 

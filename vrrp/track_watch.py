@@ -27,6 +27,7 @@ import structlog
 
 from vrrp.track_file import FileEffect, TrackFile, file_effect, parse_value
 from vrrp.track_process import ProcessQuorum, ProcessView, TrackProcess, count_matching
+from vrrp.track_verdict import TrackedItem
 
 __all__ = [
     "FileWatch",
@@ -39,8 +40,6 @@ __all__ = [
 
 log = structlog.get_logger()
 
-#: (label, weight, good) as ``vrrp.track.tracking_verdict`` counts it.
-TrackedItem = tuple[str, int, bool]
 Publish = Callable[[], Awaitable[None]]
 ProcessReader = Callable[[], Sequence[ProcessView]]
 Clock = Callable[[], float]

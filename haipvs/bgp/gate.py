@@ -6,10 +6,14 @@ moment it cannot. A withdrawn route costs nothing (the routers spread the flows 
 others); a route announced by a director that cannot serve black-holes a share of every
 client's connections. So the gate is conservative: all of these must hold.
 
-1. ``need``: every virtual service on the VIP has at least ``need`` real servers up
-   (Seesaw's watermarks, vc5's ``need``).
+1. The VIP is a usable address of this director (``haipvs.bgp.local``: on ``lo``; an IPv6
+   VIP elsewhere not held tentative by duplicate address detection), or IPVS never sees
+   the packets the routers send; and ``need``: every virtual service on the VIP has at
+   least ``need`` real servers up (Seesaw's watermarks, vc5's ``need``).
 2. The IPVS table is programmed and equal to the desired one (no pending or failed op):
-   a director must not attract flows it would schedule from a stale table.
+   a director must not attract flows it would schedule from a stale table; and
+   ``net.ipv4.vs.sloppy_tcp`` is 1 (haipvs sets it, ``haipvs.bgp.sloppy``): without it a
+   flow the routers move here arrives as a bare ACK and is reset.
 3. The control loop is not stalled (its lag under ``max_loop_lag``): a stalled daemon
    can neither check nor repair, and may be seconds from being killed by its watchdog.
 4. The operator has not drained the director (``haipvs drain-director``, maintenance).
@@ -40,6 +44,7 @@ class VipInputs:
     up_by_service: Mapping[str, int]
     need: int = 1
     learn: float | None = None  # this VIP's own warm-up; None: the director's
+    unusable: str | None = None  # why this host cannot take the VIP's packets; None: it can
 
     def __post_init__(self) -> None:
         if self.need < 0:
@@ -58,6 +63,7 @@ class GateInputs:
     max_loop_lag: float
     drained: bool = False
     stopping: bool = False
+    sloppy_tcp: str | None = None  # why net.ipv4.vs.sloppy_tcp is not 1; None: it is
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +79,8 @@ class GateVerdict:
 def verdict(vip: VipInputs, director: GateInputs) -> GateVerdict:
     """Announce only when every gate of the module docstring holds."""
     blockers: list[str] = []
+    if vip.unusable is not None:
+        blockers.append(vip.unusable)
     if not vip.up_by_service:
         blockers.append("no virtual service on this VIP")
     for service, up in sorted(vip.up_by_service.items()):
@@ -80,6 +88,11 @@ def verdict(vip: VipInputs, director: GateInputs) -> GateVerdict:
             blockers.append(f"need {vip.need} real servers up on {service}, {up} up")
     if not director.table_in_sync:
         blockers.append("IPVS table not yet equal to the desired one")
+    if director.sloppy_tcp is not None:
+        blockers.append(
+            f"net.ipv4.vs.sloppy_tcp is not 1 ({director.sloppy_tcp}): a flow the routers "
+            "move here would arrive as a bare ACK and be reset"
+        )
     if director.loop_lag > director.max_loop_lag:
         blockers.append(
             f"control loop stalled ({director.loop_lag:.2f} s > {director.max_loop_lag:g} s)"
@@ -110,6 +123,7 @@ class AnnounceGates:
     the speaker is told once per change and the log has one line per change."""
 
     _announced: dict[IPAddress, bool] = field(default_factory=dict)
+    _why_not: dict[IPAddress, str] = field(default_factory=dict)
 
     def evaluate(
         self, vips: Mapping[IPAddress, VipInputs], director: GateInputs
@@ -117,9 +131,15 @@ class AnnounceGates:
         changes: list[GateChange] = []
         for vip in sorted(vips, key=lambda address: (address.version, address)):
             result = verdict(vips[vip], director)
+            if result.announce:
+                self._why_not.pop(vip, None)
+            else:
+                self._why_not[vip] = result.reason
             if self._announced.get(vip, False) != result.announce:
                 self._announced[vip] = result.announce
                 changes.append(GateChange(vip, result.announce, result.reason))
+        for gone in set(self._why_not) - set(vips):
+            del self._why_not[gone]
         for gone in sorted(set(self._announced) - set(vips), key=lambda a: (a.version, a)):
             if self._announced.pop(gone):
                 changes.append(GateChange(gone, False, "VIP removed from the config"))
@@ -128,6 +148,10 @@ class AnnounceGates:
     def forget(self, vip: IPAddress) -> None:
         """The speaker failed to apply a change: evaluate it again next time."""
         self._announced.pop(vip, None)
+
+    def withheld(self) -> dict[IPAddress, str]:
+        """Each VIP the last evaluation kept withdrawn, with every blocker."""
+        return dict(self._why_not)
 
     def announced(self) -> frozenset[IPAddress]:
         return frozenset(vip for vip, on in self._announced.items() if on)

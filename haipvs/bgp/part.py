@@ -8,7 +8,9 @@ It owns three things and nothing else:
   is re-evaluated and re-announced if its gates hold.
 - The gates (``gate.AnnounceGates``), fed every ``interval`` and on each ``poke()`` (a health
   change) with what the daemon knows: the real servers up per service, whether the IPVS
-  table equals the desired one, the event loop's lag, the operator's drain.
+  table equals the desired one, the event loop's lag, the operator's ``drain-director``
+  (read from the operator's overrides on every evaluation: a drain survives reload and
+  restart with them, and this part keeps no copy of it).
 - The speaker calls: a flip is applied through the ``RouteSpeaker``; a failure is one
   ``bgp.speaker.failed`` line with BIRD's code and words, the VIP is re-evaluated on the
   next attempt, after a backoff (0.5 s doubling to 10 s); nothing here ever raises into
@@ -25,7 +27,7 @@ import asyncio
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,7 @@ import structlog
 
 from haipvs.bgp.bird import BirdError, RouteSpeaker, SpeakerError
 from haipvs.bgp.gate import AnnounceGates, GateChange, GateInputs, IPAddress, VipInputs
+from haipvs.bgp.local import unusable_vips
 from haipvs.bgp.plan import ScaleOutPlan
 from haipvs.bgp.snippet import protocol_name, render_bird_config
 
@@ -51,6 +54,8 @@ class DirectorState:
     up_by_service: Mapping[str, int]
     table_in_sync: bool
     loop_lag: float
+    drained: bool = False  # haipvs drain-director (the operator's overrides)
+    sloppy_tcp: str | None = None  # why net.ipv4.vs.sloppy_tcp is not 1 (None: it is)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +66,7 @@ class BgpView:
     drained: bool
     protocols: dict[str, str]
     speaker_error: str | None
+    withheld: dict[str, str]
 
 
 class BgpPart:
@@ -71,11 +77,13 @@ class BgpPart:
         state: Callable[[], DirectorState],
         *,
         interval: float = 0.5,
+        vip_check: Callable[[Iterable[IPAddress]], Mapping[IPAddress, str]] = unusable_vips,
     ) -> None:
         self._plan = plan
         self._speaker = speaker
         self._state = state
         self._interval = interval
+        self._vip_check = vip_check
         self._gates = AnnounceGates()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -100,11 +108,6 @@ class BgpPart:
         """A health change (or anything the gates read) moved: evaluate now."""
         self._wake.set()
 
-    def set_drained(self, drained: bool) -> None:
-        """The operator takes this director out of (or back into) the routers' ECMP."""
-        self._drained = drained
-        self._wake.set()
-
     def update(self, plan: ScaleOutPlan) -> None:
         """A reload: the new plan's config file is written (and BIRD reconfigured) if its
         text changed; gates of VIPs no longer in it withdraw them."""
@@ -123,6 +126,8 @@ class BgpPart:
             drained=self._drained,
             protocols=dict(self._protocols),
             speaker_error=self._speaker_error,
+            withheld={str(vip): reason for vip, reason in sorted(
+                self._gates.withheld().items(), key=lambda item: (item[0].version, item[0]))},
         )
 
     async def stop(self) -> None:
@@ -260,14 +265,17 @@ class BgpPart:
 
     def _vip_inputs(self, state: DirectorState) -> dict[IPAddress, VipInputs]:
         up = state.up_by_service
+        unusable = self._vip_check(self._plan.vips)
         return {
             vip: VipInputs(
-                {label: up.get(label, 0) for label in plan.services}, plan.need, plan.learn
+                {label: up.get(label, 0) for label in plan.services}, plan.need, plan.learn,
+                unusable.get(vip),
             )
             for vip, plan in self._plan.vips.items()
         }
 
     def _gate_inputs(self, state: DirectorState) -> GateInputs:
+        self._drained = state.drained  # for the view: as the gates last saw it
         now = asyncio.get_running_loop().time()
         return GateInputs(
             now=now,
@@ -276,8 +284,9 @@ class BgpPart:
             table_in_sync=state.table_in_sync,
             loop_lag=state.loop_lag,
             max_loop_lag=self._plan.max_loop_lag,
-            drained=self._drained,
+            drained=state.drained,
             stopping=self._stopping,
+            sloppy_tcp=state.sloppy_tcp,
         )
 
 

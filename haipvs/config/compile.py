@@ -189,9 +189,10 @@ def compile_config(config: m.Config, *, hostname: str = "director") -> Compiled:
         base: m.KeyPath = ("virtual_servers", vs_index)
         with _at(base):
             key = ipvs_service_key(vs)
-        # The `vs` log key the checkers use: the operator's name, else tcp/198.51.100.10:80.
-        label = vs.name or vs.label
-        names[key] = label
+        names[key] = vs.name or vs.label
+        # The `vs` key of the checkers' lines, as on the ipvs.* and drain lines about the
+        # same service (one renderer): tcp/198.51.100.10:80, never the operator's name.
+        label = str(key)
         dests = []
         for rs_index, rs in enumerate(vs.real_servers):
             path: m.KeyPath = (*base, "real_servers", rs_index)
@@ -216,7 +217,8 @@ def compile_config(config: m.Config, *, hostname: str = "director") -> Compiled:
         with _at((*base, "sorry_server")):
             sorry = _sorry(vs)
         with _at(base):
-            services.append(_service_spec(vs, key, dests, sorry))
+            services.append(_service_spec(vs, key, dests, sorry,
+                                          scale_out=config.bgp is not None))
         if vs.quorum.up is not None or vs.quorum.down is not None:
             quorum_commands[key] = QuorumCommands(
                 vs.quorum.up, vs.quorum.down, vs.quorum.command_timeout
@@ -292,7 +294,8 @@ def _sorry(vs: m.VirtualServer) -> Dest | None:
 
 
 def _service_spec(
-    vs: m.VirtualServer, key: ServiceKey, dests: list[Dest], sorry: Dest | None
+    vs: m.VirtualServer, key: ServiceKey, dests: list[Dest], sorry: Dest | None,
+    *, scale_out: bool = False,
 ) -> ServiceSpec:
     flags = scheduler_flags_in_use(vs)
     return ServiceSpec(
@@ -315,7 +318,13 @@ def _service_spec(
         hysteresis=vs.quorum.hysteresis,
         sorry_server=sorry,
         drain_timeout=vs.drain.timeout,
-        inhibit_on_failure=vs.inhibit_on_failure,
+        # Scale-out mode: a real server that is down (or not yet up at start) stays in the
+        # table at weight 0 (mh-fallback skips it) instead of leaving it. mh builds its
+        # table in the kernel's list order, and the kernel puts each new dest at the head:
+        # added and deleted as checks come and go, the list (and so the hash) would follow
+        # each director's own check history; kept, it is the sorted order of the first
+        # sync on every director (haipvs.ipvs.fingerprint).
+        inhibit_on_failure=vs.inhibit_on_failure or scale_out,
     )
 
 

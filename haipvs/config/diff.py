@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 from typing import Generic, TypeVar
 
+from checkers.spec import endpoint_label
 from haipvs.config.model import (
     Check,
     Config,
@@ -37,6 +38,7 @@ from haipvs.config.model import (
     VirtualServer,
     VrrpInstance,
 )
+from haipvs.ipvs.model import service_label
 
 __all__ = [
     "Changed",
@@ -112,13 +114,14 @@ class ServiceKey(_CachedHash):
     __hash__ = _CachedHash.__hash__
 
     def __str__(self) -> str:
-        # The `vs` log key (docs/operations.md).
-        if self.fwmark is not None:
-            suffix = "/ipv6" if self.family is Family.IPV6 else ""
-            return f"fwmark/{self.fwmark}{suffix}"
-        assert self.protocol is not None
-        host = f"[{self.vip}]" if self.family is Family.IPV6 else str(self.vip)
-        return f"{self.protocol.value}/{host}:{self.port}"
+        # The `vs` log key, from its one renderer.
+        return service_label(
+            None if self.protocol is None else self.protocol.value,
+            self.vip,
+            self.port,
+            self.fwmark,
+            ipv6=self.family is Family.IPV6,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,9 +142,7 @@ class RealServerKey(_CachedHash):
     @property
     def rs(self) -> str:
         """The ``rs`` log key: ``10.0.0.11:80``, ``[2001:db8::11]:80``."""
-        if self.address.version == 6:
-            return f"[{self.address}]:{self.port}"
-        return f"{self.address}:{self.port}"
+        return endpoint_label(self.address, self.port)
 
     def __str__(self) -> str:
         return f"{self.service}/{self.rs}"

@@ -34,6 +34,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from haipvs.ipvs.model import service_label
+
 __all__ = [
     "Address",
     "BgpBfd",
@@ -924,12 +926,15 @@ class VirtualServer(_Model):
 
     @property
     def label(self) -> str:
-        """The ``vs`` log key (docs/operations.md): ``tcp/198.51.100.10:80``, ``fwmark/10``."""
-        if self.fwmark is not None:
-            suffix = "/ipv6" if self.service_family is Family.IPV6 else ""
-            return f"fwmark/{self.fwmark}{suffix}"
-        host = f"[{self.vip}]" if self.service_family is Family.IPV6 else str(self.vip)
-        return f"{self.protocol.value}/{host}:{self.port}"
+        """The ``vs`` log key (``haipvs.ipvs.model.service_label``): ``tcp/198.51.100.10:80``,
+        ``fwmark/10``, ``fwmark6/10``."""
+        return service_label(
+            self.protocol.value,
+            self.vip,
+            self.port,
+            self.fwmark,
+            ipv6=self.service_family is Family.IPV6,
+        )
 
     def real_server_port(self, real_server: RealServer) -> int:
         if real_server.port is not None:

@@ -79,7 +79,9 @@ def find_rule_violations(
     findings += _vrrp_rules(vrrp)
     findings += _sync_group_rules(sync_groups, vrrp, all_vrrp_valid)
     for index, virtual_server in virtual_servers:
-        findings += _virtual_server_rules(index, virtual_server)
+        findings += _virtual_server_rules(
+            index, virtual_server, scale_out=bgp is not None or scale_out
+        )
     findings += _service_uniqueness_rules(virtual_servers)
     if all_vrrp_valid and bgp is None and not scale_out:
         # In scale-out mode the routers fail over, not VRRP.
@@ -307,7 +309,9 @@ def _sync_group_rules(
                 member_of[member] = index
 
 
-def _virtual_server_rules(index: int, vs: VirtualServer) -> Iterable[Finding]:
+def _virtual_server_rules(
+    index: int, vs: VirtualServer, *, scale_out: bool = False
+) -> Iterable[Finding]:
     base: KeyPath = ("virtual_servers", index)
     if vs.vip is None and vs.fwmark is None:
         yield _error((*base, "vip"), "a virtual server needs a vip (with port) or a fwmark")
@@ -337,7 +341,16 @@ def _virtual_server_rules(index: int, vs: VirtualServer) -> Iterable[Finding]:
     if len(set(vs.scheduler_flags)) != len(vs.scheduler_flags):
         yield _error((*base, "scheduler_flags"), "a flag is listed twice")
     fallback = _HASH_FALLBACK.get(vs.scheduler)
-    if fallback is not None and fallback not in vs.scheduler_flags:
+    if fallback is not None and fallback not in vs.scheduler_flags and scale_out:
+        # Every director must run the table its file says: a flow the routers move to
+        # another director is scheduled by that one's flags, not by a flag added silently.
+        yield _error(
+            (*base, "scheduler_flags"),
+            f"scale-out mode (bgp) needs {fallback.value}: without it a real server at "
+            "weight 0 (draining, inhibit_on_failure) keeps its share of the hash and the "
+            "new connections hashed to it are refused",
+        )
+    elif fallback is not None and fallback not in vs.scheduler_flags:
         yield _warning(
             (*base, "scheduler"),
             f"{vs.scheduler.value} without {fallback.value}: haipvs adds it (a real server "
@@ -603,7 +616,8 @@ def _ipvs_rules(
 # Scale-out mode: several directors are active at once and the routers' ECMP may move a flow
 # from one to another mid-connection (a director dies, joins or is drained). The flow survives
 # only if the next director picks the same real server and accepts a mid-flow packet.
-# mh-fallback needs no rule here: haipvs always sets it (``scheduler_flags_in_use``).
+# mh-fallback: the hash-fallback rule of ``_virtual_server_rules`` refuses it missing here
+# (elsewhere haipvs adds it with a warning, ``scheduler_flags_in_use``).
 _MH_PORT_REASON = (
     "without it mh hashes the source address only, so one client's flows all land on "
     "one real server"

@@ -9,8 +9,9 @@ override it creates.
 The protocol is one JSON object per line each way: a request ``{"command": "drain", "target":
 "10.0.0.12:80", "service": null}`` and its answer ``{"ok": true, "message": ..., "servers":
 [...]}``, or ``{"ok": false, "error": ...}``. Commands: drain, undrain, maintenance (``on``:
-true or false), failover (``instance``, ``hold_for`` seconds or ``release``), progress (the
-connections left on the real servers a target names), overrides (the list).
+true or false), failover (``instance``, ``hold_for`` seconds or ``release``),
+drain-director and undrain-director (scale-out mode), progress (the connections left on the
+real servers a target names), overrides (the list).
 
 ``Operator`` owns the overrides of the running daemon: it loads them at start, applies a
 command (the decision is ``haipvs.daemon.overrides.apply_command``), persists the result
@@ -84,6 +85,8 @@ class RunningView:
     #: each virtual server: its name and its real servers
     services: Mapping[ServiceKey, tuple[str, Collection[DestKey]]]
     instances: Collection[str]
+    #: scale-out mode: the config has a bgp section (drain-director applies)
+    announces: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +109,7 @@ class Operator:
         set_admin: Callable[[Mapping[tuple[ServiceKey, DestKey], AdminView]], None],
         set_holds: Callable[[Mapping[str, str]], Awaitable[None]],
         progress: Callable[[], Awaitable[Mapping[tuple[ServiceKey, DestKey], DestProgress]]],
+        on_director: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = path or os.path.join(state_directory(), FILE_NAME)
@@ -113,6 +117,7 @@ class Operator:
         self._set_admin = set_admin
         self._set_holds = set_holds
         self._progress = progress
+        self._on_director = on_director  # the announce gates read ``overrides.director``
         self._clock = clock
         self._overrides = Overrides()
         self._lock = asyncio.Lock()
@@ -136,9 +141,10 @@ class Operator:
                       moved_to=aside, reason="starting without overrides")
             self._overrides = Overrides()
             return
-        if self._overrides.servers or self._overrides.holds:
+        if self._overrides.servers or self._overrides.holds or self._overrides.director:
             log.info("operator.overrides.loaded", file=self.path,
-                     servers=len(self._overrides.servers), holds=len(self._overrides.holds))
+                     servers=len(self._overrides.servers), holds=len(self._overrides.holds),
+                     director_drained=self._overrides.director is not None)
 
     def apply_ipvs(self) -> None:
         """Give the IPVS part the overrides on the running config (start-up and reload)."""
@@ -196,7 +202,8 @@ class Operator:
             running = self._running()
             try:
                 outcome = apply_command(self._overrides, request, uid=uid, now=self._clock(),
-                                        services=running.services, instances=running.instances)
+                                        services=running.services, instances=running.instances,
+                                        announces=running.announces)
             except CommandError as error:
                 log.warning("operator.refused", command=str(command), uid=uid, error=str(error))
                 return {"ok": False, "error": str(error)}
@@ -216,14 +223,39 @@ class Operator:
                     except Exception as error:  # the VRRP process refused: say so
                         log.error("operator.failover.failed", uid=uid, error=str(error))
                         return {"ok": False, "error": f"VRRP: {error}"}
+                elif command in _DIRECTOR_COMMANDS:
+                    if self._on_director is not None:
+                        self._on_director()
                 else:
                     self.apply_ipvs()
-            log.info(outcome.event, uid=uid, detail=outcome.message, changed=outcome.changed,
-                     **_fields(request))
+            fields = _fields(request)
+            servers = self._named_servers(request, running.services) if outcome.changed else []
+            if not servers:
+                log.info(outcome.event, uid=uid, detail=outcome.message,
+                         changed=outcome.changed, **fields)
+            # One line per real server the command changed, with the `vs` and `rs` keys
+            # every other line about that server carries (check.*, ipvs.*, the drain).
+            for key, dest in servers:
+                log.info(outcome.event, uid=uid, detail=outcome.message,
+                         changed=outcome.changed, vs=str(key), rs=str(dest), **fields)
         answer: dict[str, Any] = {"ok": True, "message": outcome.message}
-        if command != "failover":
+        if command != "failover" and command not in _DIRECTOR_COMMANDS:
             answer["servers"] = await self._servers(request)
         return answer
+
+    def _named_servers(
+        self,
+        request: Mapping[str, Any],
+        services: Mapping[ServiceKey, tuple[str, Collection[DestKey]]],
+    ) -> list[tuple[ServiceKey, DestKey]]:
+        """The (service, real server) pairs a drain or maintenance command names."""
+        if request.get("command") not in ("drain", "undrain", "maintenance"):
+            return []
+        address, port = parse_target(str(request.get("target", "")))
+        service = request.get("service")
+        probe = ServerOverride(address, port, None if service is None else str(service),
+                               AdminState.DRAIN, 0.0, 0)
+        return self._overrides.matched(probe, services)
 
     async def _servers(self, request: Mapping[str, Any]) -> list[dict[str, Any]]:
         address, port = parse_target(str(request.get("target", "")))
@@ -240,6 +272,9 @@ class Operator:
                          "weight": seen.weight, "active": seen.active,
                          "inactive": seen.inactive})
         return rows
+
+
+_DIRECTOR_COMMANDS = ("drain-director", "undrain-director")
 
 
 def _fields(request: Mapping[str, Any]) -> dict[str, Any]:
@@ -348,11 +383,15 @@ def _request_of(args: argparse.Namespace) -> dict[str, Any]:
     if command == "failover":
         return {"command": "failover", "instance": args.instance, "hold_for": args.hold_for,
                 "release": bool(args.release)}
+    if command in _DIRECTOR_COMMANDS:
+        return {"command": command}
     return {"command": "overrides"}
 
 
 def admin_command(args: argparse.Namespace) -> int:
-    """``haipvs drain|undrain|maintenance|failover|overrides``: 0 done, 1 refused, 2 no daemon."""
+    """``haipvs drain|undrain|maintenance|failover|drain-director|undrain-director|overrides``:
+    0 done, 1 refused, 2 no daemon, 3 ``drain --wait --timeout`` ran out with connections
+    left."""
     path = args.socket or default_socket_path()
     request = _request_of(args)
     try:
@@ -375,12 +414,27 @@ def admin_command(args: argparse.Namespace) -> int:
     if rows is not None:
         _show_servers(rows)
     if getattr(args, "wait", False):
-        return _wait_empty(path, request, args.interval)
+        return _wait_empty(path, request, args.interval, getattr(args, "timeout", None))
     return 0
 
 
-def _wait_empty(path: str, request: Mapping[str, Any], interval: float) -> int:
-    """``drain --wait``: report the connections left until every named server has none."""
+#: ``drain --wait --timeout``: connections were still left when the time was up. The drain
+#: stays in force (weight 0); only the wait ended. 1 and 2 are taken (refused, no daemon).
+EXIT_DRAIN_TIMED_OUT = 3
+
+
+def _wait_empty(
+    path: str,
+    request: Mapping[str, Any],
+    interval: float,
+    timeout: float | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """``drain --wait``: report the connections left until every named server has none
+    (0), or until ``timeout`` seconds have passed (``EXIT_DRAIN_TIMED_OUT``)."""
+    deadline = None if timeout is None else clock() + timeout
     last: list[tuple[Any, ...]] = []
     while True:
         try:
@@ -401,13 +455,22 @@ def _wait_empty(path: str, request: Mapping[str, Any], interval: float) -> int:
         if left == 0:
             print("drained: no connection left")
             return 0
-        time.sleep(interval)
+        now = clock()
+        if deadline is not None and now >= deadline:
+            print(f"timed out after {timeout:g}s: {left} connection(s) left; the drain "
+                  f"stays in force (haipvs undrain ends it)")
+            return EXIT_DRAIN_TIMED_OUT
+        sleep(interval if deadline is None else max(0.0, min(interval, deadline - now)))
 
 
 def _show_overrides(doc: Mapping[str, Any]) -> None:
     now = time.time()
-    if not doc["servers"] and not doc["holds"]:
+    director = doc.get("director")
+    if not doc["servers"] and not doc["holds"] and director is None:
         print("no operator override")
+    if director is not None:
+        print(f"{'director':<12} drained: every VIP withdrawn from the routers, by uid "
+              f"{director['uid']}, {int(now - director['since'])}s ago")
     for entry in doc["servers"]:
         address, port = entry["address"], entry["port"]
         target = address if port is None else (

@@ -17,6 +17,12 @@ Semantics, as an LVS operator expects them (HAProxy's runtime API ``set server .
 * **maintenance on**: the real server leaves the table. Its connections are drained first, as
   for a failed check (weight 0 until they end or the service's ``drain_timeout`` passes), then
   it is deleted. ``maintenance off`` brings it back (its check decides whether it serves).
+* **drain-director** (scale-out mode, a ``bgp`` section): this director withdraws every VIP
+  it announces (the announce gate's "drained by the operator", ``haipvs.bgp.gate``); the
+  routers move new flows to the other directors, and the flows already here keep arriving
+  on whichever director ECMP picks (mh + connection sync serve them there). The IPVS table
+  stays as it is. ``undrain-director`` ends it: each VIP is announced again once its gates
+  hold. Refused in a VRRP pair (there, ``failover`` moves the VIPs).
 * **failover INSTANCE**: a master resigns (priority-0 advert, RFC 5798 §6.4.3: the peer takes
   over after its skew time) and the instance is *held*: it advertises priority 1 so it never
   preempts back. It still takes over if the peer dies (priority 1 is still a backup). The hold
@@ -44,6 +50,7 @@ from haipvs.ipvs import AdminState, AdminView, DestKey, ServiceKey
 __all__ = [
     "FILE_NAME",
     "CommandError",
+    "DirectorDrain",
     "InstanceHold",
     "Outcome",
     "Overrides",
@@ -135,6 +142,17 @@ class InstanceHold:
 
 
 @dataclass(frozen=True, slots=True)
+class DirectorDrain:
+    """This director taken out of the routers' ECMP by ``haipvs drain-director``."""
+
+    since: float
+    uid: int
+
+    def reason(self) -> str:
+        return f"haipvs drain-director by uid {self.uid}"
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What a command did: the new overrides, the ``operator.*`` event and its one line."""
 
@@ -148,6 +166,7 @@ class Outcome:
 class Overrides:
     servers: tuple[ServerOverride, ...] = ()
     holds: tuple[InstanceHold, ...] = ()
+    director: DirectorDrain | None = None  # scale-out mode: withdrawn from the routers
 
     def server(self, address: str, port: int | None, service: str | None) -> ServerOverride | None:
         for entry in self.servers:
@@ -229,6 +248,8 @@ class Overrides:
                 {"instance": h.instance, "since": h.since, "until": h.until, "uid": h.uid}
                 for h in self.holds
             ],
+            "director": None if self.director is None
+            else {"since": self.director.since, "uid": self.director.uid},
         }
 
     @classmethod
@@ -239,6 +260,7 @@ class Overrides:
             )
         servers: list[ServerOverride] = []
         holds: list[InstanceHold] = []
+        director: DirectorDrain | None = None
         try:
             for index, item in enumerate(doc.get("servers", [])):
                 at = f"{where}: servers[{index}]"
@@ -261,11 +283,16 @@ class Overrides:
                     str(item["instance"]), float(item["since"]),
                     None if until is None else float(until), int(item["uid"]),
                 ))
+            drain = doc.get("director")  # absent in files written before it existed
+            if drain is not None:
+                if not isinstance(drain, dict):
+                    raise OverridesInvalidError(f"{where}: director must be an object or null")
+                director = DirectorDrain(float(drain["since"]), int(drain["uid"]))
         except OverridesInvalidError:
             raise
         except (KeyError, TypeError, ValueError, CommandError) as error:
             raise OverridesInvalidError(f"{where}: bad entry: {error}") from None
-        return cls(tuple(servers), tuple(holds))
+        return cls(tuple(servers), tuple(holds), director)
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -279,13 +306,19 @@ def apply_command(
     now: float,
     services: Mapping[ServiceKey, tuple[str, Collection[DestKey]]],
     instances: Collection[str],
+    announces: bool = False,
 ) -> Outcome:
-    """One admin command (drain, undrain, maintenance, failover) against the overrides.
+    """One admin command (drain, undrain, maintenance, failover, drain-director,
+    undrain-director) against the overrides.
 
     ``services``: the running config's virtual servers (name, real servers); ``instances``:
-    its VRRP instance names. Raises CommandError for a command that names nothing real.
+    its VRRP instance names; ``announces``: the running config has a ``bgp`` section. Raises
+    CommandError for a command that names nothing real.
     """
     command = request.get("command")
+    if command in ("drain-director", "undrain-director"):
+        return _director_command(overrides, command == "drain-director", uid=uid, now=now,
+                                 announces=announces)
     if command in ("drain", "undrain", "maintenance"):
         return _server_command(overrides, request, str(command), uid=uid, now=now,
                                services=services)
@@ -339,6 +372,32 @@ def _server_command(
                        changed=False)
     return Outcome(dataclasses.replace(overrides, servers=others), event,
                    f"{probe.describe()}: {state.value} ended", changed=True)
+
+
+def _director_command(
+    overrides: Overrides, drain: bool, *, uid: int, now: float, announces: bool
+) -> Outcome:
+    current = overrides.director
+    if not drain:
+        # Allowed in any mode: a drain persisted under a bgp config must be removable
+        # after a reload to a VRRP pair.
+        if current is None:
+            return Outcome(overrides, "operator.director.undrain",
+                           "this director is not drained", changed=False)
+        return Outcome(dataclasses.replace(overrides, director=None),
+                       "operator.director.undrain",
+                       "director drain ended: each VIP is announced again once its gates "
+                       "hold", changed=True)
+    if not announces:
+        raise CommandError("this director announces no VIP over BGP (no bgp section in the "
+                           "running config): in a VRRP pair, use haipvs failover INSTANCE")
+    if current is not None:
+        return Outcome(overrides, "operator.director.drain",
+                       f"already drained (by uid {current.uid})", changed=False)
+    return Outcome(dataclasses.replace(overrides, director=DirectorDrain(now, uid)),
+                   "operator.director.drain",
+                   "director drained: every VIP withdrawn from the routers, which send "
+                   "its flows to the other directors", changed=True)
 
 
 def _failover(

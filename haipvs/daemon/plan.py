@@ -9,7 +9,11 @@ instead), and the plan is the daemon's own: ``plan_reload``. Printed, one line e
   (the daemon's ``/status`` says which are);
 - every check added, removed or changed (by real server);
 - the exact IPVS operations the programmer would send, planned from the table the
-  running config asks for to the one FILE asks for, under the health ``/status`` reports;
+  running config asks for to the one FILE asks for, under what ``/status`` reports: the
+  real servers' health, the operator's overrides (``haipvs drain`` / ``maintenance``:
+  a drained server whose weight changes gets no op, it stays at 0) and the graceful
+  drains in progress of configured real servers. ``--running FILE`` has no daemon to ask:
+  everything up, no override, no drain;
 - the summary line the daemon would log, and what waits for a restart.
 
 Exit status: 0 nothing would change; 10 a reload would change something; 1 FILE is
@@ -25,21 +29,21 @@ from __future__ import annotations
 
 import json
 import sys
-import urllib.error
-import urllib.request
 from typing import Any, TextIO
 
 from haipvs.config.compile import Compiled, compile_config
 from haipvs.config.load import ConfigInvalid, load_config, load_config_text
 from haipvs.config.model import Config
 from haipvs.daemon.accept import HostFacts, accept_config
+from haipvs.daemon.overrides import Overrides, ServerOverride, parse_target
 from haipvs.daemon.reload import ReloadPlan, plan_reload
-from haipvs.ipvs.desired import HealthKey, HealthView
+from haipvs.ipvs.desired import AdminState, HealthKey, HealthView
 from haipvs.ipvs.model import (
     AddDest,
     AddService,
     DeleteDest,
     DeleteService,
+    Dest,
     DestKey,
     Op,
     ServiceKey,
@@ -136,6 +140,10 @@ def render_plan(plan: ReloadPlan, states: dict[str, str] | None = None) -> list[
 
 
 def _fetch(api: str, path: str, token: str | None) -> dict[str, Any]:
+    # Imported here: the daemon imports this module (``redacted``) on its way to its VRRP
+    # fork, and urllib pulls in http.client and the email parser (~0.1 s of a slow CPU).
+    import urllib.request
+
     request = urllib.request.Request(f"http://{api}{path}")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
@@ -157,6 +165,37 @@ def _health(status: dict[str, Any], compiled: Compiled) -> dict[HealthKey, Healt
                 dest = DestKey(address=rs["address"], port=rs["port"])
                 health[(key, dest)] = HealthView(up=False, reason=rs.get("reason", "down"))
     return health
+
+
+def _overrides(status: dict[str, Any]) -> Overrides:
+    """The operator's drains and maintenance as ``/status`` lists them (failover holds
+    change no IPVS op)."""
+    servers: list[ServerOverride] = []
+    for view in status.get("overrides", ()):
+        kind = view.get("kind")
+        if kind not in (AdminState.DRAIN.value, AdminState.MAINTENANCE.value):
+            continue
+        address, port = parse_target(str(view["target"]))
+        servers.append(ServerOverride(address, port, view.get("service"), AdminState(kind),
+                                      float(view.get("since", 0.0)), int(view.get("uid", 0))))
+    return Overrides(tuple(servers))
+
+
+def _drains(status: dict[str, Any], compiled: Compiled) -> dict[HealthKey, Dest]:
+    """The configured real servers ``/status`` shows in a graceful drain (weight 0)."""
+    by_name = {name: key for key, name in compiled.service_names.items()}
+    configured = {(spec.key, dest.key): dest
+                  for spec in compiled.services for dest in spec.real_servers}
+    drains: dict[HealthKey, Dest] = {}
+    for service in status.get("services", ()):
+        key: ServiceKey | None = by_name.get(service.get("name"))
+        if key is None:
+            continue
+        for rs in service.get("real_servers", ()):
+            dest = configured.get((key, DestKey(address=rs["address"], port=rs["port"])))
+            if rs.get("drain") and dest is not None:
+                drains[(key, dest.key)] = dest
+    return drains
 
 
 def plan_command(args: Any, out: TextIO | None = None, *, host: HostFacts | None = None) -> int:
@@ -181,7 +220,7 @@ def plan_command(args: Any, out: TextIO | None = None, *, host: HostFacts | None
         for error in invalid.errors:
             print(f"running config: {error}", file=stream)
         return EXIT_INVALID
-    except (OSError, urllib.error.URLError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError) as error:  # urllib's URLError is an OSError
         print(f"haipvs plan: cannot read the running config: {error}", file=stream)
         return EXIT_INVALID
     running_config = _with_secrets_of(running_config, new.config)
@@ -190,6 +229,8 @@ def plan_command(args: Any, out: TextIO | None = None, *, host: HostFacts | None
         (running_config, running),
         (new.config, new.compiled),
         health=_health(status, running),
+        overrides=_overrides(status),
+        drains=_drains(status, running),
     )
     states = {view["name"]: view["state"] for view in status.get("instances", ())}
     print(f"plan: {args.file} against {source}", file=stream)

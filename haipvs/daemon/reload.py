@@ -10,7 +10,10 @@ function, so what the operator is shown is what the daemon does. A plan holds:
 - ``checks_changed`` / ``services_changed``: the checker pool and the IPVS programmer
   get the new specs (unchanged checks keep their state: diff.py's rule 1);
 - ``ipvs_ops``: the IPVS operations the programmer would send, planned by
-  haipvs.ipvs.plan from the old desired table to the new one under the same health;
+  haipvs.ipvs.plan from the old desired table to the new one under the same health, the
+  same operator overrides (``haipvs drain`` / ``maintenance``, resolved against each
+  config: they outlive reloads) and the same graceful drains in progress, all through
+  the desired table's own rule (haipvs.ipvs.desired.desired_table);
 - ``sync_daemon``: keep, apply (new settings: restart in the role its instance's
   state gives), or stop;
 - ``restart_needed``: changes a reload cannot apply (the API address), named for the log;
@@ -27,8 +30,9 @@ from typing import Any, Protocol
 
 from haipvs.config.diff import ConfigDelta, KindDelta, diff_configs
 from haipvs.config.model import Config
-from haipvs.ipvs.desired import HealthKey, HealthView, ServiceSpec, build_desired
-from haipvs.ipvs.model import Op, ServiceKey
+from haipvs.daemon.overrides import Overrides
+from haipvs.ipvs.desired import HealthKey, HealthView, ServiceSpec, desired_table
+from haipvs.ipvs.model import Dest, DestKey, IpvsTable, Op, ServiceKey
 from haipvs.ipvs.plan import plan_changes
 from vrrp.machine import InstancesPlan, InstanceStep, plan_instances, vip_changes
 from vrrp.settings import InstanceSettings
@@ -56,7 +60,20 @@ class Compiled(Protocol):
     @property
     def owned(self) -> frozenset[ServiceKey]: ...
 
-__all__ = ["InstanceChange", "ReloadPlan", "plan_reload", "summarize_delta"]
+    @property
+    def service_names(self) -> Mapping[ServiceKey, str]: ...
+
+
+def served(compiled: Compiled) -> dict[ServiceKey, tuple[str, tuple[DestKey, ...]]]:
+    """Each virtual server's name and real servers: what an operator override matches
+    (``Overrides.resolve``) and what ``haipvs drain`` may name."""
+    return {
+        spec.key: (compiled.service_names[spec.key],
+                   tuple(dest.key for dest in spec.real_servers))
+        for spec in compiled.services
+    }
+
+__all__ = ["InstanceChange", "ReloadPlan", "plan_reload", "served", "summarize_delta"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +138,14 @@ def plan_reload(
     new: tuple[Config, Compiled],
     *,
     health: Mapping[HealthKey, HealthView] | None = None,
+    overrides: Overrides | None = None,
+    drains: Mapping[HealthKey, Dest] | None = None,
 ) -> ReloadPlan:
     """The plan that takes the daemon from ``running`` to ``new`` (each a config and its
-    compilation). ``health``: the real servers' health now (missing: up), under which
-    the IPVS operations are planned."""
+    compilation). The IPVS operations are planned under what the programmer builds its
+    table with: ``health``, the real servers' health now (missing: up); ``overrides``, the
+    operator's drains and maintenance (resolved against each config); ``drains``, the
+    dests in a graceful drain now (weight 0, kept while their service is)."""
     old_config, old = running
     new_config, compiled = new
     delta = diff_configs(old_config, new_config)
@@ -134,11 +155,13 @@ def plan_reload(
     ) or old.services != compiled.services
     checks_changed = not delta.checks.is_empty or old.checks != compiled.checks
     views = health or {}
-    ops = plan_changes(
-        build_desired(compiled.services, views).table,
-        build_desired(old.services, views).table,
-        old.owned | compiled.owned,
-    )
+    operator = overrides or Overrides()
+
+    def table(config: Compiled) -> IpvsTable:
+        admin = operator.resolve(served(config))
+        return desired_table(config.services, views, drains, admin=admin)
+
+    ops = plan_changes(table(compiled), table(old), old.owned | compiled.owned)
     if old.sync_daemon == compiled.sync_daemon:
         sync = "keep"
     elif compiled.sync_daemon is None:

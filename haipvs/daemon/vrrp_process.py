@@ -48,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import gc
 import importlib
 import os
 import pickle
@@ -219,8 +220,16 @@ class _ForkedChild:
         self._lock = threading.Lock()
 
     @classmethod
-    def fork(cls, child_end: socket.socket, parent_end: socket.socket) -> _ForkedChild:
+    def fork(cls, child_end: socket.socket, parent_end: socket.socket,
+             start: _Start) -> _ForkedChild:
+        """Fork the VRRP process; it starts ``start`` at once (it has it in memory: no
+        round trip through the socket, no wait for this process's loop to send it)."""
         parent = os.getpid()
+        # The objects this process built so far live as long as it does: out of the
+        # collector's reach, the child's collections do not touch (and copy, page by
+        # page: costly where a fork is costly, as under user-mode Linux) every one of
+        # them (gc.freeze's documented use before a fork).
+        gc.freeze()
         # Signals stay blocked across the fork: until the child has let go of the
         # daemon's signal handlers and wake-up fd, a signal sent to it must not reach
         # the daemon's event loop (it would read as the daemon's own SIGTERM).
@@ -231,7 +240,7 @@ class _ForkedChild:
                 code = 1
                 try:
                     parent_end.close()
-                    _forked_child_main(child_end.fileno(), parent, mask)
+                    _forked_child_main(child_end.fileno(), parent, mask, start)
                     code = 0
                 finally:
                     os._exit(code)
@@ -369,12 +378,15 @@ class VrrpProcessPart:
     async def _spawn(self) -> None:
         parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         process: _Child
+        start = _Start(self._instances, current_logging(), self._ports)
+        start_sent = False
         try:
             # Started from the loop's thread: PR_SET_PDEATHSIG follows the thread that
             # forked, and this one lives as long as the daemon.
             if self._fork_first and self._restarts == 0:
                 self._fork_first = False
-                process = _ForkedChild.fork(child_end, parent_end)
+                process = _ForkedChild.fork(child_end, parent_end, start)
+                start_sent = True
             else:
                 process = subprocess.Popen(  # noqa: ASYNC220 - must fork from this thread
                     # -P and cwd "/": the daemon's working directory is never on the
@@ -397,8 +409,7 @@ class VrrpProcessPart:
         self._writer = writer
         self._reader_task = asyncio.create_task(self._watch(reader, process), name="vrrp-ipc")
         try:
-            await self._request(_Start(self._instances, current_logging(), self._ports),
-                                REPLY_TIMEOUT)
+            await self._request(start, REPLY_TIMEOUT, sent=start_sent)
             if self._holds:  # a respawned process keeps the operator's holds
                 await self._request(_Holds(self._holds), REPLY_TIMEOUT)
         except BaseException:
@@ -411,7 +422,9 @@ class VrrpProcessPart:
         self._backoff.started(self._clock())
         log.info("vrrp.process.started", pid=process.pid, instances=len(self._instances))
 
-    async def _request(self, message: object, wait_up_to: float) -> None:
+    async def _request(self, message: object, wait_up_to: float, *, sent: bool = False) -> None:
+        """Send ``message`` (unless the child has it already: ``sent``) and wait for the
+        reply."""
         async with self._request_lock:
             writer = self._writer
             if writer is None:
@@ -419,7 +432,8 @@ class VrrpProcessPart:
             reply: asyncio.Future[_Reply] = asyncio.get_running_loop().create_future()
             self._reply = reply
             try:
-                await _send(writer, message)
+                if not sent:
+                    await _send(writer, message)
                 async with asyncio.timeout(wait_up_to):
                     answer = await reply
             except TimeoutError as error:
@@ -529,7 +543,9 @@ def child_main() -> None:
 _inherited: list[object] = []
 
 
-def _forked_child_main(fd: int, parent: int, mask: set[int | signal.Signals]) -> None:
+def _forked_child_main(
+    fd: int, parent: int, mask: set[int | signal.Signals], start: _Start,
+) -> None:
     """Entry point of a VRRP process forked from the daemon (signals blocked on entry)."""
     # Let go of the daemon's event loop: its signal wake-up fd, its handlers, its
     # running-loop mark (asyncio.run refuses to start inside a running loop).
@@ -539,10 +555,10 @@ def _forked_child_main(fd: int, parent: int, mask: set[int | signal.Signals]) ->
     _inherited.append(asyncio.events._get_running_loop())
     asyncio.events._set_running_loop(None)
     signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-    _child_run(fd, parent)
+    _child_run(fd, parent, start)
 
 
-def _child_run(fd: int, parent: int) -> None:
+def _child_run(fd: int, parent: int, start: _Start | None = None) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     # One name for the VRRP process whether it was forked (it would show the daemon's
     # name) or exec'd (python3): `ps -C haipvs-vrrp`, and tools that tell it from scripts.
@@ -555,7 +571,7 @@ def _child_run(fd: int, parent: int) -> None:
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # the parent's state dump, not ours
     with contextlib.suppress(ValueError, OSError):  # a hard limit set lower by the admin
         resource.setrlimit(resource.RLIMIT_RTTIME, RT_CPU_LIMIT_US)
-    sys.exit(asyncio.run(_serve(socket.socket(fileno=fd))))
+    sys.exit(asyncio.run(_serve(socket.socket(fileno=fd), start)))
 
 
 def _resolve_ports(reference: str | None) -> Callable[[], vrrp.PortsProvider] | None:
@@ -571,14 +587,18 @@ def _resolve_ports(reference: str | None) -> Callable[[], vrrp.PortsProvider] | 
 THREAD_DIED_EXIT = 70
 
 
-async def _serve(sock: socket.socket) -> int:
+async def _serve(sock: socket.socket, inherited: _Start | None = None) -> int:
+    """Run the VRRP part: ``inherited`` is the start request a forked child was born
+    with; an exec'd one reads it from the socket first."""
     from haipvs.daemon.vrrp_part import LinuxVrrpPart
 
     reader, writer = await asyncio.open_unix_connection(sock=sock)
-    try:
-        start = await _receive(reader)
-    except _StreamLostError:
-        return 0
+    start: object = inherited
+    if start is None:
+        try:
+            start = await _receive(reader)
+        except _StreamLostError:
+            return 0
     if not isinstance(start, _Start):
         return 0
     if start.logging is not None:

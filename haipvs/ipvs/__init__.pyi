@@ -26,7 +26,9 @@ from .errors import IpvsError as IpvsError
 from .errors import KernelError as KernelError
 from .fake import FakeIpvsKernel as FakeIpvsKernel
 from .kernel import BatchIpvsKernel as BatchIpvsKernel
+from .kernel import DirectorKernel as DirectorKernel
 from .kernel import IpvsKernel as IpvsKernel
+from .kernel import SyncDaemonPort as SyncDaemonPort
 from .model import SCHEDULERS as SCHEDULERS
 from .model import ActualTable as ActualTable
 from .model import AddDest as AddDest
@@ -83,6 +85,7 @@ __all__ = [
     "Dest",
     "DestKey",
     "DestStats",
+    "DirectorKernel",
     "Drain",
     "DrainEvent",
     "DrainEventKind",
@@ -111,6 +114,7 @@ __all__ = [
     "ServiceEntry",
     "ServiceKey",
     "ServiceSpec",
+    "SyncDaemonPort",
     "TunFlags",
     "TunType",
     "UpdateDest",

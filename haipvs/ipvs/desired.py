@@ -306,6 +306,9 @@ def desired_table(
     specs: Mapping[ServiceKey, ServiceSpec] | tuple[ServiceSpec, ...] | list[ServiceSpec],
     health: Mapping[HealthKey, HealthView],
     drains: Mapping[HealthKey, Dest] | None = None,
+    *,
+    admin: Mapping[HealthKey, AdminView] | None = None,
 ) -> IpvsTable:
-    """The table the kernel should hold: live rows from specs + health, plus draining dests."""
-    return with_drains(build_desired(specs, health).table, drains or {})
+    """The table the kernel should hold: live rows from specs + health under the operator's
+    overrides (``admin``), plus draining dests."""
+    return with_drains(build_desired(specs, health, admin=admin).table, drains or {})

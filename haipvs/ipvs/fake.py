@@ -1,8 +1,9 @@
 """FakeIpvsKernel: an in-memory IPVS table that fails exactly as the kernel does.
 
-It implements ``IpvsKernel`` (kernel.py) for the programmer's and the daemon's tests. It is
+It implements ``DirectorKernel`` (kernel.py: the table and the connection-sync daemons)
+for the programmer's and the daemon's tests. It is
 strict (k8s FakeIPVS): every refusal of the real kernel is reproduced with the same errno
-(checked by tests/contract/test_ipvs_kernel.py against the real
+(checked by tests/contract/test_ipvs_kernel.py and test_sync_daemon_port.py against the real
 kernel in the lab). It is observable: ``op_log`` lists every op applied through the port (what
 "minimal ops" tests assert on), ``failed`` every refused one, ``dump_count`` the dumps. It has
 fault switches (``fail_next``, ``fail_when``, ``fail_dumps``) and ``tamper_*`` helpers that
@@ -15,10 +16,13 @@ No IO and no clock: the async methods never await anything, so tests stay determ
 from __future__ import annotations
 
 import dataclasses
+import errno as _errno
+import ipaddress
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from haipvs.ipvs.errors import EEXIST, EINVAL, ENOENT, ESRCH, KernelError
+from haipvs.ipvs.genl import DaemonInfo, SyncState
 from haipvs.ipvs.model import (
     SCHEDULERS,
     ActualTable,
@@ -46,6 +50,12 @@ __all__ = ["FakeIpvsKernel", "FaultRule"]
 
 # Kernel defaults of ip_vs_proto_{tcp,udp} (ipvsadm -L --timeout on a fresh boot).
 _DEFAULT_TIMEOUTS = IpvsTimeouts(tcp=900, tcp_fin=120, udp=300)
+# The sync daemon's defaults (ip_vs_sync.c: IP_VS_SYNC_GROUP 224.0.0.81, IP_VS_SYNC_PORT
+# 8848, TTL 1) when the request names none.
+_SYNC_GROUP = bytes((224, 0, 0, 81))
+_SYNC_PORT = 8848
+_SYNC_TTL = 1
+ENODEV = _errno.ENODEV
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +75,13 @@ class FakeIpvsKernel:
         initial: IpvsTable | None = None,
         *,
         schedulers: Iterable[str] = SCHEDULERS,
+        interfaces: Iterable[str] | None = None,
     ) -> None:
+        # ``interfaces``: the names a sync daemon may bind to (the kernel refuses others
+        # with ENODEV); None accepts any name.
+        self._interfaces = None if interfaces is None else frozenset(interfaces)
+        self._sync: dict[SyncState, DaemonInfo] = {}
+        self.sync_calls: list[tuple[str, SyncState]] = []
         self._services: dict[ServiceKey, Service] = {}
         self._dests: dict[ServiceKey, dict[DestKey, Dest]] = {}
         self._stats: dict[ServiceKey, dict[DestKey, DestStats]] = {}
@@ -129,15 +145,73 @@ class FakeIpvsKernel:
     async def get_timeouts(self) -> IpvsTimeouts:
         return self._timeouts
 
+    # ------------------------------------------------------------------- the SyncDaemonPort
+
+    async def set_sync_daemon(
+        self,
+        state: SyncState,
+        interface: str,
+        syncid: int,
+        *,
+        mcast_group: str | None = None,
+        mcast_port: int | None = None,
+        mcast_ttl: int | None = None,
+        sync_maxlen: int | None = None,
+    ) -> None:
+        """ip_vs_genl_new_daemon: EINVAL for an interface name too long, ENODEV for an
+        unknown interface, EEXIST when that role already runs."""
+        if not isinstance(state, SyncState):
+            raise TypeError(f"state {state!r} is not a SyncState")
+        key = f"{state.name.lower()}/{interface}"
+        self.sync_calls.append(("set", state))
+        if len(interface.encode()) > 15:  # IP_VS_IFNAME_MAXLEN with its NUL: the policy refuses
+            raise KernelError("set_sync_daemon", key, EINVAL)
+        if not interface or (self._interfaces is not None and interface not in self._interfaces):
+            raise KernelError("set_sync_daemon", key, ENODEV)
+        if state in self._sync:
+            raise KernelError("set_sync_daemon", key, EEXIST)
+        group = _SYNC_GROUP
+        if mcast_group is not None:
+            group = ipaddress.ip_address(mcast_group).packed
+        self._sync[state] = DaemonInfo(
+            state=state.value,
+            interface=interface,
+            syncid=syncid,
+            sync_maxlen=sync_maxlen or 0,
+            mcast_group=group,
+            mcast_port=mcast_port or _SYNC_PORT,
+            mcast_ttl=mcast_ttl or _SYNC_TTL,
+        )
+
+    async def stop_sync_daemon(self, state: SyncState) -> None:
+        """ip_vs_genl_del_daemon: ESRCH when that role does not run."""
+        if not isinstance(state, SyncState):
+            raise TypeError(f"state {state!r} is not a SyncState")
+        self.sync_calls.append(("stop", state))
+        if self._sync.pop(state, None) is None:
+            raise KernelError("stop_sync_daemon", state.name.lower(), ESRCH)
+
+    async def sync_daemons(self) -> list[DaemonInfo]:
+        return [self._sync[state] for state in SyncState if state in self._sync]
+
+    @property
+    def sync_running(self) -> frozenset[SyncState]:
+        """The roles whose daemon runs now."""
+        return frozenset(self._sync)
+
     # ------------------------------------------------------------------- inspection
 
     def snapshot(self) -> ActualTable:
-        """The table as a dump returns it: services and dests sorted (deterministic tests)."""
+        """The table as a dump returns it: services sorted (deterministic tests), each
+        service's dests in the kernel's list order. The kernel puts a new dest at the head
+        of the service's list (``list_add_rcu`` in ``__ip_vs_update_dest``; measured in the
+        lab: add 1, 2, 3 dumps 3, 2, 1), an edit keeps its place, and the dump walks the
+        list: the dump reads newest first. ``mh`` builds its lookup table in that order."""
         services: dict[ServiceKey, ServiceEntry] = {}
         stats: dict[ServiceKey, dict[DestKey, DestStats]] = {}
         for key in sorted(self._services, key=ServiceKey.sort_key):
-            dests = self._dests[key]
-            ordered = {k: dests[k] for k in sorted(dests, key=DestKey.sort_key)}
+            dests = self._dests[key]  # insertion order: the kernel's list reversed
+            ordered = {k: dests[k] for k in reversed(dests)}
             services[key] = ServiceEntry(self._services[key], ordered)
             per = self._stats.get(key, {})
             stats[key] = {k: per.get(k, DestStats()) for k in ordered}

@@ -16,6 +16,12 @@ Contract every implementation keeps:
 * ``set_timeouts(tcp, tcpfin, udp)`` (seconds; 0 leaves that one unchanged, as ipvsadm --set)
   and ``get_timeouts()``.
 
+``SyncDaemonPort`` is the kernel's connection-sync daemons (ipvsadm --start-daemon /
+--stop-daemon / -L --daemon): ``set_sync_daemon`` raises ``KernelError`` EEXIST when that
+role already runs, ``stop_sync_daemon`` ESRCH when it does not; ``sync_daemons()`` lists the
+running ones. ``tests/contract/test_sync_daemon_port.py`` runs one suite against both.
+``DirectorKernel`` is what the daemon needs: the table and the sync daemons.
+
 ``BatchIpvsKernel`` adds ``apply_many(ops)``: the same ops in order, sent in batches (one
 acknowledgement per batch instead of one per op), a failed op not stopping the following ones;
 the programmer uses it when the kernel offers it (a cold build of 10,000 dests).
@@ -27,9 +33,10 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from haipvs.ipvs.errors import KernelError
+from haipvs.ipvs.genl import DaemonInfo, SyncState
 from haipvs.ipvs.model import ActualTable, IpvsTimeouts, Op
 
-__all__ = ["BatchIpvsKernel", "IpvsKernel", "KernelError"]
+__all__ = ["BatchIpvsKernel", "DirectorKernel", "IpvsKernel", "KernelError", "SyncDaemonPort"]
 
 
 @runtime_checkable
@@ -60,3 +67,34 @@ class BatchIpvsKernel(IpvsKernel, Protocol):
     async def apply_many(self, ops: Sequence[Op]) -> list[KernelError | None]:
         """Apply ``ops`` in order; per op None (done) or the KernelError that refused it."""
         ...
+
+
+@runtime_checkable
+class SyncDaemonPort(Protocol):
+    """The kernel's connection-sync daemons, one per role (keepalived ``lvs_sync_daemon``)."""
+
+    async def set_sync_daemon(
+        self,
+        state: SyncState,
+        interface: str,
+        syncid: int,
+        *,
+        mcast_group: str | None = None,
+        mcast_port: int | None = None,
+        mcast_ttl: int | None = None,
+        sync_maxlen: int | None = None,
+    ) -> None:
+        """Start the ``state`` daemon on ``interface``; KernelError EEXIST if it runs."""
+        ...
+
+    async def stop_sync_daemon(self, state: SyncState) -> None:
+        """Stop the ``state`` daemon; KernelError ESRCH if it does not run."""
+        ...
+
+    async def sync_daemons(self) -> list[DaemonInfo]:
+        """The running daemons, one per role."""
+        ...
+
+
+class DirectorKernel(IpvsKernel, SyncDaemonPort, Protocol):
+    """What the daemon programs: the IPVS table and the connection-sync daemons."""

@@ -22,6 +22,8 @@ import ipaddress
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from checkers.spec import endpoint_label
+
 __all__ = [
     "DEFAULT_OP_REASON",
     "SCHEDULERS",
@@ -152,6 +154,26 @@ def _check_u32(value: int, what: str) -> None:
         raise ValueError(f"{what} must be 0..4294967295, got {value}")
 
 
+def service_label(
+    protocol: str | None,
+    address: object,
+    port: int | None,
+    fwmark: int | None,
+    *,
+    ipv6: bool,
+) -> str:
+    """The ``vs`` log key (docs/operations.md), the one renderer every line about a
+    service uses (check.*, ipvs.*, drain, operator, config reload), and the ``vs``
+    metric label: ``tcp/198.51.100.10:80``, ``udp/[2001:db8::10]:53``, ``fwmark/10``,
+    ``fwmark6/10`` (an IPv6 fwmark service: the mark alone does not say the family).
+    ``protocol`` is the lower-case name; a fwmark service has none."""
+    if fwmark:
+        return f"{'fwmark6' if ipv6 else 'fwmark'}/{fwmark}"
+    if protocol is None or address is None:
+        raise ValueError("an address service needs protocol and address (or a fwmark)")
+    return f"{protocol}/{endpoint_label(address, port or 0)}"
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceKey:
     """Identity of a virtual service: (protocol, address, port) or (fwmark, family).
@@ -224,13 +246,14 @@ class ServiceKey:
         return (0, version, proto, number, self.port, 0)
 
     def __str__(self) -> str:
-        # The log key: vs=tcp/198.51.100.10:80, tcp/[2001:db8::1]:80, fwmark/10 (fwmark6/10)
-        if self.address is None:
-            prefix = "fwmark" if self.family is Family.INET else "fwmark6"
-            return f"{prefix}/{self.fwmark}"
-        assert self.protocol is not None
-        host = self.address if self.family is Family.INET else f"[{self.address}]"
-        return f"{self.protocol.label}/{host}:{self.port}"
+        # The `vs` log key; rendered by service_label, its one home.
+        return service_label(
+            None if self.protocol is None else self.protocol.label,
+            self.address,
+            self.port,
+            self.fwmark,
+            ipv6=self.family is Family.INET6,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,10 +283,8 @@ class DestKey:
         return (version, number, self.port)
 
     def __str__(self) -> str:
-        # The log key: rs=10.0.0.11:80, rs=[2001:db8::11]:80
-        if ":" in self.address:
-            return f"[{self.address}]:{self.port}"
-        return f"{self.address}:{self.port}"
+        # The `rs` log key; rendered by checkers.spec.endpoint_label, its one home.
+        return endpoint_label(self.address, self.port)
 
 
 @dataclass(frozen=True, slots=True)

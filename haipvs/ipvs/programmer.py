@@ -62,6 +62,7 @@ from haipvs.ipvs.model import (
     AddService,
     DeleteDest,
     DeleteService,
+    Dest,
     DestKey,
     IpvsTable,
     IpvsTimeouts,
@@ -690,6 +691,15 @@ class IpvsProgrammer:
             draining=draining,
             owned_services=len(self.owned),
         )
+
+    @property
+    def health(self) -> Mapping[HealthKey, HealthView]:
+        """The real servers' health the table is built under (set_health, health changes)."""
+        return self._health
+
+    def draining_dests(self) -> dict[HealthKey, Dest]:
+        """The dests in a graceful drain now, at weight 0 (what a sync overlays)."""
+        return self._drains.draining_dests()
 
     @property
     def admin(self) -> Mapping[HealthKey, AdminView]:

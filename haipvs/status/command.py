@@ -276,6 +276,11 @@ def render_status(doc: dict[str, Any], now: float | None = None) -> str:
             flags.append("FAIL-OPEN: keeping the last known-good set")
         if service["sorry_active"]:
             flags.append(f"quorum lost: sorry server {service['sorry_server']}")
+        if service.get("fingerprint"):
+            # Compare it across directors: equal means they hash flows alike.
+            order = "" if service.get("dest_order_canonical") else \
+                ", real servers not in cold-start order"
+            flags.append(f"table {service['fingerprint']}{order}")
         out.append(
             f"{proto.upper():<4} {address:<22} {service['scheduler']:<5} ({service['name']})"
             + (f"  {'; '.join(flags)}" if flags else "")
@@ -298,11 +303,12 @@ def render_status(doc: dict[str, Any], now: float | None = None) -> str:
                 f"{weight + '/' + str(rs['weight']):<6} {rs['active_conns']:<10} "
                 f"{rs['inactive_conns']:<10} {rs['health']}: {rs['reason']}{latency}{drain}{held}"
             )
+    out.extend(_scale_out_lines(doc.get("bgp")))
     overrides = doc.get("overrides") or []
     if overrides:
         out.append("")
         out.append("Operator overrides (haipvs overrides; undo with undrain, maintenance off, "
-                   "failover --release)")
+                   "failover --release, undrain-director)")
     for override in overrides:
         where = f" in {override['service']}" if override["service"] else ""
         until = "" if override["kind"] != "failover" else (
@@ -312,6 +318,23 @@ def render_status(doc: dict[str, Any], now: float | None = None) -> str:
         out.append(f"  {override['kind']:<12} {override['target']}{where}, by uid "
                    f"{override['uid']} {_ago(override['since'], now)}{until}{stale}")
     return "\n".join(out) + "\n"
+
+
+def _scale_out_lines(bgp: dict[str, Any] | None) -> list[str]:
+    """Scale-out mode: what this director announces to its routers, and why not."""
+    if bgp is None:
+        return []
+    announced = ", ".join(bgp["announced"]) or "nothing"
+    out = ["", f"Scale-out (BGP): announcing {announced}"]
+    if bgp["drained"]:
+        out.append("  drained by the operator (haipvs undrain-director to announce again)")
+    for vip, reason in sorted(bgp.get("withheld", {}).items()):
+        out.append(f"  {vip} withdrawn: {reason}")
+    if bgp.get("speaker_error"):
+        out.append(f"  BIRD: {bgp['speaker_error']}")
+    for name, state in sorted(bgp.get("protocols", {}).items()):
+        out.append(f"  {name:<28} {state}")
+    return out
 
 
 def status_command(args: argparse.Namespace) -> int:

@@ -12,7 +12,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from haipvs.status.snapshot import Snapshot
+from checkers.spec import endpoint_label
+from haipvs.ipvs.fingerprint import fingerprint_number
+from haipvs.status.snapshot import ScaleOutView, Snapshot
 
 __all__ = ["SnapshotCollector", "render_metrics"]
 
@@ -64,6 +66,9 @@ class SnapshotCollector(Collector):
         restarts.add_metric([], snap.vrrp_restarts)
         yield restarts
         yield from _overrides(snap)
+        yield from _fingerprints(snap)
+        if snap.bgp is not None:
+            yield from _scale_out(snap.bgp)
 
 
 def _vrrp(snap: Snapshot) -> Iterator[Metric]:
@@ -123,7 +128,7 @@ def _services(snap: Snapshot) -> Iterator[Metric]:
     for service in snap.services:
         fail_open.add_metric([service.key], 1 if service.fail_open else 0)
         for rs in service.real_servers:
-            values = [service.key, f"{rs.address}:{rs.port}"]
+            values = [service.key, endpoint_label(rs.address, rs.port)]
             up.add_metric(values, 1 if rs.health == "up" else 0)
             if rs.latency_ms is not None:
                 latency.add_metric(values, rs.latency_ms / 1000)
@@ -144,12 +149,12 @@ def _overrides(snap: Snapshot) -> Iterator[Metric]:
     for service in snap.services:
         for rs in service.real_servers:
             if rs.admin is not None:
-                admin.add_metric([service.key, f"{rs.address}:{rs.port}", rs.admin], 1)
+                admin.add_metric([service.key, endpoint_label(rs.address, rs.port), rs.admin], 1)
     yield admin
     overrides = GaugeMetricFamily(
         "haipvs_operator_overrides", "Operator overrides in force, by kind.", labels=["kind"]
     )
-    for kind in ("drain", "maintenance", "failover"):
+    for kind in ("drain", "maintenance", "failover", "drain-director"):
         overrides.add_metric([kind], sum(1 for o in snap.overrides if o.kind == kind))
     yield overrides
     held = GaugeMetricFamily(
@@ -161,6 +166,50 @@ def _overrides(snap: Snapshot) -> Iterator[Metric]:
         if override.kind == "failover":
             held.add_metric([override.target], 1)
     yield held
+
+
+def _scale_out(bgp: ScaleOutView) -> Iterator[Metric]:
+    announced = GaugeMetricFamily(
+        "haipvs_bgp_vip_announced",
+        "1 for a VIP this director announces to its routers (its announce gates hold).",
+        labels=["vip"],
+    )
+    for vip in bgp.announced:
+        announced.add_metric([vip], 1)
+    yield announced
+    drained = GaugeMetricFamily(
+        "haipvs_bgp_director_drained",
+        "1 while haipvs drain-director keeps every VIP withdrawn.",
+    )
+    drained.add_metric([], 1 if bgp.drained else 0)
+    yield drained
+    speaker = GaugeMetricFamily(
+        "haipvs_bgp_speaker_up", "0 while the last call to BIRD's control socket failed."
+    )
+    speaker.add_metric([], 0 if bgp.speaker_error else 1)
+    yield speaker
+
+
+def _fingerprints(snap: Snapshot) -> Iterator[Metric]:
+    fingerprint = GaugeMetricFamily(
+        "haipvs_ipvs_service_fingerprint",
+        "The programmed table's fingerprint (scheduler, flags, real servers with weights "
+        "in canonical order) as a 48-bit number: equal on directors that hash alike.",
+        labels=["vs"],
+    )
+    canonical = GaugeMetricFamily(
+        "haipvs_ipvs_service_dest_order_canonical",
+        "1 when the kernel's real-server list is in the order a cold start builds "
+        "(mh hashes in list order).",
+        labels=["vs"],
+    )
+    for service in snap.services:
+        if service.fingerprint is not None:
+            fingerprint.add_metric([service.key], fingerprint_number(service.fingerprint))
+        if service.dest_order_canonical is not None:
+            canonical.add_metric([service.key], 1 if service.dest_order_canonical else 0)
+    yield fingerprint
+    yield canonical
 
 
 def _programmer(snap: Snapshot) -> Iterator[Metric]:

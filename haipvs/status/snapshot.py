@@ -91,6 +91,10 @@ class ServiceView:
     sorry_active: bool = False
     fail_open: bool = False
     quorum_min_up: int = 1
+    #: haipvs.ipvs.fingerprint of the kernel's table (None: the service is not in it)
+    fingerprint: str | None = None
+    #: the kernel's dest list is in cold-start order (mh builds its table in list order)
+    dest_order_canonical: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,10 +130,12 @@ class ReloadView:
 
 @dataclass(frozen=True, slots=True)
 class OverrideView:
-    """One operator override: a drained / in-maintenance real server, or a failover hold."""
+    """One operator override: a drained / in-maintenance real server, a failover hold, or
+    this director drained from the routers (scale-out mode)."""
 
-    kind: str  # "drain" | "maintenance" | "failover"
-    target: str  # 10.0.0.12:80, 10.0.0.12 (every port), or the VRRP instance
+    kind: str  # "drain" | "maintenance" | "failover" | "drain-director"
+    #: 10.0.0.12:80, 10.0.0.12 (every port), the VRRP instance, or the director's name
+    target: str
     service: str | None  # the virtual server it is limited to (None: every one)
     uid: int  # who set it (SO_PEERCRED of the admin socket)
     since: float
@@ -147,6 +153,8 @@ class ScaleOutView:
     drained: bool
     protocols: dict[str, str] = field(default_factory=dict)
     speaker_error: str | None = None
+    #: each VIP the gates keep withdrawn, with every blocker (why it is not announced)
+    withheld: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

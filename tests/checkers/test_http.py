@@ -18,9 +18,13 @@ from pathlib import Path
 
 import pytest
 import trustme
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from checkers.http import ResponseReader, check_http, format_status_ranges
+from checkers.http import HttpAttempt, ResponseReader, check_http, format_status_ranges
+from checkers.http import plan as http_plan
 from checkers.probe import run_probe
+from checkers.result import ProbeResult
 from checkers.spec import HttpCheck, Target, Timing
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -498,3 +502,88 @@ def test_reader_lets_chunked_override_content_length() -> None:
     )
     assert reader.feed_eof()
     assert (reader.error, bytes(reader.body)) == (None, b"2\r\nok")
+
+
+def _reference_framing(head: bytes) -> tuple[int | None, bool, str | None]:
+    """The head's framing as a line-by-line parse finds it (the reader's older form)."""
+    length: int | None = None
+    chunked = False
+    for line in head.split(b"\r\n")[1:]:
+        name, sep, value = line.partition(b":")
+        if not sep:
+            continue
+        name = name.strip().lower()
+        if name == b"content-length":
+            text = value.strip()
+            if not text.isdigit():
+                return length, chunked, f"malformed content-length {text[:20]!r}"
+            if len(text) > 18:
+                return length, chunked, f"content-length too large {text[:20]!r}..."
+            length = int(text)
+        elif name == b"transfer-encoding" and b"chunked" in value.lower():
+            chunked = True
+    return (None if chunked else length), chunked, None
+
+
+_HEAD_PIECES = st.sampled_from(
+    [
+        b"\r\n",
+        b"\r",
+        b"\n",
+        b" ",
+        b"\t",
+        b"\x0b",
+        b":",
+        b"5",
+        b"-1",
+        b"12",
+        b"x",
+        b"chunked",
+        b"Content-Length",
+        b"content-LENGTH",
+        b"Transfer-Encoding",
+        b"X-Content-Length",
+        b"gzip",
+    ]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_HEAD_PIECES, max_size=24))
+@example([b"Content-Length", b"\r\n", b":", b"5"])  # no header name across a line end
+@example([b"\r", b"Content-Length", b"\r", b":", b"12", b"\r", b"x"])
+@example([b"x", b"\r\n", b" ", b"\r\n", b"Transfer-Encoding", b":", b"chunked"])
+def test_reader_finds_the_framing_headers_as_a_line_by_line_parse_does(
+    pieces: list[bytes],
+) -> None:
+    head = b"HTTP/1.1 200 OK\r\n" + b"".join(pieces)
+    reader = ResponseReader(keep_body=False)
+    reader._parse_head(head)
+    length, chunked, error = _reference_framing(head)
+    assert (reader.content_length, reader.chunked, reader.error) == (length, chunked, error)
+
+
+async def test_a_request_sent_at_connect_time_waits_for_the_answer_only() -> None:
+    # Over loopback the handshake is done when connect() returns: the request goes at
+    # once and the socket is watched for reading only (no wake-up for the writable edge).
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    loop = asyncio.get_running_loop()
+    spec = HttpCheck(Timing(interval=1.0, timeout=5.0, rise=1, fall=1), tls=False, path="/")
+    plan = http_plan(spec, Target(IPv4Address("127.0.0.1"), port))
+    assert plan is not None
+    done: asyncio.Future[ProbeResult] = loop.create_future()
+    attempt = plan.start(loop, done.set_result)
+    try:
+        assert isinstance(attempt, HttpAttempt)
+        assert attempt._sent and not attempt._connecting
+        result = await asyncio.wait_for(done, 10)
+        assert (result.ok, result.detail) == (True, "status 200")
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -655,3 +655,46 @@ async def test_a_changed_check_keeps_the_service_fail_open_settings(
     assert status.services["web"].fail_open_settings == custom
     pool.update({})
     assert pool.snapshot().services == {}
+
+
+@pytest.mark.parametrize(("batch", "most_wakeups"), [(0.01, 100), (0.0, 200)])
+async def test_probe_starts_due_within_the_batch_share_one_wake_up(
+    batch: float, most_wakeups: int
+) -> None:
+    # 200 probes spread at random over a 1 s interval (no warmup: the spread is
+    # the interval, schedule rule 1).
+    timing = Timing(interval=1.0, timeout=0.5, rise=1, fall=1)
+    prober = ScriptedProber(default=ok())
+    pool = CheckerPool(
+        prober,
+        rng=random.Random(7),
+        on_change=lambda change: None,
+        fail_open=None,
+        probe_batch=batch,
+    )
+    pool.update(
+        {
+            backend("web", n % 250, 80 + n // 250): (rs(n % 250, 80 + n // 250), TcpCheck(timing))
+            for n in range(200)
+        }
+    )
+    pool.start()
+    try:
+        await prober.wait_calls(600)  # three rounds
+        wakeups = {call.at for call in prober.calls[:200]}
+        if batch:
+            assert len(wakeups) <= most_wakeups  # at most one per batch of the second
+        else:
+            assert len(wakeups) == most_wakeups  # one each
+        # Never late, at most one batch early (a start minus its deadline).
+        tick = 1e-6  # looptime's clock resolution
+        assert all(-batch - tick <= late <= tick for late in pool.lateness())
+        # Each probe keeps its own grid: every start of one target is a whole number
+        # of intervals after its first, within a batch.
+        first: dict[Target, float] = {}
+        for call in prober.calls:
+            at = first.setdefault(call.target, call.at)
+            rounds = round(call.at - at)
+            assert abs(call.at - at - rounds) <= batch + tick
+    finally:
+        await pool.stop()

@@ -8,6 +8,7 @@ wall time otherwise.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import random
 import socket
@@ -21,6 +22,7 @@ from checkers.health import HealthChanged
 from checkers.pool import HUNG_GRACE, WATCHDOG_PERIOD, CheckerPool
 from checkers.result import ProbeResult
 from checkers.spec import BackendId, CheckSpec, HttpCheck, Target, TcpCheck, Timing
+from checkers.tcp import TcpAttempt
 
 TIMING = Timing(interval=0.2, timeout=5.0, rise=1, fall=1, warmup=0.0)
 
@@ -123,6 +125,48 @@ async def test_removing_a_backend_closes_its_running_attempt_at_once(black_hole_
         await pool.stop()
 
 
+async def test_a_removed_probe_is_freed_at_once_not_left_to_the_collector(
+    http_port: int,
+) -> None:
+    # The daemon freezes its start-up objects (gc.freeze): anything of a removed
+    # backend that only a full collection could free would leak on every reload.
+    pool = CheckerPool(rng=random.Random(1), on_change=lambda change: None, fail_open=None)
+    backend, target = local("web", http_port)
+    pool.update({backend: (target, TcpCheck(TIMING))})
+    pool.start()
+    try:
+        await wait_until(lambda: pool.probes_completed >= 2)
+        gc.collect()
+        gc.disable()
+        try:
+            pool.update({})
+            left = [o for o in gc.get_objects() if isinstance(o, pool_module._Probe)]
+        finally:
+            gc.enable()
+        assert left == []
+    finally:
+        await pool.stop()
+
+
+async def test_an_attempt_starts_at_the_time_the_pool_read_for_its_batch(
+    black_hole_port: int,
+) -> None:
+    # One clock read per wake-up, not one per check: a clock read is a system call
+    # where there is no vDSO (the lab guest), as costly as the check's own calls.
+    pool = CheckerPool(rng=random.Random(1), on_change=lambda change: None, fail_open=None)
+    backend, target = local("web", black_hole_port)
+    pool.update({backend: (target, TcpCheck(TIMING))})
+    pool.start()
+    try:
+        await wait_until(lambda: pool.in_flight == 1)
+        (probe,) = pool._probes.values()
+        attempt = probe.attempt
+        assert isinstance(attempt, TcpAttempt)
+        assert attempt.started == probe.started_at
+    finally:
+        await pool.stop()
+
+
 async def test_stop_closes_running_attempts_and_keeps_the_cap(black_hole_port: int) -> None:
     pool = CheckerPool(
         rng=random.Random(1), on_change=lambda change: None, fail_open=None, max_concurrency=2
@@ -149,7 +193,10 @@ class NeverEnding:
         self.cancelled = 0
 
     def start(
-        self, loop: asyncio.AbstractEventLoop, on_done: Callable[[ProbeResult], None]
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_done: Callable[[ProbeResult], None],
+        started: float | None = None,
     ) -> NeverEnding:
         self.started += 1
         return self
@@ -186,7 +233,10 @@ class Crashing:
         self.started = 0
 
     def start(
-        self, loop: asyncio.AbstractEventLoop, on_done: Callable[[ProbeResult], None]
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_done: Callable[[ProbeResult], None],
+        started: float | None = None,
     ) -> NeverEnding:
         self.started += 1
         raise OSError(24, "Too many open files")

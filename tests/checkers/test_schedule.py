@@ -7,7 +7,14 @@ import random
 import pytest
 
 from checkers.health import BackendHealth
-from checkers.schedule import first_probe_at, next_probe_at, probe_interval, shared_interval
+from checkers.schedule import (
+    PROBE_BATCH,
+    batch_end,
+    first_probe_at,
+    next_probe_at,
+    probe_interval,
+    shared_interval,
+)
 from checkers.spec import Timing
 
 TIMING = Timing(interval=2.0, timeout=1.0, rise=2, fall=3, fast_interval=0.5, down_interval=10.0)
@@ -95,3 +102,9 @@ def test_next_probe_keeps_the_grid_of_deadlines() -> None:
 def test_a_probe_slower_than_its_interval_counts_from_its_end() -> None:
     # due at 10.0, timed out at 13.0 with a 2 s interval: never two at once
     assert next_probe_at(10.0, 13.0, 2.0) == 15.0
+
+
+def test_a_batch_ends_its_length_after_the_start_it_fired_for() -> None:
+    assert batch_end(12.0) == pytest.approx(12.0 + PROBE_BATCH)
+    assert batch_end(12.0, 0.0) == 12.0
+    assert PROBE_BATCH <= 0.01  # the shortest interval the config allows (CheckSeconds)

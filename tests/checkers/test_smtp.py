@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from ipaddress import IPv4Address
 
 import pytest
+from support import until
 
 from checkers.probe import run_probe
 from checkers.smtp import SmtpReplyReader, check_smtp
@@ -65,7 +66,7 @@ async def test_a_mail_server_is_up_and_hears_helo_then_quit(serve: Serve) -> Non
     spec = SmtpCheck(Timing(interval=1.0, timeout=2.0, rise=1, fall=1), helo_name="director1")
     result = await run_probe(spec, Target(IPv4Address("127.0.0.1"), port))
     assert (result.ok, result.detail) == (True, "smtp 250")
-    await asyncio.sleep(0.05)
+    await until(lambda: len(heard) == 2)  # the server read the QUIT
     assert heard == [b"HELO director1\r\n", b"QUIT\r\n"]
 
 

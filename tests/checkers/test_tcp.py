@@ -223,6 +223,7 @@ async def test_an_attempt_reports_once_and_never_from_its_constructor() -> None:
     assert len(results) == 1
 
 
+@pytest.mark.looptime
 async def test_a_cancelled_attempt_reports_nothing_and_closes(black_hole_port: int) -> None:
     loop = asyncio.get_running_loop()
     results: list[ProbeResult] = []
@@ -231,5 +232,30 @@ async def test_a_cancelled_attempt_reports_nothing_and_closes(black_hole_port: i
     assert sock is not None
     attempt.cancel()
     assert sock.fileno() == -1
-    await asyncio.sleep(0.3)  # past its deadline
+    await asyncio.sleep(0.3)  # past its deadline, in virtual loop time
     assert results == []
+
+
+async def test_the_deadline_timer_skips_attempts_that_ended(
+    accepting_port: int, black_hole_port: int
+) -> None:
+    # Healthy servers answer long before their deadline: the one loop timer is for
+    # the oldest attempt still running, not a wake-up per start at each deadline.
+    loop = asyncio.get_running_loop()
+    results: list[ProbeResult] = []
+    timeout = 0.3
+    first = TcpAttempt(loop, results.append, "127.0.0.1", black_hole_port, timeout=timeout)
+    for _ in range(2):
+        await asyncio.sleep(0.05)
+        TcpAttempt(loop, results.append, "127.0.0.1", accepting_port, timeout=timeout)
+    await asyncio.sleep(0.05)
+    last = TcpAttempt(loop, results.append, "127.0.0.1", black_hole_port, timeout=timeout)
+    async with asyncio.timeout(10):
+        while len(results) < 3:  # the two connected, then the first one's timeout
+            await asyncio.sleep(0.01)
+    assert [r.detail for r in results] == ["connected", "connected", "connect timeout after 0.3s"]
+    readiness = _readiness_of(loop)
+    assert readiness._timer is not None
+    assert readiness._timer_at == last.started + timeout
+    assert first.sock is None
+    last.cancel()

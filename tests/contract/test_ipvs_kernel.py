@@ -149,6 +149,27 @@ async def test_update_dest_changes_weight_forwarding_and_thresholds(kernel: Ipvs
     assert (await kernel.dump()).table == IpvsTable.build([(Service(VS), [drained, changed])])
 
 
+async def test_dests_dump_in_the_kernels_list_order_newest_first(kernel: IpvsKernel) -> None:
+    # mh builds its lookup table walking this list (ip_vs_mh.c), so two directors hash
+    # alike only if their lists are in the same order: a new dest goes to the head
+    # (list_add_rcu), an edit keeps its place, a delete and re-add moves it to the head.
+    rs4 = DestKey("10.0.0.14", 80)
+    await apply_all(kernel, [AddService(Service(VS, "mh", flags=SchedFlags(mh_port=True))),
+                             *(AddDest(VS, Dest(key)) for key in (RS1, RS2, RS3))])
+
+    async def order() -> list[DestKey]:
+        return list((await kernel.dump()).table[VS].dests)
+
+    assert await order() == [RS3, RS2, RS1]
+    await kernel.apply(AddDest(VS, Dest(rs4)))
+    assert await order() == [rs4, RS3, RS2, RS1]
+    await kernel.apply(UpdateDest(VS, Dest(RS3, weight=0)))
+    assert await order() == [rs4, RS3, RS2, RS1]
+    await kernel.apply(DeleteDest(VS, RS2))
+    await kernel.apply(AddDest(VS, Dest(RS2)))
+    assert await order() == [RS2, rs4, RS3, RS1]
+
+
 async def test_delete_dest_and_delete_service(kernel: IpvsKernel) -> None:
     other = ServiceKey.udp("198.51.100.10", 53)
     await build(kernel, IpvsTable.build([(Service(VS), [Dest(RS1), Dest(RS2)]),

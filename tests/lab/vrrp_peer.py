@@ -2,7 +2,7 @@
 
 A lab driver (not the daemon): the interop tests and benches start it with
 ``ip netns exec NS python tests/lab/vrrp_peer.py ...`` next to a keepalived.
-It runs :class:`vrrp.runner.VrrpService` on the real Linux ports, prints one
+It runs :class:`vrrp.service.VrrpService` on the real Linux ports, prints one
 line per transition and appends it as JSON to ``--events`` (if given):
 
     {"t": <monotonic>, "name": "VI_1", "from": "BACKUP", "to": "MASTER",
@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from vrrp.machine import Transition
-from vrrp.runner import InstanceStatus, VrrpService
+from vrrp.service import VrrpService
 from vrrp.settings import InstanceSettings, NotifySettings, VipSpec
+from vrrp.status import InstanceStatus
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:

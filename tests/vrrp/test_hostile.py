@@ -22,9 +22,11 @@ from vrrp.machine import AdvertDropped, State, VrrpMachine, build_advert
 from vrrp.packet import VRRP_MULTICAST_V4, encode_advert
 from vrrp.ports import ReceivedAdvert
 from vrrp.retry import SendFailures
-from vrrp.runner import _PENDING_LIMIT, _RECEIVE_BUDGET, VrrpService
+from vrrp.runner import _PENDING_LIMIT, _RECEIVE_BUDGET
+from vrrp.service import VrrpService
 from vrrp.settings import TrackInterface
-from vrrp.track import InstanceTracker, TrackVerdict
+from vrrp.track import InstanceTracker
+from vrrp.track_verdict import TrackVerdict
 
 pytestmark = pytest.mark.looptime
 

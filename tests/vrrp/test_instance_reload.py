@@ -25,8 +25,10 @@ from vrrp.machine import (
     instance_reload,
     plan_instances,
 )
-from vrrp.runner import InstanceRunner, InstanceStatus, VrrpService
+from vrrp.runner import InstanceRunner
+from vrrp.service import VrrpService
 from vrrp.settings import InstanceSettings, TrackInterface, VipSpec
+from vrrp.status import InstanceStatus
 from vrrp.track import InstanceTracker
 
 VIP = ip_interface("198.51.100.10/24")

@@ -30,8 +30,10 @@ from vrrp.fake import (
 from vrrp.machine import State, Transition, TransitionReason, VrrpMachine, build_advert
 from vrrp.packet import VRRP_MULTICAST_V4, VRRP_MULTICAST_V6, decode_advert, encode_advert
 from vrrp.ports import ReceivedAdvert, VrrpIoError
-from vrrp.runner import FaultSource, InstanceRunner, InstanceStatus, SyncGroup, VrrpService
+from vrrp.runner import InstanceRunner
+from vrrp.service import SyncGroup, VrrpService
 from vrrp.settings import InstanceSettings, NotifySettings, TrackInterface, VipSpec
+from vrrp.status import FaultSource, InstanceStatus
 from vrrp.timing import master_down_interval, skew_time
 from vrrp.track import InstanceTracker
 
@@ -447,6 +449,35 @@ async def test_sync_group_follows_a_member_into_fault(segment: FakeSegment) -> N
     assert set(a_vips.held("eth0")) == {VIP, VIP2} and b_vips.held() == ()
     track.cancel()
     for node in (a1, a2, b1, b2):
+        await node.runner.stop()
+
+
+async def test_sync_group_stays_in_fault_until_the_last_own_fault_clears(
+    segment: FakeSegment,
+) -> None:
+    # Both members fail, the first one recovers first: the group stays in FAULT
+    # (keepalived: a sync group is FAULT while any member is), and when the second
+    # recovers every member leaves FAULT. The group used to look only at
+    # transitions: VI_2's own fault came while the group already held it in FAULT
+    # (no transition), so VI_1 went back to work alone and VI_2 stayed in FAULT
+    # for good once its own fault cleared.
+    a1, a2, _ = director(segment, A_ADDR, 150, None)
+    for node in (a1, a2):
+        node.start()
+    await a1.wait_for(State.MASTER)
+    await a2.wait_for(State.MASTER)
+    await a1.runner.set_fault(FaultSource.track, True, "eth1 down")
+    await a2.wait_for(State.FAULT)
+    await a2.runner.set_fault(FaultSource.track, True, "eth2 down")
+    await a1.runner.set_fault(FaultSource.track, False, "eth1 up")
+    await asyncio.sleep(5)
+    assert (a1.state, a2.state) == (State.FAULT, State.FAULT)
+    assert a1.runner.faults == {FaultSource.sync_group: "sync_group=G member=VI_2 in fault"}
+    await a2.runner.set_fault(FaultSource.track, False, "eth2 up")
+    await a1.wait_for(State.MASTER)
+    await a2.wait_for(State.MASTER)
+    assert a1.runner.faults == {} and a2.runner.faults == {}
+    for node in (a1, a2):
         await node.runner.stop()
 
 

@@ -13,8 +13,9 @@ from vrrp.fake import FakePorts, FakeSegment, FakeVipAddresses
 from vrrp.machine import State, Transition, build_advert
 from vrrp.notify import HookKind, hook_argv
 from vrrp.packet import VRRP_MULTICAST_V4, encode_advert
-from vrrp.runner import InstanceStatus, VrrpService
+from vrrp.service import VrrpService
 from vrrp.settings import InstanceSettings, NotifySettings, VipSpec
+from vrrp.status import InstanceStatus
 
 VIP = ip_interface("198.51.100.10/24")
 VIP2 = ip_interface("198.51.100.11/24")

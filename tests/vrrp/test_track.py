@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Sequence
-from ipaddress import ip_interface
+from ipaddress import IPv4Address, ip_interface
 
 import pytest
 
 from vrrp.fake import FakeLinkMonitor
+from vrrp.machine import VrrpMachine
 from vrrp.notify import RunOutcome
 from vrrp.settings import InstanceSettings, TrackInterface, TrackScript, VipSpec
-from vrrp.track import InstanceTracker, RiseFall, TrackVerdict, tracking_verdict
+from vrrp.track import InstanceTracker
+from vrrp.track_verdict import RiseFall, TrackVerdict, clamp_priority, tracking_verdict
 
 ETH1 = TrackInterface("eth1", -60)
 ETH2_FAULT = TrackInterface("eth2", 0)
@@ -75,6 +77,30 @@ def test_priority_is_clamped_and_owner_untouched() -> None:
     assert tracking_verdict(50, {ETH1: False}, {UPLINK: False}).priority == 1
     assert tracking_verdict(250, {}, {BONUS: True}).priority == 254
     assert tracking_verdict(255, {ETH1: False}, {}).priority == 255
+
+
+@pytest.mark.parametrize(
+    ("priority", "clamped"),
+    [(-300, 1), (0, 1), (1, 1), (2, 2), (253, 253), (254, 254), (255, 254), (400, 254)],
+)
+def test_one_clamp_for_tracking_and_the_machine(priority: int, clamped: int) -> None:
+    assert clamp_priority(priority) == clamped
+    assert clamp_priority(priority, owner=True) == 255
+    # tracking_verdict and the machine's set_priority both clamp with it.
+    base = 100
+    weight = priority - base
+    counted = [("file f", weight, weight > 0)] if weight else []
+    assert tracking_verdict(base, {}, {}, counted).priority == clamped
+    machine = VrrpMachine(settings(priority=base), primary_address=IPv4Address("198.51.100.1"))
+    machine.set_priority(priority, "tracking", 0.0)
+    assert machine.effective_priority == clamped
+
+
+def test_the_owner_never_moves_in_tracking_nor_in_the_machine() -> None:
+    assert tracking_verdict(255, {}, {BONUS: False, UPLINK: False}).priority == 255
+    machine = VrrpMachine(settings(priority=255), primary_address=IPv4Address("198.51.100.1"))
+    assert machine.set_priority(1, "tracking", 0.0) == ()
+    assert machine.effective_priority == 255
 
 
 def test_rise_fall_needs_consecutive_results() -> None:

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from vrrp.settings import InstanceSettings, VipSpec
-from vrrp.track import InstanceTracker, TrackVerdict, tracking_verdict
+from vrrp.track import InstanceTracker
 from vrrp.track_file import FileEffect, TrackFile, file_effect, parse_value
+from vrrp.track_verdict import TrackVerdict, tracking_verdict
 from vrrp.track_watch import FileWatch, read_value
 
 

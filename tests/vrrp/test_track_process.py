@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from vrrp.settings import InstanceSettings, VipSpec
-from vrrp.track import InstanceTracker, TrackVerdict, tracking_verdict
+from vrrp.track import InstanceTracker
 from vrrp.track_process import (
     ParamMatch,
     ProcessQuorum,
@@ -21,6 +21,7 @@ from vrrp.track_process import (
     count_matching,
     process_matches,
 )
+from vrrp.track_verdict import TrackVerdict, tracking_verdict
 from vrrp.track_watch import ProcessWatch, proc_hidden, read_processes
 
 HAPROXY = ProcessView(10, "haproxy", ("/usr/sbin/haproxy", "-f", "/etc/haproxy/haproxy.cfg"))

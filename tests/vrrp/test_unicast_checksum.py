@@ -345,3 +345,40 @@ async def test_stranger_and_corrupt_checksums_are_still_bad_checksum(
     assert dict(a.counters.dropped) == {DropReason.bad_checksum: 3}
     assert a.state is State.MASTER
     await a.stop()
+
+
+# --- the receive filter in the machine (TTL rule, checksum form) ----------------------------
+
+
+def test_receive_filter_retries_the_old_form_only_for_a_peer_and_changes_no_state() -> None:
+    machine = VrrpMachine(instance(100), primary_address=A_ADDR)
+    assert machine.decode_received(NEW_PRIO_200, B_ADDR, A_ADDR, 255) == (advert(200), False)
+    assert machine.decode_received(OLD_PRIO_200, B_ADDR, A_ADDR, 255) == (advert(200), True)
+    assert not machine.old_unicast_checksum  # deciding is not switching: on_advert switches
+    with pytest.raises(MalformedAdvert, match="checksum") as caught:
+        machine.decode_received(CORRUPT_PRIO_200, B_ADDR, A_ADDR, 255)
+    assert caught.value.reason is DropReason.bad_checksum
+    stranger = encode_advert(advert(200), STRANGER, VRRP_MULTICAST_V4)
+    with pytest.raises(MalformedAdvert, match="checksum"):
+        machine.decode_received(stranger, STRANGER, A_ADDR, 255)
+
+
+@pytest.mark.parametrize(
+    ("source", "destination", "ttl_checked"),
+    [
+        (B_ADDR, A_ADDR, False),  # unicast from a configured peer: may be routed
+        (STRANGER, A_ADDR, True),  # unicast from a stranger: the rule holds
+        (B_ADDR, VRRP_MULTICAST_V4, True),  # to the group: the rule holds
+    ],
+)
+def test_receive_filter_waives_the_ttl_rule_only_for_unicast_from_a_peer(
+    source: IPv4Address, destination: IPv4Address, ttl_checked: bool
+) -> None:
+    machine = VrrpMachine(instance(100), primary_address=A_ADDR)
+    assert machine.ttl_rule_applies(source, destination) is ttl_checked
+    payload = encode_advert(advert(200), source, destination)
+    if ttl_checked:
+        with pytest.raises(MalformedAdvert, match="ttl 64, must be 255"):
+            machine.decode_received(payload, source, destination, 64)
+    else:
+        assert machine.decode_received(payload, source, destination, 64) == (advert(200), False)

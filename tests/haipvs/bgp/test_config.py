@@ -16,7 +16,7 @@ virtual_servers:
   - vip: 192.0.2.10
     port: 80
     scheduler: mh
-    scheduler_flags: [mh-port]
+    scheduler_flags: [mh-port, mh-fallback]
     forwarding: tun
     real_servers: [{address: 10.1.1.2}, {address: 10.1.2.2}]
   - vip: 192.0.2.10

@@ -42,6 +42,12 @@ def test_all_gates_hold() -> None:
             dataclasses.replace(READY, loop_lag=1.5),
             "control loop stalled (1.50 s > 1 s)",
         ),
+        (
+            HEALTHY,
+            dataclasses.replace(READY, sloppy_tcp="cannot set it: Permission denied"),
+            "net.ipv4.vs.sloppy_tcp is not 1 (cannot set it: Permission denied): a flow the "
+            "routers move here would arrive as a bare ACK and be reset",
+        ),
         (HEALTHY, dataclasses.replace(READY, drained=True), "director drained by the operator"),
         (
             HEALTHY,
@@ -71,6 +77,12 @@ def test_gates_report_flips_once_and_withdraw_a_removed_vip() -> None:
     vips = {VIP: HEALTHY, VIP6: VipInputs({"tcp/[2001:db8::10]:80": 0}, need=1)}
     starting = dataclasses.replace(READY, now=5.0)
     assert gates.evaluate(vips, starting) == []  # nothing announced yet, nothing to withdraw
+    # ... but why each VIP is held back is there, for /status.
+    assert gates.withheld() == {
+        VIP: "learning connection state (5.0 s of 30 s)",
+        VIP6: "need 1 real servers up on tcp/[2001:db8::10]:80, 0 up; "
+              "learning connection state (5.0 s of 30 s)",
+    }
     assert gates.evaluate(vips, READY) == [GateChange(VIP, True, "all gates hold")]
     assert gates.evaluate(vips, READY) == []  # no flip, no call, no log line
     vips[VIP6] = VipInputs({"tcp/[2001:db8::10]:80": 1}, need=1)
@@ -87,6 +99,7 @@ def test_gates_report_flips_once_and_withdraw_a_removed_vip() -> None:
     del vips[VIP6]
     assert gates.evaluate(vips, READY) == [GateChange(VIP6, False, "VIP removed from the config")]
     assert gates.announced() == frozenset({VIP})
+    assert gates.withheld() == {}
 
 
 def test_forget_makes_a_failed_change_come_again() -> None:

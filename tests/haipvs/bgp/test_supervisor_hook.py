@@ -78,9 +78,13 @@ async def test_scale_out_announces_follows_health_and_withdraws_first_on_shutdow
 
     speaker.announce = recording_announce  # type: ignore[method-assign]
     prober = checkers.ScriptedProber(default=checkers.ProbeResult(True, "connected", 0.001))
+    sloppy = tmp_path / "sloppy_tcp"  # the kernel's 0 until haipvs sets it
+    sloppy.write_text("0\n")
     supervisor = Supervisor(str(tmp_path / "haipvs.yaml"), kernel=kernel, prober=prober,
                             vrrp_factory=FakeVrrpPart, remove_ipvs_on_exit=True,
-                            bgp_speaker=lambda socket: speaker)
+                            bgp_speaker=lambda socket: speaker,
+                            sloppy_tcp_file=str(sloppy),
+                            bgp_vip_check=lambda _vips: {})  # the host holds no VIP
     task = asyncio.create_task(supervisor.run())
     await until(lambda: supervisor.programmer is not None)
     programmer = supervisor.programmer
@@ -89,6 +93,8 @@ async def test_scale_out_announces_follows_health_and_withdraws_first_on_shutdow
         await until(lambda: speaker.announced() == {PROTOCOL})
         # Announced only once both real servers were in the kernel (need 2).
         assert dests_at_announce == [2]
+        # ... and once sloppy_tcp was 1: haipvs set it.
+        assert sloppy.read_text() == "1\n"
         async with (
             aiohttp.ClientSession() as session,
             session.get(f"http://127.0.0.1:{port}/status") as response,

@@ -17,42 +17,49 @@ from haipvs.supervisor import Supervisor
 pytestmark = pytest.mark.asyncio
 
 
-class SyncRecordingKernel(FakeIpvsKernel):
-    """The fake kernel plus the sync-daemon calls, recorded (the netlink port has them)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.running: set[SyncState] = set()
-
-    async def set_sync_daemon(self, state: SyncState, interface: str, syncid: int,
-                              **options: object) -> None:
-        self.running.add(state)
-
-    async def stop_sync_daemon(self, state: SyncState) -> None:
-        self.running.discard(state)
-
-
-async def test_mesh_runs_master_and_backup_without_vrrp(tmp_path: Path) -> None:
-    config = tmp_path / "haipvs.yaml"
-    config.write_text(f"""
-director: {{name: d1, api: 127.0.0.1:{free_port()}, log_format: json}}
+CONFIG = """
+director: {name: d1, api: 127.0.0.1:API_PORT, log_format: json}
 ipvs:
-  sync_daemon: {{interface: lo, syncid: 7, mode: mesh}}
+  sync_daemon: {interface: lo, syncid: SYNC_ID, mode: mesh}
 virtual_servers:
   - vip: 192.0.2.10
     port: 80
     scheduler: mh
     scheduler_flags: [mh-port]
     forwarding: tun
-    real_servers: [{{address: 10.1.1.2, port: 80}}]
-""")
-    config.chmod(0o644)
-    kernel = SyncRecordingKernel()
+    real_servers: [{address: 10.1.1.2, port: 80}]
+"""
+
+
+def write_config(path: Path, api_port: int, syncid: int) -> None:
+    path.write_text(CONFIG.replace("API_PORT", str(api_port)).replace("SYNC_ID", str(syncid)))
+    path.chmod(0o644)
+
+
+async def syncids(kernel: FakeIpvsKernel) -> dict[int, int]:
+    return {daemon.state: daemon.syncid for daemon in await kernel.sync_daemons()}
+
+
+async def test_mesh_runs_master_and_backup_without_vrrp(tmp_path: Path) -> None:
+    config = tmp_path / "haipvs.yaml"
+    api_port = free_port()
+    write_config(config, api_port, 7)
+    kernel = FakeIpvsKernel(interfaces=("lo",))  # strict: EEXIST, ESRCH, ENODEV
     supervisor = Supervisor(str(config), kernel=kernel, vrrp_factory=FakeVrrpPart,
                             prober=checkers.ScriptedProber(
                                 default=checkers.ProbeResult(True, "ok", 0.001)))
     task = asyncio.create_task(supervisor.run())
     await until(lambda: supervisor.programmer is not None)
-    await until(lambda: kernel.running == {SyncState.MASTER, SyncState.BACKUP})
+    await until(lambda: kernel.sync_running == {SyncState.MASTER, SyncState.BACKUP})
+    assert await syncids(kernel) == {1: 7, 2: 7}
+    # A reload with new sync settings restarts both roles with them (it used to
+    # look for a VRRP state to follow, find none in mesh mode, and keep the old ones).
+    write_config(config, api_port, 9)
+    outcome = await supervisor.reload()
+    assert outcome.applied
+    task_of_sync = supervisor._sync_task
+    assert task_of_sync is not None
+    await task_of_sync
+    assert await syncids(kernel) == {1: 9, 2: 9}
     supervisor.request_shutdown()
     assert await task == 0

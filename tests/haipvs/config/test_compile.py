@@ -85,7 +85,7 @@ def test_the_nat_pair_services_dests_and_sorry_server() -> None:
 
 def test_the_nat_pair_checks_and_how_health_reaches_the_table() -> None:
     result = compiled("haipvs.yaml")
-    backend = checkers.BackendId("web", ip_address("10.0.0.11"), 8080)
+    backend = checkers.BackendId("tcp/198.51.100.10:80", ip_address("10.0.0.11"), 8080)
     target, spec = result.checks[backend]
     assert target == checkers.Target(ip_address("10.0.0.11"), 8080)
     assert isinstance(spec, checkers.HttpCheck)
@@ -95,7 +95,7 @@ def test_the_nat_pair_checks_and_how_health_reaches_the_table() -> None:
         ServiceKey.tcp("198.51.100.10", 80),
         DestKey("10.0.0.11", 8080),
     )
-    dns_backend = checkers.BackendId("dns", ip_address("10.0.0.21"), 53)
+    dns_backend = checkers.BackendId("udp/198.51.100.10:53", ip_address("10.0.0.21"), 53)
     dns_target, dns_spec = result.checks[dns_backend]
     assert dns_target == checkers.Target(ip_address("10.0.0.21"), 53)
     assert isinstance(dns_spec, checkers.DnsCheck)
@@ -161,7 +161,7 @@ def test_a_fwmark_service_checks_on_the_check_port() -> None:
         DestKey("192.0.2.21", 0),
         DestKey("192.0.2.22", 0),
     ]
-    target, check = result.checks[checkers.BackendId("web-mark", ip_address("192.0.2.21"), 0)]
+    target, check = result.checks[checkers.BackendId("fwmark/10", ip_address("192.0.2.21"), 0)]
     assert target.port == 0
     assert isinstance(check, checkers.HttpCheck) and check.connect_port == 80
 
@@ -237,9 +237,9 @@ def test_checks_inherit_replace_and_alpha() -> None:
         )
     ).config
     result = compile_config(config)
-    one = checkers.BackendId("mixed", ip_address("10.0.0.1"), 80)
-    two = checkers.BackendId("mixed", ip_address("10.0.0.2"), 80)
-    bare = checkers.BackendId("bare", ip_address("10.0.0.3"), 81)
+    one = checkers.BackendId("tcp/192.0.2.1:80", ip_address("10.0.0.1"), 80)
+    two = checkers.BackendId("tcp/192.0.2.1:80", ip_address("10.0.0.2"), 80)
+    bare = checkers.BackendId("tcp/192.0.2.1:81", ip_address("10.0.0.3"), 81)
     assert isinstance(result.checks[one][1], checkers.TcpCheck)
     exec_check = result.checks[two][1]
     assert isinstance(exec_check, checkers.ExecCheck)

@@ -180,7 +180,7 @@ def test_keys_render_as_the_log_keys() -> None:
     vs = six.virtual_servers[0]
     assert str(real_server_key(vs, vs.real_servers[0])) == "tcp/[2001:db8::1]:443/[2001:db8::2]:443"
     mark = load("virtual_servers: [{fwmark: 7, family: ipv6}]").virtual_servers[0]
-    assert str(service_key(mark)) == "fwmark/7/ipv6"
+    assert str(service_key(mark)) == "fwmark6/7"
     assert isinstance(next(iter(diff_configs(config, config).checks.unchanged)), CheckKey)
 
 

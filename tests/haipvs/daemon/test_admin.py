@@ -19,7 +19,7 @@ from test_supervisor import dests, write_config
 
 import checkers
 from haipvs.cli import main as cli_main
-from haipvs.daemon.admin import admin_request
+from haipvs.daemon.admin import EXIT_DRAIN_TIMED_OUT, admin_request
 from haipvs.ipvs import DestKey, DestStats, FakeIpvsKernel, ServiceKey
 from haipvs.status.command import render_status
 from haipvs.status.metrics import render_metrics
@@ -74,6 +74,11 @@ async def test_drain_is_logged_with_the_uid_persisted_and_survives_a_restart(
     (line,) = [e for e in logs if e["event"] == "operator.drain"]
     assert (line["uid"], line["target"], line["detail"]) == (
         os.getuid(), "10.0.0.12:80", "10.0.0.12:80: drain")
+    # The same vs/rs keys as the check.*, ipvs.* and drain lines about that server.
+    assert (line["vs"], line["rs"]) == ("tcp/198.51.100.10:80", "10.0.0.12:80")
+    kernel_lines = [e for e in logs if e["event"].startswith("ipvs.dest.")]
+    assert kernel_lines
+    assert {(e["vs"], e["rs"]) for e in kernel_lines} == {(line["vs"], line["rs"])}
     out = capsys.readouterr().out
     assert "10.0.0.12:80: drain" in out and "active 2, inactive 1" in out
     # Shown in /status, haipvs status and the metrics.
@@ -122,6 +127,38 @@ async def test_drain_wait_reports_progress_until_no_connection_is_left(
     assert "1 connection(s) left" in out and "drained: no connection left" in out
     supervisor.request_shutdown()
     assert await task == 0
+
+
+async def test_drain_wait_timeout_ends_the_wait_not_the_drain(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    kernel = FakeIpvsKernel()
+    supervisor, task, sock = await start(tmp_path, kernel)
+    await until(lambda: len(dests(kernel)) == 2)
+    kernel.set_stats(VS, RS2, DestStats(active_conns=1))  # a connection that never ends
+    status = await asyncio.wait_for(
+        cli("drain", "10.0.0.12", "--wait", "--timeout", "0.3", "--interval", "0.05",
+            "--socket", sock), 10)
+    assert status == EXIT_DRAIN_TIMED_OUT
+    out = capsys.readouterr().out
+    assert "1 connection(s) left" in out
+    assert "timed out after 0.3s: 1 connection(s) left; the drain stays in force" in out
+    assert dests(kernel)["10.0.0.12:80"] == 0  # still drained
+    kernel.set_stats(VS, RS2, DestStats())
+    assert await cli("drain", "10.0.0.12", "--wait", "--timeout", "5", "--interval", "0.05",
+                     "--socket", sock) == 0  # empty in time: drained
+    supervisor.request_shutdown()
+    assert await task == 0
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "inf"])
+async def test_drain_timeout_must_be_a_positive_number_of_seconds(
+    value: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        await cli("drain", "10.0.0.12", "--wait", "--timeout", value, "--socket", "/nonexistent")
+    assert exit_info.value.code == 2
+    assert "--timeout" in capsys.readouterr().err
 
 
 async def test_bad_commands_are_refused_with_a_reason_and_change_nothing(
@@ -201,3 +238,14 @@ async def test_sigusr1_logs_the_state_and_the_daemon_keeps_running(tmp_path: Pat
     supervisor.request_shutdown()
     assert await task == 0
 
+
+
+async def test_drain_director_is_refused_by_a_vrrp_pair(tmp_path: Path) -> None:
+    supervisor, task, sock = await start(tmp_path, FakeIpvsKernel())
+    with capture_logs() as logs:
+        assert await cli("drain-director", "--socket", sock) == 1
+    (refused,) = [e for e in logs if e["event"] == "operator.refused"]
+    assert "announces no VIP over BGP" in refused["error"]
+    assert supervisor.snapshot().overrides == ()
+    supervisor.request_shutdown()
+    assert await task == 0

@@ -10,6 +10,7 @@ import pytest
 
 from haipvs.daemon.overrides import (
     CommandError,
+    DirectorDrain,
     InstanceHold,
     Overrides,
     OverridesInvalidError,
@@ -133,3 +134,51 @@ def test_a_damaged_file_is_refused_with_its_location(tmp_path: Path) -> None:
     path.write_text(json.dumps({"format": 1, "servers": [{"address": "10.0.0.1"}]}))
     with pytest.raises(OverridesInvalidError, match="bad entry"):
         load(str(path))
+
+
+def director(overrides: Overrides, command: str, *, announces: bool = True,
+             uid: int = 1001) -> tuple[Overrides, str, str, bool]:
+    outcome = apply_command(overrides, {"command": command}, uid=uid, now=2000.0,
+                            services=SERVICES, instances=INSTANCES, announces=announces)
+    return outcome.overrides, outcome.event, outcome.message, outcome.changed
+
+
+def test_drain_director_is_recorded_with_its_uid_and_undrain_ends_it() -> None:
+    drained, event, message, changed = director(Overrides(), "drain-director")
+    assert drained.director == DirectorDrain(since=2000.0, uid=1001)
+    assert (event, changed) == ("operator.director.drain", True)
+    assert message.startswith("director drained: every VIP withdrawn from the routers")
+    again, _, message, changed = director(drained, "drain-director", uid=0)
+    assert (again, message, changed) == (drained, "already drained (by uid 1001)", False)
+    ended, event, message, changed = director(drained, "undrain-director")
+    assert ended.director is None and changed and event == "operator.director.undrain"
+    assert "announced again once its gates hold" in message
+    _, _, message, changed = director(ended, "undrain-director")
+    assert (message, changed) == ("this director is not drained", False)
+
+
+def test_drain_director_is_refused_in_a_vrrp_pair_but_undrain_is_not() -> None:
+    with pytest.raises(CommandError, match=r"announces no VIP over BGP .* haipvs failover"):
+        director(Overrides(), "drain-director", announces=False)
+    # A drain persisted under a bgp config stays removable after a reload to a pair.
+    drained = Overrides(director=DirectorDrain(10.0, 0))
+    ended, _, _, changed = director(drained, "undrain-director", announces=False)
+    assert ended.director is None and changed
+
+
+def test_the_director_drain_round_trips_and_older_files_still_load(tmp_path: Path) -> None:
+    path = str(tmp_path / "overrides.json")
+    drained = Overrides(director=DirectorDrain(since=5.0, uid=7))
+    save(path, drained)
+    assert load(path) == drained
+    with open(path) as handle:
+        doc = json.load(handle)
+    doc.pop("director")  # a file written before drain-director existed
+    with open(path, "w") as handle:
+        json.dump(doc, handle)
+    assert load(path) == Overrides()
+    doc["director"] = [5.0, 7]
+    with open(path, "w") as handle:
+        json.dump(doc, handle)
+    with pytest.raises(OverridesInvalidError, match="director must be an object or null"):
+        load(path)

@@ -14,9 +14,10 @@ from support import FakeHost, FakeVrrpPart, free_port, until
 
 import checkers
 from haipvs.config import compile_config, load_config_text
+from haipvs.daemon import overrides as persisted
 from haipvs.daemon.plan import EXIT_CHANGES, EXIT_INVALID, EXIT_NO_CHANGE, plan_command, render_plan
 from haipvs.daemon.reload import plan_reload
-from haipvs.ipvs import FakeIpvsKernel
+from haipvs.ipvs import AdminState, FakeIpvsKernel
 from haipvs.supervisor import Supervisor
 
 HOST = FakeHost("eth0")
@@ -48,6 +49,31 @@ async def daemon(tmp_path: Path) -> AsyncIterator[int]:
     supervisor = Supervisor(
         str(path), kernel=FakeIpvsKernel(), vrrp_factory=FakeVrrpPart, host=HOST,
         prober=checkers.ScriptedProber(default=checkers.ProbeResult(True, "ok", 0.001)),
+    )
+    task = asyncio.create_task(supervisor.run())
+    await until(lambda: supervisor.programmer is not None)
+    try:
+        yield port
+    finally:
+        supervisor.request_shutdown()
+        await task
+
+
+@pytest_asyncio.fixture
+async def drained_daemon(tmp_path: Path) -> AsyncIterator[int]:
+    """The daemon of ``daemon`` with 10.0.0.12:80 drained by the operator (persisted, as
+    `haipvs drain` leaves it)."""
+    port = free_port()
+    path = tmp_path / "running.yaml"
+    path.write_text(text(port))
+    path.chmod(0o644)
+    state = tmp_path / "state" / "overrides.json"
+    persisted.save(str(state), persisted.Overrides((persisted.ServerOverride(
+        "10.0.0.12", 80, None, AdminState.DRAIN, 0.0, 0),)))
+    supervisor = Supervisor(
+        str(path), kernel=FakeIpvsKernel(), vrrp_factory=FakeVrrpPart, host=HOST,
+        prober=checkers.ScriptedProber(default=checkers.ProbeResult(True, "ok", 0.001)),
+        overrides_file=str(state), admin_socket=str(tmp_path / "admin.sock"),
     )
     task = asyncio.create_task(supervisor.run())
     await until(lambda: supervisor.programmer is not None)
@@ -117,3 +143,14 @@ def test_a_vip_leaving_a_master_is_a_warning() -> None:
         "warning: vrrp VI_A is MASTER here: 198.51.100.11/24 leave(s) this director at once",
     ]
     assert not any("warning" in line for line in render_plan(reload, {"VI_A": "BACKUP"}))
+
+
+@pytest.mark.asyncio
+async def test_a_weight_change_of_a_drained_real_server_prints_no_ipvs_operation(
+    tmp_path: Path, drained_daemon: int,
+) -> None:
+    # The drain outlives the reload: 10.0.0.12 stays at weight 0, the kernel sees nothing.
+    status, lines = await plan(tmp_path, drained_daemon, text(drained_daemon, weight=5))
+    assert status == EXIT_CHANGES
+    assert not any(line.startswith("ipvs:") for line in lines)
+    assert lines[-1] == "summary: real_servers: 1 changed"

@@ -18,9 +18,10 @@ from support import FakeHost, FakeVrrpPart, free_port, until
 import checkers
 import vrrp
 from haipvs.config import compile_config, load_config_text
+from haipvs.daemon.overrides import Overrides, ServerOverride
 from haipvs.daemon.reload import plan_reload
-from haipvs.ipvs import FakeIpvsKernel
-from haipvs.ipvs.model import UpdateDest
+from haipvs.ipvs import AdminState, FakeIpvsKernel
+from haipvs.ipvs.model import AddDest, Dest, DestKey, ServiceKey, UpdateDest
 from haipvs.supervisor import Supervisor
 
 BASE = """
@@ -78,6 +79,46 @@ def test_a_vip_a_priority_and_an_instance_touch_those_instances_only() -> None:
     ]
     assert plan.instances[1].fields == ("priority",)
     assert not plan.vrrp.restart
+
+
+WEB = ServiceKey.tcp("198.51.100.10", 80)
+RS2 = DestKey(address="10.0.0.12", port=80)
+
+
+def operator(state: AdminState, service: str | None = None) -> Overrides:
+    return Overrides((ServerOverride("10.0.0.12", 80, service, state, 0.0, 0),))
+
+
+@pytest.mark.parametrize("state", [AdminState.DRAIN, AdminState.MAINTENANCE])
+def test_a_weight_change_of_an_overridden_real_server_plans_no_ipvs_op(
+    state: AdminState,
+) -> None:
+    # Drained (weight 0) or in maintenance (out of the table): the operator's override
+    # outlives the reload, so the new weight sends nothing to the kernel.
+    plan = plan_reload(compiled(config()), compiled(config(weight=5)),  # type: ignore[arg-type]
+                       overrides=operator(state))
+    assert plan.ipvs_ops == ()
+    assert plan.summary == "real_servers: 1 changed"
+
+
+def test_an_override_limited_to_another_service_leaves_the_op() -> None:
+    plan = plan_reload(compiled(config()), compiled(config(weight=5)),  # type: ignore[arg-type]
+                       overrides=operator(AdminState.DRAIN, service="other"))
+    assert [type(op) for op in plan.ipvs_ops] == [UpdateDest]
+
+
+def test_a_real_server_back_while_it_drains_is_an_update_not_an_add() -> None:
+    # 10.0.0.13 left the config and is still draining (weight 0 in the kernel): the file
+    # that brings it back updates its weight, as the programmer will.
+    back = config() + "      - {address: 10.0.0.13, port: 80, weight: 3}\n"
+    draining = {(WEB, DestKey(address="10.0.0.13", port=80)):
+                Dest(DestKey(address="10.0.0.13", port=80), weight=0)}
+    plan = plan_reload(compiled(config()), compiled(back),  # type: ignore[arg-type]
+                       drains=draining)
+    assert [(type(op), op.dest.weight) for op in plan.ipvs_ops
+            if isinstance(op, UpdateDest | AddDest)] == [(UpdateDest, 3)]
+    without = plan_reload(compiled(config()), compiled(back))  # type: ignore[arg-type]
+    assert [type(op) for op in without.ipvs_ops] == [AddDest]
 
 
 def test_an_api_change_is_named_as_waiting_for_a_restart() -> None:

@@ -46,6 +46,7 @@ def sample_snapshot(*, down: bool = False) -> Snapshot:
                                    drain=DrainView(now - 5, now + 25, "check down")
                                    if down else None),
                 ),
+                fingerprint="00c0ffee1234", dest_order_canonical=True,
             ),
         ),
         programmer=ProgrammerView(True, 3, now - 1, 0.001, None, None, {"add_dest": 2}, 0, 0),
