@@ -176,6 +176,8 @@ class InstanceRunner:
         self._timer_at: float | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._announce_task: asyncio.Task[None] | None = None
+        #: Transitions of the step being executed, whose callbacks run after its actions.
+        self._deferred: list[Transition] | None = None
         self._io_fault_timer: asyncio.TimerHandle | None = None
         self._faults: dict[FaultSource, str] = {}
         self._fault_callbacks: list[FaultCallback] = []
@@ -502,6 +504,12 @@ class InstanceRunner:
         error line.
         """
         failure: VrrpIoError | None = None
+        # Transition callbacks (notify hooks, the status the parent serves) run after
+        # the step's other actions, as keepalived runs notify scripts after its VIPs and
+        # gratuitous ARPs: a hook's fork holds this loop for tens to hundreds of ms on a
+        # slow host, and the VIPs must be up and announced first.
+        deferred: list[Transition] = []
+        self._deferred = deferred
         for action in actions:
             if failure is not None and not isinstance(action, RemoveVips | Transition):
                 continue
@@ -523,6 +531,9 @@ class InstanceRunner:
                     action=type(action).__name__,
                     error=repr(exc),
                 )
+        self._deferred = None
+        for transition in deferred:
+            self._run_callbacks(transition)
         if failure is not None and FaultSource.io not in self._faults:
             await self._enter_io_fault(failure)
 
@@ -728,6 +739,13 @@ class InstanceRunner:
             detail=transition.detail,
             priority=self.machine.effective_priority,
         )
+        if self._deferred is not None:
+            self._deferred.append(transition)
+        else:
+            self._run_callbacks(transition)
+
+    def _run_callbacks(self, transition: Transition) -> None:
+        settings = self._settings
         for callback in self._callbacks:
             try:
                 callback(settings.name, transition, self.machine)

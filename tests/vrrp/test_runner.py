@@ -159,6 +159,37 @@ async def test_lone_backup_becomes_master_after_master_down_interval(segment: Fa
     await node.runner.stop()
 
 
+async def test_transition_callbacks_run_after_the_vips_are_up_and_announced(
+    segment: FakeSegment,
+) -> None:
+    """A notify hook (a transition callback) forks its script from the VRRP loop, which
+    holds the loop on a slow host: the VIPs go up and the first gratuitous ARP leaves
+    before it can run, as keepalived sends its ARPs before it runs notify scripts. In
+    the lab the new master's first gratuitous ARP left 75-270 ms after its first VIP
+    went up, and its second VIP (the gateway) went up as late: the hook was being forked
+    in between, and the client kept sending to the old master."""
+    node = make_node(segment, A_ADDR, instance(100))
+    seen: list[tuple[str, tuple[object, ...], int]] = []
+
+    def hook(name: str, transition: Transition, machine: VrrpMachine) -> None:
+        if transition.new is State.MASTER:
+            seen.append(("callback", node.addresses.held("eth0"),
+                         len(node.announcer.announcements)))
+
+            async def fork() -> None:  # the hook's work, in a task of the same loop
+                seen.append(("hook ran", node.addresses.held("eth0"),
+                             len(node.announcer.announcements)))
+
+            asyncio.get_running_loop().create_task(fork())
+
+    node.runner.add_transition_callback(hook)
+    node.start()
+    await node.wait_for(State.MASTER)
+    await asyncio.sleep(0.1)
+    assert seen == [("callback", (VIP,), 0), ("hook ran", (VIP,), 1)]
+    await node.runner.stop()
+
+
 async def test_higher_priority_wins_and_crash_fails_over_exactly(segment: FakeSegment) -> None:
     a = make_node(segment, A_ADDR, instance(150))
     b = make_node(segment, B_ADDR, instance(100))

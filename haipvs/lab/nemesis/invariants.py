@@ -106,6 +106,9 @@ class Proc:
     rss_kib: int
     zombies: int
     scripts: frozenset[int] = frozenset()  # descendants other than the VRRP child
+    #: The VRRP child then, if it was named yet: a respawned child is a plain descendant
+    #: until it names itself (seconds on a starved guest), not a script.
+    vrrp: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,13 +420,34 @@ def _reloads(obs: Observations, bounds: Bounds) -> list[Violation]:
             found.append(Violation(fault.at, "config_integrity",
                                    f"{fault.target} did not apply a valid reload within "
                                    f"{bounds.reload_settles:g} s ({seen})"))
-        pids = sorted((p.t, p.pid) for p in obs.procs if p.director == fault.target)
+        # The daemon the signal reached: from its last (re)start before the reload to the
+        # next one after it, which a later fault or the executor caused, not the reload.
+        lives = _daemon_restarts(obs, fault.target)
+        since = max((up for _, up in lives if up <= fault.at), default=float("-inf"))
+        until = min((down for down, _ in lives if down > fault.at), default=float("inf"))
+        # A daemon still starting when the signal came (a slow host can take 15 s) logs
+        # its first director.started in the window: not a restart.
+        up = any(e.director == fault.target and e.event == "director.started"
+                 and since <= e.t < fault.at - SLOP for e in obs.events) or since < 0
+        restarted = up and any(e.event == "director.started" for e in window)
+        pids = sorted((p.t, p.pid) for p in obs.procs if p.director == fault.target
+                      and since <= p.t < until)
         before = [pid for t, pid in pids if t < fault.at]
         after = [pid for t, pid in pids if t > fault.at + bounds.reload_settles]
-        if "director.started" in names or (before and after and before[-1] != after[0]):
+        if restarted or (before and after and before[-1] != after[0]):
             found.append(Violation(fault.at, "config_integrity",
                                    f"{fault.target}'s daemon restarted on a reload"))
     return found
+
+
+def _daemon_restarts(obs: Observations, director: str) -> list[tuple[float, float]]:
+    """(went down, started again) for `director`'s daemon: an injected kill (restarted at
+    its end), or a death the executor found (restarted at once)."""
+    lives = [(f.at, f.end) for f in obs.faults
+             if f.kind == "kill_daemon" and f.target == director]
+    lives += [(e.t, e.t) for e in obs.events
+              if e.director == director and e.event == DAEMON_DIED]
+    return sorted(lives)
 
 
 def _hygiene(obs: Observations, bounds: Bounds, figures: dict[str, float]) -> list[Violation]:
@@ -455,7 +479,10 @@ def _hygiene(obs: Observations, bounds: Bounds, figures: dict[str, float]) -> li
                 first, _last = seen.get(pid, (sample.t, sample.t))
                 seen[pid] = (first, sample.t)
         limit = bounds.script_timeout + bounds.script_slack
+        children = {sample.vrrp for sample in series}
         for pid, (first, last) in sorted(seen.items()):
+            if pid in children:
+                continue
             stopped = any(f.target == director and a <= last and first <= b
                           for a, b, f in stops)
             if last - first > limit and not stopped:

@@ -263,6 +263,42 @@ def test_an_invalid_reload_is_rejected_and_never_restarts_the_daemon() -> None:
     assert invariants_of(found) == ["config_integrity"] and "restarted" in found[0].what
 
 
+def test_a_reload_sent_to_a_daemon_still_starting_is_no_restart() -> None:
+    # dir1 killed at 100 and restarted at 102.5; on the loaded guest it logs
+    # director.started at 117.5, right after the reload signalled at 117.0.
+    kill = Fault(100.0, "kill_daemon", "dir1", 2.5)
+    reload = Fault(117.0, "reload_valid", "dir1")
+    procs = [Proc(99.0, "dir1", 100, 20, 40000, 0), Proc(103.0, "dir1", 200, 20, 40000, 0),
+             Proc(125.0, "dir1", 200, 20, 40000, 0)]
+    starting = [Event(117.5, "dir1", "director.started"),
+                Event(117.6, "dir1", "config.reload.applied")]
+    found = check(Observations(faults=(kill, reload), procs=procs, events=starting,
+                               end=130)).violations
+    assert "config_integrity" not in invariants_of(found)
+    # The same daemon up since 110: a director.started after the reload is a restart.
+    up = [Event(110.0, "dir1", "director.started"), *starting]
+    found = check(Observations(faults=(kill, reload), procs=procs, events=up,
+                               end=130)).violations
+    assert invariants_of(found) == ["config_integrity"] and "restarted" in found[0].what
+
+
+def test_a_kill_after_a_reload_is_not_the_reload_restarting_the_daemon() -> None:
+    # Rejected at 813.4; the daemon is killed at 818.1 and comes back as pid 300.
+    reload = Fault(813.0, "reload_bad_interface", "dir1")
+    kill = Fault(818.1, "kill_daemon", "dir1", 2.3)
+    procs = [Proc(812.0, "dir1", 200, 20, 40000, 0), Proc(817.0, "dir1", 200, 20, 40000, 0),
+             Proc(819.0, "dir1", 300, 20, 40000, 0), Proc(830.0, "dir1", 300, 20, 40000, 0)]
+    events = [Event(813.4, "dir1", "config.reload.rejected"),
+              Event(827.9, "dir1", "director.started")]
+    found = check(Observations(faults=(reload, kill), procs=procs, events=events,
+                               end=840)).violations
+    assert "config_integrity" not in invariants_of(found)
+    # Without the kill, the new pid after the reload is a restart.
+    found = check(Observations(faults=(reload,), procs=procs, events=events[:1],
+                               end=840)).violations
+    assert invariants_of(found) == ["config_integrity"] and "restarted" in found[0].what
+
+
 def test_hygiene_zombies_descriptors_scripts() -> None:
     procs = [Proc(t, "dir1", 100, fds, 40000, zombies, scripts)
              for t, fds, zombies, scripts in (
@@ -279,6 +315,20 @@ def test_hygiene_zombies_descriptors_scripts() -> None:
     stopped = Observations(faults=(Fault(0.5, "stop_child", "dir1", 4.0),),
                            procs=long_script, end=10)
     assert check(stopped).violations == ()
+
+
+def test_a_vrrp_child_not_yet_named_is_not_a_script() -> None:
+    # Respawned at 630 as pid 1335, it names itself haipvs-vrrp only at 633.5 on the
+    # starved guest: until then it is one more descendant of the daemon.
+    procs = [Proc(t, "dir1", 100, 30, 40000, 0, frozenset({1335}) if t < 633.5 else frozenset(),
+                  None if t < 633.5 else 1335)
+             for t in (630.4, 631.4, 632.4, 633.5, 634.5)]
+    assert check(Observations(faults=(), procs=procs, end=640)).violations == ()
+    # A real script that lives as long is still caught.
+    hung = [Proc(t, "dir1", 100, 30, 40000, 0, frozenset({1336}), 1335)
+            for t in (630.4, 631.4, 632.4, 633.5, 634.5)]
+    found = check(Observations(faults=(), procs=hung, end=640)).violations
+    assert invariants_of(found) == ["hygiene"] and "script pid 1336" in found[0].what
 
 
 def test_rss_growth_is_measured_and_bounded_on_long_series() -> None:
