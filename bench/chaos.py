@@ -6,7 +6,7 @@ Runs where the kernel has IPVS; on a host without it, re-executes itself inside
 ``haipvs lab run`` (a guest kernel with IPVS). One haipvs director pair
 (haipvs.lab.pair, VRRPv3 at 0.5 s, dir1 priority 150, dir2 100, three real servers,
 a client sending a request through the VIP every 20 ms) lives through every
-scenario of tests/chaos/chaos_lab.py in turn; each restores the steady state first,
+scenario of haipvs/lab/chaos.py in turn; each restores the steady state first,
 injects its fault, asserts the outcome and returns its figures.
 
 One line per scenario (``ok`` or ``FAILED`` with the reason, then its figures),
@@ -17,18 +17,15 @@ the VRRP adverts each director dropped by reason, and a final line
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from haipvs.lab.runner import rerun_in_lab_unless_ipvs
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests" / "chaos"))
 
 # Figures worth a place on the RESULT line (the per-scenario lines have them all).
 HEADLINE = {
@@ -50,8 +47,8 @@ HEADLINE = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # tests/chaos/chaos_lab.py is not a package module: imported by path (see sys.path above).
-    chaos_lab: Any = importlib.import_module("chaos_lab")
+    import haipvs.lab.chaos as chaos_lab  # after the lab re-exec: it needs the guest
+
 
     names = [scenario.name for scenario in chaos_lab.SCENARIOS]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import json
 import os
 import select
@@ -76,9 +75,7 @@ from haipvs.lab.runner import rerun_in_lab_unless_ipvs
 from haipvs.lab.servers import start_real_server
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests" / "chaos"))
-# tests/chaos/chaos_lab.py is not a package module: imported by path (as bench/chaos.py).
-chaos_lab: Any = importlib.import_module("chaos_lab")
+import haipvs.lab.chaos as chaos_lab  # noqa: E402
 
 DIRECTOR_NAMES = ("dir1", "dir2")
 BACKENDS = {f"rs{i + 1}": address for i, address in enumerate(REAL_SERVERS)}

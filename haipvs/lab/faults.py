@@ -1,6 +1,6 @@
 """Fault injection and observation for a lab director pair (haipvs.lab.pair).
 
-Shared by the chaos scenarios (tests/chaos/chaos_lab.py) and the nemesis
+Shared by the chaos scenarios (haipvs/lab/chaos.py) and the nemesis
 (bench/nemesis.py). Faults use what the lab kernel has: ``tc`` (netem, ingress u32
 drops standing in for nftables), ``ip link``, ``ipvsadm``, signals, ``date -s``, and
 two small helpers run inside a lab namespace (``python -m haipvs.lab.faults``):

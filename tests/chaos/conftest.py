@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from chaos_lab import chaos_pair
 
+from haipvs.lab.chaos import chaos_pair
 from haipvs.lab.pair import DirectorPair
 
 

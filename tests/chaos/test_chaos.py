@@ -1,7 +1,7 @@
 """The chaos scenarios in the lab: a real haipvs pair, real VRRP, real IPVS, a
 client sending a request through the VIP every 20 ms the whole time.
 
-Each test runs one scenario of chaos_lab.py, which asserts what the client saw
+Each test runs one scenario of haipvs/lab/chaos.py, which asserts what the client saw
 (outage bounds) and what the directors logged (docs/operations.md event names).
 They share one pair (module fixture); each scenario first restores the steady state.
 """
@@ -9,8 +9,8 @@ They share one pair (module fixture); each scenario first restores the steady st
 from __future__ import annotations
 
 import pytest
-from chaos_lab import SCENARIOS, Scenario
 
+from haipvs.lab.chaos import SCENARIOS, Scenario
 from haipvs.lab.pair import DirectorPair
 
 pytestmark = pytest.mark.lab

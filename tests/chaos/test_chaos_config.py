@@ -1,4 +1,4 @@
-"""The chaos pair's config (chaos_lab.chaos_config) is what the daemon would run.
+"""The chaos pair's config (haipvs.lab.chaos.chaos_config) is what the daemon would run.
 
 These run anywhere (no lab): a config the loader refuses would make every lab
 scenario fail at start-up for a reason that is not the scenario's, and the settings
@@ -11,7 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from chaos_lab import (
+
+from haipvs.config import ConfigInvalid
+from haipvs.config.compile import compile_config
+from haipvs.config.load import load_config_text
+from haipvs.lab.chaos import (
     ADVERT_INTERVAL,
     DAMPING,
     NOTIFY_TIMEOUT,
@@ -21,10 +25,6 @@ from chaos_lab import (
     ipvs_line_weights,
     probe_times,
 )
-
-from haipvs.config import ConfigInvalid
-from haipvs.config.compile import compile_config
-from haipvs.config.load import load_config_text
 
 
 @pytest.mark.parametrize("name", ["dir1", "dir2"])
