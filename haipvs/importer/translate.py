@@ -285,6 +285,34 @@ _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:@-]{0,63}$")
 
 
 @dataclass(slots=True)
+class _InstanceDraft:
+    """What a vrrp_instance block says, gathered statement by statement before its YAML
+    item is built (the order of statements in keepalived.conf does not matter)."""
+
+    name: str
+    anchor: str
+    version: int
+    garp: dict[str, int | float]
+    interface: str | None = None
+    vrid: int | None = None
+    priority: int = _DEFAULT_PRIORITY
+    advert_interval: int | float = 1
+    preempt: bool = True
+    preempt_delay: int | float = 0
+    vip_stmts: list[tuple[Statement, bool]] = field(default_factory=list)
+    peers: list[str] = field(default_factory=list)
+    unicast_source: str | None = None
+    track_interfaces: list[dict[str, Any]] = field(default_factory=list)
+    track_scripts: list[dict[str, Any]] = field(default_factory=list)
+    track_processes: list[dict[str, Any]] = field(default_factory=list)
+    track_files: list[dict[str, Any]] = field(default_factory=list)
+    notify: dict[str, list[str]] = field(default_factory=dict)
+    auth_stmt: Statement | None = None
+    accept: bool | None = None
+    checksum_stmt: Statement | None = None
+
+
+@dataclass(slots=True)
 class _Script:
     name: str
     command: list[str]
@@ -953,204 +981,230 @@ class _Translator:
             self.unsupported(block, "has no name")
             return None
         name = _safe_name(block.args[0])
-        anchor = f"vrrp {name}"
+        draft = _InstanceDraft(
+            name=name, anchor=f"vrrp {name}", version=self.vrrp_version,
+            garp=dict(self.garp_defaults),
+        )
         if name != block.args[0]:
-            self.note(block, f"{block.args[0]!r} becomes {name!r}", anchor)
-        out: dict[str, Any] = {"name": name}
-        interface: str | None = None
-        vrid: int | None = None
-        priority = _DEFAULT_PRIORITY
-        version = self.vrrp_version
-        advert_interval: int | float = 1
-        preempt = True
-        preempt_delay: int | float = 0
-        vip_stmts: list[tuple[Statement, bool]] = []
-        peers: list[str] = []
-        unicast_source: str | None = None
-        track_interfaces: list[dict[str, Any]] = []
-        track_scripts: list[dict[str, Any]] = []
-        track_processes: list[dict[str, Any]] = []
-        track_files: list[dict[str, Any]] = []
-        notify: dict[str, list[str]] = {}
-        garp = dict(self.garp_defaults)
-        auth_stmt: Statement | None = None
-        accept: bool | None = None
-        checksum_stmt: Statement | None = None
-
+            self.note(block, f"{block.args[0]!r} becomes {name!r}", draft.anchor)
         for stmt in block.block or ():
-            kw = stmt.keyword
-            if kw == "interface":
-                interface = self.arg(stmt, anchor)
-            elif kw == "virtual_router_id":
-                vrid = self.integer(stmt, anchor)
-            elif kw == "priority":
-                value_p = self.integer(stmt, anchor)
-                if value_p is not None:
-                    priority = value_p
-            elif kw == "advert_int":
-                value = self.num(stmt, anchor, low=0.01)
-                if value is not None:
-                    advert_interval = value
-            elif kw == "version":
-                value_v = self.integer(stmt, anchor)
-                if value_v in (2, 3):
-                    version = value_v
-                elif value_v is not None:
-                    self.unsupported(stmt, f"version {value_v} is not 2 or 3", anchor)
-            elif kw == "nopreempt":
-                preempt = False
-            elif kw == "preempt":
-                preempt = True
-            elif kw == "preempt_delay":
-                value = self.num(stmt, anchor, low=0)
-                if value is not None:
-                    preempt_delay = value
-            elif kw == "state":
-                self.note(
-                    stmt,
-                    "every instance starts as BACKUP and is elected by priority "
-                    "(RFC 5798 §6.4.1); `state` is not needed",
-                    anchor,
-                )
-            elif kw == "virtual_ipaddress":
-                vip_stmts.extend((entry, False) for entry in stmt.block or ())
-            elif kw == "virtual_ipaddress_excluded":
-                self.note(
-                    stmt,
-                    "excluded addresses become ordinary vips, so they are also carried in "
-                    "adverts (a keepalived peer logs an address-list mismatch)",
-                    anchor,
-                )
-                vip_stmts.extend((entry, True) for entry in stmt.block or ())
-            elif kw == "unicast_peer":
-                for entry in stmt.block or ():
-                    peers.append(entry.keyword)
-                    if entry.args:
-                        self.dropped(
-                            entry, f"peer options `{' '.join(entry.args)}` are not offered", anchor
-                        )
-            elif kw == "unicast_src_ip":
-                unicast_source = self.arg(stmt, anchor)
-            elif kw == "old_unicast_checksum":
-                checksum_stmt = stmt
-            elif kw == "authentication":
-                auth_stmt = stmt
-            elif kw == "track_interface":
-                for entry in stmt.block or ():
-                    weight = self.track_weight(entry, 0, anchor)
-                    track_interfaces.append({"name": entry.keyword, "weight": weight})
-            elif kw == "track_script":
-                for entry in stmt.block or ():
-                    script = self.scripts.get(entry.keyword)
-                    self.used_scripts.add(entry.keyword)
-                    if script is None and entry.keyword in self.removed_scripts:
-                        self.dropped(
-                            entry,
-                            f"vrrp_script {entry.keyword!r} has no script: keepalived "
-                            "ignores tracking it",
-                            anchor,
-                        )
-                        continue
-                    if script is None:
-                        self.unsupported(
-                            entry, f"vrrp_script {entry.keyword!r} is not usable", anchor
-                        )
-                        continue
-                    if script.process is not None:
-                        process_item = dict(script.process)
-                        process_item["weight"] = self.track_weight(entry, script.weight, anchor)
-                        track_processes.append(process_item)
-                        continue
-                    item: dict[str, Any] = {
-                        "name": _safe_name(script.name),
-                        "command": script.command,
-                        "interval": script.interval,
-                    }
-                    if script.timeout is not None:
-                        item["timeout"] = script.timeout
-                    item["weight"] = self.track_weight(entry, script.weight, anchor)
-                    item["rise"] = script.rise
-                    item["fall"] = script.fall
-                    track_scripts.append(item)
-            elif kw in {"notify_master", "notify_backup", "notify_fault", "notify_stop"}:
-                command = self.argv(stmt, anchor)
-                if command is not None:
-                    notify[kw.removeprefix("notify_")] = command
-            elif kw == "notify":
-                self.unsupported(
-                    stmt,
-                    "the generic notify script is not offered; use notify_master/backup/fault",
-                    anchor,
-                )
-            elif kw in {"garp_master_delay", "garp_master_repeat", "garp_master_refresh"}:
-                value = self.num(stmt, anchor, low=0)
-                if value is not None:
-                    garp[kw] = value
-            elif kw == "garp_interval":
-                value = self.num(stmt, anchor, low=0)
-                if value is not None:
-                    garp["garp_interval"] = value
-            elif kw == "lvs_sync_daemon_interface":
-                # keepalived 1.x: the sync daemon follows this instance's state.
-                self.ipvs["sync_daemon"] = {"interface": self.arg(stmt, anchor), "instance": name}
-                self.origins.setdefault("ipvs", stmt.location)
-            elif kw in {"accept", "no_accept"}:
-                accept = kw == "accept"
-            elif kw in {"use_vmac", "vmac_xmit_base"}:
-                self.unsupported(
-                    stmt,
-                    "virtual MAC interfaces are not offered: the VIPs answer with the "
-                    "interface's own MAC (switches and neighbours see a different MAC)",
-                    anchor,
-                )
-            elif kw in {"virtual_routes", "virtual_rules"}:
-                self.unsupported(
-                    stmt,
-                    "routes and rules that follow mastership are not offered: a failover "
-                    "would leave them behind",
-                    anchor,
-                )
-            elif kw == "track_process":
-                for entry in stmt.block or ():
-                    found = self.processes.get(entry.keyword)
-                    self.used_processes.add(entry.keyword)
-                    if found is None:
-                        self.unsupported(
-                            entry, f"vrrp_track_process {entry.keyword!r} is not usable", anchor
-                        )
-                        continue
-                    process_item = dict(found[0])
-                    process_item["weight"] = self.track_weight(entry, found[1], anchor)
-                    track_processes.append(process_item)
-            elif kw == "track_file":
-                for entry in stmt.block or ():
-                    found = self.files.get(entry.keyword)
-                    self.used_files.add(entry.keyword)
-                    if found is None:
-                        self.unsupported(
-                            entry, f"track_file {entry.keyword!r} is not usable", anchor
-                        )
-                        continue
-                    file_item = dict(found[0])
-                    file_item["weight"] = self.track_weight(entry, found[1], anchor)
-                    track_files.append(file_item)
-            elif kw in {"track_bfd", "track_src_ip"}:
-                self.unsupported(stmt, "this tracker is not offered (it changes failover)", anchor)
-            elif kw in _VRRP_DROPPED:
-                self.dropped(stmt, _VRRP_DROPPED[kw], anchor)
-            else:
-                self.unknown(stmt, "vrrp_instance", anchor)
+            if not (
+                self._instance_election(stmt, draft)
+                or self._instance_addressing(stmt, draft)
+                or self._instance_tracking(stmt, draft)
+                or self._instance_announcing(stmt, draft)
+            ):
+                self._instance_refused(stmt, draft)
+        return self._instance_item(block, draft)
 
-        interface = interface or self.default_interface
-        if interface is None:
-            self.unsupported(block, "has no `interface` (nor global default_interface)", anchor)
-            return None
-        if vrid is None:
-            self.unsupported(block, "has no `virtual_router_id`", anchor)
-            return None
+    def _instance_election(self, stmt: Statement, d: _InstanceDraft) -> bool:
+        """Who wins: interface, VRID, priority, timing, version, preemption."""
+        kw, anchor = stmt.keyword, d.anchor
+        if kw == "interface":
+            d.interface = self.arg(stmt, anchor)
+        elif kw == "virtual_router_id":
+            d.vrid = self.integer(stmt, anchor)
+        elif kw == "priority":
+            value_p = self.integer(stmt, anchor)
+            if value_p is not None:
+                d.priority = value_p
+        elif kw == "advert_int":
+            value = self.num(stmt, anchor, low=0.01)
+            if value is not None:
+                d.advert_interval = value
+        elif kw == "version":
+            value_v = self.integer(stmt, anchor)
+            if value_v in (2, 3):
+                d.version = value_v
+            elif value_v is not None:
+                self.unsupported(stmt, f"version {value_v} is not 2 or 3", anchor)
+        elif kw == "nopreempt":
+            d.preempt = False
+        elif kw == "preempt":
+            d.preempt = True
+        elif kw == "preempt_delay":
+            value = self.num(stmt, anchor, low=0)
+            if value is not None:
+                d.preempt_delay = value
+        elif kw == "state":
+            self.note(
+                stmt,
+                "every instance starts as BACKUP and is elected by priority "
+                "(RFC 5798 §6.4.1); `state` is not needed",
+                anchor,
+            )
+        else:
+            return False
+        return True
+
+    def _instance_addressing(self, stmt: Statement, d: _InstanceDraft) -> bool:
+        """What is advertised and to whom: VIPs, unicast peers, checksum, authentication,
+        accept mode."""
+        kw, anchor = stmt.keyword, d.anchor
+        if kw == "virtual_ipaddress":
+            d.vip_stmts.extend((entry, False) for entry in stmt.block or ())
+        elif kw == "virtual_ipaddress_excluded":
+            self.note(
+                stmt,
+                "excluded addresses become ordinary vips, so they are also carried in "
+                "adverts (a keepalived peer logs an address-list mismatch)",
+                anchor,
+            )
+            d.vip_stmts.extend((entry, True) for entry in stmt.block or ())
+        elif kw == "unicast_peer":
+            for entry in stmt.block or ():
+                d.peers.append(entry.keyword)
+                if entry.args:
+                    self.dropped(
+                        entry, f"peer options `{' '.join(entry.args)}` are not offered", anchor
+                    )
+        elif kw == "unicast_src_ip":
+            d.unicast_source = self.arg(stmt, anchor)
+        elif kw == "old_unicast_checksum":
+            d.checksum_stmt = stmt
+        elif kw == "authentication":
+            d.auth_stmt = stmt
+        elif kw in {"accept", "no_accept"}:
+            d.accept = kw == "accept"
+        else:
+            return False
+        return True
+
+    def _instance_tracking(self, stmt: Statement, d: _InstanceDraft) -> bool:
+        """track_interface, track_script, track_process, track_file."""
+        kw, anchor = stmt.keyword, d.anchor
+        if kw == "track_interface":
+            for entry in stmt.block or ():
+                weight = self.track_weight(entry, 0, anchor)
+                d.track_interfaces.append({"name": entry.keyword, "weight": weight})
+        elif kw == "track_script":
+            for entry in stmt.block or ():
+                self._instance_track_script(entry, d)
+        elif kw == "track_process":
+            for entry in stmt.block or ():
+                found = self.processes.get(entry.keyword)
+                self.used_processes.add(entry.keyword)
+                if found is None:
+                    self.unsupported(
+                        entry, f"vrrp_track_process {entry.keyword!r} is not usable", anchor
+                    )
+                    continue
+                process_item = dict(found[0])
+                process_item["weight"] = self.track_weight(entry, found[1], anchor)
+                d.track_processes.append(process_item)
+        elif kw == "track_file":
+            for entry in stmt.block or ():
+                found = self.files.get(entry.keyword)
+                self.used_files.add(entry.keyword)
+                if found is None:
+                    self.unsupported(
+                        entry, f"track_file {entry.keyword!r} is not usable", anchor
+                    )
+                    continue
+                file_item = dict(found[0])
+                file_item["weight"] = self.track_weight(entry, found[1], anchor)
+                d.track_files.append(file_item)
+        else:
+            return False
+        return True
+
+    def _instance_track_script(self, entry: Statement, d: _InstanceDraft) -> None:
+        """One track_script entry: a script check, or the track_process a `killall -0` /
+        `pidof` / `pgrep` script became."""
+        anchor = d.anchor
+        script = self.scripts.get(entry.keyword)
+        self.used_scripts.add(entry.keyword)
+        if script is None and entry.keyword in self.removed_scripts:
+            self.dropped(
+                entry,
+                f"vrrp_script {entry.keyword!r} has no script: keepalived ignores tracking it",
+                anchor,
+            )
+            return
+        if script is None:
+            self.unsupported(entry, f"vrrp_script {entry.keyword!r} is not usable", anchor)
+            return
+        if script.process is not None:
+            process_item = dict(script.process)
+            process_item["weight"] = self.track_weight(entry, script.weight, anchor)
+            d.track_processes.append(process_item)
+            return
+        item: dict[str, Any] = {
+            "name": _safe_name(script.name),
+            "command": script.command,
+            "interval": script.interval,
+        }
+        if script.timeout is not None:
+            item["timeout"] = script.timeout
+        item["weight"] = self.track_weight(entry, script.weight, anchor)
+        item["rise"] = script.rise
+        item["fall"] = script.fall
+        d.track_scripts.append(item)
+
+    def _instance_announcing(self, stmt: Statement, d: _InstanceDraft) -> bool:
+        """What a transition runs and sends: notify scripts, gratuitous ARP timing, the
+        keepalived 1.x sync daemon that follows this instance."""
+        kw, anchor = stmt.keyword, d.anchor
+        if kw in {"notify_master", "notify_backup", "notify_fault", "notify_stop"}:
+            command = self.argv(stmt, anchor)
+            if command is not None:
+                d.notify[kw.removeprefix("notify_")] = command
+        elif kw in {"garp_master_delay", "garp_master_repeat", "garp_master_refresh"}:
+            value = self.num(stmt, anchor, low=0)
+            if value is not None:
+                d.garp[kw] = value
+        elif kw == "garp_interval":
+            value = self.num(stmt, anchor, low=0)
+            if value is not None:
+                d.garp["garp_interval"] = value
+        elif kw == "lvs_sync_daemon_interface":
+            # keepalived 1.x: the sync daemon follows this instance's state.
+            self.ipvs["sync_daemon"] = {"interface": self.arg(stmt, anchor), "instance": d.name}
+            self.origins.setdefault("ipvs", stmt.location)
+        else:
+            return False
+        return True
+
+    def _instance_refused(self, stmt: Statement, d: _InstanceDraft) -> None:
+        """Everything else: not offered (located, with what it would change), dropped, or
+        unknown."""
+        kw, anchor = stmt.keyword, d.anchor
+        if kw == "notify":
+            self.unsupported(
+                stmt,
+                "the generic notify script is not offered; use notify_master/backup/fault",
+                anchor,
+            )
+        elif kw in {"use_vmac", "vmac_xmit_base"}:
+            self.unsupported(
+                stmt,
+                "virtual MAC interfaces are not offered: the VIPs answer with the "
+                "interface's own MAC (switches and neighbours see a different MAC)",
+                anchor,
+            )
+        elif kw in {"virtual_routes", "virtual_rules"}:
+            self.unsupported(
+                stmt,
+                "routes and rules that follow mastership are not offered: a failover "
+                "would leave them behind",
+                anchor,
+            )
+        elif kw in {"track_bfd", "track_src_ip"}:
+            self.unsupported(stmt, "this tracker is not offered (it changes failover)", anchor)
+        elif kw in _VRRP_DROPPED:
+            self.dropped(stmt, _VRRP_DROPPED[kw], anchor)
+        else:
+            self.unknown(stmt, "vrrp_instance", anchor)
+
+    def _instance_vips(
+        self, block: Statement, d: _InstanceDraft, interface: str
+    ) -> list[str | dict[str, str]] | None:
+        """The instance's VIPs, each once; None (reported) when there are none. Settles the
+        version: keepalived runs an IPv6 instance as VRRPv3."""
+        anchor = d.anchor
         vips: list[str | dict[str, str]] = []
         seen: set[str] = set()
-        for entry, _ in vip_stmts:
+        for entry, _ in d.vip_stmts:
             vip = self.vip(entry, interface, anchor)
             if vip is None:
                 continue
@@ -1175,55 +1229,70 @@ class _Translator:
                 "IPv6 instance",
                 anchor,
             )
-        elif families == {6} and version == 2:
+        elif families == {6} and d.version == 2:
             # keepalived runs an IPv6 instance as VRRPv3 whatever vrrp_version says
             # (VRRPv2, RFC 3768, carries IPv4 only); the peer speaks v3 already.
-            version = 3
+            d.version = 3
             self.note(block, "its VIPs are IPv6: imported as VRRPv3, as keepalived runs it", anchor)
+        return vips
 
+    def _instance_item(self, block: Statement, d: _InstanceDraft) -> dict[str, Any] | None:
+        """The YAML item of a vrrp_instance block once all its statements are read."""
+        anchor = d.anchor
+        interface = d.interface or self.default_interface
+        if interface is None:
+            self.unsupported(block, "has no `interface` (nor global default_interface)", anchor)
+            return None
+        if d.vrid is None:
+            self.unsupported(block, "has no `virtual_router_id`", anchor)
+            return None
+        vips = self._instance_vips(block, d, interface)
+        if vips is None:
+            return None
         priority = self.fold_positive_weights(
-            block, priority, track_interfaces, [*track_scripts, *track_processes], anchor
+            block, d.priority, d.track_interfaces, [*d.track_scripts, *d.track_processes], anchor
         )
+        out: dict[str, Any] = {"name": d.name}
         out["interface"] = interface
-        out["vrid"] = vrid
+        out["vrid"] = d.vrid
         out["priority"] = priority
         if priority == 255:
             # keepalived treats 255 as the address owner implicitly (RFC 5798 §5.2.4).
             out["address_owner"] = True
-        out["version"] = version
-        out["advert_interval"] = advert_interval
-        out["preempt"] = preempt
-        out["preempt_delay"] = preempt_delay
-        if unicast_source is not None:
-            out["unicast_source"] = unicast_source
-        if peers:
-            out["unicast_peers"] = peers
-        if checksum_stmt is not None:
-            mode = self.unicast_checksum(checksum_stmt, version, peers, vips, anchor)
+        out["version"] = d.version
+        out["advert_interval"] = d.advert_interval
+        out["preempt"] = d.preempt
+        out["preempt_delay"] = d.preempt_delay
+        if d.unicast_source is not None:
+            out["unicast_source"] = d.unicast_source
+        if d.peers:
+            out["unicast_peers"] = d.peers
+        if d.checksum_stmt is not None:
+            mode = self.unicast_checksum(d.checksum_stmt, d.version, d.peers, vips, anchor)
             if mode is not None:
                 out["unicast_checksum"] = mode
         out["vips"] = vips
-        if auth_stmt is not None:
-            auth_pass = self.authentication(auth_stmt, version, anchor)
+        if d.auth_stmt is not None:
+            auth_pass = self.authentication(d.auth_stmt, d.version, anchor)
             if auth_pass is not None:
                 out["auth_pass"] = auth_pass
-        if accept is not None:
-            out["accept"] = accept
+        if d.accept is not None:
+            out["accept"] = d.accept
         track: dict[str, Any] = {}
-        if track_interfaces:
-            track["interfaces"] = track_interfaces
-        if track_scripts:
-            track["scripts"] = track_scripts
-        if track_processes:
-            track["processes"] = track_processes
-        if track_files:
-            track["files"] = track_files
+        if d.track_interfaces:
+            track["interfaces"] = d.track_interfaces
+        if d.track_scripts:
+            track["scripts"] = d.track_scripts
+        if d.track_processes:
+            track["processes"] = d.track_processes
+        if d.track_files:
+            track["files"] = d.track_files
         if track:
             out["track"] = track
-        if notify:
-            out["notify"] = notify
-        self.garp(block, garp, out, anchor)
-        self.instance_names.add(name)
+        if d.notify:
+            out["notify"] = d.notify
+        self.garp(block, d.garp, out, anchor)
+        self.instance_names.add(d.name)
         return out
 
     def unicast_checksum(
