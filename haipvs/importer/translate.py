@@ -1082,31 +1082,40 @@ class _Translator:
                 self._instance_track_script(entry, d)
         elif kw == "track_process":
             for entry in stmt.block or ():
-                found = self.processes.get(entry.keyword)
-                self.used_processes.add(entry.keyword)
-                if found is None:
-                    self.unsupported(
-                        entry, f"vrrp_track_process {entry.keyword!r} is not usable", anchor
-                    )
-                    continue
-                process_item = dict(found[0])
-                process_item["weight"] = self.track_weight(entry, found[1], anchor)
-                d.track_processes.append(process_item)
+                self._instance_tracked(
+                    entry, "vrrp_track_process", defined=self.processes,
+                    used=self.used_processes, into=d.track_processes, anchor=anchor,
+                )
         elif kw == "track_file":
             for entry in stmt.block or ():
-                found = self.files.get(entry.keyword)
-                self.used_files.add(entry.keyword)
-                if found is None:
-                    self.unsupported(
-                        entry, f"track_file {entry.keyword!r} is not usable", anchor
-                    )
-                    continue
-                file_item = dict(found[0])
-                file_item["weight"] = self.track_weight(entry, found[1], anchor)
-                d.track_files.append(file_item)
+                self._instance_tracked(
+                    entry, "track_file", defined=self.files, used=self.used_files,
+                    into=d.track_files, anchor=anchor,
+                )
         else:
             return False
         return True
+
+    def _instance_tracked(
+        self,
+        entry: Statement,
+        what: str,
+        *,
+        defined: dict[str, tuple[dict[str, Any], int, Statement]],
+        used: set[str],
+        into: list[dict[str, Any]],
+        anchor: str,
+    ) -> None:
+        """One entry of a track_process / track_file list: the global block it names, with
+        the entry's weight (or the block's own)."""
+        found = defined.get(entry.keyword)
+        used.add(entry.keyword)
+        if found is None:
+            self.unsupported(entry, f"{what} {entry.keyword!r} is not usable", anchor)
+            return
+        item = dict(found[0])
+        item["weight"] = self.track_weight(entry, found[1], anchor)
+        into.append(item)
 
     def _instance_track_script(self, entry: Statement, d: _InstanceDraft) -> None:
         """One track_script entry: a script check, or the track_process a `killall -0` /
