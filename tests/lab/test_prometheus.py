@@ -80,13 +80,19 @@ def prometheus(director: DirectorPair) -> Iterator[DirectorPair]:
 
 
 def _api(pair: DirectorPair, path: str, query: str | None = None) -> Any:
-    argv = ["curl", "-s", "-m", "5", "-G", f"http://{PROMETHEUS}/api/v1/{path}"]
+    argv = ["curl", "-s", "-m", "5", "-G", "-w", "\n%{http_code}",
+            f"http://{PROMETHEUS}/api/v1/{path}"]
     if query is not None:
         argv += ["--data-urlencode", f"query={query}"]
     result = pair.net.run("dir1", argv, check=False)
     if result.returncode != 0 or not result.stdout:
         return None
-    return json.loads(result.stdout)
+    body, _, status = result.stdout.rpartition("\n")
+    if status == "503":
+        # Prometheus answers "Service Unavailable" (plain text) until its TSDB has opened;
+        # on a loaded guest that takes seconds after the port is already listening.
+        return None
+    return json.loads(body)
 
 
 def _value(pair: DirectorPair, query: str) -> float | None:
