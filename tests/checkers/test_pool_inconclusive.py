@@ -180,3 +180,54 @@ async def test_a_pool_whose_loop_froze_past_a_deadline_counts_no_fall(
         assert pool.late_deadlines.inconclusive == 1
     finally:
         await pool.stop()
+
+
+class NeverEnding:
+    """A plan whose attempts never report: a probe bug the hung-probe watchdog catches."""
+
+    def __init__(self) -> None:
+        self.started = 0
+        self.cancelled = 0
+
+    def start(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_done: Callable[[ProbeResult], None],
+        started: float | None = None,
+    ) -> NeverEnding:
+        self.started += 1
+        return self
+
+    def cancel(self) -> None:
+        self.cancelled += 1
+
+
+@pytest.mark.looptime
+async def test_a_watchdog_round_that_fires_late_judges_no_probe_hung(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The pool's clock jumps 20 s at loop time 1 (the daemon was stopped): its first
+    # watchdog round fires 20 s late and must not call a 5 s probe "hung" for the time
+    # nobody ran; the next round, on time, does.
+    plan = NeverEnding()
+    monkeypatch.setattr(pool_module, "plan_probe", lambda spec, target: plan)
+    loop = asyncio.get_running_loop()
+    jump = 0.0
+
+    def clock() -> float:
+        return loop.time() + jump
+
+    timing = Timing(interval=2.0, timeout=5.0, rise=1, fall=1, warmup=0.0)
+    pool = CheckerPool(clock=clock, rng=random.Random(1), on_change=lambda c: None,
+                       fail_open=None)
+    pool.update({BACKEND: (TARGET, TcpCheck(timing))}, adopted=[BACKEND])
+    pool.start()
+    try:
+        await asyncio.sleep(1.0)
+        jump = 20.0
+        await asyncio.sleep(pool_module.WATCHDOG_PERIOD)  # the late round ran at 5
+        assert (plan.started, plan.cancelled) == (1, 0)
+        await asyncio.sleep(pool_module.WATCHDOG_PERIOD)  # the round at 10, on time
+        assert plan.cancelled == 1
+    finally:
+        await pool.stop()
