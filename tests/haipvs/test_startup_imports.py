@@ -9,18 +9,23 @@ step) in a fresh interpreter and names the top-level packages that were loaded.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 
+import pytest
 
-def _loaded(code: str) -> set[str]:
+
+def _loaded(code: str, *, netns: bool = False) -> set[str]:
     probe = (
         "import json, sys\n"
         f"{code}\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            check=True, timeout=120)
+    argv = [sys.executable, "-c", probe]
+    result = subprocess.run(["unshare", "--net", *argv] if netns else argv,
+                            capture_output=True, text=True, check=True, timeout=120)
     return set(json.loads(result.stdout.splitlines()[-1]))
 
 
@@ -37,3 +42,36 @@ def test_checker_pool_loads_no_dns_library() -> None:
     assert "checkers.dns" not in loaded
     # (the DNS probe itself still runs through run_probe: tests/checkers/test_dns.py)
 
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
+                    reason="a network namespace needs root and unshare(1)")
+def test_vrrp_start_and_takeover_io_import_no_pyroute2() -> None:
+    # What the VRRP process does on its way to BACKUP (the advert socket, with the
+    # interface's primary address and subnets; stale VIPs removed; link state) and at
+    # a takeover (VIPs added): all through vrrp.rtnl. pyroute2 (0.2-0.9 s of import in
+    # the lab guest) is loaded only by the link monitor's subscription, which starts
+    # with an instance that tracks interfaces: never on the path to BACKUP of one that
+    # does not, and never at a takeover.
+    code = """
+import asyncio, socket
+from ipaddress import ip_address, ip_interface
+from vrrp.rtnl import Rtnl
+from vrrp.linux import LinuxPorts, NetlinkLinkMonitor, LinuxVipAddresses, open_advert_link
+with Rtnl() as rtnl:
+    rtnl.add_address(socket.if_nametoindex("lo"), ip_address("192.0.2.7"), 24)
+async def main():
+    link = await open_advert_link("lo", 4, vrid=51)
+    link.close()
+    vips = LinuxVipAddresses()
+    await vips.remove("lo", ip_interface("192.0.2.100/24"))
+    await vips.add("lo", ip_interface("192.0.2.100/24"))
+    assert ip_interface("192.0.2.100/24") in await vips.list("lo")
+    vips.close()
+    assert await NetlinkLinkMonitor().is_up("lo") is False  # down in a new namespace
+    LinuxPorts().close()
+asyncio.run(main())
+"""
+    loaded = _loaded(code, netns=True)
+    assert "vrrp.linux" in loaded
+    assert "pyroute2" not in _packages(loaded)
