@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +76,43 @@ asyncio.run(main())
     loaded = _loaded(code, netns=True)
     assert "vrrp.linux" in loaded
     assert "pyroute2" not in _packages(loaded)
+
+
+def test_loading_a_file_builds_only_the_sections_it_has(tmp_path: Path) -> None:
+    # The config models build their validators on first use (defer_build): a VRRP pair's
+    # start builds neither the bgp section's nor the root Config's.
+    path = tmp_path / "haipvs.yaml"
+    path.write_text(EXAMPLE)
+    code = f"""
+from haipvs.config import load_config
+from haipvs.config import model
+loaded = load_config({str(path)!r})
+built = sorted(name for name, value in vars(model).items() if isinstance(value, type)
+               and issubclass(value, model._Model) and value.__pydantic_complete__)
+print(json.dumps(built))
+sys.exit(0)
+"""
+    result = subprocess.run([sys.executable, "-c", "import json, sys\n" + code],
+                            capture_output=True, text=True, check=True, timeout=120)
+    built = set(json.loads(result.stdout.splitlines()[-1]))
+    assert {"Director", "VrrpInstance", "VirtualServer", "IpvsSettings"} <= built
+    assert "BgpSettings" not in built
+    assert "Config" not in built
+
+
+EXAMPLE = """director:
+  name: dir2
+vrrp:
+  - name: VI_WEB
+    interface: eth0
+    vrid: 51
+    priority: 100
+    vips: [198.51.100.10/24]
+virtual_servers:
+  - name: web
+    vip: 198.51.100.10
+    port: 80
+    check: {type: tcp}
+    real_servers:
+      - {address: 10.0.0.11, port: 80}
+"""
