@@ -22,17 +22,19 @@ import errno
 import fcntl
 import socket
 import struct
+import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_interface
-
-from pyroute2 import AsyncIPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.rtnl import RTMGRP_LINK
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_interface
+from typing import TYPE_CHECKING
 
 from vrrp.bpf import ipv4_advert_filter, ipv6_advert_filter
 from vrrp.errors import MalformedAdvert
 from vrrp.packet import IPPROTO_VRRP, VRRP_MULTICAST_V4, VRRP_MULTICAST_V6, parse_ipv4_packet
 from vrrp.ports import InstancePorts, IPAddress, LinkEvent, ReceivedAdvert, Vip, VrrpIoError
+from vrrp.rtnl import Rtnl
+
+if TYPE_CHECKING:
+    from pyroute2 import AsyncIPRoute
 from vrrp.settings import InstanceSettings
 
 __all__ = [
@@ -65,7 +67,10 @@ _MAX_DATAGRAM = 65535
 
 def _io_error(op: str, exc: BaseException) -> VrrpIoError:
     """Map the kernel's error onto ours (op + errno), keeping the message."""
-    if isinstance(exc, NetlinkError):
+    # pyroute2 is imported only by the adapters that use it (the link monitor): an error
+    # can only be its NetlinkError once it was.
+    netlink = sys.modules.get("pyroute2.netlink.exceptions")
+    if netlink is not None and isinstance(exc, netlink.NetlinkError):
         return VrrpIoError(op, int(exc.code), str(exc))
     if isinstance(exc, OSError):
         return VrrpIoError(op, exc.errno or errno.EIO, exc.strerror or str(exc))
@@ -89,22 +94,19 @@ async def primary_address(interface: str, version: int) -> IPAddress:
     """
     index = _ifindex(interface)
     family = socket.AF_INET6 if version == 6 else socket.AF_INET
-    ipr = AsyncIPRoute()
     try:
-        async for msg in await ipr.addr("dump", index=index, family=family):
-            if msg["index"] != index:
-                continue
-            address = ip_address(msg.get("IFA_ADDRESS"))
-            if family == socket.AF_INET6 and not address.is_link_local:
-                continue
-            # IFA_F_SECONDARY (0x01): keepalived skips secondaries too.
-            if family == socket.AF_INET and msg["flags"] & 0x01:
-                continue
-            return address
-    except (NetlinkError, OSError) as exc:
+        with Rtnl() as rtnl:
+            entries = rtnl.addresses(family, index)
+    except OSError as exc:
         raise _io_error(f"addr dump {interface}", exc) from exc
-    finally:
-        ipr.close()
+    for entry in entries:
+        address = entry.address
+        if family == socket.AF_INET6 and not address.is_link_local:
+            continue
+        # IFA_F_SECONDARY (0x01): keepalived skips secondaries too.
+        if family == socket.AF_INET and entry.flags & 0x01:
+            continue
+        return address
     raise VrrpIoError(f"primary address of {interface}", errno.EADDRNOTAVAIL)
 
 
@@ -113,19 +115,16 @@ async def connected_networks(interface: str, version: int) -> tuple[IPv4Network 
     included, where adverts come from), as the kernel has them now."""
     index = _ifindex(interface)
     family = socket.AF_INET6 if version == 6 else socket.AF_INET
-    ipr = AsyncIPRoute()
     found: list[IPv4Network | IPv6Network] = []
     try:
-        async for msg in await ipr.addr("dump", index=index, family=family):
-            if msg["index"] != index:
-                continue
-            network = ip_interface(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}").network
-            if network not in found:
-                found.append(network)
-    except (NetlinkError, OSError) as exc:
+        with Rtnl() as rtnl:
+            entries = rtnl.addresses(family, index)
+    except OSError as exc:
         raise _io_error(f"addr dump {interface}", exc) from exc
-    finally:
-        ipr.close()
+    for entry in entries:
+        network = ip_interface(f"{entry.address}/{entry.prefixlen}").network
+        if network not in found:
+            found.append(network)
     return tuple(found)
 
 
@@ -439,63 +438,50 @@ async def open_advert_link(
 
 
 class LinuxVipAddresses:
-    """VIPs through rtnetlink (pyroute2 ``AsyncIPRoute``), one socket reused."""
+    """VIPs through rtnetlink (`vrrp.rtnl`, one socket reused): no library import on the
+    way to BACKUP (stale VIPs removed, RFC 5798 §6.4.1) or at a takeover (§6.4.2)."""
 
     def __init__(self) -> None:
-        self._ipr: AsyncIPRoute | None = None
+        self._rtnl: Rtnl | None = None
 
-    def _route(self) -> AsyncIPRoute:
-        if self._ipr is None:
-            self._ipr = AsyncIPRoute()
-        return self._ipr
+    def _route(self) -> Rtnl:
+        if self._rtnl is None:
+            self._rtnl = Rtnl()
+        return self._rtnl
 
     async def add(self, interface: str, vip: Vip) -> None:
         index = _ifindex(interface)
-        extra: dict[str, int] = {}
-        if vip.version == 6:
-            # keepalived adds IPv6 VIPs with IFA_F_NODAD: the address must work
-            # at once at takeover, DAD would hold it tentative for ~1 s.
-            extra["flags"] = _IFA_F_NODAD
+        # keepalived adds IPv6 VIPs with IFA_F_NODAD: the address must work
+        # at once at takeover, DAD would hold it tentative for ~1 s.
+        flags = _IFA_F_NODAD if vip.version == 6 else 0
         try:
-            await self._route().addr(
-                "add", index=index, address=str(vip.ip), prefixlen=vip.network.prefixlen, **extra
-            )
-        except NetlinkError as exc:
-            if exc.code == errno.EEXIST:
-                return
-            raise _io_error(f"addr add {vip} dev {interface}", exc) from exc
+            self._route().add_address(index, vip.ip, vip.network.prefixlen, flags)
         except OSError as exc:
+            if exc.errno == errno.EEXIST:
+                return
             raise _io_error(f"addr add {vip} dev {interface}", exc) from exc
 
     async def remove(self, interface: str, vip: Vip) -> None:
         index = _ifindex(interface)
         try:
-            await self._route().addr(
-                "del", index=index, address=str(vip.ip), prefixlen=vip.network.prefixlen
-            )
-        except NetlinkError as exc:
-            if exc.code == errno.EADDRNOTAVAIL:
-                return
-            raise _io_error(f"addr del {vip} dev {interface}", exc) from exc
+            self._route().delete_address(index, vip.ip, vip.network.prefixlen)
         except OSError as exc:
+            if exc.errno == errno.EADDRNOTAVAIL:
+                return
             raise _io_error(f"addr del {vip} dev {interface}", exc) from exc
 
     async def list(self, interface: str) -> tuple[Vip, ...]:
         index = _ifindex(interface)
-        found: list[Vip] = []
         try:
-            async for msg in await self._route().addr("dump", index=index):
-                if msg["index"] != index:
-                    continue
-                found.append(ip_interface(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}"))
-        except (NetlinkError, OSError) as exc:
+            entries = self._route().addresses(socket.AF_UNSPEC, index)
+        except OSError as exc:
             raise _io_error(f"addr dump {interface}", exc) from exc
-        return tuple(found)
+        return tuple(ip_interface(f"{entry.address}/{entry.prefixlen}") for entry in entries)
 
     def close(self) -> None:
-        if self._ipr is not None:
-            self._ipr.close()
-            self._ipr = None
+        if self._rtnl is not None:
+            self._rtnl.close()
+            self._rtnl = None
 
 
 def arp_announcement(mac: bytes, vip: IPv4Address) -> bytes:
@@ -587,21 +573,20 @@ class NetlinkLinkMonitor:
         self._subscriptions: list[AsyncIPRoute] = []
 
     async def is_up(self, interface: str) -> bool:
-        ipr = AsyncIPRoute()
         try:
-            for msg in await ipr.link("get", ifname=interface):
-                return _link_is_up(int(msg["flags"]))
-        except NetlinkError as exc:
-            if exc.code == errno.ENODEV:
-                return False
-            raise _io_error(f"link get {interface}", exc) from exc
+            with Rtnl() as rtnl:
+                flags = rtnl.link_flags(interface)  # None: no such device (ENODEV)
         except OSError as exc:
             raise _io_error(f"link get {interface}", exc) from exc
-        finally:
-            ipr.close()
-        return False
+        return flags is not None and _link_is_up(flags)
 
     async def subscribe(self) -> AsyncIterator[LinkEvent]:
+        # pyroute2 (its broadcast reader) only for an instance that tracks interfaces;
+        # it is loaded while the instance starts (LinuxPorts), never at a takeover.
+        from pyroute2 import AsyncIPRoute
+        from pyroute2.netlink.exceptions import NetlinkError
+        from pyroute2.netlink.rtnl import RTMGRP_LINK
+
         ipr = AsyncIPRoute()
         try:
             await ipr.bind(groups=RTMGRP_LINK)
@@ -612,6 +597,8 @@ class NetlinkLinkMonitor:
         return self._follow(ipr)
 
     async def _follow(self, ipr: AsyncIPRoute) -> AsyncIterator[LinkEvent]:
+        from pyroute2.netlink.exceptions import NetlinkError
+
         try:
             last: dict[str, bool] = {}
             while True:

@@ -593,7 +593,13 @@ def address_family(address: IPv4Address | IPv6Address | IPv4Interface | IPv6Inte
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    # defer_build: a model's validator is built when it first validates, not at import.
+    # The loader validates each section on its own (load.py) and assembles the root
+    # without validating it again, so the daemon's start builds the sections its file
+    # has and nothing more (no root Config validator, no bgp section in a VRRP pair).
+    # The defaults below are made with model_construct for the same reason: calling a
+    # model at import would build it.
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, defer_build=True)
 
 
 class Director(_Model):
@@ -714,8 +720,8 @@ class VrrpInstance(_Model):
     # dropped (spoofed sources); true accepts them (peers numbered off-subnet).
     accept_foreign_source: bool = False
     vips: ListOf[Annotated[Vip, BeforeValidator(_parse_vip)]]  # keepalived virtual_ipaddress
-    track: Track = Track()
-    notify: Notify = Notify()
+    track: Track = Track.model_construct()
+    notify: Notify = Notify.model_construct()
     garp_repeat: OneTo255 = 5  # keepalived garp_master_repeat
     garp_interval: GarpInterval = 0.0  # keepalived garp_interval (between packets)
     garp_master_delay: GarpDelay = 5.0  # keepalived garp_master_delay (second burst)
@@ -736,7 +742,7 @@ class SyncGroup(_Model):
     name: Name  # keepalived vrrp_sync_group NAME
     instances: ListOf[Name]  # keepalived group { ... }
     # keepalived notify_master/backup/fault of the group: once per group change.
-    notify: Notify = Notify()
+    notify: Notify = Notify.model_construct()
 
 
 class Persistence(_Model):
@@ -909,10 +915,10 @@ class VirtualServer(_Model):
     scheduler_flags: ListOf[SchedulerFlagValue] = ()  # keepalived sh-port, mh-fallback...
     one_packet: bool = False  # keepalived ops; ipvsadm -o (UDP only)
     forwarding: ForwardingValue = Forwarding.NAT  # keepalived lb_kind
-    persistence: Persistence = Persistence()
-    quorum: Quorum = Quorum()
+    persistence: Persistence = Persistence.model_construct()
+    quorum: Quorum = Quorum.model_construct()
     sorry_server: Annotated[SorryServer, BeforeValidator(_parse_host_port)] | None = None
-    drain: Drain = Drain()
+    drain: Drain = Drain.model_construct()
     inhibit_on_failure: bool = False  # keepalived inhibit_on_failure: down = weight 0
     fail_open: FailOpen | None = None
     check: Check | None = None  # the default for every real server; None: always up
@@ -977,9 +983,9 @@ class ProgrammerSettings(_Model):
 
 
 class IpvsSettings(_Model):
-    timeouts: IpvsTimeouts = IpvsTimeouts()
+    timeouts: IpvsTimeouts = IpvsTimeouts.model_construct()
     sync_daemon: SyncDaemon | None = None
-    programmer: ProgrammerSettings = ProgrammerSettings()
+    programmer: ProgrammerSettings = ProgrammerSettings.model_construct()
 
 
 # --------------------------------------------------------------------------------------------
@@ -1039,7 +1045,7 @@ class BgpSettings(_Model):
     router_id: RouterId
     local_as: AsNumber
     neighbours: ListOf[BgpNeighbour] = ()
-    bfd: Annotated[BgpBfd | None, BeforeValidator(_parse_bfd)] = BgpBfd()
+    bfd: Annotated[BgpBfd | None, BeforeValidator(_parse_bfd)] = BgpBfd.model_construct()
     hold_time: HoldTime = 3
     keepalive_time: KeepaliveTime = 1
     # Defaults for every VIP of a virtual server; ``vips`` overrides them per VIP.
@@ -1065,11 +1071,11 @@ class BgpSettings(_Model):
 
 
 class Config(_Model):
-    director: Director = Director()
+    director: Director = Director.model_construct()
     vrrp: ListOf[VrrpInstance] = ()
     sync_groups: ListOf[SyncGroup] = ()
     virtual_servers: ListOf[VirtualServer] = ()
-    ipvs: IpvsSettings = IpvsSettings()
+    ipvs: IpvsSettings = IpvsSettings.model_construct()
     bgp: BgpSettings | None = None  # scale-out mode when set
 
 
