@@ -8,6 +8,7 @@ from .errors import VrrpUsageError as VrrpUsageError
 from .fake import FakeAdvertLink as FakeAdvertLink
 from .fake import FakeLinkMonitor as FakeLinkMonitor
 from .fake import FakePorts as FakePorts
+from .fake import FakeRouting as FakeRouting
 from .fake import FakeSegment as FakeSegment
 from .fake import FakeVipAddresses as FakeVipAddresses
 from .fake import RecordingAnnouncer as RecordingAnnouncer
@@ -55,7 +56,14 @@ from .ports import LinkMonitor as LinkMonitor
 from .ports import PortsProvider as PortsProvider
 from .ports import ReceivedAdvert as ReceivedAdvert
 from .ports import VipAddresses as VipAddresses
+from .ports import VirtualRouting as VirtualRouting
 from .ports import VrrpIoError as VrrpIoError
+from .routes import Nexthop as Nexthop
+from .routes import RouteScope as RouteScope
+from .routes import RouteType as RouteType
+from .routes import RuleAction as RuleAction
+from .routes import VirtualRoute as VirtualRoute
+from .routes import VirtualRule as VirtualRule
 from .runner import InstanceRunner as InstanceRunner
 from .service import SyncGroup as SyncGroup
 from .service import VrrpService as VrrpService
@@ -100,6 +108,7 @@ __all__ = [
     "FakeAdvertLink",
     "FakeLinkMonitor",
     "FakePorts",
+    "FakeRouting",
     "FakeSegment",
     "FakeVipAddresses",
     "FaultSource",
@@ -119,6 +128,7 @@ __all__ = [
     "LinuxPorts",
     "LoopLag",
     "MalformedAdvert",
+    "Nexthop",
     "Notifier",
     "NotifySettings",
     "OldUnicastChecksum",
@@ -128,6 +138,9 @@ __all__ = [
     "ReceivedAdvert",
     "RecordingAnnouncer",
     "RemoveVips",
+    "RouteScope",
+    "RouteType",
+    "RuleAction",
     "RunOutcome",
     "RunnerCounters",
     "SendAdvert",
@@ -144,6 +157,9 @@ __all__ = [
     "VipAddresses",
     "VipSpec",
     "VipsChanged",
+    "VirtualRoute",
+    "VirtualRouting",
+    "VirtualRule",
     "VrrpError",
     "VrrpIoError",
     "VrrpMachine",

@@ -29,6 +29,7 @@ from ipaddress import IPv4Network, IPv6Network
 
 from vrrp.packet import VRRP_MULTICAST_V4, VRRP_MULTICAST_V6
 from vrrp.ports import InstancePorts, IPAddress, LinkEvent, ReceivedAdvert, Vip, VrrpIoError
+from vrrp.routes import VirtualRoute, VirtualRule
 from vrrp.settings import InstanceSettings
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "FakeAdvertLink",
     "FakeLinkMonitor",
     "FakePorts",
+    "FakeRouting",
     "FakeSegment",
     "FakeVipAddresses",
     "RecordingAnnouncer",
@@ -278,6 +280,83 @@ class FakeVipAddresses:
         return tuple(self._enter("list", interface, None))
 
 
+class FakeRouting:
+    """The routes and rules of one node (``VirtualRouting``), failing as the kernel does.
+
+    Adding an identical route or rule again and removing an absent one succeed (the
+    Linux port maps EEXIST / ESRCH / ENOENT so); a different route with the same key
+    (prefix, table, effective metric) is EEXIST; a route through an interface that does
+    not exist is ENODEV (rules name interfaces without needing them). ``ops`` logs every
+    change as ``(op, route or rule)``; ``fail_next(op, errno)`` injects a failure.
+    """
+
+    _OPS = ("add_route", "remove_route", "add_rule", "remove_rule")
+
+    def __init__(self, interfaces: Iterable[str]) -> None:
+        self._interfaces = set(interfaces)
+        self.routes: list[VirtualRoute] = []
+        self.rules: list[VirtualRule] = []
+        self._failures: dict[str, deque[int]] = {}
+        self.ops: list[tuple[str, VirtualRoute | VirtualRule]] = []
+
+    def fail_next(self, op: str, code: int) -> None:
+        if op not in self._OPS:
+            raise ValueError(f"unknown op {op!r}")
+        self._failures.setdefault(op, deque()).append(code)
+
+    def remove_interface(self, name: str) -> None:
+        """The device went away: the kernel flushes the routes through it."""
+        self._interfaces.discard(name)
+        self.routes = [route for route in self.routes if name not in _devices(route)]
+
+    def _enter(self, op: str, item: VirtualRoute | VirtualRule) -> None:
+        failures = self._failures.get(op)
+        if failures:
+            raise VrrpIoError(f"{op} {item.describe()}", failures.popleft(), "injected")
+
+    async def add_route(self, route: VirtualRoute) -> None:
+        self._enter("add_route", route)
+        for device in _devices(route):
+            if device not in self._interfaces:
+                raise VrrpIoError(f"route add {route.describe()}", errno.ENODEV, "no such device")
+        if route in self.routes:
+            return
+        if any(held.key == route.key for held in self.routes):
+            raise VrrpIoError(
+                f"route add {route.describe()}", errno.EEXIST, "another route has this key"
+            )
+        self.routes.append(route)
+        self.ops.append(("add_route", route))
+
+    async def remove_route(self, route: VirtualRoute) -> None:
+        self._enter("remove_route", route)
+        if route in self.routes:
+            self.routes.remove(route)
+            self.ops.append(("remove_route", route))
+
+    async def add_rule(self, rule: VirtualRule) -> None:
+        self._enter("add_rule", rule)
+        if rule not in self.rules:
+            self.rules.append(rule)
+            self.ops.append(("add_rule", rule))
+
+    async def remove_rule(self, rule: VirtualRule) -> None:
+        self._enter("remove_rule", rule)
+        if rule in self.rules:
+            self.rules.remove(rule)
+            self.ops.append(("remove_rule", rule))
+
+    async def present(self, item: VirtualRoute | VirtualRule) -> bool:
+        if isinstance(item, VirtualRoute):
+            return item in self.routes
+        return item in self.rules
+
+
+def _devices(route: VirtualRoute) -> set[str]:
+    named = {route.dev} | {hop.dev for hop in route.nexthops}
+    return {device for device in named if device is not None}
+
+
 @dataclass(frozen=True, slots=True)
 class Announcement:
     at: float | None
@@ -359,7 +438,7 @@ class FakeLinkMonitor:
 class FakePorts:
     """A ``PortsProvider`` for one director on a :class:`FakeSegment`: every
     instance gets its own link from ``address``; VIPs, announcer and link
-    monitor are shared, as on one machine."""
+    monitor (and routes) are shared, as on one machine."""
 
     def __init__(
         self,
@@ -369,12 +448,14 @@ class FakePorts:
         addresses: FakeVipAddresses,
         announcer: RecordingAnnouncer | None = None,
         monitor: FakeLinkMonitor | None = None,
+        routing: FakeRouting | None = None,
     ) -> None:
         self.segment = segment
         self.address = address
         self.addresses = addresses
         self.announcer = announcer or RecordingAnnouncer()
         self._monitor = monitor
+        self.routing = routing
         self.links: dict[str, FakeAdvertLink] = {}
 
     @property
@@ -384,7 +465,7 @@ class FakePorts:
     async def __call__(self, settings: InstanceSettings) -> InstancePorts:
         link = self.segment.attach(self.address)
         self.links[settings.name] = link
-        return InstancePorts(link, self.addresses, self.announcer)
+        return InstancePorts(link, self.addresses, self.announcer, self.routing)
 
     def close(self) -> None:
         for link in self.links.values():

@@ -24,6 +24,7 @@ import socket
 import struct
 from collections.abc import AsyncIterator, Iterator, Sequence
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_interface
+from typing import Any
 
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -33,12 +34,14 @@ from vrrp.bpf import ipv4_advert_filter, ipv6_advert_filter
 from vrrp.errors import MalformedAdvert
 from vrrp.packet import IPPROTO_VRRP, VRRP_MULTICAST_V4, VRRP_MULTICAST_V6, parse_ipv4_packet
 from vrrp.ports import InstancePorts, IPAddress, LinkEvent, ReceivedAdvert, Vip, VrrpIoError
+from vrrp.routes import RouteScope, RouteType, RuleAction, VirtualRoute, VirtualRule
 from vrrp.settings import InstanceSettings
 
 __all__ = [
     "LinuxAdvertLink",
     "LinuxAnnouncer",
     "LinuxPorts",
+    "LinuxRouting",
     "LinuxVipAddresses",
     "NetlinkLinkMonitor",
     "open_advert_link",
@@ -656,6 +659,253 @@ def _link_events(msg: object, last: dict[str, bool]) -> Iterator[LinkEvent]:
         yield LinkEvent(name, up)
 
 
+# rtnetlink numbers (include/uapi/linux/rtnetlink.h, fib_rules.h).
+_RTN = {
+    RouteType.unicast: 1,
+    RouteType.blackhole: 6,
+    RouteType.unreachable: 7,
+    RouteType.prohibit: 8,
+    RouteType.throw: 9,
+}
+_SCOPE = {RouteScope.universe: 0, RouteScope.site: 200, RouteScope.link: 253, RouteScope.host: 254}
+_FR_ACT = {
+    RuleAction.table: 1,
+    RuleAction.blackhole: 6,
+    RuleAction.unreachable: 7,
+    RuleAction.prohibit: 8,
+}
+_FIB_RULE_INVERT = 0x2
+#: The rule priority pyroute2 sends when none is given (the kernel would pick one).
+_DEFAULT_RULE_PRIORITY = 32000
+_ABSENT = (errno.ESRCH, errno.ENOENT)
+
+
+def _family_of(version: int) -> int:
+    return socket.AF_INET6 if version == 6 else socket.AF_INET
+
+
+def _route_request(route: VirtualRoute) -> dict[str, object]:
+    """pyroute2 keywords for one route, as ``ip route`` would send it."""
+    request: dict[str, object] = {
+        "family": _family_of(route.family),
+        "dst_len": route.to.prefixlen,
+        "table": route.table,
+        "type": _RTN[route.type],
+        "priority": route.effective_metric,
+    }
+    if route.to.prefixlen:
+        request["dst"] = str(route.to.network_address)
+    if route.via is not None:
+        request["gateway"] = str(route.via)
+    if route.dev is not None:
+        request["oif"] = _ifindex(route.dev)
+    if route.src is not None:
+        request["prefsrc"] = str(route.src)
+    if route.scope is not None:
+        request["scope"] = _SCOPE[route.scope]
+    if route.nexthops:
+        hops: list[dict[str, object]] = []
+        for hop in route.nexthops:
+            entry: dict[str, object] = {"hops": hop.weight - 1}
+            if hop.via is not None:
+                entry["gateway"] = str(hop.via)
+            if hop.dev is not None:
+                entry["oif"] = _ifindex(hop.dev)
+            hops.append(entry)
+        request["multipath"] = hops
+    return request
+
+
+def _rule_request(rule: VirtualRule) -> dict[str, object]:
+    """pyroute2 keywords for one rule, as ``ip rule`` would send it."""
+    request: dict[str, object] = {
+        "family": _family_of(rule.family),
+        "action": _FR_ACT[rule.action],
+        "priority": rule.priority if rule.priority is not None else _DEFAULT_RULE_PRIORITY,
+    }
+    if rule.table is not None:
+        request["table"] = rule.table
+    if rule.from_ is not None:
+        request["src"] = str(rule.from_.network_address)
+        request["src_len"] = rule.from_.prefixlen
+    if rule.to is not None:
+        request["dst"] = str(rule.to.network_address)
+        request["dst_len"] = rule.to.prefixlen
+    if rule.iif is not None:
+        request["iifname"] = rule.iif
+    if rule.oif is not None:
+        request["oifname"] = rule.oif
+    if rule.fwmark is not None:
+        request["fwmark"] = rule.fwmark
+    if rule.fwmask is not None:
+        request["fwmask"] = rule.fwmask
+    if rule.invert:
+        request["flags"] = _FIB_RULE_INVERT
+    return request
+
+
+def _matches(msg: Any, wanted: dict[str, object], names: dict[str, str]) -> bool:
+    """Whether a dumped message carries every requested field (``names`` maps a request
+    keyword to its NLA; header fields are read directly)."""
+    get_attr = msg.get_attr
+    for key, value in wanted.items():
+        if key == "multipath":
+            continue
+        nla = names.get(key)
+        found = get_attr(nla) if nla is not None else msg[key]
+        if key == "table" and found is None:
+            found = msg["table"]
+        if found is None and key in ("priority", "flags"):
+            found = 0
+        if found != value:
+            return False
+    return True
+
+
+_ROUTE_NLAS = {
+    "dst": "RTA_DST",
+    "table": "RTA_TABLE",
+    "priority": "RTA_PRIORITY",
+    "gateway": "RTA_GATEWAY",
+    "oif": "RTA_OIF",
+    "prefsrc": "RTA_PREFSRC",
+}
+_RULE_NLAS = {
+    "table": "FRA_TABLE",
+    "priority": "FRA_PRIORITY",
+    "src": "FRA_SRC",
+    "dst": "FRA_DST",
+    "iifname": "FRA_IFNAME",
+    "oifname": "FRA_OIFNAME",
+    "fwmark": "FRA_FWMARK",
+    "fwmask": "FRA_FWMASK",
+}
+
+
+def _multipath(msg: Any, with_dev: bool) -> set[tuple[str | None, int | None]]:
+    """The (gateway, ifindex) of each path of a dumped multipath route; the ifindex
+    only when the wanted route names a device for every path."""
+    hops = msg.get_attr("RTA_MULTIPATH") or ()
+    return {(hop.get_attr("RTA_GATEWAY"), int(hop["oif"]) if with_dev else None) for hop in hops}
+
+
+class LinuxRouting:
+    """Virtual routes and rules through rtnetlink (pyroute2 ``AsyncIPRoute``), one
+    socket reused; ``vrrp.ports.VirtualRouting``'s idempotence, with the kernel's
+    errors: EEXIST on add is success only when the identical route is the one present,
+    ESRCH / ENOENT on delete is success (keepalived ignores ENOENT on rule removal
+    the same way, ``netlink_rulelist``)."""
+
+    def __init__(self) -> None:
+        self._ipr: AsyncIPRoute | None = None
+
+    def _route(self) -> AsyncIPRoute:
+        if self._ipr is None:
+            self._ipr = AsyncIPRoute()
+        return self._ipr
+
+    async def add_route(self, route: VirtualRoute) -> None:
+        op = f"route add {route.describe()}"
+        request = _route_request(route)
+        try:
+            await self._route().route("add", **request)
+        except NetlinkError as exc:
+            if exc.code == errno.EEXIST and await self.present(route):
+                return
+            detail = "another route has this prefix, table and metric"
+            if exc.code != errno.EEXIST:
+                detail = str(exc)
+            raise VrrpIoError(op, int(exc.code), detail) from exc
+        except OSError as exc:
+            raise _io_error(op, exc) from exc
+
+    async def remove_route(self, route: VirtualRoute) -> None:
+        op = f"route del {route.describe()}"
+        try:
+            request = _route_request(route)
+        except VrrpIoError as exc:
+            if exc.errno == errno.ENODEV:
+                return  # the device is gone, and the kernel flushed its routes with it
+            raise
+        request.pop("scope", None)
+        try:
+            await self._route().route("del", **request)
+        except NetlinkError as exc:
+            if exc.code in _ABSENT:
+                return
+            raise _io_error(op, exc) from exc
+        except OSError as exc:
+            raise _io_error(op, exc) from exc
+
+    async def add_rule(self, rule: VirtualRule) -> None:
+        op = f"rule add {rule.describe()}"
+        try:
+            await self._route().rule("add", **_rule_request(rule))
+        except NetlinkError as exc:
+            if exc.code == errno.EEXIST:
+                return  # the kernel compared every attribute: this very rule is present
+            raise _io_error(op, exc) from exc
+        except OSError as exc:
+            raise _io_error(op, exc) from exc
+
+    async def remove_rule(self, rule: VirtualRule) -> None:
+        op = f"rule del {rule.describe()}"
+        try:
+            await self._route().rule("del", **_rule_request(rule))
+        except NetlinkError as exc:
+            if exc.code in _ABSENT:
+                return
+            raise _io_error(op, exc) from exc
+        except OSError as exc:
+            raise _io_error(op, exc) from exc
+
+    async def present(self, item: VirtualRoute | VirtualRule) -> bool:
+        try:
+            if isinstance(item, VirtualRoute):
+                return await self._route_present(item)
+            return await self._rule_present(item)
+        except NetlinkError as exc:
+            raise _io_error(f"dump for {item.describe()}", exc) from exc
+        except OSError as exc:
+            raise _io_error(f"dump for {item.describe()}", exc) from exc
+
+    async def _route_present(self, route: VirtualRoute) -> bool:
+        try:
+            wanted = _route_request(route)
+        except VrrpIoError as exc:
+            if exc.errno == errno.ENODEV:
+                return False
+            raise
+        with_dev = all(hop.dev is not None for hop in route.nexthops)
+        hops = {
+            (
+                str(hop.via) if hop.via is not None else None,
+                _ifindex(hop.dev) if with_dev and hop.dev is not None else None,
+            )
+            for hop in route.nexthops
+        }
+        wanted.pop("family")
+        async for msg in await self._route().route("dump", family=_family_of(route.family)):
+            if not _matches(msg, wanted, _ROUTE_NLAS):
+                continue
+            if hops and _multipath(msg, with_dev) != hops:
+                continue
+            return True
+        return False
+
+    async def _rule_present(self, rule: VirtualRule) -> bool:
+        wanted = _rule_request(rule)
+        wanted.pop("family")
+        async for msg in await self._route().rule("dump", family=_family_of(rule.family)):
+            if _matches(msg, wanted, _RULE_NLAS):
+                return True
+        return False
+
+    def close(self) -> None:
+        if self._ipr is not None:
+            self._ipr.close()
+            self._ipr = None
+
 
 class LinuxPorts:
     """The real ports for a :class:`~vrrp.service.VrrpService`: one raw socket
@@ -664,6 +914,7 @@ class LinuxPorts:
 
     def __init__(self) -> None:
         self.addresses = LinuxVipAddresses()
+        self.routing = LinuxRouting()
         self.announcer = LinuxAnnouncer()
         self._monitor = NetlinkLinkMonitor()
 
@@ -681,8 +932,10 @@ class LinuxPorts:
             vrrp_version=settings.version,
             accept_foreign_source=settings.accept_foreign_source,
         )
-        return InstancePorts(link, self.addresses, self.announcer)
+        routing = self.routing if settings.routes or settings.rules else None
+        return InstancePorts(link, self.addresses, self.announcer, routing)
 
     def close(self) -> None:
         self.addresses.close()
+        self.routing.close()
         self._monitor.close()

@@ -28,6 +28,7 @@ from ipaddress import (
 from typing import Protocol, runtime_checkable
 
 from vrrp.errors import MalformedAdvert, VrrpError
+from vrrp.routes import VirtualRoute, VirtualRule
 from vrrp.settings import InstanceSettings
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "ReceivedAdvert",
     "Vip",
     "VipAddresses",
+    "VirtualRouting",
     "VrrpIoError",
 ]
 
@@ -130,6 +132,32 @@ class VipAddresses(Protocol):
     async def list(self, interface: str) -> tuple[Vip, ...]: ...
 
 
+class VirtualRouting(Protocol):
+    """The routes and policy rules the master owns (keepalived ``virtual_routes`` /
+    ``virtual_rules``, ``vrrp.routes``).
+
+    Idempotent like :class:`VipAddresses`: adding a route or rule that is present
+    already, identical, succeeds (the kernel's EEXIST), and removing an absent one
+    succeeds (ESRCH / ENOENT), because after a restart or a split brain the kernel may
+    already be in the state asked for. A *different* route holding the same key (prefix,
+    table, metric) fails with EEXIST: it is not ours to shadow or remove. A route whose
+    ``dev`` (or a next hop's) does not exist fails with ENODEV; a rule's ``iif`` /
+    ``oif`` need not exist (the kernel keeps the rule inactive until it does).
+    """
+
+    async def add_route(self, route: VirtualRoute) -> None: ...
+
+    async def remove_route(self, route: VirtualRoute) -> None: ...
+
+    async def add_rule(self, rule: VirtualRule) -> None: ...
+
+    async def remove_rule(self, rule: VirtualRule) -> None: ...
+
+    async def present(self, item: VirtualRoute | VirtualRule) -> bool:
+        """Whether this route or rule is installed now (the fields it sets match)."""
+        ...
+
+
 class Announcer(Protocol):
     """Tell the segment where the VIPs now live: gratuitous ARP for IPv4
     (RFC 5798 §6.4.2, keepalived ``garp_master_*``), unsolicited neighbour
@@ -168,6 +196,8 @@ class InstancePorts:
     link: AdvertLink
     addresses: VipAddresses
     announcer: Announcer
+    #: None: the instance has no virtual routes or rules to install.
+    routing: VirtualRouting | None = None
 
 
 class PortsProvider(Protocol):

@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 
+from vrrp.routes import VirtualRoute, VirtualRule
 from vrrp.track_file import TrackFile
 from vrrp.track_process import TrackProcess
 
@@ -237,6 +238,10 @@ class InstanceSettings:
     #: keepalived notify_* of the instance's vrrp_sync_group (the same on every member):
     #: run once per change of the group's state, with GROUP NAME STATE appended.
     sync_group_notify: NotifySettings | None = None
+    #: keepalived ``virtual_routes`` / ``virtual_rules``: installed with the VIPs when the
+    #: instance becomes MASTER and removed with them when it leaves (vrrp.routes).
+    routes: tuple[VirtualRoute, ...] = ()
+    rules: tuple[VirtualRule, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -278,6 +283,13 @@ class InstanceSettings:
         if self.sync_group is not None and not self.sync_group:
             raise ValueError("sync_group: must be a non-empty name or None")
         self._check_unicast_checksum(family)
+        if len(set(self.routes)) != len(self.routes):
+            raise ValueError("routes: duplicate route")
+        keys = [route.key for route in self.routes]
+        if len(set(keys)) != len(keys):
+            raise ValueError("routes: two routes to one prefix with one table and metric")
+        if len(set(self.rules)) != len(self.rules):
+            raise ValueError("rules: duplicate rule")
 
     def _check_unicast_checksum(self, family: int) -> None:
         if not isinstance(self.unicast_checksum, UnicastChecksum):

@@ -9,6 +9,10 @@ fakes that the runner's tests stand on honest, as ``test_ipvs_kernel.py`` does f
   interface as ENODEV;
 - ``LinkMonitor`` reports oper state, calls an unknown interface down and streams each
   change once, in order;
+- ``VirtualRouting`` is idempotent too (an identical route or rule added twice, an absent
+  one removed), refuses a different route with the same prefix, table and metric (EEXIST)
+  and a route through a missing device (ENODEV), and installs every route type and rule
+  form keepalived's virtual_routes / virtual_rules take;
 - ``AdvertLink`` carries a payload to the other node with TTL 255, source and destination
   as sent, never echoes our own advert, and fails with EBADF once closed.
 
@@ -23,14 +27,22 @@ import contextlib
 import errno
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from ipaddress import IPv4Address, ip_interface
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_interface
 from typing import Any, TypeVar
 
 import pytest
 
-from vrrp.fake import FakeLinkMonitor, FakeSegment, FakeVipAddresses
+from vrrp.fake import FakeLinkMonitor, FakeRouting, FakeSegment, FakeVipAddresses
 from vrrp.packet import VRRP_MULTICAST_V4, Advertisement, encode_advert
-from vrrp.ports import AdvertLink, LinkEvent, LinkMonitor, VipAddresses, VrrpIoError
+from vrrp.ports import (
+    AdvertLink,
+    LinkEvent,
+    LinkMonitor,
+    VipAddresses,
+    VirtualRouting,
+    VrrpIoError,
+)
+from vrrp.routes import Nexthop, RouteScope, RouteType, RuleAction, VirtualRoute, VirtualRule
 
 A4 = IPv4Address("192.0.2.1")
 B4 = IPv4Address("192.0.2.2")
@@ -46,6 +58,7 @@ class Ports:
     addresses: VipAddresses
     monitor: LinkMonitor
     close: Callable[[], None]
+    routing: VirtualRouting
 
 
 @dataclass
@@ -77,7 +90,9 @@ def _fake_world() -> World:
         return segment.attach(A4), segment.attach(B4)
 
     return World(
-        make_ports=lambda: Ports(FakeVipAddresses(["eth0"]), monitor, monitor.close),
+        make_ports=lambda: Ports(
+            FakeVipAddresses(["eth0"]), monitor, monitor.close, FakeRouting(["eth0"])
+        ),
         open_links=open_links,
         set_link_up=lambda up: monitor.set_link("eth0", up),
         enter=contextlib.nullcontext,
@@ -98,7 +113,7 @@ def _in_netns(name: str) -> Iterator[None]:
 @contextlib.contextmanager
 def _real_world() -> Iterator[World]:
     from haipvs.lab.topology import Endpoint, Host, Topology, Veth, build
-    from vrrp.linux import LinuxVipAddresses, NetlinkLinkMonitor, open_advert_link
+    from vrrp.linux import LinuxRouting, LinuxVipAddresses, NetlinkLinkMonitor, open_advert_link
 
     topology = Topology(
         hosts=(Host("a"), Host("b")),
@@ -123,12 +138,14 @@ def _real_world() -> Iterator[World]:
 
         def make_ports() -> Ports:
             addresses, monitor = LinuxVipAddresses(), NetlinkLinkMonitor()
+            routing = LinuxRouting()
 
             def close() -> None:
                 addresses.close()
                 monitor.close()
+                routing.close()
 
-            return Ports(addresses, monitor, close)
+            return Ports(addresses, monitor, close, routing)
 
         yield World(
             make_ports=make_ports,
@@ -174,6 +191,97 @@ def test_vip_ops_on_a_missing_interface_fail_with_enodev(world: World, op: str) 
             else:
                 await getattr(addresses, op)("nosuch0", VIP4)
         assert raised.value.errno == errno.ENODEV
+
+    world.run(body)
+
+
+# ----------------------------------------------------------------- VirtualRouting
+
+GW4 = IPv4Address("192.0.2.254")
+SRC4 = IPv4Address("192.0.2.1")  # node A's own address: a valid preferred source
+ROUTES = (
+    VirtualRoute(IPv4Network("198.51.100.0/24"), via=GW4, dev="eth0", src=SRC4, table=100),
+    VirtualRoute(IPv4Network("203.0.113.0/24"), dev="eth0", metric=10),
+    VirtualRoute(IPv4Network("203.0.113.7/32"), dev="eth0", scope=RouteScope.link, table=101),
+    VirtualRoute(IPv4Network("0.0.0.0/0"), via=GW4, table=100),
+    VirtualRoute(IPv4Network("198.51.100.1/32"), type=RouteType.blackhole),
+    VirtualRoute(IPv4Network("198.51.100.2/32"), type=RouteType.unreachable, table=100),
+    VirtualRoute(IPv4Network("198.51.100.3/32"), type=RouteType.prohibit, metric=7),
+    VirtualRoute(IPv4Network("198.51.100.4/32"), type=RouteType.throw, table=102),
+    VirtualRoute(
+        IPv4Network("198.51.100.128/25"),
+        nexthops=(Nexthop(IPv4Address("192.0.2.253")), Nexthop(GW4, "eth0", 2)),
+    ),
+    VirtualRoute(IPv6Network("2001:db8:1::/64"), type=RouteType.blackhole, table=100),
+)
+RULES = (
+    VirtualRule(4, from_=IPv4Network("192.0.2.0/24"), table=100),
+    VirtualRule(4, to=IPv4Network("198.51.100.0/24"), table=100, priority=100),
+    VirtualRule(4, iif="nosuch0", fwmark=16, fwmask=255, table=101, priority=101),
+    VirtualRule(4, from_=IPv4Network("203.0.113.0/24"), action=RuleAction.blackhole),
+    VirtualRule(6, from_=IPv6Network("2001:db8::/64"), table=100, invert=True, priority=102),
+)
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda route: route.describe())
+def test_every_route_form_installs_idempotently_and_goes(world: World, route: VirtualRoute) -> None:
+    async def body(ports: Ports) -> None:
+        routing = ports.routing
+        assert not await routing.present(route)
+        await routing.add_route(route)
+        await routing.add_route(route)  # identical and present: succeeds
+        assert await routing.present(route)
+        await routing.remove_route(route)
+        await routing.remove_route(route)  # absent: succeeds
+        assert not await routing.present(route)
+
+    world.run(body)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.describe())
+def test_every_rule_form_installs_idempotently_and_goes(world: World, rule: VirtualRule) -> None:
+    async def body(ports: Ports) -> None:
+        routing = ports.routing
+        assert not await routing.present(rule)
+        await routing.add_rule(rule)
+        await routing.add_rule(rule)
+        assert await routing.present(rule)
+        await routing.remove_rule(rule)
+        await routing.remove_rule(rule)
+        assert not await routing.present(rule)
+
+    world.run(body)
+
+
+def test_a_different_route_with_the_same_key_is_eexist_and_stays(world: World) -> None:
+    async def body(ports: Ports) -> None:
+        routing = ports.routing
+        ours = VirtualRoute(IPv4Network("198.51.100.0/24"), via=GW4, table=100)
+        theirs = VirtualRoute(IPv4Network("198.51.100.0/24"), dev="eth0", table=100)
+        await routing.add_route(theirs)
+        with pytest.raises(VrrpIoError, match=r"198\.51\.100\.0/24") as raised:
+            await routing.add_route(ours)
+        assert raised.value.errno == errno.EEXIST
+        await routing.remove_route(ours)  # not ours to remove: theirs stays
+        assert await routing.present(theirs)
+        assert not await routing.present(ours)
+        await routing.remove_route(theirs)
+
+    world.run(body)
+
+
+def test_a_route_through_a_missing_device_is_enodev(world: World) -> None:
+    async def body(ports: Ports) -> None:
+        route = VirtualRoute(IPv4Network("198.51.100.0/24"), dev="nosuch0", table=100)
+        with pytest.raises(VrrpIoError, match="nosuch0") as raised:
+            await ports.routing.add_route(route)
+        assert raised.value.errno == errno.ENODEV
+        await ports.routing.remove_route(route)  # gone with its device: succeeds
+        assert not await ports.routing.present(route)
+        v6 = VirtualRoute(IPv6Network("2001:db8::/64"), via=IPv6Address("fe80::1"), dev="nosuch0")
+        with pytest.raises(VrrpIoError, match="nosuch0") as raised6:
+            await ports.routing.add_route(v6)
+        assert raised6.value.errno == errno.ENODEV
 
     world.run(body)
 
