@@ -674,6 +674,7 @@ _FR_ACT = {
     RuleAction.unreachable: 7,
     RuleAction.prohibit: 8,
 }
+_SCOPE_ANY = 255
 _FIB_RULE_INVERT = 0x2
 #: The rule priority pyroute2 sends when none is given (the kernel would pick one).
 _DEFAULT_RULE_PRIORITY = 32000
@@ -775,7 +776,7 @@ _RULE_NLAS = {
     "priority": "FRA_PRIORITY",
     "src": "FRA_SRC",
     "dst": "FRA_DST",
-    "iifname": "FRA_IFNAME",
+    "iifname": "FRA_IIFNAME",
     "oifname": "FRA_OIFNAME",
     "fwmark": "FRA_FWMARK",
     "fwmask": "FRA_FWMASK",
@@ -827,7 +828,9 @@ class LinuxRouting:
             if exc.errno == errno.ENODEV:
                 return  # the device is gone, and the kernel flushed its routes with it
             raise
-        request.pop("scope", None)
+        # RT_SCOPE_NOWHERE matches any scope on delete (as `ip route del` sends it);
+        # any other value must equal the route's own scope.
+        request["scope"] = _SCOPE_ANY
         try:
             await self._route().route("del", **request)
         except NetlinkError as exc:
