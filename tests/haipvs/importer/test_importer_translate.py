@@ -304,7 +304,7 @@ def test_track_file_init_file_and_unknown_tracker_are_located() -> None:
     assert findings(t, Severity.UNSUPPORTED) == [(3, "init_file"), (13, "g")]
 
 
-def test_authentication_use_vmac_and_virtual_routes_fail_the_import() -> None:
+def test_authentication_and_use_vmac_fail_the_import_and_routes_translate() -> None:
     text = """\
 vrrp_instance A {
     interface eth0
@@ -324,11 +324,8 @@ vrrp_instance A {
 """
     t = convert(text)
     assert not t.complete
-    assert findings(t, Severity.UNSUPPORTED) == [
-        (4, "use_vmac"),
-        (5, "authentication"),
-        (12, "virtual_routes"),
-    ]
+    assert findings(t, Severity.UNSUPPORTED) == [(4, "use_vmac"), (5, "authentication")]
+    assert t.config["vrrp"][0]["routes"] == [{"to": "10.1.0.0/16", "via": "192.0.2.254"}]
     # The rest still translates and validates, with the reasons as comments beside it.
     text_out = render_yaml(t)
     assert "#   k.conf:4: unsupported: use_vmac:" in text_out
