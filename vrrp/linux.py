@@ -675,6 +675,7 @@ _FR_ACT = {
     RuleAction.prohibit: 8,
 }
 _SCOPE_ANY = 255
+_RTPROT_KEEPALIVED = 18
 _FIB_RULE_INVERT = 0x2
 #: The rule priority pyroute2 sends when none is given (the kernel would pick one).
 _DEFAULT_RULE_PRIORITY = 32000
@@ -807,7 +808,9 @@ class LinuxRouting:
 
     async def add_route(self, route: VirtualRoute) -> None:
         op = f"route add {route.describe()}"
-        request = _route_request(route)
+        # RTPROT_KEEPALIVED, the protocol keepalived marks its virtual routes with
+        # (vrrp_iproute.c), so tools filtering on `proto keepalived` keep working.
+        request = {**_route_request(route), "proto": _RTPROT_KEEPALIVED}
         try:
             await self._route().route("add", **request)
         except NetlinkError as exc:

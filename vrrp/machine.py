@@ -322,9 +322,8 @@ def plan_instances(
     """The one plan of a VRRP reload, by instance name (the runners' identity)."""
     before = {settings.name: settings for settings in old}
     after = {settings.name: settings for settings in new}
-    removed = [
-        InstanceStep(name, "remove", s, None) for name, s in before.items() if name not in after
-    ]
+    removed = [InstanceStep(name, "remove", s, None) for name, s in before.items()
+               if name not in after]
     kept: list[InstanceStep] = []
     changed: list[InstanceStep] = []
     added: list[InstanceStep] = []
@@ -429,10 +428,8 @@ class VrrpMachine:
     # --- queries --------------------------------------------------------------------------
 
     def __repr__(self) -> str:
-        master = (
-            "-"
-            if self._master_source is None
-            else (f"{self._master_source}/{self._master_priority}")
+        master = "-" if self._master_source is None else (
+            f"{self._master_source}/{self._master_priority}"
         )
         fault = " fault" if self._fault else ""
         return (

@@ -112,6 +112,7 @@ ServiceCallback = Callable[[str, Transition, InstanceStatus], None]
 FailureCallback = Callable[[BaseException], None]
 
 
+
 class VrrpService:
     """Runs every VRRP instance in a dedicated thread with its own event loop.
 
@@ -421,24 +422,14 @@ class VrrpService:
             if step.action == InstanceReload.reconfigure.value:
                 assert step.new is not None
                 await self._reconfigure(step.new)
-                log.info(
-                    "vrrp.instance.reconfigured",
-                    instance=step.name,
-                    vrid=step.new.vrid,
-                    iface=step.new.interface,
-                    reason="config_changed",
-                )
+                log.info("vrrp.instance.reconfigured", instance=step.name,
+                         vrid=step.new.vrid, iface=step.new.interface, reason="config_changed")
             if step.action in ("add", InstanceReload.replace.value):
                 assert step.new is not None
                 await self._build(step.new)
                 self._launch(step.name)
-                log.info(
-                    "vrrp.instance.added",
-                    instance=step.name,
-                    vrid=step.new.vrid,
-                    iface=step.new.interface,
-                    reason=step.action,
-                )
+                log.info("vrrp.instance.added", instance=step.name, vrid=step.new.vrid,
+                         iface=step.new.interface, reason=step.action)
         order = {name: index for index, name in enumerate(plan.names)}
         self._runners = dict(
             sorted(self._runners.items(), key=lambda item: order.get(item[0], len(order)))

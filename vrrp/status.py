@@ -63,6 +63,7 @@ class StatusSource(Protocol):
     def counters(self) -> RunnerCounters: ...
 
 
+
 @dataclass(frozen=True, slots=True)
 class InstanceStatus:
     """A thread-safe snapshot of one instance, for status, metrics and callbacks."""

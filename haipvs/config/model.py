@@ -503,8 +503,7 @@ def _parse_token(value: Any) -> str:
     text = _parse_text(value)
     if not all("!" <= c <= "~" for c in text):
         raise PydanticCustomError(
-            "token", "must be printable ASCII with no whitespace (a bearer token)"
-        )
+            "token", "must be printable ASCII with no whitespace (a bearer token)")
     return text
 
 

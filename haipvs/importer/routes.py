@@ -184,7 +184,11 @@ def route_item(words: list[str]) -> Translated:
             if _SCOPES[value] != "universe":
                 item["scope"] = _SCOPES[value]
         elif word in {"protocol", "proto"} and value is not None:
-            out.add("dropped", f"`{word} {value}`: haipvs installs its routes as `proto static`")
+            out.add(
+                "dropped",
+                f"`{word} {value}`: haipvs installs its routes as `proto keepalived` (18), "
+                "keepalived's default",
+            )
         elif word == "nexthop":
             parsed = _nexthops(words[i:], out)
             if parsed is None:

@@ -985,9 +985,7 @@ class _Translator:
             return None
         name = _safe_name(block.args[0])
         draft = _InstanceDraft(
-            name=name,
-            anchor=f"vrrp {name}",
-            version=self.vrrp_version,
+            name=name, anchor=f"vrrp {name}", version=self.vrrp_version,
             garp=dict(self.garp_defaults),
         )
         if name != block.args[0]:
@@ -1088,22 +1086,14 @@ class _Translator:
         elif kw == "track_process":
             for entry in stmt.block or ():
                 self._instance_tracked(
-                    entry,
-                    "vrrp_track_process",
-                    defined=self.processes,
-                    used=self.used_processes,
-                    into=d.track_processes,
-                    anchor=anchor,
+                    entry, "vrrp_track_process", defined=self.processes,
+                    used=self.used_processes, into=d.track_processes, anchor=anchor,
                 )
         elif kw == "track_file":
             for entry in stmt.block or ():
                 self._instance_tracked(
-                    entry,
-                    "track_file",
-                    defined=self.files,
-                    used=self.used_files,
-                    into=d.track_files,
-                    anchor=anchor,
+                    entry, "track_file", defined=self.files, used=self.used_files,
+                    into=d.track_files, anchor=anchor,
                 )
         else:
             return False

@@ -154,13 +154,8 @@ async def test_dests_dump_in_the_kernels_list_order_newest_first(kernel: IpvsKer
     # alike only if their lists are in the same order: a new dest goes to the head
     # (list_add_rcu), an edit keeps its place, a delete and re-add moves it to the head.
     rs4 = DestKey("10.0.0.14", 80)
-    await apply_all(
-        kernel,
-        [
-            AddService(Service(VS, "mh", flags=SchedFlags(mh_port=True))),
-            *(AddDest(VS, Dest(key)) for key in (RS1, RS2, RS3)),
-        ],
-    )
+    await apply_all(kernel, [AddService(Service(VS, "mh", flags=SchedFlags(mh_port=True))),
+                             *(AddDest(VS, Dest(key)) for key in (RS1, RS2, RS3))])
 
     async def order() -> list[DestKey]:
         return list((await kernel.dump()).table[VS].dests)
@@ -177,12 +172,8 @@ async def test_dests_dump_in_the_kernels_list_order_newest_first(kernel: IpvsKer
 
 async def test_delete_dest_and_delete_service(kernel: IpvsKernel) -> None:
     other = ServiceKey.udp("198.51.100.10", 53)
-    await build(
-        kernel,
-        IpvsTable.build(
-            [(Service(VS), [Dest(RS1), Dest(RS2)]), (Service(other, "rr"), [Dest(RS3)])]
-        ),
-    )
+    await build(kernel, IpvsTable.build([(Service(VS), [Dest(RS1), Dest(RS2)]),
+                                         (Service(other, "rr"), [Dest(RS3)])]))
     await kernel.apply(DeleteDest(VS, RS1))
     await kernel.apply(DeleteService(other))  # takes its dest with it
     assert (await kernel.dump()).table == IpvsTable.build([(Service(VS), [Dest(RS2)])])
@@ -242,15 +233,13 @@ async def test_mixed_family_dest_without_tunnel_is_einval(kernel: IpvsKernel) ->
 async def test_batch_reports_each_failure_and_applies_the_rest(kernel: IpvsKernel) -> None:
     if not isinstance(kernel, BatchIpvsKernel):
         pytest.skip("kernel has no apply_many")
-    results = await kernel.apply_many(
-        [
-            AddService(Service(VS)),
-            AddDest(VS, Dest(RS1)),
-            AddDest(VS, Dest(RS1)),  # EEXIST
-            AddDest(ServiceKey.tcp("198.51.100.99", 80), Dest(RS2)),  # ESRCH
-            AddDest(VS, Dest(RS2)),
-        ]
-    )
+    results = await kernel.apply_many([
+        AddService(Service(VS)),
+        AddDest(VS, Dest(RS1)),
+        AddDest(VS, Dest(RS1)),  # EEXIST
+        AddDest(ServiceKey.tcp("198.51.100.99", 80), Dest(RS2)),  # ESRCH
+        AddDest(VS, Dest(RS2)),
+    ])
     assert [None if r is None else r.errno for r in results] == [None, None, EEXIST, ESRCH, None]
     assert (await kernel.dump()).table == IpvsTable.build([(Service(VS), [Dest(RS1), Dest(RS2)])])
 
@@ -268,73 +257,43 @@ async def test_every_scheduler(kernel: IpvsKernel) -> None:
 
 
 async def test_scheduler_flags_and_one_packet(kernel: IpvsKernel) -> None:
-    table = IpvsTable.build(
-        [
-            (
-                Service(
-                    ServiceKey.tcp("198.51.100.30", 80),
-                    "sh",
-                    SchedFlags(sh_fallback=True, sh_port=True),
-                ),
-                [Dest(RS1)],
-            ),
-            (
-                Service(ServiceKey.tcp("198.51.100.31", 80), "mh", SchedFlags(mh_fallback=True)),
-                [Dest(RS1)],
-            ),
-            (Service(ServiceKey.udp("198.51.100.32", 53), "rr", SchedFlags(one_packet=True)), []),
-        ]
-    )
+    table = IpvsTable.build([
+        (Service(ServiceKey.tcp("198.51.100.30", 80), "sh",
+                 SchedFlags(sh_fallback=True, sh_port=True)), [Dest(RS1)]),
+        (Service(ServiceKey.tcp("198.51.100.31", 80), "mh", SchedFlags(mh_fallback=True)),
+         [Dest(RS1)]),
+        (Service(ServiceKey.udp("198.51.100.32", 53), "rr", SchedFlags(one_packet=True)), []),
+    ])
     await build(kernel, table)
     assert (await kernel.dump()).table == table
 
 
 async def test_persistence_v4_v6_and_fwmark_services(kernel: IpvsKernel) -> None:
-    table = IpvsTable.build(
-        [
-            (
-                Service(VS, "rr", persistence_timeout=300, persistence_netmask="255.255.255.0"),
-                [Dest(RS1)],
-            ),
-            (Service(VS6, "wrr", persistence_timeout=600, persistence_netmask=64), [Dest(RS6)]),
-            (Service(ServiceKey.for_fwmark(10), "wlc"), [Dest(RS2, forwarding=Forwarding.DROUTE)]),
-            (
-                Service(ServiceKey.for_fwmark(11, Family.INET6), "rr", persistence_timeout=60),
-                [Dest(DestKey("2001:db8:1::12", 0), forwarding=Forwarding.DROUTE)],
-            ),
-            (Service(ServiceKey.sctp("198.51.100.10", 9), "rr"), [Dest(DestKey("10.0.0.11", 9))]),
-        ]
-    )
+    table = IpvsTable.build([
+        (Service(VS, "rr", persistence_timeout=300, persistence_netmask="255.255.255.0"),
+         [Dest(RS1)]),
+        (Service(VS6, "wrr", persistence_timeout=600, persistence_netmask=64), [Dest(RS6)]),
+        (Service(ServiceKey.for_fwmark(10), "wlc"), [Dest(RS2, forwarding=Forwarding.DROUTE)]),
+        (Service(ServiceKey.for_fwmark(11, Family.INET6), "rr", persistence_timeout=60),
+         [Dest(DestKey("2001:db8:1::12", 0), forwarding=Forwarding.DROUTE)]),
+        (Service(ServiceKey.sctp("198.51.100.10", 9), "rr"), [Dest(DestKey("10.0.0.11", 9))]),
+    ])
     await build(kernel, table)
     assert (await kernel.dump()).table == table
 
 
 async def test_forwarding_methods_and_tunnels(kernel: IpvsKernel) -> None:
-    table = IpvsTable.build(
-        [
-            (
-                Service(VS, "rr"),
-                [
-                    Dest(RS1, forwarding=Forwarding.MASQ, weight=2),
-                    Dest(RS2, forwarding=Forwarding.DROUTE, u_thresh=50, l_thresh=5),
-                    Dest(RS3, forwarding=Forwarding.TUNNEL),
-                    Dest(
-                        DestKey("10.0.0.14", 80),
-                        forwarding=Forwarding.TUNNEL,
-                        tun_type=TunType.GUE,
-                        tun_port=6080,
-                        tun_flags=TunFlags.CSUM,
-                    ),
-                    Dest(
-                        DestKey("10.0.0.15", 80),
-                        forwarding=Forwarding.TUNNEL,
-                        tun_type=TunType.GRE,
-                        tun_flags=TunFlags.REMCSUM,
-                    ),
-                ],
-            ),
-        ]
-    )
+    table = IpvsTable.build([
+        (Service(VS, "rr"), [
+            Dest(RS1, forwarding=Forwarding.MASQ, weight=2),
+            Dest(RS2, forwarding=Forwarding.DROUTE, u_thresh=50, l_thresh=5),
+            Dest(RS3, forwarding=Forwarding.TUNNEL),
+            Dest(DestKey("10.0.0.14", 80), forwarding=Forwarding.TUNNEL, tun_type=TunType.GUE,
+                 tun_port=6080, tun_flags=TunFlags.CSUM),
+            Dest(DestKey("10.0.0.15", 80), forwarding=Forwarding.TUNNEL, tun_type=TunType.GRE,
+                 tun_flags=TunFlags.REMCSUM),
+        ]),
+    ])
     await build(kernel, table)
     assert (await kernel.dump()).table == table
 
