@@ -11,6 +11,7 @@ from .fake import FakePorts as FakePorts
 from .fake import FakeRouting as FakeRouting
 from .fake import FakeSegment as FakeSegment
 from .fake import FakeVipAddresses as FakeVipAddresses
+from .fake import FakeVirtualMacs as FakeVirtualMacs
 from .fake import RecordingAnnouncer as RecordingAnnouncer
 from .linux import LinuxPorts as LinuxPorts
 from .machine import TRANSITIONS as TRANSITIONS
@@ -56,6 +57,7 @@ from .ports import LinkMonitor as LinkMonitor
 from .ports import PortsProvider as PortsProvider
 from .ports import ReceivedAdvert as ReceivedAdvert
 from .ports import VipAddresses as VipAddresses
+from .ports import VirtualMacs as VirtualMacs
 from .ports import VirtualRouting as VirtualRouting
 from .ports import VrrpIoError as VrrpIoError
 from .routes import Nexthop as Nexthop
@@ -89,6 +91,9 @@ from .track_process import ParamMatch as ParamMatch
 from .track_process import TrackProcess as TrackProcess
 from .track_verdict import TrackVerdict as TrackVerdict
 from .track_verdict import clamp_priority as clamp_priority
+from .vmac import VmacSettings as VmacSettings
+from .vmac import VmacSpec as VmacSpec
+from .vmac import virtual_mac as virtual_mac
 
 __all__ = [
     "IPPROTO_VRRP",
@@ -111,6 +116,7 @@ __all__ = [
     "FakeRouting",
     "FakeSegment",
     "FakeVipAddresses",
+    "FakeVirtualMacs",
     "FaultSource",
     "HookKind",
     "InstallVips",
@@ -157,9 +163,12 @@ __all__ = [
     "VipAddresses",
     "VipSpec",
     "VipsChanged",
+    "VirtualMacs",
     "VirtualRoute",
     "VirtualRouting",
     "VirtualRule",
+    "VmacSettings",
+    "VmacSpec",
     "VrrpError",
     "VrrpIoError",
     "VrrpMachine",
@@ -176,4 +185,5 @@ __all__ = [
     "run_argv",
     "skew_time",
     "vip_changes",
+    "virtual_mac",
 ]

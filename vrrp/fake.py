@@ -31,6 +31,7 @@ from vrrp.packet import VRRP_MULTICAST_V4, VRRP_MULTICAST_V6
 from vrrp.ports import InstancePorts, IPAddress, LinkEvent, ReceivedAdvert, Vip, VrrpIoError
 from vrrp.routes import VirtualRoute, VirtualRule
 from vrrp.settings import InstanceSettings
+from vrrp.vmac import BASE_SYSCTLS, VMAC_SYSCTLS, VmacSpec
 
 __all__ = [
     "Announcement",
@@ -40,6 +41,7 @@ __all__ = [
     "FakeRouting",
     "FakeSegment",
     "FakeVipAddresses",
+    "FakeVirtualMacs",
     "RecordingAnnouncer",
     "SentAdvert",
 ]
@@ -249,6 +251,14 @@ class FakeVipAddresses:
             raise ValueError(f"unknown op {op!r}")
         self._failures.setdefault(op, deque()).append(code)
 
+    def add_interface(self, name: str) -> None:
+        """A new interface (a macvlan) appeared on the node."""
+        self._addresses.setdefault(name, [])
+
+    def remove_interface(self, name: str) -> None:
+        """The interface is gone, and its addresses with it."""
+        self._addresses.pop(name, None)
+
     def held(self, interface: str | None = None) -> tuple[Vip, ...]:
         """What the node holds now (on one interface, or everywhere)."""
         if interface is not None:
@@ -352,6 +362,57 @@ class FakeRouting:
         return item in self.rules
 
 
+class FakeVirtualMacs:
+    """The macvlans of one node (``VirtualMacs``), failing as the kernel does.
+
+    ``interfaces`` are the node's other links (a name among them is EEXIST; a base
+    not among them is ENODEV). ``sysctls`` holds what was set, per interface, and a
+    base's values go back to ``base_defaults`` on remove. The addresses fake learns
+    about each macvlan so VIPs can be added to it.
+    """
+
+    def __init__(
+        self, interfaces: Iterable[str], *, addresses: FakeVipAddresses | None = None
+    ) -> None:
+        self._interfaces = set(interfaces)
+        self._addresses = addresses
+        self.links: dict[str, VmacSpec] = {}
+        self.sysctls: dict[str, dict[str, int]] = {}
+        self.base_defaults: dict[str, int] = {"arp_ignore": 0, "arp_filter": 0}
+        self.ops: list[tuple[str, str]] = []
+
+    async def ensure(self, spec: VmacSpec) -> None:
+        if spec.parent not in self._interfaces:
+            raise VrrpIoError(f"vmac add {spec.describe()}", errno.ENODEV, "no such device")
+        held = self.links.get(spec.name)
+        if held == spec:
+            return
+        if held is not None or spec.name in self._interfaces:
+            raise VrrpIoError(
+                f"vmac add {spec.describe()}", errno.EEXIST, "another link has this name"
+            )
+        self.links[spec.name] = spec
+        self.sysctls[spec.name] = dict(VMAC_SYSCTLS)
+        self.sysctls.setdefault(spec.parent, {}).update(BASE_SYSCTLS)
+        if self._addresses is not None:
+            self._addresses.add_interface(spec.name)
+        self.ops.append(("add", spec.name))
+
+    async def remove(self, spec: VmacSpec) -> None:
+        if self.links.get(spec.name) != spec:
+            return
+        del self.links[spec.name]
+        del self.sysctls[spec.name]
+        if not any(link.parent == spec.parent for link in self.links.values()):
+            self.sysctls[spec.parent].update(self.base_defaults)
+        if self._addresses is not None:
+            self._addresses.remove_interface(spec.name)
+        self.ops.append(("remove", spec.name))
+
+    async def present(self, spec: VmacSpec) -> bool:
+        return self.links.get(spec.name) == spec
+
+
 def _devices(route: VirtualRoute) -> set[str]:
     named = {route.dev} | {hop.dev for hop in route.nexthops}
     return {device for device in named if device is not None}
@@ -449,6 +510,7 @@ class FakePorts:
         announcer: RecordingAnnouncer | None = None,
         monitor: FakeLinkMonitor | None = None,
         routing: FakeRouting | None = None,
+        vmacs: FakeVirtualMacs | None = None,
     ) -> None:
         self.segment = segment
         self.address = address
@@ -456,6 +518,7 @@ class FakePorts:
         self.announcer = announcer or RecordingAnnouncer()
         self._monitor = monitor
         self.routing = routing
+        self.vmacs = vmacs
         self.links: dict[str, FakeAdvertLink] = {}
 
     @property
@@ -463,9 +526,20 @@ class FakePorts:
         return self._monitor
 
     async def __call__(self, settings: InstanceSettings) -> InstancePorts:
+        spec = settings.vmac_spec
+        if spec is not None:
+            if self.vmacs is None:
+                raise VrrpIoError(f"vmac add {spec.describe()}", errno.EOPNOTSUPP, "no vmacs")
+            await self.vmacs.ensure(spec)
         link = self.segment.attach(self.address)
         self.links[settings.name] = link
         return InstancePorts(link, self.addresses, self.announcer, self.routing)
+
+    async def release(self) -> None:
+        if self.vmacs is None:
+            return
+        for spec in list(self.vmacs.links.values()):
+            await self.vmacs.remove(spec)
 
     def close(self) -> None:
         for link in self.links.values():

@@ -36,6 +36,7 @@ from vrrp.packet import IPPROTO_VRRP, VRRP_MULTICAST_V4, VRRP_MULTICAST_V6, pars
 from vrrp.ports import InstancePorts, IPAddress, LinkEvent, ReceivedAdvert, Vip, VrrpIoError
 from vrrp.routes import RouteScope, RouteType, RuleAction, VirtualRoute, VirtualRule
 from vrrp.settings import InstanceSettings
+from vrrp.vmac import BASE_SYSCTLS, VMAC_SYSCTLS, VmacSpec
 
 __all__ = [
     "LinuxAdvertLink",
@@ -43,6 +44,7 @@ __all__ = [
     "LinuxPorts",
     "LinuxRouting",
     "LinuxVipAddresses",
+    "LinuxVirtualMacs",
     "NetlinkLinkMonitor",
     "open_advert_link",
     "primary_address",
@@ -394,6 +396,7 @@ async def open_advert_link(
     vrid: int | None = None,
     vrrp_version: int = 3,
     accept_foreign_source: bool = False,
+    address_interface: str | None = None,
 ) -> LinuxAdvertLink:
     """Open the raw VRRP socket for one instance (``version`` is the IP family, 4 or 6).
 
@@ -402,11 +405,16 @@ async def open_advert_link(
     With ``vrid`` the receive socket gets the kernel filter of ``vrrp.bpf``
     (protocol, TTL, destination, source, version, VRID); without, it hears
     every protocol-112 packet of the interface.
+
+    ``address_interface`` is where the source address and the connected subnets come
+    from when ``interface`` has none of its own (a ``use_vmac`` macvlan: adverts leave
+    it with its base interface's primary address, as keepalived sends them).
     """
     ifindex = _ifindex(interface)
-    local = unicast_source or await primary_address(interface, version)
+    addressed = address_interface or interface
+    local = unicast_source or await primary_address(addressed, version)
     multicast = not unicast_peers
-    connected = await connected_networks(interface, version)
+    connected = await connected_networks(addressed, version)
     receive_filter: bytes | None = None
     if vrid is not None and version == 6:
         receive_filter = ipv6_advert_filter(vrid=vrid, version=vrrp_version)
@@ -913,6 +921,119 @@ class LinuxRouting:
             self._ipr = None
 
 
+def _write_sysctl(path: str, value: int) -> int | None:
+    """Write one /proc/sys value; the old one back (None: the file does not exist)."""
+    try:
+        with open(path, "r+") as handle:
+            old = int(handle.read().strip() or 0)
+            handle.seek(0)
+            handle.write(str(value))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise _io_error(f"sysctl {path}={value}", exc) from exc
+    return old
+
+
+def _ipv4_conf(interface: str, key: str) -> str:
+    return f"/proc/sys/net/ipv4/conf/{interface}/{key}"
+
+
+class LinuxVirtualMacs:
+    """``use_vmac`` macvlans through rtnetlink, and the sysctls keepalived sets for
+    them (``vrrp.vmac``). Remembers the base interfaces' old values to put back."""
+
+    def __init__(self) -> None:
+        self._ipr: AsyncIPRoute | None = None
+        self._saved: dict[str, dict[str, int]] = {}
+        self._made: dict[str, VmacSpec] = {}
+
+    def _route(self) -> AsyncIPRoute:
+        if self._ipr is None:
+            self._ipr = AsyncIPRoute()
+        return self._ipr
+
+    async def _link(self, name: str) -> Any | None:
+        try:
+            for msg in await self._route().link("get", ifname=name):
+                return msg
+        except NetlinkError as exc:
+            if exc.code == errno.ENODEV:
+                return None
+            raise _io_error(f"link get {name}", exc) from exc
+        return None
+
+    async def _same(self, spec: VmacSpec, msg: Any) -> bool:
+        info = msg.get_attr("IFLA_LINKINFO")
+        kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
+        return (
+            kind == "macvlan"
+            and msg.get_attr("IFLA_LINK") == _ifindex(spec.parent)
+            and str(msg.get_attr("IFLA_ADDRESS")).lower() == spec.mac
+        )
+
+    async def ensure(self, spec: VmacSpec) -> None:
+        op = f"vmac add {spec.describe()}"
+        parent = _ifindex(spec.parent)
+        try:
+            await self._route().link(
+                "add",
+                ifname=spec.name,
+                kind="macvlan",
+                link=parent,
+                macvlan_mode="private",
+                address=spec.mac,
+            )
+        except NetlinkError as exc:
+            if exc.code != errno.EEXIST:
+                raise _io_error(op, exc) from exc
+            msg = await self._link(spec.name)
+            if msg is None or not await self._same(spec, msg):
+                raise VrrpIoError(op, errno.EEXIST, "another link has this name") from exc
+        except OSError as exc:
+            raise _io_error(op, exc) from exc
+        # Before it is up: no router solicitation or DAD ever leaves a backup's macvlan.
+        _write_sysctl(f"/proc/sys/net/ipv6/conf/{spec.name}/disable_ipv6", 1)
+        for key, value in VMAC_SYSCTLS:
+            _write_sysctl(_ipv4_conf(spec.name, key), value)
+        saved = self._saved.setdefault(spec.parent, {})
+        for key, value in BASE_SYSCTLS:
+            old = _write_sysctl(_ipv4_conf(spec.parent, key), value)
+            if old is not None:
+                saved.setdefault(key, old)
+        try:
+            await self._route().link("set", index=_ifindex(spec.name), state="up")
+        except (NetlinkError, OSError) as exc:
+            raise _io_error(f"link set {spec.name} up", exc) from exc
+        self._made[spec.name] = spec
+
+    async def remove(self, spec: VmacSpec) -> None:
+        msg = await self._link(spec.name)
+        if msg is not None and await self._same(spec, msg):
+            try:
+                await self._route().link("del", index=msg["index"])
+            except NetlinkError as exc:
+                if exc.code != errno.ENODEV:
+                    raise _io_error(f"vmac del {spec.describe()}", exc) from exc
+        self._made.pop(spec.name, None)
+        if not any(made.parent == spec.parent for made in self._made.values()):
+            for key, old in self._saved.pop(spec.parent, {}).items():
+                _write_sysctl(_ipv4_conf(spec.parent, key), old)
+
+    async def present(self, spec: VmacSpec) -> bool:
+        msg = await self._link(spec.name)
+        return msg is not None and await self._same(spec, msg) and bool(msg["flags"] & _IFF_UP)
+
+    @property
+    def made(self) -> tuple[VmacSpec, ...]:
+        return tuple(self._made.values())
+
+    def close(self) -> None:
+        if self._ipr is not None:
+            self._ipr.close()
+            self._ipr = None
+
+
 class LinuxPorts:
     """The real ports for a :class:`~vrrp.service.VrrpService`: one raw socket
     per instance, one shared rtnetlink socket for VIPs, one announcer, one link
@@ -921,6 +1042,7 @@ class LinuxPorts:
     def __init__(self) -> None:
         self.addresses = LinuxVipAddresses()
         self.routing = LinuxRouting()
+        self.vmacs = LinuxVirtualMacs()
         self.announcer = LinuxAnnouncer()
         self._monitor = NetlinkLinkMonitor()
 
@@ -929,19 +1051,35 @@ class LinuxPorts:
         return self._monitor
 
     async def __call__(self, settings: InstanceSettings) -> InstancePorts:
+        spec = settings.vmac_spec
+        if spec is not None:
+            await self.vmacs.ensure(spec)
         link = await open_advert_link(
-            settings.interface,
+            settings.advert_interface,
             settings.family,
             unicast_peers=settings.unicast_peers,
             unicast_source=settings.unicast_source,
             vrid=settings.vrid,
             vrrp_version=settings.version,
             accept_foreign_source=settings.accept_foreign_source,
+            address_interface=settings.interface,
         )
         routing = self.routing if settings.routes or settings.rules else None
         return InstancePorts(link, self.addresses, self.announcer, routing)
 
+    async def release(self) -> None:
+        """Remove the macvlans this process made (after the instances dropped their VIPs)."""
+        first: VrrpIoError | None = None
+        for spec in self.vmacs.made:
+            try:
+                await self.vmacs.remove(spec)
+            except VrrpIoError as exc:
+                first = first or exc
+        if first is not None:
+            raise first
+
     def close(self) -> None:
         self.addresses.close()
         self.routing.close()
+        self.vmacs.close()
         self._monitor.close()

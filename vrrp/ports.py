@@ -30,6 +30,7 @@ from typing import Protocol, runtime_checkable
 from vrrp.errors import MalformedAdvert, VrrpError
 from vrrp.routes import VirtualRoute, VirtualRule
 from vrrp.settings import InstanceSettings
+from vrrp.vmac import VmacSpec
 
 __all__ = [
     "AdvertLink",
@@ -42,6 +43,7 @@ __all__ = [
     "ReceivedAdvert",
     "Vip",
     "VipAddresses",
+    "VirtualMacs",
     "VirtualRouting",
     "VrrpIoError",
 ]
@@ -158,6 +160,25 @@ class VirtualRouting(Protocol):
         ...
 
 
+class VirtualMacs(Protocol):
+    """The macvlan interfaces of ``use_vmac`` (``vrrp.vmac``).
+
+    ``ensure`` creates the macvlan (private mode, the virtual MAC, up, IPv6 off, the
+    sysctls keepalived sets on it and on its base) or accepts an identical one left by
+    an earlier run; a link of that name that is something else fails with EEXIST, a
+    missing base interface with ENODEV. ``remove`` deletes it and puts the base's
+    sysctls back; an absent one succeeds.
+    """
+
+    async def ensure(self, spec: VmacSpec) -> None: ...
+
+    async def remove(self, spec: VmacSpec) -> None: ...
+
+    async def present(self, spec: VmacSpec) -> bool:
+        """Whether a macvlan with this name, base and MAC exists and is up."""
+        ...
+
+
 class Announcer(Protocol):
     """Tell the segment where the VIPs now live: gratuitous ARP for IPv4
     (RFC 5798 §6.4.2, keepalived ``garp_master_*``), unsolicited neighbour
@@ -210,5 +231,12 @@ class PortsProvider(Protocol):
         ...
 
     async def __call__(self, settings: InstanceSettings) -> InstancePorts: ...
+
+    async def release(self) -> None:
+        """Undo what building the ports set up on the host besides sockets (the
+        ``use_vmac`` macvlans), once every instance has stopped. Tries every one, then
+        raises the first :class:`VrrpIoError` (a macvlan left behind is taken over by
+        the next start, which finds it identical)."""
+        ...
 
     def close(self) -> None: ...

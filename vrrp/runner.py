@@ -669,7 +669,9 @@ class InstanceRunner:
     def _vips_by_interface(self) -> list[tuple[str, list[Vip]]]:
         grouped: dict[str, list[Vip]] = {}
         for vip in self._settings.vips:
-            grouped.setdefault(vip.interface or self._settings.interface, []).append(vip.address)
+            grouped.setdefault(vip.interface or self._settings.vip_interface, []).append(
+                vip.address
+            )
         return list(grouped.items())
 
     async def _remove_vips(self) -> None:
@@ -688,11 +690,13 @@ class InstanceRunner:
         first: VrrpIoError | None = None
         for vip in change.removed:
             try:
-                await self._addresses.remove(vip.interface or self._settings.interface, vip.address)
+                await self._addresses.remove(
+                    vip.interface or self._settings.vip_interface, vip.address
+                )
             except VrrpIoError as exc:
                 first = first or exc
         for vip in change.added:
-            await self._addresses.add(vip.interface or self._settings.interface, vip.address)
+            await self._addresses.add(vip.interface or self._settings.vip_interface, vip.address)
         log.info(
             "vrrp.vips.changed",
             instance=self._settings.name,

@@ -409,6 +409,9 @@ def _instance(instance: m.VrrpInstance, group: str | None) -> vrrp.InstanceSetti
         accept_foreign_source=instance.accept_foreign_source,
         routes=tuple(_route(route) for route in instance.routes),
         rules=tuple(_rule(rule) for rule in instance.rules),
+        vmac=vrrp.VmacSettings(instance.vmac.name, instance.vmac.xmit_base)
+        if instance.vmac is not None
+        else None,
     )
 
 

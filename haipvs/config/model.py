@@ -101,6 +101,7 @@ __all__ = [
     "VirtualRoute",
     "VirtualRule",
     "VirtualServer",
+    "Vmac",
     "VrrpInstance",
     "address_family",
     "format_key_path",
@@ -802,6 +803,12 @@ class VirtualRule(_Model):
     invert: bool = False  # keepalived `not`
 
 
+class Vmac(_Model):
+    # keepalived use_vmac [NAME]: the VIPs on a macvlan with the virtual MAC
+    name: InterfaceName | None = None  # None: vrrp.VRID, keepalived's default
+    xmit_base: bool = False  # keepalived vmac_xmit_base: adverts from the base interface
+
+
 class VrrpInstance(_Model):
     name: Name  # keepalived vrrp_instance NAME
     interface: InterfaceName
@@ -836,6 +843,14 @@ class VrrpInstance(_Model):
     # keepalived virtual_routes / virtual_rules: installed while MASTER, like the vips.
     routes: ListOf[VirtualRoute] = ()
     rules: ListOf[VirtualRule] = ()
+    # keepalived use_vmac / vmac_xmit_base (RFC 5798 §7.3 virtual MAC 00:00:5e:00:01:VRID).
+    vmac: Vmac | None = None
+
+    @property
+    def vmac_name(self) -> str | None:
+        if self.vmac is None:
+            return None
+        return self.vmac.name if self.vmac.name is not None else f"vrrp.{self.vrid}"
 
     @property
     def family(self) -> Family:

@@ -136,6 +136,7 @@ def _is_whole(value: float, step: float) -> bool:
 
 
 def _vrrp_rules(instances: Indexed[VrrpInstance]) -> Iterable[Finding]:
+    yield from _vmac_rules(instances)
     names: dict[str, int] = {}
     vrids: dict[tuple[str, int, Family], int] = {}
     vip_owner: dict[IPv4Address | IPv6Address, tuple[int, int]] = {}
@@ -276,6 +277,27 @@ def _vrrp_rules(instances: Indexed[VrrpInstance]) -> Iterable[Finding]:
                 )
         yield from _route_rules(base, inst.routes)
         yield from _policy_rule_rules(base, inst.rules)
+
+
+def _vmac_rules(instances: Indexed[VrrpInstance]) -> Iterable[Finding]:
+    """use_vmac: one macvlan per instance, IPv4 only (an IPv6 instance would need a
+    link-local address of its own on the macvlan, which haipvs does not make)."""
+    interfaces = {inst.interface for _, inst in instances}
+    made: dict[str, int] = {}
+    for index, inst in instances:
+        name = inst.vmac_name
+        if name is None:
+            continue
+        path: KeyPath = ("vrrp", index, "vmac")
+        if inst.vips and inst.family is Family.IPV6:
+            yield _error(path, "offered for IPv4 instances only")
+        if name in interfaces:
+            yield _error(path, f"{name} is an instance's own interface: name the macvlan")
+        elif name in made:
+            yield _error(
+                path, f"{name} is already the macvlan of vrrp[{made[name]}]: name this one"
+            )
+        made.setdefault(name, index)
 
 
 def _route_rules(base: KeyPath, routes: Sequence[VirtualRoute]) -> Iterable[Finding]:

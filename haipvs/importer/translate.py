@@ -313,6 +313,9 @@ class _InstanceDraft:
     checksum_stmt: Statement | None = None
     routes: list[dict[str, Any]] = field(default_factory=list)
     rules: list[dict[str, Any]] = field(default_factory=list)
+    vmac: dict[str, Any] | None = None
+    vmac_stmt: Statement | None = None
+    xmit_base_stmt: Statement | None = None
 
 
 @dataclass(slots=True)
@@ -1187,11 +1190,16 @@ class _Translator:
                 "the generic notify script is not offered; use notify_master/backup/fault",
                 anchor,
             )
-        elif kw in {"use_vmac", "vmac_xmit_base"}:
+        elif kw == "use_vmac":
+            d.vmac_stmt = stmt
+            d.vmac = {"name": stmt.args[0]} if stmt.args else {}
+        elif kw == "vmac_xmit_base":
+            d.xmit_base_stmt = stmt
+        elif kw == "use_ipvlan":
             self.unsupported(
                 stmt,
-                "virtual MAC interfaces are not offered: the VIPs answer with the "
-                "interface's own MAC (switches and neighbours see a different MAC)",
+                "ipvlan interfaces are not offered (an ipvlan has its base interface's "
+                "MAC, so it gives no virtual MAC); use_vmac is",
                 anchor,
             )
         elif kw in {"virtual_routes", "virtual_rules"}:
@@ -1202,6 +1210,30 @@ class _Translator:
             self.dropped(stmt, _VRRP_DROPPED[kw], anchor)
         else:
             self.unknown(stmt, "vrrp_instance", anchor)
+
+    def _instance_vmac(
+        self, block: Statement, d: _InstanceDraft, vips: Sequence[str | dict[str, str]]
+    ) -> dict[str, Any] | None:
+        """use_vmac [NAME] / vmac_xmit_base -> vmac: {name, xmit_base} (IPv4 only)."""
+        if d.vmac is None:
+            if d.xmit_base_stmt is not None:
+                # keepalived: vmac_xmit_base without use_vmac changes nothing.
+                self.dropped(d.xmit_base_stmt, "has no effect without use_vmac", d.anchor)
+            return None
+        assert d.vmac_stmt is not None
+        first = vips[0] if isinstance(vips[0], str) else vips[0]["address"]
+        if ipaddress.ip_interface(first).version == 6:
+            self.unsupported(
+                d.vmac_stmt,
+                "a virtual MAC for an IPv6 instance is not offered (the macvlan would need "
+                "a link-local address of its own)",
+                d.anchor,
+            )
+            return None
+        vmac = dict(d.vmac)
+        if d.xmit_base_stmt is not None:
+            vmac["xmit_base"] = True
+        return vmac
 
     def _instance_routing(self, stmt: Statement, d: _InstanceDraft) -> None:
         """virtual_routes / virtual_rules: each line as keepalived reads it
@@ -1298,6 +1330,9 @@ class _Translator:
                 out["auth_pass"] = auth_pass
         if d.accept is not None:
             out["accept"] = d.accept
+        vmac = self._instance_vmac(block, d, vips)
+        if vmac is not None:
+            out["vmac"] = vmac
         if d.routes:
             out["routes"] = d.routes
         if d.rules:

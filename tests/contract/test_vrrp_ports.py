@@ -13,6 +13,8 @@ fakes that the runner's tests stand on honest, as ``test_ipvs_kernel.py`` does f
   one removed), refuses a different route with the same prefix, table and metric (EEXIST)
   and a route through a missing device (ENODEV), and installs every route type and rule
   form keepalived's virtual_routes / virtual_rules take;
+- ``VirtualMacs`` creates the use_vmac macvlan, takes over an identical one, refuses a
+  name another link holds (EEXIST) or a missing base (ENODEV), and removes it idempotently;
 - ``AdvertLink`` carries a payload to the other node with TTL 255, source and destination
   as sent, never echoes our own advert, and fails with EBADF once closed.
 
@@ -32,17 +34,25 @@ from typing import Any, TypeVar
 
 import pytest
 
-from vrrp.fake import FakeLinkMonitor, FakeRouting, FakeSegment, FakeVipAddresses
+from vrrp.fake import (
+    FakeLinkMonitor,
+    FakeRouting,
+    FakeSegment,
+    FakeVipAddresses,
+    FakeVirtualMacs,
+)
 from vrrp.packet import VRRP_MULTICAST_V4, Advertisement, encode_advert
 from vrrp.ports import (
     AdvertLink,
     LinkEvent,
     LinkMonitor,
     VipAddresses,
+    VirtualMacs,
     VirtualRouting,
     VrrpIoError,
 )
 from vrrp.routes import Nexthop, RouteScope, RouteType, RuleAction, VirtualRoute, VirtualRule
+from vrrp.vmac import VmacSpec
 
 A4 = IPv4Address("192.0.2.1")
 B4 = IPv4Address("192.0.2.2")
@@ -59,6 +69,7 @@ class Ports:
     monitor: LinkMonitor
     close: Callable[[], None]
     routing: VirtualRouting
+    vmacs: VirtualMacs
 
 
 @dataclass
@@ -89,10 +100,13 @@ def _fake_world() -> World:
     async def open_links() -> tuple[AdvertLink, AdvertLink]:
         return segment.attach(A4), segment.attach(B4)
 
+    def make_ports() -> Ports:
+        addresses = FakeVipAddresses(["eth0"])
+        vmacs = FakeVirtualMacs(["eth0"], addresses=addresses)  # one node's links
+        return Ports(addresses, monitor, monitor.close, FakeRouting(["eth0"]), vmacs)
+
     return World(
-        make_ports=lambda: Ports(
-            FakeVipAddresses(["eth0"]), monitor, monitor.close, FakeRouting(["eth0"])
-        ),
+        make_ports=make_ports,
         open_links=open_links,
         set_link_up=lambda up: monitor.set_link("eth0", up),
         enter=contextlib.nullcontext,
@@ -113,7 +127,13 @@ def _in_netns(name: str) -> Iterator[None]:
 @contextlib.contextmanager
 def _real_world() -> Iterator[World]:
     from haipvs.lab.topology import Endpoint, Host, Topology, Veth, build
-    from vrrp.linux import LinuxRouting, LinuxVipAddresses, NetlinkLinkMonitor, open_advert_link
+    from vrrp.linux import (
+        LinuxRouting,
+        LinuxVipAddresses,
+        LinuxVirtualMacs,
+        NetlinkLinkMonitor,
+        open_advert_link,
+    )
 
     topology = Topology(
         hosts=(Host("a"), Host("b")),
@@ -139,13 +159,15 @@ def _real_world() -> Iterator[World]:
         def make_ports() -> Ports:
             addresses, monitor = LinuxVipAddresses(), NetlinkLinkMonitor()
             routing = LinuxRouting()
+            vmacs = LinuxVirtualMacs()
 
             def close() -> None:
                 addresses.close()
                 monitor.close()
                 routing.close()
+                vmacs.close()
 
-            return Ports(addresses, monitor, close, routing)
+            return Ports(addresses, monitor, close, routing, vmacs)
 
         yield World(
             make_ports=make_ports,
@@ -282,6 +304,40 @@ def test_a_route_through_a_missing_device_is_enodev(world: World) -> None:
         with pytest.raises(VrrpIoError, match="nosuch0") as raised6:
             await ports.routing.add_route(v6)
         assert raised6.value.errno == errno.ENODEV
+
+    world.run(body)
+
+
+# -------------------------------------------------------------------- VirtualMacs
+
+VMAC = VmacSpec("vrrp.51", "eth0", "00:00:5e:00:01:33")
+
+
+def test_a_vmac_is_made_taken_over_and_removed(world: World) -> None:
+    async def body(ports: Ports) -> None:
+        vmacs = ports.vmacs
+        assert not await vmacs.present(VMAC)
+        await vmacs.ensure(VMAC)
+        assert await vmacs.present(VMAC)
+        await vmacs.ensure(VMAC)  # identical (a crashed run's): taken over
+        # VIPs can live on it.
+        await ports.addresses.add(VMAC.name, VIP4)
+        assert VIP4 in await ports.addresses.list(VMAC.name)
+        await vmacs.remove(VMAC)
+        await vmacs.remove(VMAC)  # absent: succeeds
+        assert not await vmacs.present(VMAC)
+
+    world.run(body)
+
+
+def test_a_vmac_name_held_by_another_link_or_a_missing_base_fails(world: World) -> None:
+    async def body(ports: Ports) -> None:
+        with pytest.raises(VrrpIoError, match="eth0") as taken:
+            await ports.vmacs.ensure(VmacSpec("eth0", "eth0", "00:00:5e:00:01:34"))
+        assert taken.value.errno == errno.EEXIST
+        with pytest.raises(VrrpIoError, match="nosuch0") as missing:
+            await ports.vmacs.ensure(VmacSpec("vrrp.52", "nosuch0", "00:00:5e:00:01:34"))
+        assert missing.value.errno == errno.ENODEV
 
     world.run(body)
 

@@ -210,3 +210,40 @@ def test_smtp_host_blocks_check_the_real_server_and_drop_the_other_hosts() -> No
     )
     assert t.unsupported == ()
     load_config_text(render_yaml(t), "out.yaml")
+
+
+VMAC = """\
+vrrp_instance VI_1 {{
+    interface eth0
+    virtual_router_id 51
+    {vmac}
+    virtual_ipaddress {{
+        {vip}
+    }}
+}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("vmac", "vip", "out", "found"),
+    [
+        ("use_vmac", "192.0.2.10/24", {}, []),
+        ("use_vmac vrrp51\n    vmac_xmit_base", "192.0.2.10/24", {"name": "vrrp51",
+                                                                 "xmit_base": True}, []),
+        ("vmac_xmit_base", "192.0.2.10/24", None, [(Severity.DROPPED, 4, "vmac_xmit_base")]),
+        ("use_vmac", "2001:db8::10/64", None, [(Severity.UNSUPPORTED, 4, "use_vmac")]),
+        ("use_ipvlan", "192.0.2.10/24", None, [(Severity.UNSUPPORTED, 4, "use_ipvlan")]),
+    ],
+)
+def test_use_vmac_becomes_vmac_for_ipv4_instances(
+    vmac: str, vip: str, out: dict[str, Any] | None, found: list[tuple[Severity, int, str]]
+) -> None:
+    t = translate(parse_text(VMAC.format(vmac=vmac, vip=vip), "k.conf"), "k.conf")
+    (instance,) = t.config["vrrp"]
+    assert instance.get("vmac") == out
+    assert [
+        (f.severity, f.location.line, f.keyword)
+        for f in t.findings
+        if f.severity is not Severity.NOTE
+    ] == found
+    load_config_text(render_yaml(t), "out.yaml")
