@@ -32,10 +32,12 @@ from vrrp.errors import MalformedAdvert
 from vrrp.packet import IPPROTO_VRRP, VRRP_MULTICAST_V4, VRRP_MULTICAST_V6, parse_ipv4_packet
 from vrrp.ports import InstancePorts, IPAddress, LinkEvent, ReceivedAdvert, Vip, VrrpIoError
 from vrrp.rtnl import Rtnl
+from vrrp.settings import InstanceSettings
 
 if TYPE_CHECKING:
     from pyroute2 import AsyncIPRoute
-from vrrp.settings import InstanceSettings
+
+    from vrrp.linux_routing import LinuxRouting, LinuxVirtualMacs
 
 __all__ = [
     "LinuxAdvertLink",
@@ -390,6 +392,7 @@ async def open_advert_link(
     vrid: int | None = None,
     vrrp_version: int = 3,
     accept_foreign_source: bool = False,
+    address_interface: str | None = None,
 ) -> LinuxAdvertLink:
     """Open the raw VRRP socket for one instance (``version`` is the IP family, 4 or 6).
 
@@ -398,11 +401,16 @@ async def open_advert_link(
     With ``vrid`` the receive socket gets the kernel filter of ``vrrp.bpf``
     (protocol, TTL, destination, source, version, VRID); without, it hears
     every protocol-112 packet of the interface.
+
+    ``address_interface`` is where the source address and the connected subnets come
+    from when ``interface`` has none of its own (a ``use_vmac`` macvlan: adverts leave
+    it with its base interface's primary address, as keepalived sends them).
     """
     ifindex = _ifindex(interface)
-    local = unicast_source or await primary_address(interface, version)
+    addressed = address_interface or interface
+    local = unicast_source or await primary_address(addressed, version)
     multicast = not unicast_peers
-    connected = await connected_networks(interface, version)
+    connected = await connected_networks(addressed, version)
     receive_filter: bytes | None = None
     if vrid is not None and version == 6:
         receive_filter = ipv6_advert_filter(vrid=vrid, version=vrrp_version)
@@ -643,7 +651,7 @@ def _link_events(msg: object, last: dict[str, bool]) -> Iterator[LinkEvent]:
         yield LinkEvent(name, up)
 
 
-
+# rtnetlink numbers (include/uapi/linux/rtnetlink.h, fib_rules.h).
 class LinuxPorts:
     """The real ports for a :class:`~vrrp.service.VrrpService`: one raw socket
     per instance, one shared rtnetlink socket for VIPs, one announcer, one link
@@ -653,23 +661,62 @@ class LinuxPorts:
         self.addresses = LinuxVipAddresses()
         self.announcer = LinuxAnnouncer()
         self._monitor = NetlinkLinkMonitor()
+        self._routing: LinuxRouting | None = None
+        self._vmacs: LinuxVirtualMacs | None = None
+
+    # Routes, rules and macvlans go through pyroute2 (vrrp.linux_routing), imported the
+    # first time an instance uses them: an instance with VIPs only reaches BACKUP and
+    # takes over without loading it (start-up time, docs/benchmarks.md).
+    @property
+    def routing(self) -> LinuxRouting:
+        if self._routing is None:
+            from vrrp.linux_routing import LinuxRouting
+
+            self._routing = LinuxRouting()
+        return self._routing
+
+    @property
+    def vmacs(self) -> LinuxVirtualMacs:
+        if self._vmacs is None:
+            from vrrp.linux_routing import LinuxVirtualMacs
+
+            self._vmacs = LinuxVirtualMacs()
+        return self._vmacs
 
     @property
     def monitor(self) -> NetlinkLinkMonitor:
         return self._monitor
 
     async def __call__(self, settings: InstanceSettings) -> InstancePorts:
+        spec = settings.vmac_spec
+        if spec is not None:
+            await self.vmacs.ensure(spec)
         link = await open_advert_link(
-            settings.interface,
+            settings.advert_interface,
             settings.family,
             unicast_peers=settings.unicast_peers,
             unicast_source=settings.unicast_source,
             vrid=settings.vrid,
             vrrp_version=settings.version,
             accept_foreign_source=settings.accept_foreign_source,
+            address_interface=settings.interface,
         )
-        return InstancePorts(link, self.addresses, self.announcer)
+        routing = self.routing if settings.routes or settings.rules else None
+        return InstancePorts(link, self.addresses, self.announcer, routing)
+
+    async def release(self) -> None:
+        """Remove the macvlans this process made (after the instances dropped their VIPs)."""
+        first: VrrpIoError | None = None
+        for spec in self.vmacs.made:
+            try:
+                await self.vmacs.remove(spec)
+            except VrrpIoError as exc:
+                first = first or exc
+        if first is not None:
+            raise first
 
     def close(self) -> None:
         self.addresses.close()
+        self.routing.close()
+        self.vmacs.close()
         self._monitor.close()
