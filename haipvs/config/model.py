@@ -163,6 +163,21 @@ class TunnelChecksum(enum.Enum):
     REMCSUM = "remcsum"
 
 
+class AuthHmacMode(enum.Enum):
+    """keepalived ``auth_hmac { mode }``: the rollout steps, enforce by default."""
+
+    RECEIVE_ONLY = "receive-only"  # verify a trailer when present, send none
+    PERMISSIVE = "permissive"  # sign, and still accept unsigned adverts
+    ENFORCE = "enforce"  # sign, and accept only a valid trailer
+
+
+class AntiReplayMode(enum.Enum):
+    """keepalived ``auth_hmac { anti_replay }``."""
+
+    TIME = "time"  # timestamps within time_window of our clock, growing per sender
+    MONOTONIC = "monotonic"  # growing per sender only (no trusted clock)
+
+
 class UnicastChecksum(enum.Enum):
     """keepalived ``old_unicast_checksum [never]``: the VRRPv3 IPv4 unicast checksum form.
 
@@ -507,6 +522,13 @@ TunnelChecksumValue = Annotated[
 DnsRcodeValue = Annotated[
     DnsRcode, BeforeValidator(_enum_parser(DnsRcode)), PlainSerializer(_enum_value)
 ]
+AuthHmacModeValue = Annotated[
+    AuthHmacMode, BeforeValidator(_enum_parser(AuthHmacMode)), PlainSerializer(_enum_value)
+]
+AntiReplayValue = Annotated[
+    AntiReplayMode, BeforeValidator(_enum_parser(AntiReplayMode)), PlainSerializer(_enum_value)
+]
+AuthWindow = Annotated[int, BeforeValidator(_int_in(1, 300))]
 UnicastChecksumValue = Annotated[
     UnicastChecksum, BeforeValidator(_enum_parser(UnicastChecksum)), PlainSerializer(_enum_value)
 ]
@@ -694,6 +716,24 @@ class Notify(_Model):
     timeout: ShortSeconds = 10.0
 
 
+class AuthHmacKey(_Model):
+    # keepalived `key ID VALUE`: VALUE is `hex:` + hex digits (raw octets), `file:PATH`
+    # (the file holds such a value; keep it mode 0600), or ASCII; 32..64 octets.
+    id: OneTo255
+    key: Text
+
+
+class AuthHmac(_Model):
+    # keepalived auth_hmac { ... } (2.4.2+, draft-cassen-vrrp-auth-hmac): every key
+    # verifies, active_key signs (rotation: add the new key everywhere, then move
+    # active_key, then remove the old one).
+    keys: ListOf[AuthHmacKey]
+    active_key: OneTo255 | None = None  # None: the only key
+    mode: AuthHmacModeValue = AuthHmacMode.ENFORCE
+    anti_replay: AntiReplayValue = AntiReplayMode.TIME
+    time_window: AuthWindow | None = None  # None: max(3 x advert_interval, 5) s
+
+
 class VrrpInstance(_Model):
     name: Name  # keepalived vrrp_instance NAME
     interface: InterfaceName
@@ -725,6 +765,8 @@ class VrrpInstance(_Model):
     accept: bool = True
     # VRRPv2 simple password (RFC 3768 §5.3.6 type 1; keepalived authentication auth_pass).
     auth_pass: Text | None = None
+    # keepalived auth_hmac: an HMAC-SHA256 trailer on every advert (VRRPv2 or v3).
+    auth_hmac: AuthHmac | None = None
 
     @property
     def family(self) -> Family:
