@@ -10,6 +10,8 @@ Their timestamps are far in the past, so the vectors verify in monotonic mode.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from ipaddress import IPv4Address, IPv6Address, ip_interface
 
 import pytest
@@ -30,8 +32,10 @@ from vrrp.auth_hmac import (
     sequence_at,
 )
 from vrrp.errors import DropReason, MalformedAdvert
-from vrrp.machine import VrrpMachine
+from vrrp.fake import FakeSegment, FakeVipAddresses, RecordingAnnouncer
+from vrrp.machine import State, VrrpMachine
 from vrrp.packet import Advertisement, decode_advert, encode_advert, seal_extension
+from vrrp.runner import InstanceRunner
 from vrrp.settings import InstanceSettings, VipSpec
 
 KEY = bytes(range(32))
@@ -306,3 +310,78 @@ def test_machine_permissive_accepts_unsigned_and_receive_only_sends_none() -> No
     assert received.auth is not None and received.auth.verdict is AuthVerdict.unsigned
     quiet = VrrpMachine(settings(AuthMode.receive_only), primary_address=B)
     assert quiet.auth_trailer(plain, NOW) == b""
+
+
+# --- two runners on the fake segment: signing, verdict counters, status --------------------
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def _runner(
+    segment: FakeSegment, address: IPv4Address, priority: int, key: bytes
+) -> InstanceRunner:
+    runner = InstanceRunner(
+        dataclasses.replace(settings(key=key), priority=priority),
+        link=segment.attach(address),
+        addresses=FakeVipAddresses(["eth0"]),
+        announcer=RecordingAnnouncer(clock=_now),
+        # The wall clock follows the loop's (looptime) time, from a fixed epoch.
+        wall_clock=lambda: NOW + _now(),
+    )
+    asyncio.get_running_loop().create_task(runner.run())
+    return runner
+
+
+@pytest.mark.looptime
+async def test_runners_sign_accept_each_other_and_count_verdicts() -> None:
+    segment = FakeSegment(clock=_now)
+    a = _runner(segment, A, 150, KEY)
+    b = _runner(segment, B, 100, KEY)
+    await asyncio.sleep(10)
+    assert (a.state, b.state) == (State.MASTER, State.BACKUP)
+    sent = segment.sent_by(A)
+    assert sent and all(len(s.payload) == 12 + TRAILER_LEN for s in sent)
+    assert b.counters.auth_accepted[AuthVerdict.ok] >= 5
+    assert not b.counters.dropped
+    # A replay of the master's last-but-one advert (inside the window) is refused,
+    # counted, and moves nothing; its first one, 7 s old, is stale.
+    segment.inject(sent[-2].payload, A, GROUP)
+    await asyncio.sleep(0.1)
+    assert b.counters.dropped == {DropReason.auth_replay: 1}
+    assert b.status().auth_verdicts == {"ok": b.counters.auth_accepted[AuthVerdict.ok], "replay": 1}
+    segment.inject(sent[0].payload, A, GROUP)
+    await asyncio.sleep(0.1)
+    assert b.counters.dropped == {DropReason.auth_replay: 1, DropReason.auth_stale: 1}
+    assert b.state is State.BACKUP
+    await a.stop()
+    await b.stop()
+
+
+@pytest.mark.looptime
+async def test_runners_with_different_keys_both_claim_master_and_count_invalid_hmac() -> None:
+    segment = FakeSegment(clock=_now)
+    a = _runner(segment, A, 150, KEY)
+    b = _runner(segment, B, 100, b"another key of thirty-two octets")
+    await asyncio.sleep(10)
+    # Neither accepts the other: both master, as keepalived with mismatched keys.
+    assert (a.state, b.state) == (State.MASTER, State.MASTER)
+    assert set(b.counters.dropped) == {DropReason.auth_invalid_hmac}
+    assert set(a.counters.dropped) == {DropReason.auth_invalid_hmac}
+    await a.stop()
+    await b.stop()
+
+
+def test_reload_with_a_new_active_key_signs_with_it_and_the_sequence_carries_on() -> None:
+    other = b"k" * 32
+    machine = VrrpMachine(settings(), primary_address=A)
+    machine.start(0.0)
+    pdu = encode_advert(machine.build_advert(100), A, GROUP)
+    first = Trailer.from_bytes(machine.auth_trailer(pdu, NOW))
+    rotated = dataclasses.replace(settings(), auth_hmac=AuthHmacSettings(((1, KEY), (2, other)), 2))
+    machine.reconfigure(rotated, 1.0)
+    # The clock did not move: only the carried-on sequence makes the next one newer.
+    second = Trailer.from_bytes(machine.auth_trailer(pdu, NOW))
+    assert (first.key_id, second.key_id) == (1, 2)
+    assert second.sequence == first.sequence + 1
