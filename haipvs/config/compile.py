@@ -212,7 +212,10 @@ def compile_config(config: m.Config, *, hostname: str = "director") -> Compiled:
                 always_up.add(backend)
                 continue
             with _at((*path, "check") if rs.check is not None else (*base, "check")):
-                checks[backend] = (checkers.Target(rs.address, port), _check(check, vs))
+                checks[backend] = (
+                    checkers.Target(rs.address, port),
+                    _check(check, vs, base_weight=rs.weight),
+                )
             if not check.alpha:
                 # keepalived without `alpha`: a real server is up until its checker says
                 # otherwise; the pool's `adopted` does exactly that at start-up.
@@ -506,7 +509,7 @@ def _status_ranges(codes: tuple[int | str, ...]) -> tuple[tuple[int, int], ...]:
     return tuple(ranges)
 
 
-def _check(check: m.Check, vs: m.VirtualServer) -> checkers.CheckSpec:
+def _check(check: m.Check, vs: m.VirtualServer, *, base_weight: int = 1) -> checkers.CheckSpec:
     timing = _timing(check)
     if isinstance(check, m.TcpCheck):
         return checkers.TcpCheck(timing, connect_port=check.port, bind_address=check.bind_to)
@@ -542,6 +545,14 @@ def _check(check: m.Check, vs: m.VirtualServer) -> checkers.CheckSpec:
         return checkers.SmtpCheck(timing, helo_name=check.helo_name, connect_port=check.port)
     if isinstance(check, m.PingCheck):
         return checkers.PingCheck(timing)
+    if isinstance(check, m.FileCheck):
+        return checkers.FileCheck(
+            timing,
+            path=check.path,
+            weight=check.weight,
+            reverse=check.reverse,
+            base_weight=base_weight,
+        )
     assert isinstance(check, m.UdpCheck)
     return checkers.UdpCheck(
         timing,

@@ -915,11 +915,32 @@ class PingCheck(CheckTiming):
     type: Literal["ping"]  # keepalived PING_CHECK: an ICMP(v6) echo reply in time
 
 
+class FileCheck(CheckTiming):
+    # keepalived FILE_CHECK { track_file } on a real server: the file's number x weight is
+    # added to the real server's weight; weight 0: a non-zero number is a fault. keepalived
+    # acts on the first read, so rise and fall default to 1, and polls often.
+    type: Literal["file"]
+    path: AbsolutePath  # keepalived track_file NAME { file PATH }
+    weight: FileWeight = 1  # keepalived FILE_CHECK / track_file weight
+    reverse: bool = False  # keepalived weight N reverse
+    interval: CheckSeconds = 1.0
+    rise: Count = 1
+    fall: Count = 1
+
+
 Check = Annotated[
-    TcpCheck | HttpCheck | HttpsCheck | ExecCheck | DnsCheck | UdpCheck | SmtpCheck | PingCheck,
+    TcpCheck
+    | HttpCheck
+    | HttpsCheck
+    | ExecCheck
+    | DnsCheck
+    | UdpCheck
+    | SmtpCheck
+    | PingCheck
+    | FileCheck,
     Field(discriminator="type"),
 ]
-CHECK_TYPES = ("tcp", "http", "https", "exec", "dns", "udp", "smtp", "ping")
+CHECK_TYPES = ("tcp", "http", "https", "exec", "dns", "udp", "smtp", "ping", "file")
 
 
 class Tunnel(_Model):
