@@ -22,13 +22,15 @@ import errno
 import fcntl
 import socket
 import struct
-import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_interface
 from typing import TYPE_CHECKING
 
 from vrrp.bpf import ipv4_advert_filter, ipv6_advert_filter
 from vrrp.errors import MalformedAdvert
+from vrrp.linux_errors import IFF_UP as _IFF_UP
+from vrrp.linux_errors import ifindex as _ifindex
+from vrrp.linux_errors import io_error as _io_error
 from vrrp.packet import IPPROTO_VRRP, VRRP_MULTICAST_V4, VRRP_MULTICAST_V6, parse_ipv4_packet
 from vrrp.ports import InstancePorts, IPAddress, LinkEvent, ReceivedAdvert, Vip, VrrpIoError
 from vrrp.rtnl import Rtnl
@@ -58,33 +60,12 @@ _IPV6_HOPLIMIT = 52
 _IPV6_PKTINFO = 50
 _ETH_P_ARP = 0x0806
 _ETH_P_IP = 0x0800
-_IFF_UP = 0x1
 _IFF_RUNNING = 0x40
 _IFA_F_NODAD = 0x02
 _SO_ATTACH_FILTER = 26
 _SIOCGIFHWADDR = 0x8927
 _BROADCAST_MAC = b"\xff" * 6
 _MAX_DATAGRAM = 65535
-
-
-def _io_error(op: str, exc: BaseException) -> VrrpIoError:
-    """Map the kernel's error onto ours (op + errno), keeping the message."""
-    # pyroute2 is imported only by the adapters that use it (the link monitor): an error
-    # can only be its NetlinkError once it was.
-    netlink = sys.modules.get("pyroute2.netlink.exceptions")
-    if netlink is not None and isinstance(exc, netlink.NetlinkError):
-        return VrrpIoError(op, int(exc.code), str(exc))
-    if isinstance(exc, OSError):
-        return VrrpIoError(op, exc.errno or errno.EIO, exc.strerror or str(exc))
-    return VrrpIoError(op, errno.EIO, repr(exc))
-
-
-def _ifindex(interface: str) -> int:
-    try:
-        return socket.if_nametoindex(interface)
-    except OSError as exc:
-        # if_nametoindex() reports a missing device without an errno.
-        raise VrrpIoError(f"ifindex {interface}", exc.errno or errno.ENODEV, str(exc)) from exc
 
 
 async def primary_address(interface: str, version: int) -> IPAddress:

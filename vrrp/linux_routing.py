@@ -16,7 +16,9 @@ from typing import Any
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from vrrp.linux import _IFF_UP, _ifindex, _io_error
+from vrrp.linux_errors import IFF_UP as _IFF_UP
+from vrrp.linux_errors import ifindex as _ifindex
+from vrrp.linux_errors import io_error as _io_error
 from vrrp.ports import VrrpIoError
 from vrrp.routes import RouteScope, RouteType, RuleAction, VirtualRoute, VirtualRule
 from vrrp.vmac import BASE_SYSCTLS, VMAC_SYSCTLS, VmacSpec

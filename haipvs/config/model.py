@@ -177,6 +177,21 @@ class TunnelChecksum(enum.Enum):
     REMCSUM = "remcsum"
 
 
+class AuthHmacMode(enum.Enum):
+    """keepalived ``auth_hmac { mode }``: the rollout steps, enforce by default."""
+
+    RECEIVE_ONLY = "receive-only"  # verify a trailer when present, send none
+    PERMISSIVE = "permissive"  # sign, and still accept unsigned adverts
+    ENFORCE = "enforce"  # sign, and accept only a valid trailer
+
+
+class AntiReplayMode(enum.Enum):
+    """keepalived ``auth_hmac { anti_replay }``."""
+
+    TIME = "time"  # timestamps within time_window of our clock, growing per sender
+    MONOTONIC = "monotonic"  # growing per sender only (no trusted clock)
+
+
 class UnicastChecksum(enum.Enum):
     """keepalived ``old_unicast_checksum [never]``: the VRRPv3 IPv4 unicast checksum form.
 
@@ -579,6 +594,13 @@ RuleActionValue = Annotated[
 RouteTable = Annotated[int, BeforeValidator(_int_in(1, 4294967295))]
 Uint32 = Annotated[int, BeforeValidator(_int_in(0, 4294967295))]
 NexthopWeight = Annotated[int, BeforeValidator(_int_in(1, 256))]
+AuthHmacModeValue = Annotated[
+    AuthHmacMode, BeforeValidator(_enum_parser(AuthHmacMode)), PlainSerializer(_enum_value)
+]
+AntiReplayValue = Annotated[
+    AntiReplayMode, BeforeValidator(_enum_parser(AntiReplayMode)), PlainSerializer(_enum_value)
+]
+AuthWindow = Annotated[int, BeforeValidator(_int_in(1, 300))]
 UnicastChecksumValue = Annotated[
     UnicastChecksum, BeforeValidator(_enum_parser(UnicastChecksum)), PlainSerializer(_enum_value)
 ]
@@ -813,6 +835,22 @@ class Vmac(_Model):
     # keepalived use_vmac [NAME]: the VIPs on a macvlan with the virtual MAC
     name: InterfaceName | None = None  # None: vrrp.VRID, keepalived's default
     xmit_base: bool = False  # keepalived vmac_xmit_base: adverts from the base interface
+class AuthHmacKey(_Model):
+    # keepalived `key ID VALUE`: VALUE is `hex:` + hex digits (raw octets), `file:PATH`
+    # (the file holds such a value; keep it mode 0600), or ASCII; 32..64 octets.
+    id: OneTo255
+    key: Text
+
+
+class AuthHmac(_Model):
+    # keepalived auth_hmac { ... } (2.4.2+, draft-cassen-vrrp-auth-hmac): every key
+    # verifies, active_key signs (rotation: add the new key everywhere, then move
+    # active_key, then remove the old one).
+    keys: ListOf[AuthHmacKey]
+    active_key: OneTo255 | None = None  # None: the only key
+    mode: AuthHmacModeValue = AuthHmacMode.ENFORCE
+    anti_replay: AntiReplayValue = AntiReplayMode.TIME
+    time_window: AuthWindow | None = None  # None: max(3 x advert_interval, 5) s
 
 
 class VrrpInstance(_Model):
@@ -851,6 +889,8 @@ class VrrpInstance(_Model):
     rules: ListOf[VirtualRule] = ()
     # keepalived use_vmac / vmac_xmit_base (RFC 5798 §7.3 virtual MAC 00:00:5e:00:01:VRID).
     vmac: Vmac | None = None
+    # keepalived auth_hmac: an HMAC-SHA256 trailer on every advert (VRRPv2 or v3).
+    auth_hmac: AuthHmac | None = None
 
     @property
     def vmac_name(self) -> str | None:
@@ -1005,11 +1045,32 @@ class PingCheck(CheckTiming):
     type: Literal["ping"]  # keepalived PING_CHECK: an ICMP(v6) echo reply in time
 
 
+class FileCheck(CheckTiming):
+    # keepalived FILE_CHECK { track_file } on a real server: the file's number x weight is
+    # added to the real server's weight; weight 0: a non-zero number is a fault. keepalived
+    # acts on the first read, so rise and fall default to 1, and polls often.
+    type: Literal["file"]
+    path: AbsolutePath  # keepalived track_file NAME { file PATH }
+    weight: FileWeight = 1  # keepalived FILE_CHECK / track_file weight
+    reverse: bool = False  # keepalived weight N reverse
+    interval: CheckSeconds = 1.0
+    rise: Count = 1
+    fall: Count = 1
+
+
 Check = Annotated[
-    TcpCheck | HttpCheck | HttpsCheck | ExecCheck | DnsCheck | UdpCheck | SmtpCheck | PingCheck,
+    TcpCheck
+    | HttpCheck
+    | HttpsCheck
+    | ExecCheck
+    | DnsCheck
+    | UdpCheck
+    | SmtpCheck
+    | PingCheck
+    | FileCheck,
     Field(discriminator="type"),
 ]
-CHECK_TYPES = ("tcp", "http", "https", "exec", "dns", "udp", "smtp", "ping")
+CHECK_TYPES = ("tcp", "http", "https", "exec", "dns", "udp", "smtp", "ping", "file")
 
 
 class Tunnel(_Model):
