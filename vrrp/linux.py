@@ -687,10 +687,12 @@ class LinuxPorts:
 
     async def release(self) -> None:
         """Remove the macvlans this process made (after the instances dropped their VIPs)."""
+        if self._vmacs is None:
+            return  # no instance used a VMAC: nothing made, nothing to load
         first: VrrpIoError | None = None
-        for spec in self.vmacs.made:
+        for spec in self._vmacs.made:
             try:
-                await self.vmacs.remove(spec)
+                await self._vmacs.remove(spec)
             except VrrpIoError as exc:
                 first = first or exc
         if first is not None:
@@ -698,6 +700,8 @@ class LinuxPorts:
 
     def close(self) -> None:
         self.addresses.close()
-        self.routing.close()
-        self.vmacs.close()
+        if self._routing is not None:
+            self._routing.close()
+        if self._vmacs is not None:
+            self._vmacs.close()
         self._monitor.close()
