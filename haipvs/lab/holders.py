@@ -6,7 +6,9 @@ second, straight back to the client with DR/TUN) and sends one heartbeat byte ev
 ``--heartbeat`` seconds the other way, through the routers and a director, so a director
 that loses the flow answers it with a RST. A connection is broken by ``rst`` (reset),
 ``eof``, ``timeout`` (no line for 3 s) or ``wrong_backend`` (a line from another real
-server than the first); ``connect_failed`` counts connections that never opened.
+server than the first); ``connect_failed`` counts connections that never opened. A
+silence while this client's own event loop was stalled (more than 1 s late) is not
+counted: on a starved CPU the client, not the connection, stopped reading.
 
 The connections are opened over ``--ramp`` seconds, from the ``--source`` addresses in
 turn (the kernel picks each source port), so the routers' L4 ECMP hash sees many
@@ -40,6 +42,11 @@ class HoldResult:
     causes: Counter[str] = field(default_factory=Counter)
     backends: Counter[str] = field(default_factory=Counter)
     breaks: list[tuple[float, str]] = field(default_factory=list)
+
+    last_stall: float = float("-inf")  # monotonic time the event loop last ran late
+
+    def stalled_within(self, seconds: float) -> bool:
+        return time.monotonic() - self.last_stall < seconds
 
     def broke(self, cause: str) -> None:
         self.causes[cause] += 1
@@ -80,6 +87,14 @@ async def _hold(vip: str, port: int, source: str | None, *, heartbeat: float,
             done, _ = await asyncio.wait({line_task, stopped}, timeout=SILENCE,
                                          return_when=asyncio.FIRST_COMPLETED)
             if line_task not in done:
+                await asyncio.sleep(0.3)  # the lag watch runs first, if it was late too
+                done = {line_task} if line_task.done() else done
+            while line_task not in done and not stop.is_set() and result.stalled_within(SILENCE):
+                # The silence may be this client's own: a starved event loop reads
+                # nothing. Only a silence while the loop kept time counts.
+                done, _ = await asyncio.wait({line_task, stopped}, timeout=SILENCE,
+                                             return_when=asyncio.FIRST_COMPLETED)
+            if line_task not in done:
                 line_task.cancel()
                 if stop.is_set():
                     break
@@ -118,6 +133,15 @@ async def _run(vip: str, port: int, sources: Sequence[str], *, count: int, heart
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     loop.call_later(duration, stop.set)
+
+    async def watch_lag() -> None:
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.1)
+            if loop.time() - before > 1.0:
+                result.last_stall = time.monotonic()
+
+    lag = asyncio.create_task(watch_lag())
     tasks = []
     for n in range(count):
         source = sources[n % len(sources)] if sources else None
@@ -133,6 +157,7 @@ async def _run(vip: str, port: int, sources: Sequence[str], *, count: int, heart
         # demo); small, once a second.
         progress.write_text(json.dumps(result.summary(count)))  # noqa: ASYNC240
         await asyncio.wait({held}, timeout=1.0)
+    lag.cancel()
     return result.summary(count)
 
 

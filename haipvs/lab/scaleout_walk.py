@@ -50,6 +50,9 @@ __all__ = [
     "director_drain",
     "director_join",
     "enable_sync_mesh",
+    "first_route_without",
+    "p95",
+    "parse_monitor_line",
     "run_walk",
     "share_spread",
 ]
@@ -198,14 +201,10 @@ class RouteWatch:
         # change is never seen half read.
         assert self.process.stdout is not None
         for raw in self.process.stdout:
-            line = raw.decode(errors="replace").strip()
-            head, _, rest = line.partition("]")
-            try:
-                stamp = datetime.datetime.fromisoformat(head.lstrip("[")).timestamp()
-            except ValueError:
-                continue
-            with self._lock:
-                self.events.append((stamp, " ".join(rest.replace("\\", " ").split())))
+            event = parse_monitor_line(raw.decode(errors="replace"))
+            if event is not None:
+                with self._lock:
+                    self.events.append(event)
 
     def since(self, since: float) -> list[str]:
         """The VIP's route changes after wall time ``since``, with their offsets."""
@@ -217,16 +216,33 @@ class RouteWatch:
         """Wall time of the first new VIP route after ``since`` without next hop ``gone``."""
         with self._lock:
             events = list(self.events)
-        for stamp, text in events:
-            if stamp < since or text.startswith("Deleted") or not text.startswith(VIP):
-                continue
-            if " via " in text and f"via {gone} " not in text + " ":
-                return stamp
-        return None
+        return first_route_without(events, gone, since)
 
     def close(self) -> None:
         self.process.terminate()
         self.process.wait(10)
+
+
+def parse_monitor_line(line: str) -> tuple[float, str] | None:
+    """One line of `ip -ts -o monitor route`: (wall time, the change on one line)."""
+    head, _, rest = line.strip().partition("]")
+    try:
+        stamp = datetime.datetime.fromisoformat(head.lstrip("[")).timestamp()
+    except ValueError:
+        return None
+    return stamp, " ".join(rest.replace("\\", " ").split())
+
+
+def first_route_without(events: Sequence[tuple[float, str]], gone: str,
+                        since: float) -> float | None:
+    """The first route for the VIP installed after ``since`` whose next hops leave out
+    ``gone`` (a deletion is not a route: the VIP must still be reachable)."""
+    for stamp, text in events:
+        if stamp < since or text.startswith("Deleted") or not text.startswith(VIP + " "):
+            continue
+        if " via " in text and f"via {gone} " not in text + " ":
+            return stamp
+    return None
 
 
 # -- the cases ------------------------------------------------------------------------------
