@@ -845,6 +845,8 @@ class VrrpInstance(_Model):
     rules: ListOf[VirtualRule] = ()
     # keepalived use_vmac / vmac_xmit_base (RFC 5798 §7.3 virtual MAC 00:00:5e:00:01:VRID).
     vmac: Vmac | None = None
+    # keepalived vrrp_strict / strict_mode: RFC 5798 as written (see docs/config.md).
+    strict: bool = False
 
     @property
     def vmac_name(self) -> str | None:
