@@ -280,6 +280,10 @@ def instance_reload(old: InstanceSettings, new: InstanceSettings) -> InstanceRel
         return InstanceReload.keep
     if old.key != new.key or old.version != new.version or old.sync_group != new.sync_group:
         return InstanceReload.replace
+    if old.vmac != new.vmac:
+        # The macvlan (use_vmac) is made when the instance's ports are built: the VIPs
+        # and the advert socket move with it, so a new one needs a new instance.
+        return InstanceReload.replace
     return InstanceReload.reconfigure
 
 
