@@ -137,7 +137,9 @@ def _find_stats(tree: Any) -> dict[str, Any]:
     return {}
 
 
-def keepalived_conf(tmp: Path, priority: int) -> Path:
+def keepalived_conf(
+    tmp: Path, priority: int, vip: str = VIP, unicast: tuple[str, str] | None = None
+) -> Path:
     notify = tmp / "notify.sh"
     notify.write_text(f'#!/bin/sh\necho "$3" >> {tmp / "states"}\n')
     notify.chmod(0o755)
@@ -151,7 +153,12 @@ def keepalived_conf(tmp: Path, priority: int) -> Path:
         f"    virtual_router_id {VRID}\n    priority {priority}\n    advert_int 1\n"
         "    version 3\n"
         f"    auth_hmac {{\n        key 1 {KEY}\n        active_key 1\n    }}\n"
-        f"    virtual_ipaddress {{\n        {VIP}\n    }}\n"
+        + (
+            f"    unicast_src_ip {unicast[0]}\n    unicast_peer {{\n        {unicast[1]}\n    }}\n"
+            if unicast
+            else ""
+        )
+        + f"    virtual_ipaddress {{\n        {vip}\n    }}\n"
         f"    notify {notify}\n}}\n"
     )
     return conf
@@ -173,7 +180,9 @@ def start_peer(tmp_path: Path) -> Iterator[Callable[..., Peer]]:
     peers: list[Peer] = []
     with build(topology, prefix="authhmac-") as net:
 
-        def start(kind: str, host: str, priority: int) -> Peer:
+        def start(kind: str, host: str, priority: int, *, vip: str = VIP,
+                  unicast: bool = False) -> Peer:
+            other = "b" if host == "a" else "a"
             tmp = tmp_path / host
             tmp.mkdir(exist_ok=True)
             log = tmp / "log"
@@ -183,13 +192,18 @@ def start_peer(tmp_path: Path) -> Iterator[Callable[..., Peer]]:
                     "--vrid", str(VRID), "--vip", VIP, "--events", str(tmp / "events"),
                     "--status", str(tmp / "status"), "--auth-key", f"1:{KEY}",
                 ]
+                if unicast:
+                    argv += ["--unicast-peer", ADDRESSES[other]]
+                argv[argv.index("--vip") + 1] = vip
                 proc = net.popen(host, argv, stdout=log.open("wb"), stderr=subprocess.STDOUT)
                 peer = Peer(kind, host, tmp, proc, log)
                 assert wait_for((tmp / "status").exists, 30), log.read_text()
             else:
                 binary = built_keepalived()
                 assert binary is not None
-                conf = keepalived_conf(tmp, priority)
+                conf = keepalived_conf(
+                    tmp, priority, vip, (ADDRESSES[host], ADDRESSES[other]) if unicast else None
+                )
                 signum = int(
                     subprocess.run(
                         [str(binary), "--signum=JSON"], capture_output=True, text=True, check=True
@@ -338,3 +352,45 @@ def test_auth_hmac_pair(
     # 3. The master resigns (a signed priority-0 advert): the backup takes over.
     master.stop()
     assert wait_for(lambda: backup.state() == "MASTER", 15), backup.log.read_text()[-2000:]
+
+
+ELECTIONS = [
+    pytest.param(master, backup, vip, unicast, id=f"{master}-master-{backup}-backup-{label}")
+    for vip, unicast, label in (
+        ("2001:db8:10::10/64", False, "ipv6"),
+        (VIP, True, "unicast"),
+    )
+    for master, backup in (("haipvs", "keepalived"), ("keepalived", "haipvs"))
+]
+
+
+@pytest.mark.parametrize(("master_kind", "backup_kind", "vip", "unicast"), ELECTIONS)
+def test_auth_hmac_election_over_ipv6_and_unicast(
+    start_peer: Callable[..., Peer], master_kind: str, backup_kind: str, vip: str, unicast: bool
+) -> None:
+    # IPv6: the trailer sits inside the kernel-style checksum (keepalived's
+    # IPV6_CHECKSUM), and the HMAC binds the link-local source. Unicast: keepalived
+    # keeps the anti-replay mark per configured peer. Each side must accept the
+    # other's signed adverts, and a signed priority-0 advert must hand over.
+    if built_keepalived() is None:
+        pytest.skip(
+            "keepalived 2.4.3 (auth_hmac) is not built in the lab cache; build it with: "
+            + BUILD_COMMAND
+        )
+    master = start_peer(master_kind, "a", 150, vip=vip, unicast=unicast)
+    backup = start_peer(backup_kind, "b", 100, vip=vip, unicast=unicast)
+    assert wait_for(lambda: master.state() == "MASTER" and backup.state() == "BACKUP", 30), (
+        master.state(), backup.state(), master.log.read_text()[-2000:],
+        backup.log.read_text()[-2000:],
+    )
+    time.sleep(3)
+    assert (master.state(), backup.state()) == ("MASTER", "BACKUP")
+    ours = master if master.kind == "haipvs" else backup
+    assert not any(key.startswith("auth_") for key in _dropped(ours)), _dropped(ours)
+    master.stop()
+    assert wait_for(lambda: backup.state() == "MASTER", 15), backup.log.read_text()[-2000:]
+
+
+def _dropped(peer: Peer) -> dict[str, int]:
+    (entry,) = json.loads((peer.tmp / "status").read_text())
+    return dict(entry["adverts_dropped"])
