@@ -138,7 +138,11 @@ def _find_stats(tree: Any) -> dict[str, Any]:
 
 
 def keepalived_conf(
-    tmp: Path, priority: int, vip: str = VIP, unicast: tuple[str, str] | None = None
+    tmp: Path,
+    priority: int,
+    vip: str = VIP,
+    unicast: tuple[str, str] | None = None,
+    mode: str | None = "enforce",
 ) -> Path:
     notify = tmp / "notify.sh"
     notify.write_text(f'#!/bin/sh\necho "$3" >> {tmp / "states"}\n')
@@ -152,7 +156,12 @@ def keepalived_conf(
         "vrrp_instance VI_1 {\n    state BACKUP\n    interface eth0\n"
         f"    virtual_router_id {VRID}\n    priority {priority}\n    advert_int 1\n"
         "    version 3\n"
-        f"    auth_hmac {{\n        key 1 {KEY}\n        active_key 1\n    }}\n"
+        + (
+            f"    auth_hmac {{\n        key 1 {KEY}\n        active_key 1\n"
+            f"        mode {mode}\n    }}\n"
+            if mode
+            else ""
+        )
         + (
             f"    unicast_src_ip {unicast[0]}\n    unicast_peer {{\n        {unicast[1]}\n    }}\n"
             if unicast
@@ -180,18 +189,36 @@ def start_peer(tmp_path: Path) -> Iterator[Callable[..., Peer]]:
     peers: list[Peer] = []
     with build(topology, prefix="authhmac-") as net:
 
-        def start(kind: str, host: str, priority: int, *, vip: str = VIP,
-                  unicast: bool = False) -> Peer:
+        def start(
+            kind: str,
+            host: str,
+            priority: int,
+            *,
+            vip: str = VIP,
+            unicast: bool = False,
+            mode: str | None = "enforce",
+        ) -> Peer:
             other = "b" if host == "a" else "a"
             tmp = tmp_path / host
             tmp.mkdir(exist_ok=True)
             log = tmp / "log"
             if kind == "haipvs":
                 argv = [
-                    sys.executable, str(PEER_SCRIPT), "--priority", str(priority),
-                    "--vrid", str(VRID), "--vip", VIP, "--events", str(tmp / "events"),
-                    "--status", str(tmp / "status"), "--auth-key", f"1:{KEY}",
+                    sys.executable,
+                    str(PEER_SCRIPT),
+                    "--priority",
+                    str(priority),
+                    "--vrid",
+                    str(VRID),
+                    "--vip",
+                    VIP,
+                    "--events",
+                    str(tmp / "events"),
+                    "--status",
+                    str(tmp / "status"),
                 ]
+                if mode:
+                    argv += ["--auth-key", f"1:{KEY}", "--auth-mode", mode]
                 if unicast:
                     argv += ["--unicast-peer", ADDRESSES[other]]
                 argv[argv.index("--vip") + 1] = vip
@@ -202,7 +229,11 @@ def start_peer(tmp_path: Path) -> Iterator[Callable[..., Peer]]:
                 binary = built_keepalived()
                 assert binary is not None
                 conf = keepalived_conf(
-                    tmp, priority, vip, (ADDRESSES[host], ADDRESSES[other]) if unicast else None
+                    tmp,
+                    priority,
+                    vip,
+                    (ADDRESSES[host], ADDRESSES[other]) if unicast else None,
+                    mode,
                 )
                 signum = int(
                     subprocess.run(
@@ -211,8 +242,20 @@ def start_peer(tmp_path: Path) -> Iterator[Callable[..., Peer]]:
                 )
                 proc = net.popen(
                     host,
-                    ["env", f"TMPDIR={tmp}", str(binary), "-n", "-l", "-D", "-f", str(conf),
-                     "-p", str(tmp / "ka.pid"), "-r", str(tmp / "ka-vrrp.pid")],
+                    [
+                        "env",
+                        f"TMPDIR={tmp}",
+                        str(binary),
+                        "-n",
+                        "-l",
+                        "-D",
+                        "-f",
+                        str(conf),
+                        "-p",
+                        str(tmp / "ka.pid"),
+                        "-r",
+                        str(tmp / "ka-vrrp.pid"),
+                    ],
                     stdout=log.open("wb"),
                     stderr=subprocess.STDOUT,
                 )
@@ -282,8 +325,13 @@ class Injector:
             Advertisement(3, VRID, 0, 1.0, (ip_interface(VIP).ip,)), self.source, GROUP
         )
         trailer = build_trailer(
-            pdu, key_id=key_id, key=decode_key(key), sequence=sequence_at(wall),
-            version=3, vrid=VRID, source=self.source,
+            pdu,
+            key_id=key_id,
+            key=decode_key(key),
+            sequence=sequence_at(wall),
+            version=3,
+            vrid=VRID,
+            source=self.source,
         )
         return pdu + trailer
 
@@ -316,7 +364,9 @@ def test_auth_hmac_pair(
     backup = start_peer(backup_kind, "b", 100)
     # 1. Each accepts the other's signed adverts: one master, one backup, stable.
     assert wait_for(lambda: master.state() == "MASTER" and backup.state() == "BACKUP", 30), (
-        master.state(), backup.state(), master.log.read_text()[-2000:],
+        master.state(),
+        backup.state(),
+        master.log.read_text()[-2000:],
         backup.log.read_text()[-2000:],
     )
     time.sleep(3)
@@ -346,8 +396,11 @@ def test_auth_hmac_pair(
     time.sleep(2)
     assert backup.state() == "BACKUP", backup.log.read_text()[-2000:]
     seen = backup.verdicts()
-    print("RESULT", f"pair={master_kind}-{backup_kind}",
-          " ".join(f"{verdict}={seen.get(verdict, 0)}" for verdict in EXPECTED))
+    print(
+        "RESULT",
+        f"pair={master_kind}-{backup_kind}",
+        " ".join(f"{verdict}={seen.get(verdict, 0)}" for verdict in EXPECTED),
+    )
 
     # 3. The master resigns (a signed priority-0 advert): the backup takes over.
     master.stop()
@@ -380,7 +433,9 @@ def test_auth_hmac_election_over_ipv6_and_unicast(
     master = start_peer(master_kind, "a", 150, vip=vip, unicast=unicast)
     backup = start_peer(backup_kind, "b", 100, vip=vip, unicast=unicast)
     assert wait_for(lambda: master.state() == "MASTER" and backup.state() == "BACKUP", 30), (
-        master.state(), backup.state(), master.log.read_text()[-2000:],
+        master.state(),
+        backup.state(),
+        master.log.read_text()[-2000:],
         backup.log.read_text()[-2000:],
     )
     time.sleep(3)
@@ -394,3 +449,68 @@ def test_auth_hmac_election_over_ipv6_and_unicast(
 def _dropped(peer: Peer) -> dict[str, int]:
     (entry,) = json.loads((peer.tmp / "status").read_text())
     return dict(entry["adverts_dropped"])
+
+
+ROLLOUT = [
+    pytest.param(
+        ka_mode, our_mode, role, id=f"keepalived-{ka_mode or 'none'}-haipvs-{our_mode}-{role}"
+    )
+    for ka_mode, our_mode in (
+        (None, "receive-only"),
+        ("receive-only", "permissive"),
+        ("permissive", "enforce"),
+    )
+    for role in ("haipvs-master", "keepalived-master")
+]
+
+
+@pytest.mark.parametrize(("ka_mode", "our_mode", "role"), ROLLOUT)
+def test_rollout_steps_never_split_the_pair(
+    start_peer: Callable[..., Peer], ka_mode: str | None, our_mode: str, role: str
+) -> None:
+    # keepalived's hitless rollout, one director a step ahead of the other: nobody
+    # signs before everybody verifies (receive-only), nobody enforces before everybody
+    # signs (permissive). Each step keeps one master.
+    if built_keepalived() is None:
+        pytest.skip(
+            "keepalived 2.4.3 (auth_hmac) is not built in the lab cache; build it with: "
+            + BUILD_COMMAND
+        )
+    ours_high = role == "haipvs-master"
+    ours = start_peer("haipvs", "a", 150 if ours_high else 100, mode=our_mode)
+    theirs = start_peer("keepalived", "b", 100 if ours_high else 150, mode=ka_mode)
+    master, backup = (ours, theirs) if ours_high else (theirs, ours)
+    assert wait_for(lambda: master.state() == "MASTER" and backup.state() == "BACKUP", 30), (
+        master.state(),
+        backup.state(),
+        theirs.log.read_text()[-2000:],
+    )
+    time.sleep(3)
+    assert (master.state(), backup.state()) == ("MASTER", "BACKUP")
+    assert not _dropped(ours), _dropped(ours)
+    if not ours_high:
+        # What we heard from the keepalived master: unsigned adverts accepted while it
+        # does not sign yet, verified ones once it does. (A backup keepalived is silent:
+        # its staying BACKUP is what shows it accepted ours.)
+        verdicts = json.loads((ours.tmp / "status").read_text())[0]["auth_verdicts"]
+        expected = {"unsigned"} if ka_mode in (None, "receive-only") else {"ok"}
+        assert set(verdicts) == expected, verdicts
+
+
+def test_signing_before_the_peer_verifies_splits_the_pair(
+    start_peer: Callable[..., Peer],
+) -> None:
+    # The step the modes exist to prevent: a keepalived without auth_hmac takes a
+    # signed advert for a malformed one (28 octets too long) and claims mastership.
+    if built_keepalived() is None:
+        pytest.skip(
+            "keepalived 2.4.3 (auth_hmac) is not built in the lab cache; build it with: "
+            + BUILD_COMMAND
+        )
+    ours = start_peer("haipvs", "a", 150, mode="permissive")
+    theirs = start_peer("keepalived", "b", 100, mode=None)
+    assert wait_for(lambda: ours.state() == "MASTER" and theirs.state() == "MASTER", 30), (
+        ours.state(),
+        theirs.state(),
+    )
+    assert "too long" in theirs.log.read_text()
