@@ -13,6 +13,10 @@ key. For each pairing and each role (master / backup swapped):
    (``auth_verdicts``), keepalived in its JSON stats (``auth_ext_*``);
 3. the master stops (SIGTERM: a signed priority-0 advert) and the backup takes over.
 
+With keepalived only: the same election over IPv6 and over unicast, the rollout steps
+(receive-only, permissive, enforce; one director a step ahead) and the one wrong order
+(signing before the peer verifies splits the pair).
+
 keepalived 2.4.3 is not in Debian (2.2.7 has no auth_hmac): it is built into the lab
 cache by ``python -m haipvs.lab.keepalived_build``; without it the keepalived cases
 skip and name that command. The haipvs-with-haipvs cases always run.
