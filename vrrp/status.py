@@ -38,6 +38,8 @@ class RunnerCounters:
     send_errors: int = 0
     io_errors: int = 0
     announce_errors: int = 0
+    #: virtual routes / rules that could not be installed or removed (vrrp.route.failed)
+    route_errors: int = 0
     transitions: int = 0
     address_mismatches: int = 0
     dropped: Counter[DropReason] = field(default_factory=Counter)

@@ -456,6 +456,44 @@ def _instance(instance: m.VrrpInstance, group: str | None) -> vrrp.InstanceSetti
         garp_master_delay=instance.garp_master_delay or None,
         unicast_checksum=_UNICAST_CHECKSUM[instance.unicast_checksum],
         accept_foreign_source=instance.accept_foreign_source,
+        routes=tuple(_route(route) for route in instance.routes),
+        rules=tuple(_rule(rule) for rule in instance.rules),
+        vmac=vrrp.VmacSettings(instance.vmac.name, instance.vmac.xmit_base)
+        if instance.vmac is not None
+        else None,
+    )
+
+
+def _route(route: m.VirtualRoute) -> vrrp.VirtualRoute:
+    return vrrp.VirtualRoute(
+        route.to,
+        type=vrrp.RouteType(route.type.value),
+        via=route.via,
+        dev=route.dev,
+        src=route.src,
+        table=route.table,
+        metric=route.metric,
+        scope=vrrp.RouteScope(route.scope.value) if route.scope is not None else None,
+        nexthops=tuple(vrrp.Nexthop(hop.via, hop.dev, hop.weight) for hop in route.nexthops),
+    )
+
+
+def _rule(rule: m.VirtualRule) -> vrrp.VirtualRule:
+    prefixes = [net for net in (rule.source, rule.destination) if net is not None]
+    # keepalived takes a rule without prefixes as IPv4 unless told `inet6`.
+    family = prefixes[0].version if prefixes else (6 if rule.family is m.Family.IPV6 else 4)
+    return vrrp.VirtualRule(
+        family,
+        from_=rule.source,
+        to=rule.destination,
+        table=rule.table,
+        action=vrrp.RuleAction(rule.action.value),
+        priority=rule.priority,
+        iif=rule.iif,
+        oif=rule.oif,
+        fwmark=rule.fwmark,
+        fwmask=rule.fwmask,
+        invert=rule.invert,
     )
 
 

@@ -175,9 +175,9 @@ def load_config_text(text: str, file: str = "<string>") -> LoadedConfig:
     warnings = _ordered(warnings)
     if errors:
         raise ConfigInvalid(errors, warnings)
-    # Every section validated on its own and no rule is broken: assemble them (the models
-    # are not validated twice).
-    config = Config(**parts)
+    # Every section validated on its own and no rule is broken: assemble them without
+    # validating them twice (nor building the root's validator: model.py's defer_build).
+    config = Config.model_construct(**parts)
     # A loaded config must compile (compile.py's rule): a settings type that refuses a value
     # the rules let through is reported here, at its line, not when the daemon starts.
     # Imported here: it pulls in vrrp, checkers and haipvs.ipvs.
