@@ -1056,6 +1056,7 @@ class FileCheck(CheckTiming):
     weight: FileWeight = 1  # keepalived FILE_CHECK / track_file weight
     reverse: bool = False  # keepalived weight N reverse
     interval: CheckSeconds = 1.0
+    timeout: CheckSeconds = 0.5  # a local read; within the interval
     rise: Count = 1
     fall: Count = 1
 
