@@ -196,13 +196,21 @@ def assignments_for(
     return result
 
 
-async def run_checker(kind: str, addresses: Sequence[str], port: int, interval: float) -> None:
-    """The measured haipvs checker process of part 1: a CheckerPool until SIGTERM."""
+async def run_checker(
+    kind: str,
+    addresses: Sequence[str],
+    port: int,
+    interval: float,
+    probe_batch: float | None = None,
+) -> None:
+    """The measured haipvs checker process of part 1: a CheckerPool until SIGTERM
+    (`probe_batch`: the pool's, for trying another batching; None: the default)."""
     raise_fd_limit()
     from checkers import CheckerPool
 
     quiet_logs()
-    pool = CheckerPool(on_change=lambda change: None, fail_open=None)
+    tuning = {} if probe_batch is None else {"probe_batch": probe_batch}
+    pool = CheckerPool(on_change=lambda change: None, fail_open=None, **tuning)
     pool.update(assignments_for(kind, addresses, port, interval))
     pool.start()
     gc.freeze()  # as the daemon does once started (haipvs/supervisor.py)
@@ -216,10 +224,39 @@ async def run_checker(kind: str, addresses: Sequence[str], port: int, interval: 
 # -- measurements -------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of one process (not its children), from /proc/PID/stat."""
+def cpu_times(pid: int) -> tuple[float, float]:
+    """utime, stime of one process (not its children), from /proc/PID/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def traps(pid: int) -> tuple[int, int]:
+    """Minor page faults and voluntary context switches (sleeps) of one process: in
+    the guest each one is a round trip through the host, like a system call."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    status = Path(f"/proc/{pid}/status").read_text()
+    sleeps = next(
+        int(line.split()[1])
+        for line in status.splitlines()
+        if line.startswith("voluntary_ctxt_switches:")
+    )
+    return int(fields[7]), sleeps
+
+
+def run_seconds(pid: int) -> float:
+    """Time on a CPU of one process's main thread from the scheduler's own clock
+    (/proc/PID/schedstat, nanoseconds), beside the tick-sampled utime and stime;
+    NaN where the kernel does not keep it."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (not its children)."""
+    return sum(cpu_times(pid))
 
 
 def read_counts(server: subprocess.Popen[bytes], path: Path) -> dict[str, int]:
@@ -257,10 +294,14 @@ def measure_side_by_side(
     Refuses a run where the real server died or fewer than a tenth of the
     expected checks arrived: a ratio computed from that would be noise.
     """
-    cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    cpu0 = {name: cpu_times(pid) for name, pid in pids.items()}
+    run0 = {name: run_seconds(pid) for name, pid in pids.items()}
+    traps0 = {name: traps(pid) for name, pid in pids.items()}
     seen0 = read_counts(server, counts_path)
     time.sleep(window)
-    cpu1 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    cpu1 = {name: cpu_times(pid) for name, pid in pids.items()}
+    run1 = {name: run_seconds(pid) for name, pid in pids.items()}
+    traps1 = {name: traps(pid) for name, pid in pids.items()}
     seen1 = read_counts(server, counts_path)
     if server.poll() is not None:
         raise RuntimeError(f"the real server exited ({server.returncode}) during the window")
@@ -273,7 +314,15 @@ def measure_side_by_side(
                 f"{name}: only {checks} checks in {window}s, expected about"
                 f" {expected * window:.0f} (accepted per client: {seen1})"
             )
-        result[name] = (cpu1[name] - cpu0[name], checks)
+        user, system = (cpu1[name][i] - cpu0[name][i] for i in (0, 1))
+        log_line(
+            f"{name}: user {user * 1000 / max(checks, 1):.3f}"
+            f" + system {system * 1000 / max(checks, 1):.3f} ms/check (ticks);"
+            f" {(run1[name] - run0[name]) * 1000 / max(checks, 1):.3f} ms/check on CPU (schedstat);"
+            f" {(traps1[name][0] - traps0[name][0]) / max(checks, 1):.2f} page faults and"
+            f" {(traps1[name][1] - traps0[name][1]) / max(checks, 1):.2f} sleeps per check"
+        )
+        result[name] = (user + system, checks)
     return result
 
 
@@ -560,13 +609,19 @@ def keepalived_checker(
 
 @contextlib.contextmanager
 def haipvs_checker(
-    net: BuiltTopology, kind: str, addresses: Sequence[str], port: int, interval: int
+    net: BuiltTopology,
+    kind: str,
+    addresses: Sequence[str],
+    port: int,
+    interval: int,
+    probe_batch: float | None = None,
 ) -> Iterator[int]:
     """haipvs's CheckerPool in its own process in the director namespace; yields its pid."""
     target = f"{addresses[0]}/{len(addresses)}:{port}"
+    tuning = [] if probe_batch is None else ["--probe-batch", str(probe_batch)]
     process = net.popen(
         "dir",
-        [sys.executable, __file__, "checker", kind, target, "--interval", str(interval)],
+        [sys.executable, __file__, "checker", kind, target, "--interval", str(interval), *tuning],
         stdout=subprocess.PIPE,
     )
     try:
@@ -600,8 +655,10 @@ class LabBackends:
         addresses: list[str],
         *,
         side_by_side: bool,
+        probe_batch: float | None = None,
     ) -> None:
         self.side_by_side = side_by_side
+        self.probe_batch = probe_batch
         self.sources = LAB_SOURCES if side_by_side else SOLO_SOURCES
         self.net = net
         self.server = server
@@ -631,13 +688,17 @@ class LabBackends:
                 )
             else:
                 pid = stack.enter_context(
-                    haipvs_checker(self.net, kind, self.addresses, self.port, interval)
+                    haipvs_checker(
+                        self.net, kind, self.addresses, self.port, interval, self.probe_batch
+                    )
                 )
             yield pid
 
 
 @contextlib.contextmanager
-def lab_backends(count: int, *, side_by_side: bool = False) -> Iterator[LabBackends]:
+def lab_backends(
+    count: int, *, side_by_side: bool = False, probe_batch: float | None = None
+) -> Iterator[LabBackends]:
     """Build the director and backend namespaces and start the real servers (which
     count accepted connections per source address, see LAB_SOURCES)."""
     from haipvs.lab.topology import Endpoint, Host, Route, Topology, Veth, build
@@ -665,7 +726,9 @@ def lab_backends(count: int, *, side_by_side: bool = False) -> Iterator[LabBacke
             net.command("rs", []), ["0.0.0.0/1:80", "--counts", str(work / "counts")]
         )
         try:
-            yield LabBackends(net, server, addresses, side_by_side=side_by_side)
+            yield LabBackends(
+                net, server, addresses, side_by_side=side_by_side, probe_batch=probe_batch
+            )
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -691,7 +754,7 @@ def lab_part(args: argparse.Namespace) -> dict[str, float]:
         "lab_interval_s": interval,
         "lab_window_s": window,
     }
-    with lab_backends(count, side_by_side=args.side_by_side) as lab:
+    with lab_backends(count, side_by_side=args.side_by_side, probe_batch=args.probe_batch) as lab:
 
         def measure_alone_or_together(
             names: Sequence[str], kind: str
@@ -803,7 +866,7 @@ def syscalls_part(args: argparse.Namespace) -> dict[str, float]:
         "syscalls_interval_s": interval,
         "syscalls_window_s": window,
     }
-    with lab_backends(count) as lab:
+    with lab_backends(count, probe_batch=args.probe_batch) as lab:
         for kind in args.kinds:
             for name in ("keepalived", "haipvs"):
                 with lab.checker(name, kind, interval) as pid:
@@ -944,6 +1007,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--kinds", nargs="+", default=["tcp", "http"])
     parser.add_argument("--counts", default=None, help=argparse.SUPPRESS)
     parser.add_argument(
+        "--probe-batch",
+        type=float,
+        default=None,
+        help="lab, syscalls: haipvs's probe_batch (seconds; default: the pool's own)",
+    )
+    parser.add_argument(
         "--trace-dir",
         default=None,
         help="syscalls: write a one-second `strace -f -tt` of each checker there",
@@ -982,7 +1051,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.part == "checker":
         kind, spec = args.rest
         targets, port = parse_addresses(spec)
-        asyncio.run(run_checker(kind, targets, port, float(args.interval)))
+        asyncio.run(run_checker(kind, targets, port, float(args.interval), args.probe_batch))
         return 0
     if args.part == "native":
         print(format_part("native", native_part(args)), flush=True)
