@@ -827,12 +827,18 @@ def parse_strace_summary(text: str) -> dict[str, int]:
 def syscalls_per_check(
     name: str, kind: str, calls: dict[str, int], checks: int
 ) -> dict[str, float]:
-    """Each system call's count per check, and their sum, under `NAME_KIND_` keys."""
+    """Each system call's count per check, and their sum, under `NAME_KIND_` keys;
+    and the sum per socket(2) call (one a check), which does not depend on how well
+    the checks the server counted line up with the traced window."""
     per_check = {
         f"{name}_{kind}_sc_{call}": n / max(checks, 1)
         for call, n in sorted(calls.items(), key=lambda item: -item[1])
     }
-    return {f"{name}_{kind}_syscalls_per_check": sum(per_check.values()), **per_check}
+    return {
+        f"{name}_{kind}_syscalls_per_check": sum(per_check.values()),
+        f"{name}_{kind}_syscalls_per_socket": sum(calls.values()) / max(calls.get("socket", 0), 1),
+        **per_check,
+    }
 
 
 def trace_checker(pid: int, out: Path, seconds: float, *options: str) -> None:
@@ -895,7 +901,8 @@ def syscalls_part(args: argparse.Namespace) -> dict[str, float]:
                 log_line(
                     f"{name} {kind}: {checks} checks traced ({share:.1%} of schedule),"
                     f" {figures[f'{name}_{kind}_syscalls_per_check']:.2f} system calls"
-                    f" per check: {rendered}"
+                    f" per check ({figures[f'{name}_{kind}_syscalls_per_socket']:.2f} per"
+                    f" socket call): {rendered}"
                 )
     return results
 
