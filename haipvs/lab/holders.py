@@ -6,7 +6,9 @@ second, straight back to the client with DR/TUN) and sends one heartbeat byte ev
 ``--heartbeat`` seconds the other way, through the routers and a director, so a director
 that loses the flow answers it with a RST. A connection is broken by ``rst`` (reset),
 ``eof``, ``timeout`` (no line for 3 s) or ``wrong_backend`` (a line from another real
-server than the first); ``connect_failed`` counts connections that never opened. A
+server than the first); ``connect_failed`` counts connections that never opened (not
+broken: the lab could not take them), and ``heartbeat_ms`` is the mean interval the
+heartbeats really kept (a starved client sends them late). A
 silence while this client's own event loop was stalled (more than 1 s late) is not
 counted: on a starved CPU the client, not the connection, stopped reading.
 
@@ -48,15 +50,24 @@ class HoldResult:
     def stalled_within(self, seconds: float) -> bool:
         return time.monotonic() - self.last_stall < seconds
 
+    opened: int = 0
+    beats: int = 0  # heartbeats sent
+    held_seconds: float = 0.0  # summed over the connections that ended
+
     def broke(self, cause: str) -> None:
         self.causes[cause] += 1
-        if cause != "ok":
+        if cause not in ("ok", "connect_failed"):
             self.breaks.append((time.monotonic(), cause))
 
     def summary(self, count: int) -> dict[str, object]:
-        broken = sum(n for cause, n in self.causes.items() if cause != "ok")
-        return {"connections": count, "broken": broken, "causes": dict(self.causes),
-                "backends": dict(self.backends), "breaks": self.breaks}
+        """``broken`` counts connections that opened and then broke; one that never
+        opened (``connect_failed``: the lab could not take it) is counted apart."""
+        broken = sum(n for cause, n in self.causes.items()
+                     if cause not in ("ok", "connect_failed"))
+        interval = self.held_seconds / self.beats * 1000 if self.beats else None
+        return {"connections": count, "opened": self.opened, "broken": broken,
+                "causes": dict(self.causes), "backends": dict(self.backends),
+                "breaks": self.breaks, "heartbeat_ms": interval}
 
 
 async def _hold(vip: str, port: int, source: str | None, *, heartbeat: float,
@@ -64,10 +75,12 @@ async def _hold(vip: str, port: int, source: str | None, *, heartbeat: float,
     local = (source, 0) if source else None
     try:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(vip, port, local_addr=local), 10)
+            asyncio.open_connection(vip, port, local_addr=local), 30)
     except (OSError, TimeoutError):
         result.broke("connect_failed")
         return
+    result.opened += 1
+    opened = time.monotonic()
     writer.write(b"GET /hold HTTP/1.1\r\nHost: vip\r\n\r\n")
     first: str | None = None
 
@@ -75,6 +88,7 @@ async def _hold(vip: str, port: int, source: str | None, *, heartbeat: float,
         while True:
             await asyncio.sleep(heartbeat)
             writer.write(b"h")
+            result.beats += 1
             await writer.drain()
 
     beats = asyncio.create_task(beat())
@@ -122,6 +136,7 @@ async def _hold(vip: str, port: int, source: str | None, *, heartbeat: float,
     beats.cancel()
     stopped.cancel()
     writer.close()
+    result.held_seconds += time.monotonic() - opened
     result.broke(cause)
 
 

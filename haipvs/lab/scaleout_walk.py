@@ -65,7 +65,8 @@ LEARN = 1.0
 
 @dataclass(frozen=True, slots=True)
 class WalkSettings:
-    connections: int = 200  # per population (mh and rr each)
+    connections: int = 200  # the mh population
+    rr_connections: int = 200  # the rr reference population
     heartbeat: float = 0.2
     deaths: int = 2
     ramp: float = 5.0
@@ -91,7 +92,8 @@ def address(host: str) -> str:
 class Population:
     """``count`` long-lived connections held by haipvs.lab.holders in the client."""
 
-    def __init__(self, lab: ScaleOutLab, name: str, port: int, settings: WalkSettings) -> None:
+    def __init__(self, lab: ScaleOutLab, name: str, port: int, settings: WalkSettings,
+                 count: int | None = None) -> None:
         self.lab = lab
         self.name = name
         self.out = lab.workdir / f"holders-{name}-{time.monotonic_ns()}.json"
@@ -99,7 +101,8 @@ class Population:
         # Niced: the client's load must not starve the directors it measures.
         argv = ["nice", "-n", "10", sys.executable, "-m", "haipvs.lab.holders",
                 "--vip", VIP, "--port", str(port),
-                "--count", str(settings.connections), "--heartbeat", str(settings.heartbeat),
+                "--count", str(count or settings.connections),
+                "--heartbeat", str(settings.heartbeat),
                 "--ramp", str(settings.ramp), "--out", str(self.out)]
         for source in sources:
             argv += ["--source", source]
@@ -152,10 +155,19 @@ class CaseResult:
         population = self.mh if which == "mh" else self.rr
         causes = population.get("causes", {})
         assert isinstance(causes, dict)
-        broken = {cause: n for cause, n in causes.items() if cause != "ok"}
+        broken = {cause: n for cause, n in causes.items()
+                  if cause not in ("ok", "connect_failed")}
         text = ", ".join(f"{n} {cause}" for cause, n in sorted(broken.items()))
-        return (f"{which}: {self.broken(which)} of {population.get('connections')} "
-                f"connections broken" + (f" ({text})" if text else ""))
+        failed = causes.get("connect_failed", 0)
+        beat = population.get("heartbeat_ms")
+        return (f"{which}: {self.broken(which)} of {population.get('opened')} "
+                f"connections broken" + (f" ({text})" if text else "")
+                + (f", {failed} never opened" if failed else "")
+                + (f", heartbeat every {beat:.0f} ms" if isinstance(beat, float) else ""))
+
+    def opened(self, which: str = "mh") -> int:
+        got = (self.mh if which == "mh" else self.rr).get("opened", 0)
+        return int(got) if isinstance(got, int) else 0
 
     def report(self) -> str:
         return (f"{self.name}: {self.describe('mh')}; {self.describe('rr')}; withdraw_ms="
@@ -167,7 +179,7 @@ def hold_both(lab: ScaleOutLab, settings: WalkSettings, name: str,
     """Open both populations, let them settle, run ``during``, settle, count."""
     result = CaseResult(name)
     mh = Population(lab, f"{name}-mh", MH_PORT, settings)
-    rr = Population(lab, f"{name}-rr", RR_PORT, settings)
+    rr = Population(lab, f"{name}-rr", RR_PORT, settings, settings.rr_connections)
     try:
         limit = settings.ramp * 4 + 60
         mh.wait_ramped(limit)

@@ -24,7 +24,7 @@ from haipvs.lab.scaleout_walk import WalkSettings, run_walk
 
 pytestmark = pytest.mark.lab
 
-CI = WalkSettings(connections=150, heartbeat=0.2, deaths=2, ramp=4.0)
+CI = WalkSettings(connections=150, rr_connections=150, heartbeat=0.2, deaths=2, ramp=4.0)
 
 
 def test_death_backend_change_join_and_drain_break_no_mh_connection() -> None:
@@ -35,7 +35,7 @@ def test_death_backend_change_join_and_drain_break_no_mh_connection() -> None:
     assert not outcome.failure, f"{story}\n{outcome.failure}"
     for name, case in cases.items():
         assert case.broken("mh") == 0, f"{name}: {case.report()}\n{story}"
-        assert case.mh["connections"] == CI.connections
+        assert case.opened("mh") == CI.connections, f"{name}: {case.report()}\n{story}"
     death = cases["director_death"]
     assert death.broken("rr") > 0, f"rr kept every moved flow?\n{story}"
     assert len(death.withdraw_ms) == CI.deaths

@@ -72,9 +72,10 @@ def test_a_break_is_counted_by_cause_with_its_time() -> None:
     result.broke("ok")
     result.broke("rst")
     result.broke("rst")
-    summary = result.summary(3)
+    result.broke("connect_failed")  # never opened: not a broken connection
+    summary = result.summary(4)
     assert summary["broken"] == 2
-    assert summary["causes"] == {"ok": 1, "rst": 2}
+    assert summary["causes"] == {"ok": 1, "rst": 2, "connect_failed": 1}
     assert len(summary["breaks"]) == 2  # type: ignore[arg-type]
     assert not result.stalled_within(3.0)
     result.last_stall = time.monotonic()
@@ -122,8 +123,10 @@ def test_holders_stop_on_sigterm_with_every_connection_ok(tmp_path: Path) -> Non
         server.kill()
         server.wait()
     result = json.loads(out.read_text())
-    assert result == {"connections": 3, "broken": 0, "causes": {"ok": 3},
+    interval = result.pop("heartbeat_ms")
+    assert result == {"connections": 3, "opened": 3, "broken": 0, "causes": {"ok": 3},
                       "backends": {"rsB": 3}, "breaks": []}
+    assert interval >= 100  # one heartbeat per 0.1 s at most
 
 
 def test_holders_hold_connections_and_count_the_ones_a_dead_server_broke(
