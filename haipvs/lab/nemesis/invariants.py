@@ -541,13 +541,25 @@ def _slope(points: Sequence[tuple[float, float]]) -> float:
     return sum((x - mean_x) * (y - mean_y) for x, y in points) / var
 
 
+def _explained_by_a_stall(obs: Observations, event: Event,
+                          stalls: Sequence[Event]) -> bool:
+    """A check flip or IPVS op that follows (within 5 s, same director and real server)
+    a check.down the world explains (see _stalled): the stall's doing, and its return."""
+    rs = event.fields.get("rs")
+    return any(s.director == event.director and s.fields.get("rs") == rs
+               and s.t <= event.t <= s.t + 5.0 for s in stalls)
+
+
 def _clock(obs: Observations, bounds: Bounds) -> list[Violation]:
     found: list[Violation] = []
-    for fault in obs.faults:
-        if fault.kind != "clock_step":
-            continue
+    steps = [f for f in obs.faults if f.kind == "clock_step"]
+    gaps = guest_stalls(obs.client_sends, bounds.guest_stall) if steps else []
+    stalls = [e for e in obs.events if steps and _stalled(obs, e, bounds, gaps)]
+    for fault in steps:
         for event in obs.events:
             if not fault.at <= event.t <= fault.end + bounds.clock_grace:
+                continue
+            if _explained_by_a_stall(obs, event, stalls):
                 continue
             if (event.event == "vrrp.transition" or event.event in CHECK_FLIPS
                     or event.event.startswith(IPVS_OP_PREFIXES)):

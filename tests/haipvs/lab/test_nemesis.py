@@ -486,3 +486,21 @@ def test_a_guest_stall_during_a_flood_is_the_finding_not_an_excuse() -> None:
     found = check(Observations(faults=(flood,), events=alone, end=30,
                                client_sends=sends)).violations
     assert invariants_of(found) == ["no_op_without_change"] * 2
+
+
+def test_a_clock_step_is_not_blamed_for_a_check_down_a_guest_stall_explains() -> None:
+    # The guest stopped running 19.0-19.6; two checks timed out; the check.down is read
+    # at 20.0, 0.1 s after a clock step whose own effect must still be nil.
+    step = Fault(19.9, "clock_step", "", 3.0, {"step_s": 86400.0})
+    alone = [e for e in stall_events() if e.director == "dir1"]
+    sends = paced(10.0, 19.0) + paced(19.6, 30.0)
+    assert check(Observations(faults=(step,), events=alone, end=30,
+                              client_sends=sends)).violations == ()
+    found = check(Observations(faults=(step,), events=alone, end=30,
+                               client_sends=paced(10.0, 30.0))).violations
+    assert set(invariants_of(found)) == {"clock", "no_op_without_change"}
+    # a VRRP transition after the step is never explained by a stall
+    moved = [*alone, Event(21.0, "dir1", "vrrp.transition", {"to_state": "BACKUP"})]
+    found = check(Observations(faults=(step,), events=moved, end=30,
+                               client_sends=sends)).violations
+    assert invariants_of(found) == ["clock"]
