@@ -1,7 +1,8 @@
 """The one entry point the checker pool calls: run_probe, dispatching on the spec's type.
 
-Each probe module (tcp.py, http.py, exec_probe.py, dns.py, udp.py, smtp.py, ping.py) exposes
-``probe(spec, target)``; this module maps spec types onto them. Rules every probe keeps:
+Each probe module (tcp.py, http.py, exec_probe.py, dns.py, udp.py, smtp.py, ping.py,
+file_check.py) exposes ``probe(spec, target)``; this module maps spec types onto them.
+Rules every probe keeps:
 
 - A probe never raises for anything the real server does: every failure is a
   ProbeResult(ok=False, detail=...) with a short operator-readable detail,
@@ -17,12 +18,13 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
-from checkers import exec_probe, http, ping, smtp, tcp, udp
+from checkers import exec_probe, file_check, http, ping, smtp, tcp, udp
 from checkers.result import ProbeResult
 from checkers.spec import (
     CheckSpec,
     DnsCheck,
     ExecCheck,
+    FileCheck,
     HttpCheck,
     PingCheck,
     SmtpCheck,
@@ -53,6 +55,7 @@ _PROBES: dict[type, _Probe] = {
     UdpCheck: udp.probe,
     SmtpCheck: smtp.probe,
     PingCheck: ping.probe,
+    FileCheck: file_check.probe,
 }
 
 

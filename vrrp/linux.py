@@ -22,20 +22,24 @@ import errno
 import fcntl
 import socket
 import struct
-import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_interface
 from typing import TYPE_CHECKING
 
 from vrrp.bpf import ipv4_advert_filter, ipv6_advert_filter
 from vrrp.errors import MalformedAdvert
+from vrrp.linux_errors import IFF_UP as _IFF_UP
+from vrrp.linux_errors import ifindex as _ifindex
+from vrrp.linux_errors import io_error as _io_error
 from vrrp.packet import IPPROTO_VRRP, VRRP_MULTICAST_V4, VRRP_MULTICAST_V6, parse_ipv4_packet
 from vrrp.ports import InstancePorts, IPAddress, LinkEvent, ReceivedAdvert, Vip, VrrpIoError
 from vrrp.rtnl import Rtnl
+from vrrp.settings import InstanceSettings
 
 if TYPE_CHECKING:
     from pyroute2 import AsyncIPRoute
-from vrrp.settings import InstanceSettings
+
+    from vrrp.linux_routing import LinuxRouting, LinuxVirtualMacs
 
 __all__ = [
     "LinuxAdvertLink",
@@ -56,33 +60,12 @@ _IPV6_HOPLIMIT = 52
 _IPV6_PKTINFO = 50
 _ETH_P_ARP = 0x0806
 _ETH_P_IP = 0x0800
-_IFF_UP = 0x1
 _IFF_RUNNING = 0x40
 _IFA_F_NODAD = 0x02
 _SO_ATTACH_FILTER = 26
 _SIOCGIFHWADDR = 0x8927
 _BROADCAST_MAC = b"\xff" * 6
 _MAX_DATAGRAM = 65535
-
-
-def _io_error(op: str, exc: BaseException) -> VrrpIoError:
-    """Map the kernel's error onto ours (op + errno), keeping the message."""
-    # pyroute2 is imported only by the adapters that use it (the link monitor): an error
-    # can only be its NetlinkError once it was.
-    netlink = sys.modules.get("pyroute2.netlink.exceptions")
-    if netlink is not None and isinstance(exc, netlink.NetlinkError):
-        return VrrpIoError(op, int(exc.code), str(exc))
-    if isinstance(exc, OSError):
-        return VrrpIoError(op, exc.errno or errno.EIO, exc.strerror or str(exc))
-    return VrrpIoError(op, errno.EIO, repr(exc))
-
-
-def _ifindex(interface: str) -> int:
-    try:
-        return socket.if_nametoindex(interface)
-    except OSError as exc:
-        # if_nametoindex() reports a missing device without an errno.
-        raise VrrpIoError(f"ifindex {interface}", exc.errno or errno.ENODEV, str(exc)) from exc
 
 
 async def primary_address(interface: str, version: int) -> IPAddress:
@@ -390,6 +373,7 @@ async def open_advert_link(
     vrid: int | None = None,
     vrrp_version: int = 3,
     accept_foreign_source: bool = False,
+    address_interface: str | None = None,
 ) -> LinuxAdvertLink:
     """Open the raw VRRP socket for one instance (``version`` is the IP family, 4 or 6).
 
@@ -398,11 +382,16 @@ async def open_advert_link(
     With ``vrid`` the receive socket gets the kernel filter of ``vrrp.bpf``
     (protocol, TTL, destination, source, version, VRID); without, it hears
     every protocol-112 packet of the interface.
+
+    ``address_interface`` is where the source address and the connected subnets come
+    from when ``interface`` has none of its own (a ``use_vmac`` macvlan: adverts leave
+    it with its base interface's primary address, as keepalived sends them).
     """
     ifindex = _ifindex(interface)
-    local = unicast_source or await primary_address(interface, version)
+    addressed = address_interface or interface
+    local = unicast_source or await primary_address(addressed, version)
     multicast = not unicast_peers
-    connected = await connected_networks(interface, version)
+    connected = await connected_networks(addressed, version)
     receive_filter: bytes | None = None
     if vrid is not None and version == 6:
         receive_filter = ipv6_advert_filter(vrid=vrid, version=vrrp_version)
@@ -643,7 +632,7 @@ def _link_events(msg: object, last: dict[str, bool]) -> Iterator[LinkEvent]:
         yield LinkEvent(name, up)
 
 
-
+# rtnetlink numbers (include/uapi/linux/rtnetlink.h, fib_rules.h).
 class LinuxPorts:
     """The real ports for a :class:`~vrrp.service.VrrpService`: one raw socket
     per instance, one shared rtnetlink socket for VIPs, one announcer, one link
@@ -653,23 +642,66 @@ class LinuxPorts:
         self.addresses = LinuxVipAddresses()
         self.announcer = LinuxAnnouncer()
         self._monitor = NetlinkLinkMonitor()
+        self._routing: LinuxRouting | None = None
+        self._vmacs: LinuxVirtualMacs | None = None
+
+    # Routes, rules and macvlans go through pyroute2 (vrrp.linux_routing), imported the
+    # first time an instance uses them: an instance with VIPs only reaches BACKUP and
+    # takes over without loading it (start-up time, docs/benchmarks.md).
+    @property
+    def routing(self) -> LinuxRouting:
+        if self._routing is None:
+            from vrrp.linux_routing import LinuxRouting
+
+            self._routing = LinuxRouting()
+        return self._routing
+
+    @property
+    def vmacs(self) -> LinuxVirtualMacs:
+        if self._vmacs is None:
+            from vrrp.linux_routing import LinuxVirtualMacs
+
+            self._vmacs = LinuxVirtualMacs()
+        return self._vmacs
 
     @property
     def monitor(self) -> NetlinkLinkMonitor:
         return self._monitor
 
     async def __call__(self, settings: InstanceSettings) -> InstancePorts:
+        spec = settings.vmac_spec
+        if spec is not None:
+            await self.vmacs.ensure(spec)
         link = await open_advert_link(
-            settings.interface,
+            settings.advert_interface,
             settings.family,
             unicast_peers=settings.unicast_peers,
             unicast_source=settings.unicast_source,
             vrid=settings.vrid,
             vrrp_version=settings.version,
             accept_foreign_source=settings.accept_foreign_source,
+            address_interface=settings.interface,
         )
-        return InstancePorts(link, self.addresses, self.announcer)
+        routing = self.routing if settings.routes or settings.rules else None
+        return InstancePorts(link, self.addresses, self.announcer, routing)
+
+    async def release(self) -> None:
+        """Remove the macvlans this process made (after the instances dropped their VIPs)."""
+        if self._vmacs is None:
+            return  # no instance used a VMAC: nothing made, nothing to load
+        first: VrrpIoError | None = None
+        for spec in self._vmacs.made:
+            try:
+                await self._vmacs.remove(spec)
+            except VrrpIoError as exc:
+                first = first or exc
+        if first is not None:
+            raise first
 
     def close(self) -> None:
         self.addresses.close()
+        if self._routing is not None:
+            self._routing.close()
+        if self._vmacs is not None:
+            self._vmacs.close()
         self._monitor.close()

@@ -37,6 +37,7 @@ from haipvs.config.model import (
     Director,
     DnsCheck,
     ExecCheck,
+    FileCheck,
     Finding,
     HttpCheck,
     HttpsCheck,
@@ -606,6 +607,7 @@ _CHECK_MODELS: Mapping[str, type[BaseModel]] = {
     "udp": UdpCheck,
     "smtp": SmtpCheck,
     "ping": PingCheck,
+    "file": FileCheck,
 }
 
 

@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from haipvs.importer.parser import Location, ParsedConfig, Statement
+from haipvs.importer.routes import Translated, route_item, rule_item
 
 __all__ = [
     "Finding",
@@ -308,8 +309,14 @@ class _InstanceDraft:
     track_files: list[dict[str, Any]] = field(default_factory=list)
     notify: dict[str, list[str]] = field(default_factory=dict)
     auth_stmt: Statement | None = None
+    auth_hmac_stmt: Statement | None = None
     accept: bool | None = None
     checksum_stmt: Statement | None = None
+    routes: list[dict[str, Any]] = field(default_factory=list)
+    rules: list[dict[str, Any]] = field(default_factory=list)
+    vmac: dict[str, Any] | None = None
+    vmac_stmt: Statement | None = None
+    xmit_base_stmt: Statement | None = None
 
 
 @dataclass(slots=True)
@@ -1064,6 +1071,8 @@ class _Translator:
             d.checksum_stmt = stmt
         elif kw == "authentication":
             d.auth_stmt = stmt
+        elif kw == "auth_hmac":
+            d.auth_hmac_stmt = stmt
         elif kw in {"accept", "no_accept"}:
             d.accept = kw == "accept"
         else:
@@ -1184,26 +1193,63 @@ class _Translator:
                 "the generic notify script is not offered; use notify_master/backup/fault",
                 anchor,
             )
-        elif kw in {"use_vmac", "vmac_xmit_base"}:
+        elif kw == "use_vmac":
+            d.vmac_stmt = stmt
+            d.vmac = {"name": stmt.args[0]} if stmt.args else {}
+        elif kw == "vmac_xmit_base":
+            d.xmit_base_stmt = stmt
+        elif kw == "use_ipvlan":
             self.unsupported(
                 stmt,
-                "virtual MAC interfaces are not offered: the VIPs answer with the "
-                "interface's own MAC (switches and neighbours see a different MAC)",
+                "ipvlan interfaces are not offered (an ipvlan has its base interface's "
+                "MAC, so it gives no virtual MAC); use_vmac is",
                 anchor,
             )
         elif kw in {"virtual_routes", "virtual_rules"}:
-            self.unsupported(
-                stmt,
-                "routes and rules that follow mastership are not offered: a failover "
-                "would leave them behind",
-                anchor,
-            )
+            self._instance_routing(stmt, d)
         elif kw in {"track_bfd", "track_src_ip"}:
             self.unsupported(stmt, "this tracker is not offered (it changes failover)", anchor)
         elif kw in _VRRP_DROPPED:
             self.dropped(stmt, _VRRP_DROPPED[kw], anchor)
         else:
             self.unknown(stmt, "vrrp_instance", anchor)
+
+    def _instance_vmac(
+        self, block: Statement, d: _InstanceDraft, vips: Sequence[str | dict[str, str]]
+    ) -> dict[str, Any] | None:
+        """use_vmac [NAME] / vmac_xmit_base -> vmac: {name, xmit_base} (IPv4 only)."""
+        if d.vmac is None:
+            if d.xmit_base_stmt is not None:
+                # keepalived: vmac_xmit_base without use_vmac changes nothing.
+                self.dropped(d.xmit_base_stmt, "has no effect without use_vmac", d.anchor)
+            return None
+        assert d.vmac_stmt is not None
+        first = vips[0] if isinstance(vips[0], str) else vips[0]["address"]
+        if ipaddress.ip_interface(first).version == 6:
+            self.unsupported(
+                d.vmac_stmt,
+                "a virtual MAC for an IPv6 instance is not offered (the macvlan would need "
+                "a link-local address of its own)",
+                d.anchor,
+            )
+            return None
+        vmac = dict(d.vmac)
+        if d.xmit_base_stmt is not None:
+            vmac["xmit_base"] = True
+        return vmac
+
+    def _instance_routing(self, stmt: Statement, d: _InstanceDraft) -> None:
+        """virtual_routes / virtual_rules: each line as keepalived reads it
+        (haipvs.importer.routes), reported at its own line."""
+        routes = stmt.keyword == "virtual_routes"
+        translate_one = route_item if routes else rule_item
+        into = d.routes if routes else d.rules
+        for entry in stmt.block or ():
+            translated: Translated = translate_one([entry.keyword, *entry.args])
+            for kind, message in translated.findings:
+                self.add(Severity(kind), entry, message, d.anchor)
+            if translated.item is not None:
+                into.append(translated.item)
 
     def _instance_vips(
         self, block: Statement, d: _InstanceDraft, interface: str
@@ -1281,12 +1327,25 @@ class _Translator:
             if mode is not None:
                 out["unicast_checksum"] = mode
         out["vips"] = vips
-        if d.auth_stmt is not None:
+        auth_hmac = None if d.auth_hmac_stmt is None else self.auth_hmac(d.auth_hmac_stmt, anchor)
+        if auth_hmac is not None:
+            out["auth_hmac"] = auth_hmac
+        if d.auth_stmt is not None and auth_hmac is not None:
+            # keepalived: "auth_hmac cannot be combined with authentication, dropping legacy auth".
+            self.dropped(d.auth_stmt, "keepalived drops it when auth_hmac is set, too", anchor)
+        elif d.auth_stmt is not None:
             auth_pass = self.authentication(d.auth_stmt, d.version, anchor)
             if auth_pass is not None:
                 out["auth_pass"] = auth_pass
         if d.accept is not None:
             out["accept"] = d.accept
+        vmac = self._instance_vmac(block, d, vips)
+        if vmac is not None:
+            out["vmac"] = vmac
+        if d.routes:
+            out["routes"] = d.routes
+        if d.rules:
+            out["rules"] = d.rules
         track: dict[str, Any] = {}
         if d.track_interfaces:
             track["interfaces"] = d.track_interfaces
@@ -1387,6 +1446,41 @@ class _Translator:
         if dev is not None and dev != interface:
             return {"address": address, "interface": dev}
         return address
+
+    def auth_hmac(self, stmt: Statement, anchor: str) -> dict[str, Any] | None:
+        """keepalived 2.4.2+ ``auth_hmac { key ID VALUE; active_key; mode; anti_replay;
+        time_window }``: the same names; what keepalived's parser would reject is
+        dropped with its reason, as keepalived logs it and carries on."""
+        keys: list[dict[str, Any]] = []
+        out: dict[str, Any] = {}
+        for entry in stmt.block or ():
+            kw, args = entry.keyword, entry.args
+            if kw == "key" and len(args) >= 2 and args[0].isdigit() and 1 <= int(args[0]) <= 255:
+                keys.append({"id": int(args[0]), "key": args[1]})
+            elif kw == "key":
+                self.dropped(entry, "needs an id 1..255 and a value; keepalived skips it", anchor)
+            elif kw == "active_key" and args and args[0].isdigit():
+                out["active_key"] = int(args[0])
+            elif kw == "mode" and args and args[0] in {"enforce", "permissive", "receive-only"}:
+                out["mode"] = args[0]
+            elif kw == "anti_replay" and args and args[0] in {"time", "monotonic"}:
+                out["anti_replay"] = args[0]
+            elif kw == "time_window" and args and args[0].isdigit():
+                out["time_window"] = int(args[0])
+            elif kw in {"active_key", "mode", "anti_replay", "time_window"}:
+                self.dropped(entry, "invalid value; keepalived keeps its default", anchor)
+            else:
+                self.unknown(entry, "auth_hmac", anchor)
+        if "active_key" not in out or all(k["id"] != out["active_key"] for k in keys):
+            # keepalived: "auth_hmac active_key N is not defined, disabling extension".
+            self.dropped(
+                stmt,
+                "no active_key naming one of its keys: keepalived runs the instance without "
+                "auth_hmac, and so does the import; add active_key to authenticate",
+                anchor,
+            )
+            return None
+        return {"keys": keys, **out}
 
     def authentication(self, stmt: Statement, version: int, anchor: str) -> str | None:
         auth_type = stmt.child("auth_type")
@@ -1799,6 +1893,7 @@ class _Translator:
             fast_interval = float(defaults["delay_before_retry"])
         warmup = defaults.get("warmup")
         urls: list[Statement] = []
+        smtp_hosts: list[Statement] = []
         timeout_given = "connect_timeout" in defaults
         rs_port = rs.get("port")
         for stmt in block.block or ():
@@ -1836,7 +1931,7 @@ class _Translator:
                         anchor,
                     )
             elif key == "host" and kw == "SMTP_CHECK":
-                self.smtp_host(stmt, rs, check, anchor)
+                smtp_hosts.append(stmt)
             elif key == "helo_name" and kw == "SMTP_CHECK":
                 helo = self.arg(stmt, anchor)
                 if helo is not None:
@@ -1873,6 +1968,8 @@ class _Translator:
 
         if check.pop("sni", False) and check.get("host"):
             check["server_name"] = check["host"]
+        if smtp_hosts:
+            self.smtp_hosts(block, smtp_hosts, rs, check, anchor)
         if check["type"] in {"http", "https"}:
             self.http_urls(block, urls, check, anchor)
         if check["type"] == "exec" and "command" not in check:
@@ -1901,20 +1998,61 @@ class _Translator:
         check["alpha"] = bool(common.get("alpha") or defaults.get("alpha"))
         return check
 
-    def smtp_host(
-        self, stmt: Statement, rs: Mapping[str, Any], check: dict[str, Any], anchor: str
+    def smtp_hosts(
+        self,
+        block: Statement,
+        hosts: Sequence[Statement],
+        rs: Mapping[str, Any],
+        check: dict[str, Any],
+        anchor: str,
     ) -> None:
-        connect_ip = stmt.child("connect_ip")
-        connect_port = stmt.child("connect_port")
-        if connect_ip and connect_ip.args and connect_ip.args[0] != rs["address"]:
+        """keepalived's older SMTP_CHECK form: `host { connect_ip; connect_port; bindto }`
+        blocks, every one of which must answer for the real server to be up.
+
+        haipvs's smtp check probes the real server's own address, once: the host block
+        at that address becomes the check (its port); the others are dropped, the
+        check being weaker for it (as extra HTTP_GET urls are). Without a host block at
+        the real server's address keepalived never probes the server itself, which no
+        haipvs check expresses."""
+        address = str(rs["address"])
+        own: Statement | None = None
+        for host in hosts:
+            connect_ip = host.child("connect_ip")
+            target = connect_ip.args[0] if connect_ip and connect_ip.args else address
+            if target == address and own is None:
+                own = host
+        if own is None:
             self.unsupported(
-                stmt,
-                f"probing {connect_ip.args[0]} (not the real server) is not offered",
+                hosts[0],
+                f"no host block probes the real server ({address}): keepalived checks only "
+                "the listed addresses, and a haipvs check probes the real server itself",
                 anchor,
             )
             return
+        connect_port = own.child("connect_port")
         if connect_port and connect_port.args and connect_port.args[0].isdigit():
             check["port"] = int(connect_port.args[0])
+        bindto = own.child("bindto")
+        if bindto is not None:
+            self.dropped(
+                bindto,
+                "the probe leaves from the address the routing table picks (smtp checks "
+                "take no source address)",
+                anchor,
+            )
+        for host in hosts:
+            if host is own:
+                continue
+            connect_ip = host.child("connect_ip")
+            connect_port = host.child("connect_port")
+            target = connect_ip.args[0] if connect_ip and connect_ip.args else address
+            port_text = connect_port.args[0] if connect_port and connect_port.args else "25"
+            self.dropped(
+                host,
+                f"only the real server's own address is checked; keepalived also wanted "
+                f"{target}:{port_text} to answer: the check is weaker",
+                anchor,
+            )
 
     def http_urls(
         self, block: Statement, urls: Sequence[Statement], check: dict[str, Any], anchor: str
