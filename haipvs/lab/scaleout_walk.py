@@ -163,7 +163,9 @@ class CaseResult:
         return (f"{which}: {self.broken(which)} of {population.get('opened')} "
                 f"connections broken" + (f" ({text})" if text else "")
                 + (f", {failed} never opened" if failed else "")
-                + (f", heartbeat every {beat:.0f} ms" if isinstance(beat, float) else ""))
+                + (f", heartbeat every {beat:.0f} ms" if isinstance(beat, float) else "")
+                + f", {population.get('quiet')} quiet 3 s or more and recovered (longest "
+                  f"{population.get('longest_gap_ms')} ms)")
 
     def opened(self, which: str = "mh") -> int:
         got = (self.mh if which == "mh" else self.rr).get("opened", 0)
