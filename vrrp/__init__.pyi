@@ -1,6 +1,11 @@
 """Type stub and lazy-export table of vrrp: the names below are imported on first
 use (lazy_loader.attach_stub), so importing one pure submodule loads no IO module."""
 
+from .auth_hmac import AntiReplay as AntiReplay
+from .auth_hmac import AuthHmacSettings as AuthHmacSettings
+from .auth_hmac import AuthMode as AuthMode
+from .auth_hmac import AuthVerdict as AuthVerdict
+from .auth_hmac import decode_key as decode_key
 from .errors import DropReason as DropReason
 from .errors import MalformedAdvert as MalformedAdvert
 from .errors import VrrpError as VrrpError
@@ -109,6 +114,10 @@ __all__ = [
     "Advertisement",
     "Announce",
     "Announcer",
+    "AntiReplay",
+    "AuthHmacSettings",
+    "AuthMode",
+    "AuthVerdict",
     "DropReason",
     "FakeAdvertLink",
     "FakeLinkMonitor",
@@ -177,6 +186,7 @@ __all__ = [
     "build_advert",
     "check_ttl",
     "decode_advert",
+    "decode_key",
     "encode_advert",
     "instance_reload",
     "master_down_interval",

@@ -23,28 +23,29 @@ import fcntl
 import socket
 import struct
 from collections.abc import AsyncIterator, Iterator, Sequence
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_interface
-from typing import Any
-
-from pyroute2 import AsyncIPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.rtnl import RTMGRP_LINK
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_interface
+from typing import TYPE_CHECKING
 
 from vrrp.bpf import ipv4_advert_filter, ipv6_advert_filter
 from vrrp.errors import MalformedAdvert
+from vrrp.linux_errors import IFF_UP as _IFF_UP
+from vrrp.linux_errors import ifindex as _ifindex
+from vrrp.linux_errors import io_error as _io_error
 from vrrp.packet import IPPROTO_VRRP, VRRP_MULTICAST_V4, VRRP_MULTICAST_V6, parse_ipv4_packet
 from vrrp.ports import InstancePorts, IPAddress, LinkEvent, ReceivedAdvert, Vip, VrrpIoError
-from vrrp.routes import RouteScope, RouteType, RuleAction, VirtualRoute, VirtualRule
+from vrrp.rtnl import Rtnl
 from vrrp.settings import InstanceSettings
-from vrrp.vmac import BASE_SYSCTLS, IGMP_LINK_LOCAL_REPORTS, VMAC_SYSCTLS, VmacSpec
+
+if TYPE_CHECKING:
+    from pyroute2 import AsyncIPRoute
+
+    from vrrp.linux_routing import LinuxRouting, LinuxVirtualMacs
 
 __all__ = [
     "LinuxAdvertLink",
     "LinuxAnnouncer",
     "LinuxPorts",
-    "LinuxRouting",
     "LinuxVipAddresses",
-    "LinuxVirtualMacs",
     "NetlinkLinkMonitor",
     "open_advert_link",
     "primary_address",
@@ -59,30 +60,12 @@ _IPV6_HOPLIMIT = 52
 _IPV6_PKTINFO = 50
 _ETH_P_ARP = 0x0806
 _ETH_P_IP = 0x0800
-_IFF_UP = 0x1
 _IFF_RUNNING = 0x40
 _IFA_F_NODAD = 0x02
 _SO_ATTACH_FILTER = 26
 _SIOCGIFHWADDR = 0x8927
 _BROADCAST_MAC = b"\xff" * 6
 _MAX_DATAGRAM = 65535
-
-
-def _io_error(op: str, exc: BaseException) -> VrrpIoError:
-    """Map the kernel's error onto ours (op + errno), keeping the message."""
-    if isinstance(exc, NetlinkError):
-        return VrrpIoError(op, int(exc.code), str(exc))
-    if isinstance(exc, OSError):
-        return VrrpIoError(op, exc.errno or errno.EIO, exc.strerror or str(exc))
-    return VrrpIoError(op, errno.EIO, repr(exc))
-
-
-def _ifindex(interface: str) -> int:
-    try:
-        return socket.if_nametoindex(interface)
-    except OSError as exc:
-        # if_nametoindex() reports a missing device without an errno.
-        raise VrrpIoError(f"ifindex {interface}", exc.errno or errno.ENODEV, str(exc)) from exc
 
 
 async def primary_address(interface: str, version: int) -> IPAddress:
@@ -94,22 +77,19 @@ async def primary_address(interface: str, version: int) -> IPAddress:
     """
     index = _ifindex(interface)
     family = socket.AF_INET6 if version == 6 else socket.AF_INET
-    ipr = AsyncIPRoute()
     try:
-        async for msg in await ipr.addr("dump", index=index, family=family):
-            if msg["index"] != index:
-                continue
-            address = ip_address(msg.get("IFA_ADDRESS"))
-            if family == socket.AF_INET6 and not address.is_link_local:
-                continue
-            # IFA_F_SECONDARY (0x01): keepalived skips secondaries too.
-            if family == socket.AF_INET and msg["flags"] & 0x01:
-                continue
-            return address
-    except (NetlinkError, OSError) as exc:
+        with Rtnl() as rtnl:
+            entries = rtnl.addresses(family, index)
+    except OSError as exc:
         raise _io_error(f"addr dump {interface}", exc) from exc
-    finally:
-        ipr.close()
+    for entry in entries:
+        address = entry.address
+        if family == socket.AF_INET6 and not address.is_link_local:
+            continue
+        # IFA_F_SECONDARY (0x01): keepalived skips secondaries too.
+        if family == socket.AF_INET and entry.flags & 0x01:
+            continue
+        return address
     raise VrrpIoError(f"primary address of {interface}", errno.EADDRNOTAVAIL)
 
 
@@ -118,19 +98,16 @@ async def connected_networks(interface: str, version: int) -> tuple[IPv4Network 
     included, where adverts come from), as the kernel has them now."""
     index = _ifindex(interface)
     family = socket.AF_INET6 if version == 6 else socket.AF_INET
-    ipr = AsyncIPRoute()
     found: list[IPv4Network | IPv6Network] = []
     try:
-        async for msg in await ipr.addr("dump", index=index, family=family):
-            if msg["index"] != index:
-                continue
-            network = ip_interface(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}").network
-            if network not in found:
-                found.append(network)
-    except (NetlinkError, OSError) as exc:
+        with Rtnl() as rtnl:
+            entries = rtnl.addresses(family, index)
+    except OSError as exc:
         raise _io_error(f"addr dump {interface}", exc) from exc
-    finally:
-        ipr.close()
+    for entry in entries:
+        network = ip_interface(f"{entry.address}/{entry.prefixlen}").network
+        if network not in found:
+            found.append(network)
     return tuple(found)
 
 
@@ -450,63 +427,50 @@ async def open_advert_link(
 
 
 class LinuxVipAddresses:
-    """VIPs through rtnetlink (pyroute2 ``AsyncIPRoute``), one socket reused."""
+    """VIPs through rtnetlink (`vrrp.rtnl`, one socket reused): no library import on the
+    way to BACKUP (stale VIPs removed, RFC 5798 §6.4.1) or at a takeover (§6.4.2)."""
 
     def __init__(self) -> None:
-        self._ipr: AsyncIPRoute | None = None
+        self._rtnl: Rtnl | None = None
 
-    def _route(self) -> AsyncIPRoute:
-        if self._ipr is None:
-            self._ipr = AsyncIPRoute()
-        return self._ipr
+    def _route(self) -> Rtnl:
+        if self._rtnl is None:
+            self._rtnl = Rtnl()
+        return self._rtnl
 
     async def add(self, interface: str, vip: Vip) -> None:
         index = _ifindex(interface)
-        extra: dict[str, int] = {}
-        if vip.version == 6:
-            # keepalived adds IPv6 VIPs with IFA_F_NODAD: the address must work
-            # at once at takeover, DAD would hold it tentative for ~1 s.
-            extra["flags"] = _IFA_F_NODAD
+        # keepalived adds IPv6 VIPs with IFA_F_NODAD: the address must work
+        # at once at takeover, DAD would hold it tentative for ~1 s.
+        flags = _IFA_F_NODAD if vip.version == 6 else 0
         try:
-            await self._route().addr(
-                "add", index=index, address=str(vip.ip), prefixlen=vip.network.prefixlen, **extra
-            )
-        except NetlinkError as exc:
-            if exc.code == errno.EEXIST:
-                return
-            raise _io_error(f"addr add {vip} dev {interface}", exc) from exc
+            self._route().add_address(index, vip.ip, vip.network.prefixlen, flags)
         except OSError as exc:
+            if exc.errno == errno.EEXIST:
+                return
             raise _io_error(f"addr add {vip} dev {interface}", exc) from exc
 
     async def remove(self, interface: str, vip: Vip) -> None:
         index = _ifindex(interface)
         try:
-            await self._route().addr(
-                "del", index=index, address=str(vip.ip), prefixlen=vip.network.prefixlen
-            )
-        except NetlinkError as exc:
-            if exc.code == errno.EADDRNOTAVAIL:
-                return
-            raise _io_error(f"addr del {vip} dev {interface}", exc) from exc
+            self._route().delete_address(index, vip.ip, vip.network.prefixlen)
         except OSError as exc:
+            if exc.errno == errno.EADDRNOTAVAIL:
+                return
             raise _io_error(f"addr del {vip} dev {interface}", exc) from exc
 
     async def list(self, interface: str) -> tuple[Vip, ...]:
         index = _ifindex(interface)
-        found: list[Vip] = []
         try:
-            async for msg in await self._route().addr("dump", index=index):
-                if msg["index"] != index:
-                    continue
-                found.append(ip_interface(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}"))
-        except (NetlinkError, OSError) as exc:
+            entries = self._route().addresses(socket.AF_UNSPEC, index)
+        except OSError as exc:
             raise _io_error(f"addr dump {interface}", exc) from exc
-        return tuple(found)
+        return tuple(ip_interface(f"{entry.address}/{entry.prefixlen}") for entry in entries)
 
     def close(self) -> None:
-        if self._ipr is not None:
-            self._ipr.close()
-            self._ipr = None
+        if self._rtnl is not None:
+            self._rtnl.close()
+            self._rtnl = None
 
 
 def arp_announcement(mac: bytes, vip: IPv4Address) -> bytes:
@@ -598,21 +562,20 @@ class NetlinkLinkMonitor:
         self._subscriptions: list[AsyncIPRoute] = []
 
     async def is_up(self, interface: str) -> bool:
-        ipr = AsyncIPRoute()
         try:
-            for msg in await ipr.link("get", ifname=interface):
-                return _link_is_up(int(msg["flags"]))
-        except NetlinkError as exc:
-            if exc.code == errno.ENODEV:
-                return False
-            raise _io_error(f"link get {interface}", exc) from exc
+            with Rtnl() as rtnl:
+                flags = rtnl.link_flags(interface)  # None: no such device (ENODEV)
         except OSError as exc:
             raise _io_error(f"link get {interface}", exc) from exc
-        finally:
-            ipr.close()
-        return False
+        return flags is not None and _link_is_up(flags)
 
     async def subscribe(self) -> AsyncIterator[LinkEvent]:
+        # pyroute2 (its broadcast reader) only for an instance that tracks interfaces;
+        # it is loaded while the instance starts (LinuxPorts), never at a takeover.
+        from pyroute2 import AsyncIPRoute
+        from pyroute2.netlink.exceptions import NetlinkError
+        from pyroute2.netlink.rtnl import RTMGRP_LINK
+
         ipr = AsyncIPRoute()
         try:
             await ipr.bind(groups=RTMGRP_LINK)
@@ -623,6 +586,8 @@ class NetlinkLinkMonitor:
         return self._follow(ipr)
 
     async def _follow(self, ipr: AsyncIPRoute) -> AsyncIterator[LinkEvent]:
+        from pyroute2.netlink.exceptions import NetlinkError
+
         try:
             last: dict[str, bool] = {}
             while True:
@@ -668,380 +633,6 @@ def _link_events(msg: object, last: dict[str, bool]) -> Iterator[LinkEvent]:
 
 
 # rtnetlink numbers (include/uapi/linux/rtnetlink.h, fib_rules.h).
-_RTN = {
-    RouteType.unicast: 1,
-    RouteType.blackhole: 6,
-    RouteType.unreachable: 7,
-    RouteType.prohibit: 8,
-    RouteType.throw: 9,
-}
-_SCOPE = {RouteScope.universe: 0, RouteScope.site: 200, RouteScope.link: 253, RouteScope.host: 254}
-_FR_ACT = {
-    RuleAction.table: 1,
-    RuleAction.blackhole: 6,
-    RuleAction.unreachable: 7,
-    RuleAction.prohibit: 8,
-}
-_SCOPE_ANY = 255
-_RTPROT_KEEPALIVED = 18
-_FIB_RULE_INVERT = 0x2
-#: The rule priority pyroute2 sends when none is given (the kernel would pick one).
-_DEFAULT_RULE_PRIORITY = 32000
-_ABSENT = (errno.ESRCH, errno.ENOENT)
-
-
-def _family_of(version: int) -> int:
-    return socket.AF_INET6 if version == 6 else socket.AF_INET
-
-
-def _route_request(route: VirtualRoute) -> dict[str, object]:
-    """pyroute2 keywords for one route, as ``ip route`` would send it."""
-    request: dict[str, object] = {
-        "family": _family_of(route.family),
-        "dst_len": route.to.prefixlen,
-        "table": route.table,
-        "type": _RTN[route.type],
-        "priority": route.effective_metric,
-    }
-    if route.to.prefixlen:
-        request["dst"] = str(route.to.network_address)
-    if route.via is not None:
-        request["gateway"] = str(route.via)
-    if route.dev is not None:
-        request["oif"] = _ifindex(route.dev)
-    if route.src is not None:
-        request["prefsrc"] = str(route.src)
-    if route.scope is not None:
-        request["scope"] = _SCOPE[route.scope]
-    if route.nexthops:
-        hops: list[dict[str, object]] = []
-        for hop in route.nexthops:
-            entry: dict[str, object] = {"hops": hop.weight - 1}
-            if hop.via is not None:
-                entry["gateway"] = str(hop.via)
-            if hop.dev is not None:
-                entry["oif"] = _ifindex(hop.dev)
-            hops.append(entry)
-        request["multipath"] = hops
-    return request
-
-
-def _rule_request(rule: VirtualRule) -> dict[str, object]:
-    """pyroute2 keywords for one rule, as ``ip rule`` would send it."""
-    request: dict[str, object] = {
-        "family": _family_of(rule.family),
-        "action": _FR_ACT[rule.action],
-        "priority": rule.priority if rule.priority is not None else _DEFAULT_RULE_PRIORITY,
-    }
-    if rule.table is not None:
-        request["table"] = rule.table
-    if rule.from_ is not None:
-        request["src"] = str(rule.from_.network_address)
-        request["src_len"] = rule.from_.prefixlen
-    if rule.to is not None:
-        request["dst"] = str(rule.to.network_address)
-        request["dst_len"] = rule.to.prefixlen
-    if rule.iif is not None:
-        request["iifname"] = rule.iif
-    if rule.oif is not None:
-        request["oifname"] = rule.oif
-    if rule.fwmark is not None:
-        request["fwmark"] = rule.fwmark
-    if rule.fwmask is not None:
-        request["fwmask"] = rule.fwmask
-    if rule.invert:
-        request["flags"] = _FIB_RULE_INVERT
-    return request
-
-
-def _matches(msg: Any, wanted: dict[str, object], names: dict[str, str]) -> bool:
-    """Whether a dumped message carries every requested field (``names`` maps a request
-    keyword to its NLA; header fields are read directly)."""
-    get_attr = msg.get_attr
-    for key, value in wanted.items():
-        if key == "multipath":
-            continue
-        nla = names.get(key)
-        found = get_attr(nla) if nla is not None else msg[key]
-        if key == "table" and found is None:
-            found = msg["table"]
-        if found is None and key in ("priority", "flags"):
-            found = 0
-        if found != value:
-            return False
-    return True
-
-
-_ROUTE_NLAS = {
-    "dst": "RTA_DST",
-    "table": "RTA_TABLE",
-    "priority": "RTA_PRIORITY",
-    "gateway": "RTA_GATEWAY",
-    "oif": "RTA_OIF",
-    "prefsrc": "RTA_PREFSRC",
-}
-_RULE_NLAS = {
-    "table": "FRA_TABLE",
-    "priority": "FRA_PRIORITY",
-    "src": "FRA_SRC",
-    "dst": "FRA_DST",
-    "iifname": "FRA_IIFNAME",
-    "oifname": "FRA_OIFNAME",
-    "fwmark": "FRA_FWMARK",
-    "fwmask": "FRA_FWMASK",
-}
-
-
-def _multipath(msg: Any, with_dev: bool) -> set[tuple[str | None, int | None]]:
-    """The (gateway, ifindex) of each path of a dumped multipath route; the ifindex
-    only when the wanted route names a device for every path."""
-    hops = msg.get_attr("RTA_MULTIPATH") or ()
-    return {(hop.get_attr("RTA_GATEWAY"), int(hop["oif"]) if with_dev else None) for hop in hops}
-
-
-class LinuxRouting:
-    """Virtual routes and rules through rtnetlink (pyroute2 ``AsyncIPRoute``), one
-    socket reused; ``vrrp.ports.VirtualRouting``'s idempotence, with the kernel's
-    errors: EEXIST on add is success only when the identical route is the one present,
-    ESRCH / ENOENT on delete is success (keepalived ignores ENOENT on rule removal
-    the same way, ``netlink_rulelist``)."""
-
-    def __init__(self) -> None:
-        self._ipr: AsyncIPRoute | None = None
-
-    def _route(self) -> AsyncIPRoute:
-        if self._ipr is None:
-            self._ipr = AsyncIPRoute()
-        return self._ipr
-
-    async def add_route(self, route: VirtualRoute) -> None:
-        op = f"route add {route.describe()}"
-        # RTPROT_KEEPALIVED, the protocol keepalived marks its virtual routes with
-        # (vrrp_iproute.c), so tools filtering on `proto keepalived` keep working.
-        request = {**_route_request(route), "proto": _RTPROT_KEEPALIVED}
-        try:
-            await self._route().route("add", **request)
-        except NetlinkError as exc:
-            if exc.code == errno.EEXIST and await self.present(route):
-                return
-            detail = "another route has this prefix, table and metric"
-            if exc.code != errno.EEXIST:
-                detail = str(exc)
-            raise VrrpIoError(op, int(exc.code), detail) from exc
-        except OSError as exc:
-            raise _io_error(op, exc) from exc
-
-    async def remove_route(self, route: VirtualRoute) -> None:
-        op = f"route del {route.describe()}"
-        try:
-            request = _route_request(route)
-        except VrrpIoError as exc:
-            if exc.errno == errno.ENODEV:
-                return  # the device is gone, and the kernel flushed its routes with it
-            raise
-        # RT_SCOPE_NOWHERE matches any scope on delete (as `ip route del` sends it);
-        # any other value must equal the route's own scope.
-        request["scope"] = _SCOPE_ANY
-        try:
-            await self._route().route("del", **request)
-        except NetlinkError as exc:
-            if exc.code in _ABSENT:
-                return
-            raise _io_error(op, exc) from exc
-        except OSError as exc:
-            raise _io_error(op, exc) from exc
-
-    async def add_rule(self, rule: VirtualRule) -> None:
-        op = f"rule add {rule.describe()}"
-        try:
-            await self._route().rule("add", **_rule_request(rule))
-        except NetlinkError as exc:
-            if exc.code == errno.EEXIST:
-                return  # the kernel compared every attribute: this very rule is present
-            raise _io_error(op, exc) from exc
-        except OSError as exc:
-            raise _io_error(op, exc) from exc
-
-    async def remove_rule(self, rule: VirtualRule) -> None:
-        op = f"rule del {rule.describe()}"
-        try:
-            await self._route().rule("del", **_rule_request(rule))
-        except NetlinkError as exc:
-            if exc.code in _ABSENT:
-                return
-            raise _io_error(op, exc) from exc
-        except OSError as exc:
-            raise _io_error(op, exc) from exc
-
-    async def present(self, item: VirtualRoute | VirtualRule) -> bool:
-        try:
-            if isinstance(item, VirtualRoute):
-                return await self._route_present(item)
-            return await self._rule_present(item)
-        except NetlinkError as exc:
-            raise _io_error(f"dump for {item.describe()}", exc) from exc
-        except OSError as exc:
-            raise _io_error(f"dump for {item.describe()}", exc) from exc
-
-    async def _route_present(self, route: VirtualRoute) -> bool:
-        try:
-            wanted = _route_request(route)
-        except VrrpIoError as exc:
-            if exc.errno == errno.ENODEV:
-                return False
-            raise
-        with_dev = all(hop.dev is not None for hop in route.nexthops)
-        hops = {
-            (
-                str(hop.via) if hop.via is not None else None,
-                _ifindex(hop.dev) if with_dev and hop.dev is not None else None,
-            )
-            for hop in route.nexthops
-        }
-        wanted.pop("family")
-        async for msg in await self._route().route("dump", family=_family_of(route.family)):
-            if not _matches(msg, wanted, _ROUTE_NLAS):
-                continue
-            if hops and _multipath(msg, with_dev) != hops:
-                continue
-            return True
-        return False
-
-    async def _rule_present(self, rule: VirtualRule) -> bool:
-        wanted = _rule_request(rule)
-        wanted.pop("family")
-        async for msg in await self._route().rule("dump", family=_family_of(rule.family)):
-            if _matches(msg, wanted, _RULE_NLAS):
-                return True
-        return False
-
-    def close(self) -> None:
-        if self._ipr is not None:
-            self._ipr.close()
-            self._ipr = None
-
-
-def _write_sysctl(path: str, value: int) -> int | None:
-    """Write one /proc/sys value; the old one back (None: the file does not exist)."""
-    try:
-        with open(path, "r+") as handle:
-            old = int(handle.read().strip() or 0)
-            handle.seek(0)
-            handle.write(str(value))
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise _io_error(f"sysctl {path}={value}", exc) from exc
-    return old
-
-
-def _ipv4_conf(interface: str, key: str) -> str:
-    return f"/proc/sys/net/ipv4/conf/{interface}/{key}"
-
-
-class LinuxVirtualMacs:
-    """``use_vmac`` macvlans through rtnetlink, and the sysctls keepalived sets for
-    them (``vrrp.vmac``). Remembers the base interfaces' old values to put back."""
-
-    def __init__(self) -> None:
-        self._ipr: AsyncIPRoute | None = None
-        self._saved: dict[str, dict[str, int]] = {}
-        self._made: dict[str, VmacSpec] = {}
-
-    def _route(self) -> AsyncIPRoute:
-        if self._ipr is None:
-            self._ipr = AsyncIPRoute()
-        return self._ipr
-
-    async def _link(self, name: str) -> Any | None:
-        try:
-            for msg in await self._route().link("get", ifname=name):
-                return msg
-        except NetlinkError as exc:
-            if exc.code == errno.ENODEV:
-                return None
-            raise _io_error(f"link get {name}", exc) from exc
-        return None
-
-    async def _same(self, spec: VmacSpec, msg: Any) -> bool:
-        info = msg.get_attr("IFLA_LINKINFO")
-        kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
-        return (
-            kind == "macvlan"
-            and msg.get_attr("IFLA_LINK") == _ifindex(spec.parent)
-            and str(msg.get_attr("IFLA_ADDRESS")).lower() == spec.mac
-        )
-
-    async def ensure(self, spec: VmacSpec) -> None:
-        op = f"vmac add {spec.describe()}"
-        parent = _ifindex(spec.parent)
-        try:
-            await self._route().link(
-                "add",
-                ifname=spec.name,
-                kind="macvlan",
-                link=parent,
-                macvlan_mode="private",
-                address=spec.mac,
-            )
-        except NetlinkError as exc:
-            if exc.code != errno.EEXIST:
-                raise _io_error(op, exc) from exc
-            msg = await self._link(spec.name)
-            if msg is None or not await self._same(spec, msg):
-                raise VrrpIoError(op, errno.EEXIST, "another link has this name") from exc
-        except OSError as exc:
-            raise _io_error(op, exc) from exc
-        # Before it is up: no router solicitation, DAD or IGMP report ever leaves a
-        # backup's macvlan (vrrp.vmac).
-        _write_sysctl(f"/proc/sys/net/ipv6/conf/{spec.name}/disable_ipv6", 1)
-        key, value = IGMP_LINK_LOCAL_REPORTS
-        old = _write_sysctl(f"/proc/sys/net/ipv4/{key}", value)
-        if old is not None:
-            self._saved.setdefault("", {}).setdefault(key, old)
-        for key, value in VMAC_SYSCTLS:
-            _write_sysctl(_ipv4_conf(spec.name, key), value)
-        saved = self._saved.setdefault(spec.parent, {})
-        for key, value in BASE_SYSCTLS:
-            old = _write_sysctl(_ipv4_conf(spec.parent, key), value)
-            if old is not None:
-                saved.setdefault(key, old)
-        try:
-            await self._route().link("set", index=_ifindex(spec.name), state="up")
-        except (NetlinkError, OSError) as exc:
-            raise _io_error(f"link set {spec.name} up", exc) from exc
-        self._made[spec.name] = spec
-
-    async def remove(self, spec: VmacSpec) -> None:
-        msg = await self._link(spec.name)
-        if msg is not None and await self._same(spec, msg):
-            try:
-                await self._route().link("del", index=msg["index"])
-            except NetlinkError as exc:
-                if exc.code != errno.ENODEV:
-                    raise _io_error(f"vmac del {spec.describe()}", exc) from exc
-        self._made.pop(spec.name, None)
-        if not any(made.parent == spec.parent for made in self._made.values()):
-            for key, old in self._saved.pop(spec.parent, {}).items():
-                _write_sysctl(_ipv4_conf(spec.parent, key), old)
-        if not self._made:
-            for key, old in self._saved.pop("", {}).items():
-                _write_sysctl(f"/proc/sys/net/ipv4/{key}", old)
-
-    async def present(self, spec: VmacSpec) -> bool:
-        msg = await self._link(spec.name)
-        return msg is not None and await self._same(spec, msg) and bool(msg["flags"] & _IFF_UP)
-
-    @property
-    def made(self) -> tuple[VmacSpec, ...]:
-        return tuple(self._made.values())
-
-    def close(self) -> None:
-        if self._ipr is not None:
-            self._ipr.close()
-            self._ipr = None
-
-
 class LinuxPorts:
     """The real ports for a :class:`~vrrp.service.VrrpService`: one raw socket
     per instance, one shared rtnetlink socket for VIPs, one announcer, one link
@@ -1049,10 +640,29 @@ class LinuxPorts:
 
     def __init__(self) -> None:
         self.addresses = LinuxVipAddresses()
-        self.routing = LinuxRouting()
-        self.vmacs = LinuxVirtualMacs()
         self.announcer = LinuxAnnouncer()
         self._monitor = NetlinkLinkMonitor()
+        self._routing: LinuxRouting | None = None
+        self._vmacs: LinuxVirtualMacs | None = None
+
+    # Routes, rules and macvlans go through pyroute2 (vrrp.linux_routing), imported the
+    # first time an instance uses them: an instance with VIPs only reaches BACKUP and
+    # takes over without loading it (start-up time, docs/benchmarks.md).
+    @property
+    def routing(self) -> LinuxRouting:
+        if self._routing is None:
+            from vrrp.linux_routing import LinuxRouting
+
+            self._routing = LinuxRouting()
+        return self._routing
+
+    @property
+    def vmacs(self) -> LinuxVirtualMacs:
+        if self._vmacs is None:
+            from vrrp.linux_routing import LinuxVirtualMacs
+
+            self._vmacs = LinuxVirtualMacs()
+        return self._vmacs
 
     @property
     def monitor(self) -> NetlinkLinkMonitor:
@@ -1077,10 +687,12 @@ class LinuxPorts:
 
     async def release(self) -> None:
         """Remove the macvlans this process made (after the instances dropped their VIPs)."""
+        if self._vmacs is None:
+            return  # no instance used a VMAC: nothing made, nothing to load
         first: VrrpIoError | None = None
-        for spec in self.vmacs.made:
+        for spec in self._vmacs.made:
             try:
-                await self.vmacs.remove(spec)
+                await self._vmacs.remove(spec)
             except VrrpIoError as exc:
                 first = first or exc
         if first is not None:
@@ -1088,6 +700,8 @@ class LinuxPorts:
 
     def close(self) -> None:
         self.addresses.close()
-        self.routing.close()
-        self.vmacs.close()
+        if self._routing is not None:
+            self._routing.close()
+        if self._vmacs is not None:
+            self._vmacs.close()
         self._monitor.close()

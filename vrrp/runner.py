@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -65,7 +66,7 @@ from vrrp.machine import (
     VipsChanged,
     VrrpMachine,
 )
-from vrrp.packet import VRRP_MULTICAST_V4, VRRP_MULTICAST_V6, encode_advert
+from vrrp.packet import VRRP_MULTICAST_V4, VRRP_MULTICAST_V6, encode_advert, seal_extension
 from vrrp.ports import (
     AdvertLink,
     Announcer,
@@ -149,8 +150,12 @@ class InstanceRunner:
         on_transition: TransitionCallback | None = None,
         drop_log_interval: float = 10.0,
         io_fault_hold: float | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
+        # UTC seconds for auth_hmac's timestamps and freshness window (keepalived
+        # uses CLOCK_REALTIME); the election itself runs on the monotonic ``clock``.
+        self._wall_clock = wall_clock
         self._link = link
         self._addresses = addresses
         self._announcer = announcer
@@ -451,18 +456,24 @@ class InstanceRunner:
         try:
             if received.header_error is not None:
                 raise received.header_error
-            advert, old_checksum = self.machine.decode_received(
-                received.payload, received.source, received.destination, received.ttl
+            accepted = self.machine.receive(
+                received.payload,
+                received.source,
+                received.destination,
+                received.ttl,
+                self._wall_clock(),
             )
         except MalformedAdvert as exc:
             self._dropped(exc.reason, received.source, exc.detail, now)
             return
+        if accepted.auth is not None:
+            self.counters.auth_accepted[accepted.auth.verdict] += 1
         await self._execute(
             self.machine.on_advert(
-                advert,
+                accepted.advert,
                 received.source,
                 now,
-                old_checksum=old_checksum,
+                old_checksum=accepted.old_checksum,
                 destination=received.destination,
             )
         )
@@ -649,11 +660,20 @@ class InstanceRunner:
     async def _send(self, priority: int) -> None:
         advert = self.machine.build_advert(priority)
         source = self.machine.source_address
-        for destination in self._destinations():
+        destinations = self._destinations()
+        # keepalived auth_hmac: one trailer per advert, shared by every unicast copy
+        # (the HMAC reads the checksum as zero and does not cover the destination).
+        trailer = self.machine.auth_trailer(
+            encode_advert(advert, source, self.machine.checksum_destination(destinations[0])),
+            self._wall_clock(),
+        )
+        for destination in destinations:
             # The VRRPv3 checksum covers the machine's choice of pseudo-header
             # destination: the peer's address, or 224.0.0.18 in the old unicast form.
             checksummed = self.machine.checksum_destination(destination)
-            payload = encode_advert(advert, source, checksummed)
+            payload = seal_extension(
+                encode_advert(advert, source, checksummed), trailer, source, checksummed
+            )
             try:
                 await self._link.send(payload, destination)
             except VrrpIoError as exc:

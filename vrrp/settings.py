@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 
+from vrrp.auth_hmac import AuthHmacSettings
 from vrrp.routes import VirtualRoute, VirtualRule
 from vrrp.track_file import TrackFile
 from vrrp.track_process import TrackProcess
@@ -250,6 +251,8 @@ class InstanceSettings:
     #: otherwise bends it (a master discards a lower-priority advert: no advert back, no
     #: gratuitous ARP), and none of what strict mode forbids (see ``_check_strict``).
     strict: bool = False
+    #: keepalived ``auth_hmac { ... }``: the HMAC-SHA256 trailer (vrrp.auth_hmac), v2 or v3.
+    auth_hmac: AuthHmacSettings | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -288,6 +291,9 @@ class InstanceSettings:
             encoded = self.auth_pass.encode("utf-8")
             if not 1 <= len(encoded) <= 8 or b"\0" in encoded:
                 raise ValueError("auth_pass: must be 1..8 octets without NUL (RFC 3768 §5.3.10)")
+        if self.auth_hmac is not None and self.auth_pass is not None:
+            # keepalived: "auth_hmac cannot be combined with authentication".
+            raise ValueError("auth_hmac: cannot be combined with auth_pass")
         if self.sync_group is not None and not self.sync_group:
             raise ValueError("sync_group: must be a non-empty name or None")
         self._check_unicast_checksum(family)

@@ -177,6 +177,21 @@ class TunnelChecksum(enum.Enum):
     REMCSUM = "remcsum"
 
 
+class AuthHmacMode(enum.Enum):
+    """keepalived ``auth_hmac { mode }``: the rollout steps, enforce by default."""
+
+    RECEIVE_ONLY = "receive-only"  # verify a trailer when present, send none
+    PERMISSIVE = "permissive"  # sign, and still accept unsigned adverts
+    ENFORCE = "enforce"  # sign, and accept only a valid trailer
+
+
+class AntiReplayMode(enum.Enum):
+    """keepalived ``auth_hmac { anti_replay }``."""
+
+    TIME = "time"  # timestamps within time_window of our clock, growing per sender
+    MONOTONIC = "monotonic"  # growing per sender only (no trusted clock)
+
+
 class UnicastChecksum(enum.Enum):
     """keepalived ``old_unicast_checksum [never]``: the VRRPv3 IPv4 unicast checksum form.
 
@@ -579,6 +594,13 @@ RuleActionValue = Annotated[
 RouteTable = Annotated[int, BeforeValidator(_int_in(1, 4294967295))]
 Uint32 = Annotated[int, BeforeValidator(_int_in(0, 4294967295))]
 NexthopWeight = Annotated[int, BeforeValidator(_int_in(1, 256))]
+AuthHmacModeValue = Annotated[
+    AuthHmacMode, BeforeValidator(_enum_parser(AuthHmacMode)), PlainSerializer(_enum_value)
+]
+AntiReplayValue = Annotated[
+    AntiReplayMode, BeforeValidator(_enum_parser(AntiReplayMode)), PlainSerializer(_enum_value)
+]
+AuthWindow = Annotated[int, BeforeValidator(_int_in(1, 300))]
 UnicastChecksumValue = Annotated[
     UnicastChecksum, BeforeValidator(_enum_parser(UnicastChecksum)), PlainSerializer(_enum_value)
 ]
@@ -665,7 +687,13 @@ def address_family(address: IPv4Address | IPv6Address | IPv4Interface | IPv6Inte
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    # defer_build: a model's validator is built when it first validates, not at import.
+    # The loader validates each section on its own (load.py) and assembles the root
+    # without validating it again, so the daemon's start builds the sections its file
+    # has and nothing more (no root Config validator, no bgp section in a VRRP pair).
+    # The defaults below are made with model_construct for the same reason: calling a
+    # model at import would build it.
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, defer_build=True)
 
 
 class Director(_Model):
@@ -807,6 +835,22 @@ class Vmac(_Model):
     # keepalived use_vmac [NAME]: the VIPs on a macvlan with the virtual MAC
     name: InterfaceName | None = None  # None: vrrp.VRID, keepalived's default
     xmit_base: bool = False  # keepalived vmac_xmit_base: adverts from the base interface
+class AuthHmacKey(_Model):
+    # keepalived `key ID VALUE`: VALUE is `hex:` + hex digits (raw octets), `file:PATH`
+    # (the file holds such a value; keep it mode 0600), or ASCII; 32..64 octets.
+    id: OneTo255
+    key: Text
+
+
+class AuthHmac(_Model):
+    # keepalived auth_hmac { ... } (2.4.2+, draft-cassen-vrrp-auth-hmac): every key
+    # verifies, active_key signs (rotation: add the new key everywhere, then move
+    # active_key, then remove the old one).
+    keys: ListOf[AuthHmacKey]
+    active_key: OneTo255 | None = None  # None: the only key
+    mode: AuthHmacModeValue = AuthHmacMode.ENFORCE
+    anti_replay: AntiReplayValue = AntiReplayMode.TIME
+    time_window: AuthWindow | None = None  # None: max(3 x advert_interval, 5) s
 
 
 class VrrpInstance(_Model):
@@ -829,8 +873,8 @@ class VrrpInstance(_Model):
     # dropped (spoofed sources); true accepts them (peers numbered off-subnet).
     accept_foreign_source: bool = False
     vips: ListOf[Annotated[Vip, BeforeValidator(_parse_vip)]]  # keepalived virtual_ipaddress
-    track: Track = Track()
-    notify: Notify = Notify()
+    track: Track = Track.model_construct()
+    notify: Notify = Notify.model_construct()
     garp_repeat: OneTo255 = 5  # keepalived garp_master_repeat
     garp_interval: GarpInterval = 0.0  # keepalived garp_interval (between packets)
     garp_master_delay: GarpDelay = 5.0  # keepalived garp_master_delay (second burst)
@@ -847,6 +891,8 @@ class VrrpInstance(_Model):
     vmac: Vmac | None = None
     # keepalived vrrp_strict / strict_mode: RFC 5798 as written (see docs/config.md).
     strict: bool = False
+    # keepalived auth_hmac: an HMAC-SHA256 trailer on every advert (VRRPv2 or v3).
+    auth_hmac: AuthHmac | None = None
 
     @property
     def vmac_name(self) -> str | None:
@@ -864,7 +910,7 @@ class SyncGroup(_Model):
     name: Name  # keepalived vrrp_sync_group NAME
     instances: ListOf[Name]  # keepalived group { ... }
     # keepalived notify_master/backup/fault of the group: once per group change.
-    notify: Notify = Notify()
+    notify: Notify = Notify.model_construct()
 
 
 class Persistence(_Model):
@@ -1001,11 +1047,32 @@ class PingCheck(CheckTiming):
     type: Literal["ping"]  # keepalived PING_CHECK: an ICMP(v6) echo reply in time
 
 
+class FileCheck(CheckTiming):
+    # keepalived FILE_CHECK { track_file } on a real server: the file's number x weight is
+    # added to the real server's weight; weight 0: a non-zero number is a fault. keepalived
+    # acts on the first read, so rise and fall default to 1, and polls often.
+    type: Literal["file"]
+    path: AbsolutePath  # keepalived track_file NAME { file PATH }
+    weight: FileWeight = 1  # keepalived FILE_CHECK / track_file weight
+    reverse: bool = False  # keepalived weight N reverse
+    interval: CheckSeconds = 1.0
+    rise: Count = 1
+    fall: Count = 1
+
+
 Check = Annotated[
-    TcpCheck | HttpCheck | HttpsCheck | ExecCheck | DnsCheck | UdpCheck | SmtpCheck | PingCheck,
+    TcpCheck
+    | HttpCheck
+    | HttpsCheck
+    | ExecCheck
+    | DnsCheck
+    | UdpCheck
+    | SmtpCheck
+    | PingCheck
+    | FileCheck,
     Field(discriminator="type"),
 ]
-CHECK_TYPES = ("tcp", "http", "https", "exec", "dns", "udp", "smtp", "ping")
+CHECK_TYPES = ("tcp", "http", "https", "exec", "dns", "udp", "smtp", "ping", "file")
 
 
 class Tunnel(_Model):
@@ -1037,10 +1104,10 @@ class VirtualServer(_Model):
     scheduler_flags: ListOf[SchedulerFlagValue] = ()  # keepalived sh-port, mh-fallback...
     one_packet: bool = False  # keepalived ops; ipvsadm -o (UDP only)
     forwarding: ForwardingValue = Forwarding.NAT  # keepalived lb_kind
-    persistence: Persistence = Persistence()
-    quorum: Quorum = Quorum()
+    persistence: Persistence = Persistence.model_construct()
+    quorum: Quorum = Quorum.model_construct()
     sorry_server: Annotated[SorryServer, BeforeValidator(_parse_host_port)] | None = None
-    drain: Drain = Drain()
+    drain: Drain = Drain.model_construct()
     inhibit_on_failure: bool = False  # keepalived inhibit_on_failure: down = weight 0
     fail_open: FailOpen | None = None
     check: Check | None = None  # the default for every real server; None: always up
@@ -1105,9 +1172,9 @@ class ProgrammerSettings(_Model):
 
 
 class IpvsSettings(_Model):
-    timeouts: IpvsTimeouts = IpvsTimeouts()
+    timeouts: IpvsTimeouts = IpvsTimeouts.model_construct()
     sync_daemon: SyncDaemon | None = None
-    programmer: ProgrammerSettings = ProgrammerSettings()
+    programmer: ProgrammerSettings = ProgrammerSettings.model_construct()
 
 
 # --------------------------------------------------------------------------------------------
@@ -1167,7 +1234,7 @@ class BgpSettings(_Model):
     router_id: RouterId
     local_as: AsNumber
     neighbours: ListOf[BgpNeighbour] = ()
-    bfd: Annotated[BgpBfd | None, BeforeValidator(_parse_bfd)] = BgpBfd()
+    bfd: Annotated[BgpBfd | None, BeforeValidator(_parse_bfd)] = BgpBfd.model_construct()
     hold_time: HoldTime = 3
     keepalive_time: KeepaliveTime = 1
     # Defaults for every VIP of a virtual server; ``vips`` overrides them per VIP.
@@ -1193,11 +1260,11 @@ class BgpSettings(_Model):
 
 
 class Config(_Model):
-    director: Director = Director()
+    director: Director = Director.model_construct()
     vrrp: ListOf[VrrpInstance] = ()
     sync_groups: ListOf[SyncGroup] = ()
     virtual_servers: ListOf[VirtualServer] = ()
-    ipvs: IpvsSettings = IpvsSettings()
+    ipvs: IpvsSettings = IpvsSettings.model_construct()
     bgp: BgpSettings | None = None  # scale-out mode when set
 
 

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from typing import Any, TypeVar
 
+import vrrp
 from haipvs.config.model import (
     BgpSettings,
     Check,
@@ -198,6 +199,9 @@ def _vrrp_rules(instances: Indexed[VrrpInstance]) -> Iterable[Finding]:
                 yield _error((*base, "auth_pass"), "authentication exists only in VRRPv2")
             elif len(inst.auth_pass.encode()) > 8:
                 yield _error((*base, "auth_pass"), "must be 1..8 octets (RFC 3768 §5.3.10)")
+
+        if inst.auth_hmac is not None:
+            yield from _auth_hmac_rules((*base, "auth_hmac"), inst)
 
         seen_vips: dict[IPv4Interface | IPv6Interface, int] = {}
         for vip_index, vip in enumerate(inst.vips):
@@ -402,6 +406,41 @@ def _policy_rule_rules(base: KeyPath, rules: Sequence[VirtualRule]) -> Iterable[
         if rule in seen:
             yield _error(path, f"the same rule as rules[{seen[rule]}]")
         seen.setdefault(rule, index)
+
+
+def _auth_hmac_rules(base: KeyPath, inst: VrrpInstance) -> Iterable[Finding]:
+    # keepalived's auth_hmac parser and vrrp_complete_instance, as errors: keepalived
+    # drops a bad key or disables the extension with a log line, which would leave a
+    # pair unauthenticated without anyone noticing.
+    auth = inst.auth_hmac
+    assert auth is not None
+    if inst.auth_pass is not None:
+        yield _error((*base,), "cannot be combined with auth_pass (keepalived refuses both)")
+    if not auth.keys:
+        yield _error((*base, "keys"), "must list at least one key")
+    seen: dict[int, int] = {}
+    for key_index, key in enumerate(auth.keys):
+        path: KeyPath = (*base, "keys", key_index)
+        if key.id in seen:
+            yield _error((*path, "id"), f"key id {key.id} is already used by keys[{seen[key.id]}]")
+        else:
+            seen[key.id] = key_index
+        if key.key.startswith("file:"):
+            if not key.key[5:].startswith("/"):
+                yield _error((*path, "key"), "file: needs an absolute path")
+            continue  # read and measured when the config is compiled
+        try:
+            octets = vrrp.decode_key(key.key)
+        except ValueError as exc:
+            yield _error((*path, "key"), str(exc))
+            continue
+        if not 32 <= len(octets) <= 64:
+            yield _error((*path, "key"), f"{len(octets)} octets; a key has 32..64 octets")
+    if auth.active_key is None:
+        if len(auth.keys) > 1:
+            yield _error((*base, "active_key"), "required when there are several keys")
+    elif auth.keys and auth.active_key not in seen:
+        yield _error((*base, "active_key"), f"{auth.active_key} is not the id of a key")
 
 
 def _sync_group_rules(

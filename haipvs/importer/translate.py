@@ -307,6 +307,7 @@ class _InstanceDraft:
     track_files: list[dict[str, Any]] = field(default_factory=list)
     notify: dict[str, list[str]] = field(default_factory=dict)
     auth_stmt: Statement | None = None
+    auth_hmac_stmt: Statement | None = None
     accept: bool | None = None
     checksum_stmt: Statement | None = None
     routes: list[dict[str, Any]] = field(default_factory=list)
@@ -1080,6 +1081,8 @@ class _Translator:
             d.checksum_stmt = stmt
         elif kw == "authentication":
             d.auth_stmt = stmt
+        elif kw == "auth_hmac":
+            d.auth_hmac_stmt = stmt
         elif kw in {"accept", "no_accept"}:
             d.accept = kw == "accept"
             d.accept_stmt = stmt
@@ -1394,8 +1397,14 @@ class _Translator:
                 out["unicast_checksum"] = mode
         out["vips"] = vips
         strict = d.strict if d.strict is not None else self.strict_default
+        auth_hmac = None if d.auth_hmac_stmt is None else self.auth_hmac(d.auth_hmac_stmt, anchor)
+        if auth_hmac is not None:
+            out["auth_hmac"] = auth_hmac
         if strict:
             self._instance_strict(block, d, out, priority)
+        elif d.auth_stmt is not None and auth_hmac is not None:
+            # keepalived: "auth_hmac cannot be combined with authentication, dropping legacy auth".
+            self.dropped(d.auth_stmt, "keepalived drops it when auth_hmac is set, too", anchor)
         elif d.auth_stmt is not None:
             auth_pass = self.authentication(d.auth_stmt, d.version, anchor)
             if auth_pass is not None:
@@ -1517,6 +1526,41 @@ class _Translator:
         if dev is not None and dev != interface:
             return {"address": address, "interface": dev}
         return address
+
+    def auth_hmac(self, stmt: Statement, anchor: str) -> dict[str, Any] | None:
+        """keepalived 2.4.2+ ``auth_hmac { key ID VALUE; active_key; mode; anti_replay;
+        time_window }``: the same names; what keepalived's parser would reject is
+        dropped with its reason, as keepalived logs it and carries on."""
+        keys: list[dict[str, Any]] = []
+        out: dict[str, Any] = {}
+        for entry in stmt.block or ():
+            kw, args = entry.keyword, entry.args
+            if kw == "key" and len(args) >= 2 and args[0].isdigit() and 1 <= int(args[0]) <= 255:
+                keys.append({"id": int(args[0]), "key": args[1]})
+            elif kw == "key":
+                self.dropped(entry, "needs an id 1..255 and a value; keepalived skips it", anchor)
+            elif kw == "active_key" and args and args[0].isdigit():
+                out["active_key"] = int(args[0])
+            elif kw == "mode" and args and args[0] in {"enforce", "permissive", "receive-only"}:
+                out["mode"] = args[0]
+            elif kw == "anti_replay" and args and args[0] in {"time", "monotonic"}:
+                out["anti_replay"] = args[0]
+            elif kw == "time_window" and args and args[0].isdigit():
+                out["time_window"] = int(args[0])
+            elif kw in {"active_key", "mode", "anti_replay", "time_window"}:
+                self.dropped(entry, "invalid value; keepalived keeps its default", anchor)
+            else:
+                self.unknown(entry, "auth_hmac", anchor)
+        if "active_key" not in out or all(k["id"] != out["active_key"] for k in keys):
+            # keepalived: "auth_hmac active_key N is not defined, disabling extension".
+            self.dropped(
+                stmt,
+                "no active_key naming one of its keys: keepalived runs the instance without "
+                "auth_hmac, and so does the import; add active_key to authenticate",
+                anchor,
+            )
+            return None
+        return {"keys": keys, **out}
 
     def authentication(self, stmt: Statement, version: int, anchor: str) -> str | None:
         auth_type = stmt.child("auth_type")

@@ -127,13 +127,8 @@ def _in_netns(name: str) -> Iterator[None]:
 @contextlib.contextmanager
 def _real_world() -> Iterator[World]:
     from haipvs.lab.topology import Endpoint, Host, Topology, Veth, build
-    from vrrp.linux import (
-        LinuxRouting,
-        LinuxVipAddresses,
-        LinuxVirtualMacs,
-        NetlinkLinkMonitor,
-        open_advert_link,
-    )
+    from vrrp.linux import LinuxVipAddresses, NetlinkLinkMonitor, open_advert_link
+    from vrrp.linux_routing import LinuxRouting, LinuxVirtualMacs
 
     topology = Topology(
         hosts=(Host("a"), Host("b")),

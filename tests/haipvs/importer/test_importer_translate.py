@@ -917,3 +917,38 @@ def test_notify_fifo_becomes_the_director_fifo() -> None:
     assert findings(t, Severity.NOTE) == [(2, "notify_fifo"), (3, "vrrp_notify_fifo")]
     assert findings(t, Severity.UNSUPPORTED) == [(4, "lvs_notify_fifo"), (5, "notify_fifo_script")]
     validated(t)
+
+
+AUTH_HMAC = (
+    "vrrp_instance A {{\n interface eth0\n virtual_router_id 1\n"
+    " authentication {{\n auth_type PASS\n auth_pass s3cret\n }}\n"
+    " auth_hmac {{\n{body} }}\n"
+    " virtual_ipaddress {{\n 192.0.2.1\n }}\n}}\n"
+)
+
+
+def test_auth_hmac_keeps_keepalived_s_names_and_drops_the_legacy_password() -> None:
+    key = "hex:" + "ab" * 32
+    t = convert(
+        AUTH_HMAC.format(
+            body=f" key 1 {key}\n key 2 file:/etc/keepalived/vrrp.key\n active_key 2\n"
+            " mode permissive\n anti_replay monotonic\n time_window 30\n"
+        )
+    )
+    assert t.config["vrrp"][0]["auth_hmac"] == {
+        "keys": [{"id": 1, "key": key}, {"id": 2, "key": "file:/etc/keepalived/vrrp.key"}],
+        "active_key": 2,
+        "mode": "permissive",
+        "anti_replay": "monotonic",
+        "time_window": 30,
+    }
+    assert "auth_pass" not in t.config["vrrp"][0]
+    assert findings(t, Severity.DROPPED) == [(4, "authentication")]
+
+
+def test_auth_hmac_without_active_key_is_off_like_keepalived_and_says_so() -> None:
+    t = convert(AUTH_HMAC.format(body=" key 0 short\n key 1 " + "a" * 32 + "\n"))
+    assert "auth_hmac" not in t.config["vrrp"][0]
+    assert t.config["vrrp"][0]["auth_pass"] == "s3cret"
+    assert findings(t, Severity.DROPPED) == [(8, "auth_hmac"), (9, "key")]
+    validated(t)

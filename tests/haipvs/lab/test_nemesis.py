@@ -56,9 +56,24 @@ def test_spacing_durations_and_settling() -> None:
 def test_every_kind_is_drawn_and_the_mix_is_respected() -> None:
     drawn = {f.kind for seed in range(20) for f in generate(seed, 900)}
     assert drawn == set(ALL_KINDS)
-    ci = {f.kind for seed in range(20) for f in generate(seed, 900, CI_KINDS)}
-    assert ci == set(CI_KINDS)
-    assert "flood" not in ci
+    assert set(CI_KINDS) == set(ALL_KINDS)  # CI runs the full mix
+    some = ("partition", "flood", "kill_child")
+    assert {f.kind for seed in range(20) for f in generate(seed, 900, some)} == set(some)
+
+
+@pytest.mark.parametrize("seed", range(1, 11))
+def test_every_kind_comes_once_before_any_comes_twice(seed: int) -> None:
+    faults = generate(seed, 900)
+    assert len(faults) > 2 * len(ALL_KINDS)
+    for start in range(0, 2 * len(ALL_KINDS), len(ALL_KINDS)):
+        bag = [f.kind for f in faults[start:start + len(ALL_KINDS)]]
+        assert sorted(bag) == sorted(ALL_KINDS)
+
+
+def test_a_ci_sized_run_meets_the_kinds_ci_used_to_leave_out() -> None:
+    kinds = {f.kind for f in generate(1, 180)}
+    assert {"flood", "kill_child", "api_idle", "reload_bad_interface"} <= kinds
+    assert len(kinds) >= 12
 
 
 def test_clock_steps_are_an_hour_or_a_day_either_way() -> None:
