@@ -25,6 +25,7 @@ from vrrp.vmac import BASE_SYSCTLS, IGMP_LINK_LOCAL_REPORTS, VMAC_SYSCTLS, VmacS
 
 __all__ = ["LinuxRouting", "LinuxVirtualMacs"]
 
+# rtnetlink numbers (include/uapi/linux/rtnetlink.h, fib_rules.h).
 _RTN = {
     RouteType.unicast: 1,
     RouteType.blackhole: 6,
@@ -349,9 +350,9 @@ class LinuxVirtualMacs:
                 raise VrrpIoError(op, errno.EEXIST, "another link has this name") from exc
         except OSError as exc:
             raise _io_error(op, exc) from exc
-        # Before it is up: no router solicitation or DAD ever leaves a backup's macvlan.
+        # Before it is up: no router solicitation, DAD or IGMP report ever leaves a
+        # backup's macvlan (vrrp.vmac).
         _write_sysctl(f"/proc/sys/net/ipv6/conf/{spec.name}/disable_ipv6", 1)
-        # No IGMP report for 224.0.0.18 from a backup's macvlan either (vrrp.vmac).
         key, value = IGMP_LINK_LOCAL_REPORTS
         old = _write_sysctl(f"/proc/sys/net/ipv4/{key}", value)
         if old is not None:

@@ -247,12 +247,12 @@ class InstanceSettings:
     #: keepalived ``use_vmac`` / ``vmac_xmit_base`` (vrrp.vmac): the VIPs without their
     #: own interface live on a macvlan with the RFC 5798 §7.3 virtual MAC.
     vmac: VmacSettings | None = None
+    #: keepalived ``auth_hmac { ... }``: the HMAC-SHA256 trailer (vrrp.auth_hmac), v2 or v3.
+    auth_hmac: AuthHmacSettings | None = None
     #: keepalived ``vrrp_strict`` / ``strict_mode``: RFC 5798 as written where keepalived
     #: otherwise bends it (a master discards a lower-priority advert: no advert back, no
     #: gratuitous ARP), and none of what strict mode forbids (see ``_check_strict``).
     strict: bool = False
-    #: keepalived ``auth_hmac { ... }``: the HMAC-SHA256 trailer (vrrp.auth_hmac), v2 or v3.
-    auth_hmac: AuthHmacSettings | None = None
 
     def __post_init__(self) -> None:
         if not self.name:

@@ -889,10 +889,10 @@ class VrrpInstance(_Model):
     rules: ListOf[VirtualRule] = ()
     # keepalived use_vmac / vmac_xmit_base (RFC 5798 §7.3 virtual MAC 00:00:5e:00:01:VRID).
     vmac: Vmac | None = None
-    # keepalived vrrp_strict / strict_mode: RFC 5798 as written (see docs/config.md).
-    strict: bool = False
     # keepalived auth_hmac: an HMAC-SHA256 trailer on every advert (VRRPv2 or v3).
     auth_hmac: AuthHmac | None = None
+    # keepalived vrrp_strict / strict_mode: RFC 5798 as written (see docs/config.md).
+    strict: bool = False
 
     @property
     def vmac_name(self) -> str | None:
@@ -1056,6 +1056,7 @@ class FileCheck(CheckTiming):
     weight: FileWeight = 1  # keepalived FILE_CHECK / track_file weight
     reverse: bool = False  # keepalived weight N reverse
     interval: CheckSeconds = 1.0
+    timeout: CheckSeconds = 0.5  # a local read; within the interval
     rise: Count = 1
     fall: Count = 1
 

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import vrrp
 from haipvs.config.model import (
+    AuthHmacMode,
     BgpSettings,
     Check,
     Director,
@@ -303,6 +304,9 @@ def _accept_rules(base: KeyPath, inst: VrrpInstance) -> Iterable[Finding]:
         yield _error((*base, "unicast_peers"), "not allowed with strict (multicast only)")
     if inst.auth_pass is not None:
         yield _error((*base, "auth_pass"), "not allowed with strict (no authentication)")
+    if inst.auth_hmac is not None and inst.auth_hmac.mode is not AuthHmacMode.ENFORCE:
+        # keepalived: "strict mode requires auth_hmac mode enforce" (it forces it).
+        yield _error((*base, "auth_hmac", "mode"), "must be enforce with strict")
     if inst.preempt_delay:
         yield _error((*base, "preempt_delay"), "not allowed with strict")
     if inst.vmac is not None and inst.vmac.xmit_base:

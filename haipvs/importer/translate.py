@@ -1397,8 +1397,19 @@ class _Translator:
                 out["unicast_checksum"] = mode
         out["vips"] = vips
         strict = d.strict if d.strict is not None else self.strict_default
-        auth_hmac = None if d.auth_hmac_stmt is None else self.auth_hmac(d.auth_hmac_stmt, anchor)
-        if auth_hmac is not None:
+        hmac_stmt = d.auth_hmac_stmt
+        auth_hmac = None if hmac_stmt is None else self.auth_hmac(hmac_stmt, anchor)
+        if hmac_stmt is not None and auth_hmac is not None:
+            if strict and auth_hmac.get("mode", "enforce") != "enforce":
+                # keepalived (vrrp_complete_instance): "strict mode requires auth_hmac mode
+                # enforce", and it runs the instance in enforce mode.
+                self.note(
+                    hmac_stmt,
+                    f"mode {auth_hmac['mode']} becomes enforce: keepalived's strict mode "
+                    "requires it",
+                    anchor,
+                )
+                auth_hmac["mode"] = "enforce"
             out["auth_hmac"] = auth_hmac
         if strict:
             self._instance_strict(block, d, out, priority)
@@ -1955,7 +1966,10 @@ class _Translator:
             "UDP_CHECK": "udp",
             "SMTP_CHECK": "smtp",
             "PING_CHECK": "ping",
+            "FILE_CHECK": "file",
         }
+        if kw == "FILE_CHECK":
+            return self.file_check(block, common, defaults, anchor)
         if kw not in kinds:
             self.unsupported(block, f"{kw} is not offered by haipvs's checkers", anchor)
             return None
@@ -2075,6 +2089,45 @@ class _Translator:
             check["warmup"] = warmup
         # keepalived starts a real server up unless `alpha` is set; haipvs starts it down
         # (its default is alpha: true), so say which one this was, always.
+        check["alpha"] = bool(common.get("alpha") or defaults.get("alpha"))
+        return check
+
+    def file_check(
+        self,
+        block: Statement,
+        common: Mapping[str, Any],
+        defaults: Mapping[str, int | float],
+        anchor: str,
+    ) -> dict[str, Any] | None:
+        """keepalived `FILE_CHECK { track_file NAME; weight N [reverse] }`: the path comes
+        from the global `track_file NAME { file PATH; weight W }`, whose weight is the
+        default. keepalived acts on the file at once: rise and fall 1, polled every 1 s."""
+        check: dict[str, Any] = {"type": "file"}
+        weight: int | None = None
+        for stmt in block.block or ():
+            if stmt.keyword == "track_file":
+                name = self.arg(stmt, anchor)
+                found = self.files.get(name) if name is not None else None
+                if found is None:
+                    self.unsupported(stmt, f"track_file {name!r} is not defined", anchor)
+                    return None
+                self.used_files.add(name or "")
+                check["path"] = found[0]["path"]
+                check.setdefault("weight", found[1])
+            elif stmt.keyword == "weight":
+                weight = self.integer(stmt, anchor)
+                if len(stmt.args) > 1 and stmt.args[1] == "reverse":
+                    check["reverse"] = True
+            else:
+                self.unknown(stmt, "FILE_CHECK", anchor)
+        if "path" not in check:
+            # keepalived: "FILE_CHECK has no track_file specified - ignoring".
+            self.unsupported(block, "FILE_CHECK without track_file", anchor)
+            return None
+        if weight is not None:
+            check["weight"] = weight
+        self.note(block, "the file is polled every second (keepalived watches it with inotify)",
+                  anchor)
         check["alpha"] = bool(common.get("alpha") or defaults.get("alpha"))
         return check
 

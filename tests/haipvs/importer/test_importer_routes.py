@@ -306,3 +306,20 @@ def test_vrrp_strict_is_carried_or_refused_as_keepalived_applies_it(
     ]
     assert located == found
     load_config_text(render_yaml(t), "out.yaml")
+
+
+def test_vrrp_strict_runs_auth_hmac_in_enforce_mode_as_keepalived_does() -> None:
+    # keepalived (vrrp_complete_instance): "strict mode requires auth_hmac mode enforce",
+    # and the instance runs enforce; the output says so and validates.
+    body = (
+        "    accept\n    auth_hmac {\n"
+        "        key 1 hex:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+        "        active_key 1\n        mode permissive\n    }"
+    )
+    t = translate(parse_text(STRICT.format(version=3, body=body), "k.conf"), "k.conf")
+    (instance,) = t.config["vrrp"]
+    assert instance["strict"] is True
+    assert instance["auth_hmac"]["mode"] == "enforce"
+    (note,) = [f for f in t.findings if f.severity is Severity.NOTE and "enforce" in f.message]
+    assert note.location.line == 9
+    load_config_text(render_yaml(t), "out.yaml")

@@ -952,3 +952,25 @@ def test_auth_hmac_without_active_key_is_off_like_keepalived_and_says_so() -> No
     assert t.config["vrrp"][0]["auth_pass"] == "s3cret"
     assert findings(t, Severity.DROPPED) == [(8, "auth_hmac"), (9, "key")]
     validated(t)
+
+
+def test_file_check_takes_its_path_and_weight_from_the_track_file_block() -> None:
+    t = convert(
+        "track_file drain_rs1 {\n file /run/lb/rs1\n weight 2\n}\n"
+        "virtual_server 192.0.2.1 80 {\n real_server 10.0.0.1 80 {\n weight 10\n"
+        " FILE_CHECK {\n track_file drain_rs1\n }\n }\n"
+        " real_server 10.0.0.2 80 {\n FILE_CHECK {\n track_file drain_rs1\n weight 0 reverse\n"
+        " }\n }\n}\n"
+    )
+    first, second = (rs["check"] for rs in t.config["virtual_servers"][0]["real_servers"])
+    assert first == {"type": "file", "path": "/run/lb/rs1", "weight": 2, "alpha": False}
+    assert second == {
+        "type": "file", "path": "/run/lb/rs1", "weight": 0, "reverse": True, "alpha": False
+    }
+    assert t.complete
+    validated(t)
+    missing = convert(
+        "virtual_server 192.0.2.1 80 {\n real_server 10.0.0.1 80 {\n"
+        " FILE_CHECK {\n track_file nowhere\n }\n }\n}\n"
+    )
+    assert findings(missing, Severity.UNSUPPORTED) == [(4, "track_file")]
