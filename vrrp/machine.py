@@ -307,6 +307,10 @@ def instance_reload(old: InstanceSettings, new: InstanceSettings) -> InstanceRel
         return InstanceReload.keep
     if old.key != new.key or old.version != new.version or old.sync_group != new.sync_group:
         return InstanceReload.replace
+    if old.vmac != new.vmac:
+        # The macvlan (use_vmac) is made when the instance's ports are built: the VIPs
+        # and the advert socket move with it, so a new one needs a new instance.
+        return InstanceReload.replace
     return InstanceReload.reconfigure
 
 
@@ -1090,6 +1094,10 @@ class VrrpMachine:
             # RFC 5798 §6.4.3: another router resigned; assert ourselves at once.
             self._advert_at = now + self._settings.advert_interval
             return (SendAdvert(self._effective),)
+        if self._settings.strict and self._settings.is_owner:
+            # keepalived vrrp_strict sets owner_ignore_adverts: the address owner keeps
+            # its addresses whatever another router advertises.
+            return ()
         detail = f"peer={source} peer_priority={advert.priority} priority={self._effective}"
         if advert.priority > self._effective:
             return self._become_backup(
@@ -1104,6 +1112,10 @@ class VrrpMachine:
         # Lower priority (or equal with a lower address): RFC 5798 says discard;
         # keepalived answers at once ("forcing new election") so the other side
         # steps down now instead of after its own timers.
+        if self._settings.strict:
+            # keepalived vrrp_strict: lower_prio_no_advert and garp_lower_prio_repeat 0,
+            # the RFC 5798 §6.4.3 "Otherwise, discard the ADVERTISEMENT" as written.
+            return ()
         # Another router believed it was master (a partition has healed, or our adverts
         # were lost): its gratuitous ARPs / NAs moved the neighbours' caches to it, and
         # they stay there after it steps down. Announce the VIPs again, as keepalived's

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "BASE_SYSCTLS",
+    "IGMP_LINK_LOCAL_REPORTS",
     "VMAC_SYSCTLS",
     "VmacSettings",
     "VmacSpec",
@@ -39,8 +40,23 @@ VMAC_SYSCTLS: tuple[tuple[str, int], ...] = (
     ("accept_local", 1),
     ("rp_filter", 0),
 )
-#: net.ipv4.conf.<base interface>.* keepalived sets (``parent_sysctl``).
-BASE_SYSCTLS: tuple[tuple[str, int], ...] = (("arp_ignore", 1), ("arp_filter", 1))
+#: net.ipv4.conf.<base interface>.* keepalived sets (``parent_sysctl``), and
+#: ``arp_announce=2``, which keepalived does not set: replies from a VIP leave through
+#: the base interface (its connected route comes first), and the ARP request the base
+#: then sends must not name the VIP as its sender, or the neighbour learns the VIP at
+#: the base's own MAC instead of the virtual one.
+BASE_SYSCTLS: tuple[tuple[str, int], ...] = (
+    ("arp_ignore", 1),
+    ("arp_filter", 1),
+    ("arp_announce", 2),
+)
+
+#: net.ipv4.igmp_link_local_mcast_reports, set to 0 while a macvlan exists: joining
+#: 224.0.0.18 on the macvlan would otherwise send IGMP reports with the virtual MAC from
+#: the backup too, and a learning switch would move the MAC to it (keepalived moves
+#: those reports to the base interface with an nftables rule instead). Reports for the
+#: 224.0.0.x link-local groups serve nothing: RFC 4541 §2.1.2 has switches flood them.
+IGMP_LINK_LOCAL_REPORTS = ("igmp_link_local_mcast_reports", 0)
 
 _IFNAMSIZ = 15
 

@@ -461,6 +461,7 @@ def _instance(instance: m.VrrpInstance, group: str | None) -> vrrp.InstanceSetti
         vmac=vrrp.VmacSettings(instance.vmac.name, instance.vmac.xmit_base)
         if instance.vmac is not None
         else None,
+        strict=instance.strict,
     )
 
 

@@ -891,6 +891,8 @@ class VrrpInstance(_Model):
     vmac: Vmac | None = None
     # keepalived auth_hmac: an HMAC-SHA256 trailer on every advert (VRRPv2 or v3).
     auth_hmac: AuthHmac | None = None
+    # keepalived vrrp_strict / strict_mode: RFC 5798 as written (see docs/config.md).
+    strict: bool = False
 
     @property
     def vmac_name(self) -> str | None:

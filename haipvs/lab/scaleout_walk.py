@@ -50,6 +50,9 @@ __all__ = [
     "director_drain",
     "director_join",
     "enable_sync_mesh",
+    "first_route_without",
+    "p95",
+    "parse_monitor_line",
     "run_walk",
     "share_spread",
 ]
@@ -62,7 +65,8 @@ LEARN = 1.0
 
 @dataclass(frozen=True, slots=True)
 class WalkSettings:
-    connections: int = 200  # per population (mh and rr each)
+    connections: int = 200  # the mh population
+    rr_connections: int = 200  # the rr reference population
     heartbeat: float = 0.2
     deaths: int = 2
     ramp: float = 5.0
@@ -88,7 +92,8 @@ def address(host: str) -> str:
 class Population:
     """``count`` long-lived connections held by haipvs.lab.holders in the client."""
 
-    def __init__(self, lab: ScaleOutLab, name: str, port: int, settings: WalkSettings) -> None:
+    def __init__(self, lab: ScaleOutLab, name: str, port: int, settings: WalkSettings,
+                 count: int | None = None) -> None:
         self.lab = lab
         self.name = name
         self.out = lab.workdir / f"holders-{name}-{time.monotonic_ns()}.json"
@@ -96,7 +101,8 @@ class Population:
         # Niced: the client's load must not starve the directors it measures.
         argv = ["nice", "-n", "10", sys.executable, "-m", "haipvs.lab.holders",
                 "--vip", VIP, "--port", str(port),
-                "--count", str(settings.connections), "--heartbeat", str(settings.heartbeat),
+                "--count", str(count or settings.connections),
+                "--heartbeat", str(settings.heartbeat),
                 "--ramp", str(settings.ramp), "--out", str(self.out)]
         for source in sources:
             argv += ["--source", source]
@@ -149,10 +155,19 @@ class CaseResult:
         population = self.mh if which == "mh" else self.rr
         causes = population.get("causes", {})
         assert isinstance(causes, dict)
-        broken = {cause: n for cause, n in causes.items() if cause != "ok"}
+        broken = {cause: n for cause, n in causes.items()
+                  if cause not in ("ok", "connect_failed")}
         text = ", ".join(f"{n} {cause}" for cause, n in sorted(broken.items()))
-        return (f"{which}: {self.broken(which)} of {population.get('connections')} "
-                f"connections broken" + (f" ({text})" if text else ""))
+        failed = causes.get("connect_failed", 0)
+        beat = population.get("heartbeat_ms")
+        return (f"{which}: {self.broken(which)} of {population.get('opened')} "
+                f"connections broken" + (f" ({text})" if text else "")
+                + (f", {failed} never opened" if failed else "")
+                + (f", heartbeat every {beat:.0f} ms" if isinstance(beat, float) else ""))
+
+    def opened(self, which: str = "mh") -> int:
+        got = (self.mh if which == "mh" else self.rr).get("opened", 0)
+        return int(got) if isinstance(got, int) else 0
 
     def report(self) -> str:
         return (f"{self.name}: {self.describe('mh')}; {self.describe('rr')}; withdraw_ms="
@@ -164,7 +179,7 @@ def hold_both(lab: ScaleOutLab, settings: WalkSettings, name: str,
     """Open both populations, let them settle, run ``during``, settle, count."""
     result = CaseResult(name)
     mh = Population(lab, f"{name}-mh", MH_PORT, settings)
-    rr = Population(lab, f"{name}-rr", RR_PORT, settings)
+    rr = Population(lab, f"{name}-rr", RR_PORT, settings, settings.rr_connections)
     try:
         limit = settings.ramp * 4 + 60
         mh.wait_ramped(limit)
@@ -198,14 +213,10 @@ class RouteWatch:
         # change is never seen half read.
         assert self.process.stdout is not None
         for raw in self.process.stdout:
-            line = raw.decode(errors="replace").strip()
-            head, _, rest = line.partition("]")
-            try:
-                stamp = datetime.datetime.fromisoformat(head.lstrip("[")).timestamp()
-            except ValueError:
-                continue
-            with self._lock:
-                self.events.append((stamp, " ".join(rest.replace("\\", " ").split())))
+            event = parse_monitor_line(raw.decode(errors="replace"))
+            if event is not None:
+                with self._lock:
+                    self.events.append(event)
 
     def since(self, since: float) -> list[str]:
         """The VIP's route changes after wall time ``since``, with their offsets."""
@@ -217,16 +228,33 @@ class RouteWatch:
         """Wall time of the first new VIP route after ``since`` without next hop ``gone``."""
         with self._lock:
             events = list(self.events)
-        for stamp, text in events:
-            if stamp < since or text.startswith("Deleted") or not text.startswith(VIP):
-                continue
-            if " via " in text and f"via {gone} " not in text + " ":
-                return stamp
-        return None
+        return first_route_without(events, gone, since)
 
     def close(self) -> None:
         self.process.terminate()
         self.process.wait(10)
+
+
+def parse_monitor_line(line: str) -> tuple[float, str] | None:
+    """One line of `ip -ts -o monitor route`: (wall time, the change on one line)."""
+    head, _, rest = line.strip().partition("]")
+    try:
+        stamp = datetime.datetime.fromisoformat(head.lstrip("[")).timestamp()
+    except ValueError:
+        return None
+    return stamp, " ".join(rest.replace("\\", " ").split())
+
+
+def first_route_without(events: Sequence[tuple[float, str]], gone: str,
+                        since: float) -> float | None:
+    """The first route for the VIP installed after ``since`` whose next hops leave out
+    ``gone`` (a deletion is not a route: the VIP must still be reachable)."""
+    for stamp, text in events:
+        if stamp < since or text.startswith("Deleted") or not text.startswith(VIP + " "):
+            continue
+        if " via " in text and f"via {gone} " not in text + " ":
+            return stamp
+    return None
 
 
 # -- the cases ------------------------------------------------------------------------------

@@ -344,13 +344,13 @@ def test_unknown_keyword_is_unsupported_never_ignored() -> None:
 def test_mail_and_process_tuning_are_dropped_with_reasons() -> None:
     t = convert(
         "global_defs {\n notification_email {\n ops@example.org\n }\n smtp_server 192.0.2.25\n"
-        " vrrp_strict\n script_user nobody\n}\n"
+        " vrrp_iptables\n script_user nobody\n}\n"
     )
     assert t.complete
     assert findings(t, Severity.DROPPED) == [
         (2, "notification_email"),
         (5, "smtp_server"),
-        (6, "vrrp_strict"),
+        (6, "vrrp_iptables"),
         (7, "script_user"),
     ]
     assert "e-mail alerts" in t.findings[0].message

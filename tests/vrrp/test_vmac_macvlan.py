@@ -76,7 +76,7 @@ async def test_the_fake_macvlans_fail_like_the_kernel_and_set_keepaliveds_sysctl
     await vmacs.ensure(spec)  # identical: taken over
     assert vmacs.ops == [("add", "vrrp.51")]
     assert vmacs.sysctls["vrrp.51"] == {"arp_ignore": 1, "accept_local": 1, "rp_filter": 0}
-    assert vmacs.sysctls["eth0"] == {"arp_ignore": 1, "arp_filter": 1}
+    assert vmacs.sysctls["eth0"] == {"arp_ignore": 1, "arp_filter": 1, "arp_announce": 2}
     await addresses.add("vrrp.51", VIP)  # the addresses fake knows the new link
     with pytest.raises(VrrpIoError, match=r"vrrp\.51") as taken:
         await vmacs.ensure(VmacSpec("vrrp.51", "eth1", "00:00:5e:00:01:33"))
@@ -89,7 +89,7 @@ async def test_the_fake_macvlans_fail_like_the_kernel_and_set_keepaliveds_sysctl
     assert missing.value.errno == errno.ENODEV
     await vmacs.remove(spec)
     await vmacs.remove(spec)  # absent: succeeds
-    assert vmacs.sysctls["eth0"] == {"arp_ignore": 0, "arp_filter": 0}  # put back
+    assert vmacs.sysctls["eth0"] == {"arp_ignore": 0, "arp_filter": 0, "arp_announce": 0}
     assert addresses.held() == ()
 
 
