@@ -64,6 +64,7 @@ from checkers.health import (
     ServiceStatus,
 )
 from checkers.hysteresis import Reason
+from checkers.inconclusive import LateDeadlines, late_beyond_bound
 from checkers.probe import ProbeAttempt, ProbePlan, plan_probe, run_probe
 from checkers.result import ProbeResult
 from checkers.schedule import (
@@ -112,6 +113,7 @@ class _Probe:
         "plan",
         "planned",
         "removed",
+        "rerun",
         "spec",
         "started_at",
         "target",
@@ -143,6 +145,8 @@ class _Probe:
         # set by the watchdog when it cancels this probe (see HUNG_GRACE)
         self.hung = False
         self.removed = False
+        # the running attempt re-runs one whose deadline fired late (checkers/inconclusive.py)
+        self.rerun = False
 
 
 class _Backend:
@@ -243,6 +247,7 @@ class CheckerPool:
         self._lateness: deque[float] = deque(maxlen=_LATENESS_SAMPLES)
         self.probes_started = 0
         self.probes_completed = 0
+        self.late_deadlines = LateDeadlines()
 
     # -- clock and timer -----------------------------------------------------
 
@@ -329,7 +334,7 @@ class CheckerPool:
                 self._launch(item, when, now)
             elif isinstance(item, _Watchdog):
                 item.due = None
-                self._sweep_hung(now)
+                self._sweep_hung(now, late=late_beyond_bound(when, now))
             else:
                 item.timer_at = None
                 self._handle(item, item.health.on_timer(now), now)
@@ -398,9 +403,10 @@ class CheckerPool:
             attempt.cancel()
             self._release(probe, self._clock())
 
-    def _sweep_hung(self, now: float) -> None:
-        """Cancel probes running HUNG_GRACE past their timeout; re-arm the sweep."""
-        for probe in list(self._running):
+    def _sweep_hung(self, now: float, *, late: bool = False) -> None:
+        """Cancel probes running HUNG_GRACE past their timeout; re-arm the sweep.
+        A sweep that fired late judges nothing (checkers/inconclusive.py rule 4)."""
+        for probe in () if late else list(self._running):
             started = probe.started_at
             limit = probe.spec.timing.timeout + HUNG_GRACE
             running = probe.task is not None or probe.attempt is not None
@@ -462,6 +468,9 @@ class CheckerPool:
             self._on_result(probe, result, now)
 
     def _on_result(self, probe: _Probe, result: ProbeResult, now: float) -> None:
+        if not (probe.hung or self._stopping) and self._inconclusive(probe, result, now):
+            self._launch(probe, now, now)
+            return
         backend: _Backend | None = None
         for backend in list(probe.backends.values()):
             events = backend.health.observe(
@@ -482,6 +491,28 @@ class CheckerPool:
             probe.due = due
             probe.early = probe_early(interval, self._probe_batch)
             self._push(due, probe)
+
+    def _inconclusive(self, probe: _Probe, result: ProbeResult, now: float) -> bool:
+        """Whether to drop this result and run the probe again now (checkers/inconclusive.py)."""
+        verdict = self.late_deadlines.judge(
+            ok=result.ok,
+            latency=result.latency,
+            timeout=probe.spec.timing.timeout,
+            rerun=probe.rerun,
+            now=now,
+        )
+        probe.rerun = verdict.rerun
+        if verdict.new_episode:
+            log.info(
+                "check.inconclusive",
+                check=str(probe.key),
+                rs=str(probe.target),
+                reason=f"{result.detail}, but its deadline fired {verdict.late_by:.1f}s late: "
+                "the checker was not running; "
+                + ("re-run at once, neither rise nor fall" if verdict.rerun
+                   else "its re-run was late too: counted as a failure"),
+            )
+        return verdict.rerun
 
     def _schedule_core_timer(self, backend: _Backend) -> None:
         deadline = backend.health.next_deadline()

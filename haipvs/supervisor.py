@@ -411,6 +411,7 @@ class Supervisor:
                     up=status.healthy,
                     weight_factor=status.weight_factor if status.healthy else 0.0,
                     reason=status.reason,
+                    weight=status.weight,
                 )
         return health
 
@@ -424,7 +425,9 @@ class Supervisor:
         if key is None:
             return
         factor = min(1.0, max(0.0, change.weight_factor)) if change.healthy else 0.0
-        view = HealthView(up=change.healthy, weight_factor=factor, reason=change.reason)
+        view = HealthView(
+            up=change.healthy, weight_factor=factor, reason=change.reason, weight=change.weight
+        )
         programmer.update_health(key[0], key[1], view)
         if self._bgp is not None:
             self._bgp.poke()

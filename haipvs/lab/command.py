@@ -8,6 +8,7 @@ import sys
 __all__ = ["add_lab_arguments", "lab_command"]
 
 DEFAULT_TIMEOUT = 600.0
+_DEMOS = {"pair": "haipvs.lab.demo", "scaleout": "haipvs.lab.demo_scaleout"}
 
 
 def add_lab_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,9 +32,12 @@ def add_lab_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]")
     sub.add_parser("setup", help="fetch and build the guest kernel and initramfs now")
     demo = sub.add_parser(
-        "demo", help="two directors, three real servers and a client: failures and failover"
+        "demo", help="two directors, three real servers and a client: failures and failover "
+        "(scaleout: three active directors behind ECMP, a death, a join, a drain)"
     )
-    demo.add_argument("--timeout", type=float, default=300.0)
+    demo.add_argument("scenario", nargs="?", choices=("pair", "scaleout"), default="pair")
+    demo.add_argument("--timeout", type=float, default=None,
+                      help="seconds (default 300, scaleout 900)")
 
 
 def lab_command(args: argparse.Namespace) -> int:
@@ -54,8 +58,9 @@ def lab_command(args: argparse.Namespace) -> int:
             print(f"haipvs lab: guest kernel {assets.kernel_version} ready")
             return 0
         if args.lab_command == "demo":
+            timeout = args.timeout or (900.0 if args.scenario == "scaleout" else 300.0)
             return run_in_lab(
-                [sys.executable, "-m", "haipvs.lab.demo"], timeout=args.timeout
+                [sys.executable, "-m", _DEMOS[args.scenario]], timeout=timeout
             ).exit_status
         argv = list(args.argv)
         if argv and argv[0] == "--":

@@ -19,14 +19,25 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from haipvs.lab.pair import wait_until
 from haipvs.lab.servers import start_real_server
-from haipvs.lab.topology import BuiltTopology, Endpoint, Host, Route, Topology, Veth, build
+from haipvs.lab.topology import (
+    Bridge,
+    BuiltTopology,
+    Endpoint,
+    Host,
+    Route,
+    Topology,
+    Veth,
+    build,
+)
 
-__all__ = ["VIP", "ScaleOutLab", "running_scaleout"]
+__all__ = ["VIP", "DirectorSettings", "ScaleOutLab", "running_scaleout"]
 
 VIP = "192.0.2.10"
 ROUTER_AS = 65000
@@ -37,26 +48,37 @@ _NO_RP_FILTER = {
 }
 
 
-def scaleout_topology(directors: int, real_servers: int) -> Topology:
+def scaleout_topology(directors: int, real_servers: int, *, sync_network: bool = False,
+                      client_addresses: int = 1) -> Topology:
+    """`sync_network`: a second link from every director to one bridge (in the router's
+    namespace, not routed), the L2 segment the IPVS sync daemons' multicast needs.
+    `client_addresses`: the client holds 10.0.9.2, .3, ... so its flows vary by source
+    address as well as port."""
     hosts = [
         Host("rtr", sysctls={"net.ipv4.ip_forward": "1",
                              "net.ipv4.fib_multipath_hash_policy": "1"}),
         Host("client", routes=(Route("default", via="10.0.9.1"),)),
     ]
-    links = [Veth(Endpoint("client", "eth0", ("10.0.9.2/24",)),
+    clients = tuple(f"10.0.9.{2 + n}/24" for n in range(client_addresses))
+    links = [Veth(Endpoint("client", "eth0", clients),
                   Endpoint("rtr", "c0", ("10.0.9.1/24",)))]
     for i in range(1, directors + 1):
         hosts.append(Host(f"d{i}", routes=(Route("default", via=f"10.0.{i}.1"),),
                           loopback_addresses=(f"{VIP}/32",)))
         links.append(Veth(Endpoint(f"d{i}", "eth0", (f"10.0.{i}.2/24",)),
                           Endpoint("rtr", f"d{i}", (f"10.0.{i}.1/24",))))
+        if sync_network:
+            links.append(Veth(Endpoint(f"d{i}", "eth1", (f"10.2.0.{i}/24",)),
+                              Endpoint("rtr", f"s{i}")))
     for k in range(1, real_servers + 1):
         hosts.append(Host(f"rs{k}", routes=(Route("default", via=f"10.1.{k}.1"),),
                           loopback_addresses=(f"{VIP}/32",), tunnels=("ipip",),
                           sysctls={**_NO_RP_FILTER, "net.ipv4.conf.tunl0.rp_filter": "0"}))
         links.append(Veth(Endpoint(f"rs{k}", "eth0", (f"10.1.{k}.2/24",)),
                           Endpoint("rtr", f"rs{k}", (f"10.1.{k}.1/24",))))
-    return Topology(hosts=tuple(hosts), links=tuple(links))
+    bridges = ((Bridge("rtr", "sync0", ports=tuple(f"s{i}" for i in range(1, directors + 1))),)
+               if sync_network else ())
+    return Topology(hosts=tuple(hosts), links=tuple(links), bridges=bridges)
 
 
 def router_bird_config(directors: int) -> str:
@@ -68,20 +90,41 @@ def router_bird_config(directors: int) -> str:
         'protocol bfd { interface "*" { min rx interval 100 ms; min tx interval 100 ms;'
         " multiplier 3; }; }",
         f"template bgp dir {{ local as {ROUTER_AS}; ipv4 {{ import all; export none; }};"
-        " bfd on; hold time 3; keepalive time 1; connect retry time 1; }",
+        " bfd on; hold time 3; keepalive time 1; connect retry time 1;"
+        # A director back from a failure is taken again at once, not after BIRD's
+        # default 60-300 s back-off (the lab revives directors on purpose).
+        " error wait time 1, 5; }",
     ]
     lines += [f"protocol bgp d{i} from dir {{ neighbor 10.0.{i}.2 as {DIRECTOR_AS}; }}"
               for i in range(1, directors + 1)]
     return "\n".join(lines) + "\n"
 
 
-def director_config(i: int, workdir: Path, *, need: int, learn: float) -> str:
-    reals = "\n".join(f"      - {{address: 10.1.{k}.2, port: 80}}" for k in (1, 2))
+@dataclass(frozen=True, slots=True)
+class DirectorSettings:
+    """What the directors' configs share. The defaults are the walk-through tests'; the
+    bench configures five real servers (the ones not started yet are down, so at weight 0
+    without mh slots until their check passes), the sync mesh, and checks that a loaded
+    one-CPU guest does not flap (a flap changes one director's mh table, not the others')."""
+
+    real_servers: int = 2
+    mesh: bool = False
+    check_interval: float = 0.5
+    check_timeout: float = 0.4
+    fall: int = 1
+
+
+def director_config(i: int, workdir: Path, *, need: int, learn: float,
+                    settings: DirectorSettings = DirectorSettings()) -> str:
+    reals = "\n".join(f"      - {{address: 10.1.{k}.2, port: 80}}"
+                      for k in range(1, settings.real_servers + 1))
+    sync = ("\n  sync_daemon: {interface: eth1, mode: mesh, syncid: 7}"
+            if settings.mesh else "")
     return f"""director:
   name: d{i}
   log_format: json
 ipvs:
-  programmer: {{min_interval: 0.05, max_interval: 10}}
+  programmer: {{min_interval: 0.05, max_interval: 10}}{sync}
 virtual_servers:
   - vip: {VIP}
     port: 80
@@ -89,7 +132,8 @@ virtual_servers:
     scheduler_flags: [mh-port, mh-fallback]
     forwarding: tun
     drain: {{timeout: 0}}
-    check: {{type: http, path: /, interval: 0.5, timeout: 0.4, rise: 1, fall: 1}}
+    check: {{type: http, path: /, interval: {settings.check_interval}, \
+timeout: {settings.check_timeout}, rise: 1, fall: {settings.fall}}}
     real_servers:
 {reals}
 bgp:
@@ -104,13 +148,17 @@ bgp:
 
 
 class ScaleOutLab:
-    def __init__(self, net: BuiltTopology, workdir: Path, directors: int) -> None:
+    def __init__(self, net: BuiltTopology, workdir: Path, directors: int,
+                 settings: DirectorSettings = DirectorSettings()) -> None:
         self.net = net
         self.workdir = workdir
         self.directors = directors
+        self.settings = settings
+        self.sync_network = any(link.a.ifname == "eth1" for link in net.topology.links)
         self.birds: dict[str, subprocess.Popen[bytes]] = {}
         self.daemons: dict[str, subprocess.Popen[bytes]] = {}
         self.servers: dict[str, subprocess.Popen[bytes]] = {}
+        self.flaps: list[str] = []  # BGP sessions the lab restarted after a BFD flap
 
     # BIRD ---------------------------------------------------------------------------------
 
@@ -129,8 +177,11 @@ class ScaleOutLab:
         with contextlib.suppress(FileNotFoundError):
             socket.unlink()
         bird = shutil.which("bird") or "/usr/sbin/bird"
+        # Real-time priority: in the lab every BIRD, haipvs and the client share one
+        # emulated CPU, and a busy client starves BIRD past BFD's 300 ms detection time,
+        # which then drops healthy directors. On real hardware each BIRD has its host.
         self.birds[host] = self.net.popen(
-            host, [bird, "-f", "-c", str(main), "-s", str(socket)],
+            host, ["chrt", "-f", "50", bird, "-f", "-c", str(main), "-s", str(socket)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         wait_until(socket.exists, 30)
@@ -164,7 +215,9 @@ class ScaleOutLab:
             self.start_real_server(f"rs{k}")
 
     def start_real_server(self, name: str) -> None:
-        self.servers[name] = start_real_server(self.net, name, name, http=["0.0.0.0:80"])
+        # :81 serves the rr reference service the bench programs beside haipvs's own.
+        self.servers[name] = start_real_server(self.net, name, name,
+                                               http=["0.0.0.0:80", "0.0.0.0:81"])
 
     def stop_real_server(self, name: str) -> None:
         process = self.servers.pop(name)
@@ -174,7 +227,8 @@ class ScaleOutLab:
     def start_director(self, i: int, *, need: int = 2, learn: float = 1.0) -> None:
         name = f"d{i}"
         path = self.workdir / f"{name}.yaml"
-        path.write_text(director_config(i, self.workdir, need=need, learn=learn))
+        path.write_text(director_config(i, self.workdir, need=need, learn=learn,
+                                        settings=self.settings))
         path.chmod(0o644)
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - the daemon's stdout
         env = {**os.environ, "STATE_DIRECTORY": str(self.workdir / f"{name}.state"),
@@ -192,6 +246,63 @@ class ScaleOutLab:
 
     def log_text(self, name: str) -> str:
         return (self.workdir / f"{name}.log").read_text(errors="replace")
+
+    def reload_director(self, name: str, *, need: int, learn: float,
+                        settings: DirectorSettings) -> None:
+        """A new config and SIGHUP, as an operator reloads."""
+        path = self.workdir / f"{name}.yaml"
+        path.write_text(director_config(int(name[1:]), self.workdir, need=need, learn=learn,
+                                        settings=settings))
+        self.daemons[name].send_signal(signal.SIGHUP)
+
+    def admin(self, name: str, *argv: str) -> subprocess.CompletedProcess[str]:
+        """`haipvs ARGV` against the director's admin socket, as an operator runs it."""
+        sock = self.workdir / f"{name}.run" / "admin.sock"
+        return subprocess.run([sys.executable, "-m", "haipvs", *argv, "--socket", str(sock)],
+                              capture_output=True, text=True, timeout=30, check=False)
+
+    def silence(self, host: str) -> float:
+        """A silent death: every packet the host sends is lost (haipvs and BIRD keep
+        running, unaware; the router's BFD session times out). Returns the wall time just
+        before the loss began on the router link: one netlink call from here, not a `tc`
+        process (which takes 50-100 ms to start in the emulated guest)."""
+        with self.net.iproute(host) as ipr:
+            links = [(name, ipr.link_lookup(ifname=name)[0]) for name in self._links(host)]
+            started = time.time()
+            for name, index in sorted(links, key=lambda link: link[0] != "eth0"):
+                if name == "eth0":
+                    started = time.time()
+                ipr.tc("add", "netem", index, loss=100)
+        return started
+
+    def revive(self, host: str) -> None:
+        for ifname in self._links(host):
+            self.net.run(host, ["tc", "qdisc", "del", "dev", ifname, "root"], check=False)
+
+    def _links(self, host: str) -> list[str]:
+        return ["eth0", "eth1"] if self.sync_network else ["eth0"]
+
+    def add_rr_service(self, host: str, port: int, real_servers: int) -> None:
+        """The reference the bench compares mh with: the same real servers behind an rr
+        service on another port, programmed with ipvsadm beside haipvs's own (haipvs
+        never touches a service it does not own)."""
+        service = f"{VIP}:{port}"
+        self.net.run(host, ["ipvsadm", "-A", "-t", service, "-s", "rr"])
+        for k in range(1, real_servers + 1):
+            self.net.run(host, ["ipvsadm", "-a", "-t", service, "-r", f"10.1.{k}.2:{port}",
+                                "-i", "-w", "1"])
+
+    def scheduled(self, host: str, port: int = 80) -> int:
+        """The connections this director's IPVS scheduled for the service since it was
+        created (the service's ``Conns`` counter: only connections this director chose a
+        real server for, not the entries connection sync copied from the others)."""
+        out = self.net.run(host, ["ipvsadm", "-Ln", "--stats", "--exact", "-t",
+                                  f"{VIP}:{port}"], check=False).stdout
+        for line in out.splitlines():
+            words = line.split()
+            if len(words) >= 3 and words[0] in ("TCP", "UDP") and words[1] == f"{VIP}:{port}":
+                return int(words[2])
+        return 0
 
     def diagnose(self) -> str:
         """What a failed walk-through needs to be read: BIRD's view on every host, the
@@ -221,12 +332,17 @@ class ScaleOutLab:
 
 @contextlib.contextmanager
 def running_scaleout(
-    directors: int = 2, real_servers: int = 2, *, prefix: str = "so-"
+    directors: int = 2, real_servers: int = 2, *, prefix: str = "so-",
+    settings: DirectorSettings | None = None, sync_network: bool = False,
+    client_addresses: int = 1,
 ) -> Iterator[ScaleOutLab]:
     workdir = Path(tempfile.mkdtemp(prefix="haipvs-scaleout-",
                                     dir=os.environ.get("TMPDIR", "/tmp")))
-    with build(scaleout_topology(directors, real_servers), prefix=prefix) as net:
-        lab = ScaleOutLab(net, workdir, directors)
+    chosen = settings or DirectorSettings(real_servers=real_servers)
+    topology = scaleout_topology(directors, real_servers, sync_network=sync_network,
+                                 client_addresses=client_addresses)
+    with build(topology, prefix=prefix) as net:
+        lab = ScaleOutLab(net, workdir, directors, chosen)
         try:
             yield lab
         finally:

@@ -11,6 +11,7 @@ backup at priority 100, RFC 5798 §6.1) and 0.5 s checks with rise/fall 2.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -29,6 +30,7 @@ __all__ = [
     "Violation",
     "check",
     "describe",
+    "guest_stalls",
 ]
 
 IPVS_OP_PREFIXES = ("ipvs.service.", "ipvs.dest.")
@@ -58,6 +60,13 @@ class Bounds:
     change_grace: float = 6.0  # IPVS ops may follow a changing fault this long
     clock_grace: float = 2.0
     corroborated: float = 1.5  # both directors' check.down this close: the backend stalled
+    # The client sends every 20 ms whether or not earlier requests answered: a gap this
+    # long between two sends means nothing in the guest ran (the host starved it), so
+    # the backends, in the same guest, could not answer a 0.4 s check either.
+    guest_stall: float = 0.25
+    # how far before a check.down a guest stall explains it: fall 2 at the 0.5 s fast
+    # interval, the 0.4 s timeout, and the log tail's own lag
+    stall_lookback: float = 2.5
     child_died_logged: float = 5.0
     reload_settles: float = 5.0
     zombie: float = 3.0
@@ -121,6 +130,8 @@ class Observations:
     procs: Sequence[Proc] = ()
     backends: Mapping[str, str] = field(default_factory=dict)  # rs name -> address
     end: float = 0.0  # the last time observed
+    # when the lab client sent each request (it sends on a fixed schedule, open loop)
+    client_sends: Sequence[float] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,15 +368,27 @@ def _convergence(obs: Observations, bounds: Bounds,
     return found
 
 
-def _stalled(obs: Observations, flip: Event, bounds: Bounds) -> bool:
-    """Both directors saw the same backend go down at about the same time: the backend
-    (or the whole guest) stalled, a change in the world rather than in a daemon. Not
-    while a fault aims at the daemons' CPU or descriptors: there, that is the finding."""
+def guest_stalls(sends: Sequence[float], bound: float) -> list[tuple[float, float]]:
+    """The gaps longer than `bound` between two consecutive client sends: windows in
+    which the guest did not run the client, nor anything else in it."""
+    ordered = sorted(sends)
+    return [(a, b) for a, b in itertools.pairwise(ordered) if b - a > bound]
+
+
+def _stalled(obs: Observations, flip: Event, bounds: Bounds,
+             stalls: Sequence[tuple[float, float]] = ()) -> bool:
+    """The backend (or the whole guest) stalled, a change in the world rather than in a
+    daemon: both directors saw the same backend go down at about the same time, or the
+    guest itself stopped running (a gap in the client's sends) shortly before the
+    check.down. Not while a fault aims at the daemons' CPU or descriptors: there, that
+    is the finding."""
     if flip.event != "check.down":
         return False
     if any(a - SLOP <= flip.t <= b + bounds.clock_grace
            for a, b, _f in _windows(obs, STARVES)):
         return False
+    if any(a <= flip.t and b >= flip.t - bounds.stall_lookback for a, b in stalls):
+        return True
     return any(e.event == "check.down" and e.director != flip.director
                and e.fields.get("rs") == flip.fields.get("rs")
                and abs(e.t - flip.t) <= bounds.corroborated for e in obs.events)
@@ -376,8 +399,11 @@ def _quiet_ipvs(obs: Observations, bounds: Bounds, figures: dict[str, float]) ->
     or a backend that both directors saw stall."""
     found: list[Violation] = []
     allowed = [(a, b + bounds.change_grace) for a, b, _f in _windows(obs, CHANGES_TABLE)]
-    stalls = [e for e in obs.events if _stalled(obs, e, bounds)]
+    gaps = guest_stalls(obs.client_sends, bounds.guest_stall)
+    stalls = [e for e in obs.events if _stalled(obs, e, bounds, gaps)]
     figures["backend_stalls"] = len({(e.fields.get("rs"), round(e.t)) for e in stalls})
+    figures["guest_stalls"] = len(gaps)
+    figures["guest_stall_max_ms"] = round(max((b - a for a, b in gaps), default=0.0) * 1000)
     for event in obs.events:
         if not event.event.startswith(IPVS_OP_PREFIXES):
             continue

@@ -18,6 +18,7 @@ from haipvs.lab.nemesis.invariants import (
     Violation,
     check,
     describe,
+    guest_stalls,
 )
 from haipvs.lab.nemesis.schedule import (
     ALL_KINDS,
@@ -56,9 +57,24 @@ def test_spacing_durations_and_settling() -> None:
 def test_every_kind_is_drawn_and_the_mix_is_respected() -> None:
     drawn = {f.kind for seed in range(20) for f in generate(seed, 900)}
     assert drawn == set(ALL_KINDS)
-    ci = {f.kind for seed in range(20) for f in generate(seed, 900, CI_KINDS)}
-    assert ci == set(CI_KINDS)
-    assert "flood" not in ci
+    assert set(CI_KINDS) == set(ALL_KINDS)  # CI runs the full mix
+    some = ("partition", "flood", "kill_child")
+    assert {f.kind for seed in range(20) for f in generate(seed, 900, some)} == set(some)
+
+
+@pytest.mark.parametrize("seed", range(1, 11))
+def test_every_kind_comes_once_before_any_comes_twice(seed: int) -> None:
+    faults = generate(seed, 900)
+    assert len(faults) > 2 * len(ALL_KINDS)
+    for start in range(0, 2 * len(ALL_KINDS), len(ALL_KINDS)):
+        bag = [f.kind for f in faults[start:start + len(ALL_KINDS)]]
+        assert sorted(bag) == sorted(ALL_KINDS)
+
+
+def test_a_ci_sized_run_meets_the_kinds_ci_used_to_leave_out() -> None:
+    kinds = {f.kind for f in generate(1, 180)}
+    assert {"flood", "kill_child", "api_idle", "reload_bad_interface"} <= kinds
+    assert len(kinds) >= 12
 
 
 def test_clock_steps_are_an_hour_or_a_day_either_way() -> None:
@@ -422,4 +438,51 @@ def test_a_backend_both_directors_saw_stall_explains_its_ops() -> None:
 def test_a_stall_during_a_flood_is_the_finding_not_an_excuse() -> None:
     flood = Fault(18.0, "flood", "group", 3.0)
     found = check(Observations(faults=(flood,), events=stall_events(), end=30)).violations
+    assert invariants_of(found) == ["no_op_without_change"] * 2
+
+
+def paced(start: float, end: float, every: float = 0.02) -> list[float]:
+    return [start + i * every for i in range(round((end - start) / every) + 1)]
+
+
+def test_guest_stalls_are_gaps_in_the_clients_fixed_schedule() -> None:
+    sends = paced(10.0, 12.0) + paced(12.6, 14.0) + paced(14.2, 15.0)
+    assert guest_stalls(sends, 0.25) == [(pytest.approx(12.0), pytest.approx(12.6))]
+    assert guest_stalls(paced(10.0, 20.0), 0.25) == []
+
+
+def test_a_guest_stall_just_before_a_one_sided_check_down_explains_its_ops() -> None:
+    alone = [e for e in stall_events() if e.director == "dir1"]  # check.down at 20.0
+    sends = paced(10.0, 18.9) + paced(19.5, 30.0)  # the guest did not run 18.9-19.5
+    verdict = check(Observations(faults=(), events=alone, end=30, client_sends=sends))
+    assert verdict.violations == ()
+    assert verdict.figures["guest_stalls"] == 1
+    assert verdict.figures["guest_stall_max_ms"] == 600
+
+
+@pytest.mark.parametrize(("gap_from", "gap_to"), [
+    (16.0, 17.0),  # ended 3 s before the check.down: longer ago than a fall takes
+    (20.5, 21.0),  # after the check.down: it cannot have caused it
+])
+def test_a_guest_stall_away_from_the_check_down_explains_nothing(
+        gap_from: float, gap_to: float) -> None:
+    alone = [e for e in stall_events() if e.director == "dir1"]
+    sends = paced(10.0, gap_from) + paced(gap_to, 30.0)
+    found = check(Observations(faults=(), events=alone, end=30, client_sends=sends)).violations
+    assert invariants_of(found) == ["no_op_without_change"] * 2
+
+
+def test_a_short_hiccup_of_the_client_is_no_guest_stall() -> None:
+    alone = [e for e in stall_events() if e.director == "dir1"]
+    sends = paced(10.0, 19.5) + paced(19.7, 30.0)  # 0.2 s: under the bound
+    found = check(Observations(faults=(), events=alone, end=30, client_sends=sends)).violations
+    assert invariants_of(found) == ["no_op_without_change"] * 2
+
+
+def test_a_guest_stall_during_a_flood_is_the_finding_not_an_excuse() -> None:
+    flood = Fault(18.0, "flood", "group", 3.0)
+    alone = [e for e in stall_events() if e.director == "dir1"]
+    sends = paced(10.0, 18.9) + paced(19.5, 30.0)
+    found = check(Observations(faults=(flood,), events=alone, end=30,
+                               client_sends=sends)).violations
     assert invariants_of(found) == ["no_op_without_change"] * 2
