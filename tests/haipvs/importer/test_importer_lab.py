@@ -381,7 +381,7 @@ def test_a_killall_track_script_moves_the_vip_as_keepalived_moves_it(
     dir2.kill_haproxy()
     wait_until(lambda: pair.holds_vip("dir1") and pair.vrrp_state("dir2") == "BACKUP", 30)
     assert not pair.holds_vip("dir2")
-    assert haipvs_priority(pair) == (40, ["tracking -60"])
+    assert haipvs_priority(pair) == (40, ["process chk_haproxy not running (0) -60"])
     events = pair.log_events("dir2")
     tracked = [
         (e["process"], e["to_state"], e["count"], e["weight"])
