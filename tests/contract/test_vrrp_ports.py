@@ -230,6 +230,9 @@ ROUTES = (
         nexthops=(Nexthop(IPv4Address("192.0.2.253")), Nexthop(GW4, "eth0", 2)),
     ),
     VirtualRoute(IPv6Network("2001:db8:1::/64"), type=RouteType.blackhole, table=100),
+    # IPv6 routes get metric 1024 from the kernel when none is given: present() must match.
+    VirtualRoute(IPv6Network("2001:db8:2::/64"), via=IPv6Address("fe80::1"), dev="eth0"),
+    VirtualRoute(IPv6Network("2001:db8:3::/64"), dev="eth0", metric=5, table=101),
 )
 RULES = (
     VirtualRule(4, from_=IPv4Network("192.0.2.0/24"), table=100),
