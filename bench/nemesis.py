@@ -163,7 +163,8 @@ class Observer:
                 if view is not None:
                     t = time.monotonic() - self.start
                     self.procs.append(Proc(t, name, view.pid, view.fds, view.rss_kib,
-                                           view.zombies, view.scripts, view.vrrp))
+                                           view.zombies, view.scripts, view.vrrp_child,
+                                           view.cpu_s))
                     if view.fds > self.most_fds.get(name, (0, 0.0, ""))[0]:
                         self.most_fds[name] = (view.fds, t, fd_kinds(view.pid))
 
@@ -436,9 +437,10 @@ def run_seed(seed: int, seconds: float, kinds: Sequence[str]) -> tuple[Verdict, 
                   flush=True)
         obs = Observations(faults=tuple(nemesis.injected), holders=holders, statuses=statuses,
                            tables=tables, events=observer.events, procs=observer.procs,
-                           backends=BACKENDS, end=end)
+                           backends=BACKENDS, end=end,
+                           client_sends=tuple(s.t - nemesis.start for s in samples))
         verdict = check(obs)
-        extra = {"client_outage_max_ms": round(outage * 1000),
+        extra: dict[str, float] = {"client_outage_max_ms": round(outage * 1000),
                  "client_failed": failed, "client_requests": len(samples)}
         print(f"# seed {seed}: logs in {pair.workdir}", flush=True)
     return verdict, nemesis.injected, extra

@@ -22,6 +22,7 @@ from .spec import DampingSettings as DampingSettings
 from .spec import DnsCheck as DnsCheck
 from .spec import ExecCheck as ExecCheck
 from .spec import FailOpenSettings as FailOpenSettings
+from .spec import FileCheck as FileCheck
 from .spec import HttpCheck as HttpCheck
 from .spec import IPAddress as IPAddress
 from .spec import PingCheck as PingCheck
@@ -46,6 +47,7 @@ __all__ = [
     "DnsCheck",
     "ExecCheck",
     "FailOpenSettings",
+    "FileCheck",
     "HealthChanged",
     "HistoryEntry",
     "HttpCheck",

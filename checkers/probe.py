@@ -1,7 +1,8 @@
 """The one entry point the checker pool calls: run_probe, dispatching on the spec's type.
 
-Each probe module (tcp.py, http.py, exec_probe.py, dns.py, udp.py, smtp.py, ping.py) exposes
-``probe(spec, target)``; this module maps spec types onto them. Rules every probe keeps:
+Each probe module (tcp.py, http.py, exec_probe.py, dns.py, udp.py, smtp.py, ping.py,
+file_check.py) exposes ``probe(spec, target)``; this module maps spec types onto them.
+Rules every probe keeps:
 
 - A probe never raises for anything the real server does: every failure is a
   ProbeResult(ok=False, detail=...) with a short operator-readable detail,
@@ -17,12 +18,13 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
-from checkers import dns, exec_probe, http, ping, smtp, tcp, udp
+from checkers import exec_probe, file_check, http, ping, smtp, tcp, udp
 from checkers.result import ProbeResult
 from checkers.spec import (
     CheckSpec,
     DnsCheck,
     ExecCheck,
+    FileCheck,
     HttpCheck,
     PingCheck,
     SmtpCheck,
@@ -34,14 +36,26 @@ from checkers.spec import (
 __all__ = ["ProbePlan", "plan_probe", "run_probe"]
 
 _Probe = Callable[[Any, Target], Coroutine[Any, Any, ProbeResult]]
+
+
+async def _dns_probe(spec: DnsCheck, target: Target) -> ProbeResult:
+    # dnspython is most of this package's import time (~0.3 s in the lab guest, where
+    # the daemon imports this module before its first IPVS sync): loaded at the first
+    # DNS check, never by a director without one.
+    from checkers import dns
+
+    return await dns.probe(spec, target)
+
+
 _PROBES: dict[type, _Probe] = {
     TcpCheck: tcp.probe,
     HttpCheck: http.probe,
     ExecCheck: exec_probe.probe,
-    DnsCheck: dns.probe,
+    DnsCheck: _dns_probe,
     UdpCheck: udp.probe,
     SmtpCheck: smtp.probe,
     PingCheck: ping.probe,
+    FileCheck: file_check.probe,
 }
 
 

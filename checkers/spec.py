@@ -38,6 +38,7 @@ __all__ = [
     "DnsCheck",
     "ExecCheck",
     "FailOpenSettings",
+    "FileCheck",
     "HttpCheck",
     "IPAddress",
     "PingCheck",
@@ -431,7 +432,31 @@ class PingCheck:
     timing: Timing
 
 
-CheckSpec = TcpCheck | HttpCheck | ExecCheck | DnsCheck | UdpCheck | SmtpCheck | PingCheck
+@dataclass(frozen=True, slots=True)
+class FileCheck:
+    """A number in a file sets the weight (keepalived ``FILE_CHECK`` on a real server).
+
+    ``weight``: the multiplier of the file's number (keepalived's ``weight N``; 0:
+    the file is a fault switch); ``reverse`` negates it; ``base_weight`` is the real
+    server's configured weight the product is added to (see checkers.file_check).
+    """
+
+    kind: ClassVar[str] = "file"
+
+    timing: Timing
+    path: str
+    weight: int = 1
+    reverse: bool = False
+    base_weight: int = 1
+
+    def __post_init__(self) -> None:
+        _require(self.path.startswith("/"), f"path must be absolute, got {self.path!r}")
+        _require(-(2**31) < self.weight < 2**31, f"weight {self.weight} outside int32")
+
+
+CheckSpec = (
+    TcpCheck | HttpCheck | ExecCheck | DnsCheck | UdpCheck | SmtpCheck | PingCheck | FileCheck
+)
 
 
 @dataclass(frozen=True, slots=True)

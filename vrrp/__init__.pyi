@@ -1,6 +1,11 @@
 """Type stub and lazy-export table of vrrp: the names below are imported on first
 use (lazy_loader.attach_stub), so importing one pure submodule loads no IO module."""
 
+from .auth_hmac import AntiReplay as AntiReplay
+from .auth_hmac import AuthHmacSettings as AuthHmacSettings
+from .auth_hmac import AuthMode as AuthMode
+from .auth_hmac import AuthVerdict as AuthVerdict
+from .auth_hmac import decode_key as decode_key
 from .errors import DropReason as DropReason
 from .errors import MalformedAdvert as MalformedAdvert
 from .errors import VrrpError as VrrpError
@@ -8,8 +13,10 @@ from .errors import VrrpUsageError as VrrpUsageError
 from .fake import FakeAdvertLink as FakeAdvertLink
 from .fake import FakeLinkMonitor as FakeLinkMonitor
 from .fake import FakePorts as FakePorts
+from .fake import FakeRouting as FakeRouting
 from .fake import FakeSegment as FakeSegment
 from .fake import FakeVipAddresses as FakeVipAddresses
+from .fake import FakeVirtualMacs as FakeVirtualMacs
 from .fake import RecordingAnnouncer as RecordingAnnouncer
 from .linux import LinuxPorts as LinuxPorts
 from .machine import TRANSITIONS as TRANSITIONS
@@ -55,7 +62,15 @@ from .ports import LinkMonitor as LinkMonitor
 from .ports import PortsProvider as PortsProvider
 from .ports import ReceivedAdvert as ReceivedAdvert
 from .ports import VipAddresses as VipAddresses
+from .ports import VirtualMacs as VirtualMacs
+from .ports import VirtualRouting as VirtualRouting
 from .ports import VrrpIoError as VrrpIoError
+from .routes import Nexthop as Nexthop
+from .routes import RouteScope as RouteScope
+from .routes import RouteType as RouteType
+from .routes import RuleAction as RuleAction
+from .routes import VirtualRoute as VirtualRoute
+from .routes import VirtualRule as VirtualRule
 from .runner import InstanceRunner as InstanceRunner
 from .service import SyncGroup as SyncGroup
 from .service import VrrpService as VrrpService
@@ -81,6 +96,9 @@ from .track_process import ParamMatch as ParamMatch
 from .track_process import TrackProcess as TrackProcess
 from .track_verdict import TrackVerdict as TrackVerdict
 from .track_verdict import clamp_priority as clamp_priority
+from .vmac import VmacSettings as VmacSettings
+from .vmac import VmacSpec as VmacSpec
+from .vmac import virtual_mac as virtual_mac
 
 __all__ = [
     "IPPROTO_VRRP",
@@ -96,12 +114,18 @@ __all__ = [
     "Advertisement",
     "Announce",
     "Announcer",
+    "AntiReplay",
+    "AuthHmacSettings",
+    "AuthMode",
+    "AuthVerdict",
     "DropReason",
     "FakeAdvertLink",
     "FakeLinkMonitor",
     "FakePorts",
+    "FakeRouting",
     "FakeSegment",
     "FakeVipAddresses",
+    "FakeVirtualMacs",
     "FaultSource",
     "HookKind",
     "InstallVips",
@@ -119,6 +143,7 @@ __all__ = [
     "LinuxPorts",
     "LoopLag",
     "MalformedAdvert",
+    "Nexthop",
     "Notifier",
     "NotifySettings",
     "OldUnicastChecksum",
@@ -128,6 +153,9 @@ __all__ = [
     "ReceivedAdvert",
     "RecordingAnnouncer",
     "RemoveVips",
+    "RouteScope",
+    "RouteType",
+    "RuleAction",
     "RunOutcome",
     "RunnerCounters",
     "SendAdvert",
@@ -144,6 +172,12 @@ __all__ = [
     "VipAddresses",
     "VipSpec",
     "VipsChanged",
+    "VirtualMacs",
+    "VirtualRoute",
+    "VirtualRouting",
+    "VirtualRule",
+    "VmacSettings",
+    "VmacSpec",
     "VrrpError",
     "VrrpIoError",
     "VrrpMachine",
@@ -152,6 +186,7 @@ __all__ = [
     "build_advert",
     "check_ttl",
     "decode_advert",
+    "decode_key",
     "encode_advert",
     "instance_reload",
     "master_down_interval",
@@ -160,4 +195,5 @@ __all__ = [
     "run_argv",
     "skew_time",
     "vip_changes",
+    "virtual_mac",
 ]

@@ -45,6 +45,16 @@ class DropReason(enum.Enum):
     wrong_destination = "wrong_destination"
     #: A multicast advert from a source on none of the interface's subnets.
     foreign_source = "foreign_source"
+    #: keepalived auth_hmac verdicts (vrrp.auth_hmac.AuthVerdict), one counter each as
+    #: keepalived's auth_ext_* statistics: no trailer in enforce mode, a trailer of an
+    #: unknown scheme, a key id we do not hold, an HMAC that does not verify, a
+    #: timestamp outside the window, a sequence not after the sender's last.
+    auth_missing = "auth_missing"
+    auth_malformed = "auth_malformed"
+    auth_unknown_key = "auth_unknown_key"
+    auth_invalid_hmac = "auth_invalid_hmac"
+    auth_stale = "auth_stale"
+    auth_replay = "auth_replay"
 
 
 class VrrpError(Exception):

@@ -29,15 +29,19 @@ from ipaddress import IPv4Network, IPv6Network
 
 from vrrp.packet import VRRP_MULTICAST_V4, VRRP_MULTICAST_V6
 from vrrp.ports import InstancePorts, IPAddress, LinkEvent, ReceivedAdvert, Vip, VrrpIoError
+from vrrp.routes import VirtualRoute, VirtualRule
 from vrrp.settings import InstanceSettings
+from vrrp.vmac import BASE_SYSCTLS, VMAC_SYSCTLS, VmacSpec
 
 __all__ = [
     "Announcement",
     "FakeAdvertLink",
     "FakeLinkMonitor",
     "FakePorts",
+    "FakeRouting",
     "FakeSegment",
     "FakeVipAddresses",
+    "FakeVirtualMacs",
     "RecordingAnnouncer",
     "SentAdvert",
 ]
@@ -247,6 +251,14 @@ class FakeVipAddresses:
             raise ValueError(f"unknown op {op!r}")
         self._failures.setdefault(op, deque()).append(code)
 
+    def add_interface(self, name: str) -> None:
+        """A new interface (a macvlan) appeared on the node."""
+        self._addresses.setdefault(name, [])
+
+    def remove_interface(self, name: str) -> None:
+        """The interface is gone, and its addresses with it."""
+        self._addresses.pop(name, None)
+
     def held(self, interface: str | None = None) -> tuple[Vip, ...]:
         """What the node holds now (on one interface, or everywhere)."""
         if interface is not None:
@@ -276,6 +288,134 @@ class FakeVipAddresses:
 
     async def list(self, interface: str) -> tuple[Vip, ...]:
         return tuple(self._enter("list", interface, None))
+
+
+class FakeRouting:
+    """The routes and rules of one node (``VirtualRouting``), failing as the kernel does.
+
+    Adding an identical route or rule again and removing an absent one succeed (the
+    Linux port maps EEXIST / ESRCH / ENOENT so); a different route with the same key
+    (prefix, table, effective metric) is EEXIST; a route through an interface that does
+    not exist is ENODEV (rules name interfaces without needing them). ``ops`` logs every
+    change as ``(op, route or rule)``; ``fail_next(op, errno)`` injects a failure.
+    """
+
+    _OPS = ("add_route", "remove_route", "add_rule", "remove_rule")
+
+    def __init__(self, interfaces: Iterable[str]) -> None:
+        self._interfaces = set(interfaces)
+        self.routes: list[VirtualRoute] = []
+        self.rules: list[VirtualRule] = []
+        self._failures: dict[str, deque[int]] = {}
+        self.ops: list[tuple[str, VirtualRoute | VirtualRule]] = []
+
+    def fail_next(self, op: str, code: int) -> None:
+        if op not in self._OPS:
+            raise ValueError(f"unknown op {op!r}")
+        self._failures.setdefault(op, deque()).append(code)
+
+    def remove_interface(self, name: str) -> None:
+        """The device went away: the kernel flushes the routes through it."""
+        self._interfaces.discard(name)
+        self.routes = [route for route in self.routes if name not in _devices(route)]
+
+    def _enter(self, op: str, item: VirtualRoute | VirtualRule) -> None:
+        failures = self._failures.get(op)
+        if failures:
+            raise VrrpIoError(f"{op} {item.describe()}", failures.popleft(), "injected")
+
+    async def add_route(self, route: VirtualRoute) -> None:
+        self._enter("add_route", route)
+        for device in _devices(route):
+            if device not in self._interfaces:
+                raise VrrpIoError(f"route add {route.describe()}", errno.ENODEV, "no such device")
+        if route in self.routes:
+            return
+        if any(held.key == route.key for held in self.routes):
+            raise VrrpIoError(
+                f"route add {route.describe()}", errno.EEXIST, "another route has this key"
+            )
+        self.routes.append(route)
+        self.ops.append(("add_route", route))
+
+    async def remove_route(self, route: VirtualRoute) -> None:
+        self._enter("remove_route", route)
+        if route in self.routes:
+            self.routes.remove(route)
+            self.ops.append(("remove_route", route))
+
+    async def add_rule(self, rule: VirtualRule) -> None:
+        self._enter("add_rule", rule)
+        if rule not in self.rules:
+            self.rules.append(rule)
+            self.ops.append(("add_rule", rule))
+
+    async def remove_rule(self, rule: VirtualRule) -> None:
+        self._enter("remove_rule", rule)
+        if rule in self.rules:
+            self.rules.remove(rule)
+            self.ops.append(("remove_rule", rule))
+
+    async def present(self, item: VirtualRoute | VirtualRule) -> bool:
+        if isinstance(item, VirtualRoute):
+            return item in self.routes
+        return item in self.rules
+
+
+class FakeVirtualMacs:
+    """The macvlans of one node (``VirtualMacs``), failing as the kernel does.
+
+    ``interfaces`` are the node's other links (a name among them is EEXIST; a base
+    not among them is ENODEV). ``sysctls`` holds what was set, per interface, and a
+    base's values go back to ``base_defaults`` on remove. The addresses fake learns
+    about each macvlan so VIPs can be added to it.
+    """
+
+    def __init__(
+        self, interfaces: Iterable[str], *, addresses: FakeVipAddresses | None = None
+    ) -> None:
+        self._interfaces = set(interfaces)
+        self._addresses = addresses
+        self.links: dict[str, VmacSpec] = {}
+        self.sysctls: dict[str, dict[str, int]] = {}
+        self.base_defaults: dict[str, int] = {"arp_ignore": 0, "arp_filter": 0, "arp_announce": 0}
+        self.ops: list[tuple[str, str]] = []
+
+    async def ensure(self, spec: VmacSpec) -> None:
+        if spec.parent not in self._interfaces:
+            raise VrrpIoError(f"vmac add {spec.describe()}", errno.ENODEV, "no such device")
+        held = self.links.get(spec.name)
+        if held == spec:
+            return
+        if held is not None or spec.name in self._interfaces:
+            raise VrrpIoError(
+                f"vmac add {spec.describe()}", errno.EEXIST, "another link has this name"
+            )
+        self.links[spec.name] = spec
+        self.sysctls[spec.name] = dict(VMAC_SYSCTLS)
+        self.sysctls.setdefault(spec.parent, {}).update(BASE_SYSCTLS)
+        if self._addresses is not None:
+            self._addresses.add_interface(spec.name)
+        self.ops.append(("add", spec.name))
+
+    async def remove(self, spec: VmacSpec) -> None:
+        if self.links.get(spec.name) != spec:
+            return
+        del self.links[spec.name]
+        del self.sysctls[spec.name]
+        if not any(link.parent == spec.parent for link in self.links.values()):
+            self.sysctls[spec.parent].update(self.base_defaults)
+        if self._addresses is not None:
+            self._addresses.remove_interface(spec.name)
+        self.ops.append(("remove", spec.name))
+
+    async def present(self, spec: VmacSpec) -> bool:
+        return self.links.get(spec.name) == spec
+
+
+def _devices(route: VirtualRoute) -> set[str]:
+    named = {route.dev} | {hop.dev for hop in route.nexthops}
+    return {device for device in named if device is not None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,7 +499,7 @@ class FakeLinkMonitor:
 class FakePorts:
     """A ``PortsProvider`` for one director on a :class:`FakeSegment`: every
     instance gets its own link from ``address``; VIPs, announcer and link
-    monitor are shared, as on one machine."""
+    monitor (and routes) are shared, as on one machine."""
 
     def __init__(
         self,
@@ -369,12 +509,16 @@ class FakePorts:
         addresses: FakeVipAddresses,
         announcer: RecordingAnnouncer | None = None,
         monitor: FakeLinkMonitor | None = None,
+        routing: FakeRouting | None = None,
+        vmacs: FakeVirtualMacs | None = None,
     ) -> None:
         self.segment = segment
         self.address = address
         self.addresses = addresses
         self.announcer = announcer or RecordingAnnouncer()
         self._monitor = monitor
+        self.routing = routing
+        self.vmacs = vmacs
         self.links: dict[str, FakeAdvertLink] = {}
 
     @property
@@ -382,9 +526,20 @@ class FakePorts:
         return self._monitor
 
     async def __call__(self, settings: InstanceSettings) -> InstancePorts:
+        spec = settings.vmac_spec
+        if spec is not None:
+            if self.vmacs is None:
+                raise VrrpIoError(f"vmac add {spec.describe()}", errno.EOPNOTSUPP, "no vmacs")
+            await self.vmacs.ensure(spec)
         link = self.segment.attach(self.address)
         self.links[settings.name] = link
-        return InstancePorts(link, self.addresses, self.announcer)
+        return InstancePorts(link, self.addresses, self.announcer, self.routing)
+
+    async def release(self) -> None:
+        if self.vmacs is None:
+            return
+        for spec in list(self.vmacs.links.values()):
+            await self.vmacs.remove(spec)
 
     def close(self) -> None:
         for link in self.links.values():

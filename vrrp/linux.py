@@ -23,17 +23,23 @@ import fcntl
 import socket
 import struct
 from collections.abc import AsyncIterator, Iterator, Sequence
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_interface
-
-from pyroute2 import AsyncIPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.rtnl import RTMGRP_LINK
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_interface
+from typing import TYPE_CHECKING
 
 from vrrp.bpf import ipv4_advert_filter, ipv6_advert_filter
 from vrrp.errors import MalformedAdvert
+from vrrp.linux_errors import IFF_UP as _IFF_UP
+from vrrp.linux_errors import ifindex as _ifindex
+from vrrp.linux_errors import io_error as _io_error
 from vrrp.packet import IPPROTO_VRRP, VRRP_MULTICAST_V4, VRRP_MULTICAST_V6, parse_ipv4_packet
 from vrrp.ports import InstancePorts, IPAddress, LinkEvent, ReceivedAdvert, Vip, VrrpIoError
+from vrrp.rtnl import Rtnl
 from vrrp.settings import InstanceSettings
+
+if TYPE_CHECKING:
+    from pyroute2 import AsyncIPRoute
+
+    from vrrp.linux_routing import LinuxRouting, LinuxVirtualMacs
 
 __all__ = [
     "LinuxAdvertLink",
@@ -54,30 +60,12 @@ _IPV6_HOPLIMIT = 52
 _IPV6_PKTINFO = 50
 _ETH_P_ARP = 0x0806
 _ETH_P_IP = 0x0800
-_IFF_UP = 0x1
 _IFF_RUNNING = 0x40
 _IFA_F_NODAD = 0x02
 _SO_ATTACH_FILTER = 26
 _SIOCGIFHWADDR = 0x8927
 _BROADCAST_MAC = b"\xff" * 6
 _MAX_DATAGRAM = 65535
-
-
-def _io_error(op: str, exc: BaseException) -> VrrpIoError:
-    """Map the kernel's error onto ours (op + errno), keeping the message."""
-    if isinstance(exc, NetlinkError):
-        return VrrpIoError(op, int(exc.code), str(exc))
-    if isinstance(exc, OSError):
-        return VrrpIoError(op, exc.errno or errno.EIO, exc.strerror or str(exc))
-    return VrrpIoError(op, errno.EIO, repr(exc))
-
-
-def _ifindex(interface: str) -> int:
-    try:
-        return socket.if_nametoindex(interface)
-    except OSError as exc:
-        # if_nametoindex() reports a missing device without an errno.
-        raise VrrpIoError(f"ifindex {interface}", exc.errno or errno.ENODEV, str(exc)) from exc
 
 
 async def primary_address(interface: str, version: int) -> IPAddress:
@@ -89,22 +77,19 @@ async def primary_address(interface: str, version: int) -> IPAddress:
     """
     index = _ifindex(interface)
     family = socket.AF_INET6 if version == 6 else socket.AF_INET
-    ipr = AsyncIPRoute()
     try:
-        async for msg in await ipr.addr("dump", index=index, family=family):
-            if msg["index"] != index:
-                continue
-            address = ip_address(msg.get("IFA_ADDRESS"))
-            if family == socket.AF_INET6 and not address.is_link_local:
-                continue
-            # IFA_F_SECONDARY (0x01): keepalived skips secondaries too.
-            if family == socket.AF_INET and msg["flags"] & 0x01:
-                continue
-            return address
-    except (NetlinkError, OSError) as exc:
+        with Rtnl() as rtnl:
+            entries = rtnl.addresses(family, index)
+    except OSError as exc:
         raise _io_error(f"addr dump {interface}", exc) from exc
-    finally:
-        ipr.close()
+    for entry in entries:
+        address = entry.address
+        if family == socket.AF_INET6 and not address.is_link_local:
+            continue
+        # IFA_F_SECONDARY (0x01): keepalived skips secondaries too.
+        if family == socket.AF_INET and entry.flags & 0x01:
+            continue
+        return address
     raise VrrpIoError(f"primary address of {interface}", errno.EADDRNOTAVAIL)
 
 
@@ -113,19 +98,16 @@ async def connected_networks(interface: str, version: int) -> tuple[IPv4Network 
     included, where adverts come from), as the kernel has them now."""
     index = _ifindex(interface)
     family = socket.AF_INET6 if version == 6 else socket.AF_INET
-    ipr = AsyncIPRoute()
     found: list[IPv4Network | IPv6Network] = []
     try:
-        async for msg in await ipr.addr("dump", index=index, family=family):
-            if msg["index"] != index:
-                continue
-            network = ip_interface(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}").network
-            if network not in found:
-                found.append(network)
-    except (NetlinkError, OSError) as exc:
+        with Rtnl() as rtnl:
+            entries = rtnl.addresses(family, index)
+    except OSError as exc:
         raise _io_error(f"addr dump {interface}", exc) from exc
-    finally:
-        ipr.close()
+    for entry in entries:
+        network = ip_interface(f"{entry.address}/{entry.prefixlen}").network
+        if network not in found:
+            found.append(network)
     return tuple(found)
 
 
@@ -391,6 +373,7 @@ async def open_advert_link(
     vrid: int | None = None,
     vrrp_version: int = 3,
     accept_foreign_source: bool = False,
+    address_interface: str | None = None,
 ) -> LinuxAdvertLink:
     """Open the raw VRRP socket for one instance (``version`` is the IP family, 4 or 6).
 
@@ -399,11 +382,16 @@ async def open_advert_link(
     With ``vrid`` the receive socket gets the kernel filter of ``vrrp.bpf``
     (protocol, TTL, destination, source, version, VRID); without, it hears
     every protocol-112 packet of the interface.
+
+    ``address_interface`` is where the source address and the connected subnets come
+    from when ``interface`` has none of its own (a ``use_vmac`` macvlan: adverts leave
+    it with its base interface's primary address, as keepalived sends them).
     """
     ifindex = _ifindex(interface)
-    local = unicast_source or await primary_address(interface, version)
+    addressed = address_interface or interface
+    local = unicast_source or await primary_address(addressed, version)
     multicast = not unicast_peers
-    connected = await connected_networks(interface, version)
+    connected = await connected_networks(addressed, version)
     receive_filter: bytes | None = None
     if vrid is not None and version == 6:
         receive_filter = ipv6_advert_filter(vrid=vrid, version=vrrp_version)
@@ -439,63 +427,50 @@ async def open_advert_link(
 
 
 class LinuxVipAddresses:
-    """VIPs through rtnetlink (pyroute2 ``AsyncIPRoute``), one socket reused."""
+    """VIPs through rtnetlink (`vrrp.rtnl`, one socket reused): no library import on the
+    way to BACKUP (stale VIPs removed, RFC 5798 §6.4.1) or at a takeover (§6.4.2)."""
 
     def __init__(self) -> None:
-        self._ipr: AsyncIPRoute | None = None
+        self._rtnl: Rtnl | None = None
 
-    def _route(self) -> AsyncIPRoute:
-        if self._ipr is None:
-            self._ipr = AsyncIPRoute()
-        return self._ipr
+    def _route(self) -> Rtnl:
+        if self._rtnl is None:
+            self._rtnl = Rtnl()
+        return self._rtnl
 
     async def add(self, interface: str, vip: Vip) -> None:
         index = _ifindex(interface)
-        extra: dict[str, int] = {}
-        if vip.version == 6:
-            # keepalived adds IPv6 VIPs with IFA_F_NODAD: the address must work
-            # at once at takeover, DAD would hold it tentative for ~1 s.
-            extra["flags"] = _IFA_F_NODAD
+        # keepalived adds IPv6 VIPs with IFA_F_NODAD: the address must work
+        # at once at takeover, DAD would hold it tentative for ~1 s.
+        flags = _IFA_F_NODAD if vip.version == 6 else 0
         try:
-            await self._route().addr(
-                "add", index=index, address=str(vip.ip), prefixlen=vip.network.prefixlen, **extra
-            )
-        except NetlinkError as exc:
-            if exc.code == errno.EEXIST:
-                return
-            raise _io_error(f"addr add {vip} dev {interface}", exc) from exc
+            self._route().add_address(index, vip.ip, vip.network.prefixlen, flags)
         except OSError as exc:
+            if exc.errno == errno.EEXIST:
+                return
             raise _io_error(f"addr add {vip} dev {interface}", exc) from exc
 
     async def remove(self, interface: str, vip: Vip) -> None:
         index = _ifindex(interface)
         try:
-            await self._route().addr(
-                "del", index=index, address=str(vip.ip), prefixlen=vip.network.prefixlen
-            )
-        except NetlinkError as exc:
-            if exc.code == errno.EADDRNOTAVAIL:
-                return
-            raise _io_error(f"addr del {vip} dev {interface}", exc) from exc
+            self._route().delete_address(index, vip.ip, vip.network.prefixlen)
         except OSError as exc:
+            if exc.errno == errno.EADDRNOTAVAIL:
+                return
             raise _io_error(f"addr del {vip} dev {interface}", exc) from exc
 
     async def list(self, interface: str) -> tuple[Vip, ...]:
         index = _ifindex(interface)
-        found: list[Vip] = []
         try:
-            async for msg in await self._route().addr("dump", index=index):
-                if msg["index"] != index:
-                    continue
-                found.append(ip_interface(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}"))
-        except (NetlinkError, OSError) as exc:
+            entries = self._route().addresses(socket.AF_UNSPEC, index)
+        except OSError as exc:
             raise _io_error(f"addr dump {interface}", exc) from exc
-        return tuple(found)
+        return tuple(ip_interface(f"{entry.address}/{entry.prefixlen}") for entry in entries)
 
     def close(self) -> None:
-        if self._ipr is not None:
-            self._ipr.close()
-            self._ipr = None
+        if self._rtnl is not None:
+            self._rtnl.close()
+            self._rtnl = None
 
 
 def arp_announcement(mac: bytes, vip: IPv4Address) -> bytes:
@@ -587,21 +562,20 @@ class NetlinkLinkMonitor:
         self._subscriptions: list[AsyncIPRoute] = []
 
     async def is_up(self, interface: str) -> bool:
-        ipr = AsyncIPRoute()
         try:
-            for msg in await ipr.link("get", ifname=interface):
-                return _link_is_up(int(msg["flags"]))
-        except NetlinkError as exc:
-            if exc.code == errno.ENODEV:
-                return False
-            raise _io_error(f"link get {interface}", exc) from exc
+            with Rtnl() as rtnl:
+                flags = rtnl.link_flags(interface)  # None: no such device (ENODEV)
         except OSError as exc:
             raise _io_error(f"link get {interface}", exc) from exc
-        finally:
-            ipr.close()
-        return False
+        return flags is not None and _link_is_up(flags)
 
     async def subscribe(self) -> AsyncIterator[LinkEvent]:
+        # pyroute2 (its broadcast reader) only for an instance that tracks interfaces;
+        # it is loaded while the instance starts (LinuxPorts), never at a takeover.
+        from pyroute2 import AsyncIPRoute
+        from pyroute2.netlink.exceptions import NetlinkError
+        from pyroute2.netlink.rtnl import RTMGRP_LINK
+
         ipr = AsyncIPRoute()
         try:
             await ipr.bind(groups=RTMGRP_LINK)
@@ -612,6 +586,8 @@ class NetlinkLinkMonitor:
         return self._follow(ipr)
 
     async def _follow(self, ipr: AsyncIPRoute) -> AsyncIterator[LinkEvent]:
+        from pyroute2.netlink.exceptions import NetlinkError
+
         try:
             last: dict[str, bool] = {}
             while True:
@@ -656,7 +632,6 @@ def _link_events(msg: object, last: dict[str, bool]) -> Iterator[LinkEvent]:
         yield LinkEvent(name, up)
 
 
-
 class LinuxPorts:
     """The real ports for a :class:`~vrrp.service.VrrpService`: one raw socket
     per instance, one shared rtnetlink socket for VIPs, one announcer, one link
@@ -666,23 +641,66 @@ class LinuxPorts:
         self.addresses = LinuxVipAddresses()
         self.announcer = LinuxAnnouncer()
         self._monitor = NetlinkLinkMonitor()
+        self._routing: LinuxRouting | None = None
+        self._vmacs: LinuxVirtualMacs | None = None
+
+    # Routes, rules and macvlans go through pyroute2 (vrrp.linux_routing), imported the
+    # first time an instance uses them: an instance with VIPs only reaches BACKUP and
+    # takes over without loading it (start-up time, docs/benchmarks.md).
+    @property
+    def routing(self) -> LinuxRouting:
+        if self._routing is None:
+            from vrrp.linux_routing import LinuxRouting
+
+            self._routing = LinuxRouting()
+        return self._routing
+
+    @property
+    def vmacs(self) -> LinuxVirtualMacs:
+        if self._vmacs is None:
+            from vrrp.linux_routing import LinuxVirtualMacs
+
+            self._vmacs = LinuxVirtualMacs()
+        return self._vmacs
 
     @property
     def monitor(self) -> NetlinkLinkMonitor:
         return self._monitor
 
     async def __call__(self, settings: InstanceSettings) -> InstancePorts:
+        spec = settings.vmac_spec
+        if spec is not None:
+            await self.vmacs.ensure(spec)
         link = await open_advert_link(
-            settings.interface,
+            settings.advert_interface,
             settings.family,
             unicast_peers=settings.unicast_peers,
             unicast_source=settings.unicast_source,
             vrid=settings.vrid,
             vrrp_version=settings.version,
             accept_foreign_source=settings.accept_foreign_source,
+            address_interface=settings.interface,
         )
-        return InstancePorts(link, self.addresses, self.announcer)
+        routing = self.routing if settings.routes or settings.rules else None
+        return InstancePorts(link, self.addresses, self.announcer, routing)
+
+    async def release(self) -> None:
+        """Remove the macvlans this process made (after the instances dropped their VIPs)."""
+        if self._vmacs is None:
+            return  # no instance used a VMAC: nothing made, nothing to load
+        first: VrrpIoError | None = None
+        for spec in self._vmacs.made:
+            try:
+                await self._vmacs.remove(spec)
+            except VrrpIoError as exc:
+                first = first or exc
+        if first is not None:
+            raise first
 
     def close(self) -> None:
         self.addresses.close()
+        if self._routing is not None:
+            self._routing.close()
+        if self._vmacs is not None:
+            self._vmacs.close()
         self._monitor.close()

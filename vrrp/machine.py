@@ -30,6 +30,9 @@ Behaviour matched, beyond the RFC text, to keepalived 2.x (``vrrp.c``,
   with 224.0.0.18 in the pseudo-header (keepalived < 1.3.7) is accepted and the
   instance switches to that old form for good, sending it too (keepalived's
   ``old_unicast_checksum`` compatibility, reported once as :class:`OldUnicastChecksum`).
+- keepalived 2.4.2+ ``auth_hmac``: :meth:`VrrpMachine.receive` checks the HMAC trailer
+  (vrrp.auth_hmac) before an advert reaches the election; a refused advert changes
+  nothing but is counted by verdict.
 
 Pure module: no IO, no clock, no logging.
 """
@@ -41,6 +44,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
+from vrrp.auth_hmac import TRAILER_LEN, AuthCheck, AuthVerdict, HmacGuard
 from vrrp.errors import DropReason, MalformedAdvert, VrrpUsageError
 from vrrp.packet import (
     VRRP_MULTICAST_V4,
@@ -48,6 +52,7 @@ from vrrp.packet import (
     Advertisement,
     check_ttl,
     decode_advert,
+    pdu_length,
 )
 from vrrp.settings import InstanceSettings, UnicastChecksum, VipSpec
 from vrrp.timing import master_down_interval, skew_time
@@ -65,6 +70,7 @@ __all__ = [
     "InstancesPlan",
     "OldUnicastChecksum",
     "PriorityChanged",
+    "Received",
     "RemoveVips",
     "SendAdvert",
     "State",
@@ -252,6 +258,27 @@ Action = (
 
 _ENTER_MASTER_SIDE_EFFECTS = (InstallVips(), Announce())
 
+#: The drop reason of each refusing auth_hmac verdict.
+_AUTH_DROPS = {
+    AuthVerdict.missing: DropReason.auth_missing,
+    AuthVerdict.malformed: DropReason.auth_malformed,
+    AuthVerdict.unknown_key: DropReason.auth_unknown_key,
+    AuthVerdict.invalid_hmac: DropReason.auth_invalid_hmac,
+    AuthVerdict.stale: DropReason.auth_stale,
+    AuthVerdict.replay: DropReason.auth_replay,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What :meth:`VrrpMachine.receive` let through: the advert, whether it passed only
+    with the old unicast checksum, and the auth_hmac verdict (None: not configured, or
+    the advert is for another instance and :meth:`VrrpMachine.on_advert` drops it)."""
+
+    advert: Advertisement
+    old_checksum: bool = False
+    auth: AuthCheck | None = None
+
 
 class InstanceReload(enum.Enum):
     """What a reload does to one running instance (keepalived keeps each instance's
@@ -279,6 +306,10 @@ def instance_reload(old: InstanceSettings, new: InstanceSettings) -> InstanceRel
     if old == new:
         return InstanceReload.keep
     if old.key != new.key or old.version != new.version or old.sync_group != new.sync_group:
+        return InstanceReload.replace
+    if old.vmac != new.vmac:
+        # The macvlan (use_vmac) is made when the instance's ports are built: the VIPs
+        # and the advert socket move with it, so a new one needs a new instance.
         return InstanceReload.replace
     return InstanceReload.reconfigure
 
@@ -369,6 +400,20 @@ def build_advert(settings: InstanceSettings, priority: int) -> Advertisement:
     )
 
 
+def _hmac_guard(settings: InstanceSettings, *, send_sequence: int) -> HmacGuard | None:
+    if settings.auth_hmac is None:
+        return None
+    # keepalived keeps one anti-replay mark per unicast peer, or 4 for multicast senders.
+    return HmacGuard(
+        settings.auth_hmac,
+        version=settings.version,
+        vrid=settings.vrid,
+        advert_interval=settings.advert_interval,
+        max_senders=max(len(settings.unicast_peers), 4),
+        send_sequence=send_sequence,
+    )
+
+
 class VrrpMachine:
     """One VRRP instance's election (RFC 5798 §6.4 / RFC 3768 §6.4) as a pure state machine.
 
@@ -424,6 +469,8 @@ class VrrpMachine:
         # keepalived unicast_chksum_compat: the old checksum form from the start
         # (CONFIG), or once a peer's advert needed it (AUTO).
         self._old_checksum = settings.unicast_checksum is UnicastChecksum.old
+        # keepalived auth_hmac: the send sequence and the senders' anti-replay marks.
+        self._hmac = _hmac_guard(settings, send_sequence=0)
 
     # --- queries --------------------------------------------------------------------------
 
@@ -535,32 +582,80 @@ class VrrpMachine:
         return source not in self._settings.unicast_peers
 
     def decode_received(
-        self, payload: bytes, source: IPAddress, destination: IPAddress, ttl: int
+        self, payload: bytes, source: IPAddress, destination: IPAddress, ttl: int, wall: float = 0.0
     ) -> tuple[Advertisement, bool]:
+        """:meth:`receive` as (advert, old_checksum)."""
+        received = self.receive(payload, source, destination, ttl, wall)
+        return received.advert, received.old_checksum
+
+    def receive(
+        self, payload: bytes, source: IPAddress, destination: IPAddress, ttl: int, wall: float
+    ) -> Received:
         """The receive filter in front of :meth:`on_advert`: the TTL rule
-        (:meth:`ttl_rule_applies`), then the decode with the checksum form this
-        instance expects. Raises :class:`~vrrp.errors.MalformedAdvert` for a datagram
-        to drop; changes no state.
+        (:meth:`ttl_rule_applies`), the decode with the checksum form this instance
+        expects, then keepalived's auth_hmac check. Raises
+        :class:`~vrrp.errors.MalformedAdvert` for a datagram to drop; an advert that
+        fails authentication changes nothing but the sender's anti-replay mark,
+        which only a verified HMAC moves.
 
         keepalived's unicast checksum compatibility (``vrrp_check_packet``): a bad
         checksum that :meth:`old_checksum_may_pass` allows is checked once more in
-        the old form (224.0.0.18 in the pseudo-header); True in the result says the
-        old form passed (pass it on as ``on_advert(old_checksum=True)``). Otherwise
-        the first error is raised unchanged, so a bad checksum is counted and logged
-        exactly as without the retry.
+        the old form (224.0.0.18 in the pseudo-header); ``old_checksum`` in the
+        result says the old form passed (pass it on as ``on_advert(old_checksum=True)``).
+        Otherwise the first error is raised unchanged, so a bad checksum is counted
+        and logged exactly as without the retry.
+
+        auth_hmac (keepalived ``vrrp_check_packet``): the trailer is found by exact
+        length (PDU + 28 octets); ``wall`` is the UTC time in seconds for the
+        freshness window. An advert for another VRID or version, from ourselves or
+        from a stranger to a unicast instance is not authenticated here:
+        :meth:`on_advert` drops it for that reason.
         """
         if self.ttl_rule_applies(source, destination):
             check_ttl(ttl)
+        extension = 0
+        if self._hmac is not None:
+            expected_len = pdu_length(payload, source)
+            if expected_len is not None and len(payload) == expected_len + TRAILER_LEN:
+                extension = TRAILER_LEN
+        advert, old_checksum = self._decode(payload, source, destination, extension)
+        if self._hmac is None or not self._authenticates(advert, source):
+            return Received(advert, old_checksum)
+        end = len(payload) - extension
+        check = self._hmac.check(payload[:end], payload[end:] if extension else None, source, wall)
+        if not check.verdict.accepted:
+            raise MalformedAdvert(_AUTH_DROPS[check.verdict], check.detail)
+        return Received(advert, old_checksum, check)
+
+    def auth_trailer(self, pdu: bytes, wall: float) -> bytes:
+        """The auth_hmac trailer to append to ``pdu`` (one advert, every destination),
+        or b"" when auth_hmac is off or receive-only. Advances the send sequence."""
+        if self._hmac is None:
+            return b""
+        return self._hmac.sign(pdu, self._source, wall)
+
+    def _authenticates(self, advert: Advertisement, source: IPAddress) -> bool:
+        settings = self._settings
+        return (
+            advert.vrid == settings.vrid
+            and advert.version == settings.version
+            and source not in self._own_addresses
+            and (not settings.unicast_peers or source in settings.unicast_peers)
+        )
+
+    def _decode(
+        self, payload: bytes, source: IPAddress, destination: IPAddress, extension: int
+    ) -> tuple[Advertisement, bool]:
         expected = self.checksum_destination(destination)
         try:
-            return decode_advert(payload, source, expected), False
+            return decode_advert(payload, source, expected, extension=extension), False
         except MalformedAdvert as exc:
             if exc.reason is not DropReason.bad_checksum or not self.old_checksum_may_pass(
                 source, destination
             ):
                 raise
             try:
-                advert = decode_advert(payload, source, VRRP_MULTICAST_V4)
+                advert = decode_advert(payload, source, VRRP_MULTICAST_V4, extension=extension)
             except MalformedAdvert:
                 raise exc from None
             return advert, True
@@ -774,6 +869,15 @@ class VrrpMachine:
         if settings.unicast_checksum is not old.unicast_checksum:
             # A new setting starts over; an unchanged ``auto`` keeps what it detected.
             self._old_checksum = settings.unicast_checksum is UnicastChecksum.old
+        if (
+            settings.auth_hmac != old.auth_hmac
+            or settings.advert_interval != old.advert_interval
+            or settings.unicast_peers != old.unicast_peers
+        ):
+            # New keys or mode apply at once (key rotation is a reload); the send
+            # sequence carries on so peers' anti-replay marks keep accepting us.
+            sent = 0 if self._hmac is None else self._hmac.send_sequence
+            self._hmac = _hmac_guard(settings, send_sequence=sent)
         if self._state is State.MASTER and (added or removed):
             # A master owns its VIPs: the new ones go up now and are announced (gratuitous
             # ARP / unsolicited NA, RFC 5798 §6.4.1), the removed ones go now, and the
@@ -990,6 +1094,10 @@ class VrrpMachine:
             # RFC 5798 §6.4.3: another router resigned; assert ourselves at once.
             self._advert_at = now + self._settings.advert_interval
             return (SendAdvert(self._effective),)
+        if self._settings.strict and self._settings.is_owner:
+            # keepalived vrrp_strict sets owner_ignore_adverts: the address owner keeps
+            # its addresses whatever another router advertises.
+            return ()
         detail = f"peer={source} peer_priority={advert.priority} priority={self._effective}"
         if advert.priority > self._effective:
             return self._become_backup(
@@ -1004,6 +1112,10 @@ class VrrpMachine:
         # Lower priority (or equal with a lower address): RFC 5798 says discard;
         # keepalived answers at once ("forcing new election") so the other side
         # steps down now instead of after its own timers.
+        if self._settings.strict:
+            # keepalived vrrp_strict: lower_prio_no_advert and garp_lower_prio_repeat 0,
+            # the RFC 5798 §6.4.3 "Otherwise, discard the ADVERTISEMENT" as written.
+            return ()
         # Another router believed it was master (a partition has healed, or our adverts
         # were lost): its gratuitous ARPs / NAs moved the neighbours' caches to it, and
         # they stay there after it steps down. Announce the VIPs again, as keepalived's

@@ -40,6 +40,8 @@ __all__ = [
     "encode_advert",
     "internet_checksum",
     "parse_ipv4_packet",
+    "pdu_length",
+    "seal_extension",
 ]
 
 #: IANA protocol number of VRRP (RFC 5798 §5.1.1.4).
@@ -159,17 +161,71 @@ def encode_advert(advert: Advertisement, source: IPAddress, destination: IPAddre
     return head + second_word + struct.pack("!H", checksum) + tail
 
 
-def decode_advert(payload: bytes, source: IPAddress, destination: IPAddress) -> Advertisement:
+def pdu_length(payload: bytes, source: IPAddress) -> int | None:
+    """The length the header's version and address count give the PDU (header,
+    addresses, VRRPv2 authentication octets), or None for a header too short or
+    of an unknown version. An extension (the auth_hmac trailer) is what follows."""
+    if len(payload) < _HEADER_LEN or payload[0] >> 4 not in (2, 3):
+        return None
+    address_len = 4 if isinstance(source, IPv4Address) else 16
+    trailer = _V2_AUTH_LEN if payload[0] >> 4 == 2 else 0
+    return _HEADER_LEN + payload[3] * address_len + trailer
+
+
+def seal_extension(
+    pdu: bytes, extension: bytes, source: IPAddress, destination: IPAddress
+) -> bytes:
+    """``pdu`` (from :func:`encode_advert`) with ``extension`` appended, checksum fixed.
+
+    An extension after the PDU (keepalived's auth_hmac trailer) is outside the
+    IPv4 VRRP checksum, which covers the VRRP message only; keepalived sends IPv6
+    through the kernel's IPV6_CHECKSUM, which sums the whole payload with the
+    pseudo-header length of the whole payload, so an IPv6 checksum is redone.
+    """
+    if not extension or isinstance(source, IPv4Address):
+        return pdu + extension
+    whole = pdu[:6] + b"\0\0" + pdu[8:] + extension
+    checksum = internet_checksum(_pseudo_header(source, destination, len(whole)) + whole)
+    return whole[:6] + struct.pack("!H", checksum) + whole[8:]
+
+
+def decode_advert(
+    payload: bytes, source: IPAddress, destination: IPAddress, *, extension: int = 0
+) -> Advertisement:
     """Decode the VRRP payload received from ``source`` to ``destination``.
 
     Raises :class:`MalformedAdvert` (and nothing else) when the bytes are not a
     well-formed advertisement: version, type, lengths, address count, checksum
     (RFC 5798 §7.1 / RFC 3768 §7.1, the checks that need no instance).
+
+    ``extension``: the payload ends with that many octets after the PDU (the
+    auth_hmac trailer); they are not decoded here, and the checksum covers them
+    on IPv6 only (see :func:`seal_extension`).
     """
     if type(source) is not type(destination):
         raise MalformedAdvert(
             DropReason.family_mismatch, f"source {source} and destination {destination}"
         )
+    if extension:
+        if len(payload) < _HEADER_LEN + extension:
+            raise MalformedAdvert(
+                DropReason.truncated, f"{len(payload)} octets, header and extension need more"
+            )
+        if isinstance(source, IPv6Address):
+            checksummed = payload[:6] + b"\0\0" + payload[8:]
+            expected = internet_checksum(
+                _pseudo_header(source, destination, len(checksummed)) + checksummed
+            )
+            received = struct.unpack_from("!H", payload, 6)[0]
+            if received != expected:
+                raise MalformedAdvert(
+                    DropReason.bad_checksum, f"checksum {received:#06x}, computed {expected:#06x}"
+                )
+            # Checked over the whole payload; decode the PDU with a checksum that passes.
+            pdu = payload[: len(payload) - extension]
+            fixed = _checksum(3, pdu[:6] + b"\0\0" + pdu[8:], source, destination)
+            return decode_advert(pdu[:6] + struct.pack("!H", fixed) + pdu[8:], source, destination)
+        return decode_advert(payload[: len(payload) - extension], source, destination)
     if len(payload) < _HEADER_LEN:
         raise MalformedAdvert(DropReason.truncated, f"{len(payload)} octets, header needs 8")
     version_type, vrid, priority, count = payload[0], payload[1], payload[2], payload[3]

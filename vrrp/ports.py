@@ -28,7 +28,9 @@ from ipaddress import (
 from typing import Protocol, runtime_checkable
 
 from vrrp.errors import MalformedAdvert, VrrpError
+from vrrp.routes import VirtualRoute, VirtualRule
 from vrrp.settings import InstanceSettings
+from vrrp.vmac import VmacSpec
 
 __all__ = [
     "AdvertLink",
@@ -41,6 +43,8 @@ __all__ = [
     "ReceivedAdvert",
     "Vip",
     "VipAddresses",
+    "VirtualMacs",
+    "VirtualRouting",
     "VrrpIoError",
 ]
 
@@ -130,6 +134,51 @@ class VipAddresses(Protocol):
     async def list(self, interface: str) -> tuple[Vip, ...]: ...
 
 
+class VirtualRouting(Protocol):
+    """The routes and policy rules the master owns (keepalived ``virtual_routes`` /
+    ``virtual_rules``, ``vrrp.routes``).
+
+    Idempotent like :class:`VipAddresses`: adding a route or rule that is present
+    already, identical, succeeds (the kernel's EEXIST), and removing an absent one
+    succeeds (ESRCH / ENOENT), because after a restart or a split brain the kernel may
+    already be in the state asked for. A *different* route holding the same key (prefix,
+    table, metric) fails with EEXIST: it is not ours to shadow or remove. A route whose
+    ``dev`` (or a next hop's) does not exist fails with ENODEV; a rule's ``iif`` /
+    ``oif`` need not exist (the kernel keeps the rule inactive until it does).
+    """
+
+    async def add_route(self, route: VirtualRoute) -> None: ...
+
+    async def remove_route(self, route: VirtualRoute) -> None: ...
+
+    async def add_rule(self, rule: VirtualRule) -> None: ...
+
+    async def remove_rule(self, rule: VirtualRule) -> None: ...
+
+    async def present(self, item: VirtualRoute | VirtualRule) -> bool:
+        """Whether this route or rule is installed now (the fields it sets match)."""
+        ...
+
+
+class VirtualMacs(Protocol):
+    """The macvlan interfaces of ``use_vmac`` (``vrrp.vmac``).
+
+    ``ensure`` creates the macvlan (private mode, the virtual MAC, up, IPv6 off, the
+    sysctls keepalived sets on it and on its base) or accepts an identical one left by
+    an earlier run; a link of that name that is something else fails with EEXIST, a
+    missing base interface with ENODEV. ``remove`` deletes it and puts the base's
+    sysctls back; an absent one succeeds.
+    """
+
+    async def ensure(self, spec: VmacSpec) -> None: ...
+
+    async def remove(self, spec: VmacSpec) -> None: ...
+
+    async def present(self, spec: VmacSpec) -> bool:
+        """Whether a macvlan with this name, base and MAC exists and is up."""
+        ...
+
+
 class Announcer(Protocol):
     """Tell the segment where the VIPs now live: gratuitous ARP for IPv4
     (RFC 5798 §6.4.2, keepalived ``garp_master_*``), unsolicited neighbour
@@ -168,6 +217,8 @@ class InstancePorts:
     link: AdvertLink
     addresses: VipAddresses
     announcer: Announcer
+    #: None: the instance has no virtual routes or rules to install.
+    routing: VirtualRouting | None = None
 
 
 class PortsProvider(Protocol):
@@ -180,5 +231,12 @@ class PortsProvider(Protocol):
         ...
 
     async def __call__(self, settings: InstanceSettings) -> InstancePorts: ...
+
+    async def release(self) -> None:
+        """Undo what building the ports set up on the host besides sockets (the
+        ``use_vmac`` macvlans), once every instance has stopped. Tries every one, then
+        raises the first :class:`VrrpIoError` (a macvlan left behind is taken over by
+        the next start, which finds it identical)."""
+        ...
 
     def close(self) -> None: ...

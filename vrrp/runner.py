@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -65,7 +66,7 @@ from vrrp.machine import (
     VipsChanged,
     VrrpMachine,
 )
-from vrrp.packet import VRRP_MULTICAST_V4, VRRP_MULTICAST_V6, encode_advert
+from vrrp.packet import VRRP_MULTICAST_V4, VRRP_MULTICAST_V6, encode_advert, seal_extension
 from vrrp.ports import (
     AdvertLink,
     Announcer,
@@ -73,9 +74,11 @@ from vrrp.ports import (
     ReceivedAdvert,
     Vip,
     VipAddresses,
+    VirtualRouting,
     VrrpIoError,
 )
 from vrrp.retry import SendFailures
+from vrrp.routes import VirtualRoute, VirtualRule, changes
 from vrrp.settings import InstanceSettings
 from vrrp.status import FaultSource, InstanceStatus, RunnerCounters
 from vrrp.track_verdict import TrackVerdict
@@ -142,15 +145,21 @@ class InstanceRunner:
         link: AdvertLink,
         addresses: VipAddresses,
         announcer: Announcer,
+        routing: VirtualRouting | None = None,
         clock: Callable[[], float] | None = None,
         on_transition: TransitionCallback | None = None,
         drop_log_interval: float = 10.0,
         io_fault_hold: float | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
+        # UTC seconds for auth_hmac's timestamps and freshness window (keepalived
+        # uses CLOCK_REALTIME); the election itself runs on the monotonic ``clock``.
+        self._wall_clock = wall_clock
         self._link = link
         self._addresses = addresses
         self._announcer = announcer
+        self._routing = routing
         self._clock = clock
         self._callbacks: list[TransitionCallback] = []
         if on_transition is not None:
@@ -369,6 +378,8 @@ class InstanceRunner:
         new tracker publishes its verdict next.
         """
 
+        previous = self._settings
+
         def produce(now: float) -> tuple[Action, ...]:
             actions = self.machine.reconfigure(settings, now)
             # Before the actions run: VipsChanged and Announce act on the new VIPs.
@@ -380,6 +391,9 @@ class InstanceRunner:
             return actions + self._priority_input(now)
 
         await self._input(produce)
+        async with self._lock:
+            if not self._stopped.is_set():
+                await self._reconfigure_routing(previous, settings)
         if tracked is not None:
             await self.set_fault(FaultSource.track, tracked.fault, tracked.reason)
         elif FaultSource.track in self._faults:
@@ -442,18 +456,24 @@ class InstanceRunner:
         try:
             if received.header_error is not None:
                 raise received.header_error
-            advert, old_checksum = self.machine.decode_received(
-                received.payload, received.source, received.destination, received.ttl
+            accepted = self.machine.receive(
+                received.payload,
+                received.source,
+                received.destination,
+                received.ttl,
+                self._wall_clock(),
             )
         except MalformedAdvert as exc:
             self._dropped(exc.reason, received.source, exc.detail, now)
             return
+        if accepted.auth is not None:
+            self.counters.auth_accepted[accepted.auth.verdict] += 1
         await self._execute(
             self.machine.on_advert(
-                advert,
+                accepted.advert,
                 received.source,
                 now,
-                old_checksum=old_checksum,
+                old_checksum=accepted.old_checksum,
                 destination=received.destination,
             )
         )
@@ -584,7 +604,11 @@ class InstanceRunner:
             for interface, vips in self._vips_by_interface():
                 for vip in vips:
                     await self._addresses.add(interface, vip)
+            # After the VIPs: a route with `src VIP` needs the address in place.
+            await self._change_routing(settings.routes, settings.rules, (), (), "became_master")
         elif isinstance(action, RemoveVips):
+            # Rules and routes first, the VIPs they may name last (the reverse order).
+            await self._change_routing((), (), settings.routes, settings.rules, "left_master")
             await self._remove_vips()
         elif isinstance(action, VipsChanged):
             await self._change_vips(action)
@@ -636,11 +660,20 @@ class InstanceRunner:
     async def _send(self, priority: int) -> None:
         advert = self.machine.build_advert(priority)
         source = self.machine.source_address
-        for destination in self._destinations():
+        destinations = self._destinations()
+        # keepalived auth_hmac: one trailer per advert, shared by every unicast copy
+        # (the HMAC reads the checksum as zero and does not cover the destination).
+        trailer = self.machine.auth_trailer(
+            encode_advert(advert, source, self.machine.checksum_destination(destinations[0])),
+            self._wall_clock(),
+        )
+        for destination in destinations:
             # The VRRPv3 checksum covers the machine's choice of pseudo-header
             # destination: the peer's address, or 224.0.0.18 in the old unicast form.
             checksummed = self.machine.checksum_destination(destination)
-            payload = encode_advert(advert, source, checksummed)
+            payload = seal_extension(
+                encode_advert(advert, source, checksummed), trailer, source, checksummed
+            )
             try:
                 await self._link.send(payload, destination)
             except VrrpIoError as exc:
@@ -656,7 +689,9 @@ class InstanceRunner:
     def _vips_by_interface(self) -> list[tuple[str, list[Vip]]]:
         grouped: dict[str, list[Vip]] = {}
         for vip in self._settings.vips:
-            grouped.setdefault(vip.interface or self._settings.interface, []).append(vip.address)
+            grouped.setdefault(vip.interface or self._settings.vip_interface, []).append(
+                vip.address
+            )
         return list(grouped.items())
 
     async def _remove_vips(self) -> None:
@@ -675,11 +710,13 @@ class InstanceRunner:
         first: VrrpIoError | None = None
         for vip in change.removed:
             try:
-                await self._addresses.remove(vip.interface or self._settings.interface, vip.address)
+                await self._addresses.remove(
+                    vip.interface or self._settings.vip_interface, vip.address
+                )
             except VrrpIoError as exc:
                 first = first or exc
         for vip in change.added:
-            await self._addresses.add(vip.interface or self._settings.interface, vip.address)
+            await self._addresses.add(vip.interface or self._settings.vip_interface, vip.address)
         log.info(
             "vrrp.vips.changed",
             instance=self._settings.name,
@@ -691,6 +728,77 @@ class InstanceRunner:
         )
         if first is not None:
             raise first
+
+    async def _change_routing(
+        self,
+        add_routes: Sequence[VirtualRoute],
+        add_rules: Sequence[VirtualRule],
+        remove_routes: Sequence[VirtualRoute],
+        remove_rules: Sequence[VirtualRule],
+        reason: str,
+    ) -> None:
+        """Install or remove virtual routes and rules (keepalived ``virtual_routes`` /
+        ``virtual_rules``): routes before the rules that may point at their table, rules
+        removed before the routes.
+
+        A failure is logged and counted, not a fault: keepalived stays MASTER when a
+        virtual route cannot be set (``netlink_rtlist`` only logs), and a route that
+        fails on both directors (an unreachable gateway) must not leave the VIPs on
+        neither. Each item is tried, so one bad route does not keep the others out."""
+        if self._routing is None:
+            return
+        steps: list[tuple[str, VirtualRoute | VirtualRule]] = [
+            *(("remove", rule) for rule in remove_rules),
+            *(("remove", route) for route in remove_routes),
+            *(("add", route) for route in add_routes),
+            *(("add", rule) for rule in add_rules),
+        ]
+        for op, item in steps:
+            try:
+                if isinstance(item, VirtualRoute):
+                    await (self._routing.add_route if op == "add" else self._routing.remove_route)(
+                        item
+                    )
+                else:
+                    await (self._routing.add_rule if op == "add" else self._routing.remove_rule)(
+                        item
+                    )
+            except VrrpIoError as exc:
+                self.counters.route_errors += 1
+                log.error(
+                    "vrrp.route.failed",
+                    instance=self._settings.name,
+                    vrid=self._settings.vrid,
+                    kind="route" if isinstance(item, VirtualRoute) else "rule",
+                    op=op,
+                    item=item.describe(),
+                    errno=exc.errno,
+                    error=str(exc),
+                    reason=reason,
+                )
+
+    async def _reconfigure_routing(self, old: InstanceSettings, new: InstanceSettings) -> None:
+        """A reload changed the routes or rules of a master: the ones in both lists stay,
+        the others are added and removed now (a backup has none installed)."""
+        added_routes, removed_routes = changes(old.routes, new.routes)
+        added_rules, removed_rules = changes(old.rules, new.rules)
+        if not (added_routes or removed_routes or added_rules or removed_rules):
+            return
+        if self.machine.state is not State.MASTER:
+            return
+        await self._change_routing(
+            added_routes, added_rules, removed_routes, removed_rules, "reloaded"
+        )
+        log.info(
+            "vrrp.routes.changed",
+            instance=new.name,
+            vrid=new.vrid,
+            added=[route.describe() for route in added_routes]
+            + [rule.describe() for rule in added_rules],
+            removed=[route.describe() for route in removed_routes]
+            + [rule.describe() for rule in removed_rules],
+            reason="reloaded",
+        )
 
     def _start_announce(self) -> None:
         """A gratuitous ARP / NA burst: ``garp_repeat`` rounds ``garp_interval``

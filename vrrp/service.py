@@ -19,7 +19,7 @@ from typing import Any
 from vrrp.errors import VrrpUsageError
 from vrrp.machine import InstanceReload, InstancesPlan, State, Transition, VrrpMachine
 from vrrp.notify import HookKind, Notifier
-from vrrp.ports import PortsProvider
+from vrrp.ports import PortsProvider, VrrpIoError
 from vrrp.runner import InstanceRunner, log
 from vrrp.settings import InstanceSettings
 from vrrp.status import FaultSource, InstanceStatus, LoopLag
@@ -310,7 +310,13 @@ class VrrpService:
         try:
             await self._serve(provider)
         finally:
-            provider.close()
+            try:
+                await provider.release()
+            except VrrpIoError as exc:
+                log.error("vrrp.vmac.failed", op=exc.op, errno=exc.errno, error=str(exc),
+                          reason="exit")
+            finally:
+                provider.close()
 
     async def _serve(self, provider: PortsProvider) -> None:
         assert self._stop_requested is not None
@@ -346,8 +352,17 @@ class VrrpService:
     async def _build(self, settings: InstanceSettings) -> None:
         assert self._provider is not None
         ports = await self._provider(settings)
+        spec = settings.vmac_spec
+        if spec is not None:
+            log.info("vrrp.vmac.ready", instance=settings.name, iface=spec.name,
+                     parent=spec.parent, mac=spec.mac,
+                     adverts_from=settings.advert_interface)
         runner = InstanceRunner(
-            settings, link=ports.link, addresses=ports.addresses, announcer=ports.announcer
+            settings,
+            link=ports.link,
+            addresses=ports.addresses,
+            announcer=ports.announcer,
+            routing=ports.routing,
         )
         runner.add_transition_callback(self._transitioned)
         self._runners[settings.name] = runner

@@ -23,8 +23,11 @@ import math
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 
+from vrrp.auth_hmac import AuthHmacSettings
+from vrrp.routes import VirtualRoute, VirtualRule
 from vrrp.track_file import TrackFile
 from vrrp.track_process import TrackProcess
+from vrrp.vmac import VmacSettings, VmacSpec, virtual_mac, vmac_name
 
 __all__ = [
     "MAX_TRACK_WEIGHT",
@@ -237,6 +240,19 @@ class InstanceSettings:
     #: keepalived notify_* of the instance's vrrp_sync_group (the same on every member):
     #: run once per change of the group's state, with GROUP NAME STATE appended.
     sync_group_notify: NotifySettings | None = None
+    #: keepalived ``virtual_routes`` / ``virtual_rules``: installed with the VIPs when the
+    #: instance becomes MASTER and removed with them when it leaves (vrrp.routes).
+    routes: tuple[VirtualRoute, ...] = ()
+    rules: tuple[VirtualRule, ...] = ()
+    #: keepalived ``use_vmac`` / ``vmac_xmit_base`` (vrrp.vmac): the VIPs without their
+    #: own interface live on a macvlan with the RFC 5798 §7.3 virtual MAC.
+    vmac: VmacSettings | None = None
+    #: keepalived ``auth_hmac { ... }``: the HMAC-SHA256 trailer (vrrp.auth_hmac), v2 or v3.
+    auth_hmac: AuthHmacSettings | None = None
+    #: keepalived ``vrrp_strict`` / ``strict_mode``: RFC 5798 as written where keepalived
+    #: otherwise bends it (a master discards a lower-priority advert: no advert back, no
+    #: gratuitous ARP), and none of what strict mode forbids (see ``_check_strict``).
+    strict: bool = False
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -275,9 +291,38 @@ class InstanceSettings:
             encoded = self.auth_pass.encode("utf-8")
             if not 1 <= len(encoded) <= 8 or b"\0" in encoded:
                 raise ValueError("auth_pass: must be 1..8 octets without NUL (RFC 3768 §5.3.10)")
+        if self.auth_hmac is not None and self.auth_pass is not None:
+            # keepalived: "auth_hmac cannot be combined with authentication".
+            raise ValueError("auth_hmac: cannot be combined with auth_pass")
         if self.sync_group is not None and not self.sync_group:
             raise ValueError("sync_group: must be a non-empty name or None")
         self._check_unicast_checksum(family)
+        if len(set(self.routes)) != len(self.routes):
+            raise ValueError("routes: duplicate route")
+        keys = [route.key for route in self.routes]
+        if len(set(keys)) != len(keys):
+            raise ValueError("routes: two routes to one prefix with one table and metric")
+        if len(set(self.rules)) != len(self.rules):
+            raise ValueError("rules: duplicate rule")
+        self._check_strict()
+        if self.vmac is not None and family != 4:
+            raise ValueError(
+                "vmac: offered for IPv4 instances only (an IPv6 one needs a link-local "
+                "address of its own on the macvlan)"
+            )
+
+    def _check_strict(self) -> None:
+        """What keepalived's strict mode refuses or resets (vrrp.c ``vrrp_complete_instance``)."""
+        if not self.strict:
+            return
+        if self.unicast_peers:
+            raise ValueError("strict: unicast peers are not allowed (RFC 5798 multicast only)")
+        if self.auth_pass is not None:
+            raise ValueError("strict: no authentication (RFC 5798 has none)")
+        if self.preempt_delay:
+            raise ValueError("strict: no preempt_delay")
+        if self.vmac is not None and self.vmac.xmit_base:
+            raise ValueError("strict: no vmac xmit_base")
 
     def _check_unicast_checksum(self, family: int) -> None:
         if not isinstance(self.unicast_checksum, UnicastChecksum):
@@ -323,6 +368,29 @@ class InstanceSettings:
     def family(self) -> int:
         """4 or 6: the address family of the instance (from its first VIP)."""
         return self.vips[0].address.version
+
+    @property
+    def vmac_spec(self) -> VmacSpec | None:
+        """The macvlan this instance needs (None: no ``use_vmac``)."""
+        if self.vmac is None:
+            return None
+        return VmacSpec(
+            vmac_name(self.vrid, self.vmac.name), self.interface, virtual_mac(self.vrid, 4)
+        )
+
+    @property
+    def vip_interface(self) -> str:
+        """Where a VIP without its own ``interface`` goes: the macvlan with ``use_vmac``."""
+        spec = self.vmac_spec
+        return spec.name if spec is not None else self.interface
+
+    @property
+    def advert_interface(self) -> str:
+        """Where adverts are sent and heard: the macvlan with ``use_vmac`` (their source
+        MAC is the virtual one), the base interface with ``vmac_xmit_base``."""
+        if self.vmac is not None and self.vmac.xmit_base:
+            return self.interface
+        return self.vip_interface
 
     @property
     def key(self) -> InstanceKey:

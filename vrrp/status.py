@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from vrrp.auth_hmac import AuthVerdict
 from vrrp.errors import DropReason
 from vrrp.machine import State, VrrpMachine
 from vrrp.ports import IPAddress
@@ -37,13 +38,25 @@ class RunnerCounters:
     send_errors: int = 0
     io_errors: int = 0
     announce_errors: int = 0
+    #: virtual routes / rules that could not be installed or removed (vrrp.route.failed)
+    route_errors: int = 0
     transitions: int = 0
     address_mismatches: int = 0
     dropped: Counter[DropReason] = field(default_factory=Counter)
+    #: auth_hmac verdicts of accepted adverts (ok, unsigned); refusals are in ``dropped``.
+    auth_accepted: Counter[AuthVerdict] = field(default_factory=Counter)
 
     @property
     def adverts_dropped(self) -> int:
         return sum(self.dropped.values())
+
+    def auth_verdicts(self) -> dict[str, int]:
+        """Every auth_hmac verdict seen, by name (keepalived's auth_ext_* statistics)."""
+        verdicts = {verdict.value: n for verdict, n in self.auth_accepted.items()}
+        for reason, n in self.dropped.items():
+            if reason.value.startswith("auth_"):
+                verdicts[reason.value.removeprefix("auth_")] = n
+        return verdicts
 
 
 class StatusSource(Protocol):
@@ -79,6 +92,8 @@ class InstanceStatus:
     adverts_dropped: dict[str, int]
     io_errors: int
     transitions: int
+    #: auth_hmac verdict counts (empty without auth_hmac): ok, unsigned, missing, ...
+    auth_verdicts: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def of(cls, runner: StatusSource) -> InstanceStatus:
@@ -97,6 +112,7 @@ class InstanceStatus:
             adverts_dropped={reason.value: n for reason, n in counters.dropped.items()},
             io_errors=counters.io_errors,
             transitions=counters.transitions,
+            auth_verdicts=counters.auth_verdicts(),
         )
 
 

@@ -172,6 +172,11 @@ def compile_config(config: m.Config, *, hostname: str = "director") -> Compiled:
         group = groups.get(instance.name)
         with _at(("vrrp", index)):
             settings = _instance(instance, None if group is None else group.name)
+            if instance.auth_hmac is not None:
+                settings = dataclasses.replace(
+                    settings,
+                    auth_hmac=_auth_hmac(instance.auth_hmac, ("vrrp", index, "auth_hmac")),
+                )
             if group is not None and _notify_settings(group.notify) is not None:
                 settings = dataclasses.replace(
                     settings, sync_group_notify=_notify_settings(group.notify)
@@ -207,7 +212,10 @@ def compile_config(config: m.Config, *, hostname: str = "director") -> Compiled:
                 always_up.add(backend)
                 continue
             with _at((*path, "check") if rs.check is not None else (*base, "check")):
-                checks[backend] = (checkers.Target(rs.address, port), _check(check, vs))
+                checks[backend] = (
+                    checkers.Target(rs.address, port),
+                    _check(check, vs, base_weight=rs.weight),
+                )
             if not check.alpha:
                 # keepalived without `alpha`: a real server is up until its checker says
                 # otherwise; the pool's `adopted` does exactly that at start-up.
@@ -268,8 +276,49 @@ def _at(path: m.KeyPath) -> Iterator[None]:
     # The settings types raise ValueError (checkers.SpecError is one) on a value they refuse.
     try:
         yield
+    except CompileError:
+        raise  # already located more precisely
     except ValueError as exc:
         raise CompileError(path, str(exc)) from exc
+
+
+_AUTH_MODE = {
+    m.AuthHmacMode.RECEIVE_ONLY: vrrp.AuthMode.receive_only,
+    m.AuthHmacMode.PERMISSIVE: vrrp.AuthMode.permissive,
+    m.AuthHmacMode.ENFORCE: vrrp.AuthMode.enforce,
+}
+
+
+def _auth_key(value: str) -> bytes:
+    # keepalived `file:PATH`: the file holds what the inline value would (hex: or
+    # ASCII), a trailing newline dropped; the secret then stays out of the config.
+    if value.startswith("file:"):
+        path = value[5:]
+        try:
+            with open(path, encoding="utf-8") as handle:
+                value = handle.read(4 + 64 * 2 + 8).rstrip("\r\n")
+        except OSError as exc:
+            raise ValueError(f"key file {path}: {exc.strerror or exc}") from None
+    octets = vrrp.decode_key(value)
+    if not 32 <= len(octets) <= 64:
+        raise ValueError(f"{len(octets)} octets; a key has 32..64 octets")
+    return octets
+
+
+def _auth_hmac(auth: m.AuthHmac, base: m.KeyPath) -> vrrp.AuthHmacSettings:
+    keys = []
+    for index, key in enumerate(auth.keys):
+        with _at((*base, "keys", index, "key")):
+            keys.append((key.id, _auth_key(key.key)))
+    with _at(base):
+        active = auth.active_key if auth.active_key is not None else auth.keys[0].id
+        return vrrp.AuthHmacSettings(
+            keys=tuple(keys),
+            active_key=active,
+            mode=_AUTH_MODE[auth.mode],
+            anti_replay=vrrp.AntiReplay(auth.anti_replay.value),
+            time_window=auth.time_window,
+        )
 
 
 def _fail_open(vs: m.VirtualServer) -> checkers.FailOpenSettings | None:
@@ -407,6 +456,45 @@ def _instance(instance: m.VrrpInstance, group: str | None) -> vrrp.InstanceSetti
         garp_master_delay=instance.garp_master_delay or None,
         unicast_checksum=_UNICAST_CHECKSUM[instance.unicast_checksum],
         accept_foreign_source=instance.accept_foreign_source,
+        routes=tuple(_route(route) for route in instance.routes),
+        rules=tuple(_rule(rule) for rule in instance.rules),
+        vmac=vrrp.VmacSettings(instance.vmac.name, instance.vmac.xmit_base)
+        if instance.vmac is not None
+        else None,
+        strict=instance.strict,
+    )
+
+
+def _route(route: m.VirtualRoute) -> vrrp.VirtualRoute:
+    return vrrp.VirtualRoute(
+        route.to,
+        type=vrrp.RouteType(route.type.value),
+        via=route.via,
+        dev=route.dev,
+        src=route.src,
+        table=route.table,
+        metric=route.metric,
+        scope=vrrp.RouteScope(route.scope.value) if route.scope is not None else None,
+        nexthops=tuple(vrrp.Nexthop(hop.via, hop.dev, hop.weight) for hop in route.nexthops),
+    )
+
+
+def _rule(rule: m.VirtualRule) -> vrrp.VirtualRule:
+    prefixes = [net for net in (rule.source, rule.destination) if net is not None]
+    # keepalived takes a rule without prefixes as IPv4 unless told `inet6`.
+    family = prefixes[0].version if prefixes else (6 if rule.family is m.Family.IPV6 else 4)
+    return vrrp.VirtualRule(
+        family,
+        from_=rule.source,
+        to=rule.destination,
+        table=rule.table,
+        action=vrrp.RuleAction(rule.action.value),
+        priority=rule.priority,
+        iif=rule.iif,
+        oif=rule.oif,
+        fwmark=rule.fwmark,
+        fwmask=rule.fwmask,
+        invert=rule.invert,
     )
 
 
@@ -460,7 +548,7 @@ def _status_ranges(codes: tuple[int | str, ...]) -> tuple[tuple[int, int], ...]:
     return tuple(ranges)
 
 
-def _check(check: m.Check, vs: m.VirtualServer) -> checkers.CheckSpec:
+def _check(check: m.Check, vs: m.VirtualServer, *, base_weight: int = 1) -> checkers.CheckSpec:
     timing = _timing(check)
     if isinstance(check, m.TcpCheck):
         return checkers.TcpCheck(timing, connect_port=check.port, bind_address=check.bind_to)
@@ -496,6 +584,14 @@ def _check(check: m.Check, vs: m.VirtualServer) -> checkers.CheckSpec:
         return checkers.SmtpCheck(timing, helo_name=check.helo_name, connect_port=check.port)
     if isinstance(check, m.PingCheck):
         return checkers.PingCheck(timing)
+    if isinstance(check, m.FileCheck):
+        return checkers.FileCheck(
+            timing,
+            path=check.path,
+            weight=check.weight,
+            reverse=check.reverse,
+            base_weight=base_weight,
+        )
     assert isinstance(check, m.UdpCheck)
     return checkers.UdpCheck(
         timing,

@@ -37,6 +37,7 @@ from haipvs.config.model import (
     Director,
     DnsCheck,
     ExecCheck,
+    FileCheck,
     Finding,
     HttpCheck,
     HttpsCheck,
@@ -174,9 +175,9 @@ def load_config_text(text: str, file: str = "<string>") -> LoadedConfig:
     warnings = _ordered(warnings)
     if errors:
         raise ConfigInvalid(errors, warnings)
-    # Every section validated on its own and no rule is broken: assemble them (the models
-    # are not validated twice).
-    config = Config(**parts)
+    # Every section validated on its own and no rule is broken: assemble them without
+    # validating them twice (nor building the root's validator: model.py's defer_build).
+    config = Config.model_construct(**parts)
     # A loaded config must compile (compile.py's rule): a settings type that refuses a value
     # the rules let through is reported here, at its line, not when the daemon starts.
     # Imported here: it pulls in vrrp, checkers and haipvs.ipvs.
@@ -606,6 +607,7 @@ _CHECK_MODELS: Mapping[str, type[BaseModel]] = {
     "udp": UdpCheck,
     "smtp": SmtpCheck,
     "ping": PingCheck,
+    "file": FileCheck,
 }
 
 

@@ -22,7 +22,14 @@ import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
@@ -63,6 +70,7 @@ __all__ = [
     "KeyPath",
     "LogFormat",
     "LogLevel",
+    "Nexthop",
     "Notify",
     "Persistence",
     "PingCheck",
@@ -70,6 +78,9 @@ __all__ = [
     "Protocol",
     "Quorum",
     "RealServer",
+    "RouteScope",
+    "RouteType",
+    "RuleAction",
     "Scheduler",
     "SchedulerFlag",
     "Severity",
@@ -87,7 +98,10 @@ __all__ = [
     "UdpCheck",
     "UnicastChecksum",
     "Vip",
+    "VirtualRoute",
+    "VirtualRule",
     "VirtualServer",
+    "Vmac",
     "VrrpInstance",
     "address_family",
     "format_key_path",
@@ -163,6 +177,21 @@ class TunnelChecksum(enum.Enum):
     REMCSUM = "remcsum"
 
 
+class AuthHmacMode(enum.Enum):
+    """keepalived ``auth_hmac { mode }``: the rollout steps, enforce by default."""
+
+    RECEIVE_ONLY = "receive-only"  # verify a trailer when present, send none
+    PERMISSIVE = "permissive"  # sign, and still accept unsigned adverts
+    ENFORCE = "enforce"  # sign, and accept only a valid trailer
+
+
+class AntiReplayMode(enum.Enum):
+    """keepalived ``auth_hmac { anti_replay }``."""
+
+    TIME = "time"  # timestamps within time_window of our clock, growing per sender
+    MONOTONIC = "monotonic"  # growing per sender only (no trusted clock)
+
+
 class UnicastChecksum(enum.Enum):
     """keepalived ``old_unicast_checksum [never]``: the VRRPv3 IPv4 unicast checksum form.
 
@@ -172,6 +201,34 @@ class UnicastChecksum(enum.Enum):
     AUTO = "auto"  # no keyword: RFC form, switch to the old one when a peer uses it
     OLD = "old"  # old_unicast_checksum: the old form from the start
     NEVER = "never"  # old_unicast_checksum never: the RFC form only
+
+
+class RouteType(enum.Enum):
+    """keepalived virtual_routes route types (rtnetlink RTN_*)."""
+
+    UNICAST = "unicast"
+    BLACKHOLE = "blackhole"
+    UNREACHABLE = "unreachable"
+    PROHIBIT = "prohibit"
+    THROW = "throw"
+
+
+class RouteScope(enum.Enum):
+    """`scope` of a virtual route (rtnetlink RT_SCOPE_*)."""
+
+    UNIVERSE = "universe"
+    SITE = "site"
+    LINK = "link"
+    HOST = "host"
+
+
+class RuleAction(enum.Enum):
+    """What a virtual rule does: look up `table`, or end the lookup (FR_ACT_*)."""
+
+    TABLE = "table"
+    BLACKHOLE = "blackhole"
+    UNREACHABLE = "unreachable"
+    PROHIBIT = "prohibit"
 
 
 class LogFormat(enum.Enum):
@@ -299,12 +356,30 @@ def _parse_interface(value: Any) -> IPv4Interface | IPv6Interface:
         ) from None
 
 
+def _parse_network(value: Any) -> IPv4Network | IPv6Network:
+    if isinstance(value, IPv4Network | IPv6Network):
+        return value
+    if not isinstance(value, str):
+        raise PydanticCustomError("network_type", "must be a prefix like 192.0.2.0/24")
+    try:
+        return ipaddress.ip_network(value)
+    except ValueError as exc:
+        raise PydanticCustomError(
+            "network",
+            "not a prefix: {value} ({reason})",
+            {"value": repr(value), "reason": str(exc)},
+        ) from None
+
+
 def _to_str(value: Any) -> str:
     return str(value)
 
 
 Address = Annotated[
     IPv4Address | IPv6Address, BeforeValidator(_parse_address), PlainSerializer(_to_str)
+]
+Network = Annotated[
+    IPv4Network | IPv6Network, BeforeValidator(_parse_network), PlainSerializer(_to_str)
 ]
 InterfaceAddress = Annotated[
     IPv4Interface | IPv6Interface, BeforeValidator(_parse_interface), PlainSerializer(_to_str)
@@ -507,6 +582,25 @@ TunnelChecksumValue = Annotated[
 DnsRcodeValue = Annotated[
     DnsRcode, BeforeValidator(_enum_parser(DnsRcode)), PlainSerializer(_enum_value)
 ]
+RouteTypeValue = Annotated[
+    RouteType, BeforeValidator(_enum_parser(RouteType)), PlainSerializer(_enum_value)
+]
+RouteScopeValue = Annotated[
+    RouteScope, BeforeValidator(_enum_parser(RouteScope)), PlainSerializer(_enum_value)
+]
+RuleActionValue = Annotated[
+    RuleAction, BeforeValidator(_enum_parser(RuleAction)), PlainSerializer(_enum_value)
+]
+RouteTable = Annotated[int, BeforeValidator(_int_in(1, 4294967295))]
+Uint32 = Annotated[int, BeforeValidator(_int_in(0, 4294967295))]
+NexthopWeight = Annotated[int, BeforeValidator(_int_in(1, 256))]
+AuthHmacModeValue = Annotated[
+    AuthHmacMode, BeforeValidator(_enum_parser(AuthHmacMode)), PlainSerializer(_enum_value)
+]
+AntiReplayValue = Annotated[
+    AntiReplayMode, BeforeValidator(_enum_parser(AntiReplayMode)), PlainSerializer(_enum_value)
+]
+AuthWindow = Annotated[int, BeforeValidator(_int_in(1, 300))]
 UnicastChecksumValue = Annotated[
     UnicastChecksum, BeforeValidator(_enum_parser(UnicastChecksum)), PlainSerializer(_enum_value)
 ]
@@ -593,7 +687,13 @@ def address_family(address: IPv4Address | IPv6Address | IPv4Interface | IPv6Inte
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    # defer_build: a model's validator is built when it first validates, not at import.
+    # The loader validates each section on its own (load.py) and assembles the root
+    # without validating it again, so the daemon's start builds the sections its file
+    # has and nothing more (no root Config validator, no bgp section in a VRRP pair).
+    # The defaults below are made with model_construct for the same reason: calling a
+    # model at import would build it.
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, defer_build=True)
 
 
 class Director(_Model):
@@ -694,6 +794,65 @@ class Notify(_Model):
     timeout: ShortSeconds = 10.0
 
 
+class Nexthop(_Model):
+    # keepalived `nexthop via A dev D weight W` (or the older `via A or B`)
+    via: Address | None = None
+    dev: InterfaceName | None = None
+    weight: NexthopWeight = 1
+
+
+class VirtualRoute(_Model):
+    # keepalived virtual_routes entry, in `ip route` words
+    to: Network  # the prefix (0.0.0.0/0 for a default route)
+    type: RouteTypeValue = RouteType.UNICAST
+    via: Address | None = None  # keepalived `via` / `gw`
+    dev: InterfaceName | None = None
+    src: Address | None = None  # the preferred source address (often a VIP)
+    table: RouteTable = 254  # keepalived `table`; 254 is main
+    metric: Uint32 | None = None  # keepalived metric / priority / preference
+    scope: RouteScopeValue | None = None
+    nexthops: ListOf[Nexthop] = ()  # multipath
+
+
+class VirtualRule(_Model):
+    # keepalived virtual_rules entry, in `ip rule` words (`from` / `to` are source / destination)
+    source: Network | None = None
+    destination: Network | None = None
+    # Needed only when neither prefix says it (keepalived's `inet6`).
+    family: FamilyValue | None = None
+    table: RouteTable | None = None  # keepalived `table` / `lookup`
+    action: RuleActionValue = RuleAction.TABLE
+    # None: 32000 (keepalived lets the kernel choose, just above the main table's rule).
+    priority: Uint32 | None = None  # keepalived priority / preference / pref
+    iif: InterfaceName | None = None
+    oif: InterfaceName | None = None
+    fwmark: Uint32 | None = None
+    fwmask: Uint32 | None = None
+    invert: bool = False  # keepalived `not`
+
+
+class Vmac(_Model):
+    # keepalived use_vmac [NAME]: the VIPs on a macvlan with the virtual MAC
+    name: InterfaceName | None = None  # None: vrrp.VRID, keepalived's default
+    xmit_base: bool = False  # keepalived vmac_xmit_base: adverts from the base interface
+class AuthHmacKey(_Model):
+    # keepalived `key ID VALUE`: VALUE is `hex:` + hex digits (raw octets), `file:PATH`
+    # (the file holds such a value; keep it mode 0600), or ASCII; 32..64 octets.
+    id: OneTo255
+    key: Text
+
+
+class AuthHmac(_Model):
+    # keepalived auth_hmac { ... } (2.4.2+, draft-cassen-vrrp-auth-hmac): every key
+    # verifies, active_key signs (rotation: add the new key everywhere, then move
+    # active_key, then remove the old one).
+    keys: ListOf[AuthHmacKey]
+    active_key: OneTo255 | None = None  # None: the only key
+    mode: AuthHmacModeValue = AuthHmacMode.ENFORCE
+    anti_replay: AntiReplayValue = AntiReplayMode.TIME
+    time_window: AuthWindow | None = None  # None: max(3 x advert_interval, 5) s
+
+
 class VrrpInstance(_Model):
     name: Name  # keepalived vrrp_instance NAME
     interface: InterfaceName
@@ -714,8 +873,8 @@ class VrrpInstance(_Model):
     # dropped (spoofed sources); true accepts them (peers numbered off-subnet).
     accept_foreign_source: bool = False
     vips: ListOf[Annotated[Vip, BeforeValidator(_parse_vip)]]  # keepalived virtual_ipaddress
-    track: Track = Track()
-    notify: Notify = Notify()
+    track: Track = Track.model_construct()
+    notify: Notify = Notify.model_construct()
     garp_repeat: OneTo255 = 5  # keepalived garp_master_repeat
     garp_interval: GarpInterval = 0.0  # keepalived garp_interval (between packets)
     garp_master_delay: GarpDelay = 5.0  # keepalived garp_master_delay (second burst)
@@ -725,6 +884,21 @@ class VrrpInstance(_Model):
     accept: bool = True
     # VRRPv2 simple password (RFC 3768 §5.3.6 type 1; keepalived authentication auth_pass).
     auth_pass: Text | None = None
+    # keepalived virtual_routes / virtual_rules: installed while MASTER, like the vips.
+    routes: ListOf[VirtualRoute] = ()
+    rules: ListOf[VirtualRule] = ()
+    # keepalived use_vmac / vmac_xmit_base (RFC 5798 §7.3 virtual MAC 00:00:5e:00:01:VRID).
+    vmac: Vmac | None = None
+    # keepalived auth_hmac: an HMAC-SHA256 trailer on every advert (VRRPv2 or v3).
+    auth_hmac: AuthHmac | None = None
+    # keepalived vrrp_strict / strict_mode: RFC 5798 as written (see docs/config.md).
+    strict: bool = False
+
+    @property
+    def vmac_name(self) -> str | None:
+        if self.vmac is None:
+            return None
+        return self.vmac.name if self.vmac.name is not None else f"vrrp.{self.vrid}"
 
     @property
     def family(self) -> Family:
@@ -736,7 +910,7 @@ class SyncGroup(_Model):
     name: Name  # keepalived vrrp_sync_group NAME
     instances: ListOf[Name]  # keepalived group { ... }
     # keepalived notify_master/backup/fault of the group: once per group change.
-    notify: Notify = Notify()
+    notify: Notify = Notify.model_construct()
 
 
 class Persistence(_Model):
@@ -873,11 +1047,33 @@ class PingCheck(CheckTiming):
     type: Literal["ping"]  # keepalived PING_CHECK: an ICMP(v6) echo reply in time
 
 
+class FileCheck(CheckTiming):
+    # keepalived FILE_CHECK { track_file } on a real server: the file's number x weight is
+    # added to the real server's weight; weight 0: a non-zero number is a fault. keepalived
+    # acts on the first read, so rise and fall default to 1, and polls often.
+    type: Literal["file"]
+    path: AbsolutePath  # keepalived track_file NAME { file PATH }
+    weight: FileWeight = 1  # keepalived FILE_CHECK / track_file weight
+    reverse: bool = False  # keepalived weight N reverse
+    interval: CheckSeconds = 1.0
+    timeout: CheckSeconds = 0.5  # a local read; within the interval
+    rise: Count = 1
+    fall: Count = 1
+
+
 Check = Annotated[
-    TcpCheck | HttpCheck | HttpsCheck | ExecCheck | DnsCheck | UdpCheck | SmtpCheck | PingCheck,
+    TcpCheck
+    | HttpCheck
+    | HttpsCheck
+    | ExecCheck
+    | DnsCheck
+    | UdpCheck
+    | SmtpCheck
+    | PingCheck
+    | FileCheck,
     Field(discriminator="type"),
 ]
-CHECK_TYPES = ("tcp", "http", "https", "exec", "dns", "udp", "smtp", "ping")
+CHECK_TYPES = ("tcp", "http", "https", "exec", "dns", "udp", "smtp", "ping", "file")
 
 
 class Tunnel(_Model):
@@ -909,10 +1105,10 @@ class VirtualServer(_Model):
     scheduler_flags: ListOf[SchedulerFlagValue] = ()  # keepalived sh-port, mh-fallback...
     one_packet: bool = False  # keepalived ops; ipvsadm -o (UDP only)
     forwarding: ForwardingValue = Forwarding.NAT  # keepalived lb_kind
-    persistence: Persistence = Persistence()
-    quorum: Quorum = Quorum()
+    persistence: Persistence = Persistence.model_construct()
+    quorum: Quorum = Quorum.model_construct()
     sorry_server: Annotated[SorryServer, BeforeValidator(_parse_host_port)] | None = None
-    drain: Drain = Drain()
+    drain: Drain = Drain.model_construct()
     inhibit_on_failure: bool = False  # keepalived inhibit_on_failure: down = weight 0
     fail_open: FailOpen | None = None
     check: Check | None = None  # the default for every real server; None: always up
@@ -977,9 +1173,9 @@ class ProgrammerSettings(_Model):
 
 
 class IpvsSettings(_Model):
-    timeouts: IpvsTimeouts = IpvsTimeouts()
+    timeouts: IpvsTimeouts = IpvsTimeouts.model_construct()
     sync_daemon: SyncDaemon | None = None
-    programmer: ProgrammerSettings = ProgrammerSettings()
+    programmer: ProgrammerSettings = ProgrammerSettings.model_construct()
 
 
 # --------------------------------------------------------------------------------------------
@@ -1039,7 +1235,7 @@ class BgpSettings(_Model):
     router_id: RouterId
     local_as: AsNumber
     neighbours: ListOf[BgpNeighbour] = ()
-    bfd: Annotated[BgpBfd | None, BeforeValidator(_parse_bfd)] = BgpBfd()
+    bfd: Annotated[BgpBfd | None, BeforeValidator(_parse_bfd)] = BgpBfd.model_construct()
     hold_time: HoldTime = 3
     keepalive_time: KeepaliveTime = 1
     # Defaults for every VIP of a virtual server; ``vips`` overrides them per VIP.
@@ -1065,11 +1261,11 @@ class BgpSettings(_Model):
 
 
 class Config(_Model):
-    director: Director = Director()
+    director: Director = Director.model_construct()
     vrrp: ListOf[VrrpInstance] = ()
     sync_groups: ListOf[SyncGroup] = ()
     virtual_servers: ListOf[VirtualServer] = ()
-    ipvs: IpvsSettings = IpvsSettings()
+    ipvs: IpvsSettings = IpvsSettings.model_construct()
     bgp: BgpSettings | None = None  # scale-out mode when set
 
 

@@ -20,7 +20,9 @@ from collections.abc import Iterable, Sequence
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from typing import Any, TypeVar
 
+import vrrp
 from haipvs.config.model import (
+    AuthHmacMode,
     BgpSettings,
     Check,
     Director,
@@ -34,6 +36,8 @@ from haipvs.config.model import (
     ParamMatch,
     Protocol,
     RealServer,
+    RouteType,
+    RuleAction,
     Scheduler,
     SchedulerFlag,
     Severity,
@@ -44,6 +48,8 @@ from haipvs.config.model import (
     TunnelType,
     UdpCheck,
     UnicastChecksum,
+    VirtualRoute,
+    VirtualRule,
     VirtualServer,
     VrrpInstance,
     address_family,
@@ -132,6 +138,7 @@ def _is_whole(value: float, step: float) -> bool:
 
 
 def _vrrp_rules(instances: Indexed[VrrpInstance]) -> Iterable[Finding]:
+    yield from _vmac_rules(instances)
     names: dict[str, int] = {}
     vrids: dict[tuple[str, int, Family], int] = {}
     vip_owner: dict[IPv4Address | IPv6Address, tuple[int, int]] = {}
@@ -193,6 +200,9 @@ def _vrrp_rules(instances: Indexed[VrrpInstance]) -> Iterable[Finding]:
                 yield _error((*base, "auth_pass"), "authentication exists only in VRRPv2")
             elif len(inst.auth_pass.encode()) > 8:
                 yield _error((*base, "auth_pass"), "must be 1..8 octets (RFC 3768 §5.3.10)")
+
+        if inst.auth_hmac is not None:
+            yield from _auth_hmac_rules((*base, "auth_hmac"), inst)
 
         seen_vips: dict[IPv4Interface | IPv6Interface, int] = {}
         for vip_index, vip in enumerate(inst.vips):
@@ -270,6 +280,171 @@ def _vrrp_rules(instances: Indexed[VrrpInstance]) -> Iterable[Finding]:
                     (*base, "track", "processes", process_index, "param_match"),
                     "needs args (param_match compares the process's arguments)",
                 )
+        yield from _accept_rules(base, inst)
+        yield from _route_rules(base, inst.routes)
+        yield from _policy_rule_rules(base, inst.rules)
+
+
+def _accept_rules(base: KeyPath, inst: VrrpInstance) -> Iterable[Finding]:
+    """Accept mode and keepalived's strict mode: what haipvs does, or a refusal naming
+    what differs. keepalived keeps a master without accept mode from taking traffic for
+    its VIPs with nftables/iptables drop rules (vrrp_nftables.c: `ip daddr @vips drop`
+    in an input chain); haipvs installs no such rules, so it offers accept mode only."""
+    if not inst.accept:
+        yield _error(
+            (*base, "accept"),
+            "only true is offered: a master without accept mode needs firewall rules "
+            "dropping traffic to its vips (keepalived's no_accept nftables rules), which "
+            "haipvs does not install",
+        )
+    if not inst.strict:
+        return
+    path: KeyPath = (*base, "strict")
+    if inst.unicast_peers:
+        yield _error((*base, "unicast_peers"), "not allowed with strict (multicast only)")
+    if inst.auth_pass is not None:
+        yield _error((*base, "auth_pass"), "not allowed with strict (no authentication)")
+    if inst.auth_hmac is not None and inst.auth_hmac.mode is not AuthHmacMode.ENFORCE:
+        # keepalived: "strict mode requires auth_hmac mode enforce" (it forces it).
+        yield _error((*base, "auth_hmac", "mode"), "must be enforce with strict")
+    if inst.preempt_delay:
+        yield _error((*base, "preempt_delay"), "not allowed with strict")
+    if inst.vmac is not None and inst.vmac.xmit_base:
+        yield _error((*base, "vmac", "xmit_base"), "not allowed with strict")
+    if inst.address_owner:
+        return  # keepalived runs the address owner in accept mode, strict or not
+    if inst.version == 2:
+        yield _error(
+            path,
+            "keepalived runs a strict VRRPv2 non-owner without accept mode (RFC 3768), "
+            "whose drop rules haipvs does not install: use version 3 with accept: true",
+        )
+    elif "accept" not in inst.model_fields_set:
+        yield _error(
+            path,
+            "keepalived runs a strict non-owner without accept mode, whose drop rules "
+            "haipvs does not install: write accept: true to run strict in accept mode",
+        )
+
+
+def _vmac_rules(instances: Indexed[VrrpInstance]) -> Iterable[Finding]:
+    """use_vmac: one macvlan per instance, IPv4 only (an IPv6 instance would need a
+    link-local address of its own on the macvlan, which haipvs does not make)."""
+    interfaces = {inst.interface for _, inst in instances}
+    made: dict[str, int] = {}
+    for index, inst in instances:
+        name = inst.vmac_name
+        if name is None:
+            continue
+        path: KeyPath = ("vrrp", index, "vmac")
+        if inst.vips and inst.family is Family.IPV6:
+            yield _error(path, "offered for IPv4 instances only")
+        if name in interfaces:
+            yield _error(path, f"{name} is an instance's own interface: name the macvlan")
+        elif name in made:
+            yield _error(
+                path, f"{name} is already the macvlan of vrrp[{made[name]}]: name this one"
+            )
+        made.setdefault(name, index)
+
+
+def _route_rules(base: KeyPath, routes: Sequence[VirtualRoute]) -> Iterable[Finding]:
+    """keepalived virtual_routes as the kernel takes them (``ip route add``)."""
+    keys: dict[tuple[Any, int, int], int] = {}
+    for index, route in enumerate(routes):
+        path: KeyPath = (*base, "routes", index)
+        version = route.to.version
+        for field, address in (("via", route.via), ("src", route.src)):
+            if address is not None and address.version != version:
+                yield _error((*path, field), f"must be IPv{version} like `to` ({route.to})")
+        for hop_index, hop in enumerate(route.nexthops):
+            hop_path: KeyPath = (*path, "nexthops", hop_index)
+            if hop.via is None and hop.dev is None:
+                yield _error(hop_path, "needs via or dev")
+            elif hop.via is not None and hop.via.version != version:
+                yield _error((*hop_path, "via"), f"must be IPv{version} like `to` ({route.to})")
+        if route.type is RouteType.UNICAST:
+            if route.via is None and route.dev is None and not route.nexthops:
+                yield _error((*path, "to"), "a unicast route needs via, dev or nexthops")
+            elif route.via is not None and route.nexthops:
+                yield _error((*path, "nexthops"), "via and nexthops are exclusive")
+            elif len(route.nexthops) == 1:
+                yield _error((*path, "nexthops"), "one nexthop is a plain route: use via/dev")
+        elif route.via is not None or route.dev is not None or route.nexthops:
+            yield _error(
+                (*path, "type"),
+                f"a {route.type.value} route goes nowhere: no via, dev or nexthops",
+            )
+        # The kernel keys a route on prefix, table and metric (IPv6 routes default to 1024).
+        metric = route.metric if route.metric is not None else (1024 if version == 6 else 0)
+        key = (route.to, route.table, metric)
+        if key in keys:
+            yield _error(
+                (*path, "to"),
+                f"{route.to} in table {route.table} with metric {metric} is already "
+                f"routes[{keys[key]}]: the kernel holds one of them",
+            )
+        keys.setdefault(key, index)
+
+
+def _policy_rule_rules(base: KeyPath, rules: Sequence[VirtualRule]) -> Iterable[Finding]:
+    """keepalived virtual_rules as the kernel takes them (``ip rule add``)."""
+    seen: dict[VirtualRule, int] = {}
+    for index, rule in enumerate(rules):
+        path: KeyPath = (*base, "rules", index)
+        families = {
+            Family.IPV4 if network.version == 4 else Family.IPV6
+            for network in (rule.source, rule.destination)
+            if network is not None
+        }
+        if len(families) > 1:
+            yield _error((*path, "destination"), "must be of the source's family")
+        elif rule.family is not None and families and rule.family not in families:
+            yield _error((*path, "family"), "does not match the prefixes' family")
+        if rule.action is RuleAction.TABLE and rule.table is None:
+            yield _error((*path, "table"), "required: the rule looks up this table")
+        elif rule.action is not RuleAction.TABLE and rule.table is not None:
+            yield _error((*path, "table"), f"a {rule.action.value} rule looks up no table")
+        if rule.fwmask is not None and rule.fwmark is None:
+            yield _error((*path, "fwmask"), "needs fwmark")
+        if rule in seen:
+            yield _error(path, f"the same rule as rules[{seen[rule]}]")
+        seen.setdefault(rule, index)
+
+
+def _auth_hmac_rules(base: KeyPath, inst: VrrpInstance) -> Iterable[Finding]:
+    # keepalived's auth_hmac parser and vrrp_complete_instance, as errors: keepalived
+    # drops a bad key or disables the extension with a log line, which would leave a
+    # pair unauthenticated without anyone noticing.
+    auth = inst.auth_hmac
+    assert auth is not None
+    if inst.auth_pass is not None:
+        yield _error((*base,), "cannot be combined with auth_pass (keepalived refuses both)")
+    if not auth.keys:
+        yield _error((*base, "keys"), "must list at least one key")
+    seen: dict[int, int] = {}
+    for key_index, key in enumerate(auth.keys):
+        path: KeyPath = (*base, "keys", key_index)
+        if key.id in seen:
+            yield _error((*path, "id"), f"key id {key.id} is already used by keys[{seen[key.id]}]")
+        else:
+            seen[key.id] = key_index
+        if key.key.startswith("file:"):
+            if not key.key[5:].startswith("/"):
+                yield _error((*path, "key"), "file: needs an absolute path")
+            continue  # read and measured when the config is compiled
+        try:
+            octets = vrrp.decode_key(key.key)
+        except ValueError as exc:
+            yield _error((*path, "key"), str(exc))
+            continue
+        if not 32 <= len(octets) <= 64:
+            yield _error((*path, "key"), f"{len(octets)} octets; a key has 32..64 octets")
+    if auth.active_key is None:
+        if len(auth.keys) > 1:
+            yield _error((*base, "active_key"), "required when there are several keys")
+    elif auth.keys and auth.active_key not in seen:
+        yield _error((*base, "active_key"), f"{auth.active_key} is not the id of a key")
 
 
 def _sync_group_rules(

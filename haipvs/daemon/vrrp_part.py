@@ -142,6 +142,7 @@ class LinuxVrrpPart:
                 adverts_sent=status.adverts_sent,
                 adverts_received=status.adverts_received,
                 adverts_dropped=dict(status.adverts_dropped),
+                auth_verdicts=dict(status.auth_verdicts),
             ))
         return tuple(views)
 

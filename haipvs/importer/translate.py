@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from haipvs.importer.parser import Location, ParsedConfig, Statement
+from haipvs.importer.routes import Translated, route_item, rule_item
 
 __all__ = [
     "Finding",
@@ -179,7 +180,6 @@ _GLOBAL_DROPPED: dict[str, str] = {
     **dict.fromkeys(("linkbeat_use_polling", "dynamic_interfaces"), _NETLINK),
     **dict.fromkeys(
         (
-            "vrrp_strict",
             "vrrp_iptables",
             "vrrp_ipsets",
             "nftables",
@@ -213,7 +213,6 @@ _GLOBAL_DROPPED: dict[str, str] = {
 _VRRP_DROPPED: dict[str, str] = {
     "smtp_alert": _MAIL,
     "debug": "use director.log_level",
-    "strict_mode": _STRICT,
     "skip_check_adv_addr": _STRICT,
     "lower_prio_no_advert": _STRICT,
     "higher_prio_send_advert": _STRICT,
@@ -308,8 +307,18 @@ class _InstanceDraft:
     track_files: list[dict[str, Any]] = field(default_factory=list)
     notify: dict[str, list[str]] = field(default_factory=dict)
     auth_stmt: Statement | None = None
+    auth_hmac_stmt: Statement | None = None
     accept: bool | None = None
     checksum_stmt: Statement | None = None
+    routes: list[dict[str, Any]] = field(default_factory=list)
+    rules: list[dict[str, Any]] = field(default_factory=list)
+    vmac: dict[str, Any] | None = None
+    vmac_stmt: Statement | None = None
+    xmit_base_stmt: Statement | None = None
+    strict: bool | None = None
+    accept_stmt: Statement | None = None
+    peer_stmt: Statement | None = None
+    preempt_delay_stmt: Statement | None = None
 
 
 @dataclass(slots=True)
@@ -412,6 +421,8 @@ class _Translator:
         self.groups: dict[str, Statement] = {}
         self.sync_groups: list[dict[str, Any]] = []
         self.default_interface: str | None = None
+        #: keepalived global_defs vrrp_strict: every instance's strict_mode default.
+        self.strict_default = False
         self.vrrp_version = _DEFAULT_VRRP_VERSION
         self.garp_defaults: dict[str, int | float] = {}
         self.ipvs: dict[str, Any] = {}
@@ -642,6 +653,10 @@ class _Translator:
                         self.note(stmt, f"{value!r} becomes {director['name']!r}")
             elif kw == "default_interface":
                 self.default_interface = self.arg(stmt, None)
+            elif kw == "vrrp_strict":
+                word = stmt.args[0].lower() if stmt.args else "true"
+                self.strict_default = word in {"true", "on", "yes", "1"}
+                self.note(stmt, "every vrrp_instance gets `strict: true` (unless strict_mode off)")
             elif kw == "vrrp_version":
                 version = self.integer(stmt, None)
                 if version in (2, 3):
@@ -1026,6 +1041,7 @@ class _Translator:
             value = self.num(stmt, anchor, low=0)
             if value is not None:
                 d.preempt_delay = value
+                d.preempt_delay_stmt = stmt
         elif kw == "state":
             self.note(
                 stmt,
@@ -1052,6 +1068,7 @@ class _Translator:
             )
             d.vip_stmts.extend((entry, True) for entry in stmt.block or ())
         elif kw == "unicast_peer":
+            d.peer_stmt = stmt
             for entry in stmt.block or ():
                 d.peers.append(entry.keyword)
                 if entry.args:
@@ -1064,8 +1081,11 @@ class _Translator:
             d.checksum_stmt = stmt
         elif kw == "authentication":
             d.auth_stmt = stmt
+        elif kw == "auth_hmac":
+            d.auth_hmac_stmt = stmt
         elif kw in {"accept", "no_accept"}:
             d.accept = kw == "accept"
+            d.accept_stmt = stmt
         else:
             return False
         return True
@@ -1184,26 +1204,121 @@ class _Translator:
                 "the generic notify script is not offered; use notify_master/backup/fault",
                 anchor,
             )
-        elif kw in {"use_vmac", "vmac_xmit_base"}:
+        elif kw == "use_vmac":
+            d.vmac_stmt = stmt
+            d.vmac = {"name": stmt.args[0]} if stmt.args else {}
+        elif kw == "vmac_xmit_base":
+            d.xmit_base_stmt = stmt
+        elif kw == "strict_mode":
+            word = stmt.args[0].lower() if stmt.args else "true"
+            d.strict = word in {"true", "on", "yes", "1"}
+        elif kw == "use_ipvlan":
             self.unsupported(
                 stmt,
-                "virtual MAC interfaces are not offered: the VIPs answer with the "
-                "interface's own MAC (switches and neighbours see a different MAC)",
+                "ipvlan interfaces are not offered (an ipvlan has its base interface's "
+                "MAC, so it gives no virtual MAC); use_vmac is",
                 anchor,
             )
         elif kw in {"virtual_routes", "virtual_rules"}:
-            self.unsupported(
-                stmt,
-                "routes and rules that follow mastership are not offered: a failover "
-                "would leave them behind",
-                anchor,
-            )
+            self._instance_routing(stmt, d)
         elif kw in {"track_bfd", "track_src_ip"}:
             self.unsupported(stmt, "this tracker is not offered (it changes failover)", anchor)
         elif kw in _VRRP_DROPPED:
             self.dropped(stmt, _VRRP_DROPPED[kw], anchor)
         else:
             self.unknown(stmt, "vrrp_instance", anchor)
+
+    def _instance_strict(
+        self, block: Statement, d: _InstanceDraft, out: dict[str, Any], priority: int
+    ) -> None:
+        """keepalived vrrp_strict / strict_mode as keepalived applies it to one instance
+        (vrrp.c vrrp_complete_instance): refused, reset, or carried as `strict: true`."""
+        anchor = d.anchor
+        refused = False
+        if d.peer_stmt is not None and d.peers:
+            refused = True
+            self.unsupported(
+                d.peer_stmt,
+                "keepalived refuses a strict instance with unicast peers (\"Unicast peers "
+                "are not supported in strict mode\")",
+                anchor,
+            )
+        if d.auth_stmt is not None:
+            self.dropped(d.auth_stmt, "keepalived ignores authentication in strict mode", anchor)
+        if d.preempt_delay and d.preempt_delay_stmt is not None:
+            self.dropped(
+                d.preempt_delay_stmt, "keepalived resets preempt_delay in strict mode", anchor
+            )
+            out["preempt_delay"] = 0
+        if d.xmit_base_stmt is not None and d.vmac is not None:
+            self.dropped(
+                d.xmit_base_stmt, "keepalived clears vmac_xmit_base in strict mode", anchor
+            )
+            d.xmit_base_stmt = None
+        if priority != 255:  # the address owner runs in accept mode, strict or not
+            refused = self._strict_accept(block, d) or refused
+        if not refused:
+            out["strict"] = True
+
+    def _strict_accept(self, block: Statement, d: _InstanceDraft) -> bool:
+        """A strict non-owner: keepalived runs it without accept mode unless `accept` is
+        written (and never for VRRPv2); True when that is refused."""
+        anchor = d.anchor
+        without = (
+            "keepalived runs it without accept mode and drops traffic to its VIPs with "
+            "nftables rules, which haipvs does not install"
+        )
+        if d.version == 2:
+            self.unsupported(
+                block, f"strict VRRPv2 (RFC 3768): {without}; use VRRPv3 with `accept`", anchor
+            )
+            return True
+        if d.accept is None:
+            self.unsupported(
+                block,
+                f"strict: {without}; add `accept` to the instance (keepalived then runs it "
+                "in accept mode too) or remove vrrp_strict",
+                anchor,
+            )
+            return True
+        return False
+
+    def _instance_vmac(
+        self, block: Statement, d: _InstanceDraft, vips: Sequence[str | dict[str, str]]
+    ) -> dict[str, Any] | None:
+        """use_vmac [NAME] / vmac_xmit_base -> vmac: {name, xmit_base} (IPv4 only)."""
+        if d.vmac is None:
+            if d.xmit_base_stmt is not None:
+                # keepalived: vmac_xmit_base without use_vmac changes nothing.
+                self.dropped(d.xmit_base_stmt, "has no effect without use_vmac", d.anchor)
+            return None
+        assert d.vmac_stmt is not None
+        first = vips[0] if isinstance(vips[0], str) else vips[0]["address"]
+        if ipaddress.ip_interface(first).version == 6:
+            self.unsupported(
+                d.vmac_stmt,
+                "a virtual MAC for an IPv6 instance is not offered (the macvlan would need "
+                "a link-local address of its own)",
+                d.anchor,
+            )
+            return None
+        vmac = dict(d.vmac)
+        if d.xmit_base_stmt is not None:
+            vmac["xmit_base"] = True
+        return vmac
+
+    def _instance_routing(self, stmt: Statement, d: _InstanceDraft) -> None:
+        """virtual_routes / virtual_rules: each line as keepalived reads it
+        (haipvs.importer.routes), reported at its own line."""
+        routes = stmt.keyword == "virtual_routes"
+        translate_one = route_item if routes else rule_item
+        into = d.routes if routes else d.rules
+        for entry in stmt.block or ():
+            translated: Translated = translate_one([entry.keyword, *entry.args])
+            for kind, message in translated.findings:
+                self.add(Severity(kind), entry, message, d.anchor)
+            if translated.item is not None:
+                into.append(translated.item)
 
     def _instance_vips(
         self, block: Statement, d: _InstanceDraft, interface: str
@@ -1281,12 +1396,47 @@ class _Translator:
             if mode is not None:
                 out["unicast_checksum"] = mode
         out["vips"] = vips
-        if d.auth_stmt is not None:
+        strict = d.strict if d.strict is not None else self.strict_default
+        hmac_stmt = d.auth_hmac_stmt
+        auth_hmac = None if hmac_stmt is None else self.auth_hmac(hmac_stmt, anchor)
+        if hmac_stmt is not None and auth_hmac is not None:
+            if strict and auth_hmac.get("mode", "enforce") != "enforce":
+                # keepalived (vrrp_complete_instance): "strict mode requires auth_hmac mode
+                # enforce", and it runs the instance in enforce mode.
+                self.note(
+                    hmac_stmt,
+                    f"mode {auth_hmac['mode']} becomes enforce: keepalived's strict mode "
+                    "requires it",
+                    anchor,
+                )
+                auth_hmac["mode"] = "enforce"
+            out["auth_hmac"] = auth_hmac
+        if strict:
+            self._instance_strict(block, d, out, priority)
+        elif d.auth_stmt is not None and auth_hmac is not None:
+            # keepalived: "auth_hmac cannot be combined with authentication, dropping legacy auth".
+            self.dropped(d.auth_stmt, "keepalived drops it when auth_hmac is set, too", anchor)
+        elif d.auth_stmt is not None:
             auth_pass = self.authentication(d.auth_stmt, d.version, anchor)
             if auth_pass is not None:
                 out["auth_pass"] = auth_pass
-        if d.accept is not None:
+        if d.accept is False and d.accept_stmt is not None:
+            self.unsupported(
+                d.accept_stmt,
+                "no accept mode needs firewall rules that drop traffic to the VIPs "
+                "(keepalived's nftables/iptables rules), which haipvs does not install; "
+                "use `accept` (keepalived's default outside vrrp_strict)",
+                anchor,
+            )
+        elif d.accept is not None:
             out["accept"] = d.accept
+        vmac = self._instance_vmac(block, d, vips)
+        if vmac is not None:
+            out["vmac"] = vmac
+        if d.routes:
+            out["routes"] = d.routes
+        if d.rules:
+            out["rules"] = d.rules
         track: dict[str, Any] = {}
         if d.track_interfaces:
             track["interfaces"] = d.track_interfaces
@@ -1387,6 +1537,41 @@ class _Translator:
         if dev is not None and dev != interface:
             return {"address": address, "interface": dev}
         return address
+
+    def auth_hmac(self, stmt: Statement, anchor: str) -> dict[str, Any] | None:
+        """keepalived 2.4.2+ ``auth_hmac { key ID VALUE; active_key; mode; anti_replay;
+        time_window }``: the same names; what keepalived's parser would reject is
+        dropped with its reason, as keepalived logs it and carries on."""
+        keys: list[dict[str, Any]] = []
+        out: dict[str, Any] = {}
+        for entry in stmt.block or ():
+            kw, args = entry.keyword, entry.args
+            if kw == "key" and len(args) >= 2 and args[0].isdigit() and 1 <= int(args[0]) <= 255:
+                keys.append({"id": int(args[0]), "key": args[1]})
+            elif kw == "key":
+                self.dropped(entry, "needs an id 1..255 and a value; keepalived skips it", anchor)
+            elif kw == "active_key" and args and args[0].isdigit():
+                out["active_key"] = int(args[0])
+            elif kw == "mode" and args and args[0] in {"enforce", "permissive", "receive-only"}:
+                out["mode"] = args[0]
+            elif kw == "anti_replay" and args and args[0] in {"time", "monotonic"}:
+                out["anti_replay"] = args[0]
+            elif kw == "time_window" and args and args[0].isdigit():
+                out["time_window"] = int(args[0])
+            elif kw in {"active_key", "mode", "anti_replay", "time_window"}:
+                self.dropped(entry, "invalid value; keepalived keeps its default", anchor)
+            else:
+                self.unknown(entry, "auth_hmac", anchor)
+        if "active_key" not in out or all(k["id"] != out["active_key"] for k in keys):
+            # keepalived: "auth_hmac active_key N is not defined, disabling extension".
+            self.dropped(
+                stmt,
+                "no active_key naming one of its keys: keepalived runs the instance without "
+                "auth_hmac, and so does the import; add active_key to authenticate",
+                anchor,
+            )
+            return None
+        return {"keys": keys, **out}
 
     def authentication(self, stmt: Statement, version: int, anchor: str) -> str | None:
         auth_type = stmt.child("auth_type")
@@ -1781,7 +1966,10 @@ class _Translator:
             "UDP_CHECK": "udp",
             "SMTP_CHECK": "smtp",
             "PING_CHECK": "ping",
+            "FILE_CHECK": "file",
         }
+        if kw == "FILE_CHECK":
+            return self.file_check(block, common, defaults, anchor)
         if kw not in kinds:
             self.unsupported(block, f"{kw} is not offered by haipvs's checkers", anchor)
             return None
@@ -1799,6 +1987,7 @@ class _Translator:
             fast_interval = float(defaults["delay_before_retry"])
         warmup = defaults.get("warmup")
         urls: list[Statement] = []
+        smtp_hosts: list[Statement] = []
         timeout_given = "connect_timeout" in defaults
         rs_port = rs.get("port")
         for stmt in block.block or ():
@@ -1836,7 +2025,7 @@ class _Translator:
                         anchor,
                     )
             elif key == "host" and kw == "SMTP_CHECK":
-                self.smtp_host(stmt, rs, check, anchor)
+                smtp_hosts.append(stmt)
             elif key == "helo_name" and kw == "SMTP_CHECK":
                 helo = self.arg(stmt, anchor)
                 if helo is not None:
@@ -1873,6 +2062,8 @@ class _Translator:
 
         if check.pop("sni", False) and check.get("host"):
             check["server_name"] = check["host"]
+        if smtp_hosts:
+            self.smtp_hosts(block, smtp_hosts, rs, check, anchor)
         if check["type"] in {"http", "https"}:
             self.http_urls(block, urls, check, anchor)
         if check["type"] == "exec" and "command" not in check:
@@ -1901,20 +2092,100 @@ class _Translator:
         check["alpha"] = bool(common.get("alpha") or defaults.get("alpha"))
         return check
 
-    def smtp_host(
-        self, stmt: Statement, rs: Mapping[str, Any], check: dict[str, Any], anchor: str
+    def file_check(
+        self,
+        block: Statement,
+        common: Mapping[str, Any],
+        defaults: Mapping[str, int | float],
+        anchor: str,
+    ) -> dict[str, Any] | None:
+        """keepalived `FILE_CHECK { track_file NAME; weight N [reverse] }`: the path comes
+        from the global `track_file NAME { file PATH; weight W }`, whose weight is the
+        default. keepalived acts on the file at once: rise and fall 1, polled every 1 s."""
+        check: dict[str, Any] = {"type": "file"}
+        weight: int | None = None
+        for stmt in block.block or ():
+            if stmt.keyword == "track_file":
+                name = self.arg(stmt, anchor)
+                found = self.files.get(name) if name is not None else None
+                if found is None:
+                    self.unsupported(stmt, f"track_file {name!r} is not defined", anchor)
+                    return None
+                self.used_files.add(name or "")
+                check["path"] = found[0]["path"]
+                check.setdefault("weight", found[1])
+            elif stmt.keyword == "weight":
+                weight = self.integer(stmt, anchor)
+                if len(stmt.args) > 1 and stmt.args[1] == "reverse":
+                    check["reverse"] = True
+            else:
+                self.unknown(stmt, "FILE_CHECK", anchor)
+        if "path" not in check:
+            # keepalived: "FILE_CHECK has no track_file specified - ignoring".
+            self.unsupported(block, "FILE_CHECK without track_file", anchor)
+            return None
+        if weight is not None:
+            check["weight"] = weight
+        self.note(block, "the file is polled every second (keepalived watches it with inotify)",
+                  anchor)
+        check["alpha"] = bool(common.get("alpha") or defaults.get("alpha"))
+        return check
+
+    def smtp_hosts(
+        self,
+        block: Statement,
+        hosts: Sequence[Statement],
+        rs: Mapping[str, Any],
+        check: dict[str, Any],
+        anchor: str,
     ) -> None:
-        connect_ip = stmt.child("connect_ip")
-        connect_port = stmt.child("connect_port")
-        if connect_ip and connect_ip.args and connect_ip.args[0] != rs["address"]:
+        """keepalived's older SMTP_CHECK form: `host { connect_ip; connect_port; bindto }`
+        blocks, every one of which must answer for the real server to be up.
+
+        haipvs's smtp check probes the real server's own address, once: the host block
+        at that address becomes the check (its port); the others are dropped, the
+        check being weaker for it (as extra HTTP_GET urls are). Without a host block at
+        the real server's address keepalived never probes the server itself, which no
+        haipvs check expresses."""
+        address = str(rs["address"])
+        own: Statement | None = None
+        for host in hosts:
+            connect_ip = host.child("connect_ip")
+            target = connect_ip.args[0] if connect_ip and connect_ip.args else address
+            if target == address and own is None:
+                own = host
+        if own is None:
             self.unsupported(
-                stmt,
-                f"probing {connect_ip.args[0]} (not the real server) is not offered",
+                hosts[0],
+                f"no host block probes the real server ({address}): keepalived checks only "
+                "the listed addresses, and a haipvs check probes the real server itself",
                 anchor,
             )
             return
+        connect_port = own.child("connect_port")
         if connect_port and connect_port.args and connect_port.args[0].isdigit():
             check["port"] = int(connect_port.args[0])
+        bindto = own.child("bindto")
+        if bindto is not None:
+            self.dropped(
+                bindto,
+                "the probe leaves from the address the routing table picks (smtp checks "
+                "take no source address)",
+                anchor,
+            )
+        for host in hosts:
+            if host is own:
+                continue
+            connect_ip = host.child("connect_ip")
+            connect_port = host.child("connect_port")
+            target = connect_ip.args[0] if connect_ip and connect_ip.args else address
+            port_text = connect_port.args[0] if connect_port and connect_port.args else "25"
+            self.dropped(
+                host,
+                f"only the real server's own address is checked; keepalived also wanted "
+                f"{target}:{port_text} to answer: the check is weaker",
+                anchor,
+            )
 
     def http_urls(
         self, block: Statement, urls: Sequence[Statement], check: dict[str, Any], anchor: str

@@ -296,13 +296,63 @@ class NetlinkIpvsKernel:
         )
 
     async def stop_sync_daemon(self, state: genl.SyncState) -> None:
-        """ipvsadm --stop-daemon master|backup (ESRCH when it is not running)."""
-        await self._request(
-            "stop_sync_daemon",
-            state.name.lower(),
-            genl.IpvsCmd.DEL_DAEMON,
-            genl.encode_daemon_attrs(state.value),
-        )
+        """ipvsadm --stop-daemon master|backup (ESRCH when it is not running).
+
+        The DEL_DAEMON travels with a GET_DAEMON dump behind it in the same send, as a
+        fence. A daemon stopped before its kernel thread first ran makes kthread_stop()
+        return -EINTR, stop_sync_thread() passes that up, and netlink_rcv_skb() sends no
+        ack at all for -EINTR: waiting for the ack would hang until the reply timeout
+        (measured on the lab kernel: a stop within milliseconds of the start waited 30 s,
+        though the daemon was gone at once). The kernel handles the two messages in
+        order, so the dump's end arriving without an ack for the stop means exactly that
+        case, and the dump says whether the role is gone.
+        """
+        role = state.name.lower()
+        async with self._lock:
+            sock = await self._ensure_open()
+            stop_seq = self._next_seq()
+            stop = genl.encode_request(
+                self.family_id,
+                genl.IpvsCmd.DEL_DAEMON,
+                genl.NLM_F_REQUEST | genl.NLM_F_ACK,
+                stop_seq,
+                genl.encode_daemon_attrs(state.value),
+            )
+            fence_seq = self._next_seq()
+            fence = genl.encode_request(
+                self.family_id, genl.IpvsCmd.GET_DAEMON, genl.NLM_F_REQUEST | genl.NLM_F_DUMP,
+                fence_seq,
+            )
+            try:
+                await self._send(sock, stop + fence)
+                stop_errno: int | None = None
+                running: list[genl.GenlMessage] = []
+                fenced = False
+                while not fenced:
+                    for reply in self._parse(await self._recv(sock)):
+                        if reply.seq == stop_seq and isinstance(reply, genl.Ack):
+                            stop_errno = reply.errno
+                        elif reply.seq == fence_seq:
+                            if isinstance(reply, genl.GenlMessage):
+                                running.append(reply)
+                            elif isinstance(reply, genl.Done):
+                                fenced = True
+                            elif reply.errno:
+                                raise KernelError("stop_sync_daemon", role, reply.errno)
+            except OSError as exc:
+                self._drop_socket()
+                raise KernelError("stop_sync_daemon", role, exc.errno or errno_mod.EIO) from exc
+            except asyncio.CancelledError:
+                self._drop_socket()
+                raise
+        if stop_errno:
+            raise KernelError("stop_sync_daemon", role, stop_errno)
+        if stop_errno is None:
+            still = [d for d in self._decode_each(running, genl.decode_daemon)
+                     if d.state == state.value]
+            if still:
+                raise KernelError("stop_sync_daemon", role, errno_mod.EINTR)
+            log.debug("ipvs.netlink.sync_daemon.stopped_unacked", role=role)
 
     async def sync_daemons(self) -> list[genl.DaemonInfo]:
         """The running sync daemons (GET_DAEMON is a dump: one message per state)."""

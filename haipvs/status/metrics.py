@@ -89,8 +89,16 @@ def _vrrp(snap: Snapshot) -> Iterator[Metric]:
     dropped = CounterMetricFamily(
         "haipvs_vrrp_adverts_dropped", "Adverts dropped, by reason.", labels=[*labels, "reason"]
     )
+    auth = CounterMetricFamily(
+        "haipvs_vrrp_auth_verdicts",
+        "auth_hmac verdicts of received adverts (ok, unsigned, missing, malformed, "
+        "unknown_key, invalid_hmac, stale, replay).",
+        labels=[*labels, "verdict"],
+    )
     for inst in snap.instances:
         values = [inst.name, str(inst.vrid), inst.interface]
+        for verdict, count in sorted(inst.auth_verdicts.items()):
+            auth.add_metric([*values, verdict], count)
         for name in STATES:
             state.add_metric([*values, name], 1 if inst.state == name else 0)
         priority.add_metric(values, inst.effective_priority)
@@ -99,7 +107,7 @@ def _vrrp(snap: Snapshot) -> Iterator[Metric]:
         received.add_metric(values, inst.adverts_received)
         for reason, count in sorted(inst.adverts_dropped.items()):
             dropped.add_metric([*values, reason], count)
-    yield from (state, priority, transitions, sent, received, dropped)
+    yield from (state, priority, transitions, sent, received, dropped, auth)
 
 
 def _services(snap: Snapshot) -> Iterator[Metric]:

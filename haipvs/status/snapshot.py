@@ -52,6 +52,8 @@ class InstanceView:
     adverts_sent: int = 0
     adverts_received: int = 0
     adverts_dropped: dict[str, int] = field(default_factory=dict)
+    # auth_hmac verdicts (keepalived's auth_ext_* counters); empty without auth_hmac.
+    auth_verdicts: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,10 @@
-"""The nemesis in CI size: one seed for two minutes with the CI fault mix
-(haipvs.lab.nemesis.schedule.CI_KINDS) against a live pair, every invariant checked.
+"""The nemesis in CI size: one seed for three minutes with the full fault mix
+(haipvs.lab.nemesis.schedule.ALL_KINDS; the shuffled bag makes this seed meet 14 of the
+15 kinds) against a live pair, every invariant checked.
 
 Runs bench/nemesis.py as the bench runs it (already in the lab, so it does not re-enter
 it) and reads its VIOLATION and RESULT lines: a violation fails the test with the lines
-that replay it (``python bench/nemesis.py --seed N --minutes 2 --mix ci``).
+that replay it (``python bench/nemesis.py --seed 4 --minutes 3 --mix full``).
 """
 
 from __future__ import annotations
@@ -11,23 +12,22 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
 
-from haipvs.lab.nemesis.schedule import CI_KINDS, generate
+from haipvs.lab.nemesis.schedule import ALL_KINDS, generate
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-SEED, MINUTES = 1, 2.0
+SEED, MINUTES = 4, 3.0
 
 
 def test_nemesis_ci_sized_run_keeps_every_invariant() -> None:
     result = subprocess.run(
         [sys.executable, str(REPO / "bench" / "nemesis.py"), "--seed", str(SEED),
-         "--minutes", str(MINUTES), "--mix", "ci"],
+         "--minutes", str(MINUTES), "--mix", "full"],
         capture_output=True, text=True, timeout=900, cwd=REPO, check=False)
     lines = result.stdout.splitlines()
     results = [line for line in lines if line.startswith("RESULT ")]
@@ -35,17 +35,14 @@ def test_nemesis_ci_sized_run_keeps_every_invariant() -> None:
     fields = dict(re.findall(r"(\w+)=(\S+)", results[-1]))
     # The faults injected are the schedule the seed draws, in order (replayable).
     injected = [line.split()[1:3] for line in lines if line.startswith("  t=")]
-    planned = generate(SEED, MINUTES * 60, CI_KINDS)
+    planned = generate(SEED, MINUTES * 60, ALL_KINDS)
     assert [parts[0] for parts in injected] == [f.kind for f in planned]
-    assert int(fields["faults"]) == len(planned) >= 4
+    assert int(fields["faults"]) == len(planned) >= 12
+    # the kinds CI used to leave out are in this run
+    assert {"flood", "kill_child", "api_idle", "reload_bad_interface"} <= {
+        f.kind for f in planned}
     violations = [line for line in lines if line.startswith("VIOLATION ")]
     assert int(fields["invariant_violations"]) == len(violations)
-    # A check that times out on one director only is the loaded one-CPU guest more often
-    # than the daemon (0.4 s check timeout, six guests on two host cores): reported as a
-    # warning here, counted by the bench, never hidden there.
-    noise = [line for line in violations
-             if " no_op_without_change: " in line and "response timeout" in line]
-    for line in noise:
-        warnings.warn(line, stacklevel=1)
-    real = [line for line in violations if line not in noise]
-    assert not real, "\n".join(real)
+    # No allowance for a starved guest: a check whose deadline fired while the checker
+    # was not running is inconclusive and re-run (checkers/inconclusive.py).
+    assert not violations, "\n".join(violations)

@@ -26,6 +26,7 @@ from ipaddress import ip_address, ip_interface
 from pathlib import Path
 from typing import Any
 
+from vrrp.auth_hmac import AuthHmacSettings, AuthMode, decode_key
 from vrrp.machine import Transition
 from vrrp.service import VrrpService
 from vrrp.settings import InstanceSettings, NotifySettings, VipSpec
@@ -48,7 +49,26 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--garp-repeat", type=int, default=5)
     parser.add_argument("--notify", help="argv (space separated) run for every state")
     parser.add_argument("--events", type=Path, help="append one JSON line per transition")
+    parser.add_argument(
+        "--auth-key", action="append", default=[], help="auth_hmac key ID:VALUE, repeatable"
+    )
+    parser.add_argument("--auth-active", type=int, help="auth_hmac active_key (default: first)")
+    parser.add_argument("--auth-mode", default="enforce")
+    parser.add_argument(
+        "--status", type=Path, help="rewrite with the instance's counters every 0.5 s (JSON)"
+    )
     return parser.parse_args(argv)
+
+
+def auth_from(args: argparse.Namespace) -> AuthHmacSettings | None:
+    if not args.auth_key:
+        return None
+    keys = []
+    for item in args.auth_key:
+        key_id, value = item.split(":", 1)
+        keys.append((int(key_id), decode_key(value)))
+    active = args.auth_active if args.auth_active is not None else keys[0][0]
+    return AuthHmacSettings(tuple(keys), active, mode=AuthMode(args.auth_mode))
 
 
 def settings_from(args: argparse.Namespace) -> InstanceSettings:
@@ -70,7 +90,24 @@ def settings_from(args: argparse.Namespace) -> InstanceSettings:
         unicast_source=ip_address(args.unicast_source) if args.unicast_source else None,
         garp_repeat=args.garp_repeat,
         notify=notify,
+        auth_hmac=auth_from(args),
     )
+
+
+def write_status(path: Path, statuses: Sequence[InstanceStatus]) -> None:
+    entries = [
+        {
+            "name": status.name,
+            "state": status.state.value,
+            "adverts_received": status.adverts_received,
+            "adverts_dropped": status.adverts_dropped,
+            "auth_verdicts": status.auth_verdicts,
+        }
+        for status in statuses
+    ]
+    scratch = path.with_suffix(".tmp")
+    scratch.write_text(json.dumps(entries))
+    scratch.replace(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,7 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     service.start()
     record({"t": time.monotonic(), "ready": True})
     while not stop.wait(0.5):
-        pass
+        if args.status is not None:
+            write_status(args.status, service.status())
     service.stop()
     lag = service.loop_lag
     record({"t": time.monotonic(), "stopped": True, "worst_lag": lag.worst})

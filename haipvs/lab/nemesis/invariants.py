@@ -11,6 +11,7 @@ backup at priority 100, RFC 5798 §6.1) and 0.5 s checks with rise/fall 2.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -28,7 +29,9 @@ __all__ = [
     "Verdict",
     "Violation",
     "check",
+    "cpu_share",
     "describe",
+    "guest_stalls",
 ]
 
 IPVS_OP_PREFIXES = ("ipvs.service.", "ipvs.dest.")
@@ -58,6 +61,17 @@ class Bounds:
     change_grace: float = 6.0  # IPVS ops may follow a changing fault this long
     clock_grace: float = 2.0
     corroborated: float = 1.5  # both directors' check.down this close: the backend stalled
+    # The client sends every 20 ms whether or not earlier requests answered: a gap this
+    # long between two sends means nothing in the guest ran (the host starved it), so
+    # the backends, in the same guest, could not answer a 0.4 s check either.
+    guest_stall: float = 0.25
+    # how far before a check.down a guest stall explains it: fall 2 at the 0.5 s fast
+    # interval, the 0.4 s timeout, and the log tail's own lag
+    stall_lookback: float = 2.5
+    # Under a fault aimed at the daemons' CPU (flood, api_idle) a guest stall excuses a
+    # check flip only if the flipping director's daemon (with its VRRP child) used less
+    # than this share of the one CPU meanwhile: then it was not what starved the guest.
+    daemon_cpu_share: float = 0.5
     child_died_logged: float = 5.0
     reload_settles: float = 5.0
     zombie: float = 3.0
@@ -109,6 +123,8 @@ class Proc:
     #: The VRRP child then, if it was named yet: a respawned child is a plain descendant
     #: until it names itself (seconds on a starved guest), not a script.
     vrrp: int | None = None
+    #: CPU seconds the daemon and its VRRP child had used (user + system)
+    cpu_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +137,8 @@ class Observations:
     procs: Sequence[Proc] = ()
     backends: Mapping[str, str] = field(default_factory=dict)  # rs name -> address
     end: float = 0.0  # the last time observed
+    # when the lab client sent each request (it sends on a fixed schedule, open loop)
+    client_sends: Sequence[float] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,15 +375,41 @@ def _convergence(obs: Observations, bounds: Bounds,
     return found
 
 
-def _stalled(obs: Observations, flip: Event, bounds: Bounds) -> bool:
-    """Both directors saw the same backend go down at about the same time: the backend
-    (or the whole guest) stalled, a change in the world rather than in a daemon. Not
-    while a fault aims at the daemons' CPU or descriptors: there, that is the finding."""
+def guest_stalls(sends: Sequence[float], bound: float) -> list[tuple[float, float]]:
+    """The gaps longer than `bound` between two consecutive client sends: windows in
+    which the guest did not run the client, nor anything else in it."""
+    ordered = sorted(sends)
+    return [(a, b) for a, b in itertools.pairwise(ordered) if b - a > bound]
+
+
+def cpu_share(procs: Sequence[Proc], director: str, start: float, end: float) -> float | None:
+    """The share of one CPU `director`'s daemon and VRRP child used from `start` to
+    `end`, from the samples around that window (one a second); None without two.
+    A restart resets the counters: a step down counts as nothing used."""
+    series = sorted((p for p in procs if p.director == director
+                     and start - 1.5 <= p.t <= end + 1.5), key=lambda p: p.t)
+    if len(series) < 2 or series[-1].t <= series[0].t:
+        return None
+    used = sum(max(0.0, b.cpu_s - a.cpu_s) for a, b in itertools.pairwise(series))
+    return used / (series[-1].t - series[0].t)
+
+
+def _stalled(obs: Observations, flip: Event, bounds: Bounds,
+             stalls: Sequence[tuple[float, float]] = ()) -> bool:
+    """The backend (or the whole guest) stalled, a change in the world rather than in a
+    daemon: both directors saw the same backend go down at about the same time, or the
+    guest itself stopped running (a gap in the client's sends) shortly before the
+    check.down. Not while a fault aims at the daemons' CPU or descriptors: there, that
+    is the finding."""
     if flip.event != "check.down":
         return False
     if any(a - SLOP <= flip.t <= b + bounds.clock_grace
            for a, b, _f in _windows(obs, STARVES)):
-        return False
+        share = cpu_share(obs.procs, flip.director, flip.t - bounds.stall_lookback, flip.t)
+        if share is None or share >= bounds.daemon_cpu_share:
+            return False
+    if any(a <= flip.t and b >= flip.t - bounds.stall_lookback for a, b in stalls):
+        return True
     return any(e.event == "check.down" and e.director != flip.director
                and e.fields.get("rs") == flip.fields.get("rs")
                and abs(e.t - flip.t) <= bounds.corroborated for e in obs.events)
@@ -376,8 +420,11 @@ def _quiet_ipvs(obs: Observations, bounds: Bounds, figures: dict[str, float]) ->
     or a backend that both directors saw stall."""
     found: list[Violation] = []
     allowed = [(a, b + bounds.change_grace) for a, b, _f in _windows(obs, CHANGES_TABLE)]
-    stalls = [e for e in obs.events if _stalled(obs, e, bounds)]
+    gaps = guest_stalls(obs.client_sends, bounds.guest_stall)
+    stalls = [e for e in obs.events if _stalled(obs, e, bounds, gaps)]
     figures["backend_stalls"] = len({(e.fields.get("rs"), round(e.t)) for e in stalls})
+    figures["guest_stalls"] = len(gaps)
+    figures["guest_stall_max_ms"] = round(max((b - a for a, b in gaps), default=0.0) * 1000)
     for event in obs.events:
         if not event.event.startswith(IPVS_OP_PREFIXES):
             continue
@@ -515,13 +562,25 @@ def _slope(points: Sequence[tuple[float, float]]) -> float:
     return sum((x - mean_x) * (y - mean_y) for x, y in points) / var
 
 
+def _explained_by_a_stall(obs: Observations, event: Event,
+                          stalls: Sequence[Event]) -> bool:
+    """A check flip or IPVS op that follows (within 5 s, same director and real server)
+    a check.down the world explains (see _stalled): the stall's doing, and its return."""
+    rs = event.fields.get("rs")
+    return any(s.director == event.director and s.fields.get("rs") == rs
+               and s.t <= event.t <= s.t + 5.0 for s in stalls)
+
+
 def _clock(obs: Observations, bounds: Bounds) -> list[Violation]:
     found: list[Violation] = []
-    for fault in obs.faults:
-        if fault.kind != "clock_step":
-            continue
+    steps = [f for f in obs.faults if f.kind == "clock_step"]
+    gaps = guest_stalls(obs.client_sends, bounds.guest_stall) if steps else []
+    stalls = [e for e in obs.events if steps and _stalled(obs, e, bounds, gaps)]
+    for fault in steps:
         for event in obs.events:
             if not fault.at <= event.t <= fault.end + bounds.clock_grace:
+                continue
+            if _explained_by_a_stall(obs, event, stalls):
                 continue
             if (event.event == "vrrp.transition" or event.event in CHECK_FLIPS
                     or event.event.startswith(IPVS_OP_PREFIXES)):

@@ -304,12 +304,12 @@ def test_track_file_init_file_and_unknown_tracker_are_located() -> None:
     assert findings(t, Severity.UNSUPPORTED) == [(3, "init_file"), (13, "g")]
 
 
-def test_authentication_use_vmac_and_virtual_routes_fail_the_import() -> None:
+def test_authentication_and_use_ipvlan_fail_the_import_and_routes_translate() -> None:
     text = """\
 vrrp_instance A {
     interface eth0
     virtual_router_id 1
-    use_vmac
+    use_ipvlan
     authentication {
         auth_type AH
         auth_pass secret
@@ -324,14 +324,11 @@ vrrp_instance A {
 """
     t = convert(text)
     assert not t.complete
-    assert findings(t, Severity.UNSUPPORTED) == [
-        (4, "use_vmac"),
-        (5, "authentication"),
-        (12, "virtual_routes"),
-    ]
+    assert findings(t, Severity.UNSUPPORTED) == [(4, "use_ipvlan"), (5, "authentication")]
+    assert t.config["vrrp"][0]["routes"] == [{"to": "10.1.0.0/16", "via": "192.0.2.254"}]
     # The rest still translates and validates, with the reasons as comments beside it.
     text_out = render_yaml(t)
-    assert "#   k.conf:4: unsupported: use_vmac:" in text_out
+    assert "#   k.conf:4: unsupported: use_ipvlan:" in text_out
     validated(t)
 
 
@@ -347,13 +344,13 @@ def test_unknown_keyword_is_unsupported_never_ignored() -> None:
 def test_mail_and_process_tuning_are_dropped_with_reasons() -> None:
     t = convert(
         "global_defs {\n notification_email {\n ops@example.org\n }\n smtp_server 192.0.2.25\n"
-        " vrrp_strict\n script_user nobody\n}\n"
+        " vrrp_iptables\n script_user nobody\n}\n"
     )
     assert t.complete
     assert findings(t, Severity.DROPPED) == [
         (2, "notification_email"),
         (5, "smtp_server"),
-        (6, "vrrp_strict"),
+        (6, "vrrp_iptables"),
         (7, "script_user"),
     ]
     assert "e-mail alerts" in t.findings[0].message
@@ -713,11 +710,11 @@ def test_command_success_prints_yaml_and_warnings_apart(tmp_path: Path) -> None:
 
 def test_command_fails_with_the_list_of_unsupported_keywords(tmp_path: Path) -> None:
     conf = tmp_path / "keepalived.conf"
-    conf.write_text(VRRP_PAIR.replace("    nopreempt\n", "    use_vmac\n    nopreempt\n"))
+    conf.write_text(VRRP_PAIR.replace("    nopreempt\n", "    use_ipvlan\n    nopreempt\n"))
     out, err = io.StringIO(), io.StringIO()
     assert run_import(str(conf), out, err) == 1
-    assert f"{conf}:10: unsupported: use_vmac:" in err.getvalue()
-    assert "resolve these keywords first: use_vmac" in err.getvalue()
+    assert f"{conf}:10: unsupported: use_ipvlan:" in err.getvalue()
+    assert "resolve these keywords first: use_ipvlan" in err.getvalue()
     assert "name: VI_WEB" in out.getvalue()  # still printed, for review
 
 
@@ -920,3 +917,60 @@ def test_notify_fifo_becomes_the_director_fifo() -> None:
     assert findings(t, Severity.NOTE) == [(2, "notify_fifo"), (3, "vrrp_notify_fifo")]
     assert findings(t, Severity.UNSUPPORTED) == [(4, "lvs_notify_fifo"), (5, "notify_fifo_script")]
     validated(t)
+
+
+AUTH_HMAC = (
+    "vrrp_instance A {{\n interface eth0\n virtual_router_id 1\n"
+    " authentication {{\n auth_type PASS\n auth_pass s3cret\n }}\n"
+    " auth_hmac {{\n{body} }}\n"
+    " virtual_ipaddress {{\n 192.0.2.1\n }}\n}}\n"
+)
+
+
+def test_auth_hmac_keeps_keepalived_s_names_and_drops_the_legacy_password() -> None:
+    key = "hex:" + "ab" * 32
+    t = convert(
+        AUTH_HMAC.format(
+            body=f" key 1 {key}\n key 2 file:/etc/keepalived/vrrp.key\n active_key 2\n"
+            " mode permissive\n anti_replay monotonic\n time_window 30\n"
+        )
+    )
+    assert t.config["vrrp"][0]["auth_hmac"] == {
+        "keys": [{"id": 1, "key": key}, {"id": 2, "key": "file:/etc/keepalived/vrrp.key"}],
+        "active_key": 2,
+        "mode": "permissive",
+        "anti_replay": "monotonic",
+        "time_window": 30,
+    }
+    assert "auth_pass" not in t.config["vrrp"][0]
+    assert findings(t, Severity.DROPPED) == [(4, "authentication")]
+
+
+def test_auth_hmac_without_active_key_is_off_like_keepalived_and_says_so() -> None:
+    t = convert(AUTH_HMAC.format(body=" key 0 short\n key 1 " + "a" * 32 + "\n"))
+    assert "auth_hmac" not in t.config["vrrp"][0]
+    assert t.config["vrrp"][0]["auth_pass"] == "s3cret"
+    assert findings(t, Severity.DROPPED) == [(8, "auth_hmac"), (9, "key")]
+    validated(t)
+
+
+def test_file_check_takes_its_path_and_weight_from_the_track_file_block() -> None:
+    t = convert(
+        "track_file drain_rs1 {\n file /run/lb/rs1\n weight 2\n}\n"
+        "virtual_server 192.0.2.1 80 {\n real_server 10.0.0.1 80 {\n weight 10\n"
+        " FILE_CHECK {\n track_file drain_rs1\n }\n }\n"
+        " real_server 10.0.0.2 80 {\n FILE_CHECK {\n track_file drain_rs1\n weight 0 reverse\n"
+        " }\n }\n}\n"
+    )
+    first, second = (rs["check"] for rs in t.config["virtual_servers"][0]["real_servers"])
+    assert first == {"type": "file", "path": "/run/lb/rs1", "weight": 2, "alpha": False}
+    assert second == {
+        "type": "file", "path": "/run/lb/rs1", "weight": 0, "reverse": True, "alpha": False
+    }
+    assert t.complete
+    validated(t)
+    missing = convert(
+        "virtual_server 192.0.2.1 80 {\n real_server 10.0.0.1 80 {\n"
+        " FILE_CHECK {\n track_file nowhere\n }\n }\n}\n"
+    )
+    assert findings(missing, Severity.UNSUPPORTED) == [(4, "track_file")]

@@ -17,7 +17,9 @@ from haipvs.lab.nemesis.invariants import (
     Table,
     Violation,
     check,
+    cpu_share,
     describe,
+    guest_stalls,
 )
 from haipvs.lab.nemesis.schedule import (
     ALL_KINDS,
@@ -56,9 +58,24 @@ def test_spacing_durations_and_settling() -> None:
 def test_every_kind_is_drawn_and_the_mix_is_respected() -> None:
     drawn = {f.kind for seed in range(20) for f in generate(seed, 900)}
     assert drawn == set(ALL_KINDS)
-    ci = {f.kind for seed in range(20) for f in generate(seed, 900, CI_KINDS)}
-    assert ci == set(CI_KINDS)
-    assert "flood" not in ci
+    assert set(CI_KINDS) == set(ALL_KINDS)  # CI runs the full mix
+    some = ("partition", "flood", "kill_child")
+    assert {f.kind for seed in range(20) for f in generate(seed, 900, some)} == set(some)
+
+
+@pytest.mark.parametrize("seed", range(1, 11))
+def test_every_kind_comes_once_before_any_comes_twice(seed: int) -> None:
+    faults = generate(seed, 900)
+    assert len(faults) > 2 * len(ALL_KINDS)
+    for start in range(0, 2 * len(ALL_KINDS), len(ALL_KINDS)):
+        bag = [f.kind for f in faults[start:start + len(ALL_KINDS)]]
+        assert sorted(bag) == sorted(ALL_KINDS)
+
+
+def test_a_ci_sized_run_meets_the_kinds_ci_used_to_leave_out() -> None:
+    kinds = {f.kind for f in generate(1, 180)}
+    assert {"flood", "kill_child", "api_idle", "reload_bad_interface"} <= kinds
+    assert len(kinds) >= 12
 
 
 def test_clock_steps_are_an_hour_or_a_day_either_way() -> None:
@@ -422,4 +439,106 @@ def test_a_backend_both_directors_saw_stall_explains_its_ops() -> None:
 def test_a_stall_during_a_flood_is_the_finding_not_an_excuse() -> None:
     flood = Fault(18.0, "flood", "group", 3.0)
     found = check(Observations(faults=(flood,), events=stall_events(), end=30)).violations
+    assert invariants_of(found) == ["no_op_without_change"] * 2
+
+
+def paced(start: float, end: float, every: float = 0.02) -> list[float]:
+    return [start + i * every for i in range(round((end - start) / every) + 1)]
+
+
+def test_guest_stalls_are_gaps_in_the_clients_fixed_schedule() -> None:
+    sends = paced(10.0, 12.0) + paced(12.6, 14.0) + paced(14.2, 15.0)
+    assert guest_stalls(sends, 0.25) == [(pytest.approx(12.0), pytest.approx(12.6))]
+    assert guest_stalls(paced(10.0, 20.0), 0.25) == []
+
+
+def test_a_guest_stall_just_before_a_one_sided_check_down_explains_its_ops() -> None:
+    alone = [e for e in stall_events() if e.director == "dir1"]  # check.down at 20.0
+    sends = paced(10.0, 18.9) + paced(19.5, 30.0)  # the guest did not run 18.9-19.5
+    verdict = check(Observations(faults=(), events=alone, end=30, client_sends=sends))
+    assert verdict.violations == ()
+    assert verdict.figures["guest_stalls"] == 1
+    assert verdict.figures["guest_stall_max_ms"] == 600
+
+
+@pytest.mark.parametrize(("gap_from", "gap_to"), [
+    (16.0, 17.0),  # ended 3 s before the check.down: longer ago than a fall takes
+    (20.5, 21.0),  # after the check.down: it cannot have caused it
+])
+def test_a_guest_stall_away_from_the_check_down_explains_nothing(
+        gap_from: float, gap_to: float) -> None:
+    alone = [e for e in stall_events() if e.director == "dir1"]
+    sends = paced(10.0, gap_from) + paced(gap_to, 30.0)
+    found = check(Observations(faults=(), events=alone, end=30, client_sends=sends)).violations
+    assert invariants_of(found) == ["no_op_without_change"] * 2
+
+
+def test_a_short_hiccup_of_the_client_is_no_guest_stall() -> None:
+    alone = [e for e in stall_events() if e.director == "dir1"]
+    sends = paced(10.0, 19.5) + paced(19.7, 30.0)  # 0.2 s: under the bound
+    found = check(Observations(faults=(), events=alone, end=30, client_sends=sends)).violations
+    assert invariants_of(found) == ["no_op_without_change"] * 2
+
+
+def test_a_guest_stall_during_a_flood_is_the_finding_not_an_excuse() -> None:
+    flood = Fault(18.0, "flood", "group", 3.0)
+    alone = [e for e in stall_events() if e.director == "dir1"]
+    sends = paced(10.0, 18.9) + paced(19.5, 30.0)
+    found = check(Observations(faults=(flood,), events=alone, end=30,
+                               client_sends=sends)).violations
+    assert invariants_of(found) == ["no_op_without_change"] * 2
+
+
+def test_a_clock_step_is_not_blamed_for_a_check_down_a_guest_stall_explains() -> None:
+    # The guest stopped running 19.0-19.6; two checks timed out; the check.down is read
+    # at 20.0, 0.1 s after a clock step whose own effect must still be nil.
+    step = Fault(19.9, "clock_step", "", 3.0, {"step_s": 86400.0})
+    alone = [e for e in stall_events() if e.director == "dir1"]
+    sends = paced(10.0, 19.0) + paced(19.6, 30.0)
+    assert check(Observations(faults=(step,), events=alone, end=30,
+                              client_sends=sends)).violations == ()
+    found = check(Observations(faults=(step,), events=alone, end=30,
+                               client_sends=paced(10.0, 30.0))).violations
+    assert set(invariants_of(found)) == {"clock", "no_op_without_change"}
+    # a VRRP transition after the step is never explained by a stall
+    moved = [*alone, Event(21.0, "dir1", "vrrp.transition", {"to_state": "BACKUP"})]
+    found = check(Observations(faults=(step,), events=moved, end=30,
+                               client_sends=sends)).violations
+    assert invariants_of(found) == ["clock"]
+
+
+def cpu_series(director: str, shares: list[tuple[float, float]]) -> list[Proc]:
+    """One sample a second from t=10: (seconds, share of a CPU used in that second)."""
+    procs, used = [], 0.0
+    for t, share in shares:
+        used += share
+        procs.append(Proc(t, director, 100, 10, 1000, 0, cpu_s=used))
+    return procs
+
+
+def test_cpu_share_is_measured_from_the_samples_around_the_window() -> None:
+    procs = cpu_series("dir1", [(float(t), 0.2 if t < 20 else 0.9) for t in range(10, 31)])
+    assert cpu_share(procs, "dir1", 13.0, 16.0) == pytest.approx(0.2)
+    assert cpu_share(procs, "dir1", 23.0, 26.0) == pytest.approx(0.9)
+    assert cpu_share(procs, "dir2", 13.0, 16.0) is None
+    # a restart resets the counter: the step down counts as nothing used
+    restarted = [*cpu_series("dir1", [(10.0, 0.0), (11.0, 5.0)]),
+                 Proc(12.0, "dir1", 101, 10, 1000, 0, cpu_s=0.1)]
+    assert cpu_share(restarted, "dir1", 10.5, 11.5) == pytest.approx(2.5)
+
+
+def test_under_api_idle_a_guest_stall_excuses_a_check_down_only_if_the_daemon_was_idle() -> None:
+    api = Fault(15.0, "api_idle", "dir1", 8.0)
+    alone = [e for e in stall_events() if e.director == "dir1"]
+    sends = paced(10.0, 18.9) + paced(19.5, 30.0)
+    idle = cpu_series("dir1", [(float(t), 0.1) for t in range(10, 31)])
+    busy = cpu_series("dir1", [(float(t), 0.8) for t in range(10, 31)])
+    assert check(Observations(faults=(api,), events=alone, end=30, client_sends=sends,
+                              procs=idle)).violations == ()
+    found = check(Observations(faults=(api,), events=alone, end=30, client_sends=sends,
+                               procs=busy)).violations
+    assert invariants_of(found) == ["no_op_without_change"] * 2
+    # without samples the fault's own rule stands: the finding
+    found = check(Observations(faults=(api,), events=alone, end=30,
+                               client_sends=sends)).violations
     assert invariants_of(found) == ["no_op_without_change"] * 2
