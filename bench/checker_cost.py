@@ -34,7 +34,8 @@ against loop.sock_connect, asyncio.open_connection and aiohttp on one loopback s
 (why the probes are hand-rolled).
 
 Usage:
-    python bench/checker_cost.py            # both parts (part 1 via `haipvs lab run`)
+    python bench/checker_cost.py            # parts 1 to 3 (part 1 enters the lab itself)
+    python bench/checker_cost.py --interval 10   # the same, the lab part every 10 s
     python bench/checker_cost.py native     # part 2 only
     python bench/checker_cost.py probes     # probe cost comparison only
     python bench/checker_cost.py lab        # part 1 only (enters the lab itself)
@@ -1066,7 +1067,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.part in ("lab", "syscalls"):
         rerun = rerun_in_lab_unless_ipvs(
-            __file__, sys.argv[1:] if argv is None else list(argv), timeout=1800
+            __file__, sys.argv[1:] if argv is None else list(argv), timeout=3600
         )
         if rerun is not None:
             return rerun
@@ -1086,20 +1087,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     native = subprocess.run(
         [sys.executable, __file__, "native"], capture_output=True, text=True, check=False
     )
+    # The lab part's own options go with it (the load is stated in its PART line).
+    lab_options = ["--interval", str(args.interval), "--rounds", str(args.rounds)]
+    lab_options += ["--max-rounds", str(args.max_rounds), "--kinds", *args.kinds]
+    lab_options += ["--side-by-side"] if args.side_by_side else []
+    lab_options += [] if args.probe_batch is None else ["--probe-batch", str(args.probe_batch)]
+    # It enters the lab itself (rerun_in_lab_unless_ipvs); rounds run until enough
+    # are on schedule, so allow for up to `--max-rounds` of both kinds.
     lab = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "haipvs",
-            "lab",
-            "run",
-            "--timeout",
-            "900",
-            "--",
-            sys.executable,
-            __file__,
-            "lab",
-        ],
+        [sys.executable, __file__, "lab", *lab_options],
         capture_output=True,
         text=True,
         check=False,

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 __all__ = ["FileEffect", "TrackFile", "file_effect", "parse_value"]
 
 _MAX_RESULT = 253
-_NUMBER = re.compile(r"\s*([+-]?\d+)")
+# C strtol(buf, NULL, 0), as keepalived reads the file: a sign, then 0x hex, 0 octal or
+# decimal digits.
+_NUMBER = re.compile(r"\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +51,10 @@ def parse_value(text: str | None) -> tuple[int, str]:
     match = _NUMBER.match(text)
     if match is None:
         return 0, "no number, read as 0"
-    return int(match.group(1)), "ok"
+    sign, digits = match.groups()
+    base = 16 if digits[:2] in {"0x", "0X"} else 8 if digits.startswith("0") else 10
+    value = int(digits[2:] if base == 16 else digits, base)
+    return (-value if sign == "-" else value), "ok"
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,7 @@ __all__ = [
     "director_join",
     "enable_sync_mesh",
     "first_route_without",
+    "new_connection_share",
     "p95",
     "parse_monitor_line",
     "run_walk",
@@ -67,6 +68,7 @@ LEARN = 1.0
 class WalkSettings:
     connections: int = 200  # the mh population
     rr_connections: int = 200  # the rr reference population
+    share_connections: int = 600  # short connections whose spread over directors is counted
     heartbeat: float = 0.2
     deaths: int = 2
     ramp: float = 5.0
@@ -131,7 +133,7 @@ class Population:
                 causes[cause] = causes.get(cause, 0) + 1
         return causes
 
-    def stop(self, timeout: float = 60.0) -> dict[str, object]:
+    def stop(self, timeout: float = 120.0) -> dict[str, object]:
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(timeout)
         result: dict[str, object] = json.loads(self.out.read_text())
@@ -163,7 +165,9 @@ class CaseResult:
         return (f"{which}: {self.broken(which)} of {population.get('opened')} "
                 f"connections broken" + (f" ({text})" if text else "")
                 + (f", {failed} never opened" if failed else "")
-                + (f", heartbeat every {beat:.0f} ms" if isinstance(beat, float) else ""))
+                + (f", heartbeat every {beat:.0f} ms" if isinstance(beat, float) else "")
+                + f", {population.get('quiet')} quiet 3 s or more and recovered (longest "
+                  f"{population.get('longest_gap_ms')} ms)")
 
     def opened(self, which: str = "mh") -> int:
         got = (self.mh if which == "mh" else self.rr).get("opened", 0)
@@ -355,6 +359,22 @@ def die_and_return(lab: ScaleOutLab, watch: RouteWatch, victim: str, result: Cas
     wait_announced(lab, started_directors(lab))
 
 
+def new_connection_share(lab: ScaleOutLab, settings: WalkSettings) -> dict[str, int]:
+    """Each director's share of ``settings.share_connections`` short connections (one
+    HTTP request each, 100 a second, from the client's kernel-chosen source ports): what
+    each scheduled, read from its service's ``Conns`` counter before and after."""
+    hosts = started_directors(lab)
+    before = {host: lab.scheduled(host) for host in hosts}
+    out = lab.workdir / "share.jsonl"
+    interval = 0.01
+    client = lab.net.popen("client", [
+        sys.executable, "-m", "haipvs.lab.client", "--url", f"http://{VIP}/",
+        "--interval", str(interval), "--duration", str(settings.share_connections * interval),
+        "--timeout", "5", "--out", str(out)])
+    client.wait(settings.share_connections * interval + 120)
+    return {host: lab.scheduled(host) - before[host] for host in hosts}
+
+
 def director_death(lab: ScaleOutLab, settings: WalkSettings, watch: RouteWatch) -> CaseResult:
     """Several silent deaths in turn (d3, d2, d1, ...), each revived before the next; the
     share each director scheduled is counted over the populations' ramp."""
@@ -430,6 +450,7 @@ class WalkOutcome:
     cases: dict[str, CaseResult] = field(default_factory=dict)
     failure: str = ""  # why a case could not finish, with the lab's diagnosis
     flaps: list[str] = field(default_factory=list)  # BGP sessions restarted after BFD flaps
+    share: dict[str, int] = field(default_factory=dict)  # new connections each scheduled
 
 
 def run_walk(settings: WalkSettings, say: Callable[[str], None] = print,
@@ -446,6 +467,9 @@ def run_walk(settings: WalkSettings, say: Callable[[str], None] = print,
         try:
             seconds = bring_up(lab, settings)
             say(f"{settings.directors} directors announced after {seconds:.1f} s")
+            outcome.share = new_connection_share(lab, settings)
+            say(f"{settings.share_connections} new connections, scheduled per director: "
+                f"{outcome.share} (spread {share_spread(outcome.share):.3f})")
             cases["director_death"] = director_death(lab, settings, watch)
             say(cases["director_death"].report())
             enable_sync_mesh(lab, settings)
