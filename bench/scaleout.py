@@ -47,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=None)
     parser.add_argument("--deaths", type=int, default=None)
     parser.add_argument("--rr-connections", type=int, default=None)
+    parser.add_argument("--share", type=int, default=None,
+                        help="short connections for the share spread")
     args = parser.parse_args(argv)
     rerun = rerun_in_lab_unless_ipvs(__file__, sys.argv[1:] if argv is None else argv,
                                      timeout=3000, cwd=str(REPO))
@@ -56,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = dataclasses.replace(
         settings, connections=args.connections or settings.connections,
         rr_connections=args.rr_connections or args.connections or settings.rr_connections,
-        deaths=args.deaths or settings.deaths)
+        deaths=args.deaths or settings.deaths,
+        share_connections=args.share or settings.share_connections)
     outcome = run_walk(settings, lambda line: print(f"# {line}", flush=True), prefix="sob-")
     cases = outcome.cases
     if outcome.failure:

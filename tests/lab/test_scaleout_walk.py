@@ -44,6 +44,8 @@ def test_death_backend_change_join_and_drain_break_no_mh_connection() -> None:
     share = outcome.share
     assert set(share) == {"d1", "d2", "d3"}
     assert all(n > 0 for n in share.values()), share
-    assert sum(share.values()) >= CI.share_connections * 0.9, share
+    # Only what the directors scheduled: never more than the connections sent (a count
+    # of connection entries would add the ones the sync mesh copies).
+    assert CI.share_connections / 2 <= sum(share.values()) <= CI.share_connections, share
     drain = cases["director_drain"]
     assert drain.detail["command"][0] == 0, drain.detail  # type: ignore[index]
