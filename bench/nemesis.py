@@ -163,7 +163,8 @@ class Observer:
                 if view is not None:
                     t = time.monotonic() - self.start
                     self.procs.append(Proc(t, name, view.pid, view.fds, view.rss_kib,
-                                           view.zombies, view.scripts, view.vrrp_child))
+                                           view.zombies, view.scripts, view.vrrp_child,
+                                           view.cpu_s))
                     if view.fds > self.most_fds.get(name, (0, 0.0, ""))[0]:
                         self.most_fds[name] = (view.fds, t, fd_kinds(view.pid))
 

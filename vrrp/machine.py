@@ -30,6 +30,9 @@ Behaviour matched, beyond the RFC text, to keepalived 2.x (``vrrp.c``,
   with 224.0.0.18 in the pseudo-header (keepalived < 1.3.7) is accepted and the
   instance switches to that old form for good, sending it too (keepalived's
   ``old_unicast_checksum`` compatibility, reported once as :class:`OldUnicastChecksum`).
+- keepalived 2.4.2+ ``auth_hmac``: :meth:`VrrpMachine.receive` checks the HMAC trailer
+  (vrrp.auth_hmac) before an advert reaches the election; a refused advert changes
+  nothing but is counted by verdict.
 
 Pure module: no IO, no clock, no logging.
 """

@@ -98,6 +98,8 @@ class ProcessView:
     zombies: int
     vrrp_child: int | None
     scripts: frozenset[int]  # descendants other than the VRRP child (hooks, scripts)
+    # CPU seconds (user + system) the daemon and its VRRP child have used so far
+    cpu_s: float = 0.0
 
 
 def _children(pid: int) -> list[int]:
@@ -127,6 +129,15 @@ def vrrp_child_pid(pid: int) -> int | None:
     return None
 
 
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (proc(5) fields 14 and 15), 0.0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _comm(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/comm").read_text().strip()
@@ -154,8 +165,9 @@ def process_view(pid: int) -> ProcessView | None:
     states = {child: _state(child) for child in descendants}
     vrrp = vrrp_child_pid(pid)
     scripts = frozenset(c for c, s in states.items() if c != vrrp and s not in ("Z", "?"))
+    cpu = _cpu_seconds(pid) + (_cpu_seconds(vrrp) if vrrp is not None else 0.0)
     return ProcessView(pid, fds, rss, sum(1 for s in states.values() if s == "Z"), vrrp,
-                       scripts)
+                       scripts, cpu)
 
 
 # --------------------------------------------------------------------- faults

@@ -5,10 +5,11 @@ Each connection asks a lab real server for ``/hold`` (one line with the server's
 second, straight back to the client with DR/TUN) and sends one heartbeat byte every
 ``--heartbeat`` seconds the other way, through the routers and a director, so a director
 that loses the flow answers it with a RST. A connection is broken by ``rst`` (reset),
-``eof``, ``timeout`` (no line for 3 s) or ``wrong_backend`` (a line from another real
+``eof``, ``timeout`` (no line for 10 s) or ``wrong_backend`` (a line from another real
 server than the first); ``connect_failed`` counts connections that never opened (not
-broken: the lab could not take them), and ``heartbeat_ms`` is the mean interval the
-heartbeats really kept (a starved client sends them late). A
+broken: the lab could not take them), ``heartbeat_ms`` is the mean interval the
+heartbeats really kept (a starved client sends them late), ``quiet`` the connections
+that went 3 s without a line and recovered, ``longest_gap_ms`` the longest such gap. A
 silence while this client's own event loop was stalled (more than 1 s late) is not
 counted: on a starved CPU the client, not the connection, stopped reading.
 
@@ -36,7 +37,11 @@ from pathlib import Path
 
 __all__ = ["HoldResult", "main"]
 
-SILENCE = 3.0
+# A connection silent this long is dead (a black hole the routers never healed): TCP
+# itself backs off its retransmissions after a loss of a few hundred ms, so a live
+# connection can go quiet for 2 or 3 s and recover. Shorter silences are counted apart.
+SILENCE = 10.0
+QUIET = 3.0
 
 
 @dataclass
@@ -51,6 +56,8 @@ class HoldResult:
         return time.monotonic() - self.last_stall < seconds
 
     opened: int = 0
+    quiet: int = 0  # connections that once went QUIET seconds without a line and recovered
+    longest_gap: float = 0.0  # seconds, the longest silence a connection recovered from
     beats: int = 0  # heartbeats sent
     held_seconds: float = 0.0  # summed over the connections that ended
 
@@ -67,7 +74,8 @@ class HoldResult:
         interval = self.held_seconds / self.beats * 1000 if self.beats else None
         return {"connections": count, "opened": self.opened, "broken": broken,
                 "causes": dict(self.causes), "backends": dict(self.backends),
-                "breaks": self.breaks, "heartbeat_ms": interval}
+                "breaks": self.breaks, "heartbeat_ms": interval, "quiet": self.quiet,
+                "longest_gap_ms": round(self.longest_gap * 1000)}
 
 
 async def _hold(vip: str, port: int, source: str | None, *, heartbeat: float,
@@ -83,6 +91,8 @@ async def _hold(vip: str, port: int, source: str | None, *, heartbeat: float,
     opened = time.monotonic()
     writer.write(b"GET /hold HTTP/1.1\r\nHost: vip\r\n\r\n")
     first: str | None = None
+    last_line = time.monotonic()
+    was_quiet = False
 
     async def beat() -> None:
         while True:
@@ -117,6 +127,13 @@ async def _hold(vip: str, port: int, source: str | None, *, heartbeat: float,
             if not line:
                 cause = "eof"
                 break
+            gap = time.monotonic() - last_line
+            last_line = time.monotonic()
+            if first is not None and not result.stalled_within(gap + 0.5):
+                result.longest_gap = max(result.longest_gap, gap)
+                if gap >= QUIET and not was_quiet:
+                    was_quiet = True
+                    result.quiet += 1
             name = line.decode(errors="replace").strip()
             if first is None:
                 first = name

@@ -29,6 +29,7 @@ __all__ = [
     "Verdict",
     "Violation",
     "check",
+    "cpu_share",
     "describe",
     "guest_stalls",
 ]
@@ -67,6 +68,10 @@ class Bounds:
     # how far before a check.down a guest stall explains it: fall 2 at the 0.5 s fast
     # interval, the 0.4 s timeout, and the log tail's own lag
     stall_lookback: float = 2.5
+    # Under a fault aimed at the daemons' CPU (flood, api_idle) a guest stall excuses a
+    # check flip only if the flipping director's daemon (with its VRRP child) used less
+    # than this share of the one CPU meanwhile: then it was not what starved the guest.
+    daemon_cpu_share: float = 0.5
     child_died_logged: float = 5.0
     reload_settles: float = 5.0
     zombie: float = 3.0
@@ -118,6 +123,8 @@ class Proc:
     #: The VRRP child then, if it was named yet: a respawned child is a plain descendant
     #: until it names itself (seconds on a starved guest), not a script.
     vrrp: int | None = None
+    #: CPU seconds the daemon and its VRRP child had used (user + system)
+    cpu_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,6 +382,18 @@ def guest_stalls(sends: Sequence[float], bound: float) -> list[tuple[float, floa
     return [(a, b) for a, b in itertools.pairwise(ordered) if b - a > bound]
 
 
+def cpu_share(procs: Sequence[Proc], director: str, start: float, end: float) -> float | None:
+    """The share of one CPU `director`'s daemon and VRRP child used from `start` to
+    `end`, from the samples around that window (one a second); None without two.
+    A restart resets the counters: a step down counts as nothing used."""
+    series = sorted((p for p in procs if p.director == director
+                     and start - 1.5 <= p.t <= end + 1.5), key=lambda p: p.t)
+    if len(series) < 2 or series[-1].t <= series[0].t:
+        return None
+    used = sum(max(0.0, b.cpu_s - a.cpu_s) for a, b in itertools.pairwise(series))
+    return used / (series[-1].t - series[0].t)
+
+
 def _stalled(obs: Observations, flip: Event, bounds: Bounds,
              stalls: Sequence[tuple[float, float]] = ()) -> bool:
     """The backend (or the whole guest) stalled, a change in the world rather than in a
@@ -386,7 +405,9 @@ def _stalled(obs: Observations, flip: Event, bounds: Bounds,
         return False
     if any(a - SLOP <= flip.t <= b + bounds.clock_grace
            for a, b, _f in _windows(obs, STARVES)):
-        return False
+        share = cpu_share(obs.procs, flip.director, flip.t - bounds.stall_lookback, flip.t)
+        if share is None or share >= bounds.daemon_cpu_share:
+            return False
     if any(a <= flip.t and b >= flip.t - bounds.stall_lookback for a, b in stalls):
         return True
     return any(e.event == "check.down" and e.director != flip.director
@@ -541,13 +562,25 @@ def _slope(points: Sequence[tuple[float, float]]) -> float:
     return sum((x - mean_x) * (y - mean_y) for x, y in points) / var
 
 
+def _explained_by_a_stall(obs: Observations, event: Event,
+                          stalls: Sequence[Event]) -> bool:
+    """A check flip or IPVS op that follows (within 5 s, same director and real server)
+    a check.down the world explains (see _stalled): the stall's doing, and its return."""
+    rs = event.fields.get("rs")
+    return any(s.director == event.director and s.fields.get("rs") == rs
+               and s.t <= event.t <= s.t + 5.0 for s in stalls)
+
+
 def _clock(obs: Observations, bounds: Bounds) -> list[Violation]:
     found: list[Violation] = []
-    for fault in obs.faults:
-        if fault.kind != "clock_step":
-            continue
+    steps = [f for f in obs.faults if f.kind == "clock_step"]
+    gaps = guest_stalls(obs.client_sends, bounds.guest_stall) if steps else []
+    stalls = [e for e in obs.events if steps and _stalled(obs, e, bounds, gaps)]
+    for fault in steps:
         for event in obs.events:
             if not fault.at <= event.t <= fault.end + bounds.clock_grace:
+                continue
+            if _explained_by_a_stall(obs, event, stalls):
                 continue
             if (event.event == "vrrp.transition" or event.event in CHECK_FLIPS
                     or event.event.startswith(IPVS_OP_PREFIXES)):

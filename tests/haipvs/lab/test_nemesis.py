@@ -17,6 +17,7 @@ from haipvs.lab.nemesis.invariants import (
     Table,
     Violation,
     check,
+    cpu_share,
     describe,
     guest_stalls,
 )
@@ -484,5 +485,60 @@ def test_a_guest_stall_during_a_flood_is_the_finding_not_an_excuse() -> None:
     alone = [e for e in stall_events() if e.director == "dir1"]
     sends = paced(10.0, 18.9) + paced(19.5, 30.0)
     found = check(Observations(faults=(flood,), events=alone, end=30,
+                               client_sends=sends)).violations
+    assert invariants_of(found) == ["no_op_without_change"] * 2
+
+
+def test_a_clock_step_is_not_blamed_for_a_check_down_a_guest_stall_explains() -> None:
+    # The guest stopped running 19.0-19.6; two checks timed out; the check.down is read
+    # at 20.0, 0.1 s after a clock step whose own effect must still be nil.
+    step = Fault(19.9, "clock_step", "", 3.0, {"step_s": 86400.0})
+    alone = [e for e in stall_events() if e.director == "dir1"]
+    sends = paced(10.0, 19.0) + paced(19.6, 30.0)
+    assert check(Observations(faults=(step,), events=alone, end=30,
+                              client_sends=sends)).violations == ()
+    found = check(Observations(faults=(step,), events=alone, end=30,
+                               client_sends=paced(10.0, 30.0))).violations
+    assert set(invariants_of(found)) == {"clock", "no_op_without_change"}
+    # a VRRP transition after the step is never explained by a stall
+    moved = [*alone, Event(21.0, "dir1", "vrrp.transition", {"to_state": "BACKUP"})]
+    found = check(Observations(faults=(step,), events=moved, end=30,
+                               client_sends=sends)).violations
+    assert invariants_of(found) == ["clock"]
+
+
+def cpu_series(director: str, shares: list[tuple[float, float]]) -> list[Proc]:
+    """One sample a second from t=10: (seconds, share of a CPU used in that second)."""
+    procs, used = [], 0.0
+    for t, share in shares:
+        used += share
+        procs.append(Proc(t, director, 100, 10, 1000, 0, cpu_s=used))
+    return procs
+
+
+def test_cpu_share_is_measured_from_the_samples_around_the_window() -> None:
+    procs = cpu_series("dir1", [(float(t), 0.2 if t < 20 else 0.9) for t in range(10, 31)])
+    assert cpu_share(procs, "dir1", 13.0, 16.0) == pytest.approx(0.2)
+    assert cpu_share(procs, "dir1", 23.0, 26.0) == pytest.approx(0.9)
+    assert cpu_share(procs, "dir2", 13.0, 16.0) is None
+    # a restart resets the counter: the step down counts as nothing used
+    restarted = [*cpu_series("dir1", [(10.0, 0.0), (11.0, 5.0)]),
+                 Proc(12.0, "dir1", 101, 10, 1000, 0, cpu_s=0.1)]
+    assert cpu_share(restarted, "dir1", 10.5, 11.5) == pytest.approx(2.5)
+
+
+def test_under_api_idle_a_guest_stall_excuses_a_check_down_only_if_the_daemon_was_idle() -> None:
+    api = Fault(15.0, "api_idle", "dir1", 8.0)
+    alone = [e for e in stall_events() if e.director == "dir1"]
+    sends = paced(10.0, 18.9) + paced(19.5, 30.0)
+    idle = cpu_series("dir1", [(float(t), 0.1) for t in range(10, 31)])
+    busy = cpu_series("dir1", [(float(t), 0.8) for t in range(10, 31)])
+    assert check(Observations(faults=(api,), events=alone, end=30, client_sends=sends,
+                              procs=idle)).violations == ()
+    found = check(Observations(faults=(api,), events=alone, end=30, client_sends=sends,
+                               procs=busy)).violations
+    assert invariants_of(found) == ["no_op_without_change"] * 2
+    # without samples the fault's own rule stands: the finding
+    found = check(Observations(faults=(api,), events=alone, end=30,
                                client_sends=sends)).violations
     assert invariants_of(found) == ["no_op_without_change"] * 2
