@@ -629,6 +629,7 @@ def scale_out_plan(config: m.Config) -> ScaleOutPlan | None:
         bfd=bfd,
         hold_time=bgp.hold_time,
         keepalive_time=bgp.keepalive_time,
+        error_wait=(bgp.error_wait_min, bgp.error_wait_max),
     )
     return ScaleOutPlan(
         bird=bird,

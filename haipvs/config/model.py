@@ -1208,6 +1208,7 @@ AsNumber = Annotated[int, BeforeValidator(_int_in(1, 4294967295))]  # RFC 6793 4
 BfdInterval = Annotated[int, BeforeValidator(_int_in(10, 10000))]
 HoldTime = Annotated[int, BeforeValidator(_int_in(3, 65535))]  # RFC 4271 §4.2: 0 or >= 3
 KeepaliveTime = Annotated[int, BeforeValidator(_int_in(1, 21845))]
+ErrorWaitSeconds = Annotated[int, BeforeValidator(_int_in(1, 3600))]
 Need = Annotated[int, BeforeValidator(_int_in(0, 1000))]
 GraceSeconds = Annotated[float, BeforeValidator(_number_in(0, 60))]
 LoopLag = Annotated[float, BeforeValidator(_number_in(0.05, 60))]
@@ -1242,6 +1243,12 @@ class BgpSettings(_Model):
     bfd: Annotated[BgpBfd | None, BeforeValidator(_parse_bfd)] = BgpBfd.model_construct()
     hold_time: HoldTime = 3
     keepalive_time: KeepaliveTime = 1
+    # BIRD's `error wait time MIN,MAX`: after a session fails (a BFD flap included), BIRD
+    # waits MIN seconds before it restarts it, doubling up to MAX while it keeps failing.
+    # BIRD's own 60,300 keeps a healthy director out of the routers' ECMP for a minute
+    # after one short flap (measured in the lab); a director wants back in within seconds.
+    error_wait_min: ErrorWaitSeconds = 5
+    error_wait_max: ErrorWaitSeconds = 60
     # Defaults for every VIP of a virtual server; ``vips`` overrides them per VIP.
     need: Need = 1
     learn: DelaySeconds = 0.0

@@ -822,6 +822,10 @@ def _scale_out_rules(
         yield _error(
             ("bgp", "keepalive_time"), f"must be at most a third of hold_time ({bgp.hold_time} s)"
         )
+    if bgp.error_wait_min > bgp.error_wait_max:
+        yield _error(
+            ("bgp", "error_wait_min"), f"must be at most error_wait_max ({bgp.error_wait_max} s)"
+        )
     vips = {vs.vip for _, vs in services if vs.vip is not None}
     listed: dict[IPv4Address | IPv6Address, int] = {}
     for index, item in enumerate(bgp.vips):

@@ -325,7 +325,7 @@ class FlapMender:
 def restart_after_flap(lab: ScaleOutLab, host: str) -> None:
     """A director's BGP session that BFD dropped although nobody killed the director (a
     flap: the emulated guest, on a busy machine, was not scheduled for 300 ms) waits
-    BIRD's `error wait time` (60 s, doubling to 300 s) before it retries. The lab
+    BIRD's `error wait time` (haipvs writes 5 s, doubling to 60 s) before it retries. The lab
     restarts it at once, as an operator would, and records it: the walk's cases measure
     deaths, joins and drains, not minutes of waiting."""
     for line in lab.birdc(host, "show", "protocols").splitlines():
@@ -384,8 +384,8 @@ def die_and_return(lab: ScaleOutLab, watch: RouteWatch, victim: str, result: Cas
     result.routes.extend(watch.since(before))
     time.sleep(2.0)
     # The host is back, its BIRD restarted (as after the reboot that usually ends a silent
-    # death). A BIRD that stayed up would sit out its BGP `error wait time` (60 s, then
-    # doubling to 300 s) after the BFD failure before it tried the router again.
+    # death). A BIRD that stayed up would sit out its BGP `error wait time` (5 s, then
+    # doubling to 60 s) after the BFD failure before it tried the router again.
     lab.kill_bird(victim)
     lab.revive(victim)
     lab.start_bird(victim)
