@@ -22,7 +22,7 @@ __all__ = ["SUMMED", "SeedRun", "combine", "parse_seed_line", "parse_seeds", "se
 
 #: Figures that add up over seeds; the rest are worst cases.
 SUMMED = frozenset({"faults", "invariant_violations", "client_failed", "client_requests",
-                    "lab_seconds"})
+                    "lab_seconds", "rss_series_judged"})
 #: Every part of one long run must agree on these.
 SAME_RUN = ("commit", "mix", "minutes_per_seed")
 _PREFIX_SUMMED = ("violations_",)

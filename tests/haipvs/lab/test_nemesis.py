@@ -353,11 +353,14 @@ def test_rss_growth_is_measured_and_bounded_on_long_series() -> None:
     procs = [Proc(60.0 * i, "dir1", 100, 30, 40000 + 1024 * i, 0) for i in range(21)]
     verdict = check(Observations(faults=(), procs=procs, end=1300))
     assert verdict.figures["rss_growth_mib_per_h"] == pytest.approx(60.0)
+    assert verdict.figures["rss_series_judged"] == 1
     assert invariants_of(verdict.violations) == ["hygiene"]
     short = [p for p in procs if p.t <= 300]
     verdict = check(Observations(faults=(), procs=short, end=400))
-    assert verdict.violations == ()  # too short to judge: reported only
-    assert verdict.figures["rss_growth_mib_per_h"] == pytest.approx(60.0)
+    assert verdict.violations == ()  # too short to judge: reported apart, not as judged
+    assert verdict.figures["rss_growth_mib_per_h"] == 0.0
+    assert verdict.figures["rss_series_judged"] == 0
+    assert verdict.figures["rss_growth_short_series_mib_per_h"] == pytest.approx(60.0)
 
 
 def test_a_violation_line_names_the_seed_the_time_and_the_last_faults() -> None:
