@@ -8,16 +8,21 @@ native_cpu_us_per_check=US lateness_p99_ms=MS rss_mb=MB ...`:
    checked every `--interval` seconds (2: at 1 s keepalived falls behind its schedule
    in the one-CPU guest), `tcp` then `http`. keepalived's checker process
    (`keepalived -C`, TCP_CHECK / HTTP_GET) and haipvs's CheckerPool take turns on the
-   same backends in the same boot (alternating solo windows, or `--side-by-side`),
-   `--rounds` (5) windows each; each figure is the median over a checker's windows
-   that reached 99 % of its schedule (`*_on_schedule_windows` of `*_windows`; a window
-   below that is logged "BELOW SCHEDULE" and left out: a checker that falls behind its
-   schedule is not cheap, it is late): ms per check, checks per second, and the share
-   of its scheduled checks it made (`*_scheduled_share`, median over all its windows).
-   `*_cpu_ratio` is missing when either checker has no window on schedule.
+   same backends in the same boot, in rounds: a window of each (alternating solo
+   windows, or one shared window with `--side-by-side`), until `--rounds` (5) rounds
+   had BOTH checkers at 99 % of their schedule or `--max-rounds` (10) were run. A
+   round with a window below that is logged "BELOW SCHEDULE (round left out)" and left
+   out for both (a checker that falls behind its schedule is not cheap, it is late,
+   and keeping the other's window of that busy moment would compare a quiet host
+   against a busy one). Each figure is the median over the rounds on schedule
+   (`KIND_rounds_on_schedule` of `KIND_rounds`): ms per check, checks per second;
+   `*_scheduled_share` is the share of its scheduled checks a checker made (median
+   over all its windows), `KIND_paired_ratio_median` the ratio round by round.
+   `*_cpu_ratio` is missing when no round was on schedule.
    CPU is utime+stime of the checker process from /proc/PID/stat over each window;
-   checks are counted by the real server per source address (keepalived binds to its
-   own), so neither side counts its own work. The figures compare only with each
+   checks are counted by the real server per source address (side by side,
+   keepalived binds to its own; alone it has no `bindto`, as by default), so neither
+   side counts its own work. The figures compare only with each
    other: the guest's system calls are slow and its CPU accounting is tick-sampled.
 2. native (loopback, no IPVS needed): 10,000 real servers on 127.1.x.y, one listener
    each, checked every 2 s (5,000 checks/s) through the CheckerPool with `tcp`
@@ -29,10 +34,13 @@ against loop.sock_connect, asyncio.open_connection and aiohttp on one loopback s
 (why the probes are hand-rolled).
 
 Usage:
-    python bench/checker_cost.py            # both parts (part 1 via `haipvs lab run`)
+    python bench/checker_cost.py            # parts 1 to 3 (part 1 enters the lab itself)
+    python bench/checker_cost.py --interval 10   # the same, the lab part every 10 s
     python bench/checker_cost.py native     # part 2 only
     python bench/checker_cost.py probes     # probe cost comparison only
-    haipvs lab run -- python bench/checker_cost.py lab   # part 1 only
+    python bench/checker_cost.py lab        # part 1 only (enters the lab itself)
+    python bench/checker_cost.py syscalls --trace-dir DIR   # system calls per check
+                                            # of each checker in the guest (strace)
 
 The real servers here are a lean selectors loop in their own process (accept, answer
 HTTP, close): the lab's asyncio-streams server (haipvs/lab/servers.py) costs about a
@@ -60,6 +68,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from haipvs.lab.runner import rerun_in_lab_unless_ipvs
 
 if TYPE_CHECKING:
     from haipvs.lab.topology import BuiltTopology
@@ -187,13 +197,21 @@ def assignments_for(
     return result
 
 
-async def run_checker(kind: str, addresses: Sequence[str], port: int, interval: float) -> None:
-    """The measured haipvs checker process of part 1: a CheckerPool until SIGTERM."""
+async def run_checker(
+    kind: str,
+    addresses: Sequence[str],
+    port: int,
+    interval: float,
+    probe_batch: float | None = None,
+) -> None:
+    """The measured haipvs checker process of part 1: a CheckerPool until SIGTERM
+    (`probe_batch`: the pool's, for trying another batching; None: the default)."""
     raise_fd_limit()
     from checkers import CheckerPool
 
     quiet_logs()
-    pool = CheckerPool(on_change=lambda change: None, fail_open=None)
+    tuning = {} if probe_batch is None else {"probe_batch": probe_batch}
+    pool = CheckerPool(on_change=lambda change: None, fail_open=None, **tuning)
     pool.update(assignments_for(kind, addresses, port, interval))
     pool.start()
     gc.freeze()  # as the daemon does once started (haipvs/supervisor.py)
@@ -207,10 +225,39 @@ async def run_checker(kind: str, addresses: Sequence[str], port: int, interval: 
 # -- measurements -------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of one process (not its children), from /proc/PID/stat."""
+def cpu_times(pid: int) -> tuple[float, float]:
+    """utime, stime of one process (not its children), from /proc/PID/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def traps(pid: int) -> tuple[int, int]:
+    """Minor page faults and voluntary context switches (sleeps) of one process: in
+    the guest each one is a round trip through the host, like a system call."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    status = Path(f"/proc/{pid}/status").read_text()
+    sleeps = next(
+        int(line.split()[1])
+        for line in status.splitlines()
+        if line.startswith("voluntary_ctxt_switches:")
+    )
+    return int(fields[7]), sleeps
+
+
+def run_seconds(pid: int) -> float:
+    """Time on a CPU of one process's main thread from the scheduler's own clock
+    (/proc/PID/schedstat, nanoseconds), beside the tick-sampled utime and stime;
+    NaN where the kernel does not keep it."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (not its children)."""
+    return sum(cpu_times(pid))
 
 
 def read_counts(server: subprocess.Popen[bytes], path: Path) -> dict[str, int]:
@@ -248,10 +295,14 @@ def measure_side_by_side(
     Refuses a run where the real server died or fewer than a tenth of the
     expected checks arrived: a ratio computed from that would be noise.
     """
-    cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    cpu0 = {name: cpu_times(pid) for name, pid in pids.items()}
+    run0 = {name: run_seconds(pid) for name, pid in pids.items()}
+    traps0 = {name: traps(pid) for name, pid in pids.items()}
     seen0 = read_counts(server, counts_path)
     time.sleep(window)
-    cpu1 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    cpu1 = {name: cpu_times(pid) for name, pid in pids.items()}
+    run1 = {name: run_seconds(pid) for name, pid in pids.items()}
+    traps1 = {name: traps(pid) for name, pid in pids.items()}
     seen1 = read_counts(server, counts_path)
     if server.poll() is not None:
         raise RuntimeError(f"the real server exited ({server.returncode}) during the window")
@@ -264,7 +315,15 @@ def measure_side_by_side(
                 f"{name}: only {checks} checks in {window}s, expected about"
                 f" {expected * window:.0f} (accepted per client: {seen1})"
             )
-        result[name] = (cpu1[name] - cpu0[name], checks)
+        user, system = (cpu1[name][i] - cpu0[name][i] for i in (0, 1))
+        log_line(
+            f"{name}: user {user * 1000 / max(checks, 1):.3f}"
+            f" + system {system * 1000 / max(checks, 1):.3f} ms/check (ticks);"
+            f" {(run1[name] - run0[name]) * 1000 / max(checks, 1):.3f} ms/check on CPU (schedstat);"
+            f" {(traps1[name][0] - traps0[name][0]) / max(checks, 1):.2f} page faults and"
+            f" {(traps1[name][1] - traps0[name][1]) / max(checks, 1):.2f} sleeps per check"
+        )
+        result[name] = (user + system, checks)
     return result
 
 
@@ -478,22 +537,22 @@ virtual_server 10.9.0.1 80 {{
 """
 
 KEEPALIVED_CHECKS = {
-    "tcp": (
-        "        TCP_CHECK {{\n            connect_timeout 1\n"
-        "            bindto {source}\n        }}\n"
-    ),
+    "tcp": ("        TCP_CHECK {{\n            connect_timeout 1\n{bindto}        }}\n"),
     "http": (
         "        HTTP_GET {{\n            url {{\n                path /\n"
         "                status_code 200\n            }}\n            connect_timeout 1\n"
-        "            bindto {source}\n        }}\n"
+        "{bindto}        }}\n"
     ),
 }
 
 
 def keepalived_conf(
-    kind: str, addresses: Sequence[str], port: int, source: str, interval: int
+    kind: str, addresses: Sequence[str], port: int, source: str | None, interval: int
 ) -> str:
-    check = KEEPALIVED_CHECKS[kind].format(source=source)
+    """keepalived's checker configuration; `source` is its `bindto` (None: none, the
+    kernel picks the source address and port as for haipvs)."""
+    bindto = "" if source is None else f"            bindto {source}\n"
+    check = KEEPALIVED_CHECKS[kind].format(bindto=bindto)
     servers = "".join(
         f"    real_server {address} {port} {{\n        weight 1\n{check}    }}\n"
         for address in addresses
@@ -517,7 +576,7 @@ def keepalived_checker(
     kind: str,
     addresses: Sequence[str],
     port: int,
-    source: str,
+    source: str | None,
     interval: int,
 ) -> Iterator[int]:
     """keepalived in checker-only mode (-C) in the director namespace; yields the
@@ -551,13 +610,19 @@ def keepalived_checker(
 
 @contextlib.contextmanager
 def haipvs_checker(
-    net: BuiltTopology, kind: str, addresses: Sequence[str], port: int, interval: int
+    net: BuiltTopology,
+    kind: str,
+    addresses: Sequence[str],
+    port: int,
+    interval: int,
+    probe_batch: float | None = None,
 ) -> Iterator[int]:
     """haipvs's CheckerPool in its own process in the director namespace; yields its pid."""
     target = f"{addresses[0]}/{len(addresses)}:{port}"
+    tuning = [] if probe_batch is None else ["--probe-batch", str(probe_batch)]
     process = net.popen(
         "dir",
-        [sys.executable, __file__, "checker", kind, target, "--interval", str(interval)],
+        [sys.executable, __file__, "checker", kind, target, "--interval", str(interval), *tuning],
         stdout=subprocess.PIPE,
     )
     try:
@@ -570,24 +635,76 @@ def haipvs_checker(
         process.wait(timeout=60)
 
 
-def lab_part(args: argparse.Namespace) -> dict[str, float]:
-    """keepalived's checker and haipvs's on the same backends, in the same boot.
+# Side by side, the two check from different source addresses of the director:
+# keepalived binds to 10.255.0.5 (`bindto`), haipvs uses the interface's primary.
+LAB_SOURCES = {"keepalived": "10.255.0.5", "haipvs": "10.255.0.1"}
+# Alone, keepalived needs no `bindto`: a bind(2) per check before connect(2), and
+# a source port picked by bind (no 4-tuple reuse) with keepalived's FIN close
+# leaving TIME_WAITs, would cost it what a default configuration does not.
+SOLO_SOURCES = {"keepalived": "10.255.0.1", "haipvs": "10.255.0.1"}
 
-    Default: each checker alone, in alternating windows (keepalived, haipvs,
-    keepalived, haipvs...), CPU and checks summed per checker: alone is how the
-    issue's keepalived figures were taken, and alternating spreads the drift of
-    the guest's speed (it follows the host's load) over both. `--side-by-side`
-    runs both during the same windows instead. Either way the two check from
-    different source addresses of the director: keepalived binds to 10.255.0.5
-    (`bindto`), haipvs uses the interface's primary 10.255.0.1, and the real
-    server counts accepted connections per source.
-    """
+
+class LabBackends:
+    """The lab's real servers: `count` addresses in a backend namespace behind the
+    director namespace, one lean server process answering them all and counting
+    accepted connections per source address."""
+
+    def __init__(
+        self,
+        net: BuiltTopology,
+        server: subprocess.Popen[bytes],
+        addresses: list[str],
+        *,
+        side_by_side: bool,
+        probe_batch: float | None = None,
+    ) -> None:
+        self.side_by_side = side_by_side
+        self.probe_batch = probe_batch
+        self.sources = LAB_SOURCES if side_by_side else SOLO_SOURCES
+        self.net = net
+        self.server = server
+        self.addresses = addresses
+        self.port = 80
+        self.work = Path("/run/haipvs-bench")
+        self.counts_path = self.work / "counts"
+
+    def checks_from(self, name: str) -> int:
+        return read_counts(self.server, self.counts_path).get(self.sources[name], 0)
+
+    @contextlib.contextmanager
+    def checker(self, name: str, kind: str, interval: int) -> Iterator[int]:
+        """One checker process (its pid), started and past its start-up work."""
+        with contextlib.ExitStack() as stack:
+            if name == "keepalived":
+                pid = stack.enter_context(
+                    keepalived_checker(
+                        self.net,
+                        self.work,
+                        kind,
+                        self.addresses,
+                        self.port,
+                        LAB_SOURCES[name] if self.side_by_side else None,
+                        interval,
+                    )
+                )
+            else:
+                pid = stack.enter_context(
+                    haipvs_checker(
+                        self.net, kind, self.addresses, self.port, interval, self.probe_batch
+                    )
+                )
+            yield pid
+
+
+@contextlib.contextmanager
+def lab_backends(
+    count: int, *, side_by_side: bool = False, probe_batch: float | None = None
+) -> Iterator[LabBackends]:
+    """Build the director and backend namespaces and start the real servers (which
+    count accepted connections per source address, see LAB_SOURCES)."""
     from haipvs.lab.topology import Endpoint, Host, Route, Topology, Veth, build
 
-    count = args.count or 1000
-    port = 80
     addresses = address_range("10.1.0.1", count)
-    sources = {"keepalived": "10.255.0.5", "haipvs": "10.255.0.1"}
     topology = Topology(
         hosts=(Host("dir", routes=(Route("10.1.0.0/16", via="10.255.0.2"),)), Host("rs")),
         links=(
@@ -597,19 +714,6 @@ def lab_part(args: argparse.Namespace) -> dict[str, float]:
             ),
         ),
     )
-    # The guest's CPU accounting is tick-sampled and its speed drifts with the
-    # host's load: longer windows than native keep the ratio steady.
-    window = args.window or 10.0
-    rounds = args.rounds
-    interval = args.interval
-    results: dict[str, float] = {
-        "lab_real_servers": count,
-        "lab_interval_s": interval,
-        "lab_window_s": window,
-    }
-    work = Path("/run/haipvs-bench")
-    work.mkdir(parents=True, exist_ok=True)
-    counts_path = work / "counts"
     with build(topology, prefix="cb-") as net:
         # Many addresses on one interface of the backend namespace (/32 each, the
         # director routes the /16 through one next hop: one neighbour entry).
@@ -617,54 +721,190 @@ def lab_part(args: argparse.Namespace) -> dict[str, float]:
         subprocess.run(
             ["ip", "-n", net.ns("rs"), "-batch", "-"], input=batch, text=True, check=True
         )
-        server = start_server(net.command("rs", []), ["0.0.0.0/1:80", "--counts", str(counts_path)])
+        work = Path("/run/haipvs-bench")
+        work.mkdir(parents=True, exist_ok=True)
+        server = start_server(
+            net.command("rs", []), ["0.0.0.0/1:80", "--counts", str(work / "counts")]
+        )
+        try:
+            yield LabBackends(
+                net, server, addresses, side_by_side=side_by_side, probe_batch=probe_batch
+            )
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def lab_part(args: argparse.Namespace) -> dict[str, float]:
+    """keepalived's checker and haipvs's on the same backends, in the same boot.
+
+    Default: each checker alone, in alternating windows (keepalived, haipvs,
+    keepalived, haipvs...), CPU and checks summed per checker: alone is how the
+    issue's keepalived figures were taken, and alternating spreads the drift of
+    the guest's speed (it follows the host's load) over both. `--side-by-side`
+    runs both during the same windows instead (see lab_backends for how the
+    two are told apart).
+    """
+    count = args.count or 1000
+    # The guest's CPU accounting is tick-sampled and its speed drifts with the
+    # host's load: longer windows than native keep the ratio steady; two check
+    # periods at least, so that each real server is counted about as often.
+    window = args.window or max(10.0, 2.0 * args.interval)
+    interval = args.interval
+    results: dict[str, float] = {
+        "lab_real_servers": count,
+        "lab_interval_s": interval,
+        "lab_window_s": window,
+    }
+    with lab_backends(count, side_by_side=args.side_by_side, probe_batch=args.probe_batch) as lab:
 
         def measure_alone_or_together(
             names: Sequence[str], kind: str
         ) -> dict[str, tuple[float, int]]:
             with contextlib.ExitStack() as stack:
-                pids = {}
-                for name in names:
-                    if name == "keepalived":
-                        pids[name] = stack.enter_context(
-                            keepalived_checker(
-                                net, work, kind, addresses, port, sources[name], interval
-                            )
-                        )
-                    else:
-                        pids[name] = stack.enter_context(
-                            haipvs_checker(net, kind, addresses, port, interval)
-                        )
+                pids = {
+                    name: stack.enter_context(lab.checker(name, kind, interval)) for name in names
+                }
                 # Start-up work (keepalived programs 1,000 dests and logs every
                 # first result) must not land in the window: wait until each
                 # checker has made two rounds of checks, then settle.
                 for name in names:
-                    wait_for_checks(server, counts_path, sources[name], 2 * count, timeout=120)
+                    wait_for_checks(
+                        lab.server, lab.counts_path, lab.sources[name], 2 * count, timeout=120
+                    )
                 time.sleep(args.warmup)
                 return measure_side_by_side(
-                    pids, sources, server, counts_path, window, count / interval
+                    pids, lab.sources, lab.server, lab.counts_path, window, count / interval
                 )
 
-        try:
-            for kind in args.kinds:
-                windows: dict[str, list[tuple[float, int]]] = {"keepalived": [], "haipvs": []}
-                if args.side_by_side:
-                    turns: list[Sequence[str]] = [("keepalived", "haipvs")] * rounds
-                else:
-                    turns = [(name,) for _ in range(rounds) for name in ("keepalived", "haipvs")]
+        scheduled_per_s = count / interval
+        for kind in args.kinds:
+            rounds: list[dict[str, tuple[float, int]]] = []
+            kept = 0
+            # Rounds until `--rounds` of them had both checkers on schedule, or
+            # `--max-rounds`: a late round is reported, never averaged in.
+            while kept < args.rounds and len(rounds) < max(args.max_rounds, args.rounds):
+                turns: list[Sequence[str]] = (
+                    [("keepalived", "haipvs")]
+                    if args.side_by_side
+                    else [("keepalived",), ("haipvs",)]
+                )
+                measured: dict[str, tuple[float, int]] = {}
                 for names in turns:
-                    for name, (cpu, checks) in measure_alone_or_together(names, kind).items():
-                        windows[name].append((cpu, checks))
-                        share = checks / (window * count / interval)
-                        late = "" if share >= ON_SCHEDULE else " BELOW SCHEDULE (left out)"
-                        log_line(
-                            f"{name} {kind}: {checks} checks ({share:.1%} of schedule),"
-                            f" {cpu:.2f}s cpu, {cpu / max(checks, 1) * 1000:.3f} ms/check{late}"
-                        )
-                results.update(summarize_windows(kind, windows, window, count / interval))
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+                    measured.update(measure_alone_or_together(names, kind))
+                rounds.append(measured)
+                late = [
+                    name
+                    for name, (_, checks) in measured.items()
+                    if not on_schedule(checks, window, scheduled_per_s)
+                ]
+                kept += not late
+                for name, (cpu, checks) in measured.items():
+                    share = checks / (window * scheduled_per_s)
+                    log_line(
+                        f"round {len(rounds)} {name} {kind}: {checks} checks"
+                        f" ({share:.1%} of schedule), {cpu:.2f}s cpu,"
+                        f" {cpu / max(checks, 1) * 1000:.3f} ms/check"
+                        + (" BELOW SCHEDULE" if name in late else "")
+                        + (" (round left out)" if late else "")
+                    )
+                log_line(f"guest load average {os.getloadavg()[0]:.2f}")
+            results.update(summarize_rounds(kind, rounds, window, scheduled_per_s))
+    return results
+
+
+def parse_strace_summary(text: str) -> dict[str, int]:
+    """`strace -c` table -> calls per system call (header, rules and `total` left out)."""
+    calls: dict[str, int] = {}
+    for line in text.splitlines():
+        fields = line.split()
+        # "% time  seconds  usecs/call  calls  [errors]  syscall"
+        if len(fields) < 5 or not fields[3].isdigit() or fields[-1] == "total":
+            continue
+        calls[fields[-1]] = calls.get(fields[-1], 0) + int(fields[3])
+    return calls
+
+
+def syscalls_per_check(
+    name: str, kind: str, calls: dict[str, int], checks: int
+) -> dict[str, float]:
+    """Each system call's count per check, and their sum, under `NAME_KIND_` keys;
+    and the sum per socket(2) call (one a check), which does not depend on how well
+    the checks the server counted line up with the traced window."""
+    per_check = {
+        f"{name}_{kind}_sc_{call}": n / max(checks, 1)
+        for call, n in sorted(calls.items(), key=lambda item: -item[1])
+    }
+    return {
+        f"{name}_{kind}_syscalls_per_check": sum(per_check.values()),
+        f"{name}_{kind}_syscalls_per_socket": sum(calls.values()) / max(calls.get("socket", 0), 1),
+        **per_check,
+    }
+
+
+def trace_checker(pid: int, out: Path, seconds: float, *options: str) -> None:
+    """strace attached to `pid` (all its threads) for `seconds`, then detached."""
+    out.unlink(missing_ok=True)
+    tracer = subprocess.Popen(
+        ["strace", *options, "-f", "-p", str(pid), "-o", str(out)],
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(seconds)
+    tracer.send_signal(signal.SIGINT)  # strace detaches and writes its summary
+    tracer.wait(timeout=120)
+
+
+def syscalls_part(args: argparse.Namespace) -> dict[str, float]:
+    """System calls per check of each checker in the guest (`strace -c -f` attached
+    for a window once the checker runs, divided by the checks the real server saw
+    from it meanwhile), and with `--trace-dir` a timestamped trace (`strace -f -tt`)
+    of one second of each, to read the sequence of one check.
+
+    In the guest a system call (a clock read included: no vDSO) costs microseconds,
+    so the count is the cost. strace slows the traced process: `*_strace_share` is
+    the share of its scheduled checks it made while traced (below 1, more edges come
+    per wake-up and the per-wake-up calls are shared by more checks).
+    """
+    count = args.count or 1000
+    window = args.window or max(10.0, 2.0 * args.interval)
+    interval = args.interval
+    trace_dir = Path(args.trace_dir).resolve() if args.trace_dir else None
+    results: dict[str, float] = {
+        "syscalls_real_servers": count,
+        "syscalls_interval_s": interval,
+        "syscalls_window_s": window,
+    }
+    with lab_backends(count, probe_batch=args.probe_batch) as lab:
+        for kind in args.kinds:
+            for name in ("keepalived", "haipvs"):
+                with lab.checker(name, kind, interval) as pid:
+                    wait_for_checks(
+                        lab.server, lab.counts_path, lab.sources[name], 2 * count, timeout=120
+                    )
+                    time.sleep(args.warmup)
+                    summary = lab.work / f"strace-{name}-{kind}.txt"
+                    before = lab.checks_from(name)
+                    trace_checker(pid, summary, window, "-c")
+                    checks = lab.checks_from(name) - before
+                    if trace_dir is not None:
+                        trace_checker(pid, trace_dir / f"trace-{name}-{kind}.txt", 1.0, "-tt")
+                figures = syscalls_per_check(
+                    name, kind, parse_strace_summary(summary.read_text()), checks
+                )
+                share = checks / (window * count / interval)
+                results[f"{name}_{kind}_strace_share"] = share
+                results.update(figures)
+                rendered = ", ".join(
+                    f"{key.rpartition('_sc_')[2]} {value:.2f}"
+                    for key, value in figures.items()
+                    if "_sc_" in key and value >= 0.01
+                )
+                log_line(
+                    f"{name} {kind}: {checks} checks traced ({share:.1%} of schedule),"
+                    f" {figures[f'{name}_{kind}_syscalls_per_check']:.2f} system calls"
+                    f" per check ({figures[f'{name}_{kind}_syscalls_per_socket']:.2f} per"
+                    f" socket call): {rendered}"
+                )
     return results
 
 
@@ -672,40 +912,64 @@ def lab_part(args: argparse.Namespace) -> dict[str, float]:
 ON_SCHEDULE = 0.99
 
 
-def summarize_windows(
-    kind: str, windows: dict[str, list[tuple[float, int]]], window: float, scheduled_per_s: float
-) -> dict[str, float]:
-    """Medians over each checker's windows on schedule: CPU per check and checks per
-    second; the share of its scheduled checks it made (median over all its windows)
-    and how many windows were on schedule.
+def on_schedule(checks: int, window: float, scheduled_per_s: float) -> bool:
+    return checks / window >= ON_SCHEDULE * scheduled_per_s
 
-    A window below ON_SCHEDULE is left out of the cost medians: a checker that falls
-    behind is not cheap, it is late, and its CPU per check then measures a different
-    (saturated) regime. With no window on schedule for either checker, the ratio is
-    left out (missing), never computed from late windows.
+
+def summarize_rounds(
+    kind: str,
+    rounds: Sequence[dict[str, tuple[float, int]]],
+    window: float,
+    scheduled_per_s: float,
+) -> dict[str, float]:
+    """Medians over the rounds in which BOTH checkers were on schedule: CPU per check
+    and checks per second of each, and `KIND_cpu_ratio` (haipvs's median over
+    keepalived's); the share of its scheduled checks each made (median over all its
+    windows) and how many windows and rounds were on schedule.
+
+    A round is one window of each checker, next to each other in time (alternating)
+    or the same window (side by side), so under the same host load. A window below
+    ON_SCHEDULE is not cheap, it is late (its CPU per check measures a saturated or
+    stalled regime), and its round is left out for BOTH checkers: dropping only the
+    late checker's window would keep the other's windows from the busy moments the
+    late one lost, comparing a quiet host against a busy one. With no round on
+    schedule the ratio is missing, never computed from late windows.
     """
-    results: dict[str, float] = {}
-    for name, rows in windows.items():
-        kept = [
-            (cpu, checks)
-            for cpu, checks in rows
-            if checks / window >= ON_SCHEDULE * scheduled_per_s
-        ]
+    results: dict[str, float] = {f"{kind}_rounds": len(rounds)}
+    kept = [
+        measured
+        for measured in rounds
+        if all(on_schedule(checks, window, scheduled_per_s) for _, checks in measured.values())
+    ]
+    results[f"{kind}_rounds_on_schedule"] = len(kept)
+    names = [name for name in ("keepalived", "haipvs") if any(name in r for r in rounds)]
+    for name in names:
+        rows = [measured[name] for measured in rounds]
         results[f"{name}_{kind}_windows"] = len(rows)
-        results[f"{name}_{kind}_on_schedule_windows"] = len(kept)
+        results[f"{name}_{kind}_on_schedule_windows"] = sum(
+            on_schedule(checks, window, scheduled_per_s) for _, checks in rows
+        )
         results[f"{name}_{kind}_scheduled_share"] = statistics.median(
             checks / window / scheduled_per_s for _, checks in rows
         )
         if kept:
             results[f"{name}_{kind}_ms_per_check"] = statistics.median(
-                cpu / max(checks, 1) * 1000 for cpu, checks in kept
+                cpu / max(checks, 1) * 1000 for cpu, checks in (r[name] for r in kept)
             )
             results[f"{name}_{kind}_checks_per_s"] = statistics.median(
-                checks / window for _, checks in kept
+                checks / window for _, checks in (r[name] for r in kept)
             )
-    if f"haipvs_{kind}_ms_per_check" in results and f"keepalived_{kind}_ms_per_check" in results:
+    if kept and len(names) == 2:
         results[f"{kind}_cpu_ratio"] = (
             results[f"haipvs_{kind}_ms_per_check"] / results[f"keepalived_{kind}_ms_per_check"]
+        )
+
+        def ms(row: tuple[float, int]) -> float:
+            return row[0] / max(row[1], 1)
+
+        # The same comparison round by round (each pair under one host load).
+        results[f"{kind}_paired_ratio_median"] = statistics.median(
+            ms(r["haipvs"]) / max(ms(r["keepalived"]), 1e-9) for r in kept
         )
     return results
 
@@ -736,7 +1000,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "part",
         nargs="?",
         default="all",
-        choices=("all", "native", "probes", "lab", "serve", "checker"),
+        choices=("all", "native", "probes", "lab", "syscalls", "serve", "checker"),
     )
     parser.add_argument("rest", nargs="*")
     parser.add_argument(
@@ -747,15 +1011,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--window",
         type=float,
         default=0.0,
-        help="seconds measured (default 12 native; 10 per lab window, 5 windows each)",
+        help="seconds measured (default 12 native; per lab window 10, or two intervals)",
     )
     parser.add_argument("--kinds", nargs="+", default=["tcp", "http"])
     parser.add_argument("--counts", default=None, help=argparse.SUPPRESS)
     parser.add_argument(
+        "--probe-batch",
+        type=float,
+        default=None,
+        help="lab, syscalls: haipvs's probe_batch (seconds; default: the pool's own)",
+    )
+    parser.add_argument(
+        "--trace-dir",
+        default=None,
+        help="syscalls: write a one-second `strace -f -tt` of each checker there",
+    )
+    parser.add_argument(
         "--side-by-side", action="store_true", help="lab: run both checkers in the same windows"
     )
     parser.add_argument(
-        "--rounds", type=int, default=5, help="lab: windows per checker (medians are reported)"
+        "--rounds",
+        type=int,
+        default=5,
+        help="lab: rounds (a window of each checker) with both on schedule, for the medians",
+    )
+    parser.add_argument(
+        "--max-rounds",
+        type=int,
+        default=10,
+        help="lab: stop after this many rounds even if fewer were on schedule",
     )
     parser.add_argument(
         "--interval",
@@ -776,13 +1060,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.part == "checker":
         kind, spec = args.rest
         targets, port = parse_addresses(spec)
-        asyncio.run(run_checker(kind, targets, port, float(args.interval)))
+        asyncio.run(run_checker(kind, targets, port, float(args.interval), args.probe_batch))
         return 0
     if args.part == "native":
         print(format_part("native", native_part(args)), flush=True)
         return 0
-    if args.part == "lab":
-        print(format_part("lab", lab_part(args)), flush=True)
+    if args.part in ("lab", "syscalls"):
+        rerun = rerun_in_lab_unless_ipvs(
+            __file__, sys.argv[1:] if argv is None else list(argv), timeout=3600
+        )
+        if rerun is not None:
+            return rerun
+        part = lab_part if args.part == "lab" else syscalls_part
+        print(format_part(args.part, part(args)), flush=True)
         return 0
     if args.part == "probes":
         print(format_part("probes", asyncio.run(probe_costs(20_000, 50))), flush=True)
@@ -797,20 +1087,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     native = subprocess.run(
         [sys.executable, __file__, "native"], capture_output=True, text=True, check=False
     )
+    # The lab part's own options go with it (the load is stated in its PART line).
+    lab_options = ["--interval", str(args.interval), "--rounds", str(args.rounds)]
+    lab_options += ["--max-rounds", str(args.max_rounds), "--kinds", *args.kinds]
+    lab_options += ["--side-by-side"] if args.side_by_side else []
+    lab_options += [] if args.probe_batch is None else ["--probe-batch", str(args.probe_batch)]
+    # It enters the lab itself (rerun_in_lab_unless_ipvs); rounds run until enough
+    # are on schedule, so allow for up to `--max-rounds` of both kinds.
     lab = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "haipvs",
-            "lab",
-            "run",
-            "--timeout",
-            "900",
-            "--",
-            sys.executable,
-            __file__,
-            "lab",
-        ],
+        [sys.executable, __file__, "lab", *lab_options],
         capture_output=True,
         text=True,
         check=False,

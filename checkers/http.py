@@ -19,8 +19,10 @@ Rules kept here:
   §7.1: chunked is for HTTP/1.1 recipients), so the parser stays small. Plain HTTP
   runs on the bare socket of checkers/tcp.py's ProbeConnection (one epoll
   registration for the connection's life, one timer, no transport): socket,
-  setsockopt, connect, epoll_ctl, send, recv, close. TLS goes through asyncio's
-  SSL transport, which is where the handshake cost lies anyway.
+  connect, send, epoll_ctl, recv, close, and a setsockopt (SO_LINGER 0) only
+  when the checker must close first (checkers/tcp.py's header says why). TLS
+  goes through asyncio's SSL transport, which is where the handshake cost lies
+  anyway.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import asyncio
 import functools
 import hashlib
 import re
+import select
 import socket
 import ssl
 
@@ -519,6 +522,9 @@ class HttpAttempt(ConnectAttempt):
 
     __slots__ = ("_out", "_sent", "plan", "reader")
 
+    # The server hangs up after its answer (`Connection: close`), usually with it.
+    RST_AT_OPEN = False
+
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
@@ -578,6 +584,8 @@ class HttpAttempt(ConnectAttempt):
                 return  # the rest goes at the next writable edge
         if not events & READABLE:
             return
+        if events & select.EPOLLRDHUP:
+            self.peer_closed = True  # its FIN came: a plain close leaves no TIME_WAIT
         reader = self.reader
         while True:
             try:
@@ -590,6 +598,8 @@ class HttpAttempt(ConnectAttempt):
             except OSError as exc:
                 self._end(f"receive failed: {exc.strerror or exc}".lower())
                 return
+            if not data:
+                self.peer_closed = True
             if reader.feed(data) if data else reader.feed_eof():
                 self._end(None)
                 return

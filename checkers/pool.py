@@ -15,7 +15,8 @@ Rules kept here:
    deadline drive them and they call back with the result. Other kinds run in
    a task that exists only while the probe runs. When the timer fires, the cores see
    ``max(deadline, clock())``, never a time before the deadline they asked for;
-   probe starts due up to ``probe_batch`` later start with it (checkers/schedule.py
+   probe starts due a little later start with it, each at most its own share of
+   its interval early and none more than ``probe_batch`` (checkers/schedule.py
    rule 5: one wake-up for several checks).
 2. Concurrency is bounded: at most ``max_concurrency`` probes run at once;
    due probes beyond that wait in FIFO order (a counting semaphore without a
@@ -67,10 +68,11 @@ from checkers.inconclusive import LateDeadlines, late_beyond_bound
 from checkers.probe import ProbeAttempt, ProbePlan, plan_probe, run_probe
 from checkers.result import ProbeResult
 from checkers.schedule import (
-    PROBE_BATCH,
+    PROBE_BATCH_MAX,
     batch_end,
     first_probe_at,
     next_probe_at,
+    probe_early,
     shared_interval,
 )
 from checkers.spec import BackendId, CheckKey, CheckSpec, FailOpenSettings, Target, check_key
@@ -103,6 +105,7 @@ class _Probe:
         "attempt",
         "backends",
         "due",
+        "early",
         "hung",
         "key",
         "launched_due",
@@ -125,6 +128,8 @@ class _Probe:
         self.backends: dict[BackendId, _Backend] = {}
         # next deadline while waiting in the heap; None while due/running
         self.due: float | None = None
+        # how early its next start may come to share a wake-up (schedule rule 5)
+        self.early = 0.0
         # the deadline the running (or last) probe was launched for
         self.launched_due: float | None = None
         # offset of the first probe from the moment probing can start (warm-up)
@@ -195,8 +200,8 @@ class CheckerPool:
     ``clock`` defaults to the running loop's ``time`` (monotonic); inject one
     for tests without looptime. ``rng`` spreads the first probes (warm-up).
     ``fail_open`` is the default guard for services that ``update`` does not
-    configure (None: no guard). ``probe_batch``: seconds of probe starts batched
-    into one wake-up (checkers/schedule.py rule 5; 0 for none).
+    configure (None: no guard). ``probe_batch``: the most seconds a probe start
+    may come early to share a wake-up (checkers/schedule.py rule 5; 0 for none).
     """
 
     def __init__(
@@ -209,7 +214,7 @@ class CheckerPool:
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         fail_open: FailOpenSettings | None = _DEFAULT_FAIL_OPEN,
         history: int = DEFAULT_HISTORY,
-        probe_batch: float = PROBE_BATCH,
+        probe_batch: float = PROBE_BATCH_MAX,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
@@ -306,15 +311,19 @@ class CheckerPool:
         self._timer = None
         self._timer_at = None
         now = max(deadline, self._clock())
-        # Probe starts due a little later go now too (schedule rule 5); the other
-        # items (core deadlines, the watchdog) never run before their time.
+        # Probe starts due a little later go now too, each at most its own `early`
+        # (schedule rule 5; the heap's order stops the batch at the first one that
+        # may not); the other items (core deadlines, the watchdog) never run
+        # before their time.
         batch = batch_end(now, self._probe_batch)
         heap = self._heap
         items = self._heap_items
         while heap and heap[0][0] <= batch:
             when, seq = heap[0]
-            if when > now and not isinstance(items[seq], _Probe):
-                break
+            if when > now:
+                waiting = items[seq]
+                if not isinstance(waiting, _Probe) or when > now + waiting.early:
+                    break
             heapq.heappop(heap)
             item = items.pop(seq)
             if not self._valid(when, item):
@@ -480,6 +489,7 @@ class CheckerPool:
             previous = probe.launched_due if probe.launched_due is not None else now
             due = next_probe_at(previous, now, interval)
             probe.due = due
+            probe.early = probe_early(interval, self._probe_batch)
             self._push(due, probe)
 
     def _inconclusive(self, probe: _Probe, result: ProbeResult, now: float) -> bool:
@@ -726,6 +736,7 @@ class CheckerPool:
         created = probe is None
         if probe is None:
             probe = _Probe(key, spec, target, first_probe_at(spec.timing, 0.0, self._rng))
+            probe.early = probe_early(spec.timing.interval, self._probe_batch)
             self._probes[key] = probe
         probe.backends[backend_id] = backend
         backend.probe = probe

@@ -20,16 +20,23 @@ Rules kept here:
   (TCP, plain HTTP) run as callback state machines (ConnectAttempt: no task,
   no future) whose deadlines share one loop timer (FIFOs per timeout);
   ProbeConnection (TLS, SMTP) keeps one future per wait and one timer handle.
-- Close with RST (SO_LINGER 0): the checker is the side that closes first, so a
-  FIN close would leave a TIME_WAIT on the director for every check (60 s each,
-  300,000 sockets at 5,000 checks/s). HAProxy closes its health-check
-  connections the same way for the same reason.
+- Close with RST (SO_LINGER 0) whenever the checker is the side that closes
+  first: a FIN close would leave a TIME_WAIT on the director for every check
+  (60 s each, 300,000 sockets at 5,000 checks/s). HAProxy closes its
+  health-check connections the same way for the same reason. An attempt whose
+  peer may close first (HTTP: the server answers `Connection: close` and hangs
+  up) sets SO_LINGER only when it closes first after all (`RST_AT_OPEN`
+  False): when the peer's FIN came with the answer the checker is the passive
+  closer, a plain close leaves no TIME_WAIT on the director, and the check
+  costs one system call less (the server keeps the TIME_WAIT, as with any
+  HTTP/1.0 client and keepalived's HTTP_GET).
 """
 
 from __future__ import annotations
 
 import _socket
 import asyncio
+import contextlib
 import errno
 import os
 import select
@@ -39,6 +46,7 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable
+from typing import ClassVar
 
 from checkers.result import ProbeResult
 from checkers.spec import Target, TcpCheck, probe_port
@@ -296,10 +304,15 @@ class ConnectAttempt:
         "early_errno",
         "fd",
         "loop",
+        "peer_closed",
         "sock",
         "started",
         "timeout",
     )
+
+    #: SO_LINGER 0 right after socket(): the checker always closes first (TCP_CHECK).
+    #: False: set at close, unless the peer closed first (`peer_closed`).
+    RST_AT_OPEN: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -327,12 +340,14 @@ class ConnectAttempt:
         self.fd = -1
         self._soon: asyncio.Handle | None = None
         self._connecting = True
+        self.peer_closed = False
         # SOCK_NONBLOCK at creation: one system call less than setblocking(False).
         # The C socket type: the socket module's subclass adds a Python __init__
         # and close() per check, for makefile() and context managers unused here.
         sock = _socket.socket(family_of(address), _STREAM_NONBLOCK)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
+            if self.RST_AT_OPEN:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
             if bind_address is not None:
                 try:
                     sock.bind((bind_address, 0))
@@ -411,7 +426,12 @@ class ConnectAttempt:
             readiness = self._readiness
             readiness.forget(self.fd, unregister=False)
             readiness.ended()
-            sock.close()  # SO_LINGER 0: RST, no TIME_WAIT (see the header)
+            if not self.RST_AT_OPEN and not self.peer_closed:
+                # Closing first (a timeout, an answer complete before the
+                # server's FIN): RST, no TIME_WAIT (see the header).
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
+            sock.close()
         if self._soon is not None:
             self._soon.cancel()
             self._soon = None

@@ -239,7 +239,9 @@ class Supervisor:
             return 1
         # Everything built so far lives as long as the daemon: keep it out of the
         # garbage collector's full passes (shorter pauses with thousands of backends).
+        # `haipvs run` starts with the collector off (haipvs.cli): on from here.
         gc.freeze()
+        gc.enable()
         log.info(
             "director.started",
             config=self._path,
@@ -356,15 +358,16 @@ class Supervisor:
         self._operator = operator
         operator.load()
         operator.apply_ipvs()
-        await self._first_sync(programmer)
+        await self._first_sync(programmer, actual)
         self._tasks.append(asyncio.create_task(programmer.run(), name="ipvs-programmer"))
 
-    async def _first_sync(self, programmer: IpvsProgrammer) -> None:
+    async def _first_sync(self, programmer: IpvsProgrammer, actual: ActualTable) -> None:
         """Program the table now, before the checkers and the API start (the standby is
-        hot as early as it can be). A failure here is what the programmer's loop meets on
-        its first turn too: logged, and retried there."""
+        hot as early as it can be), against the dump the adoption just took: a restart over
+        a hot table costs one dump and a compare. A failure here is what the programmer's
+        loop meets on its first turn too: logged, and retried there."""
         try:
-            await programmer.sync()  # the kernel's refusals are the programmer's to log
+            await programmer.adopt(actual)  # the kernel's refusals are the programmer's to log
         except Exception as error:  # a bug: the programmer's loop retries, as it would
             log.error("ipvs.sync.crashed", error=f"{type(error).__name__}: {error}",
                       exc_info=error)
@@ -411,6 +414,7 @@ class Supervisor:
                     up=status.healthy,
                     weight_factor=status.weight_factor if status.healthy else 0.0,
                     reason=status.reason,
+                    weight=status.weight,
                 )
         return health
 
@@ -424,7 +428,9 @@ class Supervisor:
         if key is None:
             return
         factor = min(1.0, max(0.0, change.weight_factor)) if change.healthy else 0.0
-        view = HealthView(up=change.healthy, weight_factor=factor, reason=change.reason)
+        view = HealthView(
+            up=change.healthy, weight_factor=factor, reason=change.reason, weight=change.weight
+        )
         programmer.update_health(key[0], key[1], view)
         if self._bgp is not None:
             self._bgp.poke()

@@ -66,3 +66,12 @@ def test_no_module_or_test_points_at_a_ticket() -> None:
         if ticket.search(line) and not re.search(r"[\w.-]+/[\w.-]+#\d+", line)
     ]
     assert found == []
+
+
+def test_no_two_test_modules_share_a_basename() -> None:
+    # The test folders are not packages (rootdir-based collection): two modules named
+    # alike in two folders stop the whole run at collection, in CI only if both run.
+    seen: dict[str, list[str]] = {}
+    for path in _tracked("tests/**/test_*.py", "tests/test_*.py"):
+        seen.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+    assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}

@@ -378,7 +378,7 @@ class FakeVirtualMacs:
         self._addresses = addresses
         self.links: dict[str, VmacSpec] = {}
         self.sysctls: dict[str, dict[str, int]] = {}
-        self.base_defaults: dict[str, int] = {"arp_ignore": 0, "arp_filter": 0}
+        self.base_defaults: dict[str, int] = {"arp_ignore": 0, "arp_filter": 0, "arp_announce": 0}
         self.ops: list[tuple[str, str]] = []
 
     async def ensure(self, spec: VmacSpec) -> None:

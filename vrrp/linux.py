@@ -632,7 +632,6 @@ def _link_events(msg: object, last: dict[str, bool]) -> Iterator[LinkEvent]:
         yield LinkEvent(name, up)
 
 
-# rtnetlink numbers (include/uapi/linux/rtnetlink.h, fib_rules.h).
 class LinuxPorts:
     """The real ports for a :class:`~vrrp.service.VrrpService`: one raw socket
     per instance, one shared rtnetlink socket for VIPs, one announcer, one link

@@ -21,10 +21,11 @@ from vrrp.linux_errors import ifindex as _ifindex
 from vrrp.linux_errors import io_error as _io_error
 from vrrp.ports import VrrpIoError
 from vrrp.routes import RouteScope, RouteType, RuleAction, VirtualRoute, VirtualRule
-from vrrp.vmac import BASE_SYSCTLS, VMAC_SYSCTLS, VmacSpec
+from vrrp.vmac import BASE_SYSCTLS, IGMP_LINK_LOCAL_REPORTS, VMAC_SYSCTLS, VmacSpec
 
 __all__ = ["LinuxRouting", "LinuxVirtualMacs"]
 
+# rtnetlink numbers (include/uapi/linux/rtnetlink.h, fib_rules.h).
 _RTN = {
     RouteType.unicast: 1,
     RouteType.blackhole: 6,
@@ -324,23 +325,22 @@ class LinuxVirtualMacs:
         info = msg.get_attr("IFLA_LINKINFO")
         kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
         return (
-            kind == "macvlan"
+            kind == spec.kind
             and msg.get_attr("IFLA_LINK") == _ifindex(spec.parent)
-            and str(msg.get_attr("IFLA_ADDRESS")).lower() == spec.mac
+            and (spec.mac is None or str(msg.get_attr("IFLA_ADDRESS")).lower() == spec.mac)
         )
 
     async def ensure(self, spec: VmacSpec) -> None:
         op = f"vmac add {spec.describe()}"
         parent = _ifindex(spec.parent)
+        kind: dict[str, Any]
+        if spec.mac is None:
+            # keepalived use_ipvlan: L2 mode (adverts and ARP are L2), bridge flags (0).
+            kind = {"kind": "ipvlan", "ipvlan_mode": 0}
+        else:
+            kind = {"kind": "macvlan", "macvlan_mode": "private", "address": spec.mac}
         try:
-            await self._route().link(
-                "add",
-                ifname=spec.name,
-                kind="macvlan",
-                link=parent,
-                macvlan_mode="private",
-                address=spec.mac,
-            )
+            await self._route().link("add", ifname=spec.name, link=parent, **kind)
         except NetlinkError as exc:
             if exc.code != errno.EEXIST:
                 raise _io_error(op, exc) from exc
@@ -349,8 +349,13 @@ class LinuxVirtualMacs:
                 raise VrrpIoError(op, errno.EEXIST, "another link has this name") from exc
         except OSError as exc:
             raise _io_error(op, exc) from exc
-        # Before it is up: no router solicitation or DAD ever leaves a backup's macvlan.
+        # Before it is up: no router solicitation, DAD or IGMP report ever leaves a
+        # backup's macvlan (vrrp.vmac).
         _write_sysctl(f"/proc/sys/net/ipv6/conf/{spec.name}/disable_ipv6", 1)
+        key, value = IGMP_LINK_LOCAL_REPORTS
+        old = _write_sysctl(f"/proc/sys/net/ipv4/{key}", value)
+        if old is not None:
+            self._saved.setdefault("", {}).setdefault(key, old)
         for key, value in VMAC_SYSCTLS:
             _write_sysctl(_ipv4_conf(spec.name, key), value)
         saved = self._saved.setdefault(spec.parent, {})
@@ -376,6 +381,9 @@ class LinuxVirtualMacs:
         if not any(made.parent == spec.parent for made in self._made.values()):
             for key, old in self._saved.pop(spec.parent, {}).items():
                 _write_sysctl(_ipv4_conf(spec.parent, key), old)
+        if not self._made:
+            for key, old in self._saved.pop("", {}).items():
+                _write_sysctl(f"/proc/sys/net/ipv4/{key}", old)
 
     async def present(self, spec: VmacSpec) -> bool:
         msg = await self._link(spec.name)

@@ -30,6 +30,9 @@ Behaviour matched, beyond the RFC text, to keepalived 2.x (``vrrp.c``,
   with 224.0.0.18 in the pseudo-header (keepalived < 1.3.7) is accepted and the
   instance switches to that old form for good, sending it too (keepalived's
   ``old_unicast_checksum`` compatibility, reported once as :class:`OldUnicastChecksum`).
+- keepalived 2.4.2+ ``auth_hmac``: :meth:`VrrpMachine.receive` checks the HMAC trailer
+  (vrrp.auth_hmac) before an advert reaches the election; a refused advert changes
+  nothing but is counted by verdict.
 
 Pure module: no IO, no clock, no logging.
 """
@@ -304,6 +307,10 @@ def instance_reload(old: InstanceSettings, new: InstanceSettings) -> InstanceRel
         return InstanceReload.keep
     if old.key != new.key or old.version != new.version or old.sync_group != new.sync_group:
         return InstanceReload.replace
+    if old.vmac != new.vmac:
+        # The macvlan (use_vmac) is made when the instance's ports are built: the VIPs
+        # and the advert socket move with it, so a new one needs a new instance.
+        return InstanceReload.replace
     return InstanceReload.reconfigure
 
 
@@ -437,6 +444,8 @@ class VrrpMachine:
         self._vip_set = frozenset(settings.vip_addresses)
         self._state = State.INIT
         self._effective = settings.priority
+        # What set the effective priority last (tracking's verdict, a hold), for status.
+        self._priority_reason = "configured"
         self._fault = False
         self._fault_reason = ""
         # RFC 5798 §6.1: Master_Adver_Interval, learnt from the master in VRRPv3.
@@ -489,6 +498,13 @@ class VrrpMachine:
     def effective_priority(self) -> int:
         """The priority we advertise: configured priority moved by tracking weights."""
         return self._effective
+
+    @property
+    def priority_reason(self) -> str:
+        """Why the effective priority is what it is: the reason ``set_priority`` was last
+        given (tracking names each item that moves it: "process chk not running (0) -60"),
+        or "configured" / "reconfigured"."""
+        return self._priority_reason
 
     @property
     def primary_address(self) -> IPv4Address | IPv6Address:
@@ -775,6 +791,8 @@ class VrrpMachine:
         """
         if self._settings.is_owner:
             return ()
+        # Kept even when the number stays: another item may now be what holds it there.
+        self._priority_reason = reason
         new = clamp_priority(effective)
         old = self._effective
         if new == old:
@@ -853,6 +871,7 @@ class VrrpMachine:
         actions: list[Action] = []
         if settings.priority != old.priority:
             before, self._effective = self._effective, settings.priority
+            self._priority_reason = "reconfigured"
             if self._state is State.MASTER:
                 self._master_priority = self._effective
             if before != self._effective:
@@ -1087,6 +1106,10 @@ class VrrpMachine:
             # RFC 5798 §6.4.3: another router resigned; assert ourselves at once.
             self._advert_at = now + self._settings.advert_interval
             return (SendAdvert(self._effective),)
+        if self._settings.strict and self._settings.is_owner:
+            # keepalived vrrp_strict sets owner_ignore_adverts: the address owner keeps
+            # its addresses whatever another router advertises.
+            return ()
         detail = f"peer={source} peer_priority={advert.priority} priority={self._effective}"
         if advert.priority > self._effective:
             return self._become_backup(
@@ -1101,6 +1124,10 @@ class VrrpMachine:
         # Lower priority (or equal with a lower address): RFC 5798 says discard;
         # keepalived answers at once ("forcing new election") so the other side
         # steps down now instead of after its own timers.
+        if self._settings.strict:
+            # keepalived vrrp_strict: lower_prio_no_advert and garp_lower_prio_repeat 0,
+            # the RFC 5798 §6.4.3 "Otherwise, discard the ADVERTISEMENT" as written.
+            return ()
         # Another router believed it was master (a partition has healed, or our adverts
         # were lost): its gratuitous ARPs / NAs moved the neighbours' caches to it, and
         # they stay there after it steps down. Announce the VIPs again, as keepalived's

@@ -249,6 +249,10 @@ class InstanceSettings:
     vmac: VmacSettings | None = None
     #: keepalived ``auth_hmac { ... }``: the HMAC-SHA256 trailer (vrrp.auth_hmac), v2 or v3.
     auth_hmac: AuthHmacSettings | None = None
+    #: keepalived ``vrrp_strict`` / ``strict_mode``: RFC 5798 as written where keepalived
+    #: otherwise bends it (a master discards a lower-priority advert: no advert back, no
+    #: gratuitous ARP), and none of what strict mode forbids (see ``_check_strict``).
+    strict: bool = False
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -300,11 +304,27 @@ class InstanceSettings:
             raise ValueError("routes: two routes to one prefix with one table and metric")
         if len(set(self.rules)) != len(self.rules):
             raise ValueError("rules: duplicate rule")
+        self._check_strict()
+        if self.vmac is not None and self.vmac.ipvlan and self.vmac.xmit_base:
+            raise ValueError("vmac: xmit_base is a macvlan's option, not an ipvlan's")
         if self.vmac is not None and family != 4:
             raise ValueError(
                 "vmac: offered for IPv4 instances only (an IPv6 one needs a link-local "
                 "address of its own on the macvlan)"
             )
+
+    def _check_strict(self) -> None:
+        """What keepalived's strict mode refuses or resets (vrrp.c ``vrrp_complete_instance``)."""
+        if not self.strict:
+            return
+        if self.unicast_peers:
+            raise ValueError("strict: unicast peers are not allowed (RFC 5798 multicast only)")
+        if self.auth_pass is not None:
+            raise ValueError("strict: no authentication (RFC 5798 has none)")
+        if self.preempt_delay:
+            raise ValueError("strict: no preempt_delay")
+        if self.vmac is not None and self.vmac.xmit_base:
+            raise ValueError("strict: no vmac xmit_base")
 
     def _check_unicast_checksum(self, family: int) -> None:
         if not isinstance(self.unicast_checksum, UnicastChecksum):
@@ -356,9 +376,8 @@ class InstanceSettings:
         """The macvlan this instance needs (None: no ``use_vmac``)."""
         if self.vmac is None:
             return None
-        return VmacSpec(
-            vmac_name(self.vrid, self.vmac.name), self.interface, virtual_mac(self.vrid, 4)
-        )
+        mac = None if self.vmac.ipvlan else virtual_mac(self.vrid, 4)
+        return VmacSpec(vmac_name(self.vrid, self.vmac.name), self.interface, mac)
 
     @property
     def vip_interface(self) -> str:

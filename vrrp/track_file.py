@@ -13,13 +13,13 @@ Pure: no IO. Reading the file (inotify where the kernel has it, else polling) is
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+
+from trackfile import parse_number
 
 __all__ = ["FileEffect", "TrackFile", "file_effect", "parse_value"]
 
 _MAX_RESULT = 253
-_NUMBER = re.compile(r"\s*([+-]?\d+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +43,14 @@ class TrackFile:
 
 
 def parse_value(text: str | None) -> tuple[int, str]:
-    """(value, how it was read): the leading integer, as strtol; 0 for nothing."""
+    """(value, how it was read): the leading integer, as keepalived's strtol
+    (``trackfile.parse_number``); 0 for nothing."""
     if text is None:
         return 0, "unreadable, read as 0"
-    match = _NUMBER.match(text)
-    if match is None:
+    value = parse_number(text)
+    if value is None:
         return 0, "no number, read as 0"
-    return int(match.group(1)), "ok"
+    return value, "ok"
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "BASE_SYSCTLS",
+    "IGMP_LINK_LOCAL_REPORTS",
     "VMAC_SYSCTLS",
     "VmacSettings",
     "VmacSpec",
@@ -39,8 +40,23 @@ VMAC_SYSCTLS: tuple[tuple[str, int], ...] = (
     ("accept_local", 1),
     ("rp_filter", 0),
 )
-#: net.ipv4.conf.<base interface>.* keepalived sets (``parent_sysctl``).
-BASE_SYSCTLS: tuple[tuple[str, int], ...] = (("arp_ignore", 1), ("arp_filter", 1))
+#: net.ipv4.conf.<base interface>.* keepalived sets (``parent_sysctl``), and
+#: ``arp_announce=2``, which keepalived does not set: replies from a VIP leave through
+#: the base interface (its connected route comes first), and the ARP request the base
+#: then sends must not name the VIP as its sender, or the neighbour learns the VIP at
+#: the base's own MAC instead of the virtual one.
+BASE_SYSCTLS: tuple[tuple[str, int], ...] = (
+    ("arp_ignore", 1),
+    ("arp_filter", 1),
+    ("arp_announce", 2),
+)
+
+#: net.ipv4.igmp_link_local_mcast_reports, set to 0 while a macvlan exists: joining
+#: 224.0.0.18 on the macvlan would otherwise send IGMP reports with the virtual MAC from
+#: the backup too, and a learning switch would move the MAC to it (keepalived moves
+#: those reports to the base interface with an nftables rule instead). Reports for the
+#: 224.0.0.x link-local groups serve nothing: RFC 4541 §2.1.2 has switches flood them.
+IGMP_LINK_LOCAL_REPORTS = ("igmp_link_local_mcast_reports", 0)
 
 _IFNAMSIZ = 15
 
@@ -59,10 +75,14 @@ def vmac_name(vrid: int, name: str | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class VmacSettings:
-    """keepalived ``use_vmac [NAME]`` and ``vmac_xmit_base``."""
+    """keepalived ``use_vmac [NAME]`` and ``vmac_xmit_base``, or ``use_ipvlan [NAME]``
+    (``ipvlan``: an L2 ipvlan in bridge mode, keepalived's default; it has its base's
+    MAC, so it gives the VIPs an interface of their own but no virtual MAC, for hosts
+    where a macvlan with another MAC is not allowed)."""
 
     name: str | None = None
     xmit_base: bool = False
+    ipvlan: bool = False
 
     def __post_init__(self) -> None:
         if self.name is not None and (
@@ -73,11 +93,18 @@ class VmacSettings:
 
 @dataclass(frozen=True, slots=True)
 class VmacSpec:
-    """The macvlan one instance needs: what the ``VirtualMacs`` port creates."""
+    """The macvlan (or ipvlan: ``mac`` None) one instance needs: what the
+    ``VirtualMacs`` port creates."""
 
     name: str
     parent: str
-    mac: str
+    mac: str | None
+
+    @property
+    def kind(self) -> str:
+        return "macvlan" if self.mac is not None else "ipvlan"
 
     def describe(self) -> str:
+        if self.mac is None:
+            return f"{self.name} (ipvlan l2 bridge on {self.parent})"
         return f"{self.name} (macvlan private on {self.parent}, {self.mac})"

@@ -61,6 +61,8 @@ class BirdSettings:
     bfd: BfdTimers | None = BfdTimers()
     hold_time: int = 3
     keepalive_time: int = 1
+    #: BIRD ``error wait time MIN,MAX`` (seconds before a failed session restarts)
+    error_wait: tuple[int, int] = (5, 60)
 
 
 def render_bird_config(settings: BirdSettings) -> str:
@@ -101,6 +103,7 @@ def render_bird_config(settings: BirdSettings) -> str:
             f"  neighbor {neighbour.address.compressed} as {neighbour.remote_as};",
             f"  hold time {settings.hold_time};",
             f"  keepalive time {settings.keepalive_time};",
+            f"  error wait time {settings.error_wait[0]},{settings.error_wait[1]};",
         ]
         if settings.bfd is not None:
             lines.append("  bfd on;")

@@ -458,9 +458,10 @@ def _instance(instance: m.VrrpInstance, group: str | None) -> vrrp.InstanceSetti
         accept_foreign_source=instance.accept_foreign_source,
         routes=tuple(_route(route) for route in instance.routes),
         rules=tuple(_rule(rule) for rule in instance.rules),
-        vmac=vrrp.VmacSettings(instance.vmac.name, instance.vmac.xmit_base)
+        vmac=vrrp.VmacSettings(instance.vmac.name, instance.vmac.xmit_base, instance.vmac.ipvlan)
         if instance.vmac is not None
         else None,
+        strict=instance.strict,
     )
 
 
@@ -628,6 +629,7 @@ def scale_out_plan(config: m.Config) -> ScaleOutPlan | None:
         bfd=bfd,
         hold_time=bgp.hold_time,
         keepalive_time=bgp.keepalive_time,
+        error_wait=(bgp.error_wait_min, bgp.error_wait_max),
     )
     return ScaleOutPlan(
         bird=bird,

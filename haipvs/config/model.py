@@ -835,6 +835,10 @@ class Vmac(_Model):
     # keepalived use_vmac [NAME]: the VIPs on a macvlan with the virtual MAC
     name: InterfaceName | None = None  # None: vrrp.VRID, keepalived's default
     xmit_base: bool = False  # keepalived vmac_xmit_base: adverts from the base interface
+    # keepalived use_ipvlan [NAME]: an L2 ipvlan (bridge) with the base's MAC instead.
+    ipvlan: bool = False
+
+
 class AuthHmacKey(_Model):
     # keepalived `key ID VALUE`: VALUE is `hex:` + hex digits (raw octets), `file:PATH`
     # (the file holds such a value; keep it mode 0600), or ASCII; 32..64 octets.
@@ -891,6 +895,8 @@ class VrrpInstance(_Model):
     vmac: Vmac | None = None
     # keepalived auth_hmac: an HMAC-SHA256 trailer on every advert (VRRPv2 or v3).
     auth_hmac: AuthHmac | None = None
+    # keepalived vrrp_strict / strict_mode: RFC 5798 as written (see docs/config.md).
+    strict: bool = False
 
     @property
     def vmac_name(self) -> str | None:
@@ -1054,6 +1060,7 @@ class FileCheck(CheckTiming):
     weight: FileWeight = 1  # keepalived FILE_CHECK / track_file weight
     reverse: bool = False  # keepalived weight N reverse
     interval: CheckSeconds = 1.0
+    timeout: CheckSeconds = 0.5  # a local read; within the interval
     rise: Count = 1
     fall: Count = 1
 
@@ -1201,6 +1208,7 @@ AsNumber = Annotated[int, BeforeValidator(_int_in(1, 4294967295))]  # RFC 6793 4
 BfdInterval = Annotated[int, BeforeValidator(_int_in(10, 10000))]
 HoldTime = Annotated[int, BeforeValidator(_int_in(3, 65535))]  # RFC 4271 §4.2: 0 or >= 3
 KeepaliveTime = Annotated[int, BeforeValidator(_int_in(1, 21845))]
+ErrorWaitSeconds = Annotated[int, BeforeValidator(_int_in(1, 3600))]
 Need = Annotated[int, BeforeValidator(_int_in(0, 1000))]
 GraceSeconds = Annotated[float, BeforeValidator(_number_in(0, 60))]
 LoopLag = Annotated[float, BeforeValidator(_number_in(0.05, 60))]
@@ -1235,6 +1243,12 @@ class BgpSettings(_Model):
     bfd: Annotated[BgpBfd | None, BeforeValidator(_parse_bfd)] = BgpBfd.model_construct()
     hold_time: HoldTime = 3
     keepalive_time: KeepaliveTime = 1
+    # BIRD's `error wait time MIN,MAX`: after a session fails (a BFD flap included), BIRD
+    # waits MIN seconds before it restarts it, doubling up to MAX while it keeps failing.
+    # BIRD's own 60,300 keeps a healthy director out of the routers' ECMP for a minute
+    # after one short flap (measured in the lab); a director wants back in within seconds.
+    error_wait_min: ErrorWaitSeconds = 5
+    error_wait_max: ErrorWaitSeconds = 60
     # Defaults for every VIP of a virtual server; ``vips`` overrides them per VIP.
     need: Need = 1
     learn: DelaySeconds = 0.0

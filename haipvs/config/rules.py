@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import vrrp
 from haipvs.config.model import (
+    AuthHmacMode,
     BgpSettings,
     Check,
     Director,
@@ -279,8 +280,51 @@ def _vrrp_rules(instances: Indexed[VrrpInstance]) -> Iterable[Finding]:
                     (*base, "track", "processes", process_index, "param_match"),
                     "needs args (param_match compares the process's arguments)",
                 )
+        yield from _accept_rules(base, inst)
         yield from _route_rules(base, inst.routes)
         yield from _policy_rule_rules(base, inst.rules)
+
+
+def _accept_rules(base: KeyPath, inst: VrrpInstance) -> Iterable[Finding]:
+    """Accept mode and keepalived's strict mode: what haipvs does, or a refusal naming
+    what differs. keepalived keeps a master without accept mode from taking traffic for
+    its VIPs with nftables/iptables drop rules (vrrp_nftables.c: `ip daddr @vips drop`
+    in an input chain); haipvs installs no such rules, so it offers accept mode only."""
+    if not inst.accept:
+        yield _error(
+            (*base, "accept"),
+            "only true is offered: a master without accept mode needs firewall rules "
+            "dropping traffic to its vips (keepalived's no_accept nftables rules), which "
+            "haipvs does not install",
+        )
+    if not inst.strict:
+        return
+    path: KeyPath = (*base, "strict")
+    if inst.unicast_peers:
+        yield _error((*base, "unicast_peers"), "not allowed with strict (multicast only)")
+    if inst.auth_pass is not None:
+        yield _error((*base, "auth_pass"), "not allowed with strict (no authentication)")
+    if inst.auth_hmac is not None and inst.auth_hmac.mode is not AuthHmacMode.ENFORCE:
+        # keepalived: "strict mode requires auth_hmac mode enforce" (it forces it).
+        yield _error((*base, "auth_hmac", "mode"), "must be enforce with strict")
+    if inst.preempt_delay:
+        yield _error((*base, "preempt_delay"), "not allowed with strict")
+    if inst.vmac is not None and inst.vmac.xmit_base:
+        yield _error((*base, "vmac", "xmit_base"), "not allowed with strict")
+    if inst.address_owner:
+        return  # keepalived runs the address owner in accept mode, strict or not
+    if inst.version == 2:
+        yield _error(
+            path,
+            "keepalived runs a strict VRRPv2 non-owner without accept mode (RFC 3768), "
+            "whose drop rules haipvs does not install: use version 3 with accept: true",
+        )
+    elif "accept" not in inst.model_fields_set:
+        yield _error(
+            path,
+            "keepalived runs a strict non-owner without accept mode, whose drop rules "
+            "haipvs does not install: write accept: true to run strict in accept mode",
+        )
 
 
 def _vmac_rules(instances: Indexed[VrrpInstance]) -> Iterable[Finding]:
@@ -295,6 +339,10 @@ def _vmac_rules(instances: Indexed[VrrpInstance]) -> Iterable[Finding]:
         path: KeyPath = ("vrrp", index, "vmac")
         if inst.vips and inst.family is Family.IPV6:
             yield _error(path, "offered for IPv4 instances only")
+        if inst.vmac is not None and inst.vmac.ipvlan and inst.vmac.xmit_base:
+            yield _error(
+                (*path, "xmit_base"), "a macvlan's option: an ipvlan has the base's MAC already"
+            )
         if name in interfaces:
             yield _error(path, f"{name} is an instance's own interface: name the macvlan")
         elif name in made:
@@ -773,6 +821,10 @@ def _scale_out_rules(
         # RFC 4271 §10: keepalive one third of the hold time, so two lost ones are survived.
         yield _error(
             ("bgp", "keepalive_time"), f"must be at most a third of hold_time ({bgp.hold_time} s)"
+        )
+    if bgp.error_wait_min > bgp.error_wait_max:
+        yield _error(
+            ("bgp", "error_wait_min"), f"must be at most error_wait_max ({bgp.error_wait_max} s)"
         )
     vips = {vs.vip for _, vs in services if vs.vip is not None}
     listed: dict[IPv4Address | IPv6Address, int] = {}

@@ -180,7 +180,6 @@ _GLOBAL_DROPPED: dict[str, str] = {
     **dict.fromkeys(("linkbeat_use_polling", "dynamic_interfaces"), _NETLINK),
     **dict.fromkeys(
         (
-            "vrrp_strict",
             "vrrp_iptables",
             "vrrp_ipsets",
             "nftables",
@@ -214,7 +213,6 @@ _GLOBAL_DROPPED: dict[str, str] = {
 _VRRP_DROPPED: dict[str, str] = {
     "smtp_alert": _MAIL,
     "debug": "use director.log_level",
-    "strict_mode": _STRICT,
     "skip_check_adv_addr": _STRICT,
     "lower_prio_no_advert": _STRICT,
     "higher_prio_send_advert": _STRICT,
@@ -317,6 +315,10 @@ class _InstanceDraft:
     vmac: dict[str, Any] | None = None
     vmac_stmt: Statement | None = None
     xmit_base_stmt: Statement | None = None
+    strict: bool | None = None
+    accept_stmt: Statement | None = None
+    peer_stmt: Statement | None = None
+    preempt_delay_stmt: Statement | None = None
 
 
 @dataclass(slots=True)
@@ -419,6 +421,8 @@ class _Translator:
         self.groups: dict[str, Statement] = {}
         self.sync_groups: list[dict[str, Any]] = []
         self.default_interface: str | None = None
+        #: keepalived global_defs vrrp_strict: every instance's strict_mode default.
+        self.strict_default = False
         self.vrrp_version = _DEFAULT_VRRP_VERSION
         self.garp_defaults: dict[str, int | float] = {}
         self.ipvs: dict[str, Any] = {}
@@ -649,6 +653,10 @@ class _Translator:
                         self.note(stmt, f"{value!r} becomes {director['name']!r}")
             elif kw == "default_interface":
                 self.default_interface = self.arg(stmt, None)
+            elif kw == "vrrp_strict":
+                word = stmt.args[0].lower() if stmt.args else "true"
+                self.strict_default = word in {"true", "on", "yes", "1"}
+                self.note(stmt, "every vrrp_instance gets `strict: true` (unless strict_mode off)")
             elif kw == "vrrp_version":
                 version = self.integer(stmt, None)
                 if version in (2, 3):
@@ -1033,6 +1041,7 @@ class _Translator:
             value = self.num(stmt, anchor, low=0)
             if value is not None:
                 d.preempt_delay = value
+                d.preempt_delay_stmt = stmt
         elif kw == "state":
             self.note(
                 stmt,
@@ -1059,6 +1068,7 @@ class _Translator:
             )
             d.vip_stmts.extend((entry, True) for entry in stmt.block or ())
         elif kw == "unicast_peer":
+            d.peer_stmt = stmt
             for entry in stmt.block or ():
                 d.peers.append(entry.keyword)
                 if entry.args:
@@ -1075,6 +1085,7 @@ class _Translator:
             d.auth_hmac_stmt = stmt
         elif kw in {"accept", "no_accept"}:
             d.accept = kw == "accept"
+            d.accept_stmt = stmt
         else:
             return False
         return True
@@ -1198,13 +1209,11 @@ class _Translator:
             d.vmac = {"name": stmt.args[0]} if stmt.args else {}
         elif kw == "vmac_xmit_base":
             d.xmit_base_stmt = stmt
+        elif kw == "strict_mode":
+            word = stmt.args[0].lower() if stmt.args else "true"
+            d.strict = word in {"true", "on", "yes", "1"}
         elif kw == "use_ipvlan":
-            self.unsupported(
-                stmt,
-                "ipvlan interfaces are not offered (an ipvlan has its base interface's "
-                "MAC, so it gives no virtual MAC); use_vmac is",
-                anchor,
-            )
+            self._instance_ipvlan(stmt, d)
         elif kw in {"virtual_routes", "virtual_rules"}:
             self._instance_routing(stmt, d)
         elif kw in {"track_bfd", "track_src_ip"}:
@@ -1213,6 +1222,86 @@ class _Translator:
             self.dropped(stmt, _VRRP_DROPPED[kw], anchor)
         else:
             self.unknown(stmt, "vrrp_instance", anchor)
+
+    def _instance_strict(
+        self, block: Statement, d: _InstanceDraft, out: dict[str, Any], priority: int
+    ) -> None:
+        """keepalived vrrp_strict / strict_mode as keepalived applies it to one instance
+        (vrrp.c vrrp_complete_instance): refused, reset, or carried as `strict: true`."""
+        anchor = d.anchor
+        refused = False
+        if d.peer_stmt is not None and d.peers:
+            refused = True
+            self.unsupported(
+                d.peer_stmt,
+                "keepalived refuses a strict instance with unicast peers (\"Unicast peers "
+                "are not supported in strict mode\")",
+                anchor,
+            )
+        if d.auth_stmt is not None:
+            self.dropped(d.auth_stmt, "keepalived ignores authentication in strict mode", anchor)
+        if d.preempt_delay and d.preempt_delay_stmt is not None:
+            self.dropped(
+                d.preempt_delay_stmt, "keepalived resets preempt_delay in strict mode", anchor
+            )
+            out["preempt_delay"] = 0
+        if d.xmit_base_stmt is not None and d.vmac is not None:
+            self.dropped(
+                d.xmit_base_stmt, "keepalived clears vmac_xmit_base in strict mode", anchor
+            )
+            d.xmit_base_stmt = None
+        if priority != 255:  # the address owner runs in accept mode, strict or not
+            refused = self._strict_accept(block, d) or refused
+        if not refused:
+            out["strict"] = True
+
+    def _strict_accept(self, block: Statement, d: _InstanceDraft) -> bool:
+        """A strict non-owner: keepalived runs it without accept mode unless `accept` is
+        written (and never for VRRPv2); True when that is refused."""
+        anchor = d.anchor
+        without = (
+            "keepalived runs it without accept mode and drops traffic to its VIPs with "
+            "nftables rules, which haipvs does not install"
+        )
+        if d.version == 2:
+            self.unsupported(
+                block, f"strict VRRPv2 (RFC 3768): {without}; use VRRPv3 with `accept`", anchor
+            )
+            return True
+        if d.accept is None:
+            self.unsupported(
+                block,
+                f"strict: {without}; add `accept` to the instance (keepalived then runs it "
+                "in accept mode too) or remove vrrp_strict",
+                anchor,
+            )
+            return True
+        return False
+
+    def _instance_ipvlan(self, stmt: Statement, d: _InstanceDraft) -> None:
+        """keepalived `use_ipvlan [NAME] [ADDRESS/PREFIX] [bridge|private|vepa]`."""
+        item: dict[str, Any] = {}
+        for word in stmt.args:
+            if word == "bridge":
+                continue
+            if word in {"private", "vepa"}:
+                self.unsupported(stmt, f"ipvlan mode {word} is not offered (bridge is)", d.anchor)
+                return
+            try:
+                ipaddress.ip_interface(word)
+            except ValueError:
+                item["name"] = word
+                continue
+            self.unsupported(
+                stmt,
+                f"an address on the ipvlan ({word}, keepalived's advert source) is not "
+                "offered: adverts leave with the base interface's primary address",
+                d.anchor,
+            )
+            return
+        item["ipvlan"] = True
+        d.vmac = item
+        d.vmac_stmt = stmt
 
     def _instance_vmac(
         self, block: Statement, d: _InstanceDraft, vips: Sequence[str | dict[str, str]]
@@ -1327,17 +1416,39 @@ class _Translator:
             if mode is not None:
                 out["unicast_checksum"] = mode
         out["vips"] = vips
-        auth_hmac = None if d.auth_hmac_stmt is None else self.auth_hmac(d.auth_hmac_stmt, anchor)
-        if auth_hmac is not None:
+        strict = d.strict if d.strict is not None else self.strict_default
+        hmac_stmt = d.auth_hmac_stmt
+        auth_hmac = None if hmac_stmt is None else self.auth_hmac(hmac_stmt, anchor)
+        if hmac_stmt is not None and auth_hmac is not None:
+            if strict and auth_hmac.get("mode", "enforce") != "enforce":
+                # keepalived (vrrp_complete_instance): "strict mode requires auth_hmac mode
+                # enforce", and it runs the instance in enforce mode.
+                self.note(
+                    hmac_stmt,
+                    f"mode {auth_hmac['mode']} becomes enforce: keepalived's strict mode "
+                    "requires it",
+                    anchor,
+                )
+                auth_hmac["mode"] = "enforce"
             out["auth_hmac"] = auth_hmac
-        if d.auth_stmt is not None and auth_hmac is not None:
+        if strict:
+            self._instance_strict(block, d, out, priority)
+        elif d.auth_stmt is not None and auth_hmac is not None:
             # keepalived: "auth_hmac cannot be combined with authentication, dropping legacy auth".
             self.dropped(d.auth_stmt, "keepalived drops it when auth_hmac is set, too", anchor)
         elif d.auth_stmt is not None:
             auth_pass = self.authentication(d.auth_stmt, d.version, anchor)
             if auth_pass is not None:
                 out["auth_pass"] = auth_pass
-        if d.accept is not None:
+        if d.accept is False and d.accept_stmt is not None:
+            self.unsupported(
+                d.accept_stmt,
+                "no accept mode needs firewall rules that drop traffic to the VIPs "
+                "(keepalived's nftables/iptables rules), which haipvs does not install; "
+                "use `accept` (keepalived's default outside vrrp_strict)",
+                anchor,
+            )
+        elif d.accept is not None:
             out["accept"] = d.accept
         vmac = self._instance_vmac(block, d, vips)
         if vmac is not None:
@@ -1875,7 +1986,10 @@ class _Translator:
             "UDP_CHECK": "udp",
             "SMTP_CHECK": "smtp",
             "PING_CHECK": "ping",
+            "FILE_CHECK": "file",
         }
+        if kw == "FILE_CHECK":
+            return self.file_check(block, common, defaults, anchor)
         if kw not in kinds:
             self.unsupported(block, f"{kw} is not offered by haipvs's checkers", anchor)
             return None
@@ -1995,6 +2109,45 @@ class _Translator:
             check["warmup"] = warmup
         # keepalived starts a real server up unless `alpha` is set; haipvs starts it down
         # (its default is alpha: true), so say which one this was, always.
+        check["alpha"] = bool(common.get("alpha") or defaults.get("alpha"))
+        return check
+
+    def file_check(
+        self,
+        block: Statement,
+        common: Mapping[str, Any],
+        defaults: Mapping[str, int | float],
+        anchor: str,
+    ) -> dict[str, Any] | None:
+        """keepalived `FILE_CHECK { track_file NAME; weight N [reverse] }`: the path comes
+        from the global `track_file NAME { file PATH; weight W }`, whose weight is the
+        default. keepalived acts on the file at once: rise and fall 1, polled every 1 s."""
+        check: dict[str, Any] = {"type": "file"}
+        weight: int | None = None
+        for stmt in block.block or ():
+            if stmt.keyword == "track_file":
+                name = self.arg(stmt, anchor)
+                found = self.files.get(name) if name is not None else None
+                if found is None:
+                    self.unsupported(stmt, f"track_file {name!r} is not defined", anchor)
+                    return None
+                self.used_files.add(name or "")
+                check["path"] = found[0]["path"]
+                check.setdefault("weight", found[1])
+            elif stmt.keyword == "weight":
+                weight = self.integer(stmt, anchor)
+                if len(stmt.args) > 1 and stmt.args[1] == "reverse":
+                    check["reverse"] = True
+            else:
+                self.unknown(stmt, "FILE_CHECK", anchor)
+        if "path" not in check:
+            # keepalived: "FILE_CHECK has no track_file specified - ignoring".
+            self.unsupported(block, "FILE_CHECK without track_file", anchor)
+            return None
+        if weight is not None:
+            check["weight"] = weight
+        self.note(block, "the file is polled every second (keepalived watches it with inotify)",
+                  anchor)
         check["alpha"] = bool(common.get("alpha") or defaults.get("alpha"))
         return check
 

@@ -11,7 +11,9 @@ Rules kept:
 * ``request_at(when)`` asks for a run at an absolute time (a drain deadline); the earliest
   wanted time wins;
 * runs never overlap, and a run that raises does not stop the loop: the error goes to
-  ``on_error`` and the next run happens on schedule.
+  ``on_error`` and the next run happens on schedule;
+* ``ran()`` records a run its owner made itself (the programmer's first sync at start-up):
+  the intervals count from it, so ``serve()`` does not repeat it at once.
 
 The decision of when to run is ``due_at()`` (pure arithmetic over the recorded times); the
 asyncio part only waits for the earlier of that deadline and a new request. The clock is
@@ -79,6 +81,11 @@ class Coalescer:
         if self._wanted_at is None:
             return periodic
         return min(periodic, max(self._wanted_at, self._last_start + self.min_interval))
+
+    def ran(self, at: float | None = None) -> None:
+        """A run of the job made outside ``serve()``, started at ``at`` (default: now):
+        the next starts ``min_interval`` after it on request, ``max_interval`` without."""
+        self._last_start = self.now() if at is None else at
 
     def stop(self) -> None:
         """Make ``serve()`` return after the run in progress, if any."""

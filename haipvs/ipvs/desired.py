@@ -112,15 +112,20 @@ class HealthView:
 
     ``weight_factor`` in [0, 1] scales the configured weight (slow start / warmup); ``reason``
     is the checker's words ("3 failures: connect refused"), carried into the log line.
+    ``weight``: a weight the check itself reported (keepalived ``misc_dynamic``,
+    ``FILE_CHECK``); it replaces the configured weight while the server is up.
     """
 
     up: bool
     weight_factor: float = 1.0
     reason: str = ""
+    weight: int | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.weight_factor <= 1.0:
             raise ValueError(f"weight_factor must be in [0, 1], got {self.weight_factor}")
+        if self.weight is not None and self.weight < 0:
+            raise ValueError(f"weight must be >= 0, got {self.weight}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,10 +238,13 @@ def build_desired(
             if override is not None:  # DRAIN: kept at weight 0 below, not counted as up
                 drained.append((dest, override))
                 continue
-            weight = effective_weight(dest.weight, view.weight_factor)
+            base = dest.weight if view.weight is None else view.weight
+            weight = effective_weight(base, view.weight_factor)
             if weight != dest.weight:
-                notes[(key, dest.key)] = Note(
-                    OpReason.SLOW_START, f"weight factor {view.weight_factor:g}"
+                notes[(key, dest.key)] = (
+                    Note(OpReason.SLOW_START, f"weight factor {view.weight_factor:g}")
+                    if base == dest.weight
+                    else Note(OpReason.CHECK_WEIGHT, f"check weight {base}: {view.reason}")
                 )
                 dests[dest.key] = dataclasses.replace(dest, weight=weight)
             else:

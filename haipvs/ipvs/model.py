@@ -608,6 +608,8 @@ class OpReason(enum.Enum):
     HEALTH_UP = "health_up"
     HEALTH_DOWN = "health_down"
     SLOW_START = "slow_start"
+    #: The check reported the weight (keepalived misc_dynamic, FILE_CHECK).
+    CHECK_WEIGHT = "check_weight"
     QUORUM_LOST = "quorum_lost"
     QUORUM_REGAINED = "quorum_regained"
     DRAIN_STARTED = "drain_started"

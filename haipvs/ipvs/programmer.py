@@ -339,7 +339,18 @@ class IpvsProgrammer:
                 if key in self.owned:
                     await self._apply(DeleteService(key, OpReason.SHUTDOWN, "stop(remove=True)"))
 
-    async def sync(self, *, full: bool = True) -> tuple[Op, ...]:
+    async def adopt(self, actual: ActualTable) -> tuple[Op, ...]:
+        """Start-up's first sync, against ``actual``: the dump the caller took just now to
+        adopt the table (a restart over a hot table is one dump and a compare, no op). The
+        loop (``run()``) counts its intervals from this sync instead of repeating it."""
+        started = self._coalescer.now()
+        try:
+            return await self.sync(actual=actual)
+        finally:
+            self._coalescer.ran(started)
+
+    async def sync(self, *, full: bool = True, actual: ActualTable | None = None,
+                   ) -> tuple[Op, ...]:
         """One sync now; returns the ops applied.
 
         Full (the default; start-up, periodic, drain checks, after errors): dump the kernel,
@@ -350,7 +361,7 @@ class IpvsProgrammer:
         """
         async with self._lock:
             covers = self._requested
-            ops = await (self._sync_full() if full or self._expected is None
+            ops = await (self._sync_full(actual) if full or self._expected is None
                          else self._sync_fast())
             if self._in_sync:
                 self._settled_upto = covers
@@ -455,11 +466,11 @@ class IpvsProgrammer:
                 notes.update(self._live_notes.get(key, {}))
         return notes
 
-    async def _sync_full(self) -> tuple[Op, ...]:
+    async def _sync_full(self, dumped: ActualTable | None = None) -> tuple[Op, ...]:
         started = self._now()
         first = self._expected is None
         try:
-            actual = await self._kernel.dump()
+            actual = dumped if dumped is not None else await self._kernel.dump()
         except KernelError as error:
             self._sync_failures += 1
             self._in_sync = False

@@ -122,6 +122,10 @@ def walk(timeline: Timeline, lab: ScaleOutLab, watch: RouteWatch) -> None:
                    f"{(reply.stdout or reply.stderr).strip()}")
     step(timeline, "the router withdrew d1",
          lambda: watch.route_without(address("d1"), wall) is not None, 30)
+    landed = watch.route_without(address("d1"), wall)
+    if landed is not None:
+        timeline.say(f"  route changed {(landed - wall) * 1000:.0f} ms after the command "
+                     "started (its own start included)")
     time.sleep(3.0)
     timeline.say(f"  next hops now {sorted(lab.next_hops())}; d1 still runs its IPVS table")
     client_saw(timeline, population, mark)

@@ -5,8 +5,13 @@ Each connection asks a lab real server for ``/hold`` (one line with the server's
 second, straight back to the client with DR/TUN) and sends one heartbeat byte every
 ``--heartbeat`` seconds the other way, through the routers and a director, so a director
 that loses the flow answers it with a RST. A connection is broken by ``rst`` (reset),
-``eof``, ``timeout`` (no line for 3 s) or ``wrong_backend`` (a line from another real
-server than the first); ``connect_failed`` counts connections that never opened.
+``eof``, ``timeout`` (no line for 10 s) or ``wrong_backend`` (a line from another real
+server than the first); ``connect_failed`` counts connections that never opened (not
+broken: the lab could not take them), ``heartbeat_ms`` is the mean interval the
+heartbeats really kept (a starved client sends them late), ``quiet`` the connections
+that went 3 s without a line and recovered, ``longest_gap_ms`` the longest such gap. A
+silence while this client's own event loop was stalled (more than 1 s late) is not
+counted: on a starved CPU the client, not the connection, stopped reading.
 
 The connections are opened over ``--ramp`` seconds, from the ``--source`` addresses in
 turn (the kernel picks each source port), so the routers' L4 ECMP hash sees many
@@ -32,7 +37,11 @@ from pathlib import Path
 
 __all__ = ["HoldResult", "main"]
 
-SILENCE = 3.0
+# A connection silent this long is dead (a black hole the routers never healed): TCP
+# itself backs off its retransmissions after a loss of a few hundred ms, so a live
+# connection can go quiet for 2 or 3 s and recover. Shorter silences are counted apart.
+SILENCE = 10.0
+QUIET = 3.0
 
 
 @dataclass
@@ -41,15 +50,32 @@ class HoldResult:
     backends: Counter[str] = field(default_factory=Counter)
     breaks: list[tuple[float, str]] = field(default_factory=list)
 
+    last_stall: float = float("-inf")  # monotonic time the event loop last ran late
+
+    def stalled_within(self, seconds: float) -> bool:
+        return time.monotonic() - self.last_stall < seconds
+
+    opened: int = 0
+    quiet: int = 0  # connections that once went QUIET seconds without a line and recovered
+    longest_gap: float = 0.0  # seconds, the longest silence a connection recovered from
+    beats: int = 0  # heartbeats sent
+    held_seconds: float = 0.0  # summed over the connections that ended
+
     def broke(self, cause: str) -> None:
         self.causes[cause] += 1
-        if cause != "ok":
+        if cause not in ("ok", "connect_failed"):
             self.breaks.append((time.monotonic(), cause))
 
     def summary(self, count: int) -> dict[str, object]:
-        broken = sum(n for cause, n in self.causes.items() if cause != "ok")
-        return {"connections": count, "broken": broken, "causes": dict(self.causes),
-                "backends": dict(self.backends), "breaks": self.breaks}
+        """``broken`` counts connections that opened and then broke; one that never
+        opened (``connect_failed``: the lab could not take it) is counted apart."""
+        broken = sum(n for cause, n in self.causes.items()
+                     if cause not in ("ok", "connect_failed"))
+        interval = self.held_seconds / self.beats * 1000 if self.beats else None
+        return {"connections": count, "opened": self.opened, "broken": broken,
+                "causes": dict(self.causes), "backends": dict(self.backends),
+                "breaks": self.breaks, "heartbeat_ms": interval, "quiet": self.quiet,
+                "longest_gap_ms": round(self.longest_gap * 1000)}
 
 
 async def _hold(vip: str, port: int, source: str | None, *, heartbeat: float,
@@ -57,17 +83,22 @@ async def _hold(vip: str, port: int, source: str | None, *, heartbeat: float,
     local = (source, 0) if source else None
     try:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(vip, port, local_addr=local), 10)
+            asyncio.open_connection(vip, port, local_addr=local), 30)
     except (OSError, TimeoutError):
         result.broke("connect_failed")
         return
+    result.opened += 1
+    opened = time.monotonic()
     writer.write(b"GET /hold HTTP/1.1\r\nHost: vip\r\n\r\n")
     first: str | None = None
+    last_line = time.monotonic()
+    was_quiet = False
 
     async def beat() -> None:
         while True:
             await asyncio.sleep(heartbeat)
             writer.write(b"h")
+            result.beats += 1
             await writer.drain()
 
     beats = asyncio.create_task(beat())
@@ -80,6 +111,14 @@ async def _hold(vip: str, port: int, source: str | None, *, heartbeat: float,
             done, _ = await asyncio.wait({line_task, stopped}, timeout=SILENCE,
                                          return_when=asyncio.FIRST_COMPLETED)
             if line_task not in done:
+                await asyncio.sleep(0.3)  # the lag watch runs first, if it was late too
+                done = {line_task} if line_task.done() else done
+            while line_task not in done and not stop.is_set() and result.stalled_within(SILENCE):
+                # The silence may be this client's own: a starved event loop reads
+                # nothing. Only a silence while the loop kept time counts.
+                done, _ = await asyncio.wait({line_task, stopped}, timeout=SILENCE,
+                                             return_when=asyncio.FIRST_COMPLETED)
+            if line_task not in done:
                 line_task.cancel()
                 if stop.is_set():
                     break
@@ -88,6 +127,13 @@ async def _hold(vip: str, port: int, source: str | None, *, heartbeat: float,
             if not line:
                 cause = "eof"
                 break
+            gap = time.monotonic() - last_line
+            last_line = time.monotonic()
+            if first is not None and not result.stalled_within(gap + 0.5):
+                result.longest_gap = max(result.longest_gap, gap)
+                if gap >= QUIET and not was_quiet:
+                    was_quiet = True
+                    result.quiet += 1
             name = line.decode(errors="replace").strip()
             if first is None:
                 first = name
@@ -107,6 +153,7 @@ async def _hold(vip: str, port: int, source: str | None, *, heartbeat: float,
     beats.cancel()
     stopped.cancel()
     writer.close()
+    result.held_seconds += time.monotonic() - opened
     result.broke(cause)
 
 
@@ -118,6 +165,15 @@ async def _run(vip: str, port: int, sources: Sequence[str], *, count: int, heart
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     loop.call_later(duration, stop.set)
+
+    async def watch_lag() -> None:
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.1)
+            if loop.time() - before > 1.0:
+                result.last_stall = time.monotonic()
+
+    lag = asyncio.create_task(watch_lag())
     tasks = []
     for n in range(count):
         source = sources[n % len(sources)] if sources else None
@@ -133,6 +189,7 @@ async def _run(vip: str, port: int, sources: Sequence[str], *, count: int, heart
         # demo); small, once a second.
         progress.write_text(json.dumps(result.summary(count)))  # noqa: ASYNC240
         await asyncio.wait({held}, timeout=1.0)
+    lag.cancel()
     return result.summary(count)
 
 

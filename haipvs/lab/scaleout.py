@@ -159,6 +159,7 @@ class ScaleOutLab:
         self.daemons: dict[str, subprocess.Popen[bytes]] = {}
         self.servers: dict[str, subprocess.Popen[bytes]] = {}
         self.flaps: list[str] = []  # BGP sessions the lab restarted after a BFD flap
+        self.silenced: set[str] = set()  # hosts whose packets are dropped on purpose
 
     # BIRD ---------------------------------------------------------------------------------
 
@@ -266,6 +267,7 @@ class ScaleOutLab:
         running, unaware; the router's BFD session times out). Returns the wall time just
         before the loss began on the router link: one netlink call from here, not a `tc`
         process (which takes 50-100 ms to start in the emulated guest)."""
+        self.silenced.add(host)
         with self.net.iproute(host) as ipr:
             links = [(name, ipr.link_lookup(ifname=name)[0]) for name in self._links(host)]
             started = time.time()
@@ -278,6 +280,7 @@ class ScaleOutLab:
     def revive(self, host: str) -> None:
         for ifname in self._links(host):
             self.net.run(host, ["tc", "qdisc", "del", "dev", ifname, "root"], check=False)
+        self.silenced.discard(host)
 
     def _links(self, host: str) -> list[str]:
         return ["eth0", "eth1"] if self.sync_network else ["eth0"]

@@ -50,6 +50,10 @@ __all__ = [
     "director_drain",
     "director_join",
     "enable_sync_mesh",
+    "first_route_without",
+    "new_connection_share",
+    "p95",
+    "parse_monitor_line",
     "run_walk",
     "share_spread",
 ]
@@ -62,7 +66,9 @@ LEARN = 1.0
 
 @dataclass(frozen=True, slots=True)
 class WalkSettings:
-    connections: int = 200  # per population (mh and rr each)
+    connections: int = 200  # the mh population
+    rr_connections: int = 200  # the rr reference population
+    share_connections: int = 600  # short connections whose spread over directors is counted
     heartbeat: float = 0.2
     deaths: int = 2
     ramp: float = 5.0
@@ -88,7 +94,8 @@ def address(host: str) -> str:
 class Population:
     """``count`` long-lived connections held by haipvs.lab.holders in the client."""
 
-    def __init__(self, lab: ScaleOutLab, name: str, port: int, settings: WalkSettings) -> None:
+    def __init__(self, lab: ScaleOutLab, name: str, port: int, settings: WalkSettings,
+                 count: int | None = None) -> None:
         self.lab = lab
         self.name = name
         self.out = lab.workdir / f"holders-{name}-{time.monotonic_ns()}.json"
@@ -96,7 +103,8 @@ class Population:
         # Niced: the client's load must not starve the directors it measures.
         argv = ["nice", "-n", "10", sys.executable, "-m", "haipvs.lab.holders",
                 "--vip", VIP, "--port", str(port),
-                "--count", str(settings.connections), "--heartbeat", str(settings.heartbeat),
+                "--count", str(count or settings.connections),
+                "--heartbeat", str(settings.heartbeat),
                 "--ramp", str(settings.ramp), "--out", str(self.out)]
         for source in sources:
             argv += ["--source", source]
@@ -125,7 +133,7 @@ class Population:
                 causes[cause] = causes.get(cause, 0) + 1
         return causes
 
-    def stop(self, timeout: float = 60.0) -> dict[str, object]:
+    def stop(self, timeout: float = 120.0) -> dict[str, object]:
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(timeout)
         result: dict[str, object] = json.loads(self.out.read_text())
@@ -149,10 +157,21 @@ class CaseResult:
         population = self.mh if which == "mh" else self.rr
         causes = population.get("causes", {})
         assert isinstance(causes, dict)
-        broken = {cause: n for cause, n in causes.items() if cause != "ok"}
+        broken = {cause: n for cause, n in causes.items()
+                  if cause not in ("ok", "connect_failed")}
         text = ", ".join(f"{n} {cause}" for cause, n in sorted(broken.items()))
-        return (f"{which}: {self.broken(which)} of {population.get('connections')} "
-                f"connections broken" + (f" ({text})" if text else ""))
+        failed = causes.get("connect_failed", 0)
+        beat = population.get("heartbeat_ms")
+        return (f"{which}: {self.broken(which)} of {population.get('opened')} "
+                f"connections broken" + (f" ({text})" if text else "")
+                + (f", {failed} never opened" if failed else "")
+                + (f", heartbeat every {beat:.0f} ms" if isinstance(beat, float) else "")
+                + f", {population.get('quiet')} quiet 3 s or more and recovered (longest "
+                  f"{population.get('longest_gap_ms')} ms)")
+
+    def opened(self, which: str = "mh") -> int:
+        got = (self.mh if which == "mh" else self.rr).get("opened", 0)
+        return int(got) if isinstance(got, int) else 0
 
     def report(self) -> str:
         return (f"{self.name}: {self.describe('mh')}; {self.describe('rr')}; withdraw_ms="
@@ -164,7 +183,7 @@ def hold_both(lab: ScaleOutLab, settings: WalkSettings, name: str,
     """Open both populations, let them settle, run ``during``, settle, count."""
     result = CaseResult(name)
     mh = Population(lab, f"{name}-mh", MH_PORT, settings)
-    rr = Population(lab, f"{name}-rr", RR_PORT, settings)
+    rr = Population(lab, f"{name}-rr", RR_PORT, settings, settings.rr_connections)
     try:
         limit = settings.ramp * 4 + 60
         mh.wait_ramped(limit)
@@ -198,14 +217,10 @@ class RouteWatch:
         # change is never seen half read.
         assert self.process.stdout is not None
         for raw in self.process.stdout:
-            line = raw.decode(errors="replace").strip()
-            head, _, rest = line.partition("]")
-            try:
-                stamp = datetime.datetime.fromisoformat(head.lstrip("[")).timestamp()
-            except ValueError:
-                continue
-            with self._lock:
-                self.events.append((stamp, " ".join(rest.replace("\\", " ").split())))
+            event = parse_monitor_line(raw.decode(errors="replace"))
+            if event is not None:
+                with self._lock:
+                    self.events.append(event)
 
     def since(self, since: float) -> list[str]:
         """The VIP's route changes after wall time ``since``, with their offsets."""
@@ -217,16 +232,33 @@ class RouteWatch:
         """Wall time of the first new VIP route after ``since`` without next hop ``gone``."""
         with self._lock:
             events = list(self.events)
-        for stamp, text in events:
-            if stamp < since or text.startswith("Deleted") or not text.startswith(VIP):
-                continue
-            if " via " in text and f"via {gone} " not in text + " ":
-                return stamp
-        return None
+        return first_route_without(events, gone, since)
 
     def close(self) -> None:
         self.process.terminate()
         self.process.wait(10)
+
+
+def parse_monitor_line(line: str) -> tuple[float, str] | None:
+    """One line of `ip -ts -o monitor route`: (wall time, the change on one line)."""
+    head, _, rest = line.strip().partition("]")
+    try:
+        stamp = datetime.datetime.fromisoformat(head.lstrip("[")).timestamp()
+    except ValueError:
+        return None
+    return stamp, " ".join(rest.replace("\\", " ").split())
+
+
+def first_route_without(events: Sequence[tuple[float, str]], gone: str,
+                        since: float) -> float | None:
+    """The first route for the VIP installed after ``since`` whose next hops leave out
+    ``gone`` (a deletion is not a route: the VIP must still be reachable)."""
+    for stamp, text in events:
+        if stamp < since or text.startswith("Deleted") or not text.startswith(VIP + " "):
+            continue
+        if " via " in text and f"via {gone} " not in text + " ":
+            return stamp
+    return None
 
 
 # -- the cases ------------------------------------------------------------------------------
@@ -257,10 +289,43 @@ def wait_announced(lab: ScaleOutLab, hosts: Sequence[str], timeout: float = 120.
     return wait_until(announced, timeout, step=0.2)
 
 
+class FlapMender:
+    """Every 2 s, the router's view of its BGP sessions: a started director that is not
+    silenced on purpose and whose session is down gets ``restart_after_flap``. One
+    `birdc` call per round while all is well (the guest's CPU is the scarce thing)."""
+
+    def __init__(self, lab: ScaleOutLab) -> None:
+        self.lab = lab
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(2.0):
+            try:
+                self.mend()
+            except (OSError, subprocess.SubprocessError):
+                continue
+
+    def mend(self) -> None:
+        out = self.lab.birdc("rtr", "show", "protocols")
+        for line in out.splitlines():
+            words = line.split()
+            if len(words) < 4 or words[1] != "BGP" or words[3] == "up":
+                continue
+            host = words[0]
+            if host in self.lab.daemons and host not in self.lab.silenced:
+                restart_after_flap(self.lab, host)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
 def restart_after_flap(lab: ScaleOutLab, host: str) -> None:
     """A director's BGP session that BFD dropped although nobody killed the director (a
     flap: the emulated guest, on a busy machine, was not scheduled for 300 ms) waits
-    BIRD's `error wait time` (60 s, doubling to 300 s) before it retries. The lab
+    BIRD's `error wait time` (haipvs writes 5 s, doubling to 60 s) before it retries. The lab
     restarts it at once, as an operator would, and records it: the walk's cases measure
     deaths, joins and drains, not minutes of waiting."""
     for line in lab.birdc(host, "show", "protocols").splitlines():
@@ -318,13 +383,40 @@ def die_and_return(lab: ScaleOutLab, watch: RouteWatch, victim: str, result: Cas
     result.withdraw_ms.append((landed - before) * 1000)
     result.routes.extend(watch.since(before))
     time.sleep(2.0)
-    lab.revive(victim)
-    # The host is back; its BIRD restarts (as after the reboot that usually ends a silent
-    # death). A BIRD that stayed up would sit out its BGP `error wait time` (60 s, then
-    # doubling to 300 s) after the BFD failure before it tried the router again.
+    # The host is back, its BIRD restarted (as after the reboot that usually ends a silent
+    # death). A BIRD that stayed up would sit out its BGP `error wait time` (5 s, then
+    # doubling to 60 s) after the BFD failure before it tried the router again.
     lab.kill_bird(victim)
+    lab.revive(victim)
     lab.start_bird(victim)
     wait_announced(lab, started_directors(lab))
+
+
+def new_connection_share(lab: ScaleOutLab, settings: WalkSettings,
+                         watch: RouteWatch) -> dict[str, int]:
+    """Each director's share of ``settings.share_connections`` short connections (one
+    HTTP request each, 100 a second, from the client's kernel-chosen source ports): what
+    each scheduled, read from its service's ``Conns`` counter before and after. A burst
+    during which the router's route changed (a BFD flap) measured the flap, not the hash:
+    it is run again, three times at most."""
+    hosts = started_directors(lab)
+    interval = 0.01
+    scheduled: dict[str, int] = {}
+    for attempt in range(3):
+        wait_announced(lab, hosts)
+        started = time.time()
+        before = {host: lab.scheduled(host) for host in hosts}
+        client = lab.net.popen("client", [
+            sys.executable, "-m", "haipvs.lab.client", "--url", f"http://{VIP}/",
+            "--interval", str(interval),
+            "--duration", str(settings.share_connections * interval),
+            "--timeout", "5", "--out", str(lab.workdir / f"share-{attempt}.jsonl")],
+            stderr=subprocess.DEVNULL)
+        client.wait(settings.share_connections * interval + 120)
+        scheduled = {host: lab.scheduled(host) - before[host] for host in hosts}
+        if not watch.since(started):
+            break
+    return scheduled
 
 
 def director_death(lab: ScaleOutLab, settings: WalkSettings, watch: RouteWatch) -> CaseResult:
@@ -402,6 +494,7 @@ class WalkOutcome:
     cases: dict[str, CaseResult] = field(default_factory=dict)
     failure: str = ""  # why a case could not finish, with the lab's diagnosis
     flaps: list[str] = field(default_factory=list)  # BGP sessions restarted after BFD flaps
+    share: dict[str, int] = field(default_factory=dict)  # new connections each scheduled
 
 
 def run_walk(settings: WalkSettings, say: Callable[[str], None] = print,
@@ -415,9 +508,14 @@ def run_walk(settings: WalkSettings, say: Callable[[str], None] = print,
                           settings=director_settings(settings), sync_network=True,
                           client_addresses=settings.client_addresses) as lab:
         watch = RouteWatch(lab)
+        mender: FlapMender | None = None
         try:
             seconds = bring_up(lab, settings)
+            mender = FlapMender(lab)
             say(f"{settings.directors} directors announced after {seconds:.1f} s")
+            outcome.share = new_connection_share(lab, settings, watch)
+            say(f"{settings.share_connections} new connections, scheduled per director: "
+                f"{outcome.share} (spread {share_spread(outcome.share):.3f})")
             cases["director_death"] = director_death(lab, settings, watch)
             say(cases["director_death"].report())
             enable_sync_mesh(lab, settings)
@@ -431,6 +529,8 @@ def run_walk(settings: WalkSettings, say: Callable[[str], None] = print,
         except (TimeoutError, AssertionError, subprocess.SubprocessError) as error:
             outcome.failure = f"{type(error).__name__}: {error}\n{lab.diagnose()}"
         finally:
+            if mender is not None:
+                mender.close()
             watch.close()
             outcome.flaps = list(lab.flaps)
             say(f"BGP sessions the lab restarted after a BFD flap: {lab.flaps or 'none'}")

@@ -587,3 +587,53 @@ async def test_a_request_sent_at_connect_time_waits_for_the_answer_only() -> Non
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def _how_the_checker_closed(hang_up_first: bool) -> tuple[ProbeResult, str, list[str]]:
+    """One plain HTTP check against a server that hangs up after its answer (or
+    holds the connection open); what the server then saw of the checker's close
+    ("fin" or "rst"), and the checker-side sockets left in /proc/net/tcp."""
+    seen: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        if hang_up_first:
+            writer.write_eof()  # our FIN goes with the answer; the socket stays readable
+        try:
+            rest = await reader.read()
+            seen.set_result("fin" if rest == b"" else f"data {rest!r}")
+        except ConnectionResetError:
+            seen.set_result("rst")
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        result = await check_http("127.0.0.1", port, 5.0)
+        how = await asyncio.wait_for(seen, 10)
+        rows = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+    finally:
+        server.close()
+        await server.wait_closed()
+    # the checker's side of the connection: remote address is the server's port
+    lingering = [row[3] for row in rows if row[2].endswith(f":{port:04X}")]
+    return result, how, lingering
+
+
+async def test_a_server_that_hangs_up_first_gets_a_plain_close() -> None:
+    # Its FIN came with the answer: the checker is the passive closer, so a plain
+    # close leaves no TIME_WAIT on the director and saves the SO_LINGER call.
+    result, how, lingering = await _how_the_checker_closed(hang_up_first=True)
+    assert result.ok
+    assert how == "fin"
+    assert "06" not in lingering  # no TIME_WAIT (state 06) on the checker's side
+
+
+async def test_a_server_that_holds_the_connection_gets_a_reset() -> None:
+    # The answer is complete (Content-Length) before any FIN: the checker closes
+    # first, with an RST, and keeps no TIME_WAIT.
+    result, how, lingering = await _how_the_checker_closed(hang_up_first=False)
+    assert result.ok
+    assert how == "rst"
+    assert lingering == []

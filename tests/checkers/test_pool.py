@@ -657,6 +657,37 @@ async def test_a_changed_check_keeps_the_service_fail_open_settings(
     assert pool.snapshot().services == {}
 
 
+@pytest.mark.parametrize(("interval", "early"), [(2.0, 0.02), (10.0, 0.05), (0.5, 0.01)])
+async def test_a_start_comes_at_most_its_share_of_its_interval_early(
+    interval: float, early: float
+) -> None:
+    # 200 probes spread at random over the interval, the pool's default batch:
+    # each start may come 1 % of its interval early, between 10 and 50 ms.
+    timing = Timing(interval=interval, timeout=0.5, rise=1, fall=1)
+    prober = ScriptedProber(default=ok())
+    pool = CheckerPool(prober, rng=random.Random(7), on_change=lambda change: None, fail_open=None)
+    pool.update(
+        {
+            backend("web", n % 250, 80 + n // 250): (rs(n % 250, 80 + n // 250), TcpCheck(timing))
+            for n in range(200)
+        }
+    )
+    pool.start()
+    try:
+        await prober.wait_calls(600)  # three rounds
+        tick = 1e-6  # looptime's clock resolution
+        lateness = pool.lateness()
+        assert all(-early - tick <= late <= tick for late in lateness)
+        # the whole allowance is used: some starts come more than half of it early
+        assert min(lateness) < -early / 2
+        # batches cover `early` of the interval each: at most one wake-up per
+        # `early` for the 200 starts of a round
+        wakeups = {call.at for call in prober.calls[200:400]}
+        assert len(wakeups) <= interval / early + 1
+    finally:
+        await pool.stop()
+
+
 @pytest.mark.parametrize(("batch", "most_wakeups"), [(0.01, 100), (0.0, 200)])
 async def test_probe_starts_due_within_the_batch_share_one_wake_up(
     batch: float, most_wakeups: int

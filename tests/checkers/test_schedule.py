@@ -9,9 +9,11 @@ import pytest
 from checkers.health import BackendHealth
 from checkers.schedule import (
     PROBE_BATCH,
+    PROBE_BATCH_MAX,
     batch_end,
     first_probe_at,
     next_probe_at,
+    probe_early,
     probe_interval,
     shared_interval,
 )
@@ -108,3 +110,12 @@ def test_a_batch_ends_its_length_after_the_start_it_fired_for() -> None:
     assert batch_end(12.0) == pytest.approx(12.0 + PROBE_BATCH)
     assert batch_end(12.0, 0.0) == 12.0
     assert PROBE_BATCH <= 0.01  # the shortest interval the config allows (CheckSeconds)
+
+
+def test_a_start_may_come_one_percent_of_its_interval_early_within_bounds() -> None:
+    assert probe_early(2.0) == pytest.approx(0.02)
+    assert probe_early(10.0) == pytest.approx(0.05)
+    assert probe_early(60.0) == PROBE_BATCH_MAX == 0.05  # at most 50 ms
+    assert probe_early(0.5) == PROBE_BATCH  # at least 10 ms
+    assert probe_early(2.0, most=0.01) == 0.01  # the pool's own bound
+    assert probe_early(2.0, most=0.0) == 0.0  # no batching

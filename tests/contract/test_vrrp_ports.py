@@ -230,6 +230,9 @@ ROUTES = (
         nexthops=(Nexthop(IPv4Address("192.0.2.253")), Nexthop(GW4, "eth0", 2)),
     ),
     VirtualRoute(IPv6Network("2001:db8:1::/64"), type=RouteType.blackhole, table=100),
+    # IPv6 routes get metric 1024 from the kernel when none is given: present() must match.
+    VirtualRoute(IPv6Network("2001:db8:2::/64"), via=IPv6Address("fe80::1"), dev="eth0"),
+    VirtualRoute(IPv6Network("2001:db8:3::/64"), dev="eth0", metric=5, table=101),
 )
 RULES = (
     VirtualRule(4, from_=IPv4Network("192.0.2.0/24"), table=100),
@@ -321,6 +324,24 @@ def test_a_vmac_is_made_taken_over_and_removed(world: World) -> None:
         await vmacs.remove(VMAC)
         await vmacs.remove(VMAC)  # absent: succeeds
         assert not await vmacs.present(VMAC)
+
+    world.run(body)
+
+
+def test_an_ipvlan_is_made_taken_over_and_removed(world: World) -> None:
+    ipvlan = VmacSpec("vrrp.52", "eth0", None)
+
+    async def body(ports: Ports) -> None:
+        vmacs = ports.vmacs
+        await vmacs.ensure(ipvlan)
+        await vmacs.ensure(ipvlan)  # identical: taken over
+        assert await vmacs.present(ipvlan)
+        # A macvlan of that name is something else: the ipvlan is not it.
+        assert not await vmacs.present(VmacSpec("vrrp.52", "eth0", "00:00:5e:00:01:34"))
+        await ports.addresses.add(ipvlan.name, VIP4)
+        assert VIP4 in await ports.addresses.list(ipvlan.name)
+        await vmacs.remove(ipvlan)
+        assert not await vmacs.present(ipvlan)
 
     world.run(body)
 

@@ -13,6 +13,10 @@ key. For each pairing and each role (master / backup swapped):
    (``auth_verdicts``), keepalived in its JSON stats (``auth_ext_*``);
 3. the master stops (SIGTERM: a signed priority-0 advert) and the backup takes over.
 
+With keepalived only: the same election over IPv6 and over unicast, the rollout steps
+(receive-only, permissive, enforce; one director a step ahead) and the one wrong order
+(signing before the peer verifies splits the pair).
+
 keepalived 2.4.3 is not in Debian (2.2.7 has no auth_hmac): it is built into the lab
 cache by ``python -m haipvs.lab.keepalived_build``; without it the keepalived cases
 skip and name that command. The haipvs-with-haipvs cases always run.
@@ -137,7 +141,13 @@ def _find_stats(tree: Any) -> dict[str, Any]:
     return {}
 
 
-def keepalived_conf(tmp: Path, priority: int) -> Path:
+def keepalived_conf(
+    tmp: Path,
+    priority: int,
+    vip: str = VIP,
+    unicast: tuple[str, str] | None = None,
+    mode: str | None = "enforce",
+) -> Path:
     notify = tmp / "notify.sh"
     notify.write_text(f'#!/bin/sh\necho "$3" >> {tmp / "states"}\n')
     notify.chmod(0o755)
@@ -150,8 +160,18 @@ def keepalived_conf(tmp: Path, priority: int) -> Path:
         "vrrp_instance VI_1 {\n    state BACKUP\n    interface eth0\n"
         f"    virtual_router_id {VRID}\n    priority {priority}\n    advert_int 1\n"
         "    version 3\n"
-        f"    auth_hmac {{\n        key 1 {KEY}\n        active_key 1\n    }}\n"
-        f"    virtual_ipaddress {{\n        {VIP}\n    }}\n"
+        + (
+            f"    auth_hmac {{\n        key 1 {KEY}\n        active_key 1\n"
+            f"        mode {mode}\n    }}\n"
+            if mode
+            else ""
+        )
+        + (
+            f"    unicast_src_ip {unicast[0]}\n    unicast_peer {{\n        {unicast[1]}\n    }}\n"
+            if unicast
+            else ""
+        )
+        + f"    virtual_ipaddress {{\n        {vip}\n    }}\n"
         f"    notify {notify}\n}}\n"
     )
     return conf
@@ -173,23 +193,52 @@ def start_peer(tmp_path: Path) -> Iterator[Callable[..., Peer]]:
     peers: list[Peer] = []
     with build(topology, prefix="authhmac-") as net:
 
-        def start(kind: str, host: str, priority: int) -> Peer:
+        def start(
+            kind: str,
+            host: str,
+            priority: int,
+            *,
+            vip: str = VIP,
+            unicast: bool = False,
+            mode: str | None = "enforce",
+        ) -> Peer:
+            other = "b" if host == "a" else "a"
             tmp = tmp_path / host
             tmp.mkdir(exist_ok=True)
             log = tmp / "log"
             if kind == "haipvs":
                 argv = [
-                    sys.executable, str(PEER_SCRIPT), "--priority", str(priority),
-                    "--vrid", str(VRID), "--vip", VIP, "--events", str(tmp / "events"),
-                    "--status", str(tmp / "status"), "--auth-key", f"1:{KEY}",
+                    sys.executable,
+                    str(PEER_SCRIPT),
+                    "--priority",
+                    str(priority),
+                    "--vrid",
+                    str(VRID),
+                    "--vip",
+                    VIP,
+                    "--events",
+                    str(tmp / "events"),
+                    "--status",
+                    str(tmp / "status"),
                 ]
+                if mode:
+                    argv += ["--auth-key", f"1:{KEY}", "--auth-mode", mode]
+                if unicast:
+                    argv += ["--unicast-peer", ADDRESSES[other]]
+                argv[argv.index("--vip") + 1] = vip
                 proc = net.popen(host, argv, stdout=log.open("wb"), stderr=subprocess.STDOUT)
                 peer = Peer(kind, host, tmp, proc, log)
                 assert wait_for((tmp / "status").exists, 30), log.read_text()
             else:
                 binary = built_keepalived()
                 assert binary is not None
-                conf = keepalived_conf(tmp, priority)
+                conf = keepalived_conf(
+                    tmp,
+                    priority,
+                    vip,
+                    (ADDRESSES[host], ADDRESSES[other]) if unicast else None,
+                    mode,
+                )
                 signum = int(
                     subprocess.run(
                         [str(binary), "--signum=JSON"], capture_output=True, text=True, check=True
@@ -197,8 +246,20 @@ def start_peer(tmp_path: Path) -> Iterator[Callable[..., Peer]]:
                 )
                 proc = net.popen(
                     host,
-                    ["env", f"TMPDIR={tmp}", str(binary), "-n", "-l", "-D", "-f", str(conf),
-                     "-p", str(tmp / "ka.pid"), "-r", str(tmp / "ka-vrrp.pid")],
+                    [
+                        "env",
+                        f"TMPDIR={tmp}",
+                        str(binary),
+                        "-n",
+                        "-l",
+                        "-D",
+                        "-f",
+                        str(conf),
+                        "-p",
+                        str(tmp / "ka.pid"),
+                        "-r",
+                        str(tmp / "ka-vrrp.pid"),
+                    ],
                     stdout=log.open("wb"),
                     stderr=subprocess.STDOUT,
                 )
@@ -268,8 +329,13 @@ class Injector:
             Advertisement(3, VRID, 0, 1.0, (ip_interface(VIP).ip,)), self.source, GROUP
         )
         trailer = build_trailer(
-            pdu, key_id=key_id, key=decode_key(key), sequence=sequence_at(wall),
-            version=3, vrid=VRID, source=self.source,
+            pdu,
+            key_id=key_id,
+            key=decode_key(key),
+            sequence=sequence_at(wall),
+            version=3,
+            vrid=VRID,
+            source=self.source,
         )
         return pdu + trailer
 
@@ -302,7 +368,9 @@ def test_auth_hmac_pair(
     backup = start_peer(backup_kind, "b", 100)
     # 1. Each accepts the other's signed adverts: one master, one backup, stable.
     assert wait_for(lambda: master.state() == "MASTER" and backup.state() == "BACKUP", 30), (
-        master.state(), backup.state(), master.log.read_text()[-2000:],
+        master.state(),
+        backup.state(),
+        master.log.read_text()[-2000:],
         backup.log.read_text()[-2000:],
     )
     time.sleep(3)
@@ -332,9 +400,121 @@ def test_auth_hmac_pair(
     time.sleep(2)
     assert backup.state() == "BACKUP", backup.log.read_text()[-2000:]
     seen = backup.verdicts()
-    print("RESULT", f"pair={master_kind}-{backup_kind}",
-          " ".join(f"{verdict}={seen.get(verdict, 0)}" for verdict in EXPECTED))
+    print(
+        "RESULT",
+        f"pair={master_kind}-{backup_kind}",
+        " ".join(f"{verdict}={seen.get(verdict, 0)}" for verdict in EXPECTED),
+    )
 
     # 3. The master resigns (a signed priority-0 advert): the backup takes over.
     master.stop()
     assert wait_for(lambda: backup.state() == "MASTER", 15), backup.log.read_text()[-2000:]
+
+
+ELECTIONS = [
+    pytest.param(master, backup, vip, unicast, id=f"{master}-master-{backup}-backup-{label}")
+    for vip, unicast, label in (
+        ("2001:db8:10::10/64", False, "ipv6"),
+        (VIP, True, "unicast"),
+    )
+    for master, backup in (("haipvs", "keepalived"), ("keepalived", "haipvs"))
+]
+
+
+@pytest.mark.parametrize(("master_kind", "backup_kind", "vip", "unicast"), ELECTIONS)
+def test_auth_hmac_election_over_ipv6_and_unicast(
+    start_peer: Callable[..., Peer], master_kind: str, backup_kind: str, vip: str, unicast: bool
+) -> None:
+    # IPv6: the trailer sits inside the kernel-style checksum (keepalived's
+    # IPV6_CHECKSUM), and the HMAC binds the link-local source. Unicast: keepalived
+    # keeps the anti-replay mark per configured peer. Each side must accept the
+    # other's signed adverts, and a signed priority-0 advert must hand over.
+    if built_keepalived() is None:
+        pytest.skip(
+            "keepalived 2.4.3 (auth_hmac) is not built in the lab cache; build it with: "
+            + BUILD_COMMAND
+        )
+    master = start_peer(master_kind, "a", 150, vip=vip, unicast=unicast)
+    backup = start_peer(backup_kind, "b", 100, vip=vip, unicast=unicast)
+    assert wait_for(lambda: master.state() == "MASTER" and backup.state() == "BACKUP", 30), (
+        master.state(),
+        backup.state(),
+        master.log.read_text()[-2000:],
+        backup.log.read_text()[-2000:],
+    )
+    time.sleep(3)
+    assert (master.state(), backup.state()) == ("MASTER", "BACKUP")
+    ours = master if master.kind == "haipvs" else backup
+    assert not any(key.startswith("auth_") for key in _dropped(ours)), _dropped(ours)
+    master.stop()
+    assert wait_for(lambda: backup.state() == "MASTER", 15), backup.log.read_text()[-2000:]
+
+
+def _dropped(peer: Peer) -> dict[str, int]:
+    (entry,) = json.loads((peer.tmp / "status").read_text())
+    return dict(entry["adverts_dropped"])
+
+
+ROLLOUT = [
+    pytest.param(
+        ka_mode, our_mode, role, id=f"keepalived-{ka_mode or 'none'}-haipvs-{our_mode}-{role}"
+    )
+    for ka_mode, our_mode in (
+        (None, "receive-only"),
+        ("receive-only", "permissive"),
+        ("permissive", "enforce"),
+    )
+    for role in ("haipvs-master", "keepalived-master")
+]
+
+
+@pytest.mark.parametrize(("ka_mode", "our_mode", "role"), ROLLOUT)
+def test_rollout_steps_never_split_the_pair(
+    start_peer: Callable[..., Peer], ka_mode: str | None, our_mode: str, role: str
+) -> None:
+    # keepalived's hitless rollout, one director a step ahead of the other: nobody
+    # signs before everybody verifies (receive-only), nobody enforces before everybody
+    # signs (permissive). Each step keeps one master.
+    if built_keepalived() is None:
+        pytest.skip(
+            "keepalived 2.4.3 (auth_hmac) is not built in the lab cache; build it with: "
+            + BUILD_COMMAND
+        )
+    ours_high = role == "haipvs-master"
+    ours = start_peer("haipvs", "a", 150 if ours_high else 100, mode=our_mode)
+    theirs = start_peer("keepalived", "b", 100 if ours_high else 150, mode=ka_mode)
+    master, backup = (ours, theirs) if ours_high else (theirs, ours)
+    assert wait_for(lambda: master.state() == "MASTER" and backup.state() == "BACKUP", 30), (
+        master.state(),
+        backup.state(),
+        theirs.log.read_text()[-2000:],
+    )
+    time.sleep(3)
+    assert (master.state(), backup.state()) == ("MASTER", "BACKUP")
+    assert not _dropped(ours), _dropped(ours)
+    if not ours_high:
+        # What we heard from the keepalived master: unsigned adverts accepted while it
+        # does not sign yet, verified ones once it does. (A backup keepalived is silent:
+        # its staying BACKUP is what shows it accepted ours.)
+        verdicts = json.loads((ours.tmp / "status").read_text())[0]["auth_verdicts"]
+        expected = {"unsigned"} if ka_mode in (None, "receive-only") else {"ok"}
+        assert set(verdicts) == expected, verdicts
+
+
+def test_signing_before_the_peer_verifies_splits_the_pair(
+    start_peer: Callable[..., Peer],
+) -> None:
+    # The step the modes exist to prevent: a keepalived without auth_hmac takes a
+    # signed advert for a malformed one (28 octets too long) and claims mastership.
+    if built_keepalived() is None:
+        pytest.skip(
+            "keepalived 2.4.3 (auth_hmac) is not built in the lab cache; build it with: "
+            + BUILD_COMMAND
+        )
+    ours = start_peer("haipvs", "a", 150, mode="permissive")
+    theirs = start_peer("keepalived", "b", 100, mode=None)
+    assert wait_for(lambda: ours.state() == "MASTER" and theirs.state() == "MASTER", 30), (
+        ours.state(),
+        theirs.state(),
+    )
+    assert "too long" in theirs.log.read_text()

@@ -15,6 +15,9 @@ import dataclasses
 from ipaddress import IPv4Address, IPv6Address, ip_interface
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from vrrp.auth_hmac import (
     TRAILER_LEN,
@@ -385,3 +388,32 @@ def test_reload_with_a_new_active_key_signs_with_it_and_the_sequence_carries_on(
     second = Trailer.from_bytes(machine.auth_trailer(pdu, NOW))
     assert (first.key_id, second.key_id) == (1, 2)
     assert second.sequence == first.sequence + 1
+
+
+# --- hostile input: the auth filter raises only MalformedAdvert ---------------------------
+
+_SIGNED = signed(VrrpMachine(settings(), primary_address=B), 200, NOW)
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(
+    payload=st.one_of(
+        st.binary(max_size=80),
+        # Mutations of a real signed advert: the interesting lengths and fields.
+        st.tuples(st.integers(0, len(_SIGNED) - 1), st.integers(1, 255)).map(
+            lambda m: _SIGNED[: m[0]] + bytes([_SIGNED[m[0]] ^ m[1]]) + _SIGNED[m[0] + 1 :]
+        ),
+        st.integers(0, len(_SIGNED)).map(lambda n: _SIGNED[:n]),
+    ),
+    mode=st.sampled_from(list(AuthMode)),
+    wall=st.floats(0, 2**33, allow_nan=False),
+)
+def test_any_payload_is_accepted_or_raises_only_malformed_advert(
+    payload: bytes, mode: AuthMode, wall: float
+) -> None:
+    receiver = VrrpMachine(settings(mode), primary_address=A)
+    try:
+        received = receiver.receive(payload, B, GROUP, 255, wall)
+    except MalformedAdvert:
+        return
+    assert received.auth is not None and received.auth.verdict.accepted

@@ -9,7 +9,7 @@ the service (its own thread) on the real clock, waiting on conditions only.
 from __future__ import annotations
 
 import asyncio
-from ipaddress import IPv4Address, ip_interface
+from ipaddress import IPv4Address, IPv4Network, ip_interface
 
 import pytest
 
@@ -25,11 +25,13 @@ from vrrp.machine import (
     instance_reload,
     plan_instances,
 )
+from vrrp.routes import RouteType, VirtualRoute
 from vrrp.runner import InstanceRunner
 from vrrp.service import VrrpService
 from vrrp.settings import InstanceSettings, TrackInterface, VipSpec
 from vrrp.status import InstanceStatus
 from vrrp.track import InstanceTracker
+from vrrp.vmac import VmacSettings
 
 VIP = ip_interface("198.51.100.10/24")
 VIP2 = ip_interface("198.51.100.11/24")
@@ -69,6 +71,11 @@ def test_the_reload_rule_keeps_reconfigures_or_replaces() -> None:
     assert instance_reload(base, settings(vrid=52)) is InstanceReload.replace
     assert instance_reload(base, settings(version=2)) is InstanceReload.replace
     assert instance_reload(base, settings(sync_group="g")) is InstanceReload.replace
+    # use_vmac moves the VIPs and the advert socket: a new instance.
+    assert instance_reload(base, settings(vmac=VmacSettings())) is InstanceReload.replace
+    # Routes and rules change in place (the runner adds and removes the difference).
+    route = VirtualRoute(IPv4Network("192.0.2.0/24"), type=RouteType.blackhole)
+    assert instance_reload(base, settings(routes=(route,))) is InstanceReload.reconfigure
 
 
 def test_plan_instances_touches_only_what_changed() -> None:

@@ -26,6 +26,10 @@ def spec(weight: int = 1) -> TrackFile:
         ("42\n", (42, "ok")),
         ("  -7 trailing", (-7, "ok")),
         ("+3", (3, "ok")),
+        # keepalived reads it with strtol base 0: hex and octal too.
+        ("0x10\n", (16, "ok")),
+        ("-010", (-8, "ok")),
+        ("09", (0, "ok")),
         ("", (0, "no number, read as 0")),
         ("up", (0, "no number, read as 0")),
         (None, (0, "unreadable, read as 0")),
@@ -59,7 +63,7 @@ def test_file_items_in_the_verdict() -> None:
 
 
 def test_read_value_of_a_missing_file_is_zero(tmp_path: Path) -> None:
-    assert read_value(str(tmp_path / "nope")) == (0, "unreadable, read as 0")
+    assert read_value(str(tmp_path / "nope")) == (0, "missing, read as 0")
 
 
 def test_settings_are_checked() -> None:

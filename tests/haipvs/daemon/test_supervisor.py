@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import socket
 import sys
@@ -137,6 +138,48 @@ async def test_restart_adopts_the_existing_table_with_zero_ops(
     assert kernel.op_log == []
     second.request_shutdown()
     assert await task == 0
+
+
+async def test_restart_over_a_hot_table_is_one_dump_and_no_op(
+    tmp_path: Path, prober: checkers.ScriptedProber
+) -> None:
+    # The adoption's dump is the first sync's too, and the programmer's loop does not
+    # compare again at once: until the next periodic compare (max_interval 5 s), a
+    # restart reads the table once and writes nothing (the checks' first results may
+    # cause fast syncs, which compare without a dump).
+    kernel = FakeIpvsKernel()
+    supervisor, task, _ = await start(tmp_path, kernel, prober)
+    await until(lambda: len(dests(kernel)) == 2)
+    supervisor.request_shutdown()
+    assert await task == 0
+    kernel.clear_log()
+    dumps = kernel.dump_count
+    second = Supervisor(str(tmp_path / "haipvs.yaml"), kernel=kernel, prober=prober,
+                        vrrp_factory=FakeVrrpPart)
+    calls = len(prober.calls)
+    task = asyncio.create_task(second.run())
+    # The checkers start after the first sync and after the programmer's loop: once each
+    # real server was checked, the old loop had long made its immediate second compare.
+    await until(lambda: len(prober.calls) >= calls + 2)
+    assert kernel.dump_count == dumps + 1
+    assert kernel.op_log == []
+    second.request_shutdown()
+    assert await task == 0
+
+
+async def test_the_collector_is_on_once_the_daemon_has_started(
+    tmp_path: Path, prober: checkers.ScriptedProber
+) -> None:
+    # `haipvs run` starts with the collector off (haipvs.cli): the supervisor freezes
+    # what the start built and turns it on.
+    gc.disable()
+    try:
+        supervisor, task, _ = await start(tmp_path, FakeIpvsKernel(), prober)
+        await until(gc.isenabled)
+        supervisor.request_shutdown()
+        assert await task == 0
+    finally:
+        gc.enable()
 
 
 async def test_a_failing_backend_leaves_and_the_api_shows_it(

@@ -232,7 +232,20 @@ vrrp_instance VI_1 {{
                                                                  "xmit_base": True}, []),
         ("vmac_xmit_base", "192.0.2.10/24", None, [(Severity.DROPPED, 4, "vmac_xmit_base")]),
         ("use_vmac", "2001:db8::10/64", None, [(Severity.UNSUPPORTED, 4, "use_vmac")]),
-        ("use_ipvlan", "192.0.2.10/24", None, [(Severity.UNSUPPORTED, 4, "use_ipvlan")]),
+        ("use_ipvlan", "192.0.2.10/24", {"ipvlan": True}, []),
+        ("use_ipvlan vip0 bridge", "192.0.2.10/24", {"name": "vip0", "ipvlan": True}, []),
+        (
+            "use_ipvlan vip0 private",
+            "192.0.2.10/24",
+            None,
+            [(Severity.UNSUPPORTED, 4, "use_ipvlan")],
+        ),
+        (
+            "use_ipvlan vip0 192.0.2.5/24",
+            "192.0.2.10/24",
+            None,
+            [(Severity.UNSUPPORTED, 4, "use_ipvlan")],
+        ),
     ],
 )
 def test_use_vmac_becomes_vmac_for_ipv4_instances(
@@ -246,4 +259,80 @@ def test_use_vmac_becomes_vmac_for_ipv4_instances(
         for f in t.findings
         if f.severity is not Severity.NOTE
     ] == found
+    load_config_text(render_yaml(t), "out.yaml")
+
+
+STRICT = """\
+global_defs {{
+    vrrp_strict
+}}
+vrrp_instance VI_1 {{
+    interface eth0
+    virtual_router_id 51
+    version {version}
+{body}
+    virtual_ipaddress {{
+        192.0.2.10/24
+    }}
+}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("version", "body", "keys", "found"),
+    [
+        (3, "    accept", {"strict": True, "accept": True}, []),
+        (3, "    priority 255", {"strict": True}, []),
+        (3, "", {}, [(Severity.UNSUPPORTED, 4, "vrrp_instance")]),
+        (2, "    accept", {}, [(Severity.UNSUPPORTED, 4, "vrrp_instance")]),
+        (
+            3,
+            "    accept\n    preempt_delay 5\n    authentication {\n        auth_pass x\n    }",
+            {"strict": True, "preempt_delay": 0},
+            [(Severity.DROPPED, 9, "preempt_delay"), (Severity.DROPPED, 10, "authentication")],
+        ),
+        (
+            3,
+            "    accept\n    unicast_peer {\n        192.0.2.2\n    }",
+            {},
+            [(Severity.UNSUPPORTED, 9, "unicast_peer")],
+        ),
+        (3, "    strict_mode off\n    no_accept", {}, [(Severity.UNSUPPORTED, 9, "no_accept")]),
+    ],
+)
+def test_vrrp_strict_is_carried_or_refused_as_keepalived_applies_it(
+    version: int,
+    body: str,
+    keys: dict[str, Any],
+    found: list[tuple[Severity, int, str]],
+) -> None:
+    t = translate(parse_text(STRICT.format(version=version, body=body), "k.conf"), "k.conf")
+    (instance,) = t.config["vrrp"]
+    for key, value in keys.items():
+        assert instance[key] == value
+    if not keys:  # refused: the rest is printed without strict, and validates
+        assert "strict" not in instance
+    located = [
+        (f.severity, f.location.line, f.keyword)
+        for f in t.findings
+        if f.severity is not Severity.NOTE
+    ]
+    assert located == found
+    load_config_text(render_yaml(t), "out.yaml")
+
+
+def test_vrrp_strict_runs_auth_hmac_in_enforce_mode_as_keepalived_does() -> None:
+    # keepalived (vrrp_complete_instance): "strict mode requires auth_hmac mode enforce",
+    # and the instance runs enforce; the output says so and validates.
+    body = (
+        "    accept\n    auth_hmac {\n"
+        "        key 1 hex:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+        "        active_key 1\n        mode permissive\n    }"
+    )
+    t = translate(parse_text(STRICT.format(version=3, body=body), "k.conf"), "k.conf")
+    (instance,) = t.config["vrrp"]
+    assert instance["strict"] is True
+    assert instance["auth_hmac"]["mode"] == "enforce"
+    (note,) = [f for f in t.findings if f.severity is Severity.NOTE and "enforce" in f.message]
+    assert note.location.line == 9
     load_config_text(render_yaml(t), "out.yaml")

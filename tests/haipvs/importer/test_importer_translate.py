@@ -309,7 +309,7 @@ def test_authentication_and_use_ipvlan_fail_the_import_and_routes_translate() ->
 vrrp_instance A {
     interface eth0
     virtual_router_id 1
-    use_ipvlan
+    use_ipvlan private
     authentication {
         auth_type AH
         auth_pass secret
@@ -344,13 +344,13 @@ def test_unknown_keyword_is_unsupported_never_ignored() -> None:
 def test_mail_and_process_tuning_are_dropped_with_reasons() -> None:
     t = convert(
         "global_defs {\n notification_email {\n ops@example.org\n }\n smtp_server 192.0.2.25\n"
-        " vrrp_strict\n script_user nobody\n}\n"
+        " vrrp_iptables\n script_user nobody\n}\n"
     )
     assert t.complete
     assert findings(t, Severity.DROPPED) == [
         (2, "notification_email"),
         (5, "smtp_server"),
-        (6, "vrrp_strict"),
+        (6, "vrrp_iptables"),
         (7, "script_user"),
     ]
     assert "e-mail alerts" in t.findings[0].message
@@ -710,7 +710,7 @@ def test_command_success_prints_yaml_and_warnings_apart(tmp_path: Path) -> None:
 
 def test_command_fails_with_the_list_of_unsupported_keywords(tmp_path: Path) -> None:
     conf = tmp_path / "keepalived.conf"
-    conf.write_text(VRRP_PAIR.replace("    nopreempt\n", "    use_ipvlan\n    nopreempt\n"))
+    conf.write_text(VRRP_PAIR.replace("    nopreempt\n", "    use_ipvlan private\n    nopreempt\n"))
     out, err = io.StringIO(), io.StringIO()
     assert run_import(str(conf), out, err) == 1
     assert f"{conf}:10: unsupported: use_ipvlan:" in err.getvalue()
@@ -952,3 +952,25 @@ def test_auth_hmac_without_active_key_is_off_like_keepalived_and_says_so() -> No
     assert t.config["vrrp"][0]["auth_pass"] == "s3cret"
     assert findings(t, Severity.DROPPED) == [(8, "auth_hmac"), (9, "key")]
     validated(t)
+
+
+def test_file_check_takes_its_path_and_weight_from_the_track_file_block() -> None:
+    t = convert(
+        "track_file drain_rs1 {\n file /run/lb/rs1\n weight 2\n}\n"
+        "virtual_server 192.0.2.1 80 {\n real_server 10.0.0.1 80 {\n weight 10\n"
+        " FILE_CHECK {\n track_file drain_rs1\n }\n }\n"
+        " real_server 10.0.0.2 80 {\n FILE_CHECK {\n track_file drain_rs1\n weight 0 reverse\n"
+        " }\n }\n}\n"
+    )
+    first, second = (rs["check"] for rs in t.config["virtual_servers"][0]["real_servers"])
+    assert first == {"type": "file", "path": "/run/lb/rs1", "weight": 2, "alpha": False}
+    assert second == {
+        "type": "file", "path": "/run/lb/rs1", "weight": 0, "reverse": True, "alpha": False
+    }
+    assert t.complete
+    validated(t)
+    missing = convert(
+        "virtual_server 192.0.2.1 80 {\n real_server 10.0.0.1 80 {\n"
+        " FILE_CHECK {\n track_file nowhere\n }\n }\n}\n"
+    )
+    assert findings(missing, Severity.UNSUPPORTED) == [(4, "track_file")]

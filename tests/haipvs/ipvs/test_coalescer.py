@@ -42,6 +42,27 @@ async def test_first_run_is_immediate_then_periodic_at_max_interval() -> None:
     assert job.starts == [0.0, 10.0, 20.0, 30.0]
 
 
+async def test_a_run_made_outside_serve_starts_the_intervals() -> None:
+    # The programmer's first sync at start-up is awaited by the daemon itself: the loop
+    # does not repeat it at once, runs max_interval after it, and a request still runs
+    # min_interval after it.
+    job = Recorder()
+    c = Coalescer(job, min_interval=1.0, max_interval=10.0)
+    await job()
+    c.ran(0.0)
+    await run_for(c, 25.0)
+    assert job.starts == [0.0, 10.0, 20.0]
+    late = Coalescer(job, min_interval=1.0, max_interval=10.0)
+    job.starts.clear()
+    late.ran()  # at loop time 25.0
+    task = asyncio.create_task(late.serve())
+    late.request()
+    await asyncio.sleep(2.0)
+    late.stop()
+    await task
+    assert job.starts == [26.0]
+
+
 async def test_requests_coalesce_and_respect_min_interval() -> None:
     job = Recorder()
     c = Coalescer(job, min_interval=1.0, max_interval=100.0)

@@ -60,6 +60,19 @@ def test_slow_start_scales_the_weight_never_below_one() -> None:
     assert result.notes[(VS, RS3)].reason is OpReason.SLOW_START
 
 
+def test_a_weight_the_check_reported_replaces_the_configured_one() -> None:
+    # keepalived misc_dynamic / FILE_CHECK: the check sets the weight; slow start still
+    # scales it. (The supervisor used to drop it: the kernel kept the configured weight.)
+    health = {(VS, RS2): HealthView(True, reason="rs2: value 3: weight 5", weight=5),
+              (VS, RS3): HealthView(True, weight_factor=0.5, weight=10)}
+    result = build_desired([spec()], health)
+    assert dests(result.table) == {RS1: 1, RS2: 5, RS3: 5}
+    assert result.notes[(VS, RS2)] == Note(OpReason.CHECK_WEIGHT,
+                                           "check weight 5: rs2: value 3: weight 5")
+    with pytest.raises(ValueError, match="weight must be >= 0"):
+        HealthView(True, weight=-1)
+
+
 def test_below_quorum_only_the_sorry_server_serves() -> None:
     health = {(VS, RS1): DOWN, (VS, RS2): DOWN}
     result = build_desired([spec(min_up=2, sorry_server=SORRY)], health)

@@ -26,6 +26,7 @@ from vrrp.routes import (
 )
 from vrrp.runner import InstanceRunner
 from vrrp.settings import InstanceSettings, VipSpec
+from vrrp.status import FaultSource
 
 VIP = ip_interface("198.51.100.10/24")
 A_ADDR = IPv4Address("198.51.100.1")
@@ -314,3 +315,19 @@ def test_routes_default_to_none_in_instance_ports() -> None:
     segment = FakeSegment()
     ports = InstancePorts(segment.attach(A_ADDR), FakeVipAddresses(["eth0"]), RecordingAnnouncer())
     assert ports.routing is None
+
+
+@pytest.mark.looptime
+async def test_a_fault_removes_the_routes_and_recovery_puts_them_back() -> None:
+    segment = FakeSegment()
+    a = node(segment, A_ADDR, settings(150))
+    a.start()
+    await a.wait_for(State.MASTER)
+    assert (a.routing.routes, a.routing.rules) == ([ROUTE, BLACKHOLE], [RULE])
+    await a.runner.set_fault(FaultSource.track, True, "tracked interface down")
+    assert a.runner.state is State.FAULT
+    assert (a.routing.routes, a.routing.rules, a.addresses.held()) == ([], [], ())
+    await a.runner.set_fault(FaultSource.track, False, "tracked interface up")
+    await a.wait_for(State.MASTER)
+    assert (a.routing.routes, a.routing.rules) == ([ROUTE, BLACKHOLE], [RULE])
+    await a.runner.stop()

@@ -76,7 +76,7 @@ async def test_the_fake_macvlans_fail_like_the_kernel_and_set_keepaliveds_sysctl
     await vmacs.ensure(spec)  # identical: taken over
     assert vmacs.ops == [("add", "vrrp.51")]
     assert vmacs.sysctls["vrrp.51"] == {"arp_ignore": 1, "accept_local": 1, "rp_filter": 0}
-    assert vmacs.sysctls["eth0"] == {"arp_ignore": 1, "arp_filter": 1}
+    assert vmacs.sysctls["eth0"] == {"arp_ignore": 1, "arp_filter": 1, "arp_announce": 2}
     await addresses.add("vrrp.51", VIP)  # the addresses fake knows the new link
     with pytest.raises(VrrpIoError, match=r"vrrp\.51") as taken:
         await vmacs.ensure(VmacSpec("vrrp.51", "eth1", "00:00:5e:00:01:33"))
@@ -89,7 +89,7 @@ async def test_the_fake_macvlans_fail_like_the_kernel_and_set_keepaliveds_sysctl
     assert missing.value.errno == errno.ENODEV
     await vmacs.remove(spec)
     await vmacs.remove(spec)  # absent: succeeds
-    assert vmacs.sysctls["eth0"] == {"arp_ignore": 0, "arp_filter": 0}  # put back
+    assert vmacs.sysctls["eth0"] == {"arp_ignore": 0, "arp_filter": 0, "arp_announce": 0}
     assert addresses.held() == ()
 
 
@@ -120,3 +120,12 @@ async def test_a_master_holds_its_vips_on_the_macvlan_and_announces_from_it() ->
     assert addresses.held() == ()
     await provider.release()
     assert vmacs.links == {}
+
+
+def test_an_ipvlan_has_no_virtual_mac_and_no_xmit_base() -> None:
+    spec = settings(vmac=VmacSettings(ipvlan=True)).vmac_spec
+    assert spec == VmacSpec("vrrp.51", "eth0", None)
+    assert spec is not None and spec.kind == "ipvlan"
+    assert spec.describe() == "vrrp.51 (ipvlan l2 bridge on eth0)"
+    with pytest.raises(ValueError, match="xmit_base is a macvlan's option"):
+        settings(vmac=VmacSettings(ipvlan=True, xmit_base=True))

@@ -1,0 +1,159 @@
+"""The scale-out walk's measuring parts, on the host: reading the router's route changes,
+the share spread, the p95, and the long-lived client (haipvs.lab.holders) against a real
+lab server on loopback."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from haipvs.lab.holders import HoldResult
+from haipvs.lab.scaleout_walk import first_route_without, p95, parse_monitor_line, share_spread
+
+MULTIPATH = ("[2026-12-04T20:59:05.832112] 192.0.2.10 proto bird metric 32 \\"
+             "\tnexthop via 10.0.1.2 dev d1 weight 1 \\\tnexthop via 10.0.3.2 dev d3 weight 1 ")
+
+
+def test_a_monitor_line_gives_its_time_and_the_change_on_one_line() -> None:
+    parsed = parse_monitor_line(MULTIPATH + "\n")
+    assert parsed is not None
+    stamp, text = parsed
+    assert stamp == pytest.approx(datetime.datetime(2026, 12, 4, 20, 59, 5, 832112).timestamp())
+    assert text == ("192.0.2.10 proto bird metric 32 nexthop via 10.0.1.2 dev d1 weight 1 "
+                    "nexthop via 10.0.3.2 dev d3 weight 1")
+
+
+@pytest.mark.parametrize("line", ["", "Deleted 192.0.2.10 proto bird", "[not a time] x"])
+def test_a_line_without_a_timestamp_is_skipped(line: str) -> None:
+    assert parse_monitor_line(line) is None
+
+
+def test_the_withdrawal_is_the_first_route_after_the_death_without_that_next_hop() -> None:
+    events = [
+        (10.0, "192.0.2.10 proto bird metric 32 nexthop via 10.0.1.2 dev d1 weight 1 "
+               "nexthop via 10.0.2.2 dev d2 weight 1"),  # before the death: ignored
+        (20.0, "Deleted 192.0.2.10 via 10.0.1.2 dev d1"),  # a deletion is not a route
+        (20.1, "192.0.2.10 proto bird metric 32 nexthop via 10.0.1.2 dev d1 weight 1 "
+               "nexthop via 10.0.2.2 dev d2 weight 1"),  # still through d2
+        (20.2, "192.0.2.100 via 10.0.1.2 dev d1 proto bird"),  # another address
+        (20.3, "192.0.2.10 via 10.0.1.2 dev d1 proto bird metric 32"),
+    ]
+    assert first_route_without(events, "10.0.2.2", since=15.0) == 20.3
+    assert first_route_without(events, "10.0.2.2", since=25.0) is None
+    # 10.0.2.20 is not 10.0.2.2
+    assert first_route_without([(1.0, "192.0.2.10 via 10.0.2.20 dev d2")], "10.0.2.2", 0) == 1.0
+
+
+def test_share_spread_is_the_largest_relative_deviation_from_one_nth() -> None:
+    assert share_spread({"d1": 100, "d2": 100, "d3": 100}) == 0
+    # 142 / 268 / 201 of 611: d2 has 0.4386, 1/3 + 31.6 %
+    assert share_spread({"d1": 142, "d2": 268, "d3": 201}) == pytest.approx(0.316, abs=1e-3)
+    assert share_spread({"d1": 0, "d2": 0}) != share_spread({"d1": 0, "d2": 0})  # nan
+
+
+def test_p95_is_the_nearest_rank() -> None:
+    assert p95([300.0]) == 300.0
+    assert p95([100.0, 500.0, 200.0]) == 500.0
+    assert p95([float(n) for n in range(1, 21)]) == 19.0
+    assert p95([float(n) for n in range(1, 101)]) == 95.0
+
+
+def test_a_break_is_counted_by_cause_with_its_time() -> None:
+    result = HoldResult()
+    result.broke("ok")
+    result.broke("rst")
+    result.broke("rst")
+    result.broke("connect_failed")  # never opened: not a broken connection
+    summary = result.summary(4)
+    assert summary["broken"] == 2
+    assert summary["causes"] == {"ok": 1, "rst": 2, "connect_failed": 1}
+    assert len(summary["breaks"]) == 2  # type: ignore[arg-type]
+    assert not result.stalled_within(3.0)
+    result.last_stall = time.monotonic()
+    assert result.stalled_within(3.0)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met"
+        time.sleep(0.05)
+
+
+def seen(progress: Path) -> dict[str, object]:
+    """The client's progress file (rewritten every second; absent or half written: {})."""
+    try:
+        found: dict[str, object] = json.loads(progress.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return found
+
+
+def test_holders_stop_on_sigterm_with_every_connection_ok(tmp_path: Path) -> None:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "haipvs.lab.servers", "--name", "rsB",
+                               "--http", f"127.0.0.1:{port}"], stdout=subprocess.PIPE)
+    out = tmp_path / "held.json"
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == b"ready"
+        holders = subprocess.Popen([
+            sys.executable, "-m", "haipvs.lab.holders", "--vip", "127.0.0.1", "--port",
+            str(port), "--count", "3", "--heartbeat", "0.1", "--ramp", "0.1",
+            "--out", str(out)])
+        progress = Path(str(out) + ".progress")
+        until(lambda: seen(progress).get("backends") == {"rsB": 3})
+        holders.send_signal(signal.SIGTERM)
+        assert holders.wait(30) == 0
+    finally:
+        server.kill()
+        server.wait()
+    result = json.loads(out.read_text())
+    interval = result.pop("heartbeat_ms")
+    assert result.pop("longest_gap_ms") < 3000
+    assert result == {"connections": 3, "opened": 3, "broken": 0, "causes": {"ok": 3},
+                      "backends": {"rsB": 3}, "breaks": [], "quiet": 0}
+    assert interval >= 100  # one heartbeat per 0.1 s at most
+
+
+def test_holders_hold_connections_and_count_the_ones_a_dead_server_broke(
+        tmp_path: Path) -> None:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "haipvs.lab.servers", "--name", "rsA",
+                               "--http", f"127.0.0.1:{port}"], stdout=subprocess.PIPE)
+    out = tmp_path / "held.json"
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == b"ready"
+        holders = subprocess.Popen([
+            sys.executable, "-m", "haipvs.lab.holders", "--vip", "127.0.0.1", "--port",
+            str(port), "--source", "127.0.0.1", "--count", "5", "--heartbeat", "0.1",
+            "--ramp", "0.2", "--out", str(out)])
+        progress = Path(str(out) + ".progress")
+        until(lambda: seen(progress).get("backends") == {"rsA": 5})
+        assert seen(progress)["broken"] == 0
+        server.kill()
+        server.wait()
+        # Every connection broke, so the client has nothing left to hold: it writes its
+        # summary and exits.
+        assert holders.wait(30) == 0
+    finally:
+        server.kill()
+        server.wait()
+    result = json.loads(out.read_text())
+    assert result["connections"] == 5
+    assert result["broken"] == 5
+    assert set(result["causes"]) <= {"eof", "rst"}, result
