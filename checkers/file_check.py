@@ -19,36 +19,17 @@ check's ``interval``; rise and fall apply as to every check.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 
 from checkers.result import ProbeResult
 from checkers.spec import FileCheck, Target
+from trackfile import parse_number, read_number
 
 __all__ = ["file_verdict", "parse_number", "probe", "read_number"]
 
-#: keepalived reads the first 127 octets of the file.
-_READ_LIMIT = 127
+# One reader for both of keepalived's file features (track_file.c): trackfile.
+
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
-_NUMBER = re.compile(r"[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
-
-
-def parse_number(text: str) -> int | None:
-    """C ``strtol(text, NULL, 0)``: the leading number, or None when there is none.
-
-    keepalived treats "none" as 0; the caller decides, so the detail can say why.
-    """
-    match = _NUMBER.match(text)
-    if match is None:
-        return None
-    sign, digits = match.groups()
-    if digits[:2] in {"0x", "0X"}:
-        value = int(digits[2:], 16)
-    elif digits.startswith("0"):
-        value = int(digits, 8)
-    else:
-        value = int(digits)
-    return -value if sign == "-" else value
 
 
 def file_verdict(
@@ -68,24 +49,6 @@ def file_verdict(
     if effective <= 0:
         return False, f"value {value}: weight {effective}", None
     return True, f"value {value}: weight {effective}", min(effective, _INT32_MAX)
-
-
-def read_number(path: str) -> tuple[int, str]:
-    """(value, note) from the file: keepalived's 0 for a missing, unreadable or
-    non-numeric file (the note says which), or an out-of-range number."""
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(_READ_LIMIT)
-    except FileNotFoundError:
-        return 0, "missing, read as 0"
-    except OSError as exc:
-        return 0, f"unreadable ({exc.strerror or exc}), read as 0"
-    value = parse_number(raw.decode("ascii", errors="replace"))
-    if value is None:
-        return 0, "no number, read as 0"
-    if not _INT32_MIN <= value <= _INT32_MAX + 1:
-        return 0, f"{value} out of range, read as 0"
-    return value, ""
 
 
 async def probe(spec: FileCheck, target: Target) -> ProbeResult:

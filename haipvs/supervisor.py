@@ -239,7 +239,9 @@ class Supervisor:
             return 1
         # Everything built so far lives as long as the daemon: keep it out of the
         # garbage collector's full passes (shorter pauses with thousands of backends).
+        # `haipvs run` starts with the collector off (haipvs.cli): on from here.
         gc.freeze()
+        gc.enable()
         log.info(
             "director.started",
             config=self._path,

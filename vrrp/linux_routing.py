@@ -325,23 +325,22 @@ class LinuxVirtualMacs:
         info = msg.get_attr("IFLA_LINKINFO")
         kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
         return (
-            kind == "macvlan"
+            kind == spec.kind
             and msg.get_attr("IFLA_LINK") == _ifindex(spec.parent)
-            and str(msg.get_attr("IFLA_ADDRESS")).lower() == spec.mac
+            and (spec.mac is None or str(msg.get_attr("IFLA_ADDRESS")).lower() == spec.mac)
         )
 
     async def ensure(self, spec: VmacSpec) -> None:
         op = f"vmac add {spec.describe()}"
         parent = _ifindex(spec.parent)
+        kind: dict[str, Any]
+        if spec.mac is None:
+            # keepalived use_ipvlan: L2 mode (adverts and ARP are L2), bridge flags (0).
+            kind = {"kind": "ipvlan", "ipvlan_mode": 0}
+        else:
+            kind = {"kind": "macvlan", "macvlan_mode": "private", "address": spec.mac}
         try:
-            await self._route().link(
-                "add",
-                ifname=spec.name,
-                kind="macvlan",
-                link=parent,
-                macvlan_mode="private",
-                address=spec.mac,
-            )
+            await self._route().link("add", ifname=spec.name, link=parent, **kind)
         except NetlinkError as exc:
             if exc.code != errno.EEXIST:
                 raise _io_error(op, exc) from exc

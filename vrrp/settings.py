@@ -305,6 +305,8 @@ class InstanceSettings:
         if len(set(self.rules)) != len(self.rules):
             raise ValueError("rules: duplicate rule")
         self._check_strict()
+        if self.vmac is not None and self.vmac.ipvlan and self.vmac.xmit_base:
+            raise ValueError("vmac: xmit_base is a macvlan's option, not an ipvlan's")
         if self.vmac is not None and family != 4:
             raise ValueError(
                 "vmac: offered for IPv4 instances only (an IPv6 one needs a link-local "
@@ -374,9 +376,8 @@ class InstanceSettings:
         """The macvlan this instance needs (None: no ``use_vmac``)."""
         if self.vmac is None:
             return None
-        return VmacSpec(
-            vmac_name(self.vrid, self.vmac.name), self.interface, virtual_mac(self.vrid, 4)
-        )
+        mac = None if self.vmac.ipvlan else virtual_mac(self.vrid, 4)
+        return VmacSpec(vmac_name(self.vrid, self.vmac.name), self.interface, mac)
 
     @property
     def vip_interface(self) -> str:

@@ -13,15 +13,13 @@ Pure: no IO. Reading the file (inotify where the kernel has it, else polling) is
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+
+from trackfile import parse_number
 
 __all__ = ["FileEffect", "TrackFile", "file_effect", "parse_value"]
 
 _MAX_RESULT = 253
-# C strtol(buf, NULL, 0), as keepalived reads the file: a sign, then 0x hex, 0 octal or
-# decimal digits.
-_NUMBER = re.compile(r"\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,16 +43,14 @@ class TrackFile:
 
 
 def parse_value(text: str | None) -> tuple[int, str]:
-    """(value, how it was read): the leading integer, as strtol; 0 for nothing."""
+    """(value, how it was read): the leading integer, as keepalived's strtol
+    (``trackfile.parse_number``); 0 for nothing."""
     if text is None:
         return 0, "unreadable, read as 0"
-    match = _NUMBER.match(text)
-    if match is None:
+    value = parse_number(text)
+    if value is None:
         return 0, "no number, read as 0"
-    sign, digits = match.groups()
-    base = 16 if digits[:2] in {"0x", "0X"} else 8 if digits.startswith("0") else 10
-    value = int(digits[2:] if base == 16 else digits, base)
-    return (-value if sign == "-" else value), "ok"
+    return value, "ok"
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,8 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import structlog
 
-from vrrp.track_file import FileEffect, TrackFile, file_effect, parse_value
+from trackfile import read_number
+from vrrp.track_file import FileEffect, TrackFile, file_effect
 from vrrp.track_process import ProcessQuorum, ProcessView, TrackProcess, count_matching
 from vrrp.track_verdict import TrackedItem
 
@@ -161,12 +162,9 @@ class ProcessWatch:
 
 
 def read_value(path: str) -> tuple[int, str]:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            text: str | None = handle.read(64)
-    except OSError:
-        text = None
-    return parse_value(text)
+    """The file's number and how it was read, by keepalived's one reader (trackfile)."""
+    value, note = read_number(path)
+    return value, note or "ok"
 
 
 # inotify(7) through libc: the flags and the event header.

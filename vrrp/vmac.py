@@ -75,10 +75,14 @@ def vmac_name(vrid: int, name: str | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class VmacSettings:
-    """keepalived ``use_vmac [NAME]`` and ``vmac_xmit_base``."""
+    """keepalived ``use_vmac [NAME]`` and ``vmac_xmit_base``, or ``use_ipvlan [NAME]``
+    (``ipvlan``: an L2 ipvlan in bridge mode, keepalived's default; it has its base's
+    MAC, so it gives the VIPs an interface of their own but no virtual MAC, for hosts
+    where a macvlan with another MAC is not allowed)."""
 
     name: str | None = None
     xmit_base: bool = False
+    ipvlan: bool = False
 
     def __post_init__(self) -> None:
         if self.name is not None and (
@@ -89,11 +93,18 @@ class VmacSettings:
 
 @dataclass(frozen=True, slots=True)
 class VmacSpec:
-    """The macvlan one instance needs: what the ``VirtualMacs`` port creates."""
+    """The macvlan (or ipvlan: ``mac`` None) one instance needs: what the
+    ``VirtualMacs`` port creates."""
 
     name: str
     parent: str
-    mac: str
+    mac: str | None
+
+    @property
+    def kind(self) -> str:
+        return "macvlan" if self.mac is not None else "ipvlan"
 
     def describe(self) -> str:
+        if self.mac is None:
+            return f"{self.name} (ipvlan l2 bridge on {self.parent})"
         return f"{self.name} (macvlan private on {self.parent}, {self.mac})"

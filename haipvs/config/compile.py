@@ -458,7 +458,7 @@ def _instance(instance: m.VrrpInstance, group: str | None) -> vrrp.InstanceSetti
         accept_foreign_source=instance.accept_foreign_source,
         routes=tuple(_route(route) for route in instance.routes),
         rules=tuple(_rule(rule) for rule in instance.rules),
-        vmac=vrrp.VmacSettings(instance.vmac.name, instance.vmac.xmit_base)
+        vmac=vrrp.VmacSettings(instance.vmac.name, instance.vmac.xmit_base, instance.vmac.ipvlan)
         if instance.vmac is not None
         else None,
         strict=instance.strict,

@@ -835,6 +835,10 @@ class Vmac(_Model):
     # keepalived use_vmac [NAME]: the VIPs on a macvlan with the virtual MAC
     name: InterfaceName | None = None  # None: vrrp.VRID, keepalived's default
     xmit_base: bool = False  # keepalived vmac_xmit_base: adverts from the base interface
+    # keepalived use_ipvlan [NAME]: an L2 ipvlan (bridge) with the base's MAC instead.
+    ipvlan: bool = False
+
+
 class AuthHmacKey(_Model):
     # keepalived `key ID VALUE`: VALUE is `hex:` + hex digits (raw octets), `file:PATH`
     # (the file holds such a value; keep it mode 0600), or ASCII; 32..64 octets.

@@ -339,6 +339,10 @@ def _vmac_rules(instances: Indexed[VrrpInstance]) -> Iterable[Finding]:
         path: KeyPath = ("vrrp", index, "vmac")
         if inst.vips and inst.family is Family.IPV6:
             yield _error(path, "offered for IPv4 instances only")
+        if inst.vmac is not None and inst.vmac.ipvlan and inst.vmac.xmit_base:
+            yield _error(
+                (*path, "xmit_base"), "a macvlan's option: an ipvlan has the base's MAC already"
+            )
         if name in interfaces:
             yield _error(path, f"{name} is an instance's own interface: name the macvlan")
         elif name in made:

@@ -555,6 +555,9 @@ def _forked_child_main(
     _inherited.append(asyncio.events._get_running_loop())
     asyncio.events._set_running_loop(None)
     signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    # The daemon starts with the collector off (haipvs.cli) and turns it on once started;
+    # this process runs for as long as the daemon and turns it on now.
+    gc.enable()
     _child_run(fd, parent, start)
 
 

@@ -1213,12 +1213,7 @@ class _Translator:
             word = stmt.args[0].lower() if stmt.args else "true"
             d.strict = word in {"true", "on", "yes", "1"}
         elif kw == "use_ipvlan":
-            self.unsupported(
-                stmt,
-                "ipvlan interfaces are not offered (an ipvlan has its base interface's "
-                "MAC, so it gives no virtual MAC); use_vmac is",
-                anchor,
-            )
+            self._instance_ipvlan(stmt, d)
         elif kw in {"virtual_routes", "virtual_rules"}:
             self._instance_routing(stmt, d)
         elif kw in {"track_bfd", "track_src_ip"}:
@@ -1282,6 +1277,31 @@ class _Translator:
             )
             return True
         return False
+
+    def _instance_ipvlan(self, stmt: Statement, d: _InstanceDraft) -> None:
+        """keepalived `use_ipvlan [NAME] [ADDRESS/PREFIX] [bridge|private|vepa]`."""
+        item: dict[str, Any] = {}
+        for word in stmt.args:
+            if word == "bridge":
+                continue
+            if word in {"private", "vepa"}:
+                self.unsupported(stmt, f"ipvlan mode {word} is not offered (bridge is)", d.anchor)
+                return
+            try:
+                ipaddress.ip_interface(word)
+            except ValueError:
+                item["name"] = word
+                continue
+            self.unsupported(
+                stmt,
+                f"an address on the ipvlan ({word}, keepalived's advert source) is not "
+                "offered: adverts leave with the base interface's primary address",
+                d.anchor,
+            )
+            return
+        item["ipvlan"] = True
+        d.vmac = item
+        d.vmac_stmt = stmt
 
     def _instance_vmac(
         self, block: Statement, d: _InstanceDraft, vips: Sequence[str | dict[str, str]]

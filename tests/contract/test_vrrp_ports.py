@@ -328,6 +328,24 @@ def test_a_vmac_is_made_taken_over_and_removed(world: World) -> None:
     world.run(body)
 
 
+def test_an_ipvlan_is_made_taken_over_and_removed(world: World) -> None:
+    ipvlan = VmacSpec("vrrp.52", "eth0", None)
+
+    async def body(ports: Ports) -> None:
+        vmacs = ports.vmacs
+        await vmacs.ensure(ipvlan)
+        await vmacs.ensure(ipvlan)  # identical: taken over
+        assert await vmacs.present(ipvlan)
+        # A macvlan of that name is something else: the ipvlan is not it.
+        assert not await vmacs.present(VmacSpec("vrrp.52", "eth0", "00:00:5e:00:01:34"))
+        await ports.addresses.add(ipvlan.name, VIP4)
+        assert VIP4 in await ports.addresses.list(ipvlan.name)
+        await vmacs.remove(ipvlan)
+        assert not await vmacs.present(ipvlan)
+
+    world.run(body)
+
+
 def test_a_vmac_name_held_by_another_link_or_a_missing_base_fails(world: World) -> None:
     async def body(ports: Ports) -> None:
         with pytest.raises(VrrpIoError, match="eth0") as taken:

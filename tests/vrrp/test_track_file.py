@@ -63,7 +63,7 @@ def test_file_items_in_the_verdict() -> None:
 
 
 def test_read_value_of_a_missing_file_is_zero(tmp_path: Path) -> None:
-    assert read_value(str(tmp_path / "nope")) == (0, "unreadable, read as 0")
+    assert read_value(str(tmp_path / "nope")) == (0, "missing, read as 0")
 
 
 def test_settings_are_checked() -> None:

@@ -120,3 +120,12 @@ async def test_a_master_holds_its_vips_on_the_macvlan_and_announces_from_it() ->
     assert addresses.held() == ()
     await provider.release()
     assert vmacs.links == {}
+
+
+def test_an_ipvlan_has_no_virtual_mac_and_no_xmit_base() -> None:
+    spec = settings(vmac=VmacSettings(ipvlan=True)).vmac_spec
+    assert spec == VmacSpec("vrrp.51", "eth0", None)
+    assert spec is not None and spec.kind == "ipvlan"
+    assert spec.describe() == "vrrp.51 (ipvlan l2 bridge on eth0)"
+    with pytest.raises(ValueError, match="xmit_base is a macvlan's option"):
+        settings(vmac=VmacSettings(ipvlan=True, xmit_base=True))

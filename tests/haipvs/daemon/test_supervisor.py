@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import socket
 import sys
@@ -164,6 +165,21 @@ async def test_restart_over_a_hot_table_is_one_dump_and_no_op(
     assert kernel.op_log == []
     second.request_shutdown()
     assert await task == 0
+
+
+async def test_the_collector_is_on_once_the_daemon_has_started(
+    tmp_path: Path, prober: checkers.ScriptedProber
+) -> None:
+    # `haipvs run` starts with the collector off (haipvs.cli): the supervisor freezes
+    # what the start built and turns it on.
+    gc.disable()
+    try:
+        supervisor, task, _ = await start(tmp_path, FakeIpvsKernel(), prober)
+        await until(gc.isenabled)
+        supervisor.request_shutdown()
+        assert await task == 0
+    finally:
+        gc.enable()
 
 
 async def test_a_failing_backend_leaves_and_the_api_shows_it(

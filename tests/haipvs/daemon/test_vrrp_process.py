@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import os
 import select
 import signal
@@ -323,6 +324,27 @@ async def test_the_first_process_is_forked_from_the_daemon_and_a_respawn_is_a_ne
         assert Path(f"/proc/{second}/comm").read_text() == "haipvs-vrrp\n"
     finally:
         await part.stop()
+
+
+async def test_a_forked_process_collects_garbage_though_the_daemon_starts_without(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `haipvs run` starts with the collector off until it has started (haipvs.cli); the
+    # VRRP process it forks runs as long as the daemon and turns it on at once.
+    path = tmp_path / "gc"
+    monkeypatch.setenv("HAIPVS_TEST_GC_FILE", str(path))
+    gc.disable()
+    try:
+        part = VrrpProcessPart([instance()], lambda *_: None,
+                               ports="vrrp_child_ports:collector_state", fork_first=True)
+        await part.start()
+        try:
+            await until(path.exists, 20)
+        finally:
+            await part.stop()
+    finally:
+        gc.enable()
+    assert path.read_text() == "True"
 
 
 async def test_the_vrrp_process_ignores_packages_in_the_working_directory(

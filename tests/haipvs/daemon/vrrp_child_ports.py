@@ -54,3 +54,13 @@ def crash() -> FakePorts:
     import os
 
     os._exit(3)
+
+
+def collector_state() -> FakePorts:
+    """A lone director that first writes whether the garbage collector is on."""
+    import gc
+    import os
+
+    with open(os.environ["HAIPVS_TEST_GC_FILE"], "w") as out:
+        out.write(str(gc.isenabled()))
+    return lone_director()

@@ -232,7 +232,20 @@ vrrp_instance VI_1 {{
                                                                  "xmit_base": True}, []),
         ("vmac_xmit_base", "192.0.2.10/24", None, [(Severity.DROPPED, 4, "vmac_xmit_base")]),
         ("use_vmac", "2001:db8::10/64", None, [(Severity.UNSUPPORTED, 4, "use_vmac")]),
-        ("use_ipvlan", "192.0.2.10/24", None, [(Severity.UNSUPPORTED, 4, "use_ipvlan")]),
+        ("use_ipvlan", "192.0.2.10/24", {"ipvlan": True}, []),
+        ("use_ipvlan vip0 bridge", "192.0.2.10/24", {"name": "vip0", "ipvlan": True}, []),
+        (
+            "use_ipvlan vip0 private",
+            "192.0.2.10/24",
+            None,
+            [(Severity.UNSUPPORTED, 4, "use_ipvlan")],
+        ),
+        (
+            "use_ipvlan vip0 192.0.2.5/24",
+            "192.0.2.10/24",
+            None,
+            [(Severity.UNSUPPORTED, 4, "use_ipvlan")],
+        ),
     ],
 )
 def test_use_vmac_becomes_vmac_for_ipv4_instances(

@@ -309,7 +309,7 @@ def test_authentication_and_use_ipvlan_fail_the_import_and_routes_translate() ->
 vrrp_instance A {
     interface eth0
     virtual_router_id 1
-    use_ipvlan
+    use_ipvlan private
     authentication {
         auth_type AH
         auth_pass secret
@@ -710,7 +710,7 @@ def test_command_success_prints_yaml_and_warnings_apart(tmp_path: Path) -> None:
 
 def test_command_fails_with_the_list_of_unsupported_keywords(tmp_path: Path) -> None:
     conf = tmp_path / "keepalived.conf"
-    conf.write_text(VRRP_PAIR.replace("    nopreempt\n", "    use_ipvlan\n    nopreempt\n"))
+    conf.write_text(VRRP_PAIR.replace("    nopreempt\n", "    use_ipvlan private\n    nopreempt\n"))
     out, err = io.StringIO(), io.StringIO()
     assert run_import(str(conf), out, err) == 1
     assert f"{conf}:10: unsupported: use_ipvlan:" in err.getvalue()
