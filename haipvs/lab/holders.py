@@ -56,6 +56,7 @@ class HoldResult:
         return time.monotonic() - self.last_stall < seconds
 
     opened: int = 0
+    eof_kinds: Counter[str] = field(default_factory=Counter)  # what each `eof` was
     quiet: int = 0  # connections that once went QUIET seconds without a line and recovered
     longest_gap: float = 0.0  # seconds, the longest silence a connection recovered from
     beats: int = 0  # heartbeats sent
@@ -75,7 +76,8 @@ class HoldResult:
         return {"connections": count, "opened": self.opened, "broken": broken,
                 "causes": dict(self.causes), "backends": dict(self.backends),
                 "breaks": self.breaks, "heartbeat_ms": interval, "quiet": self.quiet,
-                "longest_gap_ms": round(self.longest_gap * 1000)}
+                "longest_gap_ms": round(self.longest_gap * 1000),
+                "eof_kinds": dict(self.eof_kinds)}
 
 
 async def _hold(vip: str, port: int, source: str | None, *, heartbeat: float,
@@ -126,6 +128,7 @@ async def _hold(vip: str, port: int, source: str | None, *, heartbeat: float,
             line = line_task.result()
             if not line:
                 cause = "eof"
+                result.eof_kinds["FIN"] += 1
                 break
             gap = time.monotonic() - last_line
             last_line = time.monotonic()
@@ -145,8 +148,11 @@ async def _hold(vip: str, port: int, source: str | None, *, heartbeat: float,
         cause = "timeout"
     except (ConnectionResetError, BrokenPipeError):
         cause = "rst"
-    except (OSError, asyncio.IncompleteReadError):
+    except (OSError, asyncio.IncompleteReadError) as error:
         cause = "eof"
+        # Which end: a FIN mid-header, a socket error (its errno name), ...
+        errno_name = getattr(error, "errno", None)
+        result.eof_kinds[type(error).__name__ + (f" {errno_name}" if errno_name else "")] += 1
     if beats.done() and not beats.cancelled() and beats.exception() is not None \
             and cause == "ok":
         cause = "rst"

@@ -160,6 +160,9 @@ class CaseResult:
         broken = {cause: n for cause, n in causes.items()
                   if cause not in ("ok", "connect_failed")}
         text = ", ".join(f"{n} {cause}" for cause, n in sorted(broken.items()))
+        kinds = population.get("eof_kinds")
+        if broken.get("eof") and isinstance(kinds, dict):
+            text += " [eof: " + ", ".join(f"{n} {kind}" for kind, n in kinds.items()) + "]"
         failed = causes.get("connect_failed", 0)
         beat = population.get("heartbeat_ms")
         return (f"{which}: {self.broken(which)} of {population.get('opened')} "

@@ -126,7 +126,7 @@ def test_holders_stop_on_sigterm_with_every_connection_ok(tmp_path: Path) -> Non
     interval = result.pop("heartbeat_ms")
     assert result.pop("longest_gap_ms") < 3000
     assert result == {"connections": 3, "opened": 3, "broken": 0, "causes": {"ok": 3},
-                      "backends": {"rsB": 3}, "breaks": [], "quiet": 0}
+                      "backends": {"rsB": 3}, "breaks": [], "quiet": 0, "eof_kinds": {}}
     assert interval >= 100  # one heartbeat per 0.1 s at most
 
 
@@ -157,3 +157,5 @@ def test_holders_hold_connections_and_count_the_ones_a_dead_server_broke(
     assert result["connections"] == 5
     assert result["broken"] == 5
     assert set(result["causes"]) <= {"eof", "rst"}, result
+    # each eof says what it was (a killed server's kernel sends a FIN or a RST)
+    assert sum(result["eof_kinds"].values()) == result["causes"].get("eof", 0), result
