@@ -444,6 +444,8 @@ class VrrpMachine:
         self._vip_set = frozenset(settings.vip_addresses)
         self._state = State.INIT
         self._effective = settings.priority
+        # What set the effective priority last (tracking's verdict, a hold), for status.
+        self._priority_reason = "configured"
         self._fault = False
         self._fault_reason = ""
         # RFC 5798 §6.1: Master_Adver_Interval, learnt from the master in VRRPv3.
@@ -496,6 +498,13 @@ class VrrpMachine:
     def effective_priority(self) -> int:
         """The priority we advertise: configured priority moved by tracking weights."""
         return self._effective
+
+    @property
+    def priority_reason(self) -> str:
+        """Why the effective priority is what it is: the reason ``set_priority`` was last
+        given (tracking names each item that moves it: "process chk not running (0) -60"),
+        or "configured" / "reconfigured"."""
+        return self._priority_reason
 
     @property
     def primary_address(self) -> IPv4Address | IPv6Address:
@@ -782,6 +791,8 @@ class VrrpMachine:
         """
         if self._settings.is_owner:
             return ()
+        # Kept even when the number stays: another item may now be what holds it there.
+        self._priority_reason = reason
         new = clamp_priority(effective)
         old = self._effective
         if new == old:
@@ -860,6 +871,7 @@ class VrrpMachine:
         actions: list[Action] = []
         if settings.priority != old.priority:
             before, self._effective = self._effective, settings.priority
+            self._priority_reason = "reconfigured"
             if self._state is State.MASTER:
                 self._master_priority = self._effective
             if before != self._effective:

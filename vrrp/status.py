@@ -94,6 +94,8 @@ class InstanceStatus:
     transitions: int
     #: auth_hmac verdict counts (empty without auth_hmac): ok, unsigned, missing, ...
     auth_verdicts: dict[str, int] = field(default_factory=dict)
+    #: what set ``effective_priority`` (VrrpMachine.priority_reason)
+    priority_reason: str = ""
 
     @classmethod
     def of(cls, runner: StatusSource) -> InstanceStatus:
@@ -113,6 +115,7 @@ class InstanceStatus:
             io_errors=counters.io_errors,
             transitions=counters.transitions,
             auth_verdicts=counters.auth_verdicts(),
+            priority_reason=machine.priority_reason,
         )
 
 

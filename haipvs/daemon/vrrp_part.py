@@ -125,7 +125,12 @@ class LinuxVrrpPart:
             if status.name in self._holds:
                 reasons.append("held as backup by haipvs failover")
             elif status.effective_priority != priority:
-                reasons.append(f"tracking {status.effective_priority - priority:+d}")
+                # The tracked items that moved it, by name ("process chk_haproxy not
+                # running (0) -60"), as the vrrp.priority.changed line says.
+                reasons.append(
+                    status.priority_reason
+                    or f"tracking {status.effective_priority - priority:+d}"
+                )
             views.append(InstanceView(
                 name=status.name,
                 interface=status.interface,

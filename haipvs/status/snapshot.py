@@ -44,7 +44,7 @@ class InstanceView:
     state: str
     priority: int  # configured
     effective_priority: int  # after tracking
-    priority_reasons: tuple[str, ...]  # what lowered it ("eth1 down -60")
+    priority_reasons: tuple[str, ...]  # what lowered it ("interface eth1 down -60")
     master: str | None
     vips: tuple[str, ...]
     last_transition: TransitionView | None

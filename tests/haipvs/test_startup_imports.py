@@ -116,3 +116,43 @@ virtual_servers:
     real_servers:
       - {address: 10.0.0.11, port: 80}
 """
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None
+                    or shutil.which("ip") is None,
+                    reason="a network namespace needs root, unshare(1) and ip(8)")
+def test_a_real_vrrp_service_starts_takes_over_and_resigns_without_pyroute2() -> None:
+    # The whole VRRP stack on the Linux ports (a veth in a namespace of its own): BACKUP
+    # at start, MASTER after Master_Down_Interval with its VIP added, the VIP removed at
+    # stop. None of it loads pyroute2, so no takeover waits for its import.
+    code = """
+import subprocess, time
+from ipaddress import ip_interface
+for argv in (["ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1"],
+             ["ip", "link", "set", "d1", "up"], ["ip", "link", "set", "d0", "up"],
+             ["ip", "addr", "add", "192.0.2.7/24", "dev", "d0"]):
+    subprocess.run(argv, check=True)
+from vrrp.service import VrrpService
+from vrrp.settings import InstanceSettings, VipSpec
+states = []
+settings = InstanceSettings(name="VI_1", interface="d0", vrid=51, priority=100, version=3,
+                            advert_interval=0.05, preempt=True, preempt_delay=0.0,
+                            vips=(VipSpec(ip_interface("192.0.2.100/24")),), garp_repeat=1)
+service = VrrpService([settings], on_transition=lambda _n, t, _s: states.append(t.new.name),
+                      realtime_priority=None, notify=False)
+service.start()
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline and "MASTER" not in states:
+    time.sleep(0.05)
+def held():
+    shown = subprocess.run(["ip", "-o", "addr", "show", "dev", "d0"], capture_output=True,
+                           text=True, check=True).stdout
+    return "192.0.2.100/24" in shown
+held_as_master = held()
+service.stop()
+assert states[:2] == ["BACKUP", "MASTER"], states
+assert held_as_master and not held()
+"""
+    loaded = _loaded(code, netns=True)
+    assert "vrrp.linux" in loaded
+    assert "pyroute2" not in _packages(loaded)

@@ -388,6 +388,20 @@ def test_effective_priority_clamps_like_keepalived() -> None:
     assert machine.effective_priority == 1
 
 
+def test_priority_reason_is_what_set_the_effective_priority_last() -> None:
+    machine = started(make_node("b", B)).machine
+    assert machine.priority_reason == "configured"
+    machine.set_priority(40, "process chk_haproxy not running (0) -60", 1.0)
+    assert machine.priority_reason == "process chk_haproxy not running (0) -60"
+    # The number stays, what holds it there changed: status must name the new item.
+    machine.set_priority(40, "interface eth1 down -60", 2.0)
+    assert (machine.effective_priority, machine.priority_reason) == (
+        40, "interface eth1 down -60"
+    )
+    machine.set_priority(100, "all tracked items nominal", 3.0)
+    assert machine.priority_reason == "all tracked items nominal"
+
+
 def test_owner_priority_never_moves() -> None:
     machine = master_at_zero()
     assert machine.set_priority(100, "eth1 down", 1.0) == ()

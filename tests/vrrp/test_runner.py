@@ -391,6 +391,8 @@ async def test_tracking_weight_lowers_priority_and_peer_preempts(segment: FakeSe
     await b.wait_for(State.MASTER)
     await a.wait_for(State.BACKUP)
     assert a.runner.machine.effective_priority == 90
+    # Status names what lowered it, as the vrrp.priority.changed line does.
+    assert a.runner.status().priority_reason == "interface eth1 down -60"
     assert holders(a, b) == [b]
     track_task.cancel()
     await a.runner.stop()
