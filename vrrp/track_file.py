@@ -5,7 +5,8 @@ a non-zero value is a failure (FAULT) and zero is OK; otherwise the value multip
 by the weight is added to the priority, and a result below -253 puts the instance in
 FAULT (the effective priority is still clamped to 1..254: ``vrrp.track_verdict``).
 A file that is missing, unreadable or holds no number reads as 0 (keepalived's
-strtol of nothing), and the reason says so.
+strtol of nothing), and the reason says so: the reading is keepalived's one reader,
+``trackfile``, shared with FILE_CHECK.
 
 Pure: no IO. Reading the file (inotify where the kernel has it, else polling) is in
 ``vrrp.track_watch``.
@@ -15,9 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trackfile import parse_number
-
-__all__ = ["FileEffect", "TrackFile", "file_effect", "parse_value"]
+__all__ = ["FileEffect", "TrackFile", "file_effect"]
 
 _MAX_RESULT = 253
 
@@ -40,17 +39,6 @@ class TrackFile:
             raise ValueError(f"weight: {self.weight} outside -2147483647..2147483647")
         if not self.interval > 0:
             raise ValueError(f"interval: {self.interval} must be > 0")
-
-
-def parse_value(text: str | None) -> tuple[int, str]:
-    """(value, how it was read): the leading integer, as keepalived's strtol
-    (``trackfile.parse_number``); 0 for nothing."""
-    if text is None:
-        return 0, "unreadable, read as 0"
-    value = parse_number(text)
-    if value is None:
-        return 0, "no number, read as 0"
-    return value, "ok"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import pytest
 
 from vrrp.settings import InstanceSettings, VipSpec
 from vrrp.track import InstanceTracker
-from vrrp.track_file import FileEffect, TrackFile, file_effect, parse_value
+from vrrp.track_file import FileEffect, TrackFile, file_effect
 from vrrp.track_verdict import TrackVerdict, tracking_verdict
 from vrrp.track_watch import FileWatch, read_value
 
@@ -32,11 +32,18 @@ def spec(weight: int = 1) -> TrackFile:
         ("09", (0, "ok")),
         ("", (0, "no number, read as 0")),
         ("up", (0, "no number, read as 0")),
-        (None, (0, "unreadable, read as 0")),
     ],
 )
-def test_parse_value_reads_the_leading_integer(text: str | None, expected: tuple[int, str]) -> None:
-    assert parse_value(text) == expected
+def test_read_value_reads_the_leading_integer(
+    tmp_path: Path, text: str, expected: tuple[int, str]
+) -> None:
+    (tmp_path / "f").write_text(text)
+    assert read_value(str(tmp_path / "f")) == expected
+
+
+def test_read_value_of_an_unreadable_file_is_zero(tmp_path: Path) -> None:
+    value, how = read_value(str(tmp_path))  # a directory: read() fails
+    assert value == 0 and how.startswith("unreadable") and how.endswith("read as 0")
 
 
 def test_weight_zero_faults_on_any_non_zero_value() -> None:
