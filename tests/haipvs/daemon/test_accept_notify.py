@@ -11,7 +11,7 @@ from support import FakeHost
 
 from haipvs.config.load import ConfigInvalid
 from haipvs.daemon.accept import accept_config, script_paths
-from haipvs.security import unsafe_paths
+from haipvs.security import script_commands, unsafe_paths
 
 CONFIG = """\
 vrrp:
@@ -58,6 +58,14 @@ def test_the_generic_hook_reaches_the_instance_and_the_group_settings(tmp_path: 
         ("vrrp", 0, "notify", "any"),
         ("sync_groups", 0, "notify", "master"),
         ("sync_groups", 0, "notify", "any"),
+    ]
+    # The compiled side's list (the gate's backstop for a command no key path names).
+    assert script_commands(accepted.compiled.instances, ()) == [
+        ("/usr/local/bin/notify", "extra"),
+        ("/bin/true",),
+        ("/usr/local/bin/group-notify",),
+        ("/bin/true",),
+        ("/usr/local/bin/group-notify",),
     ]
 
 
