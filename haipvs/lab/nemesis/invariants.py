@@ -363,7 +363,9 @@ def _convergence(obs: Observations, bounds: Bounds,
                 if not before:
                     continue
                 wanted = dict(before[-1].weights)
-                repaired = [t.t for t in series if t.t >= fault.at and dict(t.weights) == wanted]
+                # From the end of the fault's window (the drift is in the kernel by then),
+                # timed from its start.
+                repaired = [t.t for t in series if t.t >= fault.end and dict(t.weights) == wanted]
                 took = repaired[0] - fault.at if repaired else None
                 if took is None or took > bounds.drift_repaired:
                     found.append(Violation(fault.at, "drift_repaired",

@@ -243,6 +243,18 @@ def test_drift_must_be_repaired() -> None:
     assert invariants_of(found) == ["drift_repaired"]
 
 
+def test_a_table_sampled_while_the_drift_was_applied_is_not_the_wanted_one() -> None:
+    # ipvsadm ran from 10.0 to 10.4; the probe saw the cleared table at 10.2 (inside that
+    # window) and the daemon had repaired it by 10.5. Stamped at the command's end (10.4,
+    # no window), the fault took the cleared table for the one to repair back to (seed 12
+    # of a long run: a violation for a repair that took 0.2 s).
+    tables = [Table(9.9, "dir1", FULL), Table(10.2, "dir1", {}), Table(10.5, "dir1", FULL),
+              Table(10.7, "dir1", FULL)]
+    windowed = Fault(10.0, "ipvs_drift", "dir1", 0.4)
+    verdict = check(Observations(faults=(windowed,), tables=tables, end=20))
+    assert verdict.violations == () and verdict.figures["converge_max_ms"] == 500
+
+
 def test_an_ipvs_op_with_nothing_changed_is_a_violation() -> None:
     op = Event(25.0, "dir2", "ipvs.dest.updated", {"rs": "10.0.0.11:80", "weight": 0})
     found = check(crash_obs(12.0, 16.0, [op])).violations
@@ -545,3 +557,13 @@ def test_under_api_idle_a_guest_stall_excuses_a_check_down_only_if_the_daemon_wa
     found = check(Observations(faults=(api,), events=alone, end=30,
                                client_sends=sends)).violations
     assert invariants_of(found) == ["no_op_without_change"] * 2
+
+
+def test_a_table_sampled_before_the_drift_took_effect_is_no_repair() -> None:
+    # Inside the window the kernel may not be cleared yet: a full table there is the old
+    # one, not a repair. Counted from the window's start, a drift never repaired passed.
+    tables = [Table(9.9, "dir1", FULL), Table(10.1, "dir1", FULL), Table(10.3, "dir1", {}),
+              Table(19.0, "dir1", {})]
+    windowed = Fault(10.0, "ipvs_drift", "dir1", 0.4)
+    found = check(Observations(faults=(windowed,), tables=tables, end=20)).violations
+    assert invariants_of(found) == ["drift_repaired"]
