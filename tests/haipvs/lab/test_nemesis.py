@@ -143,6 +143,29 @@ def test_two_holders_2_s_after_a_partition_heals_is_a_violation() -> None:
     assert verdict.violations[0].t == pytest.approx(15.5)
 
 
+def test_a_short_handover_that_begins_after_the_heal_is_a_connected_episode() -> None:
+    # A killed VRRP process's successor starts (the separation ends at 13.3) and, as RFC
+    # 5798 §6.4.2 has it, preempts the peer a Master_Down_Interval (1.7 s) later: the
+    # two holders of that handover for 30 ms began after the heal, so they are judged as
+    # a connected episode (it used to be a violation: it ended 1.53 s after the heal).
+    obs = Observations(
+        faults=(Fault(10.0, "kill_child", "dir1"),),
+        events=[Event(10.1, "dir1", "vrrp.process.died", {}),
+                Event(13.3, "dir1", "vrrp.process.started", {})],
+        holders=holders((0, True, False), (10.0, False, False), (11.3, False, True),
+                        (14.8, True, True), (14.83, True, False)), end=20)
+    verdict = check(obs)
+    assert verdict.violations == ()
+    assert verdict.figures["dual_holder_max_ms"] == 30
+    long_handover = Observations(
+        faults=(Fault(10.0, "kill_child", "dir1"),),
+        events=[Event(10.1, "dir1", "vrrp.process.died", {}),
+                Event(13.3, "dir1", "vrrp.process.started", {})],
+        holders=holders((0, True, False), (10.0, False, False), (11.3, False, True),
+                        (14.8, True, True), (16.0, True, False)), end=20)
+    assert invariants_of(check(long_handover).violations) == ["one_holder"]
+
+
 def test_a_flood_does_not_excuse_two_holders() -> None:
     obs = Observations(faults=(Fault(10.0, "flood", "group", 3.0),),
                        holders=holders((0, True, False), (11.0, True, True),
