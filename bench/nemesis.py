@@ -156,15 +156,24 @@ class Observer:
             self._read_logs()
 
     def _sample(self) -> None:
-        while not self._stop.wait(1.0):
-            for name in DIRECTOR_NAMES:
-                process = self.pair.directors.get(name)
-                view = process_view(process.pid) if process is not None else None
-                if view is not None:
+        # Each sample is also kept in the seed's log folder (procs.jsonl): the hygiene
+        # figures (RSS slope, descriptors) can then be read again after the run.
+        with open(self.pair.workdir / "procs.jsonl", "a", encoding="utf-8") as record:
+            while not self._stop.wait(1.0):
+                for name in DIRECTOR_NAMES:
+                    process = self.pair.directors.get(name)
+                    view = process_view(process.pid) if process is not None else None
+                    if view is None:
+                        continue
                     t = time.monotonic() - self.start
                     self.procs.append(Proc(t, name, view.pid, view.fds, view.rss_kib,
                                            view.zombies, view.scripts, view.vrrp_child,
                                            view.cpu_s))
+                    record.write(json.dumps({
+                        "t": round(t, 3), "director": name, "pid": view.pid,
+                        "fds": view.fds, "rss_kib": view.rss_kib, "zombies": view.zombies,
+                        "vrrp": view.vrrp_child, "cpu_s": round(view.cpu_s, 2)}) + "\n")
+                    record.flush()
                     if view.fds > self.most_fds.get(name, (0, 0.0, ""))[0]:
                         self.most_fds[name] = (view.fds, t, fd_kinds(view.pid))
 
