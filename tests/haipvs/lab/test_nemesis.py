@@ -398,6 +398,27 @@ def test_rss_growth_is_measured_and_bounded_on_long_series() -> None:
     assert verdict.figures["rss_growth_short_series_mib_per_h"] == pytest.approx(60.0)
 
 
+def test_rss_set_once_early_is_start_up_and_a_late_climb_is_judged() -> None:
+    # As the soak measured: +3 MiB in steps over the first 7 minutes (the first idle-API
+    # burst, the first reload), then flat for 13: the whole series climbs 9 MiB/h, its
+    # later half does not climb at all.
+    def rss(t: float) -> int:
+        return 58000 + 1024 * min(3, int(t // 140))
+
+    early = [Proc(10.0 * i, "dir1", 100, 30, rss(10.0 * i), 0) for i in range(121)]
+    verdict = check(Observations(faults=(), procs=early, end=1300))
+    assert verdict.violations == ()
+    assert verdict.figures["rss_growth_mib_per_h"] == pytest.approx(0.0)
+    assert verdict.figures["rss_growth_whole_series_mib_per_h"] == pytest.approx(9.0, abs=0.5)
+    assert verdict.figures["rss_series_judged"] == 1
+    # The same steps in the later half are growth the judge cannot tell from a leak.
+    late = [Proc(p.t, "dir1", 100, 30, 58000 + 1024 * max(0, int((p.t - 700) // 140)), 0)
+            for p in early]
+    verdict = check(Observations(faults=(), procs=late, end=1300))
+    assert invariants_of(verdict.violations) == ["hygiene"]
+    assert "over the later 600 s of its 1200 s" in verdict.violations[0].what
+
+
 def test_a_violation_line_names_the_seed_the_time_and_the_last_faults() -> None:
     faults = generate(42, 120)
     violation = Violation(faults[2].at + 1.0, "one_holder", "two VIP holders for 1.20 s")
