@@ -76,6 +76,7 @@ from haipvs.ipvs import (
 from haipvs.ipvs.fingerprint import fingerprint, in_canonical_order
 from haipvs.ipvs.genl import SyncState
 from haipvs.ipvs.sync_roles import MESH, sync_roles, sync_steps
+from haipvs.ipvs.sysctl import IPVS_SYSCTL_DIR, SyncRefresh
 from haipvs.logs import configure_logging
 from haipvs.sdnotify import SystemdNotifier
 from haipvs.status.snapshot import (
@@ -157,6 +158,7 @@ class Supervisor:
         bgp_speaker: Callable[[str], RouteSpeaker] | None = None,
         sloppy_tcp_file: str = SLOPPY_TCP,
         bgp_vip_check: VipCheck | None = None,
+        ipvs_sysctl_dir: str = IPVS_SYSCTL_DIR,
     ) -> None:
         self._path = config_path
         self._host = host
@@ -200,6 +202,7 @@ class Supervisor:
         self._bgp: BgpPart | None = None  # scale-out mode (the config's bgp section)
         self._bgp_speaker = bgp_speaker or BirdControl
         self._sloppy_tcp = SloppyTcp(sloppy_tcp_file)  # set in scale-out and mesh mode
+        self._sync_refresh = SyncRefresh(ipvs_sysctl_dir)  # with a sync refresh_period
         self._bgp_vip_check = bgp_vip_check or unusable_vips
 
     # ----------------------------------------------------------------- start-up
@@ -558,6 +561,10 @@ class Supervisor:
                 except KernelError as error:
                     log.error("ipvs.sync_daemon.failed", state=start.name.lower(),
                               iface=sync.interface, errno=error.errno, reason=str(error))
+            if sync.refresh_period is not None:
+                # After the starts: the sysctls exist once ip_vs is loaded. A failure is
+                # logged (ipvs.sync_refresh.failed); the sync itself runs without it.
+                self._sync_refresh.ensure(sync.refresh_period)
             self._sync_applied = roles
 
     # ----------------------------------------------------------------- reload

