@@ -9,8 +9,9 @@ ECONNRESET or EPIPE on a read or a heartbeat), ``eof`` (a FIN, or another socket
 ``eof_kinds`` says which, ``FIN``, ``FIN in the header`` or the errno name),
 ``timeout`` (no line for 10 s) or ``wrong_backend`` (a line from another real server
 than the first); ``connect_failed`` counts connections that never opened within 30 s
-(not broken: the lab could not take them), ``heartbeat_ms`` is the mean interval the
-heartbeats really kept (a starved client sends them late), ``quiet`` the connections
+(not broken: the lab could not take them), ``beats`` the heartbeats sent,
+``heartbeat_ms`` the mean interval they really kept (a starved client sends them late:
+a heartbeat the full send buffer refused is not counted), ``quiet`` the connections
 that went 3 s without a line and recovered, ``longest_gap_ms`` the longest such gap. A
 silence while this client's own loop was stalled (a turn more than 1 s late) is not
 counted: on a starved CPU the client, not the connection, stopped reading.
@@ -25,7 +26,8 @@ monotonic time of every break (so a caller can tell which event broke what).
 
 The lab guest has one emulated CPU where every system call is a trap, so the client is
 one ``selectors`` loop over non-blocking sockets: a heartbeat is one ``send`` from a
-timer wheel of 10 ms slots, a line one ``recv``, and nothing is allocated per heartbeat.
+timer wheel of 10 ms slots (no task, timer or future per heartbeat), a line one ``recv``.
+SIGTERM during the ramp ends it: the connections not attempted yet are in no cause.
 """
 
 from __future__ import annotations
@@ -93,7 +95,8 @@ class HoldResult:
         interval = self.beat_seconds / self.beats * 1000 if self.beats else None
         return {"connections": count, "opened": self.opened, "broken": broken,
                 "causes": dict(self.causes), "backends": dict(self.backends),
-                "breaks": self.breaks, "heartbeat_ms": interval, "quiet": self.quiet,
+                "breaks": self.breaks, "beats": self.beats, "heartbeat_ms": interval,
+                "quiet": self.quiet,
                 "longest_gap_ms": round(self.longest_gap * 1000),
                 "eof_kinds": dict(self.eof_kinds)}
 

@@ -204,6 +204,7 @@ def test_50_connections_hold_with_heartbeats_until_sigterm(
         client.kill()
     result = json.loads(out.read_text())
     assert result["heartbeat_ms"] >= 50  # a heartbeat never goes early
+    assert result["beats"] >= COUNT  # one each at least: the server's queues held them
     assert {key: result[key] for key in ("connections", "opened", "broken", "causes",
                                          "backends", "breaks", "eof_kinds")} == {
         "connections": COUNT, "opened": COUNT, "broken": 0, "causes": {"ok": COUNT},
