@@ -26,7 +26,8 @@ monotonic time of every break (so a caller can tell which event broke what).
 
 The lab guest has one emulated CPU where every system call is a trap, so the client is
 one ``selectors`` loop over non-blocking sockets: a heartbeat is one ``send`` from a
-timer wheel of 10 ms slots (no task, timer or future per heartbeat), a line one ``recv``.
+timer wheel of 10 ms slots (no task, timer or future per heartbeat; ``--heartbeat`` is
+taken in 10 ms steps), a line one ``recv``.
 SIGTERM during the ramp ends it: the connections not attempted yet are in no cause.
 """
 
@@ -58,6 +59,7 @@ QUIET = 3.0
 STALL = 1.0  # a loop turn this late means the client, not the network, stopped
 CONNECT_TIMEOUT = 30.0
 SLOT = 0.01  # the heartbeat wheel's granularity
+EPSILON = 1e-6  # of a slot: a time on a slot's start is in that slot despite float rounding
 REQUEST = b"GET /hold HTTP/1.1\r\nHost: vip\r\n\r\n"
 HEARTBEAT = b"h"
 
@@ -113,31 +115,47 @@ class Connection:
     last_line: float = 0.0  # when the last line (or the opening) was read
     last_beat: float = 0.0  # when the last heartbeat (or the opening) was sent
     was_quiet: bool = False
+    slot: int = 0  # the heartbeat wheel's slot this connection is due in
 
 
 class Wheel:
     """Connections by the slot (``slot`` seconds wide) their next heartbeat is due in.
 
-    ``add`` puts a connection in the first slot that starts at or after ``at``, so no
-    heartbeat goes early; ``due`` hands out every slot that started by ``now``, each once,
-    however late the loop came (a connection that ended meanwhile is the caller's to skip).
+    ``add`` puts a new connection in the first slot that starts a period or more after
+    ``now``: no first heartbeat goes early. ``due`` hands out every slot that started by
+    ``now``, each once, however late the loop came (a connection that ended meanwhile is
+    the caller's to skip). ``again`` puts a connection just handed out ``period`` slots
+    after the one it was due in, so a loop that wakes within the due slot keeps the
+    cadence instead of adding its wake-up delay to every interval; a later loop moves the
+    cadence: no two heartbeats go closer than a period less one slot, and the ones a
+    stalled loop missed are not sent in a burst.
     """
 
-    def __init__(self, now: float, slot: float = SLOT) -> None:
+    def __init__(self, now: float, period: float, slot: float = SLOT) -> None:
         self.slot = slot
+        self.period = max(1, round(period / slot))  # in slots
         self.slots: dict[int, list[Connection]] = {}
-        self.next = math.floor(now / slot)  # the first slot not handed out yet
+        self.next = math.floor(now / slot + EPSILON)  # the first slot not handed out yet
 
-    def add(self, connection: Connection, at: float) -> None:
-        key = max(math.ceil(at / self.slot), self.next)
+    def _put(self, connection: Connection, key: int) -> None:
+        connection.slot = key
         bucket = self.slots.get(key)
         if bucket is None:
             self.slots[key] = [connection]
         else:
             bucket.append(connection)
 
+    def add(self, connection: Connection, now: float) -> None:
+        self._put(connection, max(math.ceil(now / self.slot - EPSILON) + self.period,
+                                  self.next))
+
+    def again(self, connection: Connection) -> None:
+        # self.next is the slot after this turn's: a heartbeat sent now (at the latest
+        # when it starts) and the next one are a period less one slot apart at least
+        self._put(connection, max(connection.slot + self.period, self.next + self.period - 1))
+
     def due(self, now: float) -> list[Connection]:
-        last = math.floor(now / self.slot)
+        last = math.floor(now / self.slot + EPSILON)
         found: list[Connection] = []
         if last < self.next:
             return found
@@ -180,7 +198,7 @@ class Holders:
         self.attempted = 0
         self.stopping = False
         self.start = time.monotonic()
-        self.wheel = Wheel(self.start)
+        self.wheel = Wheel(self.start, heartbeat)
 
     # -- connections ---------------------------------------------------------------------
 
@@ -226,7 +244,7 @@ class Holders:
         if sent != len(REQUEST):  # a fresh socket's send buffer holds it: never seen
             self.end(connection, "eof", "request not sent whole")
             return
-        self.wheel.add(connection, now + self.heartbeat)
+        self.wheel.add(connection, now)
 
     def end(self, connection: Connection, cause: str, kind: str | None = None) -> None:
         connection.ended = True
@@ -257,7 +275,7 @@ class Holders:
             self.result.beats += 1
             self.result.beat_seconds += now - connection.last_beat
             connection.last_beat = now
-        self.wheel.add(connection, now + self.heartbeat)
+        self.wheel.again(connection)
 
     def read(self, connection: Connection, now: float) -> None:
         try:

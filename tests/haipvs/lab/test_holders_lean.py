@@ -32,11 +32,11 @@ def conn() -> Connection:
     return Connection(sock=None, started=0.0)  # type: ignore[arg-type]
 
 
-def test_a_heartbeat_is_due_in_the_first_slot_at_or_after_its_time_never_before() -> None:
-    wheel = Wheel(now=100.0, slot=0.01)
+def test_a_first_heartbeat_is_due_a_period_after_the_opening_never_before() -> None:
+    wheel = Wheel(now=100.0, period=0.2, slot=0.01)
     a, b = conn(), conn()
-    wheel.add(a, 100.205)  # slot 10021 starts at 100.21
-    wheel.add(b, 100.2)
+    wheel.add(a, 100.005)  # slot 10001 starts at 100.01: the heartbeat at 100.21
+    wheel.add(b, 100.0)
     assert wheel.next_at() == pytest.approx(100.2)
     assert wheel.due(100.199) == []
     assert wheel.due(100.2) == [b]
@@ -45,22 +45,46 @@ def test_a_heartbeat_is_due_in_the_first_slot_at_or_after_its_time_never_before(
     assert wheel.due(100.5) == [] and wheel.next_at() is None
 
 
+def test_a_loop_late_within_the_slot_keeps_the_cadence_and_a_later_one_moves_it() -> None:
+    wheel = Wheel(now=0.0, period=0.1, slot=0.01)
+    beating = conn()
+    wheel.add(beating, 0.0)
+    sent = []
+    # woke 4.9 ms late (in the due slot), then 14.9 ms late (in the next one)
+    for now in (0.1, 0.2049, 0.3, 0.4149, 0.5, 0.51, 0.61):
+        for due in wheel.due(now):
+            sent.append(now)
+            wheel.again(due)
+    assert sent == [0.1, 0.2049, 0.3, 0.4149, 0.51, 0.61]  # 0.51: 95.1 ms after 0.4149
+    assert wheel.next_at() == pytest.approx(0.71)
+
+
+def test_a_loop_a_period_late_starts_afresh_instead_of_catching_up() -> None:
+    wheel = Wheel(now=0.0, period=0.1, slot=0.01)
+    beating = conn()
+    wheel.add(beating, 0.0)
+    assert wheel.due(5.003) == [beating]  # a 4.9 s stall: one heartbeat, not 49
+    wheel.again(beating)
+    assert wheel.due(5.099) == []
+    assert wheel.due(5.1) == [beating]
+
+
 def test_a_late_loop_gets_every_passed_slot_once_in_order() -> None:
-    wheel = Wheel(now=0.0, slot=0.01)
+    wheel = Wheel(now=0.0, period=0.1, slot=0.01)
     first, second, third = conn(), conn(), conn()
-    wheel.add(second, 0.5)
-    wheel.add(first, 0.1)
-    wheel.add(third, 7.0)
+    wheel.add(second, 0.4)
+    wheel.add(first, 0.0)
+    wheel.add(third, 6.9)
     assert wheel.due(6.0) == [first, second]  # a 6 s stall: more slots passed than filled
     assert wheel.due(6.0) == []
     assert wheel.due(7.0) == [third]
 
 
-def test_a_heartbeat_scheduled_into_a_slot_already_handed_out_goes_in_the_next() -> None:
-    wheel = Wheel(now=0.0, slot=0.01)
+def test_a_connection_added_after_a_stall_is_never_due_in_a_slot_handed_out() -> None:
+    wheel = Wheel(now=0.0, period=0.1, slot=0.01)
     assert wheel.due(1.0) == []
     late = conn()
-    wheel.add(late, 0.5)  # in the past: not lost
+    wheel.add(late, 0.5)  # opened at 0.5, seen only now: not lost
     assert wheel.due(1.0) == []  # slot 100 was handed out already
     assert wheel.due(1.01) == [late]
 
