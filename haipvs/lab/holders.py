@@ -7,14 +7,15 @@ second, straight back to the client with DR/TUN) and sends one heartbeat byte ev
 that loses the flow answers it with a RST. A connection is broken by ``rst`` (a reset:
 ECONNRESET or EPIPE on a read or a heartbeat), ``eof`` (a FIN, or another socket error:
 ``eof_kinds`` says which, ``FIN``, ``FIN in the header`` or the errno name),
-``timeout`` (no line for 10 s) or ``wrong_backend`` (a line from another real server
-than the first); ``connect_failed`` counts connections that never opened within 30 s
-(not broken: the lab could not take them), ``beats`` the heartbeats sent,
-``heartbeat_ms`` the mean interval they really kept (a starved client sends them late:
-a heartbeat the full send buffer refused is not counted), ``quiet`` the connections
-that went 3 s without a line and recovered, ``longest_gap_ms`` the longest such gap. A
-silence while this client's own loop was stalled (a turn more than 1 s late) is not
-counted: on a starved CPU the client, not the connection, stopped reading.
+``timeout`` (no line for 10 s; 20 s for the header and first line) or
+``wrong_backend`` (a line from another real server than the first); ``connect_failed``
+counts connections that never opened within 30 s (not broken: the lab could not take
+them), ``beats`` the heartbeats sent, ``heartbeat_ms`` the mean interval they really
+kept (a starved client sends them late; a heartbeat the full send buffer refused is not
+counted), ``quiet`` the connections that went 3 s without a line and recovered,
+``longest_gap_ms`` the longest such gap. A silence while this client's own loop was
+stalled (a turn more than 1 s late) is not counted: on a starved CPU the client, not the
+connection, stopped reading.
 
 The connections are opened over ``--ramp`` seconds, from the ``--source`` addresses in
 turn (the kernel picks each source port), so the routers' L4 ECMP hash sees many
@@ -306,9 +307,10 @@ class Holders:
 
     def line(self, connection: Connection, line: bytes, now: float) -> None:
         result = self.result
-        gap = now - connection.last_line
-        connection.last_line = now
-        if connection.first is not None and not result.stalled_within(gap + 0.5):
+        previous, connection.last_line = connection.last_line, now
+        gap = now - previous
+        # a gap the loop stalled in (or just before) is the client's own
+        if connection.first is not None and result.last_stall < previous - 0.5:
             result.longest_gap = max(result.longest_gap, gap)
             if gap >= QUIET and not connection.was_quiet:
                 connection.was_quiet = True
@@ -322,12 +324,15 @@ class Holders:
 
     def check_silence(self, now: float) -> None:
         """Once a second: connections that never opened, and silent ones. The silence
-        that counts starts at the later of the last line and the loop's last stall."""
+        that counts starts at the later of the last line and the loop's last stall; the
+        header and the first line get twice as long."""
         for connection in list(self.live):
             if not connection.open:
                 if now - connection.started > CONNECT_TIMEOUT:
                     self.end(connection, "connect_failed")
-            elif now - max(connection.last_line, self.result.last_stall) > SILENCE:
+                continue
+            limit = SILENCE if connection.first is not None else 2 * SILENCE
+            if now - max(connection.last_line, self.result.last_stall) > limit:
                 self.end(connection, "timeout")
 
     # -- the loop ------------------------------------------------------------------------

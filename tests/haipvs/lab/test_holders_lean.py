@@ -136,6 +136,7 @@ def test_a_fin_before_the_header_ended_says_so(
 def test_silence_counts_from_the_last_line_or_the_loops_last_stall(
         held: tuple[Holders, Connection, socket.socket]) -> None:
     holders, connection, _ = held
+    connection.first = "rsA"
     connection.last_line = 100.0
     holders.result.last_stall = 105.0  # the client itself ran late at 105
     holders.check_silence(114.0)  # 14 s since the line, 9 s since the stall
@@ -143,6 +144,34 @@ def test_silence_counts_from_the_last_line_or_the_loops_last_stall(
     holders.check_silence(115.5)  # 10.5 s of silence while the loop kept time
     assert connection.ended
     assert holders.result.causes == {"timeout": 1}
+
+
+def test_a_connection_that_never_named_its_backend_gets_twice_the_silence(
+        held: tuple[Holders, Connection, socket.socket]) -> None:
+    holders, connection, _ = held
+    connection.last_line = 100.0  # opened at 100, no header yet
+    holders.check_silence(119.5)
+    assert not connection.ended
+    holders.check_silence(120.5)
+    assert holders.result.causes == {"timeout": 1}
+
+
+def test_a_gap_counts_as_quiet_unless_the_loop_stalled_in_it(
+        held: tuple[Holders, Connection, socket.socket]) -> None:
+    holders, connection, server = held
+    server.send(HEADER + b"rsA\n")
+    holders.read(connection, 1.0)
+    holders.result.last_stall = 2.0
+    server.send(b"rsA\n")
+    holders.read(connection, 6.0)  # 5 s, but the loop stalled at 2: not counted
+    assert holders.result.quiet == 0 and holders.result.longest_gap == 0
+    server.send(b"rsA\n")
+    holders.read(connection, 9.5)  # 3.5 s while the loop kept time
+    assert holders.result.quiet == 1 and holders.result.longest_gap == 3.5
+    server.send(b"rsA\n")
+    holders.read(connection, 13.5)  # quiet again: the same connection counts once
+    assert holders.result.quiet == 1 and holders.result.longest_gap == 4.0
+    assert not connection.ended
 
 
 def test_a_connect_that_never_completes_fails_after_30_s(
