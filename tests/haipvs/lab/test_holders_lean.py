@@ -5,6 +5,7 @@ servers in this test that break connections in one known way each."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import selectors
 import signal
@@ -20,6 +21,7 @@ import pytest
 
 from haipvs.lab import holders as holders_module
 from haipvs.lab.holders import Connection, Holders, HoldResult, Wheel
+from haipvs.lab.servers import _Held, _http_handler
 
 COUNT = 50
 HEADER = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n"
@@ -370,3 +372,65 @@ def test_a_server_that_goes_silent_times_out_every_connection(
         server.close()
     assert result["opened"] == COUNT and result["backends"] == {"rsA": COUNT}
     assert result["causes"] == {"timeout": COUNT}
+
+
+def sockets_of(pid: int) -> int:
+    return sum(1 for fd in Path(f"/proc/{pid}/fd").iterdir()
+               if fd.readlink().name.startswith("socket:"))
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["fin", "rst"])
+def test_hold_drops_the_connections_its_clients_closed(
+        real_server: tuple[int, subprocess.Popen[bytes]], reset: bool) -> None:
+    """/hold no longer reads, so it learns of a closed connection from its next write
+    (a reset one at once, one closed with a FIN from the RST its next line draws)."""
+    port, server = real_server
+    idle = sockets_of(server.pid)
+    clients = []
+    for _ in range(20):
+        client = socket.create_connection(("127.0.0.1", port), timeout=30)
+        client.sendall(b"GET /hold HTTP/1.1\r\nHost: vip\r\n\r\n")
+        clients.append(client)
+    for client in clients:
+        got = b""
+        while not got.endswith(b"\r\n\r\nrsA\n"):
+            got += client.recv(4096)
+    until(lambda: sockets_of(server.pid) == idle + 20)
+    for client in clients:
+        if reset:  # SO_LINGER 0: close() sends a RST
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+        client.close()
+    until(lambda: sockets_of(server.pid) == idle)
+    assert server.poll() is None
+
+
+async def test_the_tick_writes_every_held_connection_and_drops_the_ones_that_failed() -> None:
+    held = _Held("rsA")
+    server = await asyncio.start_server(lambda r, w: _http_handler("rsA", held, r, w),
+                                        "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    streams = []
+    for _ in range(10):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /hold HTTP/1.1\r\nHost: vip\r\n\r\n")
+        assert await reader.readuntil(b"\r\n\r\nrsA\n")
+        streams.append((reader, writer))
+    assert len(held.writers) == 10
+    held.tick()
+    for reader, _ in streams:
+        assert await reader.readline() == b"rsA\n"
+    for _, writer in streams[:4]:
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+        writer.close()  # a RST: the server's next write to it fails
+    deadline = time.monotonic() + 30
+    while len(held.writers) > 6:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+        held.tick()
+    assert len(held.writers) == 6
+    for reader, _ in streams[4:]:
+        assert (await reader.readuntil(b"rsA\n")).endswith(b"rsA\n")
+    for _, writer in streams[4:]:
+        writer.close()
+    server.close()
