@@ -957,6 +957,7 @@ class Supervisor:
             loop_lag_ms=self._lag * 1000,
             vrrp_loop_lag_ms=self._vrrp.loop_lag() * 1000 if self._vrrp is not None else 0.0,
             vrrp_restarts=self._vrrp.restarts() if self._vrrp is not None else 0,
+            checks_inconclusive=pool.late_deadlines.inconclusive,
             overrides=self._override_views(compiled),
             bgp=None if self._bgp is None else _scale_out_view(self._bgp.view()),
         )

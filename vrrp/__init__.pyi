@@ -19,6 +19,7 @@ from .fake import FakeVipAddresses as FakeVipAddresses
 from .fake import FakeVirtualMacs as FakeVirtualMacs
 from .fake import RecordingAnnouncer as RecordingAnnouncer
 from .linux import LinuxPorts as LinuxPorts
+from .linux import LinuxVipAddresses as LinuxVipAddresses
 from .machine import TRANSITIONS as TRANSITIONS
 from .machine import Action as Action
 from .machine import AdvertDropped as AdvertDropped
@@ -141,6 +142,7 @@ __all__ = [
     "LinkEvent",
     "LinkMonitor",
     "LinuxPorts",
+    "LinuxVipAddresses",
     "LoopLag",
     "MalformedAdvert",
     "Nexthop",

@@ -688,10 +688,8 @@ class InstanceRunner:
 
     def _vips_by_interface(self) -> list[tuple[str, list[Vip]]]:
         grouped: dict[str, list[Vip]] = {}
-        for vip in self._settings.vips:
-            grouped.setdefault(vip.interface or self._settings.vip_interface, []).append(
-                vip.address
-            )
+        for interface, address in self._settings.vip_placements():
+            grouped.setdefault(interface, []).append(address)
         return list(grouped.items())
 
     async def _remove_vips(self) -> None:

@@ -385,6 +385,11 @@ class InstanceSettings:
         spec = self.vmac_spec
         return spec.name if spec is not None else self.interface
 
+    def vip_placements(self) -> tuple[tuple[str, IPv4Interface | IPv6Interface], ...]:
+        """Each VIP with the interface it is held on (its own ``interface``, else
+        :attr:`vip_interface`): what a master adds and everyone else removes."""
+        return tuple((vip.interface or self.vip_interface, vip.address) for vip in self.vips)
+
     @property
     def advert_interface(self) -> str:
         """Where adverts are sent and heard: the macvlan with ``use_vmac`` (their source

@@ -96,6 +96,8 @@ class InstanceStatus:
     auth_verdicts: dict[str, int] = field(default_factory=dict)
     #: what set ``effective_priority`` (VrrpMachine.priority_reason)
     priority_reason: str = ""
+    #: virtual routes / rules the kernel refused (RunnerCounters.route_errors)
+    route_errors: int = 0
 
     @classmethod
     def of(cls, runner: StatusSource) -> InstanceStatus:
@@ -116,6 +118,7 @@ class InstanceStatus:
             transitions=counters.transitions,
             auth_verdicts=counters.auth_verdicts(),
             priority_reason=machine.priority_reason,
+            route_errors=counters.route_errors,
         )
 
 

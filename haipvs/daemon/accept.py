@@ -9,8 +9,9 @@ the daemon needs before it may act on it:
   ``enable_script_security``, always on (haipvs.security holds the rule);
 - the API rules (a non-loopback ``director.api`` needs a token) are config rules and
   come with loading;
-- host facts, where they apply: every interface the VRRP side binds (an instance's
-  interface, a VIP's ``interface``) and the sync daemon's interface exist on this host.
+- host facts, where they apply: every interface the VRRP side binds or routes through (an
+  instance's interface, a VIP's ``interface``, a virtual route's ``dev``) and the sync
+  daemon's interface exist on this host.
   A tracked interface may be missing (it counts as down, like keepalived's).
 
 `haipvs check-config`, the daemon's start and every reload (SIGHUP or ``POST /reload``)
@@ -123,12 +124,26 @@ def script_paths(config: Config) -> Iterator[tuple[KeyPath, tuple[str, ...]]]:
 
 
 def interface_paths(config: Config) -> Iterator[tuple[KeyPath, str]]:
-    """Every interface the daemon binds or configures, with the key path that names it."""
+    """Every interface the daemon binds or configures, with the key path that names it.
+
+    A virtual route's ``dev`` (and each nexthop's) is one: the kernel refuses a route to a
+    device it does not have (ENODEV), so the route would fail at every takeover. A VMAC
+    macvlan an instance creates itself (``vmac``) is not on the host before the daemon
+    runs and is not asked for. A rule's ``iif``/``oif`` is not either: the kernel keeps a
+    rule by the device's name and applies it once such a device appears.
+    """
+    created = {name for instance in config.vrrp if (name := instance.vmac_name) is not None}
     for index, instance in enumerate(config.vrrp):
         yield ("vrrp", index, "interface"), instance.interface
         for number, vip in enumerate(instance.vips):
             if vip.interface is not None:
                 yield ("vrrp", index, "vips", number), vip.interface
+        for number, route in enumerate(instance.routes):
+            if route.dev is not None and route.dev not in created:
+                yield ("vrrp", index, "routes", number, "dev"), route.dev
+            for hop, nexthop in enumerate(route.nexthops):
+                if nexthop.dev is not None and nexthop.dev not in created:
+                    yield ("vrrp", index, "routes", number, "nexthops", hop, "dev"), nexthop.dev
     daemon = config.ipvs.sync_daemon
     if daemon is not None:
         yield ("ipvs", "sync_daemon", "interface"), daemon.interface

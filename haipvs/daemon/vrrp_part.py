@@ -148,6 +148,7 @@ class LinuxVrrpPart:
                 adverts_received=status.adverts_received,
                 adverts_dropped=dict(status.adverts_dropped),
                 auth_verdicts=dict(status.auth_verdicts),
+                route_errors=status.route_errors,
             ))
         return tuple(views)
 

@@ -29,8 +29,13 @@ Lifetime:
   end of the stream, any read error (a child that dies with a message unread leaves
   ECONNRESET, not a clean end), a garbled message, or the process's own exit (a
   pidfd: a script the child started may still hold the socket open). It reaps it,
-  forgets its status (no MASTER from a dead child), logs `vrrp.process.died` and
-  starts a new one, as keepalived respawns its VRRP child. The wait before the
+  forgets its status (no MASTER from a dead child), removes the VIPs the dead child
+  may have left on the interfaces, logs `vrrp.process.died` (with the VIPs it
+  removed) and starts a new one, as keepalived respawns its VRRP child. The VIPs go
+  at once because nothing defends them any more: the peer takes over when its
+  Master_Down_Timer fires (RFC 5798 §6.4.2), and a new child clears them only once it
+  has started (§6.4.1), a fresh interpreter seconds later; until then both directors
+  would answer ARP for the VIP. The wait before the
   restart starts at 1 s and doubles up to 30 s; a child that ran for a minute
   starts the sequence again (`haipvs.respawn.RespawnBackoff`).
 - **Import path:** the child runs ``python -P`` in ``/``: the working directory the
@@ -62,6 +67,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from ipaddress import IPv4Interface, IPv6Interface
 
 import structlog
 
@@ -300,7 +306,11 @@ class VrrpProcessPart:
         python: str = sys.executable,
         clock: Callable[[], float] = time.monotonic,
         fork_first: bool = False,
+        addresses: vrrp.VipAddresses | None = None,
     ) -> None:
+        """``addresses``: where the parent removes a dead child's VIPs; by default this
+        host's (rtnetlink) when the child runs the real ports, none with test ports (a
+        child on fake ports left nothing in the kernel)."""
         self._instances = tuple(instances)
         self._on_transition = on_transition
         self._ports = ports
@@ -320,6 +330,9 @@ class VrrpProcessPart:
         self._backoff = RespawnBackoff()
         self._restarts = 0
         self._holds: tuple[tuple[str, str], ...] = ()
+        if addresses is None and ports is None:
+            addresses = vrrp.LinuxVipAddresses()
+        self._addresses = addresses
 
     @property
     def pid(self) -> int | None:
@@ -472,10 +485,13 @@ class VrrpProcessPart:
             reading.cancel()
             exited.cancel()
         self._views = ()  # again: nothing read while it was being killed counts
+        released, release_errors = await self._release_vips()
         self._restarts += 1
         delay = self._backoff.died(self._clock())
         log.error("vrrp.process.died", pid=process.pid, exit=_describe_exit(code),
-                  noticed=noticed, restart_in_s=delay, restarts=self._restarts)
+                  noticed=noticed, restart_in_s=delay, restarts=self._restarts,
+                  vips_released=released,
+                  **({"release_errors": release_errors} if release_errors else {}))
         self._respawn_task = asyncio.create_task(self._respawn(delay), name="vrrp-respawn")
 
     async def _read(self, reader: asyncio.StreamReader) -> str:
@@ -497,6 +513,29 @@ class VrrpProcessPart:
                 self._views, self._loop_lag = message.views, message.loop_lag
             elif isinstance(message, _Reply) and self._reply and not self._reply.done():
                 self._reply.set_result(message)
+
+    async def _release_vips(self) -> tuple[list[str], list[str]]:
+        """Remove every VIP of the dead child's instances that an interface still holds
+        (see the module docstring); which were removed, and what failed. A failure is
+        reported, never raised: the respawn must happen whatever the kernel says."""
+        if self._addresses is None:
+            return [], []
+        released: list[str] = []
+        errors: list[str] = []
+        by_interface: dict[str, list[IPv4Interface | IPv6Interface]] = {}
+        for settings in self._instances:
+            for interface, address in settings.vip_placements():
+                by_interface.setdefault(interface, []).append(address)
+        for interface, addresses in by_interface.items():
+            try:
+                held = set(await self._addresses.list(interface))
+                for address in addresses:
+                    if address in held:
+                        await self._addresses.remove(interface, address)
+                        released.append(f"{address} dev {interface}")
+            except vrrp.VrrpIoError as error:  # e.g. a VMAC interface gone with the child
+                errors.append(str(error))
+        return released, errors
 
     async def _respawn(self, delay: float) -> None:
         await self._close()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import math
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
@@ -369,7 +370,11 @@ def _process_probe(words: Sequence[str]) -> tuple[str, str | None] | None:
 
 
 def _number(text: str) -> int | float:
+    """A number as keepalived's strtod reads one: finite (``nan``, ``inf`` and ``1e999`` are
+    no delay, weight or timeout) and without Python's ``_`` digit separators."""
     value = float(text)
+    if "_" in text or not math.isfinite(value):
+        raise ValueError(text)
     return int(value) if value.is_integer() else value
 
 

@@ -65,6 +65,13 @@ class SnapshotCollector(Collector):
         )
         restarts.add_metric([], snap.vrrp_restarts)
         yield restarts
+        inconclusive = CounterMetricFamily(
+            "haipvs_check_inconclusive",
+            "Failed probes not counted: their deadline passed while the checker was not "
+            "running (a stopped or starved daemon); each was run again.",
+        )
+        inconclusive.add_metric([], snap.checks_inconclusive)
+        yield inconclusive
         yield from _overrides(snap)
         yield from _fingerprints(snap)
         if snap.bgp is not None:
@@ -95,8 +102,14 @@ def _vrrp(snap: Snapshot) -> Iterator[Metric]:
         "unknown_key, invalid_hmac, stale, replay).",
         labels=[*labels, "verdict"],
     )
+    route_errors = CounterMetricFamily(
+        "haipvs_vrrp_route_errors",
+        "Virtual routes and rules the kernel refused to install or remove.",
+        labels=labels,
+    )
     for inst in snap.instances:
         values = [inst.name, str(inst.vrid), inst.interface]
+        route_errors.add_metric(values, inst.route_errors)
         for verdict, count in sorted(inst.auth_verdicts.items()):
             auth.add_metric([*values, verdict], count)
         for name in STATES:
@@ -107,7 +120,7 @@ def _vrrp(snap: Snapshot) -> Iterator[Metric]:
         received.add_metric(values, inst.adverts_received)
         for reason, count in sorted(inst.adverts_dropped.items()):
             dropped.add_metric([*values, reason], count)
-    yield from (state, priority, transitions, sent, received, dropped, auth)
+    yield from (state, priority, transitions, sent, received, dropped, auth, route_errors)
 
 
 def _services(snap: Snapshot) -> Iterator[Metric]:

@@ -54,6 +54,8 @@ class InstanceView:
     adverts_dropped: dict[str, int] = field(default_factory=dict)
     # auth_hmac verdicts (keepalived's auth_ext_* counters); empty without auth_hmac.
     auth_verdicts: dict[str, int] = field(default_factory=dict)
+    # virtual routes / rules the kernel refused (each logged as vrrp.route.failed)
+    route_errors: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +177,9 @@ class Snapshot:
     vrrp_loop_lag_ms: float = 0.0
     #: The VRRP process died on its own and was started again this many times.
     vrrp_restarts: int = 0
+    #: Failed probes not counted because the checker was not running when their deadline
+    #: passed (checkers/inconclusive.py; each episode logged as check.inconclusive).
+    checks_inconclusive: int = 0
     #: The operator's overrides in force (haipvs drain / maintenance / failover).
     overrides: tuple[OverrideView, ...] = ()
     #: Scale-out mode only (a bgp section); None in a VRRP pair.

@@ -6,6 +6,7 @@ nothing, SIGTERM hands the VIP over at once, a restart does not churn the table.
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from haipvs.lab.pair import DirectorPair, PairSettings, running_pair, wait_until
+from haipvs.lab.pair import VIP, DirectorPair, PairSettings, running_pair, wait_until
 from vrrp import skew_time
 
 pytestmark = pytest.mark.lab
@@ -112,3 +113,41 @@ def test_restart_adopts_the_table_with_zero_ops(pair: DirectorPair) -> None:
     adopted = next(e for e in new if e["event"] == "ipvs.table.adopted")
     assert adopted["ops"] == 0
     assert not [e for e in new if e["event"] in IPVS_OPS]
+
+
+def test_a_killed_vrrp_process_leaves_no_vip_behind(pair: DirectorPair) -> None:
+    # Nothing defends the VIPs of a VRRP process that died: the daemon removes them the
+    # moment it notices, not when the next process has started (a fresh interpreter,
+    # seconds later in the lab; meanwhile the peer's Master_Down_Timer has fired and both
+    # directors answered ARP for the VIP, as the nemesis found).
+    from haipvs.lab.faults import vrrp_child_pid
+
+    if "dir1" not in pair.directors:  # an earlier test stopped it
+        pair.start_director("dir1")
+    wait_until(lambda: pair.holds_vip("dir1") and pair.vrrp_state("dir2") == "BACKUP", 90)
+    before = len(pair.log_events("dir1"))
+    child = vrrp_child_pid(pair.directors["dir1"].pid)
+    assert child is not None
+    with pair.net.iproute("dir1") as ipr:
+        index = ipr.link_lookup(ifname="eth0")[0]
+
+        def held() -> bool:
+            return any(m.get_attr("IFA_ADDRESS") == VIP for m in ipr.get_addr(index=index))
+
+        assert held()
+        os.kill(child, signal.SIGKILL)
+        killed = time.time()
+        while held():
+            assert time.time() - killed < 10, "the VIP is still on dir1 10 s after the kill"
+            time.sleep(0.005)
+        gone = time.time()
+    wait_until(lambda: any(e["event"] == "vrrp.process.died"
+                           for e in events_after(pair, "dir1", before)), 10)
+    died = next(e for e in events_after(pair, "dir1", before)
+                if e["event"] == "vrrp.process.died")
+    assert f"{VIP}/24 dev eth0" in died["vips_released"], died
+    logged = datetime.fromisoformat(died["timestamp"]).timestamp()
+    # Removed before the death was logged (a respawn waits 1 s after it, at least).
+    assert gone <= logged + 0.2, f"VIP gone {gone - logged:.3f} s after the death was logged"
+    # The new process takes it back: dir1 has the higher priority.
+    wait_until(lambda: pair.holds_vip("dir1") and pair.vrrp_state("dir2") == "BACKUP", 60)

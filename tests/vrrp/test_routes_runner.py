@@ -26,7 +26,7 @@ from vrrp.routes import (
 )
 from vrrp.runner import InstanceRunner
 from vrrp.settings import InstanceSettings, VipSpec
-from vrrp.status import FaultSource
+from vrrp.status import FaultSource, InstanceStatus
 
 VIP = ip_interface("198.51.100.10/24")
 A_ADDR = IPv4Address("198.51.100.1")
@@ -244,6 +244,8 @@ async def test_a_route_that_fails_is_logged_and_the_instance_stays_master() -> N
     assert a.addresses.held("eth0") == (VIP,)
     assert (a.routing.routes, a.routing.rules) == ([BLACKHOLE], [RULE])
     assert a.runner.counters.route_errors == 1
+    # ... and reported with the instance's status (metrics: haipvs_vrrp_route_errors_total)
+    assert InstanceStatus.of(a.runner).route_errors == 1
     failed = [line for line in logs if line["event"] == "vrrp.route.failed"]
     assert len(failed) == 1
     assert failed[0]["item"] == ROUTE.describe()

@@ -182,3 +182,52 @@ def test_a_missing_interface_is_a_located_error(tmp_path: Path) -> None:
         f"{path}:3: vrrp[0].interface: no interface eth7 on this host"
     ]
     assert accept_config(str(path), offline=True).config.vrrp[0].interface == "eth7"
+
+
+def test_a_virtual_route_through_a_missing_device_is_a_located_error(tmp_path: Path) -> None:
+    # The kernel refuses a route to a device it lacks (ENODEV): the route would fail at
+    # every takeover, so the gate refuses it where it is written, as it does an interface.
+    path = tmp_path / "haipvs.yaml"
+    path.write_text(
+        "vrrp:\n"
+        "  - name: VI_1\n"
+        "    interface: eth0\n"
+        "    vrid: 51\n"
+        "    vips: [198.51.100.10/24]\n"
+        "    routes:\n"
+        "      - to: 203.0.113.0/24\n"
+        "        dev: eth7\n"
+        "      - to: 192.0.2.0/24\n"
+        "        nexthops:\n"
+        "          - via: 198.51.100.1\n"
+        "            dev: eth0\n"
+        "          - via: 198.51.100.2\n"
+        "            dev: eth8\n"
+    )
+    path.chmod(0o644)
+    with pytest.raises(Exception) as refused:
+        accept_config(str(path), host=FakeHost("eth0"))
+    assert [str(error) for error in refused.value.errors] == [  # type: ignore[attr-defined]
+        f"{path}:8: vrrp[0].routes[0].dev: no interface eth7 on this host",
+        f"{path}:14: vrrp[0].routes[1].nexthops[1].dev: no interface eth8 on this host",
+    ]
+
+
+def test_a_route_through_the_instances_own_vmac_is_not_asked_of_the_host(
+        tmp_path: Path) -> None:
+    # The macvlan `vmac` names is created by the daemon when the instance starts.
+    path = tmp_path / "haipvs.yaml"
+    path.write_text(
+        "vrrp:\n"
+        "  - name: VI_1\n"
+        "    interface: eth0\n"
+        "    vrid: 51\n"
+        "    vips: [198.51.100.10/24]\n"
+        "    vmac: {}\n"
+        "    routes:\n"
+        "      - to: 203.0.113.0/24\n"
+        "        dev: vrrp.51\n"
+    )
+    path.chmod(0o644)
+    accepted = accept_config(str(path), host=FakeHost("eth0"))
+    assert accepted.config.vrrp[0].routes[0].dev == "vrrp.51"

@@ -209,6 +209,8 @@ async def test_a_failing_backend_leaves_and_the_api_shows_it(
     assert "haipvs_ipvs_ops" in families
     (restarts,) = families["haipvs_vrrp_process_restarts"].samples
     assert restarts.value == status["vrrp_restarts"] == 0
+    (inconclusive,) = families["haipvs_check_inconclusive"].samples
+    assert inconclusive.value == status["checks_inconclusive"] == 0
     text = render_status(status)
     rows = {line.split()[1]: line for line in text.splitlines() if line.startswith("  -> ")}
     assert "Masq    1/1" in rows["10.0.0.11:80"] and "up: " in rows["10.0.0.11:80"]

@@ -392,3 +392,49 @@ async def test_a_child_that_dies_while_starting_is_one_start_failure_not_a_respa
     assert part.pid is None and part.restarts() == 0
     assert [e["event"] for e in logs if e["event"].startswith("vrrp.process")] == []
     await part.stop()
+
+
+async def test_the_vips_of_a_dead_child_are_removed_before_it_is_respawned() -> None:
+    # The kernel as the dead child left it: its VIP still on eth0 (a fake with the real
+    # port's contract); the daemon removes it when it notices the death, and says so.
+    from vrrp.fake import FakeVipAddresses
+
+    kernel = FakeVipAddresses(["eth0"])
+    vip = ip_interface("198.51.100.10/24")
+    part = VrrpProcessPart([instance()], lambda *_: None, ports=PORTS, addresses=kernel)
+    await part.start()
+    try:
+        first = part.pid
+        assert first is not None
+        await until(lambda: says_master(part.views()), 20)
+        await kernel.add("eth0", vip)
+        with capture_logs() as logs:
+            os.kill(first, signal.SIGKILL)
+            await until(lambda: any(e["event"] == "vrrp.process.died" for e in logs), 20)
+        assert kernel.held("eth0") == ()
+        (died,) = [entry for entry in logs if entry["event"] == "vrrp.process.died"]
+        assert died["vips_released"] == ["198.51.100.10/24 dev eth0"]
+        assert "release_errors" not in died
+        await until(lambda: part.pid not in (None, first) and says_master(part.views()), 20)
+    finally:
+        await part.stop()
+
+
+async def test_a_vip_that_cannot_be_removed_is_reported_and_the_child_still_respawns() -> None:
+    from vrrp.fake import FakeVipAddresses
+
+    kernel = FakeVipAddresses([])  # eth0 is gone: every request fails with ENODEV
+    part = VrrpProcessPart([instance()], lambda *_: None, ports=PORTS, addresses=kernel)
+    await part.start()
+    try:
+        first = part.pid
+        assert first is not None
+        await until(lambda: says_master(part.views()), 20)
+        with capture_logs() as logs:
+            os.kill(first, signal.SIGKILL)
+            await until(lambda: any(e["event"] == "vrrp.process.died" for e in logs), 20)
+        (died,) = [entry for entry in logs if entry["event"] == "vrrp.process.died"]
+        assert died["vips_released"] == [] and "no such interface" in died["release_errors"][0]
+        await until(lambda: part.pid not in (None, first) and says_master(part.views()), 20)
+    finally:
+        await part.stop()
