@@ -364,10 +364,10 @@ class Holders:
         return now
 
     def run(self, until: float, ramped: Path, progress: Path) -> dict[str, object]:
-        next_second = time.monotonic() + 1.0
+        now = time.monotonic()
+        next_second = now + 1.0
         wrote_ramped = False
         while not self.stopping:
-            now = time.monotonic()
             if now >= until or (self.attempted >= self.count and not self.live):
                 break
             wake = min(t for t in (self.wheel.next_at(), self.next_connect_at(),
@@ -388,6 +388,7 @@ class Holders:
                 # What the connections saw so far, for a caller that reports as it goes.
                 _write_atomically(progress, self.result.summary(self.count))
                 next_second = finished + 1.0
+            now = finished
         for connection in list(self.live):
             self.end(connection, "ok" if connection.open else "connect_failed")
         self.selector.close()
