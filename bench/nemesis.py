@@ -297,8 +297,13 @@ class Nemesis:
             params["sent"] = float(sent[1]) if len(sent) == 2 else 0.0
             end = self.now()
         elif kind == "ipvs_drift":
+            # The window is the command's whole run: the table sampled before it is the
+            # one to be repaired back to. Stamped after it (as it was), a probe sample of
+            # the cleared table taken while ipvsadm still ran came before the fault and
+            # was taken for the wanted table, which the repair then never matched.
+            at = self.now()
             pair.net.run(name, ["ipvsadm", "-C"])
-            at = end = self.now()
+            end = self.now()
         else:
             raise ValueError(f"no executor for fault kind {kind!r}")
         actual = Fault(round(at, 2), kind, name, round(end - at, 2), params)

@@ -43,7 +43,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 __all__ = [
     "SCRIPT_PATH",
@@ -246,7 +246,8 @@ def unsafe_paths(
 
 
 def script_commands(instances: Iterable[object], checks: Iterable[object]) -> list[tuple[str, ...]]:
-    """Every argv the daemon would run: VRRP notify hooks (master/backup/fault/stop),
+    """Every argv the daemon would run: VRRP notify hooks (every argv field of the
+    settings: master/backup/fault/stop and the generic one),
     track scripts, and exec checks. ``instances`` are vrrp.InstanceSettings and
     ``checks`` are checkers specs (or (target, spec) pairs, as Compiled.checks holds).
     Duck-typed so this module stays free of the packages' imports."""
@@ -258,10 +259,10 @@ def script_commands(instances: Iterable[object], checks: Iterable[object]) -> li
         ):
             if notify is None:
                 continue
-            for hook in ("master", "backup", "fault", "stop"):
-                argv = getattr(notify, hook, None)
-                if argv:
-                    commands.append(tuple(argv))
+            for hook in fields(notify):
+                argv = getattr(notify, hook.name, None)
+                if isinstance(argv, tuple) and argv:
+                    commands.append(argv)
         for script in getattr(instance, "track_scripts", ()):
             commands.append(tuple(script.command))
     for check in checks:

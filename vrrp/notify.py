@@ -3,7 +3,8 @@
 keepalived's ``notify_master`` / ``notify_backup`` / ``notify_fault`` /
 ``notify_stop``, with its argument convention appended to the configured argv:
 ``TYPE NAME STATE PRIORITY`` (for example ``INSTANCE VI_1 MASTER 150``), so
-scripts written for keepalived keep working.
+scripts written for keepalived keep working; and keepalived's generic ``notify``
+script (``NotifySettings.any``), run on every change after the state's own hook.
 
 Rules kept here:
 
@@ -11,7 +12,10 @@ Rules kept here:
    through instance names), with a minimal environment.
 2. In order per instance: each instance has its own queue and worker, so a
    MASTER hook never overtakes the BACKUP hook that preceded it, while a slow
-   hook of one instance never delays another instance's hooks.
+   hook of one instance never delays another instance's hooks. The generic hook
+   of a change queues right behind the state's own hook (keepalived's
+   send_instance_notifies / send_group_notifies launch it after the notify_*
+   script), so it runs after it and before the next change's hooks.
 3. Never blocks the runner: :meth:`Notifier.notify` only enqueues. A hook that
    outlives ``timeout`` is killed (SIGKILL; keepalived's ``script_timeout``
    kills too) and reported.
@@ -38,6 +42,7 @@ __all__ = [
     "HookKind",
     "Notifier",
     "NotifyResult",
+    "generic_argv",
     "hook_argv",
     "run_argv",
 ]
@@ -74,6 +79,8 @@ class RunOutcome:
 class NotifyResult:
     instance: str
     kind: HookKind
+    #: Which configured hook ran: the state's own (``master``...) or the generic ``any``.
+    hook: str
     argv: tuple[str, ...]
     returncode: int | None
     timed_out: bool
@@ -107,6 +114,25 @@ def hook_argv(
     if scope == "GROUP":
         return (*base, "GROUP", instance, kind.value)
     return (*base, "INSTANCE", instance, kind.value, str(priority))
+
+
+def generic_argv(
+    settings: NotifySettings,
+    kind: HookKind,
+    name: str,
+    priority: int,
+    *,
+    scope: str = "INSTANCE",
+) -> tuple[str, ...] | None:
+    """keepalived's generic ``notify`` script for ``kind``: the configured argv with
+    ``INSTANCE|GROUP NAME STATE PRIORITY`` appended, or None if none is configured.
+
+    keepalived 2.4.3 vrrp_notify.c notify_script_exec: always four words; an instance
+    passes its effective priority, a group passes 0 (send_group_notifies).
+    """
+    if settings.any is None:
+        return None
+    return (*settings.any, scope, name, kind.value, str(priority if scope == "INSTANCE" else 0))
 
 
 async def run_argv(
@@ -151,6 +177,7 @@ async def run_argv(
 class _Job:
     instance: str
     kind: HookKind
+    hook: str
     argv: tuple[str, ...]
     timeout: float
     vrid: int | None
@@ -187,14 +214,22 @@ class Notifier:
         iface: str | None = None,
         scope: str = "INSTANCE",
     ) -> bool:
-        """Enqueue the hook for ``kind`` if one is configured; True if queued.
+        """Enqueue the hook for ``kind`` and then the generic one, those configured;
+        True if any was queued.
 
         A sync group's hooks (``scope`` GROUP) queue under the group's name.
         """
         if settings is None:
             return False
-        argv = hook_argv(settings, kind, instance, priority, scope=scope)
-        if argv is None:
+        jobs = [
+            _Job(instance, kind, hook, argv, settings.timeout, vrid, iface)
+            for hook, argv in (
+                (kind.name, hook_argv(settings, kind, instance, priority, scope=scope)),
+                ("any", generic_argv(settings, kind, instance, priority, scope=scope)),
+            )
+            if argv is not None
+        ]
+        if not jobs:
             return False
         key = instance if scope == "INSTANCE" else f"{scope.lower()}:{instance}"
         queue = self._queues.get(key)
@@ -203,7 +238,8 @@ class Notifier:
             self._workers[key] = asyncio.get_running_loop().create_task(
                 self._work(queue), name=f"vrrp-notify-{key}"
             )
-        queue.put_nowait(_Job(instance, kind, argv, settings.timeout, vrid, iface))
+        for job in jobs:
+            queue.put_nowait(job)
         return True
 
     async def _work(self, queue: asyncio.Queue[_Job]) -> None:
@@ -217,7 +253,13 @@ class Notifier:
 
     def _report(self, job: _Job, outcome: RunOutcome) -> None:
         result = NotifyResult(
-            job.instance, job.kind, job.argv, outcome.returncode, outcome.timed_out, outcome.error
+            job.instance,
+            job.kind,
+            job.hook,
+            job.argv,
+            outcome.returncode,
+            outcome.timed_out,
+            outcome.error,
         )
         self.results.append(result)
         fields = {
@@ -225,6 +267,7 @@ class Notifier:
             "vrid": job.vrid,
             "iface": job.iface,
             "to_state": job.kind.value.lower(),
+            "hook": job.hook,
             "argv": " ".join(job.argv),
         }
         if result.ok:

@@ -171,16 +171,21 @@ class TrackScript:
 
 @dataclass(frozen=True, slots=True)
 class NotifySettings:
-    """Notify hooks (keepalived ``notify_master`` etc.): argv lists, no shell, with a timeout."""
+    """Notify hooks (keepalived ``notify_master`` etc.): argv lists, no shell, with a timeout.
+
+    ``any`` is keepalived's generic ``notify`` script: run on every change, after the
+    state's own hook, with ``INSTANCE|GROUP NAME STATE PRIORITY`` appended.
+    """
 
     master: tuple[str, ...] | None = None
     backup: tuple[str, ...] | None = None
     fault: tuple[str, ...] | None = None
     stop: tuple[str, ...] | None = None
+    any: tuple[str, ...] | None = None
     timeout: float = 10.0
 
     def __post_init__(self) -> None:
-        for field_name in ("master", "backup", "fault", "stop"):
+        for field_name in ("master", "backup", "fault", "stop", "any"):
             argv = getattr(self, field_name)
             if argv is not None and (not argv or not all(argv)):
                 raise ValueError(f"{field_name}: must be None or a non-empty argv")

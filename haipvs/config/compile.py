@@ -378,20 +378,20 @@ def _service_spec(
 
 
 def _notify_settings(notify: m.Notify) -> vrrp.NotifySettings | None:
-    if not any((notify.master, notify.backup, notify.fault, notify.stop)):
+    """An instance's or a sync group's hooks; None when none is configured."""
+    if not any((notify.master, notify.backup, notify.fault, notify.stop, notify.any)):
         return None
     return vrrp.NotifySettings(
         master=notify.master,
         backup=notify.backup,
         fault=notify.fault,
         stop=notify.stop,
+        any=notify.any,
         timeout=notify.timeout,
     )
 
 
 def _instance(instance: m.VrrpInstance, group: str | None) -> vrrp.InstanceSettings:
-    notify = instance.notify
-    has_notify = any((notify.master, notify.backup, notify.fault, notify.stop))
     return vrrp.InstanceSettings(
         name=instance.name,
         interface=instance.interface,
@@ -441,15 +441,7 @@ def _instance(instance: m.VrrpInstance, group: str | None) -> vrrp.InstanceSetti
             vrrp.TrackFile(track.name, track.path, track.weight, track.interval)
             for track in instance.track.files
         ),
-        notify=vrrp.NotifySettings(
-            master=notify.master,
-            backup=notify.backup,
-            fault=notify.fault,
-            stop=notify.stop,
-            timeout=notify.timeout,
-        )
-        if has_notify
-        else None,
+        notify=_notify_settings(instance.notify),
         accept=instance.accept,
         sync_group=group,
         auth_pass=instance.auth_pass,

@@ -791,6 +791,9 @@ class Notify(_Model):
     backup: Command | None = None
     fault: Command | None = None
     stop: Command | None = None
+    # keepalived's generic `notify`: every change, after the state's own hook, with
+    # INSTANCE|GROUP NAME STATE PRIORITY appended.
+    any: Command | None = None
     timeout: ShortSeconds = 10.0
 
 

@@ -91,29 +91,34 @@ class Accepted:
         return self.loaded.config
 
 
+def _notify_hooks(notify: object) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """Every configured hook of a ``notify`` mapping: each of its argv fields (master...,
+    the generic ``any``), so a hook added to the model is checked without a list here."""
+    for hook in getattr(type(notify), "model_fields", {}):
+        argv = getattr(notify, hook, None)
+        if isinstance(argv, tuple) and argv:
+            yield hook, argv
+
+
 def script_paths(config: Config) -> Iterator[tuple[KeyPath, tuple[str, ...]]]:
     """Every argv the daemon would run, with the key path that names it."""
     for index, instance in enumerate(config.vrrp):
-        for hook in ("master", "backup", "fault", "stop"):
-            argv = getattr(instance.notify, hook)
-            if argv:
-                yield ("vrrp", index, "notify", hook), tuple(argv)
+        for hook, argv in _notify_hooks(instance.notify):
+            yield ("vrrp", index, "notify", hook), argv
         for number, script in enumerate(instance.track.scripts):
             yield ("vrrp", index, "track", "scripts", number, "command"), tuple(script.command)
     for index, group in enumerate(config.sync_groups):
-        for hook in ("master", "backup", "fault", "stop"):
-            argv = getattr(group.notify, hook, None)
-            if argv:
-                yield ("sync_groups", index, "notify", hook), tuple(argv)
+        for hook, argv in _notify_hooks(group.notify):
+            yield ("sync_groups", index, "notify", hook), argv
     for index, service in enumerate(config.virtual_servers):
         command = getattr(service.check, "command", None)
         if command:
             yield ("virtual_servers", index, "check", "command"), tuple(command)
         quorum = getattr(service, "quorum", None)
         for hook in ("up", "down"):
-            argv = getattr(quorum, hook, None)
-            if argv:
-                yield ("virtual_servers", index, "quorum", hook), tuple(argv)
+            quorum_argv = getattr(quorum, hook, None)
+            if quorum_argv:
+                yield ("virtual_servers", index, "quorum", hook), tuple(quorum_argv)
         for number, real_server in enumerate(service.real_servers):
             command = getattr(real_server.check, "command", None)
             if command:

@@ -28,7 +28,7 @@ import math
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
@@ -209,6 +209,16 @@ _GLOBAL_DROPPED: dict[str, str] = {
     "vrrp_garp_master_refresh_repeat": "each refresh sends one burst of garp_repeat",
     "instance": "the config id is chosen at import time (`@ID` lines)",
     "namespace_with_ipsets": "haipvs adds no ipsets",
+}
+
+# keepalived's notify scripts of an instance or a sync group -> haipvs's notify keys; the
+# generic `notify` (every change, after the state's own script) is notify.any.
+_NOTIFY_HOOKS: dict[str, str] = {
+    "notify_master": "master",
+    "notify_backup": "backup",
+    "notify_fault": "fault",
+    "notify_stop": "stop",
+    "notify": "any",
 }
 
 _VRRP_DROPPED: dict[str, str] = {
@@ -528,6 +538,20 @@ class _Translator:
             )
             return ["/usr/bin/env", *words]
         return words
+
+    def notify_argv(self, stmt: Statement, anchor: str | None) -> list[str] | None:
+        """A notify script line as keepalived reads it (lib/notify.c notify_script_init):
+        the first word is the command (quoted when it has arguments), the words after it
+        the user and group to run it as; haipvs runs its scripts as its own user."""
+        if len(stmt.args) > 1:
+            self.dropped(
+                stmt,
+                f"run as {' '.join(stmt.args[1:])!r} (keepalived's username [groupname]): "
+                "scripts run as haipvs's user (set User= in the systemd unit if needed)",
+                anchor,
+            )
+            stmt = replace(stmt, args=stmt.args[:1])
+        return self.argv(stmt, anchor)
 
     # -- top level ---------------------------------------------------------------------
 
@@ -955,15 +979,10 @@ class _Translator:
             if kw == "group":
                 for entry in stmt.block or ():
                     members.extend(entry.words)
-            elif kw in {"notify_master", "notify_backup", "notify_fault", "notify_stop"}:
-                command = self.argv(stmt, None)
+            elif kw in _NOTIFY_HOOKS:
+                command = self.notify_argv(stmt, None)
                 if command is not None:
-                    notify[kw.removeprefix("notify_")] = command
-            elif kw == "notify":
-                self.unsupported(
-                    stmt,
-                    "the generic notify script is not offered; use notify_master/backup/fault",
-                )
+                    notify[_NOTIFY_HOOKS[kw]] = command
             elif kw in {"smtp_alert"}:
                 self.dropped(stmt, _MAIL)
             elif kw in {"global_tracking", "sync_group_tracking_weight"}:
@@ -1179,10 +1198,10 @@ class _Translator:
         """What a transition runs and sends: notify scripts, gratuitous ARP timing, the
         keepalived 1.x sync daemon that follows this instance."""
         kw, anchor = stmt.keyword, d.anchor
-        if kw in {"notify_master", "notify_backup", "notify_fault", "notify_stop"}:
-            command = self.argv(stmt, anchor)
+        if kw in _NOTIFY_HOOKS:
+            command = self.notify_argv(stmt, anchor)
             if command is not None:
-                d.notify[kw.removeprefix("notify_")] = command
+                d.notify[_NOTIFY_HOOKS[kw]] = command
         elif kw in {"garp_master_delay", "garp_master_repeat", "garp_master_refresh"}:
             value = self.num(stmt, anchor, low=0)
             if value is not None:
@@ -1203,13 +1222,7 @@ class _Translator:
         """Everything else: not offered (located, with what it would change), dropped, or
         unknown."""
         kw, anchor = stmt.keyword, d.anchor
-        if kw == "notify":
-            self.unsupported(
-                stmt,
-                "the generic notify script is not offered; use notify_master/backup/fault",
-                anchor,
-            )
-        elif kw == "use_vmac":
+        if kw == "use_vmac":
             d.vmac_stmt = stmt
             d.vmac = {"name": stmt.args[0]} if stmt.args else {}
         elif kw == "vmac_xmit_base":

@@ -232,9 +232,12 @@ def _one_holder(obs: Observations, bounds: Bounds, figures: dict[str, float]) ->
     separations = _windows(obs, [k.name for k in KINDS.values() if k.separates])
     worst_connected = 0.0
     for start, end in _episodes(obs, 2):
-        overlapping = [(a, b) for a, b, _f in separations
-                       if a <= end and start <= b + bounds.single_after_heal]
+        overlapping = [(a, b) for a, b, _f in separations if a <= end and start < b]
         if overlapping:
+            # Began while the directors could not talk: it must end soon after they can.
+            # One that began after they could again (a new VRRP process preempting the
+            # peer, RFC 5798 §6.4.2: a Master_Down_Interval after it started) is an
+            # episode between connected directors, bounded as one.
             healed = max(b for _a, b in overlapping)
             if end > healed + bounds.single_after_heal:
                 found.append(Violation(healed + bounds.single_after_heal, "one_holder",
@@ -363,7 +366,9 @@ def _convergence(obs: Observations, bounds: Bounds,
                 if not before:
                     continue
                 wanted = dict(before[-1].weights)
-                repaired = [t.t for t in series if t.t >= fault.at and dict(t.weights) == wanted]
+                # From the end of the fault's window (the drift is in the kernel by then),
+                # timed from its start.
+                repaired = [t.t for t in series if t.t >= fault.end and dict(t.weights) == wanted]
                 took = repaired[0] - fault.at if repaired else None
                 if took is None or took > bounds.drift_repaired:
                     found.append(Violation(fault.at, "drift_repaired",

@@ -54,7 +54,7 @@ vrrp_instance VI_WEB {
         192.0.2.2
     }
     notify_master "/usr/local/bin/notify master"
-    notify_backup /usr/local/bin/notify backup
+    notify_backup "/usr/local/bin/notify backup"
 }
 """
 
@@ -409,12 +409,17 @@ def test_sync_group_notify_scripts_become_the_groups_notify() -> None:
         {
             "name": "G",
             "instances": ["A", "B"],
-            "notify": {"master": ["/bin/true"], "fault": ["/usr/local/bin/alert", "fault"]},
+            "notify": {
+                "master": ["/bin/true"],
+                "fault": ["/usr/local/bin/alert", "fault"],
+                "any": ["/usr/local/bin/any"],  # the generic script
+            },
         }
     ]
-    assert findings(t, Severity.UNSUPPORTED) == [(8, "notify")]  # the generic script
+    assert t.complete and findings(t, Severity.UNSUPPORTED) == []
     config = validated(t)
     assert config.sync_groups[0].notify.master == ("/bin/true",)
+    assert config.sync_groups[0].notify.any == ("/usr/local/bin/any",)
 
 
 def test_notify_scripts_of_a_group_of_one_are_not_lost_silently() -> None:
