@@ -4,44 +4,65 @@ cause (the scale-out bench's and demo's client).
 Each connection asks a lab real server for ``/hold`` (one line with the server's name every
 second, straight back to the client with DR/TUN) and sends one heartbeat byte every
 ``--heartbeat`` seconds the other way, through the routers and a director, so a director
-that loses the flow answers it with a RST. A connection is broken by ``rst`` (reset),
-``eof``, ``timeout`` (no line for 10 s) or ``wrong_backend`` (a line from another real
-server than the first); ``connect_failed`` counts connections that never opened (not
-broken: the lab could not take them), ``heartbeat_ms`` is the mean interval the
-heartbeats really kept (a starved client sends them late), ``quiet`` the connections
-that went 3 s without a line and recovered, ``longest_gap_ms`` the longest such gap. A
-silence while this client's own event loop was stalled (more than 1 s late) is not
-counted: on a starved CPU the client, not the connection, stopped reading.
+that loses the flow answers it with a RST. A connection is broken by ``rst`` (a reset:
+ECONNRESET or EPIPE on a read or a heartbeat), ``eof`` (a FIN, or another socket error:
+``eof_kinds`` says which, ``FIN``, ``FIN in the header`` or the errno name),
+``timeout`` (no line for 10 s; 20 s for the header and first line) or
+``wrong_backend`` (a line from another real server than the first); ``connect_failed``
+counts connections that never opened within 30 s (not broken: the lab could not take
+them), ``beats`` the heartbeats sent, ``heartbeat_ms`` the mean interval they really
+kept (a starved client sends them late; a heartbeat the full send buffer refused is not
+counted), ``quiet`` the connections that went 3 s without a line and recovered,
+``longest_gap_ms`` the longest such gap. A silence while this client's own loop was
+stalled (a turn more than 1 s late) is not counted: on a starved CPU the client, not the
+connection, stopped reading.
 
 The connections are opened over ``--ramp`` seconds, from the ``--source`` addresses in
 turn (the kernel picks each source port), so the routers' L4 ECMP hash sees many
 distinct flows. Once every connection was attempted, ``--out``.ramped is written; the
-connections are held until ``--duration`` passes or SIGTERM (``--out``.progress holds the
-summary so far, rewritten every second), then one JSON summary goes to ``--out``: counts
-by cause, the first backend of each connection, and the monotonic time of every break (so
-a caller can tell which event broke what).
+connections are held until ``--duration`` passes, every connection ended, or SIGTERM
+(``--out``.progress holds the summary so far, rewritten every second), then one JSON
+summary goes to ``--out``: counts by cause, the first backend of each connection, and the
+monotonic time of every break (so a caller can tell which event broke what).
+
+The lab guest has one emulated CPU where every system call is a trap, so the client is
+one ``selectors`` loop over non-blocking sockets: a heartbeat is one ``send`` from a
+timer wheel of 10 ms slots (no task, timer or future per heartbeat; ``--heartbeat`` is
+taken in 10 ms steps), a line one ``recv``.
+SIGTERM during the ramp ends it: the connections not attempted yet are in no cause.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import errno
 import json
+import math
 import os
+import resource
+import selectors
 import signal
+import socket
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
-__all__ = ["HoldResult", "main"]
+__all__ = ["Connection", "HoldResult", "Holders", "Wheel", "main"]
 
 # A connection silent this long is dead (a black hole the routers never healed): TCP
 # itself backs off its retransmissions after a loss of a few hundred ms, so a live
 # connection can go quiet for 2 or 3 s and recover. Shorter silences are counted apart.
 SILENCE = 10.0
 QUIET = 3.0
+STALL = 1.0  # a loop turn this late means the client, not the network, stopped
+CONNECT_TIMEOUT = 30.0
+SLOT = 0.01  # the heartbeat wheel's granularity
+EPSILON = 1e-6  # of a slot: a time on a slot's start is in that slot despite float rounding
+REQUEST = b"GET /hold HTTP/1.1\r\nHost: vip\r\n\r\n"
+HEARTBEAT = b"h"
 
 
 @dataclass
@@ -50,7 +71,7 @@ class HoldResult:
     backends: Counter[str] = field(default_factory=Counter)
     breaks: list[tuple[float, str]] = field(default_factory=list)
 
-    last_stall: float = float("-inf")  # monotonic time the event loop last ran late
+    last_stall: float = float("-inf")  # monotonic time the loop last ran late
 
     def stalled_within(self, seconds: float) -> bool:
         return time.monotonic() - self.last_stall < seconds
@@ -60,7 +81,9 @@ class HoldResult:
     quiet: int = 0  # connections that once went QUIET seconds without a line and recovered
     longest_gap: float = 0.0  # seconds, the longest silence a connection recovered from
     beats: int = 0  # heartbeats sent
-    held_seconds: float = 0.0  # summed over the connections that ended
+    # Summed over every connection: from its opening (or previous heartbeat) to each
+    # heartbeat it sent, so beat_seconds / beats is the interval really kept.
+    beat_seconds: float = 0.0
 
     def broke(self, cause: str) -> None:
         self.causes[cause] += 1
@@ -72,131 +95,319 @@ class HoldResult:
         opened (``connect_failed``: the lab could not take it) is counted apart."""
         broken = sum(n for cause, n in self.causes.items()
                      if cause not in ("ok", "connect_failed"))
-        interval = self.held_seconds / self.beats * 1000 if self.beats else None
+        interval = self.beat_seconds / self.beats * 1000 if self.beats else None
         return {"connections": count, "opened": self.opened, "broken": broken,
                 "causes": dict(self.causes), "backends": dict(self.backends),
-                "breaks": self.breaks, "heartbeat_ms": interval, "quiet": self.quiet,
+                "breaks": self.breaks, "beats": self.beats, "heartbeat_ms": interval,
+                "quiet": self.quiet,
                 "longest_gap_ms": round(self.longest_gap * 1000),
                 "eof_kinds": dict(self.eof_kinds)}
 
 
-async def _hold(vip: str, port: int, source: str | None, *, heartbeat: float,
-                stop: asyncio.Event, result: HoldResult) -> None:
-    local = (source, 0) if source else None
-    try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(vip, port, local_addr=local), 30)
-    except (OSError, TimeoutError):
-        result.broke("connect_failed")
-        return
-    result.opened += 1
-    opened = time.monotonic()
-    writer.write(b"GET /hold HTTP/1.1\r\nHost: vip\r\n\r\n")
-    first: str | None = None
-    last_line = time.monotonic()
-    was_quiet = False
+@dataclass(slots=True, eq=False)
+class Connection:
+    sock: socket.socket
+    started: float  # when the connect was issued (CONNECT_TIMEOUT counts from here)
+    open: bool = False  # the handshake completed
+    header_done: bool = False
+    ended: bool = False
+    buffer: bytes = b""
+    first: str | None = None  # the backend the first line named
+    last_line: float = 0.0  # when the last line (or the opening) was read
+    last_beat: float = 0.0  # when the last heartbeat (or the opening) was sent
+    was_quiet: bool = False
+    slot: int = 0  # the heartbeat wheel's slot this connection is due in
 
-    async def beat() -> None:
-        while True:
-            await asyncio.sleep(heartbeat)
-            writer.write(b"h")
-            result.beats += 1
-            await writer.drain()
 
-    beats = asyncio.create_task(beat())
-    stopped = asyncio.create_task(stop.wait())
-    cause = "ok"
-    try:
-        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), SILENCE * 2)
-        while not stop.is_set():
-            line_task = asyncio.create_task(reader.readline())
-            done, _ = await asyncio.wait({line_task, stopped}, timeout=SILENCE,
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if line_task not in done:
-                await asyncio.sleep(0.3)  # the lag watch runs first, if it was late too
-                done = {line_task} if line_task.done() else done
-            while line_task not in done and not stop.is_set() and result.stalled_within(SILENCE):
-                # The silence may be this client's own: a starved event loop reads
-                # nothing. Only a silence while the loop kept time counts.
-                done, _ = await asyncio.wait({line_task, stopped}, timeout=SILENCE,
-                                             return_when=asyncio.FIRST_COMPLETED)
-            if line_task not in done:
-                line_task.cancel()
-                if stop.is_set():
-                    break
-                raise TimeoutError
-            line = line_task.result()
-            if not line:
-                cause = "eof"
-                result.eof_kinds["FIN"] += 1
+class Wheel:
+    """Connections by the slot (``slot`` seconds wide) their next heartbeat is due in.
+
+    ``add`` puts a new connection in the first slot that starts a period or more after
+    ``now``: no first heartbeat goes early. ``due`` hands out every slot that started by
+    ``now``, each once, however late the loop came (a connection that ended meanwhile is
+    the caller's to skip). ``again`` puts a connection just handed out ``period`` slots
+    after the one it was due in, so a loop that wakes within the due slot keeps the
+    cadence instead of adding its wake-up delay to every interval; a later loop moves the
+    cadence: no two heartbeats go closer than a period less one slot, and the ones a
+    stalled loop missed are not sent in a burst.
+    """
+
+    def __init__(self, now: float, period: float, slot: float = SLOT) -> None:
+        self.slot = slot
+        self.period = max(1, round(period / slot))  # in slots
+        self.slots: dict[int, list[Connection]] = {}
+        self.next = math.floor(now / slot + EPSILON)  # the first slot not handed out yet
+
+    def _put(self, connection: Connection, key: int) -> None:
+        connection.slot = key
+        bucket = self.slots.get(key)
+        if bucket is None:
+            self.slots[key] = [connection]
+        else:
+            bucket.append(connection)
+
+    def add(self, connection: Connection, now: float) -> None:
+        self._put(connection, max(math.ceil(now / self.slot - EPSILON) + self.period,
+                                  self.next))
+
+    def again(self, connection: Connection) -> None:
+        # self.next is the slot after this turn's: a heartbeat sent now (at the latest
+        # when it starts) and the next one are a period less one slot apart at least
+        self._put(connection, max(connection.slot + self.period, self.next + self.period - 1))
+
+    def due(self, now: float) -> list[Connection]:
+        last = math.floor(now / self.slot + EPSILON)
+        found: list[Connection] = []
+        if last < self.next:
+            return found
+        if last - self.next < len(self.slots):
+            for key in range(self.next, last + 1):
+                bucket = self.slots.pop(key, None)
+                if bucket is not None:
+                    found += bucket
+        else:  # a long stall: fewer slots are filled than passed
+            for key in sorted(k for k in self.slots if k <= last):
+                found += self.slots.pop(key)
+        self.next = last + 1
+        return found
+
+    def next_at(self) -> float | None:
+        """When the earliest filled slot starts (None: nothing is scheduled)."""
+        return min(self.slots) * self.slot if self.slots else None
+
+
+def _errno_name(error: OSError) -> str:
+    code = error.errno
+    return errno.errorcode.get(code, str(code)) if code is not None else type(error).__name__
+
+
+class Holders:
+    """``count`` connections to ``address`` held with one selector loop."""
+
+    def __init__(self, address: tuple[str, int], family: socket.AddressFamily,
+                 sources: Sequence[str], *, count: int, heartbeat: float, ramp: float,
+                 result: HoldResult) -> None:
+        self.address = address
+        self.family = family
+        self.sources = sources
+        self.count = count
+        self.heartbeat = heartbeat
+        self.ramp = ramp
+        self.result = result
+        self.selector = selectors.DefaultSelector()
+        self.live: set[Connection] = set()
+        self.attempted = 0
+        self.stopping = False
+        self.start = time.monotonic()
+        self.wheel = Wheel(self.start, heartbeat)
+
+    # -- connections ---------------------------------------------------------------------
+
+    def connect(self, now: float) -> None:
+        source = self.sources[self.attempted % len(self.sources)] if self.sources else None
+        self.attempted += 1
+        try:
+            sock = socket.socket(self.family, socket.SOCK_STREAM)
+        except OSError:
+            self.result.broke("connect_failed")
+            return
+        sock.setblocking(False)
+        # as asyncio's transports do: a heartbeat goes out at once, not after Nagle's wait
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            if source:
+                sock.bind((source, 0))
+            code = sock.connect_ex(self.address)
+        except OSError:
+            code = -1
+        if code not in (0, errno.EINPROGRESS):
+            sock.close()
+            self.result.broke("connect_failed")
+            return
+        connection = Connection(sock, started=now)
+        self.live.add(connection)
+        self.selector.register(sock, selectors.EVENT_WRITE, connection)
+
+    def connected(self, connection: Connection, now: float) -> None:
+        code = connection.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            self.end(connection, "connect_failed")
+            return
+        connection.open = True
+        self.result.opened += 1
+        connection.last_line = connection.last_beat = now
+        self.selector.modify(connection.sock, selectors.EVENT_READ, connection)
+        try:
+            sent = connection.sock.send(REQUEST)
+        except OSError as error:
+            self.failed(connection, error)
+            return
+        if sent != len(REQUEST):  # a fresh socket's send buffer holds it: never seen
+            self.end(connection, "eof", "request not sent whole")
+            return
+        self.wheel.add(connection, now)
+
+    def end(self, connection: Connection, cause: str, kind: str | None = None) -> None:
+        connection.ended = True
+        self.live.discard(connection)
+        self.selector.unregister(connection.sock)
+        connection.sock.close()
+        if kind is not None:
+            self.result.eof_kinds[kind] += 1
+        self.result.broke(cause)
+
+    def failed(self, connection: Connection, error: OSError) -> None:
+        if isinstance(error, (ConnectionResetError, BrokenPipeError)):
+            self.end(connection, "rst")
+        else:
+            self.end(connection, "eof", _errno_name(error))
+
+    # -- traffic -------------------------------------------------------------------------
+
+    def beat(self, connection: Connection, now: float) -> None:
+        try:
+            sent = connection.sock.send(HEARTBEAT)
+        except BlockingIOError:
+            sent = 0  # the send buffer is full: this heartbeat is not sent, nor counted
+        except OSError as error:
+            self.failed(connection, error)
+            return
+        if sent:
+            self.result.beats += 1
+            self.result.beat_seconds += now - connection.last_beat
+            connection.last_beat = now
+        self.wheel.again(connection)
+
+    def read(self, connection: Connection, now: float) -> None:
+        try:
+            data = connection.sock.recv(4096)
+        except BlockingIOError:
+            return
+        except OSError as error:
+            self.failed(connection, error)
+            return
+        if not data:
+            self.end(connection, "eof", "FIN" if connection.header_done else "FIN in the header")
+            return
+        buffer = connection.buffer + data
+        if not connection.header_done:
+            _, separator, rest = buffer.partition(b"\r\n\r\n")
+            if not separator:
+                connection.buffer = buffer
+                return
+            connection.header_done = True
+            buffer = rest
+        while not connection.ended:
+            line, newline, rest = buffer.partition(b"\n")
+            if not newline:
                 break
-            gap = time.monotonic() - last_line
-            last_line = time.monotonic()
-            if first is not None and not result.stalled_within(gap + 0.5):
-                result.longest_gap = max(result.longest_gap, gap)
-                if gap >= QUIET and not was_quiet:
-                    was_quiet = True
-                    result.quiet += 1
-            name = line.decode(errors="replace").strip()
-            if first is None:
-                first = name
-                result.backends[name] += 1
-            elif name != first:
-                cause = "wrong_backend"
+            buffer = rest
+            self.line(connection, line, now)
+        connection.buffer = buffer
+
+    def line(self, connection: Connection, line: bytes, now: float) -> None:
+        result = self.result
+        previous, connection.last_line = connection.last_line, now
+        gap = now - previous
+        # a gap the loop stalled in (or just before) is the client's own
+        if connection.first is not None and result.last_stall < previous - 0.5:
+            result.longest_gap = max(result.longest_gap, gap)
+            if gap >= QUIET and not connection.was_quiet:
+                connection.was_quiet = True
+                result.quiet += 1
+        name = line.decode(errors="replace").strip()
+        if connection.first is None:
+            connection.first = name
+            result.backends[name] += 1
+        elif name != connection.first:
+            self.end(connection, "wrong_backend")
+
+    def check_silence(self, now: float) -> None:
+        """Once a second: connections that never opened, and silent ones. The silence
+        that counts starts at the later of the last line and the loop's last stall; the
+        header and the first line get twice as long."""
+        for connection in list(self.live):
+            if not connection.open:
+                if now - connection.started > CONNECT_TIMEOUT:
+                    self.end(connection, "connect_failed")
+                continue
+            limit = SILENCE if connection.first is not None else 2 * SILENCE
+            if now - max(connection.last_line, self.result.last_stall) > limit:
+                self.end(connection, "timeout")
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def next_connect_at(self) -> float | None:
+        if self.attempted >= self.count:
+            return None
+        return self.start + self.attempted * self.ramp / self.count
+
+    def turn(self, timeout: float) -> float:
+        """Wait up to ``timeout`` seconds, then read, complete connects, send what is due
+        and open the connections the ramp has reached; returns when the wait ended. One
+        clock read serves the whole turn (each is a system call in the lab guest)."""
+        events = self.selector.select(timeout)
+        now = time.monotonic()
+        for key, _ in events:
+            connection: Connection = key.data
+            if connection.ended:
+                continue
+            if connection.open:
+                self.read(connection, now)
+            else:
+                self.connected(connection, now)
+        for connection in self.wheel.due(now):
+            if not connection.ended:
+                self.beat(connection, now)
+        while (at := self.next_connect_at()) is not None and at <= now:
+            self.connect(now)
+        return now
+
+    def run(self, until: float, ramped: Path, progress: Path) -> dict[str, object]:
+        now = time.monotonic()
+        next_second = now + 1.0
+        wrote_ramped = False
+        while not self.stopping:
+            if now >= until or (self.attempted >= self.count and not self.live):
                 break
-    except TimeoutError:
-        cause = "timeout"
-    except (ConnectionResetError, BrokenPipeError):
-        cause = "rst"
-    except (OSError, asyncio.IncompleteReadError) as error:
-        cause = "eof"
-        # Which end: a FIN mid-header, a socket error (its errno name), ...
-        errno_name = getattr(error, "errno", None)
-        result.eof_kinds[type(error).__name__ + (f" {errno_name}" if errno_name else "")] += 1
-    if beats.done() and not beats.cancelled() and beats.exception() is not None \
-            and cause == "ok":
-        cause = "rst"
-    beats.cancel()
-    stopped.cancel()
-    writer.close()
-    result.held_seconds += time.monotonic() - opened
-    result.broke(cause)
+            wake = min(t for t in (self.wheel.next_at(), self.next_connect_at(),
+                                   next_second, until) if t is not None)
+            planned = max(wake, now)
+            woke = self.turn(planned - now)
+            finished = time.monotonic()
+            # A turn that ended more than STALL after it was due (a late wake, or a long
+            # turn) means this process was starved: its silences are its own.
+            if finished - min(planned, woke) > STALL:
+                self.result.last_stall = finished
+            if not wrote_ramped and self.attempted >= self.count:
+                # A marker for the caller: every connection was attempted.
+                ramped.write_text(f"{self.count}\n")
+                wrote_ramped = True
+            if finished >= next_second:
+                self.check_silence(finished)
+                # What the connections saw so far, for a caller that reports as it goes.
+                _write_atomically(progress, self.result.summary(self.count))
+                next_second = finished + 1.0
+            now = finished
+        for connection in list(self.live):
+            self.end(connection, "ok" if connection.open else "connect_failed")
+        self.selector.close()
+        return self.result.summary(self.count)
 
 
-async def _run(vip: str, port: int, sources: Sequence[str], *, count: int, heartbeat: float,
-               duration: float, ramp: float, ramped: Path, progress: Path) -> dict[str, object]:
-    result = HoldResult()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    loop.call_later(duration, stop.set)
+def _write_atomically(path: Path, summary: dict[str, object]) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(summary))
+    os.replace(temporary, path)
 
-    async def watch_lag() -> None:
-        while True:
-            before = loop.time()
-            await asyncio.sleep(0.1)
-            if loop.time() - before > 1.0:
-                result.last_stall = time.monotonic()
 
-    lag = asyncio.create_task(watch_lag())
-    tasks = []
-    for n in range(count):
-        source = sources[n % len(sources)] if sources else None
-        tasks.append(asyncio.create_task(
-            _hold(vip, port, source, heartbeat=heartbeat, stop=stop, result=result)))
-        await asyncio.sleep(ramp / count)
-    # A marker for the caller: every connection was attempted (tiny and once, so the
-    # blocking write does not matter).
-    ramped.write_text(f"{count}\n")  # noqa: ASYNC240
-    held = asyncio.gather(*tasks)
-    while not held.done():
-        # What the connections saw so far, for a caller that reports as it goes (the
-        # demo); small, once a second.
-        progress.write_text(json.dumps(result.summary(count)))  # noqa: ASYNC240
-        await asyncio.wait({held}, timeout=1.0)
-    lag.cancel()
-    return result.summary(count)
+def _raise_file_limit(count: int) -> None:
+    """Each connection is a file descriptor: allow them up to the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = count + 64
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        limit = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, limit), hard))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -211,13 +422,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ramp", type=float, default=3.0)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    result = asyncio.run(_run(args.vip, args.port, args.source, count=args.count,
-                              heartbeat=args.heartbeat, duration=args.duration, ramp=args.ramp,
-                              ramped=Path(args.out + ".ramped"),
-                              progress=Path(args.out + ".progress")))
-    with open(args.out + ".tmp", "w") as handle:
-        json.dump(result, handle)
-    os.replace(args.out + ".tmp", args.out)
+    _raise_file_limit(args.count)
+    family, _, _, _, address = socket.getaddrinfo(args.vip, args.port,
+                                                   type=socket.SOCK_STREAM)[0]
+    holders = Holders((str(address[0]), int(address[1])), family, args.source,
+                      count=args.count, heartbeat=args.heartbeat, ramp=args.ramp,
+                      result=HoldResult())
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        holders.stopping = True
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
+    result = holders.run(time.monotonic() + args.duration,
+                         ramped=Path(args.out + ".ramped"),
+                         progress=Path(args.out + ".progress"))
+    _write_atomically(Path(args.out), result)
     return 0
 
 

@@ -5,7 +5,10 @@
 - HTTP: every request gets `200` with the body "<name>\\n" and `Connection: close`
   (so each client request is a new connection, which IPVS schedules afresh);
   `/slow?s=2` answers after 2 s; `/hold` keeps the connection open and sends one
-  line per second (a long-lived connection for drain and sync tests).
+  line per second (a long-lived connection for drain and sync tests). A held
+  connection is not read any more: what its client sends (the scale-out client's
+  heartbeats) stays in the kernel's receive buffer, so thousands of them cost no
+  wake-up per heartbeat, and one tick a second writes the line to all of them.
 - TCP: accepts, writes "<name>\\n", closes.
 - UDP: answers each datagram with "<name>\\n".
 
@@ -35,8 +38,40 @@ def _split(endpoint: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
+class _Held:
+    """The `/hold` connections of one server, written to by one tick a second."""
+
+    def __init__(self, name: str) -> None:
+        self.line = f"{name}\n".encode()
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    def add(self, writer: asyncio.StreamWriter) -> None:
+        transport = writer.transport
+        if isinstance(transport, asyncio.ReadTransport):
+            # Never read again: the client's bytes wait in the kernel's receive buffer
+            # (a heartbeat every 0.2 s is 18 KB an hour) instead of waking this process.
+            transport.pause_reading()
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n" + self.line)
+        self.writers.add(writer)
+
+    def tick(self) -> None:
+        """One line to every held connection; one whose write failed (the transport
+        closed itself on the error) is dropped."""
+        for writer in list(self.writers):
+            if writer.transport.is_closing():
+                self.writers.discard(writer)
+                writer.close()
+            else:
+                writer.write(self.line)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.tick()
+
+
 async def _http_handler(
-    name: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    name: str, held: _Held, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
     try:
         request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10.0)
@@ -46,13 +81,10 @@ async def _http_handler(
     line = request.split(b"\r\n", 1)[0].decode("latin-1")
     parts = line.split()
     path = parts[1] if len(parts) > 1 else "/"
+    if path.startswith("/hold"):
+        held.add(writer)  # the tick writes to it from now on, and closes it
+        return
     try:
-        if path.startswith("/hold"):
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
-            while True:
-                writer.write(f"{name}\n".encode())
-                await writer.drain()
-                await asyncio.sleep(1.0)
         if path.startswith("/slow"):
             seconds = float(path.partition("s=")[2] or "1")
             await asyncio.sleep(seconds)
@@ -96,11 +128,14 @@ class _UdpNameProtocol(asyncio.DatagramProtocol):
 async def serve(name: str, http: Sequence[str], tcp: Sequence[str], udp: Sequence[str]) -> None:
     loop = asyncio.get_running_loop()
     servers: list[asyncio.Server] = []
+    held = _Held(name)
+    ticking = asyncio.create_task(held.run())
     for endpoint in http:
         host, port = _split(endpoint)
         servers.append(
             await asyncio.start_server(
-                lambda r, w: _http_handler(name, r, w), host, port, reuse_address=True, backlog=1024
+                lambda r, w: _http_handler(name, held, r, w),
+                host, port, reuse_address=True, backlog=1024,
             )
         )
     for endpoint in tcp:
@@ -118,6 +153,7 @@ async def serve(name: str, http: Sequence[str], tcp: Sequence[str], udp: Sequenc
         loop.add_signal_handler(signum, stop.set)
     print("ready", flush=True)
     await stop.wait()
+    ticking.cancel()
     for server in servers:
         server.close()
 
