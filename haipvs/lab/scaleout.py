@@ -114,8 +114,10 @@ class DirectorSettings:
     fall: int = 1
 
 
-def director_config(i: int, workdir: Path, *, need: int, learn: float,
+def director_config(i: int, workdir: Path, *, need: int, learn: float | None,
                     settings: DirectorSettings = DirectorSettings()) -> str:
+    """``learn`` None: the key left out, so haipvs's default applies (the sync mesh's
+    refresh period + 2 s with the mesh, else 0)."""
     reals = "\n".join(f"      - {{address: 10.1.{k}.2, port: 80}}"
                       for k in range(1, settings.real_servers + 1))
     sync = ("\n  sync_daemon: {interface: eth1, mode: mesh, syncid: 7}"
@@ -143,8 +145,7 @@ bgp:
   local_as: {DIRECTOR_AS}
   neighbours: [{{address: 10.0.{i}.1, remote_as: {ROUTER_AS}}}]
   need: {need}
-  learn: {learn}
-"""
+""" + ("" if learn is None else f"  learn: {learn}\n")
 
 
 class ScaleOutLab:
@@ -225,7 +226,7 @@ class ScaleOutLab:
         process.kill()
         process.wait()
 
-    def start_director(self, i: int, *, need: int = 2, learn: float = 1.0) -> None:
+    def start_director(self, i: int, *, need: int = 2, learn: float | None = 1.0) -> None:
         name = f"d{i}"
         path = self.workdir / f"{name}.yaml"
         path.write_text(director_config(i, self.workdir, need=need, learn=learn,
@@ -248,7 +249,7 @@ class ScaleOutLab:
     def log_text(self, name: str) -> str:
         return (self.workdir / f"{name}.log").read_text(errors="replace")
 
-    def reload_director(self, name: str, *, need: int, learn: float,
+    def reload_director(self, name: str, *, need: int, learn: float | None,
                         settings: DirectorSettings) -> None:
         """A new config and SIGHUP, as an operator reloads."""
         path = self.workdir / f"{name}.yaml"

@@ -61,7 +61,9 @@ __all__ = [
 MH_PORT = 80
 RR_PORT = 81
 NEED = 2
-LEARN = 1.0
+#: haipvs's default learn: none before the sync mesh, its refresh period + 2 s with it,
+#: so a director that joins has heard every live connection before it announces.
+LEARN: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
