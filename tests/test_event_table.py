@@ -66,10 +66,27 @@ def _operator_outcome_events() -> list[str]:
     return [name for name in names if name.startswith("operator.")]
 
 
+def _kernel_setting_events(suffix: str) -> Callable[[], list[str]]:
+    # KernelSetting(path, event=PREFIX, ...) anywhere: it logs PREFIX.set / PREFIX.failed.
+    def names() -> list[str]:
+        found: list[str] = []
+        for package in PACKAGES:
+            for path in sorted((ROOT / package).rglob("*.py")):
+                for node in ast.walk(ast.parse(path.read_text())):
+                    if isinstance(node, ast.Call) and ast.unparse(node.func) == "KernelSetting":
+                        found += [f"{value}.{suffix}" for keyword in node.keywords
+                                  if keyword.arg == "event"
+                                  for value in _constants_in(keyword.value)]
+        return found
+    return names
+
+
 # (file, the expression passed as the event) -> the names it can take
 DYNAMIC: dict[tuple[str, str], Callable[[], list[str]]] = {
     ("haipvs/ipvs/programmer.py", "event"): _programmer_events,
     ("haipvs/daemon/admin.py", "outcome.event"): _operator_outcome_events,
+    ("haipvs/ipvs/sysctl.py", "f'{self.event}.set'"): _kernel_setting_events("set"),
+    ("haipvs/ipvs/sysctl.py", "f'{self.event}.failed'"): _kernel_setting_events("failed"),
 }
 
 
