@@ -8,7 +8,9 @@ unlike the realtime clock the nemesis steps):
 - ``{"t": ..., "k": "addr", "holds": bool}`` every 0.1 s: the front VIP is on eth0;
 - ``{"t": ..., "k": "ipvs", "w": {address: weight}}`` every 0.2 s, from /proc/net/ip_vs;
 - ``{"t": ..., "k": "status", "state": str | null}`` every 0.3 s: the first VRRP
-  instance's state from the status API (null when it does not answer within 0.5 s).
+  instance's state from the status API, ``NO_INSTANCE`` when it answers with none (its
+  VRRP process is dead and not yet respawned: it claims nothing), null when it does not
+  answer within 0.5 s.
 
 The status poll has its own thread: a stopped daemon must not stall the other samples.
 """
@@ -58,6 +60,10 @@ class _Writer:
             self._out.flush()
 
 
+#: The status API answered with no VRRP instance (see the module docstring).
+NO_INSTANCE = "NO_INSTANCE"
+
+
 def _status_loop(writer: _Writer, url: str, stop: threading.Event) -> None:
     while not stop.is_set():
         state: str | None = None
@@ -65,7 +71,7 @@ def _status_loop(writer: _Writer, url: str, stop: threading.Event) -> None:
             with urllib.request.urlopen(url, timeout=0.5) as answer:
                 status = json.loads(answer.read())
             instances = status.get("instances") or []
-            state = str(instances[0]["state"]) if instances else None
+            state = str(instances[0]["state"]) if instances else NO_INSTANCE
         except (OSError, ValueError, KeyError, TypeError):
             state = None
         writer.write({"k": "status", "state": state})
