@@ -601,9 +601,10 @@ def _literal_regex(text: str) -> str:
     return re.escape(text)
 
 
-#: What an unset ``learn`` adds to the mesh's refresh period: a connection is re-sent on
-#: its first packet after the period, so one heartbeat's gap more.
-LEARN_SLACK = 2.0
+#: What an unset ``learn`` adds to the mesh's refresh period: the kernel sends a partly
+#: filled sync message within 2 s (ip_vs.h IPVS_SYNC_FLUSH_TIME), and a connection is
+#: re-sent on its first packet after the period: one second of a heartbeat's gap more.
+LEARN_SLACK = 3.0
 
 
 def sync_refresh_period(config: m.Config) -> int | None:

@@ -1265,8 +1265,8 @@ class BgpSettings(_Model):
     error_wait_max: ErrorWaitSeconds = 60
     # Defaults for every VIP of a virtual server; ``vips`` overrides them per VIP.
     need: Need = 1
-    # Unset: the sync mesh's refresh_period + 2 s when there is one (every live connection
-    # re-sent once, plus a heartbeat's gap), else 0 (haipvs.config.compile).
+    # Unset: the sync mesh's refresh_period + 3 s when there is one (every live connection
+    # re-sent once, the kernel's 2 s flush, a heartbeat's gap), else 0 (haipvs.config.compile).
     learn: DelaySeconds | None = None
     max_loop_lag: LoopLag = 1.0
     # On shutdown, how long to keep serving after the withdrawal, while the routers take

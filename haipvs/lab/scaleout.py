@@ -117,7 +117,7 @@ class DirectorSettings:
 def director_config(i: int, workdir: Path, *, need: int, learn: float | None,
                     settings: DirectorSettings = DirectorSettings()) -> str:
     """``learn`` None: the key left out, so haipvs's default applies (the sync mesh's
-    refresh period + 2 s with the mesh, else 0)."""
+    refresh period + 3 s with the mesh, else 0)."""
     reals = "\n".join(f"      - {{address: 10.1.{k}.2, port: 80}}"
                       for k in range(1, settings.real_servers + 1))
     sync = ("\n  sync_daemon: {interface: eth1, mode: mesh, syncid: 7}"

@@ -61,7 +61,7 @@ __all__ = [
 MH_PORT = 80
 RR_PORT = 81
 NEED = 2
-#: haipvs's default learn: none before the sync mesh, its refresh period + 2 s with it,
+#: haipvs's default learn: none before the sync mesh, its refresh period + 3 s with it,
 #: so a director that joins has heard every live connection before it announces.
 LEARN: float | None = None
 
@@ -471,8 +471,20 @@ def director_join(lab: ScaleOutLab, settings: WalkSettings) -> CaseResult:
     def join(result: CaseResult) -> None:
         start_one(lab, joining, settings)
         result.detail["announced_after_s"] = round(wait_announced(lab, started_directors(lab)), 2)
+        # What the joiner knew when the routers began to send it flows: the mh
+        # connections its peers' sync had given it (learn waits for the mesh's refresh).
+        result.detail["joiner_knew"] = established_entries(lab, f"d{joining}", MH_PORT)
 
     return hold_both(lab, settings, "director_join", join)
+
+
+def established_entries(lab: ScaleOutLab, host: str, port: int) -> int:
+    """The ESTABLISHED connection entries of the VIP's ``port`` in ``host``'s IPVS table
+    (its own and the ones the sync mesh gave it)."""
+    out = lab.net.run(host, ["ipvsadm", "-Lnc"], check=False).stdout
+    return sum(1 for line in out.splitlines()
+               if len(line.split()) >= 5 and line.split()[2] == "ESTABLISHED"
+               and line.split()[4] == f"{VIP}:{port}")
 
 
 def director_drain(lab: ScaleOutLab, settings: WalkSettings, watch: RouteWatch,
