@@ -203,6 +203,10 @@ class Supervisor:
         self._bgp_speaker = bgp_speaker or BirdControl
         self._sloppy_tcp = SloppyTcp(sloppy_tcp_file)  # set in scale-out and mesh mode
         self._sync_refresh = SyncRefresh(ipvs_sysctl_dir)  # with a sync refresh_period
+        # When the sync backup daemon first ran (loop time): a scale-out director's learn
+        # counts from there, once in the daemon's life (a reload's restart of the sync
+        # daemon keeps the table it learnt, and must not withdraw anything).
+        self._sync_learning_since: float | None = None
         self._bgp_vip_check = bgp_vip_check or unusable_vips
 
     # ----------------------------------------------------------------- start-up
@@ -558,6 +562,8 @@ class Supervisor:
                                                  mcast_ttl=sync.ttl, sync_maxlen=sync.maxlen)
                     log.info("ipvs.sync_daemon.started", state=start.name.lower(),
                              iface=sync.interface, syncid=sync.syncid, reason=self._sync_reason)
+                    if start is SyncState.BACKUP and self._sync_learning_since is None:
+                        self._sync_learning_since = asyncio.get_running_loop().time()
                 except KernelError as error:
                     log.error("ipvs.sync_daemon.failed", state=start.name.lower(),
                               iface=sync.interface, errno=error.errno, reason=str(error))
@@ -984,7 +990,16 @@ class Supervisor:
         programmer = self._programmer
         settled = programmer is not None and programmer.settled
         state = director_state(self.snapshot(), table_settled=settled)
-        return dataclasses.replace(state, sloppy_tcp=self._sloppy_tcp.ensure())
+        learning_since = None
+        compiled = self._compiled
+        if compiled is not None and compiled.sync_daemon is not None \
+                and compiled.sync_daemon.mode == "mesh":
+            # Not listening yet: nothing learnt so far, the warm-up has not begun.
+            learning_since = self._sync_learning_since
+            if learning_since is None:
+                learning_since = asyncio.get_running_loop().time()
+        return dataclasses.replace(state, sloppy_tcp=self._sloppy_tcp.ensure(),
+                                   learning_since=learning_since)
 
     async def _follow_bgp(self, compiled: Compiled | None) -> None:
         """Start, update or stop the BGP part as the config's bgp section says; stopping

@@ -56,6 +56,9 @@ class DirectorState:
     loop_lag: float
     drained: bool = False  # haipvs drain-director (the operator's overrides)
     sloppy_tcp: str | None = None  # why net.ipv4.vs.sloppy_tcp is not 1 (None: it is)
+    #: With a sync mesh: when its backup daemon first ran (loop time), from which ``learn``
+    #: counts, since nothing is learnt before it listens; None: count from the part's start.
+    learning_since: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,9 +284,12 @@ class BgpPart:
     def _gate_inputs(self, state: DirectorState) -> GateInputs:
         self._drained = state.drained  # for the view: as the gates last saw it
         now = asyncio.get_running_loop().time()
+        started = now if self._started_at is None else self._started_at
+        if state.learning_since is not None:
+            started = max(started, state.learning_since)
         return GateInputs(
             now=now,
-            started_at=now if self._started_at is None else self._started_at,
+            started_at=started,
             learn=0.0,
             table_in_sync=state.table_in_sync,
             loop_lag=state.loop_lag,

@@ -192,6 +192,18 @@ async def test_learn_holds_the_announcement_for_its_warm_up(tmp_path: Path) -> N
     await part.stop()
 
 
+async def test_learn_counts_from_when_the_sync_mesh_began_to_listen(tmp_path: Path) -> None:
+    # The joiner of the lab walk announced 8 s after its start but its backup sync daemon
+    # had run for less: it held 82 % of its peers' connections, not all.
+    part, speaker, state = started(tmp_path, learn=3.0)
+    state.set(learning_since=asyncio.get_running_loop().time() + 2.0)
+    await asyncio.sleep(4.9)
+    assert on(speaker) == set()
+    await asyncio.sleep(0.6)
+    assert len(on(speaker)) == 2
+    await part.stop()
+
+
 async def test_a_speaker_that_is_down_is_logged_retried_with_backoff_and_never_fatal(
     tmp_path: Path, logs: Logs
 ) -> None:

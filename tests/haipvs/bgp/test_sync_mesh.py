@@ -52,6 +52,9 @@ async def test_mesh_runs_master_and_backup_without_vrrp(tmp_path: Path) -> None:
     await until(lambda: supervisor.programmer is not None)
     await until(lambda: kernel.sync_running == {SyncState.MASTER, SyncState.BACKUP})
     assert await syncids(kernel) == {1: 7, 2: 7}
+    # A scale-out director's learn counts from when the backup daemon first listened.
+    listening = supervisor._bgp_state().learning_since
+    assert listening is not None and listening <= asyncio.get_running_loop().time()
     # A reload with new sync settings restarts both roles with them (it used to
     # look for a VRRP state to follow, find none in mesh mode, and keep the old ones).
     write_config(config, api_port, 9)
@@ -61,6 +64,8 @@ async def test_mesh_runs_master_and_backup_without_vrrp(tmp_path: Path) -> None:
     assert task_of_sync is not None
     await task_of_sync
     assert await syncids(kernel) == {1: 9, 2: 9}
+    # ... once in the daemon's life: a reload's restart keeps what it learnt.
+    assert supervisor._bgp_state().learning_since == listening
     supervisor.request_shutdown()
     assert await task == 0
 
