@@ -110,7 +110,7 @@ class SyncDaemonSettings:
     port: int
     ttl: int
     mode: str = "vrrp"  # "mesh": master and backup at once, independent of VRRP
-    #: net.ipv4.vs.sync_refresh_period haipvs sets (with sync_period 0); None: untouched
+    #: net.ipv4.vs.sync_refresh_period haipvs sets (sync_threshold's period 0); None: untouched
     refresh_period: int | None = None
 
 

@@ -1177,9 +1177,9 @@ class SyncDaemon(_Model):
     group: Address | None = None
     port: NonZeroPort = 8848
     ttl: OneTo255 = 1
-    # net.ipv4.vs.sync_refresh_period (with sync_period 0): every live connection re-sent
-    # at least this often, so a peer that starts learns the long-lived ones within it
-    # (haipvs.ipvs.sysctl). Unset: 5 s in mesh mode, the kernel's own in vrrp mode.
+    # net.ipv4.vs.sync_refresh_period (with sync_threshold's period 0): every live
+    # connection re-sent at least this often, so a peer that starts learns the long-lived
+    # ones within it (haipvs.ipvs.sysctl). Unset: 5 s in mesh mode, the kernel's in vrrp mode.
     refresh_period: SyncRefreshSeconds | None = None
 
 

@@ -5,16 +5,17 @@ They exist once the ``ip_vs`` module is loaded (the programmer's first netlink c
 are per network namespace. What haipvs sets and why:
 
 - ``sloppy_tcp = 1`` in scale-out and sync-mesh mode (``haipvs.bgp.sloppy``).
-- ``sync_refresh_period = R`` and ``sync_period = 0`` when the connection sync daemon has
-  a ``refresh_period`` (``SyncRefresh``). By default the kernel re-sends an established
-  connection only on its 3rd packet and every 50th after (``sync_threshold = 3 50``,
-  ``ip_vs_sync.c ip_vs_sync_conn_needed``): a director that starts (or joins a scale-out
-  group) learns a long-lived connection only when it next passes its 50th packet, which
-  may be never for a quiet one. With ``sync_period = 0`` the packet count no longer
-  decides, and ``sync_refresh_period`` re-sends each connection once R seconds have
-  passed since its last sync message, on its next packet (or half its timeout, if less):
-  within R seconds plus one packet's gap every peer holds every live connection.
-"""
+- ``sync_refresh_period = R``, and the period of ``sync_threshold`` 0 (``3 0``: the kernel
+  has no ``sync_period`` file, the period is that file's second value), when the
+  connection sync daemon has a ``refresh_period`` (``SyncRefresh``). By default the
+  kernel re-sends an established connection only on its 3rd packet and every 50th after
+  (``sync_threshold = 3 50``, ``ip_vs_sync.c ip_vs_sync_conn_needed``): a director that
+  starts (or joins a scale-out group) learns a long-lived connection only when it next
+  passes its 50th packet, which may be never for a quiet one. With the period 0 the
+  packet count no longer decides, and ``sync_refresh_period`` re-sends each connection
+  once R seconds have passed since its last sync message, on its next packet (or half
+  its timeout, if less): within R seconds plus one packet's gap (and the kernel's 2 s
+  flush of a partly filled message) every peer holds every live connection."""
 
 from __future__ import annotations
 
@@ -40,20 +41,22 @@ class KernelSetting:
         self._problem: str | None = None
 
     def ensure(self, want: str) -> str | None:
+        # Compared word by word: a vector sysctl reads back tab-separated ("3\t0").
         try:
             value = self._read()
-            if value != want:
+            if value.split() != want.split():
                 with open(self.path, "w") as handle:
                     handle.write(f"{want}\n")
                 now = self._read()
-                if now == want:
+                if now.split() == want.split():
                     log.info(f"{self.event}.set", file=self.path, was=value, value=want,
                              reason=self.why)
                 value = now
         except OSError as error:
             problem: str | None = f"cannot set it: {error.strerror or error}"
         else:
-            problem = None if value == want else f"reads {value} after haipvs wrote {want}"
+            problem = (None if value.split() == want.split()
+                       else f"reads {value} after haipvs wrote {want}")
         if problem is not None and problem != self._problem:
             log.error(f"{self.event}.failed", file=self.path, error=problem,
                       reason=self.consequence)
@@ -66,14 +69,15 @@ class KernelSetting:
 
 
 class SyncRefresh:
-    """``sync_period = 0`` and ``sync_refresh_period = R``: every live connection is
-    re-sent to the peers at least every R seconds (module docstring)."""
+    """The period of ``sync_threshold`` 0 (its threshold kept) and ``sync_refresh_period =
+    R``: every live connection is re-sent to the peers at least every R seconds (module
+    docstring)."""
 
     def __init__(self, directory: str = IPVS_SYSCTL_DIR) -> None:
         consequence = ("a director that starts or joins learns its peers' long-lived "
                        "connections only every 50 packets (the kernel's default)")
-        self._period = KernelSetting(
-            f"{directory}/sync_period", event="ipvs.sync_refresh",
+        self._threshold = KernelSetting(
+            f"{directory}/sync_threshold", event="ipvs.sync_refresh",
             why="connections are re-sent by time (sync_refresh_period), not by packet count",
             consequence=consequence)
         self._refresh = KernelSetting(
@@ -83,6 +87,16 @@ class SyncRefresh:
 
     def ensure(self, refresh_period: int) -> str | None:
         """None once both read as wanted, else the first problem."""
-        period = self._period.ensure("0")
+        threshold = self._threshold_now() or "3"
+        period = self._threshold.ensure(f"{threshold} 0")
         refresh = self._refresh.ensure(str(refresh_period))
         return period or refresh
+
+    def _threshold_now(self) -> str | None:
+        """The first packet's sync threshold as set (the kernel's 3 unless tuned)."""
+        try:
+            with open(self._threshold.path) as handle:
+                words = handle.read().split()
+        except OSError:
+            return None  # ensure() reports it
+        return words[0] if words and words[0].isdigit() else None

@@ -70,12 +70,12 @@ async def test_mesh_runs_master_and_backup_without_vrrp(tmp_path: Path) -> None:
     assert await task == 0
 
 
-def sysctl_dir(tmp_path: Path, sync_period: str = "50", refresh: str = "0") -> Path:
-    """The kernel's defaults (sync_period "3 50" reads back as its period here)."""
+def sysctl_dir(tmp_path: Path) -> Path:
+    """The kernel's defaults, printed as it prints them."""
     directory = tmp_path / "vs"
     directory.mkdir()
-    (directory / "sync_period").write_text(f"{sync_period}\n")
-    (directory / "sync_refresh_period").write_text(f"{refresh}\n")
+    (directory / "sync_threshold").write_text("3\t50\n")
+    (directory / "sync_refresh_period").write_text("0\n")
     return directory
 
 
@@ -95,7 +95,7 @@ async def test_the_mesh_resends_every_connection_by_time_and_a_reload_changes_it
                             ipvs_sysctl_dir=str(sysctls))
     task = asyncio.create_task(supervisor.run())
     await until(lambda: (sysctls / "sync_refresh_period").read_text() == "5\n")
-    assert (sysctls / "sync_period").read_text() == "0\n"
+    assert (sysctls / "sync_threshold").read_text() == "3 0\n"
     config.write_text(config.read_text().replace("mode: mesh", "mode: mesh, refresh_period: 20"))
     assert (await supervisor.reload()).applied
     await until(lambda: (sysctls / "sync_refresh_period").read_text() == "20\n")
