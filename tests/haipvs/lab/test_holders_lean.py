@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support import free_port
+from test_scaleout_walk_counts import seen, until
 
 from haipvs.lab import holders as holders_module
 from haipvs.lab.holders import Connection, Holders, HoldResult, Wheel
@@ -190,28 +192,7 @@ def test_a_connect_that_never_completes_fails_after_30_s(
 
 # -- the client as a process ----------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met"
-        time.sleep(0.05)
-
-
-def seen(progress: Path) -> dict[str, object]:
-    """The client's progress file (rewritten atomically every second; absent: {})."""
-    try:
-        found: dict[str, object] = json.loads(progress.read_text())
-    except FileNotFoundError:
-        return {}
-    return found
-
-
+# free_port, until and seen: the same helpers as the client's other process tests.
 def start_client(port: int, out: Path, *, count: int = COUNT) -> subprocess.Popen[bytes]:
     return subprocess.Popen([
         sys.executable, "-m", "haipvs.lab.holders", "--vip", "127.0.0.1", "--port", str(port),
