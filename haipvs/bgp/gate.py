@@ -18,7 +18,11 @@ client's connections. So the gate is conservative: all of these must hold.
    can neither check nor repair, and may be seconds from being killed by its watchdog.
 4. The operator has not drained the director (``haipvs drain-director``, maintenance).
 5. ``learn``: the director has been up for ``learn`` seconds, so that connection sync
-   from its peers has arrived before flows do (vc5's ``learn``).
+   from its peers has arrived before flows do (vc5's ``learn``). A warm-up: once a VIP
+   has been announced in this daemon's life, ``learn`` no longer holds it back. A reload
+   that starts the sync mesh on a serving director restarts the count of what it has
+   learnt, but withdrawing then would move its own flows to peers that have not heard of
+   them, and a fleet reloaded together would withdraw the VIP everywhere at once.
 6. The daemon is not stopping: on SIGTERM every VIP is withdrawn before anything else.
 
 Pure: the inputs carry the time; the result names every blocker, in the order above, so
@@ -76,8 +80,9 @@ class GateVerdict:
         return "; ".join(self.blockers) if self.blockers else "all gates hold"
 
 
-def verdict(vip: VipInputs, director: GateInputs) -> GateVerdict:
-    """Announce only when every gate of the module docstring holds."""
+def verdict(vip: VipInputs, director: GateInputs, *, warmed_up: bool = False) -> GateVerdict:
+    """Announce only when every gate of the module docstring holds; ``warmed_up``: this
+    VIP was announced before in this daemon's life, so ``learn`` is over for it."""
     blockers: list[str] = []
     if vip.unusable is not None:
         blockers.append(vip.unusable)
@@ -101,7 +106,7 @@ def verdict(vip: VipInputs, director: GateInputs) -> GateVerdict:
         blockers.append("director drained by the operator")
     learned = director.now - director.started_at
     learn = director.learn if vip.learn is None else vip.learn
-    if learned < learn:
+    if learned < learn and not warmed_up:
         blockers.append(f"learning connection state ({learned:.1f} s of {learn:g} s)")
     if director.stopping:
         blockers.append("shutting down")
@@ -124,14 +129,16 @@ class AnnounceGates:
 
     _announced: dict[IPAddress, bool] = field(default_factory=dict)
     _why_not: dict[IPAddress, str] = field(default_factory=dict)
+    _warmed_up: set[IPAddress] = field(default_factory=set)  # announced once: learn is over
 
     def evaluate(
         self, vips: Mapping[IPAddress, VipInputs], director: GateInputs
     ) -> list[GateChange]:
         changes: list[GateChange] = []
         for vip in sorted(vips, key=lambda address: (address.version, address)):
-            result = verdict(vips[vip], director)
+            result = verdict(vips[vip], director, warmed_up=vip in self._warmed_up)
             if result.announce:
+                self._warmed_up.add(vip)
                 self._why_not.pop(vip, None)
             else:
                 self._why_not[vip] = result.reason
@@ -144,6 +151,11 @@ class AnnounceGates:
             if self._announced.pop(gone):
                 changes.append(GateChange(gone, False, "VIP removed from the config"))
         return changes
+
+    def afresh(self) -> AnnounceGates:
+        """Gates that evaluate every VIP again (the speaker was reconfigured and withdrew
+        them all) but remember which VIPs are past their warm-up."""
+        return AnnounceGates(_warmed_up=set(self._warmed_up))
 
     def forget(self, vip: IPAddress) -> None:
         """The speaker failed to apply a change: evaluate it again next time."""

@@ -228,7 +228,7 @@ class BgpPart:
             for vip in self._gates.announced() - set(self._plan.vips):
                 log.info("bgp.vip.withdrawn", vip=str(vip), reason="VIP removed from the config")
             # BIRD disabled every static again: evaluate every VIP afresh.
-            self._gates = AnnounceGates()
+            self._gates = self._gates.afresh()
         self._config_pending = False
 
     async def _apply(self, changes: list[GateChange]) -> None:

@@ -375,6 +375,8 @@ def enable_sync_mesh(lab: ScaleOutLab, settings: WalkSettings) -> None:
 
     for host in started_directors(lab):
         wait_until(functools.partial(both, host), 60, step=0.2)
+    # The reload withdraws nothing (learn is a warm-up); a BFD flap meanwhile might.
+    wait_announced(lab, started_directors(lab))
 
 
 def die_and_return(lab: ScaleOutLab, watch: RouteWatch, victim: str, result: CaseResult,

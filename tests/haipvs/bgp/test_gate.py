@@ -107,3 +107,22 @@ def test_forget_makes_a_failed_change_come_again() -> None:
     assert gates.evaluate({VIP: HEALTHY}, READY) == [GateChange(VIP, True, "all gates hold")]
     gates.forget(VIP)  # the speaker refused: try again on the next evaluation
     assert gates.evaluate({VIP: HEALTHY}, READY) == [GateChange(VIP, True, "all gates hold")]
+
+
+def test_learn_is_a_warm_up_once_announced_a_vip_stays_even_when_the_count_restarts() -> None:
+    # A reload that starts the sync mesh on a serving director moves its learning start
+    # to now; the gate used to withdraw every VIP for `learn` seconds, on every director
+    # the reload reached (the CI walk: 21 of 150 connections never opened).
+    gates = AnnounceGates()
+    assert gates.evaluate({VIP: HEALTHY}, READY) == [GateChange(VIP, True, "all gates hold")]
+    restarted = dataclasses.replace(READY, started_at=95.0)
+    assert gates.evaluate({VIP: HEALTHY}, restarted) == []
+    # ... but a VIP never announced yet still waits out its warm-up, and so does a
+    # director whose gates were built afresh (BIRD reconfigured) only for VIPs not warm.
+    assert gates.evaluate({VIP: HEALTHY, VIP6: HEALTHY}, restarted) == []
+    assert gates.withheld() == {VIP6: "learning connection state (5.0 s of 30 s)"}
+    again = gates.afresh()
+    assert again.evaluate({VIP: HEALTHY, VIP6: HEALTHY}, restarted) == [
+        GateChange(VIP, True, "all gates hold")]
+    assert not verdict(HEALTHY, restarted).announce
+    assert verdict(HEALTHY, restarted, warmed_up=True).announce

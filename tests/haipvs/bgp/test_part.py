@@ -204,6 +204,22 @@ async def test_learn_counts_from_when_the_sync_mesh_began_to_listen(tmp_path: Pa
     await part.stop()
 
 
+async def test_a_sync_mesh_started_by_reload_does_not_withdraw_an_announced_vip(
+    tmp_path: Path, logs: Logs
+) -> None:
+    # The mesh reload restarts the learn count (nothing was synced before it listened);
+    # a director already carrying flows must keep them: only the first announcement waits.
+    part, speaker, state = started(tmp_path, learn=3.0)
+    await asyncio.sleep(3.5)
+    assert len(on(speaker)) == 2
+    state.set(learning_since=asyncio.get_running_loop().time())
+    part.poke()
+    await asyncio.sleep(1.0)
+    assert len(on(speaker)) == 2
+    assert events(logs, "bgp.vip.withdrawn") == []
+    await part.stop()
+
+
 async def test_a_speaker_that_is_down_is_logged_retried_with_backoff_and_never_fatal(
     tmp_path: Path, logs: Logs
 ) -> None:
