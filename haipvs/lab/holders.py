@@ -22,8 +22,11 @@ turn (the kernel picks each source port), so the routers' L4 ECMP hash sees many
 distinct flows. Once every connection was attempted, ``--out``.ramped is written; the
 connections are held until ``--duration`` passes, every connection ended, or SIGTERM
 (``--out``.progress holds the summary so far, rewritten every second), then one JSON
-summary goes to ``--out``: counts by cause, the first backend of each connection, and the
-monotonic time of every break (so a caller can tell which event broke what).
+summary goes to ``--out``: counts by cause, the first backend of each connection, the
+monotonic time of every break (so a caller can tell which event broke what), and each
+broken connection's flow and backend (``broken_flows``: a caller can ask every director's
+IPVS where it sends that flow; a RST from a real server never reaches a director, so a
+misrouting director still holds its entry).
 
 The lab guest has one emulated CPU where every system call is a trap, so the client is
 one ``selectors`` loop over non-blocking sockets: a heartbeat is one ``send`` from a
@@ -70,6 +73,8 @@ class HoldResult:
     causes: Counter[str] = field(default_factory=Counter)
     backends: Counter[str] = field(default_factory=Counter)
     breaks: list[tuple[float, str]] = field(default_factory=list)
+    # (monotonic time, cause, the client's address:port, the backend of its first line)
+    broken_flows: list[tuple[float, str, str, str | None]] = field(default_factory=list)
 
     last_stall: float = float("-inf")  # monotonic time the loop last ran late
 
@@ -98,7 +103,8 @@ class HoldResult:
         interval = self.beat_seconds / self.beats * 1000 if self.beats else None
         return {"connections": count, "opened": self.opened, "broken": broken,
                 "causes": dict(self.causes), "backends": dict(self.backends),
-                "breaks": self.breaks, "beats": self.beats, "heartbeat_ms": interval,
+                "breaks": self.breaks, "broken_flows": self.broken_flows,
+                "beats": self.beats, "heartbeat_ms": interval,
                 "quiet": self.quiet,
                 "longest_gap_ms": round(self.longest_gap * 1000),
                 "eof_kinds": dict(self.eof_kinds)}
@@ -113,6 +119,7 @@ class Connection:
     ended: bool = False
     buffer: bytes = b""
     first: str | None = None  # the backend the first line named
+    local: str = ""  # the client's address:port, once connected
     last_line: float = 0.0  # when the last line (or the opening) was read
     last_beat: float = 0.0  # when the last heartbeat (or the opening) was sent
     was_quiet: bool = False
@@ -235,6 +242,11 @@ class Holders:
             return
         connection.open = True
         self.result.opened += 1
+        try:
+            host, port = connection.sock.getsockname()[:2]
+            connection.local = f"{host}:{port}"
+        except OSError:
+            pass
         connection.last_line = connection.last_beat = now
         self.selector.modify(connection.sock, selectors.EVENT_READ, connection)
         try:
@@ -255,6 +267,9 @@ class Holders:
         if kind is not None:
             self.result.eof_kinds[kind] += 1
         self.result.broke(cause)
+        if connection.open and cause not in ("ok", "connect_failed"):
+            self.result.broken_flows.append(
+                (time.monotonic(), cause, connection.local, connection.first))
 
     def failed(self, connection: Connection, error: OSError) -> None:
         if isinstance(error, (ConnectionResetError, BrokenPipeError)):

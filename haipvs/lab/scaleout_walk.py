@@ -187,6 +187,7 @@ def hold_both(lab: ScaleOutLab, settings: WalkSettings, name: str,
               during: Callable[[CaseResult], None]) -> CaseResult:
     """Open both populations, let them settle, run ``during``, settle, count."""
     result = CaseResult(name)
+    began = time.time()
     mh = Population(lab, f"{name}-mh", MH_PORT, settings)
     rr = Population(lab, f"{name}-rr", RR_PORT, settings, settings.rr_connections)
     try:
@@ -199,7 +200,66 @@ def hold_both(lab: ScaleOutLab, settings: WalkSettings, name: str,
     finally:
         result.mh = mh.stop()
         result.rr = rr.stop()
+    if result.broken("mh"):
+        result.detail["broken_flows"] = explain_broken_flows(lab, result.mh, MH_PORT)
+        result.detail["table_changes"] = table_changes(lab, began)
     return result
+
+
+def explain_broken_flows(lab: ScaleOutLab, population: dict[str, object],
+                         port: int) -> list[str]:
+    """Where each director's IPVS sends each broken flow, read after the case: a real
+    server's RST goes straight to the client (DR/TUN), so the director that sent the flow
+    to the wrong real server still holds its entry. ``rst 10.0.9.3:41234 (rs2): d1 rs2
+    ESTABLISHED, d2 rs4 ESTABLISHED, d3 -`` says d2 scheduled it anew, elsewhere."""
+    flows = population.get("broken_flows", [])
+    assert isinstance(flows, list)
+    tables = {host: flow_entries(lab, host, port) for host in started_directors(lab)}
+    lines = []
+    for _at, cause, flow, backend in flows[:20]:
+        where = ", ".join(f"{host} {' '.join(table.get(flow, ('-',)))}"
+                          for host, table in tables.items())
+        lines.append(f"{cause} {flow} ({backend}): {where}")
+    return lines
+
+
+def flow_entries(lab: ScaleOutLab, host: str, port: int) -> dict[str, tuple[str, ...]]:
+    """``host``'s IPVS entries for the VIP's ``port``: client flow -> (real server, state)."""
+    out = lab.net.run(host, ["ipvsadm", "-Lnc"], check=False).stdout
+    entries: dict[str, tuple[str, ...]] = {}
+    for line in out.splitlines():
+        words = line.split()
+        if len(words) >= 6 and words[4] == f"{VIP}:{port}":
+            server = words[5].rsplit(":", 1)[0]
+            name = f"rs{server.split('.')[2]}" if server.startswith("10.1.") else server
+            entries[words[3]] = (name, words[2])
+    return entries
+
+
+TABLE_EVENTS = ("check.down", "check.up", "ipvs.dest.")
+
+
+def table_changes(lab: ScaleOutLab, since: float) -> list[str]:
+    """The check flips and destination changes each director logged since wall time
+    ``since``: a flow scheduled afresh lands where the mh table of that moment says, and
+    a director whose checks flapped had a table its peers did not."""
+    found: list[str] = []
+    for host in started_directors(lab):
+        for line in lab.log_text(host).splitlines():
+            if '"event"' not in line or not any(name in line for name in TABLE_EVENTS):
+                continue
+            try:
+                record = json.loads(line)
+                stamp = datetime.datetime.fromisoformat(str(record["timestamp"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+            if stamp.timestamp() < since:
+                continue
+            what = " ".join(f"{key}={record[key]}" for key in ("rs", "reason", "weight")
+                            if key in record)
+            found.append(f"{host} {stamp.strftime('%H:%M:%S.%f')[:-3]} "
+                         f"{record['event']} {what}".rstrip())
+    return found[:40]
 
 
 # -- the router's view ----------------------------------------------------------------------

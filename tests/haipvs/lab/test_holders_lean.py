@@ -270,6 +270,11 @@ def test_a_killed_server_resets_every_connection_it_left_heartbeats_unread_in(
     assert result["causes"] == {"rst": COUNT}, result
     assert result["broken"] == COUNT and len(result["breaks"]) == COUNT
     assert result["eof_kinds"] == {}
+    # each broken flow by the client's address and port, with the backend it had
+    flows = result["broken_flows"]
+    assert {(cause, backend) for _, cause, _, backend in flows} == {("rst", "rsA")}
+    assert len({flow for _, _, flow, _ in flows}) == COUNT
+    assert all(flow.startswith("127.0.0.1:") for _, _, flow, _ in flows)
 
 
 class SmallServer:

@@ -17,7 +17,14 @@ from pathlib import Path
 import pytest
 
 from haipvs.lab.holders import HoldResult
-from haipvs.lab.scaleout_walk import first_route_without, p95, parse_monitor_line, share_spread
+from haipvs.lab.scaleout_walk import (
+    explain_broken_flows,
+    first_route_without,
+    p95,
+    parse_monitor_line,
+    share_spread,
+    table_changes,
+)
 
 MULTIPATH = ("[2026-12-04T20:59:05.832112] 192.0.2.10 proto bird metric 32 \\"
              "\tnexthop via 10.0.1.2 dev d1 weight 1 \\\tnexthop via 10.0.3.2 dev d3 weight 1 ")
@@ -160,3 +167,48 @@ def test_holders_hold_connections_and_count_the_ones_a_dead_server_broke(
     assert set(result["causes"]) <= {"eof", "rst"}, result
     # each eof says what it was (a killed server's kernel sends a FIN or a RST)
     assert sum(result["eof_kinds"].values()) == result["causes"].get("eof", 0), result
+
+
+class TablesOnly:
+    """What explain_broken_flows and table_changes read of a lab: each director's
+    `ipvsadm -Lnc` and log, as the lab's kernel and daemons print them."""
+
+    CONNECTIONS = {
+        "d1": "IPVS connection entries\npro expire state       source             virtual"
+              "            destination\n"
+              "TCP 14:58  ESTABLISHED 10.0.9.3:41234     192.0.2.10:80      10.1.2.2:80\n"
+              "TCP 14:58  ESTABLISHED 10.0.9.3:41234     192.0.2.10:81      10.1.3.2:81\n",
+        "d2": "IPVS connection entries\npro expire state       source             virtual"
+              "            destination\n"
+              "TCP 14:59  ESTABLISHED 10.0.9.3:41234     192.0.2.10:80      10.1.4.2:80\n",
+        "d3": "IPVS connection entries\n",
+    }
+    LOG = "\n".join([
+        '{"rs": "10.1.5.2:80", "event": "check.up", "timestamp": "2026-12-05T09:14:09.5Z"}',
+        '{"rs": "10.1.5.2:80", "weight": 1, "reason": "health_up", "event": '
+        '"ipvs.dest.added", "timestamp": "2026-12-05T09:14:10.25Z"}',
+        '{"event": "bgp.vip.announced", "timestamp": "2026-12-05T09:14:11Z"}',
+        'not json "event" check.down',
+    ])
+
+    def __init__(self) -> None:
+        self.daemons = {"d1": None, "d2": None, "d3": None}
+        self.net = self
+
+    def run(self, host: str, argv: list[str],
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+        assert argv == ["ipvsadm", "-Lnc"]
+        return subprocess.CompletedProcess(argv, 0, self.CONNECTIONS[host], "")
+
+    def log_text(self, name: str) -> str:
+        return self.LOG if name == "d2" else ""
+
+
+def test_a_broken_flow_is_traced_to_the_director_that_sent_it_elsewhere() -> None:
+    lab = TablesOnly()
+    population = {"broken_flows": [[12.5, "rst", "10.0.9.3:41234", "rs2"]]}
+    assert explain_broken_flows(lab, population, 80) == [  # type: ignore[arg-type]
+        "rst 10.0.9.3:41234 (rs2): d1 rs2 ESTABLISHED, d2 rs4 ESTABLISHED, d3 -"]
+    since = datetime.datetime(2026, 12, 5, 9, 14, 10, tzinfo=datetime.UTC).timestamp()
+    assert table_changes(lab, since) == [  # type: ignore[arg-type]
+        "d2 09:14:10.250 ipvs.dest.added rs=10.1.5.2:80 reason=health_up weight=1"]
