@@ -134,7 +134,8 @@ def test_holders_stop_on_sigterm_with_every_connection_ok(tmp_path: Path) -> Non
     assert result.pop("beats") > 0
     assert result.pop("longest_gap_ms") < 3000
     assert result == {"connections": 3, "opened": 3, "broken": 0, "causes": {"ok": 3},
-                      "backends": {"rsB": 3}, "breaks": [], "quiet": 0, "eof_kinds": {}}
+                      "backends": {"rsB": 3}, "breaks": [], "broken_flows": [], "quiet": 0,
+                      "eof_kinds": {}}
     assert interval >= 100  # one heartbeat per 0.1 s at most
 
 
