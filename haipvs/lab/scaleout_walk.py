@@ -217,16 +217,16 @@ def explain_broken_flows(lab: ScaleOutLab, population: dict[str, object],
     tables = {host: flow_entries(lab, host, port) for host in started_directors(lab)}
     lines = []
     for _at, cause, flow, backend in flows[:20]:
-        where = ", ".join(f"{host} {' '.join(table.get(flow, ('-',)))}"
+        where = ", ".join(f"{host} {' '.join(table[flow]) if flow in table else '-'}"
                           for host, table in tables.items())
         lines.append(f"{cause} {flow} ({backend}): {where}")
     return lines
 
 
-def flow_entries(lab: ScaleOutLab, host: str, port: int) -> dict[str, tuple[str, ...]]:
+def flow_entries(lab: ScaleOutLab, host: str, port: int) -> dict[str, tuple[str, str]]:
     """``host``'s IPVS entries for the VIP's ``port``: client flow -> (real server, state)."""
     out = lab.net.run(host, ["ipvsadm", "-Lnc"], check=False).stdout
-    entries: dict[str, tuple[str, ...]] = {}
+    entries: dict[str, tuple[str, str]] = {}
     for line in out.splitlines():
         words = line.split()
         if len(words) >= 6 and words[4] == f"{VIP}:{port}":
@@ -543,10 +543,8 @@ def director_join(lab: ScaleOutLab, settings: WalkSettings) -> CaseResult:
 def established_entries(lab: ScaleOutLab, host: str, port: int) -> int:
     """The ESTABLISHED connection entries of the VIP's ``port`` in ``host``'s IPVS table
     (its own and the ones the sync mesh gave it)."""
-    out = lab.net.run(host, ["ipvsadm", "-Lnc"], check=False).stdout
-    return sum(1 for line in out.splitlines()
-               if len(line.split()) >= 5 and line.split()[2] == "ESTABLISHED"
-               and line.split()[4] == f"{VIP}:{port}")
+    return sum(1 for _server, state in flow_entries(lab, host, port).values()
+               if state == "ESTABLISHED")
 
 
 def director_drain(lab: ScaleOutLab, settings: WalkSettings, watch: RouteWatch,

@@ -18,6 +18,7 @@ import pytest
 
 from haipvs.lab.holders import HoldResult
 from haipvs.lab.scaleout_walk import (
+    established_entries,
     explain_broken_flows,
     first_route_without,
     p95,
@@ -210,6 +211,9 @@ def test_a_broken_flow_is_traced_to_the_director_that_sent_it_elsewhere() -> Non
     population = {"broken_flows": [[12.5, "rst", "10.0.9.3:41234", "rs2"]]}
     assert explain_broken_flows(lab, population, 80) == [  # type: ignore[arg-type]
         "rst 10.0.9.3:41234 (rs2): d1 rs2 ESTABLISHED, d2 rs4 ESTABLISHED, d3 -"]
+    # the same entries count what a joiner knew: the VIP's port only
+    assert established_entries(lab, "d1", 80) == 1  # type: ignore[arg-type]
+    assert established_entries(lab, "d3", 80) == 0  # type: ignore[arg-type]
     since = datetime.datetime(2026, 12, 5, 9, 14, 10, tzinfo=datetime.UTC).timestamp()
     assert table_changes(lab, since) == [  # type: ignore[arg-type]
         "d2 09:14:10.250 ipvs.dest.added rs=10.1.5.2:80 reason=health_up weight=1"]
