@@ -63,6 +63,7 @@ QUIET = 3.0
 STALL = 1.0  # a loop turn this late means the client, not the network, stopped
 CONNECT_TIMEOUT = 30.0
 SLOT = 0.01  # the heartbeat wheel's granularity
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)  # linux/in.h
 EPSILON = 1e-6  # of a slot: a time on a slot's start is in that slot despite float rounding
 REQUEST = b"GET /hold HTTP/1.1\r\nHost: vip\r\n\r\n"
 HEARTBEAT = b"h"
@@ -89,13 +90,30 @@ class HoldResult:
     # Summed over every connection: from its opening (or previous heartbeat) to each
     # heartbeat it sent, so beat_seconds / beats is the interval really kept.
     beat_seconds: float = 0.0
+    # How many heartbeats went after each interval, in 10 ms steps: the mean hides a
+    # fixed-rate schedule's short and long intervals, the percentiles do not.
+    beat_gaps: Counter[int] = field(default_factory=Counter)
+    locals: list[str] = field(default_factory=list)  # each opened connection's address:port
 
     def broke(self, cause: str) -> None:
         self.causes[cause] += 1
         if cause not in ("ok", "connect_failed"):
             self.breaks.append((time.monotonic(), cause))
 
-    def summary(self, count: int) -> dict[str, object]:
+    def gap_percentile(self, fraction: float) -> int | None:
+        """The heartbeat interval (ms, to the 10 ms step above) that ``fraction`` of the
+        heartbeats went within."""
+        if not self.beats:
+            return None
+        wanted = fraction * sum(self.beat_gaps.values())
+        seen = 0
+        for step in sorted(self.beat_gaps):
+            seen += self.beat_gaps[step]
+            if seen >= wanted:
+                return (step + 1) * 10
+        return None
+
+    def summary(self, count: int, *, final: bool = False) -> dict[str, object]:
         """``broken`` counts connections that opened and then broke; one that never
         opened (``connect_failed``: the lab could not take it) is counted apart."""
         broken = sum(n for cause, n in self.causes.items()
@@ -105,9 +123,14 @@ class HoldResult:
                 "causes": dict(self.causes), "backends": dict(self.backends),
                 "breaks": self.breaks, "broken_flows": self.broken_flows,
                 "beats": self.beats, "heartbeat_ms": interval,
+                "heartbeat_p5_ms": self.gap_percentile(0.05),
+                "heartbeat_p95_ms": self.gap_percentile(0.95),
                 "quiet": self.quiet,
                 "longest_gap_ms": round(self.longest_gap * 1000),
-                "eof_kinds": dict(self.eof_kinds)}
+                "eof_kinds": dict(self.eof_kinds),
+                # every connection's address:port, in the last summary only (a caller
+                # can tell whether a later population reused a flow)
+                **({"locals": self.locals} if final else {})}
 
 
 @dataclass(slots=True, eq=False)
@@ -133,10 +156,13 @@ class Wheel:
     ``now``: no first heartbeat goes early. ``due`` hands out every slot that started by
     ``now``, each once, however late the loop came (a connection that ended meanwhile is
     the caller's to skip). ``again`` puts a connection just handed out ``period`` slots
-    after the one it was due in, so a loop that wakes within the due slot keeps the
-    cadence instead of adding its wake-up delay to every interval; a later loop moves the
-    cadence: no two heartbeats go closer than a period less one slot, and the ones a
-    stalled loop missed are not sent in a burst.
+    after the one it was due in: the schedule is fixed-rate, so a loop that wakes late
+    does not add its delay to every later interval (a fixed-delay schedule kept 200 ms
+    heartbeats at 240-280 ms in the guest, whose wake-ups come tens of ms late while its
+    CPU is not full). Two limits keep every interval near the period: the next heartbeat
+    never goes less than half a period after the late one, and after a stall longer than
+    a period the missed heartbeats are skipped, not sent in a burst: the cadence resumes
+    in its own phase.
     """
 
     def __init__(self, now: float, period: float, slot: float = SLOT) -> None:
@@ -158,9 +184,15 @@ class Wheel:
                                   self.next))
 
     def again(self, connection: Connection) -> None:
-        # self.next is the slot after this turn's: a heartbeat sent now (at the latest
-        # when it starts) and the next one are a period less one slot apart at least
-        self._put(connection, max(connection.slot + self.period, self.next + self.period - 1))
+        # self.next is the slot after this turn's: the heartbeat just sent went at the
+        # latest when this turn's slot started, so the next one goes half a period (less
+        # one slot) after it at the earliest; a stall of more than a period skips whole
+        # periods, keeping the phase.
+        key = connection.slot + self.period
+        earliest = self.next + self.period // 2 - 1
+        if key < earliest:
+            key += -(-(earliest - key) // self.period) * self.period
+        self._put(connection, key)
 
     def due(self, now: float) -> list[Connection]:
         last = math.floor(now / self.slot + EPSILON)
@@ -221,6 +253,14 @@ class Holders:
         sock.setblocking(False)
         # as asyncio's transports do: a heartbeat goes out at once, not after Nagle's wait
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if source:
+            # The port is chosen by connect(), as for any client that does not bind: the
+            # kernel walks each destination's ports in turn. bind() alone picks one at
+            # random, and a lab run then reused the 4-tuples of earlier cases' connections
+            # that their real servers and directors still held (a moved rr flow reset by
+            # the wrong real server leaves both behind): the new connection met the old
+            # one's state and was reset, a break no director caused.
+            sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
         try:
             if source:
                 sock.bind((source, 0))
@@ -245,6 +285,7 @@ class Holders:
         try:
             host, port = connection.sock.getsockname()[:2]
             connection.local = f"{host}:{port}"
+            self.result.locals.append(connection.local)
         except OSError:
             pass
         connection.last_line = connection.last_beat = now
@@ -290,6 +331,7 @@ class Holders:
         if sent:
             self.result.beats += 1
             self.result.beat_seconds += now - connection.last_beat
+            self.result.beat_gaps[int((now - connection.last_beat) * 100)] += 1
             connection.last_beat = now
         self.wheel.again(connection)
 
@@ -407,7 +449,7 @@ class Holders:
         for connection in list(self.live):
             self.end(connection, "ok" if connection.open else "connect_failed")
         self.selector.close()
-        return self.result.summary(self.count)
+        return self.result.summary(self.count, final=True)
 
 
 def _write_atomically(path: Path, summary: dict[str, object]) -> None:

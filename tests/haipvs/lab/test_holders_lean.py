@@ -49,18 +49,44 @@ def test_a_first_heartbeat_is_due_a_period_after_the_opening_never_before() -> N
     assert wheel.due(100.5) == [] and wheel.next_at() is None
 
 
-def test_a_loop_late_within_the_slot_keeps_the_cadence_and_a_later_one_moves_it() -> None:
+def test_a_late_loop_keeps_the_cadence_fixed_rate() -> None:
     wheel = Wheel(now=0.0, period=0.1, slot=0.01)
     beating = conn()
     wheel.add(beating, 0.0)
     sent = []
-    # woke 4.9 ms late (in the due slot), then 14.9 ms late (in the next one)
-    for now in (0.1, 0.2049, 0.3, 0.4149, 0.5, 0.51, 0.61):
+    # woke 4.9 ms late (in the due slot), then 24.9 ms late (two slots on): the next
+    # heartbeats are still due at 0.3 and 0.5, where the cadence says, not 0.1 after
+    for now in (0.1, 0.2049, 0.3, 0.4249, 0.5, 0.6):
         for due in wheel.due(now):
             sent.append(now)
             wheel.again(due)
-    assert sent == [0.1, 0.2049, 0.3, 0.4149, 0.51, 0.61]  # 0.51: 95.1 ms after 0.4149
-    assert wheel.next_at() == pytest.approx(0.71)
+    assert sent == [0.1, 0.2049, 0.3, 0.4249, 0.5, 0.6]  # 0.5: 75.1 ms after 0.4249
+    assert wheel.next_at() == pytest.approx(0.7)
+
+
+def test_a_heartbeat_never_follows_a_late_one_within_half_a_period() -> None:
+    wheel = Wheel(now=0.0, period=0.1, slot=0.01)
+    beating = conn()
+    wheel.add(beating, 0.0)
+    assert wheel.due(0.1) == [beating]
+    wheel.again(beating)
+    assert wheel.due(0.2649) == [beating]  # 64.9 ms late: the cadence's 0.3 is too close
+    wheel.again(beating)
+    assert wheel.due(0.3) == [] and wheel.next_at() == pytest.approx(0.4)
+    assert wheel.due(0.4) == [beating]
+
+
+def test_the_interval_percentiles_count_every_heartbeat_in_10_ms_steps() -> None:
+    result = HoldResult()
+    assert result.gap_percentile(0.95) is None
+    result.beats = 100
+    result.beat_gaps.update({19: 90, 10: 5, 25: 5})  # 190-199 ms, 100-109 ms, 250-259 ms
+    assert result.gap_percentile(0.05) == 110
+    assert result.gap_percentile(0.5) == 200
+    assert result.gap_percentile(0.95) == 200
+    assert result.gap_percentile(0.96) == 260
+    summary = result.summary(1)
+    assert (summary["heartbeat_p5_ms"], summary["heartbeat_p95_ms"]) == (110, 200)
 
 
 def test_a_loop_a_period_late_starts_afresh_instead_of_catching_up() -> None:
