@@ -161,6 +161,8 @@ class ScaleOutLab:
         self.servers: dict[str, subprocess.Popen[bytes]] = {}
         self.flaps: list[str] = []  # BGP sessions the lab restarted after a BFD flap
         self.silenced: set[str] = set()  # hosts whose packets are dropped on purpose
+        # each client flow ("address:port>VIP port") the walk's populations opened, by case
+        self.flows_seen: dict[str, str] = {}
 
     # BIRD ---------------------------------------------------------------------------------
 
@@ -220,6 +222,12 @@ class ScaleOutLab:
         # :81 serves the rr reference service the bench programs beside haipvs's own.
         self.servers[name] = start_real_server(self.net, name, name,
                                                http=["0.0.0.0:80", "0.0.0.0:81"])
+
+    def forget_held_connections(self) -> None:
+        """Every real server aborts its `/hold` connections (after a case's clients
+        closed theirs: the ones whose close never reached it would live on for minutes)."""
+        for process in self.servers.values():
+            process.send_signal(signal.SIGUSR1)
 
     def stop_real_server(self, name: str) -> None:
         process = self.servers.pop(name)

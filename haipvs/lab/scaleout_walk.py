@@ -23,18 +23,21 @@ which include every TCP state and, with the sync mesh, the other directors' entr
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import functools
 import json
+import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from haipvs.bgp.bird import BirdControl, SpeakerError
 from haipvs.lab.pair import wait_until
 from haipvs.lab.scaleout import VIP, DirectorSettings, ScaleOutLab, running_scaleout
 
@@ -150,6 +153,7 @@ class CaseResult:
     withdraw_ms: list[float] = field(default_factory=list)
     detail: dict[str, object] = field(default_factory=dict)
     routes: list[str] = field(default_factory=list)  # the router's VIP route changes
+    event_at: float | None = None  # monotonic time the case's event began
 
     def broken(self, which: str = "mh") -> int:
         got = (self.mh if which == "mh" else self.rr).get("broken", 0)
@@ -170,7 +174,8 @@ class CaseResult:
         return (f"{which}: {self.broken(which)} of {population.get('opened')} "
                 f"connections broken" + (f" ({text})" if text else "")
                 + (f", {failed} never opened" if failed else "")
-                + (f", heartbeat every {beat:.0f} ms" if isinstance(beat, float) else "")
+                + (f", heartbeat every {beat:.0f} ms (95 % within "
+                   f"{population.get('heartbeat_p95_ms')} ms)" if isinstance(beat, float) else "")
                 + f", {population.get('quiet')} quiet 3 s or more and recovered (longest "
                   f"{population.get('longest_gap_ms')} ms)")
 
@@ -184,10 +189,15 @@ class CaseResult:
 
 
 def hold_both(lab: ScaleOutLab, settings: WalkSettings, name: str,
-              during: Callable[[CaseResult], None]) -> CaseResult:
-    """Open both populations, let them settle, run ``during``, settle, count."""
+              during: Callable[[CaseResult], None],
+              watch: RouteWatch | None = None) -> CaseResult:
+    """Open both populations, let them settle, run ``during``, settle, count. A break
+    is traced: the resets every host saw for its flow and, with ``watch``, the router's
+    route changes since the case began (a flow moves between directors only with one)."""
     result = CaseResult(name)
     began = time.time()
+    began_monotonic = time.monotonic()
+    resets = ResetCapture(lab, name)
     mh = Population(lab, f"{name}-mh", MH_PORT, settings)
     rr = Population(lab, f"{name}-rr", RR_PORT, settings, settings.rr_connections)
     try:
@@ -195,15 +205,158 @@ def hold_both(lab: ScaleOutLab, settings: WalkSettings, name: str,
         mh.wait_ramped(limit)
         rr.wait_ramped(limit)
         time.sleep(settings.settle + 1.0)
+        result.event_at = time.monotonic()
+        cpu = GuestCpu()
         during(result)
         time.sleep(settings.settle)
+        result.detail["guest_cpu"] = cpu.since()
     finally:
         result.mh = mh.stop()
         result.rr = rr.stop()
+        resets.stop()
+        lab.forget_held_connections()
+    reused = reused_flows(lab, name, ((result.mh, MH_PORT), (result.rr, RR_PORT)))
+    if reused:
+        result.detail["reused_flows"] = reused
     if result.broken("mh"):
         result.detail["broken_flows"] = explain_broken_flows(lab, result.mh, MH_PORT)
         result.detail["table_changes"] = table_changes(lab, began)
+    # A death resets rr's moved flows by the hundred (the reference breaking, as
+    # expected); any other break is traced to the resets every host saw for its flow.
+    if result.broken("mh") or (result.broken("rr") and name != "director_death"):
+        result.detail["resets"] = resets.explain(result)
+        if watch is not None:
+            # the route's wall time, as seconds from the event (a monotonic time)
+            event = (result.event_at or began_monotonic) - began_monotonic
+            result.detail["routes_in_case"] = [
+                f"event {stamp - began - event:+.2f} s: {text}"
+                for stamp, text in watch.events_since(began)]
     return result
+
+
+def reused_flows(lab: ScaleOutLab, case: str,
+                 populations: Sequence[tuple[dict[str, object], int]]) -> list[str]:
+    """The flows of this case's populations that an earlier case had opened already
+    (the same client address, port and VIP port), recorded for the next cases: a reused
+    flow can meet what its predecessor left in a real server or a director."""
+    found: list[str] = []
+    for population, port in populations:
+        flows = population.get("locals", [])
+        assert isinstance(flows, list)
+        for flow in flows:
+            key = f"{flow}>{port}"
+            earlier = lab.flows_seen.setdefault(key, case)
+            if earlier != case:
+                found.append(f"{key} (first in {earlier})")
+    return found[:20]
+
+
+class GuestCpu:
+    """Where the guest's one CPU went between two readings: the kernel's split (user,
+    system, softirq: the packets' path through the namespaces, idle) and the processes'
+    CPU summed by role, so a heartbeat pace below the one asked says what held it."""
+
+    ROLES = (("haipvs.lab.holders", "client"), ("haipvs.lab.servers", "real servers"),
+             ("-m haipvs run", "haipvs"), ("bird", "bird"), ("tcpdump", "tcpdump"))
+
+    def __init__(self) -> None:
+        self.at = time.monotonic()
+        self.kernel = self._kernel()
+        self.processes = self._processes()
+
+    @staticmethod
+    def _kernel() -> list[int]:
+        with open("/proc/stat") as stat:
+            return [int(word) for word in stat.readline().split()[1:8]]
+
+    @classmethod
+    def _processes(cls) -> dict[int, tuple[str, int]]:
+        found: dict[int, tuple[str, int]] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(
+                    errors="replace")
+            except OSError:
+                continue
+            fields = stat.rpartition(")")[2].split()
+            ticks = int(fields[11]) + int(fields[12])  # utime + stime
+            role = next((name for needle, name in cls.ROLES if needle in argv), "other")
+            found[int(entry.name)] = (role, ticks)
+        return found
+
+    def since(self) -> dict[str, float]:
+        """Percent of the elapsed time: the kernel's split, then each role's processes."""
+        elapsed = time.monotonic() - self.at
+        kernel = [b - a for a, b in zip(self.kernel, self._kernel(), strict=True)]
+        total = sum(kernel) or 1
+        split = dict(zip(("user", "nice", "system", "idle", "iowait", "irq", "softirq"),
+                         kernel, strict=True))
+        shares = {name: round(100 * ticks / total, 1) for name, ticks in split.items()
+                  if ticks}
+        hertz = os.sysconf("SC_CLK_TCK")
+        roles: dict[str, int] = {}
+        for pid, (role, ticks) in self._processes().items():
+            roles[role] = roles.get(role, 0) + ticks - self.processes.get(pid, (role, 0))[1]
+        for role, ticks in sorted(roles.items()):
+            shares[f"proc {role}"] = round(100 * ticks / hertz / max(elapsed, 1e-3), 1)
+        return shares
+
+
+class ResetCapture:
+    """Every TCP reset each namespace's interfaces carried during a case (``tcpdump``,
+    resets only: a few lines a second, not the heartbeats' ten thousand packets), so a
+    broken connection says who reset it: its real server (straight to the client with
+    DR/TUN), a director's own stack (a VIP it holds without the service), or the client
+    (a segment for a socket it had closed already)."""
+
+    def __init__(self, lab: ScaleOutLab, case: str) -> None:
+        self.files: dict[str, Path] = {}
+        self.processes: list[subprocess.Popen[bytes]] = []
+        hosts = ["client", "rtr", *started_directors(lab),
+                 *(name for name in lab.servers)]
+        for host in hosts:
+            out = lab.workdir / f"resets-{case}-{host}.txt"
+            self.files[host] = out
+            with out.open("wb") as sink:
+                self.processes.append(lab.net.popen(
+                    host, ["tcpdump", "-n", "-tt", "-l", "-i", "any",
+                           "tcp[tcpflags] & tcp-rst != 0"],
+                    stdout=sink, stderr=subprocess.DEVNULL))
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.send_signal(signal.SIGINT)
+        for process in self.processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def explain(self, result: CaseResult) -> list[str]:
+        """For each broken flow (mh and rr, 20 at most): when it broke after the case's
+        event, and every reset line any host captured for its client address and port."""
+        event_at = result.event_at
+        lines: list[str] = []
+        for which, population in (("mh", result.mh), ("rr", result.rr)):
+            flows = population.get("broken_flows", [])
+            assert isinstance(flows, list)
+            for at, cause, flow, backend in flows[:20]:
+                since = (f"{at - event_at:+.2f} s" if isinstance(event_at, float)
+                         else "?")
+                lines.append(f"{which} {cause} {flow} ({backend}) at event {since}")
+                needle = flow.replace(":", ".") + " "
+                needle_end = flow.replace(":", ".") + ":"
+                for host, path in self.files.items():
+                    try:
+                        text = path.read_text(errors="replace")
+                    except OSError:
+                        continue
+                    lines.extend(f"  {host}: {line}" for line in text.splitlines()
+                                 if needle in line or needle_end in line)
+        return lines[:200]
 
 
 def explain_broken_flows(lab: ScaleOutLab, population: dict[str, object],
@@ -293,6 +446,12 @@ class RouteWatch:
             return [f"+{(stamp - since) * 1000:.0f}ms {text}" for stamp, text in self.events
                     if stamp >= since and VIP in text]
 
+    def events_since(self, since: float) -> list[tuple[float, str]]:
+        """The VIP's route changes after wall time ``since``: (wall time, route)."""
+        with self._lock:
+            return [(stamp, text) for stamp, text in self.events
+                    if stamp >= since and VIP in text]
+
     def route_without(self, gone: str, since: float) -> float | None:
         """Wall time of the first new VIP route after ``since`` without next hop ``gone``."""
         with self._lock:
@@ -356,29 +515,40 @@ def wait_announced(lab: ScaleOutLab, hosts: Sequence[str], timeout: float = 120.
 
 class FlapMender:
     """Every 2 s, the router's view of its BGP sessions: a started director that is not
-    silenced on purpose and whose session is down gets ``restart_after_flap``. One
-    `birdc` call per round while all is well (the guest's CPU is the scarce thing)."""
+    silenced on purpose and whose session is down gets ``restart_after_flap``. It asks
+    BIRD through its control socket (haipvs's own client), one connection for the whole
+    walk: a `birdc` run is two execs, a tenth of a second of the guest's one CPU each
+    round, which the connections' heartbeats need."""
 
     def __init__(self, lab: ScaleOutLab) -> None:
         self.lab = lab
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
         self._thread.start()
 
-    def _run(self) -> None:
-        while not self._stop.wait(2.0):
-            try:
-                self.mend()
-            except (OSError, subprocess.SubprocessError):
-                continue
+    async def _run(self) -> None:
+        control = BirdControl(str(self.lab.workdir / "rtr.bird.ctl"))
+        try:
+            while not self._stop.is_set():
+                for _ in range(10):
+                    await asyncio.sleep(0.2)
+                    if self._stop.is_set():
+                        return
+                try:
+                    states = await control.protocol_states()
+                except SpeakerError:
+                    continue
+                try:
+                    self.mend(states)
+                except (OSError, subprocess.SubprocessError):
+                    continue
+        finally:
+            await control.close()
 
-    def mend(self) -> None:
-        out = self.lab.birdc("rtr", "show", "protocols")
-        for line in out.splitlines():
-            words = line.split()
-            if len(words) < 4 or words[1] != "BGP" or words[3] == "up":
+    def mend(self, states: Mapping[str, str]) -> None:
+        for host, state in states.items():
+            if state.startswith("up"):
                 continue
-            host = words[0]
             if host in self.lab.daemons and host not in self.lab.silenced:
                 restart_after_flap(self.lab, host)
 
@@ -499,7 +669,7 @@ def director_death(lab: ScaleOutLab, settings: WalkSettings, watch: RouteWatch) 
             die_and_return(lab, watch, hosts[-1 - n % len(hosts)], result)
             time.sleep(settings.settle)
 
-    result = hold_both(lab, settings, "director_death", deaths)
+    result = hold_both(lab, settings, "director_death", deaths, watch)
     result.detail["scheduled"] = shares
     return result
 
@@ -515,7 +685,7 @@ def backend_change(lab: ScaleOutLab, settings: WalkSettings, watch: RouteWatch) 
         wait_until(lambda: all(weight_of(lab, host, newcomer) > 0
                                for host in started_directors(lab)), 60, step=0.2)
 
-    return hold_both(lab, settings, "backend_change", change)
+    return hold_both(lab, settings, "backend_change", change, watch)
 
 
 def weight_of(lab: ScaleOutLab, host: str, server: str) -> int:
@@ -527,7 +697,8 @@ def weight_of(lab: ScaleOutLab, host: str, server: str) -> int:
     return 0
 
 
-def director_join(lab: ScaleOutLab, settings: WalkSettings) -> CaseResult:
+def director_join(lab: ScaleOutLab, settings: WalkSettings,
+                  watch: RouteWatch | None = None) -> CaseResult:
     joining = settings.directors + 1
 
     def join(result: CaseResult) -> None:
@@ -537,7 +708,7 @@ def director_join(lab: ScaleOutLab, settings: WalkSettings) -> CaseResult:
         # connections its peers' sync had given it (learn waits for the mesh's refresh).
         result.detail["joiner_knew"] = established_entries(lab, f"d{joining}", MH_PORT)
 
-    return hold_both(lab, settings, "director_join", join)
+    return hold_both(lab, settings, "director_join", join, watch)
 
 
 def established_entries(lab: ScaleOutLab, host: str, port: int) -> int:
@@ -561,7 +732,7 @@ def director_drain(lab: ScaleOutLab, settings: WalkSettings, watch: RouteWatch,
         assert landed is not None
         result.detail["withdrawn_after_ms"] = round((landed - before) * 1000)
 
-    result = hold_both(lab, settings, "director_drain", drain)
+    result = hold_both(lab, settings, "director_drain", drain, watch)
     lab.admin(host, "undrain-director")
     return result
 
@@ -599,7 +770,7 @@ def run_walk(settings: WalkSettings, say: Callable[[str], None] = print,
             say("sync mesh running on every director")
             cases["backend_change"] = backend_change(lab, settings, watch)
             say(cases["backend_change"].report())
-            cases["director_join"] = director_join(lab, settings)
+            cases["director_join"] = director_join(lab, settings, watch)
             say(cases["director_join"].report())
             cases["director_drain"] = director_drain(lab, settings, watch)
             say(cases["director_drain"].report())

@@ -5,7 +5,8 @@
 - HTTP: every request gets `200` with the body "<name>\\n" and `Connection: close`
   (so each client request is a new connection, which IPVS schedules afresh);
   `/slow?s=2` answers after 2 s; `/hold` keeps the connection open and sends one
-  line per second (a long-lived connection for drain and sync tests). A held
+  line per second (a long-lived connection for drain and sync tests; SIGUSR1 aborts
+  every held connection, between a lab's cases). A held
   connection is not read any more: what its client sends (the scale-out client's
   heartbeats) stays in the kernel's receive buffer, so thousands of them cost no
   wake-up per heartbeat, and one tick a second writes the line to all of them.
@@ -63,6 +64,14 @@ class _Held:
                 writer.close()
             else:
                 writer.write(self.line)
+
+    def forget(self) -> None:
+        """Abort every held connection (SIGUSR1): a lab case's client has closed them all,
+        but a connection whose reset a director sent elsewhere (a moved rr flow) stays
+        here, written to and retransmitted for minutes, taking the next case's CPU."""
+        for writer in self.writers:
+            writer.transport.abort()
+        self.writers.clear()
 
     async def run(self) -> None:
         while True:
@@ -151,6 +160,7 @@ async def serve(name: str, http: Sequence[str], tcp: Sequence[str], udp: Sequenc
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, held.forget)
     print("ready", flush=True)
     await stop.wait()
     ticking.cancel()

@@ -13,9 +13,11 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from haipvs.lab import scaleout_walk
 from haipvs.lab.holders import HoldResult
 from haipvs.lab.scaleout_walk import (
     established_entries,
@@ -132,8 +134,12 @@ def test_holders_stop_on_sigterm_with_every_connection_ok(tmp_path: Path) -> Non
         server.wait()
     result = json.loads(out.read_text())
     interval = result.pop("heartbeat_ms")
+    shortest, longest = result.pop("heartbeat_p5_ms"), result.pop("heartbeat_p95_ms")
+    assert 50 <= shortest <= longest  # never within half a period of the previous one
     assert result.pop("beats") > 0
     assert result.pop("longest_gap_ms") < 3000
+    flows = result.pop("locals")
+    assert len(set(flows)) == 3 and all(flow.startswith("127.0.0.1:") for flow in flows)
     assert result == {"connections": 3, "opened": 3, "broken": 0, "causes": {"ok": 3},
                       "backends": {"rsB": 3}, "breaks": [], "broken_flows": [], "quiet": 0,
                       "eof_kinds": {}}
@@ -217,3 +223,54 @@ def test_a_broken_flow_is_traced_to_the_director_that_sent_it_elsewhere() -> Non
     since = datetime.datetime(2026, 12, 5, 9, 14, 10, tzinfo=datetime.UTC).timestamp()
     assert table_changes(lab, since) == [  # type: ignore[arg-type]
         "d2 09:14:10.250 ipvs.dest.added rs=10.1.5.2:80 reason=health_up weight=1"]
+
+
+def test_the_flap_mender_restarts_only_a_started_unsilenced_director_that_is_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    restarted: list[str] = []
+    monkeypatch.setattr(scaleout_walk, "restart_after_flap",
+                        lambda lab, host: restarted.append(host))
+    mender = scaleout_walk.FlapMender.__new__(scaleout_walk.FlapMender)
+    mender.lab = SimpleNamespace(daemons={"d1": None, "d2": None, "d3": None},  # type: ignore[assignment]
+                                 silenced={"d3"})
+    mender.mend({"device1": "up", "bfd1": "up", "d1": "up Established",
+                 "d2": "start Active", "d3": "start Connect", "d4": "start Idle"})
+    assert restarted == ["d2"]  # d3 is silenced on purpose, d4 has not started
+
+
+def test_a_broken_flow_is_traced_to_every_reset_captured_for_its_address_and_port(
+    tmp_path: Path,
+) -> None:
+    capture = scaleout_walk.ResetCapture.__new__(scaleout_walk.ResetCapture)
+    (tmp_path / "client").write_text(
+        "1796478656.095890 eth0  In  IP 192.0.2.10.81 > 10.0.9.3.33417: Flags [R], seq 9\n"
+        "1796478656.095891 eth0  In  IP 192.0.2.10.81 > 10.0.9.3.334170: Flags [R], seq 9\n")
+    (tmp_path / "rs2").write_text(
+        "1796478656.095884 eth0  Out IP 192.0.2.10.81 > 10.0.9.3.33417: Flags [R], seq 9\n"
+        "1796478655.264437 tunl0 In  IP 10.0.9.3.33417 > 192.0.2.10.81: Flags [R], seq 7\n")
+    capture.files = {"client": tmp_path / "client", "rs2": tmp_path / "rs2",
+                     "d1": tmp_path / "missing"}
+    result = scaleout_walk.CaseResult("director_join", event_at=100.0)
+    result.rr = {"broken_flows": [(52.0, "rst", "10.0.9.3:33417", "rs3")]}
+    assert capture.explain(result) == [
+        "rr rst 10.0.9.3:33417 (rs3) at event -48.00 s",
+        "  client: 1796478656.095890 eth0  In  IP 192.0.2.10.81 > 10.0.9.3.33417: "
+        "Flags [R], seq 9",
+        "  rs2: 1796478656.095884 eth0  Out IP 192.0.2.10.81 > 10.0.9.3.33417: "
+        "Flags [R], seq 9",
+        "  rs2: 1796478655.264437 tunl0 In  IP 10.0.9.3.33417 > 192.0.2.10.81: "
+        "Flags [R], seq 7",
+    ]
+
+
+def test_a_flow_an_earlier_case_opened_is_reported_as_reused_with_that_case() -> None:
+    lab = SimpleNamespace(flows_seen={})
+    first = scaleout_walk.reused_flows(lab, "director_death",  # type: ignore[arg-type]
+                                       [({"locals": ["10.0.9.3:40001"]}, 81)])
+    later = scaleout_walk.reused_flows(lab, "director_join",  # type: ignore[arg-type]
+                                       [({"locals": ["10.0.9.3:40001", "10.0.9.3:40003"]}, 81),
+                                        ({"locals": ["10.0.9.3:40001"]}, 80)])
+    assert first == []
+    # the same address and port to the other VIP port is another flow
+    assert later == ["10.0.9.3:40001>81 (first in director_death)"]
