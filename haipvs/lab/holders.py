@@ -29,9 +29,11 @@ IPVS where it sends that flow; a RST from a real server never reaches a director
 misrouting director still holds its entry).
 
 The lab guest has one emulated CPU where every system call is a trap, so the client is
-one ``selectors`` loop over non-blocking sockets: a heartbeat is one ``send`` from a
-timer wheel of 10 ms slots (no task, timer or future per heartbeat; ``--heartbeat`` is
-taken in 10 ms steps), a line one ``recv``.
+one ``selectors`` loop over non-blocking sockets: the heartbeats come due from a timer
+wheel of 10 ms slots (no task, timer or future per heartbeat; ``--heartbeat`` is taken in
+10 ms steps) and each turn's go to the kernel in one io_uring submission
+(haipvs.lab.uring; one ``send`` each where io_uring is not allowed), a line is one
+``recv``.
 SIGTERM during the ramp ends it: the connections not attempted yet are in no cause.
 """
 
@@ -52,6 +54,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+
+from haipvs.lab.uring import SendRing
 
 __all__ = ["Connection", "HoldResult", "Holders", "Wheel", "main"]
 
@@ -225,7 +229,7 @@ class Holders:
 
     def __init__(self, address: tuple[str, int], family: socket.AddressFamily,
                  sources: Sequence[str], *, count: int, heartbeat: float, ramp: float,
-                 result: HoldResult) -> None:
+                 result: HoldResult, use_ring: bool = True) -> None:
         self.address = address
         self.family = family
         self.sources = sources
@@ -239,6 +243,10 @@ class Holders:
         self.stopping = False
         self.start = time.monotonic()
         self.wheel = Wheel(self.start, heartbeat)
+        # io_uring: a turn's heartbeats in one system call (None: one send each)
+        self.ring = SendRing.open(HEARTBEAT) if use_ring else None
+        self.in_flight: dict[int, tuple[Connection, float]] = {}  # ring token -> send
+        self.tokens = 0
 
     # -- connections ---------------------------------------------------------------------
 
@@ -329,11 +337,43 @@ class Holders:
             self.failed(connection, error)
             return
         if sent:
-            self.result.beats += 1
-            self.result.beat_seconds += now - connection.last_beat
-            self.result.beat_gaps[int((now - connection.last_beat) * 100)] += 1
-            connection.last_beat = now
+            self.count_beat(connection, now)
         self.wheel.again(connection)
+
+    def count_beat(self, connection: Connection, now: float) -> None:
+        self.result.beats += 1
+        self.result.beat_seconds += now - connection.last_beat
+        self.result.beat_gaps[int((now - connection.last_beat) * 100)] += 1
+        connection.last_beat = now
+
+    def beat_all(self, due: Sequence[Connection], now: float) -> None:
+        """The turn's heartbeats through the ring: queued, submitted in one call (a
+        full ring is submitted and refilled), then every finished send counted as
+        ``beat`` counts one; the schedule moves on at once, as after a plain send."""
+        ring = self.ring
+        assert ring is not None
+        for connection in due:
+            if connection.ended:
+                continue
+            self.tokens += 1
+            while not ring.queue(connection.sock.fileno(), self.tokens):
+                ring.submit()
+                self.finish_sends()
+            self.in_flight[self.tokens] = (connection, now)
+            self.wheel.again(connection)
+        ring.submit()
+        self.finish_sends()
+
+    def finish_sends(self) -> None:
+        assert self.ring is not None
+        for token, sent in self.ring.reap():
+            connection, at = self.in_flight.pop(token, (None, 0.0))
+            if connection is None or connection.ended:
+                continue
+            if sent > 0:
+                self.count_beat(connection, at)
+            elif sent != -errno.EAGAIN:  # a full send buffer: not sent, nor counted
+                self.failed(connection, OSError(-sent, os.strerror(-sent)))
 
     def read(self, connection: Connection, now: float) -> None:
         try:
@@ -413,9 +453,12 @@ class Holders:
                 self.read(connection, now)
             else:
                 self.connected(connection, now)
-        for connection in self.wheel.due(now):
-            if not connection.ended:
-                self.beat(connection, now)
+        if self.ring is not None:
+            self.beat_all(self.wheel.due(now), now)
+        else:
+            for connection in self.wheel.due(now):
+                if not connection.ended:
+                    self.beat(connection, now)
         while (at := self.next_connect_at()) is not None and at <= now:
             self.connect(now)
         return now
@@ -449,6 +492,8 @@ class Holders:
         for connection in list(self.live):
             self.end(connection, "ok" if connection.open else "connect_failed")
         self.selector.close()
+        if self.ring is not None:
+            self.ring.close()
         return self.result.summary(self.count, final=True)
 
 
