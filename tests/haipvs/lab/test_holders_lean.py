@@ -416,8 +416,10 @@ def test_hold_drops_the_connections_its_clients_closed(
     assert server.poll() is None
 
 
-async def test_the_tick_writes_every_held_connection_and_drops_the_ones_that_failed() -> None:
-    held = _Held("rsA")
+@pytest.mark.parametrize("use_ring", [True, False], ids=["io_uring", "send"])
+async def test_the_tick_writes_every_held_connection_and_drops_the_ones_that_failed(
+        use_ring: bool) -> None:
+    held = _Held("rsA", use_ring=use_ring)
     server = await asyncio.start_server(lambda r, w: _http_handler("rsA", held, r, w),
                                         "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -445,4 +447,23 @@ async def test_the_tick_writes_every_held_connection_and_drops_the_ones_that_fai
         assert (await reader.readuntil(b"rsA\n")).endswith(b"rsA\n")
     for _, writer in streams[4:]:
         writer.close()
+    server.close()
+
+
+async def test_forget_aborts_every_held_connection() -> None:
+    held = _Held("rsA")
+    server = await asyncio.start_server(lambda r, w: _http_handler("rsA", held, r, w),
+                                        "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /hold HTTP/1.1\r\nHost: vip\r\n\r\n")
+    assert await reader.readuntil(b"\r\n\r\nrsA\n")
+    held.forget()
+    assert held.writers == set()
+    try:  # closed at once: a FIN, or a RST had our bytes been waiting unread there
+        got = await asyncio.wait_for(reader.read(10), 10)
+    except ConnectionResetError:
+        got = b""
+    assert got == b""
+    writer.close()
     server.close()
