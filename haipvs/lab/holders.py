@@ -262,13 +262,11 @@ class Holders:
         # as asyncio's transports do: a heartbeat goes out at once, not after Nagle's wait
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if source:
-            # The port is chosen by connect(), as for any client that does not bind: the
-            # kernel walks each destination's ports in turn, so a population does not
-            # take the flows of the one before it until the range wraps. bind() alone
-            # picks one at random, and a lab run reused the 4-tuples of earlier cases'
-            # connections that a real server and a director still held (a moved rr flow
-            # reset by the wrong real server leaves both behind): the new connection met
-            # the old one's state and was reset, a break no director caused.
+            # The port is chosen by connect(), as for any client that does not bind (a
+            # bind() alone picks one for the address, blind to the destination). Cases
+            # still reuse earlier cases' flows now and then (the walk names them in
+            # `reused_flows`); a reused flow is harmless unless a real server still
+            # holds its predecessor (scaleout_walk drops those after each case).
             sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
         try:
             if source:

@@ -105,8 +105,11 @@ class Population:
         self.name = name
         self.out = lab.workdir / f"holders-{name}-{time.monotonic_ns()}.json"
         sources = [f"10.0.9.{2 + n}" for n in range(settings.client_addresses)]
-        # Niced: the client's load must not starve the directors it measures.
-        argv = ["nice", "-n", "10", sys.executable, "-m", "haipvs.lab.holders",
+        # Not niced: with a turn's heartbeats in one io_uring submission the client
+        # takes about a tenth of the guest's CPU (over half, one send each, when it was
+        # niced so as not to starve the directors), and niced it woke late behind the
+        # real servers' ticks, which is lateness in every heartbeat it measures.
+        argv = [sys.executable, "-m", "haipvs.lab.holders",
                 "--vip", VIP, "--port", str(port),
                 "--count", str(count or settings.connections),
                 "--heartbeat", str(settings.heartbeat),
