@@ -244,9 +244,8 @@ class Holders:
         self.start = time.monotonic()
         self.wheel = Wheel(self.start, heartbeat)
         # io_uring: a turn's heartbeats in one system call (None: one send each)
-        self.ring = SendRing.open(HEARTBEAT) if use_ring else None
-        self.in_flight: dict[int, tuple[Connection, float]] = {}  # ring token -> send
-        self.tokens = 0
+        # each queued send carries its connection and when the turn sent it
+        self.ring = SendRing[tuple[Connection, float]].open(HEARTBEAT) if use_ring else None
 
     # -- connections ---------------------------------------------------------------------
 
@@ -354,20 +353,17 @@ class Holders:
         for connection in due:
             if connection.ended:
                 continue
-            self.tokens += 1
-            while not ring.queue(connection.sock.fileno(), self.tokens):
+            while not ring.queue(connection.sock.fileno(), (connection, now)):
                 ring.submit()
                 self.finish_sends()
-            self.in_flight[self.tokens] = (connection, now)
             self.wheel.again(connection)
         ring.submit()
         self.finish_sends()
 
     def finish_sends(self) -> None:
         assert self.ring is not None
-        for token, sent in self.ring.reap():
-            connection, at = self.in_flight.pop(token, (None, 0.0))
-            if connection is None or connection.ended:
+        for (connection, at), sent in self.ring.reap():
+            if connection.ended:
                 continue
             if sent > 0:
                 self.count_beat(connection, at)

@@ -192,11 +192,10 @@ class CaseResult:
 
 
 def hold_both(lab: ScaleOutLab, settings: WalkSettings, name: str,
-              during: Callable[[CaseResult], None],
-              watch: RouteWatch | None = None) -> CaseResult:
+              during: Callable[[CaseResult], None], watch: RouteWatch) -> CaseResult:
     """Open both populations, let them settle, run ``during``, settle, count. A break
-    is traced: the resets every host saw for its flow and, with ``watch``, the router's
-    route changes since the case began (a flow moves between directors only with one)."""
+    is traced: the resets every host saw for its flow and the router's route changes
+    since the case began (a flow moves between directors only with one)."""
     result = CaseResult(name)
     began = time.time()
     began_monotonic = time.monotonic()
@@ -228,12 +227,10 @@ def hold_both(lab: ScaleOutLab, settings: WalkSettings, name: str,
     # expected); any other break is traced to the resets every host saw for its flow.
     if result.broken("mh") or (result.broken("rr") and name != "director_death"):
         result.detail["resets"] = resets.explain(result)
-        if watch is not None:
-            # the route's wall time, as seconds from the event (a monotonic time)
-            event = (result.event_at or began_monotonic) - began_monotonic
-            result.detail["routes_in_case"] = [
-                f"event {stamp - began - event:+.2f} s: {text}"
-                for stamp, text in watch.events_since(began)]
+        # the routes' wall times, from the event's (taken on the monotonic clock)
+        event = began + (result.event_at or began_monotonic) - began_monotonic
+        result.detail["routes_in_case"] = [f"event {stamp - event:+.2f} s: {text}"
+                                           for stamp, text in watch.events_since(began)]
     return result
 
 
@@ -342,6 +339,12 @@ class ResetCapture:
         """For each broken flow (mh and rr, 20 at most): when it broke after the case's
         event, and every reset line any host captured for its client address and port."""
         event_at = result.event_at
+        captured: dict[str, list[str]] = {}  # each host's reset lines, read once
+        for host, path in self.files.items():
+            try:
+                captured[host] = path.read_text(errors="replace").splitlines()
+            except OSError:
+                continue
         lines: list[str] = []
         for which, population in (("mh", result.mh), ("rr", result.rr)):
             flows = population.get("broken_flows", [])
@@ -352,12 +355,8 @@ class ResetCapture:
                 lines.append(f"{which} {cause} {flow} ({backend}) at event {since}")
                 needle = flow.replace(":", ".") + " "
                 needle_end = flow.replace(":", ".") + ":"
-                for host, path in self.files.items():
-                    try:
-                        text = path.read_text(errors="replace")
-                    except OSError:
-                        continue
-                    lines.extend(f"  {host}: {line}" for line in text.splitlines()
+                for host, captured_lines in captured.items():
+                    lines.extend(f"  {host}: {line}" for line in captured_lines
                                  if needle in line or needle_end in line)
         return lines[:200]
 
@@ -445,9 +444,8 @@ class RouteWatch:
 
     def since(self, since: float) -> list[str]:
         """The VIP's route changes after wall time ``since``, with their offsets."""
-        with self._lock:
-            return [f"+{(stamp - since) * 1000:.0f}ms {text}" for stamp, text in self.events
-                    if stamp >= since and VIP in text]
+        return [f"+{(stamp - since) * 1000:.0f}ms {text}"
+                for stamp, text in self.events_since(since)]
 
     def events_since(self, since: float) -> list[tuple[float, str]]:
         """The VIP's route changes after wall time ``since``: (wall time, route)."""
@@ -700,8 +698,7 @@ def weight_of(lab: ScaleOutLab, host: str, server: str) -> int:
     return 0
 
 
-def director_join(lab: ScaleOutLab, settings: WalkSettings,
-                  watch: RouteWatch | None = None) -> CaseResult:
+def director_join(lab: ScaleOutLab, settings: WalkSettings, watch: RouteWatch) -> CaseResult:
     joining = settings.directors + 1
 
     def join(result: CaseResult) -> None:

@@ -50,9 +50,7 @@ class _Held:
     def __init__(self, name: str, *, use_ring: bool = True) -> None:
         self.line = f"{name}\n".encode()
         self.writers: set[asyncio.StreamWriter] = set()
-        self.ring = SendRing.open(self.line) if use_ring else None
-        self.in_flight: dict[int, asyncio.StreamWriter] = {}  # ring token -> connection
-        self.tokens = 0
+        self.ring = SendRing[asyncio.StreamWriter].open(self.line) if use_ring else None
 
     def add(self, writer: asyncio.StreamWriter) -> None:
         transport = writer.transport
@@ -78,20 +76,17 @@ class _Held:
             elif ring is None or transport.get_write_buffer_size():
                 writer.write(self.line)
             else:
-                self.tokens += 1
                 fd = writer.get_extra_info("socket").fileno()
-                while not ring.queue(fd, self.tokens):
+                while not ring.queue(fd, writer):
                     self.submit()
-                self.in_flight[self.tokens] = writer
         if ring is not None:
             self.submit()
 
     def submit(self) -> None:
         assert self.ring is not None
         self.ring.submit()
-        for token, sent in self.ring.reap():
-            writer = self.in_flight.pop(token, None)
-            if writer is not None and sent < 0 and sent != -errno.EAGAIN:
+        for writer, sent in self.ring.reap():
+            if sent < 0 and sent != -errno.EAGAIN:
                 writer.transport.abort()  # reset or closed by the client: is_closing next
 
     def forget(self) -> None:

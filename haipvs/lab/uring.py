@@ -25,8 +25,11 @@ import os
 import platform
 import struct
 from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 __all__ = ["SendRing"]
+
+Item = TypeVar("Item")
 
 _SETUP, _ENTER = 425, 426  # x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl)
 _OFF_SQ_RING, _OFF_CQ_RING, _OFF_SQES = 0, 0x8000000, 0x10000000
@@ -38,12 +41,13 @@ _CQE = struct.Struct("<QiI")  # user_data res flags
 _U32 = struct.Struct("<I")
 
 
-class SendRing:
+class SendRing(Generic[Item]):
     """Queue sends of one shared byte string, submit them in one call, reap the results.
 
-    ``queue(fd, token)`` adds a send of ``payload`` on ``fd`` (False: the ring is full,
+    ``queue(fd, item)`` adds a send of ``payload`` on ``fd`` (False: the ring is full,
     submit first); ``submit()`` hands every queued send to the kernel; ``reap()`` yields
-    ``(token, result)`` for each send finished: the bytes sent, or ``-errno``
+    ``(item, result)`` for each send finished (the ring keeps each queued send's item, so
+    its caller keeps no bookkeeping of its own): the bytes sent, or ``-errno``
     (``-EAGAIN``: the socket's send buffer was full; ``-ECONNRESET``, ``-EPIPE``...).
     A send on a non-blocking socket finishes inside ``submit`` in practice; one that does
     not is reaped at a later call. The kernel holds each file from submission, so a socket
@@ -67,11 +71,13 @@ class SendRing:
         self._length = len(payload)
         self._tail = _U32.unpack_from(sq, self._sq_tail)[0]
         self._queued = 0
+        self._tokens = 0
+        self._in_flight: dict[int, Item] = {}  # the kernel's user_data -> the caller's item
         for index in range(entries):  # the array maps ring slot i to entry i, once
             _U32.pack_into(sq, self._sq_array + 4 * index, index)
 
     @classmethod
-    def open(cls, payload: bytes, entries: int = 4096) -> SendRing | None:
+    def open(cls, payload: bytes, entries: int = 4096) -> SendRing[Item] | None:
         if platform.machine() != "x86_64":
             return None
         libc = ctypes.CDLL(None, use_errno=True)
@@ -98,13 +104,15 @@ class SendRing:
         return cls(fd, entries=sq_entries, sq=sq, cq=cq, sqes=sqes, params=raw, payload=payload,
                    syscall=libc.syscall)
 
-    def queue(self, fd: int, token: int) -> bool:
+    def queue(self, fd: int, item: Item) -> bool:
         head = _U32.unpack_from(self._sq, self._sq_head)[0]
         if (self._tail - head) & 0xFFFFFFFF >= self.entries:
             return False
         index = self._tail & self._sq_mask
+        self._tokens += 1
+        self._in_flight[self._tokens] = item
         _SQE.pack_into(self._sqes, _SQE.size * index, _OP_SEND, 0, 0, fd, 0, self._address,
-                       self._length, _MSG_DONTWAIT | _MSG_NOSIGNAL, token)
+                       self._length, _MSG_DONTWAIT | _MSG_NOSIGNAL, self._tokens)
         self._tail = (self._tail + 1) & 0xFFFFFFFF
         self._queued += 1
         return True
@@ -122,7 +130,7 @@ class SendRing:
         self._queued -= taken
         return taken
 
-    def reap(self) -> Iterator[tuple[int, int]]:
+    def reap(self) -> Iterator[tuple[Item, int]]:
         head = _U32.unpack_from(self._cq, self._cq_head)[0]
         tail = _U32.unpack_from(self._cq, self._cq_tail)[0]
         while head != tail:
@@ -130,7 +138,7 @@ class SendRing:
                 self._cq, self._cqes + _CQE.size * (head & self._cq_mask))
             head = (head + 1) & 0xFFFFFFFF
             _U32.pack_into(self._cq, self._cq_head, head)
-            yield token, result
+            yield self._in_flight.pop(token), result
 
     def close(self) -> None:
         for region in {id(m): m for m in (self._sq, self._cq, self._sqes)}.values():

@@ -1,6 +1,7 @@
 """The lab client's io_uring send ring (haipvs.lab.uring) on the host's kernel, and the
-client's heartbeats through it: bytes delivered, each send's result reaped under its
-token, a reset peer reported as the send's -errno, a full ring refusing more."""
+client's heartbeats through it: bytes delivered, each send's result reaped with the
+item it was queued with, a reset peer reported as the send's -errno, a full ring
+refusing more."""
 
 from __future__ import annotations
 
@@ -16,16 +17,16 @@ from haipvs.lab.uring import SendRing
 
 
 @pytest.fixture
-def ring() -> Iterator[SendRing]:
-    opened = SendRing.open(b"h", entries=8)
+def ring() -> Iterator[SendRing[int]]:
+    opened = SendRing[int].open(b"h", entries=8)
     if opened is None:
         pytest.skip("io_uring is not allowed here (the client falls back to send)")
     yield opened
     opened.close()
 
 
-def test_queued_sends_go_in_one_submission_and_each_result_comes_back_by_token(
-    ring: SendRing,
+def test_queued_sends_go_in_one_submission_and_each_result_comes_back_with_its_item(
+    ring: SendRing[int],
 ) -> None:
     ours, theirs = socket.socketpair()
     gone, closed = socket.socketpair()
@@ -41,7 +42,7 @@ def test_queued_sends_go_in_one_submission_and_each_result_comes_back_by_token(
         assert list(ring.reap()) == []  # each result once
 
 
-def test_a_full_ring_refuses_until_submitted(ring: SendRing) -> None:
+def test_a_full_ring_refuses_until_submitted(ring: SendRing[int]) -> None:
     ours, theirs = socket.socketpair()
     with ours, theirs:
         queued = [ring.queue(ours.fileno(), token) for token in range(ring.entries + 2)]
