@@ -1111,16 +1111,28 @@ class VrrpMachine:
             # its addresses whatever another router advertises.
             return ()
         detail = f"peer={source} peer_priority={advert.priority} priority={self._effective}"
-        if advert.priority > self._effective:
-            return self._become_backup(
-                TransitionReason.higher_priority_advert, detail, advert, source, now
-            )
         # Same family is guaranteed by _check_advert; compare as unsigned integers
         # (RFC 5798 §6.4.3: "primary IPvX address ... greater than the local").
-        if advert.priority == self._effective and int(source) > int(self._source):
-            return self._become_backup(
-                TransitionReason.equal_priority_higher_address, detail, advert, source, now
+        if advert.priority > self._effective or (
+            advert.priority == self._effective and int(source) > int(self._source)
+        ):
+            reason = (
+                TransitionReason.higher_priority_advert
+                if advert.priority > self._effective
+                else TransitionReason.equal_priority_higher_address
             )
+            actions = self._become_backup(reason, detail, advert, source, now)
+            if self._settings.strict:
+                return actions  # RFC 5798 §6.4.3 as written: cancel the timer, go quietly.
+            # Two masters (a healed partition): our gratuitous ARPs / NAs moved the
+            # neighbours' caches to us, and only the winner can move them back. It does
+            # when it hears a lower priority advert (keepalived garp_lower_prio_repeat,
+            # and our own rule below), but if its advert reached us before any of ours
+            # reached it, it never hears one: we would go quiet and the neighbours keep
+            # sending to us for a reachable time (tens of seconds). So the last thing we
+            # send as master is one advert at our own priority, before the VIPs go.
+            transition, *rest = actions
+            return (transition, SendAdvert(self._effective), *rest)
         # Lower priority (or equal with a lower address): RFC 5798 says discard;
         # keepalived answers at once ("forcing new election") so the other side
         # steps down now instead of after its own timers.

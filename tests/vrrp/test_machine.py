@@ -352,6 +352,9 @@ def test_master_steps_down_for_a_higher_priority_and_learns_its_interval() -> No
             R.higher_priority_advert,
             "peer=192.0.2.3 peer_priority=200 priority=150",
         ),
+        # Our last advert as master, so the winner hears a lower priority and
+        # re-announces the VIPs our gratuitous ARPs took (see the partition test).
+        SendAdvert(150),
         RemoveVips(),
     )
     assert machine.master_source == C
@@ -365,9 +368,10 @@ def test_equal_priority_tie_break_by_address() -> None:
     lower.start(0.0)
     lower.on_timer(3.609375)
     # 192.0.2.3 > 192.0.2.2: we step down.
-    (transition, remove) = lower.on_advert(advert(100), C, 4.0)
+    (transition, last_word, remove) = lower.on_advert(advert(100), C, 4.0)
     assert isinstance(transition, Transition)
     assert transition.reason is R.equal_priority_higher_address
+    assert last_word == SendAdvert(100)
     assert remove == RemoveVips()
     higher = make_node("b", "192.0.2.9", priority=100).machine
     higher.start(0.0)
@@ -620,6 +624,36 @@ def test_master_crash_backup_takes_over_after_master_down_interval(version: int)
     assert at == 9.4140625 + 3.609375
     assert transition.reason is R.master_down_timer
     assert transition.detail.startswith("peer=192.0.2.1 peer_priority=150")
+
+
+@pytest.mark.parametrize("winner_heard_first", [False, True])
+def test_a_healed_partition_moves_the_neighbours_back_whoever_hears_first(
+    winner_heard_first: bool,
+) -> None:
+    # Both were master while split, and b's gratuitous ARPs moved the neighbours to it.
+    # When the split heals, the winner re-announces on hearing b's lower priority. If the
+    # winner's advert reaches b first, b used to step down silently: the winner never
+    # heard a lower priority and the neighbours kept b's MAC (the lab's partition case).
+    segment, a, b = pair()
+    segment.start_all(0.0)
+    segment.run_until(10.0)  # a: master since 3.4140625, adverts at x.4140625
+    b.connected = False
+    segment.run_until(20.0)
+    assert segment.masters() == [a, b]
+    b_announced = b.announcements[-1]
+    assert 13.0 < b_announced < 20.0
+    # b: master at 9.4140625 + 3.609375 = 13.0234375, adverts at x.0234375. Healing at
+    # 20.3 puts a's 20.4140625 first; healing at 20.0 puts b's 20.0234375 first.
+    heal_at = 20.0 if winner_heard_first else 20.3
+    segment.run_until(heal_at)
+    b.connected = True
+    segment.run_until(30.0)
+    assert segment.masters() == [a]
+    assert segment.vip_holders() == [a]
+    assert b.transitions()[-1][1].reason is R.higher_priority_advert
+    after_heal = [at for at in a.announcements if at > heal_at]
+    assert after_heal and after_heal[0] < heal_at + 1.0, a.announcements
+    assert all(at < after_heal[0] for at in b.announcements)
 
 
 def test_v2_skew_does_not_scale_with_a_longer_interval() -> None:
