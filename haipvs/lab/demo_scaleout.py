@@ -80,13 +80,13 @@ def walk(timeline: Timeline, lab: ScaleOutLab, watch: RouteWatch) -> None:
                          f"has next hops {sorted(lab.next_hops())}")
 
     hosts = started_directors(lab)
-    before = {host: lab.scheduled(host, MH_PORT) for host in hosts}
+    before = lab.scheduled_settled(hosts, MH_PORT)
     timeline.say(f"the client opens {SETTINGS.connections} long-lived connections from "
                  f"{SETTINGS.client_addresses} addresses")
     population = Population(lab, "demo", MH_PORT, SETTINGS)
     population.wait_ramped(SETTINGS.ramp * 4 + 60)
-    time.sleep(2.0)
-    scheduled = {host: lab.scheduled(host, MH_PORT) - before[host] for host in hosts}
+    after = lab.scheduled_settled(hosts, MH_PORT)
+    scheduled = {host: after[host] - before[host] for host in hosts}
     spread = share_spread(scheduled)
     timeline.check(spread <= 0.25, "traffic spreads: new connections scheduled per director "
                    + ", ".join(f"{h} {n}" for h, n in scheduled.items())

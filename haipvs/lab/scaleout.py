@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +37,7 @@ from haipvs.lab.topology import (
     build,
 )
 
-__all__ = ["VIP", "DirectorSettings", "ScaleOutLab", "running_scaleout"]
+__all__ = ["VIP", "DirectorSettings", "ScaleOutLab", "running_scaleout", "settled_counts"]
 
 VIP = "192.0.2.10"
 ROUTER_AS = 65000
@@ -146,6 +146,32 @@ bgp:
   neighbours: [{{address: 10.0.{i}.1, remote_as: {ROUTER_AS}}}]
   need: {need}
 """ + ("" if learn is None else f"  learn: {learn}\n")
+
+
+# The kernel's estimator folds the per-CPU counters into the ones ipvsadm reads on a 2 s
+# tick: a read right after a burst misses up to 2 s of it, and the next read before a
+# burst catches up on it. Ten bursts of 600 connections read at once summed 423 to 640.
+COUNTER_TICK = 2.0
+
+
+def settled_counts(read: Callable[[], dict[str, int]], *, quiet: float = COUNTER_TICK + 0.5,
+                   step: float = 0.5, timeout: float = 30.0,
+                   clock: Callable[[], float] = time.monotonic,
+                   sleep: Callable[[float], None] = time.sleep) -> dict[str, int]:
+    """``read()`` once it has returned the same counts for ``quiet`` seconds, longer than
+    the kernel's counter tick (no new connections arrive meanwhile: the caller's burst is
+    over). Raises TimeoutError if they still move after ``timeout``."""
+    started = clock()
+    last = read()
+    unchanged_since = started
+    while clock() - unchanged_since < quiet:
+        if clock() - started > timeout:
+            raise TimeoutError(f"IPVS counters still moving after {timeout:g} s: {last}")
+        sleep(step)
+        now = read()
+        if now != last:
+            last, unchanged_since = now, clock()
+    return last
 
 
 class ScaleOutLab:
@@ -315,6 +341,11 @@ class ScaleOutLab:
             if len(words) >= 3 and words[0] in ("TCP", "UDP") and words[1] == f"{VIP}:{port}":
                 return int(words[2])
         return 0
+
+    def scheduled_settled(self, hosts: Sequence[str], port: int = 80) -> dict[str, int]:
+        """:meth:`scheduled` for each host, read once the counters have stopped moving
+        (see :func:`settled_counts`)."""
+        return settled_counts(lambda: {host: self.scheduled(host, port) for host in hosts})
 
     def diagnose(self) -> str:
         """What a failed walk-through needs to be read: BIRD's view on every host, the

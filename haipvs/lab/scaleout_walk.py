@@ -643,7 +643,7 @@ def new_connection_share(lab: ScaleOutLab, settings: WalkSettings,
     for attempt in range(3):
         wait_announced(lab, hosts)
         started = time.time()
-        before = {host: lab.scheduled(host) for host in hosts}
+        before = lab.scheduled_settled(hosts)
         client = lab.net.popen("client", [
             sys.executable, "-m", "haipvs.lab.client", "--url", f"http://{VIP}/",
             "--interval", str(interval),
@@ -651,7 +651,8 @@ def new_connection_share(lab: ScaleOutLab, settings: WalkSettings,
             "--timeout", "5", "--out", str(lab.workdir / f"share-{attempt}.jsonl")],
             stderr=subprocess.DEVNULL)
         client.wait(settings.share_connections * interval + 120)
-        scheduled = {host: lab.scheduled(host) - before[host] for host in hosts}
+        after = lab.scheduled_settled(hosts)
+        scheduled = {host: after[host] - before[host] for host in hosts}
         if not watch.since(started):
             break
     return scheduled
@@ -661,11 +662,12 @@ def director_death(lab: ScaleOutLab, settings: WalkSettings, watch: RouteWatch) 
     """Several silent deaths in turn (d3, d2, d1, ...), each revived before the next; the
     share each director scheduled is counted over the populations' ramp."""
     hosts = started_directors(lab)
-    before = {host: lab.scheduled(host) for host in hosts}
+    before = lab.scheduled_settled(hosts)
     shares: dict[str, int] = {}
 
     def deaths(result: CaseResult) -> None:
-        shares.update({host: lab.scheduled(host) - before[host] for host in hosts})
+        after = lab.scheduled_settled(hosts)
+        shares.update({host: after[host] - before[host] for host in hosts})
         for n in range(settings.deaths):
             die_and_return(lab, watch, hosts[-1 - n % len(hosts)], result)
             time.sleep(settings.settle)

@@ -19,6 +19,7 @@ import pytest
 
 from haipvs.lab import scaleout_walk
 from haipvs.lab.holders import HoldResult
+from haipvs.lab.scaleout import settled_counts
 from haipvs.lab.scaleout_walk import (
     established_entries,
     explain_broken_flows,
@@ -274,3 +275,38 @@ def test_a_flow_an_earlier_case_opened_is_reported_as_reused_with_that_case() ->
     assert first == []
     # the same address and port to the other VIP port is another flow
     assert later == ["10.0.9.3:40001>81 (first in director_death)"]
+
+
+class CounterTicks:
+    """ipvsadm's counters as the lab's kernel shows them: the connections scheduled are
+    folded into what a read sees only on the estimator's 2 s tick."""
+
+    def __init__(self, arrivals: dict[float, int]) -> None:
+        self.now = 0.0
+        self.arrivals = arrivals  # time -> connections scheduled then
+        self.reads: list[float] = []
+
+    def read(self) -> dict[str, int]:
+        self.reads.append(self.now)
+        tick = (self.now // 2.0) * 2.0
+        return {"d1": sum(n for at, n in self.arrivals.items() if at <= tick)}
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_counters_are_read_once_they_have_stood_still_longer_than_the_kernel_tick() -> None:
+    # A burst that ended at 5.25 s: an immediate read shows the 4.0 s tick's 400, not 600.
+    counters = CounterTicks({1.0: 200, 3.0: 200, 5.25: 200})
+    counters.now = 5.5
+    assert counters.read() == {"d1": 400}
+    assert settled_counts(counters.read, clock=lambda: counters.now,
+                          sleep=counters.sleep) == {"d1": 600}
+    # The read at 6.0 saw that tick's 600; the last one 2.5 s later.
+    assert counters.reads[-1] == 8.5
+
+
+def test_counters_that_never_settle_are_an_error_not_a_figure() -> None:
+    counters = CounterTicks({float(t): 1 for t in range(100)})
+    with pytest.raises(TimeoutError, match="still moving after 30 s"):
+        settled_counts(counters.read, clock=lambda: counters.now, sleep=counters.sleep)
