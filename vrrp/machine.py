@@ -1103,9 +1103,14 @@ class VrrpMachine:
         self, advert: Advertisement, source: IPAddress, now: float
     ) -> tuple[Action, ...]:
         if advert.priority == PRIORITY_STOP:
-            # RFC 5798 §6.4.3: another router resigned; assert ourselves at once.
+            # RFC 5798 §6.4.3: another router resigned; assert ourselves at once. Only a
+            # master resigns, so it was master beside us (a sync group's member following
+            # another that met us after a partition): its gratuitous ARPs moved the
+            # neighbours, and they come back only if we announce (see below).
             self._advert_at = now + self._settings.advert_interval
-            return (SendAdvert(self._effective),)
+            if self._settings.strict:
+                return (SendAdvert(self._effective),)
+            return self._reannounce(now)
         if self._settings.strict and self._settings.is_owner:
             # keepalived vrrp_strict sets owner_ignore_adverts: the address owner keeps
             # its addresses whatever another router advertises.
@@ -1147,6 +1152,11 @@ class VrrpMachine:
         # gratuitous ARPs may still arrive after ours (it announced before it heard
         # us): a second burst follows after garp_master_delay, as keepalived's
         # garp_lower_prio_delay (which defaults to it) does.
+        return self._reannounce(now)
+
+    def _reannounce(self, now: float) -> tuple[Action, ...]:
+        """Our advert at once and, at most once per advert interval, the VIPs announced
+        again with a second burst ``garp_master_delay`` later."""
         if self._lower_announce_after is not None and now < self._lower_announce_after:
             return (SendAdvert(self._effective),)
         self._lower_announce_after = now + self._settings.advert_interval

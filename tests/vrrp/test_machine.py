@@ -307,11 +307,20 @@ def master_at_zero(**overrides: object) -> VrrpMachine:
     return machine
 
 
-def test_master_answers_a_resigning_router_at_once() -> None:
+def test_master_answers_a_resigning_router_at_once_and_reannounces() -> None:
     machine = master_at_zero()
-    assert machine.on_advert(advert(0), C, 0.5) == (SendAdvert(255),)
+    # Only a master resigns: it was master beside us (a sync group member following
+    # another after a partition healed), and the neighbours may point at it.
+    assert machine.on_advert(advert(0), C, 0.5) == (SendAdvert(255), Announce())
     assert machine.next_deadline() == 1.5  # Adver_Timer reset
     assert machine.state is State.MASTER
+    # At most once per advert interval, as for a lower priority.
+    assert machine.on_advert(advert(0), C, 0.7) == (SendAdvert(255),)
+    strict = master_at_zero(strict=True, priority=254)
+    assert strict.on_advert(advert(0), C, 0.5) == ()  # not master yet: 254 waits
+    strict.on_timer(strict.next_deadline() or 0.0)
+    assert strict.state is State.MASTER
+    assert strict.on_advert(advert(0), C, 5.0) == (SendAdvert(254),)
 
 
 def test_master_answers_a_lower_priority_advert_at_once_and_reannounces() -> None:
