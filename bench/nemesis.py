@@ -452,7 +452,8 @@ def run_seed(seed: int, seconds: float, kinds: Sequence[str]) -> tuple[Verdict, 
         obs = Observations(faults=tuple(nemesis.injected), holders=holders, statuses=statuses,
                            tables=tables, events=observer.events, procs=observer.procs,
                            backends=BACKENDS, end=end,
-                           client_sends=tuple(s.t - nemesis.start for s in samples))
+                           client_sends=tuple(s.t - nemesis.start for s in samples),
+                           client_answers=tuple((s.t - nemesis.start, s.ok) for s in samples))
         verdict = check(obs)
         extra: dict[str, float] = {"client_outage_max_ms": round(outage * 1000),
                  "client_failed": failed, "client_requests": len(samples)}

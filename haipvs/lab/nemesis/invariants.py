@@ -29,6 +29,7 @@ __all__ = [
     "Verdict",
     "Violation",
     "check",
+    "client_outages",
     "cpu_share",
     "describe",
     "guest_stalls",
@@ -78,6 +79,10 @@ class Bounds:
     script_timeout: float = 1.0
     script_slack: float = 2.0
     fds: int = 400
+    # The client answered again this long after the faults around its outage ended: the
+    # VIP's holder re-elected (single_after_heal) and the neighbours' caches moved to it
+    # (the chaos suite's partition bound; a stale cache lasts tens of seconds).
+    client_after_fault: float = 5.0
     rss_growth_mib_per_h: float = 20.0
     rss_min_span: float = 600.0  # shorter series are start-up noise, reported only
 
@@ -141,6 +146,8 @@ class Observations:
     end: float = 0.0  # the last time observed
     # when the lab client sent each request (it sends on a fixed schedule, open loop)
     client_sends: Sequence[float] = ()
+    # each request's send time and whether it was answered
+    client_answers: Sequence[tuple[float, bool]] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +182,7 @@ def check(obs: Observations, bounds: Bounds = Bounds()) -> Verdict:
     found += _reloads(obs, bounds)
     found += _hygiene(obs, bounds, figures)
     found += _clock(obs, bounds)
+    found += _client_answered(obs, bounds, figures)
     found += [Violation(e.t, "daemon_alive", f"{e.director}'s daemon exited on its own "
                                              f"({e.fields.get('exit', '?')})")
               for e in obs.events if e.event == DAEMON_DIED]
@@ -385,6 +393,49 @@ def _convergence(obs: Observations, bounds: Bounds,
                 else:
                     worst = max(worst, took)
     figures["converge_max_ms"] = round(worst * 1000)
+    return found
+
+
+def client_outages(answers: Sequence[tuple[float, bool]], end: float
+                   ) -> list[tuple[float, float]]:
+    """(last answered send, first answered send after) around each run of unanswered
+    requests; one still unanswered when the run ended ends at ``end``."""
+    found: list[tuple[float, float]] = []
+    last_ok: float | None = None
+    failed = False
+    for t, ok in sorted(answers):
+        if ok:
+            if failed and last_ok is not None:
+                found.append((last_ok, t))
+            last_ok, failed = t, False
+        else:
+            failed = True
+    if failed and last_ok is not None:
+        found.append((last_ok, max(end, last_ok)))
+    return found
+
+
+def _client_answered(obs: Observations, bounds: Bounds,
+                     figures: dict[str, float]) -> list[Violation]:
+    """Whatever a fault did, the client is answered again soon after it ends: an outage
+    may last as long as the faults it overlaps, plus ``client_after_fault``. One no fault
+    explains may last ``client_after_fault``. (The VIP holders alone do not show this: a
+    split brain that healed to one holder can leave the neighbours on the other's MAC.)"""
+    found: list[Violation] = []
+    worst_after = 0.0
+    for start, end in client_outages(obs.client_answers, obs.end):
+        ends = [_effective_end(f, obs) for f in obs.faults if f.at <= end
+                and _effective_end(f, obs) >= start]
+        healed = max([start, *ends])
+        worst_after = max(worst_after, end - healed)
+        if end - healed > bounds.client_after_fault:
+            cause = (f"{end - healed:.2f} s after the faults around it ended" if ends
+                     else f"for {end - start:.2f} s with no fault around it")
+            found.append(Violation(healed + bounds.client_after_fault, "client_answered",
+                                   f"the client was not answered from t={start:.1f}s "
+                                   f"until t={end:.1f}s: {cause} (bound "
+                                   f"{bounds.client_after_fault:g} s)"))
+    figures["client_unanswered_after_fault_max_ms"] = round(worst_after * 1000)
     return found
 
 

@@ -18,6 +18,7 @@ from haipvs.lab.nemesis.invariants import (
     Table,
     Violation,
     check,
+    client_outages,
     cpu_share,
     describe,
     guest_stalls,
@@ -106,6 +107,62 @@ def holders(*steps: tuple[float, bool, bool]) -> list[Holders]:
 
 def invariants_of(found: Sequence[Violation]) -> list[str]:
     return [v.invariant for v in found]
+
+
+def answers(*runs: tuple[float, float, bool]) -> list[tuple[float, bool]]:
+    """(from, to, answered) runs of requests every 0.1 s."""
+    return [(round(start + k * 0.1, 1), ok) for start, stop, ok in runs
+            for k in range(round((stop - start) / 0.1))]
+
+
+def test_a_client_outage_runs_from_the_last_answer_to_the_next() -> None:
+    sent = answers((0, 1, True), (1, 2, False), (2, 3, True), (3, 4, False))
+    assert client_outages(sent, end=4.5) == [(0.9, 2.0), (2.9, 4.5)]
+    assert client_outages(answers((0, 1, True)), end=2) == []
+
+
+def test_the_client_unanswered_6_s_after_a_healed_partition_is_a_violation() -> None:
+    # The split-brain heal that left the neighbours on the loser's MAC: one holder again
+    # 0.2 s after the heal, but the client unanswered until 20.0.
+    partition = Fault(10.0, "partition", "", 4.0)
+    obs = Observations(faults=(partition,),
+                       holders=holders((0, True, False), (12.0, True, True),
+                                       (14.2, True, False)),
+                       client_answers=answers((0, 12, True), (12, 20, False), (20, 25, True)),
+                       end=25)
+    verdict = check(obs)
+    assert invariants_of(verdict.violations) == ["client_answered"]
+    assert verdict.violations[0].t == 19.0
+    assert "6.00 s after the faults around it ended" in verdict.violations[0].what
+    assert verdict.figures["client_unanswered_after_fault_max_ms"] == 6000
+
+
+def test_the_client_answered_within_5_s_of_the_heal_is_within_bounds() -> None:
+    obs = Observations(faults=(Fault(10.0, "partition", "", 4.0),),
+                       client_answers=answers((0, 12, True), (12, 16, False), (16, 25, True)),
+                       end=25)
+    verdict = check(obs)
+    assert verdict.violations == ()
+    assert verdict.figures["client_unanswered_after_fault_max_ms"] == 2000
+
+
+def test_an_outage_no_fault_explains_may_last_5_s() -> None:
+    within = Observations(faults=(), client_answers=answers(
+        (0, 10, True), (10, 14, False), (14, 20, True)), end=20)
+    assert check(within).violations == ()
+    # A fault that ended before the outage began explains none of it.
+    beyond = Observations(faults=(Fault(1.0, "partition", "", 2.0),), client_answers=answers(
+        (0, 10, True), (10, 16, False), (16, 20, True)), end=20)
+    found = check(beyond).violations
+    assert invariants_of(found) == ["client_answered"]
+    assert "for 6.10 s with no fault around it" in found[0].what
+
+
+def test_an_outage_at_the_end_of_the_run_counts_only_what_was_seen() -> None:
+    # The run ended 3 s after the heal with the client still unanswered: not yet known.
+    obs = Observations(faults=(Fault(10.0, "partition", "", 4.0),),
+                       client_answers=answers((0, 12, True), (12, 17, False)), end=17)
+    assert check(obs).violations == ()
 
 
 def test_two_holders_for_1_2_s_while_connected_is_a_violation() -> None:
