@@ -13,7 +13,7 @@ A description is plain frozen values, so a test reads like the network diagram:
         bridges=(Bridge("dir", "br0", ports=("rs1",), addresses=("10.0.0.1/24",)),),
     )
     with build(topo, prefix="t1-") as net:
-        net.run("client", ["ping", "-c1", "10.0.0.11"])
+        net.run("client", ["busybox", "ping", "-c1", "10.0.0.11"])
 
 Every namespace gets `prefix` in front of its name, so parallel or leftover runs never
 collide, and teardown removes exactly the namespaces this build made.

@@ -47,7 +47,9 @@ def client_neighbour(pair: DirectorPair) -> str:
 
 
 def client_reaches_vip(pair: DirectorPair) -> bool:
-    ping = pair.net.run("client", ["ping", "-c", "1", "-W", "1", VIP], check=False)
+    # busybox's ping: the lab needs busybox-static anyway, and iputils-ping is not in
+    # ./dev's packages (a fresh machine without it failed here).
+    ping = pair.net.run("client", ["busybox", "ping", "-c", "1", "-W", "1", VIP], check=False)
     return ping.returncode == 0
 
 
