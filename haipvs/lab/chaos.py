@@ -30,12 +30,14 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from checkers.damping import FlapDamping
+from checkers.spec import DampingSettings
 from haipvs.lab.client import Sample, outages, read_samples
 from haipvs.lab.faults import (
     drop_vrrp_ingress,
@@ -63,6 +65,7 @@ from vrrp.timing import master_down_interval, skew_time
 
 __all__ = [
     "ADVERT_INTERVAL",
+    "DAMPING",
     "MASTER_DOWN",
     "PROGRAMMER_MAX_INTERVAL",
     "SCENARIOS",
@@ -71,6 +74,7 @@ __all__ = [
     "ScenarioFailedError",
     "chaos_config",
     "chaos_pair",
+    "damping_lapses",
     "steady",
 ]
 
@@ -521,6 +525,34 @@ def _check_events(found: list[dict[str, Any]], rs: str) -> list[dict[str, Any]]:
             and str(e.get("rs", "")).startswith(rs + ":")]
 
 
+# A verdict's events are logged one after the other: its check.down and the check.damped
+# that starts suppression can be a few milliseconds apart in the log.
+SAME_VERDICT = 0.05
+
+
+def damping_lapses(changes: Sequence[tuple[float, str]], damped_at: float,
+                   settings: DampingSettings) -> list[str]:
+    """What a backend's damping did that its settings do not allow, from the log: the
+    time and cause of each check.up / check.down and the time of the first check.damped.
+    Every verdict change adds ``penalty_per_flap``, decaying (checkers.damping): before
+    suppression began, no change may have taken the penalty over the threshold; the one
+    that began it must have; after it, only the release may change the verdict."""
+    model = FlapDamping(settings)
+    lapses: list[str] = []
+    for at, cause in sorted(changes):
+        if at < damped_at - SAME_VERDICT:
+            if model.record_flap(at):
+                lapses.append(f"a change {damped_at - at:.2f} s before suppression began took"
+                              f" the penalty over {settings.suppress_threshold:g}")
+        elif at > damped_at + SAME_VERDICT and cause != "damping_released":
+            lapses.append(f"a change ({cause}) {at - damped_at:.2f} s after suppression began")
+    if not model.suppressed and not model.record_flap(damped_at):
+        lapses.append(f"suppression began with the penalty at "
+                      f"{model.penalty(damped_at):.0f}, not over "
+                      f"{settings.suppress_threshold:g}")
+    return lapses
+
+
 def scenario_backend_flapping(pair: DirectorPair, seconds: float = FLAP_SECONDS) -> Figures:
     """rs3's link toggles every second: flap damping holds it down after a few flaps, rs1
     and rs2 see no check event and keep serving; rs3 returns once the flapping stops."""
@@ -541,9 +573,22 @@ def scenario_backend_flapping(pair: DirectorPair, seconds: float = FLAP_SECONDS)
     damped = [e for e in found if e.get("event") == "check.damped"]
     others = [e for name in REAL_SERVERS[:2] for e in _check_events(found, name)]
     assert damped, "no check.damped: flap damping did not engage"
-    # Undamped, rise/fall 2 at 0.5 s follows a 1 s flap about every second (~seconds
-    # transitions); damping must hold it to the few flaps before suppression.
-    assert len(rs3) <= 4, f"{len(rs3)} check transitions for rs3"
+    # Undamped, rise/fall 2 at 0.5 s follows a 1 s flap about every second. Damped, rs3
+    # changes only until its penalty passes the threshold, then is held down. How many
+    # changes that takes depends on how far apart the guest let them fall (3 at 1 s;
+    # a CI run on a busy guest saw 5), so the rule is checked against the settings, not a
+    # count.
+    # The penalty counts every change since this daemon started (its start's own rise
+    # included), not only this scenario's.
+    logged = events(pair, "dir1")
+    started = max((i for i, e in enumerate(logged) if e.get("event") == "director.started"),
+                  default=0)
+    changes = [(wall(e), str(e.get("cause", "")))
+               for e in _check_events(logged[started:], REAL_SERVERS[2])]
+    lapses = damping_lapses(changes, wall(damped[0]), DampingSettings(**DAMPING))
+    assert not lapses, (f"rs3's damping: {'; '.join(lapses)} (changes at "
+                        + ", ".join(f"{at - wall(damped[0]):+.2f}s {cause}"
+                                    for at, cause in changes) + ")")
     assert not others, f"other backends affected: {others}"
     # rs1 and rs2 kept serving through the whole flapping.
     served = {s.server for s in client_samples(pair, mark + 3.0, end) if s.ok}
