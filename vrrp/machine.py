@@ -462,8 +462,8 @@ class VrrpMachine:
         self._refresh_at: float | None = None
         self._second_announce_at: float | None = None
         # keepalived garp_lower_prio_repeat: when may a master re-announce after hearing
-        # a lower-priority master (a healed partition)?
-        self._lower_announce_after: float | None = None
+        # another master (a lower priority, or one resigning: a healed partition)?
+        self._reannounce_after: float | None = None
         # keepalived preempt_delay: lower priority masters are tolerated until this time.
         self._preempt_at: float | None = None
         self._last_transition: Transition | None = None
@@ -1116,28 +1116,16 @@ class VrrpMachine:
             # its addresses whatever another router advertises.
             return ()
         detail = f"peer={source} peer_priority={advert.priority} priority={self._effective}"
+        if advert.priority > self._effective:
+            return self._become_backup(
+                TransitionReason.higher_priority_advert, detail, advert, source, now
+            )
         # Same family is guaranteed by _check_advert; compare as unsigned integers
         # (RFC 5798 §6.4.3: "primary IPvX address ... greater than the local").
-        if advert.priority > self._effective or (
-            advert.priority == self._effective and int(source) > int(self._source)
-        ):
-            reason = (
-                TransitionReason.higher_priority_advert
-                if advert.priority > self._effective
-                else TransitionReason.equal_priority_higher_address
+        if advert.priority == self._effective and int(source) > int(self._source):
+            return self._become_backup(
+                TransitionReason.equal_priority_higher_address, detail, advert, source, now
             )
-            actions = self._become_backup(reason, detail, advert, source, now)
-            if self._settings.strict:
-                return actions  # RFC 5798 §6.4.3 as written: cancel the timer, go quietly.
-            # Two masters (a healed partition): our gratuitous ARPs / NAs moved the
-            # neighbours' caches to us, and only the winner can move them back. It does
-            # when it hears a lower priority advert (keepalived garp_lower_prio_repeat,
-            # and our own rule below), but if its advert reached us before any of ours
-            # reached it, it never hears one: we would go quiet and the neighbours keep
-            # sending to us for a reachable time (tens of seconds). So the last thing we
-            # send as master is one advert at our own priority, before the VIPs go.
-            transition, *rest = actions
-            return (transition, SendAdvert(self._effective), *rest)
         # Lower priority (or equal with a lower address): RFC 5798 says discard;
         # keepalived answers at once ("forcing new election") so the other side
         # steps down now instead of after its own timers.
@@ -1157,9 +1145,9 @@ class VrrpMachine:
     def _reannounce(self, now: float) -> tuple[Action, ...]:
         """Our advert at once and, at most once per advert interval, the VIPs announced
         again with a second burst ``garp_master_delay`` later."""
-        if self._lower_announce_after is not None and now < self._lower_announce_after:
+        if self._reannounce_after is not None and now < self._reannounce_after:
             return (SendAdvert(self._effective),)
-        self._lower_announce_after = now + self._settings.advert_interval
+        self._reannounce_after = now + self._settings.advert_interval
         delay = self._settings.garp_master_delay
         if delay and (self._second_announce_at is None or self._second_announce_at > now + delay):
             self._second_announce_at = now + delay
@@ -1218,7 +1206,17 @@ class VrrpMachine:
             TransitionReason.master_down_timer,
             f"peer={source} peer_priority={advert.priority}",
         )
-        return (transition, RemoveVips())
+        if self._settings.strict:
+            # RFC 5798 §6.4.3 as written: cancel the Adver_Timer and go quietly.
+            return (transition, RemoveVips())
+        # Two masters (a healed partition): our gratuitous ARPs / NAs moved the
+        # neighbours' caches to us, and only the winner can move them back. It does when
+        # it hears a lower priority advert (keepalived garp_lower_prio_repeat, and our
+        # own rule in _master_receives), but if its advert reached us before any of ours
+        # reached it, it never hears one: we would go quiet and the neighbours keep
+        # sending to us for a reachable time (tens of seconds). So the last thing we
+        # send as master is one advert at our own priority, before the VIPs go.
+        return (transition, SendAdvert(self._effective), RemoveVips())
 
     def _arm_master_down(self, now: float, reason: TransitionReason, detail: str) -> None:
         interval = master_down_interval(
