@@ -39,6 +39,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -452,8 +453,8 @@ def run_seed(seed: int, seconds: float, kinds: Sequence[str]) -> tuple[Verdict, 
         obs = Observations(faults=tuple(nemesis.injected), holders=holders, statuses=statuses,
                            tables=tables, events=observer.events, procs=observer.procs,
                            backends=BACKENDS, end=end,
-                           client_sends=tuple(s.t - nemesis.start for s in samples),
-                           client_answers=tuple((s.t - nemesis.start, s.ok) for s in samples))
+                           client_requests=tuple(replace(s, t=s.t - nemesis.start)
+                                                 for s in samples))
         verdict = check(obs)
         extra: dict[str, float] = {"client_outage_max_ms": round(outage * 1000),
                  "client_failed": failed, "client_requests": len(samples)}

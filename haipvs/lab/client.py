@@ -48,8 +48,10 @@ class Outage:
         return self.end - self.start
 
 
-def outages(samples: Iterable[Sample], *, min_failed: int = 1) -> list[Outage]:
-    """Gaps with at least `min_failed` failed requests between two successes."""
+def outages(samples: Iterable[Sample], *, min_failed: int = 1,
+            end: float | None = None) -> list[Outage]:
+    """Gaps with at least `min_failed` failed requests between two successes; with `end`
+    (when the record stops), also one still open then, ending at `end`."""
     ordered = sorted(samples, key=lambda s: s.t)
     found: list[Outage] = []
     last_ok: float | None = None
@@ -61,6 +63,8 @@ def outages(samples: Iterable[Sample], *, min_failed: int = 1) -> list[Outage]:
             last_ok, failed = sample.t, 0
         else:
             failed += 1
+    if end is not None and last_ok is not None and failed >= min_failed:
+        found.append(Outage(last_ok, max(end, last_ok), failed))
     return found
 
 

@@ -15,6 +15,7 @@ import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from haipvs.lab.client import Sample, outages
 from haipvs.lab.nemesis.schedule import KINDS, Fault
 
 __all__ = [
@@ -29,7 +30,6 @@ __all__ = [
     "Verdict",
     "Violation",
     "check",
-    "client_outages",
     "cpu_share",
     "describe",
     "guest_stalls",
@@ -144,10 +144,9 @@ class Observations:
     procs: Sequence[Proc] = ()
     backends: Mapping[str, str] = field(default_factory=dict)  # rs name -> address
     end: float = 0.0  # the last time observed
-    # when the lab client sent each request (it sends on a fixed schedule, open loop)
-    client_sends: Sequence[float] = ()
-    # each request's send time and whether it was answered
-    client_answers: Sequence[tuple[float, bool]] = ()
+    # each request the lab client sent (on a fixed schedule, open loop), timed from the
+    # run's start, and whether it was answered
+    client_requests: Sequence[Sample] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,25 +395,6 @@ def _convergence(obs: Observations, bounds: Bounds,
     return found
 
 
-def client_outages(answers: Sequence[tuple[float, bool]], end: float
-                   ) -> list[tuple[float, float]]:
-    """(last answered send, first answered send after) around each run of unanswered
-    requests; one still unanswered when the run ended ends at ``end``."""
-    found: list[tuple[float, float]] = []
-    last_ok: float | None = None
-    failed = False
-    for t, ok in sorted(answers):
-        if ok:
-            if failed and last_ok is not None:
-                found.append((last_ok, t))
-            last_ok, failed = t, False
-        else:
-            failed = True
-    if failed and last_ok is not None:
-        found.append((last_ok, max(end, last_ok)))
-    return found
-
-
 def _client_answered(obs: Observations, bounds: Bounds,
                      figures: dict[str, float]) -> list[Violation]:
     """Whatever a fault did, the client is answered again soon after it ends: an outage
@@ -423,9 +403,10 @@ def _client_answered(obs: Observations, bounds: Bounds,
     split brain that healed to one holder can leave the neighbours on the other's MAC.)"""
     found: list[Violation] = []
     worst_after = 0.0
-    for start, end in client_outages(obs.client_answers, obs.end):
-        ends = [_effective_end(f, obs) for f in obs.faults if f.at <= end
-                and _effective_end(f, obs) >= start]
+    windows = _windows(obs, KINDS)
+    for outage in outages(obs.client_requests, end=obs.end):
+        start, end = outage.start, outage.end
+        ends = [until for at, until, _fault in windows if at <= end and until >= start]
         healed = max([start, *ends])
         worst_after = max(worst_after, end - healed)
         if end - healed > bounds.client_after_fault:
@@ -484,7 +465,7 @@ def _quiet_ipvs(obs: Observations, bounds: Bounds, figures: dict[str, float]) ->
     or a backend that both directors saw stall."""
     found: list[Violation] = []
     allowed = [(a, b + bounds.change_grace) for a, b, _f in _windows(obs, CHANGES_TABLE)]
-    gaps = guest_stalls(obs.client_sends, bounds.guest_stall)
+    gaps = guest_stalls([s.t for s in obs.client_requests], bounds.guest_stall)
     stalls = [e for e in obs.events if _stalled(obs, e, bounds, gaps)]
     figures["backend_stalls"] = len({(e.fields.get("rs"), round(e.t)) for e in stalls})
     figures["guest_stalls"] = len(gaps)
@@ -664,7 +645,7 @@ def _explained_by_a_stall(obs: Observations, event: Event,
 def _clock(obs: Observations, bounds: Bounds) -> list[Violation]:
     found: list[Violation] = []
     steps = [f for f in obs.faults if f.kind == "clock_step"]
-    gaps = guest_stalls(obs.client_sends, bounds.guest_stall) if steps else []
+    gaps = guest_stalls([s.t for s in obs.client_requests], bounds.guest_stall) if steps else []
     stalls = [e for e in obs.events if steps and _stalled(obs, e, bounds, gaps)]
     # Another fault in progress (a kill, a partition, a crash...) moves things by itself:
     # what it moves is judged by the other invariants, not blamed on the clock. Its window

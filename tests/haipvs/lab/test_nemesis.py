@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from haipvs.lab.client import Sample, outages
 from haipvs.lab.nemesis.invariants import (
     Event,
     Holders,
@@ -18,7 +19,6 @@ from haipvs.lab.nemesis.invariants import (
     Table,
     Violation,
     check,
-    client_outages,
     cpu_share,
     describe,
     guest_stalls,
@@ -109,16 +109,21 @@ def invariants_of(found: Sequence[Violation]) -> list[str]:
     return [v.invariant for v in found]
 
 
-def answers(*runs: tuple[float, float, bool]) -> list[tuple[float, bool]]:
+def answers(*runs: tuple[float, float, bool]) -> list[Sample]:
     """(from, to, answered) runs of requests every 0.1 s."""
-    return [(round(start + k * 0.1, 1), ok) for start, stop, ok in runs
-            for k in range(round((stop - start) / 0.1))]
+    return [Sample(round(start + k * 0.1, 1), ok, "rs1" if ok else None,
+                   None if ok else "timeout", 1.0)
+            for start, stop, ok in runs for k in range(round((stop - start) / 0.1))]
+
+
+def answered(sends: Sequence[float]) -> list[Sample]:
+    return [Sample(t, True, "rs1", None, 1.0) for t in sends]
 
 
 def test_a_client_outage_runs_from_the_last_answer_to_the_next() -> None:
     sent = answers((0, 1, True), (1, 2, False), (2, 3, True), (3, 4, False))
-    assert client_outages(sent, end=4.5) == [(0.9, 2.0), (2.9, 4.5)]
-    assert client_outages(answers((0, 1, True)), end=2) == []
+    assert [(o.start, o.end) for o in outages(sent, end=4.5)] == [(0.9, 2.0), (2.9, 4.5)]
+    assert outages(answers((0, 1, True)), end=2) == []
 
 
 def test_the_client_unanswered_6_s_after_a_healed_partition_is_a_violation() -> None:
@@ -128,7 +133,7 @@ def test_the_client_unanswered_6_s_after_a_healed_partition_is_a_violation() -> 
     obs = Observations(faults=(partition,),
                        holders=holders((0, True, False), (12.0, True, True),
                                        (14.2, True, False)),
-                       client_answers=answers((0, 12, True), (12, 20, False), (20, 25, True)),
+                       client_requests=answers((0, 12, True), (12, 20, False), (20, 25, True)),
                        end=25)
     verdict = check(obs)
     assert invariants_of(verdict.violations) == ["client_answered"]
@@ -139,7 +144,7 @@ def test_the_client_unanswered_6_s_after_a_healed_partition_is_a_violation() -> 
 
 def test_the_client_answered_within_5_s_of_the_heal_is_within_bounds() -> None:
     obs = Observations(faults=(Fault(10.0, "partition", "", 4.0),),
-                       client_answers=answers((0, 12, True), (12, 16, False), (16, 25, True)),
+                       client_requests=answers((0, 12, True), (12, 16, False), (16, 25, True)),
                        end=25)
     verdict = check(obs)
     assert verdict.violations == ()
@@ -147,11 +152,11 @@ def test_the_client_answered_within_5_s_of_the_heal_is_within_bounds() -> None:
 
 
 def test_an_outage_no_fault_explains_may_last_5_s() -> None:
-    within = Observations(faults=(), client_answers=answers(
+    within = Observations(faults=(), client_requests=answers(
         (0, 10, True), (10, 14, False), (14, 20, True)), end=20)
     assert check(within).violations == ()
     # A fault that ended before the outage began explains none of it.
-    beyond = Observations(faults=(Fault(1.0, "partition", "", 2.0),), client_answers=answers(
+    beyond = Observations(faults=(Fault(1.0, "partition", "", 2.0),), client_requests=answers(
         (0, 10, True), (10, 16, False), (16, 20, True)), end=20)
     found = check(beyond).violations
     assert invariants_of(found) == ["client_answered"]
@@ -161,7 +166,7 @@ def test_an_outage_no_fault_explains_may_last_5_s() -> None:
 def test_an_outage_at_the_end_of_the_run_counts_only_what_was_seen() -> None:
     # The run ended 3 s after the heal with the client still unanswered: not yet known.
     obs = Observations(faults=(Fault(10.0, "partition", "", 4.0),),
-                       client_answers=answers((0, 12, True), (12, 17, False)), end=17)
+                       client_requests=answers((0, 12, True), (12, 17, False)), end=17)
     assert check(obs).violations == ()
 
 
@@ -622,7 +627,7 @@ def test_guest_stalls_are_gaps_in_the_clients_fixed_schedule() -> None:
 def test_a_guest_stall_just_before_a_one_sided_check_down_explains_its_ops() -> None:
     alone = [e for e in stall_events() if e.director == "dir1"]  # check.down at 20.0
     sends = paced(10.0, 18.9) + paced(19.5, 30.0)  # the guest did not run 18.9-19.5
-    verdict = check(Observations(faults=(), events=alone, end=30, client_sends=sends))
+    verdict = check(Observations(faults=(), events=alone, end=30, client_requests=answered(sends)))
     assert verdict.violations == ()
     assert verdict.figures["guest_stalls"] == 1
     assert verdict.figures["guest_stall_max_ms"] == 600
@@ -636,14 +641,16 @@ def test_a_guest_stall_away_from_the_check_down_explains_nothing(
         gap_from: float, gap_to: float) -> None:
     alone = [e for e in stall_events() if e.director == "dir1"]
     sends = paced(10.0, gap_from) + paced(gap_to, 30.0)
-    found = check(Observations(faults=(), events=alone, end=30, client_sends=sends)).violations
+    found = check(Observations(faults=(), events=alone, end=30,
+                               client_requests=answered(sends))).violations
     assert invariants_of(found) == ["no_op_without_change"] * 2
 
 
 def test_a_short_hiccup_of_the_client_is_no_guest_stall() -> None:
     alone = [e for e in stall_events() if e.director == "dir1"]
     sends = paced(10.0, 19.5) + paced(19.7, 30.0)  # 0.2 s: under the bound
-    found = check(Observations(faults=(), events=alone, end=30, client_sends=sends)).violations
+    found = check(Observations(faults=(), events=alone, end=30,
+                               client_requests=answered(sends))).violations
     assert invariants_of(found) == ["no_op_without_change"] * 2
 
 
@@ -652,7 +659,7 @@ def test_a_guest_stall_during_a_flood_is_the_finding_not_an_excuse() -> None:
     alone = [e for e in stall_events() if e.director == "dir1"]
     sends = paced(10.0, 18.9) + paced(19.5, 30.0)
     found = check(Observations(faults=(flood,), events=alone, end=30,
-                               client_sends=sends)).violations
+                               client_requests=answered(sends))).violations
     assert invariants_of(found) == ["no_op_without_change"] * 2
 
 
@@ -663,14 +670,14 @@ def test_a_clock_step_is_not_blamed_for_a_check_down_a_guest_stall_explains() ->
     alone = [e for e in stall_events() if e.director == "dir1"]
     sends = paced(10.0, 19.0) + paced(19.6, 30.0)
     assert check(Observations(faults=(step,), events=alone, end=30,
-                              client_sends=sends)).violations == ()
+                              client_requests=answered(sends))).violations == ()
     found = check(Observations(faults=(step,), events=alone, end=30,
-                               client_sends=paced(10.0, 30.0))).violations
+                               client_requests=answered(paced(10.0, 30.0)))).violations
     assert set(invariants_of(found)) == {"clock", "no_op_without_change"}
     # a VRRP transition after the step is never explained by a stall
     moved = [*alone, Event(21.0, "dir1", "vrrp.transition", {"to_state": "BACKUP"})]
     found = check(Observations(faults=(step,), events=moved, end=30,
-                               client_sends=sends)).violations
+                               client_requests=answered(sends))).violations
     assert invariants_of(found) == ["clock"]
 
 
@@ -700,14 +707,14 @@ def test_under_api_idle_a_guest_stall_excuses_a_check_down_only_if_the_daemon_wa
     sends = paced(10.0, 18.9) + paced(19.5, 30.0)
     idle = cpu_series("dir1", [(float(t), 0.1) for t in range(10, 31)])
     busy = cpu_series("dir1", [(float(t), 0.8) for t in range(10, 31)])
-    assert check(Observations(faults=(api,), events=alone, end=30, client_sends=sends,
+    assert check(Observations(faults=(api,), events=alone, end=30, client_requests=answered(sends),
                               procs=idle)).violations == ()
-    found = check(Observations(faults=(api,), events=alone, end=30, client_sends=sends,
+    found = check(Observations(faults=(api,), events=alone, end=30, client_requests=answered(sends),
                                procs=busy)).violations
     assert invariants_of(found) == ["no_op_without_change"] * 2
     # without samples the fault's own rule stands: the finding
     found = check(Observations(faults=(api,), events=alone, end=30,
-                               client_sends=sends)).violations
+                               client_requests=answered(sends))).violations
     assert invariants_of(found) == ["no_op_without_change"] * 2
 
 
