@@ -568,7 +568,8 @@ def scenario_backend_flapping(pair: DirectorPair, seconds: float = FLAP_SECONDS)
         time.sleep(max(0.0, mark + flips * 1.0 - time.monotonic()))
     pair.net.link_set("rs3", "eth0", up=True)
     end = time.monotonic()
-    found = events(pair, "dir1", mark1)
+    logged = events(pair, "dir1")
+    found = logged[mark1:]
     rs3 = _check_events(found, REAL_SERVERS[2])
     damped = [e for e in found if e.get("event") == "check.damped"]
     others = [e for name in REAL_SERVERS[:2] for e in _check_events(found, name)]
@@ -580,14 +581,14 @@ def scenario_backend_flapping(pair: DirectorPair, seconds: float = FLAP_SECONDS)
     # count.
     # The penalty counts every change since this daemon started (its start's own rise
     # included), not only this scenario's.
-    logged = events(pair, "dir1")
     started = max((i for i, e in enumerate(logged) if e.get("event") == "director.started"),
                   default=0)
     changes = [(wall(e), str(e.get("cause", "")))
                for e in _check_events(logged[started:], REAL_SERVERS[2])]
-    lapses = damping_lapses(changes, wall(damped[0]), DampingSettings(**DAMPING))
+    damped_at = wall(damped[0])
+    lapses = damping_lapses(changes, damped_at, DampingSettings(**DAMPING))
     assert not lapses, (f"rs3's damping: {'; '.join(lapses)} (changes at "
-                        + ", ".join(f"{at - wall(damped[0]):+.2f}s {cause}"
+                        + ", ".join(f"{at - damped_at:+.2f}s {cause}"
                                     for at, cause in changes) + ")")
     assert not others, f"other backends affected: {others}"
     # rs1 and rs2 kept serving through the whole flapping.

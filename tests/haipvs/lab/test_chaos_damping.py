@@ -7,7 +7,7 @@ from __future__ import annotations
 from checkers.spec import DampingSettings
 from haipvs.lab.chaos import DAMPING, damping_lapses
 
-SETTINGS = DampingSettings(**DAMPING)  # type: ignore[arg-type]
+SETTINGS = DampingSettings(**DAMPING)
 
 
 def test_changes_a_second_apart_are_suppressed_at_the_third() -> None:
