@@ -177,10 +177,11 @@ def check(obs: Observations, bounds: Bounds = Bounds()) -> Verdict:
     found += _status(obs, bounds)
     found += _child_restarts(obs, bounds)
     found += _convergence(obs, bounds, figures)
-    found += _quiet_ipvs(obs, bounds, figures)
+    stalls = _backend_stalls(obs, bounds, figures)
+    found += _quiet_ipvs(obs, bounds, stalls)
     found += _reloads(obs, bounds)
     found += _hygiene(obs, bounds, figures)
-    found += _clock(obs, bounds)
+    found += _clock(obs, bounds, stalls)
     found += _client_answered(obs, bounds, figures)
     found += [Violation(e.t, "daemon_alive", f"{e.director}'s daemon exited on its own "
                                              f"({e.fields.get('exit', '?')})")
@@ -460,16 +461,23 @@ def _stalled(obs: Observations, flip: Event, bounds: Bounds,
                and abs(e.t - flip.t) <= bounds.corroborated for e in obs.events)
 
 
-def _quiet_ipvs(obs: Observations, bounds: Bounds, figures: dict[str, float]) -> list[Violation]:
-    """No IPVS op when nothing changed: every op follows a fault that changes the table,
-    or a backend that both directors saw stall."""
-    found: list[Violation] = []
-    allowed = [(a, b + bounds.change_grace) for a, b, _f in _windows(obs, CHANGES_TABLE)]
+def _backend_stalls(obs: Observations, bounds: Bounds,
+                    figures: dict[str, float]) -> list[Event]:
+    """The check events a stall explains (a backend both directors saw stall, or the
+    guest not running the client), once for every invariant that excuses them."""
     gaps = guest_stalls([s.t for s in obs.client_requests], bounds.guest_stall)
     stalls = [e for e in obs.events if _stalled(obs, e, bounds, gaps)]
     figures["backend_stalls"] = len({(e.fields.get("rs"), round(e.t)) for e in stalls})
     figures["guest_stalls"] = len(gaps)
     figures["guest_stall_max_ms"] = round(max((b - a for a, b in gaps), default=0.0) * 1000)
+    return stalls
+
+
+def _quiet_ipvs(obs: Observations, bounds: Bounds, stalls: Sequence[Event]) -> list[Violation]:
+    """No IPVS op when nothing changed: every op follows a fault that changes the table,
+    or a backend that both directors saw stall (``stalls``)."""
+    found: list[Violation] = []
+    allowed = [(a, b + bounds.change_grace) for a, b, _f in _windows(obs, CHANGES_TABLE)]
     for event in obs.events:
         if not event.event.startswith(IPVS_OP_PREFIXES):
             continue
@@ -642,11 +650,9 @@ def _explained_by_a_stall(obs: Observations, event: Event,
                and s.t <= event.t <= s.t + 5.0 for s in stalls)
 
 
-def _clock(obs: Observations, bounds: Bounds) -> list[Violation]:
+def _clock(obs: Observations, bounds: Bounds, stalls: Sequence[Event]) -> list[Violation]:
     found: list[Violation] = []
     steps = [f for f in obs.faults if f.kind == "clock_step"]
-    gaps = guest_stalls([s.t for s in obs.client_requests], bounds.guest_stall) if steps else []
-    stalls = [e for e in obs.events if steps and _stalled(obs, e, bounds, gaps)]
     # Another fault in progress (a kill, a partition, a crash...) moves things by itself:
     # what it moves is judged by the other invariants, not blamed on the clock. Its window
     # is the fault's effective one (a killed daemon until its status answers again).
