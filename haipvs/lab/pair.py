@@ -295,6 +295,18 @@ class DirectorPair:
         out = self.net.run(name, ["ip", "-4", "-o", "addr", "show", "dev", "eth0"]).stdout
         return f" {VIP}/" in out
 
+    def client_reaches_vip(self) -> bool:
+        """One ping from the client to the VIP answered within a second. busybox's ping:
+        the lab needs busybox-static anyway, and iputils-ping is not among ./dev's
+        packages (a fresh machine without it failed here)."""
+        ping = self.net.run("client", ["busybox", "ping", "-c", "1", "-W", "1", VIP],
+                            check=False)
+        return ping.returncode == 0
+
+    def client_neighbour(self) -> str:
+        """The client's neighbour entry for the VIP (``ip neigh``): whose MAC it uses."""
+        return self.net.run("client", ["ip", "neigh", "show", VIP]).stdout
+
     def log_events(self, name: str) -> list[dict[str, Any]]:
         events = []
         path = self.workdir / f"{name}.log"

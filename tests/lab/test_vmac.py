@@ -50,17 +50,6 @@ def holds_vip_on_vmac(pair: DirectorPair, name: str) -> bool:
     return any(line.split()[1] == VMAC and f" {VIP}/" in line for line in out.splitlines())
 
 
-def client_neighbour(pair: DirectorPair) -> str:
-    return pair.net.run("client", ["ip", "neigh", "show", VIP]).stdout
-
-
-def client_reaches_vip(pair: DirectorPair) -> bool:
-    # busybox's ping: the lab needs busybox-static anyway, and iputils-ping is not in
-    # ./dev's packages (a fresh machine without it failed here).
-    ping = pair.net.run("client", ["busybox", "ping", "-c", "1", "-W", "1", VIP], check=False)
-    return ping.returncode == 0
-
-
 def http_status(pair: DirectorPair) -> str:
     return pair.net.run(
         "client",
@@ -115,8 +104,8 @@ def test_the_vip_answers_with_the_virtual_mac_and_keeps_it_across_failover(
 
     # The client learns the VIP's MAC by ARP: the virtual one, from dir1's macvlan.
     pair.net.run("client", ["ip", "neigh", "flush", "dev", "eth0"])
-    wait_until(lambda: client_reaches_vip(pair), 20)
-    assert MAC in client_neighbour(pair)
+    wait_until(pair.client_reaches_vip, 20)
+    assert MAC in pair.client_neighbour()
     wait_until(lambda: http_status(pair) == "200", 30)
 
     # Failover: dir1 stops (its VIP and then its macvlan go), dir2 takes the VIP on its
@@ -125,12 +114,12 @@ def test_the_vip_answers_with_the_virtual_mac_and_keeps_it_across_failover(
     assert link(pair, "dir1") == ""
     wait_until(lambda: pair.vrrp_state("dir2") == "MASTER", 30)
     wait_until(lambda: holds_vip_on_vmac(pair, "dir2"), 10)
-    wait_until(lambda: client_reaches_vip(pair), 20)
-    assert MAC in client_neighbour(pair)
+    wait_until(pair.client_reaches_vip, 20)
+    assert MAC in pair.client_neighbour()
     wait_until(lambda: http_status(pair) == "200", 30)
     # And a fresh ARP gets the same MAC, now from dir2.
     pair.net.run("client", ["ip", "neigh", "flush", "dev", "eth0"])
-    wait_until(lambda: client_reaches_vip(pair), 20)
-    assert MAC in client_neighbour(pair)
+    wait_until(pair.client_reaches_vip, 20)
+    assert MAC in pair.client_neighbour()
     ready = [e for e in pair.log_events("dir2") if e["event"] == "vrrp.vmac.ready"]
     assert ready and (ready[0]["iface"], ready[0]["mac"]) == (VMAC, MAC)

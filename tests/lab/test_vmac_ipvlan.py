@@ -42,17 +42,6 @@ def mac_of(pair: DirectorPair, name: str, ifname: str) -> str:
     return out.strip()
 
 
-def client_neighbour(pair: DirectorPair) -> str:
-    return pair.net.run("client", ["ip", "neigh", "show", VIP]).stdout
-
-
-def client_reaches_vip(pair: DirectorPair) -> bool:
-    # busybox's ping: the lab needs busybox-static anyway, and iputils-ping is not in
-    # ./dev's packages (a fresh machine without it failed here).
-    ping = pair.net.run("client", ["busybox", "ping", "-c", "1", "-W", "1", VIP], check=False)
-    return ping.returncode == 0
-
-
 @pytest.fixture
 def pair() -> Iterator[DirectorPair]:
     with running_pair(PairSettings(), prefix="ipvl-") as built:
@@ -77,8 +66,8 @@ def test_the_vip_lives_on_an_ipvlan_with_the_directors_own_mac(pair: DirectorPai
     assert not holds_vip_on_ipvlan(pair, "dir2")
 
     pair.net.run("client", ["ip", "neigh", "flush", "dev", "eth0"])
-    wait_until(lambda: client_reaches_vip(pair), 20)
-    assert mac_of(pair, "dir1", "eth0") in client_neighbour(pair)
+    wait_until(pair.client_reaches_vip, 20)
+    assert mac_of(pair, "dir1", "eth0") in pair.client_neighbour()
 
     pair.stop_director("dir1")
     gone = pair.net.run("dir1", ["ip", "-o", "link", "show", IPVLAN], check=False)
@@ -86,5 +75,5 @@ def test_the_vip_lives_on_an_ipvlan_with_the_directors_own_mac(pair: DirectorPai
     wait_until(lambda: pair.vrrp_state("dir2") == "MASTER", 30)
     wait_until(lambda: holds_vip_on_ipvlan(pair, "dir2"), 10)
     # The new master's gratuitous ARPs move the client's entry to its MAC.
-    wait_until(lambda: mac_of(pair, "dir2", "eth0") in client_neighbour(pair), 20)
-    wait_until(lambda: client_reaches_vip(pair), 20)
+    wait_until(lambda: mac_of(pair, "dir2", "eth0") in pair.client_neighbour(), 20)
+    wait_until(pair.client_reaches_vip, 20)
